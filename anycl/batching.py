@@ -1,0 +1,157 @@
+"""Where pairs become tensors: rows of one batch → per-side features (anchor, positive, negatives).
+
+Given pairs are loaded as they are (and augmented when the adapter augments); a row without a
+positive gets two augmented views of its anchor. Hard negatives of all rows are flattened row by row
+(row i's K negatives are contiguous), so the loss can view their embeddings as (B, K, D). Labels are
+hashed to stable integers, the same in every process, so they can be gathered and compared.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any, Dict, List, Mapping, Optional
+
+import torch
+
+from .data import LABEL, Rows
+from .errors import DataError
+
+log = logging.getLogger("anycl")
+
+
+def label_id(value: Any) -> int:
+    """A stable 63-bit integer for a label value (ints keep their value)."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    digest = hashlib.blake2b(repr(value).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def batch_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    """The generator for one batch's augmentations: depends on nothing but (seed, epoch, batch index)."""
+    g = torch.Generator()
+    g.manual_seed((seed * 1_000_003 + epoch) * 1_000_033 + index)
+    return g
+
+
+class BatchBuilder:
+    """Loads, augments and collates the items of one batch for the sides of a model.
+
+    Args:
+        adapters: side name (``anchor``, ``positive``, ``negative``) → adapter.
+        num_negatives: hard-negative columns per row.
+        on_bad_item: ``"raise"`` (default) or ``"skip"``: a row with an item the adapter cannot load
+            is dropped, counted in ``skipped`` and its first names kept in ``skipped_examples``.
+    """
+
+    def __init__(self, adapters: Mapping[str, Any], negative_columns: List[str], on_bad_item: str = "raise",
+                 validators: Optional[Mapping[str, Any]] = None):
+        if on_bad_item not in ("raise", "skip"):
+            raise ValueError(f"on_bad_item must be 'raise' or 'skip', got {on_bad_item!r}")
+        self.adapters = dict(adapters)
+        self.negative_columns = list(negative_columns)
+        self.on_bad_item = on_bad_item
+        self.validators = validators
+        self.skipped = 0
+        self.skipped_examples: List[str] = []
+
+    def _load_row(self, row: dict, train: bool, generator: torch.Generator) -> Optional[Dict[str, Any]]:
+        out = {}
+        a = self.adapters["anchor"]
+        try:
+            anchor = a.load(row["anchor"])
+            if "positive" in row:
+                out["anchor"] = a.augment(anchor, generator) if train else a.eval_view(anchor)
+                p = self.adapters["positive"]
+                positive = p.load(row["positive"])
+                out["positive"] = p.augment(positive, generator) if train else p.eval_view(positive)
+            else:  # self-supervised: two views of one item
+                out["anchor"] = a.augment(anchor, generator)
+                out["positive"] = a.augment(anchor, generator)
+            n = self.adapters.get("negative")
+            for col in self.negative_columns:
+                neg = n.load(row[col])
+                out.setdefault("negative", []).append(n.augment(neg, generator) if train else n.eval_view(neg))
+        except DataError as exc:
+            if self.on_bad_item == "raise":
+                raise
+            self.skipped += 1
+            if len(self.skipped_examples) < 5:
+                self.skipped_examples.append(str(exc))
+            return None
+        return out
+
+    def build(self, rows: List[dict], generator: torch.Generator, train: bool = True) -> Optional[Dict[str, Any]]:
+        loaded = [self._load_row(r, train, generator) for r in rows]
+        keep = [i for i, x in enumerate(loaded) if x is not None]
+        if len(keep) < 2:
+            return None
+        loaded = [loaded[i] for i in keep]
+        batch: Dict[str, Any] = {"size": len(loaded), "num_negatives": len(self.negative_columns)}
+        batch["anchor"] = self.adapters["anchor"].collate([x["anchor"] for x in loaded])
+        batch["positive"] = self.adapters["positive"].collate([x["positive"] for x in loaded])
+        if self.negative_columns:
+            flat = [neg for x in loaded for neg in x["negative"]]
+            batch["negative"] = self.adapters["negative"].collate(flat)
+        if LABEL in rows[0]:
+            batch["labels"] = torch.tensor([label_id(rows[i][LABEL]) for i in keep], dtype=torch.long)
+        return batch
+
+
+def to_device(obj: Any, device: torch.device, non_blocking: bool = False) -> Any:
+    """Move tensors (nested in dicts/lists) to ``device``; leave everything else as it is."""
+    if torch.is_tensor(obj):
+        return obj.to(device, non_blocking=non_blocking)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device, non_blocking) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_device(v, device, non_blocking) for v in obj)
+    return obj
+
+
+class BatchStream(torch.utils.data.IterableDataset):
+    """Yields one epoch of built batches for this process (its slice of every global batch).
+
+    With ``num_workers`` > 0 in a DataLoader, worker w builds batches w, w + n, …; the DataLoader
+    returns them in order, so the result does not depend on the number of workers.
+    """
+
+    def __init__(self, rows: Rows, sampler, builder: BatchBuilder, batch_size: int, epoch: int, seed: int,
+                 rank: int = 0, world_size: int = 1, skip_batches: int = 0, plan=None, validators=None):
+        self.rows, self.sampler, self.builder = rows, sampler, builder
+        self.batch_size, self.epoch, self.seed = batch_size, epoch, seed
+        self.rank, self.world_size, self.skip = rank, world_size, skip_batches
+        self.plan = plan
+        self.validators = validators
+
+    def _global_batches(self):
+        if self.plan is not None:
+            for idx in self.plan:
+                yield self.sampler.rows_for(self.rows, idx)
+        else:
+            from .data import check_row
+
+            seen = 0
+            for rows in self.sampler.stream(self.rows, self.epoch, self.batch_size * self.world_size):
+                if self.validators:
+                    for r in rows:
+                        check_row(r, seen, self.validators)
+                        seen += 1
+                yield rows
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info else (0, 1)
+        for b, rows in enumerate(self._global_batches()):
+            if b < self.skip or (b - self.skip) % nw != wid:
+                continue
+            if self.world_size > 1:
+                if len(rows) < self.batch_size * self.world_size:
+                    continue  # every process needs an equal share for gathering
+                rows = rows[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
+            built = self.builder.build(rows, batch_generator(self.seed, self.epoch, b), train=True)
+            if built is not None:
+                built["index"] = b
+                yield built

@@ -1,0 +1,331 @@
+"""Where data enters: any supported input becomes :class:`Rows` in one column convention.
+
+The convention, for every modality:
+
+- ``anchor`` and ``positive``: a given pair;
+- ``negative`` or ``negative_1`` … ``negative_k``: given hard negatives (optional);
+- ``label``: items sharing a label are positives of each other (optional).
+
+A dataset with a single column of items (any name) is self-supervised: the positive of each item is a
+second augmented view of it. ``columns={"anchor": "query", "positive": "doc"}`` maps other names.
+
+Accepted inputs: a Hugging Face ``Dataset``, ``DatasetDict`` (its ``train`` split), ``IterableDataset``
+(streamed; no length needed), a list of dicts, a list of raw items, a pandas ``DataFrame``, or a path to
+a CSV, JSON Lines, JSON, Parquet file or a folder of files of the modality.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence
+
+from .errors import DataError
+
+ITEM_COLUMNS = ("anchor", "positive")
+LABEL = "label"
+_NEG = re.compile(r"^negative(_\d+)?$")
+
+
+def negative_columns(columns: Sequence[str]) -> List[str]:
+    """The hard-negative columns in their order: ``negative``, ``negative_1``, ``negative_2`` …"""
+    negs = [c for c in columns if _NEG.match(c)]
+    return sorted(negs, key=lambda c: -1 if c == "negative" else int(c.split("_")[1]))
+
+
+class Rows:
+    """Rows of a dataset in the column convention, from whichever source they came.
+
+    Attributes:
+        columns: canonical column names present (``anchor`` always).
+        negatives: the hard-negative columns, in order.
+        has_positive / has_label: whether pairs / labels are given.
+        streaming: True when there is no length and no random access (an ``IterableDataset``).
+    """
+
+    def __init__(self, source: Any, columns: List[str], length: Optional[int], getter: Optional[Callable[[int], dict]],
+                 iterator: Callable[[], Iterator[dict]], column_getter: Optional[Callable[[str], list]] = None,
+                 description: str = ""):
+        self.source = source
+        self.columns = columns
+        self._length = length
+        self._get = getter
+        self._iter = iterator
+        self._column = column_getter
+        self.description = description
+        self.negatives = negative_columns(columns)
+        self.has_positive = "positive" in columns
+        self.has_label = LABEL in columns
+
+    @property
+    def streaming(self) -> bool:
+        return self._length is None
+
+    @property
+    def item_columns(self) -> List[str]:
+        return [c for c in self.columns if c != LABEL]
+
+    def __len__(self) -> int:
+        if self._length is None:
+            raise TypeError("a streamed dataset has no length")
+        return self._length
+
+    def __getitem__(self, i: int) -> dict:
+        if self._get is None:
+            raise TypeError("a streamed dataset has no random access")
+        return self._get(i)
+
+    def __iter__(self) -> Iterator[dict]:
+        return self._iter()
+
+    def column(self, name: str) -> list:
+        """All values of one column (fast path for Arrow-backed datasets)."""
+        if self._column is not None:
+            return self._column(name)
+        return [self[i][name] for i in range(len(self))]
+
+    def __repr__(self) -> str:
+        n = "streamed" if self.streaming else f"{len(self)} rows"
+        return f"Rows({n}, columns={self.columns}{', ' + self.description if self.description else ''})"
+
+
+# ---------------------------------------------------------------------------------------------------
+def _canonical(available: Sequence[str], mapping: Optional[Mapping[str, str]]) -> Dict[str, str]:
+    """Map canonical names → source column names, or raise naming what exists."""
+    available = list(available)
+    mapping = dict(mapping or {})
+    for canon, src in mapping.items():
+        if not (canon in ITEM_COLUMNS or canon == LABEL or _NEG.match(canon)):
+            raise DataError(
+                f"columns= maps to {canon!r}, which is not a column of the convention; use anchor, "
+                f"positive, negative / negative_1..k or label"
+            )
+        if src not in available:
+            raise DataError(f"columns= names {src!r} for {canon!r}, but the dataset's columns are {available}")
+    used = set(mapping.values())
+    out = dict(mapping)
+    for col in available:
+        if col in used:
+            continue
+        if (col in ITEM_COLUMNS or col == LABEL or _NEG.match(col)) and col not in out:
+            out[col] = col
+    if "anchor" not in out:
+        rest = [c for c in available if c not in used and c not in out.values()]
+        label_like = [c for c in rest if c in ("label", "labels")]
+        items = [c for c in rest if c not in label_like]
+        if len(items) == 1 and not any(k != LABEL for k in out):
+            out["anchor"] = items[0]
+            if label_like and LABEL not in out:
+                out[LABEL] = label_like[0]
+        else:
+            raise DataError(
+                f"no 'anchor' column: the dataset's columns are {available}. Name them by the convention "
+                f"(anchor, positive, negative_1..k, label) or map them, e.g. "
+                f"columns={{'anchor': '{available[0] if available else 'query'}', 'positive': "
+                f"'{available[1] if len(available) > 1 else 'document'}'}}"
+            )
+    if any(c != "anchor" and c != LABEL for c in out) and "positive" not in out:
+        raise DataError(
+            f"hard-negative columns {[c for c in out if _NEG.match(c)]} need a 'positive' column; the "
+            f"dataset's columns are {available}"
+        )
+    order = ["anchor", "positive"] + negative_columns(list(out)) + ([LABEL] if LABEL in out else [])
+    return {c: out[c] for c in order if c in out}
+
+
+def _rename(row: Mapping[str, Any], cmap: Dict[str, str]) -> dict:
+    return {canon: row[src] for canon, src in cmap.items()}
+
+
+def _from_records(records: List[dict], mapping, description: str) -> Rows:
+    keys = list(records[0].keys())
+    for i, r in enumerate(records):
+        if not isinstance(r, Mapping):
+            raise DataError(f"row {i} is a {type(r).__name__}, but row 0 is a dict; give every row as a dict")
+        if list(r.keys()) != keys and set(r.keys()) != set(keys):
+            missing = sorted(set(keys) - set(r.keys()))
+            extra = sorted(set(r.keys()) - set(keys))
+            raise DataError(f"row {i} has different columns from row 0 (missing {missing}, extra {extra})")
+    cmap = _canonical(keys, mapping)
+    rows = [_rename(r, cmap) for r in records]
+    return Rows(records, list(cmap), len(rows), rows.__getitem__, lambda: iter(rows),
+                lambda name: [r[name] for r in rows], description)
+
+
+def _from_hf(ds, mapping) -> Rows:
+    cmap = _canonical(ds.column_names, mapping)
+    keep = list(cmap.values())
+    ds = ds.select_columns(keep)
+    inv = cmap
+
+    def get(i):
+        return _rename(ds[int(i)], inv)
+
+    def it():
+        for r in ds:
+            yield _rename(r, inv)
+
+    def column(name):
+        return list(ds[inv[name]])
+
+    return Rows(ds, list(cmap), len(ds), get, it, column, "Hugging Face Dataset")
+
+
+def _from_hf_iterable(ds, mapping) -> Rows:
+    names = ds.column_names
+    if names is None:  # features unknown until the first row is read
+        first = next(iter(ds))
+        names = list(first.keys())
+    cmap = _canonical(names, mapping)
+
+    def it():
+        for r in ds:
+            yield _rename(r, cmap)
+
+    return Rows(ds, list(cmap), None, None, it, None, "streamed Hugging Face IterableDataset")
+
+
+def _from_path(path: Path, mapping, modality_extensions: Sequence[str]) -> Rows:
+    if not path.exists():
+        raise DataError(f"dataset path {str(path)!r} does not exist")
+    if path.is_dir():
+        exts = tuple(e.lower() for e in modality_extensions)
+        if not exts:
+            raise DataError(f"{str(path)!r} is a folder, but this modality does not read files from folders")
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+        if not files:
+            raise DataError(f"folder {str(path)!r} holds no files of this modality (looked for {', '.join(exts)})")
+        return _from_records([{"anchor": str(f)} for f in files], None, f"{len(files)} files under {path}")
+    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
+    import pandas as pd
+
+    try:
+        if suffix in (".csv", ".csv.gz"):
+            df = pd.read_csv(path, keep_default_na=False, na_values=[""])
+        elif suffix in (".tsv",):
+            df = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
+        elif suffix in (".jsonl", ".jsonl.gz", ".ndjson"):
+            df = pd.read_json(path, lines=True)
+        elif suffix == ".json":
+            try:
+                df = pd.read_json(path)
+            except ValueError:
+                df = pd.read_json(path, lines=True)
+        elif suffix == ".parquet":
+            df = pd.read_parquet(path)
+        else:
+            raise DataError(
+                f"cannot read {str(path)!r}: use a .csv, .tsv, .jsonl, .json or .parquet file, or a folder"
+            )
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"cannot read {str(path)!r}: {exc}") from exc
+    return _from_dataframe(df, mapping, f"file {path.name}")
+
+
+def _from_dataframe(df, mapping, description="pandas DataFrame") -> Rows:
+    if len(df) == 0:
+        raise DataError(f"the dataset ({description}) is empty: it has no rows")
+    df = df.astype(object).where(df.notna(), None)
+    records = df.to_dict(orient="records")
+    return _from_records(records, mapping, description)
+
+
+def to_rows(data: Any, columns: Optional[Mapping[str, str]] = None, file_extensions: Sequence[str] = ()) -> Rows:
+    """Turn any supported dataset into :class:`Rows` (see the module docstring), or raise DataError."""
+    if isinstance(data, Rows):
+        return data
+    if data is None:
+        raise DataError("the dataset is None; pass a dataset, a list, a DataFrame or a path")
+    try:
+        import datasets as hf
+    except ImportError:  # pragma: no cover - a dependency
+        hf = None
+    if hf is not None:
+        if isinstance(data, (hf.DatasetDict, hf.IterableDatasetDict)):
+            if "train" not in data:
+                raise DataError(f"the DatasetDict has no 'train' split (its splits: {list(data.keys())}); pass one split")
+            data = data["train"]
+        if isinstance(data, hf.Dataset):
+            if len(data) == 0:
+                raise DataError("the dataset is empty: it has no rows")
+            return _from_hf(data, columns)
+        if isinstance(data, hf.IterableDataset):
+            return _from_hf_iterable(data, columns)
+    if isinstance(data, (str, os.PathLike)):
+        return _from_path(Path(data), columns, file_extensions)
+    try:
+        import pandas as pd
+
+        if isinstance(data, pd.DataFrame):
+            return _from_dataframe(data, columns)
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(data, Mapping):
+        raise DataError(
+            "a dict is not a dataset; pass a list of row dicts, a DataFrame, or datasets.Dataset.from_dict(...)"
+        )
+    if isinstance(data, (list, tuple)):
+        if len(data) == 0:
+            raise DataError("the dataset is empty: it has no rows")
+        if isinstance(data[0], Mapping) and not _is_raw_item_dict(data[0]):
+            return _from_records(list(data), columns, "list of dicts")
+        if columns:
+            raise DataError("columns= applies to datasets with named columns, not to a list of raw items")
+        return _from_records([{"anchor": x} for x in data], None, "list of items")
+    raise DataError(
+        f"cannot use a {type(data).__name__} as a dataset; pass a datasets.Dataset/DatasetDict/IterableDataset, "
+        f"a list of dicts or items, a pandas DataFrame, or a path"
+    )
+
+
+RAW_ITEM_KEYS = {"array", "sampling_rate", "path", "bytes"}
+
+
+def _is_raw_item_dict(d: Mapping) -> bool:
+    """Hugging Face Audio/Image feature dicts are items, not rows."""
+    return bool(d) and set(d.keys()) <= RAW_ITEM_KEYS and ("array" in d or "bytes" in d or "path" in d)
+
+
+def check_items(rows: Rows, validators: Mapping[str, Callable[[Any, str], None]], limit: Optional[int] = None) -> None:
+    """Validate every item (all rows unless streamed, where rows are checked as they are read).
+
+    Raises DataError naming the row and column for None/empty items, items the adapter rejects, and
+    columns that mix item types.
+    """
+    if rows.streaming:
+        return
+    n = len(rows) if limit is None else min(limit, len(rows))
+    for col in rows.columns:
+        values = rows.column(col)[:n]
+        first_type = None
+        for i, v in enumerate(values):
+            where = f"row {i}, column {col!r}"
+            if v is None:
+                raise DataError(f"{where} is missing (None); drop or fill such rows before training")
+            if col == LABEL:
+                continue
+            t = type(v)
+            if first_type is None:
+                first_type = t
+            elif t is not first_type and not (_numeric(t) and _numeric(first_type)):
+                raise DataError(
+                    f"column {col!r} mixes item types: row 0 is {first_type.__name__} but row {i} is "
+                    f"{t.__name__}; give one type per column"
+                )
+            validators[col](v, where)
+
+
+def _numeric(t) -> bool:
+    return issubclass(t, (int, float))
+
+
+def check_row(row: dict, index: int, validators: Mapping[str, Callable[[Any, str], None]]) -> None:
+    """Validate one row (used for streamed data, as rows arrive)."""
+    for col, v in row.items():
+        where = f"row {index}, column {col!r}"
+        if v is None:
+            raise DataError(f"{where} is missing (None); drop or fill such rows before training")
+        if col != LABEL:
+            validators[col](v, where)

@@ -1,0 +1,20 @@
+"""Exceptions that anycl raises for problems a user can fix. Each message names the problem."""
+
+
+class AnyclError(ValueError):
+    """Base class: bad input or configuration, with a message that says what to change."""
+
+
+class DataError(AnyclError):
+    """A dataset, a column or an item cannot be used (empty, missing, wrong type, unreadable)."""
+
+
+class ConfigError(AnyclError):
+    """An option of ``fit``/``load`` is unknown or does not fit the data."""
+
+
+class UnknownNameError(KeyError, AnyclError):
+    """A name that is not in a registry (loss, adapter, sampler)."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0]) if self.args else ""

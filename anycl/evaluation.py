@@ -1,0 +1,208 @@
+"""Evaluation: retrieval metrics over a corpus, and kNN accuracy for labelled items.
+
+Evaluators are callables ``evaluator(model) -> {metric: value}``; ``fit(eval_dataset=...)`` builds one
+from the evaluation data (pairs → retrieval, items with labels → kNN accuracy).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set
+
+import torch
+
+from .data import LABEL, Rows, to_rows
+
+
+def topk_chunked(queries: torch.Tensor, corpus: torch.Tensor, k: int, chunk: int = 4096):
+    """Top-k cosine scores/indices of each query in the corpus, one query chunk at a time.
+
+    Memory is bounded by ``chunk × len(corpus)``, never the full query × corpus matrix at once.
+    Both inputs are expected L2-normalised.
+    """
+    k = min(k, corpus.shape[0])
+    scores, idx = [], []
+    for s in range(0, queries.shape[0], chunk):
+        sim = queries[s:s + chunk] @ corpus.T
+        v, i = sim.topk(k, dim=1)
+        scores.append(v)
+        idx.append(i)
+    return torch.cat(scores), torch.cat(idx)
+
+
+def retrieval_metrics(query_emb: torch.Tensor, corpus_emb: torch.Tensor, relevant: Sequence[Set[int]],
+                      ks: Sequence[int] = (1, 10, 100)) -> Dict[str, float]:
+    """nDCG@10, MRR@10, MAP@100 and Recall@k for binary relevance.
+
+    Args:
+        query_emb: (Q, D) normalised. corpus_emb: (N, D) normalised.
+        relevant: for each query, the set of relevant corpus indices.
+    """
+    if len(relevant) != query_emb.shape[0]:
+        raise ValueError("relevant must give one set of corpus indices per query")
+    depth = max(max(ks), 100)
+    _, top = topk_chunked(query_emb, corpus_emb, depth)
+    top = top.tolist()
+    out: Dict[str, float] = {}
+    ndcg = mrr = ap = 0.0
+    recall = {k: 0.0 for k in ks}
+    for q, ranked in enumerate(top):
+        rel = relevant[q]
+        if not rel:
+            continue
+        hits = [1 if d in rel else 0 for d in ranked]
+        dcg = sum(h / math.log2(r + 2) for r, h in enumerate(hits[:10]))
+        idcg = sum(1 / math.log2(r + 2) for r in range(min(len(rel), 10)))
+        ndcg += dcg / idcg
+        for r, h in enumerate(hits[:10]):
+            if h:
+                mrr += 1 / (r + 1)
+                break
+        found, prec_sum = 0, 0.0
+        for r, h in enumerate(hits[:100]):
+            if h:
+                found += 1
+                prec_sum += found / (r + 1)
+        ap += prec_sum / min(len(rel), 100)
+        for k in ks:
+            recall[k] += sum(hits[:k]) / len(rel)
+    n = sum(1 for r in relevant if r)
+    out["ndcg@10"] = ndcg / n
+    out["mrr@10"] = mrr / n
+    out["map@100"] = ap / n
+    for k in ks:
+        out[f"recall@{k}"] = recall[k] / n
+    return out
+
+
+class RetrievalEvaluator:
+    """Scores a model on retrieving each query's relevant documents from a corpus.
+
+    Args:
+        queries: query items. corpus: document items. relevant: per query, relevant corpus indices.
+        query_modality / corpus_modality: towers to embed each side with (default: anchor / positive).
+    """
+
+    def __init__(self, queries: Sequence[Any], corpus: Sequence[Any], relevant: Sequence[Set[int]],
+                 batch_size: int = 64, query_modality: Optional[str] = None, corpus_modality: Optional[str] = None,
+                 ks: Sequence[int] = (1, 10, 100)):
+        self.queries, self.corpus, self.relevant = list(queries), list(corpus), [set(r) for r in relevant]
+        self.batch_size = batch_size
+        self.query_modality, self.corpus_modality = query_modality, corpus_modality
+        self.ks = ks
+
+    @classmethod
+    def from_pairs(cls, rows: Rows, **kwargs) -> "RetrievalEvaluator":
+        """Queries are the distinct anchors; the corpus is every distinct positive and negative."""
+        corpus: Dict[Any, int] = {}
+        queries: Dict[Any, int] = {}
+        relevant: List[Set[int]] = []
+        for row in rows:
+            q = row["anchor"]
+            if q not in queries:
+                queries[q] = len(queries)
+                relevant.append(set())
+            for col in ["positive"] + rows.negatives:
+                d = row[col]
+                if d not in corpus:
+                    corpus[d] = len(corpus)
+            relevant[queries[q]].add(corpus[row["positive"]])
+        return cls(list(queries), list(corpus), relevant, **kwargs)
+
+    def __call__(self, model) -> Dict[str, float]:
+        qm = self.query_modality or model.sides.get("anchor")
+        cm = self.corpus_modality or model.sides.get("positive")
+        q = model.encode(self.queries, modality=qm, batch_size=self.batch_size)
+        c = model.encode(self.corpus, modality=cm, batch_size=self.batch_size)
+        return retrieval_metrics(q, c, self.relevant, self.ks)
+
+
+def knn_accuracy(train_emb: torch.Tensor, train_labels: Sequence[Any], test_emb: torch.Tensor,
+                 test_labels: Sequence[Any], k: int = 5) -> float:
+    """Majority vote among the k nearest (cosine) training items; ties go to the nearest label."""
+    names = sorted(set(train_labels) | set(test_labels), key=repr)
+    index = {n: i for i, n in enumerate(names)}
+    ytr = torch.tensor([index[y] for y in train_labels])
+    yte = torch.tensor([index[y] for y in test_labels])
+    _, nn_idx = topk_chunked(test_emb, train_emb, k)
+    votes = torch.zeros(len(yte), len(names))
+    weights = torch.linspace(1.0, 0.9, nn_idx.shape[1])  # nearer neighbours break ties
+    votes.scatter_add_(1, ytr[nn_idx], weights.expand_as(nn_idx).contiguous())
+    return float((votes.argmax(1) == yte).float().mean())
+
+
+class KNNEvaluator:
+    """Leave-one-out kNN accuracy over labelled items (each item's neighbours exclude itself)."""
+
+    def __init__(self, items: Sequence[Any], labels: Sequence[Any], k: int = 5, batch_size: int = 64,
+                 modality: Optional[str] = None):
+        if len(set(map(repr, labels))) < 2:
+            raise ValueError("kNN evaluation needs at least two distinct labels")
+        self.items, self.labels, self.k, self.batch_size, self.modality = list(items), list(labels), k, batch_size, modality
+
+    def __call__(self, model) -> Dict[str, float]:
+        emb = model.encode(self.items, modality=self.modality, batch_size=self.batch_size)
+        sim = emb @ emb.T
+        sim.fill_diagonal_(-2.0)
+        names = sorted(set(self.labels), key=repr)
+        index = {n: i for i, n in enumerate(names)}
+        y = torch.tensor([index[v] for v in self.labels])
+        k = min(self.k, len(self.items) - 1)
+        idx = sim.topk(k, dim=1).indices
+        votes = torch.zeros(len(y), len(names))
+        votes.scatter_add_(1, y[idx], torch.linspace(1.0, 0.9, k).expand_as(idx).contiguous())
+        return {f"knn@{k}_accuracy": float((votes.argmax(1) == y).float().mean())}
+
+
+def evaluator_for(eval_dataset: Any, columns: Optional[Mapping[str, str]] = None, batch_size: int = 64,
+                  file_extensions: Sequence[str] = ()):
+    """Build an evaluator from evaluation data: a callable is used as it is; pairs give retrieval
+    metrics; items with labels give kNN accuracy."""
+    if eval_dataset is None or callable(eval_dataset) and not isinstance(eval_dataset, (list, tuple, str)):
+        return eval_dataset
+    rows = to_rows(eval_dataset, columns, file_extensions)
+    if rows.has_positive:
+        return RetrievalEvaluator.from_pairs(rows, batch_size=batch_size)
+    if rows.has_label:
+        return KNNEvaluator(rows.column("anchor"), rows.column(LABEL), batch_size=batch_size)
+    from .errors import DataError
+
+    raise DataError(
+        f"eval_dataset needs pairs (anchor, positive) for retrieval metrics or a 'label' column for kNN "
+        f"accuracy; its columns are {rows.columns}"
+    )
+
+
+def linear_probe_accuracy(train_emb: torch.Tensor, train_labels: Sequence[Any], test_emb: torch.Tensor,
+                          test_labels: Sequence[Any], C: float = 1.0, max_iter: int = 2000, seed: int = 0) -> float:
+    """Accuracy of a logistic regression trained on frozen (standardised) embeddings."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter, random_state=seed))
+    clf.fit(np.asarray(train_emb, dtype=np.float64), [repr(y) for y in train_labels])
+    return float(clf.score(np.asarray(test_emb, dtype=np.float64), [repr(y) for y in test_labels]))
+
+
+class ProbeEvaluator:
+    """kNN and linear-probe accuracy of frozen embeddings on a labelled train/test split.
+
+    Args:
+        train_items, train_labels, test_items, test_labels: the labelled split.
+        k: neighbours for kNN. modality: tower to embed with.
+    """
+
+    def __init__(self, train_items, train_labels, test_items, test_labels, k: int = 5, batch_size: int = 64,
+                 modality: Optional[str] = None, linear: bool = True):
+        self.train_items, self.train_labels = list(train_items), list(train_labels)
+        self.test_items, self.test_labels = list(test_items), list(test_labels)
+        self.k, self.batch_size, self.modality, self.linear = k, batch_size, modality, linear
+
+    def __call__(self, model) -> Dict[str, float]:
+        tr = model.encode(self.train_items, modality=self.modality, batch_size=self.batch_size)
+        te = model.encode(self.test_items, modality=self.modality, batch_size=self.batch_size)
+        out = {f"knn@{self.k}_accuracy": knn_accuracy(tr, self.train_labels, te, self.test_labels, self.k)}
+        if self.linear:
+            out["linear_probe_accuracy"] = linear_probe_accuracy(tr, self.train_labels, te, self.test_labels)
+        return out

