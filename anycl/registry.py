@@ -26,6 +26,7 @@ class Registry:
 
     def __init__(self, kind: str, entry_point_group: Optional[str] = None):
         self.kind = kind
+        self.plural = kind + ("es" if kind.endswith("s") else "s")
         self.entry_point_group = entry_point_group
         self._table: Dict[str, Callable[..., Any]] = {}
         self._plugins_loaded = entry_point_group is None
@@ -91,7 +92,7 @@ class Registry:
         key = self._norm(name)
         if key not in self._table:
             raise UnknownNameError(
-                f"unknown {self.kind} {name!r}; registered {self.kind}s: {', '.join(self.names())}"
+                f"unknown {self.kind} {name!r}; registered {self.plural}: {', '.join(self.names())}"
             )
         return self._table[key]
 

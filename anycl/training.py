@@ -244,7 +244,7 @@ class Trainer:
 
         self.module, self.optimizer = acc.prepare(module, optimizer)
         self.scheduler = scheduler
-        if acc.trackers:
+        if acc.log_with:
             acc.init_trackers("anycl", config=_hparams(args))
 
         bar = tqdm(total=total, desc="train", unit="step", disable=not (args.progress and acc.is_main_process),

@@ -1,0 +1,49 @@
+"""Batches never hold the same item twice, and every row is used once per epoch."""
+import datasets
+
+from anycl.data import to_rows
+from anycl.sampling import InBatchSampler, group_distinct
+
+
+def _rows():
+    # 40 rows over 10 distinct positives: heavy duplication
+    return to_rows([{"anchor": f"q{i}", "positive": f"doc{i % 10}"} for i in range(40)])
+
+
+def _check(batches, rows_of):
+    used = []
+    for b in batches:
+        items = [x for r in rows_of(b) for x in (r["anchor"], r["positive"])]
+        assert len(items) == len(set(items)), f"duplicate item in batch {b}"
+        used += b
+    return used
+
+
+def test_plan_deduplicates_and_covers_every_row():
+    rows = _rows()
+    s = InBatchSampler(seed=3, min_batch_size=1)
+    s.set_key_functions({"anchor": str, "positive": str})
+    plan = s.plan(rows, epoch=0, batch_size=8)
+    used = _check(plan, lambda b: [rows[i] for i in b])
+    assert sorted(used) == list(range(40))
+    assert max(len(b) for b in plan) == 8 and s.stats["deferred"] > 0
+    assert s.plan(rows, 0, 8) == plan and s.plan(rows, 1, 8) != plan  # seeded per epoch
+
+
+def test_stream_deduplicates():
+    ds = datasets.Dataset.from_list([{"anchor": f"q{i}", "positive": f"doc{i % 10}"} for i in range(40)])
+    rows = to_rows(ds.to_iterable_dataset())
+    s = InBatchSampler(seed=0, min_batch_size=1, shuffle_buffer=16)
+    s.set_key_functions({"anchor": str, "positive": str})
+    batches = list(s.stream(rows, 0, 8))
+    seen = []
+    for b in batches:
+        items = [x for r in b for x in (r["anchor"], r["positive"])]
+        assert len(items) == len(set(items))
+        seen += [r["anchor"] for r in b]
+    assert sorted(seen) == sorted(f"q{i}" for i in range(40))
+
+
+def test_group_distinct_handles_all_identical():
+    batches = list(group_distinct(iter(range(5)), lambda i: ("same",), 4))
+    assert batches == [[0], [1], [2], [3], [4]]
