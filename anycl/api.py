@@ -63,6 +63,7 @@ FIT_OPTIONS: Dict[str, str] = {
     "log_every": "log every N steps",
     "progress": "show the progress bar",
     "cpu": "train on the CPU even when a GPU is present",
+    "freeze": "towers to keep fixed: a modality, a list, or {modality: 'all'|'encoder'} ('encoder' trains the head)",
 }
 
 
@@ -193,7 +194,12 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
     loss_options = dict(o.get("loss_options") or {})
     if o.get("temperature") is not None:
         loss_options["temperature"] = o["temperature"]
-    if loss is None:
+    cross_modal = len(set(sides.values())) > 1
+    if loss is None and cross_modal:  # CLIP/CLAP: both directions, CLIP's initial temperature
+        loss = "infonce"
+        loss_options.setdefault("symmetric", True)
+        loss_options.setdefault("temperature", 0.07)
+    elif loss is None:
         loss = anchor_adapter_cls.default_loss
         for k, v in anchor_adapter_cls.default_loss_options.items():
             loss_options.setdefault(k, v)
@@ -255,6 +261,10 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
     model = build_model(sides, model=o.get("model"), encoder=o.get("encoder"),
                         encoder_options=o.get("encoder_options"), adapter_options=o.get("adapter_options"),
                         head=o.get("head", "default"))
+    if o.get("freeze"):
+        from .crossmodal import freeze
+
+        freeze(model, o["freeze"])
     side_adapters = {s: model.tower(s).adapter for s in SIDES}
     validators = {"anchor": side_adapters["anchor"].validate, "positive": side_adapters["positive"].validate}
     for c in rows.negatives:
@@ -275,7 +285,16 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
         key_fns[c] = side_adapters["negative"].key
     sampler.set_key_functions(key_fns)
     builder = BatchBuilder(side_adapters, rows.negatives, on_bad_item=o.get("on_bad_item", "raise"))
-    evaluator = evaluator_for(o.get("eval_dataset"), o.get("columns"), file_extensions=exts)
+    eval_data = o.get("eval_dataset")
+    if cross_modal and eval_data is not None and not callable(eval_data):
+        from .crossmodal import CrossModalRetrievalEvaluator
+
+        eval_rows = to_rows(eval_data, o.get("columns"))
+        if not eval_rows.has_positive:
+            raise ConfigError("a cross-modal eval_dataset needs aligned (anchor, positive) pairs")
+        evaluator = CrossModalRetrievalEvaluator(eval_rows.column("anchor"), eval_rows.column("positive"))
+    else:
+        evaluator = evaluator_for(eval_data, o.get("columns"), file_extensions=exts)
 
     trainer = Trainer(model, loss_fn, rows, sampler, builder, args, evaluator=evaluator,
                       callbacks=o.get("callbacks") or ())

@@ -65,7 +65,16 @@ class Tower(nn.Module):
         self.encoder = encoder
         self.head = head
         self.encode_with_head = bool(encode_with_head and head is not None)
+        self.frozen: Optional[str] = None  # "all" or "encoder" once anycl.crossmodal.freeze ran
         adapter.attach(encoder)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.frozen:  # frozen parts keep evaluation behaviour (no dropout, fixed BatchNorm statistics)
+            self.encoder.eval()
+            if self.frozen == "all" and self.head is not None:
+                self.head.eval()
+        return self
 
     @property
     def modality(self) -> str:
