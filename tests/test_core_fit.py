@@ -144,3 +144,10 @@ def test_third_party_adapter_registers_by_name(text_pairs):
 
     model = anycl.fit([float(i) for i in range(16)], modality="test_numbers", epochs=2, progress=False)
     assert model.encode([1.0, 2.0]).shape == (2, 4)
+
+
+def test_gradient_accumulation_steps_the_optimiser_every_n_batches(text_pairs, minilm_path):
+    model = anycl.fit(text_pairs, modality="text", model=minilm_path, gradient_accumulation_steps=3, **FAST)
+    # 24 pairs / batch 8 = 3 batches → one optimiser step (accumulation adds no negatives: each batch
+    # still contrasts its own 8 pairs)
+    assert model.trainer.global_step == 1
