@@ -63,6 +63,7 @@ FIT_OPTIONS: Dict[str, str] = {
     "log_every": "log every N steps",
     "progress": "show the progress bar",
     "cpu": "train on the CPU even when a GPU is present",
+    "gradcache_mini_batch": "GradCache: rows embedded at once (full-batch gradients at mini-batch memory; None: off)",
     "freeze": "towers to keep fixed: a modality, a list, or {modality: 'all'|'encoder'} ('encoder' trains the head)",
 }
 
@@ -248,7 +249,12 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
         num_workers=int(o.get("num_workers", 0)),
         progress=bool(o.get("progress", True)),
         cpu=bool(o.get("cpu", False)),
+        gradcache_mini_batch=o.get("gradcache_mini_batch"),
     )
+    if args.gradcache_mini_batch is not None:  # validate before any model is loaded
+        from .gradcache import GradCache
+
+        GradCache(args.gradcache_mini_batch)
     if args.gradient_accumulation_steps < 1:
         raise ConfigError("gradient_accumulation_steps must be >= 1")
     if args.epochs < 1 and not args.max_steps:

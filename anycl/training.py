@@ -22,6 +22,7 @@ from torch import nn
 from .batching import BatchBuilder, BatchStream, to_device
 from .data import Rows
 from .errors import ConfigError
+from .gradcache import gradcache_step, make_gradcache
 
 log = logging.getLogger("anycl")
 
@@ -47,6 +48,7 @@ class TrainingArgs:
     num_workers: int = 0
     progress: bool = True
     cpu: bool = False
+    gradcache_mini_batch: Optional[int] = None  # rows per GradCache mini-batch (None: off); see anycl.gradcache
 
 
 def warmup_cosine(warmup_steps: int, total_steps: Optional[int]) -> Callable[[int], float]:
@@ -86,6 +88,14 @@ class TrainingModule(nn.Module):
 
     def forward(self, batch: Dict[str, Any], generator: Optional[torch.Generator] = None):
         return self.compute_loss(self.embed(batch, generator), batch)
+
+
+def check_finite(loss: torch.Tensor, step: int, epoch: int) -> None:
+    if not torch.isfinite(loss):
+        raise FloatingPointError(
+            f"the loss became {loss.item()} at step {step} (epoch {epoch}); lower "
+            f"the learning rate or raise the temperature"
+        )
 
 
 def split_loss(out) -> tuple:
@@ -243,6 +253,7 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
 
         self.module, self.optimizer = acc.prepare(module, optimizer)
+        gradcache = make_gradcache(args.gradcache_mini_batch, acc)
         self.scheduler = scheduler
         if acc.log_with:
             acc.init_trackers("anycl", config=_hparams(args))
@@ -263,14 +274,14 @@ class Trainer:
                     gen = torch.Generator(device=acc.device)
                     gen.manual_seed(args.seed * 7_919 + epoch * 104_729 + batch["index"])
                 with acc.accumulate(self.module):
-                    with acc.autocast():
-                        loss, terms = split_loss(self.module(batch, gen))
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(
-                            f"the loss became {loss.item()} at step {self.global_step} (epoch {epoch}); lower "
-                            f"the learning rate or raise the temperature"
-                        )
-                    acc.backward(loss)
+                    if gradcache is not None:  # anycl.gradcache: full-batch gradients, mini-batch memory
+                        loss, terms = gradcache_step(gradcache, acc, self.module, batch, gen,
+                                                     check=lambda l: check_finite(l, self.global_step, epoch))
+                    else:
+                        with acc.autocast():
+                            loss, terms = split_loss(self.module(batch, gen))
+                        check_finite(loss, self.global_step, epoch)
+                        acc.backward(loss)
                     if acc.sync_gradients and args.max_grad_norm:
                         acc.clip_grad_norm_(params, args.max_grad_norm)
                     self.optimizer.step()

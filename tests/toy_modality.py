@@ -1,0 +1,67 @@
+"""A tiny custom modality for scale tests: items are float vectors, the encoder a small MLP.
+
+``prepare`` can add generator-drawn noise (a batched on-device augmentation), the encoder can use
+dropout and the head BatchNorm, so GradCache's random-state replay is exercised on every source of
+randomness a real modality has. Registered as ``toyvec`` (importing this module registers it).
+"""
+import torch
+from torch import nn
+
+from anycl.adapters import Adapter, register
+
+DIM = 6
+
+
+class ToyEncoder(nn.Module):
+    def __init__(self, dim: int = DIM, width: int = 12, dropout: float = 0.0, batchnorm: bool = False):
+        super().__init__()
+        layers = [nn.Linear(dim, width)]
+        if batchnorm:
+            layers.append(nn.BatchNorm1d(width))
+        layers += [nn.Tanh(), nn.Dropout(dropout), nn.Linear(width, width)]
+        self.net = nn.Sequential(*layers)
+        self.embedding_dim = width
+        self.anycl_spec = {"dim": dim, "width": width, "dropout": dropout, "batchnorm": batchnorm}
+
+    def forward(self, x):
+        return self.net(x)
+
+
+@register("toyvec", override=True)
+class ToyAdapter(Adapter):
+    modality = "toyvec"
+    default_loss_options = {"temperature": 0.5}
+    fit_defaults = {"batch_size": 8, "lr": 1e-2, "head": None}
+
+    def __init__(self, noise: float = 0.0, **options):
+        super().__init__(noise=noise, **options)
+        self.noise = float(noise)
+
+    def load(self, item):
+        return torch.as_tensor(item, dtype=torch.float32)
+
+    def key(self, item):
+        return tuple(float(v) for v in item)
+
+    def prepare(self, batch, train, generator=None):
+        if train and self.noise:
+            batch = batch + self.noise * torch.randn(batch.shape, generator=generator, device=batch.device)
+        return batch
+
+    def default_encoder(self, **options):
+        return ToyEncoder(**options)
+
+
+def toy_rows(n: int, negatives: int = 0, labels: bool = False, seed: int = 0):
+    """``n`` (anchor, positive[, negative_k][, label]) rows of random vectors (positive = anchor + noise)."""
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for i in range(n):
+        a = torch.randn(DIM, generator=g)
+        row = {"anchor": a.tolist(), "positive": (a + 0.3 * torch.randn(DIM, generator=g)).tolist()}
+        for k in range(negatives):
+            row[f"negative_{k + 1}"] = torch.randn(DIM, generator=g).tolist()
+        if labels:
+            row["label"] = i % 3
+        rows.append(row)
+    return rows
