@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -21,6 +22,7 @@ from torch import nn
 
 from .batching import BatchBuilder, BatchStream, to_device
 from .data import Rows
+from .distributed import loss_across_processes
 from .errors import ConfigError
 from .gradcache import gradcache_step, make_gradcache
 
@@ -84,7 +86,8 @@ class TrainingModule(nn.Module):
         negative = emb.get("negative")
         if negative is not None:
             negative = negative.view(emb["anchor"].shape[0], batch["num_negatives"], -1)
-        return self.loss(emb["anchor"], emb["positive"], negative, batch.get("labels"))
+        # several processes: every process's rows are candidates (see anycl.distributed)
+        return loss_across_processes(self.loss, emb["anchor"], emb["positive"], negative, batch.get("labels"))
 
     def forward(self, batch: Dict[str, Any], generator: Optional[torch.Generator] = None):
         return self.compute_loss(self.embed(batch, generator), batch)
@@ -121,6 +124,9 @@ def make_accelerator(args: TrainingArgs):
     has_gpu = torch.cuda.is_available() or (hasattr(torch.backends, "mps") and torch.backends.mps.is_available())
     if args.mixed_precision == "fp16" and (args.cpu or not has_gpu):
         raise ConfigError("mixed_precision='fp16' needs a CUDA or MPS device; on CPU use 'bf16' or 'no'")
+    # launched in several processes (torchrun / accelerate launch --multi_gpu) on a machine without a GPU:
+    # without cpu=True Accelerate would start W independent single-process runs instead of one gloo group
+    cpu = args.cpu or (not has_gpu and int(os.environ.get("WORLD_SIZE", "1")) > 1)
     log_with = None
     project = None
     if args.output_dir and args.log_with:
@@ -129,7 +135,7 @@ def make_accelerator(args: TrainingArgs):
     return Accelerator(
         mixed_precision=args.mixed_precision,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
-        cpu=args.cpu,
+        cpu=cpu,
         log_with=log_with,
         project_config=project,
         step_scheduler_with_optimizer=False,
@@ -325,7 +331,8 @@ class Trainer:
                         "; ".join(self.builder.skipped_examples))
         self._callback("on_train_end")
         acc.wait_for_everyone()
-        acc.end_training()
+        for tracker in acc.trackers:  # not acc.end_training(): it would destroy a launched process group
+            tracker.finish()
         self.model = acc.unwrap_model(self.module).model
         self.model.eval()
         return self.model

@@ -7,7 +7,9 @@ randomness a real modality has. Registered as ``toyvec`` (importing this module 
 import torch
 from torch import nn
 
+from anycl import losses as anycl_losses
 from anycl.adapters import Adapter, register
+from anycl.errors import DataError
 
 DIM = 6
 
@@ -38,7 +40,10 @@ class ToyAdapter(Adapter):
         self.noise = float(noise)
 
     def load(self, item):
-        return torch.as_tensor(item, dtype=torch.float32)
+        x = torch.as_tensor(item, dtype=torch.float32)
+        if x.isnan().any():  # stands for an unreadable file
+            raise DataError("cannot read a toy item holding NaN")
+        return x
 
     def key(self, item):
         return tuple(float(v) for v in item)
@@ -52,8 +57,9 @@ class ToyAdapter(Adapter):
         return ToyEncoder(**options)
 
 
-def toy_rows(n: int, negatives: int = 0, labels: bool = False, seed: int = 0):
-    """``n`` (anchor, positive[, negative_k][, label]) rows of random vectors (positive = anchor + noise)."""
+def toy_rows(n: int, negatives: int = 0, labels: bool = False, seed: int = 0, corrupt: tuple = ()):
+    """``n`` (anchor, positive[, negative_k][, label]) rows of random vectors (positive = anchor + noise);
+    the anchors of rows ``corrupt`` cannot be loaded (for ``on_bad_item="skip"``)."""
     g = torch.Generator().manual_seed(seed)
     rows = []
     for i in range(n):
@@ -63,5 +69,29 @@ def toy_rows(n: int, negatives: int = 0, labels: bool = False, seed: int = 0):
             row[f"negative_{k + 1}"] = torch.randn(DIM, generator=g).tolist()
         if labels:
             row["label"] = i % 3
+        if i in corrupt:
+            row["anchor"] = [float("nan")] * DIM
         rows.append(row)
     return rows
+
+
+@anycl_losses.register("toy_vicreg", override=True)
+def toy_vicreg(anchor, positive, negative=None, labels=None, eps=1e-4):
+    """A small VICReg-style negative-free loss whose terms are batch statistics (mean, std, covariance)."""
+    def var_cov(z):
+        z = z - z.mean(0)
+        std = (z.var(0) + eps).sqrt()
+        cov = z.T @ z / (len(z) - 1)
+        off = cov - torch.diag(torch.diag(cov))
+        return torch.relu(1 - std).mean(), off.pow(2).sum() / z.shape[1]
+
+    v_a, c_a = var_cov(anchor)
+    v_p, c_p = var_cov(positive)
+    inv = (anchor - positive).pow(2).sum(1).mean()
+    centring = anchor.mean(0).pow(2).sum()  # a batch mean too (and every parameter gets a gradient)
+    return {"loss": inv + 5 * (v_a + v_p) + (c_a + c_p) + 0.1 * centring, "invariance": inv}
+
+
+toy_vicreg.negative_free = True
+toy_vicreg.in_batch_negatives = False
+toy_vicreg.accepts_negatives = False

@@ -32,11 +32,16 @@ class InfoNCE(ContrastiveLoss):
         anchor: (B, D). positive: (B, D). negative: optional (B, K, D) or (B, D) hard negatives; every
         row's negatives are candidates for every anchor. labels: optional (B,); in-batch candidates
         sharing the anchor's label (other than its own positive) are masked out as false negatives.
+        rows: optional slice of the anchors to score (the mean over them is returned). Across
+        processes each process scores its own anchors against all gathered candidates
+        (``distributed = "rows"``, see :mod:`anycl.distributed`).
 
     >>> loss = InfoNCE(temperature=0.05)
     >>> a = torch.randn(8, 16); loss(a, a + 0.01 * torch.randn(8, 16)).item() < 0.1
     True
     """
+
+    distributed = "rows"  # a mean of per-anchor terms: each process scores its own anchors
 
     def __init__(self, temperature: float = 0.05, symmetric: bool = False, normalize: bool = True):
         super().__init__()
@@ -46,7 +51,7 @@ class InfoNCE(ContrastiveLoss):
         self.symmetric = bool(symmetric)
         self.normalize = bool(normalize)
 
-    def forward(self, anchor, positive, negative=None, labels=None):
+    def forward(self, anchor, positive, negative=None, labels=None, rows=None):
         check_pair(anchor, positive, "infonce")
         anchor, positive, negative = as_float(anchor, positive, negative)
         batch, dim = anchor.shape
@@ -55,17 +60,18 @@ class InfoNCE(ContrastiveLoss):
             anchor = F.normalize(anchor, dim=-1)
             positive = F.normalize(positive, dim=-1)
             negative = None if negative is None else F.normalize(negative, dim=-1)
+        rows = slice(0, batch) if rows is None else rows
+        targets = torch.arange(batch, device=anchor.device)[rows]  # the scored anchors' own positives
         candidates = positive if negative is None else torch.cat([positive, negative.reshape(-1, dim)])
-        logits = anchor @ candidates.T / self.temperature  # (B, B + B*K)
-        targets = torch.arange(batch, device=anchor.device)
+        logits = anchor[rows] @ candidates.T / self.temperature  # (b, B + B*K)
         if labels is not None:
-            same = labels.view(-1, 1) == labels.view(1, -1)  # (B, B)
-            same.fill_diagonal_(False)
+            same = labels[rows].view(-1, 1) == labels.view(1, -1)  # (b, B)
+            same[torch.arange(len(targets)), targets] = False
             logits = logits.clone()
             logits[:, :batch] = logits[:, :batch].masked_fill(same, MASK_VALUE)
         loss = F.cross_entropy(logits, targets)
         if self.symmetric:
-            back = positive @ anchor.T / self.temperature
+            back = positive[rows] @ anchor.T / self.temperature
             if labels is not None:
                 back = back.masked_fill(same, MASK_VALUE)
             loss = 0.5 * (loss + F.cross_entropy(back, targets))

@@ -32,12 +32,17 @@ class ContrastiveLoss(nn.Module):
         accepts_negatives: given or mined hard negatives (``negative`` of shape (B, K, D)) are used.
         needs_labels: the loss needs ``labels`` (B,) (for example supervised contrastive).
         negative_free: no negatives at all (BYOL, SimSiam, VICReg, Barlow Twins).
+        distributed: how the loss runs across processes (see :mod:`anycl.distributed`): ``"global"``
+            (default, any loss: it gets the gathered global batch), ``"rows"`` (a mean of per-anchor
+            terms; ``forward`` takes ``rows=slice`` and scores only those anchors against all
+            candidates; memory linear in the world size) or ``"local"`` (no gathering).
     """
 
     in_batch_negatives: bool = True
     accepts_negatives: bool = True
     needs_labels: bool = False
     negative_free: bool = False
+    distributed: str = "global"
 
     def forward(self, anchor, positive, negative=None, labels=None):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -50,12 +55,12 @@ class FunctionLoss(ContrastiveLoss):
         super().__init__()
         self.fn = fn
         self.options = options
-        for attr in ("in_batch_negatives", "accepts_negatives", "needs_labels", "negative_free"):
+        for attr in ("in_batch_negatives", "accepts_negatives", "needs_labels", "negative_free", "distributed"):
             if hasattr(fn, attr):
                 setattr(self, attr, getattr(fn, attr))
 
-    def forward(self, anchor, positive, negative=None, labels=None):
-        return self.fn(anchor, positive, negative=negative, labels=labels, **self.options)
+    def forward(self, anchor, positive, negative=None, labels=None, **rows):
+        return self.fn(anchor, positive, negative=negative, labels=labels, **rows, **self.options)
 
     def extra_repr(self) -> str:
         return f"{getattr(self.fn, '__name__', self.fn)}, {self.options}"

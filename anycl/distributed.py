@@ -1,0 +1,147 @@
+"""Cross-process negatives: every process's embeddings take part in every process's loss.
+
+Naive data parallelism is wrong for contrastive learning: each process would only see the negatives
+of its own B rows. When training runs in several processes (``accelerate launch``), the trainer's
+``TrainingModule.compute_loss`` calls :func:`loss_across_processes`, which gathers the embeddings of
+all W processes *with gradient* (:func:`gather_with_grad`) and lets the loss run on them in one of
+three ways, chosen by the loss's class attribute ``distributed``:
+
+``"global"`` (the default; right for every loss)
+    The loss gets the gathered anchors, positives, negatives and labels — the whole global batch of
+    N = W·B rows in the same order as a single process with batch N would see it — and computes the
+    global loss on every process. Negative-free losses (VICReg's variance and covariance, Barlow
+    Twins' cross-correlation, batch centring) thereby reduce their statistics over all processes.
+    Memory: the embeddings grow linearly with W; a pairwise loss's N×N scores grow quadratically.
+
+``"rows"`` (declared by losses that are a mean of per-anchor terms, e.g. InfoNCE)
+    The loss gets the same gathered tensors plus the keyword ``rows=slice(start, stop)`` naming this
+    process's anchors, and returns the mean of the terms of those anchors only: each process scores
+    its own B anchors against all N candidates (targets offset by ``start`` = rank·B), so memory is
+    linear in W (B×N scores). A symmetric loss also scores its own B positives against all anchors.
+    anycl rescales the result by W·B/N, so the processes' mean is the global mean even when their
+    batch sizes differ.
+
+``"local"``
+    No gathering: each process computes the loss on its own batch (negatives from its own rows only).
+
+Why the gradients are right: the all-gather's backward sums the gradient that every process's loss
+sends to each process's embeddings (an all-reduce), and data parallelism (DDP, or GradCache's own
+all-reduce) averages parameter gradients over the W processes. For ``"global"``, each of the W
+identical losses contributes dL/de, so the sum is W·dL/de and the average gives exactly dL/dθ of the
+single-process step on the global batch. For ``"rows"``, the processes' losses sum to W·L, the same.
+Tested: ``accelerate launch --cpu --num_processes 2`` with batch B gives the loss and update of one
+process with batch 2B (``tests/test_distributed.py``).
+
+Because gathering happens inside ``compute_loss``, it composes with GradCache (the cached embeddings
+are gathered, the loss's gradient flows back to each process's cached embeddings) and with hard
+negatives (given or mined: they are gathered row-aligned, B·K per process). A loss with a memory
+queue sees the gathered batch, so enqueueing the gathered keys keeps the queue identical on every
+process.
+
+What a loss must declare (class attribute or attribute of a registered function):
+``distributed = "global" | "rows" | "local"``; with ``"rows"``, ``forward`` takes ``rows=`` (a slice,
+``None`` meaning all rows) and the anchors' targets are their positions in the gathered batch.
+"""
+from __future__ import annotations
+
+from typing import Any, List, Optional, Tuple
+
+import torch
+
+MODES = ("global", "rows", "local")
+
+
+def process_info() -> Tuple[int, int]:
+    """(rank, world size) of the default process group; (0, 1) when not running distributed."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _gather_sizes(n: int, device: torch.device, world: int) -> List[int]:
+    import torch.distributed as dist
+
+    mine = torch.tensor([n], dtype=torch.long, device=device)
+    sizes = [torch.zeros_like(mine) for _ in range(world)]
+    dist.all_gather(sizes, mine)
+    return [int(s.item()) for s in sizes]
+
+
+def _all_gather_padded(x: torch.Tensor, sizes: List[int]) -> torch.Tensor:
+    """All-gather along dim 0 when processes hold different numbers of rows (pad to the largest)."""
+    import torch.distributed as dist
+
+    biggest = max(sizes)
+    if x.shape[0] < biggest:
+        pad = x.new_zeros((biggest - x.shape[0], *x.shape[1:]))
+        x = torch.cat([x, pad])
+    parts = [torch.empty_like(x) for _ in sizes]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat([p[:n] for p, n in zip(parts, sizes)])
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather whose backward sums every process's gradient and returns this process's share."""
+
+    @staticmethod
+    def forward(ctx, x, sizes: List[int], rank: int):
+        ctx.sizes, ctx.rank = sizes, rank
+        return _all_gather_padded(x, sizes)
+
+    @staticmethod
+    def backward(ctx, grad):
+        import torch.distributed as dist
+
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)  # sum over processes: each process's loss sends a gradient to these rows
+        start = sum(ctx.sizes[:ctx.rank])
+        return grad[start:start + ctx.sizes[ctx.rank]], None, None
+
+
+def gather_with_grad(x: Optional[torch.Tensor], sizes: Optional[List[int]] = None) -> Optional[torch.Tensor]:
+    """Concatenate ``x`` (n_r, …) from every process in rank order, keeping the gradient path.
+
+    ``sizes`` (rows per process) is looked up when not given. Without a process group, returns ``x``.
+    """
+    if x is None:
+        return None
+    rank, world = process_info()
+    if world == 1:
+        return x
+    if sizes is None:
+        sizes = _gather_sizes(x.shape[0], x.device, world)
+    if x.requires_grad:
+        return _GatherWithGrad.apply(x, sizes, rank)
+    return _all_gather_padded(x, sizes)
+
+
+def loss_across_processes(loss, anchor: torch.Tensor, positive: torch.Tensor, negative: Optional[torch.Tensor] = None,
+                          labels: Optional[torch.Tensor] = None):
+    """Run ``loss`` on this process's embeddings with every process's rows as candidates.
+
+    Inputs are this process's: anchor/positive (B, D), negative (B, K, D) or None, labels (B,) or None.
+    One process: ``loss(anchor, positive, negative, labels)`` unchanged. See the module docstring for
+    the modes a loss declares with its ``distributed`` attribute.
+    """
+    mode = getattr(loss, "distributed", "global")
+    if mode not in MODES:
+        raise ValueError(f"loss {type(loss).__name__} declares distributed={mode!r}; it must be one of {MODES}")
+    rank, world = process_info()
+    if world == 1 or mode == "local":
+        return loss(anchor, positive, negative, labels)
+    sizes = _gather_sizes(anchor.shape[0], anchor.device, world)
+    a, p, n = (gather_with_grad(t, sizes) for t in (anchor, positive, negative))
+    lab = gather_with_grad(labels, sizes)
+    if mode == "global":
+        return loss(a, p, n, lab)
+    start = sum(sizes[:rank])
+    out = loss(a, p, n, lab, rows=slice(start, start + sizes[rank]))
+    scale = world * sizes[rank] / sum(sizes)
+    if scale == 1:
+        return out
+    if isinstance(out, dict):
+        return {**out, "loss": out["loss"] * scale}
+    return out * scale
+

@@ -1,0 +1,65 @@
+"""Training runs compared between ``accelerate launch --num_processes 2`` (local batch B) and one
+process (batch 2B) by tests/test_distributed.py; ``python tests/dist_configs.py OUT`` is what each
+launched process runs."""
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from toy_modality import toy_rows  # noqa: E402  (registers the toyvec modality and toy_vicreg)
+
+LOCAL_BATCH = 4
+BASE = dict(modality="toyvec", epochs=1, progress=False, seed=11, lr=5e-3, log_every=1, log_with=None,
+            max_grad_norm=None)  # clipping would hide a gradient off by the world size
+
+CONFIGS = {
+    # InfoNCE (each process scores its anchors against all gathered candidates) with hard negatives and labels
+    "infonce_negatives_labels": dict(rows=dict(n=32, negatives=2, labels=True), loss="infonce",
+                                     loss_options={"temperature": 0.3}),
+    "infonce_symmetric": dict(rows=dict(n=32, negatives=1), loss="infonce",
+                              loss_options={"temperature": 0.3, "symmetric": True}),
+    # negative-free: batch statistics (variance, covariance) reduced over both processes
+    "negative_free": dict(rows=dict(n=32), loss="toy_vicreg"),
+    # a skipped unreadable row leaves the processes with 3 and 4 rows in one step: still the global mean
+    "uneven_batches": dict(rows=dict(n=32, negatives=1, labels=True, corrupt=(5,)), loss="infonce",
+                           loss_options={"temperature": 0.3}, on_bad_item="skip"),
+    # GradCache on top of gathering (compared with a single uncached process)
+    "infonce_gradcache": dict(rows=dict(n=32, negatives=2), loss="infonce", loss_options={"temperature": 0.3},
+                              gradcache_mini_batch=3),
+}
+
+
+def run(name: str, batch_size: int, **extra):
+    import anycl
+
+    cfg = dict(CONFIGS[name])
+    cfg.update(extra)
+    rows = toy_rows(**cfg.pop("rows"))
+    losses, grads = [], []
+    step = torch.optim.AdamW.step
+
+    def recording_step(self, *a, **k):  # the gradients the optimiser gets (Adam itself hides their scale)
+        grads.append([p.grad.detach().clone() for g in self.param_groups for p in g["params"] if p.grad is not None])
+        return step(self, *a, **k)
+
+    torch.optim.AdamW.step = recording_step
+    try:
+        model = anycl.fit(rows, batch_size=batch_size, callbacks=[lambda t, step, logs: losses.append(logs["loss"])],
+                          **BASE, **cfg)
+    finally:
+        torch.optim.AdamW.step = step
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return {"losses": losses, "grads": grads, "state": state}
+
+
+if __name__ == "__main__":
+    from anycl.distributed import process_info
+
+    out = sys.argv[1]
+    for name in CONFIGS:
+        result = run(name, LOCAL_BATCH)
+        rank, world = process_info()
+        assert world == 2, world
+        torch.save(result, os.path.join(out, f"{name}-rank{rank}.pt"))
