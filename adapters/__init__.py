@@ -23,5 +23,7 @@ def names():
 from .base import Adapter, item_key  # noqa: E402
 from . import text as _text  # noqa: E402,F401  (registers "text")
 from .text import TextAdapter  # noqa: E402
+from . import audio as _audio  # noqa: E402,F401  (registers "audio")
+from .audio import AudioAdapter  # noqa: E402
 
-__all__ = ["ADAPTERS", "Adapter", "TextAdapter", "get", "item_key", "names", "register"]
+__all__ = ["ADAPTERS", "Adapter", "AudioAdapter", "TextAdapter", "get", "item_key", "names", "register"]
