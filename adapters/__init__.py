@@ -25,5 +25,8 @@ from . import text as _text  # noqa: E402,F401  (registers "text")
 from .text import TextAdapter  # noqa: E402
 from . import audio as _audio  # noqa: E402,F401  (registers "audio")
 from .audio import AudioAdapter  # noqa: E402
+from . import image as _image  # noqa: E402,F401  (registers "image")
+from .image import ImageAdapter  # noqa: E402
 
-__all__ = ["ADAPTERS", "Adapter", "AudioAdapter", "TextAdapter", "get", "item_key", "names", "register"]
+__all__ = ["ADAPTERS", "Adapter", "AudioAdapter", "ImageAdapter", "TextAdapter", "get", "item_key", "names",
+           "register"]

@@ -1,0 +1,212 @@
+"""Images: crop-based contrastive pretraining (SimCLR family) and image towers for cross-modal models.
+
+Pipeline of one item: :func:`~anycl.adapters.image_io.decode` (path / bytes / PIL / numpy / tensor /
+HF ``Image`` dict → uint8 (C, H, W)) → ``augment`` (a random view from
+:mod:`~anycl.adapters.image_augment`, all randomness from the handed ``torch.Generator``) or
+``eval_view`` (resize + centre crop, deterministic) → ``collate`` (uint8 (B, C, S, S), 4× smaller to
+move than floats) → ``prepare`` on the training device (float, scaled to [0, 1], normalised by
+``mean``/``std``).
+
+Options (``fit(..., adapter_options={...})``):
+    preset: ``"simclr"`` (224 px, ImageNet recipe; the default) or ``"small"`` (32 px, no blur, crop
+        scale (0.2, 1)) — see :data:`~anycl.adapters.image_augment.PRESETS`.
+    size and any other :class:`~anycl.adapters.image_augment.AugmentConfig` field: overrides.
+    mode: ``"RGB"`` (default) or ``"L"`` (one grey channel).
+    mean, std: per-channel normalisation (default ImageNet's; one value each in mode L).
+    background: RGB colour transparent pixels are composited over (default white).
+    local_crops, local_size, local_scale: multi-crop (:meth:`ImageAdapter.multi_crop`).
+    augment_on: ``"batch"`` (default): crop and flip per image in ``augment``, the colour ops (jitter,
+        greyscale, blur, solarisation) batched on the device in ``prepare``
+        (:mod:`~anycl.adapters.image_batched`); ``"item"``: every op per image with torchvision v2.
+        Same distribution; ``"batch"`` is several times faster on small images.
+
+Self-supervised rows (only ``anchor``) get two random views of each image; given pairs
+(anchor/positive) are each augmented once.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+from torch import nn
+
+from anycl.errors import ConfigError, DataError
+
+from . import register
+from .base import Adapter, item_key
+from .image_augment import FIELDS, apply_seeded, config_dict, eval_transform, make_config, train_transform
+from .image_batched import photometric
+from .image_encoders import resnet, wrap_encoder
+from .image_io import IMAGE_EXTENSIONS, decode, describe, is_image_like
+
+log = logging.getLogger("anycl")
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@register("image")
+class ImageAdapter(Adapter):
+    """Images in, normalised (B, C, size, size) float tensors out. See the module docstring for options."""
+
+    modality = "image"
+    file_extensions = IMAGE_EXTENSIONS
+    default_loss = "infonce"
+    default_loss_options = {"temperature": 0.2, "symmetric": True}
+    fit_defaults = {"batch_size": 256, "lr": 1e-3, "head": "mlp"}
+
+    def __init__(self, preset: str = "simclr", mode: str = "RGB", mean: Optional[Sequence[float]] = None,
+                 std: Optional[Sequence[float]] = None, background: Sequence[int] = (255, 255, 255),
+                 local_crops: int = 0, local_size: Optional[int] = None,
+                 local_scale: Sequence[float] = (0.05, 0.4), augment_on: str = "batch", **augment_options):
+        if augment_on not in ("batch", "item"):
+            raise ConfigError(f"augment_on must be 'batch' or 'item', got {augment_on!r}")
+        if mode not in ("RGB", "L"):
+            raise ConfigError(f"image mode must be 'RGB' or 'L', got {mode!r}")
+        unknown = sorted(set(augment_options) - set(FIELDS))
+        if unknown:
+            raise ConfigError(
+                f"unknown image adapter option(s) {unknown}; valid: preset, mode, mean, std, background, "
+                f"local_crops, local_size, local_scale, {', '.join(FIELDS)}"
+            )
+        self.aug = make_config(preset, **augment_options)
+        channels = 3 if mode == "RGB" else 1
+        if mean is None:
+            mean = IMAGENET_MEAN if channels == 3 else (0.449,)
+        if std is None:
+            std = IMAGENET_STD if channels == 3 else (0.226,)
+        mean, std = [float(x) for x in mean], [float(x) for x in std]
+        if len(mean) != channels or len(std) != channels:
+            raise ConfigError(f"mean and std need {channels} value(s) each in mode {mode!r}, got {mean} and {std}")
+        if any(s <= 0 for s in std):
+            raise ConfigError(f"std values must be > 0, got {std}")
+        super().__init__(preset=preset, mode=mode, mean=mean, std=std, background=[int(x) for x in background],
+                         local_crops=int(local_crops), local_size=local_size, local_scale=list(local_scale),
+                         augment_on=augment_on,
+                         **{k: (list(v) if isinstance(v, tuple) else v) for k, v in augment_options.items()})
+        self.mode, self.channels = mode, channels
+        self.mean, self.std = mean, std
+        self.background = tuple(int(x) for x in background)
+        self.size = self.aug.size
+        self.local_crops, self.local_scale = int(local_crops), tuple(local_scale)
+        self.local_size = int(local_size or max(8, round(self.size * 96 / 224)))
+        self.augment_on = augment_on
+        batched = augment_on == "batch"
+        self._train_tf = train_transform(self.aug, channels, geometry_only=batched)
+        self._eval_tf = eval_transform(self.aug)
+        self._local_tf = train_transform(self.aug, channels, size=self.local_size, scale=self.local_scale,
+                                         geometry_only=batched)
+        self._warned_small = False
+
+    # ---- one item -----------------------------------------------------------------------------
+    def validate(self, item: Any, where: str) -> None:
+        """Type check only (no decoding): unreadable files are found by ``load`` so they can be skipped."""
+        super().validate(item, where)
+        if not is_image_like(item):
+            raise DataError(
+                f"{where} is a {type(item).__name__}; modality 'image' takes file paths, bytes, PIL images, "
+                f"numpy arrays (H, W[, C]), tensors (C, H, W) or {{'bytes', 'path'}} dicts"
+            )
+
+    def key(self, item: Any) -> Any:
+        from PIL import Image
+
+        if isinstance(item, Image.Image):
+            return ("pil", item.mode, item.size, hashlib.blake2b(item.tobytes(), digest_size=16).digest())
+        return item_key(item)
+
+    def load(self, item: Any) -> torch.Tensor:
+        """Decode to uint8 (C, H, W); raises DataError naming the item. Warns once about small images."""
+        img = decode(item, self.mode, self.background)
+        if not self._warned_small and min(img.shape[1:]) < self.size:
+            self._warned_small = True
+            log.warning(
+                "%s is %dx%d pixels, smaller than the %d px crop; such images are upsampled (set size= to "
+                "change the crop; this is said once)", describe(item), img.shape[2], img.shape[1], self.size
+            )
+        return img
+
+    def augment(self, item: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """One random view, uint8 (C, size, size); deterministic given the generator's state.
+
+        With ``augment_on="batch"`` only the crop and flip happen here; ``prepare`` adds the colour ops.
+        """
+        return apply_seeded(self._train_tf, item, generator)
+
+    def eval_view(self, item: torch.Tensor) -> torch.Tensor:
+        """Resize the short side to ``size × eval_resize`` and centre-crop ``size`` (no randomness)."""
+        return self._eval_tf(item)
+
+    def multi_crop(self, item: torch.Tensor, generator: torch.Generator, global_crops: int = 2) -> List[torch.Tensor]:
+        """Multi-crop views (Caron et al. 2020): ``global_crops`` views at ``size`` then ``local_crops``
+        views at ``local_size`` with crop scale ``local_scale``. For custom loops over several views."""
+        views = [apply_seeded(self._train_tf, item, generator) for _ in range(global_crops)]
+        views += [apply_seeded(self._local_tf, item, generator) for _ in range(self.local_crops)]
+        return views
+
+    def collate(self, items: List[torch.Tensor]) -> torch.Tensor:
+        shapes = {tuple(x.shape) for x in items}
+        if len(shapes) > 1:
+            raise DataError(f"image views of different shapes in one batch: {sorted(shapes)}")
+        return torch.stack(items)
+
+    def prepare(self, batch: torch.Tensor, train: bool, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """uint8 (B, C, H, W) on the device → float normalised by mean/std (+ batched colour ops when
+        training with ``augment_on="batch"``, drawn from ``generator``)."""
+        x = batch.float() if batch.dtype == torch.uint8 else batch
+        if batch.dtype == torch.uint8:
+            x = x / 255.0
+        if train and self.augment_on == "batch":
+            x = photometric(x, self.aug, generator)
+        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        return (x - mean) / std
+
+    # ---- encoders -------------------------------------------------------------------------------
+    def default_encoder(self, arch: str = "resnet18", small_stem: Optional[bool] = None, width: int = 64,
+                        model: Optional[nn.Module] = None, in_channels: Optional[int] = None) -> nn.Module:
+        """A random-init torchvision ResNet (``arch`` in resnet10/18/34/50), or ``model`` wrapped.
+
+        ``small_stem`` defaults to True for images of 64 px or less (3×3 stride-1 stem, no max-pool).
+        """
+        if model is not None:
+            if isinstance(model, str):
+                raise ConfigError("for images, pass model= an nn.Module (or use encoder_options={'arch': ...})")
+            return wrap_encoder(model)
+        if in_channels is not None and int(in_channels) != self.channels:
+            raise ConfigError(f"this encoder takes {in_channels} channel(s) but the adapter's mode {self.mode!r} "
+                              f"gives {self.channels}")
+        if small_stem is None:
+            small_stem = self.size <= 64
+        return resnet(arch, small_stem=small_stem, width=width, in_channels=self.channels)
+
+    def embedding_dim(self, encoder: nn.Module) -> Optional[int]:
+        """The encoder's ``embedding_dim``, else measured with one blank image in eval mode."""
+        dim = getattr(encoder, "embedding_dim", None)
+        if dim is not None:
+            return int(dim)
+        was = encoder.training
+        try:
+            encoder.eval()
+            dev = next((p.device for p in encoder.parameters()), torch.device("cpu"))
+            with torch.no_grad():
+                out = encoder(torch.zeros(1, self.channels, self.size, self.size, device=dev))
+        except Exception as exc:  # noqa: BLE001 - report what the probe did
+            raise ConfigError(
+                f"could not find the image encoder's output width: set encoder.embedding_dim (a forward pass "
+                f"on a {self.size}px image failed: {exc})"
+            ) from exc
+        finally:
+            encoder.train(was)
+        if out.dim() != 2:
+            raise ConfigError(
+                f"the image encoder returns shape {tuple(out.shape)} for one image; it must return (batch, dim) "
+                f"(wrap it with anycl.adapters.image_encoders.wrap_encoder or pool its output)"
+            )
+        return int(out.shape[1])
+
+    def augment_config(self) -> Dict[str, Any]:
+        """The resolved augmentation recipe (preset + overrides)."""
+        return config_dict(self.aug)

@@ -1,0 +1,174 @@
+"""Decoding images into one form: a ``uint8`` tensor (C, H, W) with C = 3 (RGB) or 1 (greyscale).
+
+Accepted items: a path (str or ``os.PathLike``) to any file Pillow reads, raw file ``bytes``, a
+``PIL.Image``, a numpy array (H, W) or (H, W, C), a torch tensor (C, H, W) or (H, W), and the dicts of
+Hugging Face's ``Image`` feature (``{"bytes": ..., "path": ...}``, undecoded). Channels: 1 (grey),
+2 (grey + alpha), 3 (RGB) or 4 (RGBA). Float arrays/tensors are read as values in [0, 1].
+
+Conversion is the same whatever the source: palette images are expanded, greyscale is repeated to
+RGB (or RGB reduced to luma with ITU-R 601-2 weights in ``mode="L"``), and transparent pixels are
+composited over ``background`` (white by default) instead of showing whatever colour hides under
+alpha = 0. Every failure raises :class:`~anycl.errors.DataError` naming the item.
+"""
+from __future__ import annotations
+
+import io
+import os
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from anycl.errors import DataError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm",
+                    ".pnm", ".ico", ".tga", ".jp2")
+
+
+def describe(item: Any) -> str:
+    """A short name of an item for error messages."""
+    if isinstance(item, (str, os.PathLike)):
+        return f"image file {os.fspath(item)!r}"
+    if isinstance(item, dict):
+        if item.get("path"):
+            return f"image {item['path']!r}"
+        return "image dict (bytes)"
+    if isinstance(item, (bytes, bytearray)):
+        return f"image bytes ({len(item)} bytes)"
+    if torch.is_tensor(item) or isinstance(item, np.ndarray):
+        return f"{type(item).__name__} of shape {tuple(item.shape)}"
+    return f"{type(item).__name__} image"
+
+
+def is_image_like(item: Any) -> bool:
+    """Cheap type check (no decoding): could ``item`` be an image?"""
+    from PIL import Image
+
+    if isinstance(item, (str, os.PathLike, bytes, bytearray, np.ndarray, Image.Image)) or torch.is_tensor(item):
+        return True
+    return isinstance(item, dict) and (bool(item.get("bytes")) or bool(item.get("path")))
+
+
+def _open_pil(item: Any, name: str):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        if isinstance(item, (str, os.PathLike)):
+            img = Image.open(os.fspath(item))
+        else:
+            img = Image.open(io.BytesIO(bytes(item)))
+        img.load()  # decode now: a truncated file fails here, not later in a worker
+        return img
+    except FileNotFoundError:
+        raise DataError(f"{name} does not exist") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise DataError(f"cannot decode {name}: {exc} (corrupt, truncated or not an image)") from None
+
+
+def _pil_to_array(img) -> np.ndarray:
+    """PIL image → (H, W, C) uint8 array, C in 1..4 (alpha kept for compositing)."""
+    mode = img.mode
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode == "PA":
+        img = img.convert("RGBA")
+    elif mode == "1":
+        img = img.convert("L")
+    elif mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 1.0 if mode == "F" else (65535.0 if arr.max(initial=0) > 255 else 255.0)
+        return (np.clip(arr / top, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)[..., None]
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        img = img.convert("RGB")  # CMYK, YCbCr, LAB, HSV …
+    arr = np.asarray(img)
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+def _to_uint8(t: torch.Tensor, name: str) -> torch.Tensor:
+    if t.dtype == torch.uint8:
+        return t
+    if t.dtype == torch.bool:
+        return t.to(torch.uint8) * 255
+    if t.is_floating_point():
+        if not torch.isfinite(t).all():
+            raise DataError(f"{name} holds NaN or infinite values")
+        return (t.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+    if t.dtype in (torch.uint16, torch.int32, torch.int64, torch.int16) and int(t.max()) > 255:
+        return (t.double() / 65535.0 * 255 + 0.5).clamp(0, 255).to(torch.uint8)
+    return t.clamp(0, 255).to(torch.uint8)
+
+
+def _check_chw(t: torch.Tensor, name: str, layout: str) -> None:
+    if t.shape[0] not in (1, 2, 3, 4):
+        raise DataError(
+            f"{name} has {t.shape[0]} channels; images need 1 (grey), 2 (grey+alpha), 3 (RGB) or 4 (RGBA) "
+            f"channels, {layout}"
+        )
+    if t.shape[1] == 0 or t.shape[2] == 0:
+        raise DataError(f"{name} is empty (zero height or width)")
+
+
+def decode(item: Any, mode: str = "RGB", background: Sequence[int] = (255, 255, 255)) -> torch.Tensor:
+    """Decode one item into a ``uint8`` tensor (3, H, W) for ``mode="RGB"`` or (1, H, W) for ``"L"``."""
+    from PIL import Image
+
+    name = describe(item)
+    if isinstance(item, dict) and not isinstance(item, np.ndarray):
+        if item.get("bytes"):
+            item = item["bytes"]
+        elif item.get("path"):
+            item = item["path"]
+        else:
+            raise DataError(f"{name} has neither 'bytes' nor 'path' (an undecoded Hugging Face Image feature has one)")
+    if isinstance(item, (str, os.PathLike, bytes, bytearray)):
+        item = _open_pil(item, name)
+    if isinstance(item, Image.Image):
+        if item.width == 0 or item.height == 0:
+            raise DataError(f"{name} is empty ({item.width}x{item.height} pixels)")
+        t = torch.from_numpy(np.array(_pil_to_array(item), copy=True)).permute(2, 0, 1)
+    elif isinstance(item, np.ndarray):
+        if item.ndim == 2:
+            item = item[..., None]
+        if item.ndim != 3:
+            raise DataError(f"{name}: numpy images must be (H, W) or (H, W, C), got {item.ndim} dimensions")
+        if item.dtype == object or not (np.issubdtype(item.dtype, np.number) or item.dtype == bool):
+            raise DataError(f"{name} has dtype {item.dtype}; images need numbers")
+        t = torch.from_numpy(np.array(item, copy=True)).permute(2, 0, 1)
+        _check_chw(t, name, "channels last for numpy arrays (H, W, C)")
+        t = _to_uint8(t, name)
+    elif torch.is_tensor(item):
+        t = item.detach().cpu()
+        if t.dim() == 2:
+            t = t.unsqueeze(0)
+        if t.dim() != 3:
+            raise DataError(
+                f"{name}: image tensors must be (C, H, W) or (H, W), got {t.dim()} dimensions"
+                + (" (a batch? pass the images as a list)" if t.dim() == 4 else "")
+            )
+        _check_chw(t, name, "channels first for tensors (C, H, W)")
+        t = _to_uint8(t, name)
+    else:
+        raise DataError(f"cannot make an image from a {type(item).__name__}; give a path, PIL image, array or tensor")
+    if t.shape[1] == 0 or t.shape[2] == 0:
+        raise DataError(f"{name} is empty (zero height or width)")
+    return convert_channels(t, mode, background)
+
+
+def convert_channels(t: torch.Tensor, mode: str, background: Sequence[int]) -> torch.Tensor:
+    """uint8 (C, H, W), C in 1..4 → (3, H, W) for ``"RGB"`` or (1, H, W) for ``"L"``; alpha composited."""
+    c = t.shape[0]
+    if c in (2, 4):
+        colour, alpha = t[:-1].float(), t[-1:].float() / 255.0
+        bg = torch.tensor(list(background), dtype=torch.float32)
+        bg = bg[:1] if c == 2 else bg
+        if c == 2 and len(background) == 3:  # grey background for grey images: its luma
+            bg = (torch.tensor(list(background), dtype=torch.float32) * torch.tensor([0.299, 0.587, 0.114])).sum().view(1)
+        t = (colour * alpha + bg.view(-1, 1, 1) * (1 - alpha) + 0.5).clamp(0, 255).to(torch.uint8)
+    if mode == "RGB":
+        return t.expand(3, -1, -1).contiguous() if t.shape[0] == 1 else t.contiguous()
+    if mode == "L":
+        if t.shape[0] == 3:
+            w = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+            t = ((t.float() * w).sum(0, keepdim=True) + 0.5).clamp(0, 255).to(torch.uint8)
+        return t.contiguous()
+    raise DataError(f"unknown image mode {mode!r}; use 'RGB' or 'L'")
