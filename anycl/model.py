@@ -83,7 +83,11 @@ class Tower(nn.Module):
     def forward(self, features: Any, train: bool = True, generator: Optional[torch.Generator] = None,
                 use_head: bool = True) -> torch.Tensor:
         features = self.adapter.prepare(features, train=train, generator=generator)
-        out = self.encoder(features)
+        if self.frozen:  # a frozen encoder needs no autograd graph: less memory, faster steps
+            with torch.no_grad():
+                out = self.encoder(features)
+        else:
+            out = self.encoder(features)
         if out.dim() != 2:
             raise ValueError(
                 f"the {self.modality} encoder must return (batch, dim) embeddings, got shape {tuple(out.shape)}"
