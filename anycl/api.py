@@ -113,8 +113,10 @@ def build_model(sides: Mapping[str, str], *, model: Optional[str] = None, encode
         enc = _per_modality(encoder, m, modalities) if isinstance(encoder, Mapping) else encoder
         if enc is None:
             opts = dict(_per_modality(encoder_options, m, modalities) or {})
-            if model is not None and "model" in inspect.signature(adapter.default_encoder).parameters:
-                opts.setdefault("model", _per_modality(model, m, modalities))
+            # model= names a pretrained model: a string goes to the text tower; {modality: x} picks per tower
+            chosen = model.get(m) if isinstance(model, Mapping) else (model if m == "text" or len(modalities) == 1 else None)
+            if chosen is not None and "model" in inspect.signature(adapter.default_encoder).parameters:
+                opts.setdefault("model", chosen)
             enc = adapter.default_encoder(**opts)
         elif not isinstance(enc, nn.Module):
             raise ConfigError(f"encoder for {m!r} must be an nn.Module, got {type(enc).__name__}")
