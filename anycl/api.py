@@ -64,6 +64,7 @@ FIT_OPTIONS: Dict[str, str] = {
     "progress": "show the progress bar",
     "cpu": "train on the CPU even when a GPU is present",
     "gradcache_mini_batch": "GradCache: rows embedded at once (full-batch gradients at mini-batch memory; None: off)",
+    "collapse_watch": "warn when embeddings collapse (default True; False, or a dict of CollapseWatch options)",
     "freeze": "towers to keep fixed: a modality, a list, or {modality: 'all'|'encoder'} ('encoder' trains the head)",
 }
 
@@ -224,6 +225,19 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
         )
     if getattr(loss_fn, "needs_labels", False) and not rows.has_label:
         raise ConfigError(f"loss {loss!r} needs a 'label' column; the dataset's columns are {rows.columns}")
+    # -- loss requirements (anycl.losses) ------------------------------------------------------------
+    if rows.negatives and getattr(loss_fn, "negative_free", False):
+        raise ConfigError(
+            f"loss {getattr(loss_fn, 'registry_name', loss)!r} is negative-free and cannot use the hard-negative "
+            f"column(s) {rows.negatives}; drop them, or pick a loss that uses them (infonce, triplet, supcon, ...)"
+        )
+    if getattr(loss_fn, "needs_labels", False) and rows.has_label and not rows.streaming:
+        classes = {str(v) for v in rows.column("label")}
+        if len(classes) < 2:
+            raise ConfigError(
+                f"loss {getattr(loss_fn, 'registry_name', loss)!r} contrasts classes, but the 'label' column holds a "
+                f"single class ({sorted(classes)[:1]}); give items of at least two classes"
+            )
     if rows.negatives and not getattr(loss_fn, "accepts_negatives", True):
         log.warning("loss %r does not use hard negatives; the columns %s are ignored", loss, rows.negatives)
     if not rows.streaming and len(rows) < 2:
@@ -304,8 +318,15 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
     else:
         evaluator = evaluator_for(eval_data, o.get("columns"), file_extensions=exts)
 
+    callbacks = list(o.get("callbacks") or ())
+    watch = o.get("collapse_watch", True)
+    if watch:  # anycl.collapse: embedding spread logged, a warning when it falls toward collapse
+        from .collapse import CollapseWatch
+
+        callbacks.append(watch if isinstance(watch, CollapseWatch) else
+                         CollapseWatch(**(watch if isinstance(watch, dict) else {})))
     trainer = Trainer(model, loss_fn, rows, sampler, builder, args, evaluator=evaluator,
-                      callbacks=o.get("callbacks") or ())
+                      callbacks=callbacks)
     trainer.validators = validators if rows.streaming else None
     model = trainer.train()
     model.info.update({

@@ -44,7 +44,7 @@ What a loss must declare (class attribute or attribute of a registered function)
 """
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
@@ -118,26 +118,31 @@ def gather_with_grad(x: Optional[torch.Tensor], sizes: Optional[List[int]] = Non
 
 
 def loss_across_processes(loss, anchor: torch.Tensor, positive: torch.Tensor, negative: Optional[torch.Tensor] = None,
-                          labels: Optional[torch.Tensor] = None):
+                          labels: Optional[torch.Tensor] = None, target: Optional[Dict[str, torch.Tensor]] = None):
     """Run ``loss`` on this process's embeddings with every process's rows as candidates.
 
     Inputs are this process's: anchor/positive (B, D), negative (B, K, D) or None, labels (B,) or None.
     One process: ``loss(anchor, positive, negative, labels)`` unchanged. See the module docstring for
-    the modes a loss declares with its ``distributed`` attribute.
+    the modes a loss declares with its ``distributed`` attribute. ``target`` (momentum-target
+    embeddings by side, no gradient; :mod:`anycl.momentum`) is passed on as ``target=``, gathered
+    like the other inputs.
     """
+    kw = {} if target is None else {"target": target}
     mode = getattr(loss, "distributed", "global")
     if mode not in MODES:
         raise ValueError(f"loss {type(loss).__name__} declares distributed={mode!r}; it must be one of {MODES}")
     rank, world = process_info()
     if world == 1 or mode == "local":
-        return loss(anchor, positive, negative, labels)
+        return loss(anchor, positive, negative, labels, **kw)
     sizes = _gather_sizes(anchor.shape[0], anchor.device, world)
     a, p, n = (gather_with_grad(t, sizes) for t in (anchor, positive, negative))
     lab = gather_with_grad(labels, sizes)
+    if target is not None:
+        kw = {"target": {k: gather_with_grad(v, sizes) for k, v in target.items()}}
     if mode == "global":
-        return loss(a, p, n, lab)
+        return loss(a, p, n, lab, **kw)
     start = sum(sizes[:rank])
-    out = loss(a, p, n, lab, rows=slice(start, start + sizes[rank]))
+    out = loss(a, p, n, lab, rows=slice(start, start + sizes[rank]), **kw)
     scale = world * sizes[rank] / sum(sizes)
     if scale == 1:
         return out

@@ -74,20 +74,49 @@ class TrainingModule(nn.Module):
         super().__init__()
         self.model = model
         self.loss = loss
+        # -- loss support (anycl.momentum, anycl.collapse) ------------------------------------------------
+        # The loss's predictor is sized here (before the optimiser exists); a loss with `momentum_target`
+        # gets an EMA copy of the model whose embeddings reach it as `target=`; the last step's detached
+        # embeddings stay readable for the collapse watch.
+        from .momentum import prepare_loss
+
+        self.target = prepare_loss(model, loss)
+        self._prepare_state = None
+        self.last_embeddings: Dict[str, torch.Tensor] = {}
 
     @staticmethod
     def side_features(batch: Dict[str, Any]) -> Dict[str, Any]:
         return {s: batch[s] for s in ("anchor", "positive", "negative") if s in batch}
 
     def embed(self, batch: Dict[str, Any], generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
+        if self.target is not None and generator is not None:  # replayed by the momentum target's pass
+            self._prepare_state = (generator.get_state(), generator.device)
         return self.model(self.side_features(batch), train=True, generator=generator)
 
     def compute_loss(self, emb: Dict[str, torch.Tensor], batch: Dict[str, Any]):
         negative = emb.get("negative")
         if negative is not None:
             negative = negative.view(emb["anchor"].shape[0], batch["num_negatives"], -1)
+        self.last_embeddings = {s: emb[s].detach() for s in ("anchor", "positive") if s in emb}
+        extra = {}
+        if self.target is not None:  # the EMA copy's embeddings of the same views (anycl.momentum)
+            extra["target"] = self.target_embeddings(batch)
         # several processes: every process's rows are candidates (see anycl.distributed)
-        return loss_across_processes(self.loss, emb["anchor"], emb["positive"], negative, batch.get("labels"))
+        return loss_across_processes(self.loss, emb["anchor"], emb["positive"], negative, batch.get("labels"),
+                                     **extra)
+
+    def target_embeddings(self, batch: Dict[str, Any]) -> Dict[str, torch.Tensor]:
+        """Anchor and positive embedded by the momentum target, without gradient, replaying the
+        augmentation generator state that :meth:`embed` saw (a fresh state under GradCache)."""
+        state, device = self._prepare_state or (None, None)
+        self._prepare_state = None
+        views = {s: batch[s] for s in ("anchor", "positive") if s in batch}
+        return self.target(views, state, device)
+
+    def after_optimizer_step(self, step: int, total: Optional[int]) -> None:
+        """Move the momentum target (if any) towards the model; called after every optimiser step."""
+        if self.target is not None:
+            self.target.update(self.model, step, total)
 
     def forward(self, batch: Dict[str, Any], generator: Optional[torch.Generator] = None):
         return self.compute_loss(self.embed(batch, generator), batch)
@@ -303,6 +332,7 @@ class Trainer:
                 hook = getattr(self.loss, "on_train_step_end", None)
                 if hook is not None:
                     hook(self.global_step, total)
+                acc.unwrap_model(self.module).after_optimizer_step(self.global_step, total)  # EMA target
                 rate = items / max(time.perf_counter() - t0, 1e-9)
                 logs = {"loss": running / n_run, "lr": scheduler.get_last_lr()[0], "items_per_s": rate, "epoch": epoch, **terms}
                 bar.update(1)

@@ -1,11 +1,29 @@
 """The loss registry. ``anycl.losses.get("infonce", temperature=0.05)(anchor_emb, positive_emb)``.
 
-One file per loss family; :mod:`anycl.losses.registry` holds the name → class table.
+One file per loss family; :mod:`anycl.losses.registry` holds the name → class table. Every loss takes
+embeddings only: ``forward(anchor (B, D), positive (B, D), negative=None (B, K, D), labels=None (B,))``.
+See ``docs/losses.md`` for the list, the options and when to use which.
 """
 from .registry import LOSSES, ContrastiveLoss, FunctionLoss, get, names, register
-from . import infonce as _infonce  # noqa: F401  (registers infonce / ntxent / mnrl)
-from . import triplet as _triplet  # noqa: F401  (registers triplet)
-from .infonce import InfoNCE
+from . import infonce as _infonce  # noqa: F401  (infonce / mnrl / ntxent, simclr)
+from . import triplet as _triplet  # noqa: F401  (triplet)
+from . import dcl as _dcl  # noqa: F401  (dcl, dclw)
+from . import supcon as _supcon  # noqa: F401  (supcon)
+from . import siglip as _siglip  # noqa: F401  (siglip)
+from . import negative_free as _negative_free  # noqa: F401  (byol, simsiam)
+from . import vicreg as _vicreg  # noqa: F401  (vicreg)
+from . import barlow as _barlow  # noqa: F401  (barlow_twins)
+from . import queue as _queue  # noqa: F401  (moco)
+from .barlow import BarlowTwins
+from .dcl import DCL, WeightedDCL
+from .infonce import InfoNCE, NTXent2N, info_nce
+from .negative_free import BYOL, SimSiam
+from .queue import MemoryQueue, QueueLoss
+from .siglip import SigLIP
+from .supcon import SupCon
 from .triplet import TripletMargin
+from .vicreg import VICReg
 
-__all__ = ["LOSSES", "ContrastiveLoss", "FunctionLoss", "get", "names", "register", "InfoNCE", "TripletMargin"]
+__all__ = ["LOSSES", "ContrastiveLoss", "FunctionLoss", "get", "names", "register", "InfoNCE", "NTXent2N",
+           "info_nce", "TripletMargin", "DCL", "WeightedDCL", "SupCon", "SigLIP", "BYOL", "SimSiam", "VICReg",
+           "BarlowTwins", "MemoryQueue", "QueueLoss"]

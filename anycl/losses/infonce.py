@@ -1,81 +1,187 @@
-"""InfoNCE (NT-Xent, MultipleNegativesRanking): pick each anchor's positive out of a set of candidates.
+"""InfoNCE (MultipleNegativesRanking) and SimCLR's 2N-way NT-Xent: pick each anchor's positive out of a
+set of candidates.
 
-Reference: van den Oord et al. 2018 (CPC); Chen et al. 2020 (SimCLR); Henderson et al. 2017 (MNRL).
+Reference: van den Oord et al. 2018 (CPC, arXiv:1807.03748); Chen et al. 2020 (SimCLR,
+arXiv:2002.05709); Henderson et al. 2017 (MNRL); Radford et al. 2021 (CLIP: learnable temperature,
+clamped so that 1/τ ≤ 100).
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
-from .registry import ContrastiveLoss, as_float, check_pair, negatives_3d, register
+from .registry import (MASK_VALUE, ContrastiveLoss, as_float, check_pair, flat_negatives, full_precision,
+                       Temperature, register, same_label_mask)
 
-# A finite "minus infinity": masking with -inf makes a row of all-masked logits NaN.
-MASK_VALUE = -1e4
+
+def _row_chunk_ce(q: torch.Tensor, cands: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor,
+                  false_neg: Optional[torch.Tensor]) -> torch.Tensor:
+    """Summed cross-entropy of rows ``q`` (n, D) against ``cands`` (N, D); ``false_neg`` (n, B) masks the
+    first B candidate columns."""
+    logits = (q * scale) @ cands.T  # scaling q (n×D) is cheaper than scaling the n×N logits
+    if false_neg is not None:
+        head = logits[:, :false_neg.shape[1]].masked_fill(false_neg, MASK_VALUE)
+        logits = torch.cat([head, logits[:, false_neg.shape[1]:]], dim=1)
+    return F.cross_entropy(logits, targets, reduction="sum")
+
+
+def info_nce(q: torch.Tensor, cands: torch.Tensor, scale: torch.Tensor, false_neg: Optional[torch.Tensor] = None,
+             chunk_size: Optional[int] = None) -> torch.Tensor:
+    """Mean over rows i of ``-log softmax(scale · q_i·cands)[i]``: row i's positive is candidate i.
+
+    Args:
+        q: (B, D) queries. cands: (N ≥ B, D) candidates; the first B are the queries' positives.
+        scale: 1/τ (a scalar tensor; may require grad).
+        false_neg: optional (B, B) bool, True where candidate j (< B) must not count as a negative of i.
+        chunk_size: score ``chunk_size`` rows at a time under activation checkpointing, so only a
+            chunk_size×N block of logits is ever alive (forward and backward); same values and gradients.
+    """
+    batch = q.shape[0]
+    targets = torch.arange(batch, device=q.device)
+    if not chunk_size or chunk_size >= batch:
+        return _row_chunk_ce(q, cands, targets, scale, false_neg) / batch
+    total = q.new_zeros(())
+    for s in range(0, batch, chunk_size):
+        e = min(s + chunk_size, batch)
+        mask = None if false_neg is None else false_neg[s:e]
+        if torch.is_grad_enabled():
+            total = total + checkpoint(_row_chunk_ce, q[s:e], cands, targets[s:e], scale, mask,
+                                       use_reentrant=False)
+        else:
+            total = total + _row_chunk_ce(q[s:e], cands, targets[s:e], scale, mask)
+    return total / batch
 
 
 @register("infonce", "ntxent", "nt_xent", "mnrl", "multiple_negatives_ranking")
 class InfoNCE(ContrastiveLoss):
-    r"""Cross-entropy over cosine similarities divided by a temperature.
+    r"""Cross-entropy over cosine similarities divided by a temperature (the asymmetric query → candidates
+    form; ``simclr`` is SimCLR's 2N-way form).
 
     For anchor :math:`a_i`, its positive :math:`p_i` and candidates :math:`c_j` (all positives of the
-    batch, then every given hard negative of every row):
+    batch, then every given hard negative of every row, then memory-queue entries):
 
     .. math:: \ell_i = -\log \frac{\exp(\cos(a_i, p_i)/\tau)}{\sum_j \exp(\cos(a_i, c_j)/\tau)}
 
     Args:
-        temperature: :math:`\tau`; 0.05 suits fine-tuning sentence embeddings, 0.1–0.5 pretraining
-            from augmented views.
+        temperature: :math:`\tau` (default 0.05); 0.05 suits fine-tuning sentence embeddings, 0.1–0.5
+            pretraining from augmented views. With ``learn_temperature`` it is the initial value.
         symmetric: also score each positive against all anchors (CLIP's two directions) and average.
         normalize: L2-normalise embeddings first (cosine similarity). Turn off for dot products.
+        learn_temperature: make τ a trained parameter (CLIP: log(1/τ) is learnt, 1/τ clamped at
+            ``max_scale``).
+        max_scale: the clamp on 1/τ when learnt (default 100, i.e. τ ≥ 0.01, as CLIP).
+        chunk_size: score this many anchors at a time with activation checkpointing, for batches whose
+            B×B logits do not fit in memory (same values and gradients; about 1.3× the time).
 
     Inputs:
         anchor: (B, D). positive: (B, D). negative: optional (B, K, D) or (B, D) hard negatives; every
         row's negatives are candidates for every anchor. labels: optional (B,); in-batch candidates
         sharing the anchor's label (other than its own positive) are masked out as false negatives.
-        rows: optional slice of the anchors to score (the mean over them is returned). Across
-        processes each process scores its own anchors against all gathered candidates
-        (``distributed = "rows"``, see :mod:`anycl.distributed`).
+        queue: optional (M, D) memory-queue entries, negatives of every anchor (see ``moco``).
+
+    Returns a scalar: the mean of :math:`\ell_i` over the batch.
 
     >>> loss = InfoNCE(temperature=0.05)
     >>> a = torch.randn(8, 16); loss(a, a + 0.01 * torch.randn(8, 16)).item() < 0.1
     True
     """
 
-    distributed = "rows"  # a mean of per-anchor terms: each process scores its own anchors
-
-    def __init__(self, temperature: float = 0.05, symmetric: bool = False, normalize: bool = True):
+    def __init__(self, temperature: float = 0.05, symmetric: bool = False, normalize: bool = True,
+                 learn_temperature: bool = False, max_scale: float = 100.0, chunk_size: Optional[int] = None):
         super().__init__()
-        if not temperature > 0:
-            raise ValueError(f"infonce: temperature must be > 0, got {temperature}")
-        self.temperature = float(temperature)
+        self.tau = Temperature(temperature, learn_temperature, max_scale, "infonce")
+        if chunk_size is not None and int(chunk_size) < 1:
+            raise ValueError(f"infonce: chunk_size must be >= 1, got {chunk_size}")
         self.symmetric = bool(symmetric)
         self.normalize = bool(normalize)
+        self.chunk_size = None if chunk_size is None else int(chunk_size)
 
-    def forward(self, anchor, positive, negative=None, labels=None, rows=None):
+    @property
+    def temperature(self) -> float:
+        return self.tau.value
+
+    def forward(self, anchor, positive, negative=None, labels=None, queue=None):
         check_pair(anchor, positive, "infonce")
-        anchor, positive, negative = as_float(anchor, positive, negative)
+        anchor, positive, negative, queue = as_float(anchor, positive, negative, queue)
         batch, dim = anchor.shape
-        negative = negatives_3d(negative, batch, dim, "infonce")
-        if self.normalize:
-            anchor = F.normalize(anchor, dim=-1)
-            positive = F.normalize(positive, dim=-1)
-            negative = None if negative is None else F.normalize(negative, dim=-1)
-        rows = slice(0, batch) if rows is None else rows
-        targets = torch.arange(batch, device=anchor.device)[rows]  # the scored anchors' own positives
-        candidates = positive if negative is None else torch.cat([positive, negative.reshape(-1, dim)])
-        logits = anchor[rows] @ candidates.T / self.temperature  # (b, B + B*K)
-        if labels is not None:
-            same = labels[rows].view(-1, 1) == labels.view(1, -1)  # (b, B)
-            same[torch.arange(len(targets)), targets] = False
-            logits = logits.clone()
-            logits[:, :batch] = logits[:, :batch].masked_fill(same, MASK_VALUE)
-        loss = F.cross_entropy(logits, targets)
-        if self.symmetric:
-            back = positive[rows] @ anchor.T / self.temperature
-            if labels is not None:
-                back = back.masked_fill(same, MASK_VALUE)
-            loss = 0.5 * (loss + F.cross_entropy(back, targets))
+        with full_precision(anchor):
+            extra = flat_negatives(negative, queue, batch, dim, "infonce")
+            if self.normalize:
+                anchor = F.normalize(anchor, dim=-1)
+                positive = F.normalize(positive, dim=-1)
+                extra = None if extra is None else F.normalize(extra, dim=-1)
+            candidates = positive if extra is None else torch.cat([positive, extra])
+            same = same_label_mask(labels, batch, anchor.device)
+            if same is not None:
+                same = same & ~torch.eye(batch, dtype=torch.bool, device=anchor.device)
+            scale = self.tau.scale(anchor.device)
+            loss = info_nce(anchor, candidates, scale, same, self.chunk_size)
+            if self.symmetric:
+                loss = 0.5 * (loss + info_nce(positive, anchor, scale, same, self.chunk_size))
         return loss
 
     def extra_repr(self) -> str:
-        return f"temperature={self.temperature}, symmetric={self.symmetric}"
+        learn = ", learn_temperature=True" if self.tau.learnable else ""
+        chunk = f", chunk_size={self.chunk_size}" if self.chunk_size else ""
+        return f"temperature={self.temperature:.4g}, symmetric={self.symmetric}{learn}{chunk}"
+
+
+@register("simclr", "nt_xent_2n", "ntxent_2n")
+class NTXent2N(ContrastiveLoss):
+    r"""SimCLR's NT-Xent over 2N views: each of the 2N embeddings must pick its partner view out of the
+    other 2N − 1.
+
+    With :math:`z = [a_1..a_N, p_1..p_N]` L2-normalised and :math:`k(i)` the other view of :math:`i`:
+
+    .. math:: \ell_i = -\log \frac{\exp(z_i \cdot z_{k(i)}/\tau)}{\sum_{j \ne i} \exp(z_i \cdot z_j/\tau)},
+       \qquad L = \frac{1}{2N} \sum_{i=1}^{2N} \ell_i
+
+    Args:
+        temperature: :math:`\tau` (default 0.1; SimCLR used 0.1–0.5). Initial value if learnt.
+        learn_temperature, max_scale: as for ``infonce``.
+
+    Inputs:
+        anchor, positive: (B, D), the two views. negative: optional (B, K, D) hard negatives, extra
+        candidates of every view. labels: optional (B,); views of other rows with the same label are
+        masked out (not counted as negatives). queue: optional (M, D) extra negatives.
+
+    Gathering: ``"batch"`` (all 2N views of the global batch score against each other).
+    """
+
+    gather = "batch"
+
+    def __init__(self, temperature: float = 0.1, learn_temperature: bool = False, max_scale: float = 100.0):
+        super().__init__()
+        self.tau = Temperature(temperature, learn_temperature, max_scale, "simclr")
+
+    @property
+    def temperature(self) -> float:
+        return self.tau.value
+
+    def forward(self, anchor, positive, negative=None, labels=None, queue=None):
+        check_pair(anchor, positive, "simclr")
+        anchor, positive, negative, queue = as_float(anchor, positive, negative, queue)
+        batch, dim = anchor.shape
+        with full_precision(anchor):
+            extra = flat_negatives(negative, queue, batch, dim, "simclr")
+            z = F.normalize(torch.cat([anchor, positive]), dim=-1)  # (2N, D)
+            cands = z if extra is None else torch.cat([z, F.normalize(extra, dim=-1)])
+            logits = (z * self.tau.scale(z.device)) @ cands.T  # (2N, 2N + M)
+            n2 = 2 * batch
+            idx = torch.arange(n2, device=z.device)
+            partner = (idx + batch) % n2
+            drop = torch.eye(n2, dtype=torch.bool, device=z.device)  # never one's own view
+            same = same_label_mask(labels, batch, z.device)
+            if same is not None:
+                same2 = same.repeat(2, 2)
+                same2[idx, partner] = False
+                drop |= same2
+            head = logits[:, :n2].masked_fill(drop, MASK_VALUE)
+            logits = torch.cat([head, logits[:, n2:]], dim=1)
+            return F.cross_entropy(logits, partner)
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature:.4g}"

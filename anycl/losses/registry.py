@@ -12,8 +12,11 @@ Register a class, or a plain function of embeddings (its keyword arguments becom
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+import math
+from typing import Optional
 
 import torch
 from torch import nn
@@ -31,11 +34,18 @@ class ContrastiveLoss(nn.Module):
             batch needs at least two distinct items and duplicates are false negatives.
         accepts_negatives: given or mined hard negatives (``negative`` of shape (B, K, D)) are used.
         needs_labels: the loss needs ``labels`` (B,) (for example supervised contrastive).
-        negative_free: no negatives at all (BYOL, SimSiam, VICReg, Barlow Twins).
+        negative_free: no negatives at all (BYOL, SimSiam, VICReg, Barlow Twins). Such a loss refuses
+            hard negatives (``fit`` raises before training; ``forward`` raises too).
         distributed: how the loss runs across processes (see :mod:`anycl.distributed`): ``"global"``
-            (default, any loss: it gets the gathered global batch), ``"rows"`` (a mean of per-anchor
-            terms; ``forward`` takes ``rows=slice`` and scores only those anchors against all
-            candidates; memory linear in the world size) or ``"local"`` (no gathering).
+            (default, any loss: it gets the gathered global batch — right for whole-batch statistics
+            such as VICReg's variances/covariances and Barlow Twins' cross-correlation), ``"rows"`` (a
+            mean of per-anchor terms; ``forward`` takes ``rows=slice`` and scores only those anchors
+            against all candidates; memory linear in the world size) or ``"local"`` (no gathering).
+        momentum_target: ``None``, or a dict of :class:`anycl.momentum.MomentumTarget` options
+            (``momentum``, ``final_momentum``, ``schedule``). When set, the training module keeps an
+            EMA copy of the model, embeds each batch with it too (no gradient), passes
+            ``target={"anchor": (B, D), "positive": (B, D)}`` to ``forward`` and updates the copy
+            after every optimiser step.
     """
 
     in_batch_negatives: bool = True
@@ -43,9 +53,14 @@ class ContrastiveLoss(nn.Module):
     needs_labels: bool = False
     negative_free: bool = False
     distributed: str = "global"
+    momentum_target: Optional[dict] = None
 
     def forward(self, anchor, positive, negative=None, labels=None):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def build(self, embedding_dim: int) -> None:
+        """Called once with the model's embedding width before the optimiser is made (predictor heads
+        are sized here). The default does nothing."""
 
 
 class FunctionLoss(ContrastiveLoss):
@@ -55,7 +70,8 @@ class FunctionLoss(ContrastiveLoss):
         super().__init__()
         self.fn = fn
         self.options = options
-        for attr in ("in_batch_negatives", "accepts_negatives", "needs_labels", "negative_free", "distributed"):
+        for attr in ("in_batch_negatives", "accepts_negatives", "needs_labels", "negative_free", "distributed",
+                     "momentum_target"):
             if hasattr(fn, attr):
                 setattr(self, attr, getattr(fn, attr))
 
@@ -141,3 +157,85 @@ def negatives_3d(negative, batch: int, dim: int, loss_name: str):
             f"{loss_name}: negatives must have shape ({batch}, K, {dim}), got {tuple(negative.shape)}"
         )
     return negative
+
+
+# A finite "minus infinity": masking with -inf makes a row of all-masked logits NaN. exp(-1e4) is 0 in
+# float32, so a masked entry contributes nothing, and -1e4 stays finite in float16 (max 65504).
+MASK_VALUE = -1e4
+
+
+@contextlib.contextmanager
+def full_precision(*tensors):
+    """Run the loss maths in float32 with autocast switched off for the tensors' device.
+
+    Under bf16/fp16 autocast a matmul would be cast back to half precision: at temperature 0.01 a
+    bf16 logit of 100 carries an error of about 0.5. Losses compute in float32 instead.
+    """
+    device = next((t.device.type for t in tensors if t is not None), "cpu")
+    if device not in ("cpu", "cuda", "mps", "xpu"):
+        yield
+        return
+    with torch.autocast(device_type=device, enabled=False):
+        yield
+
+
+def refuse_negatives(negative, loss_name: str) -> None:
+    """Negative-free losses refuse hard negatives rather than silently ignore them."""
+    if negative is not None:
+        raise ValueError(
+            f"{loss_name} is negative-free and cannot use hard negatives; drop the negative column(s) or "
+            f"pick a loss that uses them (infonce, triplet, supcon, dcl, siglip)"
+        )
+
+
+def flat_negatives(negative, queue, batch: int, dim: int, loss_name: str):
+    """Given negatives (B, K, D) / (B, D) and memory-queue entries (M, D) as one (B*K + M, D) set of
+    candidates shared by every anchor, or None."""
+    parts = []
+    negative = negatives_3d(negative, batch, dim, loss_name)
+    if negative is not None:
+        parts.append(negative.reshape(-1, dim))
+    if queue is not None:
+        if queue.dim() != 2 or queue.shape[1] != dim:
+            raise ValueError(f"{loss_name}: queue entries must be (M, {dim}), got {tuple(queue.shape)}")
+        parts.append(queue)
+    if not parts:
+        return None
+    return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+
+def same_label_mask(labels, batch: int, device) -> Optional[torch.Tensor]:
+    """(B, B) bool: True where two rows share a label (diagonal included); None without labels."""
+    if labels is None:
+        return None
+    labels = torch.as_tensor(labels, device=device).view(-1)
+    if labels.numel() != batch:
+        raise ValueError(f"labels must have one entry per row ({batch}), got {labels.numel()}")
+    return labels.view(-1, 1) == labels.view(1, -1)
+
+
+class Temperature(nn.Module):
+    """τ fixed, or learnable as CLIP does: log(1/τ) is the parameter and 1/τ is clamped at ``max_scale``
+    (CLIP: 100). ``scale(device)`` gives 1/τ as a float32 tensor."""
+
+    def __init__(self, temperature: float, learnable: bool = False, max_scale: float = 100.0, name: str = "loss"):
+        super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"{name}: temperature must be > 0, got {temperature}")
+        if not max_scale > 0:
+            raise ValueError(f"{name}: max_scale must be > 0, got {max_scale}")
+        self.learnable = bool(learnable)
+        self.max_scale = float(max_scale)
+        self.initial = float(temperature)
+        if self.learnable:
+            self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
+
+    def scale(self, device) -> torch.Tensor:
+        if self.learnable:
+            return self.log_scale.float().clamp(max=math.log(self.max_scale)).exp()
+        return torch.tensor(1.0 / self.initial, device=device)
+
+    @property
+    def value(self) -> float:
+        """The current τ."""
+        return 1.0 / float(self.scale("cpu").detach()) if self.learnable else self.initial
