@@ -1,0 +1,170 @@
+"""Every registered loss trains through ``anycl.fit`` (tiny data, tiny encoders, two steps), the collapse
+watch fires on a collapsing run and stays silent on a healthy one, a user's loss registered with the
+decorator works with fit and the memory queue, and bad inputs give clear errors."""
+import copy
+import logging
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import anycl
+from anycl.adapters import Adapter
+from anycl.errors import ConfigError
+
+# every built-in objective with the options that make it fit a 2-step smoke run
+SMOKE_LOSSES = {
+    "infonce": {"learn_temperature": True},
+    "simclr": {},
+    "dcl": {},
+    "dclw": {},
+    "supcon": {},
+    "triplet": {"mining": "semi_hard"},
+    "siglip": {},
+    "byol": {},
+    "simsiam": {},
+    "vicreg": {},
+    "barlow_twins": {},
+    "moco": {"queue_size": 16},
+}
+
+
+def test_every_registered_family_is_in_the_smoke_matrix():
+    classes = {anycl.losses.LOSSES.lookup(n) for n in anycl.losses.names()}
+    covered = {anycl.losses.LOSSES.lookup(n) for n in SMOKE_LOSSES}
+    assert classes <= covered | {c for c in classes if getattr(c, "__module__", "").startswith("tests")}
+
+
+# -- text -------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_text_encoder(minilm_path):
+    """all-MiniLM-L6-v2 cut to its first transformer layer: the real tokenizer, 6x less compute."""
+    from adapters.text import SentenceTransformerEncoder
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(minilm_path, device="cpu")
+    bert = st[0].auto_model
+    bert.encoder.layer = bert.encoder.layer[:1]
+    return SentenceTransformerEncoder(st)
+
+
+def labelled_text():
+    topics = ["cats", "rivers", "engines", "bread"]
+    return [{"anchor": f"a question about {t}, number {i}", "positive": f"an answer on {t} ({i})", "label": t}
+            for i in range(4) for t in topics]
+
+
+@pytest.mark.parametrize("name", list(SMOKE_LOSSES))
+def test_fit_trains_text_with_every_loss(name, tiny_text_encoder):
+    steps = []
+    model = anycl.fit(labelled_text(), modality="text", loss=name, loss_options=SMOKE_LOSSES[name],
+                      encoder=copy.deepcopy(tiny_text_encoder), batch_size=4, max_steps=2, lr=1e-4,
+                      progress=False, adapter_options={"max_seq_length": 16},
+                      callbacks=[lambda trainer, step, logs: steps.append(logs["loss"])])
+    assert model.trainer.global_step == 2 and len(steps) == 2
+    assert all(torch.isfinite(torch.tensor(s)) for s in steps)
+    assert model.encode(["a question about cats"]).shape == (1, 384)
+
+
+# -- a toy modality for collapse and extensibility tests --------------------------------------------------
+class Vectors(Adapter):
+    """Items are 8-d points; a view adds small noise."""
+
+    modality = "losstest_vectors"
+    fit_defaults = {"batch_size": 16, "lr": 1e-2, "head": None}
+
+    def collate(self, items):
+        return torch.stack([torch.as_tensor(x, dtype=torch.float32) for x in items])
+
+    def augment(self, item, generator):
+        return torch.as_tensor(item) + 0.05 * torch.randn(8, generator=generator)
+
+    def default_encoder(self):
+        enc = nn.Sequential(nn.Linear(8, 32), nn.Tanh(), nn.Linear(32, 16))
+        enc.anycl_spec = {}
+        enc.embedding_dim = 16
+        return enc
+
+
+if "losstest_vectors" not in anycl.adapters.names():
+    anycl.adapters.register("losstest_vectors")(Vectors)
+
+
+def points(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [row for row in torch.randn(n, 8, generator=g)]
+
+
+def pull_everything_together(anchor, positive, negative=None, labels=None):
+    """Every anchor attracted to every positive: the textbook route to a collapsed encoder."""
+    return (1 - F.cosine_similarity(anchor.unsqueeze(1), positive.unsqueeze(0), dim=-1)).mean()
+
+
+pull_everything_together.negative_free = True
+pull_everything_together.in_batch_negatives = False
+
+
+def test_collapse_watch_fires_on_a_collapsing_run(caplog):
+    caplog.set_level(logging.WARNING, logger="anycl")
+    model = anycl.fit(points(), modality="losstest_vectors", loss=pull_everything_together, epochs=15, lr=3e-2,
+                      progress=False, collapse_watch={"every": 1})
+    watch = [cb for cb in model.trainer.callbacks if isinstance(cb, anycl.collapse.CollapseWatch)][0]
+    assert watch.fired_at is not None
+    assert f"embedding collapse at step {watch.fired_at}" in caplog.text
+    assert watch.history[-1]["spread"] < 0.1 < watch.history[0]["spread"]
+    assert watch.history[-1]["uniformity"] > watch.history[0]["uniformity"]  # toward 0: collapsed
+
+
+def test_collapse_watch_stays_silent_on_a_healthy_run(caplog):
+    caplog.set_level(logging.WARNING, logger="anycl")
+    model = anycl.fit(points(), modality="losstest_vectors", loss="infonce", temperature=0.2, epochs=15, lr=3e-2,
+                      progress=False, collapse_watch={"every": 1})
+    watch = [cb for cb in model.trainer.callbacks if isinstance(cb, anycl.collapse.CollapseWatch)][0]
+    assert watch.fired_at is None and "collapse" not in caplog.text
+    assert len(watch.history) == model.trainer.global_step
+    assert {"std", "spread", "alignment", "uniformity"} <= set(watch.history[-1])
+    # off on request
+    quiet = anycl.fit(points(16), modality="losstest_vectors", max_steps=1, progress=False, collapse_watch=False)
+    assert not any(isinstance(cb, anycl.collapse.CollapseWatch) for cb in quiet.trainer.callbacks)
+
+
+# -- a user's loss ----------------------------------------------------------------------------------------
+def test_user_loss_registered_with_the_decorator_works_with_fit_and_the_queue():
+    calls = []
+
+    @anycl.losses.register("losstest_cosine_margin", override=True)
+    def cosine_margin(anchor, positive, negative=None, labels=None, margin=0.3):
+        a, p = F.normalize(anchor, dim=-1), F.normalize(positive, dim=-1)
+        pos = (a * p).sum(-1, keepdim=True)
+        neg = a @ p.T
+        neg = neg.masked_fill(torch.eye(len(a), dtype=torch.bool), -2.0)
+        if negative is not None:
+            neg = torch.cat([neg, (a.unsqueeze(1) * F.normalize(negative, dim=-1)).sum(-1)], dim=1)
+        calls.append(None if negative is None else tuple(negative.shape))
+        return F.relu(neg - pos + margin).mean()
+
+    model = anycl.fit(points(32), modality="losstest_vectors", loss="losstest_cosine_margin",
+                      loss_options={"margin": 0.2}, max_steps=3, progress=False)
+    assert model.trainer.global_step == 3 and calls == [None] * 3
+    calls.clear()
+    anycl.fit(points(32), modality="losstest_vectors", loss="moco", batch_size=8, max_steps=3, progress=False,
+              loss_options={"base": "losstest_cosine_margin", "queue_size": 16, "margin": 0.2})
+    assert calls == [None, (8, 8, 16), (8, 16, 16)]  # the queue's keys, never the batch's own
+
+
+# -- bad input through fit --------------------------------------------------------------------------------
+def test_fit_refuses_single_class_labels_for_supcon_and_negatives_for_negative_free_losses():
+    rows = [{"anchor": p, "label": "only"} for p in points(8)]
+    with pytest.raises(ConfigError, match="single class"):
+        anycl.fit(rows, modality="losstest_vectors", loss="supcon", progress=False)
+    with pytest.raises(ConfigError, match="needs a 'label' column"):
+        anycl.fit(points(8), modality="losstest_vectors", loss="supcon", progress=False)
+    pts = points(8)
+    with_neg = [{"anchor": pts[i], "positive": pts[i] + 0.01, "negative": pts[(i + 1) % 8]} for i in range(8)]
+    for name in ("byol", "vicreg"):
+        with pytest.raises(ConfigError, match="negative-free and cannot use the hard-negative"):
+            anycl.fit(with_neg, modality="losstest_vectors", loss=name, progress=False)
+    with pytest.raises(ConfigError, match="fewer than the batch"):
+        anycl.fit(points(16), modality="losstest_vectors", loss="moco", batch_size=8, progress=False,
+                  loss_options={"queue_size": 4})
