@@ -17,15 +17,55 @@ from .registry import (MASK_VALUE, ContrastiveLoss, as_float, check_pair, flat_n
                        Temperature, register, same_label_mask)
 
 
-def _row_chunk_ce(q: torch.Tensor, cands: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor,
-                  false_neg: Optional[torch.Tensor]) -> torch.Tensor:
-    """Summed cross-entropy of rows ``q`` (n, D) against ``cands`` (N, D); ``false_neg`` (n, B) masks the
-    first B candidate columns."""
-    logits = (q * scale) @ cands.T  # scaling q (n×D) is cheaper than scaling the n×N logits
-    if false_neg is not None:
-        head = logits[:, :false_neg.shape[1]].masked_fill(false_neg, MASK_VALUE)
-        logits = torch.cat([head, logits[:, false_neg.shape[1]:]], dim=1)
-    return F.cross_entropy(logits, targets, reduction="sum")
+class _SoftmaxCrossEntropy(torch.autograd.Function):
+    r"""Summed ``-log softmax(scale · q @ c.T)[i, offset + i]`` over rows i, with a hand-written backward.
+
+    Only one (n, N) buffer lives from forward to backward — the exponentials of the row-shifted logits,
+    computed in place over the logits — and the backward needs no elementwise pass over it: with
+    :math:`P = E / s` (E the exponentials, s their row sums),
+    :math:`\partial q_s = (E c) / s - c_t` and :math:`\partial c = E^\top (q_s / s) - [q_s \text{ at targets}]`,
+    so the row normalisation is folded into (n, D) / (N, D) tensors. Masked entries (``MASK_VALUE``)
+    exponentiate to 0 and so get no gradient, as they should.
+    """
+
+    @staticmethod
+    def forward(ctx, q, c, scale, false_neg, offset):
+        qs = q * scale  # scaling q (n×D) is cheaper than scaling the n×N logits
+        n = q.shape[0]
+        cols = torch.arange(offset, offset + n, device=q.device)
+        logits = qs @ c.T
+        if false_neg is not None:
+            logits[:, :false_neg.shape[1]].masked_fill_(false_neg, MASK_VALUE)
+        shifted = logits.sub_(logits.amax(dim=1, keepdim=True))
+        target_shifted = shifted[torch.arange(n, device=q.device), cols]  # 0 when the positive is the max
+        exps = shifted.exp_()  # in place: the logits are not needed any more
+        sums = exps.sum(dim=1)
+        ctx.save_for_backward(q, c, scale, exps, sums)
+        ctx.offset = offset
+        return (sums.log() - target_shifted).sum()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        q, c, scale, exps, sums = ctx.saved_tensors
+        n, off = q.shape[0], ctx.offset
+        qs = q * scale
+        inv = (1.0 / sums).unsqueeze(1)
+        grad_qs = (exps @ c) * inv
+        grad_qs -= c[off:off + n]
+        grad_c = exps.T @ (qs * inv)
+        grad_c[off:off + n] -= qs
+        grad_qs, grad_c = grad_qs * grad, grad_c * grad
+        grad_q = grad_qs * scale if ctx.needs_input_grad[0] else None
+        grad_scale = (grad_qs * q).sum().reshape(scale.shape) if ctx.needs_input_grad[2] else None
+        return grad_q, grad_c if ctx.needs_input_grad[1] else None, grad_scale, None, None
+
+
+def _row_chunk_ce(q: torch.Tensor, cands: torch.Tensor, scale: torch.Tensor, false_neg: Optional[torch.Tensor],
+                  offset: int = 0) -> torch.Tensor:
+    """Summed cross-entropy of rows ``q`` (n, D) against ``cands`` (N, D), row i's target being candidate
+    ``offset + i``; ``false_neg`` (n, B) masks the first B candidate columns."""
+    return _SoftmaxCrossEntropy.apply(q, cands, scale.to(q.dtype), false_neg, offset)
 
 
 def info_nce(q: torch.Tensor, cands: torch.Tensor, scale: torch.Tensor, false_neg: Optional[torch.Tensor] = None,
@@ -40,18 +80,16 @@ def info_nce(q: torch.Tensor, cands: torch.Tensor, scale: torch.Tensor, false_ne
             chunk_size×N block of logits is ever alive (forward and backward); same values and gradients.
     """
     batch = q.shape[0]
-    targets = torch.arange(batch, device=q.device)
     if not chunk_size or chunk_size >= batch:
-        return _row_chunk_ce(q, cands, targets, scale, false_neg) / batch
+        return _row_chunk_ce(q, cands, scale, false_neg) / batch
     total = q.new_zeros(())
     for s in range(0, batch, chunk_size):
         e = min(s + chunk_size, batch)
         mask = None if false_neg is None else false_neg[s:e]
         if torch.is_grad_enabled():
-            total = total + checkpoint(_row_chunk_ce, q[s:e], cands, targets[s:e], scale, mask,
-                                       use_reentrant=False)
+            total = total + checkpoint(_row_chunk_ce, q[s:e], cands, scale, mask, s, use_reentrant=False)
         else:
-            total = total + _row_chunk_ce(q[s:e], cands, targets[s:e], scale, mask)
+            total = total + _row_chunk_ce(q[s:e], cands, scale, mask, s)
     return total / batch
 
 

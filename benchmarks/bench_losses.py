@@ -1,0 +1,115 @@
+"""How much InfoNCE costs next to the matrix product it is built on.
+
+    PYTHONPATH=. python benchmarks/bench_losses.py [--batch 4096] [--dim 256] [--rounds 7]
+
+For each round, in alternating order, it times (1) one B×D @ D×B matrix product — the similarity matrix
+every in-batch loss needs — and (2) the loss's forward + backward on (B, D) embeddings that need
+gradients. It reports the median over rounds of the per-round ratio (2)/(1), so machine load hits both
+sides alike. Target (issue 6): InfoNCE ≤ ~3× the matrix product. Also measured: the chunked InfoNCE,
+symmetric InfoNCE, SimCLR's 2N-way form, SigLIP and DCL, as context. Random embeddings (the cost does
+not depend on their values). Writes benchmarks/results/losses.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import sys
+import time
+
+import torch
+
+import anycl
+
+
+def timed(fn, repeat: int) -> float:
+    fn()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - t0) / repeat
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=4096)
+    ap.add_argument("--dim", type=int, default=256)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "losses.md"))
+    args = ap.parse_args(argv)
+    torch.manual_seed(0)
+    b, d = args.batch, args.dim
+    a = torch.randn(b, d, requires_grad=True)
+    p = torch.randn(b, d, requires_grad=True)
+    x, y = torch.randn(b, d), torch.randn(b, d)
+
+    def matmul():
+        return x @ y.T
+
+    losses = {
+        "infonce": anycl.losses.get("infonce", temperature=0.05),
+        "infonce chunk_size=1024": anycl.losses.get("infonce", temperature=0.05, chunk_size=1024),
+        "infonce symmetric": anycl.losses.get("infonce", temperature=0.05, symmetric=True),
+        "simclr (2N-way)": anycl.losses.get("simclr", temperature=0.1),
+        "siglip": anycl.losses.get("siglip"),
+        "dcl": anycl.losses.get("dcl"),
+    }
+
+    def step(loss):
+        def run():
+            a.grad = p.grad = None
+            out = loss(a, p)
+            out.backward()
+        return run
+
+    ratios = {k: [] for k in losses}
+    mm_times, loss_times = [], {k: [] for k in losses}
+    for r in range(args.rounds):
+        for k, loss in losses.items():
+            pair = [("mm", matmul), ("loss", step(loss))]
+            if r % 2:
+                pair.reverse()
+            t = {name: timed(fn, args.repeat) for name, fn in pair}
+            ratios[k].append(t["loss"] / t["mm"])
+            mm_times.append(t["mm"])
+            loss_times[k].append(t["loss"])
+        print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {ratios[k][-1]:.2f}x" for k in losses), flush=True)
+
+    cmd = "PYTHONPATH=. python benchmarks/bench_losses.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    lines = [
+        "# Loss cost relative to the B×B×D matrix product",
+        "",
+        f"B = {b}, D = {d}, float32, forward + backward of the loss vs one `(B×D) @ (D×B)` matmul, "
+        f"{args.rounds} rounds × {args.repeat} repeats, order alternating per round; median of per-round ratios.",
+        "",
+        "| loss | median ratio (loss fwd+bwd / matmul) | min–max ratio | median loss time (ms) |",
+        "|---|---|---|---|",
+    ]
+    for k in losses:
+        rs = ratios[k]
+        lines.append(f"| {k} | {statistics.median(rs):.2f}× | {min(rs):.2f}–{max(rs):.2f} | "
+                     f"{1000 * statistics.median(loss_times[k]):.0f} |")
+    lines += [
+        "",
+        f"Median matmul time: {1000 * statistics.median(mm_times):.0f} ms.",
+        "",
+        "A forward + backward needs three products of this size at least (logits, and the gradients of "
+        "both inputs), so about 3× is the floor for any implementation that does not approximate.",
+        "",
+        f"Command: `{cmd.strip()}`  ",
+        f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC  ",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores (shared with other jobs), torch "
+        f"{torch.__version__}, {torch.get_num_threads()} threads, device CPU",
+        "",
+    ]
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
