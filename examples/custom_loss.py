@@ -27,9 +27,9 @@ def cosine_margin(anchor, positive, negative=None, labels=None, margin=0.3):
     return F.relu(neg - pos + margin).mean()
 
 
-# What the gatherer must do for it (see docs/losses.md): score local anchors against every process's
-# candidates — the default, stated here for the reader.
-cosine_margin.gather = "candidates"
+# How it runs across processes (see docs/losses.md and anycl.distributed): "global", the default, gives it
+# the gathered global batch; stated here for the reader.
+cosine_margin.distributed = "global"
 
 
 def main():

@@ -117,3 +117,14 @@ def test_other_bad_inputs():
         anycl.losses.get("vicreg")(x[:1], x[:1])
     with pytest.raises(ConfigError, match="negative-free"):
         anycl.losses.get("moco", base="vicreg")
+
+
+@pytest.mark.parametrize("opts", [{}, {"symmetric": True}, {"chunk_size": 2, "symmetric": True}])
+def test_infonce_rows_split_the_mean_over_anchors(opts):
+    """``rows=`` (what each process scores across processes) splits the batch mean exactly."""
+    g = torch.Generator().manual_seed(4)
+    a, p = torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g)
+    n, labels = torch.randn(6, 1, 5, generator=g), torch.tensor([0, 1, 0, 2, 2, 1])
+    loss = anycl.losses.get("infonce", temperature=0.1, **opts)
+    parts = [loss(a, p, n, labels, rows=slice(s, s + 3)) for s in (0, 3)]
+    torch.testing.assert_close(0.5 * (parts[0] + parts[1]), loss(a, p, n, labels))

@@ -24,13 +24,14 @@ class BarlowTwins(ContrastiveLoss):
         anchor, positive: (B, D) embeddings of two views, B ≥ 2. Hard negatives are refused.
         Returns {"loss", "on_diagonal", "off_diagonal"}.
 
-    Gathering: ``"batch"`` — the standardisation and :math:`C` are whole-batch statistics.
+    Across processes (``distributed = "global"``): the standardisation and :math:`C` are computed
+    over the gathered global batch.
     """
 
     in_batch_negatives = False
     accepts_negatives = False
     negative_free = True
-    gather = "batch"
+    distributed = "global"  # standardisation and C are whole-batch statistics
 
     def __init__(self, lambda_: float = 5e-3, eps: float = 1e-5, lambd=None):
         super().__init__()

@@ -43,7 +43,7 @@ class DCL(ContrastiveLoss):
         queue: optional (M, D) extra negatives.
     """
 
-    gather = "batch"
+    distributed = "global"
 
     def __init__(self, temperature: float = 0.1, weighted: bool = False, sigma: float = 0.5,
                  learn_temperature: bool = False, max_scale: float = 100.0):

@@ -69,8 +69,9 @@ def _row_chunk_ce(q: torch.Tensor, cands: torch.Tensor, scale: torch.Tensor, fal
 
 
 def info_nce(q: torch.Tensor, cands: torch.Tensor, scale: torch.Tensor, false_neg: Optional[torch.Tensor] = None,
-             chunk_size: Optional[int] = None) -> torch.Tensor:
-    """Mean over rows i of ``-log softmax(scale · q_i·cands)[i]``: row i's positive is candidate i.
+             chunk_size: Optional[int] = None, offset: int = 0) -> torch.Tensor:
+    """Mean over rows i of ``-log softmax(scale · q_i·cands)[offset + i]``: row i's positive is candidate
+    ``offset + i`` (``offset`` > 0 when q holds one process's rows of a gathered batch).
 
     Args:
         q: (B, D) queries. cands: (N ≥ B, D) candidates; the first B are the queries' positives.
@@ -81,15 +82,15 @@ def info_nce(q: torch.Tensor, cands: torch.Tensor, scale: torch.Tensor, false_ne
     """
     batch = q.shape[0]
     if not chunk_size or chunk_size >= batch:
-        return _row_chunk_ce(q, cands, scale, false_neg) / batch
+        return _row_chunk_ce(q, cands, scale, false_neg, offset) / batch
     total = q.new_zeros(())
     for s in range(0, batch, chunk_size):
         e = min(s + chunk_size, batch)
         mask = None if false_neg is None else false_neg[s:e]
         if torch.is_grad_enabled():
-            total = total + checkpoint(_row_chunk_ce, q[s:e], cands, scale, mask, s, use_reentrant=False)
+            total = total + checkpoint(_row_chunk_ce, q[s:e], cands, scale, mask, offset + s, use_reentrant=False)
         else:
-            total = total + _row_chunk_ce(q[s:e], cands, scale, mask, s)
+            total = total + _row_chunk_ce(q[s:e], cands, scale, mask, offset + s)
     return total / batch
 
 
@@ -119,6 +120,9 @@ class InfoNCE(ContrastiveLoss):
         row's negatives are candidates for every anchor. labels: optional (B,); in-batch candidates
         sharing the anchor's label (other than its own positive) are masked out as false negatives.
         queue: optional (M, D) memory-queue entries, negatives of every anchor (see ``moco``).
+        rows: optional slice of the anchors to score (the mean over them is returned). Across
+        processes each process scores its own anchors against all gathered candidates
+        (``distributed = "rows"``, see :mod:`anycl.distributed`).
 
     Returns a scalar: the mean of :math:`\ell_i` over the batch.
 
@@ -126,6 +130,8 @@ class InfoNCE(ContrastiveLoss):
     >>> a = torch.randn(8, 16); loss(a, a + 0.01 * torch.randn(8, 16)).item() < 0.1
     True
     """
+
+    distributed = "rows"  # a mean of per-anchor terms: each process scores its own anchors
 
     def __init__(self, temperature: float = 0.05, symmetric: bool = False, normalize: bool = True,
                  learn_temperature: bool = False, max_scale: float = 100.0, chunk_size: Optional[int] = None):
@@ -141,7 +147,7 @@ class InfoNCE(ContrastiveLoss):
     def temperature(self) -> float:
         return self.tau.value
 
-    def forward(self, anchor, positive, negative=None, labels=None, queue=None):
+    def forward(self, anchor, positive, negative=None, labels=None, queue=None, rows=None):
         check_pair(anchor, positive, "infonce")
         anchor, positive, negative, queue = as_float(anchor, positive, negative, queue)
         batch, dim = anchor.shape
@@ -152,13 +158,16 @@ class InfoNCE(ContrastiveLoss):
                 positive = F.normalize(positive, dim=-1)
                 extra = None if extra is None else F.normalize(extra, dim=-1)
             candidates = positive if extra is None else torch.cat([positive, extra])
+            rows = slice(0, batch) if rows is None else rows
+            start = rows.start or 0
             same = same_label_mask(labels, batch, anchor.device)
             if same is not None:
                 same = same & ~torch.eye(batch, dtype=torch.bool, device=anchor.device)
+                same = same[rows]
             scale = self.tau.scale(anchor.device)
-            loss = info_nce(anchor, candidates, scale, same, self.chunk_size)
+            loss = info_nce(anchor[rows], candidates, scale, same, self.chunk_size, start)
             if self.symmetric:
-                loss = 0.5 * (loss + info_nce(positive, anchor, scale, same, self.chunk_size))
+                loss = 0.5 * (loss + info_nce(positive[rows], anchor, scale, same, self.chunk_size, start))
         return loss
 
     def extra_repr(self) -> str:
@@ -186,10 +195,11 @@ class NTXent2N(ContrastiveLoss):
         candidates of every view. labels: optional (B,); views of other rows with the same label are
         masked out (not counted as negatives). queue: optional (M, D) extra negatives.
 
-    Gathering: ``"batch"`` (all 2N views of the global batch score against each other).
+    Across processes (``distributed = "global"``): all 2N views of the global batch score against
+    each other.
     """
 
-    gather = "batch"
+    distributed = "global"
 
     def __init__(self, temperature: float = 0.1, learn_temperature: bool = False, max_scale: float = 100.0):
         super().__init__()

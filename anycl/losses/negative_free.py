@@ -30,7 +30,7 @@ class _PredictorLoss(ContrastiveLoss):
     in_batch_negatives = False
     accepts_negatives = False
     negative_free = True
-    gather = "none"
+    distributed = "local"  # a mean of per-pair terms: DDP's gradient average is the global mean
     name = "predictor loss"
     hidden_factor = 1.0
 

@@ -6,7 +6,7 @@ arXiv:1911.05722).
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import torch
 from torch import nn
@@ -21,10 +21,6 @@ class MemoryQueue(nn.Module):
     ``get()`` returns a copy of the filled entries (M, D) — call it *before* ``enqueue`` so that a batch
     is never its own negative. Its contents are part of ``state_dict()`` (as extra state), so a
     checkpoint saves and restores them.
-
-    Attributes:
-        gather_keys: optional ``fn(keys) -> keys`` applied before enqueueing; the cross-process gatherer
-            sets it to an all-gather (without gradient) so that every process holds the same queue.
     """
 
     def __init__(self, size: int):
@@ -35,7 +31,6 @@ class MemoryQueue(nn.Module):
         self.bank: Optional[torch.Tensor] = None  # (size, D), allocated at the first enqueue
         self.ptr = 0
         self.filled = 0
-        self.gather_keys: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
 
     def check_batch(self, batch: int) -> None:
         if self.size < batch:
@@ -53,8 +48,6 @@ class MemoryQueue(nn.Module):
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
         keys = keys.detach()
-        if self.gather_keys is not None:
-            keys = self.gather_keys(keys)
         n, dim = keys.shape
         self.check_batch(n)
         if self.bank is None or self.bank.shape[1] != dim:
@@ -115,6 +108,8 @@ class QueueLoss(ContrastiveLoss):
     (a user's function, triplet) gets them as each row's negatives, ``negative`` of shape (B, K + M, D).
     """
 
+    distributed = "global"  # it sees the gathered batch and enqueues the gathered keys: same queue everywhere
+
     def __init__(self, base: Any = "infonce", queue_size: int = 4096, key_encoder: Optional[str] = "momentum",
                  momentum: float = 0.999, **options):
         super().__init__()
@@ -133,7 +128,6 @@ class QueueLoss(ContrastiveLoss):
         self.key_encoder = key_encoder
         self.needs_labels = getattr(self.base, "needs_labels", False)
         self.accepts_negatives = getattr(self.base, "accepts_negatives", True)
-        self.gather = getattr(self.base, "gather", "candidates")
         self.momentum_target = ({"momentum": float(momentum), "final_momentum": float(momentum),
                                  "schedule": "constant"} if key_encoder == "momentum" else None)
         self._base_takes_queue = _takes_queue(self.base)

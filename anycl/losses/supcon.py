@@ -37,7 +37,7 @@ class SupCon(ContrastiveLoss):
     """
 
     needs_labels = True
-    gather = "batch"
+    distributed = "global"
 
     def __init__(self, temperature: float = 0.1, learn_temperature: bool = False, max_scale: float = 100.0):
         super().__init__()

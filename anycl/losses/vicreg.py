@@ -41,14 +41,14 @@ class VICReg(ContrastiveLoss):
         anchor, positive: (B, D) un-normalised embeddings of two views, B ≥ 2 (statistics over the
         batch). Hard negatives are refused. Returns {"loss", "invariance", "variance", "covariance"}.
 
-    Gathering: ``"batch"`` — variance and covariance are whole-batch statistics: compute them over the
-    gathered global batch.
+    Across processes (``distributed = "global"``): variance and covariance are whole-batch statistics,
+    computed over the gathered global batch.
     """
 
     in_batch_negatives = False
     accepts_negatives = False
     negative_free = True
-    gather = "batch"
+    distributed = "global"  # variance and covariance over the gathered global batch
 
     def __init__(self, invariance_weight: float = 25.0, variance_weight: float = 25.0,
                  covariance_weight: float = 1.0, gamma: float = 1.0, eps: float = 1e-4):
