@@ -13,6 +13,16 @@ import anycl
 from anycl.adapters import Adapter
 from anycl.errors import ConfigError
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These runs use tiny tensors, where intra-op threads cost more than they give (on a busy machine,
+    40x more); one thread keeps the smoke matrix fast and does not change what is tested."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # every built-in objective with the options that make it fit a 2-step smoke run
 SMOKE_LOSSES = {
     "infonce": {"learn_temperature": True},
@@ -168,3 +178,37 @@ def test_fit_refuses_single_class_labels_for_supcon_and_negatives_for_negative_f
     with pytest.raises(ConfigError, match="fewer than the batch"):
         anycl.fit(points(16), modality="losstest_vectors", loss="moco", batch_size=8, progress=False,
                   loss_options={"queue_size": 4})
+
+
+# -- the other modalities: tiny inputs, tiny encoders ------------------------------------------------------
+def audio_case():
+    import numpy as np
+
+    sr = 16000
+    t = np.arange(int(0.3 * sr)) / sr
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(4):
+        rows.append({"anchor": {"array": (0.5 * np.sin(2 * np.pi * (150 + 40 * i) * t)).astype(np.float32),
+                                "sampling_rate": sr}, "label": "tone"})
+        rows.append({"anchor": {"array": (0.3 * rng.standard_normal(len(t))).astype(np.float32),
+                                "sampling_rate": sr}, "label": "noise"})
+    options = dict(adapter_options={"clip_seconds": 0.1, "n_mels": 16}, encoder_options={"channels": [4], "embedding_dim": 16},
+                   head=16)
+    return rows, options
+
+
+MODALITY_CASES = {"audio": audio_case}
+
+
+@pytest.mark.parametrize("name", list(SMOKE_LOSSES))
+@pytest.mark.parametrize("modality", list(MODALITY_CASES))
+def test_fit_trains_every_modality_with_every_loss(modality, name):
+    if modality not in anycl.adapters.names():
+        pytest.skip(f"no {modality} adapter registered")
+    rows, options = MODALITY_CASES[modality]()
+    model = anycl.fit(rows, modality=modality, loss=name, loss_options=SMOKE_LOSSES[name], batch_size=4,
+                      max_steps=2, progress=False, log_every=1, **options)
+    assert model.trainer.global_step == 2
+    assert all(torch.isfinite(torch.tensor(h["loss"])) for h in model.trainer.history)
+    assert model.encode([rows[0]["anchor"]]).shape[0] == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from .registry import ContrastiveLoss, as_float, check_pair, full_precision, refuse_negatives, register
+from .registry import ContrastiveLoss, full_precision, negative_free_inputs, register
 
 
 @register("barlow_twins", "barlow", "barlowtwins")
@@ -39,11 +39,7 @@ class BarlowTwins(ContrastiveLoss):
         self.eps = float(eps)
 
     def forward(self, anchor, positive, negative=None, labels=None):
-        check_pair(anchor, positive, "barlow_twins")
-        refuse_negatives(negative, "barlow_twins")
-        if anchor.shape[0] < 2:
-            raise ValueError("barlow_twins: needs a batch of at least 2 pairs (standardisation over the batch)")
-        z1, z2 = as_float(anchor, positive)
+        z1, z2 = negative_free_inputs(anchor, positive, negative, "barlow_twins", "standardisation over the batch")
         with full_precision(z1):
             n = z1.shape[0]
             z1 = (z1 - z1.mean(0)) / torch.sqrt(z1.var(0, unbiased=False) + self.eps)

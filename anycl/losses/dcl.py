@@ -5,13 +5,11 @@ Reference: Yeh et al. 2022, "Decoupled Contrastive Learning" (ECCV, arXiv:2110.0
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 
-from .registry import (MASK_VALUE, ContrastiveLoss, Temperature, as_float, check_pair, flat_negatives,
-                       full_precision, register, same_label_mask)
+from .registry import (MASK_VALUE, ContrastiveLoss, Temperature, full_precision, pair_inputs, register,
+                       same_label_mask)
 
 
 def vmf_weights(u: torch.Tensor, v: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -70,11 +68,9 @@ class DCL(ContrastiveLoss):
         return (negatives - pos).mean()
 
     def forward(self, anchor, positive, negative=None, labels=None, queue=None):
-        check_pair(anchor, positive, "dcl")
-        anchor, positive, negative, queue = as_float(anchor, positive, negative, queue)
-        batch, dim = anchor.shape
+        anchor, positive, extra = pair_inputs(anchor, positive, negative, queue, "dcl")
+        batch = anchor.shape[0]
         with full_precision(anchor):
-            extra = flat_negatives(negative, queue, batch, dim, "dcl")
             if batch < 2 and extra is None:
                 raise ValueError("dcl: needs a batch of at least 2 pairs (or hard negatives): the other items are the negatives")
             u, v = F.normalize(anchor, dim=-1), F.normalize(positive, dim=-1)

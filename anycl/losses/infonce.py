@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from .registry import (MASK_VALUE, ContrastiveLoss, as_float, check_pair, flat_negatives, full_precision,
-                       Temperature, register, same_label_mask)
+from .registry import (MASK_VALUE, ContrastiveLoss, Temperature, full_precision, pair_inputs, register,
+                       same_label_mask)
 
 
 class _SoftmaxCrossEntropy(torch.autograd.Function):
@@ -148,11 +148,9 @@ class InfoNCE(ContrastiveLoss):
         return self.tau.value
 
     def forward(self, anchor, positive, negative=None, labels=None, queue=None, rows=None):
-        check_pair(anchor, positive, "infonce")
-        anchor, positive, negative, queue = as_float(anchor, positive, negative, queue)
-        batch, dim = anchor.shape
+        anchor, positive, extra = pair_inputs(anchor, positive, negative, queue, "infonce")
+        batch = anchor.shape[0]
         with full_precision(anchor):
-            extra = flat_negatives(negative, queue, batch, dim, "infonce")
             if self.normalize:
                 anchor = F.normalize(anchor, dim=-1)
                 positive = F.normalize(positive, dim=-1)
@@ -210,11 +208,9 @@ class NTXent2N(ContrastiveLoss):
         return self.tau.value
 
     def forward(self, anchor, positive, negative=None, labels=None, queue=None):
-        check_pair(anchor, positive, "simclr")
-        anchor, positive, negative, queue = as_float(anchor, positive, negative, queue)
-        batch, dim = anchor.shape
+        anchor, positive, extra = pair_inputs(anchor, positive, negative, queue, "simclr")
+        batch = anchor.shape[0]
         with full_precision(anchor):
-            extra = flat_negatives(negative, queue, batch, dim, "simclr")
             z = F.normalize(torch.cat([anchor, positive]), dim=-1)  # (2N, D)
             cands = z if extra is None else torch.cat([z, F.normalize(extra, dim=-1)])
             logits = (z * self.tau.scale(z.device)) @ cands.T  # (2N, 2N + M)

@@ -239,3 +239,22 @@ class Temperature(nn.Module):
     def value(self) -> float:
         """The current τ."""
         return 1.0 / float(self.scale("cpu").detach()) if self.learnable else self.initial
+
+
+def pair_inputs(anchor, positive, negative, queue, loss_name: str):
+    """The common start of a loss with negatives: check the views line up, compute in float32, and put
+    given negatives and queue entries into one (M, D) candidate set. Returns (anchor, positive, extra)."""
+    check_pair(anchor, positive, loss_name)
+    anchor, positive, negative, queue = as_float(anchor, positive, negative, queue)
+    batch, dim = anchor.shape
+    return anchor, positive, flat_negatives(negative, queue, batch, dim, loss_name)
+
+
+def negative_free_inputs(anchor, positive, negative, loss_name: str, why: str):
+    """The common start of a batch-statistics, negative-free loss: checks, refusal of hard negatives,
+    a batch of at least 2, float32."""
+    check_pair(anchor, positive, loss_name)
+    refuse_negatives(negative, loss_name)
+    if anchor.shape[0] < 2:
+        raise ValueError(f"{loss_name}: needs a batch of at least 2 pairs ({why})")
+    return as_float(anchor, positive)

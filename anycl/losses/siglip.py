@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import ContrastiveLoss, as_float, check_pair, flat_negatives, full_precision, register, same_label_mask
+from .registry import ContrastiveLoss, full_precision, pair_inputs, register, same_label_mask
 
 
 @register("siglip", "sigmoid")
@@ -46,11 +46,9 @@ class SigLIP(ContrastiveLoss):
             self.register_buffer("bias", b)
 
     def forward(self, anchor, positive, negative=None, labels=None, queue=None):
-        check_pair(anchor, positive, "siglip")
-        anchor, positive, negative, queue = as_float(anchor, positive, negative, queue)
-        batch, dim = anchor.shape
+        anchor, positive, extra = pair_inputs(anchor, positive, negative, queue, "siglip")
+        batch = anchor.shape[0]
         with full_precision(anchor):
-            extra = flat_negatives(negative, queue, batch, dim, "siglip")
             x = F.normalize(anchor, dim=-1)
             y = F.normalize(positive, dim=-1)
             if extra is not None:

@@ -10,8 +10,7 @@ import logging
 import torch
 import torch.nn.functional as F
 
-from .registry import (MASK_VALUE, ContrastiveLoss, Temperature, as_float, check_pair, flat_negatives,
-                       full_precision, register)
+from .registry import MASK_VALUE, ContrastiveLoss, Temperature, full_precision, pair_inputs, register
 
 log = logging.getLogger("anycl")
 
@@ -45,11 +44,10 @@ class SupCon(ContrastiveLoss):
         self._warned_single = False
 
     def forward(self, anchor, positive, negative=None, labels=None, queue=None):
-        check_pair(anchor, positive, "supcon")
+        anchor, positive, extra = pair_inputs(anchor, positive, negative, queue, "supcon")
         if labels is None:
             raise ValueError("supcon needs labels (B,): give the dataset a 'label' column")
-        anchor, positive, negative, queue = as_float(anchor, positive, negative, queue)
-        batch, dim = anchor.shape
+        batch = anchor.shape[0]
         labels = torch.as_tensor(labels, device=anchor.device).view(-1)
         if labels.numel() != batch:
             raise ValueError(f"supcon: labels must have one entry per row ({batch}), got {labels.numel()}")
@@ -57,7 +55,6 @@ class SupCon(ContrastiveLoss):
             self._warned_single = True
             log.warning("supcon: a batch holds a single class; its items only attract each other")
         with full_precision(anchor):
-            extra = flat_negatives(negative, queue, batch, dim, "supcon")
             z = F.normalize(torch.cat([anchor, positive]), dim=-1)
             lab = labels.repeat(2)
             cands = z if extra is None else torch.cat([z, F.normalize(extra, dim=-1)])

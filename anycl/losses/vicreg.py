@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .registry import ContrastiveLoss, as_float, check_pair, full_precision, refuse_negatives, register
+from .registry import ContrastiveLoss, full_precision, negative_free_inputs, register
 
 
 def variance_term(z: torch.Tensor, gamma: float = 1.0, eps: float = 1e-4) -> torch.Tensor:
@@ -60,11 +60,7 @@ class VICReg(ContrastiveLoss):
         self.eps = float(eps)
 
     def forward(self, anchor, positive, negative=None, labels=None):
-        check_pair(anchor, positive, "vicreg")
-        refuse_negatives(negative, "vicreg")
-        if anchor.shape[0] < 2:
-            raise ValueError("vicreg: needs a batch of at least 2 pairs (variance and covariance are batch statistics)")
-        z1, z2 = as_float(anchor, positive)
+        z1, z2 = negative_free_inputs(anchor, positive, negative, "vicreg", "variance and covariance are batch statistics")
         with full_precision(z1):
             inv = F.mse_loss(z1, z2, reduction="none").sum(-1).mean() / z1.shape[1]
             var = variance_term(z1, self.gamma, self.eps) + variance_term(z2, self.gamma, self.eps)
