@@ -198,7 +198,22 @@ def audio_case():
     return rows, options
 
 
-MODALITY_CASES = {"audio": audio_case}
+def image_case():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(8):  # two classes: a bright square on dark, a dark square on bright
+        img = np.full((12, 12, 3), 30 if i % 2 else 220, np.uint8)
+        y, x = rng.integers(0, 6, 2)
+        img[y:y + 6, x:x + 6] = 220 if i % 2 else 30
+        rows.append({"anchor": img, "label": i % 2})
+    options = dict(adapter_options={"preset": "small", "size": 8}, encoder_options={"arch": "resnet10", "width": 4},
+                   head=16)
+    return rows, options
+
+
+MODALITY_CASES = {"audio": audio_case, "image": image_case}
 
 
 @pytest.mark.parametrize("name", list(SMOKE_LOSSES))
