@@ -27,7 +27,7 @@ class AudioCNN(nn.Module):
         dropout: dropout before the frame-wise linear layer (0 = off).
     """
 
-    def __init__(self, n_mels: int = 64, channels: Sequence[int] = (32, 64, 128, 128), embedding_dim: int = 256,
+    def __init__(self, n_mels: int = 64, channels: Sequence[int] = (16, 32, 64, 64), embedding_dim: int = 128,
                  dropout: float = 0.0):
         super().__init__()
         self.n_mels = int(n_mels)
