@@ -65,6 +65,9 @@ FIT_OPTIONS: Dict[str, str] = {
     "cpu": "train on the CPU even when a GPU is present",
     "gradcache_mini_batch": "GradCache: rows embedded at once (full-batch gradients at mini-batch memory; None: off)",
     "collapse_watch": "warn when embeddings collapse (default True; False, or a dict of CollapseWatch options)",
+    "checkpoint_every": "save a checkpoint to output_dir/checkpoints every N optimiser steps",
+    "resume_from": "'latest' (the newest checkpoint in output_dir, if any) or a checkpoint folder",
+    "keep_checkpoints": "complete checkpoints kept (default 2; None: all)",
     "freeze": "towers to keep fixed: a modality, a list, or {modality: 'all'|'encoder'} ('encoder' trains the head)",
 }
 
@@ -245,7 +248,13 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
     if rows.streaming and not o.get("max_steps") and o.get("epochs") is None:
         log.info("streamed dataset: training for 1 epoch over the stream (set max_steps or epochs to change)")
     output_dir = o.get("output_dir")
-    _prepare_output_dir(output_dir, bool(o.get("overwrite", False)))
+    if o.get("checkpoint_every") and not output_dir:
+        raise ConfigError("checkpoint_every needs output_dir (checkpoints go to output_dir/checkpoints)")
+    if o.get("resume_from") is not None:
+        from .checkpoint import resolve_resume
+
+        resolve_resume(o["resume_from"], output_dir)  # a bad path fails before any model is loaded
+    _prepare_output_dir(output_dir, bool(o.get("overwrite", False)) or o.get("resume_from") is not None)
 
     args = TrainingArgs(
         batch_size=batch_size,
@@ -266,6 +275,9 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
         progress=bool(o.get("progress", True)),
         cpu=bool(o.get("cpu", False)),
         gradcache_mini_batch=o.get("gradcache_mini_batch"),
+        checkpoint_every=o.get("checkpoint_every"),
+        resume_from=o.get("resume_from"),
+        keep_checkpoints=o.get("keep_checkpoints", 2),
     )
     if args.gradcache_mini_batch is not None:  # validate before any model is loaded
         from .gradcache import GradCache

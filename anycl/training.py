@@ -51,6 +51,9 @@ class TrainingArgs:
     progress: bool = True
     cpu: bool = False
     gradcache_mini_batch: Optional[int] = None  # rows per GradCache mini-batch (None: off); see anycl.gradcache
+    checkpoint_every: Optional[int] = None  # optimiser steps between checkpoints (needs output_dir); anycl.checkpoint
+    resume_from: Any = None  # "latest" or a checkpoint folder
+    keep_checkpoints: Optional[int] = 2
 
 
 def warmup_cosine(warmup_steps: int, total_steps: Optional[int]) -> Callable[[int], float]:
@@ -241,18 +244,37 @@ class Trainer:
         return metrics
 
     # -- the loop -------------------------------------------------------------------------------------
-    def _epoch_batches(self, epoch: int, acc) -> tuple:
+    def _epoch_batches(self, epoch: int, acc, skip: int = 0) -> tuple:
         bs = self.args.batch_size
         world = acc.num_processes
         plan = None if self.rows.streaming else self.sampler.plan(self.rows, epoch, bs * world)
         stream = BatchStream(self.rows, self.sampler, self.builder, bs, epoch, self.args.seed,
                              rank=acc.process_index, world_size=world, plan=plan,
-                             validators=getattr(self, "validators", None))
+                             validators=getattr(self, "validators", None), skip_batches=skip)
         workers = self.args.num_workers if plan is not None else 0
+        # its own generator: a DataLoader otherwise draws its base seed from the global RNG, which would
+        # make a resumed run's dropout differ from the uninterrupted run's
         loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers,
                                              pin_memory=acc.device.type == "cuda",
-                                             persistent_workers=False)
+                                             persistent_workers=False,
+                                             generator=torch.Generator().manual_seed(self.args.seed + epoch))
         return loader, (len(plan) if plan is not None else None)
+
+    def _setup_checkpoints(self, acc, scheduler) -> tuple:
+        """Register state with Accelerate and load ``resume_from``: (epoch, batches to skip, resumed?)."""
+        args = self.args
+        self.checkpointer = None
+        if not (args.checkpoint_every or args.resume_from):
+            return 0, 0, False
+        from .checkpoint import Checkpointer, checkpoint_root, resolve_resume
+
+        root = checkpoint_root(args.output_dir) if args.output_dir else None
+        self.checkpointer = Checkpointer(self, acc, scheduler, root, args.checkpoint_every, args.keep_checkpoints)
+        path = resolve_resume(args.resume_from, args.output_dir)
+        if path is None:
+            self.checkpointer.clear()  # a fresh run: checkpoints of an earlier run must not pass for "latest"
+            return 0, 0, False
+        return (*self.checkpointer.resume(path), True)
 
     def train(self):
         from accelerate.utils import set_seed
@@ -289,18 +311,20 @@ class Trainer:
 
         self.module, self.optimizer = acc.prepare(module, optimizer)
         gradcache = make_gradcache(args.gradcache_mini_batch, acc)
+        start_epoch, skip, resumed = self._setup_checkpoints(acc, scheduler)  # anycl.checkpoint
         self.scheduler = scheduler
         if acc.log_with:
             acc.init_trackers("anycl", config=_hparams(args))
 
-        bar = tqdm(total=total, desc="train", unit="step", disable=not (args.progress and acc.is_main_process),
+        bar = tqdm(total=total, initial=self.global_step, desc="train", unit="step", disable=not (args.progress and acc.is_main_process),
                    dynamic_ncols=True)
         running, n_run, items, t0 = 0.0, 0, 0, time.perf_counter()
         done = False
-        for epoch in range(epochs):
+        for epoch in range(start_epoch, epochs):
             self.epoch = epoch
-            self.sampler.refresh(acc.unwrap_model(self.module).model, self.rows, self.global_step)
-            loader, _ = self._epoch_batches(epoch, acc)
+            if not (resumed and epoch == start_epoch):  # a resumed sampler restored what refresh computed
+                self.sampler.refresh(acc.unwrap_model(self.module).model, self.rows, self.global_step)
+            loader, _ = self._epoch_batches(epoch, acc, skip if epoch == start_epoch else 0)
             self.module.train()
             for batch in loader:
                 batch = to_device(batch, acc.device)
@@ -348,6 +372,8 @@ class Trainer:
                 if args.eval_every and self.global_step % args.eval_every == 0:
                     self.evaluate()
                     self.module.train()
+                if self.checkpointer is not None:
+                    self.checkpointer.step_done(epoch, batch["index"] + 1)
                 if total and self.global_step >= total:
                     done = True
                     break

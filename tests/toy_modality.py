@@ -95,3 +95,34 @@ def toy_vicreg(anchor, positive, negative=None, labels=None, eps=1e-4):
 toy_vicreg.negative_free = True
 toy_vicreg.in_batch_negatives = False
 toy_vicreg.accepts_negatives = False
+
+
+@anycl_losses.register("toy_queue", override=True)
+class ToyQueueLoss(anycl_losses.ContrastiveLoss):
+    """InfoNCE whose candidates include a FIFO memory queue of earlier positives (a buffer), plus a
+    step counter kept as ``get_extra_state``: state a checkpoint must carry."""
+
+    def __init__(self, size: int = 8, width: int = 12, temperature: float = 0.5):
+        super().__init__()
+        self.register_buffer("queue", torch.zeros(size, width))
+        self.register_buffer("filled", torch.tensor(0))
+        self.temperature = temperature
+        self.calls = 0
+
+    def forward(self, anchor, positive, negative=None, labels=None):
+        a = torch.nn.functional.normalize(anchor.float(), dim=-1)
+        p = torch.nn.functional.normalize(positive.float(), dim=-1)
+        candidates = torch.cat([p, self.queue[: int(self.filled)]])
+        loss = torch.nn.functional.cross_entropy(a @ candidates.T / self.temperature, torch.arange(len(a)))
+        with torch.no_grad():  # enqueue after use: a batch is never its own negative
+            keep = torch.cat([p.detach(), self.queue])[: len(self.queue)]
+            self.queue.copy_(keep)
+            self.filled.fill_(min(len(self.queue), int(self.filled) + len(p)))
+        self.calls += 1
+        return loss
+
+    def get_extra_state(self):
+        return {"calls": self.calls}
+
+    def set_extra_state(self, state):
+        self.calls = state["calls"]
