@@ -349,6 +349,6 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
         "final_metrics": trainer.eval_history[-1] if trainer.eval_history else None,
     })
     model.trainer = trainer  # history and evaluation results for the caller (not saved)
-    if output_dir:
+    if output_dir and (trainer.accelerator is None or trainer.accelerator.is_main_process):  # once, not per process
         model.save(os.path.join(output_dir, "model"), overwrite=True)
     return model
