@@ -259,3 +259,15 @@ def test_audio_gradcache_matches_uncached():
     model = build_model({s: "audio" for s in SIDES3}, adapter_options={"clip_seconds": 0.25},
                         encoder_options={"channels": [4, 8], "embedding_dim": 16})
     check_replay_against_chunked_reference(model, rows, 1, mini=4)
+
+
+def test_image_gradcache_matches_uncached():
+    pytest.importorskip("anycl.adapters.image")
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = [{"anchor": rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)} for _ in range(6)]  # two augmented views
+    torch.manual_seed(0)
+    model = build_model({s: "image" for s in SIDES3}, adapter_options={"preset": "small", "size": 16},
+                        encoder_options={"arch": "resnet10", "width": 8})
+    check_replay_against_chunked_reference(model, rows, 0, mini=4)
