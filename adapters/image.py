@@ -141,7 +141,9 @@ class ImageAdapter(Adapter):
 
     def multi_crop(self, item: torch.Tensor, generator: torch.Generator, global_crops: int = 2) -> List[torch.Tensor]:
         """Multi-crop views (Caron et al. 2020): ``global_crops`` views at ``size`` then ``local_crops``
-        views at ``local_size`` with crop scale ``local_scale``. For custom loops over several views."""
+        views at ``local_size`` with crop scale ``local_scale``. For custom loops over several views;
+        with ``augment_on="batch"`` these are crop + flip only: collate each group of equal size and pass
+        it through ``prepare(batch, train=True, generator=g)`` for the colour ops."""
         views = [apply_seeded(self._train_tf, item, generator) for _ in range(global_crops)]
         views += [apply_seeded(self._local_tf, item, generator) for _ in range(self.local_crops)]
         return views

@@ -116,17 +116,37 @@ class RetrievalEvaluator:
         return retrieval_metrics(q, c, self.relevant, self.ks)
 
 
+def knn_votes(scores: torch.Tensor, neighbour_labels: torch.Tensor, num_classes: int,
+              temperature: Optional[float] = None) -> torch.Tensor:
+    """Class votes (N, C) from the k neighbours' cosine ``scores`` (N, k) and labels (N, k).
+
+    ``temperature=None``: one vote each (nearer neighbours break ties); otherwise each neighbour votes
+    ``exp(score / temperature)`` (Wu et al. 2018, the weighted kNN of the SimCLR/DINO literature).
+    """
+    if temperature is None:
+        weights = torch.linspace(1.0, 0.9, scores.shape[1]).expand_as(scores)
+    else:
+        if not temperature > 0:
+            raise ValueError(f"kNN temperature must be > 0, got {temperature}")
+        weights = (scores.float() / temperature).exp()
+    votes = torch.zeros(scores.shape[0], num_classes)
+    votes.scatter_add_(1, neighbour_labels, weights.contiguous().float())
+    return votes
+
+
 def knn_accuracy(train_emb: torch.Tensor, train_labels: Sequence[Any], test_emb: torch.Tensor,
-                 test_labels: Sequence[Any], k: int = 5) -> float:
-    """Majority vote among the k nearest (cosine) training items; ties go to the nearest label."""
+                 test_labels: Sequence[Any], k: int = 5, temperature: Optional[float] = None) -> float:
+    """Accuracy of a vote among the k nearest (cosine) training items for each test item.
+
+    Embeddings are expected L2-normalised. ``temperature=None``: majority vote, ties to the nearest
+    label; a value (0.07–0.1 is usual): votes weighted by ``exp(cosine / temperature)``.
+    """
     names = sorted(set(train_labels) | set(test_labels), key=repr)
     index = {n: i for i, n in enumerate(names)}
     ytr = torch.tensor([index[y] for y in train_labels])
     yte = torch.tensor([index[y] for y in test_labels])
-    _, nn_idx = topk_chunked(test_emb, train_emb, k)
-    votes = torch.zeros(len(yte), len(names))
-    weights = torch.linspace(1.0, 0.9, nn_idx.shape[1])  # nearer neighbours break ties
-    votes.scatter_add_(1, ytr[nn_idx], weights.expand_as(nn_idx).contiguous())
+    scores, nn_idx = topk_chunked(test_emb, train_emb, k)
+    votes = knn_votes(scores, ytr[nn_idx], len(names), temperature)
     return float((votes.argmax(1) == yte).float().mean())
 
 
@@ -134,10 +154,11 @@ class KNNEvaluator:
     """Leave-one-out kNN accuracy over labelled items (each item's neighbours exclude itself)."""
 
     def __init__(self, items: Sequence[Any], labels: Sequence[Any], k: int = 5, batch_size: int = 64,
-                 modality: Optional[str] = None):
+                 modality: Optional[str] = None, temperature: Optional[float] = None):
         if len(set(map(repr, labels))) < 2:
             raise ValueError("kNN evaluation needs at least two distinct labels")
         self.items, self.labels, self.k, self.batch_size, self.modality = list(items), list(labels), k, batch_size, modality
+        self.temperature = temperature
 
     def __call__(self, model) -> Dict[str, float]:
         emb = model.encode(self.items, modality=self.modality, batch_size=self.batch_size)
@@ -147,9 +168,8 @@ class KNNEvaluator:
         index = {n: i for i, n in enumerate(names)}
         y = torch.tensor([index[v] for v in self.labels])
         k = min(self.k, len(self.items) - 1)
-        idx = sim.topk(k, dim=1).indices
-        votes = torch.zeros(len(y), len(names))
-        votes.scatter_add_(1, y[idx], torch.linspace(1.0, 0.9, k).expand_as(idx).contiguous())
+        scores, idx = sim.topk(k, dim=1)
+        votes = knn_votes(scores, y[idx], len(names), self.temperature)
         return {f"knn@{k}_accuracy": float((votes.argmax(1) == y).float().mean())}
 
 
@@ -194,15 +214,17 @@ class ProbeEvaluator:
     """
 
     def __init__(self, train_items, train_labels, test_items, test_labels, k: int = 5, batch_size: int = 64,
-                 modality: Optional[str] = None, linear: bool = True):
+                 modality: Optional[str] = None, linear: bool = True, temperature: Optional[float] = None):
         self.train_items, self.train_labels = list(train_items), list(train_labels)
         self.test_items, self.test_labels = list(test_items), list(test_labels)
         self.k, self.batch_size, self.modality, self.linear = k, batch_size, modality, linear
+        self.temperature = temperature
 
     def __call__(self, model) -> Dict[str, float]:
         tr = model.encode(self.train_items, modality=self.modality, batch_size=self.batch_size)
         te = model.encode(self.test_items, modality=self.modality, batch_size=self.batch_size)
-        out = {f"knn@{self.k}_accuracy": knn_accuracy(tr, self.train_labels, te, self.test_labels, self.k)}
+        out = {f"knn@{self.k}_accuracy": knn_accuracy(tr, self.train_labels, te, self.test_labels, self.k,
+                                                              self.temperature)}
         if self.linear:
             out["linear_probe_accuracy"] = linear_probe_accuracy(tr, self.train_labels, te, self.test_labels)
         return out

@@ -246,9 +246,28 @@ FAST = dict(adapter_options={"preset": "small", "size": 16}, encoder_options={"a
             batch_size=8, epochs=1, progress=False, seed=3)
 
 
+def test_knn_temperature_votes_match_hand_computation():
+    from anycl.evaluation import knn_accuracy
+
+    train = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.6, 0.8]]), dim=1)
+    test = torch.tensor([[1.0, 0.0]])
+    # neighbours: a (cos 1.0, label A), b (0.8, B), c (0.6, B). Majority (k=3): B.
+    assert knn_accuracy(train, ["A", "B", "B"], test, ["B"], k=3) == 1.0
+    # weighted, T=0.1: A gets e^10 = 22026, B gets e^8 + e^6 = 3384 → A
+    assert knn_accuracy(train, ["A", "B", "B"], test, ["A"], k=3, temperature=0.1) == 1.0
+    # T=10: A e^0.1=1.105, B e^0.08+e^0.06=2.145 → B
+    assert knn_accuracy(train, ["A", "B", "B"], test, ["B"], k=3, temperature=10.0) == 1.0
+
+
 def test_fit_encode_deterministic_save_load(tmp_path):
+    from anycl.evaluation import ProbeEvaluator
+
     imgs = _images()
-    model = anycl.fit(imgs, modality="image", **FAST)
+    labels = [i % 2 for i in range(len(imgs))]
+    probe = ProbeEvaluator(imgs[:16], labels[:16], imgs[16:], labels[16:], k=3, temperature=0.1)
+    model = anycl.fit(imgs, modality="image", eval_dataset=probe, **FAST)
+    metrics = model.trainer.eval_history[-1]
+    assert 0.0 <= metrics["knn@3_accuracy"] <= 1.0 and 0.0 <= metrics["linear_probe_accuracy"] <= 1.0
     e1, e2 = model.encode(imgs[:5]), model.encode(imgs[:5])
     assert e1.shape == (5, 64) and torch.equal(e1, e2)
     again = anycl.fit(imgs, modality="image", **FAST)
