@@ -6,16 +6,19 @@ trains SimCSE-style: the two views are the same sentence under different dropout
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Dict, List, Optional
 
 import torch
 from torch import nn
 
-from anycl.errors import DataError
+from anycl.errors import ConfigError, DataError
 
 from . import register
 from .base import Adapter
+
+log = logging.getLogger("anycl")
 
 
 def default_text_model() -> str:
@@ -52,7 +55,17 @@ class TextAdapter(Adapter):
     """Strings in, token ids out.
 
     Options:
-        max_seq_length: override the model's maximum length (tokens); longer texts are truncated.
+        max_seq_length: override the model's maximum length (tokens); longer texts are truncated and
+            their number is reported once (a warning at the first truncation; the running totals are
+            ``adapter.truncated`` of ``adapter.tokenized`` texts).
+        span_dropout: fraction (0..1) of a training view's words deleted as one random contiguous
+            span (default 0: off).
+        token_cutoff: probability (0..1) that each word of a training view is deleted (default 0).
+
+    Without ``span_dropout``/``token_cutoff`` the two views of an unpaired sentence differ only by
+    the encoder's dropout (SimCSE). When set, they apply to every training view (anchors, positives
+    and negatives of paired data too); evaluation and ``encode`` never augment. At least one word is
+    always kept.
     """
 
     modality = "text"
@@ -61,10 +74,42 @@ class TextAdapter(Adapter):
     default_loss_options = {"temperature": 0.05}
     fit_defaults = {"batch_size": 32, "lr": 2e-5, "head": None}
 
-    def __init__(self, max_seq_length: Optional[int] = None, **options):
-        super().__init__(max_seq_length=max_seq_length, **options)
+    def __init__(self, max_seq_length: Optional[int] = None, span_dropout: float = 0.0, token_cutoff: float = 0.0,
+                 **options):
+        for name, v in (("span_dropout", span_dropout), ("token_cutoff", token_cutoff)):
+            if not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
+                raise ConfigError(f"text adapter option {name} must be a number in [0, 1), got {v!r}")
+        if max_seq_length is not None and (not isinstance(max_seq_length, int) or max_seq_length < 2):
+            raise ConfigError(f"max_seq_length must be an int >= 2, got {max_seq_length!r}")
+        kept = {k: v for k, v in (("span_dropout", span_dropout), ("token_cutoff", token_cutoff)) if v}
+        super().__init__(max_seq_length=max_seq_length, **kept, **options)
         self.max_seq_length = max_seq_length
+        self.span_dropout = float(span_dropout)
+        self.token_cutoff = float(token_cutoff)
         self._st = None
+        self.truncated = 0  # texts cut at max_seq_length so far
+        self.tokenized = 0
+        self._warned = False
+
+    def augment(self, item: str, generator: torch.Generator) -> str:
+        """Span dropout then token cutoff on whitespace-separated words (no-op when both are 0)."""
+        if not (self.span_dropout or self.token_cutoff):
+            return item
+        words = item.split()
+        if len(words) < 2:
+            return item
+        if self.span_dropout:
+            n = int(round(self.span_dropout * len(words)))
+            n = min(n, len(words) - 1)
+            if n > 0:
+                start = int(torch.randint(0, len(words) - n + 1, (1,), generator=generator))
+                words = words[:start] + words[start + n:]
+        if self.token_cutoff and len(words) > 1:
+            keep = (torch.rand(len(words), generator=generator) >= self.token_cutoff).tolist()
+            if not any(keep):
+                keep[int(torch.randint(0, len(words), (1,), generator=generator))] = True
+            words = [w for w, k in zip(words, keep) if k]
+        return " ".join(words)
 
     def validate(self, item, where):
         if not isinstance(item, str):
@@ -91,7 +136,25 @@ class TextAdapter(Adapter):
             raise RuntimeError("text adapter used before an encoder was attached")
         fn = getattr(self._st, "preprocess", None) or self._st.tokenize
         feats = fn(list(items))
-        return {k: v for k, v in feats.items() if torch.is_tensor(v)}
+        out = {k: v for k, v in feats.items() if torch.is_tensor(v)}
+        self._count_truncated(out)
+        return out
+
+    def _count_truncated(self, feats: Dict[str, Any]) -> None:
+        """Texts whose token count reached ``max_seq_length`` were (almost always) cut there."""
+        mask = feats.get("attention_mask")
+        limit = getattr(self._st, "max_seq_length", None)
+        if mask is None or not limit:
+            return
+        hit = int((mask.sum(1) >= int(limit)).sum())
+        self.tokenized += int(mask.shape[0])
+        if hit:
+            self.truncated += hit
+            if not self._warned:
+                self._warned = True
+                log.warning("texts longer than max_seq_length=%d tokens are truncated (%d of the %d texts "
+                            "seen so far); running count in the text adapter's .truncated", limit,
+                            self.truncated, self.tokenized)
 
     def count(self, batch) -> int:
         return int(batch["input_ids"].shape[0])

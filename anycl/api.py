@@ -318,7 +318,12 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
     for c in rows.negatives:
         key_fns[c] = side_adapters["negative"].key
     sampler.set_key_functions(key_fns)
-    builder = BatchBuilder(side_adapters, rows.negatives, on_bad_item=o.get("on_bad_item", "raise"))
+    negative_columns = rows.negatives
+    if getattr(sampler, "num_negatives", 0):  # a mining sampler supplies negative_1..k in rows_for
+        if rows.negatives:
+            log.warning("the sampler mines hard negatives; the data's columns %s are replaced", rows.negatives)
+        negative_columns = [f"negative_{i + 1}" for i in range(int(sampler.num_negatives))]
+    builder = BatchBuilder(side_adapters, negative_columns, on_bad_item=o.get("on_bad_item", "raise"))
     eval_data = o.get("eval_dataset")
     if cross_modal and eval_data is not None and not callable(eval_data):
         from .crossmodal import CrossModalRetrievalEvaluator

@@ -111,6 +111,24 @@ def group_distinct(order: Iterator[int], key_of: Callable[[int], tuple], batch_s
         yield batch
 
 
+def length_grouped(order: List[int], rows: Rows, window: int) -> List[int]:
+    """``order`` with each window of ``window`` consecutive rows sorted by row length (longest first).
+
+    A row's length is the total number of characters of its string items (a cheap stand-in for its
+    token count); rows without strings keep their order.
+    """
+    cols = rows.item_columns
+
+    def length(i: int) -> int:
+        row = rows[i]
+        return sum(len(row[c]) for c in cols if isinstance(row.get(c), str))
+
+    out: List[int] = []
+    for s in range(0, len(order), window):
+        out.extend(sorted(order[s:s + window], key=length, reverse=True))
+    return out
+
+
 @register("in_batch", "default")
 class InBatchSampler(Sampler):
     """Shuffled batches whose items are all distinct (negatives come from the rest of the batch).
@@ -122,10 +140,20 @@ class InBatchSampler(Sampler):
         min_batch_size: batches smaller than this (a short last batch) are dropped; in-batch
             negatives need at least 2.
         shuffle_buffer: for streamed data, rows are shuffled within a buffer of this many rows.
+        group_by_length: when set to W, the shuffled rows are cut into windows of W batches, each
+            window is sorted by the rows' length (characters of their string items) before batching,
+            and the batches are shuffled again: rows of similar length share a batch, which saves
+            padding for text, while batches stay random across the data. None: off.
     """
 
     def __init__(self, shuffle: bool = True, deduplicate: bool = True, seed: int = 0, min_batch_size: int = 2,
-                 shuffle_buffer: int = 1000):
+                 shuffle_buffer: int = 1000, group_by_length: Optional[int] = None):
+        if group_by_length is not None and (not isinstance(group_by_length, int) or group_by_length < 1):
+            from .errors import ConfigError
+
+            raise ConfigError(f"group_by_length must be an int >= 1 (batches per window) or None, got "
+                              f"{group_by_length!r}")
+        self.group_by_length = group_by_length
         self.shuffle = shuffle
         self.deduplicate = deduplicate
         self.seed = seed
@@ -156,6 +184,8 @@ class InBatchSampler(Sampler):
         order = list(range(len(rows)))
         if self.shuffle:
             self._rng(epoch).shuffle(order)
+        if self.group_by_length:
+            order = length_grouped(order, rows, self.group_by_length * batch_size)
         self.stats = {}
         if self.deduplicate:
             keys = self._row_keys(rows)
@@ -163,6 +193,8 @@ class InBatchSampler(Sampler):
         else:
             batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
         kept = [b for b in batches if len(b) >= self.min_batch_size]
+        if self.group_by_length and self.shuffle:
+            random.Random(self.seed * 1_000_003 + epoch + 1).shuffle(kept)
         self.stats["dropped"] = sum(len(b) for b in batches) - sum(len(b) for b in kept)
         return kept
 
@@ -208,3 +240,6 @@ class InBatchSampler(Sampler):
 
     def load_state_dict(self, state):
         self.seed = state.get("seed", self.seed)
+
+
+from . import mined_sampler  # noqa: E402,F401  (registers the "mined" / "hard_negatives" sampler)

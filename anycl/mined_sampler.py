@@ -1,0 +1,119 @@
+"""A sampler that mines hard negatives with the model being trained, and re-mines as it learns.
+
+``fit(pairs, modality="text", sampler="mined", sampler_options={"num_negatives": 1, "refresh_every": 200})``
+
+Before training (the trainer's first ``refresh``) every row gets ``num_negatives`` hard negatives
+mined by :func:`anycl.mining.mine_negative_ids` with the current model; they are re-mined at every
+epoch start (``remine_each_epoch``) and every ``refresh_every`` optimiser steps, so the negatives stay
+hard as the model changes (negatives mined once, before training, go stale). ``rows_for`` attaches
+them to each batch's rows as ``negative_1`` … ``negative_k``; the batch builder asks the sampler for
+that number (``num_negatives``).
+
+Batches are formed as by :class:`~anycl.sampling.InBatchSampler`, and the de-duplication also covers
+the mined negatives: a row whose mined negative is another row's positive in the same batch would
+make that positive a false negative, so such rows are kept apart. (Negatives re-mined in the middle
+of an epoch take effect for the rest of it; that epoch's batches were planned with the previous ones.
+With ``num_workers > 0`` they take effect at the next epoch.)
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Optional, Sequence
+
+from .data import Rows
+from .errors import ConfigError
+from .mining import _check_options, mine_negative_ids
+from .sampling import InBatchSampler, register
+
+log = logging.getLogger("anycl")
+
+
+@register("mined", "hard_negatives")
+class MinedNegativeSampler(InBatchSampler):
+    """In-batch sampler plus hard negatives mined (and re-mined) with the model being trained.
+
+    Args:
+        num_negatives: mined negatives per row.
+        refresh_every: re-mine every N optimiser steps (None: only at epoch starts).
+        remine_each_epoch: re-mine at the start of every epoch (the first mining always happens).
+        corpus: documents to mine from (default: every distinct positive of the training data).
+        range_min, range_max, max_score, absolute_margin, relative_margin, sampling, chunk_size:
+            as in :func:`anycl.mining.mine_hard_negatives` (default ``relative_margin=0.05``).
+        mining_batch_size: embedding batch size while mining.
+        verbose: print each pass's statistics.
+        shuffle, deduplicate, seed, min_batch_size: as in :class:`~anycl.sampling.InBatchSampler`.
+    """
+
+    def __init__(self, num_negatives: int = 1, refresh_every: Optional[int] = None, remine_each_epoch: bool = True,
+                 corpus: Optional[Sequence[Any]] = None, range_min: int = 0, range_max: int = 50,
+                 max_score: Optional[float] = None, absolute_margin: Optional[float] = None,
+                 relative_margin: Optional[float] = 0.05, sampling: str = "top", mining_batch_size: int = 64,
+                 chunk_size: int = 1024, verbose: bool = True, **in_batch_options):
+        super().__init__(**in_batch_options)
+        _check_options(num_negatives, range_min, range_max, sampling, chunk_size, mining_batch_size, "random",
+                       {"absolute_margin": absolute_margin, "relative_margin": relative_margin})
+        if refresh_every is not None and (not isinstance(refresh_every, int) or refresh_every < 1):
+            raise ConfigError(f"refresh_every must be an int >= 1 or None, got {refresh_every!r}")
+        self.num_negatives = num_negatives
+        self.refresh_every = refresh_every
+        self.remine_each_epoch = remine_each_epoch
+        self.corpus = list(corpus) if corpus is not None else None
+        self.mining = dict(range_min=range_min, range_max=range_max, max_score=max_score,
+                           absolute_margin=absolute_margin, relative_margin=relative_margin, sampling=sampling,
+                           batch_size=mining_batch_size, chunk_size=chunk_size)
+        self.verbose = verbose
+        self.negatives: Optional[List[List[Any]]] = None  # per row: the mined items
+        self.history: List[Dict[str, Any]] = []  # per mining pass: step + statistics
+        self._mined_at: Optional[int] = None
+
+    def refresh(self, model, rows: Rows, step: int) -> None:
+        if rows.streaming:
+            raise ConfigError("the 'mined' sampler needs a dataset with a length (mining embeds every row); "
+                              "materialise the stream or use sampler='in_batch'")
+        if not rows.has_positive:
+            raise ConfigError(f"the 'mined' sampler needs (anchor, positive) pairs; the data's columns are "
+                              f"{rows.columns}")
+        if self._mined_at == step:
+            return  # an epoch start that is also a refresh_every step: mine once
+        periodic = bool(self.refresh_every) and step > 0 and step % self.refresh_every == 0
+        if self.negatives is not None and not periodic and not self.remine_each_epoch:
+            return
+        per_row, docs, stats = mine_negative_ids(
+            model, rows.column("anchor"), rows.column("positive"), self.corpus, self.num_negatives,
+            seed=self.seed * 1_000_003 + step, on_short="random", **self.mining)
+        self.negatives = [[docs[j] for j in ids] for ids in per_row]
+        self._keys = None  # batches must also keep mined negatives apart from other rows' positives
+        self._mined_at = step
+        self.history.append({"step": step, **stats.as_dict()})
+        if self.verbose:
+            print(f"[step {step}] {stats}")
+        log.info("mining at step %d:\n%s", step, stats)
+
+    def _row_keys(self, rows: Rows) -> List[tuple]:
+        if self._keys is not None and self._keys_for == id(rows):
+            return self._keys
+        keys = super()._row_keys(rows)
+        if self.negatives is not None:
+            key = self.key_fns.get("positive") or (lambda x: x)
+            keys = [k + tuple(key(n) for n in negs) for k, negs in zip(keys, self.negatives)]
+            self._keys = keys
+        return keys
+
+    def rows_for(self, rows: Rows, indices: Sequence[int]) -> List[dict]:
+        if self.negatives is None:
+            raise RuntimeError("the 'mined' sampler was asked for rows before mining (refresh) ran")
+        out = []
+        for i in indices:
+            row = dict(rows[i])
+            for j, neg in enumerate(self.negatives[i]):
+                row[f"negative_{j + 1}"] = neg
+            out.append(row)
+        return out
+
+    def state_dict(self):
+        return {"seed": self.seed, "negatives": self.negatives, "mined_at": self._mined_at}
+
+    def load_state_dict(self, state):
+        self.seed = state.get("seed", self.seed)
+        self.negatives = state.get("negatives", self.negatives)
+        self._mined_at = state.get("mined_at", self._mined_at)

@@ -1,0 +1,393 @@
+"""Hard-negative mining: exact top-k by chunked matrix products, with false-negative filters.
+
+:func:`mine_hard_negatives` embeds the distinct queries (anchors) and a corpus (by default every
+distinct positive; with ``corpus=`` your documents plus the positives), finds each query's nearest
+documents and keeps ``num_negatives`` of them per query. The search runs over blocks of
+``chunk_size`` queries × ``chunk_size`` documents and merges a running top-k, so memory is the
+embeddings plus ``chunk_size × (chunk_size + range_max)`` scores — never a query × corpus matrix.
+
+Candidates go through these rules, in this order; each rejected candidate is counted under the first
+rule that rejects it:
+
+1. **own positive**: a query's own positive(s) and a document equal to the query itself are never
+   candidates (they are masked before the top-k, so they do not use up ranks);
+2. **range_min**: the ``range_min`` best remaining candidates are skipped (likely unlabelled positives);
+   only the best ``range_max`` are considered at all;
+3. **max_score**: a candidate scoring above ``max_score`` is dropped;
+4. **absolute_margin**: dropped unless ``score <= positive_score - absolute_margin``;
+5. **relative_margin**: dropped unless ``score <= positive_score - relative_margin * |positive_score|``
+   (the same as ``score <= positive_score * (1 - relative_margin)`` for a positive score, and still a
+   *stricter* bound for a negative score, where multiplying would loosen it).
+
+``positive_score`` is the query's **lowest** positive score when it has several positives, so a
+candidate must be clearly below every positive. From the candidates left, ``sampling="top"`` takes the
+best ``num_negatives`` and ``sampling="random"`` draws them at random (seeded) from the window.
+
+Scores are cosine similarities of the model's embeddings.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from .data import to_rows
+from .errors import ConfigError, DataError
+
+log = logging.getLogger("anycl")
+
+RULES = ("range_min", "max_score", "absolute_margin", "relative_margin")
+
+
+@dataclass
+class MiningStats:
+    """What one mining pass did (printed by :func:`mine_hard_negatives` when ``verbose``)."""
+
+    queries: int = 0
+    corpus_size: int = 0
+    num_negatives: int = 0
+    candidates: int = 0  # ranks considered: queries × min(range_max, corpus size)
+    kept: int = 0  # candidates left after every rule (before taking num_negatives)
+    filtered: Dict[str, int] = field(default_factory=lambda: {r: 0 for r in RULES})
+    own_positives_excluded: int = 0
+    negatives_taken: int = 0
+    mean_positive_score: float = float("nan")
+    mean_negative_score: float = float("nan")
+    queries_short: int = 0  # queries left with fewer than num_negatives candidates
+    filled_at_random: int = 0  # negatives drawn at random for short queries (on_short="random")
+    rows_in: int = 0
+    rows_out: int = 0
+    rows_dropped: int = 0
+    embed_seconds: float = 0.0
+    search_seconds: float = 0.0
+
+    @property
+    def queries_per_s(self) -> float:
+        total = self.embed_seconds + self.search_seconds
+        return self.queries / total if total > 0 else float("nan")
+
+    def as_dict(self) -> Dict[str, Any]:
+        d = asdict(self)
+        d["queries_per_s"] = self.queries_per_s
+        return d
+
+    def __str__(self) -> str:
+        f = ", ".join(f"{k} {v}" for k, v in self.filtered.items())
+        lines = [
+            f"hard-negative mining: {self.queries} queries, corpus of {self.corpus_size} documents",
+            f"  candidates {self.candidates}: kept {self.kept}; filtered: {f}; own positives excluded "
+            f"{self.own_positives_excluded}",
+            f"  negatives taken {self.negatives_taken} ({self.num_negatives} per query); mean positive score "
+            f"{self.mean_positive_score:.4f}, mean negative score {self.mean_negative_score:.4f}",
+            f"  queries without {self.num_negatives} negatives: {self.queries_short}"
+            + (f" (filled {self.filled_at_random} negatives at random)" if self.filled_at_random else "")
+            + (f"; rows dropped {self.rows_dropped} of {self.rows_in}" if self.rows_dropped else ""),
+            f"  {self.queries_per_s:.1f} queries/s (embedding {self.embed_seconds:.1f}s, search "
+            f"{self.search_seconds:.1f}s)",
+        ]
+        return "\n".join(lines)
+
+
+# -- embedding ---------------------------------------------------------------------------------------
+def embedder(model, side: str, batch_size: int) -> Callable[[List[Any]], torch.Tensor]:
+    """``items -> (N, D)`` L2-normalised float32 embeddings for an anycl model (the tower of ``side``),
+    a sentence-transformers model, or a plain callable ``items -> embeddings``."""
+    if hasattr(model, "tower") and hasattr(model, "sides"):  # ContrastiveModel
+        modality = model.sides.get(side, model.sides.get("anchor"))
+        return lambda items: model.encode(items, modality=modality, batch_size=batch_size)
+    if hasattr(model, "encode"):  # sentence-transformers (or alike)
+        def st(items):
+            e = model.encode(list(items), batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
+            return F.normalize(torch.as_tensor(e).float().cpu(), dim=-1)
+        return st
+    if callable(model):
+        return lambda items: F.normalize(torch.as_tensor(model(list(items))).float(), dim=-1)
+    raise ConfigError(f"cannot embed with a {type(model).__name__}: pass an anycl model, a SentenceTransformer "
+                      f"or a callable(items) -> embeddings")
+
+
+def _validator(model, side: str):
+    if hasattr(model, "tower") and hasattr(model, "sides"):
+        return model.tower(side).adapter.validate
+
+    def check(item, where):
+        if not isinstance(item, str):
+            raise DataError(f"{where} must be a string, got {type(item).__name__}: {item!r:.80}")
+        if not item.strip():
+            raise DataError(f"{where} is an empty string; remove empty texts or fill them in")
+    return check
+
+
+def _key(item):
+    from .adapters.base import item_key
+
+    return item_key(item)
+
+
+# -- the search --------------------------------------------------------------------------------------
+def chunked_topk_excluding(queries: torch.Tensor, corpus: torch.Tensor, k: int, exclude: Sequence[Sequence[int]],
+                           chunk_size: int = 1024) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Top-``k`` scores/indices of each query in the corpus, skipping the corpus indices in ``exclude[q]``.
+
+    Blocks of ``chunk_size`` queries × ``chunk_size`` documents, merged into a running top-k: memory
+    ``chunk_size × (chunk_size + k)`` scores besides the embeddings. Missing ranks (corpus smaller
+    than k plus exclusions) have score ``-inf`` and index ``-1``. Returns (Q, k) scores, sorted
+    descending, and (Q, k) long indices.
+    """
+    nq, n = queries.shape[0], corpus.shape[0]
+    k = max(0, int(k))
+    out_s = torch.full((nq, k), float("-inf"))
+    out_i = torch.full((nq, k), -1, dtype=torch.long)
+    if k == 0 or n == 0:
+        return out_s, out_i
+    for qs in range(0, nq, chunk_size):
+        q = queries[qs:qs + chunk_size]
+        m = q.shape[0]
+        best_s = torch.full((m, 0), float("-inf"))
+        best_i = torch.full((m, 0), -1, dtype=torch.long)
+        # exclusions of this query chunk as (row, corpus index) pairs
+        rows_ex = [(r, c) for r in range(m) for c in exclude[qs + r]]
+        ex_r = torch.tensor([r for r, _ in rows_ex], dtype=torch.long)
+        ex_c = torch.tensor([c for _, c in rows_ex], dtype=torch.long)
+        for cs in range(0, n, chunk_size):
+            sim = q @ corpus[cs:cs + chunk_size].T  # (m, c)
+            if len(rows_ex):
+                sel = (ex_c >= cs) & (ex_c < cs + sim.shape[1])
+                sim[ex_r[sel], ex_c[sel] - cs] = float("-inf")
+            kk = min(k, sim.shape[1])
+            s, i = sim.topk(kk, dim=1)
+            cat_s = torch.cat([best_s, s], dim=1)
+            cat_i = torch.cat([best_i, i + cs], dim=1)
+            kk = min(k, cat_s.shape[1])
+            best_s, pos = cat_s.topk(kk, dim=1)
+            best_i = cat_i.gather(1, pos)
+        best_i = torch.where(torch.isinf(best_s), torch.full_like(best_i, -1), best_i)
+        out_s[qs:qs + m, :best_s.shape[1]] = best_s
+        out_i[qs:qs + m, :best_i.shape[1]] = best_i
+    return out_s, out_i
+
+
+def filter_candidates(scores: torch.Tensor, positive_score: torch.Tensor, range_min: int = 0,
+                      max_score: Optional[float] = None, absolute_margin: Optional[float] = None,
+                      relative_margin: Optional[float] = None) -> Tuple[torch.Tensor, Dict[str, int]]:
+    """Which ranked candidates pass the false-negative rules (see the module docstring).
+
+    Args:
+        scores: (Q, R) candidate scores sorted descending (``-inf`` = no candidate).
+        positive_score: (Q,) each query's lowest positive score.
+    Returns:
+        (Q, R) bool mask of kept candidates, and per rule the number of candidates it rejected first.
+    """
+    valid = torch.isfinite(scores)
+    alive = valid.clone()
+    counts: Dict[str, int] = {}
+    ranks = torch.arange(scores.shape[1]).unsqueeze(0)
+    rules = [("range_min", ranks < int(range_min))]
+    pos = positive_score.unsqueeze(1)
+    rules.append(("max_score", scores > max_score if max_score is not None else None))
+    rules.append(("absolute_margin", scores > pos - absolute_margin if absolute_margin is not None else None))
+    rules.append(("relative_margin",
+                  scores > pos - relative_margin * pos.abs() if relative_margin is not None else None))
+    for name, reject in rules:
+        if reject is None:
+            counts[name] = 0
+            continue
+        hit = alive & reject
+        counts[name] = int(hit.sum())
+        alive &= ~hit
+    return alive, counts
+
+
+def _check_options(num_negatives, range_min, range_max, sampling, chunk_size, batch_size, on_short, margins):
+    if not isinstance(num_negatives, int) or num_negatives < 1:
+        raise ConfigError(f"num_negatives must be an int >= 1, got {num_negatives!r}")
+    if range_min < 0 or range_max < 1:
+        raise ConfigError(f"range_min must be >= 0 and range_max >= 1, got {range_min} and {range_max}")
+    if range_max - range_min < num_negatives:
+        raise ConfigError(f"the window range_min={range_min}..range_max={range_max} holds fewer than "
+                          f"num_negatives={num_negatives} candidates; raise range_max")
+    if sampling not in ("top", "random"):
+        raise ConfigError(f"sampling must be 'top' or 'random', got {sampling!r}")
+    if chunk_size < 1 or batch_size < 1:
+        raise ConfigError("chunk_size and batch_size must be >= 1")
+    if on_short not in ("drop", "random"):
+        raise ConfigError(f"on_short must be 'drop' or 'random', got {on_short!r}")
+    for name, v in margins.items():
+        if v is not None and (not isinstance(v, (int, float)) or v < 0):
+            raise ConfigError(f"{name} must be a number >= 0, got {v!r}")
+
+
+def mine_negative_ids(model, anchors: Sequence[Any], positives: Sequence[Any], corpus: Optional[Sequence[Any]] = None,
+                      num_negatives: int = 1, range_min: int = 0, range_max: int = 100,
+                      max_score: Optional[float] = None, absolute_margin: Optional[float] = None,
+                      relative_margin: Optional[float] = None, sampling: str = "top", batch_size: int = 64,
+                      chunk_size: int = 1024, seed: int = 0, on_short: str = "drop"):
+    """The mining pass on parallel lists of anchors and positives.
+
+    Returns ``(per_row, documents, stats)``: for row r, ``per_row[r]`` is a list of indices into
+    ``documents`` (the deduplicated corpus), ``num_negatives`` long, or ``None`` for a row dropped
+    with ``on_short="drop"``.
+    """
+    _check_options(num_negatives, range_min, range_max, sampling, chunk_size, batch_size, on_short,
+                   {"absolute_margin": absolute_margin, "relative_margin": relative_margin})
+    stats = MiningStats(num_negatives=num_negatives, rows_in=len(anchors))
+    check_a, check_p = _validator(model, "anchor"), _validator(model, "positive")
+    for r, (a, p) in enumerate(zip(anchors, positives)):
+        check_a(a, f"row {r}: anchor")
+        if p is None:
+            raise DataError(f"row {r}: the query {a!r:.60} has no positive; mining needs (anchor, positive) pairs "
+                            f"(drop rows without a positive)")
+        check_p(p, f"row {r}: positive")
+    # distinct queries, their positives, and the corpus (given documents + every positive)
+    qindex: Dict[Any, int] = {}
+    queries: List[Any] = []
+    row_query: List[int] = []
+    for a in anchors:
+        k = _key(a)
+        if k not in qindex:
+            qindex[k] = len(queries)
+            queries.append(a)
+        row_query.append(qindex[k])
+    dindex: Dict[Any, int] = {}
+    docs: List[Any] = []
+
+    def add_doc(d) -> int:
+        k = _key(d)
+        if k not in dindex:
+            dindex[k] = len(docs)
+            docs.append(d)
+        return dindex[k]
+
+    for j, d in enumerate(corpus if corpus is not None else ()):
+        check_p(d, f"corpus[{j}]")
+        add_doc(d)
+    own: List[set] = [set() for _ in queries]
+    for r, p in enumerate(positives):
+        own[row_query[r]].add(add_doc(p))
+    for qi, q in enumerate(queries):  # a document equal to the query is no negative of it
+        j = dindex.get(_key(q))
+        if j is not None:
+            own[qi].add(j)
+    if len(docs) <= num_negatives:
+        raise DataError(f"the corpus has {len(docs)} distinct documents (positives included); num_negatives="
+                        f"{num_negatives} needs more than that: give a larger corpus= or lower num_negatives")
+    stats.queries, stats.corpus_size = len(queries), len(docs)
+    stats.own_positives_excluded = sum(len(s) for s in own)
+
+    t0 = time.perf_counter()
+    q_emb = embedder(model, "anchor", batch_size)(queries)
+    d_emb = embedder(model, "positive", batch_size)(docs)
+    stats.embed_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pos_lists = [sorted(s) for s in own]
+    # lowest score among each query's labelled positives
+    labelled = [[] for _ in queries]
+    for r, p in enumerate(positives):
+        labelled[row_query[r]].append(dindex[_key(p)])
+    pos_score = torch.stack([(q_emb[qi] @ d_emb[labelled[qi]].T).min() for qi in range(len(queries))])
+    depth = min(range_max, len(docs))
+    scores, idx = chunked_topk_excluding(q_emb, d_emb, depth, pos_lists, chunk_size)
+    keep, counts = filter_candidates(scores, pos_score, range_min, max_score, absolute_margin, relative_margin)
+    stats.candidates = int(torch.isfinite(scores).sum())
+    stats.filtered, stats.kept = counts, int(keep.sum())
+
+    gen = torch.Generator().manual_seed(int(seed))
+    chosen: List[List[int]] = []
+    for qi in range(len(queries)):
+        cand = idx[qi][keep[qi]].tolist()
+        if sampling == "random" and len(cand) > num_negatives:
+            pick = torch.randperm(len(cand), generator=gen)[:num_negatives].sort().values.tolist()
+            cand = [cand[j] for j in pick]
+        else:
+            cand = cand[:num_negatives]
+        if len(cand) < num_negatives:
+            stats.queries_short += 1
+            if on_short == "random":
+                banned = set(cand) | own[qi]
+                pool = [j for j in torch.randperm(len(docs), generator=gen).tolist() if j not in banned]
+                fill = pool[:num_negatives - len(cand)]
+                stats.filled_at_random += len(fill)
+                cand = cand + fill
+        chosen.append(cand)
+    stats.search_seconds = time.perf_counter() - t0
+
+    per_row: List[Optional[List[int]]] = []
+    neg_scores = []
+    for r in range(len(anchors)):
+        c = chosen[row_query[r]]
+        if len(c) < num_negatives and on_short == "drop":
+            per_row.append(None)
+            stats.rows_dropped += 1
+            continue
+        per_row.append(c)
+    for qi, c in enumerate(chosen):
+        if c:
+            neg_scores.append(q_emb[qi] @ d_emb[c].T)
+    stats.negatives_taken = sum(len(c) for c in chosen)
+    stats.rows_out = len(anchors) - stats.rows_dropped
+    stats.mean_positive_score = float(pos_score.mean()) if len(queries) else float("nan")
+    stats.mean_negative_score = float(torch.cat(neg_scores).mean()) if neg_scores else float("nan")
+    return per_row, docs, stats
+
+
+def mine_hard_negatives(model, rows_or_pairs, corpus: Optional[Sequence[Any]] = None, num_negatives: int = 1,
+                        range_min: int = 0, range_max: int = 100, max_score: Optional[float] = None,
+                        absolute_margin: Optional[float] = None, relative_margin: Optional[float] = None,
+                        sampling: str = "top", batch_size: int = 64, chunk_size: int = 1024, seed: int = 0,
+                        on_short: str = "drop", columns: Optional[Dict[str, str]] = None,
+                        verbose: bool = True) -> Tuple[List[dict], MiningStats]:
+    """Mine hard negatives for (anchor, positive) pairs with a model.
+
+    Args:
+        model: an anycl :class:`~anycl.model.ContrastiveModel` (anchors embedded with the anchor
+            tower, documents with the positive tower), a ``SentenceTransformer``, or a callable
+            ``items -> (N, D)`` embeddings.
+        rows_or_pairs: anything :func:`anycl.data.to_rows` takes with ``anchor`` and ``positive``
+            columns (a list of dicts or of (anchor, positive) tuples, an HF dataset, a DataFrame …).
+            Several rows with the same anchor are one query with several positives. Existing
+            ``negative*`` columns are ignored (replaced).
+        corpus: documents to mine from (default: every distinct positive); the positives are added.
+        num_negatives: negatives per row, written as ``negative_1`` … ``negative_k``.
+        range_min, range_max: skip the best ``range_min`` candidates, consider up to rank ``range_max``.
+        max_score, absolute_margin, relative_margin: the false-negative filters (module docstring).
+        sampling: ``"top"`` (hardest first) or ``"random"`` within the filtered window.
+        batch_size: embedding batch size. chunk_size: queries and documents per block of the search.
+        seed: for ``sampling="random"`` and random filling.
+        on_short: a query left with fewer than ``num_negatives`` candidates: ``"drop"`` its rows
+            (default, counted in the statistics) or ``"random"``: fill up with random documents that
+            are not its positives.
+        columns: map the convention's names to yours, e.g. ``{"anchor": "query", "positive": "doc"}``.
+        verbose: print the statistics.
+
+    Returns:
+        ``(rows, stats)``: rows as dicts ``{"anchor", "positive", "negative_1", …}`` in input order
+        (minus dropped rows), and a :class:`MiningStats`.
+    """
+    if isinstance(rows_or_pairs, (list, tuple)) and rows_or_pairs and isinstance(rows_or_pairs[0], (list, tuple)):
+        rows_or_pairs = [{"anchor": r[0], "positive": r[1] if len(r) > 1 else None} for r in rows_or_pairs]
+    rows = to_rows(rows_or_pairs, columns)
+    if rows.streaming:
+        raise DataError("mining needs a dataset with a length (not a stream); materialise it first")
+    if "positive" not in rows.columns:
+        raise DataError(f"mining needs (anchor, positive) pairs; the data's columns are {rows.columns}")
+    anchors, positives = rows.column("anchor"), rows.column("positive")
+    per_row, docs, stats = mine_negative_ids(
+        model, anchors, positives, corpus, num_negatives, range_min, range_max, max_score, absolute_margin,
+        relative_margin, sampling, batch_size, chunk_size, seed, on_short)
+    out = []
+    for a, p, negs in zip(anchors, positives, per_row):
+        if negs is None:
+            continue
+        row = {"anchor": a, "positive": p}
+        for j, d in enumerate(negs):
+            row[f"negative_{j + 1}"] = docs[d]
+        out.append(row)
+    if verbose:
+        print(stats)
+    log.info("%s", stats)
+    return out, stats
