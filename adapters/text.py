@@ -181,3 +181,24 @@ class TextAdapter(Adapter):
         enc = SentenceTransformerEncoder(st)
         enc.anycl_spec = {"model": directory}
         return enc
+
+
+def export_sentence_transformers(model, path: str, modality: Optional[str] = None) -> str:
+    """Write a text tower of an anycl model as a sentence-transformers model folder; returns ``path``.
+
+    ``SentenceTransformer(path)`` then gives the same embeddings as ``model.encode`` (after L2
+    normalisation, which ``encode`` applies). The folder an anycl ``model.save(out)`` writes already
+    holds this format under ``out/towers/text``. A tower whose ``encode`` uses a projection head cannot
+    be expressed in that format and is refused.
+    """
+    tower = model.tower(modality or model.sides.get("anchor", "text"))
+    st = getattr(tower.encoder, "st", None)
+    if st is None:
+        raise ConfigError(f"the {tower.modality!r} tower is not a sentence-transformers model; only text towers "
+                          f"export to the sentence-transformers format")
+    if tower.head is not None and tower.encode_with_head:
+        raise ConfigError("this text tower encodes through a projection head, which the sentence-transformers "
+                          "format does not hold; train with head=None to export")
+    os.makedirs(path, exist_ok=True)
+    st.save(str(path), safe_serialization=True)
+    return str(path)

@@ -56,6 +56,7 @@ FIT_OPTIONS: Dict[str, str] = {
     "overwrite": "allow an existing, non-empty output_dir",
     "eval_dataset": "pairs (retrieval metrics), labelled items (kNN accuracy) or a callable(model)",
     "eval_every": "evaluate every N steps (default: after each epoch)",
+    "keep_best": "metric name (e.g. 'ndcg@10'): keep the weights of the best evaluation (needs eval_dataset)",
     "callbacks": "objects with on_step_end/on_evaluate/on_train_end, or callables(trainer, step, logs)",
     "num_workers": "DataLoader worker processes for loading/augmenting",
     "on_bad_item": "'raise' (default) or 'skip' unreadable items, reporting the count",
@@ -70,6 +71,18 @@ FIT_OPTIONS: Dict[str, str] = {
     "keep_checkpoints": "complete checkpoints kept (default 2; None: all)",
     "freeze": "towers to keep fixed: a modality, a list, or {modality: 'all'|'encoder'} ('encoder' trains the head)",
 }
+
+
+def _with_keep_best(o, evaluator, output_dir) -> list:
+    """The user's callbacks, plus :class:`anycl.best.KeepBest` when ``keep_best`` names a metric."""
+    callbacks = list(o.get("callbacks") or ())
+    if o.get("keep_best"):
+        if evaluator is None:
+            raise ConfigError("keep_best needs an eval_dataset (or a callable evaluator) to compare checkpoints")
+        from .best import KeepBest
+
+        callbacks.append(KeepBest(str(o["keep_best"]), output_dir=output_dir))
+    return callbacks
 
 
 def _per_modality(value: Any, modality: str, modalities) -> Any:
@@ -335,7 +348,7 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
     else:
         evaluator = evaluator_for(eval_data, o.get("columns"), file_extensions=exts)
 
-    callbacks = list(o.get("callbacks") or ())
+    callbacks = _with_keep_best(o, evaluator, output_dir)  # user callbacks (+ anycl.best.KeepBest)
     watch = o.get("collapse_watch", True)
     if watch:  # anycl.collapse: embedding spread logged, a warning when it falls toward collapse
         from .collapse import CollapseWatch

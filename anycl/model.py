@@ -185,6 +185,12 @@ class ContrastiveModel(nn.Module):
             raise DataError("encode() got no items")
         return torch.cat(out)
 
+    def export_sentence_transformers(self, path: str, modality: Optional[str] = None) -> str:
+        """Write the text tower as a sentence-transformers folder (see ``adapters/text.py``)."""
+        from .adapters.text import export_sentence_transformers
+
+        return export_sentence_transformers(self, path, modality)
+
     # ------------------------------------------------------------------------------------------------
     def config(self) -> Dict[str, Any]:
         return {
