@@ -261,6 +261,8 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
     if rows.streaming and not o.get("max_steps") and o.get("epochs") is None:
         log.info("streamed dataset: training for 1 epoch over the stream (set max_steps or epochs to change)")
     output_dir = o.get("output_dir")
+    if o.get("keep_best") and o.get("eval_dataset") is None:  # before any model is loaded
+        raise ConfigError("keep_best needs an eval_dataset (or a callable evaluator) to compare checkpoints")
     if o.get("checkpoint_every") and not output_dir:
         raise ConfigError("checkpoint_every needs output_dir (checkpoints go to output_dir/checkpoints)")
     if o.get("resume_from") is not None:
