@@ -211,21 +211,22 @@ class NTXent2N(ContrastiveLoss):
         anchor, positive, extra = pair_inputs(anchor, positive, negative, queue, "simclr")
         batch = anchor.shape[0]
         with full_precision(anchor):
-            z = F.normalize(torch.cat([anchor, positive]), dim=-1)  # (2N, D)
-            cands = z if extra is None else torch.cat([z, F.normalize(extra, dim=-1)])
-            logits = (z * self.tau.scale(z.device)) @ cands.T  # (2N, 2N + M)
-            n2 = 2 * batch
-            idx = torch.arange(n2, device=z.device)
-            partner = (idx + batch) % n2
-            drop = torch.eye(n2, dtype=torch.bool, device=z.device)  # never one's own view
-            same = same_label_mask(labels, batch, z.device)
-            if same is not None:
-                same2 = same.repeat(2, 2)
-                same2[idx, partner] = False
-                drop |= same2
-            head = logits[:, :n2].masked_fill(drop, MASK_VALUE)
-            logits = torch.cat([head, logits[:, n2:]], dim=1)
-            return F.cross_entropy(logits, partner)
+            a, p = F.normalize(anchor, dim=-1), F.normalize(positive, dim=-1)
+            extra = None if extra is None else F.normalize(extra, dim=-1)
+            # Each view's row scores [its partner view's side, its own side, extra]: the partner is then
+            # candidate i (the softmax cross-entropy of info_nce), its own view is masked in the second block.
+            eye = torch.eye(batch, dtype=torch.bool, device=a.device)
+            same = same_label_mask(labels, batch, a.device)
+            other_side = torch.zeros_like(eye) if same is None else same & ~eye
+            own_side = eye if same is None else same | eye
+            mask = torch.cat([other_side, own_side], dim=1)  # (N, 2N)
+            scale = self.tau.scale(a.device)
+
+            def cands(first, second):
+                parts = [first, second] + ([] if extra is None else [extra])
+                return torch.cat(parts)
+
+            return 0.5 * (info_nce(a, cands(p, a), scale, mask) + info_nce(p, cands(a, p), scale, mask))
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature:.4g}"
