@@ -65,6 +65,7 @@ def main(argv=None):
             out.backward()
         return run
 
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     ratios = {k: [] for k in losses}
     mm_times, loss_times = [], {k: [] for k in losses}
     for r in range(args.rounds):
@@ -97,12 +98,18 @@ def main(argv=None):
         f"Median matmul time: {1000 * statistics.median(mm_times):.0f} ms.",
         "",
         "A forward + backward needs three products of this size at least (logits, and the gradients of "
-        "both inputs), so about 3× is the floor for any implementation that does not approximate.",
+        "both inputs), so about 3× is the floor for any implementation that does not approximate. "
+        "`simclr` scores 2N views against 2N candidates: 4× the logits, a floor of about 12×. "
+        "`chunk_size` recomputes each chunk's logits in the backward (checkpointing): a floor of about 4×.",
         "",
         f"Command: `{cmd.strip()}`  ",
         f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores (shared with other jobs), torch "
-        f"{torch.__version__}, {torch.get_num_threads()} threads, device CPU",
+        f"{torch.__version__}, {torch.get_num_threads()} threads, device CPU; 1-minute load average "
+        f"{load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run (other sessions' jobs)",
+        "",
+        "On a loaded machine elementwise passes over the B×N logits (memory-bound) slow down more than the "
+        "matrix product, which inflates the ratios; the per-round minimum shows the less disturbed rounds.",
         "",
     ]
     os.makedirs(os.path.dirname(args.out), exist_ok=True)

@@ -113,7 +113,8 @@ class InfoNCE(ContrastiveLoss):
             ``max_scale``).
         max_scale: the clamp on 1/τ when learnt (default 100, i.e. τ ≥ 0.01, as CLIP).
         chunk_size: score this many anchors at a time with activation checkpointing, for batches whose
-            B×B logits do not fit in memory (same values and gradients; about 1.3× the time).
+            B×B logits do not fit in memory (same values and gradients; the logits are computed twice,
+            about 2× the time: ``benchmarks/results/losses.md``).
 
     Inputs:
         anchor: (B, D). positive: (B, D). negative: optional (B, K, D) or (B, D) hard negatives; every
