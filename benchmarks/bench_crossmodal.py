@@ -173,6 +173,16 @@ def table(results, metrics):
     return lines
 
 
+def over_seeds(part, seeds, run):
+    """Run one part once per seed, printing each seed's result as it comes."""
+    res = []
+    for s in seeds:
+        t = time.perf_counter()
+        res.append(run(s))
+        print(f"{part} seed {s}: {res[-1]['anycl']} vs floor {res[-1]['floor']} ({time.perf_counter() - t:.0f} s)", flush=True)
+    return res
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--part", choices=["audio", "image", "both"], default="both")
@@ -194,11 +204,7 @@ def main(argv=None):
               "encoder; pretrained MiniLM text encoder). anycl = trained with `anycl.fit` (text encoder "
               "frozen, its head and the whole audio/image tower trained).", ""]
     if args.part in ("audio", "both"):
-        res = []
-        for s in args.seeds:
-            t = time.perf_counter()
-            res.append(run_audio(s, args.audio_epochs, text_model))
-            print(f"audio seed {s}: {res[-1]['anycl']} vs floor {res[-1]['floor']} ({time.perf_counter() - t:.0f} s)", flush=True)
+        res = over_seeds("audio", args.seeds, lambda s: run_audio(s, args.audio_epochs, text_model))
         n_tr, n_te, n_cls = res[0]["sizes"]
         report += [f"## Audio–text: Sonic Pi samples ({n_tr} training clips, {n_te} held-out clips, {n_cls} sections)", "",
                    f"{args.audio_epochs} epochs, batch 16, lr 2e-3, 1 s crops at 16 kHz, 64 log-mels. "
@@ -208,11 +214,8 @@ def main(argv=None):
                               "text_to_audio_recall@1", "text_to_audio_recall@5", "text_to_audio_recall@10"])
         report.append("")
     if args.part in ("image", "both"):
-        res = []
-        for s in args.seeds:
-            t = time.perf_counter()
-            res.append(run_image(s, args.image_epochs, text_model, args.image_train, args.image_test))
-            print(f"image seed {s}: {res[-1]['anycl']} vs floor {res[-1]['floor']} ({time.perf_counter() - t:.0f} s)", flush=True)
+        res = over_seeds("image", args.seeds,
+                         lambda s: run_image(s, args.image_epochs, text_model, args.image_train, args.image_test))
         n_tr, n_te, _ = res[0]["sizes"]
         report += [f"## Image–text: Fashion-MNIST ({n_tr} training pairs, {n_te} held-out test images)", "",
                    f"{args.image_epochs} epochs, batch 64, lr 2e-3, small-image augmentation preset, "

@@ -28,6 +28,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from memory import rss_mb  # noqa: E402
+
 FOLDOC = "/usr/share/dictd/foldoc.dict.dz"
 SONIC_PI = "/usr/share/sonic-pi/samples"
 RESULTS = Path(__file__).resolve().parent / "results" / "gradcache.md"
@@ -65,12 +68,6 @@ def sonic_pi_rows(n: int):
 
 
 # -- one configuration, in a child process --------------------------------------------------------------
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def child(modality: str, batch_size: int, mini: int, threads: int, seq_len: int, clip_seconds: float) -> dict:
