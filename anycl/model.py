@@ -160,6 +160,10 @@ class ContrastiveModel(nn.Module):
         if dev != self.device:
             self.to(dev)
         out = []
+        # texts are embedded longest first, so each batch pads to a similar length; order restored below
+        order = list(range(len(items)))
+        if order and all(isinstance(x, str) for x in items):
+            order.sort(key=lambda i: -len(items[i]))
         rng = range(0, len(items), batch_size)
         if show_progress:
             from tqdm.auto import tqdm
@@ -167,11 +171,10 @@ class ContrastiveModel(nn.Module):
             rng = tqdm(rng, desc=f"encode ({tower.modality})", unit="batch")
         try:
             for start in rng:
-                chunk = items[start:start + batch_size]
                 views = []
-                for j, item in enumerate(chunk):
-                    adapter.validate(item, f"item {start + j}")
-                    views.append(adapter.eval_view(adapter.load(item)))
+                for i in order[start:start + batch_size]:
+                    adapter.validate(items[i], f"item {i}")
+                    views.append(adapter.eval_view(adapter.load(items[i])))
                 from .batching import to_device
 
                 feats = to_device(adapter.collate(views), dev)
@@ -183,7 +186,10 @@ class ContrastiveModel(nn.Module):
             self.train(was_training)
         if not out:
             raise DataError("encode() got no items")
-        return torch.cat(out)
+        emb = torch.cat(out)
+        if order != sorted(order):
+            emb = emb[torch.argsort(torch.tensor(order))]
+        return emb
 
     def export_sentence_transformers(self, path: str, modality: Optional[str] = None) -> str:
         """Write the text tower as a sentence-transformers folder (see ``adapters/text.py``)."""

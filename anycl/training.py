@@ -281,6 +281,7 @@ class Trainer:
         from tqdm.auto import tqdm
 
         args = self.args
+        started = time.perf_counter()
         acc = make_accelerator(args)
         self.accelerator = acc
         set_seed(args.seed)
@@ -367,7 +368,7 @@ class Trainer:
                     running, n_run = 0.0, 0
                 self._callback("on_step_end", self.global_step, logs)
                 every = getattr(self.sampler, "refresh_every", None)
-                if every and self.global_step % every == 0:
+                if every and self.global_step % every == 0 and not (total and self.global_step >= total):
                     self.sampler.refresh(acc.unwrap_model(self.module).model, self.rows, self.global_step)
                 if args.eval_every and self.global_step % args.eval_every == 0:
                     self.evaluate()
@@ -391,6 +392,7 @@ class Trainer:
             tracker.finish()
         self.model = acc.unwrap_model(self.module).model
         self.model.eval()
+        self.train_seconds = time.perf_counter() - started  # the whole call: refreshes, steps, evaluations
         return self.model
 
 
