@@ -52,6 +52,12 @@ class Adapter:
         """
         return item_key(item)
 
+    def lengths(self, items: List[Any]) -> List[int]:
+        """The cost of each item for length-grouped batching (``group_by_length``): items of similar
+        length share a batch, so little padding is computed. The default is a string's number of
+        characters (0 for other items); the text adapter counts tokens, capped at ``max_seq_length``."""
+        return [len(x) if isinstance(x, str) else 0 for x in items]
+
     def load(self, item: Any) -> Any:
         """Decode one raw item into what ``augment`` and ``collate`` take (runs on CPU, per item)."""
         return item

@@ -131,6 +131,21 @@ class TextAdapter(Adapter):
         if self.max_seq_length is not None:
             st.max_seq_length = int(self.max_seq_length)
 
+    def lengths(self, items: List[str]) -> List[int]:
+        """Token counts (what padding is made of), capped at ``max_seq_length``; strings only."""
+        if self._st is None or not items or not all(isinstance(x, str) for x in items):
+            return super().lengths(items)
+        tokenizer = getattr(self._st, "tokenizer", None)
+        if tokenizer is None:
+            return super().lengths(items)
+        limit = int(getattr(self._st, "max_seq_length", 0) or 0) or None
+        out = []
+        for s in range(0, len(items), 4096):  # the fast tokenizer, in large chunks
+            ids = tokenizer(list(items[s:s + 4096]), add_special_tokens=True, truncation=False,
+                            return_attention_mask=False, verbose=False)["input_ids"]
+            out += [min(len(x), limit) if limit else len(x) for x in ids]
+        return out
+
     def collate(self, items: List[str]) -> Dict[str, Any]:
         if self._st is None:
             raise RuntimeError("text adapter used before an encoder was attached")

@@ -215,10 +215,11 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
     if o.get("temperature") is not None:
         loss_options["temperature"] = o["temperature"]
     cross_modal = len(set(sides.values())) > 1
-    if loss is None and cross_modal:  # CLIP/CLAP: both directions, CLIP's initial temperature
+    if loss is None and cross_modal:  # CLIP/CLAP: both directions, CLIP's initial temperature, learnt
         loss = "infonce"
         loss_options.setdefault("symmetric", True)
         loss_options.setdefault("temperature", 0.07)
+        loss_options.setdefault("learn_temperature", True)
     elif loss is None:
         loss = anchor_adapter_cls.default_loss
         for k, v in anchor_adapter_cls.default_loss_options.items():
@@ -333,6 +334,9 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
     for c in rows.negatives:
         key_fns[c] = side_adapters["negative"].key
     sampler.set_key_functions(key_fns)
+    if hasattr(sampler, "set_length_functions"):  # group_by_length sorts by what padding is made of
+        sampler.set_length_functions({c: side_adapters[c if c in ("anchor", "positive") else "negative"].lengths
+                                      for c in key_fns})
     negative_columns = rows.negatives
     if getattr(sampler, "num_negatives", 0):  # a mining sampler supplies negative_1..k in rows_for
         if rows.negatives:

@@ -111,21 +111,34 @@ def group_distinct(order: Iterator[int], key_of: Callable[[int], tuple], batch_s
         yield batch
 
 
-def length_grouped(order: List[int], rows: Rows, window: int) -> List[int]:
-    """``order`` with each window of ``window`` consecutive rows sorted by row length (longest first).
+def row_lengths(rows: Rows, length_fns: Dict[str, Callable[[List[Any]], List[int]]]) -> List[int]:
+    """Each row's length for grouping: the longest of its items (each side is padded to its own
+    longest item, so the row's longest side decides most of its padding).
 
-    A row's length is the total number of characters of its string items (a cheap stand-in for its
-    token count); rows without strings keep their order.
+    ``length_fns`` maps a column to its adapter's ``lengths`` (tokens for text); other columns count
+    the characters of strings.
     """
-    cols = rows.item_columns
+    per_col = []
+    for c in rows.item_columns:
+        values = rows.column(c)
+        fn = length_fns.get(c)
+        if fn is not None:
+            present = [i for i, v in enumerate(values) if v is not None]
+            got = fn([values[i] for i in present])
+            col = [0] * len(values)
+            for i, n in zip(present, got):
+                col[i] = int(n)
+        else:
+            col = [len(v) if isinstance(v, str) else 0 for v in values]
+        per_col.append(col)
+    return [max(ls) for ls in zip(*per_col)] if per_col else [0] * len(rows)
 
-    def length(i: int) -> int:
-        row = rows[i]
-        return sum(len(row[c]) for c in cols if isinstance(row.get(c), str))
 
+def length_grouped(order: List[int], lengths: Sequence[int], window: int) -> List[int]:
+    """``order`` with each window of ``window`` consecutive rows sorted by ``lengths`` (longest first)."""
     out: List[int] = []
     for s in range(0, len(order), window):
-        out.extend(sorted(order[s:s + window], key=length, reverse=True))
+        out.extend(sorted(order[s:s + window], key=lengths.__getitem__, reverse=True))
     return out
 
 
@@ -160,6 +173,9 @@ class InBatchSampler(Sampler):
         self.min_batch_size = min_batch_size
         self.shuffle_buffer = shuffle_buffer
         self.key_fns: Dict[str, Callable[[Any], Any]] = {}
+        self.length_fns: Dict[str, Callable[[List[Any]], List[int]]] = {}
+        self._lengths: Optional[List[int]] = None
+        self._lengths_for: Optional[int] = None
         self._keys: Optional[List[tuple]] = None
         self._keys_for: Optional[int] = None
         self.stats: Dict[str, int] = {}
@@ -167,6 +183,17 @@ class InBatchSampler(Sampler):
     def set_key_functions(self, key_fns):
         self.key_fns = dict(key_fns)
         self._keys = None
+
+    def set_length_functions(self, length_fns):
+        """Per column, ``items -> lengths`` for ``group_by_length`` (``fit`` passes the adapters' ``lengths``)."""
+        self.length_fns = dict(length_fns)
+        self._lengths = None
+
+    def _row_lengths(self, rows: Rows) -> List[int]:
+        if self._lengths is None or self._lengths_for != id(rows):
+            self._lengths = row_lengths(rows, self.length_fns)
+            self._lengths_for = id(rows)
+        return self._lengths
 
     def _row_keys(self, rows: Rows) -> List[tuple]:
         if self._keys is not None and self._keys_for == id(rows):
@@ -185,7 +212,7 @@ class InBatchSampler(Sampler):
         if self.shuffle:
             self._rng(epoch).shuffle(order)
         if self.group_by_length:
-            order = length_grouped(order, rows, self.group_by_length * batch_size)
+            order = length_grouped(order, self._row_lengths(rows), self.group_by_length * batch_size)
         self.stats = {}
         if self.deduplicate:
             keys = self._row_keys(rows)

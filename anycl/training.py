@@ -276,6 +276,62 @@ class Trainer:
             return 0, 0, False
         return (*self.checkpointer.resume(path), True)
 
+    def _schedule(self, acc) -> tuple:
+        """(total optimiser steps or None for an endless stream, epochs to run)."""
+        args = self.args
+        if self.rows.streaming:
+            return args.max_steps, (args.epochs if not args.max_steps else 10**9)
+        first_plan = self.sampler.plan(self.rows, 0, args.batch_size * acc.num_processes)
+        if not first_plan:
+            raise ConfigError(
+                f"no batch of at least 2 distinct items can be formed from {len(self.rows)} rows with "
+                f"batch_size={args.batch_size}; give more (distinct) rows"
+            )
+        steps_per_epoch = math.ceil(len(first_plan) / args.gradient_accumulation_steps)
+        if args.max_steps:
+            return args.max_steps, math.ceil(args.max_steps / max(1, steps_per_epoch))
+        return steps_per_epoch * args.epochs, args.epochs
+
+    def _optimise(self, acc, batch, gen, gradcache, params, epoch: int) -> tuple:
+        """One forward/backward (whole batch, or GradCache's mini-batches) and the optimiser step:
+        (loss, extra loss terms)."""
+        args = self.args
+        with acc.accumulate(self.module):
+            if gradcache is not None:  # anycl.gradcache: full-batch gradients, mini-batch memory
+                loss, terms = gradcache_step(gradcache, acc, self.module, batch, gen,
+                                             check=lambda l: check_finite(l, self.global_step, epoch))
+            else:
+                with acc.autocast():
+                    loss, terms = split_loss(self.module(batch, gen))
+                check_finite(loss, self.global_step, epoch)
+                acc.backward(loss)
+            if acc.sync_gradients and args.max_grad_norm:
+                acc.clip_grad_norm_(params, args.max_grad_norm)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return loss, terms
+
+    def _after_step(self, acc, epoch: int, batch, total: Optional[int], logs: Dict[str, Any]) -> None:
+        """What follows an optimiser step: EMA target, logging, callbacks, re-mining, evaluation,
+        checkpoint."""
+        args = self.args
+        hook = getattr(self.loss, "on_train_step_end", None)
+        if hook is not None:
+            hook(self.global_step, total)
+        acc.unwrap_model(self.module).after_optimizer_step(self.global_step, total)  # EMA target
+        if self.global_step % args.log_every == 0 or self.global_step == 1:
+            acc.log(logs, step=self.global_step)
+            self.history.append({"step": self.global_step, **logs})
+        self._callback("on_step_end", self.global_step, logs)
+        every = getattr(self.sampler, "refresh_every", None)
+        if every and self.global_step % every == 0 and not (total and self.global_step >= total):
+            self.sampler.refresh(acc.unwrap_model(self.module).model, self.rows, self.global_step)
+        if args.eval_every and self.global_step % args.eval_every == 0:
+            self.evaluate()
+            self.module.train()
+        if self.checkpointer is not None:
+            self.checkpointer.step_done(epoch, batch["index"] + 1)
+
     def train(self):
         from accelerate.utils import set_seed
         from tqdm.auto import tqdm
@@ -290,23 +346,7 @@ class Trainer:
         if not params:
             raise ConfigError("nothing to train: every parameter of the model and loss is frozen")
         optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
-
-        if not self.rows.streaming:
-            first_plan = self.sampler.plan(self.rows, 0, args.batch_size * acc.num_processes)
-            if not first_plan:
-                raise ConfigError(
-                    f"no batch of at least 2 distinct items can be formed from {len(self.rows)} rows with "
-                    f"batch_size={args.batch_size}; give more (distinct) rows"
-                )
-            steps_per_epoch = math.ceil(len(first_plan) / args.gradient_accumulation_steps)
-            total = args.max_steps or steps_per_epoch * args.epochs
-            if args.max_steps:
-                epochs = math.ceil(args.max_steps / max(1, steps_per_epoch))
-            else:
-                epochs = args.epochs
-        else:
-            total = args.max_steps
-            epochs = args.epochs if not args.max_steps else 10**9
+        total, epochs = self._schedule(acc)
         warmup = int(args.warmup_ratio * total) if total else 0
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
 
@@ -317,8 +357,8 @@ class Trainer:
         if acc.log_with:
             acc.init_trackers("anycl", config=_hparams(args))
 
-        bar = tqdm(total=total, initial=self.global_step, desc="train", unit="step", disable=not (args.progress and acc.is_main_process),
-                   dynamic_ncols=True)
+        bar = tqdm(total=total, initial=self.global_step, desc="train", unit="step",
+                   disable=not (args.progress and acc.is_main_process), dynamic_ncols=True)
         running, n_run, items, t0 = 0.0, 0, 0, time.perf_counter()
         done = False
         for epoch in range(start_epoch, epochs):
@@ -333,19 +373,7 @@ class Trainer:
                 if acc.device.type in ("cpu", "cuda"):
                     gen = torch.Generator(device=acc.device)
                     gen.manual_seed(args.seed * 7_919 + epoch * 104_729 + batch["index"])
-                with acc.accumulate(self.module):
-                    if gradcache is not None:  # anycl.gradcache: full-batch gradients, mini-batch memory
-                        loss, terms = gradcache_step(gradcache, acc, self.module, batch, gen,
-                                                     check=lambda l: check_finite(l, self.global_step, epoch))
-                    else:
-                        with acc.autocast():
-                            loss, terms = split_loss(self.module(batch, gen))
-                        check_finite(loss, self.global_step, epoch)
-                        acc.backward(loss)
-                    if acc.sync_gradients and args.max_grad_norm:
-                        acc.clip_grad_norm_(params, args.max_grad_norm)
-                    self.optimizer.step()
-                    self.optimizer.zero_grad(set_to_none=True)
+                loss, terms = self._optimise(acc, batch, gen, gradcache, params, epoch)
                 running += float(loss.detach())
                 n_run += 1
                 items += batch["size"] * acc.num_processes
@@ -354,27 +382,14 @@ class Trainer:
                 if not acc.optimizer_step_was_skipped:
                     scheduler.step()
                 self.global_step += 1
-                hook = getattr(self.loss, "on_train_step_end", None)
-                if hook is not None:
-                    hook(self.global_step, total)
-                acc.unwrap_model(self.module).after_optimizer_step(self.global_step, total)  # EMA target
                 rate = items / max(time.perf_counter() - t0, 1e-9)
-                logs = {"loss": running / n_run, "lr": scheduler.get_last_lr()[0], "items_per_s": rate, "epoch": epoch, **terms}
+                logs = {"loss": running / n_run, "lr": scheduler.get_last_lr()[0], "items_per_s": rate,
+                        "epoch": epoch, **terms}
                 bar.update(1)
                 bar.set_postfix(loss=f"{logs['loss']:.4f}", items_s=f"{rate:.1f}")
                 if self.global_step % args.log_every == 0 or self.global_step == 1:
-                    acc.log(logs, step=self.global_step)
-                    self.history.append({"step": self.global_step, **logs})
-                    running, n_run = 0.0, 0
-                self._callback("on_step_end", self.global_step, logs)
-                every = getattr(self.sampler, "refresh_every", None)
-                if every and self.global_step % every == 0 and not (total and self.global_step >= total):
-                    self.sampler.refresh(acc.unwrap_model(self.module).model, self.rows, self.global_step)
-                if args.eval_every and self.global_step % args.eval_every == 0:
-                    self.evaluate()
-                    self.module.train()
-                if self.checkpointer is not None:
-                    self.checkpointer.step_done(epoch, batch["index"] + 1)
+                    running, n_run = 0.0, 0  # the logged loss is the mean since the last logged step
+                self._after_step(acc, epoch, batch, total, logs)
                 if total and self.global_step >= total:
                     done = True
                     break

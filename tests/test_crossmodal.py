@@ -90,3 +90,50 @@ def test_crossmodal_bad_input(minilm_path):
         ZeroShotClassifier(model, COLOURS, templates="colour")
     with pytest.raises(anycl.DataError, match="aligned pairs"):
         cross_modal_retrieval(model, [signal(0, 0)], ["a", "b"])
+
+
+# -- the real adapters: image–text and audio–text through the same fit (tiny data made here) ------------------
+def bars(kind: int, i: int):
+    """A 28×28 grey image: a bright horizontal (kind 0) or vertical (kind 1) bar, with noise."""
+    import numpy as np
+
+    rng = np.random.default_rng(i)
+    img = rng.integers(0, 40, (28, 28)).astype("uint8")
+    pos = 4 + (i % 5) * 4
+    if kind == 0:
+        img[pos:pos + 4, :] = 230
+    else:
+        img[:, pos:pos + 4] = 230
+    return img
+
+
+def tone(kind: int, i: int, sr: int = 16000):
+    """Half a second of a low (kind 0) or high (kind 1) sine tone, as a Hugging Face audio dict."""
+    import numpy as np
+
+    t = np.arange(sr // 2) / sr
+    freq = (220.0 if kind == 0 else 3520.0) * (1 + 0.02 * i)
+    return {"array": (0.5 * np.sin(2 * np.pi * freq * t)).astype("float32"), "sampling_rate": sr}
+
+
+@pytest.mark.parametrize("modality, make, names, options", [
+    ("image", bars, ["horizontal bar", "vertical bar"],
+     {"adapter_options": {"image": {"preset": "small"}}, "encoder_options": {"image": {"arch": "resnet18", "width": 8}}}),
+    ("audio", tone, ["low hum", "high whistle"], {"adapter_options": {"audio": {"clip_seconds": 0.5}}}),
+])
+def test_image_text_and_audio_text_train_through_fit(modality, make, names, options, minilm_path):
+    train = [{"anchor": make(k, i), "positive": f"a {names[k]}"} for i in range(8) for k in range(2)]
+    model = anycl.fit(train, modality={"anchor": modality, "positive": "text"}, model=minilm_path,
+                      freeze={"text": "encoder"}, max_steps=3, batch_size=8, seed=0, progress=False, **options)
+    assert sorted(model.modalities) == sorted([modality, "text"])
+    items = [make(k, 50) for k in range(2)]
+    a = model.encode(items, modality=modality)
+    t = model.encode([f"a {n}" for n in names], modality="text")
+    assert a.shape == t.shape and a.shape[0] == 2  # one shared space
+    assert torch.isfinite(a).all() and torch.allclose(a.norm(dim=1), torch.ones(2))
+    # CLIP's default: symmetric InfoNCE whose temperature starts at 0.07 and is learnt
+    loss = model.trainer.loss
+    assert loss.symmetric and loss.tau.learnable and loss.tau.value != pytest.approx(0.07, abs=1e-7)
+    clf = ZeroShotClassifier(model, names, templates="a {}", text_modality="text")
+    assert clf.scores(items).shape == (2, 2)
+    assert model.trainer.global_step == 3 and all(h["loss"] > 0 for h in model.trainer.history)

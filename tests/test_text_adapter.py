@@ -7,7 +7,7 @@ import torch
 import anycl
 from anycl.data import to_rows
 from anycl.errors import ConfigError
-from anycl.sampling import InBatchSampler, length_grouped
+from anycl.sampling import InBatchSampler, length_grouped, row_lengths
 
 
 def gen(seed=0):
@@ -74,7 +74,7 @@ def test_truncation_is_counted_and_reported_once(minilm_path, caplog):
 def test_length_grouping_sorts_within_windows_and_keeps_every_row():
     rows = to_rows([{"anchor": "x" * n, "positive": "y"} for n in range(1, 41)])
     order = list(range(40))
-    out = length_grouped(order, rows, 10)
+    out = length_grouped(order, row_lengths(rows, {}), 10)
     assert sorted(out) == order
     for s in range(0, 40, 10):
         lens = [len(rows[i]["anchor"]) for i in out[s:s + 10]]
@@ -87,6 +87,23 @@ def test_length_grouping_sorts_within_windows_and_keeps_every_row():
     assert sum(spread) / len(spread) < 16
     with pytest.raises(ConfigError):
         InBatchSampler(group_by_length=0)
+
+
+def test_row_length_is_its_longest_side_in_tokens_capped_at_max_seq_length(minilm_path):
+    import anycl.adapters as adapters
+    from anycl.api import build_model
+
+    model = build_model({"anchor": "text", "positive": "text", "negative": "text"}, model=minilm_path,
+                        adapter_options={"max_seq_length": 16})
+    ad = model.tower("anchor").adapter
+    texts = ["one", "two words", "word " * 40]
+    # the tokenizer's own count ([CLS] + word pieces + [SEP]), capped at 16
+    expected = [min(len(ad._st.tokenizer(t)["input_ids"]), 16) for t in texts]
+    assert ad.lengths(texts) == expected == [3, 4, 16]
+    rows = to_rows([{"anchor": "word " * 40, "positive": "short"}, {"anchor": "a b", "positive": "a few more words here"}])
+    assert row_lengths(rows, {"anchor": ad.lengths, "positive": ad.lengths}) == [16, 7]
+    assert row_lengths(rows, {}) == [200, 21]  # without an adapter: characters of the longest string
+    assert adapters.Adapter().lengths(["abc", 5]) == [3, 0]
 
 
 def test_unsupervised_text_trains_with_span_dropout(minilm_path):
