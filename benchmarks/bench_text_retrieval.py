@@ -23,6 +23,7 @@ import argparse
 import datetime
 import gzip
 import json
+import math
 import os
 import platform
 import re
@@ -167,7 +168,8 @@ def anycl_fit(rows, cfg, out, mined: bool, **extra):
     if mined:
         steps = len(rows) // cfg["batch_size"]
         sopts.update(num_negatives=cfg["num_negatives"], relative_margin=0.05, range_max=cfg["range_max"],
-                     refresh_every=max(1, steps // (cfg["remine"] + 1)), verbose=True)
+                     refresh_every=max(1, math.ceil(steps / (cfg["remine"] + 1))), verbose=True,
+                     mining_precision=cfg["mining_precision"])
         opts.update(sampler="mined")
     opts["sampler_options"] = sopts
     opts.update(extra)
@@ -240,18 +242,20 @@ def run_phase(phase: str, cfg: dict, data_file: str) -> dict:
         res["mining_s"] = time.perf_counter() - t0
         res["queries_per_s"] = len(rows) / res["mining_s"]
         res["peak_mb"] = peak_mb() - before
-    elif phase == "mine_anycl":
+    elif phase in ("mine_anycl", "mine_anycl_bf16"):
         from anycl.mining import mine_hard_negatives
 
         st = load_st(cfg)
         before = rss_mb()
         t0 = time.perf_counter()
-        _, stats = mine_hard_negatives(st, rows, num_negatives=cfg["num_negatives"], relative_margin=0.05,
-                                       range_max=cfg["range_max"], batch_size=64, verbose=False)
+        mined, stats = mine_hard_negatives(st, rows, num_negatives=cfg["num_negatives"], relative_margin=0.05,
+                                       range_max=cfg["range_max"], batch_size=64, verbose=False,
+                                       precision="bf16" if phase.endswith("bf16") else "fp32")
         res["mining_s"] = time.perf_counter() - t0
         res["queries_per_s"] = len(rows) / res["mining_s"]
         res["peak_mb"] = peak_mb() - before
         res["stats"] = stats.as_dict()
+        res["negatives"] = {r["anchor"]: r["negative_1"] for r in mined}  # compared in the report, not printed
     elif phase in ("gc_full", "gc_cached"):
         stamps = []
         gc_rows = (rows * (1 + 2 * cfg["gc_batch"] // len(rows)))[:2 * cfg["gc_batch"]]
@@ -269,7 +273,7 @@ def run_phase(phase: str, cfg: dict, data_file: str) -> dict:
 
 # most important first: on a loaded machine, whatever finished is in the report (written after each phase)
 PHASES = ["zero_shot", "st_mined", "anycl_mined", "st_mnrl", "anycl_pairs", "mine_st", "mine_anycl",
-          "gc_full", "gc_cached"]
+          "mine_anycl_bf16", "gc_full", "gc_cached"]
 
 
 def main():
@@ -284,6 +288,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--remine", type=int, default=1, help="re-mining passes during the epoch")
     ap.add_argument("--group-by-length", type=int, default=8)
+    ap.add_argument("--mining-precision", default="bf16", choices=["fp32", "bf16"],
+                    help="anycl mined: precision of its (re-)mining passes")
     ap.add_argument("--gc-batch", type=int, default=512)
     ap.add_argument("--gc-mini", type=int, default=32)
     ap.add_argument("--gc-seq-length", type=int, default=32,
@@ -296,7 +302,8 @@ def main():
     cfg = dict(train=a.train, queries=a.queries, batch_size=a.batch_size, epochs=a.epochs, lr=a.lr,
                max_seq_length=a.max_seq_length, seed=a.seed, threads=a.threads, temperature=0.05,
                num_negatives=1, range_max=50, remine=a.remine, group_by_length=a.group_by_length,
-               gc_batch=a.gc_batch, gc_mini=a.gc_mini, gc_seq_length=a.gc_seq_length)
+               gc_batch=a.gc_batch, gc_mini=a.gc_mini, gc_seq_length=a.gc_seq_length,
+               mining_precision=a.mining_precision)
     if a.phase:
         print("RESULT " + json.dumps(run_phase(a.phase, cfg, a.data_file)), flush=True)
         return
@@ -318,9 +325,10 @@ def main():
             continue
         results[ph] = json.loads(line[-1][7:])
         results[ph]["phase_s"] = time.perf_counter() - t0
-        print(f"{ph} ({time.perf_counter() - t0:.0f}s): {json.dumps(results[ph])}", flush=True)
+        shown = {k: v for k, v in results[ph].items() if k != "negatives"}
+        print(f"{ph} ({time.perf_counter() - t0:.0f}s): {json.dumps(shown)}", flush=True)
         for ln in proc.stdout.splitlines():
-            if "mining" in ln or "queries" in ln or "candidates" in ln or "negatives" in ln:
+            if ("mining" in ln or "queries" in ln or "candidates" in ln or "negatives" in ln) and "RESULT" not in ln:
                 print("   ", ln, flush=True)
         try:
             write_report(results, cfg, data, a.out, time.perf_counter() - t_all, " ".join(sys.argv[1:]))
@@ -353,7 +361,9 @@ def write_report(r, cfg, data, out, total, argv):
         f"warm-up 10 %, max_seq_length {cfg['max_seq_length']}, temperature {cfg['temperature']} (MNRL scale "
         f"{1 / cfg['temperature']:.0f}), seed {cfg['seed']}, {cfg['num_negatives']} mined negative per pair "
         f"(relative_margin 0.05, range_max {cfg['range_max']}, top). anycl: group_by_length="
-        f"{cfg['group_by_length']}; anycl mined: mined before training and re-mined {cfg['remine']}× during the epoch.",
+        f"{cfg['group_by_length']} (rows sorted by their longest side in tokens within windows of that many "
+        f"batches); anycl mined: mined before training and re-mined {cfg['remine']}× during the epoch, mining "
+        f"precision {cfg['mining_precision']}, short queries filled at random (ST drops them).",
         "",
         "| run | nDCG@10 | MRR@10 | R@1 | R@10 | train pairs/s | train s | peak MB (train, above loaded) |",
         "|---|---|---|---|---|---|---|---|",
@@ -385,8 +395,20 @@ def write_report(r, cfg, data, out, total, argv):
                   f"| sentence-transformers mine_hard_negatives (use_faiss=False) | {ms['queries_per_s']:.1f} | "
                   f"{ms['mining_s']:.1f} | {ms['peak_mb']:.0f} |",
                   f"| anycl.mining.mine_hard_negatives | {ma['queries_per_s']:.1f} | {ma['mining_s']:.1f} | "
-                  f"{ma['peak_mb']:.0f} |", "",
-                  f"Speed ratio anycl / ST: {ma['queries_per_s'] / ms['queries_per_s']:.2f}×.", ""]
+                  f"{ma['peak_mb']:.0f} |"]
+        mb = r.get("mine_anycl_bf16") if "mine_anycl_bf16" in ok else None
+        if mb:
+            lines.append(f"| anycl.mining.mine_hard_negatives(precision=\"bf16\") | {mb['queries_per_s']:.1f} | "
+                         f"{mb['mining_s']:.1f} | {mb['peak_mb']:.0f} |")
+        lines += ["", f"Speed ratio anycl / ST: {ma['queries_per_s'] / ms['queries_per_s']:.2f}× (fp32)"
+                  + (f", {mb['queries_per_s'] / ms['queries_per_s']:.2f}× (anycl bf16 autocast)" if mb else "") + ".",
+                  ""]
+        if mb:
+            na, nb = ma.get("negatives", {}), mb.get("negatives", {})
+            both = set(na) & set(nb)
+            same = sum(na[q] == nb[q] for q in both)
+            lines += [f"bf16 vs fp32 mining: {len(na)} and {len(nb)} queries kept a negative; of the {len(both)} kept "
+                      f"by both, {same} ({same / max(1, len(both)):.1%}) got the same negative.", ""]
     if {"gc_full", "gc_cached"} <= ok:
         gf, gcache = r["gc_full"], r["gc_cached"]
         lines += [f"## GradCache (anycl, batch {cfg['gc_batch']})", "",
@@ -405,7 +427,8 @@ def write_report(r, cfg, data, out, total, argv):
     missing = [p for p in PHASES if p not in ok]
     if missing:
         lines.append(f"Phases not (yet) finished or failed: {missing}.")
-    lines += ["", "Raw results:", "", "```", json.dumps(r, indent=1), "```", ""]
+    raw = {k: {f: v for f, v in x.items() if f != "negatives"} for k, x in r.items()}
+    lines += ["", "Raw results:", "", "```", json.dumps(raw, indent=1), "```", ""]
     os.makedirs(os.path.dirname(out), exist_ok=True)
     open(out, "w").write("\n".join(lines))
 

@@ -63,6 +63,26 @@ def test_fit_with_mined_sampler_remines_and_uses_negatives(minilm_path, text_pai
     assert rows[0]["negative_1"] == sampler.negatives[0][0]
 
 
+def test_mined_sampler_resumes_with_its_negatives_and_mines_in_the_training_precision(minilm_path, text_pairs,
+                                                                                       tmp_path):
+    from anycl.checkpoint import complete_checkpoints
+
+    opts = dict(modality="text", model=minilm_path, sampler="mined", batch_size=8, epochs=2, progress=False,
+                log_with=None, seed=3, adapter_options={"max_seq_length": 24},
+                sampler_options={"num_negatives": 1, "refresh_every": 2, "verbose": False})
+    full = anycl.fit(text_pairs, output_dir=str(tmp_path / "a"), checkpoint_every=2, keep_checkpoints=None, **opts)
+    steps = [s for s, _ in complete_checkpoints(tmp_path / "a" / "checkpoints")]
+    assert 2 in steps and full.trainer.sampler.mining_precision == "fp32"
+    again = anycl.fit(text_pairs, output_dir=str(tmp_path / "a"), overwrite=True,
+                      resume_from=str(tmp_path / "a" / "checkpoints" / "step-2"), **opts)
+    assert again.trainer.sampler.negatives == full.trainer.sampler.negatives
+    for k, v in full.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[k], v, rtol=1e-5, atol=1e-6)
+    bf16 = anycl.fit(text_pairs, max_steps=1, mixed_precision="bf16",
+                     **{**opts, "sampler_options": {"verbose": False}})
+    assert bf16.trainer.sampler.mining_precision == "bf16"
+
+
 def test_mined_sampler_keeps_negatives_apart_from_positives_in_a_batch(text_pairs):
     from anycl.mined_sampler import MinedNegativeSampler
 

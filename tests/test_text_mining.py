@@ -199,3 +199,33 @@ def test_bad_options_are_config_errors(opts):
     model = TableEmbedder(random_table(["a", "b", "c", "d"]))
     with pytest.raises(ConfigError):
         mine_hard_negatives(model, [("a", "b"), ("c", "d")], verbose=False, **opts)
+
+
+def test_bf16_precision_embeds_under_autocast_and_finds_the_same_negatives(minilm_path):
+    seen = []
+
+    class Recorder(TableEmbedder):
+        def __call__(self, items):
+            seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+            return super().__call__(items)
+
+    table = random_table(["a", "b", "c", "d", "e", "f"])
+    rows32, _ = mine_hard_negatives(Recorder(table), [("a", "b"), ("c", "d"), ("e", "f")], verbose=False)
+    assert seen and not any(on for on, _ in seen)
+    seen.clear()
+    rows16, _ = mine_hard_negatives(Recorder(table), [("a", "b"), ("c", "d"), ("e", "f")], verbose=False,
+                                    precision="bf16")
+    assert seen and all(on and dtype == torch.bfloat16 for on, dtype in seen)
+    assert rows16 == rows32
+    # a real model: the same negatives on distinct topics; embeddings close to float32's
+    from anycl.api import build_model
+
+    model = build_model({"anchor": "text", "positive": "text", "negative": "text"}, model=minilm_path)
+    topics = ["cats", "rivers", "engines", "bread", "stars", "violins", "glaciers", "chess"]
+    pairs = [(f"tell me about {t}", f"an article about {t}") for t in topics]
+    a, s32 = mine_hard_negatives(model, pairs, verbose=False)
+    b, s16 = mine_hard_negatives(model, pairs, verbose=False, precision="bf16")
+    assert [r["negative_1"] for r in a] == [r["negative_1"] for r in b]
+    assert abs(s32.mean_positive_score - s16.mean_positive_score) < 0.02
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        mine_hard_negatives(model, pairs, verbose=False, precision="fp8")
