@@ -37,7 +37,10 @@ import torch
 import anycl
 from anycl.evaluation import knn_accuracy, linear_probe_accuracy
 
-SAMPLES = Path("/usr/share/sonic-pi/samples")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import realdata  # noqa: E402
+
+SAMPLES = realdata.SONIC_PI_DIR
 RESULTS = Path(__file__).resolve().parent / "results" / "audio.md"
 
 

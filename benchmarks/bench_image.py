@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import gzip
 import os
 import platform
 import statistics
@@ -38,6 +37,9 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import realdata  # noqa: E402
 
 import anycl  # noqa: E402
 from anycl.adapters.image import ImageAdapter  # noqa: E402
@@ -45,22 +47,10 @@ from anycl.adapters.image_encoders import resnet  # noqa: E402
 from anycl.evaluation import knn_accuracy, linear_probe_accuracy  # noqa: E402
 from anycl.training import warmup_cosine  # noqa: E402
 
-DATA = Path("/usr/share/datasets/fashion-mnist")
-
-
-def read_idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    dims = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
-
-
 def load_fmnist(n_train: int, n_test: int, seed: int = 0):
-    xtr = read_idx(DATA / "train-images-idx3-ubyte.gz")
-    ytr = read_idx(DATA / "train-labels-idx1-ubyte.gz")
-    xte = read_idx(DATA / "t10k-images-idx3-ubyte.gz")
-    yte = read_idx(DATA / "t10k-labels-idx1-ubyte.gz")
+    """A fixed random subset of each split (benchmarks/realdata.py reads the Debian package's IDX files)."""
+    xtr, ytr = realdata.fashion_mnist("train")
+    xte, yte = realdata.fashion_mnist("test")
     rng = np.random.default_rng(seed)
     i = np.sort(rng.permutation(len(xtr))[:n_train])
     j = np.sort(rng.permutation(len(xte))[:n_test])
