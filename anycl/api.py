@@ -205,7 +205,9 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
     exts = ()
     if isinstance(modality, str):
         exts = adapter_registry.ADAPTERS.lookup(modality).file_extensions
-    rows = to_rows(dataset, o.get("columns"), exts)
+    from .config import open_dataset  # a Hugging Face dataset name → the dataset; paths stay paths
+
+    rows = to_rows(open_dataset(dataset), o.get("columns"), exts)
     sides = _resolve_modalities(modality, rows)
     anchor_adapter_cls = adapter_registry.ADAPTERS.lookup(sides["anchor"])
     defaults = dict(getattr(anchor_adapter_cls, "fit_defaults", {}))
@@ -363,6 +365,9 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
 
         callbacks.append(watch if isinstance(watch, CollapseWatch) else
                          CollapseWatch(**(watch if isinstance(watch, dict) else {})))
+    callbacks += _report_callbacks(output_dir)
+    if hasattr(evaluator, "show_progress"):
+        evaluator.show_progress = args.progress
     trainer = Trainer(model, loss_fn, rows, sampler, builder, args, evaluator=evaluator,
                       callbacks=callbacks)
     trainer.validators = validators if rows.streaming else None
@@ -374,7 +379,19 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
         "steps": trainer.global_step,
         "final_metrics": trainer.eval_history[-1] if trainer.eval_history else None,
     })
+    # -- the run's record: resolved config (saved with the model), report and model card (anycl/report.py,
+    #    anycl/card.py) --------------------------------------------------------------------------------
+    from .config import resolved_config
+
+    model.info["config"] = resolved_config(
+        dataset, modality, loss, options, args=args, loss_name=model.info["loss"], loss_options=loss_options,
+        sampler_options=sopts if isinstance(o.get("sampler") or "in_batch", str) else None)
     model.trainer = trainer  # history and evaluation results for the caller (not saved)
     if output_dir and (trainer.accelerator is None or trainer.accelerator.is_main_process):  # once, not per process
+        from .config import CONFIG_FILE, config_file_text
+        from .report import write_report
+
         model.save(os.path.join(output_dir, "model"), overwrite=True)
+        (Path(output_dir) / CONFIG_FILE).write_text(config_file_text(model.info["config"]))
+        write_report(output_dir, model, trainer, rows, model.info["config"], seed=args.seed)
     return model

@@ -185,17 +185,9 @@ def _from_hf_iterable(ds, mapping) -> Rows:
     return Rows(ds, list(cmap), None, None, it, None, "streamed Hugging Face IterableDataset")
 
 
-def _from_path(path: Path, mapping, modality_extensions: Sequence[str]) -> Rows:
-    if not path.exists():
-        raise DataError(f"dataset path {str(path)!r} does not exist")
-    if path.is_dir():
-        exts = tuple(e.lower() for e in modality_extensions)
-        if not exts:
-            raise DataError(f"{str(path)!r} is a folder, but this modality does not read files from folders")
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in exts)
-        if not files:
-            raise DataError(f"folder {str(path)!r} holds no files of this modality (looked for {', '.join(exts)})")
-        return _from_records([{"anchor": str(f)} for f in files], None, f"{len(files)} files under {path}")
+def read_table(path: Path):
+    """A CSV, TSV, JSON Lines, JSON or Parquet file as a pandas DataFrame, or DataError."""
+    path = Path(path)
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
     import pandas as pd
 
@@ -221,6 +213,21 @@ def _from_path(path: Path, mapping, modality_extensions: Sequence[str]) -> Rows:
         raise
     except Exception as exc:
         raise DataError(f"cannot read {str(path)!r}: {exc}") from exc
+    return df
+
+
+def _from_path(path: Path, mapping, modality_extensions: Sequence[str]) -> Rows:
+    if not path.exists():
+        raise DataError(f"dataset path {str(path)!r} does not exist")
+    if path.is_dir():
+        exts = tuple(e.lower() for e in modality_extensions)
+        if not exts:
+            raise DataError(f"{str(path)!r} is a folder, but this modality does not read files from folders")
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+        if not files:
+            raise DataError(f"folder {str(path)!r} holds no files of this modality (looked for {', '.join(exts)})")
+        return _from_records([{"anchor": str(f)} for f in files], None, f"{len(files)} files under {path}")
+    df = read_table(path)
     return _from_dataframe(df, mapping, f"file {path.name}")
 
 

@@ -13,6 +13,26 @@ import torch
 from .data import LABEL, Rows, to_rows
 
 
+def phase_bar(enabled: bool, total: int, desc: str = "evaluate"):
+    """One tqdm bar (items/s, ETA) for a whole evaluation phase, or None when not ``enabled``."""
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="item", dynamic_ncols=True)
+
+
+def _encode_all(model, groups, batch_size: int, show_progress: bool):
+    """Embed each (items, modality) group under one progress bar."""
+    bar = phase_bar(show_progress, sum(len(items) for items, _ in groups))
+    try:
+        return [model.encode(items, modality=m, batch_size=batch_size, show_progress=bar if bar is not None else False)
+                for items, m in groups]
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def topk_chunked(queries: torch.Tensor, corpus: torch.Tensor, k: int, chunk: int = 4096):
     """Top-k cosine scores/indices of each query in the corpus, one query chunk at a time.
 
@@ -82,6 +102,8 @@ class RetrievalEvaluator:
         query_modality / corpus_modality: towers to embed each side with (default: anchor / positive).
     """
 
+    show_progress = False  # fit sets it from its `progress` option: one bar per evaluation
+
     def __init__(self, queries: Sequence[Any], corpus: Sequence[Any], relevant: Sequence[Set[int]],
                  batch_size: int = 64, query_modality: Optional[str] = None, corpus_modality: Optional[str] = None,
                  ks: Sequence[int] = (1, 10, 100)):
@@ -111,8 +133,7 @@ class RetrievalEvaluator:
     def __call__(self, model) -> Dict[str, float]:
         qm = self.query_modality or model.sides.get("anchor")
         cm = self.corpus_modality or model.sides.get("positive")
-        q = model.encode(self.queries, modality=qm, batch_size=self.batch_size)
-        c = model.encode(self.corpus, modality=cm, batch_size=self.batch_size)
+        q, c = _encode_all(model, [(self.queries, qm), (self.corpus, cm)], self.batch_size, self.show_progress)
         return retrieval_metrics(q, c, self.relevant, self.ks)
 
 
@@ -153,6 +174,8 @@ def knn_accuracy(train_emb: torch.Tensor, train_labels: Sequence[Any], test_emb:
 class KNNEvaluator:
     """Leave-one-out kNN accuracy over labelled items (each item's neighbours exclude itself)."""
 
+    show_progress = False  # fit sets it from its `progress` option: one bar per evaluation
+
     def __init__(self, items: Sequence[Any], labels: Sequence[Any], k: int = 5, batch_size: int = 64,
                  modality: Optional[str] = None, temperature: Optional[float] = None):
         if len(set(map(repr, labels))) < 2:
@@ -161,7 +184,7 @@ class KNNEvaluator:
         self.temperature = temperature
 
     def __call__(self, model) -> Dict[str, float]:
-        emb = model.encode(self.items, modality=self.modality, batch_size=self.batch_size)
+        emb, = _encode_all(model, [(self.items, self.modality)], self.batch_size, self.show_progress)
         sim = emb @ emb.T
         sim.fill_diagonal_(-2.0)
         names = sorted(set(self.labels), key=repr)
@@ -213,6 +236,8 @@ class ProbeEvaluator:
         k: neighbours for kNN. modality: tower to embed with.
     """
 
+    show_progress = False  # fit sets it from its `progress` option: one bar per evaluation
+
     def __init__(self, train_items, train_labels, test_items, test_labels, k: int = 5, batch_size: int = 64,
                  modality: Optional[str] = None, linear: bool = True, temperature: Optional[float] = None):
         self.train_items, self.train_labels = list(train_items), list(train_labels)
@@ -221,8 +246,8 @@ class ProbeEvaluator:
         self.temperature = temperature
 
     def __call__(self, model) -> Dict[str, float]:
-        tr = model.encode(self.train_items, modality=self.modality, batch_size=self.batch_size)
-        te = model.encode(self.test_items, modality=self.modality, batch_size=self.batch_size)
+        tr, te = _encode_all(model, [(self.train_items, self.modality), (self.test_items, self.modality)],
+                             self.batch_size, self.show_progress)
         out = {f"knn@{self.k}_accuracy": knn_accuracy(tr, self.train_labels, te, self.test_labels, self.k,
                                                               self.temperature)}
         if self.linear:

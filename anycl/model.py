@@ -148,6 +148,7 @@ class ContrastiveModel(nn.Module):
 
         ``modality`` picks the tower when the model has several (default: the anchor side's).
         Deterministic: evaluation views, dropout off, the same items give the same embeddings.
+        ``show_progress``: True for a progress bar (items/s, ETA), or a tqdm bar to advance.
         """
         if isinstance(items, (str, bytes)) or not hasattr(items, "__len__"):
             items = [items] if isinstance(items, (str, bytes)) else list(items)
@@ -165,10 +166,13 @@ class ContrastiveModel(nn.Module):
         if order and all(isinstance(x, str) for x in items):
             order.sort(key=lambda i: -len(items[i]))
         rng = range(0, len(items), batch_size)
-        if show_progress:
+        bar = None  # show_progress: True (a bar of its own) or a tqdm bar to advance (one per phase)
+        if show_progress is True:
             from tqdm.auto import tqdm
 
-            rng = tqdm(rng, desc=f"encode ({tower.modality})", unit="batch")
+            bar = tqdm(total=len(items), desc=f"encode ({tower.modality})", unit="item")
+        elif hasattr(show_progress, "update"):
+            bar = show_progress
         try:
             for start in rng:
                 views = []
@@ -182,8 +186,12 @@ class ContrastiveModel(nn.Module):
                 if normalize:
                     emb = F.normalize(emb, dim=-1)
                 out.append(emb.cpu())
+                if bar is not None:
+                    bar.update(len(chunk))
         finally:
             self.train(was_training)
+            if bar is not None and show_progress is True:
+                bar.close()
         if not out:
             raise DataError("encode() got no items")
         emb = torch.cat(out)
@@ -245,6 +253,9 @@ class ContrastiveModel(nn.Module):
             if heads:
                 save_file(heads, str(tmp / HEADS_FILE))
             (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=str))
+            from .card import write_model_files  # README.md model card (+ the run's config.yaml)
+
+            write_model_files(self, str(tmp), path)
             if target.exists():
                 old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
                 old.rmdir()

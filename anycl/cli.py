@@ -1,0 +1,460 @@
+"""The ``anycl`` command line: ``fit``, ``embed``, ``eval``, ``demo`` (and ``python -m anycl``).
+
+::
+
+    anycl fit pairs.csv --modality text --epochs 1 --output-dir out     # model, report, config, card
+    anycl eval out test_pairs.csv                                        # retrieval metrics
+    anycl embed out items.csv --output emb.parquet                       # embeddings with item ids
+    anycl fit --config out/config.yaml --output-dir out2                 # the same run again
+
+Every ``fit`` option (``anycl.api.FIT_OPTIONS``) is accepted as ``--name value`` (``--batch-size 16``,
+``--loss-options '{"temperature": 0.1}'``); values are read as JSON, YAML flow mappings, booleans, or
+strings. A bare ``--name`` means true. Command-line values override the config file's.
+
+Problems a user can fix (a bad path, an unknown option or modality, an existing output folder) print one
+line that names the problem and how to fix it, and exit with code 2; ``--verbose`` adds the traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+EXIT_USER_ERROR = 2
+DEFAULT_RUNS = "anycl-runs"
+
+log = logging.getLogger("anycl")
+
+
+class UsageError(ValueError):
+    """A command-line mistake (reported like the library's errors: one line, exit code 2)."""
+
+
+# -- shared helpers ----------------------------------------------------------------------------------
+def _common(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("output")
+    g.add_argument("-v", "--verbose", action="store_true", help="more logging, and tracebacks with errors")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bars, only warnings and results")
+
+
+def _setup_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+    _hide_library_bars()  # the libraries' own bars (loading weights, writing shards) are not phases of a run
+    if not verbose:
+        import warnings
+
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=UserWarning)
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        for name in ("sentence_transformers", "transformers", "accelerate", "datasets"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _hide_library_bars() -> None:
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        from transformers.utils import logging as tlog
+
+        tlog.disable_progress_bar()
+    except Exception:  # pragma: no cover - an optional nicety
+        pass
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+    except Exception:  # pragma: no cover
+        pass
+
+
+def parse_options(tokens: Sequence[str], valid: Sequence[str]) -> Dict[str, Any]:
+    """``--name value`` / ``--name=value`` / bare ``--flag`` tokens → {name: parsed value}.
+
+    Dashes in names become underscores; names not in ``valid`` raise ConfigError listing the valid ones.
+    """
+    from .config import parse_value
+    from .errors import ConfigError
+
+    out: Dict[str, Any] = {}
+    i = 0
+    tokens = list(tokens)
+    while i < len(tokens):
+        tok = tokens[i]
+        if not tok.startswith("--") or tok == "--":
+            raise UsageError(f"unexpected argument {tok!r}; options are written --name value")
+        name, eq, value = tok[2:].partition("=")
+        name = name.replace("-", "_")
+        if name not in valid:
+            from .config import did_you_mean
+
+            hint = did_you_mean(name, list(valid)).replace("'", "").replace("mean ", "mean --").replace("_", "-")
+            raise ConfigError(f"unknown option --{name.replace('_', '-')}{hint}; valid fit options: "
+                              + ", ".join("--" + v.replace("_", "-") for v in sorted(valid)))
+        if eq:
+            out[name] = parse_value(value)
+            i += 1
+        elif i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
+            out[name] = parse_value(tokens[i + 1])
+            i += 2
+        else:
+            out[name] = True
+            i += 1
+    return out
+
+
+FIT_FLAGS_WITH_VALUE = ("--modality", "--loss", "--config")
+FIT_FLAGS = ("-v", "--verbose", "-q", "--quiet", "-h", "--help")
+
+
+def split_fit_argv(tokens: Sequence[str]):
+    """Separate ``fit``'s own arguments from ``--option value`` pairs of fit options.
+
+    argparse cannot do it alone: in ``DATA --output-dir out`` it would take ``out`` for DATA.
+    """
+    own: List[str] = []
+    extra: List[str] = []
+    i = 0
+    tokens = list(tokens)
+    while i < len(tokens):
+        tok = tokens[i]
+        name = tok.split("=", 1)[0]
+        if name in FIT_FLAGS or (name in FIT_FLAGS_WITH_VALUE and "=" in tok):
+            own.append(tok)
+            i += 1
+        elif name in FIT_FLAGS_WITH_VALUE:
+            own.extend(tokens[i:i + 2])
+            i += 2
+        elif tok.startswith("--") and tok != "--":
+            extra.append(tok)
+            i += 1
+            if "=" not in tok and i < len(tokens) and not tokens[i].startswith("--"):
+                extra.append(tokens[i])
+                i += 1
+        else:
+            own.append(tok)
+            i += 1
+    return own, extra
+
+
+def _next_run_dir(base: str = DEFAULT_RUNS) -> str:
+    n = 1
+    while Path(base, f"run-{n}").exists():
+        n += 1
+    return str(Path(base, f"run-{n}"))
+
+
+def _load_model(path: str):
+    import anycl
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"model folder {path!r} does not exist; give the output folder of `anycl fit` "
+                                f"or a folder written by model.save")
+    return anycl.load(path)
+
+
+def _rows(data: str, columns: Optional[dict], split: Optional[str], model=None):
+    from . import adapters
+    from .config import open_dataset
+    from .data import to_rows
+
+    exts: tuple = ()
+    if model is not None:
+        exts = tuple(e for m in model.modalities for e in adapters.ADAPTERS.lookup(m).file_extensions)
+    src = open_dataset(data, split)
+    try:
+        import datasets
+
+        if isinstance(src, datasets.DatasetDict):
+            if split is None and "test" in src:
+                src = src["test"]
+            elif split is not None:
+                if split not in src:
+                    raise UsageError(f"the dataset has no split {split!r}; its splits: {list(src)}")
+                src = src[split]
+    except ImportError:  # pragma: no cover - a dependency
+        pass
+    return src, to_rows(src, columns, exts)
+
+
+def _print_metrics(metrics: Dict[str, Any], title: str) -> None:
+    print(title)
+    width = max(len(k) for k in metrics) if metrics else 0
+    for k, v in metrics.items():
+        print(f"  {k:<{width}}  {v:.4f}" if isinstance(v, float) else f"  {k:<{width}}  {v}")
+
+
+# -- fit -------------------------------------------------------------------------------------------------
+def cmd_fit(args, extra: List[str]) -> int:
+    from . import fit
+    from .api import FIT_OPTIONS
+    from .config import load_config
+    from .errors import ConfigError
+
+    config: Dict[str, Any] = load_config(args.config) if args.config else {}
+    config.update(parse_options(extra, list(FIT_OPTIONS)))
+    for key in ("data", "modality", "loss"):
+        value = getattr(args, key)
+        if value is not None:
+            config["dataset" if key == "data" else key] = value
+    dataset = config.pop("dataset", None)
+    if dataset is None:
+        raise ConfigError("no dataset: give DATA (a CSV/JSONL/Parquet file, a folder, or a Hugging Face dataset "
+                          "name) or `dataset:` in the config file")
+    modality = config.pop("modality", None)
+    if modality is None:
+        from . import adapters
+
+        raise ConfigError(f"no modality: give --modality ({', '.join(adapters.names())}) or `modality:` in the config")
+    loss = config.pop("loss", None)
+    if not config.get("output_dir"):
+        config["output_dir"] = _next_run_dir()
+    if args.quiet:
+        config["progress"] = False
+    out = config["output_dir"]
+    t0 = time.perf_counter()
+    model = fit(dataset, modality=modality, loss=loss, **config)
+    info = model.info
+    print(f"trained {info.get('steps')} steps on {info.get('train_rows') or 'streamed'} rows in "
+          f"{time.perf_counter() - t0:.0f} s")
+    print(f"model:  {Path(out, 'model')}  (anycl.load; model card {Path(out, 'model', 'README.md')})")
+    print(f"report: {Path(out, 'report.html')}")
+    print(f"config: {Path(out, 'config.yaml')}  (repeat: anycl fit --config {Path(out, 'config.yaml')} "
+          f"--output-dir NEW)")
+    if info.get("final_metrics"):
+        _print_metrics({k: v for k, v in info["final_metrics"].items() if k != "step"}, "final metrics:")
+    return 0
+
+
+# -- embed -----------------------------------------------------------------------------------------------
+def cmd_embed(args, extra: List[str]) -> int:
+    import numpy as np
+
+    out = Path(args.output)
+    if out.suffix.lower() not in (".parquet", ".npy"):
+        raise UsageError(f"--output must end in .parquet or .npy, got {args.output!r}")
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{args.output!r} already exists; pass --overwrite or choose another file")
+    model = _load_model(args.model)
+    columns = {"anchor": args.column} if args.column else None
+    src, rows = _rows(args.data, columns, args.split, model)
+    items = rows.column("anchor")
+    ids = _ids(args, src, rows)
+    emb = model.encode(items, modality=args.modality, batch_size=args.batch_size,
+                       show_progress=not args.quiet).numpy().astype(np.float32)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".npy":
+        np.save(out, emb)
+        ids_file = out.with_suffix(".ids.json")
+        ids_file.write_text(json.dumps(ids))
+        where = f"{out} (+ ids in {ids_file})"
+    else:
+        import pandas as pd
+
+        frame = {"id": ids, "embedding": list(emb)}
+        if items and isinstance(items[0], str):
+            frame["item"] = items
+        pd.DataFrame(frame).to_parquet(out, index=False)
+        where = str(out)
+    print(f"wrote {emb.shape[0]} embeddings of width {emb.shape[1]} to {where}")
+    return 0
+
+
+def _ids(args, src, rows) -> list:
+    """Item ids: --id-column (or an ``id`` column) of a table, file paths of a folder, else row numbers."""
+    from .data import read_table
+
+    table = None
+    if isinstance(src, str) and Path(src).is_file():
+        table = read_table(Path(src))
+    elif hasattr(src, "column_names"):
+        table = src
+    names = list(table.columns) if hasattr(table, "columns") else list(getattr(table, "column_names", []) or [])
+    col = args.id_column or ("id" if "id" in names else None)
+    if col is not None:
+        if col not in names:
+            raise UsageError(f"--id-column {col!r} is not a column of the data; its columns: {names}")
+        return [v.item() if hasattr(v, "item") else v for v in list(table[col])]
+    if isinstance(src, str) and Path(src).is_dir():
+        return [os.path.relpath(p, src) for p in rows.column("anchor")]
+    return list(range(len(rows)))
+
+
+# -- eval ------------------------------------------------------------------------------------------------
+def cmd_eval(args, extra: List[str]) -> int:
+    from .data import LABEL
+    from .errors import DataError
+    from .evaluation import KNNEvaluator, ProbeEvaluator, RetrievalEvaluator
+
+    model = _load_model(args.model)
+    columns = json.loads(args.columns) if args.columns else None
+    _, rows = _rows(args.data, columns, args.split, model)
+    if rows.has_positive:
+        if len(model.modalities) > 1:
+            from .crossmodal import CrossModalRetrievalEvaluator
+
+            evaluator = CrossModalRetrievalEvaluator(rows.column("anchor"), rows.column("positive"),
+                                                     batch_size=args.batch_size)
+        else:
+            evaluator = RetrievalEvaluator.from_pairs(rows, batch_size=args.batch_size)
+        kind = f"retrieval: {len(rows)} pairs"
+    elif rows.has_label:
+        if args.train:
+            _, train = _rows(args.train, columns, "train", model)
+            if not train.has_label:
+                raise DataError(f"--train data needs a 'label' column for a probe; its columns are {train.columns}")
+            evaluator = ProbeEvaluator(train.column("anchor"), train.column(LABEL), rows.column("anchor"),
+                                       rows.column(LABEL), k=args.k, batch_size=args.batch_size)
+            kind = f"kNN and linear probe: {len(train)} training, {len(rows)} test items"
+        else:
+            evaluator = KNNEvaluator(rows.column("anchor"), rows.column(LABEL), k=args.k, batch_size=args.batch_size)
+            kind = f"leave-one-out kNN: {len(rows)} labelled items"
+    else:
+        raise DataError(f"eval data needs (anchor, positive) pairs for retrieval metrics or a 'label' column for "
+                        f"kNN/probe accuracy; its columns are {rows.columns}")
+    if hasattr(evaluator, "show_progress"):
+        evaluator.show_progress = not args.quiet
+    metrics = evaluator(model)
+    _print_metrics(metrics, f"{kind}")
+    if args.output:
+        Path(args.output).write_text(json.dumps(metrics, indent=2))
+        print(f"wrote {args.output}")
+    return 0
+
+
+# -- demo ------------------------------------------------------------------------------------------------
+def cmd_demo(args, extra: List[str]) -> int:
+    from .demo import main as demo_main
+
+    return int(demo_main(list(extra) + (["--quiet"] if args.quiet else [])) or 0)
+
+
+# -- the parser ------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    from .api import FIT_OPTIONS
+
+    parser = argparse.ArgumentParser(
+        prog="anycl", description="Contrastive representation learning for text, audio and images.",
+        epilog="Run `anycl COMMAND --help` for each command's options.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"anycl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    fit_options = "\n".join(f"  --{k.replace('_', '-'):<30} {v}" for k, v in FIT_OPTIONS.items())
+    p = sub.add_parser(
+        "fit", help="train a model; writes the model, its card, config.yaml and report.html",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train a contrastive encoder (anycl.fit) and write into --output-dir: model/ (with its "
+                    "README.md card and config.yaml), config.yaml, report.html + report/*.png, logs/ "
+                    "(TensorBoard).",
+        epilog="fit options (--name value; JSON values such as '{\"temperature\": 0.1}' are parsed):\n"
+               + fit_options + "\n\nexample:\n  anycl fit pairs.csv --modality text --epochs 1 --output-dir out")
+    p.add_argument("data", nargs="?", help="CSV/TSV/JSONL/JSON/Parquet file, folder of items, or a Hugging Face "
+                                           "dataset name (offline: only cached datasets)")
+    p.add_argument("--modality", help="text, audio, image (a registered adapter), or a JSON mapping of sides")
+    p.add_argument("--loss", help="a registered loss name (default: the modality's)")
+    p.add_argument("--config", help="a YAML or JSON file of fit arguments (command-line values win)")
+    _common(p)
+    p.set_defaults(func=cmd_fit, takes_extra=True)
+
+    p = sub.add_parser("embed", help="write embeddings of a dataset to Parquet or .npy with item ids",
+                       description="Embed the items of a dataset with a saved model. Parquet gets columns id, "
+                                   "embedding (and item, for text); .npy gets the (N, D) float32 array and the ids "
+                                   "in <name>.ids.json.")
+    p.add_argument("model", help="a saved model folder (or a fit output folder)")
+    p.add_argument("data", help="a file, folder or Hugging Face dataset name")
+    p.add_argument("-o", "--output", required=True, help="output file: .parquet or .npy")
+    p.add_argument("--column", help="the column of items (default: anchor, or the only column)")
+    p.add_argument("--id-column", help="the column of item ids (default: id if present, else row numbers; file "
+                                       "paths for a folder)")
+    p.add_argument("--modality", help="the tower to embed with, for a model with several")
+    p.add_argument("--split", help="the split of a Hugging Face dataset")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    _common(p)
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("eval", help="retrieval metrics or kNN / linear-probe accuracy of a saved model",
+                       description="Evaluate a saved model. Pairs (anchor, positive) give retrieval metrics "
+                                   "(nDCG@10, MRR@10, MAP@100, recall@k); items with a label give leave-one-out "
+                                   "kNN accuracy, or with --train kNN and linear-probe accuracy.")
+    p.add_argument("model", help="a saved model folder (or a fit output folder)")
+    p.add_argument("data", help="evaluation data: a file, folder or Hugging Face dataset name")
+    p.add_argument("--train", help="labelled training data for kNN and linear-probe accuracy on DATA")
+    p.add_argument("--k", type=int, default=5, help="neighbours for kNN (default 5)")
+    p.add_argument("--columns", help="JSON mapping of the convention's names to yours, e.g. "
+                                     "'{\"anchor\": \"query\", \"positive\": \"doc\"}'")
+    p.add_argument("--split", help="the split of a Hugging Face dataset (default: test)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("-o", "--output", help="also write the metrics to this JSON file")
+    _common(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("demo", add_help=False, help="fine-tune MiniLM on built-in data, print metrics before/after",
+                       description="The built-in demo (see `anycl demo --help`).")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_demo, takes_extra=True)
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    msg = " ".join(str(exc).split())
+    if isinstance(exc, KeyError) and msg.startswith("'") and msg.endswith("'"):
+        msg = msg[1:-1]
+    msg = msg.replace("pass overwrite=True", "pass --overwrite")  # the library's wording → the flag
+    return msg or type(exc).__name__
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``anycl`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in argv or "-v" in argv
+    command = "anycl"
+    try:
+        from .errors import AnyclError
+
+        parser = build_parser()
+        if argv and argv[0] == "fit":
+            own, fit_extra = split_fit_argv(argv[1:])
+            args, extra = parser.parse_known_args(["fit"] + own)
+            extra = extra + fit_extra
+        else:
+            args, extra = parser.parse_known_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USER_ERROR
+        command = f"anycl {args.command}"
+        if extra and not getattr(args, "takes_extra", False):
+            raise UsageError(f"unrecognised arguments: {' '.join(extra)} (see {command} --help)")
+        _setup_logging(args.verbose, args.quiet)
+        return args.func(args, extra)
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted", file=sys.stderr)
+        return 130
+    except (AnyclError, UsageError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+            PermissionError, FloatingPointError) as exc:
+        if verbose:
+            traceback.print_exc()
+        print(f"{command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Exception as exc:  # a bug or an environment problem: one line unless --verbose
+        if verbose:
+            traceback.print_exc()
+        print(f"{command}: unexpected {type(exc).__name__}: {_one_line(exc)} (run again with --verbose for the "
+              f"traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,256 @@
+"""Run configs: YAML or JSON files with the names of ``fit``'s arguments, and the resolved config of a run.
+
+A config file holds ``dataset``, ``modality``, ``loss`` and any option of ``anycl.api.FIT_OPTIONS``::
+
+    dataset: data/pairs.csv
+    modality: text
+    loss: infonce
+    batch_size: 16
+    epochs: 1
+
+``fit`` records the *resolved* config of every run (the options it was given plus the values it chose
+for the rest: batch size, learning rate, loss options, seed, …) in ``model.info["config"]``; saving the
+model writes it beside the weights as ``config.yaml``, so ``anycl fit --config out/model/config.yaml``
+repeats the run. Where the run is written (``output_dir``, ``overwrite``) and how it is shown
+(``progress``) are not part of what the run is and are not recorded. Options that are Python objects
+(an ``encoder`` module, ``callbacks``, an in-memory dataset) cannot be written to a file: they are named
+under ``not_recorded`` in the file's header comment.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from .errors import ConfigError, DataError
+
+CONFIG_FILE = "config.yaml"
+TOP_KEYS = ("dataset", "modality", "loss")
+NOT_RECORDED = ("output_dir", "overwrite", "progress")  # where and how, not what
+DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet", ".gz", ".txt", ".arrow")
+
+
+def valid_keys() -> List[str]:
+    from .api import FIT_OPTIONS
+
+    return list(TOP_KEYS) + sorted(FIT_OPTIONS)
+
+
+def check_keys(config: Mapping[str, Any], where: str = "the config") -> None:
+    """Raise ConfigError naming unknown keys and listing the valid ones."""
+    valid = valid_keys()
+    unknown = [k for k in config if k not in valid]
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in {where}{did_you_mean(unknown[0], valid)}; valid keys: "
+                          f"{', '.join(valid)}")
+
+
+def did_you_mean(name: str, valid: List[str]) -> str:
+    """`` (did you mean 'batch_size'?)`` for a near miss, else an empty string."""
+    import difflib
+
+    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def load_config(path: str) -> Dict[str, Any]:
+    """Read a YAML (``.yaml``/``.yml``) or JSON (``.json``) config file and check its keys."""
+    import yaml
+
+    p = Path(path)
+    if p.is_dir() and (p / CONFIG_FILE).exists():
+        p = p / CONFIG_FILE
+    elif p.is_dir() and (p / "model" / CONFIG_FILE).exists():
+        p = p / "model" / CONFIG_FILE
+    if not p.exists():
+        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+    text = p.read_text()
+    try:
+        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"config file {str(p)!r} is not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {first}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config file {str(p)!r} must hold a mapping of option names to values, got {type(data).__name__}")
+    check_keys(data, f"config file {str(p)!r}")
+    return dict(data)
+
+
+def dump_config(config: Mapping[str, Any], header: str = "") -> str:
+    """The config as YAML text (key order kept), with ``header`` lines as comments."""
+    import yaml
+
+    lines = [f"# {h}" if h else "#" for h in header.splitlines()] if header else []
+    body = yaml.safe_dump(dict(config), sort_keys=False, default_flow_style=None, allow_unicode=True, width=100)
+    return ("\n".join(lines) + "\n" if lines else "") + body
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value: JSON (``16``, ``1e-4``, ``[1, 2]``, ``{"a": 1}``), YAML flow
+    (``{anchor: query}``), ``true``/``false``/``none``/``null``, or else the string itself."""
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, ValueError):
+        pass
+    low = text.strip().lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    if low in ("none", "null", "~"):
+        return None
+    if text.strip()[:1] in ("{", "["):
+        import yaml
+
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"cannot parse the value {text!r}: {str(exc).splitlines()[0]}") from exc
+    return text
+
+
+# -- datasets named by a string ----------------------------------------------------------------------
+def _looks_like_path(spec: str) -> bool:
+    s = spec.strip()
+    return (s.startswith(("/", "./", "../", "~")) or os.sep in s and s.count("/") > 1
+            or any(s.lower().endswith(suf) for suf in DATA_SUFFIXES))
+
+
+def open_dataset(spec: Any, split: Optional[str] = None) -> Any:
+    """What :func:`anycl.data.to_rows` reads for ``spec``.
+
+    Anything but a string is returned as it is. A string that names an existing file or folder stays a
+    path (a folder written by ``datasets.Dataset.save_to_disk`` is loaded with ``load_from_disk``).
+    A string that looks like a path but does not exist stays a path (``to_rows`` reports it). Any other string is
+    taken as a Hugging Face dataset name and loaded with ``datasets.load_dataset`` (offline,
+    ``HF_HUB_OFFLINE=1``, only datasets already in the local cache load); ``split`` picks a split.
+    """
+    if not isinstance(spec, (str, os.PathLike)):
+        return spec
+    s = os.fspath(spec)
+    p = Path(s).expanduser()
+    if p.exists():
+        if p.is_dir() and ((p / "dataset_info.json").exists() or (p / "dataset_dict.json").exists()):
+            import datasets
+
+            ds = datasets.load_from_disk(str(p))
+            return ds[split] if split and isinstance(ds, datasets.DatasetDict) else ds
+        return s
+    if _looks_like_path(s):
+        return s  # to_rows says it does not exist
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(s, split=split)
+    except Exception as exc:  # offline, unknown name, no network: say what to do instead
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
+        raise DataError(
+            f"{s!r} is not a local file or folder, and loading it as a Hugging Face dataset failed ({reason})"
+            + ("; offline (HF_HUB_OFFLINE=1) only datasets in the local cache load" if offline else "")
+            + "; give a path to a CSV, JSON Lines or Parquet file, or a folder of items"
+        ) from exc
+    return ds
+
+
+# -- the resolved config of a run ----------------------------------------------------------------------
+def _plain(value: Any) -> Tuple[bool, Any]:
+    """(True, value as YAML-safe data) for plain data; (False, None) for Python objects."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True, value
+    if isinstance(value, os.PathLike):
+        return True, os.fspath(value)
+    if isinstance(value, (list, tuple)):
+        out = []
+        for v in value:
+            ok, pv = _plain(v)
+            if not ok:
+                return False, None
+            out.append(pv)
+        return True, out
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            ok, pv = _plain(v)
+            if not ok or not isinstance(k, str):
+                return False, None
+            out[k] = pv
+        return True, out
+    return False, None
+
+
+def _data_spec(value: Any) -> Tuple[bool, Any]:
+    if isinstance(value, (str, os.PathLike)):
+        s = os.fspath(value)
+        return True, str(Path(s).expanduser().resolve()) if Path(s).expanduser().exists() else s
+    return False, None
+
+
+def resolved_config(dataset: Any, modality: Any, loss: Any, options: Mapping[str, Any], *, args: Any = None,
+                    loss_name: Optional[str] = None, loss_options: Optional[Mapping[str, Any]] = None,
+                    sampler_options: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """The config that repeats a ``fit`` run: what it was given, plus the values it resolved.
+
+    Args:
+        dataset, modality, loss, options: ``fit``'s arguments as given.
+        args: the :class:`~anycl.training.TrainingArgs` used (its resolved values are recorded).
+        loss_name / loss_options: the loss actually built and its keyword arguments.
+        sampler_options: the sampler's keyword arguments actually used (with its seed).
+
+    Returns a dict; the key ``not_recorded`` lists options that are Python objects (kept out of files).
+    """
+    cfg: Dict[str, Any] = {}
+    skipped: List[str] = []
+    ok, spec = _data_spec(dataset)
+    cfg["dataset"] = spec if ok else None
+    if not ok:
+        skipped.append("dataset")
+    ok, m = _plain(modality)
+    cfg["modality"] = m if ok else None
+    if isinstance(loss, str) or loss is None:
+        cfg["loss"] = loss_name or loss
+    else:
+        cfg["loss"] = None
+        skipped.append("loss")
+    given = dict(options)
+    if loss_options is not None:
+        given["loss_options"] = dict(loss_options)
+        given.pop("temperature", None)  # folded into loss_options
+    if args is not None:
+        for k in ("batch_size", "epochs", "max_steps", "lr", "weight_decay", "warmup_ratio", "max_grad_norm",
+                  "mixed_precision", "gradient_accumulation_steps", "seed", "log_every", "eval_every", "num_workers"):
+            given[k] = getattr(args, k)
+    if sampler_options is not None and isinstance(given.get("sampler", "in_batch"), str):
+        given.setdefault("sampler", "in_batch")
+        given["sampler_options"] = dict(sampler_options)
+    for k in sorted(given):
+        if k in NOT_RECORDED:
+            continue
+        v = given[k]
+        if k == "eval_dataset":
+            ok, pv = _data_spec(v) if v is not None else (True, None)
+        else:
+            ok, pv = _plain(v)
+        if ok:
+            cfg[k] = pv
+        else:
+            skipped.append(k)
+    if skipped:
+        cfg["not_recorded"] = skipped
+    return cfg
+
+
+def config_file_text(config: Mapping[str, Any]) -> str:
+    """The text of ``config.yaml`` for a resolved config (``not_recorded`` goes into the header)."""
+    from . import __version__
+
+    body = {k: v for k, v in config.items() if k != "not_recorded"}
+    header = [f"anycl {__version__}: the resolved config of this run; repeat it with",
+              "  anycl fit --config <this file> --output-dir <new folder>"]
+    skipped = config.get("not_recorded") or []
+    if skipped:
+        header.append(f"not recorded (Python objects, give them again from Python): {', '.join(skipped)}")
+    return dump_config(body, "\n".join(header))
