@@ -163,6 +163,15 @@ def build_model(sides: Mapping[str, str], *, model: Optional[str] = None, encode
     return ContrastiveModel(towers, dict(sides))
 
 
+def _report_callbacks(output_dir) -> list:
+    """With an output_dir, record every step's values for the training report's curves."""
+    if not output_dir:
+        return []
+    from .report import StepRecorder
+
+    return [StepRecorder()]
+
+
 def _prepare_output_dir(output_dir: Optional[str], overwrite: bool) -> None:
     if not output_dir:
         return

@@ -35,6 +35,32 @@ BASE_KEYS = ("step", "loss", "lr", "items_per_s", "epoch")
 COLLAPSE = re.compile(r"(std|align|uniform|collapse|rank)", re.I)
 
 
+class StepRecorder:
+    """Callback that keeps every optimiser step's logged values (``fit`` adds one when it has an
+    ``output_dir``), so the report's curves have a point per step whatever ``log_every`` is. The loss at a
+    step is the mean over the steps since the last logged one, as in the progress bar."""
+
+    def __init__(self):
+        self.records: List[Dict[str, Any]] = []
+
+    def on_step_end(self, trainer, step: int, logs: Mapping[str, Any]) -> None:
+        self.records.append({"step": step, **{k: v for k, v in logs.items() if isinstance(v, (int, float))}})
+
+
+def _curves(trainer) -> List[Dict[str, Any]]:
+    """Per-step records when a StepRecorder ran, merged with the trainer's logged history (whose extra
+    keys, e.g. collapse-watch measures, are kept at their steps)."""
+    history = list(getattr(trainer, "history", []) or [])
+    steps = next((cb.records for cb in getattr(trainer, "callbacks", []) or [] if isinstance(cb, StepRecorder)), None)
+    if not steps:
+        return history
+    merged = {r["step"]: dict(r) for r in steps}
+    for h in history:
+        if "step" in h:
+            merged.setdefault(h["step"], {}).update({k: v for k, v in h.items() if k not in merged.get(h["step"], {})})
+    return [merged[k] for k in sorted(merged)]
+
+
 def _plt():
     import matplotlib
 
@@ -214,7 +240,7 @@ def write_report(output_dir: str, model=None, trainer=None, rows=None, config: O
     out = Path(output_dir)
     figdir = out / FIGURE_DIR
     figdir.mkdir(parents=True, exist_ok=True)
-    history = list(getattr(trainer, "history", []) or [])
+    history = _curves(trainer)
     eval_history = list(getattr(trainer, "eval_history", []) or [])
     keys = sorted({k for h in history for k, v in h.items() if isinstance(v, (int, float))} - set(BASE_KEYS))
     collapse = [k for k in keys if COLLAPSE.search(k)]

@@ -1,0 +1,371 @@
+"""The command line (`python -m anycl ...` in subprocesses), configs, the training report and the model card.
+
+Subprocess start-up dominates here, so one `fit` run (module fixture) is shared by the tests that read
+its outputs; the other commands run once each.
+"""
+import base64
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import anycl
+from anycl import cli
+from anycl.config import load_config, open_dataset, parse_value, resolved_config
+from anycl.errors import ConfigError, DataError
+from anycl.report import DPI, FIGSIZE, write_report
+
+ROOT = Path(__file__).resolve().parents[1]
+TOPICS = ["cats", "rivers", "engines", "bread", "stars", "violins", "glaciers", "chess"]
+FIG_PX = (int(FIGSIZE[0] * DPI), int(FIGSIZE[1] * DPI))
+
+
+def run_cli(*args, cwd, timeout=300):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               TOKENIZERS_PARALLELISM="false")
+    return subprocess.run([sys.executable, "-m", "anycl", *map(str, args)], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def write_pairs_csv(path: Path, with_label: bool = True) -> Path:
+    import pandas as pd
+
+    rows = [{"anchor": f"what do we know about {t}? (question {i})", "positive": f"facts on {t}, part {i}",
+             **({"label": t} if with_label else {})} for i in range(3) for t in TOPICS]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    write_pairs_csv(d / "pairs.csv")
+    return d
+
+
+@pytest.fixture(scope="module")
+def fitted(work, minilm_path):
+    """One `anycl fit` run on 24 labelled pairs (3 steps), evaluated on the same pairs."""
+    proc = run_cli("fit", "pairs.csv", "--modality", "text", "--model", minilm_path, "--batch-size", "8",
+                   "--adapter-options", '{"max_seq_length": 32}', "--eval-dataset", "pairs.csv", "--seed", "3",
+                   "--output-dir", "run", cwd=work)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return work / "run", proc
+
+
+def one_line_error(proc, pattern):
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert re.search(pattern, lines[0]), lines[0]
+    return lines[0]
+
+
+# -- fit, and what it writes ---------------------------------------------------------------------------
+def test_fit_writes_model_card_config_and_report(fitted, work, minilm_path):
+    run, proc = fitted
+    out = proc.stdout
+    assert "trained 3 steps on 24 rows" in out and "report: run/report.html" in out and "ndcg@10" in out
+    assert re.search(r"train: 100%.*3/3 .*items_s=", proc.stderr)  # the training bar: rate and ETA columns
+    assert re.search(r"evaluate: 100%.*48/48 .*item/s", proc.stderr)  # one bar for the evaluation phase
+    assert "Loading weights" not in proc.stderr  # library bars hidden
+    for f in ("config.yaml", "report.html", "model/config.yaml", "model/README.md", "model/anycl_config.json"):
+        assert (run / f).is_file(), f
+    # the config: fit's names, resolved values, absolute data path
+    cfg = load_config(str(run / "config.yaml"))
+    assert cfg["dataset"] == str(work / "pairs.csv") and cfg["modality"] == "text" and cfg["loss"] == "infonce"
+    assert cfg["batch_size"] == 8 and cfg["seed"] == 3 and cfg["lr"] == 2e-5 and cfg["epochs"] == 1
+    assert cfg["loss_options"] == {"temperature": 0.05} and cfg["model"] == minilm_path
+    assert "output_dir" not in cfg and "progress" not in cfg
+    assert (run / "model" / "config.yaml").read_text() == (run / "config.yaml").read_text()
+    # the model card
+    card = (run / "model" / "README.md").read_text()
+    assert str(work / "pairs.csv") in card and "(24 rows)" in card and "infonce" in card
+    assert re.search(r"\| ndcg@10 \| 0\.\d{4} \|", card)
+    assert 'anycl.load("run/model")' in card and 'SentenceTransformer("run/model/towers/text")' in card
+    assert "batch_size: 8" in card
+    # the card's sentence-transformers recipe works and gives anycl's embeddings
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(str(run / "model" / "towers" / "text"), device="cpu")
+    model = anycl.load(run)
+    torch.testing.assert_close(torch.as_tensor(st.encode(["facts on cats"])), model.encode(["facts on cats"]),
+                               atol=1e-5, rtol=1e-4)
+
+
+def test_report_pngs_are_real_images_and_the_page_inlines_them(fitted):
+    run, _ = fitted
+    pngs = sorted(p.name for p in (run / "report").glob("*.png"))
+    assert pngs == ["embeddings.png", "eval.png", "loss.png", "lr.png"]
+    for name in pngs:
+        with Image.open(run / "report" / name) as im:
+            im.verify()
+        with Image.open(run / "report" / name) as im:
+            assert im.format == "PNG" and im.size == FIG_PX
+            colours = np.asarray(im.convert("L"))
+            assert colours.std() > 5  # something is drawn, not a blank canvas
+    page = (run / "report.html").read_text()
+    inlined = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(inlined) == 4
+    for b64 in inlined:
+        assert Image.open(io.BytesIO(base64.b64decode(b64))).size == FIG_PX
+    assert "http://" not in page and "https://" not in page and "<script" not in page  # self-contained
+    assert "batch_size: 8" in page and "ndcg@10" in page
+
+
+def test_fit_again_from_the_saved_config_repeats_the_run(fitted, work, capsys):
+    run, _ = fitted
+    code = cli.main(["fit", "--config", str(run / "model" / "config.yaml"), "--output-dir", str(work / "again"),
+                     "--quiet"])
+    assert code == 0
+    assert "trained 3 steps" in capsys.readouterr().out
+    a, b = anycl.load(run), anycl.load(work / "again")
+    sa, sb = a.state_dict(), b.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert (work / "again" / "config.yaml").read_text() == (run / "config.yaml").read_text()
+
+
+# -- embed and eval ----------------------------------------------------------------------------------------
+def test_embed_writes_parquet_with_ids(fitted, work):
+    import pandas as pd
+
+    run, _ = fitted
+    items = work / "items.csv"
+    pd.DataFrame({"id": [f"doc-{i}" for i in range(5)], "text": [f"sentence number {i}" for i in range(5)]}).to_csv(
+        items, index=False)
+    proc = run_cli("embed", "run", "items.csv", "--column", "text", "-o", "emb.parquet", "-q", cwd=work)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "wrote 5 embeddings of width 384 to emb.parquet" in proc.stdout
+    table = pd.read_parquet(work / "emb.parquet")
+    assert list(table["id"]) == [f"doc-{i}" for i in range(5)]
+    emb = np.stack(table["embedding"].to_list())
+    expected = anycl.load(run).encode([f"sentence number {i}" for i in range(5)]).numpy()
+    np.testing.assert_allclose(emb, expected, atol=1e-6)
+    # .npy: the array plus ids beside it (in-process: the command's code path is the same)
+    assert cli.main(["embed", str(run), str(items), "--column", "text", "-o", str(work / "emb.npy"), "-q"]) == 0
+    np.testing.assert_allclose(np.load(work / "emb.npy"), expected, atol=1e-6)
+    assert json.loads((work / "emb.ids.json").read_text()) == [f"doc-{i}" for i in range(5)]
+    # refuses to overwrite
+    assert cli.main(["embed", str(run), str(items), "--column", "text", "-o", str(work / "emb.npy"), "-q"]) == 2
+
+
+def test_eval_retrieval_and_knn(fitted, work, capsys):
+    run, _ = fitted
+    proc = run_cli("eval", "run", "pairs.csv", "-o", "metrics.json", "-q", cwd=work)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "retrieval: 24 pairs" in proc.stdout
+    metrics = json.loads((work / "metrics.json").read_text())
+    # the same numbers as the evaluator run in-process
+    from anycl.data import to_rows
+    from anycl.evaluation import RetrievalEvaluator
+
+    expected = RetrievalEvaluator.from_pairs(to_rows(str(work / "pairs.csv")))(anycl.load(run))
+    assert metrics.keys() == expected.keys()
+    assert all(abs(metrics[k] - expected[k]) < 1e-6 for k in metrics)
+    # labelled items: leave-one-out kNN, and kNN + linear probe with --train
+    import pandas as pd
+
+    labelled = pd.DataFrame({"text": [f"facts on {t}, part {i}" for i in range(3) for t in TOPICS],
+                             "label": [t for _ in range(3) for t in TOPICS]})
+    labelled.to_csv(work / "labelled.csv", index=False)
+    assert cli.main(["eval", str(run), str(work / "labelled.csv"), "--k", "2", "-q"]) == 0
+    assert re.search(r"knn@2_accuracy\s+\d\.\d{4}", capsys.readouterr().out)
+    assert cli.main(["eval", str(run), str(work / "labelled.csv"), "--train", str(work / "labelled.csv"), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "linear_probe_accuracy" in out and "knn@5_accuracy" in out
+
+
+# -- errors: one line, exit code 2 ----------------------------------------------------------------------------
+def test_errors_are_one_line_with_exit_code_2(work, capsys):
+    # a real process: exit status 2 and one line on stderr, no traceback
+    one_line_error(run_cli("fit", "missing.csv", "--modality", "text", cwd=work),
+                   r"^anycl fit: error: dataset path 'missing.csv' does not exist")
+
+    # the same handler in-process (saves a process start each): main() returns the exit status
+    def err(argv, pattern):
+        assert cli.main(argv) == 2
+        captured = capsys.readouterr()
+        line = captured.err.strip()
+        assert "\n" not in line and "Traceback" not in line and re.search(pattern, line), line
+        assert captured.out == ""
+
+    (work / "bad.yaml").write_text("dataset: pairs.csv\nmodality: text\nbatchsize: 8\n")
+    err(["fit", "--config", str(work / "bad.yaml")],
+        r"^anycl fit: error: unknown key\(s\) \['batchsize'\] .*did you mean 'batch_size'.*valid keys: dataset, modality")
+    err(["fit", str(work / "pairs.csv"), "--modality", "lidar"],
+        r"^anycl fit: error: no adapter for modality 'lidar'; registered modalities: .*text")
+    err(["fit", str(work / "pairs.csv"), "--modality", "text", "--batchsize", "3"],
+        r"unknown option --batchsize \(did you mean --batch-size\?\)")
+    err(["fit", "--modality", "text"], r"no dataset: give DATA")
+    err(["fit", str(work / "pairs.csv")], r"no modality: give --modality")
+    err(["fit", "--config", str(work / "nope.yaml")], r"config file .*nope.yaml' does not exist")
+    err(["eval", str(work / "no-model"), str(work / "pairs.csv")], r"model folder .* does not exist")
+    err(["embed", str(work / "no-model"), str(work / "pairs.csv"), "-o", str(work / "x.txt")],
+        r"--output must end in .parquet or .npy")
+    err(["fit", "nobody/no-such-dataset", "--modality", "text"],
+        r"not a local file or folder, and loading it as a Hugging Face dataset failed.*give a path")
+    (work / "list.yaml").write_text("- a\n- b\n")
+    err(["fit", "--config", str(work / "list.yaml")], r"must hold a mapping")
+    (work / "broken.json").write_text("{nope")
+    err(["fit", "--config", str(work / "broken.json")], r"is not valid JSON")
+    # --verbose shows the traceback as well
+    assert cli.main(["fit", "--config", str(work / "nope.yaml"), "--verbose"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_help_for_every_command(capsys):
+    for cmd in ("fit", "embed", "eval"):
+        with pytest.raises(SystemExit) as exc:
+            cli.main([cmd, "--help"])
+        assert exc.value.code == 0
+        out = capsys.readouterr().out
+        assert f"usage: anycl {cmd}" in out
+    with pytest.raises(SystemExit):
+        cli.main(["fit", "--help"])
+    fit_help = capsys.readouterr().out
+    assert "--gradient-accumulation-steps" in fit_help and "--config" in fit_help
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["demo", "--help"])
+    assert exc.value.code == 0 and "usage: anycl demo" in capsys.readouterr().out
+    assert cli.main([]) == 2 and "embeddings of a dataset" in capsys.readouterr().out
+
+
+# -- option parsing and configs -----------------------------------------------------------------------------
+def test_values_and_options_parse_like_json():
+    assert parse_value("16") == 16 and parse_value("1e-4") == 1e-4 and parse_value("0.5") == 0.5
+    assert parse_value("true") is True and parse_value("False") is False and parse_value("none") is None
+    assert parse_value('{"temperature": 0.1}') == {"temperature": 0.1}
+    assert parse_value("{anchor: query, positive: doc}") == {"anchor": "query", "positive": "doc"}
+    assert parse_value("[1, 2]") == [1, 2] and parse_value("bf16") == "bf16" and parse_value("a b") == "a b"
+    own, extra = cli.split_fit_argv(["data.csv", "--output-dir", "out", "--modality", "text", "-q", "--cpu",
+                                     "--lr=1e-3", "--loss=infonce"])
+    assert own == ["data.csv", "--modality", "text", "-q", "--loss=infonce"]
+    assert cli.parse_options(extra, ["output_dir", "cpu", "lr"]) == {"output_dir": "out", "cpu": True, "lr": 1e-3}
+    with pytest.raises(cli.UsageError, match="unexpected argument 'stray'"):
+        cli.parse_options(["stray"], ["lr"])
+
+
+def test_python_fit_records_config_and_in_memory_data_is_named(tmp_path, text_pairs, minilm_path, capsys):
+    model = anycl.fit(text_pairs, modality="text", model=minilm_path, batch_size=8, progress=False,
+                      adapter_options={"max_seq_length": 32}, output_dir=str(tmp_path / "run"))
+    cfg_text = (tmp_path / "run" / "config.yaml").read_text()
+    assert "not recorded (Python objects, give them again from Python): dataset" in cfg_text
+    cfg = load_config(str(tmp_path / "run"))  # a run folder finds its config.yaml
+    assert cfg["dataset"] is None and cfg["batch_size"] == 8
+    assert model.info["config"]["not_recorded"] == ["dataset"]
+    # the report without evaluation and labels: loss, lr and a map of anchors and positives
+    assert sorted(p.name for p in (tmp_path / "run" / "report").glob("*.png")) == ["embeddings.png", "loss.png",
+                                                                                 "lr.png"]
+    assert "in-memory dataset" in (tmp_path / "run" / "model" / "README.md").read_text()
+    # repeating it from the CLI needs the data again, and says so
+    assert cli.main(["fit", "--config", str(tmp_path / "run" / "config.yaml")]) == 2
+    assert "no dataset: give DATA" in capsys.readouterr().err
+
+
+def test_resolved_config_leaves_out_python_objects():
+    cfg = resolved_config([{"anchor": "a", "positive": "b"}], "text", "infonce",
+                          {"encoder": torch.nn.Linear(2, 2), "callbacks": [print], "lr": 1e-3, "output_dir": "x",
+                           "columns": {"anchor": "q"}})
+    assert cfg["dataset"] is None and cfg["lr"] == 1e-3 and cfg["columns"] == {"anchor": "q"}
+    assert "output_dir" not in cfg and cfg["not_recorded"] == ["dataset", "callbacks", "encoder"]
+
+
+def test_open_dataset_reads_saved_hf_datasets(tmp_path):
+    import datasets
+
+    ds = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"anchor": ["a", "b"], "positive": ["c", "d"]})})
+    ds.save_to_disk(str(tmp_path / "hf"))
+    assert open_dataset(str(tmp_path / "hf"), "train")["anchor"] == ["a", "b"]
+    assert open_dataset(str(tmp_path / "missing.csv")) == str(tmp_path / "missing.csv")  # to_rows reports it
+    with pytest.raises(DataError, match="offline"):
+        open_dataset("nobody/nothing-here")
+
+
+# -- the report's parts without training ---------------------------------------------------------------------
+class _FakeModel:
+    """encode() gives label-clustered embeddings (the report needs only encode and sides)."""
+
+    sides = {"anchor": "x", "positive": "x"}
+    info = {"steps": 40, "train_rows": 60, "loss": "vicreg"}
+
+    def encode(self, items, modality=None, **_):
+        g = torch.Generator().manual_seed(0)
+        centres = torch.randn(3, 16, generator=g) * 5
+        return torch.stack([centres[int(s.split("-")[0])] + torch.randn(16, generator=g) for s in items])
+
+
+class _FakeTrainer:
+    history = [{"step": s, "loss": 1 / s, "lr": 1e-3, "items_per_s": 100.0, "epoch": 0, "invariance": 0.5 / s,
+                "embedding_std": 0.1 * s, "alignment": 1.0 / s, "uniformity": -s / 10} for s in range(1, 41, 5)]
+    eval_history = [{"step": 20, "knn@5_accuracy": 0.5}, {"step": 40, "knn@5_accuracy": 0.8}]
+
+
+def test_report_plots_collapse_watch_terms_and_labels(tmp_path):
+    from anycl.data import to_rows
+
+    rows = to_rows([{"anchor": f"{i % 3}-item{i}", "label": f"class {i % 3}"} for i in range(60)])
+    page = write_report(str(tmp_path), _FakeModel(), _FakeTrainer(), rows, {"dataset": "x.csv", "loss": "vicreg"},
+                        method="tsne")
+    names = sorted(p.name for p in (tmp_path / "report").glob("*.png"))
+    assert names == ["collapse.png", "embeddings.png", "eval.png", "loss.png", "lr.png", "terms.png"]
+    for n in names:
+        assert Image.open(tmp_path / "report" / n).size == FIG_PX
+    html = page.read_text()
+    assert html.count("data:image/png;base64,") == 6 and "collapse watch" in html and "0.8000" in html
+    with pytest.raises(ConfigError, match="'pca' or 'tsne'"):
+        from anycl.report import project_2d
+
+        project_2d(np.zeros((5, 3)), method="umap")
+
+
+def test_model_card_of_a_model_saved_outside_fit(tmp_path, minilm_path):
+    model = anycl.api.build_model({"anchor": "text", "positive": "text", "negative": "text"}, model=minilm_path)
+    model.save(str(tmp_path / "m"))
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert "not trained by `anycl.fit`" in card and f'SentenceTransformer("{tmp_path / "m"}/towers/text")' in card
+    assert not (tmp_path / "m" / "config.yaml").exists()
+
+
+# -- slow: the page in a real browser, and the demo command ---------------------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _chromium_console(url, tmp_path):
+    args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr", "--v=0", "--window-size=1000,2000",
+            f"--screenshot={tmp_path / 'shot.png'}", url]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    console = [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln or "Uncaught" in ln]
+    return proc, console
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
+def test_report_page_opens_in_headless_chromium_without_console_errors(fitted, tmp_path):
+    run, _ = fitted
+    # the check itself catches errors: a page with a failing script shows up
+    (tmp_path / "bad.html").write_text("<html><body><script>console.error('boom'); nope();</script></body></html>")
+    _, console = _chromium_console((tmp_path / "bad.html").as_uri(), tmp_path)
+    assert any("boom" in ln for ln in console) and any("nope is not defined" in ln for ln in console)
+    proc, console = _chromium_console((run / "report.html").resolve().as_uri(), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert console == []
+    shot = np.asarray(Image.open(tmp_path / "shot.png").convert("L"))
+    assert shot.std() > 10  # the page rendered (text and figures), not a blank screen
+
+
+@pytest.mark.slow
+def test_demo_command_runs(tmp_path):
+    proc = run_cli("demo", "--max-train", "64", "--max-seq-length", "32", "--quiet", cwd=tmp_path, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.search(r"ndcg@10\s+0\.\d{4}\s+0\.\d{4}", proc.stdout)
