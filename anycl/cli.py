@@ -197,15 +197,15 @@ def _print_metrics(metrics: Dict[str, Any], title: str) -> None:
 def cmd_fit(args, extra: List[str]) -> int:
     from . import fit
     from .api import FIT_OPTIONS
-    from .config import load_config
+    from .config import load_config, parse_value
     from .errors import ConfigError
 
     config: Dict[str, Any] = load_config(args.config) if args.config else {}
     config.update(parse_options(extra, list(FIT_OPTIONS)))
     for key in ("data", "modality", "loss"):
         value = getattr(args, key)
-        if value is not None:
-            config["dataset" if key == "data" else key] = value
+        if value is not None:  # --modality may be a JSON mapping of sides: '{"anchor": "image", "positive": "text"}'
+            config["dataset" if key == "data" else key] = parse_value(value) if key == "modality" else value
     dataset = config.pop("dataset", None)
     if dataset is None:
         raise ConfigError("no dataset: give DATA (a CSV/JSONL/Parquet file, a folder, or a Hugging Face dataset "
@@ -339,6 +339,11 @@ def cmd_demo(args, extra: List[str]) -> int:
 
 
 # -- the parser ------------------------------------------------------------------------------------------
+def _model_and_data(p: argparse.ArgumentParser, data_help: str) -> None:
+    p.add_argument("model", help="a saved model folder (or a fit output folder)")
+    p.add_argument("data", help=data_help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .api import FIT_OPTIONS
 
@@ -371,8 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Embed the items of a dataset with a saved model. Parquet gets columns id, "
                                    "embedding (and item, for text); .npy gets the (N, D) float32 array and the ids "
                                    "in <name>.ids.json.")
-    p.add_argument("model", help="a saved model folder (or a fit output folder)")
-    p.add_argument("data", help="a file, folder or Hugging Face dataset name")
+    _model_and_data(p, "the items: a file, folder or Hugging Face dataset name")
     p.add_argument("-o", "--output", required=True, help="output file: .parquet or .npy")
     p.add_argument("--column", help="the column of items (default: anchor, or the only column)")
     p.add_argument("--id-column", help="the column of item ids (default: id if present, else row numbers; file "
@@ -388,8 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Evaluate a saved model. Pairs (anchor, positive) give retrieval metrics "
                                    "(nDCG@10, MRR@10, MAP@100, recall@k); items with a label give leave-one-out "
                                    "kNN accuracy, or with --train kNN and linear-probe accuracy.")
-    p.add_argument("model", help="a saved model folder (or a fit output folder)")
-    p.add_argument("data", help="evaluation data: a file, folder or Hugging Face dataset name")
+    _model_and_data(p, "evaluation data: a file, folder or Hugging Face dataset name")
     p.add_argument("--train", help="labelled training data for kNN and linear-probe accuracy on DATA")
     p.add_argument("--k", type=int, default=5, help="neighbours for kNN (default 5)")
     p.add_argument("--columns", help="JSON mapping of the convention's names to yours, e.g. "
