@@ -5,8 +5,8 @@
 - ``report/loss.png`` — training loss over steps (plus any extra terms a loss returns, in ``terms.png``);
 - ``report/lr.png`` — the learning rate over steps;
 - ``report/eval.png`` — evaluation metrics over steps (when ``eval_dataset`` was given);
-- ``report/collapse.png`` — collapse-watch measures (embedding std, alignment, uniformity) when the
-  trainer's history has them;
+- ``report/collapse.png`` — collapse-watch measures (:mod:`anycl.collapse`: embedding std and spread,
+  alignment, uniformity), one panel each, when the collapse watch ran (on by default in ``fit``);
 - ``report/embeddings.png`` — a 2-D map (PCA, or t-SNE) of the embeddings of a sample of training items,
   coloured by label when the data has labels (else anchors and positives in two colours);
 - ``report.html`` — all of the above inlined (base64), with the run's config and final metrics.
@@ -32,7 +32,7 @@ DPI = 100
 REPORT_HTML = "report.html"
 FIGURE_DIR = "report"
 BASE_KEYS = ("step", "loss", "lr", "items_per_s", "epoch")
-COLLAPSE = re.compile(r"(std|align|uniform|collapse|rank)", re.I)
+COLLAPSE = re.compile(r"(collapse|std|spread|align|uniform|rank)", re.I)
 
 
 class StepRecorder:
@@ -48,16 +48,22 @@ class StepRecorder:
 
 
 def _curves(trainer) -> List[Dict[str, Any]]:
-    """Per-step records when a StepRecorder ran, merged with the trainer's logged history (whose extra
-    keys, e.g. collapse-watch measures, are kept at their steps)."""
+    """Per-step records when a StepRecorder ran (else the trainer's logged history), merged with the
+    trainer's history and the collapse watch's measures (as ``collapse/<name>``), each at its step."""
+    from .collapse import CollapseWatch
+
+    callbacks = list(getattr(trainer, "callbacks", []) or [])
     history = list(getattr(trainer, "history", []) or [])
-    steps = next((cb.records for cb in getattr(trainer, "callbacks", []) or [] if isinstance(cb, StepRecorder)), None)
-    if not steps:
-        return history
-    merged = {r["step"]: dict(r) for r in steps}
-    for h in history:
-        if "step" in h:
-            merged.setdefault(h["step"], {}).update({k: v for k, v in h.items() if k not in merged.get(h["step"], {})})
+    steps = next((cb.records for cb in callbacks if isinstance(cb, StepRecorder)), None)
+    merged: Dict[int, Dict[str, Any]] = {r["step"]: dict(r) for r in (steps or history) if "step" in r}
+    extra = [h for h in history if "step" in h] if steps else []
+    for cb in callbacks:
+        if isinstance(cb, CollapseWatch):
+            extra += [{"step": h["step"], **{f"collapse/{k}": v for k, v in h.items() if k != "step"}}
+                      for h in cb.history if "step" in h]
+    for h in extra:
+        row = merged.setdefault(h["step"], {"step": h["step"]})
+        row.update({k: v for k, v in h.items() if k not in row})
     return [merged[k] for k in sorted(merged)]
 
 
@@ -97,6 +103,30 @@ def _line_figure(path: Path, history: Sequence[Mapping[str, Any]], keys: Sequenc
     ax.grid(alpha=0.3)
     if drawn > 1:
         ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def _panel_figure(path: Path, history: Sequence[Mapping[str, Any]], keys: Sequence[str], title: str) -> Optional[Path]:
+    """One small panel per measure (their scales differ), in a grid of up to 2 columns."""
+    keys = [k for k in keys if _series(history, k)[0]]
+    if not keys:
+        return None
+    plt = _plt()
+    cols = 1 if len(keys) == 1 else 2
+    rows = (len(keys) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=FIGSIZE, dpi=DPI, squeeze=False)
+    for ax, k in zip(axes.flat, keys):
+        xs, ys = _series(history, k)
+        ax.plot(xs, ys, marker="o" if len(xs) < 20 else None, markersize=3)
+        ax.set_title(k, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
@@ -253,8 +283,9 @@ def write_report(output_dir: str, model=None, trainer=None, rows=None, config: O
         ("learning rate", _line_figure(figdir / "lr.png", history, ["lr"], "Learning rate", "lr")),
         ("evaluation metrics", _line_figure(figdir / "eval.png", eval_history, metrics, "Evaluation", "metric")
          if metrics else None),
-        ("collapse watch", _line_figure(figdir / "collapse.png", history, collapse,
-                                        "Collapse watch (embedding spread)", "value") if collapse else None),
+        ("collapse watch", _panel_figure(figdir / "collapse.png", history, collapse,
+                                         "Collapse watch (anycl.collapse: embedding spread, alignment, uniformity)")
+         if collapse else None),
     ]
     if model is not None and rows is not None:
         try:

@@ -105,7 +105,7 @@ def test_fit_writes_model_card_config_and_report(fitted, work, minilm_path):
 def test_report_pngs_are_real_images_and_the_page_inlines_them(fitted):
     run, _ = fitted
     pngs = sorted(p.name for p in (run / "report").glob("*.png"))
-    assert pngs == ["embeddings.png", "eval.png", "loss.png", "lr.png"]
+    assert pngs == ["collapse.png", "embeddings.png", "eval.png", "loss.png", "lr.png"]
     for name in pngs:
         with Image.open(run / "report" / name) as im:
             im.verify()
@@ -115,7 +115,7 @@ def test_report_pngs_are_real_images_and_the_page_inlines_them(fitted):
             assert colours.std() > 5  # something is drawn, not a blank canvas
     page = (run / "report.html").read_text()
     inlined = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
-    assert len(inlined) == 4
+    assert len(inlined) == 5
     for b64 in inlined:
         assert Image.open(io.BytesIO(base64.b64decode(b64))).size == FIG_PX
     assert "http://" not in page and "https://" not in page and "<script" not in page  # self-contained
@@ -263,8 +263,8 @@ def test_python_fit_records_config_and_in_memory_data_is_named(tmp_path, text_pa
     assert cfg["dataset"] is None and cfg["batch_size"] == 8
     assert model.info["config"]["not_recorded"] == ["dataset"]
     # the report without evaluation and labels: loss, lr and a map of anchors and positives
-    assert sorted(p.name for p in (tmp_path / "run" / "report").glob("*.png")) == ["embeddings.png", "loss.png",
-                                                                                 "lr.png"]
+    assert sorted(p.name for p in (tmp_path / "run" / "report").glob("*.png")) == [
+        "collapse.png", "embeddings.png", "loss.png", "lr.png"]
     assert "in-memory dataset" in (tmp_path / "run" / "model" / "README.md").read_text()
     # repeating it from the CLI needs the data again, and says so
     assert cli.main(["fit", "--config", str(tmp_path / "run" / "config.yaml")]) == 2
@@ -304,9 +304,18 @@ class _FakeModel:
 
 
 class _FakeTrainer:
-    history = [{"step": s, "loss": 1 / s, "lr": 1e-3, "items_per_s": 100.0, "epoch": 0, "invariance": 0.5 / s,
-                "embedding_std": 0.1 * s, "alignment": 1.0 / s, "uniformity": -s / 10} for s in range(1, 41, 5)]
-    eval_history = [{"step": 20, "knn@5_accuracy": 0.5}, {"step": 40, "knn@5_accuracy": 0.8}]
+    """A finished run's record: logged history with an extra loss term, and the collapse watch's measures."""
+
+    def __init__(self):
+        from anycl.collapse import CollapseWatch
+
+        self.history = [{"step": s, "loss": 1 / s, "lr": 1e-3, "items_per_s": 100.0, "epoch": 0,
+                         "invariance": 0.5 / s} for s in range(1, 41, 5)]
+        self.eval_history = [{"step": 20, "knn@5_accuracy": 0.5}, {"step": 40, "knn@5_accuracy": 0.8}]
+        watch = CollapseWatch()
+        watch.history = [{"step": s, "std": 0.01 * s, "spread": 0.2 * s, "alignment": 1.0 / s,
+                          "uniformity": -s / 10} for s in range(1, 41, 10)]
+        self.callbacks = [watch]
 
 
 def test_report_plots_collapse_watch_terms_and_labels(tmp_path):
