@@ -1,10 +1,11 @@
-"""The ``anycl`` command line: ``fit``, ``embed``, ``eval``, ``demo`` (and ``python -m anycl``).
+"""The ``anycl`` command line: ``fit``, ``embed``, ``eval``, ``mine``, ``demo`` (and ``python -m anycl``).
 
 ::
 
     anycl fit pairs.csv --modality text --epochs 1 --output-dir out     # model, report, config, card
     anycl eval out test_pairs.csv                                        # retrieval metrics
     anycl embed out items.csv --output emb.parquet                       # embeddings with item ids
+    anycl mine MODEL pairs.csv --output mined.csv --relative-margin 0.05 # hard negatives for a pair file
     anycl fit --config out/config.yaml --output-dir out2                 # the same run again
 
 Every ``fit`` option (``anycl.api.FIT_OPTIONS``) is accepted as ``--name value`` (``--batch-size 16``,
@@ -331,6 +332,78 @@ def cmd_eval(args, extra: List[str]) -> int:
     return 0
 
 
+# -- mine ------------------------------------------------------------------------------------------------
+def _mining_model(spec: str):
+    """An anycl model folder (or fit output folder) → anycl.load; anything else → SentenceTransformer."""
+    from .model import CONFIG_FILE
+
+    p = Path(spec)
+    if (p / CONFIG_FILE).exists() or (p / "model" / CONFIG_FILE).exists():
+        return _load_model(spec)
+    if p.is_dir() and not (p / "modules.json").exists() and not (p / "config.json").exists():
+        raise UsageError(f"{spec!r} is neither an anycl model folder nor a sentence-transformers model folder")
+    if not p.exists() and (spec.startswith((".", "/", "~")) or spec.count("/") > 1):
+        raise FileNotFoundError(f"model {spec!r} does not exist; give an anycl model folder, a sentence-transformers "
+                                f"folder, or a model name from the Hugging Face hub (online, or cached)")
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        return SentenceTransformer(spec, device="cpu")
+    except OSError as exc:  # not on disk and not reachable (offline)
+        raise FileNotFoundError(f"cannot load the model {spec!r}: not a folder here and not in the local Hugging "
+                                f"Face cache ({_one_line(exc)[:160]})") from exc
+
+
+def _write_table(rows: List[dict], out: Path) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    suffix = out.suffix.lower()
+    if suffix == ".csv":
+        frame.to_csv(out, index=False)
+    elif suffix == ".tsv":
+        frame.to_csv(out, index=False, sep="\t")
+    elif suffix == ".jsonl":
+        frame.to_json(out, orient="records", lines=True, force_ascii=False)
+    else:
+        frame.to_parquet(out, index=False)
+
+
+def cmd_mine(args, extra: List[str]) -> int:
+    from .mining import mine_hard_negatives
+
+    out = Path(args.output)
+    if out.suffix.lower() not in (".csv", ".tsv", ".jsonl", ".parquet"):
+        raise UsageError(f"--output must end in .csv, .tsv, .jsonl or .parquet, got {args.output!r}")
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{args.output!r} already exists; pass --overwrite or choose another file")
+    columns = json.loads(args.columns) if args.columns else None
+    model = _mining_model(args.model)
+    _, rows = _rows(args.data, columns, args.split)
+    corpus = None
+    if args.corpus:
+        _, crows = _rows(args.corpus, {"anchor": args.corpus_column} if args.corpus_column else None, args.split)
+        corpus = crows.column("anchor")
+    mined, stats = mine_hard_negatives(
+        model, rows, corpus=corpus, num_negatives=args.num_negatives, range_min=args.range_min,
+        range_max=args.range_max, max_score=args.max_score, absolute_margin=args.absolute_margin,
+        relative_margin=args.relative_margin, sampling=args.sampling, batch_size=args.batch_size,
+        seed=args.seed, on_short=args.on_short, verbose=False, show_progress=not args.quiet)
+    print(stats)
+    if not mined:
+        from .errors import DataError
+
+        raise DataError("every row was dropped: no query kept enough negatives after the filters; loosen the "
+                        "margins, raise --range-max, or pass --on-short random")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _write_table(mined, out)
+    print(f"wrote {len(mined)} rows (anchor, positive, negative_1..{args.num_negatives}) to {out}")
+    if args.stats:
+        Path(args.stats).write_text(json.dumps(stats.as_dict(), indent=2))
+        print(f"wrote {args.stats}")
+    return 0
+
+
 # -- demo ------------------------------------------------------------------------------------------------
 def cmd_demo(args, extra: List[str]) -> int:
     from .demo import main as demo_main
@@ -402,6 +475,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="also write the metrics to this JSON file")
     _common(p)
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("mine", help="hard negatives for a pair file, with the filter statistics",
+                       description="Mine hard negatives for (anchor, positive) pairs with a model (anycl.mining."
+                                   "mine_hard_negatives): exact top-k search, then the false-negative filters "
+                                   "(range_min, max_score, absolute and relative margin against the query's lowest "
+                                   "positive). Writes rows anchor, positive, negative_1..k and prints how many "
+                                   "candidates each rule removed.",
+                       epilog="example:\n  anycl mine out pairs.csv --output mined.csv --relative-margin 0.05",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="an anycl model folder (or fit output folder), or a sentence-transformers model "
+                                 "folder or hub name")
+    p.add_argument("data", help="(anchor, positive) pairs: a file or a Hugging Face dataset name")
+    p.add_argument("-o", "--output", required=True, help="output file: .csv, .tsv, .jsonl or .parquet")
+    p.add_argument("--corpus", help="documents to mine from (a file; default: the pairs' positives, which are "
+                                    "always added)")
+    p.add_argument("--corpus-column", help="the corpus file's column of documents (default: anchor or the only one)")
+    p.add_argument("--num-negatives", type=int, default=1, help="negatives per row (default 1)")
+    p.add_argument("--range-min", type=int, default=0, help="skip the best N candidates (default 0)")
+    p.add_argument("--range-max", type=int, default=100, help="consider candidates up to this rank (default 100)")
+    p.add_argument("--max-score", type=float, help="drop candidates scoring above this")
+    p.add_argument("--absolute-margin", type=float, help="keep score <= positive score - margin")
+    p.add_argument("--relative-margin", type=float, help="keep score <= positive score - margin × |positive score| "
+                                                         "(sentence-transformers recommends 0.05)")
+    p.add_argument("--sampling", choices=("top", "random"), default="top", help="hardest first, or at random in the window")
+    p.add_argument("--on-short", choices=("drop", "random"), default="drop",
+                   help="a query left without enough negatives: drop its rows (default) or fill at random")
+    p.add_argument("--columns", help="JSON mapping of the convention's names to yours, e.g. "
+                                     "'{\"anchor\": \"query\", \"positive\": \"doc\"}'")
+    p.add_argument("--split", help="the split of a Hugging Face dataset")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stats", help="also write the statistics to this JSON file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    _common(p)
+    p.set_defaults(func=cmd_mine)
 
     p = sub.add_parser("demo", add_help=False, help="fine-tune MiniLM on built-in data, print metrics before/after",
                        description="The built-in demo (see `anycl demo --help`).")

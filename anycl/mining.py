@@ -102,27 +102,36 @@ def _device_type(model) -> str:
     return torch.device(dev).type if dev is not None else "cpu"
 
 
-def embedder(model, side: str, batch_size: int, precision: str = "fp32") -> Callable[[List[Any]], torch.Tensor]:
+def embedder(model, side: str, batch_size: int, precision: str = "fp32", bar=None) -> Callable[[List[Any]], torch.Tensor]:
     """``items -> (N, D)`` L2-normalised float32 embeddings for an anycl model (the tower of ``side``),
     a sentence-transformers model, or a plain callable ``items -> embeddings``.
 
     ``precision="bf16"`` embeds under bfloat16 autocast (about twice as fast on CPUs with bf16 units
     and on GPUs; the neighbours found barely change, see docs/text.md); the result is float32 either way.
+    ``bar``: a tqdm bar to advance by the items embedded.
     """
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if hasattr(model, "tower") and hasattr(model, "sides"):  # ContrastiveModel
+    if hasattr(model, "tower") and hasattr(model, "sides"):  # ContrastiveModel: advances the bar itself
         modality = model.sides.get(side, model.sides.get("anchor"))
-        fn = lambda items: model.encode(items, modality=modality, batch_size=batch_size)  # noqa: E731
-    elif hasattr(model, "encode"):  # sentence-transformers (or alike)
-        def fn(items):
-            e = model.encode(list(items), batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
-            return F.normalize(torch.as_tensor(e).float().cpu(), dim=-1)
-    elif callable(model):
-        fn = lambda items: F.normalize(torch.as_tensor(model(list(items))).float(), dim=-1)  # noqa: E731
+        fn = lambda items: model.encode(items, modality=modality, batch_size=batch_size,  # noqa: E731
+                                        show_progress=bar if bar is not None else False)
     else:
-        raise ConfigError(f"cannot embed with a {type(model).__name__}: pass an anycl model, a SentenceTransformer "
-                          f"or a callable(items) -> embeddings")
+        if hasattr(model, "encode"):  # sentence-transformers (or alike)
+            def plain(items):
+                e = model.encode(list(items), batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
+                return F.normalize(torch.as_tensor(e).float().cpu(), dim=-1)
+        elif callable(model):
+            plain = lambda items: F.normalize(torch.as_tensor(model(list(items))).float(), dim=-1)  # noqa: E731
+        else:
+            raise ConfigError(f"cannot embed with a {type(model).__name__}: pass an anycl model, a "
+                              f"SentenceTransformer or a callable(items) -> embeddings")
+
+        def fn(items):
+            out = plain(items)
+            if bar is not None:
+                bar.update(len(items))
+            return out
     if precision == "fp32":
         return fn
     device_type = _device_type(model)
@@ -252,8 +261,9 @@ def mine_negative_ids(model, anchors: Sequence[Any], positives: Sequence[Any], c
                       num_negatives: int = 1, range_min: int = 0, range_max: int = 100,
                       max_score: Optional[float] = None, absolute_margin: Optional[float] = None,
                       relative_margin: Optional[float] = None, sampling: str = "top", batch_size: int = 64,
-                      chunk_size: int = 1024, seed: int = 0, on_short: str = "drop", precision: str = "fp32"):
-    """The mining pass on parallel lists of anchors and positives.
+                      chunk_size: int = 1024, seed: int = 0, on_short: str = "drop", precision: str = "fp32",
+                      show_progress: bool = False):
+    """The mining pass on parallel lists of anchors and positives (``show_progress``: one tqdm bar).
 
     Returns ``(per_row, documents, stats)``: for row r, ``per_row[r]`` is a list of indices into
     ``documents`` (the deduplicated corpus), ``num_negatives`` long, or ``None`` for a row dropped
@@ -305,9 +315,16 @@ def mine_negative_ids(model, anchors: Sequence[Any], positives: Sequence[Any], c
     stats.queries, stats.corpus_size = len(queries), len(docs)
     stats.own_positives_excluded = sum(len(s) for s in own)
 
+    from .evaluation import phase_bar
+
     t0 = time.perf_counter()
-    q_emb = embedder(model, "anchor", batch_size, precision)(queries)
-    d_emb = embedder(model, "positive", batch_size, precision)(docs)
+    bar = phase_bar(show_progress, len(queries) + len(docs), desc="mining (embed)")
+    try:
+        q_emb = embedder(model, "anchor", batch_size, precision, bar)(queries)
+        d_emb = embedder(model, "positive", batch_size, precision, bar)(docs)
+    finally:
+        if bar is not None:
+            bar.close()
     stats.embed_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     pos_lists = [sorted(s) for s in own]
@@ -366,7 +383,8 @@ def mine_hard_negatives(model, rows_or_pairs, corpus: Optional[Sequence[Any]] = 
                         absolute_margin: Optional[float] = None, relative_margin: Optional[float] = None,
                         sampling: str = "top", batch_size: int = 64, chunk_size: int = 1024, seed: int = 0,
                         on_short: str = "drop", columns: Optional[Dict[str, str]] = None,
-                        verbose: bool = True, precision: str = "fp32") -> Tuple[List[dict], MiningStats]:
+                        verbose: bool = True, precision: str = "fp32",
+                        show_progress: bool = False) -> Tuple[List[dict], MiningStats]:
     """Mine hard negatives for (anchor, positive) pairs with a model.
 
     Args:
@@ -391,6 +409,7 @@ def mine_hard_negatives(model, rows_or_pairs, corpus: Optional[Sequence[Any]] = 
         verbose: print the statistics.
         precision: ``"fp32"`` or ``"bf16"`` (embed under bfloat16 autocast: faster where the hardware has
             bf16 units; scores are compared in float32 either way).
+        show_progress: a progress bar (items/s, ETA) over the embedding of queries and corpus.
 
     Returns:
         ``(rows, stats)``: rows as dicts ``{"anchor", "positive", "negative_1", …}`` in input order
@@ -406,7 +425,7 @@ def mine_hard_negatives(model, rows_or_pairs, corpus: Optional[Sequence[Any]] = 
     anchors, positives = rows.column("anchor"), rows.column("positive")
     per_row, docs, stats = mine_negative_ids(
         model, anchors, positives, corpus, num_negatives, range_min, range_max, max_score, absolute_margin,
-        relative_margin, sampling, batch_size, chunk_size, seed, on_short, precision)
+        relative_margin, sampling, batch_size, chunk_size, seed, on_short, precision, show_progress)
     out = []
     for a, p, negs in zip(anchors, positives, per_row):
         if negs is None:

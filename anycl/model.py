@@ -187,7 +187,7 @@ class ContrastiveModel(nn.Module):
                     emb = F.normalize(emb, dim=-1)
                 out.append(emb.cpu())
                 if bar is not None:
-                    bar.update(len(chunk))
+                    bar.update(len(views))
         finally:
             self.train(was_training)
             if bar is not None and show_progress is True:

@@ -184,6 +184,41 @@ def test_eval_retrieval_and_knn(fitted, work, capsys):
     assert "linear_probe_accuracy" in out and "knn@5_accuracy" in out
 
 
+def test_mine_writes_negatives_that_a_brute_force_search_agrees_with(fitted, work, minilm_path, capsys):
+    import pandas as pd
+
+    run, _ = fitted
+    proc = run_cli("mine", "run", "pairs.csv", "-o", "mined.csv", "--relative-margin", "0.05", "--stats",
+                   "stats.json", "-q", cwd=work)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "hard-negative mining: 24 queries, corpus of 24 documents" in proc.stdout
+    assert re.search(r"filtered: range_min 0, max_score 0, absolute_margin 0, relative_margin \d+", proc.stdout)
+    mined = pd.read_csv(work / "mined.csv")
+    stats = json.loads((work / "stats.json").read_text())
+    assert f"wrote {len(mined)} rows" in proc.stdout and len(mined) == stats["rows_out"]
+    assert list(mined.columns) == ["anchor", "positive", "negative_1"]
+    # reference: every query against every other positive, the best one under the relative margin
+    pairs = pd.read_csv(work / "pairs.csv")
+    model = anycl.load(run)
+    q, d = model.encode(list(pairs["anchor"])), model.encode(list(pairs["positive"]))
+    scores = q @ d.T
+    expected = {}
+    for i in range(len(pairs)):
+        pos = float(scores[i, i])
+        ok = [(float(scores[i, j]), j) for j in range(len(pairs)) if j != i and scores[i, j] <= pos - 0.05 * abs(pos)]
+        if ok:
+            expected[pairs["anchor"][i]] = pairs["positive"][max(ok)[1]]
+    assert dict(zip(mined["anchor"], mined["negative_1"])) == expected
+    assert stats["queries_short"] == len(pairs) - len(expected)
+    # a sentence-transformers model folder works too (in-process: the same code path)
+    out = work / "mined_st.jsonl"
+    assert cli.main(["mine", minilm_path, str(work / "pairs.csv"), "-o", str(out), "--num-negatives", "2",
+                     "--on-short", "random", "-q"]) == 0
+    rows = [json.loads(ln) for ln in out.read_text().splitlines()]
+    assert len(rows) == 24 and all(r["negative_1"] != r["positive"] != r["negative_2"] for r in rows)
+    assert "wrote 24 rows" in capsys.readouterr().out
+
+
 # -- errors: one line, exit code 2 ----------------------------------------------------------------------------
 def test_errors_are_one_line_with_exit_code_2(work, capsys):
     # a real process: exit status 2 and one line on stderr, no traceback
@@ -211,6 +246,12 @@ def test_errors_are_one_line_with_exit_code_2(work, capsys):
     err(["eval", str(work / "no-model"), str(work / "pairs.csv")], r"model folder .* does not exist")
     err(["embed", str(work / "no-model"), str(work / "pairs.csv"), "-o", str(work / "x.txt")],
         r"--output must end in .parquet or .npy")
+    err(["mine", str(work / "no-model"), str(work / "pairs.csv"), "-o", str(work / "m.csv")],
+        r"^anycl mine: error: model '.*no-model' does not exist")
+    err(["mine", str(work), str(work / "pairs.csv"), "-o", str(work / "m.txt")],
+        r"--output must end in .csv, .tsv, .jsonl or .parquet")
+    err(["mine", str(work), str(work / "pairs.csv"), "-o", str(work / "m.csv")],
+        r"is neither an anycl model folder nor a sentence-transformers model folder")
     err(["fit", "nobody/no-such-dataset", "--modality", "text"],
         r"not a local file or folder, and loading it as a Hugging Face dataset failed.*give a path")
     (work / "list.yaml").write_text("- a\n- b\n")
@@ -223,7 +264,7 @@ def test_errors_are_one_line_with_exit_code_2(work, capsys):
 
 
 def test_help_for_every_command(capsys):
-    for cmd in ("fit", "embed", "eval"):
+    for cmd in ("fit", "embed", "eval", "mine"):
         with pytest.raises(SystemExit) as exc:
             cli.main([cmd, "--help"])
         assert exc.value.code == 0
