@@ -388,7 +388,7 @@ def cmd_mine(args, extra: List[str]) -> int:
         model, rows, corpus=corpus, num_negatives=args.num_negatives, range_min=args.range_min,
         range_max=args.range_max, max_score=args.max_score, absolute_margin=args.absolute_margin,
         relative_margin=args.relative_margin, sampling=args.sampling, batch_size=args.batch_size,
-        seed=args.seed, on_short=args.on_short, verbose=False, show_progress=not args.quiet)
+        seed=args.seed, on_short=args.on_short, verbose=False, show_progress=not args.quiet, precision=args.precision)
     print(stats)
     if not mined:
         from .errors import DataError
@@ -506,6 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", help="the split of a Hugging Face dataset")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="embed in float32, or under bfloat16 autocast (about 2x faster on CPUs with bf16 units)")
     p.add_argument("--stats", help="also write the statistics to this JSON file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     _common(p)
