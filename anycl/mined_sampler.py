@@ -68,6 +68,7 @@ class MinedNegativeSampler(InBatchSampler):
                            batch_size=mining_batch_size, chunk_size=chunk_size)
         self.mining_precision = mining_precision  # None: fit sets it from mixed_precision ("bf16" → "bf16")
         self.verbose = verbose
+        self.show_progress = False  # fit sets it from its `progress` option: a bar per mining pass
         self.negatives: Optional[List[List[Any]]] = None  # per row: the mined items
         self.history: List[Dict[str, Any]] = []  # per mining pass: step + statistics
         self._mined_at: Optional[int] = None
@@ -89,7 +90,7 @@ class MinedNegativeSampler(InBatchSampler):
         per_row, docs, stats = mine_negative_ids(
             model, rows.column("anchor"), rows.column("positive"), self.corpus, self.num_negatives,
             seed=self.seed * 1_000_003 + step, on_short="random", precision=self.mining_precision or "fp32",
-            **self.mining)
+            show_progress=self.show_progress, **self.mining)
         self.negatives = [[docs[j] for j in ids] for ids in per_row]
         self._keys = None  # batches must also keep mined negatives apart from other rows' positives
         self._mined_at = step
