@@ -397,7 +397,8 @@ def cmd_mine(args, extra: List[str]) -> int:
                         "margins, raise --range-max, or pass --on-short random")
     out.parent.mkdir(parents=True, exist_ok=True)
     _write_table(mined, out)
-    print(f"wrote {len(mined)} rows (anchor, positive, negative_1..{args.num_negatives}) to {out}")
+    negs = "negative_1" if args.num_negatives == 1 else f"negative_1..{args.num_negatives}"
+    print(f"wrote {len(mined)} rows (anchor, positive, {negs}) to {out}")
     if args.stats:
         Path(args.stats).write_text(json.dumps(stats.as_dict(), indent=2))
         print(f"wrote {args.stats}")
