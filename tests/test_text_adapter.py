@@ -112,3 +112,14 @@ def test_unsupervised_text_trains_with_span_dropout(minilm_path):
                       adapter_options={"span_dropout": 0.2, "max_seq_length": 16}, log_with=None)
     assert model.encode(sents[:2]).shape == (2, 384)
     assert anycl.load is not None
+
+
+def test_encode_sorts_texts_by_length_internally_but_returns_them_in_the_given_order(minilm_path):
+    from anycl.api import build_model
+
+    model = build_model({"anchor": "text", "positive": "text", "negative": "text"}, model=minilm_path)
+    texts = ["short", "a much longer sentence about rivers and the sea", "mid length text", "x",
+             "another fairly long sentence, this one about engines"]
+    together = model.encode(texts, batch_size=2)
+    one_by_one = torch.cat([model.encode([t]) for t in texts])
+    torch.testing.assert_close(together, one_by_one, atol=1e-5, rtol=1e-4)
