@@ -345,7 +345,7 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
     for c in rows.negatives:
         key_fns[c] = side_adapters["negative"].key
     sampler.set_key_functions(key_fns)
-    if getattr(sampler, "mining_precision", "unset") is None:  # mine in the precision the model trains in
+    if hasattr(sampler, "mining_precision") and sampler.mining_precision is None:  # mine as the model trains
         sampler.mining_precision = "bf16" if (o.get("mixed_precision") or "no") == "bf16" else "fp32"
     if hasattr(sampler, "set_length_functions"):  # group_by_length sorts by what padding is made of
         sampler.set_length_functions({c: side_adapters[c if c in ("anchor", "positive") else "negative"].lengths

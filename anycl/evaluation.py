@@ -11,20 +11,12 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set
 import torch
 
 from .data import LABEL, Rows, to_rows
-
-
-def phase_bar(enabled: bool, total: int, desc: str = "evaluate"):
-    """One tqdm bar (items/s, ETA) for a whole evaluation phase, or None when not ``enabled``."""
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="item", dynamic_ncols=True)
+from .progress import phase_bar
 
 
 def _encode_all(model, groups, batch_size: int, show_progress: bool):
     """Embed each (items, modality) group under one progress bar."""
-    bar = phase_bar(show_progress, sum(len(items) for items, _ in groups))
+    bar = phase_bar(show_progress, sum(len(items) for items, _ in groups), "evaluate")
     try:
         return [model.encode(items, modality=m, batch_size=batch_size, show_progress=bar if bar is not None else False)
                 for items, m in groups]

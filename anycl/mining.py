@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from .data import to_rows
 from .errors import ConfigError, DataError
+from .progress import phase_bar
 
 log = logging.getLogger("anycl")
 
@@ -108,10 +109,9 @@ def embedder(model, side: str, batch_size: int, precision: str = "fp32", bar=Non
 
     ``precision="bf16"`` embeds under bfloat16 autocast (about twice as fast on CPUs with bf16 units
     and on GPUs; the neighbours found barely change, see docs/text.md); the result is float32 either way.
-    ``bar``: a tqdm bar to advance by the items embedded.
+    ``bar``: a tqdm bar to advance by the items embedded. ``precision`` is checked by the callers
+    (``_check_options``).
     """
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if hasattr(model, "tower") and hasattr(model, "sides"):  # ContrastiveModel: advances the bar itself
         modality = model.sides.get(side, model.sides.get("anchor"))
         fn = lambda items: model.encode(items, modality=modality, batch_size=batch_size,  # noqa: E731
@@ -136,10 +136,9 @@ def embedder(model, side: str, batch_size: int, precision: str = "fp32", bar=Non
         return fn
     device_type = _device_type(model)
 
-    def autocast(items):
+    def autocast(items):  # every branch above returns float32, L2-normalised embeddings
         with torch.autocast(device_type, dtype=torch.bfloat16):
-            out = fn(items)
-        return F.normalize(out.float(), dim=-1)
+            return fn(items)
     return autocast
 
 
@@ -314,8 +313,6 @@ def mine_negative_ids(model, anchors: Sequence[Any], positives: Sequence[Any], c
                         f"{num_negatives} needs more than that: give a larger corpus= or lower num_negatives")
     stats.queries, stats.corpus_size = len(queries), len(docs)
     stats.own_positives_excluded = sum(len(s) for s in own)
-
-    from .evaluation import phase_bar
 
     t0 = time.perf_counter()
     bar = phase_bar(show_progress, len(queries) + len(docs), desc="mining (embed)")

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError, DataError
+from .progress import phase_bar
 
 FORMAT = "anycl-model"
 FORMAT_VERSION = 1
@@ -162,25 +163,19 @@ class ContrastiveModel(nn.Module):
             self.to(dev)
         out = []
         # texts are embedded longest first, so each batch pads to a similar length; order restored below
-        order = list(range(len(items)))
-        if order and all(isinstance(x, str) for x in items):
-            order.sort(key=lambda i: -len(items[i]))
-        rng = range(0, len(items), batch_size)
-        bar = None  # show_progress: True (a bar of its own) or a tqdm bar to advance (one per phase)
-        if show_progress is True:
-            from tqdm.auto import tqdm
+        by_length = bool(items) and all(isinstance(x, str) for x in items)
+        order = sorted(range(len(items)), key=lambda i: -len(items[i])) if by_length else range(len(items))
+        # show_progress: True (a bar of its own) or a tqdm bar to advance (one per phase)
+        bar = show_progress if hasattr(show_progress, "update") else \
+            phase_bar(show_progress is True, len(items), f"encode ({tower.modality})")
+        from .batching import to_device
 
-            bar = tqdm(total=len(items), desc=f"encode ({tower.modality})", unit="item")
-        elif hasattr(show_progress, "update"):
-            bar = show_progress
         try:
-            for start in rng:
+            for start in range(0, len(items), batch_size):
                 views = []
                 for i in order[start:start + batch_size]:
                     adapter.validate(items[i], f"item {i}")
                     views.append(adapter.eval_view(adapter.load(items[i])))
-                from .batching import to_device
-
                 feats = to_device(adapter.collate(views), dev)
                 emb = tower(feats, train=False, use_head=with_head).float()
                 if normalize:
@@ -195,9 +190,7 @@ class ContrastiveModel(nn.Module):
         if not out:
             raise DataError("encode() got no items")
         emb = torch.cat(out)
-        if order != sorted(order):
-            emb = emb[torch.argsort(torch.tensor(order))]
-        return emb
+        return emb[torch.argsort(torch.tensor(order))] if by_length else emb
 
     def export_sentence_transformers(self, path: str, modality: Optional[str] = None) -> str:
         """Write the text tower as a sentence-transformers folder (see ``adapters/text.py``)."""

@@ -311,15 +311,15 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
         return loss, terms
 
-    def _after_step(self, acc, epoch: int, batch, total: Optional[int], logs: Dict[str, Any]) -> None:
-        """What follows an optimiser step: EMA target, logging, callbacks, re-mining, evaluation,
-        checkpoint."""
+    def _after_step(self, acc, epoch: int, batch, total: Optional[int], logs: Dict[str, Any], logged: bool) -> None:
+        """What follows an optimiser step: EMA target, logging (when ``logged``), callbacks, re-mining,
+        evaluation, checkpoint."""
         args = self.args
         hook = getattr(self.loss, "on_train_step_end", None)
         if hook is not None:
             hook(self.global_step, total)
         acc.unwrap_model(self.module).after_optimizer_step(self.global_step, total)  # EMA target
-        if self.global_step % args.log_every == 0 or self.global_step == 1:
+        if logged:
             acc.log(logs, step=self.global_step)
             self.history.append({"step": self.global_step, **logs})
         self._callback("on_step_end", self.global_step, logs)
@@ -387,9 +387,10 @@ class Trainer:
                         "epoch": epoch, **terms}
                 bar.update(1)
                 bar.set_postfix(loss=f"{logs['loss']:.4f}", items_s=f"{rate:.1f}")
-                if self.global_step % args.log_every == 0 or self.global_step == 1:
+                logged = self.global_step % args.log_every == 0 or self.global_step == 1
+                if logged:
                     running, n_run = 0.0, 0  # the logged loss is the mean since the last logged step
-                self._after_step(acc, epoch, batch, total, logs)
+                self._after_step(acc, epoch, batch, total, logs, logged)
                 if total and self.global_step >= total:
                     done = True
                     break
