@@ -85,14 +85,21 @@ def parse_foldoc():
     return entries
 
 
-def build_data(n_train: int, n_queries: int, seed: int = 0):
+def split_entries(n_train: int, seed: int = 0):
+    """FOLDOC entries shuffled with ``seed`` and split by entry: (test, train, rest). The test set is
+    every entry not needed for training, at least 5,000 (or half of them); ``rest`` is what neither
+    uses (the dev tuning script, ``tune_text_dev.py``, draws only from train + rest)."""
     import random
 
     entries = parse_foldoc()
     rng = random.Random(seed)
     rng.shuffle(entries)
     n_test = len(entries) - n_train if len(entries) - n_train < 5000 else max(5000, len(entries) // 2)
-    test, train = entries[:n_test], entries[n_test:n_test + n_train]
+    return entries[:n_test], entries[n_test:n_test + n_train], entries[n_test + n_train:], rng
+
+
+def build_data(n_train: int, n_queries: int, seed: int = 0):
+    test, train, rest, rng = split_entries(n_train, seed)
     corpus = [e["doc"] for e in test]
     qids = list(range(len(test)))
     rng.shuffle(qids)
@@ -102,7 +109,7 @@ def build_data(n_train: int, n_queries: int, seed: int = 0):
         "queries": [test[i]["query"] for i in qids],
         "relevant": [[i] for i in qids],
         "corpus": corpus,
-        "n_entries": len(entries),
+        "n_entries": len(test) + len(train) + len(rest),
     }
 
 
@@ -170,7 +177,10 @@ def anycl_fit(rows, cfg, out, mined: bool, **extra):
         sopts.update(num_negatives=cfg["num_negatives"], relative_margin=0.05, range_max=cfg["range_max"],
                      refresh_every=max(1, math.ceil(steps / (cfg["remine"] + 1))), verbose=True,
                      mining_precision=cfg["mining_precision"])
+        sopts.update(cfg.get("anycl_sampler") or {})
         opts.update(sampler="mined")
+        if cfg.get("symmetric"):
+            opts["loss_options"] = {"symmetric": True}
     opts["sampler_options"] = sopts
     opts.update(extra)
     model = anycl.fit(rows, modality="text", **opts)
@@ -287,6 +297,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--remine", type=int, default=1, help="re-mining passes during the epoch")
+    ap.add_argument("--num-negatives", type=int, default=1, help="mined negatives per pair (ST and anycl)")
+    ap.add_argument("--symmetric", action="store_true", help="anycl mined: symmetric InfoNCE")
+    ap.add_argument("--anycl-sampler", type=json.loads, default={},
+                    help='anycl mined: more sampler options as JSON, e.g. \'{"sampling": "random"}\'')
     ap.add_argument("--group-by-length", type=int, default=8)
     ap.add_argument("--mining-precision", default="bf16", choices=["fp32", "bf16"],
                     help="anycl mined: precision of its (re-)mining passes")
@@ -306,7 +320,8 @@ def _parser() -> argparse.ArgumentParser:
 def _config(a) -> dict:
     return dict(train=a.train, queries=a.queries, batch_size=a.batch_size, epochs=a.epochs, lr=a.lr,
                 max_seq_length=a.max_seq_length, seed=a.seed, threads=a.threads, temperature=0.05,
-                num_negatives=1, range_max=50, remine=a.remine, group_by_length=a.group_by_length,
+                num_negatives=a.num_negatives, range_max=50, remine=a.remine, group_by_length=a.group_by_length,
+                symmetric=a.symmetric, anycl_sampler=a.anycl_sampler,
                 gc_batch=a.gc_batch, gc_mini=a.gc_mini, gc_seq_length=a.gc_seq_length,
                 mining_precision=a.mining_precision)
 
@@ -422,11 +437,12 @@ def write_report(r, cfg, data, out, total, argv, when=None):
         "",
         f"Common settings: all-MiniLM-L6-v2, batch {cfg['batch_size']}, {cfg['epochs']} epoch, lr {cfg['lr']}, "
         f"warm-up 10 %, max_seq_length {cfg['max_seq_length']}, temperature {cfg['temperature']} (MNRL scale "
-        f"{1 / cfg['temperature']:.0f}), seed {cfg['seed']}, {cfg['num_negatives']} mined negative per pair "
+        f"{1 / cfg['temperature']:.0f}), seed {cfg['seed']}, {cfg['num_negatives']} mined negative(s) per pair "
         f"(relative_margin 0.05, range_max {cfg['range_max']}, top). anycl: group_by_length="
         f"{cfg['group_by_length']} (rows sorted by their longest side in tokens within windows of that many "
         f"batches); anycl mined: mined before training and re-mined {cfg['remine']}× during the epoch, mining "
-        f"precision {cfg['mining_precision']}, short queries filled at random (ST drops them).",
+        f"precision {cfg['mining_precision']}, short queries filled at random (ST drops them)"
+        + ("; symmetric InfoNCE (both directions)." if cfg.get("symmetric") else "."),
         "",
         "| run | nDCG@10 | MRR@10 | R@1 | R@10 | train pairs/s | train s | peak MB (train, above loaded) |",
         "|---|---|---|---|---|---|---|---|",
