@@ -148,9 +148,13 @@ class BatchStream(torch.utils.data.IterableDataset):
             if b < self.skip or (b - self.skip) % nw != wid:
                 continue
             if self.world_size > 1:
-                if len(rows) < self.batch_size * self.world_size:
-                    continue  # every process needs an equal share for gathering
-                rows = rows[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
+                # each process takes its share; a short global batch (de-duplication, a last partial
+                # batch) is split as evenly as it goes, so the processes step on the batches one process
+                # would (the losses weigh each process's rows: anycl.distributed)
+                n = len(rows)
+                if n < self.world_size:
+                    continue  # some process would get no row at all
+                rows = rows[self.rank * n // self.world_size:(self.rank + 1) * n // self.world_size]
             built = self.builder.build(rows, batch_generator(self.seed, self.epoch, b), train=True)
             if built is not None:
                 built["index"] = b

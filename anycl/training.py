@@ -340,6 +340,11 @@ class Trainer:
         started = time.perf_counter()
         acc = make_accelerator(args)
         self.accelerator = acc
+        if not acc.is_main_process:  # one progress bar and one statistics print per pass, not one per process
+            for part in (self.sampler, self.evaluator):
+                for flag in ("show_progress", "verbose"):
+                    if hasattr(part, flag):
+                        setattr(part, flag, False)
         set_seed(args.seed)
         module = TrainingModule(self.model, self.loss)
         params = [p for p in module.parameters() if p.requires_grad]

@@ -28,6 +28,9 @@ CONFIGS = {
     # GradCache on top of gathering (compared with a single uncached process)
     "infonce_gradcache": dict(rows=dict(n=32, negatives=2), loss="infonce", loss_options={"temperature": 0.3},
                               gradcache_mini_batch=3),
+    # hard negatives mined by each process with the same model: the same negatives, one statistics print
+    "mined_sampler": dict(rows=dict(n=32), loss="infonce", loss_options={"temperature": 0.3}, sampler="mined",
+                          sampler_options={"num_negatives": 1, "relative_margin": None, "verbose": True}),
 }
 
 

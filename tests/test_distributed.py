@@ -32,7 +32,14 @@ def two_process_results(tmp_path_factory):
            os.path.join(HERE, "dist_configs.py"), str(out)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return {name: [torch.load(out / f"{name}-rank{r}.pt") for r in range(2)] for name in dist_configs.CONFIGS}
+    results = {name: [torch.load(out / f"{name}-rank{r}.pt") for r in range(2)] for name in dist_configs.CONFIGS}
+    results["stdout"] = proc.stdout
+    return results
+
+
+def test_mining_statistics_are_printed_by_the_main_process_only(two_process_results):
+    # the mined sampler prints one "[step 0] mined ..." block per mining pass: once, not once per process
+    assert two_process_results["stdout"].count("[step 0]") == 1, two_process_results["stdout"][-2000:]
 
 
 @pytest.mark.parametrize("name", list(dist_configs.CONFIGS))
