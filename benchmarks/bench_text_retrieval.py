@@ -179,8 +179,8 @@ def anycl_fit(rows, cfg, out, mined: bool, **extra):
                      mining_precision=cfg["mining_precision"])
         sopts.update(cfg.get("anycl_sampler") or {})
         opts.update(sampler="mined")
-        if cfg.get("symmetric"):
-            opts["loss_options"] = {"symmetric": True}
+        if cfg.get("anycl_loss"):
+            opts["loss_options"] = dict(cfg["anycl_loss"])
     opts["sampler_options"] = sopts
     opts.update(extra)
     model = anycl.fit(rows, modality="text", **opts)
@@ -298,7 +298,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--remine", type=int, default=1, help="re-mining passes during the epoch")
     ap.add_argument("--num-negatives", type=int, default=1, help="mined negatives per pair (ST and anycl)")
-    ap.add_argument("--symmetric", action="store_true", help="anycl mined: symmetric InfoNCE")
+    ap.add_argument("--anycl-loss", type=json.loads, default={},
+                    help='anycl mined: InfoNCE options as JSON, e.g. \'{"symmetric": true}\'')
     ap.add_argument("--anycl-sampler", type=json.loads, default={},
                     help='anycl mined: more sampler options as JSON, e.g. \'{"sampling": "random"}\'')
     ap.add_argument("--group-by-length", type=int, default=8)
@@ -321,7 +322,7 @@ def _config(a) -> dict:
     return dict(train=a.train, queries=a.queries, batch_size=a.batch_size, epochs=a.epochs, lr=a.lr,
                 max_seq_length=a.max_seq_length, seed=a.seed, threads=a.threads, temperature=0.05,
                 num_negatives=a.num_negatives, range_max=50, remine=a.remine, group_by_length=a.group_by_length,
-                symmetric=a.symmetric, anycl_sampler=a.anycl_sampler,
+                anycl_loss=a.anycl_loss, anycl_sampler=a.anycl_sampler,
                 gc_batch=a.gc_batch, gc_mini=a.gc_mini, gc_seq_length=a.gc_seq_length,
                 mining_precision=a.mining_precision)
 
@@ -442,7 +443,9 @@ def write_report(r, cfg, data, out, total, argv, when=None):
         f"{cfg['group_by_length']} (rows sorted by their longest side in tokens within windows of that many "
         f"batches); anycl mined: mined before training and re-mined {cfg['remine']}× during the epoch, mining "
         f"precision {cfg['mining_precision']}, short queries filled at random (ST drops them)"
-        + ("; symmetric InfoNCE (both directions)." if cfg.get("symmetric") else "."),
+        + "".join(f"; anycl mined {k} {json.dumps(v)}" for k, v in (("loss options", cfg.get("anycl_loss")),
+                                                                    ("sampler options", cfg.get("anycl_sampler"))) if v)
+        + ".",
         "",
         "| run | nDCG@10 | MRR@10 | R@1 | R@10 | train pairs/s | train s | peak MB (train, above loaded) |",
         "|---|---|---|---|---|---|---|---|",

@@ -8,7 +8,8 @@ process; ``st_mined`` runs too, as the reference the issue's target is measured 
 
 Usage: PYTHONPATH=. python benchmarks/tune_text_dev.py [--seed 12] [--dev-train 1600]
        [--only base,symmetric,...] [--train-seeds 12]
-Results: benchmarks/results/text_dev_tuning.md (rewritten after every run, so partial runs keep what finished).
+Results: benchmarks/results/text_dev_tuning.md (+ .json), rewritten after every run, so partial runs keep
+what finished; ``--append`` adds to the runs already there.
 """
 from __future__ import annotations
 
@@ -29,9 +30,11 @@ from bench_text_retrieval import split_entries  # noqa: E402
 SETTINGS = {
     "st_mined": ["--phase", "st_mined"],
     "base": [],
-    "symmetric": ["--symmetric"],
+    "symmetric": ["--anycl-loss", '{"symmetric": true}'],
+    "same_side": ["--anycl-loss", '{"same_side_negatives": true}'],
+    "same_side_symmetric": ["--anycl-loss", '{"same_side_negatives": true, "symmetric": true}'],
     "neg3": ["--num-negatives", "3"],
-    "neg3_symmetric": ["--num-negatives", "3", "--symmetric"],
+    "neg3_symmetric": ["--num-negatives", "3", "--anycl-loss", '{"symmetric": true}'],
     "remine5": ["--remine", "5"],
     "random_top10": ["--anycl-sampler", '{"sampling": "random", "range_max": 10}'],
     "st_mined_neg3": ["--phase", "st_mined", "--num-negatives", "3"],
@@ -55,12 +58,14 @@ def main():
     ap.add_argument("--train-seeds", default="12", help="comma-separated training seeds per setting")
     ap.add_argument("--only", default=",".join(SETTINGS))
     ap.add_argument("--out", default=str(HERE / "results" / "text_dev_tuning.md"))
+    ap.add_argument("--append", action="store_true", help="keep the runs already in --out's raw results")
     a = ap.parse_args()
     data = dev_data(a.seed, a.dev_train, a.bench_train)
     data_file = f"/tmp/anycl_dev_data_{os.getpid()}.json"
     json.dump(data, open(data_file, "w"))
     print(f"dev split: {len(data['train'])} training pairs, {len(data['queries'])} dev queries/documents", flush=True)
-    results = []
+    raw = Path(a.out).with_suffix(".json")
+    results = json.loads(raw.read_text()) if a.append and raw.exists() else []
     t_all = time.perf_counter()
     for seed in [int(x) for x in a.train_seeds.split(",")]:
         for name in a.only.split(","):
@@ -86,7 +91,8 @@ def main():
 def write(results, a, data, total):
     lines = ["# Text: anycl mining settings chosen on a dev split (FOLDOC)", "",
              f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Command: "
-             f"`PYTHONPATH=. python benchmarks/tune_text_dev.py {' '.join(sys.argv[1:])}` (total {total / 60:.1f} min)",
+             f"`PYTHONPATH=. python benchmarks/tune_text_dev.py {' '.join(sys.argv[1:])}` (this call "
+             f"{total / 60:.1f} min; raw results in `{Path(a.out).with_suffix('.json').name}`)",
              "",
              f"Dev split: the entries of the seed-{a.seed} shuffle that the benchmark does not test on "
              f"({data['n_entries']}); {len(data['train'])} training pairs, {len(data['queries'])} dev queries "
@@ -99,6 +105,7 @@ def write(results, a, data, total):
                      f"{r['recall@1']:.4f} | {r['recall@10']:.4f} | {r['train_s']:.0f} |")
     lines += ["", "Settings: " + "; ".join(f"{k}: `{' '.join(v) or '(defaults)'}`" for k, v in SETTINGS.items()), ""]
     Path(a.out).write_text("\n".join(lines))
+    Path(a.out).with_suffix(".json").write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

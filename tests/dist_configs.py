@@ -20,6 +20,9 @@ CONFIGS = {
                                      loss_options={"temperature": 0.3}),
     "infonce_symmetric": dict(rows=dict(n=32, negatives=1), loss="infonce",
                               loss_options={"temperature": 0.3, "symmetric": True}),
+    # GTE's same-side negatives: the other processes' anchors (and positives) are negatives too
+    "infonce_same_side": dict(rows=dict(n=32, negatives=1, labels=True), loss="infonce",
+                              loss_options={"temperature": 0.3, "symmetric": True, "same_side_negatives": True}),
     # negative-free: batch statistics (variance, covariance) reduced over both processes
     "negative_free": dict(rows=dict(n=32), loss="toy_vicreg"),
     # a skipped unreadable row leaves the processes with 3 and 4 rows in one step: still the global mean

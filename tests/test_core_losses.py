@@ -9,8 +9,9 @@ import anycl
 from anycl.errors import UnknownNameError
 
 
-def infonce_reference(a, p, n=None, t=0.05, labels=None):
-    """Loop-by-loop: -log( exp(s_ii/t) / sum_j exp(s_ij/t) ), cosine similarity."""
+def infonce_reference(a, p, n=None, t=0.05, labels=None, same_side=False):
+    """Loop-by-loop: -log( exp(s_ii/t) / sum_j exp(s_ij/t) ), cosine similarity. ``same_side``: the
+    other anchors a_j (j != i, not sharing i's label) are in the denominator too (GTE)."""
     a, p = F.normalize(a, dim=-1), F.normalize(p, dim=-1)
     cands = [p[j] for j in range(len(p))]
     if n is not None:
@@ -23,6 +24,9 @@ def infonce_reference(a, p, n=None, t=0.05, labels=None):
             if labels is not None and j < len(p) and j != i and labels[j] == labels[i]:
                 continue
             terms.append(torch.exp(torch.dot(a[i], c) / t))
+        if same_side:
+            terms += [torch.exp(torch.dot(a[i], a[j]) / t) for j in range(len(a))
+                      if j != i and (labels is None or labels[j] != labels[i])]
         total = total - torch.log(torch.exp(torch.dot(a[i], p[i]) / t) / sum(terms))
     return total / len(a)
 
@@ -51,6 +55,31 @@ def test_infonce_label_mask_and_symmetric():
     sym = anycl.losses.get("infonce", temperature=0.2, symmetric=True)(a, p)
     both = 0.5 * (infonce_reference(a, p, t=0.2) + infonce_reference(p, a, t=0.2))
     assert sym.item() == pytest.approx(both.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("labelled", [False, True])
+def test_infonce_same_side_negatives_match_formula(labelled):
+    torch.manual_seed(2)
+    a, p = torch.randn(6, 5, dtype=torch.float64, requires_grad=True), torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    n = torch.randn(6, 2, 5, dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([0, 1, 0, 2, 1, 3]) if labelled else None
+    ours = anycl.losses.get("infonce", temperature=0.2, same_side_negatives=True)(a, p, n, labels=labels)
+    ref = infonce_reference(a, p, n, t=0.2, labels=labels, same_side=True)
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-6)
+    assert ours.item() > anycl.losses.get("infonce", temperature=0.2)(a, p, n, labels=labels).item()  # more negatives
+    for x, y in zip(torch.autograd.grad(ours, (a, p, n)), torch.autograd.grad(ref, (a, p, n))):
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-8)
+    # symmetric: the positives' direction has the other positives as negatives
+    sym = anycl.losses.get("infonce", temperature=0.2, symmetric=True, same_side_negatives=True)(a, p, labels=labels)
+    both = 0.5 * (infonce_reference(a, p, t=0.2, labels=labels, same_side=True)
+                  + infonce_reference(p, a, t=0.2, labels=labels, same_side=True))
+    assert sym.item() == pytest.approx(both.item(), rel=1e-6)
+    # chunked scoring and per-process rows give the same loss
+    chunked = anycl.losses.get("infonce", temperature=0.2, symmetric=True, same_side_negatives=True, chunk_size=4)
+    assert chunked(a, p, labels=labels).item() == pytest.approx(sym.item(), rel=1e-6)
+    parts = [anycl.losses.get("infonce", temperature=0.2, same_side_negatives=True)(a, p, n, labels=labels, rows=r)
+             for r in (slice(0, 3), slice(3, 6))]
+    assert ((parts[0] + parts[1]) / 2).item() == pytest.approx(ours.item(), rel=1e-6)
 
 
 def test_infonce_special_cases():

@@ -108,6 +108,10 @@ class InfoNCE(ContrastiveLoss):
         temperature: :math:`\tau` (default 0.05); 0.05 suits fine-tuning sentence embeddings, 0.1–0.5
             pretraining from augmented views. With ``learn_temperature`` it is the initial value.
         symmetric: also score each positive against all anchors (CLIP's two directions) and average.
+        same_side_negatives: the batch's other anchors are negatives of each anchor too (and, with
+            ``symmetric``, the other positives of each positive): the query–query and document–document
+            terms of GTE's "improved contrastive loss" (Li et al. 2023, arXiv:2308.03281). More negatives
+            at no extra encoding; same-label anchors are masked out with ``labels``.
         normalize: L2-normalise embeddings first (cosine similarity). Turn off for dot products.
         learn_temperature: make τ a trained parameter (CLIP: log(1/τ) is learnt, 1/τ clamped at
             ``max_scale``).
@@ -135,12 +139,14 @@ class InfoNCE(ContrastiveLoss):
     distributed = "rows"  # a mean of per-anchor terms: each process scores its own anchors
 
     def __init__(self, temperature: float = 0.05, symmetric: bool = False, normalize: bool = True,
-                 learn_temperature: bool = False, max_scale: float = 100.0, chunk_size: Optional[int] = None):
+                 learn_temperature: bool = False, max_scale: float = 100.0, chunk_size: Optional[int] = None,
+                 same_side_negatives: bool = False):
         super().__init__()
         self.tau = Temperature(temperature, learn_temperature, max_scale, "infonce")
         if chunk_size is not None and int(chunk_size) < 1:
             raise ValueError(f"infonce: chunk_size must be >= 1, got {chunk_size}")
         self.symmetric = bool(symmetric)
+        self.same_side_negatives = bool(same_side_negatives)
         self.normalize = bool(normalize)
         self.chunk_size = None if chunk_size is None else int(chunk_size)
 
@@ -164,15 +170,42 @@ class InfoNCE(ContrastiveLoss):
                 same = same & ~torch.eye(batch, dtype=torch.bool, device=anchor.device)
                 same = same[rows]
             scale = self.tau.scale(anchor.device)
-            loss = info_nce(anchor[rows], candidates, scale, same, self.chunk_size, start)
+            if self.same_side_negatives:
+                loss = info_nce(anchor[rows], torch.cat([candidates, anchor]), scale,
+                                self._with_same_side(same, rows, batch, candidates.shape[0], labels, anchor.device),
+                                self.chunk_size, start)
+            else:
+                loss = info_nce(anchor[rows], candidates, scale, same, self.chunk_size, start)
             if self.symmetric:
-                loss = 0.5 * (loss + info_nce(positive[rows], anchor, scale, same, self.chunk_size, start))
+                if self.same_side_negatives:
+                    back = info_nce(positive[rows], torch.cat([anchor, positive]), scale,
+                                    self._with_same_side(same, rows, batch, batch, labels, anchor.device),
+                                    self.chunk_size, start)
+                else:
+                    back = info_nce(positive[rows], anchor, scale, same, self.chunk_size, start)
+                loss = 0.5 * (loss + back)
         return loss
+
+    @staticmethod
+    def _with_same_side(same: Optional[torch.Tensor], rows: slice, batch: int, n_cands: int, labels,
+                        device) -> torch.Tensor:
+        """The (n, n_cands + batch) false-negative mask once the batch's own side is appended to the
+        candidates: ``same`` over the first batch columns; in the appended block each row's own entry
+        (itself, not a negative) and, with labels, the entries sharing its label."""
+        own = torch.eye(batch, dtype=torch.bool, device=device)[rows]
+        if labels is not None:
+            own = own | same_label_mask(labels, batch, device)[rows]
+        mask = torch.zeros(own.shape[0], n_cands + batch, dtype=torch.bool, device=device)
+        if same is not None:
+            mask[:, :batch] = same
+        mask[:, n_cands:] = own
+        return mask
 
     def extra_repr(self) -> str:
         learn = ", learn_temperature=True" if self.tau.learnable else ""
         chunk = f", chunk_size={self.chunk_size}" if self.chunk_size else ""
-        return f"temperature={self.temperature:.4g}, symmetric={self.symmetric}{learn}{chunk}"
+        side = ", same_side_negatives=True" if self.same_side_negatives else ""
+        return f"temperature={self.temperature:.4g}, symmetric={self.symmetric}{learn}{chunk}{side}"
 
 
 @register("simclr", "nt_xent_2n", "ntxent_2n")
