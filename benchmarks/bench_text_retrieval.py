@@ -27,6 +27,7 @@ import math
 import os
 import platform
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -362,7 +363,7 @@ def main():
             if ("mining" in ln or "queries" in ln or "candidates" in ln or "negatives" in ln) and "RESULT" not in ln:
                 print("   ", ln, flush=True)
         try:
-            write_report(results, cfg, data, a.out, time.perf_counter() - t_all, " ".join(sys.argv[1:]))
+            write_report(results, cfg, data, a.out, time.perf_counter() - t_all, shlex.join(sys.argv[1:]))
         except Exception:  # a report bug must not lose the remaining phases
             import traceback
 
