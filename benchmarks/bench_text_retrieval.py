@@ -410,7 +410,7 @@ def rewrite_report(out):
                   r"(\d+) ", text)
     if m and "mine_anycl_bf16" in raw:  # the negatives themselves are not stored in the report
         raw["mine_anycl_bf16"]["agreement"] = dict(zip(("fp32", "bf16", "both", "same"), map(int, m.groups())))
-    a = _parser().parse_args(argv.split())
+    a = _parser().parse_args(shlex.split(argv))
     data = build_data(a.train, a.queries, a.seed)
     write_report(raw, _config(a), data, out, total, argv, when=re.search(r"Date: ([^.]+UTC)", text).group(1))
     date_line = next(ln for ln in text.splitlines() if ln.startswith("Date: "))  # keeps the measured load
