@@ -375,9 +375,6 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
         callbacks.append(watch if isinstance(watch, CollapseWatch) else
                          CollapseWatch(**(watch if isinstance(watch, dict) else {})))
     callbacks += _report_callbacks(output_dir)
-    for part in (evaluator, sampler):  # one progress bar per evaluation and per mining pass
-        if hasattr(part, "show_progress"):
-            part.show_progress = args.progress
     trainer = Trainer(model, loss_fn, rows, sampler, builder, args, evaluator=evaluator,
                       callbacks=callbacks)
     trainer.validators = validators if rows.streaming else None

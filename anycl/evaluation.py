@@ -16,13 +16,8 @@ from .progress import phase_bar
 
 def _encode_all(model, groups, batch_size: int, show_progress: bool):
     """Embed each (items, modality) group under one progress bar."""
-    bar = phase_bar(show_progress, sum(len(items) for items, _ in groups), "evaluate")
-    try:
-        return [model.encode(items, modality=m, batch_size=batch_size, show_progress=bar if bar is not None else False)
-                for items, m in groups]
-    finally:
-        if bar is not None:
-            bar.close()
+    with phase_bar(show_progress, sum(len(items) for items, _ in groups), "evaluate") as bar:
+        return [model.encode(items, modality=m, batch_size=batch_size, show_progress=bar) for items, m in groups]
 
 
 def topk_chunked(queries: torch.Tensor, corpus: torch.Tensor, k: int, chunk: int = 4096):
@@ -94,7 +89,7 @@ class RetrievalEvaluator:
         query_modality / corpus_modality: towers to embed each side with (default: anchor / positive).
     """
 
-    show_progress = False  # fit sets it from its `progress` option: one bar per evaluation
+    show_progress = False  # the trainer sets it from the `progress` option: one bar per evaluation
 
     def __init__(self, queries: Sequence[Any], corpus: Sequence[Any], relevant: Sequence[Set[int]],
                  batch_size: int = 64, query_modality: Optional[str] = None, corpus_modality: Optional[str] = None,
@@ -166,7 +161,7 @@ def knn_accuracy(train_emb: torch.Tensor, train_labels: Sequence[Any], test_emb:
 class KNNEvaluator:
     """Leave-one-out kNN accuracy over labelled items (each item's neighbours exclude itself)."""
 
-    show_progress = False  # fit sets it from its `progress` option: one bar per evaluation
+    show_progress = False  # the trainer sets it from the `progress` option: one bar per evaluation
 
     def __init__(self, items: Sequence[Any], labels: Sequence[Any], k: int = 5, batch_size: int = 64,
                  modality: Optional[str] = None, temperature: Optional[float] = None):
@@ -228,7 +223,7 @@ class ProbeEvaluator:
         k: neighbours for kNN. modality: tower to embed with.
     """
 
-    show_progress = False  # fit sets it from its `progress` option: one bar per evaluation
+    show_progress = False  # the trainer sets it from the `progress` option: one bar per evaluation
 
     def __init__(self, train_items, train_labels, test_items, test_labels, k: int = 5, batch_size: int = 64,
                  modality: Optional[str] = None, linear: bool = True, temperature: Optional[float] = None):

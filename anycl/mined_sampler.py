@@ -68,7 +68,7 @@ class MinedNegativeSampler(InBatchSampler):
                            batch_size=mining_batch_size, chunk_size=chunk_size)
         self.mining_precision = mining_precision  # None: fit sets it from mixed_precision ("bf16" → "bf16")
         self.verbose = verbose
-        self.show_progress = False  # fit sets it from its `progress` option: a bar per mining pass
+        self.show_progress = False  # the trainer sets it from the `progress` option: a bar per mining pass
         self.negatives: Optional[List[List[Any]]] = None  # per row: the mined items
         self.history: List[Dict[str, Any]] = []  # per mining pass: step + statistics
         self._mined_at: Optional[int] = None

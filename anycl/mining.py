@@ -115,7 +115,7 @@ def embedder(model, side: str, batch_size: int, precision: str = "fp32", bar=Non
     if hasattr(model, "tower") and hasattr(model, "sides"):  # ContrastiveModel: advances the bar itself
         modality = model.sides.get(side, model.sides.get("anchor"))
         fn = lambda items: model.encode(items, modality=modality, batch_size=batch_size,  # noqa: E731
-                                        show_progress=bar if bar is not None else False)
+                                        show_progress=bar)
     else:
         if hasattr(model, "encode"):  # sentence-transformers (or alike)
             def plain(items):
@@ -315,13 +315,9 @@ def mine_negative_ids(model, anchors: Sequence[Any], positives: Sequence[Any], c
     stats.own_positives_excluded = sum(len(s) for s in own)
 
     t0 = time.perf_counter()
-    bar = phase_bar(show_progress, len(queries) + len(docs), desc="mining (embed)")
-    try:
+    with phase_bar(show_progress, len(queries) + len(docs), desc="mining (embed)") as bar:
         q_emb = embedder(model, "anchor", batch_size, precision, bar)(queries)
         d_emb = embedder(model, "positive", batch_size, precision, bar)(docs)
-    finally:
-        if bar is not None:
-            bar.close()
     stats.embed_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     pos_lists = [sorted(s) for s in own]

@@ -165,28 +165,25 @@ class ContrastiveModel(nn.Module):
         # texts are embedded longest first, so each batch pads to a similar length; order restored below
         by_length = bool(items) and all(isinstance(x, str) for x in items)
         order = sorted(range(len(items)), key=lambda i: -len(items[i])) if by_length else range(len(items))
-        # show_progress: True (a bar of its own) or a tqdm bar to advance (one per phase)
-        bar = show_progress if hasattr(show_progress, "update") else \
-            phase_bar(show_progress is True, len(items), f"encode ({tower.modality})")
         from .batching import to_device
 
-        try:
-            for start in range(0, len(items), batch_size):
-                views = []
-                for i in order[start:start + batch_size]:
-                    adapter.validate(items[i], f"item {i}")
-                    views.append(adapter.eval_view(adapter.load(items[i])))
-                feats = to_device(adapter.collate(views), dev)
-                emb = tower(feats, train=False, use_head=with_head).float()
-                if normalize:
-                    emb = F.normalize(emb, dim=-1)
-                out.append(emb.cpu())
-                if bar is not None:
-                    bar.update(len(views))
-        finally:
-            self.train(was_training)
-            if bar is not None and show_progress is True:
-                bar.close()
+        # show_progress: True (a bar of its own) or an enclosing phase's tqdm bar to advance
+        with phase_bar(show_progress, len(items), f"encode ({tower.modality})") as bar:
+            try:
+                for start in range(0, len(items), batch_size):
+                    views = []
+                    for i in order[start:start + batch_size]:
+                        adapter.validate(items[i], f"item {i}")
+                        views.append(adapter.eval_view(adapter.load(items[i])))
+                    feats = to_device(adapter.collate(views), dev)
+                    emb = tower(feats, train=False, use_head=with_head).float()
+                    if normalize:
+                        emb = F.normalize(emb, dim=-1)
+                    out.append(emb.cpu())
+                    if bar is not None:
+                        bar.update(len(views))
+            finally:
+                self.train(was_training)
         if not out:
             raise DataError("encode() got no items")
         emb = torch.cat(out)

@@ -4,11 +4,24 @@ The training loop's bar (steps, with the loss) is made in ``anycl/training.py``.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 
-def phase_bar(enabled: bool, total: int, desc: str):
-    """A tqdm bar over ``total`` items (items/s, ETA), or None when not ``enabled``."""
-    if not enabled:
-        return None
+
+@contextmanager
+def phase_bar(show, total: int, desc: str):
+    """Yield a tqdm bar over ``total`` items (items/s, ETA), closed on exit, or None when ``show`` is
+    falsy. ``show`` may also be a bar that an enclosing phase opened: it is yielded to advance, and
+    left open for that phase to close."""
+    if hasattr(show, "update"):
+        yield show
+        return
+    if not show:
+        yield None
+        return
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="item", dynamic_ncols=True)
+    bar = tqdm(total=total, desc=desc, unit="item", dynamic_ncols=True)
+    try:
+        yield bar
+    finally:
+        bar.close()

@@ -340,11 +340,12 @@ class Trainer:
         started = time.perf_counter()
         acc = make_accelerator(args)
         self.accelerator = acc
-        if not acc.is_main_process:  # one progress bar and one statistics print per pass, not one per process
-            for part in (self.sampler, self.evaluator):
-                for flag in ("show_progress", "verbose"):
-                    if hasattr(part, flag):
-                        setattr(part, flag, False)
+        main = acc.is_main_process
+        for part in (self.sampler, self.evaluator):  # a bar per mining pass and evaluation, from one process
+            if hasattr(part, "show_progress"):
+                part.show_progress = args.progress and main
+            if not main and hasattr(part, "verbose"):  # mining statistics printed once, not once per process
+                part.verbose = False
         set_seed(args.seed)
         module = TrainingModule(self.model, self.loss)
         params = [p for p in module.parameters() if p.requires_grad]
