@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import gzip
 import json
 import math
 import os
@@ -34,56 +33,18 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import textsets  # noqa: E402
 from memory import peak_mb, rss_mb  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-DICT = "/usr/share/dictd/foldoc.dict.dz"
-INDEX = "/usr/share/dictd/foldoc.index"
-B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
-
-def b64(s: str) -> int:
-    n = 0
-    for ch in s:
-        n = n * 64 + B64.index(ch)
-    return n
-
-
-def clean(text: str) -> str:
-    text = re.sub(r"[{}]", "", text)
-    return re.sub(r"\s+", " ", text).strip()
 
 
 def parse_foldoc():
-    """One record per distinct entry: (headword, first sentence, rest)."""
-    data = gzip.open(DICT).read()
-    by_offset = {}
-    for line in open(INDEX, encoding="utf-8"):
-        parts = line.rstrip("\n").split("\t")
-        if len(parts) != 3 or parts[0].startswith("00-database"):
-            continue
-        by_offset.setdefault((b64(parts[1]), b64(parts[2])), parts[0])
-    entries = []
-    for (off, length), head in sorted(by_offset.items()):
-        raw = data[off:off + length].decode("utf-8", "replace")
-        lines = raw.split("\n")
-        body_lines = [ln for ln in lines if ln.startswith("   ")]
-        body = clean(" ".join(body_lines))
-        body = re.sub(r"^<[^>]*>\s*", "", body)  # category tags
-        body = re.sub(r"\(\d{4}-\d{2}-\d{2}\)\s*$", "", body).strip()  # last-modified date
-        if len(body) < 40 or body.lower().startswith("see "):
-            continue
-        m = re.match(r"(.+?[.!?])\s+(?=[A-Z({])", body)
-        first, rest = (m.group(1), body[m.end():]) if m else (body, "")
-        query = re.sub(re.escape(head), "", first, flags=re.IGNORECASE)
-        query = re.sub(r"^\s*\([^)]*\)\s*", "", query).strip(" ,;:")
-        if len(query.split()) < 4 or len(rest.split()) < 5:
-            continue
-        entries.append({"head": head, "query": query, "doc": f"{head}. {rest}"})
-    return entries
+    """FOLDOC entries as this benchmark first read them (see ``textsets.parse_foldoc``)."""
+    return list(textsets.parse_foldoc(whole_words=False))
 
 
 def split_entries(n_train: int, seed: int = 0):
