@@ -180,6 +180,8 @@ def _configure_guide(o: Mapping[str, Any], loss_fn, loss) -> None:
     """Check the guide options against the loss before any model is loaded; set the loss's margin."""
     given = [k for k in ("guide_margin", "guide_margin_strategy") if o.get(k) is not None]
     if o.get("guide") is None:
+        if (o.get("sampler_options") or {}).get("guide_filter"):
+            raise ConfigError("sampler_options guide_filter needs fit(..., guide=...) (e.g. guide='start')")
         if given:
             raise ConfigError(f"{given} need guide= (e.g. guide='start'); without a guide nothing is masked")
         return
@@ -375,6 +377,10 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
     for c in rows.negatives:
         key_fns[c] = side_adapters["negative"].key
     sampler.set_key_functions(key_fns)
+    if getattr(sampler, "guide_filter", False):  # the guide's false-negative rule at mining time too
+        if guide is None:
+            raise ConfigError("the mined sampler's guide_filter needs fit(..., guide=...) (e.g. guide='start')")
+        sampler.set_guide(guide.model, loss_fn.guide_margin, loss_fn.guide_margin_strategy)
     if hasattr(sampler, "mining_precision") and sampler.mining_precision is None:  # mine as the model trains
         sampler.mining_precision = "bf16" if (o.get("mixed_precision") or "no") == "bf16" else "fp32"
     if hasattr(sampler, "set_length_functions"):  # group_by_length sorts by what padding is made of

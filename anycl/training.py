@@ -371,6 +371,10 @@ class Trainer:
             raise ConfigError("nothing to train: every parameter of the model and loss is frozen")
         optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
         total, epochs = self._schedule(acc)
+        if hasattr(self.sampler, "total_steps"):  # a mining curriculum follows training progress
+            self.sampler.total_steps = total
+        if self.guide is not None:  # on the training device before the first mining pass uses it
+            self.guide.model.to(acc.device)
         warmup = int(args.warmup_ratio * total) if total else 0
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
 

@@ -269,3 +269,67 @@ def test_fit_text_with_a_sentence_transformers_guide(minilm_path, text_pairs):
     model = anycl.fit(text_pairs[:16], modality="text", model=minilm_path, guide=minilm_path, guide_margin=0.05,
                       batch_size=8, epochs=1, progress=False, max_steps=1)
     assert model.trainer.guide.calls == 1 and not model.trainer.guide.reuse_features
+
+
+# -- the guide's rule at mining time ------------------------------------------------------------------
+def _table_model(table):
+    """A callable embedder over item names "x0", "x1", ... looked up in ``table``."""
+    return lambda items: table[[int(t[1:]) for t in items]]
+
+
+@pytest.mark.parametrize("margin,strategy", [(0.0, "absolute"), (0.2, "absolute"), (0.3, "relative")])
+def test_mining_guide_filter_matches_a_loop(margin, strategy):
+    from anycl.mining import mine_hard_negatives
+
+    g = torch.Generator().manual_seed(4)
+    n_q, n_d = 6, 14
+    emb = F.normalize(torch.randn(n_q + n_d, 5, generator=g), dim=-1)
+    gemb = F.normalize(emb + 0.7 * torch.randn(n_q + n_d, 5, generator=g), dim=-1)
+    pairs = [(f"x{i}", f"x{n_q + i}") for i in range(n_q)]  # query i's positive is document n_q + i
+    docs = [f"x{n_q + j}" for j in range(n_d)]
+    rows, stats = mine_hard_negatives(_table_model(emb), pairs, corpus=docs, num_negatives=2, range_max=8,
+                                      on_short="drop", verbose=False, guide=_table_model(gemb),
+                                      guide_margin=margin, guide_margin_strategy=strategy)
+    want, guide_dropped = {}, 0
+    for i in range(n_q):
+        pos = n_q + i
+        ranked = sorted((j for j in range(n_q, n_q + n_d) if j != pos), key=lambda j: -float(emb[i] @ emb[j]))[:8]
+        gp = float(gemb[i] @ gemb[pos])
+        thr = gp - margin if strategy == "absolute" else gp - abs(gp) * margin
+        kept = [j for j in ranked if float(gemb[i] @ gemb[j]) <= thr]
+        guide_dropped += len(ranked) - len(kept)
+        if len(kept) >= 2:
+            want[f"x{i}"] = [f"x{j}" for j in kept[:2]]
+    got = {r["anchor"]: [r["negative_1"], r["negative_2"]] for r in rows}
+    assert got == want
+    assert stats.filtered["guide"] == guide_dropped > 0
+    assert "guide" in str(stats)
+
+
+def test_mined_sampler_guide_filter_and_range_min_schedule_through_fit(capsys):
+    rows = toy_rows(32)
+    model = anycl.fit(rows, modality="toyvec", batch_size=8, epochs=1, progress=False, seed=2, guide="start",
+                      guide_margin=0.5, sampler="mined",
+                      sampler_options={"num_negatives": 1, "relative_margin": None, "refresh_every": 1,
+                                       "guide_filter": True, "range_min_schedule": (0, 3), "range_max": 10})
+    hist = model.trainer.sampler.history
+    total = model.trainer.global_step
+    assert [h["range_min"] for h in hist] == [round(3 * h["step"] / total) for h in hist]
+    assert hist[0]["range_min"] == 0 and hist[-1]["range_min"] == round(3 * (total - 1) / total)
+    assert all("guide" in h["filtered"] for h in hist) and sum(h["filtered"]["guide"] for h in hist) > 0
+    out = capsys.readouterr().out
+    assert "(range_min 0)" in out and "guide" in out
+    # the frozen guide's embeddings of rows and corpus were computed once and reused
+    assert model.trainer.sampler._guide_cache["sizes"] == (32, 32)
+
+
+def test_mined_sampler_guide_options_errors():
+    rows = toy_rows(16)
+    base = dict(modality="toyvec", batch_size=8, epochs=1, progress=False, sampler="mined")
+    with pytest.raises(ConfigError, match="guide_filter needs"):
+        anycl.fit(rows, sampler_options={"guide_filter": True}, **base)
+    for bad in [(1,), (3, -1), "0-3", (0, 2.5)]:
+        with pytest.raises(ConfigError, match="range_min_schedule"):
+            anycl.fit(rows, sampler_options={"range_min_schedule": bad}, **base)
+    with pytest.raises(ConfigError, match="holds fewer"):
+        anycl.fit(rows, sampler_options={"range_min_schedule": (0, 10), "range_max": 10}, **base)
