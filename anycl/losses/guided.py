@@ -68,3 +68,36 @@ def normalized_guide(guide: dict) -> dict:
             g = g.reshape(-1, g.shape[-1])
         out[side] = F.normalize(g, dim=-1)
     return out
+
+
+def guided_mask(mask: Optional[torch.Tensor], g: dict, query: str, rows: slice, batch: int,
+                side_start: Optional[int]) -> torch.Tensor:
+    """``mask`` (n, W) or None, widened and OR-ed with the guide's verdicts for one direction of InfoNCE.
+
+    Candidate layout: the other side's B rows first (the positives, then the flattened negatives, when
+    ``query`` is ``"anchor"``; the anchors when it is ``"positive"``), then — when ``side_start`` is given —
+    the query side's own B rows from column ``side_start`` (same-side negatives). ``g`` holds the
+    normalised guide embeddings and ``threshold`` (B,). Row i's own positive (column ``rows.start + i``)
+    is never masked; columns past the guided ones (memory-queue entries) are left as ``mask`` has them.
+    """
+    start = rows.start or 0
+    n = (rows.stop if rows.stop is not None else batch) - start
+    gq = g[query][rows]
+    thr = g["threshold"][rows]
+    own = torch.arange(start, start + n, device=gq.device)
+    if query == "anchor":
+        other = torch.cat([g["positive"], g["negative"]]) if "negative" in g else g["positive"]
+    else:
+        other = g["anchor"]
+    blocks = [(0, guided_block(gq, other, thr, keep_col=own))]
+    if side_start is not None:
+        blocks.append((side_start, guided_block(gq, g[query], thr)))
+    width = max(c + b.shape[1] for c, b in blocks)
+    if mask is not None:
+        width = max(width, mask.shape[1])
+    full = torch.zeros(n, width, dtype=torch.bool, device=gq.device)
+    if mask is not None:
+        full[:, :mask.shape[1]] = mask
+    for col, b in blocks:
+        full[:, col:col + b.shape[1]] |= b
+    return full

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from .guided import check_margin, guide_thresholds, guided_block, normalized_guide
+from .guided import check_margin, guide_thresholds, guided_mask, normalized_guide
+from .hardness import hardness_weighted_ce
 from .registry import (MASK_VALUE, ContrastiveLoss, Temperature, full_precision, pair_inputs, register,
                        same_label_mask)
 
@@ -62,38 +63,12 @@ class _SoftmaxCrossEntropy(torch.autograd.Function):
         return grad_q, grad_c if ctx.needs_input_grad[1] else None, grad_scale, None, None
 
 
-def _hardness_weighted_ce(q: torch.Tensor, cands: torch.Tensor, scale: torch.Tensor,
-                          false_neg: Optional[torch.Tensor], offset: int, beta: float) -> torch.Tensor:
-    r"""Summed hardness-weighted cross-entropy (see :class:`InfoNCE`'s ``hardness_weight``): the negatives'
-    exponentials in the denominator are multiplied by detached weights
-    :math:`w_{ij} = M_i \exp(\beta s_{ij}) / \sum_{k \in N_i} \exp(\beta s_{ik})` (mean 1 over the
-    row's unmasked negatives :math:`N_i`, :math:`M_i = |N_i|`), i.e. :math:`\log w_{ij}` is added to the
-    negatives' logits."""
-    n = q.shape[0]
-    ar = torch.arange(n, device=q.device)
-    cols = ar + offset
-    sims = q @ cands.T
-    logits = sims * scale
-    masked = torch.zeros_like(logits, dtype=torch.bool)
-    if false_neg is not None:
-        masked[:, :false_neg.shape[1]] = false_neg
-    negs = ~masked
-    negs[ar, cols] = False
-    with torch.no_grad():
-        hard = (beta * sims).masked_fill(~negs, float("-inf"))
-        count = negs.sum(dim=1, keepdim=True).clamp(min=1)
-        log_w = hard - torch.logsumexp(hard, dim=1, keepdim=True) + count.to(hard.dtype).log()
-        bias = torch.where(negs, log_w, torch.zeros_like(log_w)).nan_to_num(0.0)
-    shifted = (logits + bias).masked_fill(masked, MASK_VALUE)
-    return (torch.logsumexp(shifted, dim=1) - logits[ar, cols]).sum()
-
-
 def _row_chunk_ce(q: torch.Tensor, cands: torch.Tensor, scale: torch.Tensor, false_neg: Optional[torch.Tensor],
                   offset: int = 0, hardness: float = 0.0) -> torch.Tensor:
     """Summed cross-entropy of rows ``q`` (n, D) against ``cands`` (N, D), row i's target being candidate
     ``offset + i``; ``false_neg`` (n, B) masks the first B candidate columns."""
     if hardness:
-        return _hardness_weighted_ce(q, cands, scale.to(q.dtype), false_neg, offset, float(hardness))
+        return hardness_weighted_ce(q, cands, scale.to(q.dtype), false_neg, offset, float(hardness))
     return _SoftmaxCrossEntropy.apply(q, cands, scale.to(q.dtype), false_neg, offset)
 
 
@@ -271,35 +246,14 @@ class InfoNCE(ContrastiveLoss):
     @staticmethod
     def _mask(same: Optional[torch.Tensor], g: Optional[dict], query: str, rows: slice, batch: int,
               side_start: Optional[int], labels, device) -> Optional[torch.Tensor]:
-        """The false-negative mask of one direction. Candidates: the other side's B rows (the
-        positives when ``query`` is "anchor", then the flattened negatives; the anchors when it is
-        "positive"), then, when ``side_start`` is given, the query side's own B rows at column
-        ``side_start`` (same-side negatives). Masked: same-label rows, each row's own entry in the
-        same-side block, and (with the guide ``g``) what the guide rates above the row's threshold."""
+        """The false-negative mask of one direction: ``same`` (labels), with ``side_start`` the same-side
+        block's own entries (and labels), and with the guide ``g`` what it rates above the threshold
+        (:func:`anycl.losses.guided.guided_mask`)."""
         if side_start is not None:
             mask = InfoNCE._with_same_side(same, rows, batch, side_start, labels, device)
         else:
             mask = same
-        if g is None:
-            return mask
-        n = (rows.stop if rows.stop is not None else batch) - (rows.start or 0)
-        gq = g[query][rows]
-        thr = g["threshold"][rows]
-        own = torch.arange(rows.start or 0, (rows.start or 0) + n, device=gq.device)
-        other = [g["positive"]] + ([g["negative"]] if "negative" in g else []) if query == "anchor" else [g["anchor"]]
-        other = torch.cat(other) if len(other) > 1 else other[0]
-        blocks = [(0, guided_block(gq, other, thr, keep_col=own))]
-        if side_start is not None:
-            blocks.append((side_start, guided_block(gq, g[query], thr)))
-        width = max(c + b.shape[1] for c, b in blocks)
-        if mask is not None:
-            width = max(width, mask.shape[1])
-        full = torch.zeros(n, width, dtype=torch.bool, device=gq.device)
-        if mask is not None:
-            full[:, :mask.shape[1]] = mask
-        for col, b in blocks:
-            full[:, col:col + b.shape[1]] |= b
-        return full
+        return mask if g is None else guided_mask(mask, g, query, rows, batch, side_start)
 
     @staticmethod
     def _with_same_side(same: Optional[torch.Tensor], rows: slice, batch: int, n_cands: int, labels,
