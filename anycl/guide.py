@@ -113,13 +113,13 @@ def make_guide(spec: Any, model: nn.Module, build_text_model: Optional[Callable[
     if isinstance(spec, Guide):
         return spec
     if isinstance(spec, str) and spec == "start":
-        return Guide(copy.deepcopy(model), reuse_features=True)
+        return Guide(_frozen_copy(model), reuse_features=True)
     if isinstance(spec, nn.Module):
         if not hasattr(spec, "tower"):
             raise ConfigError(f"guide must be 'start', a model path/name or an anycl ContrastiveModel, got an "
                               f"nn.Module of type {type(spec).__name__}")
         _check_modalities(spec, model)
-        return Guide(copy.deepcopy(spec))
+        return Guide(_frozen_copy(spec))
     if isinstance(spec, (str, Path)):
         path = Path(spec)
         from .model import CONFIG_FILE, load
@@ -138,6 +138,16 @@ def make_guide(spec: Any, model: nn.Module, build_text_model: Optional[Callable[
         return Guide(guide_model)
     raise ConfigError(f"guide must be 'start', a model path/name or an anycl ContrastiveModel, got "
                       f"{type(spec).__name__}")
+
+
+def _frozen_copy(model: nn.Module) -> nn.Module:
+    """A copy of a ContrastiveModel's towers only (not what a trained model carries along, such as its
+    ``trainer``); the caller's model is left as it is."""
+    from .model import ContrastiveModel
+
+    if isinstance(model, ContrastiveModel):
+        return ContrastiveModel({k: copy.deepcopy(t) for k, t in model.towers.items()}, dict(model.sides))
+    return copy.deepcopy(model)
 
 
 def _check_modalities(guide: nn.Module, model: nn.Module) -> None:

@@ -249,6 +249,20 @@ def test_start_guide_is_a_frozen_copy_of_the_starting_weights():
     assert not any(prm.requires_grad for prm in guide.model.parameters())
 
 
+def test_a_trained_model_guides_without_being_changed():
+    rows = toy_rows(16, negatives=1)
+    base = dict(modality="toyvec", batch_size=8, epochs=1, progress=False)
+    first = anycl.fit(rows, **base)
+    before = {k: v.clone() for k, v in first.state_dict().items()}
+    second = anycl.fit(rows, guide=first, guide_margin=0.3, seed=1, **base)
+    guide = second.trainer.guide
+    assert not guide.reuse_features and guide.calls == second.trainer.global_step
+    assert all(p.requires_grad for p in first.parameters())  # the caller's model is not frozen
+    for k, v in first.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+        torch.testing.assert_close(guide.model.state_dict()[k], before[k])
+
+
 def test_fit_guide_option_errors():
     rows = toy_rows(16)
     base = dict(modality="toyvec", batch_size=8, epochs=1, progress=False)
