@@ -115,8 +115,12 @@ class TrainingModule(nn.Module):
                 g["negative"] = g["negative"].view(emb["anchor"].shape[0], batch["num_negatives"], -1)
             extra["guide"] = g
         # several processes: every process's rows are candidates (see anycl.distributed)
-        return loss_across_processes(self.loss, emb["anchor"], emb["positive"], negative, batch.get("labels"),
-                                     **extra)
+        out = loss_across_processes(self.loss, emb["anchor"], emb["positive"], negative, batch.get("labels"),
+                                    **extra)
+        masked = getattr(self.loss, "last_guide_masked", None) if self.guide is not None else None
+        if masked is not None:  # logged with the loss: how many in-batch candidates per anchor the guide masked
+            out = {**out, "guide_masked": masked} if isinstance(out, dict) else {"loss": out, "guide_masked": masked}
+        return out
 
     def target_embeddings(self, batch: Dict[str, Any]) -> Dict[str, torch.Tensor]:
         """Anchor and positive embedded by the momentum target, without gradient, replaying the

@@ -117,6 +117,16 @@ def test_the_guide_masks_something_and_changes_the_loss():
     plain = InfoNCE(temperature=0.2)(a, p, n)
     guided = InfoNCE(temperature=0.2, guide_margin=0.3)(a, p, n, guide={"anchor": ga, "positive": gp, "negative": gn})
     assert not math.isclose(float(plain), float(guided), rel_tol=1e-3)
+    # the logged statistic: candidates per anchor the guide masked, counted by a loop
+    nga, ngp = F.normalize(ga, dim=-1), F.normalize(gp, dim=-1)
+    cands = torch.cat([ngp, F.normalize(gn.reshape(-1, gn.shape[-1]), dim=-1)])
+    count = 0
+    for i in range(len(a)):
+        thr = float(nga[i] @ ngp[i]) - 0.3
+        count += sum(1 for j in range(len(cands)) if j != i and float(nga[i] @ cands[j]) > thr)
+    loss_fn = InfoNCE(temperature=0.2, guide_margin=0.3)
+    loss_fn(a, p, n, guide={"anchor": ga, "positive": gp, "negative": gn})
+    assert count > 0 and loss_fn.last_guide_masked == pytest.approx(count / len(a))
     # a margin so negative that nothing passes the threshold: the plain loss
     none = InfoNCE(temperature=0.2, guide_margin=-10.0)(a, p, n, guide={"anchor": ga, "positive": gp, "negative": gn})
     torch.testing.assert_close(none, plain)
@@ -230,6 +240,8 @@ def test_fit_with_guide_gradcache_equals_uncached():
                                                                         rel=1e-4)
     # the guide ran once per batch (not per mini-batch) and really changed training
     assert cached.trainer.guide.calls == cached.trainer.global_step
+    masked = [h["guide_masked"] for h in plain.trainer.history]
+    assert masked == pytest.approx([h["guide_masked"] for h in cached.trainer.history]) and max(masked) > 0
     unguided = anycl.fit(rows, **{k: v for k, v in opts.items() if not k.startswith("guide")})
     assert any(not torch.allclose(unguided.state_dict()[k], a[k]) for k in a)
 

@@ -183,6 +183,7 @@ class InfoNCE(ContrastiveLoss):
         self.chunk_size = None if chunk_size is None else int(chunk_size)
         self.hardness_weight = float(hardness_weight)
         self.configure_guide(guide_margin, guide_margin_strategy)
+        self.last_guide_masked: Optional[float] = None  # after a guided forward: masked candidates per anchor
 
     def configure_guide(self, margin: float = 0.0, strategy: str = "absolute") -> None:
         """Set the margin of guided false-negative masking (used when ``forward`` gets ``guide=``)."""
@@ -212,12 +213,16 @@ class InfoNCE(ContrastiveLoss):
             g = None if guide is None else self._guide(guide, batch, negative is not None)
             scale = self.tau.scale(anchor.device)
             n_cands = candidates.shape[0]
+            side = n_cands if self.same_side_negatives else None
+            mask = self._mask(same, g, "anchor", rows, batch, side, labels, anchor.device)
+            if g is not None:  # candidates per anchor the guide masked beyond the label / own-entry masks
+                base = self._mask(same, None, "anchor", rows, batch, side, labels, anchor.device)
+                extra_masked = mask.sum() - (0 if base is None else base.sum())
+                self.last_guide_masked = float(extra_masked) / max(1, mask.shape[0])
             if self.same_side_negatives:
-                mask = self._mask(same, g, "anchor", rows, batch, n_cands, labels, anchor.device)
                 loss = info_nce(anchor[rows], torch.cat([candidates, anchor]), scale, mask, self.chunk_size, start,
                                 self.hardness_weight)
             else:
-                mask = self._mask(same, g, "anchor", rows, batch, None, labels, anchor.device)
                 loss = info_nce(anchor[rows], candidates, scale, mask, self.chunk_size, start, self.hardness_weight)
             if self.symmetric:
                 if self.same_side_negatives:
