@@ -359,3 +359,19 @@ def test_mined_sampler_guide_options_errors():
             anycl.fit(rows, sampler_options={"range_min_schedule": bad}, **base)
     with pytest.raises(ConfigError, match="holds fewer"):
         anycl.fit(rows, sampler_options={"range_min_schedule": (0, 10), "range_max": 10}, **base)
+
+
+def test_resumed_run_with_a_start_guide_ends_with_the_uninterrupted_weights(tmp_path):
+    """The "start" guide is the starting model on resume too (not the checkpoint's weights)."""
+    from anycl.checkpoint import complete_checkpoints
+
+    opts = dict(modality="toyvec", batch_size=8, epochs=2, progress=False, log_with=None, seed=1, guide="start",
+                guide_margin=0.4, loss_options={"same_side_negatives": True})
+    rows = toy_rows(24, negatives=1)
+    full = anycl.fit(rows, output_dir=str(tmp_path / "a"), checkpoint_every=2, keep_checkpoints=None, **opts)
+    root = tmp_path / "a" / "checkpoints"
+    assert [s for s, _ in complete_checkpoints(root)] == [2, 4, 6]
+    again = anycl.fit(rows, output_dir=str(tmp_path / "a"), resume_from=str(root / "step-4"), **opts)
+    for k, v in full.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[k], v)
+    assert max(h["guide_masked"] for h in full.trainer.history) > 0
