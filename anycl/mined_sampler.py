@@ -68,6 +68,8 @@ class MinedNegativeSampler(InBatchSampler):
             if (not isinstance(range_min_schedule, (list, tuple)) or len(range_min_schedule) != 2
                     or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in range_min_schedule)):
                 raise ConfigError(f"range_min_schedule must be (start, end), two ints >= 0, got {range_min_schedule!r}")
+            if range_min:
+                raise ConfigError("give range_min or range_min_schedule, not both (the schedule sets range_min)")
             range_min = max(range_min_schedule)  # the window checks below hold for every pass
         if guide_margin is not None or guide_margin_strategy is not None:
             from .losses.guided import check_margin

@@ -357,6 +357,8 @@ def test_mined_sampler_guide_options_errors():
     for bad in [(1,), (3, -1), "0-3", (0, 2.5)]:
         with pytest.raises(ConfigError, match="range_min_schedule"):
             anycl.fit(rows, sampler_options={"range_min_schedule": bad}, **base)
+    with pytest.raises(ConfigError, match="not both"):
+        anycl.fit(rows, sampler_options={"range_min_schedule": (0, 2), "range_min": 1}, **base)
     with pytest.raises(ConfigError, match="holds fewer"):
         anycl.fit(rows, sampler_options={"range_min_schedule": (0, 10), "range_max": 10}, **base)
 
