@@ -87,8 +87,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}" for k in c) or "plain")
-@pytest.mark.parametrize("margin,strategy", [(0.0, "absolute"), (0.3, "absolute"), (-0.2, "absolute"),
-                                             (0.2, "relative")])
+@pytest.mark.parametrize("margin,strategy", [(0.0, "absolute"), (0.3, "absolute"), (0.2, "relative")])
 @pytest.mark.parametrize("K", [0, 2])
 def test_guided_infonce_matches_loop_reference_values_and_gradients(case, margin, strategy, K):
     a, p, n, ga, gp, gn = _inputs(K=K)
@@ -178,10 +177,12 @@ GIST_TEXTS = {
 }
 
 
-@pytest.mark.parametrize("contrast_anchors", [False, True])
-@pytest.mark.parametrize("with_negative", [False, True])
-@pytest.mark.parametrize("margin,strategy,tau", [(0.0, "absolute", 0.01), (0.1, "absolute", 0.05),
-                                                 (0.2, "relative", 0.05)])
+@pytest.mark.parametrize("contrast_anchors,with_negative,margin,strategy,tau", [
+    (True, True, 0.0, "absolute", 0.01),  # ST's defaults (but contrast_positives=False)
+    (False, False, 0.1, "absolute", 0.05),
+    (True, False, 0.1, "absolute", 0.05),
+    (False, True, 0.2, "relative", 0.05),
+])
 def test_equals_sentence_transformers_gistembed_loss(minilm_path, contrast_anchors, with_negative, margin, strategy,
                                                      tau):
     """Same model, same guide (a frozen copy), same batch: anycl's guided InfoNCE (ST's default temperature 0.01,
