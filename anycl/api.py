@@ -70,6 +70,10 @@ FIT_OPTIONS: Dict[str, str] = {
     "resume_from": "'latest' (the newest checkpoint in output_dir, if any) or a checkpoint folder",
     "keep_checkpoints": "complete checkpoints kept (default 2; None: all)",
     "freeze": "towers to keep fixed: a modality, a list, or {modality: 'all'|'encoder'} ('encoder' trains the head)",
+    "guide": "guided false-negative masking (GISTEmbed): 'start' (a frozen copy of the starting model), a "
+             "sentence-transformers/anycl model path or name, or a ContrastiveModel (default None: off)",
+    "guide_margin": "with guide: mask candidates the guide rates above its anchor-positive score minus this (default 0)",
+    "guide_margin_strategy": "with guide: 'absolute' (score - margin, default) or 'relative' (score - |score|*margin)",
 }
 
 
@@ -172,6 +176,27 @@ def _report_callbacks(output_dir) -> list:
     return [StepRecorder()]
 
 
+def _configure_guide(o: Mapping[str, Any], loss_fn, loss) -> None:
+    """Check the guide options against the loss before any model is loaded; set the loss's margin."""
+    given = [k for k in ("guide_margin", "guide_margin_strategy") if o.get(k) is not None]
+    if o.get("guide") is None:
+        if (o.get("sampler_options") or {}).get("guide_filter"):
+            raise ConfigError("sampler_options guide_filter needs fit(..., guide=...) (e.g. guide='start')")
+        if given:
+            raise ConfigError(f"{given} need guide= (e.g. guide='start'); without a guide nothing is masked")
+        return
+    name = getattr(loss_fn, "registry_name", loss)
+    if not getattr(loss_fn, "accepts_guide", False):
+        raise ConfigError(f"guide= needs a loss that uses a guide model (infonce); loss {name!r} does not")
+    spec = o["guide"]
+    if not (isinstance(spec, (str, os.PathLike)) or isinstance(spec, nn.Module) or type(spec).__name__ == "Guide"):
+        raise ConfigError(f"guide must be 'start', a model path/name or an anycl ContrastiveModel, got "
+                          f"{type(spec).__name__}")
+    margin = o.get("guide_margin")
+    strategy = o.get("guide_margin_strategy")
+    loss_fn.configure_guide(0.0 if margin is None else margin, "absolute" if strategy is None else strategy)
+
+
 def _prepare_output_dir(output_dir: Optional[str], overwrite: bool) -> None:
     if not output_dir:
         return
@@ -242,6 +267,7 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
     except TypeError as exc:
         raise ConfigError(str(exc)) from None
 
+    _configure_guide(o, loss_fn, loss)
     # -- options ------------------------------------------------------------------------------------
     batch_size = int(o.get("batch_size", defaults.get("batch_size", 32)))
     if batch_size < 1:
@@ -326,6 +352,12 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
         from .crossmodal import freeze
 
         freeze(model, o["freeze"])
+    guide = None
+    if o.get("guide") is not None:  # anycl.guide: a frozen model scoring each batch for false negatives
+        from .guide import make_guide
+
+        guide = make_guide(o["guide"], model, lambda name: build_model({s: "text" for s in SIDES}, model=name,
+                                                                       head=None))
     side_adapters = {s: model.tower(s).adapter for s in SIDES}
     validators = {"anchor": side_adapters["anchor"].validate, "positive": side_adapters["positive"].validate}
     for c in rows.negatives:
@@ -345,6 +377,10 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
     for c in rows.negatives:
         key_fns[c] = side_adapters["negative"].key
     sampler.set_key_functions(key_fns)
+    if getattr(sampler, "guide_filter", False):  # the guide's false-negative rule at mining time too
+        if guide is None:
+            raise ConfigError("the mined sampler's guide_filter needs fit(..., guide=...) (e.g. guide='start')")
+        sampler.set_guide(guide.model, loss_fn.guide_margin, loss_fn.guide_margin_strategy)
     if hasattr(sampler, "mining_precision") and sampler.mining_precision is None:  # mine as the model trains
         sampler.mining_precision = "bf16" if (o.get("mixed_precision") or "no") == "bf16" else "fp32"
     if hasattr(sampler, "set_length_functions"):  # group_by_length sorts by what padding is made of
@@ -355,7 +391,8 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
         if rows.negatives:
             log.warning("the sampler mines hard negatives; the data's columns %s are replaced", rows.negatives)
         negative_columns = [f"negative_{i + 1}" for i in range(int(sampler.num_negatives))]
-    builder = BatchBuilder(side_adapters, negative_columns, on_bad_item=o.get("on_bad_item", "raise"))
+    builder = BatchBuilder(side_adapters, negative_columns, on_bad_item=o.get("on_bad_item", "raise"),
+                           keep_views=guide is not None and guide.needs_views)
     eval_data = o.get("eval_dataset")
     if cross_modal and eval_data is not None and not callable(eval_data):
         from .crossmodal import CrossModalRetrievalEvaluator
@@ -376,7 +413,7 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
                          CollapseWatch(**(watch if isinstance(watch, dict) else {})))
     callbacks += _report_callbacks(output_dir)
     trainer = Trainer(model, loss_fn, rows, sampler, builder, args, evaluator=evaluator,
-                      callbacks=callbacks)
+                      callbacks=callbacks, guide=guide)
     trainer.validators = validators if rows.streaming else None
     model = trainer.train()
     model.info.update({

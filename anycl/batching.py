@@ -44,16 +44,19 @@ class BatchBuilder:
         num_negatives: hard-negative columns per row.
         on_bad_item: ``"raise"`` (default) or ``"skip"``: a row with an item the adapter cannot load
             is dropped, counted in ``skipped`` and its first names kept in ``skipped_examples``.
+        keep_views: also put the loaded (augmented) items of each side, uncollated, under
+            ``batch["views"]`` (a guide model with its own tokenizer collates them: :mod:`anycl.guide`).
     """
 
     def __init__(self, adapters: Mapping[str, Any], negative_columns: List[str], on_bad_item: str = "raise",
-                 validators: Optional[Mapping[str, Any]] = None):
+                 validators: Optional[Mapping[str, Any]] = None, keep_views: bool = False):
         if on_bad_item not in ("raise", "skip"):
             raise ValueError(f"on_bad_item must be 'raise' or 'skip', got {on_bad_item!r}")
         self.adapters = dict(adapters)
         self.negative_columns = list(negative_columns)
         self.on_bad_item = on_bad_item
         self.validators = validators
+        self.keep_views = bool(keep_views)  # also keep the loaded items per side (a guide model re-collates them)
         self.skipped = 0
         self.skipped_examples: List[str] = []
 
@@ -95,6 +98,10 @@ class BatchBuilder:
         if self.negative_columns:
             flat = [neg for x in loaded for neg in x["negative"]]
             batch["negative"] = self.adapters["negative"].collate(flat)
+        if self.keep_views:
+            batch["views"] = {"anchor": [x["anchor"] for x in loaded], "positive": [x["positive"] for x in loaded]}
+            if self.negative_columns:
+                batch["views"]["negative"] = flat
         if LABEL in rows[0]:
             batch["labels"] = torch.tensor([label_id(rows[i][LABEL]) for i in keep], dtype=torch.long)
         return batch

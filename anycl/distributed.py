@@ -118,16 +118,19 @@ def gather_with_grad(x: Optional[torch.Tensor], sizes: Optional[List[int]] = Non
 
 
 def loss_across_processes(loss, anchor: torch.Tensor, positive: torch.Tensor, negative: Optional[torch.Tensor] = None,
-                          labels: Optional[torch.Tensor] = None, target: Optional[Dict[str, torch.Tensor]] = None):
+                          labels: Optional[torch.Tensor] = None, target: Optional[Dict[str, torch.Tensor]] = None,
+                          guide: Optional[Dict[str, torch.Tensor]] = None):
     """Run ``loss`` on this process's embeddings with every process's rows as candidates.
 
     Inputs are this process's: anchor/positive (B, D), negative (B, K, D) or None, labels (B,) or None.
     One process: ``loss(anchor, positive, negative, labels)`` unchanged. See the module docstring for
     the modes a loss declares with its ``distributed`` attribute. ``target`` (momentum-target
     embeddings by side, no gradient; :mod:`anycl.momentum`) is passed on as ``target=``, gathered
-    like the other inputs.
+    like the other inputs; so is ``guide`` (a guide model's embeddings by side, negatives (B, K, D):
+    :mod:`anycl.guide`), row-aligned with the gathered candidates.
     """
-    kw = {} if target is None else {"target": target}
+    extras = {k: v for k, v in (("target", target), ("guide", guide)) if v is not None}
+    kw = dict(extras)
     mode = getattr(loss, "distributed", "global")
     if mode not in MODES:
         raise ValueError(f"loss {type(loss).__name__} declares distributed={mode!r}; it must be one of {MODES}")
@@ -137,8 +140,7 @@ def loss_across_processes(loss, anchor: torch.Tensor, positive: torch.Tensor, ne
     sizes = _gather_sizes(anchor.shape[0], anchor.device, world)
     a, p, n = (gather_with_grad(t, sizes) for t in (anchor, positive, negative))
     lab = gather_with_grad(labels, sizes)
-    if target is not None:
-        kw = {"target": {k: gather_with_grad(v, sizes) for k, v in target.items()}}
+    kw = {name: {k: gather_with_grad(v, sizes) for k, v in d.items()} for name, d in extras.items()}
     if mode == "global":
         return loss(a, p, n, lab, **kw)
     start = sum(sizes[:rank])

@@ -44,6 +44,14 @@ class MinedNegativeSampler(InBatchSampler):
             2× faster on CPUs with bf16 units). Default: ``"bf16"`` when ``fit`` trains with
             ``mixed_precision="bf16"``, else ``"fp32"``.
         verbose: print each pass's statistics.
+        guide_filter: also drop mined candidates that ``fit``'s ``guide=`` model scores above the guide's
+            anchor–positive score minus the margin (GISTEmbed's rule at mining time; default False). The
+            guide's embeddings of the rows and corpus are computed once and reused at every re-mining.
+        guide_margin, guide_margin_strategy: the margin of that filter (default: ``fit``'s
+            ``guide_margin`` / ``guide_margin_strategy``).
+        range_min_schedule: ``(start, end)``: a curriculum over ``range_min`` — each mining pass uses
+            ``round(start + (end − start) · step / total_steps)`` (linear in training progress; the first
+            pass ``start``), instead of the fixed ``range_min``. Default None (off).
         shuffle, deduplicate, seed, min_batch_size: as in :class:`~anycl.sampling.InBatchSampler`.
     """
 
@@ -52,8 +60,21 @@ class MinedNegativeSampler(InBatchSampler):
                  max_score: Optional[float] = None, absolute_margin: Optional[float] = None,
                  relative_margin: Optional[float] = 0.05, sampling: str = "top", mining_batch_size: int = 64,
                  chunk_size: int = 1024, mining_precision: Optional[str] = None, verbose: bool = True,
+                 guide_filter: bool = False, guide_margin: Optional[float] = None,
+                 guide_margin_strategy: Optional[str] = None, range_min_schedule: Optional[Sequence[int]] = None,
                  **in_batch_options):
         super().__init__(**in_batch_options)
+        if range_min_schedule is not None:
+            if (not isinstance(range_min_schedule, (list, tuple)) or len(range_min_schedule) != 2
+                    or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in range_min_schedule)):
+                raise ConfigError(f"range_min_schedule must be (start, end), two ints >= 0, got {range_min_schedule!r}")
+            if range_min:
+                raise ConfigError("give range_min or range_min_schedule, not both (the schedule sets range_min)")
+            range_min = max(range_min_schedule)  # the window checks below hold for every pass
+        if guide_margin is not None or guide_margin_strategy is not None:
+            from .losses.guided import check_margin
+
+            check_margin(0.0 if guide_margin is None else guide_margin, guide_margin_strategy or "absolute")
         _check_options(num_negatives, range_min, range_max, sampling, chunk_size, mining_batch_size, "random",
                        {"absolute_margin": absolute_margin, "relative_margin": relative_margin},
                        mining_precision or "fp32")
@@ -68,12 +89,36 @@ class MinedNegativeSampler(InBatchSampler):
                            batch_size=mining_batch_size, chunk_size=chunk_size)
         self.mining_precision = mining_precision  # None: fit sets it from mixed_precision ("bf16" → "bf16")
         self.verbose = verbose
+        self.guide_filter = bool(guide_filter)
+        self.guide_margin, self.guide_margin_strategy = guide_margin, guide_margin_strategy
+        self.range_min_schedule = None if range_min_schedule is None else tuple(range_min_schedule)
+        self.total_steps: Optional[int] = None  # the trainer sets it (range_min_schedule's progress)
+        self._guide = None  # the guide model (set_guide), its embeddings cached across passes
+        self._guide_cache: Dict[str, Any] = {}
         self.show_progress = False  # the trainer sets it from the `progress` option: a bar per mining pass
         self.negatives: Optional[List[List[Any]]] = None  # per row: the mined items
         self.history: List[Dict[str, Any]] = []  # per mining pass: step + statistics
         self._mined_at: Optional[int] = None
         self._key_negatives: Optional[List[List[Any]]] = None  # the negatives this epoch's batches were planned with
         self._restored_key_negatives: Optional[List[List[Any]]] = None
+
+    def set_guide(self, guide_model, margin: float = 0.0, strategy: str = "absolute") -> None:
+        """The guide model for ``guide_filter`` (``fit`` passes its ``guide=`` model); the sampler's own
+        ``guide_margin`` / ``guide_margin_strategy`` win over ``margin`` / ``strategy`` when given."""
+        self._guide = guide_model
+        self._guide_cache = {}
+        if self.guide_margin is None:
+            self.guide_margin = margin
+        if self.guide_margin_strategy is None:
+            self.guide_margin_strategy = strategy
+
+    def range_min_at(self, step: int) -> int:
+        """The ``range_min`` of a mining pass at optimiser ``step`` (the schedule, or the fixed value)."""
+        if self.range_min_schedule is None:
+            return int(self.mining["range_min"])
+        start, end = self.range_min_schedule
+        progress = min(max(step / self.total_steps, 0.0), 1.0) if self.total_steps else 0.0
+        return int(round(start + (end - start) * progress))
 
     def refresh(self, model, rows: Rows, step: int) -> None:
         if rows.streaming:
@@ -87,16 +132,25 @@ class MinedNegativeSampler(InBatchSampler):
         periodic = bool(self.refresh_every) and step > 0 and step % self.refresh_every == 0
         if self.negatives is not None and not periodic and not self.remine_each_epoch:
             return
+        if self.guide_filter and self._guide is None:
+            raise ConfigError("the mined sampler's guide_filter needs a guide model: fit(..., guide='start') "
+                              "(or call sampler.set_guide(model))")
+        guide = {}
+        if self.guide_filter:
+            guide = dict(guide=self._guide, guide_margin=float(self.guide_margin or 0.0),
+                         guide_margin_strategy=self.guide_margin_strategy or "absolute", guide_cache=self._guide_cache)
+        options = dict(self.mining, range_min=self.range_min_at(step))
         per_row, docs, stats = mine_negative_ids(
             model, rows.column("anchor"), rows.column("positive"), self.corpus, self.num_negatives,
             seed=self.seed * 1_000_003 + step, on_short="random", precision=self.mining_precision or "fp32",
-            show_progress=self.show_progress, **self.mining)
+            show_progress=self.show_progress, **guide, **options)
         self.negatives = [[docs[j] for j in ids] for ids in per_row]
         self._keys = None  # batches must also keep mined negatives apart from other rows' positives
         self._mined_at = step
-        self.history.append({"step": step, **stats.as_dict()})
+        self.history.append({"step": step, "range_min": options["range_min"], **stats.as_dict()})
         if self.verbose:
-            print(f"[step {step}] {stats}")
+            sched = f" (range_min {options['range_min']})" if self.range_min_schedule is not None else ""
+            print(f"[step {step}]{sched} {stats}")
         log.info("mining at step %d:\n%s", step, stats)
 
     def _row_keys(self, rows: Rows) -> List[tuple]:

@@ -17,7 +17,11 @@ rule that rejects it:
 4. **absolute_margin**: dropped unless ``score <= positive_score - absolute_margin``;
 5. **relative_margin**: dropped unless ``score <= positive_score - relative_margin * |positive_score|``
    (the same as ``score <= positive_score * (1 - relative_margin)`` for a positive score, and still a
-   *stricter* bound for a negative score, where multiplying would loosen it).
+   *stricter* bound for a negative score, where multiplying would loosen it);
+6. **guide** (only with ``guide=``, a second model): dropped when the *guide's* score of the candidate
+   exceeds the guide's positive score minus ``guide_margin`` (``guide_margin_strategy="absolute"``) or
+   minus ``guide_margin * |guide positive score|`` (``"relative"``) — GISTEmbed's false-negative rule
+   applied at mining time, with the candidates still ranked by the mined model.
 
 ``positive_score`` is the query's **lowest** positive score when it has several positives, so a
 candidate must be clearly below every positive. From the candidates left, ``sampling="top"`` takes the
@@ -205,12 +209,14 @@ def chunked_topk_excluding(queries: torch.Tensor, corpus: torch.Tensor, k: int, 
 
 def filter_candidates(scores: torch.Tensor, positive_score: torch.Tensor, range_min: int = 0,
                       max_score: Optional[float] = None, absolute_margin: Optional[float] = None,
-                      relative_margin: Optional[float] = None) -> Tuple[torch.Tensor, Dict[str, int]]:
+                      relative_margin: Optional[float] = None, guide_reject: Optional[torch.Tensor] = None
+                      ) -> Tuple[torch.Tensor, Dict[str, int]]:
     """Which ranked candidates pass the false-negative rules (see the module docstring).
 
     Args:
         scores: (Q, R) candidate scores sorted descending (``-inf`` = no candidate).
         positive_score: (Q,) each query's lowest positive score.
+        guide_reject: optional (Q, R) bool, the guide rule's verdict (applied last, counted as ``guide``).
     Returns:
         (Q, R) bool mask of kept candidates, and per rule the number of candidates it rejected first.
     """
@@ -224,6 +230,8 @@ def filter_candidates(scores: torch.Tensor, positive_score: torch.Tensor, range_
     rules.append(("absolute_margin", scores > pos - absolute_margin if absolute_margin is not None else None))
     rules.append(("relative_margin",
                   scores > pos - relative_margin * pos.abs() if relative_margin is not None else None))
+    if guide_reject is not None:
+        rules.append(("guide", guide_reject))
     for name, reject in rules:
         if reject is None:
             counts[name] = 0
@@ -261,8 +269,13 @@ def mine_negative_ids(model, anchors: Sequence[Any], positives: Sequence[Any], c
                       max_score: Optional[float] = None, absolute_margin: Optional[float] = None,
                       relative_margin: Optional[float] = None, sampling: str = "top", batch_size: int = 64,
                       chunk_size: int = 1024, seed: int = 0, on_short: str = "drop", precision: str = "fp32",
-                      show_progress: bool = False):
+                      show_progress: bool = False, guide=None, guide_margin: float = 0.0,
+                      guide_margin_strategy: str = "absolute", guide_cache: Optional[dict] = None):
     """The mining pass on parallel lists of anchors and positives (``show_progress``: one tqdm bar).
+
+    ``guide``: a second model (anything ``model`` may be) whose scores drop false negatives (rule 6 of
+    the module docstring). ``guide_cache``: a dict kept by the caller between passes over the same rows
+    and corpus; a frozen guide's embeddings are then computed once, not at every re-mining.
 
     Returns ``(per_row, documents, stats)``: for row r, ``per_row[r]`` is a list of indices into
     ``documents`` (the deduplicated corpus), ``num_negatives`` long, or ``None`` for a row dropped
@@ -270,6 +283,10 @@ def mine_negative_ids(model, anchors: Sequence[Any], positives: Sequence[Any], c
     """
     _check_options(num_negatives, range_min, range_max, sampling, chunk_size, batch_size, on_short,
                    {"absolute_margin": absolute_margin, "relative_margin": relative_margin}, precision)
+    if guide is not None:
+        from .losses.guided import check_margin
+
+        check_margin(guide_margin, guide_margin_strategy)
     stats = MiningStats(num_negatives=num_negatives, rows_in=len(anchors))
     check_a, check_p = _validator(model, "anchor"), _validator(model, "positive")
     for r, (a, p) in enumerate(zip(anchors, positives)):
@@ -328,7 +345,12 @@ def mine_negative_ids(model, anchors: Sequence[Any], positives: Sequence[Any], c
     pos_score = torch.stack([(q_emb[qi] @ d_emb[labelled[qi]].T).min() for qi in range(len(queries))])
     depth = min(range_max, len(docs))
     scores, idx = chunked_topk_excluding(q_emb, d_emb, depth, pos_lists, chunk_size)
-    keep, counts = filter_candidates(scores, pos_score, range_min, max_score, absolute_margin, relative_margin)
+    reject = None
+    if guide is not None:
+        reject = _guide_reject(guide, queries, docs, labelled, idx, guide_margin, guide_margin_strategy, batch_size,
+                               precision, guide_cache, stats)
+    keep, counts = filter_candidates(scores, pos_score, range_min, max_score, absolute_margin, relative_margin,
+                                     reject)
     stats.candidates = int(torch.isfinite(scores).sum())
     stats.filtered, stats.kept = counts, int(keep.sum())
 
@@ -371,13 +393,34 @@ def mine_negative_ids(model, anchors: Sequence[Any], positives: Sequence[Any], c
     return per_row, docs, stats
 
 
+def _guide_reject(guide, queries, docs, labelled, idx, margin: float, strategy: str, batch_size: int,
+                  precision: str, cache: Optional[dict], stats: MiningStats) -> torch.Tensor:
+    """(Q, R) bool: candidates the guide scores above its own positive score minus the margin."""
+    sizes = (len(queries), len(docs))
+    if cache is not None and cache.get("sizes") == sizes:
+        gq, gd = cache["queries"], cache["docs"]
+    else:
+        t0 = time.perf_counter()
+        gq = embedder(guide, "anchor", batch_size, precision)(queries)
+        gd = embedder(guide, "positive", batch_size, precision)(docs)
+        stats.embed_seconds += time.perf_counter() - t0
+        if cache is not None:
+            cache.update(sizes=sizes, queries=gq, docs=gd)
+    g_pos = torch.stack([(gq[qi] @ gd[labelled[qi]].T).min() for qi in range(len(queries))])
+    thr = g_pos - margin if strategy == "absolute" else g_pos - g_pos.abs() * margin
+    safe = idx.clamp(min=0)
+    g_cand = (gq.unsqueeze(1) * gd[safe]).sum(-1)  # (Q, R): the guide's score of each ranked candidate
+    return (g_cand > thr.unsqueeze(1)) & (idx >= 0)
+
+
 def mine_hard_negatives(model, rows_or_pairs, corpus: Optional[Sequence[Any]] = None, num_negatives: int = 1,
                         range_min: int = 0, range_max: int = 100, max_score: Optional[float] = None,
                         absolute_margin: Optional[float] = None, relative_margin: Optional[float] = None,
                         sampling: str = "top", batch_size: int = 64, chunk_size: int = 1024, seed: int = 0,
                         on_short: str = "drop", columns: Optional[Dict[str, str]] = None,
                         verbose: bool = True, precision: str = "fp32",
-                        show_progress: bool = False) -> Tuple[List[dict], MiningStats]:
+                        show_progress: bool = False, guide=None, guide_margin: float = 0.0,
+                        guide_margin_strategy: str = "absolute") -> Tuple[List[dict], MiningStats]:
     """Mine hard negatives for (anchor, positive) pairs with a model.
 
     Args:
@@ -403,6 +446,9 @@ def mine_hard_negatives(model, rows_or_pairs, corpus: Optional[Sequence[Any]] = 
         precision: ``"fp32"`` or ``"bf16"`` (embed under bfloat16 autocast: faster where the hardware has
             bf16 units; scores are compared in float32 either way).
         show_progress: a progress bar (items/s, ETA) over the embedding of queries and corpus.
+        guide, guide_margin, guide_margin_strategy: a second model (anything ``model`` may be) whose
+            scores drop false negatives: a candidate the guide rates above the guide's positive score
+            minus the margin is rejected (rule 6 above; counted as ``guide`` in the statistics).
 
     Returns:
         ``(rows, stats)``: rows as dicts ``{"anchor", "positive", "negative_1", …}`` in input order
@@ -418,7 +464,8 @@ def mine_hard_negatives(model, rows_or_pairs, corpus: Optional[Sequence[Any]] = 
     anchors, positives = rows.column("anchor"), rows.column("positive")
     per_row, docs, stats = mine_negative_ids(
         model, anchors, positives, corpus, num_negatives, range_min, range_max, max_score, absolute_margin,
-        relative_margin, sampling, batch_size, chunk_size, seed, on_short, precision, show_progress)
+        relative_margin, sampling, batch_size, chunk_size, seed, on_short, precision, show_progress,
+        guide=guide, guide_margin=guide_margin, guide_margin_strategy=guide_margin_strategy)
     out = []
     for a, p, negs in zip(anchors, positives, per_row):
         if negs is None:

@@ -73,10 +73,15 @@ def warmup_cosine(warmup_steps: int, total_steps: Optional[int]) -> Callable[[in
 class TrainingModule(nn.Module):
     """Model + loss as one module, so that one forward gives the loss (what DDP and Accelerate expect)."""
 
-    def __init__(self, model: nn.Module, loss: nn.Module):
+    def __init__(self, model: nn.Module, loss: nn.Module, guide=None):
         super().__init__()
         self.model = model
         self.loss = loss
+        # a frozen guide model (anycl.guide) whose embeddings of the batch reach the loss as guide=
+        if guide is not None and not getattr(loss, "accepts_guide", False):
+            raise ConfigError(f"loss {getattr(loss, 'registry_name', type(loss).__name__)!r} does not use a guide "
+                              f"model; guided false-negative masking works with infonce")
+        self.guide = guide
         # -- loss support (anycl.momentum, anycl.collapse) ------------------------------------------------
         # The loss's predictor is sized here (before the optimiser exists); a loss with `momentum_target`
         # gets an EMA copy of the model whose embeddings reach it as `target=`; the last step's detached
@@ -104,9 +109,18 @@ class TrainingModule(nn.Module):
         extra = {}
         if self.target is not None:  # the EMA copy's embeddings of the same views (anycl.momentum)
             extra["target"] = self.target_embeddings(batch)
+        if self.guide is not None:  # once per (full) batch, no gradient (anycl.guide)
+            g = self.guide.embed(batch, emb["anchor"].device)
+            if g.get("negative") is not None:
+                g["negative"] = g["negative"].view(emb["anchor"].shape[0], batch["num_negatives"], -1)
+            extra["guide"] = g
         # several processes: every process's rows are candidates (see anycl.distributed)
-        return loss_across_processes(self.loss, emb["anchor"], emb["positive"], negative, batch.get("labels"),
-                                     **extra)
+        out = loss_across_processes(self.loss, emb["anchor"], emb["positive"], negative, batch.get("labels"),
+                                    **extra)
+        masked = getattr(self.loss, "last_guide_masked", None) if self.guide is not None else None
+        if masked is not None:  # logged with the loss: how many in-batch candidates per anchor the guide masked
+            out = {**out, "guide_masked": masked} if isinstance(out, dict) else {"loss": out, "guide_masked": masked}
+        return out
 
     def target_embeddings(self, batch: Dict[str, Any]) -> Dict[str, torch.Tensor]:
         """Anchor and positive embedded by the momentum target, without gradient, replaying the
@@ -199,13 +213,15 @@ class Trainer:
         builder: the :class:`~anycl.batching.BatchBuilder` turning rows into per-side features.
         args: :class:`TrainingArgs`.
         evaluator: optional ``evaluator(model) -> {metric: value}``.
+        guide: optional :class:`~anycl.guide.Guide` (guided false-negative masking); a guide that
+            collates items itself needs ``builder.keep_views``.
         callbacks: objects with any of ``on_step_end(trainer, step, logs)``,
             ``on_evaluate(trainer, step, metrics)``, ``on_train_end(trainer)``; or plain callables
             ``fn(trainer, step, logs)`` called after each optimiser step.
     """
 
     def __init__(self, model, loss, rows: Rows, sampler, builder: BatchBuilder, args: TrainingArgs,
-                 evaluator: Optional[Callable] = None, callbacks: Sequence[Any] = ()):
+                 evaluator: Optional[Callable] = None, callbacks: Sequence[Any] = (), guide=None):
         self.model = model
         self.loss = loss
         self.rows = rows
@@ -214,6 +230,7 @@ class Trainer:
         self.args = args
         self.evaluator = evaluator
         self.callbacks = list(callbacks)
+        self.guide = guide  # anycl.guide.Guide or None
         self.history: List[Dict[str, Any]] = []
         self.eval_history: List[Dict[str, Any]] = []
         self.global_step = 0
@@ -347,12 +364,21 @@ class Trainer:
             if not main and hasattr(part, "verbose"):  # mining statistics printed once, not once per process
                 part.verbose = False
         set_seed(args.seed)
-        module = TrainingModule(self.model, self.loss)
+        if self.guide is not None:
+            if self.guide.needs_views and not self.builder.keep_views:
+                self.builder.keep_views = True
+            if self.guide.chunk is None and args.gradcache_mini_batch:
+                self.guide.chunk = args.gradcache_mini_batch  # the guide's activations stay mini-batch sized
+        module = TrainingModule(self.model, self.loss, guide=self.guide)
         params = [p for p in module.parameters() if p.requires_grad]
         if not params:
             raise ConfigError("nothing to train: every parameter of the model and loss is frozen")
         optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
         total, epochs = self._schedule(acc)
+        if hasattr(self.sampler, "total_steps"):  # a mining curriculum follows training progress
+            self.sampler.total_steps = total
+        if self.guide is not None:  # on the training device before the first mining pass uses it
+            self.guide.model.to(acc.device)
         warmup = int(args.warmup_ratio * total) if total else 0
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
 

@@ -31,6 +31,15 @@ CONFIGS = {
     # GradCache on top of gathering (compared with a single uncached process)
     "infonce_gradcache": dict(rows=dict(n=32, negatives=2), loss="infonce", loss_options={"temperature": 0.3},
                               gradcache_mini_batch=3),
+    # guided false-negative masking (GISTEmbed): the guide's embeddings are gathered like the candidates, so
+    # each process masks the same columns one process with the global batch would; also under GradCache
+    "infonce_guide": dict(rows=dict(n=32, negatives=1, labels=True), loss="infonce", guide="start", guide_margin=0.5,
+                          loss_options={"temperature": 0.3, "symmetric": True, "same_side_negatives": True}),
+    "infonce_guide_gradcache": dict(rows=dict(n=32, negatives=2), loss="infonce", guide="start", guide_margin=0.5,
+                                    loss_options={"temperature": 0.3}, gradcache_mini_batch=3),
+    # hardness-weighted InfoNCE: each process weighs its anchors' negatives among all gathered candidates
+    "infonce_hardness": dict(rows=dict(n=32, negatives=1), loss="infonce",
+                             loss_options={"temperature": 0.3, "hardness_weight": 2.0, "same_side_negatives": True}),
     # hard negatives mined by each process with the same model: the same negatives, one statistics print
     "mined_sampler": dict(rows=dict(n=32), loss="infonce", loss_options={"temperature": 0.3}, sampler="mined",
                           sampler_options={"num_negatives": 1, "relative_margin": None, "verbose": True}),

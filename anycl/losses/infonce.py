@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from .guided import check_margin, guide_thresholds, guided_mask, normalized_guide
+from .hardness import hardness_weighted_ce
 from .registry import (MASK_VALUE, ContrastiveLoss, Temperature, full_precision, pair_inputs, register,
                        same_label_mask)
 
@@ -62,35 +64,39 @@ class _SoftmaxCrossEntropy(torch.autograd.Function):
 
 
 def _row_chunk_ce(q: torch.Tensor, cands: torch.Tensor, scale: torch.Tensor, false_neg: Optional[torch.Tensor],
-                  offset: int = 0) -> torch.Tensor:
+                  offset: int = 0, hardness: float = 0.0) -> torch.Tensor:
     """Summed cross-entropy of rows ``q`` (n, D) against ``cands`` (N, D), row i's target being candidate
     ``offset + i``; ``false_neg`` (n, B) masks the first B candidate columns."""
+    if hardness:
+        return hardness_weighted_ce(q, cands, scale.to(q.dtype), false_neg, offset, float(hardness))
     return _SoftmaxCrossEntropy.apply(q, cands, scale.to(q.dtype), false_neg, offset)
 
 
 def info_nce(q: torch.Tensor, cands: torch.Tensor, scale: torch.Tensor, false_neg: Optional[torch.Tensor] = None,
-             chunk_size: Optional[int] = None, offset: int = 0) -> torch.Tensor:
+             chunk_size: Optional[int] = None, offset: int = 0, hardness: float = 0.0) -> torch.Tensor:
     """Mean over rows i of ``-log softmax(scale · q_i·cands)[offset + i]``: row i's positive is candidate
     ``offset + i`` (``offset`` > 0 when q holds one process's rows of a gathered batch).
 
     Args:
         q: (B, D) queries. cands: (N ≥ B, D) candidates; the first B are the queries' positives.
         scale: 1/τ (a scalar tensor; may require grad).
-        false_neg: optional (B, B) bool, True where candidate j (< B) must not count as a negative of i.
+        false_neg: optional (B, W ≤ N) bool, True where candidate j (< W) must not count as a negative of i.
         chunk_size: score ``chunk_size`` rows at a time under activation checkpointing, so only a
             chunk_size×N block of logits is ever alive (forward and backward); same values and gradients.
+        hardness: β of the hardness-weighted denominator (0: plain InfoNCE, the same code path).
     """
     batch = q.shape[0]
     if not chunk_size or chunk_size >= batch:
-        return _row_chunk_ce(q, cands, scale, false_neg, offset) / batch
+        return _row_chunk_ce(q, cands, scale, false_neg, offset, hardness) / batch
     total = q.new_zeros(())
     for s in range(0, batch, chunk_size):
         e = min(s + chunk_size, batch)
         mask = None if false_neg is None else false_neg[s:e]
         if torch.is_grad_enabled():
-            total = total + checkpoint(_row_chunk_ce, q[s:e], cands, scale, mask, offset + s, use_reentrant=False)
+            total = total + checkpoint(_row_chunk_ce, q[s:e], cands, scale, mask, offset + s, hardness,
+                                       use_reentrant=False)
         else:
-            total = total + _row_chunk_ce(q[s:e], cands, scale, mask, offset + s)
+            total = total + _row_chunk_ce(q[s:e], cands, scale, mask, offset + s, hardness)
     return total / batch
 
 
@@ -119,6 +125,24 @@ class InfoNCE(ContrastiveLoss):
         chunk_size: score this many anchors at a time with activation checkpointing, for batches whose
             B×B logits do not fit in memory (same values and gradients; the logits are computed twice,
             about 2× the time: ``benchmarks/results/losses.md``).
+        hardness_weight: :math:`\beta \ge 0` (default 0: off, exactly the plain loss). Up-weights hard
+            negatives in the denominator (the importance weights of Robinson et al. 2021, "Contrastive
+            learning with hard negative samples", arXiv:2010.04592, without their debiasing term): with
+            :math:`s_{ij}` the (cosine) similarity and :math:`N_i` row i's unmasked negatives,
+
+            .. math:: \ell_i = -\log \frac{e^{s_{ii}/\tau}}{e^{s_{ii}/\tau} + \sum_{j \in N_i} w_{ij}
+               e^{s_{ij}/\tau}}, \qquad w_{ij} = \frac{|N_i|\, e^{\beta s_{ij}}}{\sum_{k \in N_i} e^{\beta s_{ik}}}
+
+            The weights have mean 1 over :math:`N_i` and are detached (no gradient flows through them).
+            This path materialises the n×N logits (no hand-written backward); ``chunk_size`` still bounds it.
+        guide_margin, guide_margin_strategy: the margin of guided false-negative masking (GISTEmbed),
+            used when ``forward`` gets ``guide=`` embeddings (``fit(..., guide=...)`` passes them):
+            an in-batch candidate — another row's positive, any hard negative, and with
+            ``same_side_negatives`` another anchor — is masked out when the guide rates it above the
+            guide's anchor–positive similarity minus the margin (``"absolute"``: :math:`s - m`;
+            ``"relative"``: :math:`s - |s| m`, as sentence-transformers' ``GISTEmbedLoss``). The row's own
+            positive is never masked; memory-queue entries have no guide embedding and are never masked.
+            See :mod:`anycl.losses.guided`.
 
     Inputs:
         anchor: (B, D). positive: (B, D). negative: optional (B, K, D) or (B, D) hard negatives; every
@@ -127,7 +151,9 @@ class InfoNCE(ContrastiveLoss):
         queue: optional (M, D) memory-queue entries, negatives of every anchor (see ``moco``).
         rows: optional slice of the anchors to score (the mean over them is returned). Across
         processes each process scores its own anchors against all gathered candidates
-        (``distributed = "rows"``, see :mod:`anycl.distributed`).
+        (``distributed = "rows"``, see :mod:`anycl.distributed`). guide: optional guide-model
+        embeddings ``{"anchor": (B, D), "positive": (B, D), "negative": (B, K, D)}`` (no gradient), in
+        the same row order as the inputs (gathered alike across processes).
 
     Returns a scalar: the mean of :math:`\ell_i` over the batch.
 
@@ -138,23 +164,38 @@ class InfoNCE(ContrastiveLoss):
 
     distributed = "rows"  # a mean of per-anchor terms: each process scores its own anchors
 
+    accepts_guide = True  # takes guide= embeddings (GISTEmbed masking; anycl.guide)
+
     def __init__(self, temperature: float = 0.05, symmetric: bool = False, normalize: bool = True,
                  learn_temperature: bool = False, max_scale: float = 100.0, chunk_size: Optional[int] = None,
-                 same_side_negatives: bool = False):
+                 same_side_negatives: bool = False, hardness_weight: float = 0.0, guide_margin: float = 0.0,
+                 guide_margin_strategy: str = "absolute"):
         super().__init__()
         self.tau = Temperature(temperature, learn_temperature, max_scale, "infonce")
         if chunk_size is not None and int(chunk_size) < 1:
             raise ValueError(f"infonce: chunk_size must be >= 1, got {chunk_size}")
+        if isinstance(hardness_weight, bool) or not isinstance(hardness_weight, (int, float)) \
+                or not hardness_weight >= 0:
+            raise ValueError(f"infonce: hardness_weight must be a number >= 0, got {hardness_weight!r}")
         self.symmetric = bool(symmetric)
         self.same_side_negatives = bool(same_side_negatives)
         self.normalize = bool(normalize)
         self.chunk_size = None if chunk_size is None else int(chunk_size)
+        self.hardness_weight = float(hardness_weight)
+        self.configure_guide(guide_margin, guide_margin_strategy)
+        self.last_guide_masked: Optional[float] = None  # after a guided forward: masked candidates per anchor
+
+    def configure_guide(self, margin: float = 0.0, strategy: str = "absolute") -> None:
+        """Set the margin of guided false-negative masking (used when ``forward`` gets ``guide=``)."""
+        check_margin(margin, strategy)
+        self.guide_margin = float(margin)
+        self.guide_margin_strategy = strategy
 
     @property
     def temperature(self) -> float:
         return self.tau.value
 
-    def forward(self, anchor, positive, negative=None, labels=None, queue=None, rows=None):
+    def forward(self, anchor, positive, negative=None, labels=None, queue=None, rows=None, guide=None):
         anchor, positive, extra = pair_inputs(anchor, positive, negative, queue, "infonce")
         batch = anchor.shape[0]
         with full_precision(anchor):
@@ -169,22 +210,55 @@ class InfoNCE(ContrastiveLoss):
             if same is not None:
                 same = same & ~torch.eye(batch, dtype=torch.bool, device=anchor.device)
                 same = same[rows]
+            g = None if guide is None else self._guide(guide, batch, negative is not None)
             scale = self.tau.scale(anchor.device)
+            n_cands = candidates.shape[0]
+            side = n_cands if self.same_side_negatives else None
+            mask = self._mask(same, g, "anchor", rows, batch, side, labels, anchor.device)
+            if g is not None:  # candidates per anchor the guide masked beyond the label / own-entry masks
+                base = self._mask(same, None, "anchor", rows, batch, side, labels, anchor.device)
+                extra_masked = mask.sum() - (0 if base is None else base.sum())
+                self.last_guide_masked = float(extra_masked) / max(1, mask.shape[0])
             if self.same_side_negatives:
-                loss = info_nce(anchor[rows], torch.cat([candidates, anchor]), scale,
-                                self._with_same_side(same, rows, batch, candidates.shape[0], labels, anchor.device),
-                                self.chunk_size, start)
+                loss = info_nce(anchor[rows], torch.cat([candidates, anchor]), scale, mask, self.chunk_size, start,
+                                self.hardness_weight)
             else:
-                loss = info_nce(anchor[rows], candidates, scale, same, self.chunk_size, start)
+                loss = info_nce(anchor[rows], candidates, scale, mask, self.chunk_size, start, self.hardness_weight)
             if self.symmetric:
                 if self.same_side_negatives:
-                    back = info_nce(positive[rows], torch.cat([anchor, positive]), scale,
-                                    self._with_same_side(same, rows, batch, batch, labels, anchor.device),
-                                    self.chunk_size, start)
+                    mask = self._mask(same, g, "positive", rows, batch, batch, labels, anchor.device)
+                    back = info_nce(positive[rows], torch.cat([anchor, positive]), scale, mask, self.chunk_size,
+                                    start, self.hardness_weight)
                 else:
-                    back = info_nce(positive[rows], anchor, scale, same, self.chunk_size, start)
+                    mask = self._mask(same, g, "positive", rows, batch, None, labels, anchor.device)
+                    back = info_nce(positive[rows], anchor, scale, mask, self.chunk_size, start, self.hardness_weight)
                 loss = 0.5 * (loss + back)
         return loss
+
+    def _guide(self, guide, batch: int, has_negatives: bool) -> dict:
+        """The guide embeddings, normalised, with the thresholds :math:`t_i` (anycl.losses.guided)."""
+        g = normalized_guide(guide)
+        if "anchor" not in g or "positive" not in g:
+            raise ValueError("infonce: guide= needs the guide's 'anchor' and 'positive' embeddings")
+        if g["anchor"].shape[0] != batch or g["positive"].shape[0] != batch:
+            raise ValueError(f"infonce: the guide embeddings must have one row per pair ({batch}), got "
+                             f"{g['anchor'].shape[0]} and {g['positive'].shape[0]}")
+        if has_negatives and "negative" not in g:
+            raise ValueError("infonce: the batch has hard negatives but guide= has no 'negative' embeddings")
+        g["threshold"] = guide_thresholds(g["anchor"], g["positive"], self.guide_margin, self.guide_margin_strategy)
+        return g
+
+    @staticmethod
+    def _mask(same: Optional[torch.Tensor], g: Optional[dict], query: str, rows: slice, batch: int,
+              side_start: Optional[int], labels, device) -> Optional[torch.Tensor]:
+        """The false-negative mask of one direction: ``same`` (labels), with ``side_start`` the same-side
+        block's own entries (and labels), and with the guide ``g`` what it rates above the threshold
+        (:func:`anycl.losses.guided.guided_mask`)."""
+        if side_start is not None:
+            mask = InfoNCE._with_same_side(same, rows, batch, side_start, labels, device)
+        else:
+            mask = same
+        return mask if g is None else guided_mask(mask, g, query, rows, batch, side_start)
 
     @staticmethod
     def _with_same_side(same: Optional[torch.Tensor], rows: slice, batch: int, n_cands: int, labels,
@@ -205,7 +279,8 @@ class InfoNCE(ContrastiveLoss):
         learn = ", learn_temperature=True" if self.tau.learnable else ""
         chunk = f", chunk_size={self.chunk_size}" if self.chunk_size else ""
         side = ", same_side_negatives=True" if self.same_side_negatives else ""
-        return f"temperature={self.temperature:.4g}, symmetric={self.symmetric}{learn}{chunk}{side}"
+        hard = f", hardness_weight={self.hardness_weight:g}" if self.hardness_weight else ""
+        return f"temperature={self.temperature:.4g}, symmetric={self.symmetric}{learn}{chunk}{side}{hard}"
 
 
 @register("simclr", "nt_xent_2n", "ntxent_2n")
