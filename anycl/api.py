@@ -74,6 +74,7 @@ FIT_OPTIONS: Dict[str, str] = {
              "sentence-transformers/anycl model path or name, or a ContrastiveModel (default None: off)",
     "guide_margin": "with guide: mask candidates the guide rates above its anchor-positive score minus this (default 0)",
     "guide_margin_strategy": "with guide: 'absolute' (score - margin, default) or 'relative' (score - |score|*margin)",
+    "sep": "field separator of a CSV/TSV dataset file (default: ',' / tab, or sniffed when clearly ';', tab or '|')",
 }
 
 
@@ -200,8 +201,10 @@ def _configure_guide(o: Mapping[str, Any], loss_fn, loss) -> None:
 def _prepare_output_dir(output_dir: Optional[str], overwrite: bool) -> None:
     if not output_dir:
         return
+    from .files import LOCK_FILE
+
     p = Path(output_dir)
-    if p.exists() and (not p.is_dir() or any(p.iterdir())):
+    if p.exists() and (not p.is_dir() or any(c.name != LOCK_FILE for c in p.iterdir())):
         if not overwrite:
             raise FileExistsError(
                 f"output_dir {output_dir!r} already exists and is not empty; pass overwrite=True or choose "
@@ -209,28 +212,8 @@ def _prepare_output_dir(output_dir: Optional[str], overwrite: bool) -> None:
             )
 
 
-def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss: Any = None,
-        **options) -> ContrastiveModel:
-    """Train a contrastive encoder on ``dataset`` and return the :class:`ContrastiveModel`.
-
-    Args:
-        dataset: Hugging Face Dataset / DatasetDict / IterableDataset, list of dicts or raw items,
-            pandas DataFrame, or a path (CSV, JSON Lines, JSON, Parquet, or a folder of files).
-            Columns follow the convention in :mod:`anycl.data`.
-        modality: ``"text"``, ``"audio"``, ``"image"`` (any registered adapter), or a mapping of sides to
-            modalities for cross-modal pairs: ``{"anchor": "image", "positive": "text"}``.
-        loss: a registered loss name, an ``nn.Module`` of embeddings, or ``None`` for the modality's
-            default (InfoNCE).
-        **options: see ``anycl.api.FIT_OPTIONS`` (unknown names are an error listing the valid ones).
-
-    Example::
-
-        model = anycl.fit([{"anchor": "a cat", "positive": "a kitten"}, ...], modality="text")
-        model.encode(["a query"])
-    """
-    unknown = sorted(set(options) - set(FIT_OPTIONS))
-    if unknown:
-        raise ConfigError(f"unknown fit option(s) {unknown}; valid options: {', '.join(sorted(FIT_OPTIONS))}")
+def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any, **options) -> ContrastiveModel:
+    """``fit`` once its options are checked and its output_dir is locked."""
     o = dict(options)
     if isinstance(modality, str) and modality not in adapter_registry.ADAPTERS:
         raise ConfigError(
@@ -241,7 +224,7 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
         exts = adapter_registry.ADAPTERS.lookup(modality).file_extensions
     from .config import open_dataset  # a Hugging Face dataset name → the dataset; paths stay paths
 
-    rows = to_rows(open_dataset(dataset), o.get("columns"), exts)
+    rows = to_rows(open_dataset(dataset), o.get("columns"), exts, sep=o.get("sep"))
     sides = _resolve_modalities(modality, rows)
     anchor_adapter_cls = adapter_registry.ADAPTERS.lookup(sides["anchor"])
     defaults = dict(getattr(anchor_adapter_cls, "fit_defaults", {}))
@@ -266,6 +249,10 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
         raise ConfigError(str(exc)) from None
     except TypeError as exc:
         raise ConfigError(str(exc)) from None
+    except ValueError as exc:  # a loss's own check of its options (e.g. temperature must be > 0)
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"loss {loss!r}: {exc}") from None
 
     _configure_guide(o, loss_fn, loss)
     # -- options ------------------------------------------------------------------------------------
@@ -439,3 +426,37 @@ def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss
         (Path(output_dir) / CONFIG_FILE).write_text(config_file_text(model.info["config"]))
         write_report(output_dir, model, trainer, rows, model.info["config"], seed=args.seed)
     return model
+
+
+def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, loss: Any = None,
+        **options) -> ContrastiveModel:
+    """Train a contrastive encoder on ``dataset`` and return the :class:`ContrastiveModel`.
+
+    Args:
+        dataset: Hugging Face Dataset / DatasetDict / IterableDataset, list of dicts or raw items,
+            pandas DataFrame, or a path (CSV, JSON Lines, JSON, Parquet, or a folder of files).
+            Columns follow the convention in :mod:`anycl.data`.
+        modality: ``"text"``, ``"audio"``, ``"image"`` (any registered adapter), or a mapping of sides to
+            modalities for cross-modal pairs: ``{"anchor": "image", "positive": "text"}``.
+        loss: a registered loss name, an ``nn.Module`` of embeddings, or ``None`` for the modality's
+            default (InfoNCE).
+        **options: see ``anycl.api.FIT_OPTIONS`` (unknown names are an error listing the valid ones).
+
+    Example::
+
+        model = anycl.fit([{"anchor": "a cat", "positive": "a kitten"}, ...], modality="text")
+        model.encode(["a query"])
+    """
+    unknown = sorted(set(options) - set(FIT_OPTIONS))
+    if unknown:
+        raise ConfigError(f"unknown fit option(s) {unknown}; valid options: {', '.join(sorted(FIT_OPTIONS))}")
+    from .validation import validate_options
+
+    validate_options(options)  # every number and mapping, before any model is loaded (anycl.validation)
+    output_dir = options.get("output_dir")
+    if not output_dir or int(os.environ.get("RANK", "0")) != 0:  # one lock per run: the main process holds it
+        return _fit(dataset, modality, loss, **options)
+    from .files import OutputLock
+
+    with OutputLock(output_dir):  # a second run on this output_dir refuses, naming this one (anycl.files)
+        return _fit(dataset, modality, loss, **options)

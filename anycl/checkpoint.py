@@ -1,17 +1,24 @@
 """Checkpoint and resume: a killed run continues where it stopped, ending with the same weights.
 
 ``fit(..., output_dir=d, checkpoint_every=N)`` writes ``d/checkpoints/step-<k>/`` every N optimiser
-steps through Accelerate's state saving (``accelerator.save_state``): the model (with the loss's
-parameters and buffers: memory queue, EMA target), the optimiser, the learning-rate schedule, every
-process's random states (Python, NumPy, torch CPU/CUDA), and, registered with
-``register_for_checkpointing``:
+steps. A checkpoint holds no pickle: every file is JSON or safetensors (:mod:`anycl.statefile`), and
+loading one runs no code. Its files:
 
-- the loss module's ``state_dict()`` (so state a loss keeps with ``get_extra_state`` is kept too);
-- the training progress: optimiser step, epoch, the next batch of that epoch (the epoch's batches
-  are a deterministic plan, so a resumed run skips the ones already done with
-  ``BatchStream(skip_batches=...)``) and the sampler's ``state_dict()`` (a sampler must put in it
-  whatever ``refresh`` computed, e.g. mined negatives: on resume the epoch-start refresh of the
-  resumed epoch is not run again).
+- ``model.json`` + ``model.safetensors``: the state dict of the model with the loss (parameters,
+  buffers such as a memory queue or an EMA target, and what a loss keeps with ``get_extra_state``,
+  which must be plain data and tensors);
+- ``optimizer.json`` + ``.safetensors``: the optimiser's state dict (AdamW moments and step counts);
+- ``scheduler.json``: the learning-rate schedule's position; ``scaler.json`` with fp16;
+- ``trainer.json`` (+ ``.safetensors``): the training progress: optimiser step, epoch, the next batch of
+  that epoch (the epoch's batches are a deterministic plan, so a resumed run skips the ones already
+  done with ``BatchStream(skip_batches=...)``) and the sampler's ``state_dict()`` (a sampler must put in
+  it whatever ``refresh`` computed, e.g. mined negatives: on resume the epoch-start refresh of the
+  resumed epoch is not run again);
+- ``rng-<rank>.json`` + ``.safetensors``: every process's random states (Python, NumPy, torch CPU/CUDA);
+- ``anycl_checkpoint.json``: step, epoch, format; written last.
+
+A folder holding a pickle file (``*.pkl``, ``*.bin``, ``*.pt``, ...: Accelerate's format, which older
+anycl versions wrote, or a planted file) is refused before anything is read from it.
 
 ``fit(..., resume_from="latest")`` loads the newest checkpoint of ``output_dir`` (and trains from
 scratch, saying so, when there is none yet, so one command line serves first start and restarts);
@@ -19,8 +26,9 @@ scratch, saying so, when there is none yet, so one command line serves first sta
 
 Writes are atomic: a checkpoint is written into ``checkpoints/.tmp-step-<k>`` and renamed to
 ``step-<k>`` only once complete (its ``anycl_checkpoint.json`` written last); the ``latest`` pointer
-file is replaced atomically after the rename. A process killed mid-write leaves a ``.tmp-`` folder,
-which is never taken for a checkpoint and is removed by the next save.
+file is replaced atomically after the rename. A process killed mid-write (or a write that fails, e.g.
+on a full disk) leaves a ``.tmp-`` folder, which is never taken for a checkpoint and is removed by the
+next save; the previous checkpoints stay as they were.
 """
 from __future__ import annotations
 
@@ -33,15 +41,19 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from torch import nn
+import torch
 
 from .errors import ConfigError
+from .statefile import StateFileError, load_state, save_state
 
 log = logging.getLogger("anycl")
 
 FOLDER = "checkpoints"
 MARKER = "anycl_checkpoint.json"
 POINTER = "latest"
+FORMAT = "anycl-checkpoint"
+FORMAT_VERSION = 2  # 1: Accelerate's save_state (pickles), no longer read
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".bin", ".pt", ".pth", ".ckpt", ".joblib", ".npy", ".npz")
 _STEP = re.compile(r"^step-(\d+)$")
 
 
@@ -91,11 +103,32 @@ def resolve_resume(resume_from: Any, output_dir: Optional[str]) -> Optional[Path
     if not (path / MARKER).is_file():
         raise ConfigError(f"{os.fspath(path)!r} is not a complete anycl checkpoint (it has no {MARKER}; a run killed "
                           f"while writing leaves such a folder); use resume_from='latest' or another step")
+    check_checkpoint(path)
     return path
 
 
+def check_checkpoint(path: Path) -> None:
+    """Refuse a checkpoint folder that holds a pickle or is not in this version's format (nothing is read
+    but its JSON marker)."""
+    pickles = sorted(p.name for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES)
+    if pickles:
+        raise ConfigError(
+            f"checkpoint {str(path)!r} holds pickle file(s) {pickles}; anycl checkpoints are JSON + safetensors "
+            f"only and anycl never unpickles (unpickling runs code). It was written by an older anycl (Accelerate's "
+            f"format) or the files were planted; train from scratch or resume from a checkpoint this anycl wrote")
+    try:
+        info = json.loads((path / MARKER).read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{str(path / MARKER)!r} is not valid JSON (corrupt checkpoint): {exc}") from exc
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        raise ConfigError(f"{str(path)!r} is not a checkpoint of this anycl version ({MARKER} has no "
+                          f"format {FORMAT!r}; older versions wrote pickles, which are not loaded)")
+    if int(info.get("format_version", 0)) > FORMAT_VERSION:
+        raise ConfigError(f"{str(path)!r} was written by a newer anycl; upgrade anycl to resume from it")
+
+
 class Progress:
-    """Where training stands, saved with every checkpoint (a custom object for Accelerate)."""
+    """Where training stands, saved with every checkpoint as ``trainer.json``."""
 
     def __init__(self, trainer):
         self.trainer = trainer
@@ -112,8 +145,6 @@ class Progress:
         self.trainer.sampler.load_state_dict(state.get("sampler") or {})
 
 
-def _has_extra_state(module: nn.Module) -> bool:
-    return any(type(m).get_extra_state is not nn.Module.get_extra_state for m in module.modules())
 
 
 def _fsync_dir(path: Path) -> None:
@@ -129,13 +160,39 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def rng_state() -> Dict[str, Any]:
+    """This process's random states: Python, NumPy, torch CPU and (when present) CUDA."""
+    import random
+
+    import numpy as np
+
+    state: Dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state(),
+                             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Dict[str, Any]) -> None:
+    import random
+
+    import numpy as np
+
+    kind, keys, gauss = state["python"]
+    random.setstate((kind, tuple(keys), gauss))
+    np.random.set_state(tuple(state["numpy"]))
+    torch.set_rng_state(state["torch"].to(torch.uint8))
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.to(torch.uint8) for s in state["cuda"]])
+
+
 class Checkpointer:
-    """Saves and restores the trainer's state through its Accelerator (see the module docstring).
+    """Saves and restores the trainer's state (see the module docstring): no pickle, no Accelerate state files.
 
     Args:
-        trainer: the :class:`~anycl.training.Trainer` (its ``sampler``, ``loss``, ``global_step``).
+        trainer: the :class:`~anycl.training.Trainer` (its ``module``, ``optimizer``, ``sampler``, ``global_step``).
         accelerator: the run's Accelerator, after ``prepare``.
-        scheduler: the learning-rate scheduler (not prepared by Accelerate, so registered here).
+        scheduler: the learning-rate scheduler.
         directory: where ``step-<k>`` folders go (``output_dir/checkpoints``); None: resume only.
         every: save every this many optimiser steps (None: never).
         keep: complete checkpoints to keep (older ones are deleted after a save); None keeps all.
@@ -147,20 +204,53 @@ class Checkpointer:
             raise ConfigError(f"checkpoint_every must be a positive number of steps, got {every!r}")
         if keep is not None and (not isinstance(keep, int) or keep < 1):
             raise ConfigError(f"keep_checkpoints must be a positive integer or None, got {keep!r}")
-        self.trainer, self.acc = trainer, accelerator
+        self.trainer, self.acc, self.scheduler = trainer, accelerator, scheduler
         self.root = Path(directory) if directory else None
         self.every, self.keep = every, keep
         self.progress = Progress(trainer)
-        objects = [scheduler, self.progress]
-        if isinstance(trainer.loss, nn.Module):
-            objects.append(trainer.loss)
-        accelerator.register_for_checkpointing(*objects)
-        self.safe = not _has_extra_state(accelerator.unwrap_model(trainer.module))
+
+    # -- the files -------------------------------------------------------------------------------------
+    def write_files(self, folder: Path) -> None:
+        """Write this process's part of a checkpoint into ``folder`` (the main process: everything shared)."""
+        acc = self.acc
+        if acc.is_main_process:
+            module = acc.unwrap_model(self.trainer.module)
+            save_state(module.state_dict(), folder, "model")
+            save_state(self.trainer.optimizer.state_dict(), folder, "optimizer")
+            save_state(self.scheduler.state_dict(), folder, "scheduler")
+            if getattr(acc, "scaler", None) is not None:
+                save_state(acc.scaler.state_dict(), folder, "scaler")
+            trainer_state = self.progress.state_dict()
+            trainer_state["accelerator_step"] = int(getattr(acc, "step", 0))
+            save_state(trainer_state, folder, "trainer")
+        save_state(rng_state(), folder, f"rng-{acc.process_index}")
+
+    def read_files(self, folder: Path) -> None:
+        acc = self.acc
+        try:
+            module = acc.unwrap_model(self.trainer.module)
+            module.load_state_dict(load_state(folder, "model"))
+            self.trainer.optimizer.load_state_dict(load_state(folder, "optimizer"))
+            self.scheduler.load_state_dict(load_state(folder, "scheduler"))
+            if getattr(acc, "scaler", None) is not None and (folder / "scaler.json").is_file():
+                acc.scaler.load_state_dict(load_state(folder, "scaler"))
+            trainer_state = load_state(folder, "trainer")
+            self.progress.load_state_dict(trainer_state)
+            if hasattr(acc, "step"):
+                acc.step = int(trainer_state.get("accelerator_step", 0))
+            rng_name = f"rng-{acc.process_index}"
+            if not (folder / f"{rng_name}.json").is_file():
+                raise ConfigError(f"checkpoint {str(folder)!r} has no random states for process {acc.process_index} "
+                                  f"({rng_name}.json); resume with the number of processes that wrote it")
+            set_rng_state(load_state(folder, rng_name))
+        except StateFileError as exc:
+            raise ConfigError(f"cannot resume from {str(folder)!r}: {exc}") from exc
 
     # -- resume ----------------------------------------------------------------------------------------
     def resume(self, path: Path) -> Tuple[int, int]:
         """Load ``path``; return (epoch, next batch of that epoch) to continue from."""
-        self.acc.load_state(str(path))
+        check_checkpoint(path)
+        self.read_files(path)
         log.info("resumed from %s at step %d (epoch %d, batch %d)", path, self.trainer.global_step,
                  self.progress.epoch, self.progress.next_batch)
         return self.progress.epoch, self.progress.next_batch
@@ -173,6 +263,9 @@ class Checkpointer:
         return self.save(epoch, next_batch)
 
     def save(self, epoch: int, next_batch: int) -> Path:
+        from .files import apply_umask
+        from .files import reworded as _reworded
+
         acc, step = self.acc, self.trainer.global_step
         self.progress.epoch, self.progress.next_batch = epoch, next_batch
         name = f"step-{step}"
@@ -182,15 +275,21 @@ class Checkpointer:
             shutil.rmtree(tmp, ignore_errors=True)  # left by a run killed while writing
             tmp.mkdir()
         acc.wait_for_everyone()
-        acc.save_state(str(tmp), safe_serialization=self.safe)
+        try:
+            self.write_files(tmp)
+        except OSError as exc:  # e.g. a full disk: the earlier checkpoints are untouched
+            raise _reworded(exc, f"writing checkpoint {tmp} failed ({exc.strerror or exc}); the earlier "
+                                 f"checkpoints in {self.root} are unchanged")
         acc.wait_for_everyone()
         if acc.is_main_process:
-            info = {"step": step, "epoch": epoch, "next_batch": next_batch, "processes": acc.num_processes,
+            info = {"format": FORMAT, "format_version": FORMAT_VERSION, "step": step, "epoch": epoch,
+                    "next_batch": next_batch, "processes": acc.num_processes,
                     "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
             with open(tmp / MARKER, "w") as f:  # written last: its presence means complete
                 json.dump(info, f)
                 f.flush()
                 os.fsync(f.fileno())
+            apply_umask(tmp)
             if final.exists():
                 old = self.root / f".old-{name}"
                 shutil.rmtree(old, ignore_errors=True)

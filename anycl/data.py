@@ -15,12 +15,17 @@ a CSV, JSON Lines, JSON, Parquet file or a folder of files of the modality.
 """
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 import re
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence
 
 from .errors import DataError
+from .tables import read_table
+
+log = logging.getLogger("anycl")
 
 ITEM_COLUMNS = ("anchor", "positive")
 LABEL = "label"
@@ -130,7 +135,53 @@ def _canonical(available: Sequence[str], mapping: Optional[Mapping[str, str]]) -
             f"dataset's columns are {available}"
         )
     order = ["anchor", "positive"] + negative_columns(list(out)) + ([LABEL] if LABEL in out else [])
+    _report_unused([c for c in available if c not in out.values()], out, mapping)
     return {c: out[c] for c in order if c in out}
+
+
+# names that mean a column of the convention (a near miss is warned about, never guessed)
+_NEAR = {
+    "anchor": ("query", "queries", "question", "questions", "anchors", "sentence1", "text1", "q", "source"),
+    "positive": ("pos", "positives", "document", "doc", "docs", "answer", "answers", "passage", "sentence2",
+                 "text2", "target", "response"),
+    "negative": ("neg", "negs", "negatives", "hard_negative", "hard_negatives", "hard_neg", "hardneg",
+                 "negative_passage", "negative_passages", "negative_document"),
+    "label": ("labels", "class", "classes", "category", "y", "target_label", "class_label"),
+}
+_NEG_NUMBERED = re.compile(r"^(hard_?)?neg(ative)?s?[_-]?(\d+)$")
+
+
+def _near_miss(col: str) -> Optional[str]:
+    """The convention's name that column ``col`` most likely means, or None."""
+    low = col.strip().lower().replace("-", "_").replace(" ", "_")
+    m = _NEG_NUMBERED.match(low)
+    if m:
+        return f"negative_{m.group(3)}"
+    for canon, names in _NEAR.items():
+        if low in names or low == canon:
+            return canon
+    close = difflib.get_close_matches(low, ["anchor", "positive", "negative", "label"], n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
+def _report_unused(unused: List[str], used: Mapping[str, str], given: Mapping[str, str]) -> None:
+    """Columns the convention does not read: near misses get a warning with the ``columns=`` mapping,
+    the rest one INFO line."""
+    if not unused:
+        return
+    other = []
+    for col in unused:
+        canon = _near_miss(col)
+        if canon is not None and canon not in used:
+            shown = dict(given)
+            shown[canon] = col
+            log.warning("column %r is not used: anycl reads the columns anchor, positive, negative / negative_1..k "
+                        "and label. If %r holds the %s, map it: columns=%r", col, col, canon, shown)
+        else:
+            other.append(col)
+    if other:
+        log.info("ignoring column(s) %s (not in the convention: anchor, positive, negative / negative_1..k, label)",
+                 other)
 
 
 def _rename(row: Mapping[str, Any], cmap: Dict[str, str]) -> dict:
@@ -185,38 +236,7 @@ def _from_hf_iterable(ds, mapping) -> Rows:
     return Rows(ds, list(cmap), None, None, it, None, "streamed Hugging Face IterableDataset")
 
 
-def read_table(path: Path):
-    """A CSV, TSV, JSON Lines, JSON or Parquet file as a pandas DataFrame, or DataError."""
-    path = Path(path)
-    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
-    import pandas as pd
-
-    try:
-        if suffix in (".csv", ".csv.gz"):
-            df = pd.read_csv(path, keep_default_na=False, na_values=[""])
-        elif suffix in (".tsv",):
-            df = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
-        elif suffix in (".jsonl", ".jsonl.gz", ".ndjson"):
-            df = pd.read_json(path, lines=True)
-        elif suffix == ".json":
-            try:
-                df = pd.read_json(path)
-            except ValueError:
-                df = pd.read_json(path, lines=True)
-        elif suffix == ".parquet":
-            df = pd.read_parquet(path)
-        else:
-            raise DataError(
-                f"cannot read {str(path)!r}: use a .csv, .tsv, .jsonl, .json or .parquet file, or a folder"
-            )
-    except DataError:
-        raise
-    except Exception as exc:
-        raise DataError(f"cannot read {str(path)!r}: {exc}") from exc
-    return df
-
-
-def _from_path(path: Path, mapping, modality_extensions: Sequence[str]) -> Rows:
+def _from_path(path: Path, mapping, modality_extensions: Sequence[str], sep: Optional[str] = None) -> Rows:
     if not path.exists():
         raise DataError(f"dataset path {str(path)!r} does not exist")
     if path.is_dir():
@@ -227,7 +247,7 @@ def _from_path(path: Path, mapping, modality_extensions: Sequence[str]) -> Rows:
         if not files:
             raise DataError(f"folder {str(path)!r} holds no files of this modality (looked for {', '.join(exts)})")
         return _from_records([{"anchor": str(f)} for f in files], None, f"{len(files)} files under {path}")
-    df = read_table(path)
+    df = read_table(path, sep=sep)
     return _from_dataframe(df, mapping, f"file {path.name}")
 
 
@@ -239,8 +259,11 @@ def _from_dataframe(df, mapping, description="pandas DataFrame") -> Rows:
     return _from_records(records, mapping, description)
 
 
-def to_rows(data: Any, columns: Optional[Mapping[str, str]] = None, file_extensions: Sequence[str] = ()) -> Rows:
-    """Turn any supported dataset into :class:`Rows` (see the module docstring), or raise DataError."""
+def to_rows(data: Any, columns: Optional[Mapping[str, str]] = None, file_extensions: Sequence[str] = (),
+            sep: Optional[str] = None) -> Rows:
+    """Turn any supported dataset into :class:`Rows` (see the module docstring), or raise DataError.
+
+    ``sep``: the field separator of a CSV/TSV file (default: sniffed; see :mod:`anycl.tables`)."""
     if isinstance(data, Rows):
         return data
     if data is None:
@@ -261,7 +284,7 @@ def to_rows(data: Any, columns: Optional[Mapping[str, str]] = None, file_extensi
         if isinstance(data, hf.IterableDataset):
             return _from_hf_iterable(data, columns)
     if isinstance(data, (str, os.PathLike)):
-        return _from_path(Path(data), columns, file_extensions)
+        return _from_path(Path(data), columns, file_extensions, sep)
     try:
         import pandas as pd
 

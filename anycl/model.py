@@ -216,37 +216,51 @@ class ContrastiveModel(nn.Module):
     def save(self, path: str, overwrite: bool = False) -> str:
         """Write the model to folder ``path``: JSON config + safetensors weights, nothing pickled.
 
-        Refuses an existing ``path`` unless ``overwrite=True``. The model is written into a temporary
-        folder beside ``path`` and renamed into place, so a failed save never leaves a half-written model
-        where a good one was.
+        Refuses an existing ``path`` unless ``overwrite=True``; even then it refuses a non-empty folder
+        that anycl did not write (one without its ``anycl_manifest.json``). Overwriting replaces only
+        the files named in the manifest (anycl's own); other files in the folder stay. The model is
+        written into a temporary folder beside ``path`` and renamed into place, so a failed save (a full
+        disk, a kill) never leaves a half-written model where a good one was. Files and folders get the
+        process umask (0644/0755 by default), so another account can load the model.
         """
-        from safetensors.torch import save_file
+        from .files import check_parent
+        from .files import reworded as _reworded
 
         path = os.fspath(path)
         target = Path(path)
+        check_parent(target, "the model to")
+        if target.exists() and not target.is_dir():
+            raise FileExistsError(f"{path!r} exists and is a file, not a folder; choose another path")
+        previous = _owned_entries(target) if target.exists() else None
         if target.exists() and not overwrite:
             raise FileExistsError(f"{path!r} already exists; pass overwrite=True to replace it")
-        if target.exists() and not target.is_dir():
-            raise FileExistsError(f"{path!r} exists and is not a folder")
+        if previous is None and target.exists() and any(target.iterdir()):
+            raise FileExistsError(
+                f"{path!r} is a non-empty folder that anycl did not write (no {MANIFEST_FILE}); overwrite=True only "
+                f"replaces anycl's own model files. Choose an empty or new folder")
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
-            config = self.config()
-            heads = {}
-            for name, t in self.towers.items():
-                sub = tmp / "towers" / name
-                sub.mkdir(parents=True)
-                config["towers"][name]["encoder"] = t.adapter.save_encoder(t.encoder, str(sub))
-                if t.head is not None:
-                    for k, v in t.head.state_dict().items():
-                        heads[f"{name}.{k}"] = v.detach().contiguous().cpu()
-            if heads:
-                save_file(heads, str(tmp / HEADS_FILE))
-            (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=str))
-            from .card import write_model_files  # README.md model card (+ the run's config.yaml)
+            try:
+                self._write(tmp, path)
+            except OSError as exc:  # e.g. a full disk: what was at path is untouched
+                raise _reworded(exc, f"saving the model to {path!r} failed ({exc.strerror or exc}); "
+                                         f"{'the model already there is unchanged' if previous else 'nothing was written there'}")
+            ours = sorted(p.name for p in tmp.iterdir())
+            (tmp / MANIFEST_FILE).write_text(json.dumps({"format": FORMAT, "written_by": "anycl",
+                                                         "entries": ours + [MANIFEST_FILE]}, indent=1))
+            from .files import apply_umask
 
-            write_model_files(self, str(tmp), path)
+            apply_umask(tmp)
             if target.exists():
+                # the user's own files in the folder move into the new model folder before the swap
+                foreign = [p for p in target.iterdir() if p.name not in (previous or set())]
+                clash = [p.name for p in foreign if (tmp / p.name).exists()]
+                if clash:
+                    raise FileExistsError(f"{path!r} holds {clash}, which anycl did not write but would now write; "
+                                          f"move them away first")
+                for p in foreign:
+                    os.replace(p, tmp / p.name)
                 old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
                 old.rmdir()
                 os.replace(target, old)
@@ -255,9 +269,61 @@ class ContrastiveModel(nn.Module):
             else:
                 os.replace(tmp, target)
         except BaseException:
+            if target.exists() and tmp.exists():  # give back what was moved over
+                for p in tmp.iterdir():
+                    if not (target / p.name).exists() and p.name not in _names_written(tmp):
+                        os.replace(p, target / p.name)
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return path
+
+    def _write(self, tmp: Path, path: str) -> None:
+        from safetensors.torch import save_file
+
+        config = self.config()
+        heads = {}
+        for name, t in self.towers.items():
+            sub = tmp / "towers" / name
+            sub.mkdir(parents=True)
+            config["towers"][name]["encoder"] = t.adapter.save_encoder(t.encoder, str(sub))
+            if t.head is not None:
+                for k, v in t.head.state_dict().items():
+                    heads[f"{name}.{k}"] = v.detach().contiguous().cpu()
+        if heads:
+            save_file(heads, str(tmp / HEADS_FILE))
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=str))
+        from .card import write_model_files  # README.md model card (+ the run's config.yaml)
+
+        write_model_files(self, str(tmp), path)
+
+
+MANIFEST_FILE = "anycl_manifest.json"
+# what anycl wrote into a model folder before it kept a manifest
+_LEGACY_ENTRIES = {CONFIG_FILE, HEADS_FILE, "towers", "README.md", "config.yaml"}
+
+
+def _names_written(folder: Path) -> set:
+    try:
+        return set(json.loads((folder / MANIFEST_FILE).read_text()).get("entries", []))
+    except (OSError, ValueError, AttributeError):
+        return set()
+
+
+def _owned_entries(folder: Path) -> Optional[set]:
+    """The top-level names anycl wrote in ``folder`` (from its manifest); an empty set for an empty folder;
+    None for a folder anycl did not write."""
+    if not any(folder.iterdir()):
+        return set()
+    if (folder / MANIFEST_FILE).is_file():
+        names = _names_written(folder)
+        return names | {MANIFEST_FILE} if names else None
+    if (folder / CONFIG_FILE).is_file():  # a model saved before manifests existed
+        try:
+            if json.loads((folder / CONFIG_FILE).read_text()).get("format") == FORMAT:
+                return set(_LEGACY_ENTRIES)
+        except (OSError, ValueError, AttributeError):
+            return None
+    return None
 
 
 def load(path: str, encoders: Optional[Mapping[str, nn.Module]] = None, device: Optional[str] = None) -> ContrastiveModel:
@@ -286,6 +352,13 @@ def load(path: str, encoders: Optional[Mapping[str, nn.Module]] = None, device: 
         raise ConfigError(f"{path!r} is not an anycl model ({CONFIG_FILE} has format {config.get('format')!r})")
     if config.get("format_version", 0) > FORMAT_VERSION:
         raise ConfigError(f"{path!r} was written by a newer anycl (format {config['format_version']}); upgrade anycl")
+    from .statefile import StateFileError, check_safetensors
+
+    for weights in sorted(Path(path).rglob("*.safetensors")):  # a truncated file: an error naming it
+        try:
+            check_safetensors(weights)
+        except StateFileError as exc:
+            raise ConfigError(f"cannot load the model {path!r}: {exc}") from exc
     heads_state = load_file(str(Path(path) / HEADS_FILE)) if (Path(path) / HEADS_FILE).exists() else {}
     towers = {}
     for name, tcfg in config["towers"].items():

@@ -278,7 +278,7 @@ class Trainer:
         return loader, (len(plan) if plan is not None else None)
 
     def _setup_checkpoints(self, acc, scheduler) -> tuple:
-        """Register state with Accelerate and load ``resume_from``: (epoch, batches to skip, resumed?)."""
+        """Make the checkpointer and load ``resume_from``: (epoch, batches to skip, resumed?)."""
         args = self.args
         self.checkpointer = None
         if not (args.checkpoint_every or args.resume_from):

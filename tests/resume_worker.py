@@ -1,5 +1,5 @@
 """Run by tests/test_checkpoint.py in a subprocess: trains with checkpoints and SIGKILLs itself while
-writing the checkpoint of step KILL_STEP (after Accelerate wrote its files, before the rename)."""
+writing the checkpoint of step KILL_STEP (after its state files are written, before the rename)."""
 import os
 import signal
 import sys
@@ -18,19 +18,17 @@ def rows():
 
 
 if __name__ == "__main__":
-    from accelerate import Accelerator
-
     import anycl
+    from anycl.checkpoint import Checkpointer
 
     out, kill_step = sys.argv[1], int(sys.argv[2])
-    original = Accelerator.save_state
+    original = Checkpointer.write_files
 
-    def save_state(self, output_dir=None, **kw):
-        result = original(self, output_dir, **kw)
-        if os.path.basename(str(output_dir)) == f".tmp-step-{kill_step}":
+    def write_files(self, folder):
+        original(self, folder)
+        if os.path.basename(str(folder)) == f".tmp-step-{kill_step}":
             os.kill(os.getpid(), signal.SIGKILL)
-        return result
 
-    Accelerator.save_state = save_state
+    Checkpointer.write_files = write_files
     anycl.fit(rows(), output_dir=out, **OPTIONS)
     sys.exit(3)  # never reached
