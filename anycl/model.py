@@ -3,7 +3,9 @@
 Sides (``anchor``, ``positive``, ``negative``) map to towers; when every side is the same modality
 they share one tower (a siamese model), and with two modalities (image–text, audio–text) there are two.
 ``encode`` embeds raw items deterministically (evaluation views, no dropout), ``save`` writes
-safetensors weights plus a JSON config (nothing pickled), :func:`load` rebuilds the model.
+safetensors weights plus JSON files (no pickle; files get the process umask, overwrite keeps files anycl did
+not write, see :meth:`ContrastiveModel.save`), :func:`load` rebuilds the model and refuses pickle files in
+its tower folders and truncated weights, naming the file.
 """
 from __future__ import annotations
 
@@ -354,6 +356,14 @@ def load(path: str, encoders: Optional[Mapping[str, nn.Module]] = None, device: 
         raise ConfigError(f"{path!r} was written by a newer anycl (format {config['format_version']}); upgrade anycl")
     from .statefile import StateFileError, check_safetensors
 
+    from .checkpoint import PICKLE_SUFFIXES
+
+    towers_dir = Path(path) / "towers"
+    pickles = sorted(str(p.relative_to(path)) for p in towers_dir.rglob("*")
+                     if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES) if towers_dir.is_dir() else []
+    if pickles:  # anycl writes none; a loader might unpickle them (which runs code)
+        raise ConfigError(f"{path!r} holds pickle file(s) {pickles} that anycl did not write; anycl models are "
+                          f"safetensors + JSON only and are not loaded with pickles beside them. Remove them")
     for weights in sorted(Path(path).rglob("*.safetensors")):  # a truncated file: an error naming it
         try:
             check_safetensors(weights)

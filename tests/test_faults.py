@@ -295,6 +295,14 @@ def test_truncated_weights_give_an_error_naming_the_file(tmp_path, toy_model):
         anycl.load(tmp_path / "m")
 
 
+def test_a_pickle_planted_in_a_model_folder_is_refused(tmp_path, toy_model):
+    toy_model.save(tmp_path / "m")
+    torch.save(_Planted(str(tmp_path / "code-ran")), tmp_path / "m" / "towers" / "toyvec" / "pytorch_model.bin")
+    with pytest.raises(ConfigError, match=r"pickle file\(s\) \['towers/toyvec/pytorch_model.bin'\]"):
+        anycl.load(tmp_path / "m")
+    assert not (tmp_path / "code-ran").exists()
+
+
 def test_truncated_text_model_safetensors_names_the_file(tmp_path, minilm_path):
     from anycl.api import build_model
 
