@@ -95,6 +95,8 @@ def resolve_resume(resume_from: Any, output_dir: Optional[str]) -> Optional[Path
         if found is None:
             log.info("resume_from='latest': no checkpoint in %s yet; training from the start",
                      checkpoint_root(output_dir))
+        else:
+            check_checkpoint(found)
         return found
     path = Path(os.fspath(resume_from))
     if not path.is_dir():

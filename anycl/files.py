@@ -26,7 +26,14 @@ LOCK_FILE = ".anycl.lock"
 
 
 def umask() -> int:
-    """The process umask (read without changing it for longer than the call)."""
+    """The process umask: from /proc on Linux (no change to it at all), else set and restored at once."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

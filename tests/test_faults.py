@@ -73,6 +73,11 @@ def test_cli_refuses_a_ragged_semicolon_file_with_exit_2_and_takes_sep(tmp_path,
     assert cli.main(["fit", str(ragged), "--modality", "text", "--output-dir", str(tmp_path / "o"), "-q"]) == 2
     err = capsys.readouterr().err
     assert "--sep ';'" in err and len(err.strip().splitlines()) == 1
+    # with --sep ';' the file is read as two columns, and its bad row is named
+    assert cli.main(["fit", str(ragged), "--modality", "text", "--sep", ";", "--output-dir", str(tmp_path / "o"),
+                     "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "ragged.csv' line 3: 3 fields, but the header has 2" in err and len(err.strip().splitlines()) == 1
 
 
 def test_near_miss_columns_warn_with_the_mapping_and_others_are_listed(tmp_path, caplog):
@@ -166,8 +171,15 @@ def test_checkpoint_holds_only_json_and_safetensors_and_resume_unpickles_nothing
 
 
 @pytest.mark.parametrize("planted", ["custom_checkpoint_0.pkl", "random_states_0.pkl", "optimizer.bin"])
-def test_planted_pickle_in_a_checkpoint_is_refused_and_never_runs(tmp_path, planted):
+def test_planted_pickle_in_a_checkpoint_is_refused_and_never_runs(tmp_path, planted, monkeypatch):
+    from anycl import api
+
     out, _ = _checkpointed_run(tmp_path)
+
+    def no_model(*a, **k):
+        raise AssertionError("a model was built before the checkpoint was checked")
+
+    monkeypatch.setattr(api, "build_model", no_model)
     step = latest_checkpoint(out / "checkpoints")
     marker = tmp_path / "code-ran"
     torch.save(_Planted(str(marker)), step / planted)  # what Accelerate's loader reads with torch.load
