@@ -210,6 +210,12 @@ def _prepare_output_dir(output_dir: Optional[str], overwrite: bool) -> None:
                 f"output_dir {output_dir!r} already exists and is not empty; pass overwrite=True or choose "
                 f"another folder (nothing was trained)"
             )
+    from .model import _owned_entries
+
+    model_dir = p / "model"
+    if model_dir.is_dir() and _owned_entries(model_dir) is None:  # found now, not after training
+        raise FileExistsError(f"{str(model_dir)!r} is a non-empty folder that anycl did not write, and the model "
+                              f"would be saved there; move it or choose another output_dir (nothing was trained)")
 
 
 def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any, **options) -> ContrastiveModel:

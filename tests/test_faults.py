@@ -115,6 +115,10 @@ def test_overwrite_keeps_the_users_files_and_refuses_a_folder_anycl_did_not_writ
     with pytest.raises(FileExistsError, match="anycl did not write"):
         toy_model.save(other, overwrite=True)
     assert sorted(p.name for p in other.iterdir()) == ["holiday.jpg"]
+    (tmp_path / "run" / "model").mkdir(parents=True)  # fit's model folder: refused before training
+    (tmp_path / "run" / "model" / "mine.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="anycl did not write.*nothing was trained"):
+        anycl.fit(toy_rows(16), max_steps=1, output_dir=str(tmp_path / "run"), overwrite=True, **TOY)
 
 
 @pytest.mark.parametrize("mask", [0o022, 0o027])
