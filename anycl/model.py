@@ -242,6 +242,7 @@ class ContrastiveModel(nn.Module):
                 f"replaces anycl's own model files. Choose an empty or new folder")
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        moved: List[str] = []  # the user's files moved into tmp (given back if the save fails)
         try:
             try:
                 self._write(tmp, path)
@@ -263,6 +264,7 @@ class ContrastiveModel(nn.Module):
                                           f"move them away first")
                 for p in foreign:
                     os.replace(p, tmp / p.name)
+                    moved.append(p.name)
                 old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
                 old.rmdir()
                 os.replace(target, old)
@@ -272,9 +274,9 @@ class ContrastiveModel(nn.Module):
                 os.replace(tmp, target)
         except BaseException:
             if target.exists() and tmp.exists():  # give back what was moved over
-                for p in tmp.iterdir():
-                    if not (target / p.name).exists() and p.name not in _names_written(tmp):
-                        os.replace(p, target / p.name)
+                for name in moved:
+                    if (tmp / name).exists() and not (target / name).exists():
+                        os.replace(tmp / name, target / name)
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return path

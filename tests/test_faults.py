@@ -109,6 +109,21 @@ def test_overwrite_keeps_the_users_files_and_refuses_a_folder_anycl_did_not_writ
     toy_model.save(out, overwrite=True)
     assert (out / "notes.txt").read_text() == "mine" and (out / "extra").is_dir()
     assert anycl.load(out) is not None
+    import tempfile
+
+    real_mkdtemp = tempfile.mkdtemp
+
+    def fail_before_the_swap(*a, prefix="", **k):  # after the user's files moved into the new folder
+        if ".old-" in prefix:
+            raise OSError(errno.EIO, "I/O error")
+        return real_mkdtemp(*a, prefix=prefix, **k)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tempfile, "mkdtemp", fail_before_the_swap)
+        with pytest.raises(OSError, match="I/O error"):
+            toy_model.save(out, overwrite=True)
+    assert (out / "notes.txt").read_text() == "mine" and (out / "extra").is_dir()  # given back
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"] and anycl.load(out) is not None
     other = tmp_path / "photos"
     other.mkdir()
     (other / "holiday.jpg").write_bytes(b"jpeg")
