@@ -69,6 +69,7 @@ class TextAdapter(Adapter):
     """
 
     modality = "text"
+    supports_prompts = True  # collate(items, prompt=...): anycl.prompts
     file_extensions = (".txt",)
     default_loss = "infonce"
     default_loss_options = {"temperature": 0.05}
@@ -146,12 +147,21 @@ class TextAdapter(Adapter):
             out += [min(len(x), limit) if limit else len(x) for x in ids]
         return out
 
-    def collate(self, items: List[str]) -> Dict[str, Any]:
+    def collate(self, items: List[str], prompt: Optional[str] = None) -> Dict[str, Any]:
+        """Tokenize a batch; ``prompt`` is put before every text the way sentence-transformers does it
+        (its ``preprocess(prompt=...)``), which also records the prompt's token count for pooling
+        that excludes the prompt (``include_prompt=False``)."""
         if self._st is None:
             raise RuntimeError("text adapter used before an encoder was attached")
-        fn = getattr(self._st, "preprocess", None) or self._st.tokenize
-        feats = fn(list(items))
+        items = list(items)
+        preprocess = getattr(self._st, "preprocess", None)
+        if preprocess is not None:
+            feats = preprocess(items, prompt=prompt) if prompt else preprocess(items)
+        else:  # older sentence-transformers: tokenize the prompted texts
+            feats = self._st.tokenize([prompt + x for x in items] if prompt else items)
         out = {k: v for k, v in feats.items() if torch.is_tensor(v)}
+        if prompt and isinstance(feats.get("prompt_length"), int):  # a tensor, so it travels with the batch
+            out["prompt_length"] = torch.tensor([feats["prompt_length"]])
         self._count_truncated(out)
         return out
 

@@ -75,6 +75,12 @@ FIT_OPTIONS: Dict[str, str] = {
     "guide_margin": "with guide: mask candidates the guide rates above its anchor-positive score minus this (default 0)",
     "guide_margin_strategy": "with guide: 'absolute' (score - margin, default) or 'relative' (score - |score|*margin)",
     "sep": "field separator of a CSV/TSV dataset file (default: ',' / tab, or sniffed when clearly ';', tab or '|')",
+    "prompts": "text put before a column's items, keyed by column: {'anchor': 'query: ', 'positive': 'passage: '} "
+               "(training, evaluation, mining, encode_query/encode_document; saved with the model)",
+    "include_prompt": "text: whether prompt tokens count in mean pooling (default True; False excludes them)",
+    "matryoshka_dims": "train prefixes of the embedding too, e.g. [384, 256, 128, 64] (strictly descending; "
+                       "encode(truncate_dim=64) then gives a usable 64-d embedding)",
+    "matryoshka_weights": "one weight per matryoshka_dims entry (default all 1)",
 }
 
 
@@ -166,6 +172,13 @@ def build_model(sides: Mapping[str, str], *, model: Optional[str] = None, encode
                 f"head to a shared width; pass head=<width> (e.g. head=256)"
             )
     return ContrastiveModel(towers, dict(sides))
+
+
+def _training_width(tower: Tower) -> Optional[int]:
+    """Width of the embeddings the loss sees from a tower (its head's output when it has one)."""
+    if tower.head is not None:
+        return int(tower.head.anycl_spec["out_dim"])
+    return tower.adapter.embedding_dim(tower.encoder)
 
 
 def _report_callbacks(output_dir) -> list:
@@ -261,6 +274,25 @@ def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any,
         raise ConfigError(f"loss {loss!r}: {exc}") from None
 
     _configure_guide(o, loss_fn, loss)
+
+    matryoshka = None
+    if o.get("matryoshka_dims") is not None:  # the width is checked once the model is built
+        from .losses.matryoshka import MatryoshkaLoss, check_dims
+
+        matryoshka = check_dims(o["matryoshka_dims"], o.get("matryoshka_weights"))
+        loss_fn = MatryoshkaLoss(loss_fn, *matryoshka)
+    elif o.get("matryoshka_weights") is not None:
+        raise ConfigError("matryoshka_weights needs matryoshka_dims")
+    from .prompts import resolve_fit_prompts
+
+    mines = o.get("sampler") == "mined" or bool(getattr(o.get("sampler"), "num_negatives", 0))
+    prompts = resolve_fit_prompts(o.get("prompts"), rows.columns, o.get("columns"), sides, mined_negatives=mines)
+    include_prompt = o.get("include_prompt", True)
+    if not isinstance(include_prompt, bool):
+        raise ConfigError(f"include_prompt must be True or False, got {include_prompt!r}")
+    if not include_prompt and "text" not in sides.values():
+        raise ConfigError("include_prompt applies to text towers; this model has none")
+
     # -- options ------------------------------------------------------------------------------------
     batch_size = int(o.get("batch_size", defaults.get("batch_size", 32)))
     if batch_size < 1:
@@ -341,6 +373,15 @@ def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any,
     model = build_model(sides, model=o.get("model"), encoder=o.get("encoder"),
                         encoder_options=o.get("encoder_options"), adapter_options=o.get("adapter_options"),
                         head=o.get("head", "default"))
+    if matryoshka is not None:
+        from .losses.matryoshka import check_dims
+
+        check_dims(*matryoshka, width=_training_width(model.tower("anchor")))
+    model.prompts = prompts
+    if not include_prompt:  # sentence-transformers' Pooling(include_prompt=False): saved in its config
+        for t in model.towers.values():
+            if getattr(t.encoder, "st", None) is not None:
+                t.encoder.st.set_pooling_include_prompt(False)
     if o.get("freeze"):
         from .crossmodal import freeze
 
@@ -385,7 +426,7 @@ def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any,
             log.warning("the sampler mines hard negatives; the data's columns %s are replaced", rows.negatives)
         negative_columns = [f"negative_{i + 1}" for i in range(int(sampler.num_negatives))]
     builder = BatchBuilder(side_adapters, negative_columns, on_bad_item=o.get("on_bad_item", "raise"),
-                           keep_views=guide is not None and guide.needs_views)
+                           keep_views=guide is not None and guide.needs_views, prompts=prompts)
     eval_data = o.get("eval_dataset")
     if cross_modal and eval_data is not None and not callable(eval_data):
         from .crossmodal import CrossModalRetrievalEvaluator
@@ -397,6 +438,8 @@ def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any,
     else:
         evaluator = evaluator_for(eval_data, o.get("columns"), file_extensions=exts)
 
+    if matryoshka is not None and hasattr(evaluator, "truncate_dims"):  # metrics at every trained width
+        evaluator.truncate_dims = [d for d in matryoshka[0] if d < (model.embedding_width() or 0)]
     callbacks = _with_keep_best(o, evaluator, output_dir)  # user callbacks (+ anycl.best.KeepBest)
     watch = o.get("collapse_watch", True)
     if watch:  # anycl.collapse: embedding spread logged, a warning when it falls toward collapse
@@ -416,6 +459,8 @@ def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any,
         "steps": trainer.global_step,
         "final_metrics": trainer.eval_history[-1] if trainer.eval_history else None,
     })
+    if matryoshka is not None:
+        model.info["matryoshka"] = {"dims": matryoshka[0], "weights": matryoshka[1]}
     # -- the run's record: resolved config (saved with the model), report and model card (anycl/report.py,
     #    anycl/card.py) --------------------------------------------------------------------------------
     from .config import resolved_config

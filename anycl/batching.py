@@ -46,10 +46,13 @@ class BatchBuilder:
             is dropped, counted in ``skipped`` and its first names kept in ``skipped_examples``.
         keep_views: also put the loaded (augmented) items of each side, uncollated, under
             ``batch["views"]`` (a guide model with its own tokenizer collates them: :mod:`anycl.guide`).
+        prompts: side → prompt text put before that side's items when they are collated (text;
+            see :mod:`anycl.prompts`).
     """
 
     def __init__(self, adapters: Mapping[str, Any], negative_columns: List[str], on_bad_item: str = "raise",
-                 validators: Optional[Mapping[str, Any]] = None, keep_views: bool = False):
+                 validators: Optional[Mapping[str, Any]] = None, keep_views: bool = False,
+                 prompts: Optional[Mapping[str, str]] = None):
         if on_bad_item not in ("raise", "skip"):
             raise ValueError(f"on_bad_item must be 'raise' or 'skip', got {on_bad_item!r}")
         self.adapters = dict(adapters)
@@ -59,6 +62,13 @@ class BatchBuilder:
         self.keep_views = bool(keep_views)  # also keep the loaded items per side (a guide model re-collates them)
         self.skipped = 0
         self.skipped_examples: List[str] = []
+        from .prompts import prompt_for
+
+        self.prompts = {s: prompt_for(dict(prompts or {}), s) for s in ("anchor", "positive", "negative")}
+
+    def _collate(self, side: str, items: List[Any]) -> Any:
+        prompt = self.prompts.get(side)
+        return self.adapters[side].collate(items, prompt=prompt) if prompt else self.adapters[side].collate(items)
 
     def _load_row(self, row: dict, train: bool, generator: torch.Generator) -> Optional[Dict[str, Any]]:
         out = {}
@@ -93,11 +103,11 @@ class BatchBuilder:
             return None
         loaded = [loaded[i] for i in keep]
         batch: Dict[str, Any] = {"size": len(loaded), "num_negatives": len(self.negative_columns)}
-        batch["anchor"] = self.adapters["anchor"].collate([x["anchor"] for x in loaded])
-        batch["positive"] = self.adapters["positive"].collate([x["positive"] for x in loaded])
+        batch["anchor"] = self._collate("anchor", [x["anchor"] for x in loaded])
+        batch["positive"] = self._collate("positive", [x["positive"] for x in loaded])
         if self.negative_columns:
             flat = [neg for x in loaded for neg in x["negative"]]
-            batch["negative"] = self.adapters["negative"].collate(flat)
+            batch["negative"] = self._collate("negative", flat)
         if self.keep_views:
             batch["views"] = {"anchor": [x["anchor"] for x in loaded], "positive": [x["positive"] for x in loaded]}
             if self.negative_columns:

@@ -15,9 +15,27 @@ from .progress import phase_bar
 
 
 def _encode_all(model, groups, batch_size: int, show_progress: bool):
-    """Embed each (items, modality) group under one progress bar."""
-    with phase_bar(show_progress, sum(len(items) for items, _ in groups), "evaluate") as bar:
-        return [model.encode(items, modality=m, batch_size=batch_size, show_progress=bar) for items, m in groups]
+    """Embed each (items, modality[, side]) group under one progress bar; a group naming a side gets
+    that side's prompt (``anycl.prompts``)."""
+    with phase_bar(show_progress, sum(len(g[0]) for g in groups), "evaluate") as bar:
+        out = []
+        for items, m, *side in groups:
+            prompt = model.prompt_for(side[0]) if side and hasattr(model, "prompt_for") else None
+            extra = {"prompt": prompt} if prompt else {}
+            out.append(model.encode(items, modality=m, batch_size=batch_size, show_progress=bar, **extra))
+        return out
+
+
+def at_widths(metrics_of, q: torch.Tensor, c: torch.Tensor, truncate_dims: Sequence[int]) -> Dict[str, float]:
+    """``metrics_of(q, c)`` at full width, then at each width in ``truncate_dims`` (prefixes,
+    re-normalised; Matryoshka models) with the metric names suffixed ``_dim<d>``."""
+    import torch.nn.functional as F
+
+    out = dict(metrics_of(q, c))
+    for d in truncate_dims:
+        sub = metrics_of(F.normalize(q[:, :d], dim=-1), F.normalize(c[:, :d], dim=-1))
+        out.update({f"{k}_dim{d}": v for k, v in sub.items()})
+    return out
 
 
 def topk_chunked(queries: torch.Tensor, corpus: torch.Tensor, k: int, chunk: int = 4096):
@@ -90,6 +108,7 @@ class RetrievalEvaluator:
     """
 
     show_progress = False  # the trainer sets it from the `progress` option: one bar per evaluation
+    truncate_dims: Sequence[int] = ()  # also report metrics at these widths (fit sets matryoshka_dims)
 
     def __init__(self, queries: Sequence[Any], corpus: Sequence[Any], relevant: Sequence[Set[int]],
                  batch_size: int = 64, query_modality: Optional[str] = None, corpus_modality: Optional[str] = None,
@@ -120,8 +139,9 @@ class RetrievalEvaluator:
     def __call__(self, model) -> Dict[str, float]:
         qm = self.query_modality or model.sides.get("anchor")
         cm = self.corpus_modality or model.sides.get("positive")
-        q, c = _encode_all(model, [(self.queries, qm), (self.corpus, cm)], self.batch_size, self.show_progress)
-        return retrieval_metrics(q, c, self.relevant, self.ks)
+        q, c = _encode_all(model, [(self.queries, qm, "anchor"), (self.corpus, cm, "positive")], self.batch_size,
+                           self.show_progress)
+        return at_widths(lambda a, b: retrieval_metrics(a, b, self.relevant, self.ks), q, c, self.truncate_dims)
 
 
 def knn_votes(scores: torch.Tensor, neighbour_labels: torch.Tensor, num_classes: int,
@@ -162,6 +182,7 @@ class KNNEvaluator:
     """Leave-one-out kNN accuracy over labelled items (each item's neighbours exclude itself)."""
 
     show_progress = False  # the trainer sets it from the `progress` option: one bar per evaluation
+    truncate_dims: Sequence[int] = ()  # also report accuracy at these widths (fit sets matryoshka_dims)
 
     def __init__(self, items: Sequence[Any], labels: Sequence[Any], k: int = 5, batch_size: int = 64,
                  modality: Optional[str] = None, temperature: Optional[float] = None):
@@ -171,7 +192,10 @@ class KNNEvaluator:
         self.temperature = temperature
 
     def __call__(self, model) -> Dict[str, float]:
-        emb, = _encode_all(model, [(self.items, self.modality)], self.batch_size, self.show_progress)
+        emb, = _encode_all(model, [(self.items, self.modality, "anchor")], self.batch_size, self.show_progress)
+        return at_widths(lambda e, _: self._accuracy(e), emb, emb, self.truncate_dims)
+
+    def _accuracy(self, emb: torch.Tensor) -> Dict[str, float]:
         sim = emb @ emb.T
         sim.fill_diagonal_(-2.0)
         names = sorted(set(self.labels), key=repr)

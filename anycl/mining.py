@@ -118,8 +118,10 @@ def embedder(model, side: str, batch_size: int, precision: str = "fp32", bar=Non
     """
     if hasattr(model, "tower") and hasattr(model, "sides"):  # ContrastiveModel: advances the bar itself
         modality = model.sides.get(side, model.sides.get("anchor"))
+        prompt = model.prompt_for(side) if hasattr(model, "prompt_for") else None  # anycl.prompts
+        extra = {"prompt": prompt} if prompt else {}
         fn = lambda items: model.encode(items, modality=modality, batch_size=batch_size,  # noqa: E731
-                                        show_progress=bar)
+                                        show_progress=bar, **extra)
     else:
         if hasattr(model, "encode"):  # sentence-transformers (or alike)
             def plain(items):

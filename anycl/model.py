@@ -143,21 +143,171 @@ class ContrastiveModel(nn.Module):
             return p.device
         return torch.device("cpu")
 
+    # -- prompts, similarity, widths (sentence-transformers' names) -------------------------------------
+    @property
+    def prompts(self) -> Dict[str, str]:
+        """Prompt text by side (``anchor``, ``positive``, ``negative``), set by ``fit(prompts=...)``;
+        see :mod:`anycl.prompts`."""
+        return dict(self.__dict__.get("_prompts", {}))
+
+    @prompts.setter
+    def prompts(self, value: Optional[Mapping[str, str]]) -> None:
+        from .prompts import check_prompt_map, st_prompts
+
+        value = check_prompt_map(value)
+        for side in value:
+            if side in self.sides and self.tower(side).modality != "text":
+                raise ConfigError(f"prompts apply to text only; the {side} side is {self.tower(side).modality!r}")
+        self.__dict__["_prompts"] = value
+        for name, tower in self.towers.items():  # the sentence-transformers folders carry them too
+            st = getattr(tower.encoder, "st", None)
+            if st is not None and value:
+                st.prompts = st_prompts(value, [s for s, m in self.sides.items() if m == name])
+
+    def prompt_for(self, side: str) -> Optional[str]:
+        """The prompt of a side (``negative`` falls back to ``positive``); None without one."""
+        from .prompts import prompt_for
+
+        return prompt_for(self.prompts, side)
+
+    @property
+    def similarity_fn_name(self) -> str:
+        """``cosine`` (default), ``dot``, ``euclidean`` or ``manhattan``: what :meth:`similarity` computes."""
+        return self.__dict__.get("_similarity_fn_name", "cosine")
+
+    @similarity_fn_name.setter
+    def similarity_fn_name(self, value: str) -> None:
+        from .embedding_ops import SIMILARITY_FUNCTIONS
+
+        value = getattr(value, "value", value)
+        if value not in SIMILARITY_FUNCTIONS:
+            raise ConfigError(f"similarity_fn_name must be one of {list(SIMILARITY_FUNCTIONS)}, got {value!r}")
+        self.__dict__["_similarity_fn_name"] = value
+
+    def similarity(self, a, b) -> torch.Tensor:
+        """(N, M) similarities of two sets of embeddings with :attr:`similarity_fn_name`."""
+        from .embedding_ops import similarity
+
+        return similarity(a, b, self.similarity_fn_name)
+
+    def _default_modality(self) -> str:
+        return self.sides.get("anchor", self.modalities[0])
+
+    def embedding_width(self, modality: Optional[str] = None) -> Optional[int]:
+        """Width of what :meth:`encode` returns for a tower (before ``truncate_dim``)."""
+        tower = self.tower(modality or self._default_modality())
+        if tower.encode_with_head and tower.head is not None:
+            return int(tower.head.anycl_spec["out_dim"])
+        return tower.adapter.embedding_dim(tower.encoder)
+
+    def get_sentence_embedding_dimension(self, modality: Optional[str] = None) -> Optional[int]:
+        """The width of :meth:`encode`'s vectors (``truncate_dim`` applied when set on the model)."""
+        width = self.embedding_width(modality)
+        return min(width, self.truncate_dim) if self.truncate_dim and width else width
+
+    get_embedding_dimension = get_sentence_embedding_dimension
+
+    @property
+    def truncate_dim(self) -> Optional[int]:
+        """Default ``truncate_dim`` of :meth:`encode` (None: full width)."""
+        return self.__dict__.get("_truncate_dim")
+
+    @truncate_dim.setter
+    def truncate_dim(self, value: Optional[int]) -> None:
+        from .embedding_ops import check_truncate_dim
+
+        self.__dict__["_truncate_dim"] = check_truncate_dim(value, self.embedding_width())
+
+    def _text_tower(self) -> Tower:
+        for name in [self._default_modality(), *self.modalities]:
+            if self.towers[name].modality == "text":
+                return self.towers[name]
+        raise ConfigError(f"this model has no text tower (modalities {self.modalities}); max_seq_length is text's")
+
+    @property
+    def max_seq_length(self) -> int:
+        """The text tower's maximum length in tokens (longer texts are truncated); settable."""
+        return int(self._text_tower().encoder.st.max_seq_length)
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        tower = self._text_tower()
+        if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+            raise ConfigError(f"max_seq_length must be an int >= 2, got {value!r}")
+        tower.encoder.st.max_seq_length = value
+        tower.adapter.max_seq_length = value
+        tower.adapter.options["max_seq_length"] = value
+
+    # -- encode ----------------------------------------------------------------------------------------
+    def encode_query(self, items: Any, **kwargs):
+        """:meth:`encode` with the anchor side's tower and prompt (its ``query`` prompt when named so)."""
+        return self._encode_side(items, "anchor", "query", kwargs)
+
+    def encode_document(self, items: Any, **kwargs):
+        """:meth:`encode` with the positive side's tower and prompt (its ``document`` prompt when named so)."""
+        return self._encode_side(items, "positive", "document", kwargs)
+
+    def _encode_side(self, items, side: str, st_name: str, kwargs):
+        kwargs.setdefault("modality", self.sides.get(side, self._default_modality()))
+        if kwargs.get("prompt") is None and kwargs.get("prompt_name") is None:
+            kwargs["prompt"] = self.prompts.get(st_name, self.prompt_for(side))
+        return self.encode(items, **kwargs)
+
     @torch.no_grad()
-    def encode(self, items: Sequence[Any], modality: Optional[str] = None, batch_size: int = 64,
-               normalize: bool = True, device: Optional[str] = None, show_progress: bool = False,
-               use_head: Optional[bool] = None) -> torch.Tensor:
-        """Embed raw items: (N, D) float32 tensor on the CPU, L2-normalised unless ``normalize=False``.
+    def encode(self, items: Any, modality: Optional[str] = None, batch_size: int = 64,
+               normalize: bool = True, device: Optional[str] = None, show_progress: Any = False,
+               use_head: Optional[bool] = None, *, prompt_name: Optional[str] = None, prompt: Optional[str] = None,
+               truncate_dim: Optional[int] = None, precision: str = "float32",
+               convert_to_numpy: Optional[bool] = None, convert_to_tensor: Optional[bool] = None,
+               normalize_embeddings: Optional[bool] = None, show_progress_bar: Optional[bool] = None,
+               quantization_ranges=None, calibration_embeddings=None):
+        """Embed raw items: an (N, D) float32 tensor on the CPU, L2-normalised unless ``normalize=False``;
+        a single string gives one (D,) vector.
 
         ``modality`` picks the tower when the model has several (default: the anchor side's).
         Deterministic: evaluation views, dropout off, the same items give the same embeddings.
         ``show_progress``: True for a progress bar (items/s, ETA), or a tqdm bar to advance.
+
+        sentence-transformers' options work too: ``normalize_embeddings`` and ``show_progress_bar``
+        (aliases of ``normalize`` / ``show_progress``), ``prompt_name`` (a key of :attr:`prompts`) or
+        ``prompt`` (text put before every item; wins over ``prompt_name``), ``truncate_dim`` (the
+        first D dimensions, re-normalised), ``precision`` (``float32``, ``int8``, ``uint8``,
+        ``binary``, ``ubinary``: :mod:`anycl.quantization`; int8/uint8 ranges from
+        ``quantization_ranges`` (2, D), else ``calibration_embeddings``, else these embeddings),
+        ``convert_to_numpy=True`` for a NumPy array, ``convert_to_tensor=True`` for a tensor.
         """
-        if isinstance(items, (str, bytes)) or not hasattr(items, "__len__"):
-            items = [items] if isinstance(items, (str, bytes)) else list(items)
-        tower = self.tower(modality or self.sides.get("anchor", self.modalities[0]))
-        adapter = tower.adapter
+        from .embedding_ops import check_truncate_dim, finish, resolve_alias
+        from .quantization import check_precision
+
+        normalize = resolve_alias(normalize, True, normalize_embeddings, "normalize", "normalize_embeddings")
+        show_progress = resolve_alias(show_progress, False, show_progress_bar, "show_progress", "show_progress_bar")
+        check_precision(precision)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+        single = isinstance(items, (str, bytes))
+        if single or not hasattr(items, "__len__"):
+            items = [items] if single else list(items)
+        modality = modality or self._default_modality()
+        tower = self.tower(modality)
         with_head = tower.encode_with_head if use_head is None else (use_head and tower.head is not None)
+        width = self.embedding_width(modality) if with_head == tower.encode_with_head else None
+        truncate_dim = check_truncate_dim(truncate_dim if truncate_dim is not None else self.truncate_dim, width)
+        if prompt is None and prompt_name is not None:
+            if prompt_name not in self.prompts:
+                raise ConfigError(f"prompt_name {prompt_name!r} is not one of this model's prompts "
+                                  f"{sorted(self.prompts) or '(none: train with fit(prompts=...))'}")
+            prompt = self.prompts[prompt_name]
+        if prompt and not getattr(tower.adapter, "supports_prompts", False):
+            raise ConfigError(f"prompts apply to text only; the {tower.modality!r} tower takes none")
+        emb = self._embed(items, tower, batch_size, with_head, device, show_progress, prompt or None)
+        return finish(emb, normalize=normalize, truncate_dim=truncate_dim, precision=precision,
+                      quantization_ranges=quantization_ranges, calibration_embeddings=calibration_embeddings,
+                      convert_to_numpy=convert_to_numpy, convert_to_tensor=convert_to_tensor, single=single)
+
+    def _embed(self, items: Sequence[Any], tower: Tower, batch_size: int, with_head: bool, device,
+               show_progress, prompt: Optional[str]) -> torch.Tensor:
+        """(N, D) float32 tower outputs of raw items, in order, on the CPU."""
+        adapter = tower.adapter
         dev = torch.device(device) if device else self.device
         was_training = self.training
         self.eval()
@@ -169,6 +319,7 @@ class ContrastiveModel(nn.Module):
         order = sorted(range(len(items)), key=lambda i: -len(items[i])) if by_length else range(len(items))
         from .batching import to_device
 
+        extra = {"prompt": prompt} if prompt else {}
         # show_progress: True (a bar of its own) or an enclosing phase's tqdm bar to advance
         with phase_bar(show_progress, len(items), f"encode ({tower.modality})") as bar:
             try:
@@ -177,11 +328,8 @@ class ContrastiveModel(nn.Module):
                     for i in order[start:start + batch_size]:
                         adapter.validate(items[i], f"item {i}")
                         views.append(adapter.eval_view(adapter.load(items[i])))
-                    feats = to_device(adapter.collate(views), dev)
-                    emb = tower(feats, train=False, use_head=with_head).float()
-                    if normalize:
-                        emb = F.normalize(emb, dim=-1)
-                    out.append(emb.cpu())
+                    feats = to_device(adapter.collate(views, **extra), dev)
+                    out.append(tower(feats, train=False, use_head=with_head).float().cpu())
                     if bar is not None:
                         bar.update(len(views))
             finally:
@@ -213,6 +361,8 @@ class ContrastiveModel(nn.Module):
                 for name, t in self.towers.items()
             },
             "info": self.info,
+            "prompts": self.prompts,
+            "similarity_fn_name": self.similarity_fn_name,
         }
 
     def save(self, path: str, overwrite: bool = False) -> str:
@@ -390,6 +540,8 @@ def load(path: str, encoders: Optional[Mapping[str, nn.Module]] = None, device: 
             head.load_state_dict({k[len(prefix):]: v for k, v in heads_state.items() if k.startswith(prefix)})
         towers[name] = Tower(adapter, encoder, head, tcfg.get("encode_with_head", False))
     model = ContrastiveModel(towers, config["sides"], config.get("info"))
+    model.prompts = config.get("prompts") or {}
+    model.similarity_fn_name = config.get("similarity_fn_name", "cosine")
     model.eval()
     if device:
         model.to(device)

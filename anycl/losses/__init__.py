@@ -17,6 +17,7 @@ from . import queue as _queue  # noqa: F401  (moco)
 from .barlow import BarlowTwins
 from .dcl import DCL, WeightedDCL
 from .infonce import InfoNCE, NTXent2N, info_nce
+from .matryoshka import MatryoshkaLoss
 from .negative_free import BYOL, SimSiam
 from .queue import MemoryQueue, QueueLoss
 from .siglip import SigLIP
@@ -26,4 +27,4 @@ from .vicreg import VICReg
 
 __all__ = ["LOSSES", "ContrastiveLoss", "FunctionLoss", "get", "names", "register", "InfoNCE", "NTXent2N",
            "info_nce", "TripletMargin", "DCL", "WeightedDCL", "SupCon", "SigLIP", "BYOL", "SimSiam", "VICReg",
-           "BarlowTwins", "MemoryQueue", "QueueLoss"]
+           "BarlowTwins", "MemoryQueue", "QueueLoss", "MatryoshkaLoss"]
