@@ -250,8 +250,9 @@ def cmd_embed(args, extra: List[str]) -> int:
     src, rows = _rows(args.data, columns, args.split, model)
     items = rows.column("anchor")
     ids = _ids(args, src, rows)
-    emb = model.encode(items, modality=args.modality, batch_size=args.batch_size,
-                       show_progress=not args.quiet).numpy().astype(np.float32)
+    emb = model.encode(items, modality=args.modality, batch_size=args.batch_size, show_progress=not args.quiet,
+                       precision=args.precision, truncate_dim=args.truncate_dim, prompt_name=args.prompt_name,
+                       convert_to_numpy=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".npy":
         np.save(out, emb)
@@ -458,6 +459,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modality", help="the tower to embed with, for a model with several")
     p.add_argument("--split", help="the split of a Hugging Face dataset")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--precision", choices=("float32", "int8", "uint8", "binary", "ubinary"), default="float32",
+                   help="quantise the embeddings (int8/uint8: per-dimension ranges of these items; binary/ubinary: "
+                        "sign bits, 8 per byte) (default float32)")
+    p.add_argument("--truncate-dim", type=int, metavar="D",
+                   help="keep the first D dimensions, re-normalised (Matryoshka models)")
+    p.add_argument("--prompt-name", metavar="NAME",
+                   help="put one of the model's prompts before every item, e.g. anchor or positive")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     _common(p)
     p.set_defaults(func=cmd_embed)

@@ -184,7 +184,20 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out-dir", default="benchmarks/results")
     ap.add_argument("--smoke", action="store_true", help="a 300-document corpus, to check the script runs")
+    ap.add_argument("--report-only", metavar="COMMAND",
+                    help="write the .md files from the seeds finished in <out-dir>/matryoshka.json (a run cut "
+                         "short), quoting COMMAND as the command that measured them")
+    ap.add_argument("--load-note", default="", help="with --report-only: the load readings to quote")
     a = ap.parse_args()
+    if a.report_only:
+        out = Path(a.out_dir)
+        res = json.loads((out / "matryoshka.json").read_text())
+        when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        loads = [a.load_note or "(not recorded)", load_line()]
+        write_matryoshka(res, res["config"], a.report_only, out / "matryoshka.md", loads, when)
+        res["quantization"]["n_train"] = res["n_train"]
+        write_quantization(res["quantization"], res["config"], a.report_only, out / "quantization.md", loads, when)
+        return
     import torch
 
     torch.set_num_threads(a.threads)
