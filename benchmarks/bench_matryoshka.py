@@ -172,9 +172,10 @@ def write_quantization(q, cfg, argv, path, loads, when):
     Path(path).write_text("\n".join(lines))
 
 
-def main():
+def common_parser(seeds: str) -> argparse.ArgumentParser:
+    """The data and training flags shared with ``bench_prompts.py``."""
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--seeds", default=seeds)
     ap.add_argument("--train", type=int, default=2000)
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--batch-size", type=int, default=64)
@@ -182,6 +183,11 @@ def main():
     ap.add_argument("--max-seq-length", type=int, default=64)
     ap.add_argument("--data-seed", type=int, default=12)
     ap.add_argument("--threads", type=int, default=2)
+    return ap
+
+
+def main():
+    ap = common_parser("0,1,2")
     ap.add_argument("--out-dir", default="benchmarks/results")
     ap.add_argument("--smoke", action="store_true", help="a 300-document corpus, to check the script runs")
     ap.add_argument("--report-only", metavar="COMMAND",

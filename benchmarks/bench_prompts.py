@@ -9,7 +9,6 @@ Usage: PYTHONPATH=. python benchmarks/bench_prompts.py [--seeds 0] [--train 2000
 """
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import shlex
@@ -17,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_matryoshka import embed, fit, fmt, load_line, metrics_at  # noqa: E402
+from bench_matryoshka import common_parser, embed, fit, fmt, load_line, metrics_at  # noqa: E402
 from bench_text_retrieval import build_data  # noqa: E402
 
 PROMPTS = {"anchor": "query: ", "positive": "passage: "}
@@ -29,15 +28,7 @@ RUNS = {
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seeds", default="0")
-    ap.add_argument("--train", type=int, default=2000)
-    ap.add_argument("--queries", type=int, default=1000)
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=5e-5)
-    ap.add_argument("--max-seq-length", type=int, default=64)
-    ap.add_argument("--data-seed", type=int, default=12)
-    ap.add_argument("--threads", type=int, default=2)
+    ap = common_parser("0")
     ap.add_argument("--out", default="benchmarks/results/prompts.md")
     a = ap.parse_args()
     import torch
