@@ -158,10 +158,11 @@ class ContrastiveModel(nn.Module):
         for side in value:
             if side in self.sides and self.tower(side).modality != "text":
                 raise ConfigError(f"prompts apply to text only; the {side} side is {self.tower(side).modality!r}")
+        had = bool(self.__dict__.get("_prompts"))
         self.__dict__["_prompts"] = value
         for name, tower in self.towers.items():  # the sentence-transformers folders carry them too
             st = getattr(tower.encoder, "st", None)
-            if st is not None and value:
+            if st is not None and (value or had):  # a base model's own prompts stay until anycl sets some
                 st.prompts = st_prompts(value, [s for s, m in self.sides.items() if m == name])
 
     def prompt_for(self, side: str) -> Optional[str]:
