@@ -289,7 +289,12 @@ def cmd_fit(args, extra: List[str]) -> int:
         config["progress"] = False
     out = config["output_dir"]
     t0 = time.perf_counter()
-    model = fit(dataset, modality=modality, loss=loss, **config)
+    import shlex
+
+    from .card import command
+
+    with command("anycl " + shlex.join(getattr(args, "argv", []) or [])):  # shown in the model card
+        model = fit(dataset, modality=modality, loss=loss, **config)
     info = model.info
     print(f"trained {info.get('steps')} steps on {info.get('train_rows') or 'streamed'} rows in "
           f"{time.perf_counter() - t0:.0f} s")
@@ -635,6 +640,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if extra and not getattr(args, "takes_extra", False):
             raise UsageError(f"unrecognised arguments: {' '.join(extra)} (see {command} --help)")
         _setup_logging(args.verbose, args.quiet)
+        args.argv = argv
         return args.func(args, extra)
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
