@@ -198,7 +198,8 @@ def write_report(output_dir: str, model=None, trainer=None, rows=None, config: O
     threshold = getattr(watch, "threshold", 0.1)
     relative = getattr(watch, "relative", 0.2)
     every = getattr(getattr(trainer, "args", None), "log_every", None)
-    logged = f"logged every {every} steps (and at step 1)" if every else "logged steps"
+    logged = ("logged at every step" if every == 1 else f"logged every {every} steps (and at step 1)" if every
+              else "logged steps")
     made = [
         ("Training loss", line_figure(figdir / "loss.png", history, ["loss"], "loss"),
          f"Mean loss over the steps since the previous point; {logged}, the same points as TensorBoard."),
@@ -215,7 +216,7 @@ def write_report(output_dir: str, model=None, trainer=None, rows=None, config: O
         ("Collapse watch", collapse_figure(figdir / "collapse.png", history, threshold, relative),
          f"Spread (0 = every input gives one embedding, 1 = spread over the sphere; warning below {threshold:g}), "
          "alignment (distance of positive pairs; random pairs give 2) and uniformity (0 = collapsed) of each "
-         "logged batch, on fixed axes; shaded bands are healthy."),
+         "logged batch, on fixed axes; shaded bands are healthy, dashed lines the warning and reference levels."),
     ]
     if model is not None and rows is not None:
         try:

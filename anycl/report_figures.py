@@ -31,6 +31,11 @@ def series(history: Sequence[Mapping[str, Any]], key: str):
 
 
 def _save(fig, path: Path) -> Path:
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in fig.axes:
+        if ax.get_xlabel().endswith("step"):  # steps are whole numbers
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     _plt().close(fig)
@@ -72,7 +77,9 @@ def eval_figure(path: Path, eval_history, metrics: Sequence[str]) -> Optional[Pa
         if not xs:
             continue
         c = COLOURS[i % len(COLOURS)]
-        ax.plot(xs, ys, color=c, marker="o", markersize=4, linewidth=1.5, label=k)
+        # distinct markers, dashes and widths: metrics with equal values stay visible on top of each other
+        ax.plot(xs, ys, color=c, marker="osD^vP*X"[i % 8], markersize=7 - 0.6 * (i % 6),
+                linestyle=["-", "--", "-.", ":"][i % 4], linewidth=max(0.8, 3.0 - 0.45 * (i % 6)), label=k)
         if xs[0] == 0:
             ax.axhline(ys[0], color=c, linestyle=":", linewidth=1, alpha=0.8)
             ax.plot([0], [ys[0]], marker="o", markersize=9, markerfacecolor="white", markeredgecolor=c, zorder=3)
@@ -120,7 +127,6 @@ def collapse_figure(path: Path, history, threshold: float = 0.1, relative: float
             ax.set_ylim(-4.2, 0.2)
             ax.axhline(0, color="tab:red", linestyle="--", linewidth=1, label="collapsed (0)")
             ax.axhline(-4, color="0.4", linestyle=":", linewidth=1, label="uniform (−4)")
-            ax.axhspan(-4.2, 0, color="tab:green", alpha=0.04)
             ax.set_ylabel("log E e^(−2‖x − y‖²)")
         ax.set_xlabel(f"{k}: optimiser step", fontsize=8)
         ax.tick_params(labelsize=7)

@@ -93,9 +93,9 @@ def write_report(results, cfg, out, argv, total_s, load_line, params):
     lines = ["# LoRA vs full fine-tuning (FOLDOC text retrieval)", "",
              f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Machine: "
              f"{platform.machine()}, {os.cpu_count()} CPU cores, torch threads {cfg['threads']}, CPU only.", "",
-             f"Load: `{load_line}` (measured before the runs). The machine was shared with other jobs; speed and "
-             "memory readings are from that shared machine (memory is per process and not affected by other "
-             "processes; train seconds are void as speed numbers).", "",
+             "Load before the runs (`/work/shared/tools/idle-check`):", "", "```", load_line, "```", "",
+             "Train seconds are void as speed numbers when the machine was busy; peak memory is per process and "
+             "quality does not depend on the load.", "",
              f"Command: `PYTHONPATH=. nice -n 5 python benchmarks/bench_lora.py {argv}` (total {total_s / 60:.1f} min)",
              "",
              f"Data: `bench_text_retrieval.build_data({cfg['train']}, {cfg['queries']}, seed={cfg['data_seed']})` — "

@@ -97,7 +97,8 @@ def main():
         f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Machine: {platform.machine()}, "
         f"{os.cpu_count()} CPU cores; torch {torch.__version__}, onnxruntime {onnxruntime.__version__}; "
         f"{a.threads} threads each.", "",
-        f"Load before: `{before}`", "", f"Load after: `{after}`", "",
+        "Load before (`/work/shared/tools/idle-check`):", "", "```", before, "```", "", "Load after:", "", "```",
+        after, "```", "",
         f"Command: `PYTHONPATH=. nice -n 5 python benchmarks/bench_onnx.py {shlex.join(sys.argv[1:])}`", "",
         f"Model: all-MiniLM-L6-v2 (packaged), exported with `model.export_onnx` (opset 17, {export_s:.0f} s). "
         f"Inputs: {len(texts)} texts from `examples/data/pydoc_*.csv` (anchors and positives), sorted by length, "

@@ -469,7 +469,7 @@ CHROMIUM = "/usr/bin/chromium"
 def _chromium_console(url, tmp_path):
     args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-            "--enable-logging=stderr", "--v=0", "--window-size=1000,2000",
+            "--enable-logging=stderr", "--v=0", "--window-size=1000,7000",
             f"--screenshot={tmp_path / 'shot.png'}", url]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
     console = [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln or "Uncaught" in ln]
@@ -489,6 +489,9 @@ def test_report_page_opens_in_headless_chromium_without_console_errors(fitted, t
     assert console == []
     shot = np.asarray(Image.open(tmp_path / "shot.png").convert("L"))
     assert shot.std() > 10  # the page rendered (text and figures), not a blank screen
+    # the figures are drawn down the page: every 1000-pixel band of the first 4000 holds ink
+    for top in range(0, 4000, 1000):
+        assert (shot[top:top + 1000] < 128).mean() > 0.002, top
 
 
 @pytest.mark.slow
