@@ -159,6 +159,10 @@ FIT_FLAG_DOCS: Dict[str, tuple] = {
     "keep_checkpoints": ("N|none", "2"),
     "peft": ("JSON", "off (full fine-tuning)"),
     "freeze": ("MODALITY|JSON", "none"),
+    "guide": ("start|NAME|PATH", "off"),
+    "guide_margin": ("M", "0"),
+    "guide_margin_strategy": ("absolute|relative", "absolute"),
+    "sep": ("SEP", "',' for .csv, tab for .tsv, or sniffed when clearly ';', tab or '|'"),
 }
 # Python objects a shell cannot give: refused on the command line, and not listed in --help
 HIDDEN_FIT_OPTIONS = ("encoder", "callbacks")
