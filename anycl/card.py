@@ -174,7 +174,9 @@ def model_card(model, folder: str, kind: str = "anycl", modality: Optional[str] 
     if info.get("peft"):
         trained.append(f"**LoRA:** {info['peft']}")
     out += ["## Training", ""]
-    out += [t + "  " for t in trained] if trained else ["This model was not trained by `anycl.fit` (no training record)."]
+    if not cfg and info.get("steps") is None:
+        trained.append("This model was not trained by `anycl.fit` (no training record).")
+    out += [t + "  " for t in trained]
     out += ["", "## Results", ""] + _results(info) + ["## Load it", ""] + _load_code(model, folder, kind, modality)
     if cfg:
         cmd = info.get("command")
