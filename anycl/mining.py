@@ -476,7 +476,8 @@ def mine_hard_negatives(model, rows_or_pairs, corpus: Optional[Sequence[Any]] = 
         for j, d in enumerate(negs):
             row[f"negative_{j + 1}"] = docs[d]
         out.append(row)
-    if verbose:
+    if verbose:  # printed, or logged: not both (a CLI shows the log too)
         print(stats)
-    log.info("%s", stats)
+    else:
+        log.info("%s", stats)
     return out, stats

@@ -346,6 +346,13 @@ class ContrastiveModel(nn.Module):
 
         return export_sentence_transformers(self, path, modality)
 
+    def export_onnx(self, path: str, modality: Optional[str] = None, **options) -> str:
+        """Write one tower as ONNX (``model.onnx`` + inputs description + card) into folder ``path``; see
+        :mod:`anycl.onnx_export`. Returns the ``.onnx`` file's path."""
+        from .onnx_export import export_onnx
+
+        return export_onnx(self, path, modality, **options)
+
     # ------------------------------------------------------------------------------------------------
     def config(self) -> Dict[str, Any]:
         return {
@@ -440,7 +447,12 @@ class ContrastiveModel(nn.Module):
         for name, t in self.towers.items():
             sub = tmp / "towers" / name
             sub.mkdir(parents=True)
-            config["towers"][name]["encoder"] = t.adapter.save_encoder(t.encoder, str(sub))
+            if getattr(t, "lora", None) is not None:  # unmerged LoRA: base weights + adapter (anycl.lora)
+                from .lora import save_tower
+
+                config["towers"][name]["encoder"] = save_tower(t, str(sub))
+            else:
+                config["towers"][name]["encoder"] = t.adapter.save_encoder(t.encoder, str(sub))
             if t.head is not None:
                 for k, v in t.head.state_dict().items():
                     heads[f"{name}.{k}"] = v.detach().contiguous().cpu()
@@ -540,6 +552,10 @@ def load(path: str, encoders: Optional[Mapping[str, nn.Module]] = None, device: 
             prefix = f"{name}."
             head.load_state_dict({k[len(prefix):]: v for k, v in heads_state.items() if k.startswith(prefix)})
         towers[name] = Tower(adapter, encoder, head, tcfg.get("encode_with_head", False))
+        if (Path(sub) / "lora").is_dir():  # a LoRA adapter saved unmerged (anycl.lora)
+            from .lora import load_tower_adapter
+
+            load_tower_adapter(towers[name], sub)
     model = ContrastiveModel(towers, config["sides"], config.get("info"))
     model.prompts = config.get("prompts") or {}
     model.similarity_fn_name = config.get("similarity_fn_name", "cosine")

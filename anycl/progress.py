@@ -25,3 +25,26 @@ def phase_bar(show, total: int, desc: str):
         yield bar
     finally:
         bar.close()
+
+
+@contextmanager
+def quiet_library_bars():
+    """Hide transformers' own bars ("Loading weights", "Writing model shards") and huggingface_hub's
+    while the block runs, unless anycl's logger is at DEBUG (verbose); the previous setting comes back."""
+    import logging
+
+    if logging.getLogger("anycl").isEnabledFor(logging.DEBUG):
+        yield
+        return
+    try:
+        from transformers.utils import logging as tlog
+    except ImportError:  # pragma: no cover - a dependency
+        yield
+        return
+    was = tlog.is_progress_bar_enabled()
+    tlog.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            tlog.enable_progress_bar()

@@ -4,240 +4,123 @@
 
 - ``report/loss.png`` — training loss over steps (plus any extra terms a loss returns, in ``terms.png``);
 - ``report/lr.png`` — the learning rate over steps;
-- ``report/eval.png`` — evaluation metrics over steps (when ``eval_dataset`` was given);
-- ``report/collapse.png`` — collapse-watch measures (:mod:`anycl.collapse`: embedding std and spread,
-  alignment, uniformity), one panel each, when the collapse watch ran (on by default in ``fit``);
-- ``report/embeddings.png`` — a 2-D map (PCA, or t-SNE) of the embeddings of a sample of training items,
-  coloured by label when the data has labels (else anchors and positives in two colours);
+- ``report/eval.png`` — each evaluation metric over steps, from the evaluation before training (step 0,
+  the baseline, marked) to the last (when ``eval_dataset`` was given);
+- ``report/similarity.png`` — mean cosine similarity of anchors to their positives and to their hardest
+  in-batch negatives over training (the gap contrastive learning opens);
+- ``report/collapse.png`` — the collapse watch (:mod:`anycl.collapse`): spread, alignment, uniformity on
+  fixed axes, healthy ranges shaded, the warning threshold drawn;
+- ``report/embeddings.png`` — with labels, a 2-D map (PCA, or t-SNE) of a sample of training items
+  coloured by label; with pairs, a histogram of positive-pair vs random-pair similarities;
+- retrieval examples (text pairs): a few queries with their top hits before and after training;
+- ``report/data.json`` — every plotted point (the same steps TensorBoard got);
 - ``report.html`` — all of the above inlined (base64), with the run's config and final metrics.
 
-Each figure is ``FIGSIZE`` inches at ``DPI`` (800 × 450 pixels). Matplotlib runs on the Agg backend
-(no display needed). While training runs, the same curves are in TensorBoard
-(``tensorboard --logdir <output_dir>/logs``).
+Every logged step goes to the trackers (TensorBoard) and the report alike: ``log_every`` (default about
+100 points per run) sets both.
 """
 from __future__ import annotations
 
 import base64
 import html
+import json
 import logging
-import random
-import re
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from .report_figures import (DPI, FIGSIZE, collapse_figure, eval_figure, label_map, line_figure, pair_histogram,
+                             project_2d, sample_rows, similarity_figure)
+
+__all__ = ["write_report", "render_html", "project_2d", "FIGSIZE", "DPI", "REPORT_HTML", "FIGURE_DIR"]
+
 log = logging.getLogger("anycl")
 
-FIGSIZE = (8.0, 4.5)
-DPI = 100
 REPORT_HTML = "report.html"
 FIGURE_DIR = "report"
 BASE_KEYS = ("step", "loss", "lr", "items_per_s", "epoch")
-COLLAPSE = re.compile(r"(collapse|std|spread|align|uniform|rank)", re.I)
-
-
-class StepRecorder:
-    """Callback that keeps every optimiser step's logged values (``fit`` adds one when it has an
-    ``output_dir``), so the report's curves have a point per step whatever ``log_every`` is. The loss at a
-    step is the mean over the steps since the last logged one, as in the progress bar."""
-
-    def __init__(self):
-        self.records: List[Dict[str, Any]] = []
-
-    def on_step_end(self, trainer, step: int, logs: Mapping[str, Any]) -> None:
-        self.records.append({"step": step, **{k: v for k, v in logs.items() if isinstance(v, (int, float))}})
 
 
 def _curves(trainer) -> List[Dict[str, Any]]:
-    """Per-step records when a StepRecorder ran (else the trainer's logged history), merged with the
-    trainer's history and the collapse watch's measures (as ``collapse/<name>``), each at its step."""
+    """The trainer's logged points merged with the collapse watch's measures, by step."""
     from .collapse import CollapseWatch
 
-    callbacks = list(getattr(trainer, "callbacks", []) or [])
-    history = list(getattr(trainer, "history", []) or [])
-    steps = next((cb.records for cb in callbacks if isinstance(cb, StepRecorder)), None)
-    merged: Dict[int, Dict[str, Any]] = {r["step"]: dict(r) for r in (steps or history) if "step" in r}
-    extra = [h for h in history if "step" in h] if steps else []
-    for cb in callbacks:
+    merged: Dict[int, Dict[str, Any]] = {}
+    for h in list(getattr(trainer, "history", []) or []):
+        if "step" in h:
+            merged.setdefault(h["step"], {"step": h["step"]}).update(h)
+    for cb in list(getattr(trainer, "callbacks", []) or []):
         if isinstance(cb, CollapseWatch):
-            extra += [{"step": h["step"], **{f"collapse/{k}": v for k, v in h.items() if k != "step"}}
-                      for h in cb.history if "step" in h]
-    for h in extra:
-        row = merged.setdefault(h["step"], {"step": h["step"]})
-        row.update({k: v for k, v in h.items() if k not in row})
+            for h in cb.history:
+                merged.setdefault(h["step"], {"step": h["step"]}).update(h)
     return [merged[k] for k in sorted(merged)]
 
 
-def _plt():
-    import matplotlib
+def _watch(trainer):
+    from .collapse import CollapseWatch
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _series(history: Sequence[Mapping[str, Any]], key: str):
-    pts = [(h["step"], h[key]) for h in history if isinstance(h.get(key), (int, float)) and "step" in h]
-    return [p[0] for p in pts], [p[1] for p in pts]
-
-
-def _line_figure(path: Path, history: Sequence[Mapping[str, Any]], keys: Sequence[str], title: str, ylabel: str,
-                 log_y: bool = False) -> Optional[Path]:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
-    drawn = 0
-    for k in keys:
-        xs, ys = _series(history, k)
-        if not xs:
-            continue
-        ax.plot(xs, ys, marker="o" if len(xs) < 20 else None, markersize=3, label=k)
-        drawn += 1
-    if not drawn:
-        plt.close(fig)
-        return None
-    ax.set_title(title)
-    ax.set_xlabel("step")
-    ax.set_ylabel(ylabel)
-    if log_y:
-        ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    if drawn > 1:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
-
-
-def _panel_figure(path: Path, history: Sequence[Mapping[str, Any]], keys: Sequence[str], title: str) -> Optional[Path]:
-    """One small panel per measure (their scales differ), in a grid of up to 2 columns."""
-    keys = [k for k in keys if _series(history, k)[0]]
-    if not keys:
-        return None
-    plt = _plt()
-    cols = 1 if len(keys) == 1 else 2
-    rows = (len(keys) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=FIGSIZE, dpi=DPI, squeeze=False)
-    for ax, k in zip(axes.flat, keys):
-        xs, ys = _series(history, k)
-        ax.plot(xs, ys, marker="o" if len(xs) < 20 else None, markersize=3)
-        ax.set_title(k, fontsize=9)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(keys):]:
-        ax.axis("off")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
-
-
-def _sample_rows(rows, n: int, seed: int) -> List[dict]:
-    if rows is None:
-        return []
-    if rows.streaming:
-        out = []
-        for r in rows:
-            out.append(r)
-            if len(out) >= n:
-                break
-        return out
-    idx = list(range(len(rows)))
-    if len(idx) > n:
-        idx = sorted(random.Random(seed).sample(idx, n))
-    return [rows[i] for i in idx]
-
-
-def project_2d(emb, method: str = "pca", seed: int = 0):
-    """(N, D) embeddings → (N, 2) with scikit-learn's PCA or t-SNE."""
-    import numpy as np
-
-    x = np.asarray(emb, dtype=np.float64)
-    if x.shape[0] < 3:
-        return np.zeros((x.shape[0], 2))
-    if method == "tsne":
-        from sklearn.manifold import TSNE
-
-        return TSNE(n_components=2, perplexity=min(30.0, (x.shape[0] - 1) / 3), init="pca",
-                    random_state=seed).fit_transform(x)
-    if method != "pca":
-        from .errors import ConfigError
-
-        raise ConfigError(f"the embedding map's method must be 'pca' or 'tsne', got {method!r}")
-    from sklearn.decomposition import PCA
-
-    return PCA(n_components=2, random_state=seed).fit_transform(x)
-
-
-def embedding_map(path: Path, model, rows, sample: int = 500, method: str = "pca", seed: int = 0) -> Optional[Path]:
-    """Draw the 2-D map of a sample of ``rows`` embedded by ``model``; None when there is nothing to draw."""
-    picked = _sample_rows(rows, sample, seed)
-    if len(picked) < 3:
-        return None
-    plt = _plt()
-    anchors = [r["anchor"] for r in picked]
-    emb = model.encode(anchors, modality=model.sides.get("anchor"))
-    fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
-    if "label" in picked[0]:
-        labels = [r["label"] for r in picked]
-        xy = project_2d(emb, method, seed)
-        names = sorted(set(labels), key=repr)
-        cmap = plt.get_cmap("tab10" if len(names) <= 10 else "viridis")
-        for i, name in enumerate(names):
-            sel = [j for j, y in enumerate(labels) if y == name]
-            colour = cmap(i if len(names) <= 10 else i / max(1, len(names) - 1))
-            ax.scatter(xy[sel, 0], xy[sel, 1], s=12, color=colour, label=str(name) if len(names) <= 10 else None)
-        if len(names) <= 10:
-            ax.legend(fontsize=8, title="label", loc="best")
-        title = f"{len(picked)} items coloured by label ({len(names)} labels)"
-    elif "positive" in picked[0]:
-        import torch
-
-        pos = model.encode([r["positive"] for r in picked], modality=model.sides.get("positive"))
-        xy = project_2d(torch.cat([emb, pos]), method, seed)
-        n = len(picked)
-        for j in range(n):
-            ax.plot([xy[j, 0], xy[n + j, 0]], [xy[j, 1], xy[n + j, 1]], color="0.8", linewidth=0.5, zorder=1)
-        ax.scatter(xy[:n, 0], xy[:n, 1], s=12, color="tab:blue", label="anchor", zorder=2)
-        ax.scatter(xy[n:, 0], xy[n:, 1], s=12, color="tab:orange", label="positive", zorder=2)
-        ax.legend(fontsize=8)
-        title = f"{n} pairs: anchors and their positives (grey lines join a pair)"
-    else:
-        xy = project_2d(emb, method, seed)
-        ax.scatter(xy[:, 0], xy[:, 1], s=12, color="tab:blue")
-        title = f"{len(picked)} items"
-    ax.set_title(f"Embeddings, {method.upper()}: {title}", fontsize=10)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+    return next((cb for cb in (getattr(trainer, "callbacks", []) or []) if isinstance(cb, CollapseWatch)), None)
 
 
 def _img(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(alt)}</figcaption></figure>'
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _table(metrics: Mapping[str, Any]) -> str:
-    rows = "".join(
-        f"<tr><td>{html.escape(str(k))}</td><td>{v:.4f}</td></tr>" if isinstance(v, float)
-        else f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
-        for k, v in metrics.items())
-    return f"<table><tr><th>metric</th><th>value</th></tr>{rows}</table>"
+def _fmt(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else html.escape(str(v))
+
+
+def _metrics_table(final: Mapping[str, Any], baseline: Optional[Mapping[str, Any]]) -> str:
+    keys = [k for k in final if k != "step"]
+    if baseline:
+        head = "<tr><th>metric</th><th>before training</th><th>after</th><th>change</th></tr>"
+        rows = "".join(
+            f"<tr><td>{html.escape(k)}</td><td>{_fmt(baseline.get(k, '–'))}</td><td>{_fmt(final[k])}</td><td>"
+            + (f"{final[k] - baseline[k]:+.4f}" if isinstance(baseline.get(k), (int, float))
+               and isinstance(final[k], (int, float)) else "–") + "</td></tr>" for k in keys)
+    else:
+        head = "<tr><th>metric</th><th>value</th></tr>"
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(final[k])}</td></tr>" for k in keys)
+    return f"<table>{head}{rows}</table>"
+
+
+def _examples_html(examples) -> str:
+    if examples is None or not examples.hits:
+        return ""
+    labels = [x for x in ("before", "after") if x in examples.hits]
+    parts = ["<h2>Retrieval examples</h2>",
+             f"<p class=note>Top {examples.k} of {len(examples.corpus)} documents for {len(examples.queries)} "
+             "queries, with the cosine score; ✓ marks the query's own document.</p>"]
+    for i, q in enumerate(examples.queries):
+        parts.append(f"<h3>“{html.escape(q[:200])}”</h3><table><tr><th>rank</th>"
+                     + "".join(f"<th>{x} training</th>" for x in labels) + "</tr>")
+        for r in range(len(examples.hits[labels[0]][i])):
+            cells = []
+            for x in labels:
+                h = examples.hits[x][i][r]
+                mark = "✓ " if h["relevant"] else ""
+                cells.append(f"<td>{mark}{html.escape(h['text'][:160])} <span class=score>{h['score']:.3f}</span></td>")
+            parts.append(f"<tr><td>{r + 1}</td>{''.join(cells)}</tr>")
+        parts.append("</table>")
+    return "\n".join(parts)
 
 
 _CSS = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#222}"
-        "figure{margin:1em 0}img{max-width:100%;border:1px solid #ddd}figcaption{color:#555;font-size:.9em}"
-        "pre{background:#f6f6f6;padding:1em;overflow:auto}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}")
+        "figure{margin:0 0 1.5em 0}img{max-width:100%;border:1px solid #ddd}"
+        "figcaption{color:#555;font-size:.9em}h3{margin:1.2em 0 .3em 0;font-size:1em}.note{color:#555}"
+        ".score{color:#888;font-size:.85em}pre{background:#f6f6f6;padding:1em;overflow:auto}"
+        "table{border-collapse:collapse;margin:.3em 0 1em 0}td,th{border:1px solid #ccc;padding:.2em .6em;"
+        "text-align:left;vertical-align:top}")
 
 
-def render_html(figures: Mapping[str, Path], config: Optional[Mapping[str, Any]], summary: Mapping[str, Any],
-                final_metrics: Optional[Mapping[str, Any]]) -> str:
-    """One HTML page, images inlined, no scripts and no outside references."""
+def render_html(figures: Sequence[tuple], config: Optional[Mapping[str, Any]], summary: Mapping[str, Any],
+                final_metrics: Optional[Mapping[str, Any]], baseline: Optional[Mapping[str, Any]] = None,
+                examples=None) -> str:
+    """One HTML page, images inlined, no scripts and no outside references.
+
+    ``figures``: (heading, path, caption) triples; the heading names a figure once, the caption says how
+    to read it.
+    """
     from .config import config_file_text
 
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -246,65 +129,127 @@ def render_html(figures: Mapping[str, Path], config: Optional[Mapping[str, Any]]
     parts.append("<ul>" + "".join(f"<li><b>{html.escape(k)}:</b> {html.escape(str(v))}</li>"
                                   for k, v in summary.items()) + "</ul>")
     if final_metrics:
-        parts += ["<h2>Final metrics</h2>", _table({k: v for k, v in final_metrics.items() if k != "step"})]
-    parts.append("<h2>Figures</h2>")
-    for caption, path in figures.items():
-        parts.append(_img(path, caption))
+        parts += ["<h2>Evaluation</h2>", _metrics_table(final_metrics, baseline)]
+    parts.append("<h2>Training curves</h2>")
+    for heading, path, caption in figures:
+        parts.append(f"<h3>{html.escape(heading)}</h3><figure>{_img(path, heading)}"
+                     f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    parts.append(_examples_html(examples))
     if config:
         parts += ["<h2>Config</h2>", f"<pre>{html.escape(config_file_text(config))}</pre>"]
     parts.append("</body></html>")
-    return "\n".join(parts)
+    return "\n".join(p for p in parts if p)
+
+
+def _embedding_figure(path: Path, model, rows, sample: int, method: str, seed: int) -> Optional[tuple]:
+    picked = sample_rows(rows, sample, seed)
+    if len(picked) < 3:
+        return None
+    if "label" in picked[0]:
+        info = label_map(path, model, picked, method, seed)
+        return ("Embedding map", path,
+                f"{info['items']} training items, {method.upper()} of their embeddings, coloured by label "
+                f"({info['labels']} labels): items of one label should gather.")
+    if "positive" in picked[0]:
+        info = pair_histogram(path, model, picked, seed)
+        return ("Positive vs random pairs", path,
+                f"Cosine similarity of {info['pairs']} training anchors to their own positive (green) and to "
+                f"another row's positive (grey), with the final model. Separated humps mean positives are "
+                f"found; a random pair scores at least as high as a positive pair "
+                f"{100 * info['random_above_positive']:.1f} % of the time.")
+    import numpy as np  # single-column data: a map of the items, no colours
+
+    emb = model.encode([r["anchor"] for r in picked], modality=model.sides.get("anchor"))
+    xy = project_2d(emb, method, seed)
+    from .report_figures import _plt, _save
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
+    ax.scatter(np.asarray(xy)[:, 0], np.asarray(xy)[:, 1], s=12, color="tab:blue")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    _save(fig, path)
+    return ("Embedding map", path, f"{len(picked)} training items, {method.upper()} of their embeddings.")
 
 
 def write_report(output_dir: str, model=None, trainer=None, rows=None, config: Optional[Mapping[str, Any]] = None,
-                 sample: int = 500, method: str = "pca", seed: int = 0) -> Path:
+                 sample: int = 500, method: str = "pca", seed: int = 0, examples=None) -> Path:
     """Write the figures and ``report.html`` into ``output_dir``; returns the HTML page's path.
 
     Args:
-        output_dir: the run's folder. model: the trained model (for the embedding map).
+        output_dir: the run's folder. model: the trained model (embedding map, retrieval examples).
         trainer: the :class:`~anycl.training.Trainer` (its ``history`` and ``eval_history``).
         rows: the training :class:`~anycl.data.Rows` (a sample is embedded for the map).
         config: the run's resolved config (shown on the page).
         sample: items in the embedding map. method: ``"pca"`` or ``"tsne"``.
+        examples: a :class:`~anycl.report_examples.RetrievalExamples` holding the "before" hits; the
+            "after" hits are searched here.
     """
     out = Path(output_dir)
     figdir = out / FIGURE_DIR
     figdir.mkdir(parents=True, exist_ok=True)
     history = _curves(trainer)
     eval_history = list(getattr(trainer, "eval_history", []) or [])
-    keys = sorted({k for h in history for k, v in h.items() if isinstance(v, (int, float))} - set(BASE_KEYS))
-    collapse = [k for k in keys if COLLAPSE.search(k)]
-    terms = [k for k in keys if k not in collapse]
+    watch = _watch(trainer)
+    watch_keys = {k for h in getattr(watch, "history", []) for k in h} - {"step"}
+    keys = sorted({k for h in history for k, v in h.items() if isinstance(v, (int, float))}
+                  - set(BASE_KEYS) - watch_keys)
     metrics = sorted({k for h in eval_history for k, v in h.items() if k != "step" and isinstance(v, (int, float))})
-    figures: Dict[str, Path] = {}
+    threshold = getattr(watch, "threshold", 0.1)
+    relative = getattr(watch, "relative", 0.2)
+    every = getattr(getattr(trainer, "args", None), "log_every", None)
+    logged = ("logged at every step" if every == 1 else f"logged every {every} steps (and at step 1)" if every
+              else "logged steps")
     made = [
-        ("training loss", _line_figure(figdir / "loss.png", history, ["loss"], "Training loss", "loss")),
-        ("loss terms", _line_figure(figdir / "terms.png", history, terms, "Loss terms", "value") if terms else None),
-        ("learning rate", _line_figure(figdir / "lr.png", history, ["lr"], "Learning rate", "lr")),
-        ("evaluation metrics", _line_figure(figdir / "eval.png", eval_history, metrics, "Evaluation", "metric")
-         if metrics else None),
-        ("collapse watch", _panel_figure(figdir / "collapse.png", history, collapse,
-                                         "Collapse watch (anycl.collapse: embedding spread, alignment, uniformity)")
-         if collapse else None),
+        ("Training loss", line_figure(figdir / "loss.png", history, ["loss"], "loss"),
+         f"Mean loss over the steps since the previous point; {logged}, the same points as TensorBoard."),
+        ("Loss terms", line_figure(figdir / "terms.png", history, keys, "value") if keys else None,
+         "The extra terms the loss returns, at the same steps."),
+        ("Learning rate", line_figure(figdir / "lr.png", history, ["lr"], "learning rate"),
+         "Linear warm-up, then cosine decay."),
+        ("Evaluation metrics", eval_figure(figdir / "eval.png", eval_history, metrics),
+         "Each metric at every evaluation; the hollow marker and dotted line are its value before training "
+         "(step 0)." if eval_history and eval_history[0].get("step") == 0 else "Each metric at every evaluation."),
+        ("Positive vs hardest negative", similarity_figure(figdir / "similarity.png", history),
+         "Per batch: mean cosine similarity of each anchor to its positive (green) and to the most similar "
+         "other positive in the batch (red). Training should push them apart."),
+        ("Collapse watch", collapse_figure(figdir / "collapse.png", history, threshold, relative),
+         f"Spread (0 = every input gives one embedding, 1 = spread over the sphere; warning below {threshold:g}), "
+         "alignment (distance of positive pairs; random pairs give 2) and uniformity (0 = collapsed) of each "
+         "logged batch, on fixed axes; shaded bands are healthy, dashed lines the warning and reference levels."),
     ]
     if model is not None and rows is not None:
         try:
-            made.append(("embedding map", embedding_map(figdir / "embeddings.png", model, rows, sample, method, seed)))
-        except Exception as exc:  # the map is a picture; never lose a trained run over it
-            log.warning("the embedding map could not be drawn: %s", exc)
-    for caption, path in made:
-        if path is not None:
-            figures[caption] = path
+            fig = _embedding_figure(figdir / "embeddings.png", model, rows, sample, method, seed)
+            if fig is not None:
+                made.append(fig)
+        except Exception as exc:  # a picture; never lose a trained run over it
+            log.warning("the embedding figure could not be drawn: %s", exc)
+    if examples is not None and model is not None:
+        try:
+            examples.snapshot(model, "after")
+        except Exception as exc:
+            log.warning("the retrieval examples could not be searched: %s", exc)
+    figures = [(h, p, c) for h, p, c in made if p is not None]
     info = dict(getattr(model, "info", {}) or {}) if model is not None else {}
-    summary = {}
+    summary: Dict[str, Any] = {}
     if config and config.get("dataset"):
         summary["data"] = config["dataset"]
+    base = info.get("base_model") or {}
+    if base:
+        summary["base model"] = ", ".join(f"{v}" for v in base.values())
     for k, label in (("train_rows", "training rows"), ("steps", "steps"), ("loss", "loss")):
         if info.get(k) is not None:
             summary[label] = info[k]
-    if history:
+    if history and isinstance(history[-1].get("loss"), (int, float)):
         summary["final training loss"] = f"{history[-1]['loss']:.4f}"
     summary["TensorBoard"] = f"tensorboard --logdir {out / 'logs'}"
+    (figdir / "data.json").write_text(json.dumps(
+        {"history": history, "eval_history": eval_history,
+         "examples": {"queries": examples.queries, "hits": examples.hits} if examples is not None else None},
+        indent=1, default=str))
+    baseline = eval_history[0] if len(eval_history) > 1 and eval_history[0].get("step") == 0 else None
     page = out / REPORT_HTML
-    page.write_text(render_html(figures, config, summary, eval_history[-1] if eval_history else None))
+    page.write_text(render_html(figures, config, summary, eval_history[-1] if eval_history else None,
+                                baseline, examples))
     return page

@@ -45,7 +45,7 @@ class TrainingArgs:
     seed: int = 42
     output_dir: Optional[str] = None
     log_with: Any = "tensorboard"
-    log_every: int = 10
+    log_every: Optional[int] = None  # None: about 100 points per run (total steps // 100, at least 1)
     eval_every: Optional[int] = None
     num_workers: int = 0
     progress: bool = True
@@ -304,6 +304,12 @@ class Trainer:
                 f"no batch of at least 2 distinct items can be formed from {len(self.rows)} rows with "
                 f"batch_size={args.batch_size}; give more (distinct) rows"
             )
+        wanted = args.batch_size * acc.num_processes
+        largest = max(len(b) for b in first_plan)
+        if len(first_plan) == 1 and largest < wanted:
+            log.warning("batch_size=%d is larger than the data: every step uses one batch of %d rows (all the "
+                        "rows that can share a batch)%s", args.batch_size, largest,
+                        "" if acc.num_processes == 1 else f" across {acc.num_processes} processes")
         steps_per_epoch = math.ceil(len(first_plan) / args.gradient_accumulation_steps)
         if args.max_steps:
             return args.max_steps, math.ceil(args.max_steps / max(1, steps_per_epoch))
@@ -379,6 +385,8 @@ class Trainer:
             self.sampler.total_steps = total
         if self.guide is not None:  # on the training device before the first mining pass uses it
             self.guide.model.to(acc.device)
+        if not args.log_every:  # every logged point goes to the trackers and the report alike
+            args.log_every = max(1, total // 100) if total else 10
         warmup = int(args.warmup_ratio * total) if total else 0
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
 
@@ -389,6 +397,8 @@ class Trainer:
         if acc.log_with:
             acc.init_trackers("anycl", config=_hparams(args))
 
+        if self.evaluator is not None and not resumed and self.global_step == 0:
+            self.evaluate()  # the baseline: the report and the model card show where training started
         bar = tqdm(total=total, initial=self.global_step, desc="train", unit="step",
                    disable=not (args.progress and acc.is_main_process), dynamic_ncols=True)
         running, n_run, items, t0 = 0.0, 0, 0, time.perf_counter()

@@ -28,7 +28,7 @@ TOPICS = ["cats", "rivers", "engines", "bread", "stars", "violins", "glaciers", 
 FIG_PX = (int(FIGSIZE[0] * DPI), int(FIGSIZE[1] * DPI))
 
 
-def run_cli(*args, cwd, timeout=300):
+def run_cli(*args, cwd, timeout=900):
     env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                TOKENIZERS_PARALLELISM="false")
     return subprocess.run([sys.executable, "-m", "anycl", *map(str, args)], cwd=cwd, env=env, capture_output=True,
@@ -90,9 +90,22 @@ def test_fit_writes_model_card_config_and_report(fitted, work, minilm_path):
     # the model card
     card = (run / "model" / "README.md").read_text()
     assert str(work / "pairs.csv") in card and "(24 rows)" in card and "infonce" in card
-    assert re.search(r"\| ndcg@10 \| 0\.\d{4} \|", card)
+    assert re.search(r"\| ndcg@10 \| 0\.\d{4} \| 0\.\d{4} \|", card)  # before training | after
     assert 'anycl.load("run/model")' in card and 'SentenceTransformer("run/model/towers/text")' in card
     assert "batch_size: 8" in card
+    import yaml
+
+    front = yaml.safe_load(card.split("---\n")[1])
+    assert front["library_name"] == "anycl" and front["pipeline_tag"] == "sentence-similarity"
+    assert "ndcg@10" in front["metrics"] and "datasets" not in front  # local files are not Hub datasets
+    values = {m["type"]: m["value"] for m in front["model-index"][0]["results"][0]["metrics"]}
+    final = anycl.load(run).info["final_metrics"]
+    assert values["ndcg@10"] == round(final["ndcg@10"], 4)
+    assert "anycl fit pairs.csv --modality text" in card  # the command that ran
+    # the tower folder carries our card, not the upstream all-MiniLM-L6-v2 one
+    tower_card = (run / "model" / "towers" / "text" / "README.md").read_text()
+    assert "s2orc" not in tower_card and "library_name: sentence-transformers" in tower_card
+    assert 'SentenceTransformer("run/model/towers/text")' in tower_card and "(24 rows)" in tower_card
     # the card's sentence-transformers recipe works and gives anycl's embeddings
     from sentence_transformers import SentenceTransformer
 
@@ -105,7 +118,7 @@ def test_fit_writes_model_card_config_and_report(fitted, work, minilm_path):
 def test_report_pngs_are_real_images_and_the_page_inlines_them(fitted):
     run, _ = fitted
     pngs = sorted(p.name for p in (run / "report").glob("*.png"))
-    assert pngs == ["collapse.png", "embeddings.png", "eval.png", "loss.png", "lr.png"]
+    assert pngs == ["collapse.png", "embeddings.png", "eval.png", "loss.png", "lr.png", "similarity.png"]
     for name in pngs:
         with Image.open(run / "report" / name) as im:
             im.verify()
@@ -115,11 +128,34 @@ def test_report_pngs_are_real_images_and_the_page_inlines_them(fitted):
             assert colours.std() > 5  # something is drawn, not a blank canvas
     page = (run / "report.html").read_text()
     inlined = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
-    assert len(inlined) == 5
+    assert len(inlined) == 6
     for b64 in inlined:
         assert Image.open(io.BytesIO(base64.b64decode(b64))).size == FIG_PX
     assert "http://" not in page and "https://" not in page and "<script" not in page  # self-contained
     assert "batch_size: 8" in page and "ndcg@10" in page
+    assert "before training" in page and "Retrieval examples" in page
+    # one heading per figure, not repeated in its caption
+    headings = re.findall(r"<h3>([^<]+)</h3><figure>", page)
+    captions = re.findall(r"<figcaption>([^<]+)</figcaption>", page)
+    assert len(headings) == 6 and all(h not in c for h, c in zip(headings, captions))
+
+
+def test_report_and_tensorboard_record_the_same_points(fitted):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run, _ = fitted
+    data = json.loads((run / "report" / "data.json").read_text())
+    files = list((run / "logs").rglob("events.out.tfevents.*"))
+    assert files
+    acc = EventAccumulator(str(files[0].parent))
+    acc.Reload()
+    tb = {tag: [e.step for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+    steps = lambda key: [h["step"] for h in data["history"] if key in h]  # noqa: E731
+    assert tb["loss"] == steps("loss") == [1, 2, 3]  # 3 steps: every one logged (about 100 points per run)
+    assert tb["collapse/spread"] == steps("spread") and tb["similarity/positive"] == steps("positive")
+    assert tb["eval/ndcg@10"] == [h["step"] for h in data["eval_history"]] == [0, 3]  # baseline and final
+    ex = data["examples"]
+    assert len(ex["queries"]) == 3 and set(ex["hits"]) == {"before", "after"}
 
 
 def test_fit_again_from_the_saved_config_repeats_the_run(fitted, work, capsys):
@@ -263,6 +299,47 @@ def test_errors_are_one_line_with_exit_code_2(work, capsys):
     assert "Traceback" in capsys.readouterr().err
 
 
+def test_fit_help_gives_every_flag_a_metavar_and_default_and_hides_python_objects(capsys):
+    from anycl.api import FIT_OPTIONS
+
+    with pytest.raises(SystemExit):
+        cli.main(["fit", "--help"])
+    text = capsys.readouterr().out
+    for name in FIT_OPTIONS:
+        flag = "--" + name.replace("_", "-")
+        if name in cli.HIDDEN_FIT_OPTIONS:
+            assert not re.search(rf"^\s+{flag}(?=\s|$)", text, re.M)
+            continue
+        assert name in cli.FIT_FLAG_DOCS, f"document {flag} in cli.FIT_FLAG_DOCS"
+        block = re.search(rf"^  {flag}(?=\s|$)(.*)\n(.*)$", text, re.M)
+        assert block and "(default: " in block.group(2), flag
+    assert "--batch-size N" in text and "--peft JSON" in text
+    for cmd in ("eval", "mine", "embed"):
+        with pytest.raises(SystemExit):
+            cli.main([cmd, "--help"])
+        out = capsys.readouterr().out
+        options = re.findall(r"^  (-\S.*)$", out, re.M)
+        for line in re.split(r"\n  (?=-)", out.split("options:")[1]):
+            if not line.strip() or line.strip().startswith("-h"):
+                continue
+            assert "default" in line or "required" in line, (cmd, line)
+    with pytest.raises(cli.UsageError, match="Python object"):
+        cli.parse_options(["--encoder", "x"], list(FIT_OPTIONS))
+
+
+def test_mine_prints_its_statistics_once(fitted, work):
+    proc = run_cli("mine", "run", "pairs.csv", "-o", "mined_once.csv", cwd=work)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    both = proc.stdout + proc.stderr
+    assert both.count("hard-negative mining: 24 queries") == 1
+
+
+def test_the_readme_mine_example_names_a_shipped_file():
+    readme = (ROOT / "README.md").read_text()
+    m = re.search(r"`anycl mine out (\S+) -o", readme)
+    assert m and (ROOT / m.group(1)).is_file()
+
+
 def test_help_for_every_command(capsys):
     for cmd in ("fit", "embed", "eval", "mine"):
         with pytest.raises(SystemExit) as exc:
@@ -305,7 +382,7 @@ def test_python_fit_records_config_and_in_memory_data_is_named(tmp_path, text_pa
     assert model.info["config"]["not_recorded"] == ["dataset"]
     # the report without evaluation and labels: loss, lr and a map of anchors and positives
     assert sorted(p.name for p in (tmp_path / "run" / "report").glob("*.png")) == [
-        "collapse.png", "embeddings.png", "loss.png", "lr.png"]
+        "collapse.png", "embeddings.png", "loss.png", "lr.png", "similarity.png"]
     assert "in-memory dataset" in (tmp_path / "run" / "model" / "README.md").read_text()
     # repeating it from the CLI needs the data again, and says so
     assert cli.main(["fit", "--config", str(tmp_path / "run" / "config.yaml")]) == 2
@@ -370,7 +447,7 @@ def test_report_plots_collapse_watch_terms_and_labels(tmp_path):
     for n in names:
         assert Image.open(tmp_path / "report" / n).size == FIG_PX
     html = page.read_text()
-    assert html.count("data:image/png;base64,") == 6 and "collapse watch" in html and "0.8000" in html
+    assert html.count("data:image/png;base64,") == 6 and "Collapse watch" in html and "0.8000" in html
     with pytest.raises(ConfigError, match="'pca' or 'tsne'"):
         from anycl.report import project_2d
 
@@ -392,7 +469,7 @@ CHROMIUM = "/usr/bin/chromium"
 def _chromium_console(url, tmp_path):
     args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-            "--enable-logging=stderr", "--v=0", "--window-size=1000,2000",
+            "--enable-logging=stderr", "--v=0", "--window-size=1000,7000",
             f"--screenshot={tmp_path / 'shot.png'}", url]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
     console = [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln or "Uncaught" in ln]
@@ -412,6 +489,9 @@ def test_report_page_opens_in_headless_chromium_without_console_errors(fitted, t
     assert console == []
     shot = np.asarray(Image.open(tmp_path / "shot.png").convert("L"))
     assert shot.std() > 10  # the page rendered (text and figures), not a blank screen
+    # the figures are drawn down the page: every 1000-pixel band of the first 4000 holds ink
+    for top in range(0, 4000, 1000):
+        assert (shot[top:top + 1000] < 128).mean() > 0.002, top
 
 
 @pytest.mark.slow

@@ -1,0 +1,54 @@
+"""Model cards (anycl.card): Hub front matter, the true base model, one writer for every folder."""
+import yaml
+
+import anycl
+from anycl.adapters.text import DEFAULT_MODEL_ID, resolve_text_model
+from anycl.card import front_matter
+
+
+def _front(text: str) -> dict:
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def test_default_base_model_is_recorded_in_config_and_cards(text_pairs, minilm_path, tmp_path):
+    model = anycl.fit(text_pairs, modality="text", batch_size=8, max_steps=1, progress=False, log_with=None,
+                      adapter_options={"max_seq_length": 32}, collapse_watch=False)
+    cfg = model.info["config"]
+    assert cfg["model"] == DEFAULT_MODEL_ID  # not a machine-specific path: it reruns anywhere
+    assert list(cfg)[:4] == ["dataset", "modality", "loss", "model"]
+    assert resolve_text_model(DEFAULT_MODEL_ID) == minilm_path  # the id loads the packaged copy, offline
+    model.save(str(tmp_path / "m"))
+    assert f"model: {DEFAULT_MODEL_ID}" in (tmp_path / "m" / "config.yaml").read_text()
+    front = _front((tmp_path / "m" / "README.md").read_text())
+    assert front["base_model"] == DEFAULT_MODEL_ID and front["library_name"] == "anycl"
+    assert {"anycl", "sentence-transformers", "loss:infonce"} <= set(front["tags"])
+    assert "metrics" not in front  # no evaluation ran
+    from pathlib import Path
+
+    for folder in (tmp_path / "m" / "towers" / "text", Path(model.export_sentence_transformers(str(tmp_path / "st")))):
+        text = (folder / "README.md").read_text()
+        tower = _front(text)
+        assert tower["library_name"] == "sentence-transformers" and tower["base_model"] == DEFAULT_MODEL_ID
+        assert "s2orc" not in text and "from sentence_transformers import SentenceTransformer" in text
+    # data named by a Hub id are listed as datasets; local files are not
+    model.info["config"] = dict(cfg, dataset="sentence-transformers/natural-questions", eval_dataset="/tmp/x.csv")
+    model.info["final_metrics"] = {"step": 1, "ndcg@10": 0.5}
+    fm = front_matter(model)
+    assert fm["datasets"] == ["sentence-transformers/natural-questions"]
+    assert fm["metrics"] == ["ndcg@10"]
+    assert fm["model-index"][0]["results"][0]["metrics"] == [{"type": "ndcg@10", "value": 0.5}]
+
+
+def test_a_batch_larger_than_the_data_is_said(text_pairs, minilm_path, caplog):
+    anycl.fit(text_pairs[:6], modality="text", model=minilm_path, batch_size=32, max_steps=1, progress=False,
+              log_with=None, adapter_options={"max_seq_length": 32}, collapse_watch=False)
+    assert "batch_size=32 is larger than the data: every step uses one batch of 6 rows" in caplog.text
+
+
+def test_library_progress_bars_stay_quiet_in_python(minilm_path, tmp_path, capfd):
+    model = anycl.api.build_model({s: "text" for s in ("anchor", "positive", "negative")}, model=minilm_path)
+    model.save(str(tmp_path / "m"))
+    anycl.load(str(tmp_path / "m"))
+    err = capfd.readouterr().err
+    assert "Loading weights" not in err and "Writing model shards" not in err
