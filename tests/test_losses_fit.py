@@ -41,8 +41,10 @@ SMOKE_LOSSES = {
 
 
 def test_every_registered_family_is_in_the_smoke_matrix():
+    # losses reading score columns or a teacher train on such data in tests/test_losses_graded.py
     built_in = {c for c in map(anycl.losses.LOSSES.lookup, anycl.losses.names())
-                if isinstance(c, type) and c.__module__.startswith("anycl.losses")}
+                if isinstance(c, type) and c.__module__.startswith("anycl.losses")
+                and not getattr(c, "score_columns", ()) and not getattr(c, "needs_teacher", False)}
     assert built_in <= {anycl.losses.LOSSES.lookup(n) for n in SMOKE_LOSSES}
 
 
