@@ -93,6 +93,14 @@ class EarlyStopping:
         self.bad_evaluations = 0
         self.stopped_step: Optional[int] = None
 
+    def checkpoint_state(self) -> Dict[str, Any]:
+        """What a checkpoint keeps, so a resumed run counts from where the interrupted one was."""
+        return {"best": self.best, "best_step": self.best_step, "bad_evaluations": self.bad_evaluations}
+
+    def load_checkpoint_state(self, state: Dict[str, Any]) -> None:
+        self.best, self.best_step = state.get("best"), state.get("best_step")
+        self.bad_evaluations = int(state.get("bad_evaluations", 0))
+
     def on_evaluate(self, trainer, step: int, metrics: Dict[str, float]) -> None:
         if self.metric not in metrics:
             raise ConfigError(f"early stopping watches {self.metric!r}, which is not a metric of the evaluation; it "

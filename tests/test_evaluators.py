@@ -251,3 +251,16 @@ def test_early_stopping_bad_inputs_are_config_errors():
     with pytest.raises(ConfigError, match="early stopping watches 'b', which is not a metric"):
         anycl.fit(toy_rows(16), early_stopping_patience=2, early_stopping_metric="b",
                   eval_dataset=lambda m: {"a": 1.0}, log_with=None, **TOY)
+
+
+def test_early_stopping_resumes_from_a_checkpoint_where_it_was(tmp_path):
+    opts = dict(loss="cosent", eval_dataset=scored_toy(16, 1), eval_every=1, early_stopping_patience=2, epochs=3,
+                lr=0.2, log_with=None, **TOY)
+    full = anycl.fit(scored_toy(64, 0), output_dir=str(tmp_path / "a"), checkpoint_every=2, keep_checkpoints=None,
+                     **opts)
+    stop = full.info["early_stopping"]
+    assert stop["best_step"] < 4 < stop["stopped_step"]  # improved before the step-4 checkpoint, stopped after it
+    resumed = anycl.fit(scored_toy(64, 0), output_dir=str(tmp_path / "a"),
+                        resume_from=str(tmp_path / "a" / "checkpoints" / "step-4"), **opts)
+    assert [h["step"] for h in resumed.trainer.eval_history] == list(range(5, stop["stopped_step"] + 1))
+    assert resumed.info["early_stopping"] == stop and resumed.trainer.global_step == full.trainer.global_step
