@@ -294,6 +294,6 @@ def build_evaluator(eval_dataset: Any, kind: Optional[str] = None, columns: Opti
 def primary_metric(evaluator) -> Optional[str]:
     """The metric an evaluator is judged by (None when it does not say)."""
     name = getattr(evaluator, "primary_metric", None)
-    if name is None and isinstance(evaluator, KNNEvaluator):
-        return f"knn@{evaluator.k}_accuracy"
+    if name is None and isinstance(evaluator, KNNEvaluator):  # its k is capped by the items it has
+        return f"knn@{min(evaluator.k, len(evaluator.items) - 1)}_accuracy"
     return name

@@ -4,18 +4,12 @@ score column or the kind given with --kind."""
 import json
 
 import pytest
-import torch
 
 from anycl import cli
 from toy_modality import toy_rows
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _jsonl(path, rows):

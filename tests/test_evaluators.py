@@ -13,12 +13,7 @@ from anycl.evaluation import KNNEvaluator, RetrievalEvaluator
 from toy_modality import toy_rows
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_spearman_matches_scipy_with_ties():
@@ -158,6 +153,11 @@ def test_kind_from_columns_or_eval_kind():
     assert isinstance(build_evaluator(pairs, "triplet"), TripletEvaluator)
     assert isinstance(build_evaluator(pairs, "reranking"), RerankingEvaluator)
     assert isinstance(build_evaluator(labelled, "classification"), ClassificationEvaluator)
+    from anycl.evaluators import primary_metric
+
+    assert primary_metric(build_evaluator(labelled)) == "knn@5_accuracy"
+    assert primary_metric(build_evaluator(labelled[:4])) == "knn@3_accuracy"  # k capped by the items
+    assert primary_metric(build_evaluator(scored)) == "sts_spearman"
     own = lambda model: {"x": 1.0}  # noqa: E731
     assert build_evaluator(own) is own
     with pytest.raises(ConfigError, match="eval_kind must be one of"):

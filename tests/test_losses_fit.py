@@ -49,18 +49,6 @@ def test_every_registered_family_is_in_the_smoke_matrix():
 
 
 # -- text -------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tiny_text_encoder(minilm_path):
-    """all-MiniLM-L6-v2 cut to its first transformer layer: the real tokenizer, 6x less compute."""
-    from adapters.text import SentenceTransformerEncoder
-    from sentence_transformers import SentenceTransformer
-
-    st = SentenceTransformer(minilm_path, device="cpu")
-    bert = st[0].auto_model
-    bert.encoder.layer = bert.encoder.layer[:1]
-    return SentenceTransformerEncoder(st)
-
-
 def labelled_text():
     topics = ["cats", "rivers", "engines", "bread"]
     return [{"anchor": f"a question about {t}, number {i}", "positive": f"an answer on {t} ({i})", "label": t}

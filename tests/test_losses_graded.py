@@ -14,12 +14,7 @@ from anycl.errors import ConfigError, DataError
 from toy_modality import toy_rows
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _emb(b=7, d=10, seed=0):
@@ -264,17 +259,6 @@ def test_distillation_bad_teacher_and_width_are_config_errors(tmp_path):
 
 
 # -- text, through the whole stack ----------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tiny_text_encoder(minilm_path):
-    from adapters.text import SentenceTransformerEncoder
-    from sentence_transformers import SentenceTransformer
-
-    st = SentenceTransformer(minilm_path, device="cpu")
-    bert = st[0].auto_model
-    bert.encoder.layer = bert.encoder.layer[:1]
-    return SentenceTransformerEncoder(st)
-
-
 def graded_text():
     topics = ["cats", "rivers", "engines", "bread"]
     return [{"anchor": f"a question about {t}, number {i}", "positive": f"an answer on {t} ({i})",

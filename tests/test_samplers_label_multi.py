@@ -16,12 +16,7 @@ from anycl.sampling import InBatchSampler
 from toy_modality import toy_rows
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TOY = dict(modality="toyvec", batch_size=8, progress=False, log_with=None, seed=1)
