@@ -244,7 +244,7 @@ def test_early_stopping_uses_keep_best_metric_or_the_primary_metric():
 def test_early_stopping_bad_inputs_are_config_errors():
     with pytest.raises(ConfigError, match="early_stopping_patience needs an eval_dataset"):
         anycl.fit(toy_rows(16), early_stopping_patience=2, log_with=None, **TOY)
-    with pytest.raises(ConfigError, match="early_stopping_patience must be an int >= 1"):
+    with pytest.raises(ConfigError, match="early_stopping_patience must be an integer >= 1, got 0"):
         anycl.fit(toy_rows(16), early_stopping_patience=0, eval_dataset=lambda m: {"a": 1.0}, log_with=None, **TOY)
     with pytest.raises(ConfigError, match="does not name a primary metric"):
         anycl.fit(toy_rows(16), early_stopping_patience=2, eval_dataset=lambda m: {"a": 1.0}, log_with=None, **TOY)

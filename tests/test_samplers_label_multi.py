@@ -202,3 +202,11 @@ def test_multi_dataset_resumes_to_the_uninterrupted_weights(tmp_path, strategy):
     assert resumed.trainer.global_step == full.trainer.global_step
     assert all(h["step"] > 3 for h in resumed.trainer.history)  # it continued from step 3/4, not from 0
     _assert_same_weights(full, resumed)
+
+
+def test_columns_and_loss_options_per_data_set():
+    renamed = [{"q": r["anchor"], "d": r["positive"]} for r in toy_rows(16, seed=3)]
+    model = anycl.fit({"a": toy_rows(16), "b": renamed}, columns={"a": {}, "b": {"anchor": "q", "positive": "d"}},
+                      loss_options={"a": {"temperature": 0.1}, "b": {"temperature": 0.9}}, max_steps=2, **TOY)
+    losses = model.trainer.loss.losses
+    assert losses["a"].tau.value == pytest.approx(0.1) and losses["b"].tau.value == pytest.approx(0.9)
