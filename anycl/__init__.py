@@ -45,8 +45,9 @@ _mount_adapters()
 from . import adapters, losses  # noqa: E402
 from . import sampling as samplers  # noqa: E402
 from .api import fit  # noqa: E402
+from . import evaluators  # noqa: E402  (STS, triplet, reranking, classification evaluators)
 from .errors import AnyclError, ConfigError, DataError  # noqa: E402
 from .model import ContrastiveModel, load  # noqa: E402
 
-__all__ = ["fit", "load", "ContrastiveModel", "losses", "adapters", "samplers", "AnyclError", "ConfigError",
+__all__ = ["fit", "load", "ContrastiveModel", "losses", "adapters", "samplers", "evaluators", "AnyclError", "ConfigError",
            "DataError", "__version__"]

@@ -17,12 +17,9 @@ import torch
 from torch import nn
 
 from . import adapters as adapter_registry
-from . import losses as loss_registry
 from . import sampling
-from .batching import BatchBuilder
 from .data import LABEL, check_items, to_rows
-from .errors import ConfigError, UnknownNameError
-from .evaluation import evaluator_for
+from .errors import ConfigError
 from .model import ContrastiveModel, Tower, projection_head
 from .training import Trainer, TrainingArgs
 
@@ -40,7 +37,7 @@ FIT_OPTIONS: Dict[str, str] = {
     "columns": "map the convention's names to yours, e.g. {'anchor': 'query', 'positive': 'doc'}",
     "loss_options": "keyword arguments for the loss",
     "temperature": "the loss temperature (for losses that have one)",
-    "sampler": "a sampler name or Sampler object (default 'in_batch')",
+    "sampler": "a sampler name or Sampler object (default 'in_batch'; 'group_by_label': >= 2 items per label in a batch)",
     "sampler_options": "keyword arguments for the sampler",
     "batch_size": "pairs per process per step",
     "epochs": "passes over the data",
@@ -54,9 +51,15 @@ FIT_OPTIONS: Dict[str, str] = {
     "seed": "seed for weights, shuffling, augmentation and dropout",
     "output_dir": "folder for logs and the final model (model/ inside)",
     "overwrite": "allow an existing, non-empty output_dir",
-    "eval_dataset": "pairs (retrieval metrics), labelled items (kNN accuracy) or a callable(model)",
+    "eval_dataset": "pairs (retrieval metrics), scored pairs (STS), labelled items (kNN accuracy) or a callable(model)",
     "eval_every": "evaluate every N steps (default: after each epoch)",
-    "keep_best": "metric name (e.g. 'ndcg@10'): keep the weights of the best evaluation (needs eval_dataset)",
+    "keep_best": "metric name (e.g. 'ndcg@10'), or True for the evaluation's primary metric: keep the weights of "
+                 "the best evaluation (needs eval_dataset)",
+    "eval_kind": "evaluation kind: None (from the columns: score → sts, pairs → retrieval, labels → knn), 'sts', "
+                 "'triplet', 'reranking', 'retrieval', 'knn' or 'classification' (kNN + linear probe)",
+    "early_stopping_patience": "stop after this many evaluations without improvement of the watched metric",
+    "early_stopping_metric": "the metric early stopping watches (default: keep_best's, else the evaluation's primary)",
+    "multi_dataset_sampling": "several data sets ({name: data}): 'proportional' (default) or 'round_robin' batches",
     "callbacks": "objects with on_step_end/on_evaluate/on_train_end, or callables(trainer, step, logs)",
     "num_workers": "DataLoader worker processes for loading/augmenting",
     "on_bad_item": "'raise' (default) or 'skip' unreadable items, reporting the count",
@@ -86,14 +89,22 @@ FIT_OPTIONS: Dict[str, str] = {
 
 
 def _with_keep_best(o, evaluator, output_dir) -> list:
-    """The user's callbacks, plus :class:`anycl.best.KeepBest` when ``keep_best`` names a metric."""
+    """The user's callbacks, plus :class:`anycl.best.KeepBest` when ``keep_best`` names a metric (``True``:
+    the evaluator's primary metric) and :class:`anycl.best.EarlyStopping` with ``early_stopping_patience``
+    (watching ``early_stopping_metric``, else keep_best's metric, else the primary metric)."""
+    from .best import EarlyStopping, KeepBest, watched_metric
+
     callbacks = list(o.get("callbacks") or ())
     if o.get("keep_best"):
         if evaluator is None:
             raise ConfigError("keep_best needs an eval_dataset (or a callable evaluator) to compare checkpoints")
-        from .best import KeepBest
-
-        callbacks.append(KeepBest(str(o["keep_best"]), output_dir=output_dir))
+        callbacks.append(KeepBest(watched_metric(o["keep_best"], evaluator, "keep_best"), output_dir=output_dir))
+    if o.get("early_stopping_patience") is not None:
+        if evaluator is None:
+            raise ConfigError("early_stopping_patience needs an eval_dataset (or a callable evaluator) to watch")
+        name = o.get("early_stopping_metric") or (o.get("keep_best") if isinstance(o.get("keep_best"), str) else None)
+        callbacks.append(EarlyStopping(watched_metric(name, evaluator, "early_stopping_patience"),
+                                       o["early_stopping_patience"]))
     return callbacks
 
 
@@ -268,13 +279,27 @@ def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any,
         exts = adapter_registry.ADAPTERS.lookup(modality).file_extensions
     from .config import open_dataset  # a Hugging Face dataset name → the dataset; paths stay paths
 
-    rows = to_rows(open_dataset(dataset), o.get("columns"), exts, sep=o.get("sep"))
+    from . import multi_dataset as md
+    from .loss_data import build_losses, check_loss_rows, check_teacher_width, with_teacher_embeddings
+
+    multi = md.is_multi_dataset(dataset)
+    if multi:  # several data sets: {name: data set} (anycl.multi_dataset)
+        names = [str(k) for k in dataset]
+        cols = md.per_dataset(o.get("columns"), names)
+        parts = {str(k): to_rows(open_dataset(d), cols[str(k)] if cols else o.get("columns"), exts,
+                                   sep=o.get("sep"))
+                 for k, d in dataset.items()}
+        rows = next(iter(parts.values()))
+    else:
+        rows = to_rows(open_dataset(dataset), o.get("columns"), exts, sep=o.get("sep"))
+        parts = {"": rows}
     sides = _resolve_modalities(modality, rows)
     anchor_adapter_cls = adapter_registry.ADAPTERS.lookup(sides["anchor"])
     defaults = dict(getattr(anchor_adapter_cls, "fit_defaults", {}))
 
     # -- the loss ------------------------------------------------------------------------------------
-    loss_options = dict(o.get("loss_options") or {})
+    per_options = md.per_dataset(o.get("loss_options"), list(parts)) if multi else None  # {data set: {...}}
+    loss_options = {} if per_options else dict(o.get("loss_options") or {})
     if o.get("temperature") is not None:
         loss_options["temperature"] = o["temperature"]
     cross_modal = len(set(sides.values())) > 1
@@ -287,16 +312,8 @@ def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any,
         loss = anchor_adapter_cls.default_loss
         for k, v in anchor_adapter_cls.default_loss_options.items():
             loss_options.setdefault(k, v)
-    try:
-        loss_fn = loss_registry.get(loss, **loss_options)
-    except UnknownNameError as exc:
-        raise ConfigError(str(exc)) from None
-    except TypeError as exc:
-        raise ConfigError(str(exc)) from None
-    except ValueError as exc:  # a loss's own check of its options (e.g. temperature must be > 0)
-        if isinstance(exc, ConfigError):
-            raise
-        raise ConfigError(f"loss {loss!r}: {exc}") from None
+    losses = build_losses(loss, loss_options, parts, multi, per_options)  # {data set: loss module}
+    loss_fn = md.MultiLoss(losses) if multi else losses[""]
 
     _configure_guide(o, loss_fn, loss)
 
@@ -327,30 +344,24 @@ def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any,
             f"batch_size={batch_size} leaves no in-batch negatives for loss {getattr(loss_fn, 'registry_name', loss)!r}; "
             f"use batch_size >= 2 (the other items of a batch are each anchor's negatives)"
         )
-    if getattr(loss_fn, "needs_labels", False) and not rows.has_label:
-        raise ConfigError(f"loss {loss!r} needs a 'label' column; the dataset's columns are {rows.columns}")
-    # -- loss requirements (anycl.losses) ------------------------------------------------------------
-    if rows.negatives and getattr(loss_fn, "negative_free", False):
-        raise ConfigError(
-            f"loss {getattr(loss_fn, 'registry_name', loss)!r} is negative-free and cannot use the hard-negative "
-            f"column(s) {rows.negatives}; drop them, or pick a loss that uses them (infonce, triplet, supcon, ...)"
-        )
-    if getattr(loss_fn, "needs_labels", False) and rows.has_label and not rows.streaming:
-        classes = {str(v) for v in rows.column("label")}
-        if len(classes) < 2:
-            raise ConfigError(
-                f"loss {getattr(loss_fn, 'registry_name', loss)!r} contrasts classes, but the 'label' column holds a "
-                f"single class ({sorted(classes)[:1]}); give items of at least two classes"
-            )
-    if rows.negatives and not getattr(loss_fn, "accepts_negatives", True):
-        log.warning("loss %r does not use hard negatives; the columns %s are ignored", loss, rows.negatives)
+    # -- what each loss needs from its data (anycl.loss_data); distillation: the teacher's embeddings --------
+    for name, part in parts.items():
+        check_loss_rows(losses[name], part, loss, name or None)
+    if o.get("keep_best") and o.get("eval_dataset") is None:  # before the teacher embeds anything
+        raise ConfigError("keep_best needs an eval_dataset (or a callable evaluator) to compare checkpoints")
+    if o.get("early_stopping_patience") is not None:
+        if o.get("eval_dataset") is None:
+            raise ConfigError("early_stopping_patience needs an eval_dataset (or a callable evaluator) to watch")
+        from .best import EarlyStopping
+
+        EarlyStopping("-", o["early_stopping_patience"])  # a bad patience fails before any model is loaded
+    parts = {name: with_teacher_embeddings(losses[name], part, sides["anchor"]) for name, part in parts.items()}
+    rows = md.MultiRows(parts) if multi else parts[""]
     if not rows.streaming and len(rows) < 2:
         raise ConfigError(f"the dataset has {len(rows)} row; contrastive training needs at least 2")
     if rows.streaming and not o.get("max_steps") and o.get("epochs") is None:
         log.info("streamed dataset: training for 1 epoch over the stream (set max_steps or epochs to change)")
     output_dir = o.get("output_dir")
-    if o.get("keep_best") and o.get("eval_dataset") is None:  # before any model is loaded
-        raise ConfigError("keep_best needs an eval_dataset (or a callable evaluator) to compare checkpoints")
     if o.get("peft"):  # before any model is loaded
         from .lora import check_options
 
@@ -426,41 +437,32 @@ def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any,
 
         lora_params = apply_lora(model, o["peft"])
         log.info("LoRA: %s trainable adapter parameters", ", ".join(f"{k} {v:,}" for k, v in lora_params.items()))
+    check_teacher_width(model, parts)
     side_adapters = {s: model.tower(s).adapter for s in SIDES}
     validators = {"anchor": side_adapters["anchor"].validate, "positive": side_adapters["positive"].validate}
-    for c in rows.negatives:
-        validators[c] = side_adapters["negative"].validate
-    check_items(rows, validators)
+    from .data import check_score
+
+    part_validators = {}
+    for name, part in parts.items():
+        part_validators[name] = dict(validators)
+        for c in part.negatives:
+            part_validators[name][c] = side_adapters["negative"].validate
+        for c in getattr(losses[name], "score_columns", ()) or ():  # the numbers the loss reads
+            part_validators[name][c] = check_score
+        check_items(part, part_validators[name])
 
     # -- sampler, batches, evaluation -----------------------------------------------------------------
-    sampler = o.get("sampler") or "in_batch"
-    if isinstance(sampler, str):
-        sopts = dict(o.get("sampler_options") or {})
-        sopts.setdefault("seed", args.seed)
-        try:
-            sampler = sampling.get(sampler, **sopts)
-        except UnknownNameError as exc:
-            raise ConfigError(str(exc)) from None
-    key_fns = {"anchor": side_adapters["anchor"].key, "positive": side_adapters["positive"].key}
-    for c in rows.negatives:
-        key_fns[c] = side_adapters["negative"].key
-    sampler.set_key_functions(key_fns)
-    if getattr(sampler, "guide_filter", False):  # the guide's false-negative rule at mining time too
-        if guide is None:
-            raise ConfigError("the mined sampler's guide_filter needs fit(..., guide=...) (e.g. guide='start')")
-        sampler.set_guide(guide.model, loss_fn.guide_margin, loss_fn.guide_margin_strategy)
-    if hasattr(sampler, "mining_precision") and sampler.mining_precision is None:  # mine as the model trains
-        sampler.mining_precision = "bf16" if (o.get("mixed_precision") or "no") == "bf16" else "fp32"
-    if hasattr(sampler, "set_length_functions"):  # group_by_length sorts by what padding is made of
-        sampler.set_length_functions({c: side_adapters[c if c in ("anchor", "positive") else "negative"].lengths
-                                      for c in key_fns})
-    negative_columns = rows.negatives
-    if getattr(sampler, "num_negatives", 0):  # a mining sampler supplies negative_1..k in rows_for
-        if rows.negatives:
-            log.warning("the sampler mines hard negatives; the data's columns %s are replaced", rows.negatives)
-        negative_columns = [f"negative_{i + 1}" for i in range(int(sampler.num_negatives))]
-    builder = BatchBuilder(side_adapters, negative_columns, on_bad_item=o.get("on_bad_item", "raise"),
-                           keep_views=guide is not None and guide.needs_views, prompts=prompts)
+    sopts = dict(o.get("sampler_options") or {})
+    sopts.setdefault("seed", args.seed)
+    samplers, builders = {}, {}
+    for name, part in parts.items():
+        samplers[name], builders[name] = sampling.sampler_and_builder(o, sopts, part, side_adapters, losses[name],
+                                                                          guide, prompts)
+    if multi:
+        sampler = md.MultiDatasetSampler(samplers, o.get("multi_dataset_sampling") or "proportional", args.seed)
+        builder = md.MultiBatchBuilder(builders)
+    else:
+        sampler, builder = samplers[""], builders[""]
     eval_data = o.get("eval_dataset")
     if cross_modal and eval_data is not None and not callable(eval_data):
         from .crossmodal import CrossModalRetrievalEvaluator
@@ -470,7 +472,10 @@ def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any,
             raise ConfigError("a cross-modal eval_dataset needs aligned (anchor, positive) pairs")
         evaluator = CrossModalRetrievalEvaluator(eval_rows.column("anchor"), eval_rows.column("positive"))
     else:
-        evaluator = evaluator_for(eval_data, o.get("columns"), file_extensions=exts)
+        from .evaluators import build_evaluator
+
+        evaluator = build_evaluator(eval_data, o.get("eval_kind"), o.get("columns") if not multi else None,
+                                    file_extensions=exts, seed=args.seed)
 
     if matryoshka is not None and hasattr(evaluator, "truncate_dims"):  # metrics at every trained width
         evaluator.truncate_dims = [d for d in matryoshka[0] if d < (model.embedding_width() or 0)]
@@ -486,7 +491,7 @@ def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any,
         examples.snapshot(model, "before")
     trainer = Trainer(model, loss_fn, rows, sampler, builder, args, evaluator=evaluator,
                       callbacks=callbacks, guide=guide)
-    trainer.validators = validators if rows.streaming else None
+    trainer.validators = part_validators[""] if rows.streaming else None
     model = trainer.train()
     if o.get("peft"):
         from .lora import check_options, merge_lora
@@ -512,12 +517,17 @@ def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any,
 
     if _COMMAND[0]:
         model.info["command"] = _COMMAND[0]
+    for cb in callbacks:
+        if getattr(cb, "stopped_step", None) is not None:  # anycl.best.EarlyStopping ended the run
+            model.info["early_stopping"] = {"metric": cb.metric, "best": cb.best, "best_step": cb.best_step,
+                                            "stopped_step": cb.stopped_step}
     # -- the run's record: resolved config (saved with the model), report and model card (anycl/report.py,
     #    anycl/card.py) --------------------------------------------------------------------------------
     from .config import resolved_config
 
     model.info["config"] = resolved_config(
-        dataset, modality, loss, options, args=args, loss_name=model.info["loss"], loss_options=loss_options,
+        dataset, modality, loss, options, args=args, loss_name=model.info["loss"],
+        loss_options=o["loss_options"] if per_options else loss_options,
         sampler_options=sopts if isinstance(o.get("sampler") or "in_batch", str) else None)
     _record_base_models(model, o)
     model.trainer = trainer  # history and evaluation results for the caller (not saved)

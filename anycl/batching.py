@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
 
-from .data import LABEL, Rows
+from .data import LABEL, SCORE_COLUMNS, TEACHER, Rows
 from .errors import DataError
 
 log = logging.getLogger("anycl")
@@ -48,16 +48,19 @@ class BatchBuilder:
             ``batch["views"]`` (a guide model with its own tokenizer collates them: :mod:`anycl.guide`).
         prompts: side → prompt text put before that side's items when they are collated (text;
             see :mod:`anycl.prompts`).
+        score_columns: the numeric columns to carry as ``batch["scores"]`` (None: every score column the
+            rows have; ``fit`` passes the ones its loss reads).
     """
 
     def __init__(self, adapters: Mapping[str, Any], negative_columns: List[str], on_bad_item: str = "raise",
                  validators: Optional[Mapping[str, Any]] = None, keep_views: bool = False,
-                 prompts: Optional[Mapping[str, str]] = None):
+                 prompts: Optional[Mapping[str, str]] = None, score_columns: Optional[Sequence[str]] = None):
         if on_bad_item not in ("raise", "skip"):
             raise ValueError(f"on_bad_item must be 'raise' or 'skip', got {on_bad_item!r}")
         self.adapters = dict(adapters)
         self.negative_columns = list(negative_columns)
         self.on_bad_item = on_bad_item
+        self.score_columns = SCORE_COLUMNS if score_columns is None else tuple(score_columns)
         self.validators = validators
         self.keep_views = bool(keep_views)  # also keep the loaded items per side (a guide model re-collates them)
         self.skipped = 0
@@ -114,6 +117,12 @@ class BatchBuilder:
                 batch["views"]["negative"] = flat
         if LABEL in rows[0]:
             batch["labels"] = torch.tensor([label_id(rows[i][LABEL]) for i in keep], dtype=torch.long)
+        scores = {c: torch.tensor([float(rows[i][c]) for i in keep], dtype=torch.float32)
+                  for c in self.score_columns if c in rows[0]}
+        if scores:  # graded pairs / a teacher's scores (anycl.losses.graded)
+            batch["scores"] = scores
+        if TEACHER in rows[0]:  # precomputed teacher embeddings (anycl.losses.distill)
+            batch["teacher"] = torch.stack([torch.as_tensor(rows[i][TEACHER]) for i in keep]).float()
         return batch
 
 

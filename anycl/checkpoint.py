@@ -137,14 +137,24 @@ class Progress:
         self.epoch = 0
         self.next_batch = 0
 
+    def _stateful_callbacks(self) -> Dict[str, Any]:
+        """Callbacks that keep state across evaluations (anycl.best.EarlyStopping), by position and type."""
+        return {f"{i}:{type(cb).__name__}": cb for i, cb in enumerate(getattr(self.trainer, "callbacks", ()))
+                if hasattr(cb, "checkpoint_state")}
+
     def state_dict(self) -> Dict[str, Any]:
         return {"format": 1, "global_step": self.trainer.global_step, "epoch": self.epoch,
-                "next_batch": self.next_batch, "sampler": self.trainer.sampler.state_dict()}
+                "next_batch": self.next_batch, "sampler": self.trainer.sampler.state_dict(),
+                "callbacks": {k: cb.checkpoint_state() for k, cb in self._stateful_callbacks().items()}}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         self.trainer.global_step = int(state["global_step"])
         self.epoch, self.next_batch = int(state["epoch"]), int(state["next_batch"])
         self.trainer.sampler.load_state_dict(state.get("sampler") or {})
+        saved = state.get("callbacks") or {}
+        for k, cb in self._stateful_callbacks().items():
+            if k in saved:
+                cb.load_checkpoint_state(saved[k])
 
 
 

@@ -145,7 +145,11 @@ FIT_FLAG_DOCS: Dict[str, tuple] = {
     "overwrite": ("", "off"),
     "eval_dataset": ("DATA", "none"),
     "eval_every": ("N", "after each epoch (and always once before training)"),
+    "eval_kind": ("retrieval|sts|triplet|reranking|knn|classification", "from the columns"),
     "keep_best": ("METRIC", "off"),
+    "early_stopping_patience": ("N", "off"),
+    "early_stopping_metric": ("METRIC", "keep_best's, else the evaluation's primary metric"),
+    "multi_dataset_sampling": ("proportional|round_robin", "proportional"),
     "num_workers": ("N", "0"),
     "on_bad_item": ("raise|skip", "raise"),
     "log_with": ("TRACKER", "tensorboard"),
@@ -279,8 +283,10 @@ def cmd_fit(args, extra: List[str]) -> int:
     config.update(parse_options(extra, list(FIT_OPTIONS)))
     for key in ("data", "modality", "loss"):
         value = getattr(args, key)
-        if value is not None:  # --modality may be a JSON mapping of sides: '{"anchor": "image", "positive": "text"}'
-            config["dataset" if key == "data" else key] = parse_value(value) if key == "modality" else value
+        if value is not None:  # --modality may be a JSON mapping of sides: '{"anchor": "image", "positive": "text"}';
+            # DATA and --loss a mapping of data set names: '{"nli": "nli.csv", "qa": "qa.csv"}' (anycl.multi_dataset)
+            mapping = key == "modality" or value.lstrip().startswith("{")
+            config["dataset" if key == "data" else key] = parse_value(value) if mapping else value
     dataset = config.pop("dataset", None)
     if dataset is None:
         raise ConfigError("no dataset: give DATA (a CSV/JSONL/Parquet file, a folder, or a Hugging Face dataset "
@@ -379,7 +385,15 @@ def cmd_eval(args, extra: List[str]) -> int:
     model = _load_model(args.model)
     columns = json.loads(args.columns) if args.columns else None
     _, rows = _rows(args.data, columns, args.split, model)
-    if rows.has_positive:
+    kind_arg = args.kind or ("sts" if "score" in rows.columns and rows.has_positive else None)
+    if kind_arg in ("sts", "triplet", "reranking", "classification"):  # anycl.evaluators
+        from .evaluators import build_evaluator
+
+        evaluator = build_evaluator(rows, kind_arg, batch_size=args.batch_size)
+        kind = f"{kind_arg}: {len(rows)} rows"
+    elif kind_arg == "knn" and not rows.has_label:
+        raise DataError(f"--kind knn needs a 'label' column; the columns are {rows.columns}")
+    elif rows.has_positive and kind_arg in (None, "retrieval"):
         if len(model.modalities) > 1:
             from .crossmodal import CrossModalRetrievalEvaluator
 
@@ -388,7 +402,7 @@ def cmd_eval(args, extra: List[str]) -> int:
         else:
             evaluator = RetrievalEvaluator.from_pairs(rows, batch_size=args.batch_size)
         kind = f"retrieval: {len(rows)} pairs"
-    elif rows.has_label:
+    elif rows.has_label and kind_arg in (None, "knn"):
         if args.train:
             _, train = _rows(args.train, columns, "train", model)
             if not train.has_label:
@@ -562,6 +576,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", metavar="DATA",
                    help="labelled training data for kNN and linear-probe accuracy on DATA (default: none, "
                         "leave-one-out kNN)")
+    p.add_argument("--kind", choices=("retrieval", "sts", "triplet", "reranking", "knn", "classification"),
+                   help="the evaluation (default: from the columns: score → sts, pairs → retrieval, labels → knn)")
     p.add_argument("--k", type=int, default=5, metavar="K", help="neighbours for kNN (default: 5)")
     p.add_argument("--columns", metavar="JSON", help="JSON mapping of the convention's names to yours, e.g. "
                                                      "'{\"anchor\": \"query\", \"positive\": \"doc\"}' "

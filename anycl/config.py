@@ -186,6 +186,10 @@ def _data_spec(value: Any) -> Tuple[bool, Any]:
     if isinstance(value, (str, os.PathLike)):
         s = os.fspath(value)
         return True, str(Path(s).expanduser().resolve()) if Path(s).expanduser().exists() else s
+    if isinstance(value, Mapping) and value:  # several data sets by name (anycl.multi_dataset)
+        specs = {str(k): _data_spec(v) for k, v in value.items()}
+        if all(ok for ok, _ in specs.values()):
+            return True, {k: spec for k, (_, spec) in specs.items()}
     return False, None
 
 
@@ -210,7 +214,9 @@ def resolved_config(dataset: Any, modality: Any, loss: Any, options: Mapping[str
         skipped.append("dataset")
     ok, m = _plain(modality)
     cfg["modality"] = m if ok else None
-    if isinstance(loss, str) or loss is None:
+    if isinstance(loss, Mapping) and all(isinstance(v, str) for v in loss.values()):
+        cfg["loss"] = dict(loss)  # one loss per data set
+    elif isinstance(loss, str) or loss is None:
         cfg["loss"] = loss_name or loss
     else:
         cfg["loss"] = None

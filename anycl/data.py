@@ -4,7 +4,10 @@ The convention, for every modality:
 
 - ``anchor`` and ``positive``: a given pair;
 - ``negative`` or ``negative_1`` … ``negative_k``: given hard negatives (optional);
-- ``label``: items sharing a label are positives of each other (optional).
+- ``label``: items sharing a label are positives of each other (optional);
+- ``score``: a number per pair, its graded similarity (for ``cosent``, ``angle``, ``cosine_mse``);
+- ``positive_score`` / ``negative_score``: a teacher's scores of (anchor, positive) and
+  (anchor, negative) (for ``margin_mse``).
 
 A dataset with a single column of items (any name) is self-supervised: the positive of each item is a
 second augmented view of it. ``columns={"anchor": "query", "positive": "doc"}`` maps other names.
@@ -29,6 +32,9 @@ log = logging.getLogger("anycl")
 
 ITEM_COLUMNS = ("anchor", "positive")
 LABEL = "label"
+SCORE_COLUMNS = ("score", "positive_score", "negative_score")
+TEACHER = "_teacher"  # a row's precomputed teacher embedding (distillation), added by anycl.losses.distill
+NOT_ITEMS = (LABEL,) + SCORE_COLUMNS  # columns whose values are not items of a modality
 _NEG = re.compile(r"^negative(_\d+)?$")
 
 
@@ -61,6 +67,7 @@ class Rows:
         self.negatives = negative_columns(columns)
         self.has_positive = "positive" in columns
         self.has_label = LABEL in columns
+        self.score_columns = [c for c in SCORE_COLUMNS if c in columns]
 
     @property
     def streaming(self) -> bool:
@@ -68,7 +75,7 @@ class Rows:
 
     @property
     def item_columns(self) -> List[str]:
-        return [c for c in self.columns if c != LABEL]
+        return [c for c in self.columns if c not in NOT_ITEMS]
 
     def __len__(self) -> int:
         if self._length is None:
@@ -100,10 +107,10 @@ def _canonical(available: Sequence[str], mapping: Optional[Mapping[str, str]]) -
     available = list(available)
     mapping = dict(mapping or {})
     for canon, src in mapping.items():
-        if not (canon in ITEM_COLUMNS or canon == LABEL or _NEG.match(canon)):
+        if not (canon in ITEM_COLUMNS or canon in NOT_ITEMS or _NEG.match(canon)):
             raise DataError(
                 f"columns= maps to {canon!r}, which is not a column of the convention; use anchor, "
-                f"positive, negative / negative_1..k or label"
+                f"positive, negative / negative_1..k, label, score, positive_score or negative_score"
             )
         if src not in available:
             raise DataError(f"columns= names {src!r} for {canon!r}, but the dataset's columns are {available}")
@@ -112,7 +119,7 @@ def _canonical(available: Sequence[str], mapping: Optional[Mapping[str, str]]) -
     for col in available:
         if col in used:
             continue
-        if (col in ITEM_COLUMNS or col == LABEL or _NEG.match(col)) and col not in out:
+        if (col in ITEM_COLUMNS or col in NOT_ITEMS or _NEG.match(col)) and col not in out:
             out[col] = col
     if "anchor" not in out:
         rest = [c for c in available if c not in used and c not in out.values()]
@@ -129,12 +136,12 @@ def _canonical(available: Sequence[str], mapping: Optional[Mapping[str, str]]) -
                 f"columns={{'anchor': '{available[0] if available else 'query'}', 'positive': "
                 f"'{available[1] if len(available) > 1 else 'document'}'}}"
             )
-    if any(c != "anchor" and c != LABEL for c in out) and "positive" not in out:
+    if any(c != "anchor" and c not in NOT_ITEMS for c in out) and "positive" not in out:
         raise DataError(
             f"hard-negative columns {[c for c in out if _NEG.match(c)]} need a 'positive' column; the "
             f"dataset's columns are {available}"
         )
-    order = ["anchor", "positive"] + negative_columns(list(out)) + ([LABEL] if LABEL in out else [])
+    order = ["anchor", "positive"] + negative_columns(list(out)) + [c for c in NOT_ITEMS if c in out]
     _report_unused([c for c in available if c not in out.values()], out, mapping)
     return {c: out[c] for c in order if c in out}
 
@@ -176,12 +183,13 @@ def _report_unused(unused: List[str], used: Mapping[str, str], given: Mapping[st
             shown = dict(given)
             shown[canon] = col
             log.warning("column %r is not used: anycl reads the columns anchor, positive, negative / negative_1..k "
-                        "and label. If %r holds the %s, map it: columns=%r", col, col, canon, shown)
+                        "and label (and score, positive_score, negative_score for graded losses). If %r holds the "
+                        "%s, map it: columns=%r", col, col, canon, shown)
         else:
             other.append(col)
     if other:
-        log.info("ignoring column(s) %s (not in the convention: anchor, positive, negative / negative_1..k, label)",
-                 other)
+        log.info("ignoring column(s) %s (not in the convention: anchor, positive, negative / negative_1..k, label, "
+                 "score, positive_score, negative_score)", other)
 
 
 def _rename(row: Mapping[str, Any], cmap: Dict[str, str]) -> dict:
@@ -322,12 +330,15 @@ def check_items(rows: Rows, validators: Mapping[str, Callable[[Any, str], None]]
     """Validate every item (all rows unless streamed, where rows are checked as they are read).
 
     Raises DataError naming the row and column for None/empty items, items the adapter rejects, and
-    columns that mix item types.
+    columns that mix item types. Score columns are checked only when ``validators`` names them (the
+    loss reads them; ``fit`` passes :func:`check_score`); others are carried along unread.
     """
     if rows.streaming:
         return
     n = len(rows) if limit is None else min(limit, len(rows))
     for col in rows.columns:
+        if col in SCORE_COLUMNS and col not in validators:
+            continue
         values = rows.column(col)[:n]
         first_type = None
         for i, v in enumerate(values):
@@ -335,6 +346,9 @@ def check_items(rows: Rows, validators: Mapping[str, Callable[[Any, str], None]]
             if v is None:
                 raise DataError(f"{where} is missing (None); drop or fill such rows before training")
             if col == LABEL:
+                continue
+            if col in SCORE_COLUMNS:
+                validators[col](v, where)
                 continue
             t = type(v)
             if first_type is None:
@@ -354,8 +368,44 @@ def _numeric(t) -> bool:
 def check_row(row: dict, index: int, validators: Mapping[str, Callable[[Any, str], None]]) -> None:
     """Validate one row (used for streamed data, as rows arrive)."""
     for col, v in row.items():
+        if col in SCORE_COLUMNS and col not in validators:
+            continue
         where = f"row {index}, column {col!r}"
         if v is None:
             raise DataError(f"{where} is missing (None); drop or fill such rows before training")
         if col != LABEL:
             validators[col](v, where)
+
+
+def check_score(value: Any, where: str) -> None:
+    """A score must be a finite real number (a bool or a string such as '0.5' is refused)."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and not _is_numpy_number(value):
+        raise DataError(f"{where} is {value!r} ({type(value).__name__}); a score must be a number")
+    if not math.isfinite(float(value)):
+        raise DataError(f"{where} is {value!r}; a score must be a finite number")
+
+
+def _is_numpy_number(value: Any) -> bool:
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - a dependency
+        return False
+    return isinstance(value, (np.integer, np.floating))
+
+
+def check_score_range(rows: Rows, columns: Sequence[str], bounds, loss_name: str) -> None:
+    """Every value of ``columns`` is a finite number within ``bounds`` (low, high) (None: any real),
+    else DataError naming the column, the row and the loss's range."""
+    if rows.streaming:
+        return
+    for col in columns:
+        for i, v in enumerate(rows.column(col)):
+            where = f"row {i}, column {col!r}"
+            if v is None:
+                raise DataError(f"{where} is missing (None); loss {loss_name!r} needs a number in every row")
+            check_score(v, where)
+            if bounds is not None and not (bounds[0] <= float(v) <= bounds[1]):
+                raise DataError(f"{where} is {float(v)!r}, outside [{bounds[0]}, {bounds[1]}], the range of loss "
+                                f"{loss_name!r} (a cosine); rescale the scores (e.g. 0..5 → score / 5)")

@@ -119,7 +119,8 @@ def gather_with_grad(x: Optional[torch.Tensor], sizes: Optional[List[int]] = Non
 
 def loss_across_processes(loss, anchor: torch.Tensor, positive: torch.Tensor, negative: Optional[torch.Tensor] = None,
                           labels: Optional[torch.Tensor] = None, target: Optional[Dict[str, torch.Tensor]] = None,
-                          guide: Optional[Dict[str, torch.Tensor]] = None):
+                          guide: Optional[Dict[str, torch.Tensor]] = None,
+                          row_values: Optional[Dict[str, torch.Tensor]] = None):
     """Run ``loss`` on this process's embeddings with every process's rows as candidates.
 
     Inputs are this process's: anchor/positive (B, D), negative (B, K, D) or None, labels (B,) or None.
@@ -127,10 +128,13 @@ def loss_across_processes(loss, anchor: torch.Tensor, positive: torch.Tensor, ne
     the modes a loss declares with its ``distributed`` attribute. ``target`` (momentum-target
     embeddings by side, no gradient; :mod:`anycl.momentum`) is passed on as ``target=``, gathered
     like the other inputs; so is ``guide`` (a guide model's embeddings by side, negatives (B, K, D):
-    :mod:`anycl.guide`), row-aligned with the gathered candidates.
+    :mod:`anycl.guide`), row-aligned with the gathered candidates. ``row_values`` (name → (B, …) tensor:
+    a graded loss's scores, a teacher's embeddings) are gathered like the labels and passed as keywords
+    of those names.
     """
     extras = {k: v for k, v in (("target", target), ("guide", guide)) if v is not None}
     kw = dict(extras)
+    kw.update(row_values or {})
     mode = getattr(loss, "distributed", "global")
     if mode not in MODES:
         raise ValueError(f"loss {type(loss).__name__} declares distributed={mode!r}; it must be one of {MODES}")
@@ -141,6 +145,7 @@ def loss_across_processes(loss, anchor: torch.Tensor, positive: torch.Tensor, ne
     a, p, n = (gather_with_grad(t, sizes) for t in (anchor, positive, negative))
     lab = gather_with_grad(labels, sizes)
     kw = {name: {k: gather_with_grad(v, sizes) for k, v in d.items()} for name, d in extras.items()}
+    kw.update({k: gather_with_grad(v, sizes) for k, v in (row_values or {}).items()})
     if mode == "global":
         return loss(a, p, n, lab, **kw)
     start = sum(sizes[:rank])

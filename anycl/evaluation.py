@@ -109,6 +109,7 @@ class RetrievalEvaluator:
 
     show_progress = False  # the trainer sets it from the `progress` option: one bar per evaluation
     truncate_dims: Sequence[int] = ()  # also report metrics at these widths (fit sets matryoshka_dims)
+    primary_metric = "ndcg@10"  # what early stopping / keep_best=True watch (anycl.evaluators)
 
     def __init__(self, queries: Sequence[Any], corpus: Sequence[Any], relevant: Sequence[Set[int]],
                  batch_size: int = 64, query_modality: Optional[str] = None, corpus_modality: Optional[str] = None,

@@ -269,4 +269,49 @@ class InBatchSampler(Sampler):
         self.seed = state.get("seed", self.seed)
 
 
+def sampler_and_builder(o, sopts, rows, side_adapters, loss_fn, guide=None, prompts=None):
+    """A sampler and a :class:`~anycl.batching.BatchBuilder` for one data set's rows, from ``fit``'s options
+    ``o`` (``sampler``, ``mixed_precision``, ``on_bad_item``) and the sampler options ``sopts``; ``prompts``
+    (side → text, :mod:`anycl.prompts`) go to the batch builder."""
+    import copy
+    import logging
+
+    from .batching import BatchBuilder
+    from .errors import ConfigError, UnknownNameError
+
+    log = logging.getLogger("anycl")
+
+    sampler = o.get("sampler") or "in_batch"
+    if isinstance(sampler, str):
+        try:
+            sampler = get(sampler, **sopts)
+        except UnknownNameError as exc:
+            raise ConfigError(str(exc)) from None
+    else:
+        sampler = copy.deepcopy(sampler)  # several data sets: one sampler object each
+    key_fns = {"anchor": side_adapters["anchor"].key, "positive": side_adapters["positive"].key}
+    for c in rows.negatives:
+        key_fns[c] = side_adapters["negative"].key
+    sampler.set_key_functions(key_fns)
+    if getattr(sampler, "guide_filter", False):  # the guide's false-negative rule at mining time too
+        if guide is None:
+            raise ConfigError("the mined sampler's guide_filter needs fit(..., guide=...) (e.g. guide='start')")
+        sampler.set_guide(guide.model, loss_fn.guide_margin, loss_fn.guide_margin_strategy)
+    if hasattr(sampler, "mining_precision") and sampler.mining_precision is None:  # mine as the model trains
+        sampler.mining_precision = "bf16" if (o.get("mixed_precision") or "no") == "bf16" else "fp32"
+    if hasattr(sampler, "set_length_functions"):  # group_by_length sorts by what padding is made of
+        sampler.set_length_functions({c: side_adapters[c if c in ("anchor", "positive") else "negative"].lengths
+                                      for c in key_fns})
+    negative_columns = rows.negatives
+    if getattr(sampler, "num_negatives", 0):  # a mining sampler supplies negative_1..k in rows_for
+        if rows.negatives:
+            log.warning("the sampler mines hard negatives; the data's columns %s are replaced", rows.negatives)
+        negative_columns = [f"negative_{i + 1}" for i in range(int(sampler.num_negatives))]
+    builder = BatchBuilder(side_adapters, negative_columns, on_bad_item=o.get("on_bad_item", "raise"),
+                           keep_views=guide is not None and guide.needs_views, prompts=prompts,
+                           score_columns=tuple(getattr(loss_fn, "score_columns", ()) or ()))
+    return sampler, builder
+
+
 from . import mined_sampler  # noqa: E402,F401  (registers the "mined" / "hard_negatives" sampler)
+from . import label_sampler  # noqa: E402,F401  (registers the "group_by_label" sampler)

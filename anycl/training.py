@@ -109,15 +109,22 @@ class TrainingModule(nn.Module):
         extra = {}
         if self.target is not None:  # the EMA copy's embeddings of the same views (anycl.momentum)
             extra["target"] = self.target_embeddings(batch)
+        loss = self.loss
+        if "dataset" in batch and hasattr(loss, "select"):  # several data sets: their own loss (anycl.multi_dataset)
+            loss = loss.select(batch["dataset"])
+        # per-row numbers the loss reads: scores (anycl.losses.graded), teacher embeddings (anycl.losses.distill)
+        rows = {c: batch["scores"][c] for c in getattr(loss, "score_columns", ()) if c in batch.get("scores", {})}
+        if getattr(loss, "needs_teacher", False) and "teacher" in batch:
+            rows["teacher"] = batch["teacher"]
         if self.guide is not None:  # once per (full) batch, no gradient (anycl.guide)
             g = self.guide.embed(batch, emb["anchor"].device)
             if g.get("negative") is not None:
                 g["negative"] = g["negative"].view(emb["anchor"].shape[0], batch["num_negatives"], -1)
             extra["guide"] = g
         # several processes: every process's rows are candidates (see anycl.distributed)
-        out = loss_across_processes(self.loss, emb["anchor"], emb["positive"], negative, batch.get("labels"),
-                                    **extra)
-        masked = getattr(self.loss, "last_guide_masked", None) if self.guide is not None else None
+        out = loss_across_processes(loss, emb["anchor"], emb["positive"], negative, batch.get("labels"),
+                                    row_values=rows or None, **extra)
+        masked = getattr(loss, "last_guide_masked", None) if self.guide is not None else None
         if masked is not None:  # logged with the loss: how many in-batch candidates per anchor the guide masked
             out = {**out, "guide_masked": masked} if isinstance(out, dict) else {"loss": out, "guide_masked": masked}
         return out
@@ -235,6 +242,7 @@ class Trainer:
         self.eval_history: List[Dict[str, Any]] = []
         self.global_step = 0
         self.accelerator = None
+        self.should_stop = False  # set by a callback (anycl.best.EarlyStopping) to end training after this step
 
     # -- hooks ----------------------------------------------------------------------------------------
     def _callback(self, name: str, *a) -> None:
@@ -433,12 +441,12 @@ class Trainer:
                 if logged:
                     running, n_run = 0.0, 0  # the logged loss is the mean since the last logged step
                 self._after_step(acc, epoch, batch, total, logs, logged)
-                if total and self.global_step >= total:
+                if (total and self.global_step >= total) or self.should_stop:
                     done = True
                     break
-            if self.evaluator is not None and not args.eval_every:
+            if self.evaluator is not None and not args.eval_every and not self.should_stop:
                 self.evaluate()
-            if done:
+            if done or self.should_stop:
                 break
         bar.close()
         if self.builder.skipped:

@@ -105,6 +105,8 @@ def validate_options(o: Mapping[str, Any]) -> None:
         check_float("loss_options['temperature']", loss_options["temperature"], low=0, low_inclusive=False,
                     allow_none=True)
     columns = g("columns") or {}
+    if columns and all(isinstance(v, Mapping) for v in columns.values()):  # per data set (anycl.multi_dataset)
+        columns = {k: v for per in columns.values() for k, v in per.items()}
     bad = [f"{k!r}: {v!r}" for k, v in columns.items() if not isinstance(k, str) or not isinstance(v, str)]
     if bad:
         raise ConfigError(f"columns must map the convention's names to your column names (strings), got {bad[0]}")
@@ -131,5 +133,10 @@ def validate_options(o: Mapping[str, Any]) -> None:
     if sep is not None and (not isinstance(sep, str) or (len(sep) != 1 and sep not in ("\\t", "tab"))):
         raise ConfigError(f"sep must be one character (e.g. ',', ';', '\\t', '|'), got {sep!r}")
     kb = g("keep_best")
-    if kb is not None and kb is not False and not isinstance(kb, str):
-        raise ConfigError(f"keep_best must be a metric name such as 'ndcg@10', got {kb!r}")
+    if kb is not None and not isinstance(kb, (str, bool)):
+        raise ConfigError(f"keep_best must be a metric name such as 'ndcg@10' (or True: the evaluation's primary "
+                          f"metric), got {kb!r}")
+    check_int("early_stopping_patience", g("early_stopping_patience"), 1, allow_none=True, lenient=False)
+    esm = g("early_stopping_metric")
+    if esm is not None and not isinstance(esm, str):
+        raise ConfigError(f"early_stopping_metric must be a metric name such as 'sts_spearman', got {esm!r}")

@@ -31,3 +31,29 @@ def text_pairs():
 def _quiet_logs(caplog):
     caplog.set_level(logging.INFO, logger="anycl")
     yield
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: intra-op threads cost more than they give (on a busy machine, many times more); one
+    thread keeps such tests fast and does not change what is tested. Use with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_text_encoder(minilm_path):
+    """all-MiniLM-L6-v2 cut to its first transformer layer: the real tokenizer, 6x less compute (tests
+    deep-copy it before training)."""
+    from adapters.text import SentenceTransformerEncoder
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(minilm_path, device="cpu")
+    bert = st[0].auto_model
+    bert.encoder.layer = bert.encoder.layer[:1]
+    return SentenceTransformerEncoder(st)

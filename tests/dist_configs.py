@@ -40,6 +40,8 @@ CONFIGS = {
     # hardness-weighted InfoNCE: each process weighs its anchors' negatives among all gathered candidates
     "infonce_hardness": dict(rows=dict(n=32, negatives=1), loss="infonce",
                              loss_options={"temperature": 0.3, "hardness_weight": 2.0, "same_side_negatives": True}),
+    # a graded loss: each process's scores are gathered with its embeddings (pairs of pairs across processes)
+    "graded_cosent": dict(rows=dict(n=32, scores=True), loss="cosent"),
     # hard negatives mined by each process with the same model: the same negatives, one statistics print
     "mined_sampler": dict(rows=dict(n=32), loss="infonce", loss_options={"temperature": 0.3}, sampler="mined",
                           sampler_options={"num_negatives": 1, "relative_margin": None, "verbose": True}),

@@ -164,12 +164,28 @@ def test_generator_and_global_rng_continue_as_after_the_first_pass():
 
 
 # -- every registered loss, and losses returning dicts -------------------------------------------------
+class _VectorTeacher:
+    """A stand-in teacher (distill_mse needs one to be built; its embeddings are put in the batch)."""
+
+    def encode(self, items, **kw):
+        return torch.zeros(len(items), 12)
+
+
 @pytest.mark.parametrize("name", sorted(set(loss_registry.names())))
 def test_every_registered_loss(name):
-    module = toy_module(loss=name)
+    cls = loss_registry.LOSSES.lookup(name)
+    teacher = getattr(cls, "needs_teacher", False)
+    module = toy_module(loss=name, **({"teacher": _VectorTeacher()} if teacher else {}))
     cls = module.loss
     negatives = 2 if getattr(cls, "accepts_negatives", True) and not getattr(cls, "negative_free", False) else 0
-    batch = build_batch(module.model, toy_rows(9, negatives=negatives, labels=True), negatives)
+    if "negative_score" in getattr(cls, "score_columns", ()):
+        negatives = 1  # margin_mse: one negative with its teacher score
+    rows = toy_rows(9, negatives=negatives, labels=True, scores=True)
+    for i, r in enumerate(rows):  # a teacher's scores (margin_mse); ignored by the other losses
+        r["positive_score"], r["negative_score"] = 2.0 + i % 3, float(i % 2)
+    batch = build_batch(module.model, rows, negatives)
+    if teacher:  # distill_mse: the teacher's embeddings of the anchors, as fit precomputes them
+        batch["teacher"] = torch.randn(9, 12, generator=torch.Generator().manual_seed(1))
     reference = copy.deepcopy(module)  # stateful losses (queues, EMA targets) start equal
     ref = full_batch_grads(reference, batch)
     got = cached_grads(module, batch, mini=4)

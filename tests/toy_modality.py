@@ -57,9 +57,11 @@ class ToyAdapter(Adapter):
         return ToyEncoder(**options)
 
 
-def toy_rows(n: int, negatives: int = 0, labels: bool = False, seed: int = 0, corrupt: tuple = ()):
-    """``n`` (anchor, positive[, negative_k][, label]) rows of random vectors (positive = anchor + noise);
-    the anchors of rows ``corrupt`` cannot be loaded (for ``on_bad_item="skip"``)."""
+def toy_rows(n: int, negatives: int = 0, labels: bool = False, seed: int = 0, corrupt: tuple = (),
+             scores: bool = False):
+    """``n`` (anchor, positive[, negative_k][, label][, score]) rows of random vectors (positive = anchor +
+    noise; ``score`` in [0, 1], for graded losses); the anchors of rows ``corrupt`` cannot be loaded (for
+    ``on_bad_item="skip"``)."""
     g = torch.Generator().manual_seed(seed)
     rows = []
     for i in range(n):
@@ -69,6 +71,8 @@ def toy_rows(n: int, negatives: int = 0, labels: bool = False, seed: int = 0, co
             row[f"negative_{k + 1}"] = torch.randn(DIM, generator=g).tolist()
         if labels:
             row["label"] = i % 3
+        if scores:
+            row["score"] = (i * 7 % 5) / 4
         if i in corrupt:
             row["anchor"] = [float("nan")] * DIM
         rows.append(row)

@@ -14,8 +14,12 @@ from . import negative_free as _negative_free  # noqa: F401  (byol, simsiam)
 from . import vicreg as _vicreg  # noqa: F401  (vicreg)
 from . import barlow as _barlow  # noqa: F401  (barlow_twins)
 from . import queue as _queue  # noqa: F401  (moco)
+from . import graded as _graded  # noqa: F401  (cosent, angle, cosine_mse, margin_mse)
+from . import distill as _distill  # noqa: F401  (distill_mse)
 from .barlow import BarlowTwins
 from .dcl import DCL, WeightedDCL
+from .distill import DistillMSE
+from .graded import AnglE, CoSENT, CosineMSE, MarginMSE
 from .infonce import InfoNCE, NTXent2N, info_nce
 from .matryoshka import MatryoshkaLoss
 from .negative_free import BYOL, SimSiam
@@ -27,4 +31,5 @@ from .vicreg import VICReg
 
 __all__ = ["LOSSES", "ContrastiveLoss", "FunctionLoss", "get", "names", "register", "InfoNCE", "NTXent2N",
            "info_nce", "TripletMargin", "DCL", "WeightedDCL", "SupCon", "SigLIP", "BYOL", "SimSiam", "VICReg",
-           "BarlowTwins", "MemoryQueue", "QueueLoss", "MatryoshkaLoss"]
+           "BarlowTwins", "MemoryQueue", "QueueLoss", "MatryoshkaLoss", "CoSENT", "AnglE", "CosineMSE",
+           "MarginMSE", "DistillMSE"]

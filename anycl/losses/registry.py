@@ -34,6 +34,11 @@ class ContrastiveLoss(nn.Module):
             batch needs at least two distinct items and duplicates are false negatives.
         accepts_negatives: given or mined hard negatives (``negative`` of shape (B, K, D)) are used.
         needs_labels: the loss needs ``labels`` (B,) (for example supervised contrastive).
+        score_columns: numeric columns the loss reads (``score``; ``positive_score``/``negative_score``),
+            passed to ``forward`` as (B,) float keywords of those names; ``score_range``: (low, high)
+            that ``fit`` checks them against (None: any finite number). See :mod:`anycl.losses.graded`.
+        needs_teacher: the loss has a teacher (``embed_teacher(items)``); ``fit`` embeds each row's anchor
+            with it once and passes ``teacher=`` (B, D). See :mod:`anycl.losses.distill`.
         negative_free: no negatives at all (BYOL, SimSiam, VICReg, Barlow Twins). Such a loss refuses
             hard negatives (``fit`` raises before training; ``forward`` raises too).
         distributed: how the loss runs across processes (see :mod:`anycl.distributed`): ``"global"``
@@ -51,6 +56,9 @@ class ContrastiveLoss(nn.Module):
     in_batch_negatives: bool = True
     accepts_negatives: bool = True
     needs_labels: bool = False
+    score_columns: tuple = ()
+    score_range: Optional[tuple] = None
+    needs_teacher: bool = False
     negative_free: bool = False
     distributed: str = "global"
     momentum_target: Optional[dict] = None
@@ -71,7 +79,7 @@ class FunctionLoss(ContrastiveLoss):
         self.fn = fn
         self.options = options
         for attr in ("in_batch_negatives", "accepts_negatives", "needs_labels", "negative_free", "distributed",
-                     "momentum_target"):
+                     "momentum_target", "score_columns", "score_range", "needs_teacher"):
             if hasattr(fn, attr):
                 setattr(self, attr, getattr(fn, attr))
 
