@@ -198,16 +198,19 @@ def summarise(raw: list, dataset: str, split: str) -> dict:
 
 
 def write_report(raw: list, out: Path, split: str, argv: str, loads: list, variants: dict) -> None:
-    def ms(x, nd=4):
-        return f"{x[0]:.{nd}f} ± {x[1]:.{nd}f}" if x else "–"
+    def ms(x, nd=4, n=2):
+        if not x:
+            return "–"
+        return f"{x[0]:.{nd}f}" if n < 2 else f"{x[0]:.{nd}f} ± {x[1]:.{nd}f}"
 
     lines = [f"# Text fine-tuning quality: anycl vs sentence-transformers ({split} split)", "",
-             f"Written {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by "
-             f"`PYTHONPATH=. python benchmarks/bench_text_quality.py {argv}` (raw results: `{RAW_NAME[0]}`).", "",
+             f"Written {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC from the raw results "
+             f"`{RAW_NAME[0]}` (each run keeps its own record; calls add to them). Last call: "
+             f"`PYTHONPATH=. python benchmarks/bench_text_quality.py {argv}`.", "",
              "Machine load (1-minute average) when each run ended: "
              + (f"min {min(loads):.1f}, max {max(loads):.1f}" if loads else "–") + ". Quality numbers do not depend "
              "on load; pairs/s do, and are a speed comparison only where the load stayed below 2.5.", "",
-             f"Setting: {textsets.__doc__.strip().splitlines()[0]} Split by entry (textsets.py): 2,000 training "
+             "Data: FOLDOC and GCIDE (Debian dictionaries, `benchmarks/textsets.py`). Split by entry: 2,000 training "
              f"pairs; {split} queries each search the documents of all {split} entries "
              f"({textsets.SIZES[split]}). all-MiniLM-L6-v2, 1 epoch, batch {COMMON['batch_size']}, lr {COMMON['lr']}, "
              f"max_seq_length {COMMON['max_seq_length']}, warm-up 10 %. Mean ± std over the seeds listed.", ""]
@@ -216,9 +219,10 @@ def write_report(raw: list, out: Path, split: str, argv: str, loads: list, varia
         lines += [f"## {dataset}", "", "| row | nDCG@10 | MRR@10 | R@1 | R@10 | train pairs/s | peak MB | seeds |",
                   "|---|---|---|---|---|---|---|---|"]
         for row, x in s.items():
-            lines.append(f"| {row} | {ms(x['ndcg@10'])} | {ms(x['mrr@10'])} | {ms(x['recall@1'])} | "
-                         f"{ms(x['recall@10'])} | {ms(x.get('pairs_per_s'), 1)} | {ms(x.get('peak_mb'), 0)} | "
-                         f"{','.join(map(str, x['seeds']))} |")
+            n = len(x["seeds"])
+            lines.append(f"| {row} | {ms(x['ndcg@10'], n=n)} | {ms(x['mrr@10'], n=n)} | {ms(x['recall@1'], n=n)} | "
+                         f"{ms(x['recall@10'], n=n)} | {ms(x.get('pairs_per_s'), 1, n)} | "
+                         f"{ms(x.get('peak_mb'), 0, n)} | {','.join(map(str, x['seeds'])) if row != 'zero_shot' else '–'} |")
         st_rows = [r for r in s if r.startswith("st_")]
         best_st = max(st_rows, key=lambda r: s[r]["ndcg@10"][0]) if st_rows else None
         refs = [r for r in ("st_mnrl", best_st) if r]
@@ -254,6 +258,7 @@ def main():
     ap.add_argument("--out", help="report (default benchmarks/results/text_quality_<split>.md)")
     ap.add_argument("--max-seq-length", type=int, default=COMMON["max_seq_length"])
     ap.add_argument("--force", action="store_true", help="rerun runs already in the raw results")
+    ap.add_argument("--report-only", action="store_true", help="rewrite --out from --raw, run nothing")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     a = ap.parse_args()
     COMMON["max_seq_length"] = a.max_seq_length
@@ -269,6 +274,10 @@ def main():
     RAW_NAME[0] = raw_path.name
     store = json.loads(raw_path.read_text()) if raw_path.exists() else {"runs": [], "loads": [], "variants": {}}
     argv = " ".join(sys.argv[1:])
+    if a.report_only:
+        COMMON.update(store.get("common", {}))
+        write_report(store["runs"], out, a.split, store.get("argv", argv), store["loads"], store["variants"])
+        return
     for dataset in a.sets.split(","):
         for row in a.rows.split(","):
             for seed in ([0] if row == "zero_shot" else [int(s) for s in a.seeds.split(",")]):
@@ -293,6 +302,7 @@ def main():
                 store["loads"].append(res["load"])
                 if row.startswith("anycl:"):
                     store["variants"][row] = VARIANTS[row.split(":", 1)[1]]
+                store["argv"], store["common"] = argv, COMMON
                 raw_path.write_text(json.dumps(store))
                 write_report(store["runs"], out, a.split, argv, store["loads"], store["variants"])
                 print(f"{dataset} {row} seed {seed}: nDCG@10 {res['ndcg@10']:.4f} "
