@@ -187,7 +187,7 @@ def test_sts_metrics_are_logged_to_tensorboard_and_the_report(tmp_path):
 
     model = anycl.fit(scored_toy(32, 0), loss="cosent", eval_dataset=scored_toy(16, 1), eval_every=2, max_steps=4,
                       output_dir=str(tmp_path / "run"), **TOY)
-    assert [h["step"] for h in model.trainer.eval_history] == [2, 4]
+    assert [h["step"] for h in model.trainer.eval_history] == [0, 2, 4]  # a baseline before training, then every 2
     assert set(model.info["final_metrics"]) == {"step", "sts_spearman", "sts_pearson"}
     logs = next((tmp_path / "run" / "logs").rglob("events.out.tfevents*")).parent
     acc = EventAccumulator(str(logs))
@@ -199,7 +199,7 @@ def test_sts_metrics_are_logged_to_tensorboard_and_the_report(tmp_path):
 
 
 def test_early_stopping_on_the_watched_metric():
-    values = iter([0.5, 0.6, 0.55, 0.58, 0.59, 0.9, 0.9, 0.9])
+    values = iter([0.4, 0.5, 0.6, 0.55, 0.58, 0.59, 0.9, 0.9, 0.9])  # the first: the step-0 baseline
 
     def evaluator(model):
         return {"score": next(values), "other": 0.0}
@@ -212,7 +212,7 @@ def test_early_stopping_on_the_watched_metric():
 
 
 def test_early_stopping_uses_keep_best_metric_or_the_primary_metric():
-    seq = [0.1, 0.3, 0.2, 0.2, 0.9]
+    seq = [0.0, 0.1, 0.3, 0.2, 0.2, 0.9]  # the first: the step-0 baseline
     calls = []
 
     def evaluator(model):
@@ -227,7 +227,7 @@ def test_early_stopping_uses_keep_best_metric_or_the_primary_metric():
         primary_metric = "m"
 
         def __init__(self):
-            self.values = iter([0.4, 0.3, 0.5, 0.2, 0.1, 0.0])
+            self.values = iter([0.0, 0.4, 0.3, 0.5, 0.2, 0.1, 0.0])  # the first: the step-0 baseline
 
         def __call__(self, model):
             return {"m": next(self.values), "n": 1.0}
@@ -254,7 +254,8 @@ def test_early_stopping_bad_inputs_are_config_errors():
 
 
 def test_early_stopping_resumes_from_a_checkpoint_where_it_was(tmp_path):
-    opts = dict(loss="cosent", eval_dataset=scored_toy(16, 1), eval_every=1, early_stopping_patience=2, epochs=3,
+    # patience 3: the step-0 baseline stays best until step 3 (patience 2 would stop at step 2, before any checkpoint)
+    opts = dict(loss="cosent", eval_dataset=scored_toy(16, 1), eval_every=1, early_stopping_patience=3, epochs=3,
                 lr=0.2, log_with=None, **TOY)
     full = anycl.fit(scored_toy(64, 0), output_dir=str(tmp_path / "a"), checkpoint_every=2, keep_checkpoints=None,
                      **opts)
