@@ -5,7 +5,7 @@ corpus of >= 5,000 entries). Each run is its own process, so its peak resident m
 own: full fine-tuning and LoRA (``fit(..., peft={...})``, merged after training) with the same pairs,
 batch size, epochs, max_seq_length and seed; one zero-shot row for reference.
 
-Usage: PYTHONPATH=. nice -n 5 python benchmarks/bench_lora.py [--seeds 12,13,14] [--train 2000]
+Usage: PYTHONPATH=. python benchmarks/bench_lora.py [--seeds 12,13,14] [--train 2000]
 """
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def write_report(results, cfg, out, argv, total_s, load_line, params):
              "Load before the runs (`/work/shared/tools/idle-check`):", "", "```", load_line, "```", "",
              "Train seconds are void as speed numbers when the machine was busy; peak memory is per process and "
              "quality does not depend on the load.", "",
-             f"Command: `PYTHONPATH=. nice -n 5 python benchmarks/bench_lora.py {argv}` (total {total_s / 60:.1f} min)",
+             f"Command: `PYTHONPATH=. python benchmarks/bench_lora.py {argv}` (total {total_s / 60:.1f} min)",
              "",
              f"Data: `bench_text_retrieval.build_data({cfg['train']}, {cfg['queries']}, seed={cfg['data_seed']})` — "
              f"{cfg['train']} FOLDOC training pairs; test corpus {cfg['corpus']} documents, {cfg['queries']} queries.",

@@ -5,7 +5,7 @@ the same adapter; the repeats alternate torch, ONNX Runtime, torch, … so that 
 load hits both. Both use the same number of threads. Also checks the largest difference of the
 embeddings.
 
-Usage: PYTHONPATH=. nice -n 5 python benchmarks/bench_onnx.py [--repeats 5] [--threads 2]
+Usage: PYTHONPATH=. python benchmarks/bench_onnx.py [--repeats 5] [--threads 2]
 """
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def main():
         f"{a.threads} threads each.", "",
         "Load before (`/work/shared/tools/idle-check`):", "", "```", before, "```", "", "Load after:", "", "```",
         after, "```", "",
-        f"Command: `PYTHONPATH=. nice -n 5 python benchmarks/bench_onnx.py {shlex.join(sys.argv[1:])}`", "",
+        f"Command: `PYTHONPATH=. python benchmarks/bench_onnx.py {shlex.join(sys.argv[1:])}`", "",
         f"Model: all-MiniLM-L6-v2 (packaged), exported with `model.export_onnx` (opset 17, {export_s:.0f} s). "
         f"Inputs: {len(texts)} texts from `examples/data/pydoc_*.csv` (anchors and positives), sorted by length, "
         f"batches of {a.batch_size}, max_seq_length {a.max_seq_length}; tokenization by the same adapter for "
