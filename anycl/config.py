@@ -32,7 +32,7 @@ DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet", ".gz"
 
 
 def valid_keys() -> List[str]:
-    from .api import FIT_OPTIONS
+    from .options import FIT_OPTIONS
 
     return list(TOP_KEYS) + sorted(FIT_OPTIONS)
 
