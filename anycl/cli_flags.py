@@ -24,6 +24,7 @@ FIT_FLAG_DOCS: Dict[str, tuple] = {
     "lr": ("LR", PER_MODALITY.format(t="2e-5", i="1e-3", a="1e-3")),
     "weight_decay": ("W", "0.01"),
     "warmup_ratio": ("R", "0.1"),
+    "lr_schedule": ("cosine|linear|constant", "cosine"),
     "max_grad_norm": ("NORM|none", "1.0"),
     "mixed_precision": ("no|bf16|fp16", "no"),
     "gradient_accumulation_steps": ("N", "1"),

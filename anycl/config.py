@@ -226,8 +226,8 @@ def resolved_config(dataset: Any, modality: Any, loss: Any, options: Mapping[str
         given["loss_options"] = dict(loss_options)
         given.pop("temperature", None)  # folded into loss_options
     if args is not None:
-        for k in ("batch_size", "epochs", "max_steps", "lr", "weight_decay", "warmup_ratio", "max_grad_norm",
-                  "mixed_precision", "gradient_accumulation_steps", "seed", "log_every", "eval_every", "num_workers"):
+        for k in ("batch_size", "epochs", "max_steps", "lr", "weight_decay", "warmup_ratio", "lr_schedule",
+                  "max_grad_norm", "mixed_precision", "gradient_accumulation_steps", "seed", "log_every", "eval_every", "num_workers"):
             given[k] = getattr(args, k)
     if sampler_options is not None and isinstance(given.get("sampler", "in_batch"), str):
         given.setdefault("sampler", "in_batch")

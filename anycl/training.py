@@ -39,6 +39,7 @@ class TrainingArgs:
     lr: float = 2e-5
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
+    lr_schedule: str = "cosine"  # after warm-up: "cosine", "linear" (to 0) or "constant"
     max_grad_norm: Optional[float] = 1.0
     mixed_precision: str = "no"
     gradient_accumulation_steps: int = 1
@@ -56,15 +57,23 @@ class TrainingArgs:
     keep_checkpoints: Optional[int] = 2
 
 
-def warmup_cosine(warmup_steps: int, total_steps: Optional[int]) -> Callable[[int], float]:
-    """Learning-rate multiplier: linear warm-up, then cosine decay to 0 (constant if the total is unknown)."""
+LR_SCHEDULES = ("cosine", "linear", "constant")
+
+
+def warmup_cosine(warmup_steps: int, total_steps: Optional[int], schedule: str = "cosine") -> Callable[[int], float]:
+    """Learning-rate multiplier: linear warm-up, then ``schedule``: cosine decay to 0 (the default), linear
+    decay to 0 (sentence-transformers' and Hugging Face's default) or constant. Constant if the total is unknown."""
+    if schedule not in LR_SCHEDULES:
+        raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {schedule!r}")
 
     def f(step: int) -> float:
         if warmup_steps > 0 and step < warmup_steps:
             return (step + 1) / warmup_steps
-        if not total_steps:
+        if not total_steps or schedule == "constant":
             return 1.0
         progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        if schedule == "linear":
+            return 1.0 - progress
         return 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return f
@@ -396,7 +405,7 @@ class Trainer:
         if not args.log_every:  # every logged point goes to the trackers and the report alike
             args.log_every = max(1, total // 100) if total else 10
         warmup = int(args.warmup_ratio * total) if total else 0
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total, args.lr_schedule))
 
         self.module, self.optimizer = acc.prepare(module, optimizer)
         gradcache = make_gradcache(args.gradcache_mini_batch, acc)

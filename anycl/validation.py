@@ -88,6 +88,8 @@ def validate_options(o: Mapping[str, Any]) -> None:
     check_float("lr", g("lr"), low=0, low_inclusive=False, allow_none=True)
     check_float("weight_decay", g("weight_decay"), low=0, allow_none=True)
     check_float("warmup_ratio", g("warmup_ratio"), low=0, high=1, allow_none=True)
+    if g("lr_schedule") is not None and g("lr_schedule") not in ("cosine", "linear", "constant"):
+        raise ConfigError(f"lr_schedule must be 'cosine', 'linear' or 'constant', got {g('lr_schedule')!r}")
     check_float("max_grad_norm", g("max_grad_norm"), low=0, allow_none=True, hint=" (None: no clipping)")
     check_int("gradient_accumulation_steps", g("gradient_accumulation_steps"), 1, allow_none=True)
     check_int("seed", g("seed"), 0, maximum=2**32, allow_none=True)
