@@ -60,6 +60,8 @@ class AudioAdapter(Adapter):
             defaults in :data:`adapters.audio_augment.DEFAULT_AUGMENT`.
         cache_clips: decoded, resampled clips kept in memory (by file path, size and mtime) so that
             each epoch does not decode them again (default 256; 0 = off).
+        local_seconds: window of the local views of ``fit(..., local_views=L)`` (default half of
+            ``clip_seconds``; :meth:`local_view`).
     """
 
     modality = "audio"
@@ -72,11 +74,11 @@ class AudioAdapter(Adapter):
                  hop_ms: float = 10.0, n_fft: Optional[int] = None, f_min: float = 50.0, f_max: Optional[float] = None,
                  pad: str = "zero", eval_crop: str = "center", eval_windows: int = 3,
                  channel: Union[str, int] = "mean", input_sample_rate: Optional[int] = None,
-                 augment: Any = True, cache_clips: int = 256, **options):
+                 augment: Any = True, cache_clips: int = 256, local_seconds: Optional[float] = None, **options):
         super().__init__(sample_rate=sample_rate, clip_seconds=clip_seconds, n_mels=n_mels, win_ms=win_ms,
                          hop_ms=hop_ms, n_fft=n_fft, f_min=f_min, f_max=f_max, pad=pad, eval_crop=eval_crop,
                          eval_windows=eval_windows, channel=channel, input_sample_rate=input_sample_rate,
-                         augment=augment, cache_clips=cache_clips, **options)
+                         augment=augment, cache_clips=cache_clips, local_seconds=local_seconds, **options)
         if options:
             raise ConfigError(f"unknown audio adapter option(s) {sorted(options)}; valid: "
                               f"{', '.join(k for k in self.options if k not in options)}")
@@ -88,7 +90,10 @@ class AudioAdapter(Adapter):
             raise ConfigError(f"channel must be 'mean' or a channel index, got {channel!r}")
         if sample_rate <= 0 or clip_seconds <= 0:
             raise ConfigError("sample_rate and clip_seconds must be positive")
+        if local_seconds is not None and not 0 < local_seconds <= clip_seconds:
+            raise ConfigError(f"local_seconds must be in (0, clip_seconds={clip_seconds}], got {local_seconds}")
         self.sample_rate = int(sample_rate)
+        self.local_samples = int(round((local_seconds or clip_seconds / 2) * self.sample_rate))
         self.n_mels = int(n_mels)
         self.samples = int(round(clip_seconds * self.sample_rate))
         self.win_length = int(round(win_ms * self.sample_rate / 1000))
@@ -173,6 +178,17 @@ class AudioAdapter(Adapter):
                 wave = random_segment(wave, self.samples, generator)
             else:
                 wave = self._centre(wave)
+        return waveform_view(wave, self.aug, generator)
+
+    def local_view(self, item: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """One local view (multi-view training, :mod:`anycl.multiview`): a random window of
+        ``local_seconds`` (default half of ``clip_seconds``), then gain, noise and shift."""
+        n = item.shape[-1]
+        if n < self.local_samples:
+            wave = self.fit_length(item)[: self.local_samples] if self.pad == "repeat" else \
+                torch.nn.functional.pad(item, (0, self.local_samples - n))
+        else:
+            wave = random_segment(item, self.local_samples, generator) if n > self.local_samples else item
         return waveform_view(wave, self.aug, generator)
 
     def _centre(self, wave: torch.Tensor) -> torch.Tensor:

@@ -185,6 +185,7 @@ class MixupBank:
         self.bank: deque = deque(maxlen=max(self.size, 1))
         self._batch = None
         self._pending: Dict[bytes, torch.Tensor] = {}
+        self._shape = None
 
     def _commit(self, batch_id) -> None:
         if batch_id != self._batch:
@@ -206,7 +207,9 @@ class MixupBank:
         else:
             shift = int(torch.randint(1, max(n, 2), (1,), generator=generator, device=x.device)) if n > 1 else 0
             partner = x.roll(shift, dims=0)
-        if key is not None and self.size > 0:
+        # one shape in the bank: the first one it gets (local views of another length mix within their batch)
+        if key is not None and self.size > 0 and (self._shape is None or self._shape == x.shape[1:]):
+            self._shape = x.shape[1:]
             self._pending[key] = x.detach()[: self.size]
         return torch.logaddexp(x + torch.log1p(-lam), partner + torch.log(lam.clamp_min(1e-12)))
 

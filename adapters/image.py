@@ -14,7 +14,8 @@ Options (``fit(..., adapter_options={...})``):
     mode: ``"RGB"`` (default) or ``"L"`` (one grey channel).
     mean, std: per-channel normalisation (default ImageNet's; one value each in mode L).
     background: RGB colour transparent pixels are composited over (default white).
-    local_crops, local_size, local_scale: multi-crop (:meth:`ImageAdapter.multi_crop`).
+    local_crops, local_size, local_scale: multi-crop (:meth:`ImageAdapter.multi_crop`); ``local_size`` and
+        ``local_scale`` also shape the local views of ``fit(..., local_views=L)`` (:meth:`ImageAdapter.local_view`).
     augment_on: ``"batch"`` (default): crop and flip per image in ``augment``, the colour ops (jitter,
         greyscale, blur, solarisation) batched on the device in ``prepare``
         (:mod:`~anycl.adapters.image_batched`); ``"item"``: every op per image with torchvision v2.
@@ -147,6 +148,11 @@ class ImageAdapter(Adapter):
         views = [apply_seeded(self._train_tf, item, generator) for _ in range(global_crops)]
         views += [apply_seeded(self._local_tf, item, generator) for _ in range(self.local_crops)]
         return views
+
+    def local_view(self, item: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """One local view (multi-view training, :mod:`anycl.multiview`): a crop of scale ``local_scale``
+        resized to ``local_size`` (crop and flip only with ``augment_on="batch"``; ``prepare`` adds colour)."""
+        return apply_seeded(self._local_tf, item, generator)
 
     def collate(self, items: List[torch.Tensor]) -> torch.Tensor:
         shapes = {tuple(x.shape) for x in items}

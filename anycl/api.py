@@ -242,6 +242,9 @@ def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any,
     loss_options = {} if per_options else dict(o.get("loss_options") or {})
     if o.get("temperature") is not None:
         loss_options["temperature"] = o["temperature"]
+    from .multiview import default_loss as multiview_default_loss  # views= without loss=: multiview_infonce
+
+    loss = multiview_default_loss(o, loss, loss_options, anchor_adapter_cls)
     cross_modal = len(set(sides.values())) > 1
     if loss is None and cross_modal:  # CLIP/CLAP: both directions, CLIP's initial temperature, learnt
         loss = "infonce"
@@ -404,6 +407,9 @@ def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any,
         builder = md.MultiBatchBuilder(builders)
     else:
         sampler, builder = samplers[""], builders[""]
+    from .multiview import multiview_builder  # views=/local_views=: multi-view batches (anycl.multiview)
+
+    builder = multiview_builder(o, builder, rows, loss_fn, sides, guide, multi)
     eval_data = o.get("eval_dataset")
     if cross_modal and eval_data is not None and not callable(eval_data):
         from .crossmodal import CrossModalRetrievalEvaluator
@@ -412,6 +418,10 @@ def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any,
         if not eval_rows.has_positive:
             raise ConfigError("a cross-modal eval_dataset needs aligned (anchor, positive) pairs")
         evaluator = CrossModalRetrievalEvaluator(eval_rows.column("anchor"), eval_rows.column("positive"))
+    elif o.get("probe") is not None:  # kNN (+ linear) probe on labelled items (anycl.probe)
+        from .probe import probe_evaluator
+
+        evaluator = probe_evaluator(eval_data, o["probe"], o.get("columns"), exts, args.seed)
     else:
         from .evaluators import build_evaluator
 

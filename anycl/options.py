@@ -30,6 +30,11 @@ FIT_OPTIONS: Dict[str, str] = {
     "overwrite": "allow an existing, non-empty output_dir",
     "eval_dataset": "pairs (retrieval metrics), scored pairs (STS), labelled items (kNN accuracy) or a callable(model)",
     "eval_every": "evaluate every N steps (default: after each epoch)",
+    "probe": "True or {k, temperature, linear, test_fraction, batch_size}: kNN (+ linear) probe of a labelled "
+             "eval_dataset (or {'train': ..., 'test': ...}) at each evaluation (anycl.probe)",
+    "views": "global views per item (>= 2) for multi-view training; default None: pairwise (anycl.multiview)",
+    "local_views": "local views per item (image crops of local_size, audio windows of local_seconds); needs a "
+                   "multi-view loss (multiview_infonce, dino)",
     "keep_best": "metric name (e.g. 'ndcg@10'), or True for the evaluation's primary metric: keep the weights of "
                  "the best evaluation (needs eval_dataset)",
     "eval_kind": "evaluation kind: None (from the columns: score → sts, pairs → retrieval, labels → knn), 'sts', "

@@ -111,6 +111,10 @@ class TrainingModule(nn.Module):
         return self.model(self.side_features(batch), train=True, generator=generator)
 
     def compute_loss(self, emb: Dict[str, torch.Tensor], batch: Dict[str, Any]):
+        if "num_views" in batch:  # a multi-view batch: the loss's forward_views (anycl.multiview)
+            from .multiview import multiview_loss
+
+            return multiview_loss(self, emb, batch)
         negative = emb.get("negative")
         if negative is not None:
             negative = negative.view(emb["anchor"].shape[0], batch["num_negatives"], -1)

@@ -16,13 +16,19 @@ from . import barlow as _barlow  # noqa: F401  (barlow_twins)
 from . import queue as _queue  # noqa: F401  (moco)
 from . import graded as _graded  # noqa: F401  (cosent, angle, cosine_mse, margin_mse)
 from . import distill as _distill  # noqa: F401  (distill_mse)
+from . import multiview as _multiview  # noqa: F401  (multiview_infonce)
+from . import dino as _dino  # noqa: F401  (dino)
+from . import nnclr as _nnclr  # noqa: F401  (nnclr)
 from .barlow import BarlowTwins
 from .dcl import DCL, WeightedDCL
+from .dino import DINO
 from .distill import DistillMSE
 from .graded import AnglE, CoSENT, CosineMSE, MarginMSE
 from .infonce import InfoNCE, NTXent2N, info_nce
 from .matryoshka import MatryoshkaLoss
+from .multiview import MultiViewInfoNCE
 from .negative_free import BYOL, SimSiam
+from .nnclr import NNCLR
 from .queue import MemoryQueue, QueueLoss
 from .siglip import SigLIP
 from .supcon import SupCon
@@ -32,4 +38,4 @@ from .vicreg import VICReg
 __all__ = ["LOSSES", "ContrastiveLoss", "FunctionLoss", "get", "names", "register", "InfoNCE", "NTXent2N",
            "info_nce", "TripletMargin", "DCL", "WeightedDCL", "SupCon", "SigLIP", "BYOL", "SimSiam", "VICReg",
            "BarlowTwins", "MemoryQueue", "QueueLoss", "MatryoshkaLoss", "CoSENT", "AnglE", "CosineMSE",
-           "MarginMSE", "DistillMSE"]
+           "MarginMSE", "DistillMSE", "MultiViewInfoNCE", "DINO", "NNCLR"]
