@@ -1,7 +1,12 @@
-"""Audio clip pretraining on real recordings: Debian's sonic-pi samples (166 CC0 FLAC clips).
+"""Audio clip pretraining on real recordings: two sets (``benchmarks/audiosets.py``), ``--set``:
 
-The category of a clip is its file-name prefix before the first "_" (ambi, bass, bd, drum, elec, …).
-For each seed: a stratified split (``--test-fraction`` of every category held out); the encoder is
+- ``sonic-pi`` (default; results/audio.md): Debian's sonic-pi samples (166 CC0 FLAC clips); the category
+  of a clip is its file-name prefix before the first "_" (ambi, bass, bd, drum, elec, …), the split is
+  stratified by category;
+- ``asterisk`` (results/audio_asterisk.md): Debian's asterisk-core-sounds prompts in five languages,
+  spoken-language identification, split by prompt file name (the same prompt never in train and test).
+
+For each seed: the set's split (``--test-fraction`` held out); the encoder is
 pretrained on the training clips only, without labels (``anycl.fit(train_files, modality="audio")``);
 then frozen embeddings are probed on the categories — a linear probe (standardised logistic
 regression) and kNN (cosine, k=5) trained on the training clips, scored on the held-out clips.
@@ -17,6 +22,8 @@ Usage::
 
     PYTHONPATH=. python benchmarks/bench_audio.py                 # 3 seeds, writes results/audio.md
     PYTHONPATH=. python benchmarks/bench_audio.py --epochs 5 --seeds 0 --no-write   # smoke run
+    PYTHONPATH=. python benchmarks/bench_audio.py --set asterisk --max-per-language 20 --epochs 1 --seeds 0 --no-write
+    # a multi-view recipe (anycl.multiview): --views 2 --local-views 4 --loss dino
 """
 from __future__ import annotations
 
@@ -28,40 +35,18 @@ import platform
 import statistics
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import anycl
 from anycl.evaluation import knn_accuracy, linear_probe_accuracy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import realdata  # noqa: E402
+import audiosets  # noqa: E402
 
-SAMPLES = realdata.SONIC_PI_DIR
-RESULTS = Path(__file__).resolve().parent / "results" / "audio.md"
-
-
-def category(path: Path) -> str:
-    return path.name.split("_", 1)[0]
-
-
-def split(files, test_fraction: float, seed: int):
-    """Stratified: every category keeps at least one clip on each side."""
-    by_cat = defaultdict(list)
-    for f in files:
-        by_cat[category(f)].append(f)
-    rng = np.random.default_rng(seed)
-    train, test = [], []
-    for cat in sorted(by_cat):
-        fs = sorted(by_cat[cat])
-        rng.shuffle(fs)
-        n_test = min(max(1, int(round(test_fraction * len(fs)))), len(fs) - 1)
-        test += fs[:n_test]
-        train += fs[n_test:]
-    return sorted(train), sorted(test)
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RESULTS = {"sonic-pi": RESULTS_DIR / "audio.md", "asterisk": RESULTS_DIR / "audio_asterisk.md"}
 
 
 def probes(tr_emb, tr_y, te_emb, te_y, seed):
@@ -85,10 +70,23 @@ def standardise(tr, te):
     return torch.nn.functional.normalize((tr - mu) / sd, dim=-1), torch.nn.functional.normalize((te - mu) / sd, dim=-1)
 
 
-def run_seed(seed, files, args):
-    train, test = split(files, args.test_fraction, seed)
-    tr_y, te_y = [category(f) for f in train], [category(f) for f in test]
-    tr_s, te_s = [str(f) for f in train], [str(f) for f in test]
+def fit_options(args) -> dict:
+    """The loss/multi-view options of the pretraining run (none: the audio default)."""
+    o = {}
+    if args.temperature:
+        o["temperature"] = args.temperature
+    if args.loss:
+        o["loss"] = args.loss
+    if args.views:
+        o["views"] = args.views
+    if args.local_views:
+        o["local_views"] = args.local_views
+    return o
+
+
+def run_seed(seed, dataset, args):
+    tr_s, tr_y, te_s, te_y = dataset.split(seed, args.test_fraction)
+    train, test = tr_s, te_s
     adapter_options = {"clip_seconds": args.clip_seconds, "eval_crop": args.eval_crop}
     if args.augment:
         adapter_options["augment"] = json.loads(args.augment)
@@ -111,8 +109,7 @@ def run_seed(seed, files, args):
     # pretraining without labels on the training clips only
     t0 = time.perf_counter()
     model = anycl.fit(tr_s, modality="audio", epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      seed=seed, adapter_options=adapter_options, progress=False,
-                      **({"temperature": args.temperature} if args.temperature else {}))
+                      seed=seed, adapter_options=adapter_options, progress=False, **fit_options(args))
     wall = time.perf_counter() - t0
     steps = model.trainer.global_step
     clips = model.trainer.history[-1]["items_per_s"] if model.trainer.history else float("nan")
@@ -131,6 +128,11 @@ def mean_spread(values):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--set", default="sonic-pi", choices=sorted(audiosets.SETS))
+    p.add_argument("--max-per-language", type=int, default=None, help="asterisk: clips kept per language")
+    p.add_argument("--loss", default=None, help="a registered loss name (default: the audio default)")
+    p.add_argument("--views", type=int, default=None, help="global views per clip (multi-view training)")
+    p.add_argument("--local-views", type=int, default=0, help="local views per clip (multi-view training)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--batch-size", type=int, default=64)
@@ -144,13 +146,11 @@ def main(argv=None):
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    files = sorted(SAMPLES.glob("*.flac"))
-    if not files:
-        sys.exit(f"no FLAC clips under {SAMPLES} (apt-get install sonic-pi-samples)")
+    dataset = audiosets.asterisk(args.max_per_language) if args.set == "asterisk" else audiosets.sonic_pi()
     t_all = time.perf_counter()
     results = []
     for seed in args.seeds:
-        r = run_seed(seed, files, args)
+        r = run_seed(seed, dataset, args)
         results.append(r)
         print(f"seed {seed}: " + ", ".join(
             f"{k} lin={r[k]['linear']:.3f} knn={r[k]['knn']:.3f}" for k in ("logmel", "random", "pretrained"))
@@ -172,10 +172,9 @@ def main(argv=None):
 
     cmd = "PYTHONPATH=. python benchmarks/bench_audio.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [
-        "# Audio clip pretraining: sonic-pi samples",
+        f"# Audio clip pretraining: {dataset.name}",
         "",
-        f"{len(files)} CC0 FLAC clips from Debian's sonic-pi-samples, {len(set(map(category, files)))} categories "
-        f"(file-name prefix). Per seed a stratified split holds out {args.test_fraction:.0%} of each category "
+        f"{dataset.description}. Per seed the split holds out {args.test_fraction:.0%} "
         f"(≈{results[0]['n_train']} train / {results[0]['n_test']} test clips); pretraining sees the training "
         f"clips only, without labels. Probes on frozen embeddings: linear = standardised logistic regression, "
         f"kNN = cosine, k=5; both fitted on the training clips, scored on the held-out clips.",
@@ -183,7 +182,9 @@ def main(argv=None):
         f"Settings: {args.epochs} epochs, batch {args.batch_size}, lr {args.lr}, augmentations "
         f"{'default' if not args.augment else 'default updated with ' + args.augment}, "
         f"{args.clip_seconds} s windows, evaluation crop `{args.eval_crop}`, default AudioCNN encoder, "
-        f"InfoNCE (temperature {args.temperature or 'default'}). Seeds {args.seeds}: mean ± std "
+        f"loss {args.loss or 'InfoNCE'} (temperature {args.temperature or 'default'}), "
+        f"{'pairwise' if not (args.views or args.local_views) else f'{args.views or 2} global + {args.local_views} local views'}"
+        f". Seeds {args.seeds}: mean ± std "
         f"(per-seed values in brackets).",
         "",
         "| features | linear probe | kNN (k=5) |",
@@ -200,7 +201,7 @@ def main(argv=None):
         lines.append(f"| {label} | {lm:+.3f} ± {ls:.3f} | {km:+.3f} ± {ks:.3f} |")
     lines += [
         "",
-        f"Training speed: {speed[0]:.1f} ± {speed[1]:.1f} clips/s (each clip → 2 views; decoding, augmentation, "
+        f"Training speed: {speed[0]:.1f} ± {speed[1]:.1f} clips/s (each clip → {(args.views or 2) + args.local_views} views; decoding, augmentation, "
         f"log-mels, forward and backward; {results[0]['steps']} steps per seed, "
         f"{statistics.mean(r['train_s'] for r in results):.0f} s per pretraining), {args.threads} torch threads.",
         "",
@@ -213,8 +214,8 @@ def main(argv=None):
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(text)
+        RESULTS[args.set].parent.mkdir(parents=True, exist_ok=True)
+        RESULTS[args.set].write_text(text)
     return results
 
 
