@@ -37,6 +37,9 @@ SMOKE_LOSSES = {
     "vicreg": {},
     "barlow_twins": {},
     "moco": {"queue_size": 16},
+    "multiview_infonce": {},  # pairwise here; several views in tests/test_views.py
+    "dino": {"out_dim": 16},
+    "nnclr": {"queue_size": 16},
 }
 
 

@@ -86,7 +86,7 @@ def test_dino_loss_centre_and_teacher_prototypes_follow_the_formulas():
     c0, wt0 = loss.center.clone(), loss.teacher_prototypes.clone()
     out = loss.forward_views(student[:2], student[2:], target=teacher)
     ref = _dino_reference(student, teacher, loss.prototypes.detach(), wt0, c0, 0.1, 0.04, 2)
-    assert float(out["loss"]) == pytest.approx(ref, rel=1e-5)
+    assert float(out["loss"].detach()) == pytest.approx(ref, rel=1e-5)
     # centring: c <- m c + (1 - m) mean over every teacher row of its prototype scores
     t = F.normalize(teacher.reshape(-1, 5), dim=1) @ F.normalize(wt0, dim=1).T
     torch.testing.assert_close(loss.center, 0.8 * c0 + 0.2 * t.mean(0, keepdim=True), rtol=1e-5, atol=1e-7)
@@ -222,7 +222,6 @@ IMG = dict(modality="image", adapter_options={"preset": "small", "size": 16, "lo
            encoder_options={"arch": "resnet10", "width": 8}, batch_size=8, max_steps=2, progress=False, seed=3)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("kw", [dict(views=3, local_views=2), dict(views=2, local_views=2, loss="dino"),
                                 dict(loss="dino"), dict(loss="nnclr", loss_options={"queue_size": 16}),
                                 dict(views=2, local_views=2, loss="dino", gradcache_mini_batch=4)])
@@ -264,3 +263,22 @@ def test_audio_local_view_length_and_bad_local_seconds():
     assert AudioAdapter(sample_rate=8000, clip_seconds=0.5).local_view(wave[:100], torch.Generator()).shape == (2000,)
     with pytest.raises(ConfigError, match="local_seconds"):
         AudioAdapter(clip_seconds=0.5, local_seconds=0.8)
+
+
+@pytest.mark.slow
+def test_multiview_dino_resumes_to_the_uninterrupted_weights_teacher_and_centre(tmp_path):
+    from anycl.checkpoint import complete_checkpoints
+
+    opts = {**TOY, "max_steps": None, "epochs": 2, "loss": "dino", "views": 3,
+            "loss_options": {"out_dim": 8, "warmup_teacher_temperature": 0.02, "warmup_teacher_steps": 3}}
+    full = anycl.fit(_toy(32), output_dir=str(tmp_path / "a"), checkpoint_every=3, keep_checkpoints=None, **opts)
+    assert 3 in [s for s, _ in complete_checkpoints(tmp_path / "a" / "checkpoints")]
+    resumed = anycl.fit(_toy(32), output_dir=str(tmp_path / "a"),
+                        resume_from=str(tmp_path / "a" / "checkpoints" / "step-3"), **opts)
+    assert resumed.trainer.global_step == full.trainer.global_step == 8
+    for k, v in full.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[k], v, rtol=1e-5, atol=1e-6)
+    a, b = full.trainer.loss, resumed.trainer.loss
+    assert b.step == a.step == 8
+    for name in ("prototypes", "teacher_prototypes", "center"):
+        torch.testing.assert_close(getattr(b, name), getattr(a, name), rtol=1e-5, atol=1e-6)
