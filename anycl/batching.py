@@ -91,13 +91,16 @@ class BatchBuilder:
                 neg = n.load(row[col])
                 out.setdefault("negative", []).append(n.augment(neg, generator) if train else n.eval_view(neg))
         except DataError as exc:
-            if self.on_bad_item == "raise":
-                raise
-            self.skipped += 1
-            if len(self.skipped_examples) < 5:
-                self.skipped_examples.append(str(exc))
-            return None
+            return self._bad_item(exc)
         return out
+
+    def _bad_item(self, exc: DataError) -> None:
+        """An item that cannot be loaded: raise it, or (``on_bad_item="skip"``) count it and drop its row."""
+        if self.on_bad_item == "raise":
+            raise exc
+        self.skipped += 1
+        if len(self.skipped_examples) < 5:
+            self.skipped_examples.append(str(exc))
 
     def build(self, rows: List[dict], generator: torch.Generator, train: bool = True) -> Optional[Dict[str, Any]]:
         loaded = [self._load_row(r, train, generator) for r in rows]

@@ -105,12 +105,7 @@ class MultiViewBatchBuilder(BatchBuilder):
             return ([a.augment(item, generator) for _ in range(self.views)],
                     [a.local_view(item, generator) for _ in range(self.local_views)])
         except DataError as exc:
-            if self.on_bad_item == "raise":
-                raise
-            self.skipped += 1
-            if len(self.skipped_examples) < 5:
-                self.skipped_examples.append(str(exc))
-            return None
+            return self._bad_item(exc)
 
     def build(self, rows: List[dict], generator: torch.Generator, train: bool = True) -> Optional[Dict[str, Any]]:
         loaded = [self._views_of(r, generator) for r in rows]

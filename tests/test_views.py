@@ -282,3 +282,13 @@ def test_multiview_dino_resumes_to_the_uninterrupted_weights_teacher_and_centre(
     assert b.step == a.step == 8
     for name in ("prototypes", "teacher_prototypes", "center"):
         torch.testing.assert_close(getattr(b, name), getattr(a, name), rtol=1e-5, atol=1e-6)
+
+
+def test_multiview_skips_or_raises_on_unreadable_items():
+    from anycl.errors import DataError
+
+    rows = [{"anchor": r["anchor"]} for r in toy_rows(16, corrupt=(3,))]
+    with pytest.raises(DataError, match="NaN"):
+        anycl.fit(rows, views=3, **TOY)
+    model = anycl.fit(rows, views=3, on_bad_item="skip", **TOY)
+    assert model.trainer.builder.skipped >= 1 and "NaN" in model.trainer.builder.skipped_examples[0]
