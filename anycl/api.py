@@ -245,6 +245,10 @@ def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any,
     from .multiview import default_loss as multiview_default_loss  # views= without loss=: multiview_infonce
 
     loss = multiview_default_loss(o, loss, loss_options, anchor_adapter_cls)
+    if o.get("probe") is not None:  # the probe's options, checked before any model loads (anycl.probe)
+        from .probe import probe_options
+
+        probe_options(o["probe"])
     cross_modal = len(set(sides.values())) > 1
     if loss is None and cross_modal:  # CLIP/CLAP: both directions, CLIP's initial temperature, learnt
         loss = "infonce"
@@ -278,6 +282,9 @@ def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any,
     if not include_prompt and "text" not in sides.values():
         raise ConfigError("include_prompt applies to text towers; this model has none")
 
+    from .multiview import check_multiview  # views=/local_views=: refused set-ups, before any model loads
+
+    check_multiview(o, loss_fn, rows, sides, anchor_adapter_cls, multi)
     # -- options ------------------------------------------------------------------------------------
     batch_size = int(o.get("batch_size", defaults.get("batch_size", 32)))
     if batch_size < 1:
@@ -409,7 +416,7 @@ def _fit(dataset: Any, modality: Union[str, Mapping[str, str], None], loss: Any,
         sampler, builder = samplers[""], builders[""]
     from .multiview import multiview_builder  # views=/local_views=: multi-view batches (anycl.multiview)
 
-    builder = multiview_builder(o, builder, rows, loss_fn, sides, guide, multi)
+    builder = multiview_builder(o, builder)
     eval_data = o.get("eval_dataset")
     if cross_modal and eval_data is not None and not callable(eval_data):
         from .crossmodal import CrossModalRetrievalEvaluator

@@ -52,18 +52,14 @@ def default_loss(o: Mapping[str, Any], loss: Any, loss_options: Dict[str, Any], 
     return "multiview_infonce"
 
 
-def multiview_builder(o: Mapping[str, Any], builder: BatchBuilder, rows, loss_fn, sides: Mapping[str, str],
-                      guide=None, multi: bool = False) -> BatchBuilder:
-    """The multi-view builder replacing ``builder`` when ``views``/``local_views`` are set (else ``builder``).
-
-    Raises ConfigError for what multi-view training cannot do: given pairs or hard negatives (views are
-    made from each row's anchor), several modalities or data sets, a guide, a loss without ``forward_views``,
-    local views from an adapter without ``local_view``.
-    """
+def check_multiview(o: Mapping[str, Any], loss_fn, rows, sides: Mapping[str, str], adapter_cls,
+                    multi: bool = False) -> None:
+    """Before any model loads: ConfigError for what multi-view training cannot do — given pairs or hard
+    negatives (views are made from each row's anchor), several modalities or data sets, a guide, a loss
+    without ``forward_views``, local views from an adapter without ``local_view``."""
     counts = view_counts(o)
     if counts is None:
-        return builder
-    views, local = counts
+        return
     name = getattr(loss_fn, "registry_name", type(loss_fn).__name__)
     if not callable(getattr(loss_fn, "forward_views", None)):
         raise ConfigError(f"views/local_views need a loss that scores several views ({', '.join(MULTIVIEW_LOSSES)}); "
@@ -73,14 +69,22 @@ def multiview_builder(o: Mapping[str, Any], builder: BatchBuilder, rows, loss_fn
     if rows.has_positive or rows.negatives:
         raise ConfigError("views/local_views make every view from each row's anchor; the data has 'positive' or "
                           "negative columns (drop them, or train pairwise without views)")
-    if guide is not None:
+    if o.get("guide") is not None:
         raise ConfigError("guide= does not work with views/local_views")
-    adapter = builder.adapters["anchor"]
-    if local and not callable(getattr(adapter, "local_view", None)):
+    if counts[1] and not callable(getattr(adapter_cls, "local_view", None)):
         raise ConfigError(f"local_views need an adapter with local views (image, audio); the "
                           f"{sides['anchor']!r} adapter has none")
-    return MultiViewBatchBuilder(builder.adapters, views=views, local_views=local, on_bad_item=builder.on_bad_item,
-                                 validators=builder.validators, prompts=builder.prompts)
+
+
+def multiview_builder(o: Mapping[str, Any], builder: BatchBuilder) -> BatchBuilder:
+    """The multi-view builder replacing ``builder`` when ``views``/``local_views`` are set (else ``builder``);
+    :func:`check_multiview` has checked the set-up."""
+    counts = view_counts(o)
+    if counts is None:
+        return builder
+    return MultiViewBatchBuilder(builder.adapters, views=counts[0], local_views=counts[1],
+                                 on_bad_item=builder.on_bad_item, validators=builder.validators,
+                                 prompts=builder.prompts)
 
 
 class MultiViewBatchBuilder(BatchBuilder):

@@ -102,3 +102,14 @@ def test_probe_needs_labelled_eval_data():
         probe_evaluator([{"anchor": [0.0] * 6, "label": 1}] * 3, True)
     with pytest.raises(ConfigError, match="more than"):
         probe_evaluator({"train": _labelled(6, 0), "test": _labelled(6, 1)}, {"k": 10})
+
+
+def test_bad_probe_option_fails_before_any_model_is_built(monkeypatch):
+    from anycl import api
+
+    def no_model(*a, **k):
+        raise AssertionError("a model was built before the probe options were checked")
+
+    monkeypatch.setattr(api, "build_model", no_model)
+    with pytest.raises(ConfigError, match="k must"):
+        anycl.fit(toy_rows(16), eval_dataset=_labelled(9, 0), probe={"k": 0}, **TOY)

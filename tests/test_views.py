@@ -110,7 +110,7 @@ def test_dino_pairwise_form_is_the_two_view_case_and_gradient_reaches_only_the_s
     loss.eval()
     pair = loss(a, p, target={"anchor": ta, "positive": tp})["loss"]
     views = loss.forward_views(torch.stack([a, p]), target=torch.stack([ta, tp]))["loss"]
-    assert float(pair) == pytest.approx(float(views))
+    assert float(pair.detach()) == pytest.approx(float(views.detach()))
     pair.backward()
     assert a.grad is not None and ta.grad is None
     with pytest.raises(ValueError, match="momentum teacher"):
@@ -292,3 +292,21 @@ def test_multiview_skips_or_raises_on_unreadable_items():
         anycl.fit(rows, views=3, **TOY)
     model = anycl.fit(rows, views=3, on_bad_item="skip", **TOY)
     assert model.trainer.builder.skipped >= 1 and "NaN" in model.trainer.builder.skipped_examples[0]
+
+
+def test_bad_view_counts_fail_before_any_model_is_built(monkeypatch):
+    from anycl import api
+
+    def no_model(*a, **k):
+        raise AssertionError("a model was built before views were checked")
+
+    monkeypatch.setattr(api, "build_model", no_model)
+    with pytest.raises(ConfigError, match="views must"):
+        anycl.fit(_toy(), **{**TOY, "views": 0})
+    with pytest.raises(ConfigError, match="takes pairs"):
+        anycl.fit(_toy(), **{**TOY, "views": 3, "loss": "nnclr"})
+    with pytest.raises(ConfigError, match="local views"):
+        anycl.fit(_toy(), **{**TOY, "local_views": 2})
+    with pytest.raises(ConfigError, match="one modality"):
+        anycl.fit([{"anchor": "a", "positive": [0.0] * 6}] * 4, **{**TOY, "views": 3,
+                                                                  "modality": {"anchor": "text", "positive": "toyvec"}})
