@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError, DataError
+from .search import ranked_metrics, retrieval_metrics
 
 
 def _other_modality(model, modality: str) -> str:
@@ -75,9 +76,10 @@ class ZeroShotClassifier:
 
 def recall_at_k(sim: torch.Tensor, ks: Iterable[int]) -> Dict[int, float]:
     """Recall@k for a square similarity matrix whose diagonal holds the true pairs."""
-    target = sim.diagonal().unsqueeze(1)
-    rank = (sim > target).sum(1)  # how many candidates score above the true one
-    return {k: float((rank < k).float().mean()) for k in ks}
+    ks = list(ks)
+    ranked = sim.topk(min(max(ks), sim.shape[1]), dim=1).indices.tolist()
+    metrics = ranked_metrics(ranked, [{i} for i in range(sim.shape[0])], ks)
+    return {k: metrics[f"recall@{k}"] for k in ks}
 
 
 def cross_modal_retrieval(model, items_a: Sequence[Any], items_b: Sequence[Any], modality_a: Optional[str] = None,
@@ -90,12 +92,11 @@ def cross_modal_retrieval(model, items_a: Sequence[Any], items_b: Sequence[Any],
     modality_b = modality_b or model.sides["positive"]
     a = model.encode(items_a, modality=modality_a, batch_size=batch_size)
     b = model.encode(items_b, modality=modality_b, batch_size=batch_size)
-    sim = a @ b.T
+    pairs = [{i} for i in range(len(items_a))]
     out = {}
-    for k, v in recall_at_k(sim, ks).items():
-        out[f"{modality_a}_to_{modality_b}_recall@{k}"] = v
-    for k, v in recall_at_k(sim.T, ks).items():
-        out[f"{modality_b}_to_{modality_a}_recall@{k}"] = v
+    for (x, y, mx, my) in ((a, b, modality_a, modality_b), (b, a, modality_b, modality_a)):
+        metrics = retrieval_metrics(x, y, pairs, ks)
+        out.update({f"{mx}_to_{my}_recall@{k}": metrics[f"recall@{k}"] for k in ks})
     return out
 
 

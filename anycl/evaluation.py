@@ -5,13 +5,13 @@ from the evaluation data (pairs → retrieval, items with labels → kNN accurac
 """
 from __future__ import annotations
 
-import math
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set
 
 import torch
 
 from .data import LABEL, Rows, to_rows
 from .progress import phase_bar
+from .search import retrieval_metrics, topk  # noqa: F401  (retrieval_metrics: re-exported, its home is search)
 
 
 def _encode_all(model, groups, batch_size: int, show_progress: bool):
@@ -35,67 +35,6 @@ def at_widths(metrics_of, q: torch.Tensor, c: torch.Tensor, truncate_dims: Seque
     for d in truncate_dims:
         sub = metrics_of(F.normalize(q[:, :d], dim=-1), F.normalize(c[:, :d], dim=-1))
         out.update({f"{k}_dim{d}": v for k, v in sub.items()})
-    return out
-
-
-def topk_chunked(queries: torch.Tensor, corpus: torch.Tensor, k: int, chunk: int = 4096):
-    """Top-k cosine scores/indices of each query in the corpus, one query chunk at a time.
-
-    Memory is bounded by ``chunk × len(corpus)``, never the full query × corpus matrix at once.
-    Both inputs are expected L2-normalised.
-    """
-    k = min(k, corpus.shape[0])
-    scores, idx = [], []
-    for s in range(0, queries.shape[0], chunk):
-        sim = queries[s:s + chunk] @ corpus.T
-        v, i = sim.topk(k, dim=1)
-        scores.append(v)
-        idx.append(i)
-    return torch.cat(scores), torch.cat(idx)
-
-
-def retrieval_metrics(query_emb: torch.Tensor, corpus_emb: torch.Tensor, relevant: Sequence[Set[int]],
-                      ks: Sequence[int] = (1, 10, 100)) -> Dict[str, float]:
-    """nDCG@10, MRR@10, MAP@100 and Recall@k for binary relevance.
-
-    Args:
-        query_emb: (Q, D) normalised. corpus_emb: (N, D) normalised.
-        relevant: for each query, the set of relevant corpus indices.
-    """
-    if len(relevant) != query_emb.shape[0]:
-        raise ValueError("relevant must give one set of corpus indices per query")
-    depth = max(max(ks), 100)
-    _, top = topk_chunked(query_emb, corpus_emb, depth)
-    top = top.tolist()
-    out: Dict[str, float] = {}
-    ndcg = mrr = ap = 0.0
-    recall = {k: 0.0 for k in ks}
-    for q, ranked in enumerate(top):
-        rel = relevant[q]
-        if not rel:
-            continue
-        hits = [1 if d in rel else 0 for d in ranked]
-        dcg = sum(h / math.log2(r + 2) for r, h in enumerate(hits[:10]))
-        idcg = sum(1 / math.log2(r + 2) for r in range(min(len(rel), 10)))
-        ndcg += dcg / idcg
-        for r, h in enumerate(hits[:10]):
-            if h:
-                mrr += 1 / (r + 1)
-                break
-        found, prec_sum = 0, 0.0
-        for r, h in enumerate(hits[:100]):
-            if h:
-                found += 1
-                prec_sum += found / (r + 1)
-        ap += prec_sum / min(len(rel), 100)
-        for k in ks:
-            recall[k] += sum(hits[:k]) / len(rel)
-    n = sum(1 for r in relevant if r)
-    out["ndcg@10"] = ndcg / n
-    out["mrr@10"] = mrr / n
-    out["map@100"] = ap / n
-    for k in ks:
-        out[f"recall@{k}"] = recall[k] / n
     return out
 
 
@@ -174,7 +113,7 @@ def knn_accuracy(train_emb: torch.Tensor, train_labels: Sequence[Any], test_emb:
     index = {n: i for i, n in enumerate(names)}
     ytr = torch.tensor([index[y] for y in train_labels])
     yte = torch.tensor([index[y] for y in test_labels])
-    scores, nn_idx = topk_chunked(test_emb, train_emb, k)
+    scores, nn_idx = topk(test_emb, train_emb, min(k, train_emb.shape[0]), chunk_size=4096, corpus_chunk_size=None)
     votes = knn_votes(scores, ytr[nn_idx], len(names), temperature)
     return float((votes.argmax(1) == yte).float().mean())
 
@@ -197,13 +136,12 @@ class KNNEvaluator:
         return at_widths(lambda e, _: self._accuracy(e), emb, emb, self.truncate_dims)
 
     def _accuracy(self, emb: torch.Tensor) -> Dict[str, float]:
-        sim = emb @ emb.T
-        sim.fill_diagonal_(-2.0)
         names = sorted(set(self.labels), key=repr)
         index = {n: i for i, n in enumerate(names)}
         y = torch.tensor([index[v] for v in self.labels])
         k = min(self.k, len(self.items) - 1)
-        scores, idx = sim.topk(k, dim=1)
+        scores, idx = topk(emb, emb, k, exclude=[[i] for i in range(len(emb))], chunk_size=4096,
+                           corpus_chunk_size=None)  # each item's neighbours exclude itself
         votes = knn_votes(scores, y[idx], len(names), self.temperature)
         return {f"knn@{k}_accuracy": float((votes.argmax(1) == y).float().mean())}
 

@@ -32,7 +32,6 @@ Scores are cosine similarities of the model's embeddings.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -43,6 +42,7 @@ import torch.nn.functional as F
 from .data import to_rows
 from .errors import ConfigError, DataError
 from .progress import phase_bar
+from .search import topk
 
 log = logging.getLogger("anycl")
 
@@ -166,47 +166,11 @@ def _key(item):
     return item_key(item)
 
 
-# -- the search --------------------------------------------------------------------------------------
+# -- the search (anycl.search; the name below is kept for callers of anycl.mining) -------------------
 def chunked_topk_excluding(queries: torch.Tensor, corpus: torch.Tensor, k: int, exclude: Sequence[Sequence[int]],
                            chunk_size: int = 1024) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Top-``k`` scores/indices of each query in the corpus, skipping the corpus indices in ``exclude[q]``.
-
-    Blocks of ``chunk_size`` queries × ``chunk_size`` documents, merged into a running top-k: memory
-    ``chunk_size × (chunk_size + k)`` scores besides the embeddings. Missing ranks (corpus smaller
-    than k plus exclusions) have score ``-inf`` and index ``-1``. Returns (Q, k) scores, sorted
-    descending, and (Q, k) long indices.
-    """
-    nq, n = queries.shape[0], corpus.shape[0]
-    k = max(0, int(k))
-    out_s = torch.full((nq, k), float("-inf"))
-    out_i = torch.full((nq, k), -1, dtype=torch.long)
-    if k == 0 or n == 0:
-        return out_s, out_i
-    for qs in range(0, nq, chunk_size):
-        q = queries[qs:qs + chunk_size]
-        m = q.shape[0]
-        best_s = torch.full((m, 0), float("-inf"))
-        best_i = torch.full((m, 0), -1, dtype=torch.long)
-        # exclusions of this query chunk as (row, corpus index) pairs
-        rows_ex = [(r, c) for r in range(m) for c in exclude[qs + r]]
-        ex_r = torch.tensor([r for r, _ in rows_ex], dtype=torch.long)
-        ex_c = torch.tensor([c for _, c in rows_ex], dtype=torch.long)
-        for cs in range(0, n, chunk_size):
-            sim = q @ corpus[cs:cs + chunk_size].T  # (m, c)
-            if len(rows_ex):
-                sel = (ex_c >= cs) & (ex_c < cs + sim.shape[1])
-                sim[ex_r[sel], ex_c[sel] - cs] = float("-inf")
-            kk = min(k, sim.shape[1])
-            s, i = sim.topk(kk, dim=1)
-            cat_s = torch.cat([best_s, s], dim=1)
-            cat_i = torch.cat([best_i, i + cs], dim=1)
-            kk = min(k, cat_s.shape[1])
-            best_s, pos = cat_s.topk(kk, dim=1)
-            best_i = cat_i.gather(1, pos)
-        best_i = torch.where(torch.isinf(best_s), torch.full_like(best_i, -1), best_i)
-        out_s[qs:qs + m, :best_s.shape[1]] = best_s
-        out_i[qs:qs + m, :best_i.shape[1]] = best_i
-    return out_s, out_i
+    """:func:`anycl.search.topk` with blocks of ``chunk_size`` queries × ``chunk_size`` documents."""
+    return topk(queries, corpus, k, exclude, chunk_size)
 
 
 def filter_candidates(scores: torch.Tensor, positive_score: torch.Tensor, range_min: int = 0,
