@@ -10,20 +10,17 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Set
 import torch
 
 from .data import LABEL, Rows, to_rows
+from .embed import embed_all
 from .progress import phase_bar
 from .search import retrieval_metrics, topk  # noqa: F401  (retrieval_metrics: re-exported, its home is search)
 
 
 def _encode_all(model, groups, batch_size: int, show_progress: bool):
-    """Embed each (items, modality[, side]) group under one progress bar; a group naming a side gets
-    that side's prompt (``anycl.prompts``)."""
+    """Embed each (items, modality[, side]) group under one progress bar (:func:`anycl.embed.embed_all`);
+    a group naming a side gets that side's prompt (``anycl.prompts``)."""
     with phase_bar(show_progress, sum(len(g[0]) for g in groups), "evaluate") as bar:
-        out = []
-        for items, m, *side in groups:
-            prompt = model.prompt_for(side[0]) if side and hasattr(model, "prompt_for") else None
-            extra = {"prompt": prompt} if prompt else {}
-            out.append(model.encode(items, modality=m, batch_size=batch_size, show_progress=bar, **extra))
-        return out
+        return [embed_all(model, items, side=side[0] if side else None, modality=m, batch_size=batch_size, bar=bar)
+                for items, m, *side in groups]
 
 
 def at_widths(metrics_of, q: torch.Tensor, c: torch.Tensor, truncate_dims: Sequence[int]) -> Dict[str, float]:

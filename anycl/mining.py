@@ -34,13 +34,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 
 from .data import to_rows
 from .errors import ConfigError, DataError
+from .embed import PRECISIONS, embedder  # noqa: F401  (embedder: kept importable from here)
 from .progress import phase_bar
 from .search import topk
 
@@ -98,56 +98,7 @@ class MiningStats:
         return "\n".join(lines)
 
 
-# -- embedding ---------------------------------------------------------------------------------------
-PRECISIONS = ("fp32", "bf16")
-
-
-def _device_type(model) -> str:
-    dev = getattr(model, "device", None)
-    return torch.device(dev).type if dev is not None else "cpu"
-
-
-def embedder(model, side: str, batch_size: int, precision: str = "fp32", bar=None) -> Callable[[List[Any]], torch.Tensor]:
-    """``items -> (N, D)`` L2-normalised float32 embeddings for an anycl model (the tower of ``side``),
-    a sentence-transformers model, or a plain callable ``items -> embeddings``.
-
-    ``precision="bf16"`` embeds under bfloat16 autocast (about twice as fast on CPUs with bf16 units
-    and on GPUs; the neighbours found barely change, see docs/text.md); the result is float32 either way.
-    ``bar``: a tqdm bar to advance by the items embedded. ``precision`` is checked by the callers
-    (``_check_options``).
-    """
-    if hasattr(model, "tower") and hasattr(model, "sides"):  # ContrastiveModel: advances the bar itself
-        modality = model.sides.get(side, model.sides.get("anchor"))
-        prompt = model.prompt_for(side) if hasattr(model, "prompt_for") else None  # anycl.prompts
-        extra = {"prompt": prompt} if prompt else {}
-        fn = lambda items: model.encode(items, modality=modality, batch_size=batch_size,  # noqa: E731
-                                        show_progress=bar, **extra)
-    else:
-        if hasattr(model, "encode"):  # sentence-transformers (or alike)
-            def plain(items):
-                e = model.encode(list(items), batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
-                return F.normalize(torch.as_tensor(e).float().cpu(), dim=-1)
-        elif callable(model):
-            plain = lambda items: F.normalize(torch.as_tensor(model(list(items))).float(), dim=-1)  # noqa: E731
-        else:
-            raise ConfigError(f"cannot embed with a {type(model).__name__}: pass an anycl model, a "
-                              f"SentenceTransformer or a callable(items) -> embeddings")
-
-        def fn(items):
-            out = plain(items)
-            if bar is not None:
-                bar.update(len(items))
-            return out
-    if precision == "fp32":
-        return fn
-    device_type = _device_type(model)
-
-    def autocast(items):  # every branch above returns float32, L2-normalised embeddings
-        with torch.autocast(device_type, dtype=torch.bfloat16):
-            return fn(items)
-    return autocast
-
-
+# -- embedding: anycl.embed (embedder and PRECISIONS are imported from there) -------------------------
 def _validator(model, side: str):
     if hasattr(model, "tower") and hasattr(model, "sides"):
         return model.tower(side).adapter.validate

@@ -14,10 +14,9 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError, DataError
