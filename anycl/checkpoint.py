@@ -44,6 +44,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 
 from .errors import ConfigError
+from .files import apply_umask, replace_folder, reworded
 from .statefile import StateFileError, load_state, save_state
 
 log = logging.getLogger("anycl")
@@ -275,9 +276,6 @@ class Checkpointer:
         return self.save(epoch, next_batch)
 
     def save(self, epoch: int, next_batch: int) -> Path:
-        from .files import apply_umask
-        from .files import reworded as _reworded
-
         acc, step = self.acc, self.trainer.global_step
         self.progress.epoch, self.progress.next_batch = epoch, next_batch
         name = f"step-{step}"
@@ -290,7 +288,7 @@ class Checkpointer:
         try:
             self.write_files(tmp)
         except OSError as exc:  # e.g. a full disk: the earlier checkpoints are untouched
-            raise _reworded(exc, f"writing checkpoint {tmp} failed ({exc.strerror or exc}); the earlier "
+            raise reworded(exc, f"writing checkpoint {tmp} failed ({exc.strerror or exc}); the earlier "
                                  f"checkpoints in {self.root} are unchanged")
         acc.wait_for_everyone()
         if acc.is_main_process:
@@ -302,14 +300,7 @@ class Checkpointer:
                 f.flush()
                 os.fsync(f.fileno())
             apply_umask(tmp)
-            if final.exists():
-                old = self.root / f".old-{name}"
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(final, old)
-                os.replace(tmp, final)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, final)
+            replace_folder(tmp, final, self.root / f".old-{name}")
             pointer_tmp = self.root / f".{POINTER}.tmp"
             pointer_tmp.write_text(name)
             os.replace(pointer_tmp, self.root / POINTER)

@@ -4,6 +4,8 @@
   what anycl hands over gets the process umask instead (0755 folders / 0644 files by default), so
   another account (a serving user) can read a saved model.
 - :func:`check_parent`: a plain message when a path lies under an existing *file*.
+- :func:`replace_folder`: a folder written beside its target swapped into place by renames (models and
+  checkpoints are written this way, so a failed write never leaves half a folder where a good one was).
 - :class:`OutputLock`: ``output_dir/.anycl.lock`` (JSON: pid, host, start time) held while ``fit`` runs,
   so a second run on the same folder (a re-queued job beside a live one) refuses and names the live
   one. A lock whose process is gone (same host, pid not running) is stale and taken over, with a note.
@@ -13,7 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
+import tempfile
 import time
 from pathlib import Path
 from typing import Optional
@@ -156,6 +160,23 @@ class OutputLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def replace_folder(new: Path, target: Path, old: Optional[Path] = None) -> None:
+    """Put the finished folder ``new`` at ``target`` (same file system) by renames. An existing ``target``
+    is first renamed to ``old`` (default: a fresh name beside it; a given ``old`` left by an earlier run
+    is removed first), then removed once ``new`` is in place."""
+    if not target.exists():
+        os.replace(new, target)
+        return
+    if old is None:
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        old.rmdir()
+    else:
+        shutil.rmtree(old, ignore_errors=True)
+    os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def reworded(exc: OSError, message: str) -> OSError:

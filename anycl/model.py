@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, DataError
+from .files import apply_umask, check_parent, replace_folder, reworded
 from .progress import phase_bar
 
 FORMAT = "anycl-model"
@@ -382,9 +383,6 @@ class ContrastiveModel(nn.Module):
         disk, a kill) never leaves a half-written model where a good one was. Files and folders get the
         process umask (0644/0755 by default), so another account can load the model.
         """
-        from .files import check_parent
-        from .files import reworded as _reworded
-
         path = os.fspath(path)
         target = Path(path)
         check_parent(target, "the model to")
@@ -404,13 +402,11 @@ class ContrastiveModel(nn.Module):
             try:
                 self._write(tmp, path)
             except OSError as exc:  # e.g. a full disk: what was at path is untouched
-                raise _reworded(exc, f"saving the model to {path!r} failed ({exc.strerror or exc}); "
+                raise reworded(exc, f"saving the model to {path!r} failed ({exc.strerror or exc}); "
                                          f"{'the model already there is unchanged' if previous else 'nothing was written there'}")
             ours = sorted(p.name for p in tmp.iterdir())
             (tmp / MANIFEST_FILE).write_text(json.dumps({"format": FORMAT, "written_by": "anycl",
                                                          "entries": ours + [MANIFEST_FILE]}, indent=1))
-            from .files import apply_umask
-
             apply_umask(tmp)
             if target.exists():
                 # the user's own files in the folder move into the new model folder before the swap
@@ -422,13 +418,7 @@ class ContrastiveModel(nn.Module):
                 for p in foreign:
                     os.replace(p, tmp / p.name)
                     moved.append(p.name)
-                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-                old.rmdir()
-                os.replace(target, old)
-                os.replace(tmp, target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, target)
+            replace_folder(tmp, target)
         except BaseException:
             if target.exists() and tmp.exists():  # give back what was moved over
                 for name in moved:
