@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import torch
 
-from .registry import ContrastiveLoss, full_precision, negative_free_inputs, register
+from .base import ContrastiveLoss, full_precision, negative_free_inputs
+from .registry import register
 
 
 @register("barlow_twins", "barlow", "barlowtwins")

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .registry import ContrastiveLoss, as_float, check_pair, full_precision, register
+from .base import ContrastiveLoss, as_float, check_pair, full_precision
+from .registry import register
 
 
 def _open_teacher(teacher: Any):

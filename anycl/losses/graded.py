@@ -25,7 +25,8 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from .registry import ContrastiveLoss, as_float, check_pair, full_precision, negatives_3d, register
+from .base import ContrastiveLoss, as_float, check_pair, full_precision, negatives_3d
+from .registry import register
 
 
 def _scores(score, batch: int, name: str, column: str = "score") -> torch.Tensor:

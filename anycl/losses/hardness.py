@@ -11,7 +11,7 @@ from typing import Optional
 
 import torch
 
-from .registry import MASK_VALUE
+from .base import MASK_VALUE
 
 
 def hardness_weighted_ce(q: torch.Tensor, cands: torch.Tensor, scale: torch.Tensor,

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .registry import ContrastiveLoss
+from .base import ContrastiveLoss
 
 
 def check_dims(dims: Sequence[int], weights: Optional[Sequence[float]] = None, width: Optional[int] = None):

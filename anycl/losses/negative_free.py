@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import ContrastiveLoss, as_float, check_pair, full_precision, refuse_negatives, register
+from .base import ContrastiveLoss, as_float, check_pair, full_precision, refuse_negatives
+from .registry import register
 
 
 def predictor_mlp(dim: int, hidden_dim: int) -> nn.Module:

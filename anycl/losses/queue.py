@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .registry import ContrastiveLoss, check_pair, register
+from .base import ContrastiveLoss, check_pair
+from .registry import register
 
 
 class MemoryQueue(nn.Module):

@@ -10,7 +10,8 @@ import logging
 import torch
 import torch.nn.functional as F
 
-from .registry import MASK_VALUE, ContrastiveLoss, Temperature, full_precision, pair_inputs, register
+from .base import MASK_VALUE, ContrastiveLoss, Temperature, full_precision, pair_inputs
+from .registry import register
 
 log = logging.getLogger("anycl")
 

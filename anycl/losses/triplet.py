@@ -7,7 +7,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .registry import ContrastiveLoss, as_float, check_pair, negatives_3d, register
+from .base import ContrastiveLoss, as_float, check_pair, negatives_3d
+from .registry import register
 
 
 def pairwise_distance(x: torch.Tensor, y: torch.Tensor, metric: str) -> torch.Tensor:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .registry import ContrastiveLoss, full_precision, negative_free_inputs, register
+from .base import ContrastiveLoss, full_precision, negative_free_inputs
+from .registry import register
 
 
 def variance_term(z: torch.Tensor, gamma: float = 1.0, eps: float = 1e-4) -> torch.Tensor:
