@@ -26,7 +26,7 @@ from torch import nn
 
 from anycl.errors import ConfigError, DataError
 
-from . import register
+from .registry import register
 from .audio_augment import MixupBank, augment_config, random_segment, spectrogram_view, waveform_view
 from .audio_encoder import AudioCNN
 from .audio_io import check_samples, describe, mixdown, read_file, resample, split_item, to_channels_first

@@ -35,7 +35,7 @@ from torch import nn
 
 from anycl.errors import ConfigError, DataError
 
-from . import register
+from .registry import register
 from .base import Adapter, item_key
 from .image_augment import FIELDS, apply_seeded, config_dict, eval_transform, make_config, train_transform
 from .image_batched import photometric

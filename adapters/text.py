@@ -13,10 +13,11 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import nn
 
+from anycl.card import write_card  # our card, not the upstream model's
 from anycl.errors import ConfigError, DataError
 from anycl.progress import quiet_library_bars
 
-from . import register
+from .registry import register
 from .base import Adapter
 
 log = logging.getLogger("anycl")
@@ -93,6 +94,11 @@ class TextAdapter(Adapter):
 
     modality = "text"
     supports_prompts = True  # collate(items, prompt=...): anycl.prompts
+
+    @staticmethod
+    def export_sentence_transformers(model, path: str, modality: Optional[str] = None) -> str:
+        """``model.export_sentence_transformers`` for a text tower: :func:`export_sentence_transformers`."""
+        return export_sentence_transformers(model, path, modality)
     file_extensions = (".txt",)
     default_loss = "infonce"
     default_loss_options = {"temperature": 0.05}
@@ -253,7 +259,5 @@ def export_sentence_transformers(model, path: str, modality: Optional[str] = Non
     os.makedirs(path, exist_ok=True)
     with quiet_library_bars():
         st.save(str(path), safe_serialization=True)
-    from anycl.card import write_card  # our card, not the upstream model's
-
     write_card(model, str(path), "sentence-transformers", tower.modality)
     return str(path)

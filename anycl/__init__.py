@@ -17,7 +17,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-__version__ = "0.1.0"
+from .version import __version__
 
 
 def _mount_adapters() -> None:

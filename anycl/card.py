@@ -19,6 +19,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional
 
+from .config import CONFIG_FILE, config_file_text
+from .version import __version__
+
 CARD_FILE = "README.md"
 DEFAULT_TEXT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 PIPELINE = {"text": "sentence-similarity", "image": "image-feature-extraction", "audio": "feature-extraction"}
@@ -144,10 +147,7 @@ def _load_code(model, folder: str, kind: str, modality: Optional[str]) -> List[s
 
 def model_card(model, folder: str, kind: str = "anycl", modality: Optional[str] = None) -> str:
     """The README.md text for ``model`` (or its ``modality`` tower) saved at ``folder``."""
-    import yaml
-
-    from . import __version__
-    from .config import config_file_text
+    import yaml  # PyYAML: a core dependency, imported where used
 
     info: Dict[str, Any] = dict(getattr(model, "info", {}) or {})
     cfg = info.get("config") or {}
@@ -200,8 +200,6 @@ def write_model_files(model, directory: str, folder: Optional[str] = None) -> No
 
     ``folder`` is the path users will load from, shown in the cards (default: ``directory``).
     """
-    from .config import CONFIG_FILE, config_file_text
-
     d = Path(directory)
     folder = folder or str(directory)
     cfg = (getattr(model, "info", {}) or {}).get("config")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from .errors import ConfigError, DataError
+from .version import __version__
 
 CONFIG_FILE = "config.yaml"
 TOP_KEYS = ("dataset", "modality", "loss")
@@ -251,7 +252,6 @@ def resolved_config(dataset: Any, modality: Any, loss: Any, options: Mapping[str
 
 def config_file_text(config: Mapping[str, Any]) -> str:
     """The text of ``config.yaml`` for a resolved config (``not_recorded`` goes into the header)."""
-    from . import __version__
 
     body = {k: v for k, v in config.items() if k != "not_recorded"}
     header = [f"anycl {__version__}: the resolved config of this run; repeat it with",

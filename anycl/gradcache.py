@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError
+from .losses.base import split_loss
 
 SIDES = ("anchor", "positive", "negative")
 
@@ -217,8 +218,6 @@ class GradCache:
             check: called with the loss before any backward (the trainer's finite-loss check).
             autocast: a context-manager factory wrapping both embedding passes and the loss.
         """
-        from .training import split_loss
-
         model = module.model
         ctx = autocast or _nullcontext
         with ctx():

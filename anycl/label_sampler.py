@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List
 
 from .data import LABEL, Rows
 from .errors import ConfigError
-from .sampling import Sampler, register
+from .sampler_base import Sampler, register
 
 
 @register("group_by_label", "label_groups")

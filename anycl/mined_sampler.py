@@ -23,7 +23,8 @@ from typing import Any, Dict, List, Optional, Sequence
 from .data import Rows
 from .errors import ConfigError
 from .mining import _check_options, mine_negative_ids
-from .sampling import InBatchSampler, register
+from .in_batch_sampler import InBatchSampler
+from .sampler_base import register
 
 log = logging.getLogger("anycl")
 

@@ -41,6 +41,7 @@ import torch
 from .data import to_rows
 from .errors import ConfigError, DataError
 from .embed import PRECISIONS, embedder  # noqa: F401  (embedder: kept importable from here)
+from .keys import item_key
 from .progress import phase_bar
 from .search import topk
 
@@ -109,12 +110,6 @@ def _validator(model, side: str):
         if not item.strip():
             raise DataError(f"{where} is an empty string; remove empty texts or fill them in")
     return check
-
-
-def _key(item):
-    from .adapters.base import item_key
-
-    return item_key(item)
 
 
 # -- the search (anycl.search; the name below is kept for callers of anycl.mining) -------------------
@@ -217,7 +212,7 @@ def mine_negative_ids(model, anchors: Sequence[Any], positives: Sequence[Any], c
     queries: List[Any] = []
     row_query: List[int] = []
     for a in anchors:
-        k = _key(a)
+        k = item_key(a)
         if k not in qindex:
             qindex[k] = len(queries)
             queries.append(a)
@@ -226,7 +221,7 @@ def mine_negative_ids(model, anchors: Sequence[Any], positives: Sequence[Any], c
     docs: List[Any] = []
 
     def add_doc(d) -> int:
-        k = _key(d)
+        k = item_key(d)
         if k not in dindex:
             dindex[k] = len(docs)
             docs.append(d)
@@ -239,7 +234,7 @@ def mine_negative_ids(model, anchors: Sequence[Any], positives: Sequence[Any], c
     for r, p in enumerate(positives):
         own[row_query[r]].add(add_doc(p))
     for qi, q in enumerate(queries):  # a document equal to the query is no negative of it
-        j = dindex.get(_key(q))
+        j = dindex.get(item_key(q))
         if j is not None:
             own[qi].add(j)
     if len(docs) <= num_negatives:
@@ -258,7 +253,7 @@ def mine_negative_ids(model, anchors: Sequence[Any], positives: Sequence[Any], c
     # lowest score among each query's labelled positives
     labelled = [[] for _ in queries]
     for r, p in enumerate(positives):
-        labelled[row_query[r]].append(dindex[_key(p)])
+        labelled[row_query[r]].append(dindex[item_key(p)])
     pos_score = torch.stack([(q_emb[qi] @ d_emb[labelled[qi]].T).min() for qi in range(len(queries))])
     depth = min(range_max, len(docs))
     scores, idx = chunked_topk_excluding(q_emb, d_emb, depth, pos_lists, chunk_size)

@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
+from .adapters.registry import get as get_adapter
 from .errors import ConfigError, DataError
 from .files import apply_umask, check_parent, replace_folder, reworded
 from .progress import phase_bar
@@ -341,10 +342,14 @@ class ContrastiveModel(nn.Module):
         return emb[torch.argsort(torch.tensor(order))] if by_length else emb
 
     def export_sentence_transformers(self, path: str, modality: Optional[str] = None) -> str:
-        """Write the text tower as a sentence-transformers folder (see ``adapters/text.py``)."""
-        from .adapters.text import export_sentence_transformers
-
-        return export_sentence_transformers(self, path, modality)
+        """Write the text tower as a sentence-transformers folder: its adapter's ``export_sentence_transformers``
+        (see ``adapters/text.py``) does it."""
+        tower = self.tower(modality or self.sides.get("anchor", "text"))
+        export = getattr(tower.adapter, "export_sentence_transformers", None)
+        if export is None:
+            raise ConfigError(f"the {tower.modality!r} tower is not a sentence-transformers model; only text towers "
+                              f"export to the sentence-transformers format")
+        return export(self, path, tower.modality)
 
     def export_onnx(self, path: str, modality: Optional[str] = None, **options) -> str:
         """Write one tower as ONNX (``model.onnx`` + inputs description + card) into folder ``path``; see
@@ -490,8 +495,6 @@ def load(path: str, encoders: Optional[Mapping[str, nn.Module]] = None, device: 
     """
     from safetensors.torch import load_file
 
-    from . import adapters as adapter_registry
-
     path = os.fspath(path)
     if not (Path(path) / CONFIG_FILE).exists() and (Path(path) / "model" / CONFIG_FILE).exists():
         path = os.path.join(path, "model")  # the output_dir of a fit run
@@ -526,7 +529,7 @@ def load(path: str, encoders: Optional[Mapping[str, nn.Module]] = None, device: 
     heads_state = load_file(str(Path(path) / HEADS_FILE)) if (Path(path) / HEADS_FILE).exists() else {}
     towers = {}
     for name, tcfg in config["towers"].items():
-        adapter = adapter_registry.get(tcfg["modality"], **tcfg.get("adapter", {}))
+        adapter = get_adapter(tcfg["modality"], **tcfg.get("adapter", {}))
         sub = str(Path(path) / "towers" / name)
         spec = tcfg.get("encoder") or {}
         if encoders and name in encoders:

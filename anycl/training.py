@@ -25,6 +25,7 @@ from .data import Rows
 from .distributed import loss_across_processes
 from .errors import ConfigError
 from .gradcache import gradcache_step, make_gradcache
+from .losses.base import split_loss  # noqa: F401  (kept importable from here)
 
 log = logging.getLogger("anycl")
 
@@ -165,15 +166,6 @@ def check_finite(loss: torch.Tensor, step: int, epoch: int) -> None:
             f"the loss became {loss.item()} at step {step} (epoch {epoch}); lower "
             f"the learning rate or raise the temperature"
         )
-
-
-def split_loss(out) -> tuple:
-    """A loss returns a scalar or a dict with ``loss`` and extra terms to log."""
-    if isinstance(out, dict):
-        if "loss" not in out:
-            raise ValueError("a loss that returns a dict must put the value to minimise under 'loss'")
-        return out["loss"], {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in out.items() if k != "loss"}
-    return out, {}
 
 
 def make_accelerator(args: TrainingArgs):

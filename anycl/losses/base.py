@@ -208,3 +208,12 @@ def negative_free_inputs(anchor, positive, negative, loss_name: str, why: str):
     if anchor.shape[0] < 2:
         raise ValueError(f"{loss_name}: needs a batch of at least 2 pairs ({why})")
     return as_float(anchor, positive)
+
+
+def split_loss(out) -> tuple:
+    """A loss returns a scalar or a dict with ``loss`` and extra terms to log."""
+    if isinstance(out, dict):
+        if "loss" not in out:
+            raise ValueError("a loss that returns a dict must put the value to minimise under 'loss'")
+        return out["loss"], {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in out.items() if k != "loss"}
+    return out, {}

@@ -1,0 +1,58 @@
+"""The sampler contract (:class:`Sampler`) and the sampler registry (``anycl.samplers.get("in_batch")``).
+
+The samplers themselves: :mod:`anycl.in_batch_sampler`, :mod:`anycl.mined_sampler`,
+:mod:`anycl.label_sampler`; :mod:`anycl.sampling` gathers them.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+
+from .data import Rows
+from .registry import Registry
+
+SAMPLERS = Registry("sampler", entry_point_group="anycl.samplers")
+register = SAMPLERS.register
+
+
+def get(name: str, **options):
+    return SAMPLERS.get(name, **options)
+
+
+def names():
+    return SAMPLERS.names()
+
+
+class Sampler:
+    """The sampler contract.
+
+    - ``plan(rows, epoch, batch_size)`` → list of index batches for a dataset with a length;
+    - ``stream(rows, epoch, batch_size)`` → iterator of row batches for streamed data;
+    - ``rows_for(rows, indices)`` → the row dicts of one batch (a mining sampler adds its negatives here);
+    - ``refresh(model, rows, step)`` → called by the trainer at epoch starts (and every
+      ``refresh_every`` steps when the sampler sets it), e.g. to re-mine hard negatives with the
+      current model;
+    - ``state_dict()`` / ``load_state_dict()`` for checkpoint and resume.
+    """
+
+    refresh_every: Optional[int] = None
+
+    def set_key_functions(self, key_fns: Dict[str, Callable[[Any], Any]]) -> None:
+        """Per column, the function hashing an item (the adapter's ``key``)."""
+
+    def plan(self, rows: Rows, epoch: int, batch_size: int) -> List[List[int]]:
+        raise NotImplementedError
+
+    def stream(self, rows: Rows, epoch: int, batch_size: int) -> Iterator[List[dict]]:
+        raise NotImplementedError
+
+    def rows_for(self, rows: Rows, indices: Sequence[int]) -> List[dict]:
+        return [rows[i] for i in indices]
+
+    def refresh(self, model, rows: Rows, step: int) -> None:
+        return None
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        return None
