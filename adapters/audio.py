@@ -215,7 +215,7 @@ class AudioAdapter(Adapter):
         """The ``MelSpectrogram`` transform on ``device`` (built once per device)."""
         key = str(device)
         if key not in self._mels:
-            import torchaudio
+            import torchaudio  # lazy: torchaudio: slow to import, only for resampling/decoding it does
 
             self._mels[key] = torchaudio.transforms.MelSpectrogram(
                 sample_rate=self.sample_rate, n_fft=self.n_fft, win_length=self.win_length,

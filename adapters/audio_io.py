@@ -112,7 +112,7 @@ def _rate(rate: Any, name: str) -> int:
 
 def read_file(source: Union[str, bytes], name: str) -> Tuple[np.ndarray, int]:
     """Decode a path or encoded bytes with soundfile → ((samples, channels) float32, sample rate)."""
-    import soundfile as sf
+    import soundfile as sf  # lazy: soundfile: only when a file is decoded
 
     if isinstance(source, str) and not os.path.exists(source):
         raise DataError(f"{name} does not exist")
@@ -184,7 +184,7 @@ def mixdown(wave: np.ndarray, channel: Union[str, int], name: str) -> np.ndarray
 @functools.lru_cache(maxsize=32)
 def resampler(orig: int, new: int):
     """The cached ``torchaudio.transforms.Resample`` for one (orig, new) rate pair (kernel built once)."""
-    import torchaudio
+    import torchaudio  # lazy: torchaudio: slow to import, only for resampling/decoding it does
 
     return torchaudio.transforms.Resample(int(orig), int(new))
 

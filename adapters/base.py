@@ -13,6 +13,7 @@ import os
 from typing import Any, Dict, List, Optional
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from anycl.errors import ConfigError, DataError
@@ -99,8 +100,6 @@ class Adapter:
         from it; any other module is saved as weights only, and ``anycl.load`` then needs the module
         (``encoders={name: module}``).
         """
-        from safetensors.torch import save_file
-
         state = {k: v.detach().contiguous().cpu() for k, v in encoder.state_dict().items()}
         save_file(state, os.path.join(directory, "encoder.safetensors"))
         spec = getattr(encoder, "anycl_spec", None)
@@ -110,8 +109,6 @@ class Adapter:
         return {"kind": "default", "options": spec}
 
     def load_encoder(self, spec: Dict[str, Any], directory: str) -> nn.Module:
-        from safetensors.torch import load_file
-
         if spec.get("kind") == "custom":
             raise ConfigError(
                 f"this model's {self.modality} encoder is a user module ({spec.get('class')}); rebuild it and "

@@ -112,7 +112,7 @@ class ImageAdapter(Adapter):
             )
 
     def key(self, item: Any) -> Any:
-        from PIL import Image
+        from PIL import Image  # lazy: Pillow: only when an image is decoded
 
         if isinstance(item, Image.Image):
             return ("pil", item.mode, item.size, hashlib.blake2b(item.tobytes(), digest_size=16).digest())

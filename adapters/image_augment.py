@@ -80,7 +80,7 @@ def train_transform(cfg: AugmentConfig, channels: int = 3, size: Optional[int] =
 
     ``geometry_only``: just the crop and flip (the colour ops then run batched, see image_batched).
     """
-    from torchvision.transforms import v2 as T
+    from torchvision.transforms import v2 as T  # lazy: torchvision: slow to import, only for the image pipeline
 
     size = size or cfg.size
     steps = [T.RandomResizedCrop(size, scale=tuple(scale or cfg.scale), ratio=tuple(cfg.ratio), antialias=True)]
@@ -105,7 +105,7 @@ def train_transform(cfg: AugmentConfig, channels: int = 3, size: Optional[int] =
 
 def eval_transform(cfg: AugmentConfig):
     """Deterministic view: resize the short side to ``size × eval_resize``, centre-crop ``size``."""
-    from torchvision.transforms import v2 as T
+    from torchvision.transforms import v2 as T  # lazy: torchvision: slow to import, only for the image pipeline
 
     short = max(cfg.size, int(round(cfg.size * cfg.eval_resize)))
     return T.Compose([T.Resize(short, antialias=True), T.CenterCrop(cfg.size)])

@@ -33,7 +33,7 @@ def resnet(arch: str = "resnet18", small_stem: bool = True, width: int = 64, in_
 
     D = 8 × width for the basic-block ResNets (512 at width 64) and 32 × width for ResNet-50 (2048).
     """
-    from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+    from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet  # lazy: torchvision
 
     if arch not in ARCHS:
         raise ConfigError(f"unknown image encoder arch {arch!r}; choose one of {sorted(ARCHS)} or pass encoder=")

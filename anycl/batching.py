@@ -13,8 +13,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
 
-from .data import LABEL, SCORE_COLUMNS, TEACHER, Rows
+from .data import LABEL, SCORE_COLUMNS, TEACHER, Rows, check_row
 from .errors import DataError
+from .prompts import prompt_for
 
 log = logging.getLogger("anycl")
 
@@ -65,7 +66,6 @@ class BatchBuilder:
         self.keep_views = bool(keep_views)  # also keep the loaded items per side (a guide model re-collates them)
         self.skipped = 0
         self.skipped_examples: List[str] = []
-        from .prompts import prompt_for
 
         self.prompts = {s: prompt_for(dict(prompts or {}), s) for s in ("anchor", "positive", "negative")}
 
@@ -160,8 +160,6 @@ class BatchStream(torch.utils.data.IterableDataset):
             for idx in self.plan:
                 yield self.sampler.rows_for(self.rows, idx)
         else:
-            from .data import check_row
-
             seen = 0
             for rows in self.sampler.stream(self.rows, self.epoch, self.batch_size * self.world_size):
                 if self.validators:

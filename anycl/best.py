@@ -12,6 +12,7 @@ import os
 from typing import Any, Dict, Optional
 
 from .errors import ConfigError
+from .evaluators import primary_metric
 
 log = logging.getLogger("anycl")
 
@@ -66,7 +67,6 @@ def watched_metric(name: Any, evaluator, option: str) -> str:
     None) the evaluator's ``primary_metric`` (anycl.evaluators)."""
     if isinstance(name, str) and name:
         return name
-    from .evaluators import primary_metric
 
     found = primary_metric(evaluator)
     if found is None:

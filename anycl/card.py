@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional
 
+import yaml
+
 from .config import CONFIG_FILE, config_file_text
 from .version import __version__
 
@@ -147,8 +149,6 @@ def _load_code(model, folder: str, kind: str, modality: Optional[str]) -> List[s
 
 def model_card(model, folder: str, kind: str = "anycl", modality: Optional[str] = None) -> str:
     """The README.md text for ``model`` (or its ``modality`` tower) saved at ``folder``."""
-    import yaml  # PyYAML: a core dependency, imported where used
-
     info: Dict[str, Any] = dict(getattr(model, "info", {}) or {})
     cfg = info.get("config") or {}
     what = (f"the {modality} tower of an anycl model" if modality else

@@ -35,12 +35,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import re
 import shutil
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+import numpy as np
 import torch
 
 from .errors import ConfigError
@@ -175,10 +177,6 @@ def _fsync_dir(path: Path) -> None:
 
 def rng_state() -> Dict[str, Any]:
     """This process's random states: Python, NumPy, torch CPU and (when present) CUDA."""
-    import random
-
-    import numpy as np
-
     state: Dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state(),
                              "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -187,10 +185,6 @@ def rng_state() -> Dict[str, Any]:
 
 
 def set_rng_state(state: Dict[str, Any]) -> None:
-    import random
-
-    import numpy as np
-
     kind, keys, gauss = state["python"]
     random.setstate((kind, tuple(keys), gauss))
     np.random.set_state(tuple(state["numpy"]))

@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 import os
 import re
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence
+
+import numpy as np
 
 from .errors import DataError
 from .tables import read_table
@@ -277,7 +280,7 @@ def to_rows(data: Any, columns: Optional[Mapping[str, str]] = None, file_extensi
     if data is None:
         raise DataError("the dataset is None; pass a dataset, a list, a DataFrame or a path")
     try:
-        import datasets as hf
+        import datasets as hf  # lazy: Hugging Face datasets: slow to import, only for its inputs
     except ImportError:  # pragma: no cover - a dependency
         hf = None
     if hf is not None:
@@ -294,7 +297,7 @@ def to_rows(data: Any, columns: Optional[Mapping[str, str]] = None, file_extensi
     if isinstance(data, (str, os.PathLike)):
         return _from_path(Path(data), columns, file_extensions, sep)
     try:
-        import pandas as pd
+        import pandas as pd  # lazy: pandas: slow to import, only when a table is read or written
 
         if isinstance(data, pd.DataFrame):
             return _from_dataframe(data, columns)
@@ -379,8 +382,6 @@ def check_row(row: dict, index: int, validators: Mapping[str, Callable[[Any, str
 
 def check_score(value: Any, where: str) -> None:
     """A score must be a finite real number (a bool or a string such as '0.5' is refused)."""
-    import math
-
     if isinstance(value, bool) or not isinstance(value, (int, float)) and not _is_numpy_number(value):
         raise DataError(f"{where} is {value!r} ({type(value).__name__}); a score must be a number")
     if not math.isfinite(float(value)):
@@ -388,10 +389,6 @@ def check_score(value: Any, where: str) -> None:
 
 
 def _is_numpy_number(value: Any) -> bool:
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover - a dependency
-        return False
     return isinstance(value, (np.integer, np.floating))
 
 

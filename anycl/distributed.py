@@ -44,25 +44,22 @@ What a loss must declare (class attribute or attribute of a registered function)
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
+import torch.distributed as dist
 
 MODES = ("global", "rows", "local")
 
 
 def process_info() -> Tuple[int, int]:
     """(rank, world size) of the default process group; (0, 1) when not running distributed."""
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
 
 def _gather_sizes(n: int, device: torch.device, world: int) -> List[int]:
-    import torch.distributed as dist
-
     mine = torch.tensor([n], dtype=torch.long, device=device)
     sizes = [torch.zeros_like(mine) for _ in range(world)]
     dist.all_gather(sizes, mine)
@@ -71,8 +68,6 @@ def _gather_sizes(n: int, device: torch.device, world: int) -> List[int]:
 
 def _all_gather_padded(x: torch.Tensor, sizes: List[int]) -> torch.Tensor:
     """All-gather along dim 0 when processes hold different numbers of rows (pad to the largest)."""
-    import torch.distributed as dist
-
     biggest = max(sizes)
     if x.shape[0] < biggest:
         pad = x.new_zeros((biggest - x.shape[0], *x.shape[1:]))
@@ -92,8 +87,6 @@ class _GatherWithGrad(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        import torch.distributed as dist
-
         grad = grad.contiguous().clone()
         dist.all_reduce(grad)  # sum over processes: each process's loss sends a gradient to these rows
         start = sum(ctx.sizes[:ctx.rank])

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .data import LABEL, Rows, to_rows
 from .embed import embed_all
+from .errors import DataError
 from .progress import phase_bar
 from .search import retrieval_metrics, topk  # noqa: F401  (retrieval_metrics: re-exported, its home is search)
 
@@ -26,8 +29,6 @@ def _encode_all(model, groups, batch_size: int, show_progress: bool):
 def at_widths(metrics_of, q: torch.Tensor, c: torch.Tensor, truncate_dims: Sequence[int]) -> Dict[str, float]:
     """``metrics_of(q, c)`` at full width, then at each width in ``truncate_dims`` (prefixes,
     re-normalised; Matryoshka models) with the metric names suffixed ``_dim<d>``."""
-    import torch.nn.functional as F
-
     out = dict(metrics_of(q, c))
     for d in truncate_dims:
         sub = metrics_of(F.normalize(q[:, :d], dim=-1), F.normalize(c[:, :d], dim=-1))
@@ -154,7 +155,6 @@ def evaluator_for(eval_dataset: Any, columns: Optional[Mapping[str, str]] = None
         return RetrievalEvaluator.from_pairs(rows, batch_size=batch_size)
     if rows.has_label:
         return KNNEvaluator(rows.column("anchor"), rows.column(LABEL), batch_size=batch_size)
-    from .errors import DataError
 
     raise DataError(
         f"eval_dataset needs pairs (anchor, positive) for retrieval metrics or a 'label' column for kNN "
@@ -165,10 +165,9 @@ def evaluator_for(eval_dataset: Any, columns: Optional[Mapping[str, str]] = None
 def linear_probe_accuracy(train_emb: torch.Tensor, train_labels: Sequence[Any], test_emb: torch.Tensor,
                           test_labels: Sequence[Any], C: float = 1.0, max_iter: int = 2000, seed: int = 0) -> float:
     """Accuracy of a logistic regression trained on frozen (standardised) embeddings."""
-    import numpy as np
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.linear_model import LogisticRegression  # lazy: scikit-learn: slow to import, only where it is used
+    from sklearn.pipeline import make_pipeline  # lazy: scikit-learn: slow to import, only where it is used
+    from sklearn.preprocessing import StandardScaler  # lazy: scikit-learn: slow to import, only where it is used
 
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter, random_state=seed))
     clf.fit(np.asarray(train_emb, dtype=np.float64), [repr(y) for y in train_labels])

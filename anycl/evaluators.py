@@ -233,7 +233,7 @@ class ClassificationEvaluator(ProbeEvaluator):
             raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction}")
         if len(set(map(repr, labels))) < 2:
             raise DataError("classification evaluation needs at least two distinct labels")
-        from sklearn.model_selection import train_test_split
+        from sklearn.model_selection import train_test_split  # lazy: scikit-learn
 
         keys = [repr(y) for y in labels]
         idx = list(range(len(items)))

@@ -36,9 +36,11 @@ number of rows are sliced and everything else is passed to each mini-batch uncha
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from .errors import ConfigError
@@ -258,8 +260,6 @@ def average_gradients(parameters: Iterable[torch.nn.Parameter], world_size: int)
     GradCache back-propagates outside the DDP wrapper's forward, so the trainer runs it under
     ``no_sync`` and averages the gradients itself once per optimiser step.
     """
-    import torch.distributed as dist
-
     if world_size <= 1 or not (dist.is_available() and dist.is_initialized()):
         return
     grads = [p.grad for p in parameters if p.grad is not None]
@@ -298,8 +298,6 @@ def gradcache_step(gc: GradCache, accelerator, module, batch, generator, check=N
     engine runs on the unwrapped module under ``no_sync`` and, on the steps where the optimiser steps,
     averages the gradients across processes itself (the same mean DDP would take).
     """
-    import contextlib
-
     inner = accelerator.unwrap_model(module)
     no_sync = getattr(module, "no_sync", None) if accelerator.num_processes > 1 else None
     with (no_sync() if no_sync is not None else contextlib.nullcontext()):

@@ -29,7 +29,10 @@ from typing import Any, Callable, Dict, Mapping, Optional
 import torch
 from torch import nn
 
+from .batching import to_device
 from .errors import ConfigError
+from .gradcache import _take, count_rows, mini_batches
+from .model import CONFIG_FILE, ContrastiveModel, load
 
 SIDES = ("anchor", "positive", "negative")
 
@@ -73,7 +76,6 @@ class Guide:
                 "this guide collates the loaded items itself, but the batch has none; build batches with "
                 "BatchBuilder(..., keep_views=True) (fit does this when guide= is set)"
             )
-        from .batching import to_device
 
         return to_device(self.model.tower(side).adapter.collate(list(views[side])), device)
 
@@ -81,8 +83,6 @@ class Guide:
     def embed(self, batch: Mapping[str, Any], device: Optional[torch.device] = None) -> Dict[str, torch.Tensor]:
         """The guide's (rows, D) embeddings of each side present in ``batch`` (negatives flattened,
         B·K rows, like the trained model's)."""
-        from .gradcache import _take, count_rows, mini_batches
-
         model = self.model
         if device is not None and model.device != torch.device(device):
             model.to(device)
@@ -122,7 +122,6 @@ def make_guide(spec: Any, model: nn.Module, build_text_model: Optional[Callable[
         return Guide(_frozen_copy(spec))
     if isinstance(spec, (str, Path)):
         path = Path(spec)
-        from .model import CONFIG_FILE, load
 
         if (path / CONFIG_FILE).exists() or (path / "model" / CONFIG_FILE).exists():
             guide_model = load(str(path))
@@ -143,8 +142,6 @@ def make_guide(spec: Any, model: nn.Module, build_text_model: Optional[Callable[
 def _frozen_copy(model: nn.Module) -> nn.Module:
     """A copy of a ContrastiveModel's towers only (not what a trained model carries along, such as its
     ``trainer``); the caller's model is left as it is."""
-    from .model import ContrastiveModel
-
     if isinstance(model, ContrastiveModel):
         return ContrastiveModel({k: copy.deepcopy(t) for k, t in model.towers.items()}, dict(model.sides))
     return copy.deepcopy(model)

@@ -22,6 +22,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .errors import ConfigError
@@ -34,7 +35,7 @@ ADAPTER_CONFIG = "adapter_config.json"
 
 def _peft():
     try:
-        import peft
+        import peft  # lazy: optional dependency (the `peft` extra)
     except ImportError as exc:
         raise ConfigError("LoRA fine-tuning needs the package peft: pip install 'anycl[peft]'") from exc
     return peft
@@ -136,8 +137,6 @@ def adapter_state(module: nn.Module) -> Dict[str, Any]:
 def save_tower(tower, directory: str) -> Dict[str, Any]:
     """Save a LoRA tower unmerged: base weights as usual (from a copy with the LoRA layers removed), the
     adapter in ``<directory>/lora``. Returns the encoder spec for the model config."""
-    from safetensors.torch import save_file
-
     state = adapter_state(target_module(tower))
     base = copy.deepcopy(tower.encoder)
     copy_tower = type("T", (), {"encoder": base})()
@@ -157,8 +156,6 @@ def save_tower(tower, directory: str) -> Dict[str, Any]:
 
 def load_tower_adapter(tower, directory: str) -> None:
     """Put back the adapter saved by :func:`save_tower` (no-op when the folder has none)."""
-    from safetensors.torch import load_file
-
     d = Path(directory) / ADAPTER_DIR
     if not (d / ADAPTER_CONFIG).exists():
         return

@@ -11,8 +11,10 @@ from typing import Any, Dict, Optional
 
 from torch import nn
 
+from . import losses as loss_registry, multi_dataset as md
 from .data import LABEL, TEACHER, Rows, check_score_range
-from .errors import ConfigError
+from .errors import ConfigError, UnknownNameError
+from .momentum import embedding_width
 
 log = logging.getLogger("anycl")
 
@@ -86,10 +88,6 @@ def with_teacher_embeddings(loss_fn, rows: Rows, modality: Optional[str] = None)
 def build_losses(loss, loss_options, parts, multi: bool, per_options=None) -> Dict[str, nn.Module]:
     """{data set name: loss module} ('' for a single data set); ``per_options`` ({data set: options}) adds to
     ``loss_options``. One loss for several data sets needs the same columns in each (anycl.multi_dataset)."""
-    from . import losses as loss_registry
-    from . import multi_dataset as md
-    from .errors import UnknownNameError
-
     names = list(parts)
     given = md.per_dataset(loss, names) if multi else None
     if multi and given is None and per_options is None:
@@ -116,8 +114,6 @@ def build_losses(loss, loss_options, parts, multi: bool, per_options=None) -> Di
 
 def check_teacher_width(model, parts) -> None:
     """Distillation: the student's embedding width must be the teacher's."""
-    from .momentum import embedding_width
-
     for name, part in parts.items():
         dim = getattr(part, "teacher_dim", None)
         width = embedding_width(model) if dim is not None else None

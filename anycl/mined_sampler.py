@@ -22,8 +22,9 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from .data import Rows
 from .errors import ConfigError
-from .mining import _check_options, mine_negative_ids
 from .in_batch_sampler import InBatchSampler
+from .losses.guided import check_margin
+from .mining import _check_options, mine_negative_ids
 from .sampler_base import register
 
 log = logging.getLogger("anycl")
@@ -73,8 +74,6 @@ class MinedNegativeSampler(InBatchSampler):
                 raise ConfigError("give range_min or range_min_schedule, not both (the schedule sets range_min)")
             range_min = max(range_min_schedule)  # the window checks below hold for every pass
         if guide_margin is not None or guide_margin_strategy is not None:
-            from .losses.guided import check_margin
-
             check_margin(0.0 if guide_margin is None else guide_margin, guide_margin_strategy or "absolute")
         _check_options(num_negatives, range_min, range_max, sampling, chunk_size, mining_batch_size, "random",
                        {"absolute_margin": absolute_margin, "relative_margin": relative_margin},

@@ -39,9 +39,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from .data import to_rows
-from .errors import ConfigError, DataError
 from .embed import PRECISIONS, embedder  # noqa: F401  (embedder: kept importable from here)
+from .errors import ConfigError, DataError
 from .keys import item_key
+from .losses.guided import check_margin
 from .progress import phase_bar
 from .search import topk
 
@@ -196,8 +197,6 @@ def mine_negative_ids(model, anchors: Sequence[Any], positives: Sequence[Any], c
     _check_options(num_negatives, range_min, range_max, sampling, chunk_size, batch_size, on_short,
                    {"absolute_margin": absolute_margin, "relative_margin": relative_margin}, precision)
     if guide is not None:
-        from .losses.guided import check_margin
-
         check_margin(guide_margin, guide_margin_strategy)
     stats = MiningStats(num_negatives=num_negatives, rows_in=len(anchors))
     check_a, check_p = _validator(model, "anchor"), _validator(model, "positive")

@@ -17,12 +17,22 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .adapters.registry import get as get_adapter
+from .batching import to_device
+from .card import write_model_files
+from .checkpoint import PICKLE_SUFFIXES
+from .embedding_ops import SIMILARITY_FUNCTIONS, check_truncate_dim, finish, resolve_alias, similarity
 from .errors import ConfigError, DataError
 from .files import apply_umask, check_parent, replace_folder, reworded
+from .lora import load_tower_adapter, save_tower
+from .onnx_export import export_onnx
 from .progress import phase_bar
+from .prompts import check_prompt_map, prompt_for, st_prompts
+from .quantization import check_precision
+from .statefile import StateFileError, check_safetensors
 
 FORMAT = "anycl-model"
 FORMAT_VERSION = 1
@@ -153,8 +163,6 @@ class ContrastiveModel(nn.Module):
 
     @prompts.setter
     def prompts(self, value: Optional[Mapping[str, str]]) -> None:
-        from .prompts import check_prompt_map, st_prompts
-
         value = check_prompt_map(value)
         for side in value:
             if side in self.sides and self.tower(side).modality != "text":
@@ -168,8 +176,6 @@ class ContrastiveModel(nn.Module):
 
     def prompt_for(self, side: str) -> Optional[str]:
         """The prompt of a side (``negative`` falls back to ``positive``); None without one."""
-        from .prompts import prompt_for
-
         return prompt_for(self.prompts, side)
 
     @property
@@ -179,8 +185,6 @@ class ContrastiveModel(nn.Module):
 
     @similarity_fn_name.setter
     def similarity_fn_name(self, value: str) -> None:
-        from .embedding_ops import SIMILARITY_FUNCTIONS
-
         value = getattr(value, "value", value)
         if value not in SIMILARITY_FUNCTIONS:
             raise ConfigError(f"similarity_fn_name must be one of {list(SIMILARITY_FUNCTIONS)}, got {value!r}")
@@ -188,8 +192,6 @@ class ContrastiveModel(nn.Module):
 
     def similarity(self, a, b) -> torch.Tensor:
         """(N, M) similarities of two sets of embeddings with :attr:`similarity_fn_name`."""
-        from .embedding_ops import similarity
-
         return similarity(a, b, self.similarity_fn_name)
 
     def _default_modality(self) -> str:
@@ -216,8 +218,6 @@ class ContrastiveModel(nn.Module):
 
     @truncate_dim.setter
     def truncate_dim(self, value: Optional[int]) -> None:
-        from .embedding_ops import check_truncate_dim
-
         self.__dict__["_truncate_dim"] = check_truncate_dim(value, self.embedding_width())
 
     def _text_tower(self) -> Tower:
@@ -278,9 +278,6 @@ class ContrastiveModel(nn.Module):
         ``quantization_ranges`` (2, D), else ``calibration_embeddings``, else these embeddings),
         ``convert_to_numpy=True`` for a NumPy array, ``convert_to_tensor=True`` for a tensor.
         """
-        from .embedding_ops import check_truncate_dim, finish, resolve_alias
-        from .quantization import check_precision
-
         normalize = resolve_alias(normalize, True, normalize_embeddings, "normalize", "normalize_embeddings")
         show_progress = resolve_alias(show_progress, False, show_progress_bar, "show_progress", "show_progress_bar")
         check_precision(precision)
@@ -319,7 +316,6 @@ class ContrastiveModel(nn.Module):
         # texts are embedded longest first, so each batch pads to a similar length; order restored below
         by_length = bool(items) and all(isinstance(x, str) for x in items)
         order = sorted(range(len(items)), key=lambda i: -len(items[i])) if by_length else range(len(items))
-        from .batching import to_device
 
         extra = {"prompt": prompt} if prompt else {}
         # show_progress: True (a bar of its own) or an enclosing phase's tqdm bar to advance
@@ -354,8 +350,6 @@ class ContrastiveModel(nn.Module):
     def export_onnx(self, path: str, modality: Optional[str] = None, **options) -> str:
         """Write one tower as ONNX (``model.onnx`` + inputs description + card) into folder ``path``; see
         :mod:`anycl.onnx_export`. Returns the ``.onnx`` file's path."""
-        from .onnx_export import export_onnx
-
         return export_onnx(self, path, modality, **options)
 
     # ------------------------------------------------------------------------------------------------
@@ -434,15 +428,12 @@ class ContrastiveModel(nn.Module):
         return path
 
     def _write(self, tmp: Path, path: str) -> None:
-        from safetensors.torch import save_file
-
         config = self.config()
         heads = {}
         for name, t in self.towers.items():
             sub = tmp / "towers" / name
             sub.mkdir(parents=True)
             if getattr(t, "lora", None) is not None:  # unmerged LoRA: base weights + adapter (anycl.lora)
-                from .lora import save_tower
 
                 config["towers"][name]["encoder"] = save_tower(t, str(sub))
             else:
@@ -453,7 +444,6 @@ class ContrastiveModel(nn.Module):
         if heads:
             save_file(heads, str(tmp / HEADS_FILE))
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=str))
-        from .card import write_model_files  # README.md model card (+ the run's config.yaml)
 
         write_model_files(self, str(tmp), path)
 
@@ -493,8 +483,6 @@ def load(path: str, encoders: Optional[Mapping[str, nn.Module]] = None, device: 
     ``encoders`` supplies user-defined encoder modules (by modality) whose architecture anycl could not
     write as JSON; their weights are still read from the folder.
     """
-    from safetensors.torch import load_file
-
     path = os.fspath(path)
     if not (Path(path) / CONFIG_FILE).exists() and (Path(path) / "model" / CONFIG_FILE).exists():
         path = os.path.join(path, "model")  # the output_dir of a fit run
@@ -511,9 +499,7 @@ def load(path: str, encoders: Optional[Mapping[str, nn.Module]] = None, device: 
         raise ConfigError(f"{path!r} is not an anycl model ({CONFIG_FILE} has format {config.get('format')!r})")
     if config.get("format_version", 0) > FORMAT_VERSION:
         raise ConfigError(f"{path!r} was written by a newer anycl (format {config['format_version']}); upgrade anycl")
-    from .statefile import StateFileError, check_safetensors
 
-    from .checkpoint import PICKLE_SUFFIXES
 
     towers_dir = Path(path) / "towers"
     pickles = sorted(str(p.relative_to(path)) for p in towers_dir.rglob("*")
@@ -534,9 +520,8 @@ def load(path: str, encoders: Optional[Mapping[str, nn.Module]] = None, device: 
         spec = tcfg.get("encoder") or {}
         if encoders and name in encoders:
             encoder = encoders[name]
-            from safetensors.torch import load_file as lf
 
-            encoder.load_state_dict(lf(os.path.join(sub, "encoder.safetensors")))
+            encoder.load_state_dict(load_file(os.path.join(sub, "encoder.safetensors")))
         else:
             encoder = adapter.load_encoder(spec, sub)
         head = build_head(tcfg.get("head"))
@@ -545,7 +530,6 @@ def load(path: str, encoders: Optional[Mapping[str, nn.Module]] = None, device: 
             head.load_state_dict({k[len(prefix):]: v for k, v in heads_state.items() if k.startswith(prefix)})
         towers[name] = Tower(adapter, encoder, head, tcfg.get("encode_with_head", False))
         if (Path(sub) / "lora").is_dir():  # a LoRA adapter saved unmerged (anycl.lora)
-            from .lora import load_tower_adapter
 
             load_tower_adapter(towers[name], sub)
     model = ContrastiveModel(towers, config["sides"], config.get("info"))

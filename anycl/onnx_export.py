@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .card import write_card
 from .errors import ConfigError
 
 ONNX_FILE = "model.onnx"
@@ -125,7 +126,7 @@ def export_onnx(model, directory: str, modality: Optional[str] = None, example: 
         opset: the ONNX opset (17 has the STFT that audio towers need).
     """
     try:
-        import onnx
+        import onnx  # lazy: optional dependency (the `onnx` extra)
     except ImportError as exc:
         raise ConfigError("ONNX export needs the package onnx: pip install 'anycl[onnx]'") from exc
     name = modality or model.sides.get("anchor", model.modalities[0])
@@ -181,7 +182,6 @@ def export_onnx(model, directory: str, modality: Optional[str] = None, example: 
         st.tokenizer.save_pretrained(str(out_dir))
         meta["max_seq_length"] = int(st.max_seq_length)
     (out_dir / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
-    from .card import write_card
 
     write_card(model, str(out_dir), kind="onnx", modality=name)
     return str(path)
@@ -190,7 +190,7 @@ def export_onnx(model, directory: str, modality: Optional[str] = None, example: 
 def onnx_session(directory: str, threads: Optional[int] = None):
     """An ONNX Runtime CPU session for a folder written by :func:`export_onnx`."""
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: optional dependency (the `onnx` extra)
     except ImportError as exc:
         raise ConfigError("running an ONNX export needs onnxruntime: pip install 'anycl[onnx]'") from exc
     opts = ort.SessionOptions()

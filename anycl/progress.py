@@ -4,6 +4,7 @@ The training loop's bar (steps, with the loss) is made in ``anycl/training.py``.
 """
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 
 
@@ -18,7 +19,7 @@ def phase_bar(show, total: int, desc: str):
     if not show:
         yield None
         return
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # lazy: only when a bar is drawn
 
     bar = tqdm(total=total, desc=desc, unit="item", dynamic_ncols=True)
     try:
@@ -31,13 +32,11 @@ def phase_bar(show, total: int, desc: str):
 def quiet_library_bars():
     """Hide transformers' own bars ("Loading weights", "Writing model shards") and huggingface_hub's
     while the block runs, unless anycl's logger is at DEBUG (verbose); the previous setting comes back."""
-    import logging
-
     if logging.getLogger("anycl").isEnabledFor(logging.DEBUG):
         yield
         return
     try:
-        from transformers.utils import logging as tlog
+        from transformers.utils import logging as tlog  # lazy: transformers: slow to import, only to quiet its bars
     except ImportError:  # pragma: no cover - a dependency
         yield
         return

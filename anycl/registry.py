@@ -7,6 +7,7 @@ entry point names a module or object that registers itself when loaded.
 """
 from __future__ import annotations
 
+import warnings
 from importlib.metadata import entry_points
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
@@ -68,7 +69,6 @@ class Registry:
             try:
                 obj = ep.load()
             except Exception as exc:  # a broken plugin must not break anycl itself
-                import warnings
 
                 warnings.warn(f"could not load {self.kind} plugin {ep.name!r} ({ep.value}): {exc}")
                 continue

@@ -28,8 +28,12 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from .report_figures import (DPI, FIGSIZE, collapse_figure, eval_figure, label_map, line_figure, pair_histogram,
-                             project_2d, sample_rows, similarity_figure)
+import numpy as np
+
+from .collapse import CollapseWatch
+from .config import config_file_text
+from .report_figures import (DPI, FIGSIZE, _plt, _save, collapse_figure, eval_figure, label_map, line_figure,
+                             pair_histogram, project_2d, sample_rows, similarity_figure)
 
 __all__ = ["write_report", "render_html", "project_2d", "FIGSIZE", "DPI", "REPORT_HTML", "FIGURE_DIR"]
 
@@ -42,8 +46,6 @@ BASE_KEYS = ("step", "loss", "lr", "items_per_s", "epoch")
 
 def _curves(trainer) -> List[Dict[str, Any]]:
     """The trainer's logged points merged with the collapse watch's measures, by step."""
-    from .collapse import CollapseWatch
-
     merged: Dict[int, Dict[str, Any]] = {}
     for h in list(getattr(trainer, "history", []) or []):
         if "step" in h:
@@ -56,8 +58,6 @@ def _curves(trainer) -> List[Dict[str, Any]]:
 
 
 def _watch(trainer):
-    from .collapse import CollapseWatch
-
     return next((cb for cb in (getattr(trainer, "callbacks", []) or []) if isinstance(cb, CollapseWatch)), None)
 
 
@@ -121,8 +121,6 @@ def render_html(figures: Sequence[tuple], config: Optional[Mapping[str, Any]], s
     ``figures``: (heading, path, caption) triples; the heading names a figure once, the caption says how
     to read it.
     """
-    from .config import config_file_text
-
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              '<link rel="icon" href="data:,">', "<title>anycl training report</title>",
              f"<style>{_CSS}</style></head><body>", "<h1>anycl training report</h1>"]
@@ -157,11 +155,9 @@ def _embedding_figure(path: Path, model, rows, sample: int, method: str, seed: i
                 f"another row's positive (grey), with the final model. Separated humps mean positives are "
                 f"found; a random pair scores at least as high as a positive pair "
                 f"{100 * info['random_above_positive']:.1f} % of the time.")
-    import numpy as np  # single-column data: a map of the items, no colours
 
     emb = model.encode([r["anchor"] for r in picked], modality=model.sides.get("anchor"))
     xy = project_2d(emb, method, seed)
-    from .report_figures import _plt, _save
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)

@@ -9,6 +9,11 @@ import random
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+import numpy as np
+import torch
+
+from .errors import ConfigError
+
 FIGSIZE = (8.0, 4.5)
 DPI = 100
 COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
@@ -16,10 +21,10 @@ COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:
 
 
 def _plt():
-    import matplotlib
+    import matplotlib  # lazy: matplotlib: slow to import, only when a report is drawn
 
     matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib: slow to import, only when a report is drawn
 
     return plt
 
@@ -31,7 +36,7 @@ def series(history: Sequence[Mapping[str, Any]], key: str):
 
 
 def _save(fig, path: Path) -> Path:
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # lazy: matplotlib: slow to import, only when a report is drawn
 
     for ax in fig.axes:
         if ax.get_xlabel().endswith("step"):  # steps are whole numbers
@@ -164,21 +169,17 @@ def similarity_figure(path: Path, history) -> Optional[Path]:
 
 def project_2d(emb, method: str = "pca", seed: int = 0):
     """(N, D) embeddings → (N, 2) with scikit-learn's PCA or t-SNE."""
-    import numpy as np
-
     x = np.asarray(emb, dtype=np.float64)
     if x.shape[0] < 3:
         return np.zeros((x.shape[0], 2))
     if method == "tsne":
-        from sklearn.manifold import TSNE
+        from sklearn.manifold import TSNE  # lazy: scikit-learn: slow to import, only where it is used
 
         return TSNE(n_components=2, perplexity=min(30.0, (x.shape[0] - 1) / 3), init="pca",
                     random_state=seed).fit_transform(x)
     if method != "pca":
-        from .errors import ConfigError
-
         raise ConfigError(f"the embedding map's method must be 'pca' or 'tsne', got {method!r}")
-    from sklearn.decomposition import PCA
+    from sklearn.decomposition import PCA  # lazy: scikit-learn: slow to import, only where it is used
 
     return PCA(n_components=2, random_state=seed).fit_transform(x)
 
@@ -224,8 +225,6 @@ def label_map(path: Path, model, picked: List[dict], method: str = "pca", seed: 
 
 def pair_histogram(path: Path, model, picked: List[dict], seed: int = 0) -> Dict[str, Any]:
     """Cosine similarity of each anchor to its positive vs to a random other row's positive."""
-    import torch
-
     plt = _plt()
     a = model.encode([r["anchor"] for r in picked], modality=model.sides.get("anchor"))
     p = model.encode([r["positive"] for r in picked], modality=model.sides.get("positive"))

@@ -14,7 +14,9 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Tuple
 
+import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 
 FORMAT = "anycl-state"
 FORMAT_VERSION = 1
@@ -37,20 +39,15 @@ def _encode(obj: Any, tensors: Dict[str, torch.Tensor], where: str) -> Any:
         key = str(len(tensors))
         tensors[key] = obj.detach().to("cpu").contiguous().clone()
         return {"t": key}
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover - a dependency
-        np = None
-    if np is not None:
-        if isinstance(obj, np.ndarray):
-            if obj.dtype == object:
-                raise TypeError(f"{where}: a NumPy array of Python objects cannot be saved without pickle")
-            key = str(len(tensors))
-            as_tensor = torch.from_numpy(obj.astype(np.int64) if obj.dtype.kind == "u" else obj.copy())
-            tensors[key] = as_tensor.contiguous()
-            return {"np": key, "dtype": str(obj.dtype)}
-        if isinstance(obj, np.generic):
-            return _encode(obj.item(), tensors, where)
+    if isinstance(obj, np.ndarray):
+        if obj.dtype == object:
+            raise TypeError(f"{where}: a NumPy array of Python objects cannot be saved without pickle")
+        key = str(len(tensors))
+        as_tensor = torch.from_numpy(obj.astype(np.int64) if obj.dtype.kind == "u" else obj.copy())
+        tensors[key] = as_tensor.contiguous()
+        return {"np": key, "dtype": str(obj.dtype)}
+    if isinstance(obj, np.generic):
+        return _encode(obj.item(), tensors, where)
     if isinstance(obj, list):
         return {"l": [_encode(v, tensors, f"{where}[{i}]") for i, v in enumerate(obj)]}
     if isinstance(obj, tuple):
@@ -69,8 +66,6 @@ def _decode(node: Any, tensors: Dict[str, torch.Tensor]) -> Any:
         if "t" in node:
             return tensors[node["t"]]
         if "np" in node:
-            import numpy as np
-
             return tensors[node["np"]].numpy().astype(np.dtype(node["dtype"]))
         if "f" in node:
             return float(node["f"])
@@ -85,8 +80,6 @@ def _decode(node: Any, tensors: Dict[str, torch.Tensor]) -> Any:
 
 def save_state(obj: Any, folder: os.PathLike, name: str) -> None:
     """Write ``obj`` as ``folder/name.json`` (+ ``folder/name.safetensors`` when it holds tensors)."""
-    from safetensors.torch import save_file
-
     folder = Path(folder)
     tensors: Dict[str, torch.Tensor] = {}
     tree = _encode(obj, tensors, name)
@@ -159,8 +152,6 @@ def check_safetensors(path: os.PathLike) -> Tuple[int, int]:
 
 def read_safetensors(path: os.PathLike, device: Any = "cpu") -> Dict[str, torch.Tensor]:
     """``safetensors.torch.load_file`` after :func:`check_safetensors`; errors name the file."""
-    from safetensors.torch import load_file
-
     check_safetensors(path)
     try:
         return load_file(str(path), device=str(device))

@@ -106,7 +106,7 @@ def _check_widths(path: Path, sep: str) -> None:
 
 
 def read_delimited(path: Path, default_sep: str, sep: Optional[str] = None):
-    import pandas as pd
+    import pandas as pd  # lazy: pandas: slow to import, only when a table is read or written
 
     chosen = sep
     if chosen is None:
@@ -127,7 +127,7 @@ def read_table(path: Path, sep: Optional[str] = None):
     ``sep``: the field separator of a CSV/TSV file (default: sniffed, see the module docstring)."""
     path = Path(path)
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
-    import pandas as pd
+    import pandas as pd  # lazy: pandas: slow to import, only when a table is read or written
 
     try:
         if suffix in (".csv", ".csv.gz"):

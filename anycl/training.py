@@ -21,11 +21,13 @@ import torch
 from torch import nn
 
 from .batching import BatchBuilder, BatchStream, to_device
+from .checkpoint import Checkpointer, checkpoint_root, resolve_resume
 from .data import Rows
 from .distributed import loss_across_processes
 from .errors import ConfigError
 from .gradcache import gradcache_step, make_gradcache
 from .losses.base import split_loss  # noqa: F401  (kept importable from here)
+from .momentum import prepare_loss
 
 log = logging.getLogger("anycl")
 
@@ -96,7 +98,6 @@ class TrainingModule(nn.Module):
         # The loss's predictor is sized here (before the optimiser exists); a loss with `momentum_target`
         # gets an EMA copy of the model whose embeddings reach it as `target=`; the last step's detached
         # embeddings stay readable for the collapse watch.
-        from .momentum import prepare_loss
 
         self.target = prepare_loss(model, loss)
         self._prepare_state = None
@@ -171,9 +172,9 @@ def check_finite(loss: torch.Tensor, step: int, epoch: int) -> None:
 def make_accelerator(args: TrainingArgs):
     """An Accelerator for ``args``; resets Accelerate's process-wide state when not launched distributed,
     so several ``fit`` calls in one Python process can use different precisions."""
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
-    from accelerate.utils import ProjectConfiguration
+    from accelerate import Accelerator  # lazy: accelerate: slow to import, only when training starts
+    from accelerate.state import AcceleratorState  # lazy: accelerate: slow to import, only when training starts
+    from accelerate.utils import ProjectConfiguration  # lazy: accelerate: slow to import, only when training starts
 
     if args.mixed_precision not in ("no", "bf16", "fp16"):
         raise ConfigError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {args.mixed_precision!r}")
@@ -296,7 +297,6 @@ class Trainer:
         self.checkpointer = None
         if not (args.checkpoint_every or args.resume_from):
             return 0, 0, False
-        from .checkpoint import Checkpointer, checkpoint_root, resolve_resume
 
         root = checkpoint_root(args.output_dir) if args.output_dir else None
         self.checkpointer = Checkpointer(self, acc, scheduler, root, args.checkpoint_every, args.keep_checkpoints)
@@ -369,8 +369,8 @@ class Trainer:
             self.checkpointer.step_done(epoch, batch["index"] + 1)
 
     def train(self):
-        from accelerate.utils import set_seed
-        from tqdm.auto import tqdm
+        from accelerate.utils import set_seed  # lazy: accelerate: slow to import, only when training starts
+        from tqdm.auto import tqdm  # lazy: only when a bar is drawn
 
         args = self.args
         started = time.perf_counter()

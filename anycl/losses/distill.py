@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..model import CONFIG_FILE, ContrastiveModel, load
 from .base import ContrastiveLoss, as_float, check_pair, full_precision
 from .registry import register
 
@@ -30,14 +31,11 @@ def _open_teacher(teacher: Any):
     """A ContrastiveModel / SentenceTransformer as given; a path → anycl model if it is one, else ST."""
     if isinstance(teacher, (str, os.PathLike)):
         p = Path(os.fspath(teacher))
-        from ..model import CONFIG_FILE
 
         if (p / CONFIG_FILE).exists() or (p / "model" / CONFIG_FILE).exists():
-            from ..model import load
-
             return load(str(p))
         try:
-            from sentence_transformers import SentenceTransformer
+            from sentence_transformers import SentenceTransformer  # lazy: sentence-transformers
 
             return SentenceTransformer(os.fspath(teacher), device="cpu")
         except Exception as exc:
@@ -57,8 +55,6 @@ def teacher_embeddings(teacher: Any, items: Sequence[Any], batch_size: int = 64,
     An anycl teacher gives its tower's output (``normalize=False`` unless asked); a
     sentence-transformers teacher gives what its modules give (its own ``Normalize`` module included).
     """
-    from ..model import ContrastiveModel
-
     if isinstance(teacher, ContrastiveModel):
         return teacher.encode(list(items), modality=modality, batch_size=batch_size, normalize=normalize).float()
     emb = teacher.encode(list(items), batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False,

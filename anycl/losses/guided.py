@@ -22,12 +22,12 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
+
 STRATEGIES = ("absolute", "relative")
 
 
 def check_margin(margin: float, strategy: str) -> None:
-    from ..errors import ConfigError
-
     if strategy not in STRATEGIES:
         raise ConfigError(f"guide_margin_strategy must be one of {STRATEGIES}, got {strategy!r}")
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or margin != margin:

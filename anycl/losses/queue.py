@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from . import registry
 from .base import ContrastiveLoss, check_pair
 from .registry import register
 
@@ -114,7 +115,6 @@ class QueueLoss(ContrastiveLoss):
     def __init__(self, base: Any = "infonce", queue_size: int = 4096, key_encoder: Optional[str] = "momentum",
                  momentum: float = 0.999, **options):
         super().__init__()
-        from . import registry
 
         self.base = registry.get(base, **options)
         if getattr(self.base, "negative_free", False):
