@@ -6,7 +6,6 @@ Every part it wires is public, for users who want their own loop: :func:`anycl.d
 """
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 from pathlib import Path
@@ -18,7 +17,7 @@ from . import adapters as adapter_registry
 from . import sampling
 from .data import check_items, to_rows
 from .errors import ConfigError
-from .model import ContrastiveModel, Tower, projection_head
+from .model import ContrastiveModel, Tower, build_model
 from .options import FIT_OPTIONS  # noqa: F401  (also anycl.api.FIT_OPTIONS, as before)
 from .training import Trainer, TrainingArgs
 
@@ -48,13 +47,6 @@ def _with_keep_best(o, evaluator, output_dir) -> list:
     return callbacks
 
 
-def _per_modality(value: Any, modality: str, modalities) -> Any:
-    """Options given as {modality: x} pick this modality's; anything else applies to all."""
-    if isinstance(value, Mapping) and value and set(value) <= set(modalities) | {"default"}:
-        return value.get(modality, value.get("default"))
-    return value
-
-
 def _resolve_modalities(modality, rows) -> Dict[str, str]:
     if modality is None:
         raise ConfigError(
@@ -81,49 +73,6 @@ def _resolve_modalities(modality, rows) -> Dict[str, str]:
                 f" (add one with @anycl.adapters.register)"
             )
     return sides
-
-
-def build_model(sides: Mapping[str, str], *, model: Optional[str] = None, encoder=None, encoder_options=None,
-                adapter_options=None, head: Any = "default") -> ContrastiveModel:
-    """One tower per distinct modality, shared by the sides that use it."""
-    modalities = sorted(set(sides.values()))
-    towers = {}
-    for m in modalities:
-        adapter = adapter_registry.get(m, **(_per_modality(adapter_options, m, modalities) or {}))
-        enc = _per_modality(encoder, m, modalities) if isinstance(encoder, Mapping) else encoder
-        if enc is None:
-            opts = dict(_per_modality(encoder_options, m, modalities) or {})
-            # model= names a pretrained model: a string goes to the text tower; {modality: x} picks per tower
-            chosen = model.get(m) if isinstance(model, Mapping) else (model if m == "text" or len(modalities) == 1 else None)
-            if chosen is not None and "model" in inspect.signature(adapter.default_encoder).parameters:
-                opts.setdefault("model", chosen)
-            enc = adapter.default_encoder(**opts)
-        elif not isinstance(enc, nn.Module):
-            raise ConfigError(f"encoder for {m!r} must be an nn.Module, got {type(enc).__name__}")
-        h = head
-        if h == "default":
-            h = adapter.fit_defaults.get("head") if len(modalities) == 1 else 256
-        head_module = None
-        if h:
-            in_dim = adapter.embedding_dim(enc)
-            if in_dim is None:
-                raise ConfigError(
-                    f"the {m} encoder does not state its output width (an `embedding_dim` attribute), so a "
-                    f"projection head cannot be sized; set encoder.embedding_dim or head=None"
-                )
-            out_dim = 128 if h is True or h == "mlp" else int(h)
-            head_module = projection_head(in_dim, out_dim)
-        towers[m] = Tower(adapter, enc, head_module, encode_with_head=len(modalities) > 1)
-    if len(modalities) > 1:
-        widths = set()
-        for t in towers.values():
-            widths.add(t.head.anycl_spec["out_dim"] if t.head is not None else t.adapter.embedding_dim(t.encoder))
-        if len(widths) > 1:
-            raise ConfigError(
-                f"the towers give embeddings of different widths {sorted(map(str, widths))} and have no projection "
-                f"head to a shared width; pass head=<width> (e.g. head=256)"
-            )
-    return ContrastiveModel(towers, dict(sides))
 
 
 def _training_width(tower: Tower) -> Optional[int]:

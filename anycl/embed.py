@@ -1,6 +1,6 @@
-"""One path from raw items to embeddings for everything that embeds a collection: mining, evaluation
-and the guide model all call :func:`embed_all`; for an anycl model it goes through
-:meth:`ContrastiveModel.encode` (the tower's evaluation view, the side's prompt, the progress bar).
+"""One path from raw items to embeddings: mining, evaluation and the guide model call :func:`embed_all`;
+for an anycl model it goes through :meth:`ContrastiveModel.encode` (options, then the result's
+normalisation, truncation and quantisation), whose batched loop over a tower is :func:`embed_with_tower`.
 """
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from typing import Any, Callable, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from .errors import ConfigError
+from .batching import to_device
+from .errors import ConfigError, DataError
+from .progress import phase_bar
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -62,6 +64,42 @@ def _embed(model, items, side, modality, batch_size: int, bar) -> torch.Tensor:
     return out
 
 
-def embedder(model, side: str, batch_size: int, precision: str = "fp32", bar=None) -> Callable[[List[Any]], torch.Tensor]:
+def embedder(model, side: str, batch_size: int, precision: str = "fp32",
+             bar=None) -> Callable[[List[Any]], torch.Tensor]:
     """``items -> embeddings``: :func:`embed_all` with the other arguments bound."""
     return lambda items: embed_all(model, items, side=side, batch_size=batch_size, precision=precision, bar=bar)
+
+
+def embed_with_tower(model, items: Sequence[Any], tower, batch_size: int, with_head: bool, device, show_progress,
+                     prompt: Optional[str]) -> torch.Tensor:
+    """(N, D) float32 outputs of ``model``'s ``tower`` for raw items, in order, on the CPU: the loop under
+    :meth:`ContrastiveModel.encode` (evaluation views, no dropout, texts batched longest first)."""
+    adapter = tower.adapter
+    dev = torch.device(device) if device else model.device
+    was_training = model.training
+    model.eval()
+    if dev != model.device:
+        model.to(dev)
+    out = []
+    # texts are embedded longest first, so each batch pads to a similar length; order restored below
+    by_length = bool(items) and all(isinstance(x, str) for x in items)
+    order = sorted(range(len(items)), key=lambda i: -len(items[i])) if by_length else range(len(items))
+    extra = {"prompt": prompt} if prompt else {}
+    # show_progress: True (a bar of its own) or an enclosing phase's tqdm bar to advance
+    with phase_bar(show_progress, len(items), f"encode ({tower.modality})") as bar:
+        try:
+            for start in range(0, len(items), batch_size):
+                views = []
+                for i in order[start:start + batch_size]:
+                    adapter.validate(items[i], f"item {i}")
+                    views.append(adapter.eval_view(adapter.load(items[i])))
+                feats = to_device(adapter.collate(views, **extra), dev)
+                out.append(tower(feats, train=False, use_head=with_head).float().cpu())
+                if bar is not None:
+                    bar.update(len(views))
+        finally:
+            model.train(was_training)
+    if not out:
+        raise DataError("encode() got no items")
+    emb = torch.cat(out)
+    return emb[torch.argsort(torch.tensor(order))] if by_length else emb

@@ -5,112 +5,27 @@ they share one tower (a siamese model), and with two modalities (image–text, a
 ``encode`` embeds raw items deterministically (evaluation views, no dropout), ``save`` writes
 safetensors weights plus JSON files (no pickle; files get the process umask, overwrite keeps files anycl did
 not write, see :meth:`ContrastiveModel.save`), :func:`load` rebuilds the model and refuses pickle files in
-its tower folders and truncated weights, naming the file.
+its tower folders and truncated weights, naming the file. :func:`build_model` makes a new model from
+modality names. Towers and heads: :mod:`anycl.tower`; the folder format: :mod:`anycl.model_files`.
 """
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
-from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+import inspect
+from typing import Any, Dict, List, Mapping, Optional
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .adapters.registry import get as get_adapter
-from .batching import to_device
-from .card import write_model_files
-from .checkpoint import PICKLE_SUFFIXES
+from .embed import embed_with_tower
 from .embedding_ops import SIMILARITY_FUNCTIONS, check_truncate_dim, finish, resolve_alias, similarity
-from .errors import ConfigError, DataError
-from .files import apply_umask, check_parent, replace_folder, reworded
-from .lora import load_tower_adapter, save_tower
+from .errors import ConfigError
+from .model_files import (CONFIG_FILE, FORMAT, FORMAT_VERSION, HEADS_FILE, MANIFEST_FILE,  # noqa: F401
+                          _owned_entries, read_model, save_model)
 from .onnx_export import export_onnx
-from .progress import phase_bar
 from .prompts import check_prompt_map, prompt_for, st_prompts
 from .quantization import check_precision
-from .statefile import StateFileError, check_safetensors
-
-FORMAT = "anycl-model"
-FORMAT_VERSION = 1
-CONFIG_FILE = "anycl_config.json"
-HEADS_FILE = "heads.safetensors"
-
-
-def projection_head(in_dim: int, out_dim: int = 128, hidden_dim: Optional[int] = None, layers: int = 2) -> nn.Module:
-    """SimCLR-style MLP head: (Linear → BatchNorm → ReLU) × (layers − 1) → Linear."""
-    hidden_dim = hidden_dim or in_dim
-    mods: List[nn.Module] = []
-    d = in_dim
-    for _ in range(max(layers - 1, 0)):
-        mods += [nn.Linear(d, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True)]
-        d = hidden_dim
-    mods.append(nn.Linear(d, out_dim))
-    head = nn.Sequential(*mods)
-    head.anycl_spec = {"type": "mlp", "in_dim": in_dim, "out_dim": out_dim, "hidden_dim": hidden_dim, "layers": layers}
-    return head
-
-
-def build_head(spec: Optional[Dict[str, Any]]) -> Optional[nn.Module]:
-    if not spec:
-        return None
-    if spec.get("type") == "mlp":
-        return projection_head(spec["in_dim"], spec["out_dim"], spec.get("hidden_dim"), spec.get("layers", 2))
-    if spec.get("type") == "linear":
-        head = nn.Linear(spec["in_dim"], spec["out_dim"], bias=spec.get("bias", False))
-        head.anycl_spec = dict(spec)
-        return head
-    raise ConfigError(f"unknown projection head type {spec.get('type')!r} in the model config")
-
-
-class Tower(nn.Module):
-    """Adapter + encoder (+ head) for one modality.
-
-    ``encode_with_head``: whether :meth:`ContrastiveModel.encode` returns head outputs (a shared
-    cross-modal space) or the encoder's representation (SimCLR's convention for downstream use).
-    """
-
-    def __init__(self, adapter, encoder: nn.Module, head: Optional[nn.Module] = None, encode_with_head: bool = False):
-        super().__init__()
-        self.adapter = adapter
-        self.encoder = encoder
-        self.head = head
-        self.encode_with_head = bool(encode_with_head and head is not None)
-        self.frozen: Optional[str] = None  # "all" or "encoder" once anycl.crossmodal.freeze ran
-        adapter.attach(encoder)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.frozen:  # frozen parts keep evaluation behaviour (no dropout, fixed BatchNorm statistics)
-            self.encoder.eval()
-            if self.frozen == "all" and self.head is not None:
-                self.head.eval()
-        return self
-
-    @property
-    def modality(self) -> str:
-        return self.adapter.modality
-
-    def forward(self, features: Any, train: bool = True, generator: Optional[torch.Generator] = None,
-                use_head: bool = True) -> torch.Tensor:
-        features = self.adapter.prepare(features, train=train, generator=generator)
-        if self.frozen:  # a frozen encoder needs no autograd graph: less memory, faster steps
-            with torch.no_grad():
-                out = self.encoder(features)
-        else:
-            out = self.encoder(features)
-        if out.dim() != 2:
-            raise ValueError(
-                f"the {self.modality} encoder must return (batch, dim) embeddings, got shape {tuple(out.shape)}"
-            )
-        if use_head and self.head is not None:
-            out = self.head(out)
-        return out
-
-
+from .tower import Tower, build_head, projection_head  # noqa: F401  (importable from here too)
 class ContrastiveModel(nn.Module):
     """A contrastive encoder model.
 
@@ -298,44 +213,10 @@ class ContrastiveModel(nn.Module):
             prompt = self.prompts[prompt_name]
         if prompt and not getattr(tower.adapter, "supports_prompts", False):
             raise ConfigError(f"prompts apply to text only; the {tower.modality!r} tower takes none")
-        emb = self._embed(items, tower, batch_size, with_head, device, show_progress, prompt or None)
+        emb = embed_with_tower(self, items, tower, batch_size, with_head, device, show_progress, prompt or None)
         return finish(emb, normalize=normalize, truncate_dim=truncate_dim, precision=precision,
                       quantization_ranges=quantization_ranges, calibration_embeddings=calibration_embeddings,
                       convert_to_numpy=convert_to_numpy, convert_to_tensor=convert_to_tensor, single=single)
-
-    def _embed(self, items: Sequence[Any], tower: Tower, batch_size: int, with_head: bool, device,
-               show_progress, prompt: Optional[str]) -> torch.Tensor:
-        """(N, D) float32 tower outputs of raw items, in order, on the CPU."""
-        adapter = tower.adapter
-        dev = torch.device(device) if device else self.device
-        was_training = self.training
-        self.eval()
-        if dev != self.device:
-            self.to(dev)
-        out = []
-        # texts are embedded longest first, so each batch pads to a similar length; order restored below
-        by_length = bool(items) and all(isinstance(x, str) for x in items)
-        order = sorted(range(len(items)), key=lambda i: -len(items[i])) if by_length else range(len(items))
-
-        extra = {"prompt": prompt} if prompt else {}
-        # show_progress: True (a bar of its own) or an enclosing phase's tqdm bar to advance
-        with phase_bar(show_progress, len(items), f"encode ({tower.modality})") as bar:
-            try:
-                for start in range(0, len(items), batch_size):
-                    views = []
-                    for i in order[start:start + batch_size]:
-                        adapter.validate(items[i], f"item {i}")
-                        views.append(adapter.eval_view(adapter.load(items[i])))
-                    feats = to_device(adapter.collate(views, **extra), dev)
-                    out.append(tower(feats, train=False, use_head=with_head).float().cpu())
-                    if bar is not None:
-                        bar.update(len(views))
-            finally:
-                self.train(was_training)
-        if not out:
-            raise DataError("encode() got no items")
-        emb = torch.cat(out)
-        return emb[torch.argsort(torch.tensor(order))] if by_length else emb
 
     def export_sentence_transformers(self, path: str, modality: Optional[str] = None) -> str:
         """Write the text tower as a sentence-transformers folder: its adapter's ``export_sentence_transformers``
@@ -382,99 +263,7 @@ class ContrastiveModel(nn.Module):
         disk, a kill) never leaves a half-written model where a good one was. Files and folders get the
         process umask (0644/0755 by default), so another account can load the model.
         """
-        path = os.fspath(path)
-        target = Path(path)
-        check_parent(target, "the model to")
-        if target.exists() and not target.is_dir():
-            raise FileExistsError(f"{path!r} exists and is a file, not a folder; choose another path")
-        previous = _owned_entries(target) if target.exists() else None
-        if target.exists() and not overwrite:
-            raise FileExistsError(f"{path!r} already exists; pass overwrite=True to replace it")
-        if previous is None and target.exists() and any(target.iterdir()):
-            raise FileExistsError(
-                f"{path!r} is a non-empty folder that anycl did not write (no {MANIFEST_FILE}); overwrite=True only "
-                f"replaces anycl's own model files. Choose an empty or new folder")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        moved: List[str] = []  # the user's files moved into tmp (given back if the save fails)
-        try:
-            try:
-                self._write(tmp, path)
-            except OSError as exc:  # e.g. a full disk: what was at path is untouched
-                raise reworded(exc, f"saving the model to {path!r} failed ({exc.strerror or exc}); "
-                                         f"{'the model already there is unchanged' if previous else 'nothing was written there'}")
-            ours = sorted(p.name for p in tmp.iterdir())
-            (tmp / MANIFEST_FILE).write_text(json.dumps({"format": FORMAT, "written_by": "anycl",
-                                                         "entries": ours + [MANIFEST_FILE]}, indent=1))
-            apply_umask(tmp)
-            if target.exists():
-                # the user's own files in the folder move into the new model folder before the swap
-                foreign = [p for p in target.iterdir() if p.name not in (previous or set())]
-                clash = [p.name for p in foreign if (tmp / p.name).exists()]
-                if clash:
-                    raise FileExistsError(f"{path!r} holds {clash}, which anycl did not write but would now write; "
-                                          f"move them away first")
-                for p in foreign:
-                    os.replace(p, tmp / p.name)
-                    moved.append(p.name)
-            replace_folder(tmp, target)
-        except BaseException:
-            if target.exists() and tmp.exists():  # give back what was moved over
-                for name in moved:
-                    if (tmp / name).exists() and not (target / name).exists():
-                        os.replace(tmp / name, target / name)
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
-
-    def _write(self, tmp: Path, path: str) -> None:
-        config = self.config()
-        heads = {}
-        for name, t in self.towers.items():
-            sub = tmp / "towers" / name
-            sub.mkdir(parents=True)
-            if getattr(t, "lora", None) is not None:  # unmerged LoRA: base weights + adapter (anycl.lora)
-
-                config["towers"][name]["encoder"] = save_tower(t, str(sub))
-            else:
-                config["towers"][name]["encoder"] = t.adapter.save_encoder(t.encoder, str(sub))
-            if t.head is not None:
-                for k, v in t.head.state_dict().items():
-                    heads[f"{name}.{k}"] = v.detach().contiguous().cpu()
-        if heads:
-            save_file(heads, str(tmp / HEADS_FILE))
-        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=str))
-
-        write_model_files(self, str(tmp), path)
-
-
-MANIFEST_FILE = "anycl_manifest.json"
-# what anycl wrote into a model folder before it kept a manifest
-_LEGACY_ENTRIES = {CONFIG_FILE, HEADS_FILE, "towers", "README.md", "config.yaml"}
-
-
-def _names_written(folder: Path) -> set:
-    try:
-        return set(json.loads((folder / MANIFEST_FILE).read_text()).get("entries", []))
-    except (OSError, ValueError, AttributeError):
-        return set()
-
-
-def _owned_entries(folder: Path) -> Optional[set]:
-    """The top-level names anycl wrote in ``folder`` (from its manifest); an empty set for an empty folder;
-    None for a folder anycl did not write."""
-    if not any(folder.iterdir()):
-        return set()
-    if (folder / MANIFEST_FILE).is_file():
-        names = _names_written(folder)
-        return names | {MANIFEST_FILE} if names else None
-    if (folder / CONFIG_FILE).is_file():  # a model saved before manifests existed
-        try:
-            if json.loads((folder / CONFIG_FILE).read_text()).get("format") == FORMAT:
-                return set(_LEGACY_ENTRIES)
-        except (OSError, ValueError, AttributeError):
-            return None
-    return None
+        return save_model(self, path, overwrite)
 
 
 def load(path: str, encoders: Optional[Mapping[str, nn.Module]] = None, device: Optional[str] = None) -> ContrastiveModel:
@@ -483,55 +272,7 @@ def load(path: str, encoders: Optional[Mapping[str, nn.Module]] = None, device: 
     ``encoders`` supplies user-defined encoder modules (by modality) whose architecture anycl could not
     write as JSON; their weights are still read from the folder.
     """
-    path = os.fspath(path)
-    if not (Path(path) / CONFIG_FILE).exists() and (Path(path) / "model" / CONFIG_FILE).exists():
-        path = os.path.join(path, "model")  # the output_dir of a fit run
-    cfg_file = Path(path) / CONFIG_FILE
-    if not Path(path).is_dir():
-        raise FileNotFoundError(f"{path!r} is not a folder; anycl.load takes the folder written by model.save")
-    if not cfg_file.exists():
-        raise ConfigError(f"{path!r} is not an anycl model: it has no {CONFIG_FILE} (was it written by model.save?)")
-    try:
-        config = json.loads(cfg_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{cfg_file} is not valid JSON: {exc}") from exc
-    if config.get("format") != FORMAT:
-        raise ConfigError(f"{path!r} is not an anycl model ({CONFIG_FILE} has format {config.get('format')!r})")
-    if config.get("format_version", 0) > FORMAT_VERSION:
-        raise ConfigError(f"{path!r} was written by a newer anycl (format {config['format_version']}); upgrade anycl")
-
-
-    towers_dir = Path(path) / "towers"
-    pickles = sorted(str(p.relative_to(path)) for p in towers_dir.rglob("*")
-                     if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES) if towers_dir.is_dir() else []
-    if pickles:  # anycl writes none; a loader might unpickle them (which runs code)
-        raise ConfigError(f"{path!r} holds pickle file(s) {pickles} that anycl did not write; anycl models are "
-                          f"safetensors + JSON only and are not loaded with pickles beside them. Remove them")
-    for weights in sorted(Path(path).rglob("*.safetensors")):  # a truncated file: an error naming it
-        try:
-            check_safetensors(weights)
-        except StateFileError as exc:
-            raise ConfigError(f"cannot load the model {path!r}: {exc}") from exc
-    heads_state = load_file(str(Path(path) / HEADS_FILE)) if (Path(path) / HEADS_FILE).exists() else {}
-    towers = {}
-    for name, tcfg in config["towers"].items():
-        adapter = get_adapter(tcfg["modality"], **tcfg.get("adapter", {}))
-        sub = str(Path(path) / "towers" / name)
-        spec = tcfg.get("encoder") or {}
-        if encoders and name in encoders:
-            encoder = encoders[name]
-
-            encoder.load_state_dict(load_file(os.path.join(sub, "encoder.safetensors")))
-        else:
-            encoder = adapter.load_encoder(spec, sub)
-        head = build_head(tcfg.get("head"))
-        if head is not None:
-            prefix = f"{name}."
-            head.load_state_dict({k[len(prefix):]: v for k, v in heads_state.items() if k.startswith(prefix)})
-        towers[name] = Tower(adapter, encoder, head, tcfg.get("encode_with_head", False))
-        if (Path(sub) / "lora").is_dir():  # a LoRA adapter saved unmerged (anycl.lora)
-
-            load_tower_adapter(towers[name], sub)
+    towers, config = read_model(path, encoders)
     model = ContrastiveModel(towers, config["sides"], config.get("info"))
     model.prompts = config.get("prompts") or {}
     model.similarity_fn_name = config.get("similarity_fn_name", "cosine")
@@ -539,3 +280,59 @@ def load(path: str, encoders: Optional[Mapping[str, nn.Module]] = None, device: 
     if device:
         model.to(device)
     return model
+
+
+def per_modality(value: Any, modality: str, modalities) -> Any:
+    """Options given as {modality: x} pick this modality's; anything else applies to all."""
+    if isinstance(value, Mapping) and value and set(value) <= set(modalities) | {"default"}:
+        return value.get(modality, value.get("default"))
+    return value
+
+
+def build_model(sides: Mapping[str, str], *, model: Optional[str] = None, encoder=None, encoder_options=None,
+                adapter_options=None, head: Any = "default") -> ContrastiveModel:
+    """The model factory (as open_clip's ``create_model_and_transforms``): one tower per distinct modality
+    of ``sides``, shared by the sides that use it. ``model``: a pretrained model name or path (a string
+    goes to the text tower, or the only one; ``{modality: name}`` picks per tower); ``encoder``: a module
+    (or ``{modality: module}``) used as it is; ``encoder_options`` / ``adapter_options``: options for the
+    registered adapter's default encoder and for the adapter (either may be ``{modality: options}``);
+    ``head``: ``"default"`` (the adapter's choice for one tower, 256 for two), a width, True/"mlp" (128)
+    or None."""
+    modalities = sorted(set(sides.values()))
+    towers = {}
+    for m in modalities:
+        adapter = get_adapter(m, **(per_modality(adapter_options, m, modalities) or {}))
+        enc = per_modality(encoder, m, modalities) if isinstance(encoder, Mapping) else encoder
+        if enc is None:
+            opts = dict(per_modality(encoder_options, m, modalities) or {})
+            # model= names a pretrained model: a string goes to the text tower; {modality: x} picks per tower
+            chosen = model.get(m) if isinstance(model, Mapping) else (model if m == "text" or len(modalities) == 1 else None)
+            if chosen is not None and "model" in inspect.signature(adapter.default_encoder).parameters:
+                opts.setdefault("model", chosen)
+            enc = adapter.default_encoder(**opts)
+        elif not isinstance(enc, nn.Module):
+            raise ConfigError(f"encoder for {m!r} must be an nn.Module, got {type(enc).__name__}")
+        h = head
+        if h == "default":
+            h = adapter.fit_defaults.get("head") if len(modalities) == 1 else 256
+        head_module = None
+        if h:
+            in_dim = adapter.embedding_dim(enc)
+            if in_dim is None:
+                raise ConfigError(
+                    f"the {m} encoder does not state its output width (an `embedding_dim` attribute), so a "
+                    f"projection head cannot be sized; set encoder.embedding_dim or head=None"
+                )
+            out_dim = 128 if h is True or h == "mlp" else int(h)
+            head_module = projection_head(in_dim, out_dim)
+        towers[m] = Tower(adapter, enc, head_module, encode_with_head=len(modalities) > 1)
+    if len(modalities) > 1:
+        widths = set()
+        for t in towers.values():
+            widths.add(t.head.anycl_spec["out_dim"] if t.head is not None else t.adapter.embedding_dim(t.encoder))
+        if len(widths) > 1:
+            raise ConfigError(
+                f"the towers give embeddings of different widths {sorted(map(str, widths))} and have no projection "
+                f"head to a shared width; pass head=<width> (e.g. head=256)"
+            )
+    return ContrastiveModel(towers, dict(sides))
