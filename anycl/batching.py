@@ -54,15 +54,14 @@ class BatchBuilder:
     """
 
     def __init__(self, adapters: Mapping[str, Any], negative_columns: List[str], on_bad_item: str = "raise",
-                 validators: Optional[Mapping[str, Any]] = None, keep_views: bool = False,
-                 prompts: Optional[Mapping[str, str]] = None, score_columns: Optional[Sequence[str]] = None):
+                 keep_views: bool = False, prompts: Optional[Mapping[str, str]] = None,
+                 score_columns: Optional[Sequence[str]] = None):
         if on_bad_item not in ("raise", "skip"):
             raise ValueError(f"on_bad_item must be 'raise' or 'skip', got {on_bad_item!r}")
         self.adapters = dict(adapters)
         self.negative_columns = list(negative_columns)
         self.on_bad_item = on_bad_item
         self.score_columns = SCORE_COLUMNS if score_columns is None else tuple(score_columns)
-        self.validators = validators
         self.keep_views = bool(keep_views)  # also keep the loaded items per side (a guide model re-collates them)
         self.skipped = 0
         self.skipped_examples: List[str] = []

@@ -12,22 +12,20 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
-from torch import nn
 
+from .accelerator import LR_SCHEDULES, _hparams, make_accelerator, warmup_cosine  # noqa: F401  (importable here)
 from .batching import BatchBuilder, BatchStream, to_device
 from .checkpoint import Checkpointer, checkpoint_root, resolve_resume
 from .data import Rows
-from .distributed import loss_across_processes
 from .errors import ConfigError
 from .gradcache import gradcache_step, make_gradcache
 from .losses.base import split_loss  # noqa: F401  (kept importable from here)
-from .momentum import prepare_loss
+from .training_module import TrainingModule, check_finite
 
 log = logging.getLogger("anycl")
 
@@ -60,161 +58,6 @@ class TrainingArgs:
     keep_checkpoints: Optional[int] = 2
 
 
-LR_SCHEDULES = ("cosine", "linear", "constant")
-
-
-def warmup_cosine(warmup_steps: int, total_steps: Optional[int], schedule: str = "cosine") -> Callable[[int], float]:
-    """Learning-rate multiplier: linear warm-up, then ``schedule``: cosine decay to 0 (the default), linear
-    decay to 0 (sentence-transformers' and Hugging Face's default) or constant. Constant if the total is unknown."""
-    if schedule not in LR_SCHEDULES:
-        raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {schedule!r}")
-
-    def f(step: int) -> float:
-        if warmup_steps > 0 and step < warmup_steps:
-            return (step + 1) / warmup_steps
-        if not total_steps or schedule == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        if schedule == "linear":
-            return 1.0 - progress
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return f
-
-
-class TrainingModule(nn.Module):
-    """Model + loss as one module, so that one forward gives the loss (what DDP and Accelerate expect)."""
-
-    def __init__(self, model: nn.Module, loss: nn.Module, guide=None):
-        super().__init__()
-        self.model = model
-        self.loss = loss
-        # a frozen guide model (anycl.guide) whose embeddings of the batch reach the loss as guide=
-        if guide is not None and not getattr(loss, "accepts_guide", False):
-            raise ConfigError(f"loss {getattr(loss, 'registry_name', type(loss).__name__)!r} does not use a guide "
-                              f"model; guided false-negative masking works with infonce")
-        self.guide = guide
-        # -- loss support (anycl.momentum, anycl.collapse) ------------------------------------------------
-        # The loss's predictor is sized here (before the optimiser exists); a loss with `momentum_target`
-        # gets an EMA copy of the model whose embeddings reach it as `target=`; the last step's detached
-        # embeddings stay readable for the collapse watch.
-
-        self.target = prepare_loss(model, loss)
-        self._prepare_state = None
-        self.last_embeddings: Dict[str, torch.Tensor] = {}
-
-    @staticmethod
-    def side_features(batch: Dict[str, Any]) -> Dict[str, Any]:
-        return {s: batch[s] for s in ("anchor", "positive", "negative") if s in batch}
-
-    def embed(self, batch: Dict[str, Any], generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
-        if self.target is not None and generator is not None:  # replayed by the momentum target's pass
-            self._prepare_state = (generator.get_state(), generator.device)
-        return self.model(self.side_features(batch), train=True, generator=generator)
-
-    def compute_loss(self, emb: Dict[str, torch.Tensor], batch: Dict[str, Any]):
-        if "num_views" in batch:  # a multi-view batch: the loss's forward_views (anycl.multiview)
-            from .multiview import multiview_loss
-
-            return multiview_loss(self, emb, batch)
-        negative = emb.get("negative")
-        if negative is not None:
-            negative = negative.view(emb["anchor"].shape[0], batch["num_negatives"], -1)
-        self.last_embeddings = {s: emb[s].detach() for s in ("anchor", "positive") if s in emb}
-        extra = {}
-        if self.target is not None:  # the EMA copy's embeddings of the same views (anycl.momentum)
-            extra["target"] = self.target_embeddings(batch)
-        loss = self.loss
-        if "dataset" in batch and hasattr(loss, "select"):  # several data sets: their own loss (anycl.multi_dataset)
-            loss = loss.select(batch["dataset"])
-        # per-row numbers the loss reads: scores (anycl.losses.graded), teacher embeddings (anycl.losses.distill)
-        rows = {c: batch["scores"][c] for c in getattr(loss, "score_columns", ()) if c in batch.get("scores", {})}
-        if getattr(loss, "needs_teacher", False) and "teacher" in batch:
-            rows["teacher"] = batch["teacher"]
-        if self.guide is not None:  # once per (full) batch, no gradient (anycl.guide)
-            g = self.guide.embed(batch, emb["anchor"].device)
-            if g.get("negative") is not None:
-                g["negative"] = g["negative"].view(emb["anchor"].shape[0], batch["num_negatives"], -1)
-            extra["guide"] = g
-        # several processes: every process's rows are candidates (see anycl.distributed)
-        out = loss_across_processes(loss, emb["anchor"], emb["positive"], negative, batch.get("labels"),
-                                    row_values=rows or None, **extra)
-        masked = getattr(loss, "last_guide_masked", None) if self.guide is not None else None
-        if masked is not None:  # logged with the loss: how many in-batch candidates per anchor the guide masked
-            out = {**out, "guide_masked": masked} if isinstance(out, dict) else {"loss": out, "guide_masked": masked}
-        return out
-
-    def target_embeddings(self, batch: Dict[str, Any]) -> Dict[str, torch.Tensor]:
-        """Anchor and positive embedded by the momentum target, without gradient, replaying the
-        augmentation generator state that :meth:`embed` saw (a fresh state under GradCache)."""
-        state, device = self._prepare_state or (None, None)
-        self._prepare_state = None
-        views = {s: batch[s] for s in ("anchor", "positive") if s in batch}
-        return self.target(views, state, device)
-
-    def after_optimizer_step(self, step: int, total: Optional[int]) -> None:
-        """Move the momentum target (if any) towards the model; called after every optimiser step."""
-        if self.target is not None:
-            self.target.update(self.model, step, total)
-
-    def forward(self, batch: Dict[str, Any], generator: Optional[torch.Generator] = None):
-        return self.compute_loss(self.embed(batch, generator), batch)
-
-
-def check_finite(loss: torch.Tensor, step: int, epoch: int) -> None:
-    if not torch.isfinite(loss):
-        raise FloatingPointError(
-            f"the loss became {loss.item()} at step {step} (epoch {epoch}); lower "
-            f"the learning rate or raise the temperature"
-        )
-
-
-def make_accelerator(args: TrainingArgs):
-    """An Accelerator for ``args``; resets Accelerate's process-wide state when not launched distributed,
-    so several ``fit`` calls in one Python process can use different precisions."""
-    from accelerate import Accelerator  # lazy: accelerate: slow to import, only when training starts
-    from accelerate.state import AcceleratorState  # lazy: accelerate: slow to import, only when training starts
-    from accelerate.utils import ProjectConfiguration  # lazy: accelerate: slow to import, only when training starts
-
-    if args.mixed_precision not in ("no", "bf16", "fp16"):
-        raise ConfigError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {args.mixed_precision!r}")
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        AcceleratorState._reset_state(reset_partial_state=True)
-    has_gpu = torch.cuda.is_available() or (hasattr(torch.backends, "mps") and torch.backends.mps.is_available())
-    if args.mixed_precision == "fp16" and (args.cpu or not has_gpu):
-        raise ConfigError("mixed_precision='fp16' needs a CUDA or MPS device; on CPU use 'bf16' or 'no'")
-    # launched in several processes (torchrun / accelerate launch --multi_gpu) on a machine without a GPU:
-    # without cpu=True Accelerate would start W independent single-process runs instead of one gloo group
-    cpu = args.cpu or (not has_gpu and int(os.environ.get("WORLD_SIZE", "1")) > 1)
-    log_with = None
-    project = None
-    if args.output_dir and args.log_with:
-        log_with = _available_trackers(args.log_with)
-        project = ProjectConfiguration(project_dir=args.output_dir, logging_dir=f"{args.output_dir}/logs")
-    return Accelerator(
-        mixed_precision=args.mixed_precision,
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        cpu=cpu,
-        log_with=log_with,
-        project_config=project,
-        step_scheduler_with_optimizer=False,
-    )
-
-
-def _available_trackers(log_with):
-    names = [log_with] if isinstance(log_with, str) else list(log_with)
-    out = []
-    for n in names:
-        if n == "tensorboard":
-            try:
-                import tensorboard  # noqa: F401
-            except ImportError:
-                log.warning("tensorboard is not installed; training curves are not logged")
-                continue
-        out.append(n)
-    return out or None
-
-
 class Trainer:
     """Runs the training loop. ``fit`` builds one; users with their own parts can too.
 
@@ -231,10 +74,13 @@ class Trainer:
         callbacks: objects with any of ``on_step_end(trainer, step, logs)``,
             ``on_evaluate(trainer, step, metrics)``, ``on_train_end(trainer)``; or plain callables
             ``fn(trainer, step, logs)`` called after each optimiser step.
+        validators: for streamed data, column → ``validate(item, where)``, applied to each row as it is
+            read (data with a length is checked before training).
     """
 
     def __init__(self, model, loss, rows: Rows, sampler, builder: BatchBuilder, args: TrainingArgs,
-                 evaluator: Optional[Callable] = None, callbacks: Sequence[Any] = (), guide=None):
+                 evaluator: Optional[Callable] = None, callbacks: Sequence[Any] = (), guide=None,
+                 validators: Optional[Dict[str, Callable]] = None):
         self.model = model
         self.loss = loss
         self.rows = rows
@@ -244,6 +90,7 @@ class Trainer:
         self.evaluator = evaluator
         self.callbacks = list(callbacks)
         self.guide = guide  # anycl.guide.Guide or None
+        self.validators = validators  # streamed data: column → item check, applied to rows as they are read
         self.history: List[Dict[str, Any]] = []
         self.eval_history: List[Dict[str, Any]] = []
         self.global_step = 0
@@ -281,7 +128,7 @@ class Trainer:
         plan = None if self.rows.streaming else self.sampler.plan(self.rows, epoch, bs * world)
         stream = BatchStream(self.rows, self.sampler, self.builder, bs, epoch, self.args.seed,
                              rank=acc.process_index, world_size=world, plan=plan,
-                             validators=getattr(self, "validators", None), skip_batches=skip)
+                             validators=self.validators, skip_batches=skip)
         workers = self.args.num_workers if plan is not None else 0
         # its own generator: a DataLoader otherwise draws its base seed from the global RNG, which would
         # make a resumed run's dropout differ from the uninterrupted run's
@@ -465,15 +312,3 @@ class Trainer:
         self.model.eval()
         self.train_seconds = time.perf_counter() - started  # the whole call: refreshes, steps, evaluations
         return self.model
-
-
-def _hparams(args: TrainingArgs) -> Dict[str, Any]:
-    out = {}
-    for k, v in asdict(args).items():
-        if isinstance(v, (int, float, str, bool)):
-            out[k] = v
-        elif v is None:
-            out[k] = "none"
-        else:
-            out[k] = str(v)
-    return out
