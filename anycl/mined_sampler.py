@@ -24,7 +24,8 @@ from .data import Rows
 from .errors import ConfigError
 from .in_batch_sampler import InBatchSampler
 from .losses.guided import check_margin
-from .mining import _check_options, mine_negative_ids
+from .mining import mine_negative_ids
+from .mining_rules import check_options
 from .sampler_base import register
 
 log = logging.getLogger("anycl")
@@ -75,7 +76,7 @@ class MinedNegativeSampler(InBatchSampler):
             range_min = max(range_min_schedule)  # the window checks below hold for every pass
         if guide_margin is not None or guide_margin_strategy is not None:
             check_margin(0.0 if guide_margin is None else guide_margin, guide_margin_strategy or "absolute")
-        _check_options(num_negatives, range_min, range_max, sampling, chunk_size, mining_batch_size, "random",
+        check_options(num_negatives, range_min, range_max, sampling, chunk_size, mining_batch_size, "random",
                        {"absolute_margin": absolute_margin, "relative_margin": relative_margin},
                        mining_precision or "fp32")
         if refresh_every is not None and (not isinstance(refresh_every, int) or refresh_every < 1):

@@ -1,0 +1,120 @@
+"""Hard-negative mining's rules and record: :func:`filter_candidates` applies the false-negative filters
+(rules 2–5 of :mod:`anycl.mining`) to the ranked candidates, :func:`check_options` checks a mining call's
+options, and :class:`MiningStats` says what one pass did."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+
+from .embed import PRECISIONS
+from .errors import ConfigError
+
+RULES = ("range_min", "max_score", "absolute_margin", "relative_margin")
+
+
+@dataclass
+class MiningStats:
+    """What one mining pass did (printed by :func:`mine_hard_negatives` when ``verbose``)."""
+
+    queries: int = 0
+    corpus_size: int = 0
+    num_negatives: int = 0
+    candidates: int = 0  # ranks considered: queries × min(range_max, corpus size)
+    kept: int = 0  # candidates left after every rule (before taking num_negatives)
+    filtered: Dict[str, int] = field(default_factory=lambda: {r: 0 for r in RULES})
+    own_positives_excluded: int = 0
+    negatives_taken: int = 0
+    mean_positive_score: float = float("nan")
+    mean_negative_score: float = float("nan")
+    queries_short: int = 0  # queries left with fewer than num_negatives candidates
+    filled_at_random: int = 0  # negatives drawn at random for short queries (on_short="random")
+    rows_in: int = 0
+    rows_out: int = 0
+    rows_dropped: int = 0
+    embed_seconds: float = 0.0
+    search_seconds: float = 0.0
+
+    @property
+    def queries_per_s(self) -> float:
+        total = self.embed_seconds + self.search_seconds
+        return self.queries / total if total > 0 else float("nan")
+
+    def as_dict(self) -> Dict[str, Any]:
+        d = asdict(self)
+        d["queries_per_s"] = self.queries_per_s
+        return d
+
+    def __str__(self) -> str:
+        f = ", ".join(f"{k} {v}" for k, v in self.filtered.items())
+        lines = [
+            f"hard-negative mining: {self.queries} queries, corpus of {self.corpus_size} documents",
+            f"  candidates {self.candidates}: kept {self.kept}; filtered: {f}; own positives excluded "
+            f"{self.own_positives_excluded}",
+            f"  negatives taken {self.negatives_taken} ({self.num_negatives} per query); mean positive score "
+            f"{self.mean_positive_score:.4f}, mean negative score {self.mean_negative_score:.4f}",
+            f"  queries without {self.num_negatives} negatives: {self.queries_short}"
+            + (f" (filled {self.filled_at_random} negatives at random)" if self.filled_at_random else "")
+            + (f"; rows dropped {self.rows_dropped} of {self.rows_in}" if self.rows_dropped else ""),
+            f"  {self.queries_per_s:.1f} queries/s (embedding {self.embed_seconds:.1f}s, search "
+            f"{self.search_seconds:.1f}s)",
+        ]
+        return "\n".join(lines)
+
+
+def filter_candidates(scores: torch.Tensor, positive_score: torch.Tensor, range_min: int = 0,
+                      max_score: Optional[float] = None, absolute_margin: Optional[float] = None,
+                      relative_margin: Optional[float] = None, guide_reject: Optional[torch.Tensor] = None
+                      ) -> Tuple[torch.Tensor, Dict[str, int]]:
+    """Which ranked candidates pass the false-negative rules (see the module docstring).
+
+    Args:
+        scores: (Q, R) candidate scores sorted descending (``-inf`` = no candidate).
+        positive_score: (Q,) each query's lowest positive score.
+        guide_reject: optional (Q, R) bool, the guide rule's verdict (applied last, counted as ``guide``).
+    Returns:
+        (Q, R) bool mask of kept candidates, and per rule the number of candidates it rejected first.
+    """
+    valid = torch.isfinite(scores)
+    alive = valid.clone()
+    counts: Dict[str, int] = {}
+    ranks = torch.arange(scores.shape[1]).unsqueeze(0)
+    rules = [("range_min", ranks < int(range_min))]
+    pos = positive_score.unsqueeze(1)
+    rules.append(("max_score", scores > max_score if max_score is not None else None))
+    rules.append(("absolute_margin", scores > pos - absolute_margin if absolute_margin is not None else None))
+    rules.append(("relative_margin",
+                  scores > pos - relative_margin * pos.abs() if relative_margin is not None else None))
+    if guide_reject is not None:
+        rules.append(("guide", guide_reject))
+    for name, reject in rules:
+        if reject is None:
+            counts[name] = 0
+            continue
+        hit = alive & reject
+        counts[name] = int(hit.sum())
+        alive &= ~hit
+    return alive, counts
+
+
+def check_options(num_negatives, range_min, range_max, sampling, chunk_size, batch_size, on_short, margins,
+                   precision: str = "fp32"):
+    if not isinstance(num_negatives, int) or num_negatives < 1:
+        raise ConfigError(f"num_negatives must be an int >= 1, got {num_negatives!r}")
+    if range_min < 0 or range_max < 1:
+        raise ConfigError(f"range_min must be >= 0 and range_max >= 1, got {range_min} and {range_max}")
+    if range_max - range_min < num_negatives:
+        raise ConfigError(f"the window range_min={range_min}..range_max={range_max} holds fewer than "
+                          f"num_negatives={num_negatives} candidates; raise range_max")
+    if sampling not in ("top", "random"):
+        raise ConfigError(f"sampling must be 'top' or 'random', got {sampling!r}")
+    if chunk_size < 1 or batch_size < 1:
+        raise ConfigError("chunk_size and batch_size must be >= 1")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if on_short not in ("drop", "random"):
+        raise ConfigError(f"on_short must be 'drop' or 'random', got {on_short!r}")
+    for name, v in margins.items():
+        if v is not None and (not isinstance(v, (int, float)) or v < 0):
+            raise ConfigError(f"{name} must be a number >= 0, got {v!r}")
