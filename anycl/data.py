@@ -20,91 +20,20 @@ from __future__ import annotations
 
 import difflib
 import logging
-import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence
-
-import numpy as np
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from .errors import DataError
+# the convention and the checks: their own modules, importable from here as before
+from .item_checks import check_items, check_row, check_score, check_score_range  # noqa: F401
+from .rows import (ITEM_COLUMNS, LABEL, NOT_ITEMS, SCORE_COLUMNS, TEACHER, Rows,  # noqa: F401
+                   _NEG, negative_columns)
 from .tables import read_table
 
 log = logging.getLogger("anycl")
 
-ITEM_COLUMNS = ("anchor", "positive")
-LABEL = "label"
-SCORE_COLUMNS = ("score", "positive_score", "negative_score")
-TEACHER = "_teacher"  # a row's precomputed teacher embedding (distillation), added by anycl.losses.distill
-NOT_ITEMS = (LABEL,) + SCORE_COLUMNS  # columns whose values are not items of a modality
-_NEG = re.compile(r"^negative(_\d+)?$")
-
-
-def negative_columns(columns: Sequence[str]) -> List[str]:
-    """The hard-negative columns in their order: ``negative``, ``negative_1``, ``negative_2`` …"""
-    negs = [c for c in columns if _NEG.match(c)]
-    return sorted(negs, key=lambda c: -1 if c == "negative" else int(c.split("_")[1]))
-
-
-class Rows:
-    """Rows of a dataset in the column convention, from whichever source they came.
-
-    Attributes:
-        columns: canonical column names present (``anchor`` always).
-        negatives: the hard-negative columns, in order.
-        has_positive / has_label: whether pairs / labels are given.
-        streaming: True when there is no length and no random access (an ``IterableDataset``).
-    """
-
-    def __init__(self, source: Any, columns: List[str], length: Optional[int], getter: Optional[Callable[[int], dict]],
-                 iterator: Callable[[], Iterator[dict]], column_getter: Optional[Callable[[str], list]] = None,
-                 description: str = ""):
-        self.source = source
-        self.columns = columns
-        self._length = length
-        self._get = getter
-        self._iter = iterator
-        self._column = column_getter
-        self.description = description
-        self.negatives = negative_columns(columns)
-        self.has_positive = "positive" in columns
-        self.has_label = LABEL in columns
-        self.score_columns = [c for c in SCORE_COLUMNS if c in columns]
-
-    @property
-    def streaming(self) -> bool:
-        return self._length is None
-
-    @property
-    def item_columns(self) -> List[str]:
-        return [c for c in self.columns if c not in NOT_ITEMS]
-
-    def __len__(self) -> int:
-        if self._length is None:
-            raise TypeError("a streamed dataset has no length")
-        return self._length
-
-    def __getitem__(self, i: int) -> dict:
-        if self._get is None:
-            raise TypeError("a streamed dataset has no random access")
-        return self._get(i)
-
-    def __iter__(self) -> Iterator[dict]:
-        return self._iter()
-
-    def column(self, name: str) -> list:
-        """All values of one column (fast path for Arrow-backed datasets)."""
-        if self._column is not None:
-            return self._column(name)
-        return [self[i][name] for i in range(len(self))]
-
-    def __repr__(self) -> str:
-        n = "streamed" if self.streaming else f"{len(self)} rows"
-        return f"Rows({n}, columns={self.columns}{', ' + self.description if self.description else ''})"
-
-
-# ---------------------------------------------------------------------------------------------------
 def _canonical(available: Sequence[str], mapping: Optional[Mapping[str, str]]) -> Dict[str, str]:
     """Map canonical names → source column names, or raise naming what exists."""
     available = list(available)
@@ -329,80 +258,3 @@ def _is_raw_item_dict(d: Mapping) -> bool:
     return bool(d) and set(d.keys()) <= RAW_ITEM_KEYS and ("array" in d or "bytes" in d or "path" in d)
 
 
-def check_items(rows: Rows, validators: Mapping[str, Callable[[Any, str], None]], limit: Optional[int] = None) -> None:
-    """Validate every item (all rows unless streamed, where rows are checked as they are read).
-
-    Raises DataError naming the row and column for None/empty items, items the adapter rejects, and
-    columns that mix item types. Score columns are checked only when ``validators`` names them (the
-    loss reads them; ``fit`` passes :func:`check_score`); others are carried along unread.
-    """
-    if rows.streaming:
-        return
-    n = len(rows) if limit is None else min(limit, len(rows))
-    for col in rows.columns:
-        if col in SCORE_COLUMNS and col not in validators:
-            continue
-        values = rows.column(col)[:n]
-        first_type = None
-        for i, v in enumerate(values):
-            where = f"row {i}, column {col!r}"
-            if v is None:
-                raise DataError(f"{where} is missing (None); drop or fill such rows before training")
-            if col == LABEL:
-                continue
-            if col in SCORE_COLUMNS:
-                validators[col](v, where)
-                continue
-            t = type(v)
-            if first_type is None:
-                first_type = t
-            elif t is not first_type and not (_numeric(t) and _numeric(first_type)):
-                raise DataError(
-                    f"column {col!r} mixes item types: row 0 is {first_type.__name__} but row {i} is "
-                    f"{t.__name__}; give one type per column"
-                )
-            validators[col](v, where)
-
-
-def _numeric(t) -> bool:
-    return issubclass(t, (int, float))
-
-
-def check_row(row: dict, index: int, validators: Mapping[str, Callable[[Any, str], None]]) -> None:
-    """Validate one row (used for streamed data, as rows arrive)."""
-    for col, v in row.items():
-        if col in SCORE_COLUMNS and col not in validators:
-            continue
-        where = f"row {index}, column {col!r}"
-        if v is None:
-            raise DataError(f"{where} is missing (None); drop or fill such rows before training")
-        if col != LABEL:
-            validators[col](v, where)
-
-
-def check_score(value: Any, where: str) -> None:
-    """A score must be a finite real number (a bool or a string such as '0.5' is refused)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) and not _is_numpy_number(value):
-        raise DataError(f"{where} is {value!r} ({type(value).__name__}); a score must be a number")
-    if not math.isfinite(float(value)):
-        raise DataError(f"{where} is {value!r}; a score must be a finite number")
-
-
-def _is_numpy_number(value: Any) -> bool:
-    return isinstance(value, (np.integer, np.floating))
-
-
-def check_score_range(rows: Rows, columns: Sequence[str], bounds, loss_name: str) -> None:
-    """Every value of ``columns`` is a finite number within ``bounds`` (low, high) (None: any real),
-    else DataError naming the column, the row and the loss's range."""
-    if rows.streaming:
-        return
-    for col in columns:
-        for i, v in enumerate(rows.column(col)):
-            where = f"row {i}, column {col!r}"
-            if v is None:
-                raise DataError(f"{where} is missing (None); loss {loss_name!r} needs a number in every row")
-            check_score(v, where)
-            if bounds is not None and not (bounds[0] <= float(v) <= bounds[1]):
-                raise DataError(f"{where} is {float(v)!r}, outside [{bounds[0]}, {bounds[1]}], the range of loss "
-                                f"{loss_name!r} (a cosine); rescale the scores (e.g. 0..5 → score / 5)")
