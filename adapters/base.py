@@ -13,7 +13,7 @@ import os
 from typing import Any, Dict, List, Optional
 
 import torch
-from safetensors.torch import load_file, save_file
+import safetensors.torch  # its functions looked up when called (tests stand in for them)
 from torch import nn
 
 from anycl.errors import ConfigError, DataError
@@ -101,7 +101,7 @@ class Adapter:
         (``encoders={name: module}``).
         """
         state = {k: v.detach().contiguous().cpu() for k, v in encoder.state_dict().items()}
-        save_file(state, os.path.join(directory, "encoder.safetensors"))
+        safetensors.torch.save_file(state, os.path.join(directory, "encoder.safetensors"))
         spec = getattr(encoder, "anycl_spec", None)
         if spec is None:
             cls = type(encoder)
@@ -115,7 +115,7 @@ class Adapter:
                 f"pass it to anycl.load(path, encoders={{'{self.modality}': module}})"
             )
         encoder = self.default_encoder(**spec.get("options", {}))
-        encoder.load_state_dict(load_file(os.path.join(directory, "encoder.safetensors")))
+        encoder.load_state_dict(safetensors.torch.load_file(os.path.join(directory, "encoder.safetensors")))
         return encoder
 
     def embedding_dim(self, encoder: nn.Module) -> Optional[int]:

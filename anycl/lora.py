@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
-from safetensors.torch import load_file, save_file
+import safetensors.torch  # its functions looked up when called (tests stand in for them)
 from torch import nn
 
 from .errors import ConfigError
@@ -148,7 +148,7 @@ def save_tower(tower, directory: str) -> Dict[str, Any]:
     spec = tower.adapter.save_encoder(base, directory)
     d = Path(directory) / ADAPTER_DIR
     d.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(d / ADAPTER_WEIGHTS))
+    safetensors.torch.save_file(state, str(d / ADAPTER_WEIGHTS))
     cfg = {k: v for k, v in tower.lora_spec.items() if k != "towers"}
     (d / ADAPTER_CONFIG).write_text(json.dumps(cfg, indent=2))
     return spec
@@ -164,7 +164,7 @@ def load_tower_adapter(tower, directory: str) -> None:
     peft = _peft()
     module = target_module(tower)
     tuner = peft.LoraModel(module, _lora_config(check_options(spec), module), "default")
-    state = load_file(str(d / ADAPTER_WEIGHTS))
+    state = safetensors.torch.load_file(str(d / ADAPTER_WEIGHTS))
     result = module.load_state_dict(state, strict=False)
     lost = [k for k in result.missing_keys if "lora_" in k]
     if result.unexpected_keys or lost:

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from safetensors.torch import load_file, save_file
+import safetensors.torch  # its functions looked up when called (tests stand in for them)
 from torch import nn
 
 from .adapters.registry import get as get_adapter
@@ -120,7 +120,7 @@ def _write(model, tmp: Path, path: str) -> None:
             for k, v in t.head.state_dict().items():
                 heads[f"{name}.{k}"] = v.detach().contiguous().cpu()
     if heads:
-        save_file(heads, str(tmp / HEADS_FILE))
+        safetensors.torch.save_file(heads, str(tmp / HEADS_FILE))
     (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=str))
     write_model_files(model, str(tmp), path)
 
@@ -156,7 +156,8 @@ def read_model(path: str, encoders: Optional[Mapping[str, nn.Module]] = None
             check_safetensors(weights)
         except StateFileError as exc:
             raise ConfigError(f"cannot load the model {path!r}: {exc}") from exc
-    heads_state = load_file(str(Path(path) / HEADS_FILE)) if (Path(path) / HEADS_FILE).exists() else {}
+    heads_file = Path(path) / HEADS_FILE
+    heads_state = safetensors.torch.load_file(str(heads_file)) if heads_file.exists() else {}
     towers = {}
     for name, tcfg in config["towers"].items():
         adapter = get_adapter(tcfg["modality"], **tcfg.get("adapter", {}))
@@ -164,7 +165,7 @@ def read_model(path: str, encoders: Optional[Mapping[str, nn.Module]] = None
         spec = tcfg.get("encoder") or {}
         if encoders and name in encoders:
             encoder = encoders[name]
-            encoder.load_state_dict(load_file(os.path.join(sub, "encoder.safetensors")))
+            encoder.load_state_dict(safetensors.torch.load_file(os.path.join(sub, "encoder.safetensors")))
         else:
             encoder = adapter.load_encoder(spec, sub)
         head = build_head(tcfg.get("head"))

@@ -16,7 +16,7 @@ from typing import Any, Dict, Tuple
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+import safetensors.torch  # its functions looked up when called (tests stand in for them)
 
 FORMAT = "anycl-state"
 FORMAT_VERSION = 1
@@ -84,7 +84,7 @@ def save_state(obj: Any, folder: os.PathLike, name: str) -> None:
     tensors: Dict[str, torch.Tensor] = {}
     tree = _encode(obj, tensors, name)
     if tensors:
-        save_file(tensors, str(folder / f"{name}.safetensors"))
+        safetensors.torch.save_file(tensors, str(folder / f"{name}.safetensors"))
     doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "tensors": len(tensors), "state": tree}
     with open(folder / f"{name}.json", "w") as f:
         json.dump(doc, f)
@@ -154,6 +154,6 @@ def read_safetensors(path: os.PathLike, device: Any = "cpu") -> Dict[str, torch.
     """``safetensors.torch.load_file`` after :func:`check_safetensors`; errors name the file."""
     check_safetensors(path)
     try:
-        return load_file(str(path), device=str(device))
+        return safetensors.torch.load_file(str(path), device=str(device))
     except Exception as exc:  # the deserialiser's message does not say which file
         raise StateFileError(f"{path} cannot be read (corrupt?): {exc}") from exc
