@@ -83,8 +83,7 @@ def multiview_builder(o: Mapping[str, Any], builder: BatchBuilder) -> BatchBuild
     if counts is None:
         return builder
     return MultiViewBatchBuilder(builder.adapters, views=counts[0], local_views=counts[1],
-                                 on_bad_item=builder.on_bad_item, validators=builder.validators,
-                                 prompts=builder.prompts)
+                                 on_bad_item=builder.on_bad_item, prompts=builder.prompts)
 
 
 class MultiViewBatchBuilder(BatchBuilder):
@@ -96,8 +95,8 @@ class MultiViewBatchBuilder(BatchBuilder):
     """
 
     def __init__(self, adapters: Mapping[str, Any], views: int = 2, local_views: int = 0, on_bad_item: str = "raise",
-                 validators=None, prompts=None):
-        super().__init__(adapters, [], on_bad_item=on_bad_item, validators=validators, prompts=prompts)
+                 prompts=None):
+        super().__init__(adapters, [], on_bad_item=on_bad_item, prompts=prompts)
         if views < 2 or local_views < 0:
             raise ConfigError(f"need views >= 2 and local_views >= 0, got {views} and {local_views}")
         self.views, self.local_views = int(views), int(local_views)
