@@ -200,13 +200,13 @@ def write_model_files(model, directory: str, folder: Optional[str] = None) -> No
 
     ``folder`` is the path users will load from, shown in the cards (default: ``directory``).
     """
-    from .config import CONFIG_FILE, config_file_text
+    from .config import RUN_CONFIG_FILE, config_file_text
 
     d = Path(directory)
     folder = folder or str(directory)
     cfg = (getattr(model, "info", {}) or {}).get("config")
     if cfg:
-        (d / CONFIG_FILE).write_text(config_file_text(cfg))
+        (d / RUN_CONFIG_FILE).write_text(config_file_text(cfg))
     write_card(model, str(d), "anycl", folder=folder)
     for name, tower in model.towers.items():
         sub = d / "towers" / name
