@@ -23,12 +23,11 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-import datasets
 import yaml
 
-from . import __version__
 from .errors import ConfigError, DataError
 from .fit_config import FIT_OPTIONS, TRAINING_KEYS, did_you_mean, dump_config  # noqa: F401  (also anycl.config's)
+from .version import __version__
 
 RUN_CONFIG_FILE = "config.yaml"  # a run's resolved config (the model's own file is anycl.model.CONFIG_FILE)
 TOP_KEYS = ("dataset", "modality", "loss")
@@ -116,11 +115,15 @@ def open_dataset(spec: Any, split: Optional[str] = None) -> Any:
     p = Path(s).expanduser()
     if p.exists():
         if p.is_dir() and ((p / "dataset_info.json").exists() or (p / "dataset_dict.json").exists()):
+            import datasets  # ~2 s to import: only when a saved dataset is read (keeps `import anycl` fast)
+
             ds = datasets.load_from_disk(str(p))
             return ds[split] if split and isinstance(ds, datasets.DatasetDict) else ds
         return s
     if _looks_like_path(s):
         return s  # to_rows says it does not exist
+    import datasets  # ~2 s to import: only when a Hugging Face dataset name is loaded (keeps `import anycl` fast)
+
     try:
         ds = datasets.load_dataset(s, split=split)
     except Exception as exc:  # offline, unknown name, no network: say what to do instead

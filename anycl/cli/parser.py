@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .. import __version__
+from ..version import __version__
 from . import demo, embed, evaluate, fit, mine
 
 COMMANDS = (fit, embed, evaluate, mine, demo)
