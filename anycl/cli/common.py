@@ -3,6 +3,7 @@ output, the ``--verbose``/``--quiet`` arguments, loading a saved model and a dat
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -101,3 +102,9 @@ def model_and_data(p: argparse.ArgumentParser, data_help: str) -> None:
     """The MODEL and DATA arguments of ``embed`` and ``eval``."""
     p.add_argument("model", metavar="MODEL", help="a saved model folder (or a fit output folder)")
     p.add_argument("data", metavar="DATA", help=data_help)
+
+
+def write_json(path: str, data: Any) -> None:
+    """``data`` as indented JSON at ``path`` (``--output`` / ``--stats`` files), said on stdout."""
+    Path(path).write_text(json.dumps(data, indent=2))
+    print(f"wrote {path}")

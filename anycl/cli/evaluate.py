@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import List
 
 from ..crossmodal import CrossModalRetrievalEvaluator
@@ -10,7 +9,7 @@ from ..data import LABEL
 from ..errors import DataError
 from ..evaluation import KNNEvaluator, ProbeEvaluator, RetrievalEvaluator
 from ..evaluators import build_evaluator
-from .common import add_output_arguments, load_model, model_and_data, print_metrics, read_rows
+from .common import add_output_arguments, load_model, model_and_data, print_metrics, read_rows, write_json
 
 
 def run(args, extra: List[str]) -> int:
@@ -49,8 +48,7 @@ def run(args, extra: List[str]) -> int:
     metrics = evaluator(model)
     print_metrics(metrics, f"{kind}")
     if args.output:
-        Path(args.output).write_text(json.dumps(metrics, indent=2))
-        print(f"wrote {args.output}")
+        write_json(args.output, metrics)
     return 0
 
 

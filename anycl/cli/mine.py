@@ -11,7 +11,7 @@ from sentence_transformers import SentenceTransformer
 from ..errors import DataError
 from ..mining import mine_hard_negatives
 from ..model import CONFIG_FILE as MODEL_CONFIG_FILE
-from .common import UsageError, add_output_arguments, load_model, one_line, read_rows
+from .common import UsageError, add_output_arguments, load_model, one_line, read_rows, write_json
 from .tables import TABLE_SUFFIXES, write_table
 
 
@@ -59,8 +59,7 @@ def run(args, extra: List[str]) -> int:
     negs = "negative_1" if args.num_negatives == 1 else f"negative_1..{args.num_negatives}"
     print(f"wrote {len(mined)} rows (anchor, positive, {negs}) to {out}")
     if args.stats:
-        Path(args.stats).write_text(json.dumps(stats.as_dict(), indent=2))
-        print(f"wrote {args.stats}")
+        write_json(args.stats, stats.as_dict())
     return 0
 
 
