@@ -92,18 +92,18 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     exts = file_extensions(modality)
     parts, multi = load_parts(dataset, cfg, exts)
     anchor_cls = adapter_registry.ADAPTERS.lookup(sides["anchor"])
+    fit_defaults = getattr(anchor_cls, "fit_defaults", {})  # per-modality defaults (batch size, lr, head)
     plan = choose_loss(cfg, sides, anchor_cls, parts, multi)  # the loss, the guide and Matryoshka options
     prompts = fit_prompts(cfg, next(iter(parts.values())), sides)
     check_multiview(cfg.options(), plan.loss_fn, next(iter(parts.values())), sides, anchor_cls, multi)  # views=
-    values = cfg.training_values(getattr(anchor_cls, "fit_defaults", {}))
-    check_batch_size(values["batch_size"], plan)
+    check_batch_size(cfg.training_values(fit_defaults)["batch_size"], plan)
     check_loss_data(plan, parts)  # what each loss needs from its data (anycl.loss_data)
     check_watch_options(cfg)  # keep_best / early stopping need an evaluation (before the teacher embeds)
     parts = {name: with_teacher_embeddings(plan.losses[name], part, sides["anchor"]) for name, part in parts.items()}
     rows = md.MultiRows(parts) if multi else parts[""]
     check_rows(rows, cfg, log)
     check_run_options(cfg)  # LoRA, checkpoints, resume_from, the output folder
-    args = training_args(cfg, getattr(anchor_cls, "fit_defaults", {}))
+    args = training_args(cfg, fit_defaults)
 
     set_seed(args.seed)  # seeded, so heads start the same in every run
     model = build_model(sides, model=cfg.model, encoder=cfg.encoder, encoder_options=cfg.encoder_options,
