@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from test_image import _images  # the image tests' synthetic squares (24 images, two classes)
 
 import anycl
 
@@ -62,17 +63,6 @@ def test_audio_fit_weights_are_pinned(tmp_path):
                       encoder_options={"channels": [8, 16], "embedding_dim": 32})
     assert model.trainer.global_step == 4
     assert_pinned(model, AUDIO)
-
-
-def _images(n=24, size=20):
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(n):
-        img = np.full((size, size, 3), 30 if i % 2 else 220, np.uint8)
-        y, x = rng.integers(0, size - 8, 2)
-        img[y:y + 8, x:x + 8] = 220 if i % 2 else 30
-        out.append(img)
-    return out
 
 
 def test_image_fit_weights_are_pinned():
