@@ -5,7 +5,7 @@
 >>> model.encode(["a query"]).shape                     # doctest: +SKIP
 >>> model.save("out/"); anycl.load("out/")              # doctest: +SKIP
 
-Public surface: :func:`fit`, :func:`load`, :class:`ContrastiveModel`, and the registries
+Public surface: :func:`fit` (its options: :class:`FitConfig`), :func:`load`, :class:`ContrastiveModel`, and the registries
 ``anycl.losses``, ``anycl.adapters``, ``anycl.samplers`` (each with ``register``, ``get``, ``names``).
 The building blocks for a custom loop live in ``anycl.data``, ``anycl.sampling``, ``anycl.batching``,
 ``anycl.training`` and ``anycl.evaluation``.
@@ -17,7 +17,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from .version import __version__
+from .version import __version__  # noqa: F401
 
 
 def _mount_adapters() -> None:
@@ -45,9 +45,10 @@ _mount_adapters()
 from . import adapters, losses  # noqa: E402
 from . import sampling as samplers  # noqa: E402
 from .api import fit  # noqa: E402
+from .fit_config import FitConfig  # noqa: E402
 from . import evaluators  # noqa: E402  (STS, triplet, reranking, classification evaluators)
 from .errors import AnyclError, ConfigError, DataError  # noqa: E402
 from .model import ContrastiveModel, load  # noqa: E402
 
-__all__ = ["fit", "load", "ContrastiveModel", "losses", "adapters", "samplers", "evaluators", "AnyclError", "ConfigError",
+__all__ = ["fit", "FitConfig", "load", "ContrastiveModel", "losses", "adapters", "samplers", "evaluators", "AnyclError", "ConfigError",
            "DataError", "__version__"]

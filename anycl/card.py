@@ -21,7 +21,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 import yaml
 
-from .config import CONFIG_FILE, config_file_text
+from .config import RUN_CONFIG_FILE, config_file_text
 from .version import __version__
 
 CARD_FILE = "README.md"
@@ -204,7 +204,7 @@ def write_model_files(model, directory: str, folder: Optional[str] = None) -> No
     folder = folder or str(directory)
     cfg = (getattr(model, "info", {}) or {}).get("config")
     if cfg:
-        (d / CONFIG_FILE).write_text(config_file_text(cfg))
+        (d / RUN_CONFIG_FILE).write_text(config_file_text(cfg))
     write_card(model, str(d), "anycl", folder=folder)
     for name, tower in model.towers.items():
         sub = d / "towers" / name

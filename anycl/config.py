@@ -1,6 +1,6 @@
 """Run configs: YAML or JSON files with the names of ``fit``'s arguments, and the resolved config of a run.
 
-A config file holds ``dataset``, ``modality``, ``loss`` and any option of ``anycl.api.FIT_OPTIONS``::
+A config file holds ``dataset``, ``modality``, ``loss`` and any option of :class:`anycl.fit_config.FitConfig`::
 
     dataset: data/pairs.csv
     modality: text
@@ -23,18 +23,19 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+import yaml
+
 from .errors import ConfigError, DataError
+from .fit_config import FIT_OPTIONS, TRAINING_KEYS, did_you_mean, dump_config  # noqa: F401  (also anycl.config's)
 from .version import __version__
 
-CONFIG_FILE = "config.yaml"
+RUN_CONFIG_FILE = "config.yaml"  # a run's resolved config (the model's own file is anycl.model.CONFIG_FILE)
 TOP_KEYS = ("dataset", "modality", "loss")
 NOT_RECORDED = ("output_dir", "overwrite", "progress")  # where and how, not what
 DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet", ".gz", ".txt", ".arrow")
 
 
 def valid_keys() -> List[str]:
-    from .options import FIT_OPTIONS
-
     return list(TOP_KEYS) + sorted(FIT_OPTIONS)
 
 
@@ -47,23 +48,13 @@ def check_keys(config: Mapping[str, Any], where: str = "the config") -> None:
                           f"{', '.join(valid)}")
 
 
-def did_you_mean(name: str, valid: List[str]) -> str:
-    """`` (did you mean 'batch_size'?)`` for a near miss, else an empty string."""
-    import difflib
-
-    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.75)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def load_config(path: str) -> Dict[str, Any]:
     """Read a YAML (``.yaml``/``.yml``) or JSON (``.json``) config file and check its keys."""
-    import yaml
-
     p = Path(path)
-    if p.is_dir() and (p / CONFIG_FILE).exists():
-        p = p / CONFIG_FILE
-    elif p.is_dir() and (p / "model" / CONFIG_FILE).exists():
-        p = p / "model" / CONFIG_FILE
+    if p.is_dir() and (p / RUN_CONFIG_FILE).exists():
+        p = p / RUN_CONFIG_FILE
+    elif p.is_dir() and (p / "model" / RUN_CONFIG_FILE).exists():
+        p = p / "model" / RUN_CONFIG_FILE
     if not p.exists():
         raise FileNotFoundError(f"config file {str(path)!r} does not exist")
     text = p.read_text()
@@ -78,15 +69,6 @@ def load_config(path: str) -> Dict[str, Any]:
         raise ConfigError(f"config file {str(p)!r} must hold a mapping of option names to values, got {type(data).__name__}")
     check_keys(data, f"config file {str(p)!r}")
     return dict(data)
-
-
-def dump_config(config: Mapping[str, Any], header: str = "") -> str:
-    """The config as YAML text (key order kept), with ``header`` lines as comments."""
-    import yaml
-
-    lines = [f"# {h}" if h else "#" for h in header.splitlines()] if header else []
-    body = yaml.safe_dump(dict(config), sort_keys=False, default_flow_style=None, allow_unicode=True, width=100)
-    return ("\n".join(lines) + "\n" if lines else "") + body
 
 
 def parse_value(text: str) -> Any:
@@ -104,8 +86,6 @@ def parse_value(text: str) -> Any:
     if low in ("none", "null", "~"):
         return None
     if text.strip()[:1] in ("{", "["):
-        import yaml
-
         try:
             return yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -135,14 +115,14 @@ def open_dataset(spec: Any, split: Optional[str] = None) -> Any:
     p = Path(s).expanduser()
     if p.exists():
         if p.is_dir() and ((p / "dataset_info.json").exists() or (p / "dataset_dict.json").exists()):
-            import datasets
+            import datasets  # ~2 s to import: only when a saved dataset is read (keeps `import anycl` fast)
 
             ds = datasets.load_from_disk(str(p))
             return ds[split] if split and isinstance(ds, datasets.DatasetDict) else ds
         return s
     if _looks_like_path(s):
         return s  # to_rows says it does not exist
-    import datasets
+    import datasets  # ~2 s to import: only when a Hugging Face dataset name is loaded (keeps `import anycl` fast)
 
     try:
         ds = datasets.load_dataset(s, split=split)
@@ -227,8 +207,7 @@ def resolved_config(dataset: Any, modality: Any, loss: Any, options: Mapping[str
         given["loss_options"] = dict(loss_options)
         given.pop("temperature", None)  # folded into loss_options
     if args is not None:
-        for k in ("batch_size", "epochs", "max_steps", "lr", "weight_decay", "warmup_ratio", "lr_schedule",
-                  "max_grad_norm", "mixed_precision", "gradient_accumulation_steps", "seed", "log_every", "eval_every", "num_workers"):
+        for k in TRAINING_KEYS:
             given[k] = getattr(args, k)
     if sampler_options is not None and isinstance(given.get("sampler", "in_batch"), str):
         given.setdefault("sampler", "in_batch")
@@ -252,7 +231,6 @@ def resolved_config(dataset: Any, modality: Any, loss: Any, options: Mapping[str
 
 def config_file_text(config: Mapping[str, Any]) -> str:
     """The text of ``config.yaml`` for a resolved config (``not_recorded`` goes into the header)."""
-
     body = {k: v for k, v in config.items() if k != "not_recorded"}
     header = [f"anycl {__version__}: the resolved config of this run; repeat it with",
               "  anycl fit --config <this file> --output-dir <new folder>"]

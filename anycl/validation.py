@@ -13,6 +13,7 @@ from numbers import Integral, Real
 from typing import Any, Mapping, Optional
 
 from .errors import ConfigError
+from .files import check_parent
 
 
 def _is_int(v: Any, lenient: bool) -> Optional[int]:
@@ -128,8 +129,6 @@ def validate_options(o: Mapping[str, Any]) -> None:
         if v is not None and not isinstance(v, (str, os.PathLike, bool)):
             raise ConfigError(f"{name} must be a path, got the {type(v).__name__} {v!r}")
     if g("output_dir") is not None:
-        from .files import check_parent
-
         check_parent(os.fspath(g("output_dir")), "output_dir")
     sep = g("sep")
     if sep is not None and (not isinstance(sep, str) or (len(sep) != 1 and sep not in ("\\t", "tab"))):

@@ -1,0 +1,75 @@
+"""``anycl eval``: retrieval, STS, triplet, reranking or kNN / linear-probe metrics of a saved model."""
+from __future__ import annotations
+
+import json
+from typing import List
+
+from ..crossmodal import CrossModalRetrievalEvaluator
+from ..data import LABEL
+from ..errors import DataError
+from ..evaluation import KNNEvaluator, ProbeEvaluator, RetrievalEvaluator
+from ..evaluators import build_evaluator
+from .common import add_output_arguments, load_model, model_and_data, print_metrics, read_rows, write_json
+
+
+def run(args, extra: List[str]) -> int:
+    model = load_model(args.model)
+    columns = json.loads(args.columns) if args.columns else None
+    _, rows = read_rows(args.data, columns, args.split, model)
+    kind_arg = args.kind or ("sts" if "score" in rows.columns and rows.has_positive else None)
+    if kind_arg in ("sts", "triplet", "reranking", "classification"):  # anycl.evaluators
+        evaluator = build_evaluator(rows, kind_arg, batch_size=args.batch_size)
+        kind = f"{kind_arg}: {len(rows)} rows"
+    elif kind_arg == "knn" and not rows.has_label:
+        raise DataError(f"--kind knn needs a 'label' column; the columns are {rows.columns}")
+    elif rows.has_positive and kind_arg in (None, "retrieval"):
+        if len(model.modalities) > 1:
+            evaluator = CrossModalRetrievalEvaluator(rows.column("anchor"), rows.column("positive"),
+                                                     batch_size=args.batch_size)
+        else:
+            evaluator = RetrievalEvaluator.from_pairs(rows, batch_size=args.batch_size)
+        kind = f"retrieval: {len(rows)} pairs"
+    elif rows.has_label and kind_arg in (None, "knn"):
+        if args.train:
+            _, train = read_rows(args.train, columns, "train", model)
+            if not train.has_label:
+                raise DataError(f"--train data needs a 'label' column for a probe; its columns are {train.columns}")
+            evaluator = ProbeEvaluator(train.column("anchor"), train.column(LABEL), rows.column("anchor"),
+                                       rows.column(LABEL), k=args.k, batch_size=args.batch_size)
+            kind = f"kNN and linear probe: {len(train)} training, {len(rows)} test items"
+        else:
+            evaluator = KNNEvaluator(rows.column("anchor"), rows.column(LABEL), k=args.k, batch_size=args.batch_size)
+            kind = f"leave-one-out kNN: {len(rows)} labelled items"
+    else:
+        raise DataError(f"eval data needs (anchor, positive) pairs for retrieval metrics or a 'label' column for "
+                        f"kNN/probe accuracy; its columns are {rows.columns}")
+    if hasattr(evaluator, "show_progress"):
+        evaluator.show_progress = not args.quiet
+    metrics = evaluator(model)
+    print_metrics(metrics, f"{kind}")
+    if args.output:
+        write_json(args.output, metrics)
+    return 0
+
+
+def add_parser(sub) -> None:
+    """The ``eval`` command."""
+    p = sub.add_parser("eval", help="retrieval metrics or kNN / linear-probe accuracy of a saved model",
+                       description="Evaluate a saved model. Pairs (anchor, positive) give retrieval metrics "
+                                   "(nDCG@10, MRR@10, MAP@100, recall@k); items with a label give leave-one-out "
+                                   "kNN accuracy, or with --train kNN and linear-probe accuracy.")
+    model_and_data(p, "evaluation data: a file, folder or Hugging Face dataset name")
+    p.add_argument("--train", metavar="DATA",
+                   help="labelled training data for kNN and linear-probe accuracy on DATA (default: none, "
+                        "leave-one-out kNN)")
+    p.add_argument("--kind", choices=("retrieval", "sts", "triplet", "reranking", "knn", "classification"),
+                   help="the evaluation (default: from the columns: score → sts, pairs → retrieval, labels → knn)")
+    p.add_argument("--k", type=int, default=5, metavar="K", help="neighbours for kNN (default: 5)")
+    p.add_argument("--columns", metavar="JSON", help="JSON mapping of the convention's names to yours, e.g. "
+                                                     "'{\"anchor\": \"query\", \"positive\": \"doc\"}' "
+                                                     "(default: the convention's names)")
+    p.add_argument("--split", metavar="SPLIT", help="the split of a Hugging Face dataset (default: test)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="items embedded at once (default: 64)")
+    p.add_argument("-o", "--output", metavar="FILE", help="also write the metrics to this JSON file (default: none)")
+    add_output_arguments(p)
+    p.set_defaults(func=run)

@@ -1,0 +1,117 @@
+"""``fit``'s set-up once the model is built: its prompts, frozen towers, guide and LoRA layers; then the
+sampler and batch builder of each data set, the evaluator, and the report's retrieval examples."""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from . import multi_dataset as md
+from . import sampling
+from .crossmodal import CrossModalRetrievalEvaluator, freeze
+from .data import Rows, to_rows
+from .errors import ConfigError
+from .evaluation import RetrievalEvaluator
+from .evaluators import build_evaluator
+from .fit_config import FitConfig
+from .fit_data import SIDES
+from .guide import make_guide
+from .lora import apply_lora
+from .losses.matryoshka import check_dims
+from .model import Tower
+from .multiview import multiview_builder
+from .probe import probe_evaluator
+from .prompts import resolve_fit_prompts
+from .report_examples import RetrievalExamples
+
+log = logging.getLogger("anycl")
+
+
+def fit_prompts(cfg: FitConfig, rows: Rows, sides: Mapping[str, str]) -> Dict[str, str]:
+    """The prompts of each side, and a checked ``include_prompt`` (before any model is loaded)."""
+    mines = cfg.sampler == "mined" or bool(getattr(cfg.sampler, "num_negatives", 0))
+    prompts = resolve_fit_prompts(cfg.prompts, rows.columns, cfg.columns, sides, mined_negatives=mines)
+    if not isinstance(cfg.include_prompt, bool):
+        raise ConfigError(f"include_prompt must be True or False, got {cfg.include_prompt!r}")
+    if not cfg.include_prompt and "text" not in sides.values():
+        raise ConfigError("include_prompt applies to text towers; this model has none")
+    return prompts
+
+
+def training_width(tower: Tower) -> Optional[int]:
+    """Width of the embeddings the loss sees from a tower (its head's output when it has one)."""
+    if tower.head is not None:
+        return int(tower.head.anycl_spec["out_dim"])
+    return tower.adapter.embedding_dim(tower.encoder)
+
+
+def set_up_model(model, cfg: FitConfig, prompts, matryoshka, build_text_model):
+    """Prompts, pooling, frozen towers, LoRA; returns the guide (anycl.guide) or None.
+
+    ``build_text_model(name)`` builds a plain text model, for a guide given by name."""
+    if matryoshka is not None:
+        check_dims(*matryoshka, width=training_width(model.tower("anchor")))
+    model.prompts = prompts
+    if not cfg.include_prompt:  # sentence-transformers' Pooling(include_prompt=False): saved in its config
+        for t in model.towers.values():
+            if getattr(t.encoder, "st", None) is not None:
+                t.encoder.st.set_pooling_include_prompt(False)
+    if cfg.freeze:
+        freeze(model, cfg.freeze)
+    guide = None
+    if cfg.guide is not None:  # a frozen model scoring each batch for false negatives
+        guide = make_guide(cfg.guide, model, build_text_model)
+    if cfg.peft:  # LoRA layers injected in place, base weights frozen
+        lora_params = apply_lora(model, cfg.peft)
+        log.info("LoRA: %s trainable adapter parameters", ", ".join(f"{k} {v:,}" for k, v in lora_params.items()))
+    return guide
+
+
+def samplers_and_builders(cfg: FitConfig, model, parts: Mapping[str, Rows], losses, guide, prompts, multi: bool,
+                          seed: int) -> Tuple[Any, Any, Dict[str, Any]]:
+    """(sampler, batch builder, sampler options used) — one pair per data set, mixed for several; with
+    views/local_views the multi-view builder (anycl.multiview)."""
+    sopts = dict(cfg.sampler_options or {})
+    sopts.setdefault("seed", seed)
+    side_adapters = {s: model.tower(s).adapter for s in SIDES}
+    samplers, builders = {}, {}
+    for name, part in parts.items():
+        samplers[name], builders[name] = sampling.sampler_and_builder(cfg.options(), sopts, part, side_adapters,
+                                                                      losses[name], guide, prompts)
+    if multi:
+        sampler, builder = (md.MultiDatasetSampler(samplers, cfg.multi_dataset_sampling or "proportional", seed),
+                            md.MultiBatchBuilder(builders))
+    else:
+        sampler, builder = samplers[""], builders[""]
+    return sampler, multiview_builder(cfg.options(), builder), sopts
+
+
+def make_evaluator(cfg: FitConfig, model, cross_modal: bool, multi: bool, exts: tuple, seed: int, matryoshka):
+    """The evaluation of ``eval_dataset``: cross-modal retrieval for cross-modal pairs, a kNN (+ linear)
+    probe with ``probe``, else by its columns (anycl.evaluators); with Matryoshka dims, metrics at every
+    trained width."""
+    eval_data = cfg.eval_dataset
+    if cross_modal and eval_data is not None and not callable(eval_data):
+        eval_rows = to_rows(eval_data, cfg.columns)
+        if not eval_rows.has_positive:
+            raise ConfigError("a cross-modal eval_dataset needs aligned (anchor, positive) pairs")
+        evaluator = CrossModalRetrievalEvaluator(eval_rows.column("anchor"), eval_rows.column("positive"))
+    elif cfg.probe is not None:  # kNN (+ linear) probe on labelled items (anycl.probe)
+        evaluator = probe_evaluator(eval_data, cfg.probe, cfg.columns, exts, seed)
+    else:
+        evaluator = build_evaluator(eval_data, cfg.eval_kind, cfg.columns if not multi else None,
+                                    file_extensions=exts, seed=seed)
+    if matryoshka is not None and hasattr(evaluator, "truncate_dims"):
+        evaluator.truncate_dims = [d for d in matryoshka[0] if d < (model.embedding_width() or 0)]
+    return evaluator
+
+
+def retrieval_examples(output_dir, sides, evaluator, rows, seed: int) -> Optional[RetrievalExamples]:
+    """With an output_dir and text pairs: the report's retrieval examples, searched before training."""
+    if not output_dir or sides["anchor"] != "text" or sides["positive"] != "text" or os.environ.get("RANK", "0") != "0":
+        return None
+    if isinstance(evaluator, RetrievalEvaluator):
+        return RetrievalExamples.pick(evaluator.queries, evaluator.corpus, evaluator.relevant, seed=seed)
+    if rows.streaming or not rows.has_positive:
+        return None
+    return RetrievalExamples.from_pairs(rows.column("anchor"), rows.column("positive"), seed=seed)

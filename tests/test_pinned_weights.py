@@ -1,0 +1,80 @@
+"""Same seeds give the same weights: short seeded ``anycl.fit`` runs on text, audio and image, each pinned to
+a fingerprint of its final weights recorded from the code before the FitConfig / fit-wiring refactor
+(issue 18). A refactor that changes what ``fit`` builds, samples or trains changes these numbers.
+
+The fingerprint of a model is three float64 numbers over its state dict (keys in sorted order): the sum of
+the weights, the sum of their squares, and a random projection ``sum(r * w)`` with ``r`` drawn from a fixed
+generator per tensor. The sums are dominated by the starting weights; the projection moves by about
+``sqrt(N) * |update|`` after a few optimiser steps, far above float noise, so it tells a changed run apart
+even when fine-tuning moves each weight by only ``lr``.
+"""
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from test_image import _images  # the image tests' synthetic squares (24 images, two classes)
+
+import anycl
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def fingerprint(model) -> tuple:
+    total, squares, projection = 0.0, 0.0, 0.0
+    state = model.state_dict()
+    for i, key in enumerate(sorted(state)):
+        t = state[key]
+        if not torch.is_floating_point(t):
+            continue
+        w = t.detach().double().flatten()
+        g = torch.Generator().manual_seed(i)
+        r = torch.randn(w.numel(), generator=g, dtype=torch.float64)
+        total += float(w.sum())
+        squares += float((w * w).sum())
+        projection += float((r * w).sum())
+    return total, squares, projection
+
+
+def assert_pinned(model, expected):
+    got = fingerprint(model)
+    assert got == pytest.approx(expected, rel=1e-6, abs=1e-6), f"fingerprint {got!r}"
+
+
+def test_text_fit_weights_are_pinned(text_pairs, minilm_path):
+    model = anycl.fit(text_pairs, modality="text", model=minilm_path, seed=5, batch_size=8, epochs=1,
+                      progress=False, adapter_options={"max_seq_length": 32})
+    assert model.trainer.global_step == 3
+    assert_pinned(model, TEXT)
+
+
+def _clips(folder):
+    sr = 16000
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        t = np.arange(int((0.4 + 0.1 * i) * sr)) / sr
+        sf.write(str(folder / f"tone_{i}.wav"), (0.5 * np.sin(2 * np.pi * (150 + 40 * i) * t)).astype(np.float32), sr)
+        sf.write(str(folder / f"noise_{i}.flac"), (0.3 * rng.standard_normal(int(0.5 * sr))).astype(np.float32), sr)
+    return str(folder)
+
+
+def test_audio_fit_weights_are_pinned(tmp_path):
+    model = anycl.fit(_clips(tmp_path), modality="audio", seed=11, epochs=2, batch_size=6, progress=False,
+                      adapter_options={"clip_seconds": 0.5},
+                      encoder_options={"channels": [8, 16], "embedding_dim": 32})
+    assert model.trainer.global_step == 4
+    assert_pinned(model, AUDIO)
+
+
+def test_image_fit_weights_are_pinned():
+    model = anycl.fit(_images(), modality="image", seed=3, batch_size=8, epochs=1, progress=False,
+                      adapter_options={"preset": "small", "size": 16},
+                      encoder_options={"arch": "resnet10", "width": 8})
+    assert model.trainer.global_step == 3
+    assert_pinned(model, IMAGE)
+
+
+# recorded from main at 3ecf941 (before issue 18's refactor) with one torch thread on this machine's CPU (two
+# threads move the audio and image projections by up to 1.5e-4 relative: float sums in another order)
+TEXT = (1707.5111805385513, 78610.71707945564, 147.61120380562951)
+AUDIO = (771.1052233828927, 6309.650415037697, -15.564683575396112)
+IMAGE = (799.7189857070471, 1275.1807652223968, 14.797189768649538)
