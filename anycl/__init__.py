@@ -42,6 +42,8 @@ def _mount_adapters() -> None:
 
 _mount_adapters()
 
+# kept in this order: after _mount_adapters()
+# isort: off
 from . import adapters, losses  # noqa: E402
 from . import sampling as samplers  # noqa: E402
 from .api import fit  # noqa: E402
@@ -49,6 +51,7 @@ from .fit_config import FitConfig  # noqa: E402
 from . import evaluators  # noqa: E402  (STS, triplet, reranking, classification evaluators)
 from .errors import AnyclError, ConfigError, DataError  # noqa: E402
 from .model import ContrastiveModel, load  # noqa: E402
+# isort: on
 
 __all__ = ["fit", "FitConfig", "load", "ContrastiveModel", "losses", "adapters", "samplers", "evaluators", "AnyclError", "ConfigError",
            "DataError", "__version__"]

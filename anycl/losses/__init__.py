@@ -4,6 +4,8 @@ One file per loss family; :mod:`anycl.losses.base` holds the base class, ``Tempe
 shape checks, :mod:`anycl.losses.registry` the name → class table. Every loss takes embeddings only: ``forward(anchor (B, D), positive (B, D), negative=None (B, K, D), labels=None (B,))``.
 See ``docs/losses.md`` for the list, the options and when to use which.
 """
+# kept in this order: the built-in losses register in it
+# isort: off
 from .registry import LOSSES, ContrastiveLoss, FunctionLoss, get, names, register
 from . import infonce as _infonce  # noqa: F401  (infonce / mnrl / ntxent, simclr)
 from . import triplet as _triplet  # noqa: F401  (triplet)
@@ -19,6 +21,7 @@ from . import distill as _distill  # noqa: F401  (distill_mse)
 from . import multiview as _multiview  # noqa: F401  (multiview_infonce)
 from . import dino as _dino  # noqa: F401  (dino)
 from . import nnclr as _nnclr  # noqa: F401  (nnclr)
+# isort: on
 from .barlow import BarlowTwins
 from .dcl import DCL, WeightedDCL
 from .dino import DINO
