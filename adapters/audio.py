@@ -26,11 +26,11 @@ from torch import nn
 
 from anycl.errors import ConfigError, DataError
 
-from .registry import register
 from .audio_augment import MixupBank, augment_config, random_segment, spectrogram_view, waveform_view
 from .audio_encoder import AudioCNN
 from .audio_io import check_samples, describe, mixdown, read_file, resample, split_item, to_channels_first
 from .base import Adapter, item_key
+from .registry import register
 
 log = logging.getLogger("anycl")
 
@@ -106,7 +106,7 @@ class AudioAdapter(Adapter):
         self.channel, self.input_sample_rate = channel, input_sample_rate
         self.aug = augment_config(augment)
         self.cache_clips = int(cache_clips)
-        self._cache: "OrderedDict[Any, torch.Tensor]" = OrderedDict()
+        self._cache: OrderedDict[Any, torch.Tensor] = OrderedDict()
         self._mels: Dict[str, nn.Module] = {}
         self._bank = MixupBank(self.aug["bank_size"])
         self._told_mixdown = False

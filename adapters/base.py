@@ -12,8 +12,8 @@ import json
 import os
 from typing import Any, Dict, List, Optional
 
-import torch
 import safetensors.torch  # its functions looked up when called (tests stand in for them)
+import torch
 from torch import nn
 
 from anycl.errors import ConfigError, DataError

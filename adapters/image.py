@@ -35,12 +35,12 @@ from torch import nn
 
 from anycl.errors import ConfigError, DataError
 
-from .registry import register
 from .base import Adapter, item_key
 from .image_augment import FIELDS, apply_seeded, config_dict, eval_transform, make_config, train_transform
 from .image_batched import photometric
 from .image_encoders import resnet, wrap_encoder
 from .image_io import IMAGE_EXTENSIONS, decode, describe, is_image_like
+from .registry import register
 
 log = logging.getLogger("anycl")
 

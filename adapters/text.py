@@ -17,8 +17,8 @@ from anycl.card import write_card  # our card, not the upstream model's
 from anycl.errors import ConfigError, DataError
 from anycl.progress import quiet_library_bars
 
-from .registry import register
 from .base import Adapter
+from .registry import register
 
 log = logging.getLogger("anycl")
 

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from .errors import DataError
+
 # the convention and the checks: their own modules, importable from here as before
 from .item_checks import check_items, check_row, check_score, check_score_range  # noqa: F401
-from .rows import (ITEM_COLUMNS, LABEL, NOT_ITEMS, SCORE_COLUMNS, TEACHER, Rows,  # noqa: F401
-                   _NEG, negative_columns)
+from .rows import _NEG, ITEM_COLUMNS, LABEL, NOT_ITEMS, SCORE_COLUMNS, TEACHER, Rows, negative_columns  # noqa: F401
 from .tables import read_table
 
 log = logging.getLogger("anycl")

@@ -98,8 +98,8 @@ def split_pairs(pairs, test_fraction: float = 0.2, seed: int = 0):
 
 def main(argv: Optional[List[str]] = None) -> int:
     import anycl
-    from anycl.evaluation import RetrievalEvaluator
     from anycl.adapters.text import default_text_model
+    from anycl.evaluation import RetrievalEvaluator
     from anycl.model import build_model
 
     parser = argparse.ArgumentParser(prog="anycl demo", description=__doc__.split("\n\n")[0])

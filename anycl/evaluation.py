@@ -57,7 +57,7 @@ class RetrievalEvaluator:
         self.ks = ks
 
     @classmethod
-    def from_pairs(cls, rows: Rows, **kwargs) -> "RetrievalEvaluator":
+    def from_pairs(cls, rows: Rows, **kwargs) -> RetrievalEvaluator:
         """Queries are the distinct anchors; the corpus is every distinct positive and negative."""
         corpus: Dict[Any, int] = {}
         queries: Dict[Any, int] = {}

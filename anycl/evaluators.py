@@ -77,7 +77,7 @@ class STSEvaluator:
         self.batch_size = batch_size
 
     @classmethod
-    def from_rows(cls, rows: Rows, **kw) -> "STSEvaluator":
+    def from_rows(cls, rows: Rows, **kw) -> STSEvaluator:
         if not rows.has_positive or "score" not in rows.columns:
             raise DataError(f"STS evaluation needs anchor, positive and score columns; the columns are {rows.columns}")
         return cls(rows.column("anchor"), rows.column("positive"), rows.column("score"), **kw)
@@ -109,7 +109,7 @@ class TripletEvaluator:
         self.batch_size = batch_size
 
     @classmethod
-    def from_rows(cls, rows: Rows, **kw) -> "TripletEvaluator":
+    def from_rows(cls, rows: Rows, **kw) -> TripletEvaluator:
         if not rows.has_positive or not rows.negatives:
             raise DataError(f"triplet evaluation needs anchor, positive and negative columns; the columns are "
                             f"{rows.columns}")
@@ -182,7 +182,7 @@ class RerankingEvaluator:
         self.batch_size, self.at_k = batch_size, at_k
 
     @classmethod
-    def from_rows(cls, rows: Rows, **kw) -> "RerankingEvaluator":
+    def from_rows(cls, rows: Rows, **kw) -> RerankingEvaluator:
         """Rows sharing an anchor are one query: its positives, and the negatives of all its rows."""
         if not rows.has_positive or not rows.negatives:
             raise DataError(f"reranking evaluation needs anchor, positive and negative columns; the columns are "

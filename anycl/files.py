@@ -105,7 +105,7 @@ class OutputLock:
         except (OSError, ValueError):
             return {}
 
-    def acquire(self) -> "OutputLock":
+    def acquire(self) -> OutputLock:
         check_parent(self.folder, "output_dir")
         self.created = not self.folder.exists()
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -155,7 +155,7 @@ class OutputLock:
             except OSError:
                 pass
 
-    def __enter__(self) -> "OutputLock":
+    def __enter__(self) -> OutputLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

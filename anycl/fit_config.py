@@ -157,7 +157,7 @@ class FitConfig:
 
     # -- building -------------------------------------------------------------------------------------
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], where: str = "fit") -> "FitConfig":
+    def from_mapping(cls, values: Mapping[str, Any], where: str = "fit") -> FitConfig:
         """A config from ``{name: value}``; an unknown name is a ConfigError with the closest valid one."""
         unknown = sorted(set(values) - set(NAMES))
         if unknown:
@@ -168,7 +168,7 @@ class FitConfig:
         return cfg
 
     @classmethod
-    def build(cls, config: Any = None, overrides: Optional[Mapping[str, Any]] = None) -> "FitConfig":
+    def build(cls, config: Any = None, overrides: Optional[Mapping[str, Any]] = None) -> FitConfig:
         """``fit``'s ``config=`` (a FitConfig, a mapping, or None) with its keyword arguments on top."""
         if config is None:
             base: Dict[str, Any] = {}
@@ -180,7 +180,7 @@ class FitConfig:
             raise ConfigError(f"config must be a FitConfig or a mapping of fit options, got {type(config).__name__}")
         return cls.from_mapping({**base, **dict(overrides or {})})
 
-    def replace(self, **changes: Any) -> "FitConfig":
+    def replace(self, **changes: Any) -> FitConfig:
         """A copy with ``changes`` given on top."""
         return FitConfig.from_mapping({**self.given(), **changes})
 
@@ -193,7 +193,7 @@ class FitConfig:
         """The given options except ``loss``: the ``options`` mapping the stages of ``fit`` read."""
         return {k: v for k, v in self.given().items() if k != "loss"}
 
-    def validate(self) -> "FitConfig":
+    def validate(self) -> FitConfig:
         """Raise ConfigError for the first option whose value cannot work (before any model loads)."""
         validate_options(self.given())
         return self
@@ -230,14 +230,14 @@ class FitConfig:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_yaml(cls, text: str) -> "FitConfig":
+    def from_yaml(cls, text: str) -> FitConfig:
         data = yaml.safe_load(text) or {}
         if not isinstance(data, Mapping):
             raise ConfigError(f"a FitConfig's YAML must hold a mapping, got {type(data).__name__}")
         return cls.from_mapping(data, "config")
 
     @classmethod
-    def from_json(cls, text: str) -> "FitConfig":
+    def from_json(cls, text: str) -> FitConfig:
         data = json.loads(text)
         if not isinstance(data, Mapping):
             raise ConfigError(f"a FitConfig's JSON must hold a mapping, got {type(data).__name__}")

@@ -11,7 +11,8 @@ from typing import Any, Dict, Optional
 
 from torch import nn
 
-from . import losses as loss_registry, multi_dataset as md
+from . import losses as loss_registry
+from . import multi_dataset as md
 from .data import LABEL, TEACHER, Rows, check_score_range
 from .errors import ConfigError, UnknownNameError
 from .momentum import embedding_width

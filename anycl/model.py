@@ -20,12 +20,22 @@ from .adapters.registry import get as get_adapter
 from .embed import embed_with_tower
 from .embedding_ops import SIMILARITY_FUNCTIONS, check_truncate_dim, finish, resolve_alias, similarity
 from .errors import ConfigError
-from .model_files import (CONFIG_FILE, FORMAT, FORMAT_VERSION, HEADS_FILE, MANIFEST_FILE,  # noqa: F401
-                          _owned_entries, read_model, save_model)
+from .model_files import (  # noqa: F401
+    CONFIG_FILE,
+    FORMAT,
+    FORMAT_VERSION,
+    HEADS_FILE,
+    MANIFEST_FILE,
+    _owned_entries,
+    read_model,
+    save_model,
+)
 from .onnx_export import export_onnx
 from .prompts import check_prompt_map, prompt_for, st_prompts
 from .quantization import check_precision
 from .tower import Tower, build_head, projection_head  # noqa: F401  (importable from here too)
+
+
 class ContrastiveModel(nn.Module):
     """A contrastive encoder model.
 

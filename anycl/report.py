@@ -32,8 +32,20 @@ import numpy as np
 
 from .collapse import CollapseWatch
 from .config import config_file_text
-from .report_figures import (DPI, FIGSIZE, _plt, _save, collapse_figure, eval_figure, label_map, line_figure,
-                             pair_histogram, project_2d, sample_rows, similarity_figure)
+from .report_figures import (
+    DPI,
+    FIGSIZE,
+    _plt,
+    _save,
+    collapse_figure,
+    eval_figure,
+    label_map,
+    line_figure,
+    pair_histogram,
+    project_2d,
+    sample_rows,
+    similarity_figure,
+)
 
 __all__ = ["write_report", "render_html", "project_2d", "FIGSIZE", "DPI", "REPORT_HTML", "FIGURE_DIR"]
 

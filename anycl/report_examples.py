@@ -23,7 +23,7 @@ class RetrievalExamples:
 
     @classmethod
     def pick(cls, queries: Sequence[Any], corpus: Sequence[Any], relevant: Sequence[Set[int]], n: int = 3,
-             corpus_size: int = 200, seed: int = 0, k: int = 3) -> Optional["RetrievalExamples"]:
+             corpus_size: int = 200, seed: int = 0, k: int = 3) -> Optional[RetrievalExamples]:
         """``n`` seeded queries (strings with a relevant document) and a corpus of at most ``corpus_size``."""
         usable = [i for i, q in enumerate(queries) if isinstance(q, str) and relevant[i]]
         if len(usable) < 1 or not all(isinstance(c, str) for c in corpus[:50]):
@@ -38,7 +38,7 @@ class RetrievalExamples:
                    [{where[d] for d in relevant[i] if d in where} for i in chosen], k)
 
     @classmethod
-    def from_pairs(cls, anchors: Sequence[Any], positives: Sequence[Any], **kwargs) -> Optional["RetrievalExamples"]:
+    def from_pairs(cls, anchors: Sequence[Any], positives: Sequence[Any], **kwargs) -> Optional[RetrievalExamples]:
         """From aligned pairs: query i's relevant document is the i-th positive (duplicates merged)."""
         corpus: List[Any] = []
         index: Dict[Any, int] = {}

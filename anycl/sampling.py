@@ -16,6 +16,7 @@ import logging
 
 from .batching import BatchBuilder
 from .errors import ConfigError, UnknownNameError
+
 # the samplers register themselves on import; their names stay importable from here
 from .in_batch_sampler import InBatchSampler, group_distinct, length_grouped, row_lengths  # noqa: F401
 from .label_sampler import GroupByLabelSampler  # noqa: F401

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Dict, Tuple
 
 import numpy as np
-import torch
 import safetensors.torch  # its functions looked up when called (tests stand in for them)
+import torch
 
 FORMAT = "anycl-state"
 FORMAT_VERSION = 1

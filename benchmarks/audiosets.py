@@ -36,7 +36,7 @@ class AudioSet:
     description: str
     files: List[str]
     labels: List[str]
-    split_fn: Callable[["AudioSet", int, float], Split]
+    split_fn: Callable[[AudioSet, int, float], Split]
     groups: Optional[List[str]] = None  # asterisk: the prompt name of each file (the split's unit)
 
     def split(self, seed: int, test_fraction: float) -> Split:

@@ -42,7 +42,7 @@ import realdata  # noqa: E402
 
 import anycl  # noqa: E402
 from anycl.api import build_model  # noqa: E402
-from anycl.crossmodal import ZeroShotClassifier, cross_modal_retrieval, freeze  # noqa: E402
+from anycl.crossmodal import ZeroShotClassifier, cross_modal_retrieval  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 RESULTS = Path(__file__).resolve().parent / "results" / "crossmodal.md"
@@ -195,7 +195,7 @@ def main(argv=None):
     from anycl.adapters.text import default_text_model as dtm
 
     text_model = dtm()
-    report = [f"# Cross-modal benchmark (audio–text, image–text)", "",
+    report = ["# Cross-modal benchmark (audio–text, image–text)", "",
               f"Run {datetime.date.today()} on {platform.machine()} with {os.cpu_count()} CPU cores, torch "
               f"{torch.__version__}, seeds {args.seeds}. Command:", "",
               f"    PYTHONPATH=. python benchmarks/bench_crossmodal.py {' '.join(argv or sys.argv[1:])}".rstrip(), "",

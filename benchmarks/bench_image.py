@@ -47,6 +47,7 @@ from anycl.adapters.image_encoders import resnet  # noqa: E402
 from anycl.evaluation import knn_accuracy, linear_probe_accuracy  # noqa: E402
 from anycl.training import warmup_cosine  # noqa: E402
 
+
 def load_fmnist(n_train: int, n_test: int, seed: int = 0):
     """A fixed random subset of each split (benchmarks/realdata.py reads the Debian package's IDX files)."""
     xtr, ytr = realdata.fashion_mnist("train")

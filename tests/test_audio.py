@@ -13,9 +13,9 @@ import torch
 import torchaudio
 
 import anycl
-from anycl.adapters.audio import AudioAdapter
 from anycl.adapters import audio_augment as aug
 from anycl.adapters import audio_io
+from anycl.adapters.audio import AudioAdapter
 from anycl.errors import ConfigError, DataError
 
 SR = 16000

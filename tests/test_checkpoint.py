@@ -6,14 +6,13 @@ import subprocess
 import sys
 
 import pytest
+import resume_worker
 import torch
+from toy_modality import toy_rows
 
 import anycl
 from anycl.checkpoint import MARKER, complete_checkpoints, latest_checkpoint
 from anycl.errors import ConfigError
-
-import resume_worker
-from toy_modality import toy_rows
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -4,10 +4,9 @@ score column or the kind given with --kind."""
 import json
 
 import pytest
-
-from anycl import cli
 from toy_modality import toy_rows
 
+from anycl import cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

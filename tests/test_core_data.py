@@ -5,7 +5,6 @@ import datasets
 import pandas as pd
 import pytest
 
-import anycl
 from anycl.data import check_items, to_rows
 from anycl.errors import DataError
 

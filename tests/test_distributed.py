@@ -5,13 +5,12 @@ import socket
 import subprocess
 import sys
 
+import dist_configs
 import pytest
 import torch
 
 from anycl.distributed import gather_with_grad, loss_across_processes, process_info
 from anycl.losses import get as get_loss
-
-import dist_configs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

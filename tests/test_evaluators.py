@@ -4,14 +4,20 @@ or ``eval_kind``, logging during training (TensorBoard, report) and early stoppi
 import numpy as np
 import pytest
 import torch
+from toy_modality import toy_rows
 
 import anycl
 from anycl.errors import ConfigError, DataError
-from anycl.evaluators import (ClassificationEvaluator, RerankingEvaluator, STSEvaluator, TripletEvaluator,
-                              build_evaluator, reranking_metrics, spearman)
 from anycl.evaluation import KNNEvaluator, RetrievalEvaluator
-from toy_modality import toy_rows
-
+from anycl.evaluators import (
+    ClassificationEvaluator,
+    RerankingEvaluator,
+    STSEvaluator,
+    TripletEvaluator,
+    build_evaluator,
+    reranking_metrics,
+    spearman,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

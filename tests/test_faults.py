@@ -23,6 +23,7 @@ from anycl import cli
 from anycl.checkpoint import complete_checkpoints, latest_checkpoint
 from anycl.data import to_rows
 from anycl.errors import ConfigError, DataError
+
 LOCK_FILE = ".anycl.lock"  # anycl.files.LOCK_FILE, spelt out so that this file runs against older anycl too
 
 from toy_modality import toy_rows

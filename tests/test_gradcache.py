@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+from toy_modality import ToyEncoder, toy_rows  # noqa: F401  (registers "toyvec")
 
 import anycl
 from anycl import losses as loss_registry
@@ -14,8 +15,6 @@ from anycl.batching import BatchBuilder
 from anycl.errors import ConfigError
 from anycl.gradcache import GradCache, RandState, count_rows, slice_rows
 from anycl.training import TrainingModule, split_loss
-
-from toy_modality import ToyEncoder, toy_rows  # noqa: F401  (registers "toyvec")
 
 SIDES3 = ("anchor", "positive", "negative")
 

@@ -5,12 +5,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from toy_modality import toy_rows
 
 import anycl
 from anycl.errors import ConfigError
 from anycl.losses import InfoNCE
-
-from toy_modality import toy_rows
 
 
 # -- a plain loop reference ---------------------------------------------------------------------------

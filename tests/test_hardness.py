@@ -5,11 +5,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from toy_modality import toy_rows
 
 import anycl
 from anycl.losses import InfoNCE
-
-from toy_modality import toy_rows
 
 
 def loop_hardness_infonce(a, p, n, tau, beta, labels=None, symmetric=False):

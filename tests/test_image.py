@@ -11,12 +11,11 @@ import torch
 from PIL import Image
 
 import anycl
-from anycl.errors import ConfigError, DataError
-
-from anycl.adapters.image import ImageAdapter
 from anycl.adapters import image_batched as B
+from anycl.adapters.image import ImageAdapter
 from anycl.adapters.image_augment import make_config
 from anycl.adapters.image_encoders import resnet, wrap_encoder
+from anycl.errors import ConfigError, DataError
 
 
 def rgb(seed=0, h=20, w=24):

@@ -13,6 +13,7 @@ import anycl
 from anycl.adapters import Adapter
 from anycl.errors import ConfigError
 
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     """These runs use tiny tensors, where intra-op threads cost more than they give (on a busy machine,

@@ -8,11 +8,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from toy_modality import toy_rows
 
 import anycl
 from anycl.errors import ConfigError, DataError
-from toy_modality import toy_rows
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

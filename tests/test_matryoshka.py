@@ -2,7 +2,8 @@
 ``fit`` end to end (per-width evaluation, ``encode(truncate_dim=...)``, the CLI) and its bad inputs."""
 import pytest
 import torch
-import torch.nn.functional as F
+from test_gradcache import assert_grads_close, build_batch, cached_grads, full_batch_grads  # noqa: E402
+from toy_modality import toy_rows  # noqa: F401  (registers "toyvec")
 
 import anycl
 from anycl import losses as loss_registry
@@ -10,9 +11,6 @@ from anycl.api import build_model
 from anycl.errors import ConfigError
 from anycl.losses.matryoshka import MatryoshkaLoss
 from anycl.training import TrainingModule
-
-from test_gradcache import build_batch, cached_grads, full_batch_grads, assert_grads_close  # noqa: E402
-from toy_modality import toy_rows  # noqa: F401  (registers "toyvec")
 
 
 def formula(loss, dims, weights, a, p, n=None, labels=None):
@@ -127,8 +125,8 @@ def test_fit_reports_every_width_and_truncated_encode(text_pairs, minilm_path, t
         assert f"ndcg@10_dim{d}" in last and f"recall@1_dim{d}" in last
     assert "ndcg@10_dim384" not in last and "ndcg@10" in last
     # the per-width metrics are those of the truncated, re-normalised embeddings
-    from anycl.evaluation import RetrievalEvaluator
     from anycl.data import to_rows
+    from anycl.evaluation import RetrievalEvaluator
 
     ev = RetrievalEvaluator.from_pairs(to_rows(text_pairs))
     q = model.encode(ev.queries, truncate_dim=64)

@@ -2,11 +2,10 @@
 computed in float32), fp16 on a machine without a GPU is refused with a clear message."""
 import pytest
 import torch
+from toy_modality import ToyEncoder, toy_rows
 
 import anycl
 from anycl.errors import ConfigError
-
-from toy_modality import ToyEncoder, toy_rows
 
 
 @pytest.mark.parametrize("gradcache", [None, 3])

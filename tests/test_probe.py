@@ -6,11 +6,11 @@ from collections import defaultdict
 
 import pytest
 import torch
+from toy_modality import toy_rows  # noqa: F401  (registers "toyvec")
 
 import anycl
 from anycl.errors import ConfigError, DataError
 from anycl.probe import probe_evaluator, probe_options
-from toy_modality import toy_rows  # noqa: F401  (registers "toyvec")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -5,6 +5,7 @@ from collections import Counter
 
 import pytest
 import torch
+from toy_modality import toy_rows
 
 import anycl
 from anycl.checkpoint import complete_checkpoints
@@ -13,8 +14,6 @@ from anycl.errors import ConfigError
 from anycl.label_sampler import GroupByLabelSampler
 from anycl.multi_dataset import MultiDatasetSampler, MultiRows
 from anycl.sampling import InBatchSampler
-from toy_modality import toy_rows
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,5 +1,4 @@
 """Text fine-tuning through fit: mined + re-mined negatives, retrieval metrics, best checkpoint, export."""
-import math
 
 import numpy as np
 import pytest

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from toy_modality import toy_rows  # noqa: F401  (registers "toyvec")
 
 import anycl
 from anycl.errors import ConfigError
@@ -13,7 +14,6 @@ from anycl.losses import DINO, NNCLR, InfoNCE, MultiViewInfoNCE
 from anycl.losses.dino import teacher_temperature_at
 from anycl.losses.multiview import view_pairs
 from anycl.losses.nnclr import nearest_neighbours
-from toy_modality import toy_rows  # noqa: F401  (registers "toyvec")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .registry import (MASK_VALUE, ContrastiveLoss, Temperature, full_precision, pair_inputs, register,
-                       same_label_mask)
+from .registry import MASK_VALUE, ContrastiveLoss, Temperature, full_precision, pair_inputs, register, same_label_mask
 
 
 def vmf_weights(u: torch.Tensor, v: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -15,8 +15,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .guided import check_margin, guide_thresholds, guided_mask, normalized_guide
 from .hardness import hardness_weighted_ce
-from .registry import (MASK_VALUE, ContrastiveLoss, Temperature, full_precision, pair_inputs, register,
-                       same_label_mask)
+from .registry import MASK_VALUE, ContrastiveLoss, Temperature, full_precision, pair_inputs, register, same_label_mask
 
 
 class _SoftmaxCrossEntropy(torch.autograd.Function):

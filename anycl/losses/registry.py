@@ -18,10 +18,23 @@ import inspect
 from torch import nn
 
 from ..registry import Registry
+
 # the base class and helpers live in .base; imported here too, so ``from .registry import X`` keeps working
-from .base import (MASK_VALUE, ContrastiveLoss, FunctionLoss, Temperature, as_float,  # noqa: F401
-                   check_pair, flat_negatives, full_precision, negative_free_inputs, negatives_3d,
-                   pair_inputs, refuse_negatives, same_label_mask)
+from .base import (  # noqa: F401
+    MASK_VALUE,
+    ContrastiveLoss,
+    FunctionLoss,
+    Temperature,
+    as_float,
+    check_pair,
+    flat_negatives,
+    full_precision,
+    negative_free_inputs,
+    negatives_3d,
+    pair_inputs,
+    refuse_negatives,
+    same_label_mask,
+)
 
 LOSSES = Registry("loss", entry_point_group="anycl.losses")
 
