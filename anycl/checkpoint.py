@@ -283,7 +283,7 @@ class Checkpointer:
             self.write_files(tmp)
         except OSError as exc:  # e.g. a full disk: the earlier checkpoints are untouched
             raise reworded(exc, f"writing checkpoint {tmp} failed ({exc.strerror or exc}); the earlier "
-                                 f"checkpoints in {self.root} are unchanged")
+                                 f"checkpoints in {self.root} are unchanged") from exc
         acc.wait_for_everyone()
         if acc.is_main_process:
             info = {"format": FORMAT, "format_version": FORMAT_VERSION, "step": step, "epoch": epoch,

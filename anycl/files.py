@@ -132,7 +132,7 @@ class OutputLock:
                 raise ConfigError(
                     f"output_dir {str(self.folder)!r} is in use by another anycl run (pid {pid} on host {host}, "
                     f"started {started}; lock file {str(self.path)!r}); wait for it to finish or choose another "
-                    f"output_dir. If that run is dead (e.g. on another host), delete the lock file")
+                    f"output_dir. If that run is dead (e.g. on another host), delete the lock file") from None
             with os.fdopen(fd, "w") as f:
                 json.dump(me, f)
             self.held = True

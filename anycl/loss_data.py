@@ -115,7 +115,7 @@ def build_losses(loss, loss_options, parts, multi: bool, per_options=None) -> Di
 
 def check_teacher_width(model, parts) -> None:
     """Distillation: the student's embedding width must be the teacher's."""
-    for name, part in parts.items():
+    for part in parts.values():
         dim = getattr(part, "teacher_dim", None)
         width = embedding_width(model) if dim is not None else None
         if dim is not None and width is not None and width != dim:

@@ -80,7 +80,7 @@ def save_model(model, path: str, overwrite: bool = False) -> str:
             _write(model, tmp, path)
         except OSError as exc:  # e.g. a full disk: what was at path is untouched
             raise reworded(exc, f"saving the model to {path!r} failed ({exc.strerror or exc}); "
-                                f"{'the model already there is unchanged' if previous else 'nothing was written there'}")
+                                f"{'the model already there is unchanged' if previous else 'nothing was written there'}") from exc
         ours = sorted(p.name for p in tmp.iterdir())
         (tmp / MANIFEST_FILE).write_text(json.dumps({"format": FORMAT, "written_by": "anycl",
                                                      "entries": ours + [MANIFEST_FILE]}, indent=1))

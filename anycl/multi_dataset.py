@@ -163,9 +163,9 @@ class MultiLoss(nn.Module):
             if getattr(loss, "momentum_target", None):
                 raise ConfigError(f"the loss of data set {name!r} keeps a momentum target (byol/moco style), which "
                                   f"several data sets in one run do not support; train it on its own")
-        self.registry_name = "+".join(sorted({getattr(l, "registry_name", type(l).__name__)
-                                              for l in self.losses.values()}))
-        self.in_batch_negatives = any(getattr(l, "in_batch_negatives", True) for l in self.losses.values())
+        self.registry_name = "+".join(sorted({getattr(fn, "registry_name", type(fn).__name__)
+                                              for fn in self.losses.values()}))
+        self.in_batch_negatives = any(getattr(fn, "in_batch_negatives", True) for fn in self.losses.values())
 
     def select(self, name: str) -> nn.Module:
         return self.losses[name]

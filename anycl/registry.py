@@ -70,7 +70,7 @@ class Registry:
                 obj = ep.load()
             except Exception as exc:  # a broken plugin must not break anycl itself
 
-                warnings.warn(f"could not load {self.kind} plugin {ep.name!r} ({ep.value}): {exc}")
+                warnings.warn(f"could not load {self.kind} plugin {ep.name!r} ({ep.value}): {exc}", stacklevel=2)
                 continue
             if callable(obj) and self._norm(ep.name) not in self._table:
                 self._table[self._norm(ep.name)] = obj

@@ -182,7 +182,7 @@ class Trainer:
         with acc.accumulate(self.module):
             if gradcache is not None:  # anycl.gradcache: full-batch gradients, mini-batch memory
                 loss, terms = gradcache_step(gradcache, acc, self.module, batch, gen,
-                                             check=lambda l: check_finite(l, self.global_step, epoch))
+                                             check=lambda value: check_finite(value, self.global_step, epoch))
             else:
                 with acc.autocast():
                     loss, terms = split_loss(self.module(batch, gen))

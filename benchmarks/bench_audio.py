@@ -201,7 +201,8 @@ def main(argv=None):
         lines.append(f"| {label} | {lm:+.3f} ± {ls:.3f} | {km:+.3f} ± {ks:.3f} |")
     lines += [
         "",
-        f"Training speed: {speed[0]:.1f} ± {speed[1]:.1f} clips/s (each clip → {(args.views or 2) + args.local_views} views; decoding, augmentation, "
+        f"Training speed: {speed[0]:.1f} ± {speed[1]:.1f} clips/s "
+        f"(each clip → {(args.views or 2) + args.local_views} views; decoding, augmentation, "
         f"log-mels, forward and backward; {results[0]['steps']} steps per seed, "
         f"{statistics.mean(r['train_s'] for r in results):.0f} s per pretraining), {args.threads} torch threads.",
         "",

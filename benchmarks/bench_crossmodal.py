@@ -76,7 +76,7 @@ def audio_data(seed: int):
         by_section[c[2]].append(c)
     rng = random.Random(seed)
     train, test = [], []
-    for sec, items in sorted(by_section.items()):
+    for _section, items in sorted(by_section.items()):
         items = sorted(items)
         rng.shuffle(items)
         n_test = max(1, round(0.3 * len(items))) if len(items) > 1 else 0

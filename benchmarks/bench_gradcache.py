@@ -125,7 +125,7 @@ def run_child(args, modality, batch, mini, cap_gb):
     over = False
     while proc.poll() is None:
         try:
-            rss = int(next(l for l in open(f"/proc/{proc.pid}/status") if l.startswith("VmRSS:")).split()[1])
+            rss = int(next(line for line in open(f"/proc/{proc.pid}/status") if line.startswith("VmRSS:")).split()[1])
         except (OSError, StopIteration, ValueError):
             rss = 0
         if rss > cap_gb * 1024 ** 2:

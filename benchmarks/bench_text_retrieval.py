@@ -457,7 +457,8 @@ def write_report(r, cfg, data, out, total, argv, when=None):
         gf, gcache = r["gc_full"], r["gc_cached"]
         lines += [f"## GradCache (anycl, batch {cfg['gc_batch']})", "",
                   "| step | seconds per step | peak MB above start |", "|---|---|---|",
-                  f"| uncached batch {cfg['gc_batch']} (max_seq_length {cfg['gc_seq_length']}) | {gf['step2_s']:.1f} | {gf['peak_mb']:.0f} |",
+                  f"| uncached batch {cfg['gc_batch']} (max_seq_length {cfg['gc_seq_length']}) | "
+                  f"{gf['step2_s']:.1f} | {gf['peak_mb']:.0f} |",
                   f"| GradCache batch {cfg['gc_batch']}, mini-batch {cfg['gc_mini']} | {gcache['step2_s']:.1f} | "
                   f"{gcache['peak_mb']:.0f} |", "",
                   f"Time overhead {gcache['step2_s'] / gf['step2_s']:.2f}×; memory {gcache['peak_mb'] / gf['peak_mb']:.2f}× "

@@ -318,7 +318,6 @@ def test_fit_help_gives_every_flag_a_metavar_and_default_and_hides_python_object
         with pytest.raises(SystemExit):
             cli.main([cmd, "--help"])
         out = capsys.readouterr().out
-        options = re.findall(r"^  (-\S.*)$", out, re.M)
         for line in re.split(r"\n  (?=-)", out.split("options:")[1]):
             if not line.strip() or line.strip().startswith("-h"):
                 continue

@@ -17,6 +17,7 @@ import threading
 
 import pytest
 import torch
+from toy_modality import toy_rows
 
 import anycl
 from anycl import cli
@@ -25,8 +26,6 @@ from anycl.data import to_rows
 from anycl.errors import ConfigError, DataError
 
 LOCK_FILE = ".anycl.lock"  # anycl.files.LOCK_FILE, spelt out so that this file runs against older anycl too
-
-from toy_modality import toy_rows
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOY = dict(modality="toyvec", batch_size=8, progress=False, log_with=None, seed=3)
