@@ -145,6 +145,7 @@ class AudioAdapter(Adapter):
             wave = np.ascontiguousarray(data.T)
         else:
             wave = to_channels_first(payload, name)
+        assert rate is not None  # split_item gives an array its rate; read_file gives a file's
         check_samples(wave, name)
         if wave.shape[0] > 1 and not self._told_mixdown:
             self._told_mixdown = True

@@ -185,7 +185,7 @@ class MixupBank:
         self.bank: deque = deque(maxlen=max(self.size, 1))
         self._batch = None
         self._pending: Dict[bytes, torch.Tensor] = {}
-        self._shape = None
+        self._shape: Optional[torch.Size] = None
 
     def _commit(self, batch_id) -> None:
         if batch_id != self._batch:

@@ -43,7 +43,7 @@ def describe(item: Any) -> str:
         if item.get("bytes") is not None:
             return f"audio bytes ({len(item['bytes'])} B)"
         arr = item.get("array")
-        return f"audio array of shape {tuple(np.shape(arr))}"
+        return f"audio array of shape {tuple(np.shape(arr)) if arr is not None else ()}"
     if isinstance(item, (tuple, list)) and item:
         return f"audio array of shape {tuple(np.shape(item[0]))}"
     return f"audio array of shape {tuple(np.shape(item))}"

@@ -87,7 +87,7 @@ class Adapter:
         return int(batch.shape[0])
 
     # ---- encoders -------------------------------------------------------------------------------
-    def default_encoder(self, **options) -> nn.Module:
+    def default_encoder(self, *args: Any, **options: Any) -> nn.Module:
         raise NotImplementedError(f"the {self.modality} adapter has no default encoder; pass encoder=")
 
     def attach(self, encoder: nn.Module) -> None:

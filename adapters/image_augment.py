@@ -57,7 +57,7 @@ def make_config(preset: str = "simclr", **overrides) -> AugmentConfig:
     unknown = sorted(set(overrides) - set(FIELDS))
     if unknown:
         raise ConfigError(f"unknown augmentation option(s) {unknown}; valid: {', '.join(FIELDS)}")
-    clean = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None}
+    clean: Dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None}
     cfg = replace(PRESETS[preset], **clean)
     if cfg.size < 1:
         raise ConfigError(f"image size must be >= 1 pixel, got {cfg.size}")

@@ -13,7 +13,7 @@ module mapping (B, C, H, W) → (B, D). Plain modules already returning (B, D) p
 from __future__ import annotations
 
 import inspect
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import nn
@@ -93,7 +93,8 @@ class VisionEncoder(nn.Module):
                 pooled = out.last_hidden_state[:, 0] if out.last_hidden_state.dim() == 3 else out.last_hidden_state.mean((2, 3))
             return pooled.flatten(1)
         if self.kind == "timm":
-            return self.model.forward_head(self.model.forward_features(x), pre_logits=True).flatten(1)
+            timm_model: Any = self.model  # forward_features/forward_head: timm's API, not nn.Module's
+            return timm_model.forward_head(timm_model.forward_features(x), pre_logits=True).flatten(1)
         return self.model(x).flatten(1)
 
 

@@ -60,6 +60,8 @@ def base_model_id(model: Optional[str]) -> str:
 class SentenceTransformerEncoder(nn.Module):
     """Wraps a ``SentenceTransformer`` so that ``encoder(features) -> (N, D)`` sentence embeddings."""
 
+    anycl_spec: Dict[str, Any]  # how to rebuild it (written to the model's config)
+
     def __init__(self, st_model):
         super().__init__()
         self.st = st_model
@@ -226,8 +228,9 @@ class TextAdapter(Adapter):
     def save_encoder(self, encoder: nn.Module, directory: str) -> Dict[str, Any]:
         # The sentence-transformers format itself (safetensors + JSON), so that
         # SentenceTransformer(directory) loads the fine-tuned model too.
+        st: Any = encoder.st  # the SentenceTransformer inside a SentenceTransformerEncoder
         with quiet_library_bars():
-            encoder.st.save(directory, safe_serialization=True)
+            st.save(directory, safe_serialization=True)
         return {"kind": "sentence_transformers"}
 
     def load_encoder(self, spec: Dict[str, Any], directory: str) -> nn.Module:

@@ -35,6 +35,8 @@ def _mount_adapters() -> None:
     src = Path(__file__).resolve().parent.parent / "adapters" / "__init__.py"
     spec = importlib.util.spec_from_file_location(__name__ + ".adapters", src,
                                                   submodule_search_locations=[str(src.parent)])
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load anycl's adapters from {src}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -44,7 +46,7 @@ _mount_adapters()
 
 # kept in this order: after _mount_adapters()
 # isort: off
-from . import adapters, losses  # noqa: E402
+from . import adapters, losses  # type: ignore[attr-defined]  # noqa: E402  (adapters: mounted above)
 from . import sampling as samplers  # noqa: E402
 from .api import fit  # noqa: E402
 from .fit_config import FitConfig  # noqa: E402

@@ -85,12 +85,13 @@ class BatchBuilder:
             else:  # self-supervised: two views of one item
                 out["anchor"] = a.augment(anchor, generator)
                 out["positive"] = a.augment(anchor, generator)
-            n = self.adapters.get("negative")
             for col in self.negative_columns:
+                n = self.adapters["negative"]
                 neg = n.load(row[col])
                 out.setdefault("negative", []).append(n.augment(neg, generator) if train else n.eval_view(neg))
         except DataError as exc:
-            return self._bad_item(exc)
+            self._bad_item(exc)
+            return None
         return out
 
     def _bad_item(self, exc: DataError) -> None:
@@ -102,11 +103,11 @@ class BatchBuilder:
             self.skipped_examples.append(str(exc))
 
     def build(self, rows: List[dict], generator: torch.Generator, train: bool = True) -> Optional[Dict[str, Any]]:
-        loaded = [self._load_row(r, train, generator) for r in rows]
-        keep = [i for i, x in enumerate(loaded) if x is not None]
+        maybe = [self._load_row(r, train, generator) for r in rows]
+        keep = [i for i, x in enumerate(maybe) if x is not None]
         if len(keep) < 2:
             return None
-        loaded = [loaded[i] for i in keep]
+        loaded: List[Dict[str, Any]] = [x for x in maybe if x is not None]
         batch: Dict[str, Any] = {"size": len(loaded), "num_negatives": len(self.negative_columns)}
         batch["anchor"] = self._collate("anchor", [x["anchor"] for x in loaded])
         batch["positive"] = self._collate("positive", [x["positive"] for x in loaded])

@@ -270,6 +270,8 @@ class Checkpointer:
         return self.save(epoch, next_batch)
 
     def save(self, epoch: int, next_batch: int) -> Path:
+        if self.root is None:
+            raise ConfigError("saving a checkpoint needs a directory (output_dir)")
         acc, step = self.acc, self.trainer.global_step
         self.progress.epoch, self.progress.next_batch = epoch, next_batch
         name = f"step-{step}"
@@ -304,7 +306,7 @@ class Checkpointer:
         return final
 
     def _prune(self, newest: Path) -> None:
-        if self.keep is None:
+        if self.keep is None or self.root is None:
             return
         done = [p for _, p in complete_checkpoints(self.root) if p != newest]
         for p in done[:max(0, len(done) - (self.keep - 1))]:

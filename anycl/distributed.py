@@ -44,7 +44,7 @@ What a loss must declare (class attribute or attribute of a registered function)
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -125,8 +125,9 @@ def loss_across_processes(loss, anchor: torch.Tensor, positive: torch.Tensor, ne
     a graded loss's scores, a teacher's embeddings) are gathered like the labels and passed as keywords
     of those names.
     """
-    extras = {k: v for k, v in (("target", target), ("guide", guide)) if v is not None}
-    kw = dict(extras)
+    extras: Dict[str, Dict[str, torch.Tensor]] = {k: v for k, v in (("target", target), ("guide", guide))
+                                                  if v is not None}
+    kw: Dict[str, Any] = dict(extras)
     kw.update(row_values or {})
     mode = getattr(loss, "distributed", "global")
     if mode not in MODES:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional
 
 import torch
 from torch import nn
@@ -33,6 +33,9 @@ from .batching import to_device
 from .errors import ConfigError
 from .gradcache import _take, count_rows, mini_batches
 from .model import CONFIG_FILE, ContrastiveModel, load
+
+if TYPE_CHECKING:  # for annotations only: anycl.model imports this module
+    from .model import ContrastiveModel
 
 SIDES = ("anchor", "positive", "negative")
 
@@ -52,7 +55,7 @@ class Guide:
     checkpoints. It moves itself to the device of the batch on first use.
     """
 
-    def __init__(self, model: nn.Module, reuse_features: bool = False, chunk: Optional[int] = None):
+    def __init__(self, model: ContrastiveModel, reuse_features: bool = False, chunk: Optional[int] = None):
         if not hasattr(model, "tower"):
             raise ConfigError(f"a guide must be an anycl ContrastiveModel, got {type(model).__name__}")
         for p in model.parameters():
@@ -101,7 +104,7 @@ class Guide:
         return out
 
 
-def make_guide(spec: Any, model: nn.Module, build_text_model: Optional[Callable[[str], nn.Module]] = None
+def make_guide(spec: Any, model: ContrastiveModel, build_text_model: Optional[Callable[[str], ContrastiveModel]] = None
                ) -> Optional[Guide]:
     """The :class:`Guide` for ``fit``'s ``guide`` option (None: no guide).
 
@@ -118,8 +121,9 @@ def make_guide(spec: Any, model: nn.Module, build_text_model: Optional[Callable[
         if not hasattr(spec, "tower"):
             raise ConfigError(f"guide must be 'start', a model path/name or an anycl ContrastiveModel, got an "
                               f"nn.Module of type {type(spec).__name__}")
-        _check_modalities(spec, model)
-        return Guide(_frozen_copy(spec))
+        like_model: Any = spec  # any nn.Module with tower(side), like a ContrastiveModel
+        _check_modalities(like_model, model)
+        return Guide(_frozen_copy(like_model))
     if isinstance(spec, (str, Path)):
         path = Path(spec)
 
@@ -139,15 +143,16 @@ def make_guide(spec: Any, model: nn.Module, build_text_model: Optional[Callable[
                       f"{type(spec).__name__}")
 
 
-def _frozen_copy(model: nn.Module) -> nn.Module:
+def _frozen_copy(model: ContrastiveModel) -> ContrastiveModel:
     """A copy of a ContrastiveModel's towers only (not what a trained model carries along, such as its
     ``trainer``); the caller's model is left as it is."""
     if isinstance(model, ContrastiveModel):
-        return ContrastiveModel({k: copy.deepcopy(t) for k, t in model.towers.items()}, dict(model.sides))
+        towers: Dict[str, Any] = {k: copy.deepcopy(t) for k, t in model.towers.items()}  # Tower modules
+        return ContrastiveModel(towers, dict(model.sides))
     return copy.deepcopy(model)
 
 
-def _check_modalities(guide: nn.Module, model: nn.Module) -> None:
+def _check_modalities(guide: ContrastiveModel, model: ContrastiveModel) -> None:
     for side in SIDES:
         want = model.tower(side).modality
         try:

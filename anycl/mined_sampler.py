@@ -85,7 +85,7 @@ class MinedNegativeSampler(InBatchSampler):
         self.refresh_every = refresh_every
         self.remine_each_epoch = remine_each_epoch
         self.corpus = list(corpus) if corpus is not None else None
-        self.mining = dict(range_min=range_min, range_max=range_max, max_score=max_score,
+        self.mining: Dict[str, Any] = dict(range_min=range_min, range_max=range_max, max_score=max_score,
                            absolute_margin=absolute_margin, relative_margin=relative_margin, sampling=sampling,
                            batch_size=mining_batch_size, chunk_size=chunk_size)
         self.mining_precision = mining_precision  # None: fit sets it from mixed_precision ("bf16" → "bf16")
@@ -130,13 +130,13 @@ class MinedNegativeSampler(InBatchSampler):
                               f"{rows.columns}")
         if self._mined_at == step:
             return  # an epoch start that is also a refresh_every step: mine once
-        periodic = bool(self.refresh_every) and step > 0 and step % self.refresh_every == 0
+        periodic = bool(self.refresh_every and step > 0 and step % self.refresh_every == 0)
         if self.negatives is not None and not periodic and not self.remine_each_epoch:
             return
         if self.guide_filter and self._guide is None:
             raise ConfigError("the mined sampler's guide_filter needs a guide model: fit(..., guide='start') "
                               "(or call sampler.set_guide(model))")
-        guide = {}
+        guide: Dict[str, Any] = {}
         if self.guide_filter:
             guide = dict(guide=self._guide, guide_margin=float(self.guide_margin or 0.0),
                          guide_margin_strategy=self.guide_margin_strategy or "absolute", guide_cache=self._guide_cache)

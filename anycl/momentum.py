@@ -83,8 +83,8 @@ class MomentumTarget(nn.Module):
         self.last_momentum = m
         for t, o in zip(self.model.parameters(), online.parameters()):
             t.mul_(m).add_(o.detach().to(t.dtype), alpha=1 - m)
-        for t, o in zip(self.model.buffers(), online.buffers()):
-            t.copy_(o)
+        for tb, ob in zip(self.model.buffers(), online.buffers()):
+            tb.copy_(ob)
         return m
 
 

@@ -85,11 +85,12 @@ class MultiDatasetSampler(Sampler):
             raise ConfigError(f"multi_dataset_sampling must be one of {list(STRATEGIES)}, got {strategy!r}")
         self.samplers = dict(samplers)
         self.strategy, self.seed = strategy, seed
-        every = [s.refresh_every for s in self.samplers.values() if getattr(s, "refresh_every", None)]
+        every = [r for r in (getattr(s, "refresh_every", None) for s in self.samplers.values()) if r]
         self.refresh_every = min(every) if every else None
         self.stats: Dict[str, int] = {}
 
-    def plan(self, rows: MultiRows, epoch: int, batch_size: int) -> List[List[int]]:
+    # rows: the MultiRows that fit builds for several data sets (not a Rows, hence the ignores)
+    def plan(self, rows: MultiRows, epoch: int, batch_size: int) -> List[List[int]]:  # type: ignore[override]
         plans = {}
         for k, name in enumerate(rows.names):
             off = rows.offsets[k]
@@ -110,12 +111,12 @@ class MultiDatasetSampler(Sampler):
         self.stats = {f"{name}_batches": len(p) for name, p in plans.items()}
         return out
 
-    def rows_for(self, rows: MultiRows, indices: Sequence[int]) -> List[dict]:
+    def rows_for(self, rows: MultiRows, indices: Sequence[int]) -> List[dict]:  # type: ignore[override]
         name, _ = rows.locate(indices[0])
         local = [rows.locate(i)[1] for i in indices]
         return [{**r, DATASET: name} for r in self.samplers[name].rows_for(rows.parts[name], local)]
 
-    def refresh(self, model, rows: MultiRows, step: int) -> None:
+    def refresh(self, model, rows: MultiRows, step: int) -> None:  # type: ignore[override]
         for name in rows.names:
             self.samplers[name].refresh(model, rows.parts[name], step)
 
@@ -172,8 +173,9 @@ class MultiLoss(nn.Module):
 
     def build(self, embedding_dim: int) -> None:
         for loss in self.losses.values():
-            if hasattr(loss, "build"):
-                loss.build(embedding_dim)
+            build = getattr(loss, "build", None)
+            if build is not None:
+                build(embedding_dim)
 
     def forward(self, *a, **kw):  # pragma: no cover - the trainer selects a data set's loss first
         raise RuntimeError("MultiLoss scores a batch through select(batch['dataset'])")

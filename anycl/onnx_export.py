@@ -56,6 +56,9 @@ class RealMelSpectrogram(nn.Module):
     tensors: frames × window against cosine and sine bases (a strided convolution), so the ONNX exporter
     can trace it (its STFT does not take complex outputs). Same numbers up to float rounding."""
 
+    basis: torch.Tensor  # buffers (register_buffer), declared for type checkers
+    fb: torch.Tensor
+
     def __init__(self, mel):
         super().__init__()
         spec = mel.spectrogram

@@ -77,6 +77,7 @@ def probe_evaluator(eval_dataset: Any, probe: Any, columns: Optional[Mapping[str
         te_items, te_labels = _labelled(eval_dataset["test"], columns, file_extensions, "test set")
         if o["k"] > len(tr_items):
             raise ConfigError(f"probe k={o['k']} is more than the {len(tr_items)} items of the probe's train set")
+        ev: Any  # a ProbeEvaluator, KNNEvaluator or ClassificationEvaluator; each gets primary_metric below
         ev = ProbeEvaluator(tr_items, tr_labels, te_items, te_labels, k=o["k"], batch_size=o["batch_size"],
                             linear=o["linear"], temperature=o["temperature"])
     else:

@@ -65,7 +65,7 @@ class Registry:
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
-        for ep in entry_points(group=self.entry_point_group):
+        for ep in entry_points(group=self.entry_point_group or ""):  # no group: _plugins_loaded is already True
             try:
                 obj = ep.load()
             except Exception as exc:  # a broken plugin must not break anycl itself

@@ -27,7 +27,10 @@ class Rows:
         negatives: the hard-negative columns, in order.
         has_positive / has_label: whether pairs / labels are given.
         streaming: True when there is no length and no random access (an ``IterableDataset``).
+        teacher_dim: the width of precomputed teacher embeddings (:mod:`anycl.loss_data`), else None.
     """
+
+    teacher_dim: Optional[int] = None
 
     def __init__(self, source: Any, columns: List[str], length: Optional[int], getter: Optional[Callable[[int], dict]],
                  iterator: Callable[[], Iterator[dict]], column_getter: Optional[Callable[[str], list]] = None,

@@ -13,7 +13,7 @@ arXiv:2104.14294).
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -63,6 +63,9 @@ class DINO(ContrastiveLoss):
     accepts_negatives = False
     negative_free = True
     distributed = "local"  # per-row terms; the centre is averaged across processes
+    center: torch.Tensor  # buffers (register_buffer), declared for type checkers
+    teacher_prototypes: torch.Tensor
+    momentum_target: Dict[str, Any]
 
     def __init__(self, out_dim: int = 1024, student_temperature: float = 0.1, teacher_temperature: float = 0.04,
                  warmup_teacher_temperature: Optional[float] = None, warmup_teacher_steps: int = 0,
@@ -114,7 +117,9 @@ class DINO(ContrastiveLoss):
 
     def scores(self, z: torch.Tensor, teacher: bool = False) -> torch.Tensor:
         """Cosine of each (normalised) embedding with each (normalised) prototype: (..., K)."""
+        self._require_built()
         w = self.teacher_prototypes if teacher else self.prototypes
+        assert w is not None  # _require_built() raised otherwise
         return F.normalize(z.float(), dim=-1) @ F.normalize(w.float(), dim=-1).T
 
     @property

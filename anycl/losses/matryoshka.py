@@ -79,7 +79,7 @@ class MatryoshkaLoss(ContrastiveLoss):
         if getattr(loss, "momentum_target", None) or hasattr(loss, "queue"):
             raise ConfigError(f"matryoshka_dims cannot wrap {name!r}: its momentum target / memory queue is "
                               f"tied to one call per step at the full width")
-        if type(loss).build is not ContrastiveLoss.build:
+        if getattr(type(loss), "build", ContrastiveLoss.build) is not ContrastiveLoss.build:
             raise ConfigError(f"matryoshka_dims cannot wrap {name!r}: it holds a predictor sized to the full "
                               f"embedding width")
         self.dims, self.weights = check_dims(dims, weights)

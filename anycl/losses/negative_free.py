@@ -18,7 +18,7 @@ from .base import ContrastiveLoss, as_float, check_pair, full_precision, refuse_
 from .registry import register
 
 
-def predictor_mlp(dim: int, hidden_dim: int) -> nn.Module:
+def predictor_mlp(dim: int, hidden_dim: int) -> nn.Sequential:
     """Linear(dim, hidden) → BatchNorm → ReLU → Linear(hidden, dim): the predictor of BYOL and SimSiam."""
     return nn.Sequential(nn.Linear(dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True),
                          nn.Linear(hidden_dim, dim))
@@ -38,7 +38,7 @@ class _PredictorLoss(ContrastiveLoss):
     def __init__(self, dim: Optional[int] = None, hidden_dim: Optional[int] = None):
         super().__init__()
         self.hidden_dim = hidden_dim
-        self.predictor: Optional[nn.Module] = None
+        self.predictor: Optional[nn.Sequential] = None
         if dim is not None:
             self.build(int(dim))
 
@@ -59,7 +59,8 @@ class _PredictorLoss(ContrastiveLoss):
                 f"{self.name}: the predictor is not built: pass dim=<embedding width> (loss_options={{'dim': ...}}) "
                 f"or let anycl's training module call build(width)"
             )
-        return self.predictor(x.to(self.predictor[0].weight.dtype) if not torch.is_autocast_enabled() else x)
+        dtype = next(self.predictor.parameters()).dtype  # its first Linear's weight
+        return self.predictor(x.to(dtype) if not torch.is_autocast_enabled() else x)
 
 
 @register("byol")
