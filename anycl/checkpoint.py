@@ -40,7 +40,7 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -205,7 +205,7 @@ class Checkpointer:
         keep: complete checkpoints to keep (older ones are deleted after a save); None keeps all.
     """
 
-    def __init__(self, trainer, accelerator, scheduler, directory: Optional[str], every: Optional[int],
+    def __init__(self, trainer, accelerator, scheduler, directory: Union[str, os.PathLike, None], every: Optional[int],
                  keep: Optional[int] = 2):
         if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
             raise ConfigError(f"checkpoint_every must be a positive number of steps, got {every!r}")

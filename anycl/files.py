@@ -20,7 +20,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 from .errors import ConfigError
 
@@ -64,7 +64,7 @@ def apply_umask(path: os.PathLike) -> None:
                 os.chmod(p, fmode)
 
 
-def check_parent(path: os.PathLike, what: str = "the path") -> None:
+def check_parent(path: Union[str, os.PathLike], what: str = "the path") -> None:
     """Raise ConfigError when an ancestor of ``path`` exists and is not a folder."""
     p = Path(os.fspath(path)).expanduser().absolute()
     for parent in [p, *p.parents][1:]:

@@ -17,7 +17,7 @@ SimSiam), a momentum target or a memory queue (MoCo).
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,8 @@ from ..errors import ConfigError
 from .base import ContrastiveLoss
 
 
-def check_dims(dims: Sequence[int], weights: Optional[Sequence[float]] = None, width: Optional[int] = None):
+def check_dims(dims: Sequence[int], weights: Optional[Sequence[float]] = None,
+               width: Optional[int] = None) -> Tuple[List[int], List[float]]:
     """Validate ``matryoshka_dims`` (positive ints, strictly descending, none above ``width``) and
     ``matryoshka_weights``; returns (dims, weights) as lists."""
     if isinstance(dims, (str, bytes)) or not hasattr(dims, "__iter__"):
