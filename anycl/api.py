@@ -16,7 +16,7 @@ from typing import Any, Mapping, Union
 
 from accelerate.utils import set_seed
 
-from . import adapters as adapter_registry
+from . import adapters as adapter_registry  # type: ignore[attr-defined]  # mounted from ../adapters at run time
 from . import multi_dataset as md
 from .files import OutputLock
 from .fit_checks import check_run_options, check_watch_options, training_args, watch_callbacks

@@ -153,13 +153,13 @@ def _plain(value: Any) -> Tuple[bool, Any]:
             out.append(pv)
         return True, out
     if isinstance(value, Mapping):
-        out = {}
+        plain: Dict[str, Any] = {}
         for k, v in value.items():
             ok, pv = _plain(v)
             if not ok or not isinstance(k, str):
                 return False, None
-            out[k] = pv
-        return True, out
+            plain[k] = pv
+        return True, plain
     return False, None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Tuple
 
-from . import adapters as adapter_registry
+from . import adapters as adapter_registry  # type: ignore[attr-defined]  # mounted from ../adapters at run time
 from . import multi_dataset as md
 from .config import open_dataset
 from .data import Rows, check_items, check_score, to_rows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from . import multi_dataset as md
 from . import sampling
@@ -41,11 +41,13 @@ def fit_prompts(cfg: FitConfig, rows: Rows, sides: Mapping[str, str]) -> Dict[st
 def training_width(tower: Tower) -> Optional[int]:
     """Width of the embeddings the loss sees from a tower (its head's output when it has one)."""
     if tower.head is not None:
-        return int(tower.head.anycl_spec["out_dim"])
+        spec: Any = tower.head.anycl_spec  # a projection head's: how to rebuild it
+        return int(spec["out_dim"])
     return tower.adapter.embedding_dim(tower.encoder)
 
 
-def set_up_model(model, cfg: FitConfig, prompts, matryoshka, build_text_model):
+def set_up_model(model, cfg: FitConfig, prompts, matryoshka: Optional[Tuple[List[int], List[float]]],
+                 build_text_model):
     """Prompts, pooling, frozen towers, LoRA; returns the guide (anycl.guide) or None.
 
     ``build_text_model(name)`` builds a plain text model, for a guide given by name."""
@@ -78,6 +80,7 @@ def samplers_and_builders(cfg: FitConfig, model, parts: Mapping[str, Rows], loss
     for name, part in parts.items():
         samplers[name], builders[name] = sampling.sampler_and_builder(cfg.options(), sopts, part, side_adapters,
                                                                       losses[name], guide, prompts)
+    builder: Any  # a BatchBuilder, or a MultiBatchBuilder (same build interface) for several data sets
     if multi:
         sampler, builder = (md.MultiDatasetSampler(samplers, cfg.multi_dataset_sampling or "proportional", seed),
                             md.MultiBatchBuilder(builders))

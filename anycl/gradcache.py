@@ -123,13 +123,13 @@ class RandState:
             torch.cuda.set_rng_state(state, i)
         if self.mps is not None:
             torch.mps.set_rng_state(self.mps)
-        if self.generator is not None:
+        if self.generator is not None and self.gen is not None:  # gen: the generator's state, kept with it
             self.generator.set_state(self.gen)
 
 
 # -- batch-norm running statistics -------------------------------------------------------------------
 def _norm_buffers(module: nn.Module) -> List[Tuple[nn.Module, Dict[str, torch.Tensor]]]:
-    out = []
+    out: List[Tuple[nn.Module, Dict[str, torch.Tensor]]] = []
     for m in module.modules():
         if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats and m.training:
             out.append((m, {k: v.detach().clone() for k, v in m.named_buffers(recurse=False) if v is not None}))

@@ -124,9 +124,9 @@ def mine_negative_ids(model, anchors: Sequence[Any], positives: Sequence[Any], c
     for r, p in enumerate(positives):
         own[row_query[r]].add(add_doc(p))
     for qi, q in enumerate(queries):  # a document equal to the query is no negative of it
-        j = dindex.get(item_key(q))
-        if j is not None:
-            own[qi].add(j)
+        same = dindex.get(item_key(q))
+        if same is not None:
+            own[qi].add(same)
     if len(docs) <= num_negatives:
         raise DataError(f"the corpus has {len(docs)} distinct documents (positives included); num_negatives="
                         f"{num_negatives} needs more than that: give a larger corpus= or lower num_negatives")
@@ -141,7 +141,7 @@ def mine_negative_ids(model, anchors: Sequence[Any], positives: Sequence[Any], c
     t0 = time.perf_counter()
     pos_lists = [sorted(s) for s in own]
     # lowest score among each query's labelled positives
-    labelled = [[] for _ in queries]
+    labelled: List[List[int]] = [[] for _ in queries]
     for r, p in enumerate(positives):
         labelled[row_query[r]].append(dindex[item_key(p)])
     pos_score = torch.stack([(q_emb[qi] @ d_emb[labelled[qi]].T).min() for qi in range(len(queries))])

@@ -4,7 +4,7 @@ options, and :class:`MiningStats` says what one pass did."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
@@ -80,7 +80,7 @@ def filter_candidates(scores: torch.Tensor, positive_score: torch.Tensor, range_
     alive = valid.clone()
     counts: Dict[str, int] = {}
     ranks = torch.arange(scores.shape[1]).unsqueeze(0)
-    rules = [("range_min", ranks < int(range_min))]
+    rules: List[Tuple[str, Optional[torch.Tensor]]] = [("range_min", ranks < int(range_min))]
     pos = positive_score.unsqueeze(1)
     rules.append(("max_score", scores > max_score if max_score is not None else None))
     rules.append(("absolute_margin", scores > pos - absolute_margin if absolute_margin is not None else None))

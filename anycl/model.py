@@ -11,7 +11,7 @@ modality names. Towers and heads: :mod:`anycl.tower`; the folder format: :mod:`a
 from __future__ import annotations
 
 import inspect
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple, cast
 
 import torch
 from torch import nn
@@ -66,7 +66,10 @@ class ContrastiveModel(nn.Module):
                 f"no tower for {side_or_modality!r}; this model's modalities are {self.modalities} and its "
                 f"sides {self.sides}"
             )
-        return self.towers[name]
+        return cast(Tower, self.towers[name])  # nn.ModuleDict is not generic
+
+    def _tower_items(self) -> List[Tuple[str, Tower]]:
+        return [(name, cast(Tower, t)) for name, t in self.towers.items()]
 
     def forward(self, features_by_side: Mapping[str, Any], train: bool = True,
                 generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
@@ -126,7 +129,8 @@ class ContrastiveModel(nn.Module):
         """Width of what :meth:`encode` returns for a tower (before ``truncate_dim``)."""
         tower = self.tower(modality or self._default_modality())
         if tower.encode_with_head and tower.head is not None:
-            return int(tower.head.anycl_spec["out_dim"])
+            spec: Any = tower.head.anycl_spec  # a projection head's: how to rebuild it
+            return int(spec["out_dim"])
         return tower.adapter.embedding_dim(tower.encoder)
 
     def get_sentence_embedding_dimension(self, modality: Optional[str] = None) -> Optional[int]:
@@ -147,21 +151,24 @@ class ContrastiveModel(nn.Module):
 
     def _text_tower(self) -> Tower:
         for name in [self._default_modality(), *self.modalities]:
-            if self.towers[name].modality == "text":
-                return self.towers[name]
+            tower = cast(Tower, self.towers[name])
+            if tower.modality == "text":
+                return tower
         raise ConfigError(f"this model has no text tower (modalities {self.modalities}); max_seq_length is text's")
 
     @property
     def max_seq_length(self) -> int:
         """The text tower's maximum length in tokens (longer texts are truncated); settable."""
-        return int(self._text_tower().encoder.st.max_seq_length)
+        st: Any = self._text_tower().encoder.st  # a SentenceTransformerEncoder's model
+        return int(st.max_seq_length)
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
         tower = self._text_tower()
         if isinstance(value, bool) or not isinstance(value, int) or value < 2:
             raise ConfigError(f"max_seq_length must be an int >= 2, got {value!r}")
-        tower.encoder.st.max_seq_length = value
+        st: Any = tower.encoder.st
+        st.max_seq_length = value
         tower.adapter.max_seq_length = value
         tower.adapter.options["max_seq_length"] = value
 
@@ -256,7 +263,7 @@ class ContrastiveModel(nn.Module):
                     "head": getattr(t.head, "anycl_spec", None) if t.head is not None else None,
                     "encode_with_head": t.encode_with_head,
                 }
-                for name, t in self.towers.items()
+                for name, t in self._tower_items()
             },
             "info": self.info,
             "prompts": self.prompts,
@@ -339,7 +346,8 @@ def build_model(sides: Mapping[str, str], *, model: Optional[str] = None, encode
     if len(modalities) > 1:
         widths = set()
         for t in towers.values():
-            widths.add(t.head.anycl_spec["out_dim"] if t.head is not None else t.adapter.embedding_dim(t.encoder))
+            spec: Any = getattr(t.head, "anycl_spec", None)  # a projection head's: how to rebuild it
+            widths.add(spec["out_dim"] if t.head is not None else t.adapter.embedding_dim(t.encoder))
         if len(widths) > 1:
             raise ConfigError(
                 f"the towers give embeddings of different widths {sorted(map(str, widths))} and have no projection "

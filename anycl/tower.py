@@ -18,7 +18,7 @@ def projection_head(in_dim: int, out_dim: int = 128, hidden_dim: Optional[int] =
         mods += [nn.Linear(d, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True)]
         d = hidden_dim
     mods.append(nn.Linear(d, out_dim))
-    head = nn.Sequential(*mods)
+    head: Any = nn.Sequential(*mods)  # Any: it carries anycl_spec, which nn.Sequential does not declare
     head.anycl_spec = {"type": "mlp", "in_dim": in_dim, "out_dim": out_dim, "hidden_dim": hidden_dim, "layers": layers}
     return head
 
@@ -29,7 +29,7 @@ def build_head(spec: Optional[Dict[str, Any]]) -> Optional[nn.Module]:
     if spec.get("type") == "mlp":
         return projection_head(spec["in_dim"], spec["out_dim"], spec.get("hidden_dim"), spec.get("layers", 2))
     if spec.get("type") == "linear":
-        head = nn.Linear(spec["in_dim"], spec["out_dim"], bias=spec.get("bias", False))
+        head: Any = nn.Linear(spec["in_dim"], spec["out_dim"], bias=spec.get("bias", False))  # + anycl_spec
         head.anycl_spec = dict(spec)
         return head
     raise ConfigError(f"unknown projection head type {spec.get('type')!r} in the model config")

@@ -4,7 +4,7 @@ with the momentum target's and the guide's embeddings when the loss asks for the
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch import nn
@@ -32,7 +32,7 @@ class TrainingModule(nn.Module):
         # gets an EMA copy of the model whose embeddings reach it as `target=`; the last step's detached
         # embeddings stay readable for the collapse watch.
         self.target = prepare_loss(model, loss)
-        self._prepare_state = None
+        self._prepare_state: Optional[Tuple[torch.Tensor, torch.device]] = None
         self.last_embeddings: Dict[str, torch.Tensor] = {}
 
     @staticmethod
@@ -55,8 +55,9 @@ class TrainingModule(nn.Module):
         if self.target is not None:  # the EMA copy's embeddings of the same views (anycl.momentum)
             extra["target"] = self.target_embeddings(batch)
         loss = self.loss
-        if "dataset" in batch and hasattr(loss, "select"):  # several data sets: their own loss (anycl.multi_dataset)
-            loss = loss.select(batch["dataset"])
+        select = getattr(loss, "select", None)
+        if "dataset" in batch and select is not None:  # several data sets: their own loss (anycl.multi_dataset)
+            loss = select(batch["dataset"])
         # per-row numbers the loss reads: scores (anycl.losses.graded), teacher embeddings (anycl.losses.distill)
         rows = {c: batch["scores"][c] for c in getattr(loss, "score_columns", ()) if c in batch.get("scores", {})}
         if getattr(loss, "needs_teacher", False) and "teacher" in batch:
@@ -77,6 +78,7 @@ class TrainingModule(nn.Module):
     def target_embeddings(self, batch: Dict[str, Any]) -> Dict[str, torch.Tensor]:
         """Anchor and positive embedded by the momentum target, without gradient, replaying the
         augmentation generator state that :meth:`embed` saw (a fresh state under GradCache)."""
+        assert self.target is not None  # called only for a loss with a momentum target
         state, device = self._prepare_state or (None, None)
         self._prepare_state = None
         views = {s: batch[s] for s in ("anchor", "positive") if s in batch}

@@ -60,9 +60,9 @@ def check_float(name: str, v: Any, *, low: Optional[float] = None, low_inclusive
         parts.append(f"{'<=' if high_inclusive else '<'} {high:g}")
     want = "a finite number" + (" " + " and ".join(parts) if parts else "")
     bad = x is None or not math.isfinite(x)
-    if not bad and low is not None:
+    if x is not None and not bad and low is not None:
         bad = x < low or (x == low and not low_inclusive)
-    if not bad and high is not None:
+    if x is not None and not bad and high is not None:
         bad = x > high or (x == high and not high_inclusive)
     if bad:
         raise ConfigError(f"{name} must be {want}, got {v!r}{hint}")
@@ -128,8 +128,9 @@ def validate_options(o: Mapping[str, Any]) -> None:
         v = g(name)
         if v is not None and not isinstance(v, (str, os.PathLike, bool)):
             raise ConfigError(f"{name} must be a path, got the {type(v).__name__} {v!r}")
-    if g("output_dir") is not None:
-        check_parent(os.fspath(g("output_dir")), "output_dir")
+    output_dir = g("output_dir")
+    if output_dir is not None:
+        check_parent(os.fspath(output_dir), "output_dir")
     sep = g("sep")
     if sep is not None and (not isinstance(sep, str) or (len(sep) != 1 and sep not in ("\\t", "tab"))):
         raise ConfigError(f"sep must be one character (e.g. ',', ';', '\\t', '|'), got {sep!r}")

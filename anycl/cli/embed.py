@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import List
+from typing import Any, List
 
 import numpy as np
 import pandas as pd
@@ -45,7 +45,7 @@ def run(args, extra: List[str]) -> int:
 
 def _ids(args, src, rows) -> list:
     """Item ids: --id-column (or an ``id`` column) of a table, file paths of a folder, else row numbers."""
-    table = None
+    table: Any = None  # a DataFrame or a Hugging Face dataset
     if isinstance(src, str) and Path(src).is_file():
         table = read_table(Path(src))
     elif hasattr(src, "column_names"):

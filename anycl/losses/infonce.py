@@ -253,6 +253,7 @@ class InfoNCE(ContrastiveLoss):
         """The false-negative mask of one direction: ``same`` (labels), with ``side_start`` the same-side
         block's own entries (and labels), and with the guide ``g`` what it rates above the threshold
         (:func:`anycl.losses.guided.guided_mask`)."""
+        mask: Optional[torch.Tensor]
         if side_start is not None:
             mask = InfoNCE._with_same_side(same, rows, batch, side_start, labels, device)
         else:
@@ -267,7 +268,9 @@ class InfoNCE(ContrastiveLoss):
         (itself, not a negative) and, with labels, the entries sharing its label."""
         own = torch.eye(batch, dtype=torch.bool, device=device)[rows]
         if labels is not None:
-            own = own | same_label_mask(labels, batch, device)[rows]
+            shared = same_label_mask(labels, batch, device)
+            assert shared is not None  # None only without labels
+            own = own | shared[rows]
         mask = torch.zeros(own.shape[0], n_cands + batch, dtype=torch.bool, device=device)
         if same is not None:
             mask[:, :batch] = same
