@@ -24,6 +24,7 @@ from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
 import yaml
 
 from .errors import ConfigError
+from .recipes import RECIPES, apply_recipe
 from .validation import validate_options
 
 DEFAULT_RUNS = "anycl-runs"  # where `anycl fit` writes a run without --output-dir
@@ -67,6 +68,8 @@ class FitConfig:
     sampler: Any = _opt(None, "a sampler name or Sampler object (default 'in_batch'; 'group_by_label': >= 2 items per "
                               "label in a batch)", "NAME", "in_batch")
     sampler_options: Any = _opt(None, "keyword arguments for the sampler", "JSON", "{}")
+    recipe: Any = _opt(None, "a named bundle of options measured together (anycl.recipes): 'hard-negatives' (mined, "
+                             "3 negatives per row); options you also pass win", "NAME", "none")
     batch_size: Any = _opt(None, "pairs per process per step", "N",
                            PER_MODALITY.format(t=32, i=256, a=64) + "; larger than the data: the data's size")
     epochs: Any = _opt(None, "passes over the data", "N", "1")
@@ -178,7 +181,11 @@ class FitConfig:
             base = dict(config)
         else:
             raise ConfigError(f"config must be a FitConfig or a mapping of fit options, got {type(config).__name__}")
-        return cls.from_mapping({**base, **dict(overrides or {})})
+        values = {**base, **dict(overrides or {})}
+        if values.get("recipe") is not None and (not isinstance(values["recipe"], str) or values["recipe"] not in RECIPES):
+            raise ConfigError(f"unknown recipe {values['recipe']!r}{did_you_mean(str(values['recipe']), list(RECIPES))}; "
+                              f"recipes: {', '.join(RECIPES)}")
+        return cls.from_mapping(apply_recipe(values))
 
     def replace(self, **changes: Any) -> FitConfig:
         """A copy with ``changes`` given on top."""
