@@ -9,8 +9,8 @@ from its keyword arguments; the command line from its flags and config file; the
     anycl.fit(pairs, "text", config=cfg, epochs=2)           # keyword arguments override the config
     FitConfig.from_yaml(cfg.to_yaml()) == cfg                 # YAML and JSON round trips
 
-Several defaults depend on the modality (the anchor adapter's ``fit_defaults``: text batch 32 and lr 2e-5,
-image 256 and 1e-3, audio 64 and 1e-3); those fields default to ``None`` (or ``"default"`` for ``head``) and
+Several defaults depend on the modality (the anchor adapter's ``fit_defaults``: text batch 32, lr 2e-5 and a
+constant learning rate after warm-up, image 256 and 1e-3, audio 64 and 1e-3, both with cosine decay); those fields default to ``None`` (or ``"default"`` for ``head``) and
 :meth:`FitConfig.training_values` fills them in. The config remembers which options were given, because a
 run's record lists what it was given plus what it resolved, not every default.
 """
@@ -79,7 +79,7 @@ class FitConfig:
     weight_decay: Any = _opt(0.01, "AdamW weight decay", "W")
     warmup_ratio: Any = _opt(0.1, "fraction of steps for linear warm-up before the decay", "R")
     lr_schedule: Any = _opt(None, "after warm-up: 'cosine' decay to 0, 'linear' decay to 0, or 'constant'",
-                            "cosine|linear|constant", "cosine")
+                            "cosine|linear|constant", "per modality: text constant, image cosine, audio cosine")
     max_grad_norm: Any = _opt(1.0, "gradient clipping (None: off)", "NORM|none")
     mixed_precision: Any = _opt(None, "'no', 'bf16' or 'fp16'", "no|bf16|fp16", "no")
     gradient_accumulation_steps: Any = _opt(1, "optimiser step every N batches (adds no negatives)", "N")
@@ -215,7 +215,7 @@ class FitConfig:
             "lr": float(fit_defaults.get("lr", 2e-5) if self.lr is None else self.lr),
             "weight_decay": float(self.weight_decay),
             "warmup_ratio": float(self.warmup_ratio),
-            "lr_schedule": self.lr_schedule or "cosine",
+            "lr_schedule": self.lr_schedule or fit_defaults.get("lr_schedule", "cosine"),
             "max_grad_norm": self.max_grad_norm,
             "mixed_precision": self.mixed_precision or "no",
             "gradient_accumulation_steps": int(self.gradient_accumulation_steps),

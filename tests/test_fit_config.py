@@ -94,7 +94,8 @@ def test_per_modality_defaults_come_from_the_adapter(modality):
     assert FitConfig(batch_size=3, lr=0.5).training_values(fit_defaults)["batch_size"] == 3
     # the rest are TrainingArgs' own defaults
     plain = TrainingArgs()
-    for k in ("epochs", "max_steps", "weight_decay", "warmup_ratio", "lr_schedule", "max_grad_norm",
+    assert values["lr_schedule"] == fit_defaults.get("lr_schedule", plain.lr_schedule)
+    for k in ("epochs", "max_steps", "weight_decay", "warmup_ratio", "max_grad_norm",
               "mixed_precision", "gradient_accumulation_steps", "seed", "log_every", "eval_every", "num_workers"):
         assert values[k] == getattr(plain, k), k
 

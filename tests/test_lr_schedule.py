@@ -39,3 +39,13 @@ def test_schedule_reaches_the_optimizer(tiny_text_encoder):
         seen[schedule] = model.trainer.scheduler.get_last_lr()[0]
     assert seen["constant"] == pytest.approx(1e-3)
     assert seen["linear"] < 1e-3
+
+
+def test_per_modality_default_schedule():
+    from anycl import adapters
+    from anycl.fit_config import FitConfig
+
+    text = FitConfig().training_values(adapters.ADAPTERS.lookup("text").fit_defaults)
+    image = FitConfig().training_values(adapters.ADAPTERS.lookup("image").fit_defaults)
+    assert text["lr_schedule"] == "constant" and image["lr_schedule"] == "cosine"
+    assert FitConfig(lr_schedule="linear").training_values({"lr_schedule": "constant"})["lr_schedule"] == "linear"
