@@ -27,11 +27,15 @@ import torch
 
 from .registry import MASK_VALUE
 
-_BLOCK_ELEMS = 1 << 19  # elements per block of rows in the elementwise passes (2 MiB of float32)
-_SYM_BLOCK = 256  # side of the square blocks of the in-place symmetrisation
+_BLOCK_ELEMS = 1 << 19  # CPU: elements per block of rows in the elementwise passes (2 MiB of float32)
+_SYM_BLOCK = 256  # CPU: side of the square tiles of the in-place symmetrisation
+_GPU_SYM_BLOCK = 4096  # on a GPU, blocks only cost kernel launches: one block of rows, large tiles
 
 
-def _blocks(n: int, width: int) -> Iterator[tuple]:
+def _blocks(n: int, width: int, device: torch.device) -> Iterator[tuple]:
+    if device.type != "cpu":
+        yield 0, n
+        return
     step = max(1, _BLOCK_ELEMS // max(1, width))
     for s in range(0, n, step):
         yield s, min(n, s + step)
@@ -69,7 +73,7 @@ class _RowLSE(torch.autograd.Function):
         logits = (q * scale) @ cands.T
         sums = torch.empty(n, dtype=q.dtype, device=q.device)
         total = q.new_zeros(())
-        for s, e in _blocks(n, logits.shape[1]):
+        for s, e in _blocks(n, logits.shape[1], logits.device):
             x = logits[s:e]
             _mask_block(x, mask, diags, s, e, n, MASK_VALUE)
             top = x.amax(dim=1, keepdim=True)
@@ -131,7 +135,7 @@ class _RowLSE(torch.autograd.Function):
 
 def _symmetrize_scaled(m: torch.Tensor, inv: torch.Tensor) -> None:
     """In place: ``m`` (n, n) ← diag(inv)·m + (diag(inv)·m)ᵀ, block by block (temporaries block×block)."""
-    n, block = m.shape[0], _SYM_BLOCK
+    n, block = m.shape[0], (_SYM_BLOCK if m.device.type == "cpu" else _GPU_SYM_BLOCK)
     for i in range(0, n, block):
         ie = min(n, i + block)
         for j in range(i, n, block):
@@ -175,7 +179,7 @@ class _RowColLSE(torch.autograd.Function):
         lse_r = torch.empty(n, dtype=q.dtype, device=q.device)
         col_top = torch.full((n,), float("-inf"), dtype=q.dtype, device=q.device)
         col_sum = torch.zeros(n, dtype=q.dtype, device=q.device)
-        for s, e in _blocks(n, logits.shape[1]):
+        for s, e in _blocks(n, logits.shape[1], logits.device):
             x = logits[s:e]
             xr = x
             if row_mask is not None:
@@ -199,7 +203,7 @@ class _RowColLSE(torch.autograd.Function):
         q, c, scale, g, lse_r, lse_c = ctx.saved_tensors
         row_mask, col_mask = ctx.masks
         n = q.shape[0]
-        for s, e in _blocks(n, g.shape[1]):  # the logits become the gradient G, in place
+        for s, e in _blocks(n, g.shape[1], g.device):  # the logits become the gradient G, in place
             x = g[s:e]
             col = (x[:, :n] - lse_c).exp_()
             if col_mask is not None:

@@ -13,7 +13,7 @@ from torch import nn
 from .registry import ContrastiveLoss, full_precision, pair_inputs, register, same_label_mask
 
 
-_BLOCK_ELEMS = 1 << 19  # elements per block of rows in the elementwise passes
+_BLOCK_ELEMS = 1 << 19  # CPU: elements per block of rows in the elementwise passes (one block on a GPU)
 
 
 class _SigmoidPairs(torch.autograd.Function):
@@ -26,7 +26,7 @@ class _SigmoidPairs(torch.autograd.Function):
         logits = (x * t) @ y.T
         logits += bias
         n = x.shape[0]
-        step = max(1, _BLOCK_ELEMS // max(1, logits.shape[1]))
+        step = _step(n, logits)
         total = x.new_zeros(())
         for s in range(0, n, step):  # softplus(-L) = softplus(L) - L: every pair as a negative, then fix the positives
             total += F.softplus(logits[s:s + step]).sum()
@@ -42,7 +42,7 @@ class _SigmoidPairs(torch.autograd.Function):
         ctx.consumed = True
         x, y, t, g, positives = ctx.saved_tensors
         n = x.shape[0]
-        step = max(1, _BLOCK_ELEMS // max(1, g.shape[1]))
+        step = _step(n, g)
         for s in range(0, n, step):  # dℓ/dL = σ(L) - [positive], in place over the logits
             g[s:s + step].sigmoid_()
         if positives is None:
@@ -56,6 +56,10 @@ class _SigmoidPairs(torch.autograd.Function):
         grad_t = ((gy * x).sum() * t * grad).reshape(t.shape) if need_t else None
         grad_b = (g.sum() * grad).reshape(t.shape) if need_b else None
         return grad_x, grad_y, grad_t, grad_b, None
+
+
+def _step(n: int, logits: torch.Tensor) -> int:
+    return max(1, _BLOCK_ELEMS // max(1, logits.shape[1])) if logits.device.type == "cpu" else max(1, n)
 
 
 def _positive_logits(logits: torch.Tensor, positives) -> torch.Tensor:
