@@ -58,6 +58,14 @@ def labels_for(batch, seed=1):
     return torch.randint(0, 3, (batch,), generator=torch.Generator().manual_seed(seed))
 
 
+def case(b, d, k, seed, with_neg, with_labels, label_seed):
+    """Two views (b, d), optional hard negatives (b, k, d) and labels; the tensors that need gradients."""
+    a, p, neg = leaves((b, d), (b, d), (b, k, d), seed=seed)
+    neg = neg if with_neg else None
+    labels = labels_for(b, seed=label_seed) if with_labels else None
+    return a, p, neg, labels, [x for x in (a, p, neg) if x is not None]
+
+
 # -- symmetric InfoNCE (CLIP) ------------------------------------------------------------------------------
 def symmetric_reference(a, p, neg, queue, labels, t):
     a, p = n(a), n(p)
@@ -98,7 +106,7 @@ def test_symmetric_infonce_learnt_temperature_gets_the_formulas_gradient():
     log_scale = loss.tau.log_scale.detach().double().requires_grad_(True)
     ref = symmetric_reference(a, p, None, None, None, 1.0 / log_scale.exp())
     (g_ref,) = torch.autograd.grad(ref, [log_scale])
-    assert float(ours) == pytest.approx(float(ref), rel=1e-5)
+    assert float(ours.detach()) == pytest.approx(float(ref.detach()), rel=1e-5)
     assert float(g_ours) == pytest.approx(float(g_ref), rel=1e-5, abs=1e-6)
 
 
@@ -173,12 +181,9 @@ def simclr_reference(a, p, extra, labels, t):
 @pytest.mark.parametrize("with_labels", [False, True])
 @pytest.mark.parametrize("with_neg", [False, True])
 def test_simclr_gram_matches_formula(with_labels, with_neg):
-    a, p, neg = leaves((8, 5), (8, 5), (8, 2, 5), seed=7)
-    neg = neg if with_neg else None
-    labels = labels_for(8, seed=3) if with_labels else None
+    a, p, neg, labels, inputs = case(8, 5, 2, 7, with_neg, with_labels, 3)
     loss = anycl.losses.get("simclr", temperature=0.15)
     extra = None if neg is None else neg.reshape(-1, 5)
-    inputs = [x for x in (a, p, neg) if x is not None]
     check(lambda: loss(a, p, neg, labels=labels), lambda: simclr_reference(a, p, extra, labels, 0.15), inputs)
 
 
@@ -190,7 +195,7 @@ def test_simclr_learnt_temperature_and_queue():
     log_scale = loss.tau.log_scale.detach().double().requires_grad_(True)
     ref = simclr_reference(a, p, queue, None, 1.0 / log_scale.exp())
     g_ref = torch.autograd.grad(ref, [a, p, queue, log_scale])
-    assert float(ours) == pytest.approx(float(ref), rel=1e-5)
+    assert float(ours.detach()) == pytest.approx(float(ref.detach()), rel=1e-5)
     for x, y in zip(g_ours, g_ref):
         torch.testing.assert_close(x.double().reshape(y.shape), y, **TOL)
 
@@ -218,12 +223,9 @@ def dcl_reference(u, v, extra, labels, t, weighted=False, sigma=0.5):
 @pytest.mark.parametrize("with_labels", [False, True])
 @pytest.mark.parametrize("with_neg", [False, True])
 def test_dcl_gram_matches_formula(name, with_labels, with_neg):
-    u, v, neg = leaves((7, 5), (7, 5), (7, 1, 5), seed=9)
-    neg = neg if with_neg else None
-    labels = labels_for(7, seed=4) if with_labels else None
+    u, v, neg, labels, inputs = case(7, 5, 1, 9, with_neg, with_labels, 4)
     loss = anycl.losses.get(name, temperature=0.2)
     extra = None if neg is None else neg.reshape(-1, 5)
-    inputs = [x for x in (u, v, neg) if x is not None]
     check(lambda: loss(u, v, neg, labels=labels),
           lambda: dcl_reference(u, v, extra, labels, 0.2, weighted=name == "dclw"), inputs)
 
@@ -253,18 +255,15 @@ def siglip_reference(x, y, extra, labels, t_prime, bias):
 @pytest.mark.parametrize("with_labels", [False, True])
 @pytest.mark.parametrize("with_neg", [False, True])
 def test_siglip_fused_matches_formula_with_parameter_gradients(with_labels, with_neg):
-    x, y, neg = leaves((6, 4), (6, 4), (6, 2, 4), seed=11)
-    neg = neg if with_neg else None
-    labels = labels_for(6, seed=5) if with_labels else None
+    x, y, neg, labels, inputs = case(6, 4, 2, 11, with_neg, with_labels, 5)
     loss = anycl.losses.get("siglip", temperature=0.5, bias=-2.0)
     ours = loss(x, y, neg, labels=labels)
-    inputs = [v for v in (x, y, neg) if v is not None]
     g_ours = torch.autograd.grad(ours, inputs + [loss.t_prime, loss.bias])
     tp = loss.t_prime.detach().double().requires_grad_(True)
     b = loss.bias.detach().double().requires_grad_(True)
     ref = siglip_reference(x, y, None if neg is None else neg.reshape(-1, 4), labels, tp, b)
     g_ref = torch.autograd.grad(ref, inputs + [tp, b])
-    assert float(ours) == pytest.approx(float(ref), rel=1e-5)
+    assert float(ours.detach()) == pytest.approx(float(ref.detach()), rel=1e-5)
     for u, w in zip(g_ours, g_ref):
         torch.testing.assert_close(u.double().reshape(w.shape), w, **TOL)
 
@@ -282,9 +281,7 @@ def test_siglip_fixed_parameters_and_bad_shapes():
 @pytest.mark.parametrize("with_labels", [False, True])
 @pytest.mark.parametrize("with_neg", [False, True])
 def test_infonce_row_lse_matches_formula(with_labels, with_neg):
-    a, p, neg = leaves((9, 6), (9, 6), (9, 3, 6), seed=13)
-    neg = neg if with_neg else None
-    labels = labels_for(9, seed=6) if with_labels else None
+    a, p, neg, labels, inputs = case(9, 6, 3, 13, with_neg, with_labels, 6)
     b = 9
     loss = anycl.losses.get("infonce", temperature=0.05)
 
@@ -296,7 +293,6 @@ def test_infonce_row_lse_matches_formula(with_labels, with_neg):
             mask[:, :b] = (labels[:, None] == labels[None, :]) & ~torch.eye(b, dtype=torch.bool)
         return ce_rows(n(a) @ cands.T / 0.05, torch.arange(b), mask)
 
-    inputs = [x for x in (a, p, neg) if x is not None]
     check(lambda: loss(a, p, neg, labels=labels), ref, inputs)
 
 
