@@ -8,7 +8,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .registry import MASK_VALUE, ContrastiveLoss, Temperature, full_precision, pair_inputs, register, same_label_mask
+from .fused import row_lse
+from .registry import (ContrastiveLoss, Temperature, full_precision, pair_inputs, register,
+                       same_label_mask)
 
 
 def vmf_weights(u: torch.Tensor, v: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -51,21 +53,6 @@ class DCL(ContrastiveLoss):
         self.weighted = bool(weighted)
         self.sigma = float(sigma)
 
-    def _one_direction(self, u, v, extra, same, scale):
-        batch = u.shape[0]
-        eye = torch.eye(batch, dtype=torch.bool, device=u.device)
-        not_neg = eye if same is None else (same | eye)
-        uu = ((u * scale) @ u.T).masked_fill(not_neg, MASK_VALUE)
-        uv = ((u * scale) @ v.T).masked_fill(not_neg, MASK_VALUE)
-        parts = [uu, uv]
-        if extra is not None:
-            parts.append((u * scale) @ extra.T)
-        negatives = torch.logsumexp(torch.cat(parts, dim=1), dim=1)
-        pos = scale * (u * v).sum(-1)
-        if self.weighted:
-            pos = pos * vmf_weights(u, v, self.sigma)
-        return (negatives - pos).mean()
-
     def forward(self, anchor, positive, negative=None, labels=None, queue=None):
         anchor, positive, extra = pair_inputs(anchor, positive, negative, queue, "dcl")
         batch = anchor.shape[0]
@@ -76,7 +63,18 @@ class DCL(ContrastiveLoss):
             extra = None if extra is None else F.normalize(extra, dim=-1)
             same = same_label_mask(labels, batch, u.device)
             scale = self.tau.scale(u.device)
-            return 0.5 * (self._one_direction(u, v, extra, same, scale) + self._one_direction(v, u, extra, same, scale))
+            # Both directions are the rows of one (2B, 2B [+ M]) Gram matrix of z = [u; v]: row i's
+            # negatives are every other item but itself and its other view (and same-label items).
+            z = torch.cat([u, v])
+            if same is None:
+                lse = row_lse(z, extra, scale, diags=(0, batch), gram=True)
+            else:
+                block = same | torch.eye(batch, dtype=torch.bool, device=u.device)
+                lse = row_lse(z, extra, scale, block.repeat(2, 2), gram=True)
+            pos = scale * (u * v).sum(-1)
+            if self.weighted:
+                pos = pos * vmf_weights(u, v, self.sigma)
+            return lse / (2 * batch) - pos.mean()
 
     def extra_repr(self) -> str:
         return f"temperature={self.tau.value:.4g}, weighted={self.weighted}, sigma={self.sigma}"

@@ -13,53 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from .fused import row_col_ce, row_lse
 from .guided import check_margin, guide_thresholds, guided_mask, normalized_guide
 from .hardness import hardness_weighted_ce
-from .registry import MASK_VALUE, ContrastiveLoss, Temperature, full_precision, pair_inputs, register, same_label_mask
-
-
-class _SoftmaxCrossEntropy(torch.autograd.Function):
-    r"""Summed ``-log softmax(scale · q @ c.T)[i, offset + i]`` over rows i, with a hand-written backward.
-
-    Only one (n, N) buffer lives from forward to backward — the exponentials of the row-shifted logits,
-    computed in place over the logits — and the backward needs no elementwise pass over it: with
-    :math:`P = E / s` (E the exponentials, s their row sums),
-    :math:`\partial q_s = (E c) / s - c_t` and :math:`\partial c = E^\top (q_s / s) - [q_s \text{ at targets}]`,
-    so the row normalisation is folded into (n, D) / (N, D) tensors. Masked entries (``MASK_VALUE``)
-    exponentiate to 0 and so get no gradient, as they should.
-    """
-
-    @staticmethod
-    def forward(ctx, q, c, scale, false_neg, offset):
-        qs = q * scale  # scaling q (n×D) is cheaper than scaling the n×N logits
-        n = q.shape[0]
-        cols = torch.arange(offset, offset + n, device=q.device)
-        logits = qs @ c.T
-        if false_neg is not None:
-            logits[:, :false_neg.shape[1]].masked_fill_(false_neg, MASK_VALUE)
-        shifted = logits.sub_(logits.amax(dim=1, keepdim=True))
-        target_shifted = shifted[torch.arange(n, device=q.device), cols]  # 0 when the positive is the max
-        exps = shifted.exp_()  # in place: the logits are not needed any more
-        sums = exps.sum(dim=1)
-        ctx.save_for_backward(q, c, scale, exps, sums)
-        ctx.offset = offset
-        return (sums.log() - target_shifted).sum()
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad):
-        q, c, scale, exps, sums = ctx.saved_tensors
-        n, off = q.shape[0], ctx.offset
-        qs = q * scale
-        inv = (1.0 / sums).unsqueeze(1)
-        grad_qs = (exps @ c) * inv
-        grad_qs -= c[off:off + n]
-        grad_c = exps.T @ (qs * inv)
-        grad_c[off:off + n] -= qs
-        grad_qs, grad_c = grad_qs * grad, grad_c * grad
-        grad_q = grad_qs * scale if ctx.needs_input_grad[0] else None
-        grad_scale = (grad_qs * q).sum().reshape(scale.shape) if ctx.needs_input_grad[2] else None
-        return grad_q, grad_c if ctx.needs_input_grad[1] else None, grad_scale, None, None
+from .registry import (ContrastiveLoss, Temperature, full_precision, pair_inputs, register,
+                       same_label_mask)
 
 
 def _row_chunk_ce(q: torch.Tensor, cands: torch.Tensor, scale: torch.Tensor, false_neg: Optional[torch.Tensor],
@@ -68,7 +26,8 @@ def _row_chunk_ce(q: torch.Tensor, cands: torch.Tensor, scale: torch.Tensor, fal
     ``offset + i``; ``false_neg`` (n, B) masks the first B candidate columns."""
     if hardness:
         return hardness_weighted_ce(q, cands, scale.to(q.dtype), false_neg, offset, float(hardness))
-    return _SoftmaxCrossEntropy.apply(q, cands, scale.to(q.dtype), false_neg, offset)
+    targets = torch.arange(offset, offset + q.shape[0], device=q.device)
+    return row_lse(q, cands, scale.to(q.dtype), false_neg, targets=targets)
 
 
 def info_nce(q: torch.Tensor, cands: torch.Tensor, scale: torch.Tensor, false_neg: Optional[torch.Tensor] = None,
@@ -97,6 +56,21 @@ def info_nce(q: torch.Tensor, cands: torch.Tensor, scale: torch.Tensor, false_ne
         else:
             total = total + _row_chunk_ce(q[s:e], cands, scale, mask, offset + s, hardness)
     return total / batch
+
+
+def symmetric_info_nce(a: torch.Tensor, cands: torch.Tensor, scale: torch.Tensor,
+                       row_mask: Optional[torch.Tensor] = None, back_mask: Optional[torch.Tensor] = None
+                       ) -> torch.Tensor:
+    """CLIP's symmetric InfoNCE, ``0.5 · (info_nce(a, cands) + info_nce(p, a))`` with p = ``cands[:B]``,
+    from one (B, N) logits matrix: the second direction is its first B columns' log-sum-exps.
+
+    ``row_mask``: optional (B, W) false negatives of the anchors' direction; ``back_mask``: optional
+    (B, B) of the positives' direction (row j: positive j; column i: anchor i).
+    """
+    batch = a.shape[0]
+    scale = scale.to(a.dtype)
+    col_mask = None if back_mask is None else back_mask.T
+    return 0.5 * row_col_ce(a, cands, scale, row_mask, col_mask) / batch
 
 
 @register("infonce", "ntxent", "nt_xent", "mnrl", "multiple_negatives_ranking")
@@ -218,6 +192,9 @@ class InfoNCE(ContrastiveLoss):
                 base = self._mask(same, None, "anchor", rows, batch, side, labels, anchor.device)
                 extra_masked = mask.sum() - (0 if base is None else base.sum())
                 self.last_guide_masked = float(extra_masked) / max(1, mask.shape[0])
+            if self._fused_symmetric(rows, batch):
+                back = self._mask(same, g, "positive", rows, batch, None, labels, anchor.device)
+                return symmetric_info_nce(anchor, candidates, scale, mask, back)
             if self.same_side_negatives:
                 loss = info_nce(anchor[rows], torch.cat([candidates, anchor]), scale, mask, self.chunk_size, start,
                                 self.hardness_weight)
@@ -233,6 +210,14 @@ class InfoNCE(ContrastiveLoss):
                     back = info_nce(positive[rows], anchor, scale, mask, self.chunk_size, start, self.hardness_weight)
                 loss = 0.5 * (loss + back)
         return loss
+
+    def _fused_symmetric(self, rows: slice, batch: int) -> bool:
+        """Both directions off one logits matrix (:func:`symmetric_info_nce`) unless an option needs the
+        two-matrix path: same-side negatives (two different extra blocks), a hardness weight, chunking,
+        or a slice of the rows (across processes the second direction's candidates are all anchors)."""
+        whole = (rows.start or 0) == 0 and (rows.stop is None or rows.stop >= batch)
+        return (self.symmetric and whole and not self.same_side_negatives and not self.hardness_weight
+                and not self.chunk_size)
 
     def _guide(self, guide, batch: int, has_negatives: bool) -> dict:
         """The guide embeddings, normalised, with the thresholds :math:`t_i` (anycl.losses.guided)."""
@@ -324,20 +309,21 @@ class NTXent2N(ContrastiveLoss):
         with full_precision(anchor):
             a, p = F.normalize(anchor, dim=-1), F.normalize(positive, dim=-1)
             extra = None if extra is None else F.normalize(extra, dim=-1)
-            # Each view's row scores [its partner view's side, its own side, extra]: the partner is then
-            # candidate i (the softmax cross-entropy of info_nce), its own view is masked in the second block.
-            eye = torch.eye(batch, dtype=torch.bool, device=a.device)
-            same = same_label_mask(labels, batch, a.device)
-            other_side = torch.zeros_like(eye) if same is None else same & ~eye
-            own_side = eye if same is None else same | eye
-            mask = torch.cat([other_side, own_side], dim=1)  # (N, 2N)
+            # One (2B, 2B [+ M]) Gram matrix of z = [a; p] (then the extra candidates): row i's target is
+            # its other view, its own entry is masked, and with labels the other same-label views too.
             scale = self.tau.scale(a.device)
-
-            def cands(first, second):
-                parts = [first, second] + ([] if extra is None else [extra])
-                return torch.cat(parts)
-
-            return 0.5 * (info_nce(a, cands(p, a), scale, mask) + info_nce(p, cands(a, p), scale, mask))
+            z = torch.cat([a, p])
+            rows = torch.arange(2 * batch, device=a.device)
+            partner = (rows + batch) % (2 * batch)
+            same = same_label_mask(labels, batch, a.device)
+            if same is None:
+                ce = row_lse(z, extra, scale, diags=(0,), gram=True, targets=partner)
+            else:
+                eye = torch.eye(batch, dtype=torch.bool, device=a.device)
+                own_side, other_side = same | eye, same & ~eye
+                mask = torch.cat([torch.cat([own_side, other_side], 1), torch.cat([other_side, own_side], 1)])
+                ce = row_lse(z, extra, scale, mask, gram=True, targets=partner)
+            return ce / (2 * batch)
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature:.4g}"

@@ -13,6 +13,71 @@ from torch import nn
 from .registry import ContrastiveLoss, full_precision, pair_inputs, register, same_label_mask
 
 
+_BLOCK_ELEMS = 1 << 19  # CPU: elements per block of rows in the elementwise passes (one block on a GPU)
+
+
+class _SigmoidPairs(torch.autograd.Function):
+    """Σ_ij softplus(-z_ij L_ij), L = e^{t'} x yᵀ + b, z = +1 on the positives: one (B, N) buffer, which
+    the backward turns into its own gradient in place (see :func:`sigmoid_pairs`)."""
+
+    @staticmethod
+    def forward(ctx, x, y, t_prime, bias, positives):
+        t = t_prime.exp()
+        logits = (x * t) @ y.T
+        logits += bias
+        n = x.shape[0]
+        step = _step(n, logits)
+        total = x.new_zeros(())
+        for s in range(0, n, step):  # softplus(-L) = softplus(L) - L: every pair as a negative, then fix the positives
+            total += F.softplus(logits[s:s + step]).sum()
+        total -= _positive_logits(logits, positives).sum()
+        ctx.save_for_backward(x, y, t, logits, positives)
+        return total
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        if getattr(ctx, "consumed", False):
+            raise RuntimeError("siglip: backward ran twice through the same graph (its buffer is consumed)")
+        ctx.consumed = True
+        x, y, t, g, positives = ctx.saved_tensors
+        n = x.shape[0]
+        step = _step(n, g)
+        for s in range(0, n, step):  # dℓ/dL = σ(L) - [positive], in place over the logits
+            g[s:s + step].sigmoid_()
+        if positives is None:
+            g.diagonal()[:] -= 1.0
+        else:
+            g[:, :n].sub_(positives.to(g.dtype))
+        gy = g @ y
+        need_x, need_y, need_t, need_b = ctx.needs_input_grad[:4]
+        grad_x = gy * (t * grad) if need_x else None
+        grad_y = g.T @ (x * (t * grad)) if need_y else None
+        grad_t = ((gy * x).sum() * t * grad).reshape(t.shape) if need_t else None
+        grad_b = (g.sum() * grad).reshape(t.shape) if need_b else None
+        return grad_x, grad_y, grad_t, grad_b, None
+
+
+def _step(n: int, logits: torch.Tensor) -> int:
+    return max(1, _BLOCK_ELEMS // max(1, logits.shape[1])) if logits.device.type == "cpu" else max(1, n)
+
+
+def _positive_logits(logits: torch.Tensor, positives) -> torch.Tensor:
+    n = logits.shape[0]
+    return logits.diagonal() if positives is None else logits[:, :n][positives]
+
+
+def sigmoid_pairs(x: torch.Tensor, y: torch.Tensor, t_prime: torch.Tensor, bias: torch.Tensor,
+                  positives=None) -> torch.Tensor:
+    r""":math:`-\sum_{ij} \log\sigma(z_{ij}(e^{t'} x_i \cdot y_j + b))` for x (B, D), y (N ≥ B, D):
+    :math:`z_{ij} = 1` on the diagonal, or where ``positives`` (B, B) bool is True (then it must hold the
+    diagonal), else −1. Gradients for x, y, t' and b; no B×N temporaries beyond the logits, which
+    become their own gradient in the backward."""
+    if bias.dim() != 0 or t_prime.dim() != 0:
+        raise ValueError("sigmoid_pairs: t_prime and bias must be scalars")
+    return _SigmoidPairs.apply(x, y, t_prime, bias, positives)
+
+
 @register("siglip", "sigmoid")
 class SigLIP(ContrastiveLoss):
     r"""With :math:`x, y` the L2-normalised anchors and candidates, :math:`t = e^{t'}` and bias :math:`b`:
@@ -53,14 +118,8 @@ class SigLIP(ContrastiveLoss):
             y = F.normalize(positive, dim=-1)
             if extra is not None:
                 y = torch.cat([y, F.normalize(extra, dim=-1)])
-            logits = (x * self.t_prime.float().exp()) @ y.T + self.bias.float()
-            z = -torch.ones_like(logits)
-            pos = torch.eye(batch, dtype=torch.bool, device=x.device)
             same = same_label_mask(labels, batch, x.device)
-            if same is not None:
-                pos = pos | same
-            z[:, :batch] = torch.where(pos, 1.0, -1.0)
-            return -F.logsigmoid(z * logits).sum() / batch
+            return sigmoid_pairs(x, y, self.t_prime.float(), self.bias.float(), same) / batch
 
     def extra_repr(self) -> str:
         return f"t={float(self.t_prime.detach().exp()):.4g}, bias={float(self.bias.detach()):.4g}"
