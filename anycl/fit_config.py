@@ -10,7 +10,8 @@ from its keyword arguments; the command line from its flags and config file; the
     FitConfig.from_yaml(cfg.to_yaml()) == cfg                 # YAML and JSON round trips
 
 Several defaults depend on the modality (the anchor adapter's ``fit_defaults``: text batch 32, lr 2e-5 and a
-constant learning rate after warm-up, image 256 and 1e-3, audio 64 and 1e-3, both with cosine decay); those fields default to ``None`` (or ``"default"`` for ``head``) and
+constant learning rate after warm-up, image 256 and 1e-3, audio 64 and 1e-3, both with cosine decay); those
+fields default to ``None`` (or ``"default"`` for ``head``) and
 :meth:`FitConfig.training_values` fills them in. The config remembers which options were given, because a
 run's record lists what it was given plus what it resolved, not every default.
 """

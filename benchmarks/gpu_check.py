@@ -173,8 +173,12 @@ def sec_text_anycl(cfg, args):
 
 def sec_text_st(cfg, args):
     from datasets import Dataset
-    from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
-                                       SentenceTransformerTrainingArguments, losses)
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+        losses,
+    )
 
     pairs = load_pairs(args.data, cfg["pairs"])
     out = Path(args.data, "st_out")

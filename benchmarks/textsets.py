@@ -17,7 +17,7 @@ from __future__ import annotations
 import gzip
 import random
 import re
-from functools import lru_cache
+from functools import cache
 from typing import Dict, List
 
 DICTD = "/usr/share/dictd"
@@ -51,7 +51,7 @@ def _records(name: str):
         yield head, data[off:off + length].decode("utf-8", "replace")
 
 
-@lru_cache(maxsize=None)
+@cache
 def parse_foldoc(whole_words: bool = True) -> tuple:
     """One record per distinct FOLDOC entry: {head, query, doc}. The headword is removed from the query as a
     whole word; ``whole_words=False`` removes it inside words too (``"ica"`` out of ``"application"``), as
@@ -106,7 +106,7 @@ def _gcide_senses(raw: str):
     return head, pos, out
 
 
-@lru_cache(maxsize=None)
+@cache
 def parse_gcide() -> tuple:
     """One record per GCIDE headword (its first entry) with two or more numbered senses: {head, query, doc}."""
     entries, seen = [], set()
@@ -128,7 +128,7 @@ def parse_gcide() -> tuple:
 PARSERS = {"foldoc": parse_foldoc, "gcide": parse_gcide}
 
 
-@lru_cache(maxsize=None)
+@cache
 def splits(name: str) -> Dict[str, List[dict]]:
     """Fixed split by entry: test, train, dev (sizes in ``SIZES``), from one shuffle with ``SPLIT_SEED``."""
     entries = list(PARSERS[name]())

@@ -9,8 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from .fused import row_lse
-from .registry import (ContrastiveLoss, Temperature, full_precision, pair_inputs, register,
-                       same_label_mask)
+from .registry import ContrastiveLoss, Temperature, full_precision, pair_inputs, register, same_label_mask
 
 
 def vmf_weights(u: torch.Tensor, v: torch.Tensor, sigma: float) -> torch.Tensor:

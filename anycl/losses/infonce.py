@@ -16,8 +16,7 @@ from torch.utils.checkpoint import checkpoint
 from .fused import row_col_ce, row_lse
 from .guided import check_margin, guide_thresholds, guided_mask, normalized_guide
 from .hardness import hardness_weighted_ce
-from .registry import (ContrastiveLoss, Temperature, full_precision, pair_inputs, register,
-                       same_label_mask)
+from .registry import ContrastiveLoss, Temperature, full_precision, pair_inputs, register, same_label_mask
 
 
 def _row_chunk_ce(q: torch.Tensor, cands: torch.Tensor, scale: torch.Tensor, false_neg: Optional[torch.Tensor],

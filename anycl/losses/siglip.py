@@ -12,7 +12,6 @@ from torch import nn
 
 from .registry import ContrastiveLoss, full_precision, pair_inputs, register, same_label_mask
 
-
 _BLOCK_ELEMS = 1 << 19  # CPU: elements per block of rows in the elementwise passes (one block on a GPU)
 
 
