@@ -4,6 +4,7 @@
 third parties add theirs with ``@anycl.adapters.register("lidar")`` or through the entry-point group
 ``anycl.adapters`` of an installed package.
 """
+
 # kept in this order: the built-in adapters register in it
 # isort: off
 from .registry import ADAPTERS, get, names, register
@@ -16,5 +17,4 @@ from . import image as _image  # noqa: F401  (registers "image")
 from .image import ImageAdapter
 # isort: on
 
-__all__ = ["ADAPTERS", "Adapter", "AudioAdapter", "ImageAdapter", "TextAdapter", "get", "item_key", "names",
-           "register"]
+__all__ = ["ADAPTERS", "Adapter", "AudioAdapter", "ImageAdapter", "TextAdapter", "get", "item_key", "names", "register"]

@@ -13,6 +13,7 @@ default) for the whole batch on its device, then in training the spectrogram aug
 
 A clip shorter than the window is padded with silence, or repeated (``pad="repeat"``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -35,8 +36,23 @@ from .registry import register
 log = logging.getLogger("anycl")
 
 LOG_EPS = 1e-6
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".snd",
-                    ".caf", ".w64", ".rf64", ".wv")
+AUDIO_EXTENSIONS = (
+    ".wav",
+    ".flac",
+    ".ogg",
+    ".oga",
+    ".opus",
+    ".mp3",
+    ".aiff",
+    ".aif",
+    ".aifc",
+    ".au",
+    ".snd",
+    ".caf",
+    ".w64",
+    ".rf64",
+    ".wv",
+)
 
 
 @register("audio")
@@ -70,18 +86,50 @@ class AudioAdapter(Adapter):
     default_loss_options = {"temperature": 0.2}
     fit_defaults = {"batch_size": 64, "lr": 1e-3, "head": "mlp"}
 
-    def __init__(self, sample_rate: int = 16000, clip_seconds: float = 1.0, n_mels: int = 64, win_ms: float = 25.0,
-                 hop_ms: float = 10.0, n_fft: Optional[int] = None, f_min: float = 50.0, f_max: Optional[float] = None,
-                 pad: str = "zero", eval_crop: str = "center", eval_windows: int = 3,
-                 channel: Union[str, int] = "mean", input_sample_rate: Optional[int] = None,
-                 augment: Any = True, cache_clips: int = 256, local_seconds: Optional[float] = None, **options):
-        super().__init__(sample_rate=sample_rate, clip_seconds=clip_seconds, n_mels=n_mels, win_ms=win_ms,
-                         hop_ms=hop_ms, n_fft=n_fft, f_min=f_min, f_max=f_max, pad=pad, eval_crop=eval_crop,
-                         eval_windows=eval_windows, channel=channel, input_sample_rate=input_sample_rate,
-                         augment=augment, cache_clips=cache_clips, local_seconds=local_seconds, **options)
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        clip_seconds: float = 1.0,
+        n_mels: int = 64,
+        win_ms: float = 25.0,
+        hop_ms: float = 10.0,
+        n_fft: Optional[int] = None,
+        f_min: float = 50.0,
+        f_max: Optional[float] = None,
+        pad: str = "zero",
+        eval_crop: str = "center",
+        eval_windows: int = 3,
+        channel: Union[str, int] = "mean",
+        input_sample_rate: Optional[int] = None,
+        augment: Any = True,
+        cache_clips: int = 256,
+        local_seconds: Optional[float] = None,
+        **options,
+    ):
+        super().__init__(
+            sample_rate=sample_rate,
+            clip_seconds=clip_seconds,
+            n_mels=n_mels,
+            win_ms=win_ms,
+            hop_ms=hop_ms,
+            n_fft=n_fft,
+            f_min=f_min,
+            f_max=f_max,
+            pad=pad,
+            eval_crop=eval_crop,
+            eval_windows=eval_windows,
+            channel=channel,
+            input_sample_rate=input_sample_rate,
+            augment=augment,
+            cache_clips=cache_clips,
+            local_seconds=local_seconds,
+            **options,
+        )
         if options:
-            raise ConfigError(f"unknown audio adapter option(s) {sorted(options)}; valid: "
-                              f"{', '.join(k for k in self.options if k not in options)}")
+            raise ConfigError(
+                f"unknown audio adapter option(s) {sorted(options)}; valid: "
+                f"{', '.join(k for k in self.options if k not in options)}"
+            )
         if pad not in ("zero", "repeat"):
             raise ConfigError(f"pad must be 'zero' or 'repeat', got {pad!r}")
         if eval_crop not in ("center", "windows"):
@@ -150,8 +198,12 @@ class AudioAdapter(Adapter):
         if wave.shape[0] > 1 and not self._told_mixdown:
             self._told_mixdown = True
             how = "averaging the channels" if self.channel == "mean" else f"keeping channel {self.channel}"
-            log.info("audio: multichannel clips are mixed down to mono by %s (first: %s, %d channels)",
-                     how, name, wave.shape[0])
+            log.info(
+                "audio: multichannel clips are mixed down to mono by %s (first: %s, %d channels)",
+                how,
+                name,
+                wave.shape[0],
+            )
         mono = torch.from_numpy(np.ascontiguousarray(mixdown(wave, self.channel, name)))
         out = resample(mono, rate, self.sample_rate).contiguous()
         if out.numel() == 0:
@@ -186,15 +238,18 @@ class AudioAdapter(Adapter):
         ``local_seconds`` (default half of ``clip_seconds``), then gain, noise and shift."""
         n = item.shape[-1]
         if n < self.local_samples:
-            wave = self.fit_length(item)[: self.local_samples] if self.pad == "repeat" else \
-                torch.nn.functional.pad(item, (0, self.local_samples - n))
+            wave = (
+                self.fit_length(item)[: self.local_samples]
+                if self.pad == "repeat"
+                else torch.nn.functional.pad(item, (0, self.local_samples - n))
+            )
         else:
             wave = random_segment(item, self.local_samples, generator) if n > self.local_samples else item
         return waveform_view(wave, self.aug, generator)
 
     def _centre(self, wave: torch.Tensor) -> torch.Tensor:
         start = (wave.shape[-1] - self.samples) // 2
-        return wave[start:start + self.samples]
+        return wave[start : start + self.samples]
 
     def eval_view(self, item: torch.Tensor) -> torch.Tensor:
         """Deterministic: the centre window (S,), or ``eval_windows`` evenly spaced windows (K, S)."""
@@ -203,7 +258,7 @@ class AudioAdapter(Adapter):
             return self._centre(wave)
         extra = wave.shape[-1] - self.samples
         starts = np.linspace(0, extra, self.eval_windows).round().astype(int)
-        return torch.stack([wave[s:s + self.samples] for s in starts])
+        return torch.stack([wave[s : s + self.samples] for s in starts])
 
     def collate(self, items: List[torch.Tensor]) -> torch.Tensor:
         shapes = {tuple(x.shape) for x in items}
@@ -219,8 +274,14 @@ class AudioAdapter(Adapter):
             import torchaudio  # lazy: torchaudio: slow to import, only for resampling/decoding it does
 
             self._mels[key] = torchaudio.transforms.MelSpectrogram(
-                sample_rate=self.sample_rate, n_fft=self.n_fft, win_length=self.win_length,
-                hop_length=self.hop_length, f_min=self.f_min, f_max=self.f_max, n_mels=self.n_mels, power=2.0,
+                sample_rate=self.sample_rate,
+                n_fft=self.n_fft,
+                win_length=self.win_length,
+                hop_length=self.hop_length,
+                f_min=self.f_min,
+                f_max=self.f_max,
+                n_mels=self.n_mels,
+                power=2.0,
             ).to(device)
         return self._mels[key]
 

@@ -25,6 +25,7 @@ Log-mel spectrogram (batched, on the training device, in ``AudioAdapter.prepare`
 
 Set a value to 0 (or ``None``) to switch one augmentation off; ``augment=False`` switches all off.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -90,7 +91,7 @@ def random_segment(wave: torch.Tensor, length: int, generator: torch.Generator) 
     """A random window of ``length`` samples (the clip must be at least that long)."""
     extra = wave.shape[-1] - length
     start = int(torch.randint(extra + 1, (1,), generator=generator)) if extra > 0 else 0
-    return wave[..., start:start + length]
+    return wave[..., start : start + length]
 
 
 def coloured_noise(n: int, exponent: float, generator: torch.Generator) -> torch.Tensor:
@@ -214,8 +215,9 @@ class MixupBank:
         return torch.logaddexp(x + torch.log1p(-lam), partner + torch.log(lam.clamp_min(1e-12)))
 
 
-def spectrogram_view(x: torch.Tensor, cfg: Mapping[str, Any], generator: Optional[torch.Generator],
-                     bank: Optional[MixupBank]) -> torch.Tensor:
+def spectrogram_view(
+    x: torch.Tensor, cfg: Mapping[str, Any], generator: Optional[torch.Generator], bank: Optional[MixupBank]
+) -> torch.Tensor:
     """Mixup, resize-crop and masks of a batch of (N, 1, F, T) log-mels, drawn from ``generator``."""
     if cfg["mixup"] and bank is not None:
         x = bank(x, float(cfg["mixup"]), generator)
@@ -226,4 +228,3 @@ def spectrogram_view(x: torch.Tensor, cfg: Mapping[str, Any], generator: Optiona
     if cfg["time_mask"]:
         x = masks(x, 3, cfg["time_mask"], cfg["masks"], generator)
     return x
-

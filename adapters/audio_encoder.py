@@ -9,6 +9,7 @@ scale, so no dataset statistics are needed), ``len(channels)`` blocks of 3×3 co
 temporal pooling mean + max (summed) → ``embedding_dim``. About 0.37 M parameters and 75 M
 multiply-adds for one second at the default 64 mels: trains on a CPU in minutes.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -27,18 +28,31 @@ class AudioCNN(nn.Module):
         dropout: dropout before the frame-wise linear layer (0 = off).
     """
 
-    def __init__(self, n_mels: int = 64, channels: Sequence[int] = (16, 32, 64, 64), embedding_dim: int = 128,
-                 dropout: float = 0.0):
+    def __init__(
+        self,
+        n_mels: int = 64,
+        channels: Sequence[int] = (16, 32, 64, 64),
+        embedding_dim: int = 128,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.n_mels = int(n_mels)
         self.embedding_dim = int(embedding_dim)
-        self.anycl_spec = {"n_mels": self.n_mels, "channels": [int(c) for c in channels],
-                           "embedding_dim": self.embedding_dim, "dropout": float(dropout)}
+        self.anycl_spec = {
+            "n_mels": self.n_mels,
+            "channels": [int(c) for c in channels],
+            "embedding_dim": self.embedding_dim,
+            "dropout": float(dropout),
+        }
         self.input_norm = nn.BatchNorm2d(self.n_mels)
         blocks, c_in, f = [], 1, self.n_mels
         for c in channels:
-            blocks += [nn.Conv2d(c_in, int(c), 3, padding=1, bias=False), nn.BatchNorm2d(int(c)),
-                       nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True)]
+            blocks += [
+                nn.Conv2d(c_in, int(c), 3, padding=1, bias=False),
+                nn.BatchNorm2d(int(c)),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2, ceil_mode=True),
+            ]
             c_in, f = int(c), (f + 1) // 2
         self.features = nn.Sequential(*blocks)
         self.frame = nn.Sequential(nn.Dropout(dropout), nn.Linear(c_in * f, self.embedding_dim), nn.ReLU(inplace=True))

@@ -16,6 +16,7 @@ and HF give them, or ``(samples, channels)`` as soundfile gives them). Integer P
 Resampling uses ``torchaudio.transforms.Resample`` — the windowed-sinc kernel of
 ``torchaudio.functional.resample`` — built once per (source rate, target rate) pair and cached.
 """
+
 from __future__ import annotations
 
 import functools
@@ -119,11 +120,14 @@ def read_file(source: Union[str, bytes], name: str) -> Tuple[np.ndarray, int]:
     if isinstance(source, str) and os.path.isdir(source):
         raise DataError(f"{name} is a folder, not an audio file")
     try:
-        data, rate = sf.read(io.BytesIO(source) if isinstance(source, bytes) else source, dtype="float32",
-                             always_2d=True)
+        data, rate = sf.read(
+            io.BytesIO(source) if isinstance(source, bytes) else source, dtype="float32", always_2d=True
+        )
     except Exception as exc:  # soundfile raises LibsndfileError/RuntimeError/TypeError for bad data
-        raise DataError(f"cannot decode {name}: {exc} (is it a corrupt or unsupported audio file? "
-                        f"formats libsndfile reads: wav, flac, ogg, mp3, aiff, …)") from exc
+        raise DataError(
+            f"cannot decode {name}: {exc} (is it a corrupt or unsupported audio file? "
+            f"formats libsndfile reads: wav, flac, ogg, mp3, aiff, …)"
+        ) from exc
     return data, int(rate)
 
 

@@ -6,6 +6,7 @@ makes augmented views of it, batches items, and optionally runs batched work on 
 rebuild that encoder. Adapters hold configuration only, never training state, so they are cheap to
 copy into data-loader workers, and they are deterministic given the ``torch.Generator`` they are handed.
 """
+
 from __future__ import annotations
 
 import json

@@ -24,6 +24,7 @@ Options (``fit(..., adapter_options={...})``):
 Self-supervised rows (only ``anchor``) get two random views of each image; given pairs
 (anchor/positive) are each augmented once.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -58,10 +59,19 @@ class ImageAdapter(Adapter):
     default_loss_options = {"temperature": 0.2, "symmetric": True}
     fit_defaults = {"batch_size": 256, "lr": 1e-3, "head": "mlp"}
 
-    def __init__(self, preset: str = "simclr", mode: str = "RGB", mean: Optional[Sequence[float]] = None,
-                 std: Optional[Sequence[float]] = None, background: Sequence[int] = (255, 255, 255),
-                 local_crops: int = 0, local_size: Optional[int] = None,
-                 local_scale: Sequence[float] = (0.05, 0.4), augment_on: str = "batch", **augment_options):
+    def __init__(
+        self,
+        preset: str = "simclr",
+        mode: str = "RGB",
+        mean: Optional[Sequence[float]] = None,
+        std: Optional[Sequence[float]] = None,
+        background: Sequence[int] = (255, 255, 255),
+        local_crops: int = 0,
+        local_size: Optional[int] = None,
+        local_scale: Sequence[float] = (0.05, 0.4),
+        augment_on: str = "batch",
+        **augment_options,
+    ):
         if augment_on not in ("batch", "item"):
             raise ConfigError(f"augment_on must be 'batch' or 'item', got {augment_on!r}")
         if mode not in ("RGB", "L"):
@@ -83,10 +93,18 @@ class ImageAdapter(Adapter):
             raise ConfigError(f"mean and std need {channels} value(s) each in mode {mode!r}, got {mean} and {std}")
         if any(s <= 0 for s in std):
             raise ConfigError(f"std values must be > 0, got {std}")
-        super().__init__(preset=preset, mode=mode, mean=mean, std=std, background=[int(x) for x in background],
-                         local_crops=int(local_crops), local_size=local_size, local_scale=list(local_scale),
-                         augment_on=augment_on,
-                         **{k: (list(v) if isinstance(v, tuple) else v) for k, v in augment_options.items()})
+        super().__init__(
+            preset=preset,
+            mode=mode,
+            mean=mean,
+            std=std,
+            background=[int(x) for x in background],
+            local_crops=int(local_crops),
+            local_size=local_size,
+            local_scale=list(local_scale),
+            augment_on=augment_on,
+            **{k: (list(v) if isinstance(v, tuple) else v) for k, v in augment_options.items()},
+        )
         self.mode, self.channels = mode, channels
         self.mean, self.std = mean, std
         self.background = tuple(int(x) for x in background)
@@ -97,8 +115,9 @@ class ImageAdapter(Adapter):
         batched = augment_on == "batch"
         self._train_tf = train_transform(self.aug, channels, geometry_only=batched)
         self._eval_tf = eval_transform(self.aug)
-        self._local_tf = train_transform(self.aug, channels, size=self.local_size, scale=self.local_scale,
-                                         geometry_only=batched)
+        self._local_tf = train_transform(
+            self.aug, channels, size=self.local_size, scale=self.local_scale, geometry_only=batched
+        )
         self._warned_small = False
 
     # ---- one item -----------------------------------------------------------------------------
@@ -125,7 +144,11 @@ class ImageAdapter(Adapter):
             self._warned_small = True
             log.warning(
                 "%s is %dx%d pixels, smaller than the %d px crop; such images are upsampled (set size= to "
-                "change the crop; this is said once)", describe(item), img.shape[2], img.shape[1], self.size
+                "change the crop; this is said once)",
+                describe(item),
+                img.shape[2],
+                img.shape[1],
+                self.size,
             )
         return img
 
@@ -173,8 +196,14 @@ class ImageAdapter(Adapter):
         return (x - mean) / std
 
     # ---- encoders -------------------------------------------------------------------------------
-    def default_encoder(self, arch: str = "resnet18", small_stem: Optional[bool] = None, width: int = 64,
-                        model: Optional[nn.Module] = None, in_channels: Optional[int] = None) -> nn.Module:
+    def default_encoder(
+        self,
+        arch: str = "resnet18",
+        small_stem: Optional[bool] = None,
+        width: int = 64,
+        model: Optional[nn.Module] = None,
+        in_channels: Optional[int] = None,
+    ) -> nn.Module:
         """A random-init torchvision ResNet (``arch`` in resnet10/18/34/50), or ``model`` wrapped.
 
         ``small_stem`` defaults to True for images of 64 px or less (3×3 stride-1 stem, no max-pool).
@@ -184,8 +213,10 @@ class ImageAdapter(Adapter):
                 raise ConfigError("for images, pass model= an nn.Module (or use encoder_options={'arch': ...})")
             return wrap_encoder(model)
         if in_channels is not None and int(in_channels) != self.channels:
-            raise ConfigError(f"this encoder takes {in_channels} channel(s) but the adapter's mode {self.mode!r} "
-                              f"gives {self.channels}")
+            raise ConfigError(
+                f"this encoder takes {in_channels} channel(s) but the adapter's mode {self.mode!r} "
+                f"gives {self.channels}"
+            )
         if small_stem is None:
             small_stem = self.size <= 64
         return resnet(arch, small_stem=small_stem, width=width, in_channels=self.channels)

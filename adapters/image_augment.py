@@ -13,6 +13,7 @@ generator the adapter is handed instead: it takes one 62-bit seed from that gene
 global CPU RNG state, seeds it, runs the transform and restores the state, so the caller's global RNG
 is untouched and a view depends only on the handed generator.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
@@ -74,8 +75,9 @@ def config_dict(cfg: AugmentConfig) -> Dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
 
 
-def train_transform(cfg: AugmentConfig, channels: int = 3, size: Optional[int] = None, scale=None,
-                    geometry_only: bool = False):
+def train_transform(
+    cfg: AugmentConfig, channels: int = 3, size: Optional[int] = None, scale=None, geometry_only: bool = False
+):
     """The random view transform on a uint8 (C, H, W) tensor → uint8 (C, size, size).
 
     ``geometry_only``: just the crop and flip (the colour ops then run batched, see image_batched).

@@ -9,6 +9,7 @@ All randomness comes from the ``generator`` argument (on the batch's device).
 Input and output: float (B, C, H, W) with values in [0, 1]; C = 3 (RGB) or 1 (grey: saturation,
 hue and greyscale do nothing, as in torchvision).
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -60,11 +61,14 @@ def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
     f = h * 6.0 - i
     i = i.long() % 6
     p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    choices = torch.stack([
-        torch.stack([v, q, p, p, t, v], 1),
-        torch.stack([t, v, v, q, p, p], 1),
-        torch.stack([p, p, t, v, v, q], 1),
-    ], 1)  # (B, 3 channels, 6 sectors, H, W)
+    choices = torch.stack(
+        [
+            torch.stack([v, q, p, p, t, v], 1),
+            torch.stack([t, v, v, q, p, p], 1),
+            torch.stack([p, p, t, v, v, q], 1),
+        ],
+        1,
+    )  # (B, 3 channels, 6 sectors, H, W)
     idx = i.unsqueeze(1).unsqueeze(2).expand(-1, 3, 1, -1, -1)
     return choices.gather(2, idx).squeeze(2)
 

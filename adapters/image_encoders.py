@@ -10,6 +10,7 @@ The module carries ``embedding_dim`` and ``anycl_spec`` so a saved model rebuild
 ``forward_head``) or a Hugging Face vision model (``pixel_values`` in, ``pooler_output`` out) into a
 module mapping (B, C, H, W) → (B, D). Plain modules already returning (B, D) pass through.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -90,7 +91,11 @@ class VisionEncoder(nn.Module):
             if pooled is None:
                 pooled = getattr(out, "image_embeds", None)
             if pooled is None:
-                pooled = out.last_hidden_state[:, 0] if out.last_hidden_state.dim() == 3 else out.last_hidden_state.mean((2, 3))
+                pooled = (
+                    out.last_hidden_state[:, 0]
+                    if out.last_hidden_state.dim() == 3
+                    else out.last_hidden_state.mean((2, 3))
+                )
             return pooled.flatten(1)
         if self.kind == "timm":
             timm_model: Any = self.model  # forward_features/forward_head: timm's API, not nn.Module's

@@ -10,6 +10,7 @@ RGB (or RGB reduced to luma with ITU-R 601-2 weights in ``mode="L"``), and trans
 composited over ``background`` (white by default) instead of showing whatever colour hides under
 alpha = 0. Every failure raises :class:`~anycl.errors.DataError` naming the item.
 """
+
 from __future__ import annotations
 
 import io
@@ -21,8 +22,23 @@ import torch
 
 from anycl.errors import DataError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm",
-                    ".pnm", ".ico", ".tga", ".jp2")
+IMAGE_EXTENSIONS = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
+    ".pgm",
+    ".pbm",
+    ".pnm",
+    ".ico",
+    ".tga",
+    ".jp2",
+)
 
 
 def describe(item: Any) -> str:
@@ -162,7 +178,11 @@ def convert_channels(t: torch.Tensor, mode: str, background: Sequence[int]) -> t
         bg = torch.tensor(list(background), dtype=torch.float32)
         bg = bg[:1] if c == 2 else bg
         if c == 2 and len(background) == 3:  # grey background for grey images: its luma
-            bg = (torch.tensor(list(background), dtype=torch.float32) * torch.tensor([0.299, 0.587, 0.114])).sum().view(1)
+            bg = (
+                (torch.tensor(list(background), dtype=torch.float32) * torch.tensor([0.299, 0.587, 0.114]))
+                .sum()
+                .view(1)
+            )
         t = (colour * alpha + bg.view(-1, 1, 1) * (1 - alpha) + 0.5).clamp(0, 255).to(torch.uint8)
     if mode == "RGB":
         return t.expand(3, -1, -1).contiguous() if t.shape[0] == 1 else t.contiguous()

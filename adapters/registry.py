@@ -1,4 +1,5 @@
 """The modality-adapter registry: names → adapter classes (``anycl.adapters.get("text")``)."""
+
 from anycl.registry import Registry
 
 ADAPTERS = Registry("modality adapter", entry_point_group="anycl.adapters")

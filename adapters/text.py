@@ -4,6 +4,7 @@ Kept minimal in the core: the tokenizer comes from the attached encoder, texts l
 model's ``max_seq_length`` are truncated by it. Self-supervised text (a single column of sentences)
 trains SimCSE-style: the two views are the same sentence under different dropout masks.
 """
+
 from __future__ import annotations
 
 import logging
@@ -101,6 +102,7 @@ class TextAdapter(Adapter):
     def export_sentence_transformers(model, path: str, modality: Optional[str] = None) -> str:
         """``model.export_sentence_transformers`` for a text tower: :func:`export_sentence_transformers`."""
         return export_sentence_transformers(model, path, modality)
+
     file_extensions = (".txt",)
     default_loss = "infonce"
     default_loss_options = {"temperature": 0.05}
@@ -108,8 +110,9 @@ class TextAdapter(Adapter):
     # learning rate (FOLDOC and GCIDE dev splits, 1 epoch: +0.011 nDCG@10 over cosine decay; docs/text.md)
     fit_defaults = {"batch_size": 32, "lr": 2e-5, "head": None, "lr_schedule": "constant"}
 
-    def __init__(self, max_seq_length: Optional[int] = None, span_dropout: float = 0.0, token_cutoff: float = 0.0,
-                 **options):
+    def __init__(
+        self, max_seq_length: Optional[int] = None, span_dropout: float = 0.0, token_cutoff: float = 0.0, **options
+    ):
         for name, v in (("span_dropout", span_dropout), ("token_cutoff", token_cutoff)):
             if not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
                 raise ConfigError(f"text adapter option {name} must be a number in [0, 1), got {v!r}")
@@ -137,7 +140,7 @@ class TextAdapter(Adapter):
             n = min(n, len(words) - 1)
             if n > 0:
                 start = int(torch.randint(0, len(words) - n + 1, (1,), generator=generator))
-                words = words[:start] + words[start + n:]
+                words = words[:start] + words[start + n :]
         if self.token_cutoff and len(words) > 1:
             keep = (torch.rand(len(words), generator=generator) >= self.token_cutoff).tolist()
             if not any(keep):
@@ -175,8 +178,13 @@ class TextAdapter(Adapter):
         limit = int(getattr(self._st, "max_seq_length", 0) or 0) or None
         out = []
         for s in range(0, len(items), 4096):  # the fast tokenizer, in large chunks
-            ids = tokenizer(list(items[s:s + 4096]), add_special_tokens=True, truncation=False,
-                            return_attention_mask=False, verbose=False)["input_ids"]
+            ids = tokenizer(
+                list(items[s : s + 4096]),
+                add_special_tokens=True,
+                truncation=False,
+                return_attention_mask=False,
+                verbose=False,
+            )["input_ids"]
             out += [min(len(x), limit) if limit else len(x) for x in ids]
         return out
 
@@ -210,9 +218,13 @@ class TextAdapter(Adapter):
             self.truncated += hit
             if not self._warned:
                 self._warned = True
-                log.warning("texts longer than max_seq_length=%d tokens are truncated (%d of the %d texts "
-                            "seen so far); running count in the text adapter's .truncated", limit,
-                            self.truncated, self.tokenized)
+                log.warning(
+                    "texts longer than max_seq_length=%d tokens are truncated (%d of the %d texts "
+                    "seen so far); running count in the text adapter's .truncated",
+                    limit,
+                    self.truncated,
+                    self.tokenized,
+                )
 
     def count(self, batch) -> int:
         return int(batch["input_ids"].shape[0])
@@ -256,11 +268,15 @@ def export_sentence_transformers(model, path: str, modality: Optional[str] = Non
     tower = model.tower(modality or model.sides.get("anchor", "text"))
     st = getattr(tower.encoder, "st", None)
     if st is None:
-        raise ConfigError(f"the {tower.modality!r} tower is not a sentence-transformers model; only text towers "
-                          f"export to the sentence-transformers format")
+        raise ConfigError(
+            f"the {tower.modality!r} tower is not a sentence-transformers model; only text towers "
+            f"export to the sentence-transformers format"
+        )
     if tower.head is not None and tower.encode_with_head:
-        raise ConfigError("this text tower encodes through a projection head, which the sentence-transformers "
-                          "format does not hold; train with head=None to export")
+        raise ConfigError(
+            "this text tower encodes through a projection head, which the sentence-transformers "
+            "format does not hold; train with head=None to export"
+        )
     os.makedirs(path, exist_ok=True)
     with quiet_library_bars():
         st.save(str(path), safe_serialization=True)

@@ -10,6 +10,7 @@ Public surface: :func:`fit` (its options: :class:`FitConfig`), :func:`load`, :cl
 The building blocks for a custom loop live in ``anycl.data``, ``anycl.sampling``, ``anycl.batching``,
 ``anycl.training`` and ``anycl.evaluation``.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -33,8 +34,9 @@ def _mount_adapters() -> None:
         if exc.name != __name__ + ".adapters":
             raise
     src = Path(__file__).resolve().parent.parent / "adapters" / "__init__.py"
-    spec = importlib.util.spec_from_file_location(__name__ + ".adapters", src,
-                                                  submodule_search_locations=[str(src.parent)])
+    spec = importlib.util.spec_from_file_location(
+        __name__ + ".adapters", src, submodule_search_locations=[str(src.parent)]
+    )
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load anycl's adapters from {src}")
     module = importlib.util.module_from_spec(spec)
@@ -55,5 +57,17 @@ from .errors import AnyclError, ConfigError, DataError  # noqa: E402
 from .model import ContrastiveModel, load  # noqa: E402
 # isort: on
 
-__all__ = ["fit", "FitConfig", "load", "ContrastiveModel", "losses", "adapters", "samplers", "evaluators", "AnyclError", "ConfigError",
-           "DataError", "__version__"]
+__all__ = [
+    "fit",
+    "FitConfig",
+    "load",
+    "ContrastiveModel",
+    "losses",
+    "adapters",
+    "samplers",
+    "evaluators",
+    "AnyclError",
+    "ConfigError",
+    "DataError",
+    "__version__",
+]

@@ -1,5 +1,6 @@
 """A run's Accelerate setup: the ``Accelerator`` (device, mixed precision, gradient accumulation,
 trackers), the warm-up + cosine learning-rate schedule and the hyper-parameters logged to trackers."""
+
 from __future__ import annotations
 
 import logging

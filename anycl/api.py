@@ -8,6 +8,7 @@ The options are :class:`anycl.fit_config.FitConfig`; the stages ``fit`` wires li
 folder, the training arguments), ``anycl.fit_setup`` (model set-up, sampler, evaluator) and
 ``anycl.fit_record`` (the record and files of a finished run).
 """
+
 from __future__ import annotations
 
 import logging
@@ -53,10 +54,21 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     args = training_args(cfg, fit_defaults)
 
     set_seed(args.seed)  # seeded, so heads start the same in every run
-    model = build_model(sides, model=cfg.model, encoder=cfg.encoder, encoder_options=cfg.encoder_options,
-                        adapter_options=cfg.adapter_options, head=cfg.head)
-    guide = set_up_model(model, cfg, prompts, plan.matryoshka,
-                         lambda name: build_model({s: "text" for s in SIDES}, model=name, head=None))
+    model = build_model(
+        sides,
+        model=cfg.model,
+        encoder=cfg.encoder,
+        encoder_options=cfg.encoder_options,
+        adapter_options=cfg.adapter_options,
+        head=cfg.head,
+    )
+    guide = set_up_model(
+        model,
+        cfg,
+        prompts,
+        plan.matryoshka,
+        lambda name: build_model({s: "text" for s in SIDES}, model=name, head=None),
+    )
     check_teacher_width(model, parts)
     validators = check_all_items(model, parts, plan.losses)
     sampler, builder, sopts = samplers_and_builders(cfg, model, parts, plan.losses, guide, prompts, multi, args.seed)
@@ -65,16 +77,30 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     examples = retrieval_examples(args.output_dir, sides, evaluator, rows, args.seed)
     if examples is not None:
         examples.snapshot(model, "before")
-    trainer = Trainer(model, plan.loss_fn, rows, sampler, builder, args, evaluator=evaluator,
-                      callbacks=callbacks, guide=guide)
+    trainer = Trainer(
+        model, plan.loss_fn, rows, sampler, builder, args, evaluator=evaluator, callbacks=callbacks, guide=guide
+    )
     trainer.validators = validators[""] if rows.streaming else None
     model = trainer.train()
-    return record_run(model, trainer, cfg, plan, rows, callbacks, dataset=dataset, modality=modality, args=args,
-                      sampler_options=sopts, examples=examples, output_dir=args.output_dir)
+    return record_run(
+        model,
+        trainer,
+        cfg,
+        plan,
+        rows,
+        callbacks,
+        dataset=dataset,
+        modality=modality,
+        args=args,
+        sampler_options=sopts,
+        examples=examples,
+        output_dir=args.output_dir,
+    )
 
 
-def fit(dataset: Any, modality: Union[str, Mapping[str, str], None] = None, *, config: Any = None,
-        **overrides) -> ContrastiveModel:
+def fit(
+    dataset: Any, modality: Union[str, Mapping[str, str], None] = None, *, config: Any = None, **overrides
+) -> ContrastiveModel:
     """Train a contrastive encoder on ``dataset`` and return the :class:`ContrastiveModel`.
 
     Args:

@@ -5,6 +5,7 @@ positive gets two augmented views of its anchor. Hard negatives of all rows are 
 (row i's K negatives are contiguous), so the loss can view their embeddings as (B, K, D). Labels are
 hashed to stable integers, the same in every process, so they can be gathered and compared.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,9 +54,15 @@ class BatchBuilder:
             rows have; ``fit`` passes the ones its loss reads).
     """
 
-    def __init__(self, adapters: Mapping[str, Any], negative_columns: List[str], on_bad_item: str = "raise",
-                 keep_views: bool = False, prompts: Optional[Mapping[str, str]] = None,
-                 score_columns: Optional[Sequence[str]] = None):
+    def __init__(
+        self,
+        adapters: Mapping[str, Any],
+        negative_columns: List[str],
+        on_bad_item: str = "raise",
+        keep_views: bool = False,
+        prompts: Optional[Mapping[str, str]] = None,
+        score_columns: Optional[Sequence[str]] = None,
+    ):
         if on_bad_item not in ("raise", "skip"):
             raise ValueError(f"on_bad_item must be 'raise' or 'skip', got {on_bad_item!r}")
         self.adapters = dict(adapters)
@@ -120,8 +127,11 @@ class BatchBuilder:
                 batch["views"]["negative"] = flat
         if LABEL in rows[0]:
             batch["labels"] = torch.tensor([label_id(rows[i][LABEL]) for i in keep], dtype=torch.long)
-        scores = {c: torch.tensor([float(rows[i][c]) for i in keep], dtype=torch.float32)
-                  for c in self.score_columns if c in rows[0]}
+        scores = {
+            c: torch.tensor([float(rows[i][c]) for i in keep], dtype=torch.float32)
+            for c in self.score_columns
+            if c in rows[0]
+        }
         if scores:  # graded pairs / a teacher's scores (anycl.losses.graded)
             batch["scores"] = scores
         if TEACHER in rows[0]:  # precomputed teacher embeddings (anycl.losses.distill)
@@ -147,8 +157,20 @@ class BatchStream(torch.utils.data.IterableDataset):
     returns them in order, so the result does not depend on the number of workers.
     """
 
-    def __init__(self, rows: Rows, sampler, builder: BatchBuilder, batch_size: int, epoch: int, seed: int,
-                 rank: int = 0, world_size: int = 1, skip_batches: int = 0, plan=None, validators=None):
+    def __init__(
+        self,
+        rows: Rows,
+        sampler,
+        builder: BatchBuilder,
+        batch_size: int,
+        epoch: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        skip_batches: int = 0,
+        plan=None,
+        validators=None,
+    ):
         self.rows, self.sampler, self.builder = rows, sampler, builder
         self.batch_size, self.epoch, self.seed = batch_size, epoch, seed
         self.rank, self.world_size, self.skip = rank, world_size, skip_batches
@@ -181,7 +203,7 @@ class BatchStream(torch.utils.data.IterableDataset):
                 n = len(rows)
                 if n < self.world_size:
                     continue  # some process would get no row at all
-                rows = rows[self.rank * n // self.world_size:(self.rank + 1) * n // self.world_size]
+                rows = rows[self.rank * n // self.world_size : (self.rank + 1) * n // self.world_size]
             built = self.builder.build(rows, batch_generator(self.seed, self.epoch, b), train=True)
             if built is not None:
                 built["index"] = b

@@ -5,6 +5,7 @@ evaluation it compares the metric with the best so far; the best weights are kep
 copy of the state dict) and, with ``output_dir``, saved to ``<output_dir>/best``. When training ends
 the model is given back the best weights, so the returned (and saved) model is the best one.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,8 +39,9 @@ class KeepBest:
 
     def on_evaluate(self, trainer, step: int, metrics: Dict[str, float]) -> None:
         if self.metric not in metrics:
-            raise ConfigError(f"keep_best={self.metric!r} is not a metric of the evaluation; it gives "
-                              f"{sorted(metrics)}")
+            raise ConfigError(
+                f"keep_best={self.metric!r} is not a metric of the evaluation; it gives {sorted(metrics)}"
+            )
         value = float(metrics[self.metric])
         better = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
         if not better:
@@ -70,8 +72,10 @@ def watched_metric(name: Any, evaluator, option: str) -> str:
 
     found = primary_metric(evaluator)
     if found is None:
-        raise ConfigError(f"{option}: this evaluator does not name a primary metric; name the metric, e.g. "
-                          f"keep_best='ndcg@10' or early_stopping_metric='sts_spearman'")
+        raise ConfigError(
+            f"{option}: this evaluator does not name a primary metric; name the metric, e.g. "
+            f"keep_best='ndcg@10' or early_stopping_metric='sts_spearman'"
+        )
     return found
 
 
@@ -103,16 +107,25 @@ class EarlyStopping:
 
     def on_evaluate(self, trainer, step: int, metrics: Dict[str, float]) -> None:
         if self.metric not in metrics:
-            raise ConfigError(f"early stopping watches {self.metric!r}, which is not a metric of the evaluation; it "
-                              f"gives {sorted(metrics)}")
+            raise ConfigError(
+                f"early stopping watches {self.metric!r}, which is not a metric of the evaluation; it "
+                f"gives {sorted(metrics)}"
+            )
         value = float(metrics[self.metric])
-        if self.best is None or (value > self.best + self.min_delta if self.mode == "max"
-                                 else value < self.best - self.min_delta):
+        if self.best is None or (
+            value > self.best + self.min_delta if self.mode == "max" else value < self.best - self.min_delta
+        ):
             self.best, self.best_step, self.bad_evaluations = value, step, 0
             return
         self.bad_evaluations += 1
         if self.bad_evaluations >= self.patience:
             self.stopped_step = step
             trainer.should_stop = True
-            log.info("early stopping at step %d: %s has not improved on %.4f (step %d) for %d evaluations",
-                     step, self.metric, self.best, self.best_step, self.patience)
+            log.info(
+                "early stopping at step %d: %s has not improved on %.4f (step %d) for %d evaluations",
+                step,
+                self.metric,
+                self.best,
+                self.best_step,
+                self.patience,
+            )

@@ -12,6 +12,7 @@ Kinds: ``"anycl"`` (``model.save``), ``"sentence-transformers"`` (``towers/text`
 ``export_sentence_transformers``), ``"onnx"`` (``export_onnx``). A tower folder never keeps the upstream
 model's card: the card is rewritten for what was trained.
 """
+
 from __future__ import annotations
 
 import os
@@ -96,13 +97,21 @@ def front_matter(model, kind: str = "anycl", modality: Optional[str] = None) -> 
     if metrics:
         fm["metrics"] = list(metrics)
         ds_name = cfg.get("eval_dataset") if isinstance(cfg.get("eval_dataset"), str) else "evaluation data"
-        fm["model-index"] = [{
-            "name": info.get("name") or "anycl model",
-            "results": [{"task": {"type": fm["pipeline_tag"]},
-                         "dataset": {"name": os.path.basename(str(ds_name)) or str(ds_name),
-                                     "type": _hub_id(ds_name) or "local"},
-                         "metrics": [{"type": k, "value": round(v, 4)} for k, v in metrics.items()]}],
-        }]
+        fm["model-index"] = [
+            {
+                "name": info.get("name") or "anycl model",
+                "results": [
+                    {
+                        "task": {"type": fm["pipeline_tag"]},
+                        "dataset": {
+                            "name": os.path.basename(str(ds_name)) or str(ds_name),
+                            "type": _hub_id(ds_name) or "local",
+                        },
+                        "metrics": [{"type": k, "value": round(v, 4)} for k, v in metrics.items()],
+                    }
+                ],
+            }
+        ]
     return fm
 
 
@@ -112,12 +121,20 @@ def _results(info: Mapping[str, Any]) -> List[str]:
         return ["No evaluation ran during training (pass `eval_dataset` to `fit`, or run `anycl eval`).", ""]
     before = {k: v for k, v in (info.get("baseline_metrics") or {}).items() if k != "step"}
     step = (info.get("final_metrics") or {}).get("step")
-    lines = [f"Measured on the evaluation data (`{(info.get('config') or {}).get('eval_dataset') or 'given in Python'}`)"
-             + (f", final evaluation at step {step}" if step is not None else "") + ":", ""]
+    lines = [
+        f"Measured on the evaluation data (`{(info.get('config') or {}).get('eval_dataset') or 'given in Python'}`)"
+        + (f", final evaluation at step {step}" if step is not None else "")
+        + ":",
+        "",
+    ]
     if before:
         lines += ["| metric | before training | after |", "|---|---|---|"]
-        lines += [f"| {k} | {before[k]:.4f} | {v:.4f} |" if isinstance(before.get(k), (int, float))
-                  else f"| {k} | – | {v:.4f} |" for k, v in final.items()]
+        lines += [
+            f"| {k} | {before[k]:.4f} | {v:.4f} |"
+            if isinstance(before.get(k), (int, float))
+            else f"| {k} | – | {v:.4f} |"
+            for k, v in final.items()
+        ]
     else:
         lines += ["| metric | value |", "|---|---|"] + [f"| {k} | {v:.4f} |" for k, v in final.items()]
     return lines + [""]
@@ -125,25 +142,55 @@ def _results(info: Mapping[str, Any]) -> List[str]:
 
 def _load_code(model, folder: str, kind: str, modality: Optional[str]) -> List[str]:
     if kind == "sentence-transformers":
-        return ["```python", "from sentence_transformers import SentenceTransformer", "",
-                f'model = SentenceTransformer("{folder}")', 'emb = model.encode(["a sentence"])', "```", ""]
+        return [
+            "```python",
+            "from sentence_transformers import SentenceTransformer",
+            "",
+            f'model = SentenceTransformer("{folder}")',
+            'emb = model.encode(["a sentence"])',
+            "```",
+            "",
+        ]
     if kind == "onnx":
-        return ["Run with ONNX Runtime; `anycl_onnx.json` names the inputs (what anycl's adapter collates; for "
-                "text the tokenizer files are in this folder) and says whether the output is L2-normalised:", "",
-                "```python", "import onnxruntime as ort", "",
-                f'session = ort.InferenceSession("{folder}/model.onnx")',
-                "emb = session.run(None, inputs)[0]   # inputs: {name: numpy array}", "```", ""]
-    out = ["```python", "import anycl", "", f'model = anycl.load("{folder}")',
-           f"emb = model.encode([...])   # (N, D), L2-normalised; modality= picks a tower: {model.modalities}",
-           "```", ""]
+        return [
+            "Run with ONNX Runtime; `anycl_onnx.json` names the inputs (what anycl's adapter collates; for "
+            "text the tokenizer files are in this folder) and says whether the output is L2-normalised:",
+            "",
+            "```python",
+            "import onnxruntime as ort",
+            "",
+            f'session = ort.InferenceSession("{folder}/model.onnx")',
+            "emb = session.run(None, inputs)[0]   # inputs: {name: numpy array}",
+            "```",
+            "",
+        ]
+    out = [
+        "```python",
+        "import anycl",
+        "",
+        f'model = anycl.load("{folder}")',
+        f"emb = model.encode([...])   # (N, D), L2-normalised; modality= picks a tower: {model.modalities}",
+        "```",
+        "",
+    ]
     if "text" in model.towers:
         tower = model.towers["text"]
-        out += ["With sentence-transformers (the text tower is a sentence-transformers folder):", "", "```python",
-                "from sentence_transformers import SentenceTransformer", "",
-                f'st = SentenceTransformer("{folder}/towers/text")', "```", ""]
+        out += [
+            "With sentence-transformers (the text tower is a sentence-transformers folder):",
+            "",
+            "```python",
+            "from sentence_transformers import SentenceTransformer",
+            "",
+            f'st = SentenceTransformer("{folder}/towers/text")',
+            "```",
+            "",
+        ]
         if tower.head is not None and tower.encode_with_head:
-            out += ["sentence-transformers loads the encoder without anycl's projection head, so its embeddings "
-                    "differ from `model.encode`.", ""]
+            out += [
+                "sentence-transformers loads the encoder without anycl's projection head, so its embeddings "
+                "differ from `model.encode`.",
+                "",
+            ]
     return out
 
 
@@ -151,24 +198,34 @@ def model_card(model, folder: str, kind: str = "anycl", modality: Optional[str] 
     """The README.md text for ``model`` (or its ``modality`` tower) saved at ``folder``."""
     info: Dict[str, Any] = dict(getattr(model, "info", {}) or {})
     cfg = info.get("config") or {}
-    what = (f"the {modality} tower of an anycl model" if modality else
-            f"an anycl model ({' + '.join(model.modalities)})")
-    fmt = {"anycl": "", "sentence-transformers": " in the sentence-transformers format",
-           "onnx": " exported to ONNX"}[kind]
-    out = ["---", yaml.safe_dump(front_matter(model, kind, modality), sort_keys=False, allow_unicode=True).rstrip(),
-           "---", "", f"# {what}{fmt}", "",
-           f"A contrastive encoder trained with anycl {__version__}. Sides: "
-           + ", ".join(f"{s} → {m}" for s, m in model.sides.items()) + ".", ""]
+    what = f"the {modality} tower of an anycl model" if modality else f"an anycl model ({' + '.join(model.modalities)})"
+    fmt = {"anycl": "", "sentence-transformers": " in the sentence-transformers format", "onnx": " exported to ONNX"}[
+        kind
+    ]
+    out = [
+        "---",
+        yaml.safe_dump(front_matter(model, kind, modality), sort_keys=False, allow_unicode=True).rstrip(),
+        "---",
+        "",
+        f"# {what}{fmt}",
+        "",
+        f"A contrastive encoder trained with anycl {__version__}. Sides: "
+        + ", ".join(f"{s} → {m}" for s, m in model.sides.items())
+        + ".",
+        "",
+    ]
     bases = base_models(model)
     trained = []
-    for m in ([modality] if modality else model.modalities):
+    for m in [modality] if modality else model.modalities:
         if bases.get(m):
             trained.append(f"**Base model ({m}):** `{bases[m]}`")
     dataset = cfg.get("dataset") or ("an in-memory dataset given from Python" if cfg else None)
     if dataset:
         trained.append(f"**Data:** `{dataset}`" + (f" ({info['train_rows']} rows)" if info.get("train_rows") else ""))
     if info.get("loss"):
-        trained.append(f"**Loss:** `{info['loss']}`" + (f" with {info['loss_options']}" if info.get("loss_options") else ""))
+        trained.append(
+            f"**Loss:** `{info['loss']}`" + (f" with {info['loss_options']}" if info.get("loss_options") else "")
+        )
     if info.get("steps") is not None:
         trained.append(f"**Steps:** {info['steps']}")
     if info.get("peft"):
@@ -183,13 +240,20 @@ def model_card(model, folder: str, kind: str = "anycl", modality: Optional[str] 
         out += ["## Training command and config", ""]
         if cmd:
             out += ["```bash", cmd, "```", ""]
-        out += ["Repeat the run with `anycl fit --config config.yaml --output-dir <new folder>`, with this config:",
-                "", "```yaml", config_file_text(cfg).rstrip(), "```", ""]
+        out += [
+            "Repeat the run with `anycl fit --config config.yaml --output-dir <new folder>`, with this config:",
+            "",
+            "```yaml",
+            config_file_text(cfg).rstrip(),
+            "```",
+            "",
+        ]
     return "\n".join(out)
 
 
-def write_card(model, directory: str, kind: str = "anycl", modality: Optional[str] = None,
-               folder: Optional[str] = None) -> None:
+def write_card(
+    model, directory: str, kind: str = "anycl", modality: Optional[str] = None, folder: Optional[str] = None
+) -> None:
     """Write the card of ``kind`` into ``directory`` (replacing any card already there)."""
     (Path(directory) / CARD_FILE).write_text(model_card(model, folder or str(directory), kind, modality))
 

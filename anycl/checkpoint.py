@@ -30,6 +30,7 @@ file is replaced atomically after the rename. A process killed mid-write (or a w
 on a full disk) leaves a ``.tmp-`` folder, which is never taken for a checkpoint and is removed by the
 next save; the previous checkpoints stay as they were.
 """
+
 from __future__ import annotations
 
 import json
@@ -96,18 +97,23 @@ def resolve_resume(resume_from: Any, output_dir: Optional[str]) -> Optional[Path
             raise ConfigError("resume_from='latest' needs output_dir (the folder whose checkpoints/ to resume from)")
         found = latest_checkpoint(checkpoint_root(output_dir))
         if found is None:
-            log.info("resume_from='latest': no checkpoint in %s yet; training from the start",
-                     checkpoint_root(output_dir))
+            log.info(
+                "resume_from='latest': no checkpoint in %s yet; training from the start", checkpoint_root(output_dir)
+            )
         else:
             check_checkpoint(found)
         return found
     path = Path(os.fspath(resume_from))
     if not path.is_dir():
-        raise ConfigError(f"resume_from={os.fspath(resume_from)!r} is not a folder; give a checkpoint folder "
-                          f"(output_dir/checkpoints/step-N) or 'latest'")
+        raise ConfigError(
+            f"resume_from={os.fspath(resume_from)!r} is not a folder; give a checkpoint folder "
+            f"(output_dir/checkpoints/step-N) or 'latest'"
+        )
     if not (path / MARKER).is_file():
-        raise ConfigError(f"{os.fspath(path)!r} is not a complete anycl checkpoint (it has no {MARKER}; a run killed "
-                          f"while writing leaves such a folder); use resume_from='latest' or another step")
+        raise ConfigError(
+            f"{os.fspath(path)!r} is not a complete anycl checkpoint (it has no {MARKER}; a run killed "
+            f"while writing leaves such a folder); use resume_from='latest' or another step"
+        )
     check_checkpoint(path)
     return path
 
@@ -120,14 +126,17 @@ def check_checkpoint(path: Path) -> None:
         raise ConfigError(
             f"checkpoint {str(path)!r} holds pickle file(s) {pickles}; anycl checkpoints are JSON + safetensors "
             f"only and anycl never unpickles (unpickling runs code). It was written by an older anycl (Accelerate's "
-            f"format) or the files were planted; train from scratch or resume from a checkpoint this anycl wrote")
+            f"format) or the files were planted; train from scratch or resume from a checkpoint this anycl wrote"
+        )
     try:
         info = json.loads((path / MARKER).read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{str(path / MARKER)!r} is not valid JSON (corrupt checkpoint): {exc}") from exc
     if not isinstance(info, dict) or info.get("format") != FORMAT:
-        raise ConfigError(f"{str(path)!r} is not a checkpoint of this anycl version ({MARKER} has no "
-                          f"format {FORMAT!r}; older versions wrote pickles, which are not loaded)")
+        raise ConfigError(
+            f"{str(path)!r} is not a checkpoint of this anycl version ({MARKER} has no "
+            f"format {FORMAT!r}; older versions wrote pickles, which are not loaded)"
+        )
     if int(info.get("format_version", 0)) > FORMAT_VERSION:
         raise ConfigError(f"{str(path)!r} was written by a newer anycl; upgrade anycl to resume from it")
 
@@ -142,13 +151,21 @@ class Progress:
 
     def _stateful_callbacks(self) -> Dict[str, Any]:
         """Callbacks that keep state across evaluations (anycl.best.EarlyStopping), by position and type."""
-        return {f"{i}:{type(cb).__name__}": cb for i, cb in enumerate(getattr(self.trainer, "callbacks", ()))
-                if hasattr(cb, "checkpoint_state")}
+        return {
+            f"{i}:{type(cb).__name__}": cb
+            for i, cb in enumerate(getattr(self.trainer, "callbacks", ()))
+            if hasattr(cb, "checkpoint_state")
+        }
 
     def state_dict(self) -> Dict[str, Any]:
-        return {"format": 1, "global_step": self.trainer.global_step, "epoch": self.epoch,
-                "next_batch": self.next_batch, "sampler": self.trainer.sampler.state_dict(),
-                "callbacks": {k: cb.checkpoint_state() for k, cb in self._stateful_callbacks().items()}}
+        return {
+            "format": 1,
+            "global_step": self.trainer.global_step,
+            "epoch": self.epoch,
+            "next_batch": self.next_batch,
+            "sampler": self.trainer.sampler.state_dict(),
+            "callbacks": {k: cb.checkpoint_state() for k, cb in self._stateful_callbacks().items()},
+        }
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         self.trainer.global_step = int(state["global_step"])
@@ -158,8 +175,6 @@ class Progress:
         for k, cb in self._stateful_callbacks().items():
             if k in saved:
                 cb.load_checkpoint_state(saved[k])
-
-
 
 
 def _fsync_dir(path: Path) -> None:
@@ -177,8 +192,11 @@ def _fsync_dir(path: Path) -> None:
 
 def rng_state() -> Dict[str, Any]:
     """This process's random states: Python, NumPy, torch CPU and (when present) CUDA."""
-    state: Dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state(),
-                             "torch": torch.get_rng_state()}
+    state: Dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -205,8 +223,15 @@ class Checkpointer:
         keep: complete checkpoints to keep (older ones are deleted after a save); None keeps all.
     """
 
-    def __init__(self, trainer, accelerator, scheduler, directory: Union[str, os.PathLike, None], every: Optional[int],
-                 keep: Optional[int] = 2):
+    def __init__(
+        self,
+        trainer,
+        accelerator,
+        scheduler,
+        directory: Union[str, os.PathLike, None],
+        every: Optional[int],
+        keep: Optional[int] = 2,
+    ):
         if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
             raise ConfigError(f"checkpoint_every must be a positive number of steps, got {every!r}")
         if keep is not None and (not isinstance(keep, int) or keep < 1):
@@ -247,8 +272,10 @@ class Checkpointer:
                 acc.step = int(trainer_state.get("accelerator_step", 0))
             rng_name = f"rng-{acc.process_index}"
             if not (folder / f"{rng_name}.json").is_file():
-                raise ConfigError(f"checkpoint {str(folder)!r} has no random states for process {acc.process_index} "
-                                  f"({rng_name}.json); resume with the number of processes that wrote it")
+                raise ConfigError(
+                    f"checkpoint {str(folder)!r} has no random states for process {acc.process_index} "
+                    f"({rng_name}.json); resume with the number of processes that wrote it"
+                )
             set_rng_state(load_state(folder, rng_name))
         except StateFileError as exc:
             raise ConfigError(f"cannot resume from {str(folder)!r}: {exc}") from exc
@@ -258,8 +285,13 @@ class Checkpointer:
         """Load ``path``; return (epoch, next batch of that epoch) to continue from."""
         check_checkpoint(path)
         self.read_files(path)
-        log.info("resumed from %s at step %d (epoch %d, batch %d)", path, self.trainer.global_step,
-                 self.progress.epoch, self.progress.next_batch)
+        log.info(
+            "resumed from %s at step %d (epoch %d, batch %d)",
+            path,
+            self.trainer.global_step,
+            self.progress.epoch,
+            self.progress.next_batch,
+        )
         return self.progress.epoch, self.progress.next_batch
 
     # -- save ------------------------------------------------------------------------------------------
@@ -284,13 +316,22 @@ class Checkpointer:
         try:
             self.write_files(tmp)
         except OSError as exc:  # e.g. a full disk: the earlier checkpoints are untouched
-            raise reworded(exc, f"writing checkpoint {tmp} failed ({exc.strerror or exc}); the earlier "
-                                 f"checkpoints in {self.root} are unchanged") from exc
+            raise reworded(
+                exc,
+                f"writing checkpoint {tmp} failed ({exc.strerror or exc}); the earlier "
+                f"checkpoints in {self.root} are unchanged",
+            ) from exc
         acc.wait_for_everyone()
         if acc.is_main_process:
-            info = {"format": FORMAT, "format_version": FORMAT_VERSION, "step": step, "epoch": epoch,
-                    "next_batch": next_batch, "processes": acc.num_processes,
-                    "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            info = {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "step": step,
+                "epoch": epoch,
+                "next_batch": next_batch,
+                "processes": acc.num_processes,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
             with open(tmp / MARKER, "w") as f:  # written last: its presence means complete
                 json.dump(info, f)
                 f.flush()
@@ -309,7 +350,7 @@ class Checkpointer:
         if self.keep is None or self.root is None:
             return
         done = [p for _, p in complete_checkpoints(self.root) if p != newest]
-        for p in done[:max(0, len(done) - (self.keep - 1))]:
+        for p in done[: max(0, len(done) - (self.keep - 1))]:
             shutil.rmtree(p, ignore_errors=True)
 
     def clear(self) -> None:

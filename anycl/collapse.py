@@ -21,6 +21,7 @@ pushes hardest). Training should open the gap between them.
 Reference: Wang & Isola 2020, "Understanding Contrastive Representation Learning through Alignment and
 Uniformity on the Hypersphere" (ICML, arXiv:2005.10242).
 """
+
 from __future__ import annotations
 
 import logging
@@ -72,8 +73,7 @@ def similarity_stats(anchor: torch.Tensor, positive: torch.Tensor) -> Dict[str, 
     same = (p.unsqueeze(0) - p.unsqueeze(1)).abs().amax(-1) <= 1e-6  # duplicate positives are not negatives
     hardest = sim.masked_fill(same, float("-inf")).amax(dim=1)
     ok = torch.isfinite(hardest)
-    return {"positive": float(pos.mean()),
-            "hardest_negative": float(hardest[ok].mean()) if ok.any() else float("nan")}
+    return {"positive": float(pos.mean()), "hardest_negative": float(hardest[ok].mean()) if ok.any() else float("nan")}
 
 
 def tracker_key(name: str) -> str:
@@ -98,8 +98,7 @@ class CollapseWatch:
     (``fired_at`` holds the step).
     """
 
-    def __init__(self, threshold: float = 0.1, relative: float = 0.2, every: Optional[int] = None,
-                 patience: int = 2):
+    def __init__(self, threshold: float = 0.1, relative: float = 0.2, every: Optional[int] = None, patience: int = 2):
         self.threshold = float(threshold)
         self.relative = float(relative)
         self.every = every
@@ -148,6 +147,10 @@ class CollapseWatch:
                 "input gives the same embedding); uniformity %.3f. The loss%s may keep falling while the "
                 "embeddings become useless: lower the learning rate, check the augmentations, or for "
                 "negative-free losses keep the predictor / momentum target / variance term.",
-                step, stats["spread"], stats["std"], self._initial, stats["uniformity"],
+                step,
+                stats["spread"],
+                stats["std"],
+                self._initial,
+                stats["uniformity"],
                 f" ({loss_name})" if loss_name else "",
             )

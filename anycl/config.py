@@ -16,6 +16,7 @@ repeats the run. Where the run is written (``output_dir``, ``overwrite``) and ho
 (an ``encoder`` module, ``callbacks``, an in-memory dataset) cannot be written to a file: they are named
 under ``not_recorded`` in the file's header comment.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,9 @@ def check_keys(config: Mapping[str, Any], where: str = "the config") -> None:
     valid = valid_keys()
     unknown = [k for k in config if k not in valid]
     if unknown:
-        raise ConfigError(f"unknown key(s) {unknown} in {where}{did_you_mean(unknown[0], valid)}; valid keys: "
-                          f"{', '.join(valid)}")
+        raise ConfigError(
+            f"unknown key(s) {unknown} in {where}{did_you_mean(unknown[0], valid)}; valid keys: {', '.join(valid)}"
+        )
 
 
 def load_config(path: str) -> Dict[str, Any]:
@@ -62,11 +64,15 @@ def load_config(path: str) -> Dict[str, Any]:
         data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"config file {str(p)!r} is not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {first}") from exc
+        raise ConfigError(
+            f"config file {str(p)!r} is not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {first}"
+        ) from exc
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        raise ConfigError(f"config file {str(p)!r} must hold a mapping of option names to values, got {type(data).__name__}")
+        raise ConfigError(
+            f"config file {str(p)!r} must hold a mapping of option names to values, got {type(data).__name__}"
+        )
     check_keys(data, f"config file {str(p)!r}")
     return dict(data)
 
@@ -96,8 +102,12 @@ def parse_value(text: str) -> Any:
 # -- datasets named by a string ----------------------------------------------------------------------
 def _looks_like_path(spec: str) -> bool:
     s = spec.strip()
-    return (s.startswith(("/", "./", "../", "~")) or os.sep in s and s.count("/") > 1
-            or any(s.lower().endswith(suf) for suf in DATA_SUFFIXES))
+    return (
+        s.startswith(("/", "./", "../", "~"))
+        or os.sep in s
+        and s.count("/") > 1
+        or any(s.lower().endswith(suf) for suf in DATA_SUFFIXES)
+    )
 
 
 def open_dataset(spec: Any, split: Optional[str] = None) -> Any:
@@ -174,9 +184,17 @@ def _data_spec(value: Any) -> Tuple[bool, Any]:
     return False, None
 
 
-def resolved_config(dataset: Any, modality: Any, loss: Any, options: Mapping[str, Any], *, args: Any = None,
-                    loss_name: Optional[str] = None, loss_options: Optional[Mapping[str, Any]] = None,
-                    sampler_options: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+def resolved_config(
+    dataset: Any,
+    modality: Any,
+    loss: Any,
+    options: Mapping[str, Any],
+    *,
+    args: Any = None,
+    loss_name: Optional[str] = None,
+    loss_options: Optional[Mapping[str, Any]] = None,
+    sampler_options: Optional[Mapping[str, Any]] = None,
+) -> Dict[str, Any]:
     """The config that repeats a ``fit`` run: what it was given, plus the values it resolved.
 
     Args:
@@ -232,8 +250,10 @@ def resolved_config(dataset: Any, modality: Any, loss: Any, options: Mapping[str
 def config_file_text(config: Mapping[str, Any]) -> str:
     """The text of ``config.yaml`` for a resolved config (``not_recorded`` goes into the header)."""
     body = {k: v for k, v in config.items() if k != "not_recorded"}
-    header = [f"anycl {__version__}: the resolved config of this run; repeat it with",
-              "  anycl fit --config <this file> --output-dir <new folder>"]
+    header = [
+        f"anycl {__version__}: the resolved config of this run; repeat it with",
+        "  anycl fit --config <this file> --output-dir <new folder>",
+    ]
     skipped = config.get("not_recorded") or []
     if skipped:
         header.append(f"not recorded (Python objects, give them again from Python): {', '.join(skipped)}")

@@ -6,6 +6,7 @@
 - :class:`CrossModalRetrievalEvaluator`: the same as an ``eval_dataset`` evaluator during ``fit``.
 - :func:`freeze`: keep a pretrained tower (or only its encoder) fixed while the rest trains.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
@@ -36,8 +37,14 @@ class ZeroShotClassifier:
             items (default: the other tower).
     """
 
-    def __init__(self, model, class_names: Sequence[str], templates: Union[str, Sequence[str]] = "{}",
-                 text_modality: str = "text", item_modality: Optional[str] = None):
+    def __init__(
+        self,
+        model,
+        class_names: Sequence[str],
+        templates: Union[str, Sequence[str]] = "{}",
+        text_modality: str = "text",
+        item_modality: Optional[str] = None,
+    ):
         if not class_names:
             raise DataError("zero-shot classification needs at least one class name")
         if isinstance(templates, str):
@@ -82,9 +89,15 @@ def recall_at_k(sim: torch.Tensor, ks: Iterable[int]) -> Dict[int, float]:
     return {k: metrics[f"recall@{k}"] for k in ks}
 
 
-def cross_modal_retrieval(model, items_a: Sequence[Any], items_b: Sequence[Any], modality_a: Optional[str] = None,
-                          modality_b: Optional[str] = None, ks: Sequence[int] = (1, 5, 10),
-                          batch_size: int = 64) -> Dict[str, float]:
+def cross_modal_retrieval(
+    model,
+    items_a: Sequence[Any],
+    items_b: Sequence[Any],
+    modality_a: Optional[str] = None,
+    modality_b: Optional[str] = None,
+    ks: Sequence[int] = (1, 5, 10),
+    batch_size: int = 64,
+) -> Dict[str, float]:
     """Recall@k from a→b and b→a, where ``items_a[i]`` and ``items_b[i]`` are a true pair."""
     if len(items_a) != len(items_b):
         raise DataError(f"{len(items_a)} items on one side but {len(items_b)} on the other; give aligned pairs")
@@ -94,7 +107,7 @@ def cross_modal_retrieval(model, items_a: Sequence[Any], items_b: Sequence[Any],
     b = model.encode(items_b, modality=modality_b, batch_size=batch_size)
     pairs = [{i} for i in range(len(items_a))]
     out = {}
-    for (x, y, mx, my) in ((a, b, modality_a, modality_b), (b, a, modality_b, modality_a)):
+    for x, y, mx, my in ((a, b, modality_a, modality_b), (b, a, modality_b, modality_a)):
         metrics = retrieval_metrics(x, y, pairs, ks)
         out.update({f"{mx}_to_{my}_recall@{k}": metrics[f"recall@{k}"] for k in ks})
     return out
@@ -103,8 +116,9 @@ def cross_modal_retrieval(model, items_a: Sequence[Any], items_b: Sequence[Any],
 class CrossModalRetrievalEvaluator:
     """Recall@k in both directions on aligned (anchor, positive) pairs; usable as ``eval_dataset``."""
 
-    def __init__(self, anchors: Sequence[Any], positives: Sequence[Any], ks: Sequence[int] = (1, 5, 10),
-                 batch_size: int = 64):
+    def __init__(
+        self, anchors: Sequence[Any], positives: Sequence[Any], ks: Sequence[int] = (1, 5, 10), batch_size: int = 64
+    ):
         self.anchors, self.positives, self.ks, self.batch_size = list(anchors), list(positives), ks, batch_size
 
     def __call__(self, model) -> Dict[str, float]:

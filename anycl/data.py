@@ -16,6 +16,7 @@ Accepted inputs: a Hugging Face ``Dataset``, ``DatasetDict`` (its ``train`` spli
 (streamed; no length needed), a list of dicts, a list of raw items, a pandas ``DataFrame``, or a path to
 a CSV, JSON Lines, JSON, Parquet file or a folder of files of the modality.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -33,6 +34,7 @@ from .rows import _NEG, ITEM_COLUMNS, LABEL, NOT_ITEMS, SCORE_COLUMNS, TEACHER, 
 from .tables import read_table
 
 log = logging.getLogger("anycl")
+
 
 def _canonical(available: Sequence[str], mapping: Optional[Mapping[str, str]]) -> Dict[str, str]:
     """Map canonical names → source column names, or raise naming what exists."""
@@ -81,10 +83,32 @@ def _canonical(available: Sequence[str], mapping: Optional[Mapping[str, str]]) -
 # names that mean a column of the convention (a near miss is warned about, never guessed)
 _NEAR = {
     "anchor": ("query", "queries", "question", "questions", "anchors", "sentence1", "text1", "q", "source"),
-    "positive": ("pos", "positives", "document", "doc", "docs", "answer", "answers", "passage", "sentence2",
-                 "text2", "target", "response"),
-    "negative": ("neg", "negs", "negatives", "hard_negative", "hard_negatives", "hard_neg", "hardneg",
-                 "negative_passage", "negative_passages", "negative_document"),
+    "positive": (
+        "pos",
+        "positives",
+        "document",
+        "doc",
+        "docs",
+        "answer",
+        "answers",
+        "passage",
+        "sentence2",
+        "text2",
+        "target",
+        "response",
+    ),
+    "negative": (
+        "neg",
+        "negs",
+        "negatives",
+        "hard_negative",
+        "hard_negatives",
+        "hard_neg",
+        "hardneg",
+        "negative_passage",
+        "negative_passages",
+        "negative_document",
+    ),
     "label": ("labels", "class", "classes", "category", "y", "target_label", "class_label"),
 }
 _NEG_NUMBERED = re.compile(r"^(hard_?)?neg(ative)?s?[_-]?(\d+)$")
@@ -114,14 +138,23 @@ def _report_unused(unused: List[str], used: Mapping[str, str], given: Mapping[st
         if canon is not None and canon not in used:
             shown = dict(given)
             shown[canon] = col
-            log.warning("column %r is not used: anycl reads the columns anchor, positive, negative / negative_1..k "
-                        "and label (and score, positive_score, negative_score for graded losses). If %r holds the "
-                        "%s, map it: columns=%r", col, col, canon, shown)
+            log.warning(
+                "column %r is not used: anycl reads the columns anchor, positive, negative / negative_1..k "
+                "and label (and score, positive_score, negative_score for graded losses). If %r holds the "
+                "%s, map it: columns=%r",
+                col,
+                col,
+                canon,
+                shown,
+            )
         else:
             other.append(col)
     if other:
-        log.info("ignoring column(s) %s (not in the convention: anchor, positive, negative / negative_1..k, label, "
-                 "score, positive_score, negative_score)", other)
+        log.info(
+            "ignoring column(s) %s (not in the convention: anchor, positive, negative / negative_1..k, label, "
+            "score, positive_score, negative_score)",
+            other,
+        )
 
 
 def _rename(row: Mapping[str, Any], cmap: Dict[str, str]) -> dict:
@@ -139,8 +172,15 @@ def _from_records(records: List[dict], mapping, description: str) -> Rows:
             raise DataError(f"row {i} has different columns from row 0 (missing {missing}, extra {extra})")
     cmap = _canonical(keys, mapping)
     rows = [_rename(r, cmap) for r in records]
-    return Rows(records, list(cmap), len(rows), rows.__getitem__, lambda: iter(rows),
-                lambda name: [r[name] for r in rows], description)
+    return Rows(
+        records,
+        list(cmap),
+        len(rows),
+        rows.__getitem__,
+        lambda: iter(rows),
+        lambda name: [r[name] for r in rows],
+        description,
+    )
 
 
 def _from_hf(ds, mapping) -> Rows:
@@ -199,8 +239,12 @@ def _from_dataframe(df, mapping, description="pandas DataFrame") -> Rows:
     return _from_records(records, mapping, description)
 
 
-def to_rows(data: Any, columns: Optional[Mapping[str, str]] = None, file_extensions: Sequence[str] = (),
-            sep: Optional[str] = None) -> Rows:
+def to_rows(
+    data: Any,
+    columns: Optional[Mapping[str, str]] = None,
+    file_extensions: Sequence[str] = (),
+    sep: Optional[str] = None,
+) -> Rows:
     """Turn any supported dataset into :class:`Rows` (see the module docstring), or raise DataError.
 
     ``sep``: the field separator of a CSV/TSV file (default: sniffed; see :mod:`anycl.tables`)."""
@@ -215,7 +259,9 @@ def to_rows(data: Any, columns: Optional[Mapping[str, str]] = None, file_extensi
     if hf is not None:
         if isinstance(data, (hf.DatasetDict, hf.IterableDatasetDict)):
             if "train" not in data:
-                raise DataError(f"the DatasetDict has no 'train' split (its splits: {list(data.keys())}); pass one split")
+                raise DataError(
+                    f"the DatasetDict has no 'train' split (its splits: {list(data.keys())}); pass one split"
+                )
             data = data["train"]
         if isinstance(data, hf.Dataset):
             if len(data) == 0:
@@ -256,5 +302,3 @@ RAW_ITEM_KEYS = {"array", "sampling_rate", "path", "bytes"}
 def _is_raw_item_dict(d: Mapping) -> bool:
     """Hugging Face Audio/Image feature dicts are items, not rows."""
     return bool(d) and set(d.keys()) <= RAW_ITEM_KEYS and ("array" in d or "bytes" in d or "path" in d)
-
-

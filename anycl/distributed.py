@@ -42,6 +42,7 @@ What a loss must declare (class attribute or attribute of a registered function)
 ``distributed = "global" | "rows" | "local"``; with ``"rows"``, ``forward`` takes ``rows=`` (a slice,
 ``None`` meaning all rows) and the anchors' targets are their positions in the gathered batch.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
@@ -89,8 +90,8 @@ class _GatherWithGrad(torch.autograd.Function):
     def backward(ctx, grad):
         grad = grad.contiguous().clone()
         dist.all_reduce(grad)  # sum over processes: each process's loss sends a gradient to these rows
-        start = sum(ctx.sizes[:ctx.rank])
-        return grad[start:start + ctx.sizes[ctx.rank]], None, None
+        start = sum(ctx.sizes[: ctx.rank])
+        return grad[start : start + ctx.sizes[ctx.rank]], None, None
 
 
 def gather_with_grad(x: Optional[torch.Tensor], sizes: Optional[List[int]] = None) -> Optional[torch.Tensor]:
@@ -110,10 +111,16 @@ def gather_with_grad(x: Optional[torch.Tensor], sizes: Optional[List[int]] = Non
     return _all_gather_padded(x, sizes)
 
 
-def loss_across_processes(loss, anchor: torch.Tensor, positive: torch.Tensor, negative: Optional[torch.Tensor] = None,
-                          labels: Optional[torch.Tensor] = None, target: Optional[Dict[str, torch.Tensor]] = None,
-                          guide: Optional[Dict[str, torch.Tensor]] = None,
-                          row_values: Optional[Dict[str, torch.Tensor]] = None):
+def loss_across_processes(
+    loss,
+    anchor: torch.Tensor,
+    positive: torch.Tensor,
+    negative: Optional[torch.Tensor] = None,
+    labels: Optional[torch.Tensor] = None,
+    target: Optional[Dict[str, torch.Tensor]] = None,
+    guide: Optional[Dict[str, torch.Tensor]] = None,
+    row_values: Optional[Dict[str, torch.Tensor]] = None,
+):
     """Run ``loss`` on this process's embeddings with every process's rows as candidates.
 
     Inputs are this process's: anchor/positive (B, D), negative (B, K, D) or None, labels (B,) or None.
@@ -125,8 +132,9 @@ def loss_across_processes(loss, anchor: torch.Tensor, positive: torch.Tensor, ne
     a graded loss's scores, a teacher's embeddings) are gathered like the labels and passed as keywords
     of those names.
     """
-    extras: Dict[str, Dict[str, torch.Tensor]] = {k: v for k, v in (("target", target), ("guide", guide))
-                                                  if v is not None}
+    extras: Dict[str, Dict[str, torch.Tensor]] = {
+        k: v for k, v in (("target", target), ("guide", guide)) if v is not None
+    }
     kw: Dict[str, Any] = dict(extras)
     kw.update(row_values or {})
     mode = getattr(loss, "distributed", "global")
@@ -150,4 +158,3 @@ def loss_across_processes(loss, anchor: torch.Tensor, positive: torch.Tensor, ne
     if isinstance(out, dict):
         return {**out, "loss": out["loss"] * scale}
     return out * scale
-

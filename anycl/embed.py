@@ -2,6 +2,7 @@
 for an anycl model it goes through :meth:`ContrastiveModel.encode` (options, then the result's
 normalisation, truncation and quantisation), whose batched loop over a tower is :func:`embed_with_tower`.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, List, Optional, Sequence
@@ -25,8 +26,15 @@ def _device_type(model) -> str:
     return torch.device(dev).type if dev is not None else "cpu"
 
 
-def embed_all(model, items: Sequence[Any], side: Optional[str] = None, modality: Optional[str] = None,
-              batch_size: int = 64, precision: str = "fp32", bar=None) -> torch.Tensor:
+def embed_all(
+    model,
+    items: Sequence[Any],
+    side: Optional[str] = None,
+    modality: Optional[str] = None,
+    batch_size: int = 64,
+    precision: str = "fp32",
+    bar=None,
+) -> torch.Tensor:
     """``(N, D)`` L2-normalised float32 embeddings of ``items`` on the CPU.
 
     ``model``: an anycl model, a sentence-transformers model (anything with ``encode``) or a plain
@@ -57,21 +65,25 @@ def _embed(model, items, side, modality, batch_size: int, bar) -> torch.Tensor:
     elif callable(model):
         out = F.normalize(torch.as_tensor(model(list(items))).float(), dim=-1)
     else:
-        raise ConfigError(f"cannot embed with a {type(model).__name__}: pass an anycl model, a "
-                          f"SentenceTransformer or a callable(items) -> embeddings")
+        raise ConfigError(
+            f"cannot embed with a {type(model).__name__}: pass an anycl model, a "
+            f"SentenceTransformer or a callable(items) -> embeddings"
+        )
     if bar is not None:
         bar.update(len(items))
     return out
 
 
-def embedder(model, side: str, batch_size: int, precision: str = "fp32",
-             bar=None) -> Callable[[List[Any]], torch.Tensor]:
+def embedder(
+    model, side: str, batch_size: int, precision: str = "fp32", bar=None
+) -> Callable[[List[Any]], torch.Tensor]:
     """``items -> embeddings``: :func:`embed_all` with the other arguments bound."""
     return lambda items: embed_all(model, items, side=side, batch_size=batch_size, precision=precision, bar=bar)
 
 
-def embed_with_tower(model, items: Sequence[Any], tower, batch_size: int, with_head: bool, device, show_progress,
-                     prompt: Optional[str]) -> torch.Tensor:
+def embed_with_tower(
+    model, items: Sequence[Any], tower, batch_size: int, with_head: bool, device, show_progress, prompt: Optional[str]
+) -> torch.Tensor:
     """(N, D) float32 outputs of ``model``'s ``tower`` for raw items, in order, on the CPU: the loop under
     :meth:`ContrastiveModel.encode` (evaluation views, no dropout, texts batched longest first)."""
     adapter = tower.adapter
@@ -90,7 +102,7 @@ def embed_with_tower(model, items: Sequence[Any], tower, batch_size: int, with_h
         try:
             for start in range(0, len(items), batch_size):
                 views = []
-                for i in order[start:start + batch_size]:
+                for i in order[start : start + batch_size]:
                     adapter.validate(items[i], f"item {i}")
                     views.append(adapter.eval_view(adapter.load(items[i])))
                 feats = to_device(adapter.collate(views, **extra), dev)

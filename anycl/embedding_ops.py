@@ -4,6 +4,7 @@ output type; and the similarity functions behind ``model.similarity``.
 The options follow sentence-transformers' ``encode`` (``truncate_dim``, ``normalize_embeddings``,
 ``precision``, ``convert_to_numpy`` / ``convert_to_tensor``) so that code written for it runs here.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -37,9 +38,18 @@ def resolve_alias(anycl_value: Any, anycl_default: Any, st_value: Any, anycl_nam
     return st_value
 
 
-def finish(emb: torch.Tensor, *, normalize: bool, truncate_dim: Optional[int], precision: str,
-           quantization_ranges=None, calibration_embeddings=None, convert_to_numpy: Optional[bool] = None,
-           convert_to_tensor: Optional[bool] = None, single: bool = False):
+def finish(
+    emb: torch.Tensor,
+    *,
+    normalize: bool,
+    truncate_dim: Optional[int],
+    precision: str,
+    quantization_ranges=None,
+    calibration_embeddings=None,
+    convert_to_numpy: Optional[bool] = None,
+    convert_to_tensor: Optional[bool] = None,
+    single: bool = False,
+):
     """(N, D) float32 encoder output → what ``encode`` returns.
 
     Truncation comes first, then L2 normalisation (so a truncated embedding is re-normalised), then
@@ -58,8 +68,9 @@ def finish(emb: torch.Tensor, *, normalize: bool, truncate_dim: Optional[int], p
         cal = calibration_embeddings
         if cal is not None and truncate_dim is not None and np.shape(cal)[-1] != truncate_dim:
             cal = torch.as_tensor(np.asarray(cal))[:, :truncate_dim]
-        out = torch.from_numpy(quantize_embeddings(emb, precision, ranges=quantization_ranges,
-                                                   calibration_embeddings=cal))
+        out = torch.from_numpy(
+            quantize_embeddings(emb, precision, ranges=quantization_ranges, calibration_embeddings=cal)
+        )
     if convert_to_tensor or (convert_to_tensor is None and convert_to_numpy is None):
         result: Any = out  # anycl's default: a tensor
     elif convert_to_numpy or convert_to_numpy is None:  # convert_to_tensor=False alone: NumPy, as ST

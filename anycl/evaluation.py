@@ -3,6 +3,7 @@
 Evaluators are callables ``evaluator(model) -> {metric: value}``; ``fit(eval_dataset=...)`` builds one
 from the evaluation data (pairs → retrieval, items with labels → kNN accuracy).
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set
@@ -22,8 +23,10 @@ def _encode_all(model, groups, batch_size: int, show_progress: bool):
     """Embed each (items, modality[, side]) group under one progress bar (:func:`anycl.embed.embed_all`);
     a group naming a side gets that side's prompt (``anycl.prompts``)."""
     with phase_bar(show_progress, sum(len(g[0]) for g in groups), "evaluate") as bar:
-        return [embed_all(model, items, side=side[0] if side else None, modality=m, batch_size=batch_size, bar=bar)
-                for items, m, *side in groups]
+        return [
+            embed_all(model, items, side=side[0] if side else None, modality=m, batch_size=batch_size, bar=bar)
+            for items, m, *side in groups
+        ]
 
 
 def at_widths(metrics_of, q: torch.Tensor, c: torch.Tensor, truncate_dims: Sequence[int]) -> Dict[str, float]:
@@ -48,9 +51,16 @@ class RetrievalEvaluator:
     truncate_dims: Sequence[int] = ()  # also report metrics at these widths (fit sets matryoshka_dims)
     primary_metric = "ndcg@10"  # what early stopping / keep_best=True watch (anycl.evaluators)
 
-    def __init__(self, queries: Sequence[Any], corpus: Sequence[Any], relevant: Sequence[Set[int]],
-                 batch_size: int = 64, query_modality: Optional[str] = None, corpus_modality: Optional[str] = None,
-                 ks: Sequence[int] = (1, 10, 100)):
+    def __init__(
+        self,
+        queries: Sequence[Any],
+        corpus: Sequence[Any],
+        relevant: Sequence[Set[int]],
+        batch_size: int = 64,
+        query_modality: Optional[str] = None,
+        corpus_modality: Optional[str] = None,
+        ks: Sequence[int] = (1, 10, 100),
+    ):
         self.queries, self.corpus, self.relevant = list(queries), list(corpus), [set(r) for r in relevant]
         self.batch_size = batch_size
         self.query_modality, self.corpus_modality = query_modality, corpus_modality
@@ -77,13 +87,15 @@ class RetrievalEvaluator:
     def __call__(self, model) -> Dict[str, float]:
         qm = self.query_modality or model.sides.get("anchor")
         cm = self.corpus_modality or model.sides.get("positive")
-        q, c = _encode_all(model, [(self.queries, qm, "anchor"), (self.corpus, cm, "positive")], self.batch_size,
-                           self.show_progress)
+        q, c = _encode_all(
+            model, [(self.queries, qm, "anchor"), (self.corpus, cm, "positive")], self.batch_size, self.show_progress
+        )
         return at_widths(lambda a, b: retrieval_metrics(a, b, self.relevant, self.ks), q, c, self.truncate_dims)
 
 
-def knn_votes(scores: torch.Tensor, neighbour_labels: torch.Tensor, num_classes: int,
-              temperature: Optional[float] = None) -> torch.Tensor:
+def knn_votes(
+    scores: torch.Tensor, neighbour_labels: torch.Tensor, num_classes: int, temperature: Optional[float] = None
+) -> torch.Tensor:
     """Class votes (N, C) from the k neighbours' cosine ``scores`` (N, k) and labels (N, k).
 
     ``temperature=None``: one vote each (nearer neighbours break ties); otherwise each neighbour votes
@@ -100,8 +112,14 @@ def knn_votes(scores: torch.Tensor, neighbour_labels: torch.Tensor, num_classes:
     return votes
 
 
-def knn_accuracy(train_emb: torch.Tensor, train_labels: Sequence[Any], test_emb: torch.Tensor,
-                 test_labels: Sequence[Any], k: int = 5, temperature: Optional[float] = None) -> float:
+def knn_accuracy(
+    train_emb: torch.Tensor,
+    train_labels: Sequence[Any],
+    test_emb: torch.Tensor,
+    test_labels: Sequence[Any],
+    k: int = 5,
+    temperature: Optional[float] = None,
+) -> float:
     """Accuracy of a vote among the k nearest (cosine) training items for each test item.
 
     Embeddings are expected L2-normalised. ``temperature=None``: majority vote, ties to the nearest
@@ -122,15 +140,28 @@ class KNNEvaluator:
     show_progress = False  # the trainer sets it from the `progress` option: one bar per evaluation
     truncate_dims: Sequence[int] = ()  # also report accuracy at these widths (fit sets matryoshka_dims)
 
-    def __init__(self, items: Sequence[Any], labels: Sequence[Any], k: int = 5, batch_size: int = 64,
-                 modality: Optional[str] = None, temperature: Optional[float] = None):
+    def __init__(
+        self,
+        items: Sequence[Any],
+        labels: Sequence[Any],
+        k: int = 5,
+        batch_size: int = 64,
+        modality: Optional[str] = None,
+        temperature: Optional[float] = None,
+    ):
         if len(set(map(repr, labels))) < 2:
             raise ValueError("kNN evaluation needs at least two distinct labels")
-        self.items, self.labels, self.k, self.batch_size, self.modality = list(items), list(labels), k, batch_size, modality
+        self.items, self.labels, self.k, self.batch_size, self.modality = (
+            list(items),
+            list(labels),
+            k,
+            batch_size,
+            modality,
+        )
         self.temperature = temperature
 
     def __call__(self, model) -> Dict[str, float]:
-        emb, = _encode_all(model, [(self.items, self.modality, "anchor")], self.batch_size, self.show_progress)
+        (emb,) = _encode_all(model, [(self.items, self.modality, "anchor")], self.batch_size, self.show_progress)
         return at_widths(lambda e, _: self._accuracy(e), emb, emb, self.truncate_dims)
 
     def _accuracy(self, emb: torch.Tensor) -> Dict[str, float]:
@@ -138,14 +169,19 @@ class KNNEvaluator:
         index = {n: i for i, n in enumerate(names)}
         y = torch.tensor([index[v] for v in self.labels])
         k = min(self.k, len(self.items) - 1)
-        scores, idx = topk(emb, emb, k, exclude=[[i] for i in range(len(emb))], chunk_size=4096,
-                           corpus_chunk_size=None)  # each item's neighbours exclude itself
+        scores, idx = topk(
+            emb, emb, k, exclude=[[i] for i in range(len(emb))], chunk_size=4096, corpus_chunk_size=None
+        )  # each item's neighbours exclude itself
         votes = knn_votes(scores, y[idx], len(names), self.temperature)
         return {f"knn@{k}_accuracy": float((votes.argmax(1) == y).float().mean())}
 
 
-def evaluator_for(eval_dataset: Any, columns: Optional[Mapping[str, str]] = None, batch_size: int = 64,
-                  file_extensions: Sequence[str] = ()):
+def evaluator_for(
+    eval_dataset: Any,
+    columns: Optional[Mapping[str, str]] = None,
+    batch_size: int = 64,
+    file_extensions: Sequence[str] = (),
+):
     """Build an evaluator from evaluation data: a callable is used as it is; pairs give retrieval
     metrics; items with labels give kNN accuracy."""
     if eval_dataset is None or callable(eval_dataset) and not isinstance(eval_dataset, (list, tuple, str)):
@@ -162,8 +198,15 @@ def evaluator_for(eval_dataset: Any, columns: Optional[Mapping[str, str]] = None
     )
 
 
-def linear_probe_accuracy(train_emb: torch.Tensor, train_labels: Sequence[Any], test_emb: torch.Tensor,
-                          test_labels: Sequence[Any], C: float = 1.0, max_iter: int = 2000, seed: int = 0) -> float:
+def linear_probe_accuracy(
+    train_emb: torch.Tensor,
+    train_labels: Sequence[Any],
+    test_emb: torch.Tensor,
+    test_labels: Sequence[Any],
+    C: float = 1.0,
+    max_iter: int = 2000,
+    seed: int = 0,
+) -> float:
     """Accuracy of a logistic regression trained on frozen (standardised) embeddings."""
     from sklearn.linear_model import LogisticRegression  # lazy: scikit-learn: slow to import, only where it is used
     from sklearn.pipeline import make_pipeline  # lazy: scikit-learn: slow to import, only where it is used
@@ -184,18 +227,35 @@ class ProbeEvaluator:
 
     show_progress = False  # the trainer sets it from the `progress` option: one bar per evaluation
 
-    def __init__(self, train_items, train_labels, test_items, test_labels, k: int = 5, batch_size: int = 64,
-                 modality: Optional[str] = None, linear: bool = True, temperature: Optional[float] = None):
+    def __init__(
+        self,
+        train_items,
+        train_labels,
+        test_items,
+        test_labels,
+        k: int = 5,
+        batch_size: int = 64,
+        modality: Optional[str] = None,
+        linear: bool = True,
+        temperature: Optional[float] = None,
+    ):
         self.train_items, self.train_labels = list(train_items), list(train_labels)
         self.test_items, self.test_labels = list(test_items), list(test_labels)
         self.k, self.batch_size, self.modality, self.linear = k, batch_size, modality, linear
         self.temperature = temperature
 
     def __call__(self, model) -> Dict[str, float]:
-        tr, te = _encode_all(model, [(self.train_items, self.modality), (self.test_items, self.modality)],
-                             self.batch_size, self.show_progress)
-        out = {f"knn@{self.k}_accuracy": knn_accuracy(tr, self.train_labels, te, self.test_labels, self.k,
-                                                              self.temperature)}
+        tr, te = _encode_all(
+            model,
+            [(self.train_items, self.modality), (self.test_items, self.modality)],
+            self.batch_size,
+            self.show_progress,
+        )
+        out = {
+            f"knn@{self.k}_accuracy": knn_accuracy(
+                tr, self.train_labels, te, self.test_labels, self.k, self.temperature
+            )
+        }
         if self.linear:
             out["linear_probe_accuracy"] = linear_probe_accuracy(tr, self.train_labels, te, self.test_labels)
         return out

@@ -16,6 +16,7 @@ Metrics: ``sts_spearman`` / ``sts_pearson`` (of the cosine against the gold scor
 re-ranked by cosine); ``knn@k_accuracy`` and ``linear_probe_accuracy`` (a seeded, stratified split).
 They work for any modality: items are embedded with the model's towers.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,7 +42,7 @@ def _ranks(x: torch.Tensor) -> torch.Tensor:
         j = i
         while j + 1 < n and sorted_x[j + 1] == sorted_x[i]:
             j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
         i = j + 1
     return ranks
 
@@ -99,8 +100,9 @@ class TripletEvaluator:
     show_progress = False
     primary_metric = "triplet_accuracy"
 
-    def __init__(self, anchors: Sequence[Any], positives: Sequence[Any], negatives: Sequence[Sequence[Any]],
-                 batch_size: int = 64):
+    def __init__(
+        self, anchors: Sequence[Any], positives: Sequence[Any], negatives: Sequence[Sequence[Any]], batch_size: int = 64
+    ):
         """``negatives``: per anchor, its negatives (one or several)."""
         if not (len(anchors) == len(positives) == len(negatives)) or not anchors:
             raise DataError("triplet evaluation needs anchors, positives and negatives of one (non-zero) length")
@@ -111,8 +113,9 @@ class TripletEvaluator:
     @classmethod
     def from_rows(cls, rows: Rows, **kw) -> TripletEvaluator:
         if not rows.has_positive or not rows.negatives:
-            raise DataError(f"triplet evaluation needs anchor, positive and negative columns; the columns are "
-                            f"{rows.columns}")
+            raise DataError(
+                f"triplet evaluation needs anchor, positive and negative columns; the columns are {rows.columns}"
+            )
         negs = [list(t) for t in zip(*[rows.column(c) for c in rows.negatives])]
         return cls(rows.column("anchor"), rows.column("positive"), negs, **kw)
 
@@ -131,13 +134,15 @@ class TripletEvaluator:
         k = len(self.negatives[0])
         if any(len(ns) != k for ns in self.negatives):
             raise DataError("triplet evaluation needs the same number of negatives per anchor")
-        a, p, n = _encode_all(model, [(self.anchors, ma), (self.positives, mp), (flat, mn)], self.batch_size,
-                              self.show_progress)
+        a, p, n = _encode_all(
+            model, [(self.anchors, ma), (self.positives, mp), (flat, mn)], self.batch_size, self.show_progress
+        )
         return self.metrics(a, p, n.view(len(self.anchors), k, -1))
 
 
-def reranking_metrics(scores: Sequence[Sequence[float]], relevant: Sequence[Sequence[bool]],
-                      at_k: int = 10) -> Dict[str, float]:
+def reranking_metrics(
+    scores: Sequence[Sequence[float]], relevant: Sequence[Sequence[bool]], at_k: int = 10
+) -> Dict[str, float]:
     """MAP, MRR@k and nDCG@k of each query's candidates ranked by ``scores`` (ties: first given first)."""
     ap = mrr = ndcg = 0.0
     n = 0
@@ -173,8 +178,14 @@ class RerankingEvaluator:
     show_progress = False
     primary_metric = "reranking_map"
 
-    def __init__(self, queries: Sequence[Any], positives: Sequence[Sequence[Any]], negatives: Sequence[Sequence[Any]],
-                 batch_size: int = 64, at_k: int = 10):
+    def __init__(
+        self,
+        queries: Sequence[Any],
+        positives: Sequence[Sequence[Any]],
+        negatives: Sequence[Sequence[Any]],
+        batch_size: int = 64,
+        at_k: int = 10,
+    ):
         if not (len(queries) == len(positives) == len(negatives)) or not queries:
             raise DataError("reranking evaluation needs queries, positives and negatives of one (non-zero) length")
         self.queries = list(queries)
@@ -185,8 +196,9 @@ class RerankingEvaluator:
     def from_rows(cls, rows: Rows, **kw) -> RerankingEvaluator:
         """Rows sharing an anchor are one query: its positives, and the negatives of all its rows."""
         if not rows.has_positive or not rows.negatives:
-            raise DataError(f"reranking evaluation needs anchor, positive and negative columns; the columns are "
-                            f"{rows.columns}")
+            raise DataError(
+                f"reranking evaluation needs anchor, positive and negative columns; the columns are {rows.columns}"
+            )
         index: Dict[Any, int] = {}
         pos: List[List[Any]] = []
         neg: List[List[Any]] = []
@@ -211,7 +223,7 @@ class RerankingEvaluator:
         q, c = _encode_all(model, [(self.queries, mq), (flat, mc)], self.batch_size, self.show_progress)
         scores, relevant, start = [], [], 0
         for i, cs in enumerate(cands):
-            sim = c[start:start + len(cs)] @ q[i]
+            sim = c[start : start + len(cs)] @ q[i]
             scores.append(sim.tolist())
             relevant.append([j < len(self.positives[i]) for j in range(len(cs))])
             start += len(cs)
@@ -227,8 +239,17 @@ class ClassificationEvaluator(ProbeEvaluator):
 
     primary_metric = "linear_probe_accuracy"
 
-    def __init__(self, items: Sequence[Any], labels: Sequence[Any], test_fraction: float = 0.2, seed: int = 0,
-                 k: int = 5, batch_size: int = 64, modality: Optional[str] = None, linear: bool = True):
+    def __init__(
+        self,
+        items: Sequence[Any],
+        labels: Sequence[Any],
+        test_fraction: float = 0.2,
+        seed: int = 0,
+        k: int = 5,
+        batch_size: int = 64,
+        modality: Optional[str] = None,
+        linear: bool = True,
+    ):
         if not 0 < test_fraction < 1:
             raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction}")
         if len(set(map(repr, labels))) < 2:
@@ -242,14 +263,28 @@ class ClassificationEvaluator(ProbeEvaluator):
         except ValueError:  # a class with a single item cannot be stratified
             tr, te = train_test_split(idx, test_size=test_fraction, random_state=seed)
         items, labels = list(items), list(labels)
-        super().__init__([items[i] for i in tr], [labels[i] for i in tr], [items[i] for i in te],
-                         [labels[i] for i in te], k=k, batch_size=batch_size, modality=modality, linear=linear)
+        super().__init__(
+            [items[i] for i in tr],
+            [labels[i] for i in tr],
+            [items[i] for i in te],
+            [labels[i] for i in te],
+            k=k,
+            batch_size=batch_size,
+            modality=modality,
+            linear=linear,
+        )
         if not linear:
             self.primary_metric = f"knn@{k}_accuracy"
 
 
-def build_evaluator(eval_dataset: Any, kind: Optional[str] = None, columns: Optional[Mapping[str, str]] = None,
-                    batch_size: int = 64, file_extensions: Sequence[str] = (), seed: int = 0):
+def build_evaluator(
+    eval_dataset: Any,
+    kind: Optional[str] = None,
+    columns: Optional[Mapping[str, str]] = None,
+    batch_size: int = 64,
+    file_extensions: Sequence[str] = (),
+    seed: int = 0,
+):
     """The evaluator for ``eval_dataset`` (see the module docstring); None for None."""
     if kind is not None and kind not in KINDS:
         raise ConfigError(f"eval_kind must be one of {list(KINDS)} (or None: chosen from the columns), got {kind!r}")

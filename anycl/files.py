@@ -10,6 +10,7 @@
   so a second run on the same folder (a re-queued job beside a live one) refuses and names the live
   one. A lock whose process is gone (same host, pid not running) is stale and taken over, with a note.
 """
+
 from __future__ import annotations
 
 import json
@@ -70,8 +71,10 @@ def check_parent(path: Union[str, os.PathLike], what: str = "the path") -> None:
     for parent in [p, *p.parents][1:]:
         if parent.exists():
             if not parent.is_dir():
-                raise ConfigError(f"cannot write {what} {os.fspath(path)!r}: {str(parent)!r} is a file, not a folder; "
-                                  f"choose a path that is not under a file")
+                raise ConfigError(
+                    f"cannot write {what} {os.fspath(path)!r}: {str(parent)!r} is a file, not a folder; "
+                    f"choose a path that is not under a file"
+                )
             return
 
 
@@ -119,8 +122,12 @@ class OutputLock:
                     continue
                 pid, host = owner.get("pid"), owner.get("host")
                 if isinstance(pid, int) and host == me["host"] and not _alive(pid):
-                    log.info("output_dir %s: taking over the lock of process %d on %s, which is no longer running",
-                             self.folder, pid, host)
+                    log.info(
+                        "output_dir %s: taking over the lock of process %d on %s, which is no longer running",
+                        self.folder,
+                        pid,
+                        host,
+                    )
                     stale = self.path.with_name(f"{LOCK_FILE}.stale-{os.getpid()}")
                     try:
                         os.replace(self.path, stale)
@@ -132,7 +139,8 @@ class OutputLock:
                 raise ConfigError(
                     f"output_dir {str(self.folder)!r} is in use by another anycl run (pid {pid} on host {host}, "
                     f"started {started}; lock file {str(self.path)!r}); wait for it to finish or choose another "
-                    f"output_dir. If that run is dead (e.g. on another host), delete the lock file") from None
+                    f"output_dir. If that run is dead (e.g. on another host), delete the lock file"
+                ) from None
             with os.fdopen(fd, "w") as f:
                 json.dump(me, f)
             self.held = True

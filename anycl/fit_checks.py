@@ -1,6 +1,7 @@
 """``fit``'s checks of the run itself, all before any model is loaded: evaluation-driven callbacks
 (``keep_best``, early stopping), LoRA, checkpoints and resuming, the output folder, and the training loop's
 arguments; and the callbacks they become once there is an evaluator."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -53,8 +54,10 @@ def prepare_output_dir(output_dir: Optional[str], overwrite: bool) -> None:
             )
     model_dir = p / "model"
     if model_dir.is_dir() and _owned_entries(model_dir) is None:  # found now, not after training
-        raise FileExistsError(f"{str(model_dir)!r} is a non-empty folder that anycl did not write, and the model "
-                              f"would be saved there; move it or choose another output_dir (nothing was trained)")
+        raise FileExistsError(
+            f"{str(model_dir)!r} is a non-empty folder that anycl did not write, and the model "
+            f"would be saved there; move it or choose another output_dir (nothing was trained)"
+        )
 
 
 def training_args(cfg: FitConfig, fit_defaults: Mapping[str, Any]) -> TrainingArgs:
@@ -90,10 +93,12 @@ def watch_callbacks(cfg: FitConfig, evaluator, output_dir: Optional[str]) -> Lis
         callbacks.append(KeepBest(watched_metric(cfg.keep_best, evaluator, "keep_best"), output_dir=output_dir))
     if cfg.early_stopping_patience is not None:
         name = cfg.early_stopping_metric or (cfg.keep_best if isinstance(cfg.keep_best, str) else None)
-        callbacks.append(EarlyStopping(watched_metric(name, evaluator, "early_stopping_patience"),
-                                       cfg.early_stopping_patience))
+        callbacks.append(
+            EarlyStopping(watched_metric(name, evaluator, "early_stopping_patience"), cfg.early_stopping_patience)
+        )
     watch = cfg.collapse_watch
     if watch:  # embedding spread logged, a warning when it falls toward collapse
-        callbacks.append(watch if isinstance(watch, CollapseWatch) else
-                         CollapseWatch(**(watch if isinstance(watch, dict) else {})))
+        callbacks.append(
+            watch if isinstance(watch, CollapseWatch) else CollapseWatch(**(watch if isinstance(watch, dict) else {}))
+        )
     return callbacks

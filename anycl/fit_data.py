@@ -1,5 +1,6 @@
 """``fit``'s data stage: which modality each side has, the rows of one or several data sets, and the
 checks of every item against its tower's adapter."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Tuple
@@ -59,8 +60,10 @@ def load_parts(dataset: Any, cfg: FitConfig, exts: tuple) -> Tuple[Dict[str, Row
     if md.is_multi_dataset(dataset):
         names = [str(k) for k in dataset]
         cols = md.per_dataset(cfg.columns, names)
-        return {str(k): to_rows(open_dataset(d), cols[str(k)] if cols else cfg.columns, exts, sep=cfg.sep)
-                for k, d in dataset.items()}, True
+        return {
+            str(k): to_rows(open_dataset(d), cols[str(k)] if cols else cfg.columns, exts, sep=cfg.sep)
+            for k, d in dataset.items()
+        }, True
     return {"": to_rows(open_dataset(dataset), cfg.columns, exts, sep=cfg.sep)}, False
 
 

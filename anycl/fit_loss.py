@@ -1,5 +1,6 @@
 """``fit``'s loss stage: which loss, with which options, for each data set; the guide and Matryoshka
 options checked against it; and the batch size it can train with. All before any model is loaded."""
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,9 @@ class LossPlan:
         return self.given_options if self.per_options else self.loss_options
 
 
-def choose_loss(cfg: FitConfig, sides: Mapping[str, str], anchor_adapter_cls, parts: Mapping[str, Any],
-                multi: bool) -> LossPlan:
+def choose_loss(
+    cfg: FitConfig, sides: Mapping[str, str], anchor_adapter_cls, parts: Mapping[str, Any], multi: bool
+) -> LossPlan:
     """The loss: the one named, else multiview_infonce with views, else CLIP/CLAP's for cross-modal pairs, else
     the anchor modality's default."""
     loss = cfg.loss
@@ -89,8 +91,9 @@ def configure_guide(cfg: FitConfig, loss_fn, loss) -> None:
         raise ConfigError(f"guide= needs a loss that uses a guide model (infonce); loss {name!r} does not")
     spec = cfg.guide
     if not (isinstance(spec, (str, os.PathLike)) or isinstance(spec, nn.Module) or type(spec).__name__ == "Guide"):
-        raise ConfigError(f"guide must be 'start', a model path/name or an anycl ContrastiveModel, got "
-                          f"{type(spec).__name__}")
+        raise ConfigError(
+            f"guide must be 'start', a model path/name or an anycl ContrastiveModel, got {type(spec).__name__}"
+        )
     margin, strategy = cfg.guide_margin, cfg.guide_margin_strategy
     loss_fn.configure_guide(0.0 if margin is None else margin, "absolute" if strategy is None else strategy)
 

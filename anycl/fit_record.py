@@ -1,5 +1,6 @@
 """``fit``'s record of a finished run: LoRA merged when asked, ``model.info`` (loss, steps, metrics, base
 models, the resolved config), and with an output_dir the saved model, ``config.yaml`` and the report."""
+
 from __future__ import annotations
 
 import os
@@ -15,20 +16,36 @@ from .lora import merge_lora
 from .report import write_report
 
 
-def record_run(model, trainer, cfg: FitConfig, plan: LossPlan, rows, callbacks, *, dataset: Any, modality: Any,
-               args, sampler_options, examples, output_dir: Optional[str]):
+def record_run(
+    model,
+    trainer,
+    cfg: FitConfig,
+    plan: LossPlan,
+    rows,
+    callbacks,
+    *,
+    dataset: Any,
+    modality: Any,
+    args,
+    sampler_options,
+    examples,
+    output_dir: Optional[str],
+):
     """Everything after training; returns the model to hand back."""
     if cfg.peft and check_peft(cfg.peft)["merge"]:
         merge_lora(model)  # a plain model from here on: saved and exported like any other
-    model.info.update({
-        "loss": plan.name,
-        "loss_options": {k: v for k, v in plan.loss_options.items() if isinstance(v, (int, float, str, bool))},
-        "train_rows": None if rows.streaming else len(rows),
-        "steps": trainer.global_step,
-        "final_metrics": trainer.eval_history[-1] if trainer.eval_history else None,
-        "baseline_metrics": trainer.eval_history[0] if len(trainer.eval_history) > 1
-        and trainer.eval_history[0].get("step") == 0 else None,
-    })
+    model.info.update(
+        {
+            "loss": plan.name,
+            "loss_options": {k: v for k, v in plan.loss_options.items() if isinstance(v, (int, float, str, bool))},
+            "train_rows": None if rows.streaming else len(rows),
+            "steps": trainer.global_step,
+            "final_metrics": trainer.eval_history[-1] if trainer.eval_history else None,
+            "baseline_metrics": trainer.eval_history[0]
+            if len(trainer.eval_history) > 1 and trainer.eval_history[0].get("step") == 0
+            else None,
+        }
+    )
     if plan.matryoshka is not None:
         model.info["matryoshka"] = {"dims": plan.matryoshka[0], "weights": plan.matryoshka[1]}
     if cfg.peft:
@@ -37,12 +54,22 @@ def record_run(model, trainer, cfg: FitConfig, plan: LossPlan, rows, callbacks, 
         model.info["command"] = _COMMAND[0]
     for cb in callbacks:
         if getattr(cb, "stopped_step", None) is not None:  # anycl.best.EarlyStopping ended the run
-            model.info["early_stopping"] = {"metric": cb.metric, "best": cb.best, "best_step": cb.best_step,
-                                            "stopped_step": cb.stopped_step}
+            model.info["early_stopping"] = {
+                "metric": cb.metric,
+                "best": cb.best,
+                "best_step": cb.best_step,
+                "stopped_step": cb.stopped_step,
+            }
     model.info["config"] = resolved_config(
-        dataset, modality, plan.loss, cfg.options(), args=args, loss_name=model.info["loss"],
+        dataset,
+        modality,
+        plan.loss,
+        cfg.options(),
+        args=args,
+        loss_name=model.info["loss"],
         loss_options=plan.recorded_options(),
-        sampler_options=sampler_options if isinstance(cfg.sampler or "in_batch", str) else None)
+        sampler_options=sampler_options if isinstance(cfg.sampler or "in_batch", str) else None,
+    )
     record_base_models(model, cfg)
     model.trainer = trainer  # history and evaluation results for the caller (not saved)
     if output_dir and (trainer.accelerator is None or trainer.accelerator.is_main_process):  # once, not per process

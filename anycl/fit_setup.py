@@ -1,5 +1,6 @@
 """``fit``'s set-up once the model is built: its prompts, frozen towers, guide and LoRA layers; then the
 sampler and batch builder of each data set, the evaluator, and the report's retrieval examples."""
+
 from __future__ import annotations
 
 import logging
@@ -46,8 +47,7 @@ def training_width(tower: Tower) -> Optional[int]:
     return tower.adapter.embedding_dim(tower.encoder)
 
 
-def set_up_model(model, cfg: FitConfig, prompts, matryoshka: Optional[Tuple[List[int], List[float]]],
-                 build_text_model):
+def set_up_model(model, cfg: FitConfig, prompts, matryoshka: Optional[Tuple[List[int], List[float]]], build_text_model):
     """Prompts, pooling, frozen towers, LoRA; returns the guide (anycl.guide) or None.
 
     ``build_text_model(name)`` builds a plain text model, for a guide given by name."""
@@ -69,8 +69,9 @@ def set_up_model(model, cfg: FitConfig, prompts, matryoshka: Optional[Tuple[List
     return guide
 
 
-def samplers_and_builders(cfg: FitConfig, model, parts: Mapping[str, Rows], losses, guide, prompts, multi: bool,
-                          seed: int) -> Tuple[Any, Any, Dict[str, Any]]:
+def samplers_and_builders(
+    cfg: FitConfig, model, parts: Mapping[str, Rows], losses, guide, prompts, multi: bool, seed: int
+) -> Tuple[Any, Any, Dict[str, Any]]:
     """(sampler, batch builder, sampler options used) — one pair per data set, mixed for several; with
     views/local_views the multi-view builder (anycl.multiview)."""
     sopts = dict(cfg.sampler_options or {})
@@ -78,12 +79,15 @@ def samplers_and_builders(cfg: FitConfig, model, parts: Mapping[str, Rows], loss
     side_adapters = {s: model.tower(s).adapter for s in SIDES}
     samplers, builders = {}, {}
     for name, part in parts.items():
-        samplers[name], builders[name] = sampling.sampler_and_builder(cfg.options(), sopts, part, side_adapters,
-                                                                      losses[name], guide, prompts)
+        samplers[name], builders[name] = sampling.sampler_and_builder(
+            cfg.options(), sopts, part, side_adapters, losses[name], guide, prompts
+        )
     builder: Any  # a BatchBuilder, or a MultiBatchBuilder (same build interface) for several data sets
     if multi:
-        sampler, builder = (md.MultiDatasetSampler(samplers, cfg.multi_dataset_sampling or "proportional", seed),
-                            md.MultiBatchBuilder(builders))
+        sampler, builder = (
+            md.MultiDatasetSampler(samplers, cfg.multi_dataset_sampling or "proportional", seed),
+            md.MultiBatchBuilder(builders),
+        )
     else:
         sampler, builder = samplers[""], builders[""]
     return sampler, multiview_builder(cfg.options(), builder), sopts
@@ -102,8 +106,9 @@ def make_evaluator(cfg: FitConfig, model, cross_modal: bool, multi: bool, exts: 
     elif cfg.probe is not None:  # kNN (+ linear) probe on labelled items (anycl.probe)
         evaluator = probe_evaluator(eval_data, cfg.probe, cfg.columns, exts, seed)
     else:
-        evaluator = build_evaluator(eval_data, cfg.eval_kind, cfg.columns if not multi else None,
-                                    file_extensions=exts, seed=seed)
+        evaluator = build_evaluator(
+            eval_data, cfg.eval_kind, cfg.columns if not multi else None, file_extensions=exts, seed=seed
+        )
     if matryoshka is not None and hasattr(evaluator, "truncate_dims"):
         evaluator.truncate_dims = [d for d in matryoshka[0] if d < (model.embedding_width() or 0)]
     return evaluator

@@ -34,6 +34,7 @@ An adapter whose collated batches hold more than per-row tensors can define
 ``slice_batch(features, start, stop)``; otherwise tensors (and lists) whose first dimension is the
 number of rows are sliced and everything else is passed to each mini-batch unchanged.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -160,7 +161,9 @@ class GradCache:
 
     def __init__(self, mini_batch: int):
         if isinstance(mini_batch, bool) or not isinstance(mini_batch, int) or mini_batch < 1:
-            raise ConfigError(f"gradcache_mini_batch must be a positive integer (rows per mini-batch), got {mini_batch!r}")
+            raise ConfigError(
+                f"gradcache_mini_batch must be a positive integer (rows per mini-batch), got {mini_batch!r}"
+            )
         self.mini_batch = int(mini_batch)
 
     # -- pass 1 ----------------------------------------------------------------------------------------
@@ -179,15 +182,22 @@ class GradCache:
                 parts = []
                 for start, stop in mini_batches(n, self.mini_batch):
                     state = RandState(generator, devices)
-                    parts.append(model({side: _take(adapter, feats, start, stop, n)}, train=True,
-                                       generator=generator)[side])
+                    parts.append(
+                        model({side: _take(adapter, feats, start, stop, n)}, train=True, generator=generator)[side]
+                    )
                     plan.append((side, start, stop, n, state))
                 emb[side] = torch.cat(parts) if len(parts) > 1 else parts[0]
         return emb, plan
 
     # -- pass 2 ----------------------------------------------------------------------------------------
-    def backward_through_model(self, model, batch: Dict[str, Any], grads: Dict[str, Optional[torch.Tensor]], plan,
-                               generator: Optional[torch.Generator] = None) -> None:
+    def backward_through_model(
+        self,
+        model,
+        batch: Dict[str, Any],
+        grads: Dict[str, Optional[torch.Tensor]],
+        plan,
+        generator: Optional[torch.Generator] = None,
+    ) -> None:
         """Re-embed every mini-batch with grad under its saved random state; back-propagate ``grads``."""
         after = RandState(generator, _devices({s: batch[s] for s in SIDES if s in batch}))
         saved_norms = _norm_buffers(model)
@@ -204,10 +214,15 @@ class GradCache:
             _restore_norm_buffers(saved_norms)
             after.restore()
 
-    def step(self, module, batch: Dict[str, Any], generator: Optional[torch.Generator] = None,
-             backward: Optional[Callable[[torch.Tensor], None]] = None,
-             check: Optional[Callable[[torch.Tensor], None]] = None,
-             autocast: Optional[Callable[[], Any]] = None):
+    def step(
+        self,
+        module,
+        batch: Dict[str, Any],
+        generator: Optional[torch.Generator] = None,
+        backward: Optional[Callable[[torch.Tensor], None]] = None,
+        check: Optional[Callable[[torch.Tensor], None]] = None,
+        autocast: Optional[Callable[[], Any]] = None,
+    ):
         """Forward + backward of one batch. Returns ``(loss, terms)`` like the uncached step.
 
         Args:
@@ -271,7 +286,7 @@ def average_gradients(parameters: Iterable[torch.nn.Parameter], world_size: int)
     offset = 0
     for g in grads:
         k = g.numel()
-        g.copy_(flat[offset:offset + k].view_as(g))
+        g.copy_(flat[offset : offset + k].view_as(g))
         offset += k
 
 
@@ -300,9 +315,10 @@ def gradcache_step(gc: GradCache, accelerator, module, batch, generator, check=N
     """
     inner = accelerator.unwrap_model(module)
     no_sync = getattr(module, "no_sync", None) if accelerator.num_processes > 1 else None
-    with (no_sync() if no_sync is not None else contextlib.nullcontext()):
-        loss, terms = gc.step(inner, batch, generator, backward=accelerator.backward, check=check,
-                              autocast=accelerator.autocast)
+    with no_sync() if no_sync is not None else contextlib.nullcontext():
+        loss, terms = gc.step(
+            inner, batch, generator, backward=accelerator.backward, check=check, autocast=accelerator.autocast
+        )
     if accelerator.sync_gradients:
         average_gradients([p for p in inner.parameters() if p.requires_grad], accelerator.num_processes)
     return loss, terms

@@ -20,6 +20,7 @@ a path or name
     An anycl model folder (``model.save``), or — text only — a sentence-transformers model path or
     Hugging Face name, loaded as an anycl text tower.
 """
+
 from __future__ import annotations
 
 import copy
@@ -104,8 +105,9 @@ class Guide:
         return out
 
 
-def make_guide(spec: Any, model: ContrastiveModel, build_text_model: Optional[Callable[[str], ContrastiveModel]] = None
-               ) -> Optional[Guide]:
+def make_guide(
+    spec: Any, model: ContrastiveModel, build_text_model: Optional[Callable[[str], ContrastiveModel]] = None
+) -> Optional[Guide]:
     """The :class:`Guide` for ``fit``'s ``guide`` option (None: no guide).
 
     ``build_text_model(name)`` loads a sentence-transformers model as an anycl model with the same
@@ -119,8 +121,10 @@ def make_guide(spec: Any, model: ContrastiveModel, build_text_model: Optional[Ca
         return Guide(_frozen_copy(model), reuse_features=True)
     if isinstance(spec, nn.Module):
         if not hasattr(spec, "tower"):
-            raise ConfigError(f"guide must be 'start', a model path/name or an anycl ContrastiveModel, got an "
-                              f"nn.Module of type {type(spec).__name__}")
+            raise ConfigError(
+                f"guide must be 'start', a model path/name or an anycl ContrastiveModel, got an "
+                f"nn.Module of type {type(spec).__name__}"
+            )
         like_model: Any = spec  # any nn.Module with tower(side), like a ContrastiveModel
         _check_modalities(like_model, model)
         return Guide(_frozen_copy(like_model))
@@ -139,8 +143,9 @@ def make_guide(spec: Any, model: ContrastiveModel, build_text_model: Optional[Ca
             guide_model = build_text_model(str(spec))
         _check_modalities(guide_model, model)
         return Guide(guide_model)
-    raise ConfigError(f"guide must be 'start', a model path/name or an anycl ContrastiveModel, got "
-                      f"{type(spec).__name__}")
+    raise ConfigError(
+        f"guide must be 'start', a model path/name or an anycl ContrastiveModel, got {type(spec).__name__}"
+    )
 
 
 def _frozen_copy(model: ContrastiveModel) -> ContrastiveModel:
@@ -160,5 +165,7 @@ def _check_modalities(guide: ContrastiveModel, model: ContrastiveModel) -> None:
         except ConfigError:
             have = None
         if have != want:
-            raise ConfigError(f"the guide has no {want} tower for the {side} side (guide modalities: "
-                              f"{getattr(guide, 'modalities', '?')})")
+            raise ConfigError(
+                f"the guide has no {want} tower for the {side} side (guide modalities: "
+                f"{getattr(guide, 'modalities', '?')})"
+            )

@@ -1,5 +1,6 @@
 """The default sampler: shuffled batches whose items are all distinct (``in_batch``), and the helpers the
 other samplers share (distinct-item batching, length grouping)."""
+
 from __future__ import annotations
 
 import random
@@ -10,8 +11,9 @@ from .errors import ConfigError
 from .sampler_base import Sampler, register
 
 
-def group_distinct(order: Iterator[int], key_of: Callable[[int], tuple], batch_size: int,
-                   stats: Optional[Dict[str, int]] = None) -> Iterator[List[int]]:
+def group_distinct(
+    order: Iterator[int], key_of: Callable[[int], tuple], batch_size: int, stats: Optional[Dict[str, int]] = None
+) -> Iterator[List[int]]:
     """Group indices into batches in which no item key repeats.
 
     A row whose keys collide with the batch being filled waits in a queue and joins the next batch
@@ -85,7 +87,7 @@ def length_grouped(order: List[int], lengths: Sequence[int], window: int) -> Lis
     """``order`` with each window of ``window`` consecutive rows sorted by ``lengths`` (longest first)."""
     out: List[int] = []
     for s in range(0, len(order), window):
-        out.extend(sorted(order[s:s + window], key=lengths.__getitem__, reverse=True))
+        out.extend(sorted(order[s : s + window], key=lengths.__getitem__, reverse=True))
     return out
 
 
@@ -106,11 +108,19 @@ class InBatchSampler(Sampler):
             padding for text, while batches stay random across the data. None: off.
     """
 
-    def __init__(self, shuffle: bool = True, deduplicate: bool = True, seed: int = 0, min_batch_size: int = 2,
-                 shuffle_buffer: int = 1000, group_by_length: Optional[int] = None):
+    def __init__(
+        self,
+        shuffle: bool = True,
+        deduplicate: bool = True,
+        seed: int = 0,
+        min_batch_size: int = 2,
+        shuffle_buffer: int = 1000,
+        group_by_length: Optional[int] = None,
+    ):
         if group_by_length is not None and (not isinstance(group_by_length, int) or group_by_length < 1):
-            raise ConfigError(f"group_by_length must be an int >= 1 (batches per window) or None, got "
-                              f"{group_by_length!r}")
+            raise ConfigError(
+                f"group_by_length must be an int >= 1 (batches per window) or None, got {group_by_length!r}"
+            )
         self.group_by_length = group_by_length
         self.shuffle = shuffle
         self.deduplicate = deduplicate
@@ -163,7 +173,7 @@ class InBatchSampler(Sampler):
             keys = self._row_keys(rows)
             batches = list(group_distinct(iter(order), keys.__getitem__, batch_size, self.stats))
         else:
-            batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+            batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         kept = [b for b in batches if len(b) >= self.min_batch_size]
         if self.group_by_length and self.shuffle:
             random.Random(self.seed * 1_000_003 + epoch + 1).shuffle(kept)

@@ -1,6 +1,7 @@
 """Checks of training data before and while it is read: every item through its adapter's validator, no
 missing values, one item type per column, finite scores within the loss's range; errors name the row
 and column."""
+
 from __future__ import annotations
 
 import math
@@ -87,5 +88,7 @@ def check_score_range(rows: Rows, columns: Sequence[str], bounds, loss_name: str
                 raise DataError(f"{where} is missing (None); loss {loss_name!r} needs a number in every row")
             check_score(v, where)
             if bounds is not None and not (bounds[0] <= float(v) <= bounds[1]):
-                raise DataError(f"{where} is {float(v)!r}, outside [{bounds[0]}, {bounds[1]}], the range of loss "
-                                f"{loss_name!r} (a cosine); rescale the scores (e.g. 0..5 → score / 5)")
+                raise DataError(
+                    f"{where} is {float(v)!r}, outside [{bounds[0]}, {bounds[1]}], the range of loss "
+                    f"{loss_name!r} (a cosine); rescale the scores (e.g. 0..5 → score / 5)"
+                )

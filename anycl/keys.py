@@ -3,6 +3,7 @@
 Adapters use :func:`item_key` as the default of :meth:`Adapter.key`; it lives in the core so that core
 modules need not import the adapters.
 """
+
 from __future__ import annotations
 
 import hashlib

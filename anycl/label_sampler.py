@@ -14,6 +14,7 @@ So every label in a batch has ≥ 2 items, and batches hold ``batch_size`` rows 
 with a single row cannot be paired and are left out (counted in ``stats["unpaired"]``); if every label is
 unique, there is nothing to group and the sampler raises ConfigError.
 """
+
 from __future__ import annotations
 
 import random
@@ -48,8 +49,10 @@ class GroupByLabelSampler(Sampler):
 
     def _labels(self, rows: Rows) -> List[Any]:
         if rows.streaming:
-            raise ConfigError("sampler 'group_by_label' needs the whole label column and cannot read a streamed "
-                              "dataset; load it, or use the 'in_batch' sampler")
+            raise ConfigError(
+                "sampler 'group_by_label' needs the whole label column and cannot read a streamed "
+                "dataset; load it, or use the 'in_batch' sampler"
+            )
         if not rows.has_label:
             raise ConfigError(f"sampler 'group_by_label' needs a 'label' column; the columns are {rows.columns}")
         return [repr(v) for v in rows.column(LABEL)]
@@ -67,13 +70,15 @@ class GroupByLabelSampler(Sampler):
                 continue
             rng.shuffle(idx)
             k = self.items_per_label
-            cut = [idx[s:s + k] for s in range(0, len(idx), k)]
+            cut = [idx[s : s + k] for s in range(0, len(idx), k)]
             if len(cut[-1]) == 1:
                 cut[-2].extend(cut.pop())
             groups += cut
         if not groups:
-            raise ConfigError(f"sampler 'group_by_label': every label of the {len(labels)} rows is unique, so no "
-                              f"batch can hold two items of a label; give several rows per label")
+            raise ConfigError(
+                f"sampler 'group_by_label': every label of the {len(labels)} rows is unique, so no "
+                f"batch can hold two items of a label; give several rows per label"
+            )
         self.stats = {"unpaired": unpaired}
         rng.shuffle(groups)
         return groups
@@ -81,12 +86,16 @@ class GroupByLabelSampler(Sampler):
     def plan(self, rows: Rows, epoch: int, batch_size: int) -> List[List[int]]:
         labels = self._labels(rows)
         if batch_size < self.items_per_label + 1:
-            raise ConfigError(f"sampler 'group_by_label' needs batch_size > items_per_label "
-                              f"({self.items_per_label}), got {batch_size}")
+            raise ConfigError(
+                f"sampler 'group_by_label' needs batch_size > items_per_label "
+                f"({self.items_per_label}), got {batch_size}"
+            )
         rng = random.Random(self.seed * 1_000_003 + epoch)
         groups = self._groups(labels, rng)
         cols = [c for c in rows.item_columns if c in self.key_fns] if self.deduplicate else []
-        keys = [tuple(ks) for ks in zip(*[[self.key_fns[c](v) for v in rows.column(c)] for c in cols])] if cols else None
+        keys = (
+            [tuple(ks) for ks in zip(*[[self.key_fns[c](v) for v in rows.column(c)] for c in cols])] if cols else None
+        )
         batches: List[List[int]] = []
         pending = groups
         while pending:

@@ -15,6 +15,7 @@ Options (the ``peft`` dict): ``r`` (rank, default 8), ``alpha`` (scaling numerat
 transformer architectures, required for other encoders), ``towers`` (the modalities to adapt; default
 all whose encoder has matching modules), ``merge`` (default True).
 """
+
 from __future__ import annotations
 
 import copy
@@ -61,8 +62,9 @@ def check_options(spec: Any) -> Dict[str, Any]:
     if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise ConfigError(f"peft dropout must be a number in [0, 1), got {dropout!r}")
     tm = out.get("target_modules")
-    if tm is not None and not (isinstance(tm, str) or (isinstance(tm, (list, tuple)) and tm
-                                                        and all(isinstance(t, str) for t in tm))):
+    if tm is not None and not (
+        isinstance(tm, str) or (isinstance(tm, (list, tuple)) and tm and all(isinstance(t, str) for t in tm))
+    ):
         raise ConfigError(f"peft target_modules must be a list of module names or a regex string, got {tm!r}")
     if tm is not None and not isinstance(tm, str):
         out["target_modules"] = list(tm)
@@ -109,9 +111,10 @@ def apply_lora(model, spec: Mapping[str, Any]) -> Dict[str, int]:
         try:
             tuner = peft.LoraModel(module, _lora_config(spec, module), "default")
         except ValueError as exc:  # no matching module, or peft cannot guess the targets
-            raise ConfigError(f"LoRA could not be applied to the {name} tower: {' '.join(str(exc).split())[:300]}"
-                              f"; give peft={{'target_modules': [...]}} with names of its Linear/Conv layers"
-                              ) from None
+            raise ConfigError(
+                f"LoRA could not be applied to the {name} tower: {' '.join(str(exc).split())[:300]}"
+                f"; give peft={{'target_modules': [...]}} with names of its Linear/Conv layers"
+            ) from None
         object.__setattr__(tower, "lora", tuner)  # not a submodule: its parameters are the module's own
         object.__setattr__(tower, "lora_spec", dict(spec))
         counts[name] = sum(p.numel() for n, p in module.named_parameters() if "lora_" in n)
@@ -168,8 +171,10 @@ def load_tower_adapter(tower, directory: str) -> None:
     result = module.load_state_dict(state, strict=False)
     lost = [k for k in result.missing_keys if "lora_" in k]
     if result.unexpected_keys or lost:
-        raise ConfigError(f"the LoRA adapter in {d} does not fit its tower (missing {lost[:3]}, unexpected "
-                          f"{result.unexpected_keys[:3]})")
+        raise ConfigError(
+            f"the LoRA adapter in {d} does not fit its tower (missing {lost[:3]}, unexpected "
+            f"{result.unexpected_keys[:3]})"
+        )
     object.__setattr__(tower, "lora", tuner)
     object.__setattr__(tower, "lora_spec", check_options(spec))
 

@@ -4,6 +4,7 @@ hard negatives or none, and — for distillation — the teacher's embeddings of
 ``fit`` calls :func:`check_loss_rows` once per data set (several data sets each have their own loss,
 see :mod:`anycl.multi_dataset`) and :func:`with_teacher_embeddings` when the loss distils a teacher.
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,18 +48,26 @@ def check_loss_rows(loss_fn, rows: Rows, given: Any = None, dataset: Optional[st
     wanted = tuple(getattr(loss_fn, "score_columns", ()) or ())
     missing = [c for c in wanted if c not in rows.columns]
     if missing:
-        raise ConfigError(f"loss {name!r} needs the column(s) {missing} (numbers per row); the columns{of} are "
-                          f"{rows.columns}")
+        raise ConfigError(
+            f"loss {name!r} needs the column(s) {missing} (numbers per row); the columns{of} are {rows.columns}"
+        )
     if wanted and not rows.has_positive:
         raise ConfigError(f"loss {name!r} scores (anchor, positive) pairs; the data{of} has no 'positive' column")
     if "negative_score" in wanted and len(rows.negatives) != 1:
-        raise ConfigError(f"loss {name!r} needs exactly one hard-negative column with its 'negative_score'; "
-                          f"the data{of} has {rows.negatives or 'none'}")
+        raise ConfigError(
+            f"loss {name!r} needs exactly one hard-negative column with its 'negative_score'; "
+            f"the data{of} has {rows.negatives or 'none'}"
+        )
     check_score_range(rows, wanted, getattr(loss_fn, "score_range", None), name)
     unused = [c for c in rows.score_columns if c not in wanted]
     if unused:
-        log.warning("loss %r does not read the column(s) %s%s; they are ignored (graded losses: cosent, angle, "
-                    "cosine_mse; teacher margins: margin_mse)", name, unused, of)
+        log.warning(
+            "loss %r does not read the column(s) %s%s; they are ignored (graded losses: cosent, angle, "
+            "cosine_mse; teacher margins: margin_mse)",
+            name,
+            unused,
+            of,
+        )
 
 
 def with_teacher_embeddings(loss_fn, rows: Rows, modality: Optional[str] = None) -> Rows:
@@ -67,8 +76,10 @@ def with_teacher_embeddings(loss_fn, rows: Rows, modality: Optional[str] = None)
     if not getattr(loss_fn, "needs_teacher", False):
         return rows
     if rows.streaming:
-        raise ConfigError(f"loss {loss_name(loss_fn)!r} embeds every row with the teacher before training, which "
-                          f"a streamed dataset does not allow; load the data (or give max rows as a Dataset)")
+        raise ConfigError(
+            f"loss {loss_name(loss_fn)!r} embeds every row with the teacher before training, which "
+            f"a streamed dataset does not allow; load the data (or give max rows as a Dataset)"
+        )
     log.info("embedding %d rows with the teacher (no gradient)", len(rows))
     emb = loss_fn.embed_teacher(rows.column("anchor"))
     source = rows
@@ -80,8 +91,15 @@ def with_teacher_embeddings(loss_fn, rows: Rows, modality: Optional[str] = None)
         for i, r in enumerate(source):
             yield {**r, TEACHER: emb[i]}
 
-    out = Rows(source.source, list(source.columns), len(source), get, it, source.column,
-               (source.description + ", " if source.description else "") + "with teacher embeddings")
+    out = Rows(
+        source.source,
+        list(source.columns),
+        len(source),
+        get,
+        it,
+        source.column,
+        (source.description + ", " if source.description else "") + "with teacher embeddings",
+    )
     out.teacher_dim = int(emb.shape[1])
     return out
 
@@ -119,5 +137,7 @@ def check_teacher_width(model, parts) -> None:
         dim = getattr(part, "teacher_dim", None)
         width = embedding_width(model) if dim is not None else None
         if dim is not None and width is not None and width != dim:
-            raise ConfigError(f"the teacher's embeddings are {dim} wide but the student's are {width}; give the "
-                              f"student head={dim} (a projection head of the teacher's width)")
+            raise ConfigError(
+                f"the teacher's embeddings are {dim} wide but the student's are {width}; give the "
+                f"student head={dim} (a projection head of the teacher's width)"
+            )

@@ -15,6 +15,7 @@ make that positive a false negative, so such rows are kept apart. (Negatives re-
 of an epoch take effect for the rest of it; that epoch's batches were planned with the previous ones.
 With ``num_workers > 0`` they take effect at the next epoch.)
 """
+
 from __future__ import annotations
 
 import logging
@@ -58,36 +59,68 @@ class MinedNegativeSampler(InBatchSampler):
         shuffle, deduplicate, seed, min_batch_size: as in :class:`~anycl.sampling.InBatchSampler`.
     """
 
-    def __init__(self, num_negatives: int = 1, refresh_every: Optional[int] = None, remine_each_epoch: bool = True,
-                 corpus: Optional[Sequence[Any]] = None, range_min: int = 0, range_max: int = 50,
-                 max_score: Optional[float] = None, absolute_margin: Optional[float] = None,
-                 relative_margin: Optional[float] = 0.05, sampling: str = "top", mining_batch_size: int = 64,
-                 chunk_size: int = 1024, mining_precision: Optional[str] = None, verbose: bool = True,
-                 guide_filter: bool = False, guide_margin: Optional[float] = None,
-                 guide_margin_strategy: Optional[str] = None, range_min_schedule: Optional[Sequence[int]] = None,
-                 **in_batch_options):
+    def __init__(
+        self,
+        num_negatives: int = 1,
+        refresh_every: Optional[int] = None,
+        remine_each_epoch: bool = True,
+        corpus: Optional[Sequence[Any]] = None,
+        range_min: int = 0,
+        range_max: int = 50,
+        max_score: Optional[float] = None,
+        absolute_margin: Optional[float] = None,
+        relative_margin: Optional[float] = 0.05,
+        sampling: str = "top",
+        mining_batch_size: int = 64,
+        chunk_size: int = 1024,
+        mining_precision: Optional[str] = None,
+        verbose: bool = True,
+        guide_filter: bool = False,
+        guide_margin: Optional[float] = None,
+        guide_margin_strategy: Optional[str] = None,
+        range_min_schedule: Optional[Sequence[int]] = None,
+        **in_batch_options,
+    ):
         super().__init__(**in_batch_options)
         if range_min_schedule is not None:
-            if (not isinstance(range_min_schedule, (list, tuple)) or len(range_min_schedule) != 2
-                    or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in range_min_schedule)):
+            if (
+                not isinstance(range_min_schedule, (list, tuple))
+                or len(range_min_schedule) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in range_min_schedule)
+            ):
                 raise ConfigError(f"range_min_schedule must be (start, end), two ints >= 0, got {range_min_schedule!r}")
             if range_min:
                 raise ConfigError("give range_min or range_min_schedule, not both (the schedule sets range_min)")
             range_min = max(range_min_schedule)  # the window checks below hold for every pass
         if guide_margin is not None or guide_margin_strategy is not None:
             check_margin(0.0 if guide_margin is None else guide_margin, guide_margin_strategy or "absolute")
-        check_options(num_negatives, range_min, range_max, sampling, chunk_size, mining_batch_size, "random",
-                       {"absolute_margin": absolute_margin, "relative_margin": relative_margin},
-                       mining_precision or "fp32")
+        check_options(
+            num_negatives,
+            range_min,
+            range_max,
+            sampling,
+            chunk_size,
+            mining_batch_size,
+            "random",
+            {"absolute_margin": absolute_margin, "relative_margin": relative_margin},
+            mining_precision or "fp32",
+        )
         if refresh_every is not None and (not isinstance(refresh_every, int) or refresh_every < 1):
             raise ConfigError(f"refresh_every must be an int >= 1 or None, got {refresh_every!r}")
         self.num_negatives = num_negatives
         self.refresh_every = refresh_every
         self.remine_each_epoch = remine_each_epoch
         self.corpus = list(corpus) if corpus is not None else None
-        self.mining: Dict[str, Any] = dict(range_min=range_min, range_max=range_max, max_score=max_score,
-                           absolute_margin=absolute_margin, relative_margin=relative_margin, sampling=sampling,
-                           batch_size=mining_batch_size, chunk_size=chunk_size)
+        self.mining: Dict[str, Any] = dict(
+            range_min=range_min,
+            range_max=range_max,
+            max_score=max_score,
+            absolute_margin=absolute_margin,
+            relative_margin=relative_margin,
+            sampling=sampling,
+            batch_size=mining_batch_size,
+            chunk_size=chunk_size,
+        )
         self.mining_precision = mining_precision  # None: fit sets it from mixed_precision ("bf16" → "bf16")
         self.verbose = verbose
         self.guide_filter = bool(guide_filter)
@@ -123,28 +156,46 @@ class MinedNegativeSampler(InBatchSampler):
 
     def refresh(self, model, rows: Rows, step: int) -> None:
         if rows.streaming:
-            raise ConfigError("the 'mined' sampler needs a dataset with a length (mining embeds every row); "
-                              "materialise the stream or use sampler='in_batch'")
+            raise ConfigError(
+                "the 'mined' sampler needs a dataset with a length (mining embeds every row); "
+                "materialise the stream or use sampler='in_batch'"
+            )
         if not rows.has_positive:
-            raise ConfigError(f"the 'mined' sampler needs (anchor, positive) pairs; the data's columns are "
-                              f"{rows.columns}")
+            raise ConfigError(
+                f"the 'mined' sampler needs (anchor, positive) pairs; the data's columns are {rows.columns}"
+            )
         if self._mined_at == step:
             return  # an epoch start that is also a refresh_every step: mine once
         periodic = bool(self.refresh_every and step > 0 and step % self.refresh_every == 0)
         if self.negatives is not None and not periodic and not self.remine_each_epoch:
             return
         if self.guide_filter and self._guide is None:
-            raise ConfigError("the mined sampler's guide_filter needs a guide model: fit(..., guide='start') "
-                              "(or call sampler.set_guide(model))")
+            raise ConfigError(
+                "the mined sampler's guide_filter needs a guide model: fit(..., guide='start') "
+                "(or call sampler.set_guide(model))"
+            )
         guide: Dict[str, Any] = {}
         if self.guide_filter:
-            guide = dict(guide=self._guide, guide_margin=float(self.guide_margin or 0.0),
-                         guide_margin_strategy=self.guide_margin_strategy or "absolute", guide_cache=self._guide_cache)
+            guide = dict(
+                guide=self._guide,
+                guide_margin=float(self.guide_margin or 0.0),
+                guide_margin_strategy=self.guide_margin_strategy or "absolute",
+                guide_cache=self._guide_cache,
+            )
         options = dict(self.mining, range_min=self.range_min_at(step))
         per_row, docs, stats = mine_negative_ids(
-            model, rows.column("anchor"), rows.column("positive"), self.corpus, self.num_negatives,
-            seed=self.seed * 1_000_003 + step, on_short="random", precision=self.mining_precision or "fp32",
-            show_progress=self.show_progress, **guide, **options)
+            model,
+            rows.column("anchor"),
+            rows.column("positive"),
+            self.corpus,
+            self.num_negatives,
+            seed=self.seed * 1_000_003 + step,
+            on_short="random",
+            precision=self.mining_precision or "fp32",
+            show_progress=self.show_progress,
+            **guide,
+            **options,
+        )
         self.negatives = [[docs[j] for j in ids] for ids in per_row]
         self._keys = None  # batches must also keep mined negatives apart from other rows' positives
         self._mined_at = step

@@ -29,6 +29,7 @@ best ``num_negatives`` and ``sampling="random"`` draws them at random (seeded) f
 
 Scores are cosine similarities of the model's embeddings.
 """
+
 from __future__ import annotations
 
 import logging
@@ -48,6 +49,7 @@ from .search import topk
 
 log = logging.getLogger("anycl")
 
+
 # -- embedding: anycl.embed (embedder and PRECISIONS are imported from there) -------------------------
 def _validator(model, side: str):
     if hasattr(model, "tower") and hasattr(model, "sides"):
@@ -58,23 +60,41 @@ def _validator(model, side: str):
             raise DataError(f"{where} must be a string, got {type(item).__name__}: {item!r:.80}")
         if not item.strip():
             raise DataError(f"{where} is an empty string; remove empty texts or fill them in")
+
     return check
 
 
 # -- the search (anycl.search; the name below is kept for callers of anycl.mining) -------------------
-def chunked_topk_excluding(queries: torch.Tensor, corpus: torch.Tensor, k: int, exclude: Sequence[Sequence[int]],
-                           chunk_size: int = 1024) -> Tuple[torch.Tensor, torch.Tensor]:
+def chunked_topk_excluding(
+    queries: torch.Tensor, corpus: torch.Tensor, k: int, exclude: Sequence[Sequence[int]], chunk_size: int = 1024
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """:func:`anycl.search.topk` with blocks of ``chunk_size`` queries × ``chunk_size`` documents."""
     return topk(queries, corpus, k, exclude, chunk_size)
 
 
-def mine_negative_ids(model, anchors: Sequence[Any], positives: Sequence[Any], corpus: Optional[Sequence[Any]] = None,
-                      num_negatives: int = 1, range_min: int = 0, range_max: int = 100,
-                      max_score: Optional[float] = None, absolute_margin: Optional[float] = None,
-                      relative_margin: Optional[float] = None, sampling: str = "top", batch_size: int = 64,
-                      chunk_size: int = 1024, seed: int = 0, on_short: str = "drop", precision: str = "fp32",
-                      show_progress: bool = False, guide=None, guide_margin: float = 0.0,
-                      guide_margin_strategy: str = "absolute", guide_cache: Optional[dict] = None):
+def mine_negative_ids(
+    model,
+    anchors: Sequence[Any],
+    positives: Sequence[Any],
+    corpus: Optional[Sequence[Any]] = None,
+    num_negatives: int = 1,
+    range_min: int = 0,
+    range_max: int = 100,
+    max_score: Optional[float] = None,
+    absolute_margin: Optional[float] = None,
+    relative_margin: Optional[float] = None,
+    sampling: str = "top",
+    batch_size: int = 64,
+    chunk_size: int = 1024,
+    seed: int = 0,
+    on_short: str = "drop",
+    precision: str = "fp32",
+    show_progress: bool = False,
+    guide=None,
+    guide_margin: float = 0.0,
+    guide_margin_strategy: str = "absolute",
+    guide_cache: Optional[dict] = None,
+):
     """The mining pass on parallel lists of anchors and positives (``show_progress``: one tqdm bar).
 
     ``guide``: a second model (anything ``model`` may be) whose scores drop false negatives (rule 6 of
@@ -85,8 +105,17 @@ def mine_negative_ids(model, anchors: Sequence[Any], positives: Sequence[Any], c
     ``documents`` (the deduplicated corpus), ``num_negatives`` long, or ``None`` for a row dropped
     with ``on_short="drop"``.
     """
-    check_options(num_negatives, range_min, range_max, sampling, chunk_size, batch_size, on_short,
-                   {"absolute_margin": absolute_margin, "relative_margin": relative_margin}, precision)
+    check_options(
+        num_negatives,
+        range_min,
+        range_max,
+        sampling,
+        chunk_size,
+        batch_size,
+        on_short,
+        {"absolute_margin": absolute_margin, "relative_margin": relative_margin},
+        precision,
+    )
     if guide is not None:
         check_margin(guide_margin, guide_margin_strategy)
     stats = MiningStats(num_negatives=num_negatives, rows_in=len(anchors))
@@ -94,8 +123,10 @@ def mine_negative_ids(model, anchors: Sequence[Any], positives: Sequence[Any], c
     for r, (a, p) in enumerate(zip(anchors, positives)):
         check_a(a, f"row {r}: anchor")
         if p is None:
-            raise DataError(f"row {r}: the query {a!r:.60} has no positive; mining needs (anchor, positive) pairs "
-                            f"(drop rows without a positive)")
+            raise DataError(
+                f"row {r}: the query {a!r:.60} has no positive; mining needs (anchor, positive) pairs "
+                f"(drop rows without a positive)"
+            )
         check_p(p, f"row {r}: positive")
     # distinct queries, their positives, and the corpus (given documents + every positive)
     qindex: Dict[Any, int] = {}
@@ -128,8 +159,10 @@ def mine_negative_ids(model, anchors: Sequence[Any], positives: Sequence[Any], c
         if same is not None:
             own[qi].add(same)
     if len(docs) <= num_negatives:
-        raise DataError(f"the corpus has {len(docs)} distinct documents (positives included); num_negatives="
-                        f"{num_negatives} needs more than that: give a larger corpus= or lower num_negatives")
+        raise DataError(
+            f"the corpus has {len(docs)} distinct documents (positives included); num_negatives="
+            f"{num_negatives} needs more than that: give a larger corpus= or lower num_negatives"
+        )
     stats.queries, stats.corpus_size = len(queries), len(docs)
     stats.own_positives_excluded = sum(len(s) for s in own)
 
@@ -149,10 +182,20 @@ def mine_negative_ids(model, anchors: Sequence[Any], positives: Sequence[Any], c
     scores, idx = chunked_topk_excluding(q_emb, d_emb, depth, pos_lists, chunk_size)
     reject = None
     if guide is not None:
-        reject = _guide_reject(guide, queries, docs, labelled, idx, guide_margin, guide_margin_strategy, batch_size,
-                               precision, guide_cache, stats)
-    keep, counts = filter_candidates(scores, pos_score, range_min, max_score, absolute_margin, relative_margin,
-                                     reject)
+        reject = _guide_reject(
+            guide,
+            queries,
+            docs,
+            labelled,
+            idx,
+            guide_margin,
+            guide_margin_strategy,
+            batch_size,
+            precision,
+            guide_cache,
+            stats,
+        )
+    keep, counts = filter_candidates(scores, pos_score, range_min, max_score, absolute_margin, relative_margin, reject)
     stats.candidates = int(torch.isfinite(scores).sum())
     stats.filtered, stats.kept = counts, int(keep.sum())
 
@@ -170,7 +213,7 @@ def mine_negative_ids(model, anchors: Sequence[Any], positives: Sequence[Any], c
             if on_short == "random":
                 banned = set(cand) | own[qi]
                 pool = [j for j in torch.randperm(len(docs), generator=gen).tolist() if j not in banned]
-                fill = pool[:num_negatives - len(cand)]
+                fill = pool[: num_negatives - len(cand)]
                 stats.filled_at_random += len(fill)
                 cand = cand + fill
         chosen.append(cand)
@@ -195,8 +238,19 @@ def mine_negative_ids(model, anchors: Sequence[Any], positives: Sequence[Any], c
     return per_row, docs, stats
 
 
-def _guide_reject(guide, queries, docs, labelled, idx, margin: float, strategy: str, batch_size: int,
-                  precision: str, cache: Optional[dict], stats: MiningStats) -> torch.Tensor:
+def _guide_reject(
+    guide,
+    queries,
+    docs,
+    labelled,
+    idx,
+    margin: float,
+    strategy: str,
+    batch_size: int,
+    precision: str,
+    cache: Optional[dict],
+    stats: MiningStats,
+) -> torch.Tensor:
     """(Q, R) bool: candidates the guide scores above its own positive score minus the margin."""
     sizes = (len(queries), len(docs))
     if cache is not None and cache.get("sizes") == sizes:
@@ -215,14 +269,29 @@ def _guide_reject(guide, queries, docs, labelled, idx, margin: float, strategy: 
     return (g_cand > thr.unsqueeze(1)) & (idx >= 0)
 
 
-def mine_hard_negatives(model, rows_or_pairs, corpus: Optional[Sequence[Any]] = None, num_negatives: int = 1,
-                        range_min: int = 0, range_max: int = 100, max_score: Optional[float] = None,
-                        absolute_margin: Optional[float] = None, relative_margin: Optional[float] = None,
-                        sampling: str = "top", batch_size: int = 64, chunk_size: int = 1024, seed: int = 0,
-                        on_short: str = "drop", columns: Optional[Dict[str, str]] = None,
-                        verbose: bool = True, precision: str = "fp32",
-                        show_progress: bool = False, guide=None, guide_margin: float = 0.0,
-                        guide_margin_strategy: str = "absolute") -> Tuple[List[dict], MiningStats]:
+def mine_hard_negatives(
+    model,
+    rows_or_pairs,
+    corpus: Optional[Sequence[Any]] = None,
+    num_negatives: int = 1,
+    range_min: int = 0,
+    range_max: int = 100,
+    max_score: Optional[float] = None,
+    absolute_margin: Optional[float] = None,
+    relative_margin: Optional[float] = None,
+    sampling: str = "top",
+    batch_size: int = 64,
+    chunk_size: int = 1024,
+    seed: int = 0,
+    on_short: str = "drop",
+    columns: Optional[Dict[str, str]] = None,
+    verbose: bool = True,
+    precision: str = "fp32",
+    show_progress: bool = False,
+    guide=None,
+    guide_margin: float = 0.0,
+    guide_margin_strategy: str = "absolute",
+) -> Tuple[List[dict], MiningStats]:
     """Mine hard negatives for (anchor, positive) pairs with a model.
 
     Args:
@@ -265,9 +334,27 @@ def mine_hard_negatives(model, rows_or_pairs, corpus: Optional[Sequence[Any]] = 
         raise DataError(f"mining needs (anchor, positive) pairs; the data's columns are {rows.columns}")
     anchors, positives = rows.column("anchor"), rows.column("positive")
     per_row, docs, stats = mine_negative_ids(
-        model, anchors, positives, corpus, num_negatives, range_min, range_max, max_score, absolute_margin,
-        relative_margin, sampling, batch_size, chunk_size, seed, on_short, precision, show_progress,
-        guide=guide, guide_margin=guide_margin, guide_margin_strategy=guide_margin_strategy)
+        model,
+        anchors,
+        positives,
+        corpus,
+        num_negatives,
+        range_min,
+        range_max,
+        max_score,
+        absolute_margin,
+        relative_margin,
+        sampling,
+        batch_size,
+        chunk_size,
+        seed,
+        on_short,
+        precision,
+        show_progress,
+        guide=guide,
+        guide_margin=guide_margin,
+        guide_margin_strategy=guide_margin_strategy,
+    )
     out = []
     for a, p, negs in zip(anchors, positives, per_row):
         if negs is None:

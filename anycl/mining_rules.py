@@ -1,6 +1,7 @@
 """Hard-negative mining's rules and record: :func:`filter_candidates` applies the false-negative filters
 (rules 2–5 of :mod:`anycl.mining`) to the ranked candidates, :func:`check_options` checks a mining call's
 options, and :class:`MiningStats` says what one pass did."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -63,10 +64,15 @@ class MiningStats:
         return "\n".join(lines)
 
 
-def filter_candidates(scores: torch.Tensor, positive_score: torch.Tensor, range_min: int = 0,
-                      max_score: Optional[float] = None, absolute_margin: Optional[float] = None,
-                      relative_margin: Optional[float] = None, guide_reject: Optional[torch.Tensor] = None
-                      ) -> Tuple[torch.Tensor, Dict[str, int]]:
+def filter_candidates(
+    scores: torch.Tensor,
+    positive_score: torch.Tensor,
+    range_min: int = 0,
+    max_score: Optional[float] = None,
+    absolute_margin: Optional[float] = None,
+    relative_margin: Optional[float] = None,
+    guide_reject: Optional[torch.Tensor] = None,
+) -> Tuple[torch.Tensor, Dict[str, int]]:
     """Which ranked candidates pass the false-negative rules (see the module docstring).
 
     Args:
@@ -84,8 +90,9 @@ def filter_candidates(scores: torch.Tensor, positive_score: torch.Tensor, range_
     pos = positive_score.unsqueeze(1)
     rules.append(("max_score", scores > max_score if max_score is not None else None))
     rules.append(("absolute_margin", scores > pos - absolute_margin if absolute_margin is not None else None))
-    rules.append(("relative_margin",
-                  scores > pos - relative_margin * pos.abs() if relative_margin is not None else None))
+    rules.append(
+        ("relative_margin", scores > pos - relative_margin * pos.abs() if relative_margin is not None else None)
+    )
     if guide_reject is not None:
         rules.append(("guide", guide_reject))
     for name, reject in rules:
@@ -98,15 +105,18 @@ def filter_candidates(scores: torch.Tensor, positive_score: torch.Tensor, range_
     return alive, counts
 
 
-def check_options(num_negatives, range_min, range_max, sampling, chunk_size, batch_size, on_short, margins,
-                   precision: str = "fp32"):
+def check_options(
+    num_negatives, range_min, range_max, sampling, chunk_size, batch_size, on_short, margins, precision: str = "fp32"
+):
     if not isinstance(num_negatives, int) or num_negatives < 1:
         raise ConfigError(f"num_negatives must be an int >= 1, got {num_negatives!r}")
     if range_min < 0 or range_max < 1:
         raise ConfigError(f"range_min must be >= 0 and range_max >= 1, got {range_min} and {range_max}")
     if range_max - range_min < num_negatives:
-        raise ConfigError(f"the window range_min={range_min}..range_max={range_max} holds fewer than "
-                          f"num_negatives={num_negatives} candidates; raise range_max")
+        raise ConfigError(
+            f"the window range_min={range_min}..range_max={range_max} holds fewer than "
+            f"num_negatives={num_negatives} candidates; raise range_max"
+        )
     if sampling not in ("top", "random"):
         raise ConfigError(f"sampling must be 'top' or 'random', got {sampling!r}")
     if chunk_size < 1 or batch_size < 1:

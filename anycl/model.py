@@ -8,6 +8,7 @@ not write, see :meth:`ContrastiveModel.save`), :func:`load` rebuilds the model a
 its tower folders and truncated weights, naming the file. :func:`build_model` makes a new model from
 modality names. Towers and heads: :mod:`anycl.tower`; the folder format: :mod:`anycl.model_files`.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -71,10 +72,12 @@ class ContrastiveModel(nn.Module):
     def _tower_items(self) -> List[Tuple[str, Tower]]:
         return [(name, cast(Tower, t)) for name, t in self.towers.items()]
 
-    def forward(self, features_by_side: Mapping[str, Any], train: bool = True,
-                generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
-        return {side: self.tower(side)(feats, train=train, generator=generator)
-                for side, feats in features_by_side.items()}
+    def forward(
+        self, features_by_side: Mapping[str, Any], train: bool = True, generator: Optional[torch.Generator] = None
+    ) -> Dict[str, torch.Tensor]:
+        return {
+            side: self.tower(side)(feats, train=train, generator=generator) for side, feats in features_by_side.items()
+        }
 
     @property
     def device(self) -> torch.device:
@@ -188,13 +191,27 @@ class ContrastiveModel(nn.Module):
         return self.encode(items, **kwargs)
 
     @torch.no_grad()
-    def encode(self, items: Any, modality: Optional[str] = None, batch_size: int = 64,
-               normalize: bool = True, device: Optional[str] = None, show_progress: Any = False,
-               use_head: Optional[bool] = None, *, prompt_name: Optional[str] = None, prompt: Optional[str] = None,
-               truncate_dim: Optional[int] = None, precision: str = "float32",
-               convert_to_numpy: Optional[bool] = None, convert_to_tensor: Optional[bool] = None,
-               normalize_embeddings: Optional[bool] = None, show_progress_bar: Optional[bool] = None,
-               quantization_ranges=None, calibration_embeddings=None):
+    def encode(
+        self,
+        items: Any,
+        modality: Optional[str] = None,
+        batch_size: int = 64,
+        normalize: bool = True,
+        device: Optional[str] = None,
+        show_progress: Any = False,
+        use_head: Optional[bool] = None,
+        *,
+        prompt_name: Optional[str] = None,
+        prompt: Optional[str] = None,
+        truncate_dim: Optional[int] = None,
+        precision: str = "float32",
+        convert_to_numpy: Optional[bool] = None,
+        convert_to_tensor: Optional[bool] = None,
+        normalize_embeddings: Optional[bool] = None,
+        show_progress_bar: Optional[bool] = None,
+        quantization_ranges=None,
+        calibration_embeddings=None,
+    ):
         """Embed raw items: an (N, D) float32 tensor on the CPU, L2-normalised unless ``normalize=False``;
         a single string gives one (D,) vector.
 
@@ -225,15 +242,25 @@ class ContrastiveModel(nn.Module):
         truncate_dim = check_truncate_dim(truncate_dim if truncate_dim is not None else self.truncate_dim, width)
         if prompt is None and prompt_name is not None:
             if prompt_name not in self.prompts:
-                raise ConfigError(f"prompt_name {prompt_name!r} is not one of this model's prompts "
-                                  f"{sorted(self.prompts) or '(none: train with fit(prompts=...))'}")
+                raise ConfigError(
+                    f"prompt_name {prompt_name!r} is not one of this model's prompts "
+                    f"{sorted(self.prompts) or '(none: train with fit(prompts=...))'}"
+                )
             prompt = self.prompts[prompt_name]
         if prompt and not getattr(tower.adapter, "supports_prompts", False):
             raise ConfigError(f"prompts apply to text only; the {tower.modality!r} tower takes none")
         emb = embed_with_tower(self, items, tower, batch_size, with_head, device, show_progress, prompt or None)
-        return finish(emb, normalize=normalize, truncate_dim=truncate_dim, precision=precision,
-                      quantization_ranges=quantization_ranges, calibration_embeddings=calibration_embeddings,
-                      convert_to_numpy=convert_to_numpy, convert_to_tensor=convert_to_tensor, single=single)
+        return finish(
+            emb,
+            normalize=normalize,
+            truncate_dim=truncate_dim,
+            precision=precision,
+            quantization_ranges=quantization_ranges,
+            calibration_embeddings=calibration_embeddings,
+            convert_to_numpy=convert_to_numpy,
+            convert_to_tensor=convert_to_tensor,
+            single=single,
+        )
 
     def export_sentence_transformers(self, path: str, modality: Optional[str] = None) -> str:
         """Write the text tower as a sentence-transformers folder: its adapter's ``export_sentence_transformers``
@@ -241,8 +268,10 @@ class ContrastiveModel(nn.Module):
         tower = self.tower(modality or self.sides.get("anchor", "text"))
         export = getattr(tower.adapter, "export_sentence_transformers", None)
         if export is None:
-            raise ConfigError(f"the {tower.modality!r} tower is not a sentence-transformers model; only text towers "
-                              f"export to the sentence-transformers format")
+            raise ConfigError(
+                f"the {tower.modality!r} tower is not a sentence-transformers model; only text towers "
+                f"export to the sentence-transformers format"
+            )
         return export(self, path, tower.modality)
 
     def export_onnx(self, path: str, modality: Optional[str] = None, **options) -> str:
@@ -283,7 +312,9 @@ class ContrastiveModel(nn.Module):
         return save_model(self, path, overwrite)
 
 
-def load(path: str, encoders: Optional[Mapping[str, nn.Module]] = None, device: Optional[str] = None) -> ContrastiveModel:
+def load(
+    path: str, encoders: Optional[Mapping[str, nn.Module]] = None, device: Optional[str] = None
+) -> ContrastiveModel:
     """Load a model written by :meth:`ContrastiveModel.save`.
 
     ``encoders`` supplies user-defined encoder modules (by modality) whose architecture anycl could not
@@ -306,8 +337,15 @@ def per_modality(value: Any, modality: str, modalities) -> Any:
     return value
 
 
-def build_model(sides: Mapping[str, str], *, model: Optional[str] = None, encoder=None, encoder_options=None,
-                adapter_options=None, head: Any = "default") -> ContrastiveModel:
+def build_model(
+    sides: Mapping[str, str],
+    *,
+    model: Optional[str] = None,
+    encoder=None,
+    encoder_options=None,
+    adapter_options=None,
+    head: Any = "default",
+) -> ContrastiveModel:
     """The model factory (as open_clip's ``create_model_and_transforms``): one tower per distinct modality
     of ``sides``, shared by the sides that use it. ``model``: a pretrained model name or path (a string
     goes to the text tower, or the only one; ``{modality: name}`` picks per tower); ``encoder``: a module
@@ -323,7 +361,9 @@ def build_model(sides: Mapping[str, str], *, model: Optional[str] = None, encode
         if enc is None:
             opts = dict(per_modality(encoder_options, m, modalities) or {})
             # model= names a pretrained model: a string goes to the text tower; {modality: x} picks per tower
-            chosen = model.get(m) if isinstance(model, Mapping) else (model if m == "text" or len(modalities) == 1 else None)
+            chosen = (
+                model.get(m) if isinstance(model, Mapping) else (model if m == "text" or len(modalities) == 1 else None)
+            )
             if chosen is not None and "model" in inspect.signature(adapter.default_encoder).parameters:
                 opts.setdefault("model", chosen)
             enc = adapter.default_encoder(**opts)

@@ -4,6 +4,7 @@ JSON config + safetensors weights, nothing pickled; a manifest names the entries
 overwrite replaces only those; the folder is written beside its target and swapped in by renames
 (:func:`anycl.files.replace_folder`). Files and folders get the process umask.
 """
+
 from __future__ import annotations
 
 import json
@@ -71,7 +72,8 @@ def save_model(model, path: str, overwrite: bool = False) -> str:
     if previous is None and target.exists() and any(target.iterdir()):
         raise FileExistsError(
             f"{path!r} is a non-empty folder that anycl did not write (no {MANIFEST_FILE}); overwrite=True only "
-            f"replaces anycl's own model files. Choose an empty or new folder")
+            f"replaces anycl's own model files. Choose an empty or new folder"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     moved: List[str] = []  # the user's files moved into tmp (given back if the save fails)
@@ -79,19 +81,24 @@ def save_model(model, path: str, overwrite: bool = False) -> str:
         try:
             _write(model, tmp, path)
         except OSError as exc:  # e.g. a full disk: what was at path is untouched
-            raise reworded(exc, f"saving the model to {path!r} failed ({exc.strerror or exc}); "
-                                f"{'the model already there is unchanged' if previous else 'nothing was written there'}") from exc
+            raise reworded(
+                exc,
+                f"saving the model to {path!r} failed ({exc.strerror or exc}); "
+                f"{'the model already there is unchanged' if previous else 'nothing was written there'}",
+            ) from exc
         ours = sorted(p.name for p in tmp.iterdir())
-        (tmp / MANIFEST_FILE).write_text(json.dumps({"format": FORMAT, "written_by": "anycl",
-                                                     "entries": ours + [MANIFEST_FILE]}, indent=1))
+        (tmp / MANIFEST_FILE).write_text(
+            json.dumps({"format": FORMAT, "written_by": "anycl", "entries": ours + [MANIFEST_FILE]}, indent=1)
+        )
         apply_umask(tmp)
         if target.exists():
             # the user's own files in the folder move into the new model folder before the swap
             foreign = [p for p in target.iterdir() if p.name not in (previous or set())]
             clash = [p.name for p in foreign if (tmp / p.name).exists()]
             if clash:
-                raise FileExistsError(f"{path!r} holds {clash}, which anycl did not write but would now write; "
-                                      f"move them away first")
+                raise FileExistsError(
+                    f"{path!r} holds {clash}, which anycl did not write but would now write; move them away first"
+                )
             for p in foreign:
                 os.replace(p, tmp / p.name)
                 moved.append(p.name)
@@ -125,8 +132,9 @@ def _write(model, tmp: Path, path: str) -> None:
     write_model_files(model, str(tmp), path)
 
 
-def read_model(path: str, encoders: Optional[Mapping[str, nn.Module]] = None
-               ) -> Tuple[Dict[str, Tower], Dict[str, Any]]:
+def read_model(
+    path: str, encoders: Optional[Mapping[str, nn.Module]] = None
+) -> Tuple[Dict[str, Tower], Dict[str, Any]]:
     """The towers (weights loaded) and the config of a model folder written by :func:`save_model`; checks
     the format and refuses pickle files and truncated weights, naming the file."""
     path = os.fspath(path)
@@ -146,11 +154,20 @@ def read_model(path: str, encoders: Optional[Mapping[str, nn.Module]] = None
     if config.get("format_version", 0) > FORMAT_VERSION:
         raise ConfigError(f"{path!r} was written by a newer anycl (format {config['format_version']}); upgrade anycl")
     towers_dir = Path(path) / "towers"
-    pickles = sorted(str(p.relative_to(path)) for p in towers_dir.rglob("*")
-                     if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES) if towers_dir.is_dir() else []
+    pickles = (
+        sorted(
+            str(p.relative_to(path))
+            for p in towers_dir.rglob("*")
+            if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES
+        )
+        if towers_dir.is_dir()
+        else []
+    )
     if pickles:  # anycl writes none; a loader might unpickle them (which runs code)
-        raise ConfigError(f"{path!r} holds pickle file(s) {pickles} that anycl did not write; anycl models are "
-                          f"safetensors + JSON only and are not loaded with pickles beside them. Remove them")
+        raise ConfigError(
+            f"{path!r} holds pickle file(s) {pickles} that anycl did not write; anycl models are "
+            f"safetensors + JSON only and are not loaded with pickles beside them. Remove them"
+        )
     for weights in sorted(Path(path).rglob("*.safetensors")):  # a truncated file: an error naming it
         try:
             check_safetensors(weights)
@@ -171,7 +188,7 @@ def read_model(path: str, encoders: Optional[Mapping[str, nn.Module]] = None
         head = build_head(tcfg.get("head"))
         if head is not None:
             prefix = f"{name}."
-            head.load_state_dict({k[len(prefix):]: v for k, v in heads_state.items() if k.startswith(prefix)})
+            head.load_state_dict({k[len(prefix) :]: v for k, v in heads_state.items() if k.startswith(prefix)})
         towers[name] = Tower(adapter, encoder, head, tcfg.get("encode_with_head", False))
         if (Path(sub) / "lora").is_dir():  # a LoRA adapter saved unmerged (anycl.lora)
             load_tower_adapter(towers[name], sub)

@@ -6,6 +6,7 @@ The training module consults the loss: a loss with a ``momentum_target`` dict (s
 without gradient, and follows the online model as an exponential moving average after every optimiser
 step. The loss itself still sees embeddings only.
 """
+
 from __future__ import annotations
 
 import copy
@@ -20,8 +21,9 @@ from .errors import ConfigError
 SCHEDULES = ("cosine", "constant")
 
 
-def momentum_at(step: int, total: Optional[int], momentum: float, final_momentum: float = 1.0,
-                schedule: str = "cosine") -> float:
+def momentum_at(
+    step: int, total: Optional[int], momentum: float, final_momentum: float = 1.0, schedule: str = "cosine"
+) -> float:
     r"""The EMA momentum after ``step`` of ``total`` optimiser steps.
 
     ``"cosine"`` (BYOL): :math:`\tau_k = \tau_\mathrm{end} - (\tau_\mathrm{end} - \tau_0)(\cos(\pi k/K) + 1)/2`,
@@ -50,8 +52,7 @@ class MomentumTarget(nn.Module):
     ``state_dict`` (prefix ``target.``), so checkpoints carry it.
     """
 
-    def __init__(self, model: nn.Module, momentum: float = 0.99, final_momentum: float = 1.0,
-                 schedule: str = "cosine"):
+    def __init__(self, model: nn.Module, momentum: float = 0.99, final_momentum: float = 1.0, schedule: str = "cosine"):
         super().__init__()
         if schedule not in SCHEDULES:
             raise ConfigError(f"momentum schedule must be one of {SCHEDULES}, got {schedule!r}")
@@ -67,8 +68,12 @@ class MomentumTarget(nn.Module):
         self.last_momentum = float(momentum)
 
     @torch.no_grad()
-    def forward(self, features_by_side: Mapping[str, Any], generator_state: Optional[torch.Tensor] = None,
-                device: Optional[torch.device] = None) -> Dict[str, torch.Tensor]:
+    def forward(
+        self,
+        features_by_side: Mapping[str, Any],
+        generator_state: Optional[torch.Tensor] = None,
+        device: Optional[torch.device] = None,
+    ) -> Dict[str, torch.Tensor]:
         gen = None
         if generator_state is not None:
             gen = torch.Generator(device=device or "cpu")

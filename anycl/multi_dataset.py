@@ -12,6 +12,7 @@ Each data set gets its own sampler of the kind ``sampler`` names (its own de-dup
 negatives, label groups), so :class:`MultiDatasetSampler` only interleaves their plans. The plan is
 a pure function of (seed, epoch) and the sub-samplers' state, so a checkpoint resumes it exactly.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -43,8 +44,10 @@ class MultiRows(Rows):
         self.parts = dict(parts)
         for name, r in self.parts.items():
             if r.streaming:
-                raise ConfigError(f"data set {name!r} is streamed; several data sets in one run need data sets "
-                                  f"with a length (load them, or train on one streamed data set)")
+                raise ConfigError(
+                    f"data set {name!r} is streamed; several data sets in one run need data sets "
+                    f"with a length (load them, or train on one streamed data set)"
+                )
         self.names = list(self.parts)
         self.offsets, n = [], 0
         for name in self.names:
@@ -53,8 +56,15 @@ class MultiRows(Rows):
         columns: List[str] = []
         for r in self.parts.values():
             columns += [c for c in r.columns if c not in columns]
-        super().__init__(self.parts, columns, n, self._get, self._iter_all, None,
-                         f"{len(self.parts)} data sets: " + ", ".join(f"{k} ({len(v)} rows)" for k, v in self.parts.items()))
+        super().__init__(
+            self.parts,
+            columns,
+            n,
+            self._get,
+            self._iter_all,
+            None,
+            f"{len(self.parts)} data sets: " + ", ".join(f"{k} ({len(v)} rows)" for k, v in self.parts.items()),
+        )
 
     def locate(self, i: int) -> tuple:
         """(data set name, index within it) of global row ``i``."""
@@ -147,8 +157,9 @@ class MultiBatchBuilder:
 
     def build(self, rows: List[dict], generator, train: bool = True) -> Optional[Dict[str, Any]]:
         name = rows[0][DATASET]
-        batch = self.builders[name].build([{k: v for k, v in r.items() if k != DATASET} for r in rows],
-                                          generator, train)
+        batch = self.builders[name].build(
+            [{k: v for k, v in r.items() if k != DATASET} for r in rows], generator, train
+        )
         if batch is not None:
             batch["dataset"] = name
         return batch
@@ -162,10 +173,13 @@ class MultiLoss(nn.Module):
         self.losses = nn.ModuleDict(dict(losses))
         for name, loss in self.losses.items():
             if getattr(loss, "momentum_target", None):
-                raise ConfigError(f"the loss of data set {name!r} keeps a momentum target (byol/moco style), which "
-                                  f"several data sets in one run do not support; train it on its own")
-        self.registry_name = "+".join(sorted({getattr(fn, "registry_name", type(fn).__name__)
-                                              for fn in self.losses.values()}))
+                raise ConfigError(
+                    f"the loss of data set {name!r} keeps a momentum target (byol/moco style), which "
+                    f"several data sets in one run do not support; train it on its own"
+                )
+        self.registry_name = "+".join(
+            sorted({getattr(fn, "registry_name", type(fn).__name__) for fn in self.losses.values()})
+        )
         self.in_batch_negatives = any(getattr(fn, "in_batch_negatives", True) for fn in self.losses.values())
 
     def select(self, name: str) -> nn.Module:
@@ -185,8 +199,10 @@ def per_dataset(value: Any, names: Sequence[str]) -> Optional[Dict[str, Any]]:
     """``{name: x}`` naming exactly the data sets → that mapping; otherwise None (one value for all)."""
     if isinstance(value, Mapping) and value and set(value) <= set(names):
         if set(value) != set(names):
-            raise ConfigError(f"the per-data-set mapping names {sorted(value)}, but the data sets are {sorted(names)}; "
-                              f"give every data set its entry")
+            raise ConfigError(
+                f"the per-data-set mapping names {sorted(value)}, but the data sets are {sorted(names)}; "
+                f"give every data set its entry"
+            )
         return dict(value)
     return None
 

@@ -18,6 +18,7 @@ target is the momentum teacher's embedding of the global views (DINO). Losses wi
 With several processes each process scores its own items (no cross-process gathering of views);
 DINO's centre is averaged across processes.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional
@@ -52,8 +53,9 @@ def default_loss(o: Mapping[str, Any], loss: Any, loss_options: Dict[str, Any], 
     return "multiview_infonce"
 
 
-def check_multiview(o: Mapping[str, Any], loss_fn, rows, sides: Mapping[str, str], adapter_cls,
-                    multi: bool = False) -> None:
+def check_multiview(
+    o: Mapping[str, Any], loss_fn, rows, sides: Mapping[str, str], adapter_cls, multi: bool = False
+) -> None:
     """Before any model loads: ConfigError for what multi-view training cannot do — given pairs or hard
     negatives (views are made from each row's anchor), several modalities or data sets, a guide, a loss
     without ``forward_views``, local views from an adapter without ``local_view``."""
@@ -62,18 +64,23 @@ def check_multiview(o: Mapping[str, Any], loss_fn, rows, sides: Mapping[str, str
         return
     name = getattr(loss_fn, "registry_name", type(loss_fn).__name__)
     if not callable(getattr(loss_fn, "forward_views", None)):
-        raise ConfigError(f"views/local_views need a loss that scores several views ({', '.join(MULTIVIEW_LOSSES)}); "
-                          f"loss {name!r} takes pairs")
+        raise ConfigError(
+            f"views/local_views need a loss that scores several views ({', '.join(MULTIVIEW_LOSSES)}); "
+            f"loss {name!r} takes pairs"
+        )
     if multi or len(set(sides.values())) > 1:
         raise ConfigError("views/local_views work with one modality and one data set")
     if rows.has_positive or rows.negatives:
-        raise ConfigError("views/local_views make every view from each row's anchor; the data has 'positive' or "
-                          "negative columns (drop them, or train pairwise without views)")
+        raise ConfigError(
+            "views/local_views make every view from each row's anchor; the data has 'positive' or "
+            "negative columns (drop them, or train pairwise without views)"
+        )
     if o.get("guide") is not None:
         raise ConfigError("guide= does not work with views/local_views")
     if counts[1] and not callable(getattr(adapter_cls, "local_view", None)):
-        raise ConfigError(f"local_views need an adapter with local views (image, audio); the "
-                          f"{sides['anchor']!r} adapter has none")
+        raise ConfigError(
+            f"local_views need an adapter with local views (image, audio); the {sides['anchor']!r} adapter has none"
+        )
 
 
 def multiview_builder(o: Mapping[str, Any], builder: BatchBuilder) -> BatchBuilder:
@@ -82,8 +89,13 @@ def multiview_builder(o: Mapping[str, Any], builder: BatchBuilder) -> BatchBuild
     counts = view_counts(o)
     if counts is None:
         return builder
-    return MultiViewBatchBuilder(builder.adapters, views=counts[0], local_views=counts[1],
-                                 on_bad_item=builder.on_bad_item, prompts=builder.prompts)
+    return MultiViewBatchBuilder(
+        builder.adapters,
+        views=counts[0],
+        local_views=counts[1],
+        on_bad_item=builder.on_bad_item,
+        prompts=builder.prompts,
+    )
 
 
 class MultiViewBatchBuilder(BatchBuilder):
@@ -94,8 +106,14 @@ class MultiViewBatchBuilder(BatchBuilder):
         local_views: L >= 0 local views per item (the adapter's ``local_view``).
     """
 
-    def __init__(self, adapters: Mapping[str, Any], views: int = 2, local_views: int = 0, on_bad_item: str = "raise",
-                 prompts=None):
+    def __init__(
+        self,
+        adapters: Mapping[str, Any],
+        views: int = 2,
+        local_views: int = 0,
+        on_bad_item: str = "raise",
+        prompts=None,
+    ):
         super().__init__(adapters, [], on_bad_item=on_bad_item, prompts=prompts)
         if views < 2 or local_views < 0:
             raise ConfigError(f"need views >= 2 and local_views >= 0, got {views} and {local_views}")
@@ -105,8 +123,10 @@ class MultiViewBatchBuilder(BatchBuilder):
         a = self.adapters["anchor"]
         try:
             item = a.load(row["anchor"])
-            return ([a.augment(item, generator) for _ in range(self.views)],
-                    [a.local_view(item, generator) for _ in range(self.local_views)])
+            return (
+                [a.augment(item, generator) for _ in range(self.views)],
+                [a.local_view(item, generator) for _ in range(self.local_views)],
+            )
         except DataError as exc:
             return self._bad_item(exc)
 
@@ -116,8 +136,12 @@ class MultiViewBatchBuilder(BatchBuilder):
         if len(keep) < 2:
             return None
         loaded = [loaded[i] for i in keep]
-        batch: Dict[str, Any] = {"size": len(loaded), "num_negatives": 0, "num_views": self.views,
-                                 "num_local_views": self.local_views}
+        batch: Dict[str, Any] = {
+            "size": len(loaded),
+            "num_negatives": 0,
+            "num_views": self.views,
+            "num_local_views": self.local_views,
+        }
         batch["anchor"] = self._collate("anchor", [x[0][v] for v in range(self.views) for x in loaded])
         if self.local_views:
             batch["positive"] = self._collate("anchor", [x[1][v] for v in range(self.local_views) for x in loaded])

@@ -15,6 +15,7 @@ The folder holds ``model.onnx``, ``anycl_onnx.json`` (inputs, output, modality, 
 a model card (``README.md``). Batch (and, for text, token) dimensions are dynamic. Needs ``onnx``
 (``pip install 'anycl[onnx]'``); :func:`onnx_session` / :func:`run_onnx` run it with ONNX Runtime.
 """
+
 from __future__ import annotations
 
 import json
@@ -67,7 +68,7 @@ class RealMelSpectrogram(nn.Module):
         n_fft, win = spec.n_fft, spec.window.float()
         left = (n_fft - win.numel()) // 2  # torch.stft centres a shorter window in the frame
         window = torch.zeros(n_fft)
-        window[left:left + win.numel()] = win
+        window[left : left + win.numel()] = win
         k = torch.arange(n_fft // 2 + 1, dtype=torch.float64).unsqueeze(1)
         t = torch.arange(n_fft, dtype=torch.float64).unsqueeze(0)
         angle = 2 * torch.pi * k * t / n_fft
@@ -82,7 +83,7 @@ class RealMelSpectrogram(nn.Module):
         x = wave.reshape(-1, 1, shape[-1])
         x = F.pad(x, (self.n_fft // 2, self.n_fft // 2), mode=self.pad_mode)
         spec = F.conv1d(x, self.basis, stride=self.hop)  # (B, 2F, T)
-        power = spec[:, :self.freqs].pow(2) + spec[:, self.freqs:].pow(2)
+        power = spec[:, : self.freqs].pow(2) + spec[:, self.freqs :].pow(2)
         mel = torch.matmul(power.transpose(1, 2), self.fb).transpose(1, 2)  # (B, n_mels, T)
         return mel.reshape(tuple(shape[:-1]) + tuple(mel.shape[-2:]))
 
@@ -94,8 +95,10 @@ def _default_views(adapter, modality: str) -> List[Any]:
     g = torch.Generator().manual_seed(0)
     if modality == "image":
         size = int(adapter.size)
-        return [adapter.eval_view(torch.randint(0, 256, (3, size + 8, size + 12), generator=g, dtype=torch.uint8))
-                for _ in range(2)]
+        return [
+            adapter.eval_view(torch.randint(0, 256, (3, size + 8, size + 12), generator=g, dtype=torch.uint8))
+            for _ in range(2)
+        ]
     if modality == "audio":
         return [adapter.eval_view(torch.randn(adapter.samples, generator=g) * 0.1) for _ in range(2)]
     raise ConfigError(f"give example items to export the {modality!r} tower: export_onnx(..., example=[item, item])")
@@ -118,8 +121,14 @@ def _as_inputs(feats: Any) -> tuple:
     raise ConfigError(f"cannot export a tower whose collated batch is a {type(feats).__name__}; ONNX needs tensors")
 
 
-def export_onnx(model, directory: str, modality: Optional[str] = None, example: Optional[Sequence[Any]] = None,
-                normalize: bool = True, opset: int = 17) -> str:
+def export_onnx(
+    model,
+    directory: str,
+    modality: Optional[str] = None,
+    example: Optional[Sequence[Any]] = None,
+    normalize: bool = True,
+    opset: int = 17,
+) -> str:
     """Write one tower of ``model`` as ONNX into ``directory``; returns the ``model.onnx`` path.
 
     Args:
@@ -166,9 +175,17 @@ def export_onnx(model, directory: str, modality: Optional[str] = None, example: 
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's tracer and deprecation warnings
             wrapper(*(t.cpu() for t in inputs))  # lazy imports and per-device transforms happen outside the trace
-            torch.onnx.export(wrapper, tuple(t.cpu() for t in inputs), str(path), input_names=names,
-                              output_names=[OUTPUT], dynamic_axes=dynamic, opset_version=opset, dynamo=False,
-                              do_constant_folding=True)
+            torch.onnx.export(
+                wrapper,
+                tuple(t.cpu() for t in inputs),
+                str(path),
+                input_names=names,
+                output_names=[OUTPUT],
+                dynamic_axes=dynamic,
+                opset_version=opset,
+                dynamo=False,
+                do_constant_folding=True,
+            )
     finally:
         model.train(was_training)
         if hasattr(adapter, "_mels"):
@@ -177,9 +194,15 @@ def export_onnx(model, directory: str, modality: Optional[str] = None, example: 
             else:
                 adapter._mels["cpu"] = swapped
     onnx.checker.check_model(str(path))
-    meta: Dict[str, Any] = {"modality": mod, "inputs": names, "output": OUTPUT, "normalized": normalize,
-                            "projection_head": tower.encode_with_head, "opset": opset,
-                            "adapter": adapter.config()}
+    meta: Dict[str, Any] = {
+        "modality": mod,
+        "inputs": names,
+        "output": OUTPUT,
+        "normalized": normalize,
+        "projection_head": tower.encode_with_head,
+        "opset": opset,
+        "adapter": adapter.config(),
+    }
     st = getattr(tower.encoder, "st", None)
     if st is not None:
         st.tokenizer.save_pretrained(str(out_dir))

@@ -18,6 +18,7 @@ Options (``probe=True`` for the defaults, or a dict):
     regression probe (default False; scikit-learn). test_fraction: held-out share for one set with
     ``linear=True`` (default 0.2). batch_size: items embedded at once (default 64).
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Sequence
@@ -54,16 +55,22 @@ def _labelled(data: Any, columns, file_extensions: Sequence[str], what: str):
 
     rows = to_rows(data, columns, file_extensions)
     if not rows.has_label:
-        raise DataError(f"the probe's {what} needs a 'label' column (and the items under 'anchor'); its columns are "
-                        f"{rows.columns}")
+        raise DataError(
+            f"the probe's {what} needs a 'label' column (and the items under 'anchor'); its columns are {rows.columns}"
+        )
     items, labels = rows.column("anchor"), rows.column(LABEL)
     if len(set(map(repr, labels))) < 2:
         raise DataError(f"the probe's {what} needs items of at least two labels")
     return items, labels
 
 
-def probe_evaluator(eval_dataset: Any, probe: Any, columns: Optional[Mapping[str, str]] = None,
-                    file_extensions: Sequence[str] = (), seed: int = 0):
+def probe_evaluator(
+    eval_dataset: Any,
+    probe: Any,
+    columns: Optional[Mapping[str, str]] = None,
+    file_extensions: Sequence[str] = (),
+    seed: int = 0,
+):
     """The evaluator ``fit(probe=...)`` runs: see the module docstring."""
     from .evaluation import KNNEvaluator, ProbeEvaluator
     from .evaluators import ClassificationEvaluator
@@ -78,16 +85,31 @@ def probe_evaluator(eval_dataset: Any, probe: Any, columns: Optional[Mapping[str
         if o["k"] > len(tr_items):
             raise ConfigError(f"probe k={o['k']} is more than the {len(tr_items)} items of the probe's train set")
         ev: Any  # a ProbeEvaluator, KNNEvaluator or ClassificationEvaluator; each gets primary_metric below
-        ev = ProbeEvaluator(tr_items, tr_labels, te_items, te_labels, k=o["k"], batch_size=o["batch_size"],
-                            linear=o["linear"], temperature=o["temperature"])
+        ev = ProbeEvaluator(
+            tr_items,
+            tr_labels,
+            te_items,
+            te_labels,
+            k=o["k"],
+            batch_size=o["batch_size"],
+            linear=o["linear"],
+            temperature=o["temperature"],
+        )
     else:
         items, labels = _labelled(eval_dataset, columns, file_extensions, "eval_dataset")
         if not o["linear"]:
             ev = KNNEvaluator(items, labels, k=o["k"], batch_size=o["batch_size"], temperature=o["temperature"])
             knn_name = f"knn@{min(o['k'], len(items) - 1)}_accuracy"
         else:
-            ev = ClassificationEvaluator(items, labels, test_fraction=o["test_fraction"], seed=seed, k=o["k"],
-                                         batch_size=o["batch_size"], linear=True)
+            ev = ClassificationEvaluator(
+                items,
+                labels,
+                test_fraction=o["test_fraction"],
+                seed=seed,
+                k=o["k"],
+                batch_size=o["batch_size"],
+                linear=True,
+            )
             ev.temperature = o["temperature"]
     ev.primary_metric = "linear_probe_accuracy" if o["linear"] else knn_name
     return ev

@@ -2,6 +2,7 @@
 
 The training loop's bar (steps, with the loss) is made in ``anycl/training.py``.
 """
+
 from __future__ import annotations
 
 import logging

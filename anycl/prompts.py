@@ -17,6 +17,7 @@ towers only. They are stored with the model and written into its sentence-transf
 (``prompts`` of ``config_sentence_transformers.json``, with ``query``/``document`` aliases for
 ``encode_query``/``encode_document``).
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Iterable, Mapping, Optional
@@ -30,16 +31,23 @@ def check_prompt_map(prompts: Any, what: str = "prompts") -> Dict[str, str]:
     if prompts is None:
         return {}
     if not isinstance(prompts, Mapping):
-        raise ConfigError(f"{what} must be a mapping of column name → prompt text, e.g. "
-                          f"{{'anchor': 'query: ', 'positive': 'passage: '}}; got {type(prompts).__name__}")
+        raise ConfigError(
+            f"{what} must be a mapping of column name → prompt text, e.g. "
+            f"{{'anchor': 'query: ', 'positive': 'passage: '}}; got {type(prompts).__name__}"
+        )
     for k, v in prompts.items():
         if not isinstance(k, str) or not isinstance(v, str):
             raise ConfigError(f"{what} must map column names (str) to prompt texts (str); got {k!r}: {v!r}")
     return dict(prompts)
 
 
-def resolve_fit_prompts(prompts: Any, columns: Iterable[str], mapping: Optional[Mapping[str, str]],
-                        side_modalities: Mapping[str, str], mined_negatives: bool = False) -> Dict[str, str]:
+def resolve_fit_prompts(
+    prompts: Any,
+    columns: Iterable[str],
+    mapping: Optional[Mapping[str, str]],
+    side_modalities: Mapping[str, str],
+    mined_negatives: bool = False,
+) -> Dict[str, str]:
     """``fit``'s ``prompts`` (keyed by column) → one prompt per side; raises for unknown columns and
     for sides that are not text."""
     prompts = check_prompt_map(prompts)
@@ -56,12 +64,15 @@ def resolve_fit_prompts(prompts: Any, columns: Iterable[str], mapping: Optional[
             col = "negative"
         if col is None or col not in columns and col != "negative":
             valid = columns + [u for u, c in user_names.items() if c in columns]
-            raise ConfigError(f"prompts name column {key!r}, which the dataset does not have; its columns are "
-                              f"{sorted(set(valid))}")
+            raise ConfigError(
+                f"prompts name column {key!r}, which the dataset does not have; its columns are {sorted(set(valid))}"
+            )
         side = "negative" if col.startswith("negative") else col
         if side in by_side and by_side[side] != text:
-            raise ConfigError(f"prompts give the {side} side two different prompts ({by_side[side]!r} and "
-                              f"{text!r}); every hard-negative column shares one prompt")
+            raise ConfigError(
+                f"prompts give the {side} side two different prompts ({by_side[side]!r} and "
+                f"{text!r}); every hard-negative column shares one prompt"
+            )
         by_side[side] = text
     for side in by_side:
         modality = side_modalities.get(side, side_modalities.get("anchor"))

@@ -16,6 +16,7 @@ arrays), so vectors written by anycl can sit in an index built with ST, and the 
 the quantised search would (int8 values; uint8 shifted by 128; bits as ±1, so the dot product is
 ``D - 2·hamming``).
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -44,8 +45,10 @@ def quantization_ranges(calibration_embeddings) -> np.ndarray:
     """(2, D) float32: per-dimension minimum and maximum of ``calibration_embeddings`` (N, D), N >= 2."""
     cal = _as_numpy(calibration_embeddings)
     if cal.ndim != 2 or cal.shape[0] < 2:
-        raise DataError(f"int8/uint8 calibration needs at least 2 embeddings as an (N, D) array, got shape "
-                        f"{tuple(cal.shape)}; pass ranges= or calibration_embeddings= from a representative set")
+        raise DataError(
+            f"int8/uint8 calibration needs at least 2 embeddings as an (N, D) array, got shape "
+            f"{tuple(cal.shape)}; pass ranges= or calibration_embeddings= from a representative set"
+        )
     return np.vstack((cal.min(axis=0), cal.max(axis=0))).astype(np.float32)
 
 

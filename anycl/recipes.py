@@ -12,6 +12,7 @@ The run records ``recipe`` and the options it resolved to (``config.yaml``).
 
 Recipes import nothing from anycl, so :mod:`anycl.fit_config` can read them.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Mapping

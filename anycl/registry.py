@@ -5,6 +5,7 @@ under one or more names, ``get(name, **kwargs)`` builds one, ``names()`` lists w
 Installed plugins are found through a Python entry-point group (for example ``anycl.adapters``): each
 entry point names a module or object that registers itself when loaded.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -69,7 +70,6 @@ class Registry:
             try:
                 obj = ep.load()
             except Exception as exc:  # a broken plugin must not break anycl itself
-
                 warnings.warn(f"could not load {self.kind} plugin {ep.name!r} ({ep.value}): {exc}", stacklevel=2)
                 continue
             if callable(obj) and self._norm(ep.name) not in self._table:
@@ -91,9 +91,7 @@ class Registry:
         self._load_plugins()
         key = self._norm(name)
         if key not in self._table:
-            raise UnknownNameError(
-                f"unknown {self.kind} {name!r}; registered {self.plural}: {', '.join(self.names())}"
-            )
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; registered {self.plural}: {', '.join(self.names())}")
         return self._table[key]
 
     def get(self, name: str, **kwargs) -> Any:

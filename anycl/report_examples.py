@@ -4,6 +4,7 @@
 searches a small corpus (the queries' own documents plus a seeded sample of others, at most
 ``corpus_size``) with the model before training, and again when the report is written.
 """
+
 from __future__ import annotations
 
 import random
@@ -22,8 +23,16 @@ class RetrievalExamples:
         self.hits: Dict[str, List[List[Dict[str, Any]]]] = {}  # label → per query → top-k hits
 
     @classmethod
-    def pick(cls, queries: Sequence[Any], corpus: Sequence[Any], relevant: Sequence[Set[int]], n: int = 3,
-             corpus_size: int = 200, seed: int = 0, k: int = 3) -> Optional[RetrievalExamples]:
+    def pick(
+        cls,
+        queries: Sequence[Any],
+        corpus: Sequence[Any],
+        relevant: Sequence[Set[int]],
+        n: int = 3,
+        corpus_size: int = 200,
+        seed: int = 0,
+        k: int = 3,
+    ) -> Optional[RetrievalExamples]:
         """``n`` seeded queries (strings with a relevant document) and a corpus of at most ``corpus_size``."""
         usable = [i for i, q in enumerate(queries) if isinstance(q, str) and relevant[i]]
         if len(usable) < 1 or not all(isinstance(c, str) for c in corpus[:50]):
@@ -34,8 +43,12 @@ class RetrievalExamples:
         others = [d for d in range(len(corpus)) if d not in set(keep)]
         keep = sorted(keep + rng.sample(others, max(0, min(len(others), corpus_size - len(keep)))))
         where = {d: j for j, d in enumerate(keep)}
-        return cls([queries[i] for i in chosen], [corpus[d] for d in keep],
-                   [{where[d] for d in relevant[i] if d in where} for i in chosen], k)
+        return cls(
+            [queries[i] for i in chosen],
+            [corpus[d] for d in keep],
+            [{where[d] for d in relevant[i] if d in where} for i in chosen],
+            k,
+        )
 
     @classmethod
     def from_pairs(cls, anchors: Sequence[Any], positives: Sequence[Any], **kwargs) -> Optional[RetrievalExamples]:
@@ -59,7 +72,9 @@ class RetrievalExamples:
         scores = q @ c.T
         top = torch.topk(scores, min(self.k, len(self.corpus)), dim=1)
         self.hits[label] = [
-            [{"text": self.corpus[int(j)], "score": float(s), "relevant": int(j) in self.relevant[i]}
-             for s, j in zip(top.values[i], top.indices[i])]
+            [
+                {"text": self.corpus[int(j)], "score": float(s), "relevant": int(j) in self.relevant[i]}
+                for s, j in zip(top.values[i], top.indices[i])
+            ]
             for i in range(len(self.queries))
         ]

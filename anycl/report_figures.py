@@ -2,6 +2,7 @@
 
 Figures carry no title: the report's heading above each says what it is, and its caption how to read it.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,18 @@ from .errors import ConfigError
 
 FIGSIZE = (8.0, 4.5)
 DPI = 100
-COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
-           "tab:cyan", "tab:grey"]
+COLOURS = [
+    "tab:blue",
+    "tab:orange",
+    "tab:green",
+    "tab:red",
+    "tab:purple",
+    "tab:brown",
+    "tab:pink",
+    "tab:olive",
+    "tab:cyan",
+    "tab:grey",
+]
 
 
 def _plt():
@@ -30,8 +41,11 @@ def _plt():
 
 
 def series(history: Sequence[Mapping[str, Any]], key: str):
-    pts = [(h["step"], h[key]) for h in history
-           if isinstance(h.get(key), (int, float)) and "step" in h and not math.isnan(h[key])]
+    pts = [
+        (h["step"], h[key])
+        for h in history
+        if isinstance(h.get(key), (int, float)) and "step" in h and not math.isnan(h[key])
+    ]
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
@@ -83,17 +97,37 @@ def eval_figure(path: Path, eval_history, metrics: Sequence[str]) -> Optional[Pa
             continue
         c = COLOURS[i % len(COLOURS)]
         # distinct markers, dashes and widths: metrics with equal values stay visible on top of each other
-        ax.plot(xs, ys, color=c, marker="osD^vP*X"[i % 8], markersize=7 - 0.6 * (i % 6),
-                linestyle=["-", "--", "-.", ":"][i % 4], linewidth=max(0.8, 3.0 - 0.45 * (i % 6)), label=k)
+        ax.plot(
+            xs,
+            ys,
+            color=c,
+            marker="osD^vP*X"[i % 8],
+            markersize=7 - 0.6 * (i % 6),
+            linestyle=["-", "--", "-.", ":"][i % 4],
+            linewidth=max(0.8, 3.0 - 0.45 * (i % 6)),
+            label=k,
+        )
         if xs[0] == 0:
             ax.axhline(ys[0], color=c, linestyle=":", linewidth=1, alpha=0.8)
             ax.plot([0], [ys[0]], marker="o", markersize=9, markerfacecolor="white", markeredgecolor=c, zorder=3)
-    ax.plot([], [], linestyle=":", color="0.3", marker="o", markerfacecolor="white", markeredgecolor="0.3",
-            label="before training (step 0)")
+    ax.plot(
+        [],
+        [],
+        linestyle=":",
+        color="0.3",
+        marker="o",
+        markerfacecolor="white",
+        markeredgecolor="0.3",
+        label="before training (step 0)",
+    )
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("metric value")
-    ax.set_ylim(0, min(1.05, max(1e-3, max(v for k in metrics for v in series(eval_history, k)[1]) * 1.1))
-                if all(0 <= v <= 1 for k in metrics for v in series(eval_history, k)[1]) else None)
+    ax.set_ylim(
+        0,
+        min(1.05, max(1e-3, max(v for k in metrics for v in series(eval_history, k)[1]) * 1.1))
+        if all(0 <= v <= 1 for k in metrics for v in series(eval_history, k)[1])
+        else None,
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2, loc="lower right")
     return _save(fig, path)
@@ -120,8 +154,13 @@ def collapse_figure(path: Path, history, threshold: float = 0.1, relative: float
             ax.axhspan(threshold, 1.05, color="tab:green", alpha=0.08, label="healthy")
             ax.axhline(threshold, color="tab:red", linestyle="--", linewidth=1, label=f"warning ({threshold:g})")
             if ys:
-                ax.axhline(relative * ys[0], color="tab:orange", linestyle=":", linewidth=1,
-                           label=f"{relative:g} × first value")
+                ax.axhline(
+                    relative * ys[0],
+                    color="tab:orange",
+                    linestyle=":",
+                    linewidth=1,
+                    label=f"{relative:g} × first value",
+                )
             ax.set_ylabel("0 = collapsed, 1 = spread")
         elif k == "alignment":
             ax.set_ylim(0, 4)
@@ -149,15 +188,33 @@ def similarity_figure(path: Path, history) -> Optional[Path]:
     plt = _plt()
     fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
     m = None if len(xs_p) < 30 else None
-    ax.plot(xs_p, ys_p, color="tab:green", marker="o" if len(xs_p) < 30 else m, markersize=3,
-            label="anchor · its positive (mean)")
+    ax.plot(
+        xs_p,
+        ys_p,
+        color="tab:green",
+        marker="o" if len(xs_p) < 30 else m,
+        markersize=3,
+        label="anchor · its positive (mean)",
+    )
     if xs_n:
-        ax.plot(xs_n, ys_n, color="tab:red", marker="o" if len(xs_n) < 30 else m, markersize=3,
-                label="anchor · hardest in-batch negative (mean)")
+        ax.plot(
+            xs_n,
+            ys_n,
+            color="tab:red",
+            marker="o" if len(xs_n) < 30 else m,
+            markersize=3,
+            label="anchor · hardest in-batch negative (mean)",
+        )
         common = {x: y for x, y in zip(xs_n, ys_n)}
         gx = [x for x in xs_p if x in common]
-        ax.fill_between(gx, [common[x] for x in gx], [y for x, y in zip(xs_p, ys_p) if x in common],
-                        color="tab:green", alpha=0.1, label="the gap training opens")
+        ax.fill_between(
+            gx,
+            [common[x] for x in gx],
+            [y for x, y in zip(xs_p, ys_p) if x in common],
+            color="tab:green",
+            alpha=0.1,
+            label="the gap training opens",
+        )
     low = min(ys_p + ys_n + [0.0])
     ax.set_ylim(max(-1.0, low - 0.05), 1.0)
     ax.set_xlabel("optimiser step")
@@ -175,8 +232,9 @@ def project_2d(emb, method: str = "pca", seed: int = 0):
     if method == "tsne":
         from sklearn.manifold import TSNE  # lazy: scikit-learn: slow to import, only where it is used
 
-        return TSNE(n_components=2, perplexity=min(30.0, (x.shape[0] - 1) / 3), init="pca",
-                    random_state=seed).fit_transform(x)
+        return TSNE(
+            n_components=2, perplexity=min(30.0, (x.shape[0] - 1) / 3), init="pca", random_state=seed
+        ).fit_transform(x)
     if method != "pca":
         raise ConfigError(f"the embedding map's method must be 'pca' or 'tsne', got {method!r}")
     from sklearn.decomposition import PCA  # lazy: scikit-learn: slow to import, only where it is used
@@ -245,5 +303,9 @@ def pair_histogram(path: Path, model, picked: List[dict], seed: int = 0) -> Dict
     ax.grid(alpha=0.3)
     _save(fig, path)
     overlap = float((rnd[:, None] >= pos[None, :]).mean())  # P(random pair scores at least a positive pair)
-    return {"pairs": n, "positive_mean": float(pos.mean()), "random_mean": float(rnd.mean()),
-            "random_above_positive": overlap}
+    return {
+        "pairs": n,
+        "positive_mean": float(pos.mean()),
+        "random_mean": float(rnd.mean()),
+        "random_above_positive": overlap,
+    }

@@ -1,5 +1,6 @@
 """The column convention every modality shares (``anchor``, ``positive``, ``negative[_k]``, ``label``, scores)
 and :class:`Rows`, the one shape training data takes inside anycl (see :mod:`anycl.data`)."""
+
 from __future__ import annotations
 
 import re
@@ -32,9 +33,16 @@ class Rows:
 
     teacher_dim: Optional[int] = None
 
-    def __init__(self, source: Any, columns: List[str], length: Optional[int], getter: Optional[Callable[[int], dict]],
-                 iterator: Callable[[], Iterator[dict]], column_getter: Optional[Callable[[str], list]] = None,
-                 description: str = ""):
+    def __init__(
+        self,
+        source: Any,
+        columns: List[str],
+        length: Optional[int],
+        getter: Optional[Callable[[int], dict]],
+        iterator: Callable[[], Iterator[dict]],
+        column_getter: Optional[Callable[[str], list]] = None,
+        description: str = "",
+    ):
         self.source = source
         self.columns = columns
         self._length = length

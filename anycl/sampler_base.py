@@ -3,6 +3,7 @@
 The samplers themselves: :mod:`anycl.in_batch_sampler`, :mod:`anycl.mined_sampler`,
 :mod:`anycl.label_sampler`; :mod:`anycl.sampling` gathers them.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence

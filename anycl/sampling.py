@@ -9,6 +9,7 @@ Samplers register by name: ``anycl.samplers.get("in_batch")``. This module gathe
 registry: :mod:`anycl.sampler_base`; the samplers: :mod:`anycl.in_batch_sampler`, :mod:`anycl.mined_sampler`,
 :mod:`anycl.label_sampler`) and builds a data set's sampler and batch builder (:func:`sampler_and_builder`).
 """
+
 from __future__ import annotations
 
 import copy
@@ -49,14 +50,20 @@ def sampler_and_builder(o, sopts, rows, side_adapters, loss_fn, guide=None, prom
     if hasattr(sampler, "mining_precision") and sampler.mining_precision is None:  # mine as the model trains
         sampler.mining_precision = "bf16" if (o.get("mixed_precision") or "no") == "bf16" else "fp32"
     if hasattr(sampler, "set_length_functions"):  # group_by_length sorts by what padding is made of
-        sampler.set_length_functions({c: side_adapters[c if c in ("anchor", "positive") else "negative"].lengths
-                                      for c in key_fns})
+        sampler.set_length_functions(
+            {c: side_adapters[c if c in ("anchor", "positive") else "negative"].lengths for c in key_fns}
+        )
     negative_columns = rows.negatives
     if getattr(sampler, "num_negatives", 0):  # a mining sampler supplies negative_1..k in rows_for
         if rows.negatives:
             log.warning("the sampler mines hard negatives; the data's columns %s are replaced", rows.negatives)
         negative_columns = [f"negative_{i + 1}" for i in range(int(sampler.num_negatives))]
-    builder = BatchBuilder(side_adapters, negative_columns, on_bad_item=o.get("on_bad_item", "raise"),
-                           keep_views=guide is not None and guide.needs_views, prompts=prompts,
-                           score_columns=tuple(getattr(loss_fn, "score_columns", ()) or ()))
+    builder = BatchBuilder(
+        side_adapters,
+        negative_columns,
+        on_bad_item=o.get("on_bad_item", "raise"),
+        keep_views=guide is not None and guide.needs_views,
+        prompts=prompts,
+        score_columns=tuple(getattr(loss_fn, "score_columns", ()) or ()),
+    )
     return sampler, builder

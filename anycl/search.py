@@ -6,6 +6,7 @@ blocks of queries against blocks of documents by matrix products and keeps a run
 is bounded by the block sizes, never a full query × corpus matrix. :func:`ranked_metrics` turns ranked
 lists into nDCG@10, MRR@10, MAP@100 and Recall@k.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,14 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 import torch
 
 
-def topk(queries: torch.Tensor, corpus: torch.Tensor, k: int, exclude: Optional[Sequence[Sequence[int]]] = None,
-         chunk_size: int = 1024, corpus_chunk_size: Optional[int] = -1) -> Tuple[torch.Tensor, torch.Tensor]:
+def topk(
+    queries: torch.Tensor,
+    corpus: torch.Tensor,
+    k: int,
+    exclude: Optional[Sequence[Sequence[int]]] = None,
+    chunk_size: int = 1024,
+    corpus_chunk_size: Optional[int] = -1,
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Top-``k`` scores (dot products; cosine for L2-normalised inputs) and corpus indices of each query.
 
     Args:
@@ -37,13 +44,13 @@ def topk(queries: torch.Tensor, corpus: torch.Tensor, k: int, exclude: Optional[
     if k == 0 or n == 0:
         return out_s, out_i
     for qs in range(0, nq, chunk_size):
-        q = queries[qs:qs + chunk_size]
+        q = queries[qs : qs + chunk_size]
         m = q.shape[0]
         best_s = torch.full((m, 0), float("-inf"))
         best_i = torch.full((m, 0), -1, dtype=torch.long)
         ex_r, ex_c = _exclusions(exclude, qs, m)
         for cs in range(0, n, step):
-            sim = q @ corpus[cs:cs + step].T  # (m, c)
+            sim = q @ corpus[cs : cs + step].T  # (m, c)
             if len(ex_r):
                 sel = (ex_c >= cs) & (ex_c < cs + sim.shape[1])
                 sim[ex_r[sel], ex_c[sel] - cs] = float("-inf")
@@ -53,20 +60,23 @@ def topk(queries: torch.Tensor, corpus: torch.Tensor, k: int, exclude: Optional[
             best_s, pos = cat_s.topk(min(k, cat_s.shape[1]), dim=1)
             best_i = cat_i.gather(1, pos)
         best_i = torch.where(torch.isinf(best_s), torch.full_like(best_i, -1), best_i)
-        out_s[qs:qs + m, :best_s.shape[1]] = best_s
-        out_i[qs:qs + m, :best_i.shape[1]] = best_i
+        out_s[qs : qs + m, : best_s.shape[1]] = best_s
+        out_i[qs : qs + m, : best_i.shape[1]] = best_i
     return out_s, out_i
 
 
 def _exclusions(exclude: Optional[Sequence[Sequence[int]]], start: int, m: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """The exclusions of queries ``start .. start + m`` as (row in the block, corpus index) tensors."""
     pairs = [] if exclude is None else [(r, c) for r in range(m) for c in exclude[start + r]]
-    return (torch.tensor([r for r, _ in pairs], dtype=torch.long),
-            torch.tensor([c for _, c in pairs], dtype=torch.long))
+    return (
+        torch.tensor([r for r, _ in pairs], dtype=torch.long),
+        torch.tensor([c for _, c in pairs], dtype=torch.long),
+    )
 
 
-def ranked_metrics(ranked: Sequence[Sequence[int]], relevant: Sequence[Set[int]],
-                   ks: Sequence[int] = (1, 10, 100)) -> Dict[str, float]:
+def ranked_metrics(
+    ranked: Sequence[Sequence[int]], relevant: Sequence[Set[int]], ks: Sequence[int] = (1, 10, 100)
+) -> Dict[str, float]:
     """nDCG@10, MRR@10, MAP@100 and Recall@k for binary relevance, from each query's ranked corpus
     indices (best first; at least ``max(ks)`` and 100 deep where the corpus allows). Queries without
     relevant documents are left out of the means."""
@@ -99,8 +109,13 @@ def ranked_metrics(ranked: Sequence[Sequence[int]], relevant: Sequence[Set[int]]
     return out
 
 
-def retrieval_metrics(query_emb: torch.Tensor, corpus_emb: torch.Tensor, relevant: Sequence[Set[int]],
-                      ks: Sequence[int] = (1, 10, 100), chunk_size: int = 4096) -> Dict[str, float]:
+def retrieval_metrics(
+    query_emb: torch.Tensor,
+    corpus_emb: torch.Tensor,
+    relevant: Sequence[Set[int]],
+    ks: Sequence[int] = (1, 10, 100),
+    chunk_size: int = 4096,
+) -> Dict[str, float]:
     """nDCG@10, MRR@10, MAP@100 and Recall@k of ``query_emb`` (Q, D) against ``corpus_emb`` (N, D), both
     L2-normalised; ``relevant``: for each query, the set of relevant corpus indices."""
     if len(relevant) != query_emb.shape[0]:

@@ -7,6 +7,7 @@ these as keys, so an optimiser state's integer keys stay integers), ``torch.Tens
 NumPy scalars. Reading it executes nothing: JSON is data and safetensors is a header plus raw bytes.
 Anything else (an arbitrary Python object) cannot be written and raises ``TypeError`` naming where it is.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,10 +54,13 @@ def _encode(obj: Any, tensors: Dict[str, torch.Tensor], where: str) -> Any:
     if isinstance(obj, tuple):
         return {"tu": [_encode(v, tensors, f"{where}[{i}]") for i, v in enumerate(obj)]}
     if isinstance(obj, dict):
-        return {"d": [[_encode(k, tensors, f"{where} key"), _encode(v, tensors, f"{where}[{k!r}]")]
-                      for k, v in obj.items()]}
-    raise TypeError(f"{where} is a {type(obj).__name__}, which anycl cannot save without pickle; keep checkpoint "
-                    f"state to numbers, strings, lists, dicts, tensors and NumPy arrays")
+        return {
+            "d": [[_encode(k, tensors, f"{where} key"), _encode(v, tensors, f"{where}[{k!r}]")] for k, v in obj.items()]
+        }
+    raise TypeError(
+        f"{where} is a {type(obj).__name__}, which anycl cannot save without pickle; keep checkpoint "
+        f"state to numbers, strings, lists, dicts, tensors and NumPy arrays"
+    )
 
 
 def _decode(node: Any, tensors: Dict[str, torch.Tensor]) -> Any:
@@ -145,8 +149,10 @@ def check_safetensors(path: os.PathLike) -> Tuple[int, int]:
         except (KeyError, TypeError, IndexError, ValueError) as exc:
             raise StateFileError(f"{path} is corrupt: bad entry {key!r} in its safetensors header") from exc
     if 8 + n + end > size:
-        raise StateFileError(f"{path} is truncated: its tensors need {8 + n + end} bytes, the file has {size}; "
-                             f"it was cut short (an interrupted copy or a full disk?)")
+        raise StateFileError(
+            f"{path} is truncated: its tensors need {8 + n + end} bytes, the file has {size}; "
+            f"it was cut short (an interrupted copy or a full disk?)"
+        )
     return n, end
 
 

@@ -11,6 +11,7 @@ A delimited file is checked before pandas reads it:
   would otherwise take the first field as an index, or drop or pad fields);
 - pandas never invents an index (``index_col=False``).
 """
+
 from __future__ import annotations
 
 import csv
@@ -79,13 +80,19 @@ def _sniff(path: Path, default: str) -> Optional[str]:
         if in_header and len(widths) == 1 and widths.pop() >= 2:
             return c
         if in_header:
-            what = (f"its header contains {_name(c)}: it looks {_name(c)}-separated, but its rows split into "
-                    f"differing numbers of fields. Pass sep={c!r} (command line: --sep {c!r}) and fix the rows")
+            what = (
+                f"its header contains {_name(c)}: it looks {_name(c)}-separated, but its rows split into "
+                f"differing numbers of fields. Pass sep={c!r} (command line: --sep {c!r}) and fix the rows"
+            )
         else:
-            what = (f"{share:.0%} of its values contain {_name(c)}. If it is {_name(c)}-separated, pass sep={c!r} "
-                    f"(command line: --sep {c!r})")
-        raise DataError(f"{str(path)!r} reads as one column with separator {_name(default)}, but {what}; if it "
-                        f"really is one column of items, pass sep={default!r}")
+            what = (
+                f"{share:.0%} of its values contain {_name(c)}. If it is {_name(c)}-separated, pass sep={c!r} "
+                f"(command line: --sep {c!r})"
+            )
+        raise DataError(
+            f"{str(path)!r} reads as one column with separator {_name(default)}, but {what}; if it "
+            f"really is one column of items, pass sep={default!r}"
+        )
     return None
 
 
@@ -100,7 +107,8 @@ def _check_widths(path: Path, sep: str) -> None:
             if len(rec) != len(header):
                 raise DataError(
                     f"{str(path)!r} line {line}: {len(rec)} fields, but the header has {len(header)} ({header}); "
-                    f"quote fields that contain the separator {_name(sep)} (or pass the right sep=)")
+                    f"quote fields that contain the separator {_name(sep)} (or pass the right sep=)"
+                )
     except csv.Error as exc:
         raise DataError(f"cannot read {str(path)!r}: {exc}") from exc
 
@@ -144,9 +152,7 @@ def read_table(path: Path, sep: Optional[str] = None):
         elif suffix == ".parquet":
             df = pd.read_parquet(path)
         else:
-            raise DataError(
-                f"cannot read {str(path)!r}: use a .csv, .tsv, .jsonl, .json or .parquet file, or a folder"
-            )
+            raise DataError(f"cannot read {str(path)!r}: use a .csv, .tsv, .jsonl, .json or .parquet file, or a folder")
     except DataError:
         raise
     except Exception as exc:

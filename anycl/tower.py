@@ -1,4 +1,5 @@
 """A tower: one modality's adapter + encoder (+ projection head), and the projection heads."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
@@ -63,8 +64,9 @@ class Tower(nn.Module):
     def modality(self) -> str:
         return self.adapter.modality
 
-    def forward(self, features: Any, train: bool = True, generator: Optional[torch.Generator] = None,
-                use_head: bool = True) -> torch.Tensor:
+    def forward(
+        self, features: Any, train: bool = True, generator: Optional[torch.Generator] = None, use_head: bool = True
+    ) -> torch.Tensor:
         features = self.adapter.prepare(features, train=train, generator=generator)
         if self.frozen:  # a frozen encoder needs no autograd graph: less memory, faster steps
             with torch.no_grad():

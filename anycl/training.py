@@ -8,6 +8,7 @@ One step: the sampler's batch for this process → the model embeds each side �
 embeddings only → backward → optimiser step. Hooks for what other parts add (mined negatives refreshed
 by the sampler, an EMA target updated by a loss) are called at the marked places.
 """
+
 from __future__ import annotations
 
 import logging
@@ -78,9 +79,19 @@ class Trainer:
             read (data with a length is checked before training).
     """
 
-    def __init__(self, model, loss, rows: Rows, sampler, builder: BatchBuilder, args: TrainingArgs,
-                 evaluator: Optional[Callable] = None, callbacks: Sequence[Any] = (), guide=None,
-                 validators: Optional[Dict[str, Callable]] = None):
+    def __init__(
+        self,
+        model,
+        loss,
+        rows: Rows,
+        sampler,
+        builder: BatchBuilder,
+        args: TrainingArgs,
+        evaluator: Optional[Callable] = None,
+        callbacks: Sequence[Any] = (),
+        guide=None,
+        validators: Optional[Dict[str, Callable]] = None,
+    ):
         self.model = model
         self.loss = loss
         self.rows = rows
@@ -116,8 +127,9 @@ class Trainer:
         if self.accelerator is not None:
             self.accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=self.global_step)
             if self.accelerator.is_main_process:
-                log.info("evaluation at step %d: %s", self.global_step,
-                         ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+                log.info(
+                    "evaluation at step %d: %s", self.global_step, ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+                )
         self._callback("on_evaluate", self.global_step, metrics)
         return metrics
 
@@ -126,16 +138,30 @@ class Trainer:
         bs = self.args.batch_size
         world = acc.num_processes
         plan = None if self.rows.streaming else self.sampler.plan(self.rows, epoch, bs * world)
-        stream = BatchStream(self.rows, self.sampler, self.builder, bs, epoch, self.args.seed,
-                             rank=acc.process_index, world_size=world, plan=plan,
-                             validators=self.validators, skip_batches=skip)
+        stream = BatchStream(
+            self.rows,
+            self.sampler,
+            self.builder,
+            bs,
+            epoch,
+            self.args.seed,
+            rank=acc.process_index,
+            world_size=world,
+            plan=plan,
+            validators=self.validators,
+            skip_batches=skip,
+        )
         workers = self.args.num_workers if plan is not None else 0
         # its own generator: a DataLoader otherwise draws its base seed from the global RNG, which would
         # make a resumed run's dropout differ from the uninterrupted run's
-        loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers,
-                                             pin_memory=acc.device.type == "cuda",
-                                             persistent_workers=False,
-                                             generator=torch.Generator().manual_seed(self.args.seed + epoch))
+        loader = torch.utils.data.DataLoader(
+            stream,
+            batch_size=None,
+            num_workers=workers,
+            pin_memory=acc.device.type == "cuda",
+            persistent_workers=False,
+            generator=torch.Generator().manual_seed(self.args.seed + epoch),
+        )
         return loader, (len(plan) if plan is not None else None)
 
     def _setup_checkpoints(self, acc, scheduler) -> tuple:
@@ -167,9 +193,13 @@ class Trainer:
         wanted = args.batch_size * acc.num_processes
         largest = max(len(b) for b in first_plan)
         if len(first_plan) == 1 and largest < wanted:
-            log.warning("batch_size=%d is larger than the data: every step uses one batch of %d rows (all the "
-                        "rows that can share a batch)%s", args.batch_size, largest,
-                        "" if acc.num_processes == 1 else f" across {acc.num_processes} processes")
+            log.warning(
+                "batch_size=%d is larger than the data: every step uses one batch of %d rows (all the "
+                "rows that can share a batch)%s",
+                args.batch_size,
+                largest,
+                "" if acc.num_processes == 1 else f" across {acc.num_processes} processes",
+            )
         steps_per_epoch = math.ceil(len(first_plan) / args.gradient_accumulation_steps)
         if args.max_steps:
             return args.max_steps, math.ceil(args.max_steps / max(1, steps_per_epoch))
@@ -181,8 +211,14 @@ class Trainer:
         args = self.args
         with acc.accumulate(self.module):
             if gradcache is not None:  # anycl.gradcache: full-batch gradients, mini-batch memory
-                loss, terms = gradcache_step(gradcache, acc, self.module, batch, gen,
-                                             check=lambda value: check_finite(value, self.global_step, epoch))
+                loss, terms = gradcache_step(
+                    gradcache,
+                    acc,
+                    self.module,
+                    batch,
+                    gen,
+                    check=lambda value: check_finite(value, self.global_step, epoch),
+                )
             else:
                 with acc.autocast():
                     loss, terms = split_loss(self.module(batch, gen))
@@ -259,8 +295,14 @@ class Trainer:
 
         if self.evaluator is not None and not resumed and self.global_step == 0:
             self.evaluate()  # the baseline: the report and the model card show where training started
-        bar = tqdm(total=total, initial=self.global_step, desc="train", unit="step",
-                   disable=not (args.progress and acc.is_main_process), dynamic_ncols=True)
+        bar = tqdm(
+            total=total,
+            initial=self.global_step,
+            desc="train",
+            unit="step",
+            disable=not (args.progress and acc.is_main_process),
+            dynamic_ncols=True,
+        )
         running, n_run, items, t0 = 0.0, 0, 0, time.perf_counter()
         done = False
         for epoch in range(start_epoch, epochs):
@@ -285,8 +327,13 @@ class Trainer:
                     scheduler.step()
                 self.global_step += 1
                 rate = items / max(time.perf_counter() - t0, 1e-9)
-                logs = {"loss": running / n_run, "lr": scheduler.get_last_lr()[0], "items_per_s": rate,
-                        "epoch": epoch, **terms}
+                logs = {
+                    "loss": running / n_run,
+                    "lr": scheduler.get_last_lr()[0],
+                    "items_per_s": rate,
+                    "epoch": epoch,
+                    **terms,
+                }
                 bar.update(1)
                 bar.set_postfix(loss=f"{logs['loss']:.4f}", items_s=f"{rate:.1f}")
                 logged = self.global_step % args.log_every == 0 or self.global_step == 1
@@ -302,8 +349,11 @@ class Trainer:
                 break
         bar.close()
         if self.builder.skipped:
-            log.warning("skipped %d rows with unreadable items (first: %s)", self.builder.skipped,
-                        "; ".join(self.builder.skipped_examples))
+            log.warning(
+                "skipped %d rows with unreadable items (first: %s)",
+                self.builder.skipped,
+                "; ".join(self.builder.skipped_examples),
+            )
         self._callback("on_train_end")
         acc.wait_for_everyone()
         for tracker in acc.trackers:  # not acc.end_training(): it would destroy a launched process group

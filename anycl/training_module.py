@@ -2,6 +2,7 @@
 embeddings (never raw data) to the loss, across processes when there are several (:mod:`anycl.distributed`),
 with the momentum target's and the guide's embeddings when the loss asks for them.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
@@ -24,8 +25,10 @@ class TrainingModule(nn.Module):
         self.loss = loss
         # a frozen guide model (anycl.guide) whose embeddings of the batch reach the loss as guide=
         if guide is not None and not getattr(loss, "accepts_guide", False):
-            raise ConfigError(f"loss {getattr(loss, 'registry_name', type(loss).__name__)!r} does not use a guide "
-                              f"model; guided false-negative masking works with infonce")
+            raise ConfigError(
+                f"loss {getattr(loss, 'registry_name', type(loss).__name__)!r} does not use a guide "
+                f"model; guided false-negative masking works with infonce"
+            )
         self.guide = guide
         # -- loss support (anycl.momentum, anycl.collapse) ------------------------------------------------
         # The loss's predictor is sized here (before the optimiser exists); a loss with `momentum_target`
@@ -68,8 +71,9 @@ class TrainingModule(nn.Module):
                 g["negative"] = g["negative"].view(emb["anchor"].shape[0], batch["num_negatives"], -1)
             extra["guide"] = g
         # several processes: every process's rows are candidates (see anycl.distributed)
-        out = loss_across_processes(loss, emb["anchor"], emb["positive"], negative, batch.get("labels"),
-                                    row_values=rows or None, **extra)
+        out = loss_across_processes(
+            loss, emb["anchor"], emb["positive"], negative, batch.get("labels"), row_values=rows or None, **extra
+        )
         masked = getattr(loss, "last_guide_masked", None) if self.guide is not None else None
         if masked is not None:  # logged with the loss: how many in-batch candidates per anchor the guide masked
             out = {**out, "guide_masked": masked} if isinstance(out, dict) else {"loss": out, "guide_masked": masked}

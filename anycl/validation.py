@@ -5,6 +5,7 @@ option, the value and what is allowed (the command line reports it in one line w
 ``validate_options(options)`` checks the options it knows and leaves the rest (checked where they are
 used); ``fit`` calls it first.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,8 +33,16 @@ def _is_int(v: Any, lenient: bool) -> Optional[int]:
     return None
 
 
-def check_int(name: str, v: Any, minimum: int, *, maximum: Optional[int] = None, allow_none: bool = False,
-              lenient: bool = True, hint: str = "") -> None:
+def check_int(
+    name: str,
+    v: Any,
+    minimum: int,
+    *,
+    maximum: Optional[int] = None,
+    allow_none: bool = False,
+    lenient: bool = True,
+    hint: str = "",
+) -> None:
     if v is None and allow_none:
         return
     n = _is_int(v, lenient)
@@ -42,9 +51,17 @@ def check_int(name: str, v: Any, minimum: int, *, maximum: Optional[int] = None,
         raise ConfigError(f"{name} must be an integer {bound}, got {v!r}{hint}")
 
 
-def check_float(name: str, v: Any, *, low: Optional[float] = None, low_inclusive: bool = True,
-                high: Optional[float] = None, high_inclusive: bool = True, allow_none: bool = False,
-                hint: str = "") -> None:
+def check_float(
+    name: str,
+    v: Any,
+    *,
+    low: Optional[float] = None,
+    low_inclusive: bool = True,
+    high: Optional[float] = None,
+    high_inclusive: bool = True,
+    allow_none: bool = False,
+    hint: str = "",
+) -> None:
     if v is None and allow_none:
         return
     x: Optional[float] = None
@@ -75,8 +92,10 @@ def check_mapping(name: str, v: Any, example: str) -> None:
     extra = ""
     if isinstance(v, str) and "=" in v:
         extra = " (a 'key=value' string is not read)"
-    raise ConfigError(f"{name} must be a mapping of names to values, e.g. {name}={example} (command line: "
-                      f"{flag} '{example}'), got the {type(v).__name__} {v!r}{extra}")
+    raise ConfigError(
+        f"{name} must be a mapping of names to values, e.g. {name}={example} (command line: "
+        f"{flag} '{example}'), got the {type(v).__name__} {v!r}{extra}"
+    )
 
 
 def validate_options(o: Mapping[str, Any]) -> None:
@@ -84,8 +103,14 @@ def validate_options(o: Mapping[str, Any]) -> None:
     g = o.get
     check_int("batch_size", g("batch_size"), 1, allow_none=True)
     check_int("epochs", g("epochs"), 0, allow_none=True)
-    check_int("max_steps", g("max_steps"), 1, allow_none=True, lenient=False,
-              hint="; omit it (None) to train for `epochs` passes")
+    check_int(
+        "max_steps",
+        g("max_steps"),
+        1,
+        allow_none=True,
+        lenient=False,
+        hint="; omit it (None) to train for `epochs` passes",
+    )
     check_float("lr", g("lr"), low=0, low_inclusive=False, allow_none=True)
     check_float("weight_decay", g("weight_decay"), low=0, allow_none=True)
     check_float("warmup_ratio", g("warmup_ratio"), low=0, high=1, allow_none=True)
@@ -95,18 +120,29 @@ def validate_options(o: Mapping[str, Any]) -> None:
     check_int("gradient_accumulation_steps", g("gradient_accumulation_steps"), 1, allow_none=True)
     check_int("seed", g("seed"), 0, maximum=2**32, allow_none=True)
     check_int("log_every", g("log_every"), 1, allow_none=True)
-    check_int("eval_every", g("eval_every"), 1, allow_none=True, lenient=False,
-              hint="; omit it (None) to evaluate after each epoch")
+    check_int(
+        "eval_every",
+        g("eval_every"),
+        1,
+        allow_none=True,
+        lenient=False,
+        hint="; omit it (None) to evaluate after each epoch",
+    )
     check_int("num_workers", g("num_workers"), 0, allow_none=True)
     check_float("temperature", g("temperature"), low=0, low_inclusive=False, allow_none=True)
-    for name, example in (("loss_options", '{"temperature": 0.1}'), ("sampler_options", '{"seed": 1}'),
-                          ("encoder_options", '{"dropout": 0.1}'), ("adapter_options", '{"max_length": 128}'),
-                          ("columns", '{"anchor": "query", "positive": "doc"}')):
+    for name, example in (
+        ("loss_options", '{"temperature": 0.1}'),
+        ("sampler_options", '{"seed": 1}'),
+        ("encoder_options", '{"dropout": 0.1}'),
+        ("adapter_options", '{"max_length": 128}'),
+        ("columns", '{"anchor": "query", "positive": "doc"}'),
+    ):
         check_mapping(name, g(name), example)
     loss_options = g("loss_options") or {}
     if "temperature" in loss_options:
-        check_float("loss_options['temperature']", loss_options["temperature"], low=0, low_inclusive=False,
-                    allow_none=True)
+        check_float(
+            "loss_options['temperature']", loss_options["temperature"], low=0, low_inclusive=False, allow_none=True
+        )
     columns = g("columns") or {}
     if columns and all(isinstance(v, Mapping) for v in columns.values()):  # per data set (anycl.multi_dataset)
         columns = {k: v for per in columns.values() for k, v in per.items()}
@@ -136,8 +172,9 @@ def validate_options(o: Mapping[str, Any]) -> None:
         raise ConfigError(f"sep must be one character (e.g. ',', ';', '\\t', '|'), got {sep!r}")
     kb = g("keep_best")
     if kb is not None and not isinstance(kb, (str, bool)):
-        raise ConfigError(f"keep_best must be a metric name such as 'ndcg@10' (or True: the evaluation's primary "
-                          f"metric), got {kb!r}")
+        raise ConfigError(
+            f"keep_best must be a metric name such as 'ndcg@10' (or True: the evaluation's primary metric), got {kb!r}"
+        )
     check_int("early_stopping_patience", g("early_stopping_patience"), 1, allow_none=True, lenient=False)
     esm = g("early_stopping_metric")
     if esm is not None and not isinstance(esm, str):

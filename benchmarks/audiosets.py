@@ -12,6 +12,7 @@
 
 Each set gives ``split(seed, test_fraction) -> (train_files, train_labels, test_files, test_labels)``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -74,9 +75,14 @@ def stratified_split(s: AudioSet, seed: int, test_fraction: float) -> Split:
 def sonic_pi() -> AudioSet:
     _need(SONIC_PI_DIR, "sonic-pi-samples")
     files = [str(p) for p in sorted(SONIC_PI_DIR.glob("*.flac"))]
-    return AudioSet("sonic-pi", f"{len(files)} CC0 FLAC clips from Debian's sonic-pi-samples, "
-                    f"{len(set(map(sonic_category, files)))} categories (file-name prefix); a stratified split",
-                    files, [sonic_category(f) for f in files], stratified_split)
+    return AudioSet(
+        "sonic-pi",
+        f"{len(files)} CC0 FLAC clips from Debian's sonic-pi-samples, "
+        f"{len(set(map(sonic_category, files)))} categories (file-name prefix); a stratified split",
+        files,
+        [sonic_category(f) for f in files],
+        stratified_split,
+    )
 
 
 # -- asterisk prompts: spoken-language identification ---------------------------------------------------
@@ -84,7 +90,7 @@ def prompt_split(s: AudioSet, seed: int, test_fraction: float) -> Split:
     """A seeded share of the prompt names goes to test, in every language: no prompt on both sides."""
     prompts = sorted(set(s.groups))
     order = sorted(prompts, key=lambda p: hashlib.blake2b(f"{seed}:{p}".encode(), digest_size=8).digest())
-    test_prompts = set(order[:int(round(test_fraction * len(order)))])
+    test_prompts = set(order[: int(round(test_fraction * len(order)))])
     train, tr_y, test, te_y = [], [], [], []
     for f, y, g in zip(s.files, s.labels, s.groups):
         if g in test_prompts:
@@ -120,10 +126,16 @@ def asterisk(max_per_language: Optional[int] = None, min_seconds: float = MIN_SE
         files += [f for _, _, f in keep]
         groups += [rel for _, rel, _ in keep]
         labels += [lang] * len(keep)
-    return AudioSet("asterisk", f"{len(files)} recorded telephone prompts from Debian's asterisk-core-sounds "
-                    f"({', '.join(ASTERISK_LANGUAGES)}; 8 kHz WAV), spoken-language identification; the split is by "
-                    f"prompt file name (the same prompt never in train and test)", files, labels, prompt_split,
-                    groups)
+    return AudioSet(
+        "asterisk",
+        f"{len(files)} recorded telephone prompts from Debian's asterisk-core-sounds "
+        f"({', '.join(ASTERISK_LANGUAGES)}; 8 kHz WAV), spoken-language identification; the split is by "
+        f"prompt file name (the same prompt never in train and test)",
+        files,
+        labels,
+        prompt_split,
+        groups,
+    )
 
 
 SETS = {"sonic-pi": sonic_pi, "asterisk": asterisk}

@@ -25,6 +25,7 @@ Usage::
     PYTHONPATH=. python benchmarks/bench_audio.py --set asterisk --max-per-language 20 --epochs 1 --seeds 0 --no-write
     # a multi-view recipe (anycl.multiview): --views 2 --local-views 4 --loss dino
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,10 @@ RESULTS = {"sonic-pi": RESULTS_DIR / "audio.md", "asterisk": RESULTS_DIR / "audi
 
 
 def probes(tr_emb, tr_y, te_emb, te_y, seed):
-    return {"linear": linear_probe_accuracy(tr_emb, tr_y, te_emb, te_y, seed=seed),
-            "knn": knn_accuracy(tr_emb, tr_y, te_emb, te_y, k=5)}
+    return {
+        "linear": linear_probe_accuracy(tr_emb, tr_y, te_emb, te_y, seed=seed),
+        "knn": knn_accuracy(tr_emb, tr_y, te_emb, te_y, k=5),
+    }
 
 
 def logmel_stats(adapter, files):
@@ -108,8 +111,17 @@ def run_seed(seed, dataset, args):
 
     # pretraining without labels on the training clips only
     t0 = time.perf_counter()
-    model = anycl.fit(tr_s, modality="audio", epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      seed=seed, adapter_options=adapter_options, progress=False, **fit_options(args))
+    model = anycl.fit(
+        tr_s,
+        modality="audio",
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=seed,
+        adapter_options=adapter_options,
+        progress=False,
+        **fit_options(args),
+    )
     wall = time.perf_counter() - t0
     steps = model.trainer.global_step
     clips = model.trainer.history[-1]["items_per_s"] if model.trainer.history else float("nan")
@@ -140,7 +152,7 @@ def main(argv=None):
     p.add_argument("--temperature", type=float, default=None)
     p.add_argument("--clip-seconds", type=float, default=1.0)
     p.add_argument("--eval-crop", default="windows")
-    p.add_argument("--augment", default=None, help='JSON dict of augmentation settings, e.g. \'{"mixup": 0.2}\'')
+    p.add_argument("--augment", default=None, help="JSON dict of augmentation settings, e.g. '{\"mixup\": 0.2}'")
     p.add_argument("--test-fraction", type=float, default=0.4)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-write", action="store_true")
@@ -152,14 +164,22 @@ def main(argv=None):
     for seed in args.seeds:
         r = run_seed(seed, dataset, args)
         results.append(r)
-        print(f"seed {seed}: " + ", ".join(
-            f"{k} lin={r[k]['linear']:.3f} knn={r[k]['knn']:.3f}" for k in ("logmel", "random", "pretrained"))
-            + f", {r['clips_per_s']:.1f} clips/s, {r['steps']} steps in {r['train_s']:.0f} s", flush=True)
+        print(
+            f"seed {seed}: "
+            + ", ".join(
+                f"{k} lin={r[k]['linear']:.3f} knn={r[k]['knn']:.3f}" for k in ("logmel", "random", "pretrained")
+            )
+            + f", {r['clips_per_s']:.1f} clips/s, {r['steps']} steps in {r['train_s']:.0f} s",
+            flush=True,
+        )
     total = time.perf_counter() - t_all
 
     rows = []
-    for name, label in [("logmel", "(a) log-mel mean+std per band"), ("random", "(b) same encoder, random init"),
-                        ("pretrained", "anycl.fit pretrained (no labels)")]:
+    for name, label in [
+        ("logmel", "(a) log-mel mean+std per band"),
+        ("random", "(b) same encoder, random init"),
+        ("pretrained", "anycl.fit pretrained (no labels)"),
+    ]:
         lin = mean_spread([r[name]["linear"] for r in results])
         knn = mean_spread([r[name]["knn"] for r in results])
         rows.append((label, lin, knn, [r[name]["linear"] for r in results], [r[name]["knn"] for r in results]))
@@ -191,10 +211,17 @@ def main(argv=None):
         "|---|---|---|",
     ]
     for label, lin, knn, lins, knns in rows:
-        lines.append(f"| {label} | {lin[0]:.3f} ± {lin[1]:.3f} ({', '.join(f'{v:.3f}' for v in lins)}) | "
-                     f"{knn[0]:.3f} ± {knn[1]:.3f} ({', '.join(f'{v:.3f}' for v in knns)}) |")
-    lines += ["", "Margin of pretraining over each floor (same seed, same split), mean ± std:", "",
-              "| floor | linear probe | kNN |", "|---|---|---|"]
+        lines.append(
+            f"| {label} | {lin[0]:.3f} ± {lin[1]:.3f} ({', '.join(f'{v:.3f}' for v in lins)}) | "
+            f"{knn[0]:.3f} ± {knn[1]:.3f} ({', '.join(f'{v:.3f}' for v in knns)}) |"
+        )
+    lines += [
+        "",
+        "Margin of pretraining over each floor (same seed, same split), mean ± std:",
+        "",
+        "| floor | linear probe | kNN |",
+        "|---|---|---|",
+    ]
     for floor, label in (("logmel", "(a) log-mel stats"), ("random", "(b) random init")):
         (lm, ls), ld = margins[(floor, "linear")]
         (km, ks), kd = margins[(floor, "knn")]

@@ -21,6 +21,7 @@ random audio/image encoder). Three seeds; mean ± standard deviation.
     PYTHONPATH=. python benchmarks/bench_crossmodal.py              # both parts, 3 seeds
     PYTHONPATH=. python benchmarks/bench_crossmodal.py --part audio --seeds 0
 """
+
 from __future__ import annotations
 
 import argparse
@@ -91,14 +92,23 @@ def audio_data(seed: int):
 
 def run_audio(seed: int, epochs: int, text_model: str):
     train, test, classes, text = audio_data(seed)
-    opts = dict(modality={"anchor": "audio", "positive": "text"}, model=text_model, head=128,
-                adapter_options={"audio": {"clip_seconds": 1.0}}, seed=seed)
+    opts = dict(
+        modality={"anchor": "audio", "positive": "text"},
+        model=text_model,
+        head=128,
+        adapter_options={"audio": {"clip_seconds": 1.0}},
+        seed=seed,
+    )
     t0 = time.perf_counter()
     model = anycl.fit(train, freeze={"text": "encoder"}, epochs=epochs, batch_size=16, lr=2e-3, progress=False, **opts)
     secs = time.perf_counter() - t0
     torch.manual_seed(seed)
-    floor = build_model({"anchor": "audio", "positive": "text", "negative": "text"}, model=text_model, head=128,
-                        adapter_options={"audio": {"clip_seconds": 1.0}})
+    floor = build_model(
+        {"anchor": "audio", "positive": "text", "negative": "text"},
+        model=text_model,
+        head=128,
+        adapter_options={"audio": {"clip_seconds": 1.0}},
+    )
     out = {}
     for name, m in (("anycl", model), ("floor", floor)):
         m.eval()
@@ -119,8 +129,9 @@ def image_data(seed: int, n_train: int, n_test: int):
     ite = rng.choice(len(xte), n_test, replace=False)
     prng = random.Random(seed)
     names = realdata.FASHION_CLASSES
-    train = [{"anchor": xtr[i], "positive": prng.choice(TEMPLATES).format(prng.choice(SYNONYMS[names[ytr[i]]]))}
-             for i in itr]
+    train = [
+        {"anchor": xtr[i], "positive": prng.choice(TEMPLATES).format(prng.choice(SYNONYMS[names[ytr[i]]]))} for i in itr
+    ]
     test = [(xte[i], names[yte[i]], prng.choice(TEMPLATES).format(prng.choice(SYNONYMS[names[yte[i]]]))) for i in ite]
     return train, test
 
@@ -142,14 +153,25 @@ def class_recall(model, test, ks=(1, 5, 10)):
 def run_image(seed: int, epochs: int, text_model: str, n_train: int, n_test: int):
     train, test = image_data(seed, n_train, n_test)
     img_opts = {"preset": "small"}  # 28 px: no blur, smaller crop range
-    opts = dict(modality={"anchor": "image", "positive": "text"}, model=text_model, head=128,
-                adapter_options={"image": img_opts}, encoder_options=IMAGE_ENCODER, seed=seed)
+    opts = dict(
+        modality={"anchor": "image", "positive": "text"},
+        model=text_model,
+        head=128,
+        adapter_options={"image": img_opts},
+        encoder_options=IMAGE_ENCODER,
+        seed=seed,
+    )
     t0 = time.perf_counter()
     model = anycl.fit(train, freeze={"text": "encoder"}, epochs=epochs, batch_size=64, lr=2e-3, progress=False, **opts)
     secs = time.perf_counter() - t0
     torch.manual_seed(seed)
-    floor = build_model({"anchor": "image", "positive": "text", "negative": "text"}, model=text_model, head=128,
-                        adapter_options={"image": img_opts}, encoder_options=IMAGE_ENCODER)
+    floor = build_model(
+        {"anchor": "image", "positive": "text", "negative": "text"},
+        model=text_model,
+        head=128,
+        adapter_options={"image": img_opts},
+        encoder_options=IMAGE_ENCODER,
+    )
     out = {}
     for name, m in (("anycl", model), ("floor", floor)):
         m.eval()
@@ -179,7 +201,10 @@ def over_seeds(part, seeds, run):
     for s in seeds:
         t = time.perf_counter()
         res.append(run(s))
-        print(f"{part} seed {s}: {res[-1]['anycl']} vs floor {res[-1]['floor']} ({time.perf_counter() - t:.0f} s)", flush=True)
+        print(
+            f"{part} seed {s}: {res[-1]['anycl']} vs floor {res[-1]['floor']} ({time.perf_counter() - t:.0f} s)",
+            flush=True,
+        )
     return res
 
 
@@ -195,48 +220,86 @@ def main(argv=None):
     from anycl.adapters.text import default_text_model as dtm
 
     text_model = dtm()
-    report = ["# Cross-modal benchmark (audio–text, image–text)", "",
-              f"Run {datetime.date.today()} on {platform.machine()} with {os.cpu_count()} CPU cores, torch "
-              f"{torch.__version__}, seeds {args.seeds}. Command:", "",
-              f"    PYTHONPATH=. python benchmarks/bench_crossmodal.py {' '.join(argv or sys.argv[1:])}".rstrip(), "",
-              f"Load average when the run ended: {os.getloadavg()[0]:.1f} (1 min), {os.getloadavg()[2]:.1f} (15 min).", "",
-              "**The data, and how it was paired** (nothing here was written by us; the pairing rules are):", "",
-              "- *Audio–text*: the CC0 sample clips of the Debian package `sonic-pi-samples`. The package's README "
-              "lists the clips under section headings (\"Bass Drums\", \"Electric sounds\", …); each clip's text "
-              "is its section title plus its own file name with underscores as spaces, e.g. \"Bass Drums: bd "
-              "haus\". Clips are split per section, 70 % train / 30 % held out. Zero-shot: the section titles "
-              "are the classes; each held-out clip gets the nearest title. Retrieval: held-out clips against "
-              "their own texts (all distinct), Recall@k both ways.",
-              "- *Image–text*: Fashion-MNIST from the Debian package `dataset-fashion-mnist` (28×28 greyscale "
-              "product photos in 10 classes). Each training image is paired with a description made from its "
-              "class: a synonym of the class name (e.g. \"jumper\" for Pullover) in one of five templates "
-              "(\"a photo of a {}\", …), drawn at random. Zero-shot: the ten class names in \"a photo of a {}\" "
-              "classify held-out test images. Retrieval: held-out images against descriptions; as many "
-              "descriptions share a class, a hit is an item of the right class (class-level Recall@k).", "",
-              "Floor = the same towers before training (random projection heads; random audio/image "
-              "encoder; the pretrained MiniLM text encoder). anycl = trained with `anycl.fit` defaults for two "
-              "towers (symmetric InfoNCE, learnt temperature starting at 0.07; text encoder frozen, its head "
-              "and the whole audio/image tower trained).", ""]
+    report = [
+        "# Cross-modal benchmark (audio–text, image–text)",
+        "",
+        f"Run {datetime.date.today()} on {platform.machine()} with {os.cpu_count()} CPU cores, torch "
+        f"{torch.__version__}, seeds {args.seeds}. Command:",
+        "",
+        f"    PYTHONPATH=. python benchmarks/bench_crossmodal.py {' '.join(argv or sys.argv[1:])}".rstrip(),
+        "",
+        f"Load average when the run ended: {os.getloadavg()[0]:.1f} (1 min), {os.getloadavg()[2]:.1f} (15 min).",
+        "",
+        "**The data, and how it was paired** (nothing here was written by us; the pairing rules are):",
+        "",
+        "- *Audio–text*: the CC0 sample clips of the Debian package `sonic-pi-samples`. The package's README "
+        'lists the clips under section headings ("Bass Drums", "Electric sounds", …); each clip\'s text '
+        'is its section title plus its own file name with underscores as spaces, e.g. "Bass Drums: bd '
+        'haus". Clips are split per section, 70 % train / 30 % held out. Zero-shot: the section titles '
+        "are the classes; each held-out clip gets the nearest title. Retrieval: held-out clips against "
+        "their own texts (all distinct), Recall@k both ways.",
+        "- *Image–text*: Fashion-MNIST from the Debian package `dataset-fashion-mnist` (28×28 greyscale "
+        "product photos in 10 classes). Each training image is paired with a description made from its "
+        'class: a synonym of the class name (e.g. "jumper" for Pullover) in one of five templates '
+        '("a photo of a {}", …), drawn at random. Zero-shot: the ten class names in "a photo of a {}" '
+        "classify held-out test images. Retrieval: held-out images against descriptions; as many "
+        "descriptions share a class, a hit is an item of the right class (class-level Recall@k).",
+        "",
+        "Floor = the same towers before training (random projection heads; random audio/image "
+        "encoder; the pretrained MiniLM text encoder). anycl = trained with `anycl.fit` defaults for two "
+        "towers (symmetric InfoNCE, learnt temperature starting at 0.07; text encoder frozen, its head "
+        "and the whole audio/image tower trained).",
+        "",
+    ]
     if args.part in ("audio", "both"):
         res = over_seeds("audio", args.seeds, lambda s: run_audio(s, args.audio_epochs, text_model))
         n_tr, n_te, n_cls = res[0]["sizes"]
-        report += [f"## Audio–text: Sonic Pi samples ({n_tr} training clips, {n_te} held-out clips, {n_cls} sections)", "",
-                   f"{args.audio_epochs} epochs, batch 16, lr 2e-3, 1 s crops at 16 kHz, 64 log-mels. "
-                   f"Zero-shot chance level: {1 / n_cls:.3f}. Training speed: "
-                   f"{mean_sd([r['anycl']['pairs_per_s'] for r in res])[0]:.1f} pairs/s.", ""]
-        report += table(res, ["zero_shot", "audio_to_text_recall@1", "audio_to_text_recall@5", "audio_to_text_recall@10",
-                              "text_to_audio_recall@1", "text_to_audio_recall@5", "text_to_audio_recall@10"])
+        report += [
+            f"## Audio–text: Sonic Pi samples ({n_tr} training clips, {n_te} held-out clips, {n_cls} sections)",
+            "",
+            f"{args.audio_epochs} epochs, batch 16, lr 2e-3, 1 s crops at 16 kHz, 64 log-mels. "
+            f"Zero-shot chance level: {1 / n_cls:.3f}. Training speed: "
+            f"{mean_sd([r['anycl']['pairs_per_s'] for r in res])[0]:.1f} pairs/s.",
+            "",
+        ]
+        report += table(
+            res,
+            [
+                "zero_shot",
+                "audio_to_text_recall@1",
+                "audio_to_text_recall@5",
+                "audio_to_text_recall@10",
+                "text_to_audio_recall@1",
+                "text_to_audio_recall@5",
+                "text_to_audio_recall@10",
+            ],
+        )
         report.append("")
     if args.part in ("image", "both"):
-        res = over_seeds("image", args.seeds,
-                         lambda s: run_image(s, args.image_epochs, text_model, args.image_train, args.image_test))
+        res = over_seeds(
+            "image",
+            args.seeds,
+            lambda s: run_image(s, args.image_epochs, text_model, args.image_train, args.image_test),
+        )
         n_tr, n_te, _ = res[0]["sizes"]
-        report += [f"## Image–text: Fashion-MNIST ({n_tr} training pairs, {n_te} held-out test images)", "",
-                   f"{args.image_epochs} epochs, batch 64, lr 2e-3, small-image augmentation preset, "
-                   f"{IMAGE_ENCODER['image']['arch']} (width {IMAGE_ENCODER['image']['width']}, small stem). Zero-shot "
-                   f"chance level: 0.100. Training speed: {mean_sd([r['anycl']['pairs_per_s'] for r in res])[0]:.1f} pairs/s.", ""]
-        report += table(res, ["zero_shot", "image_to_text_class_recall@1", "image_to_text_class_recall@5",
-                              "text_to_image_class_recall@1", "text_to_image_class_recall@5"])
+        report += [
+            f"## Image–text: Fashion-MNIST ({n_tr} training pairs, {n_te} held-out test images)",
+            "",
+            f"{args.image_epochs} epochs, batch 64, lr 2e-3, small-image augmentation preset, "
+            f"{IMAGE_ENCODER['image']['arch']} (width {IMAGE_ENCODER['image']['width']}, small stem). Zero-shot "
+            f"chance level: 0.100. Training speed: {mean_sd([r['anycl']['pairs_per_s'] for r in res])[0]:.1f} pairs/s.",
+            "",
+        ]
+        report += table(
+            res,
+            [
+                "zero_shot",
+                "image_to_text_class_recall@1",
+                "image_to_text_class_recall@5",
+                "text_to_image_class_recall@1",
+                "text_to_image_class_recall@5",
+            ],
+        )
         report.append("")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     if args.part != "both" and RESULTS.exists():

@@ -14,6 +14,7 @@ machine load hits both.
 
     PYTHONPATH=. python benchmarks/bench_gradcache.py                 # writes benchmarks/results/gradcache.md
 """
+
 from __future__ import annotations
 
 import argparse
@@ -113,13 +114,34 @@ def child(modality: str, batch_size: int, mini: int, threads: int, seq_len: int,
     loss = step(batch)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return {"modality": modality, "batch": batch_size, "mini": mini, "seconds": seconds, "cpu_s": cpu, "peak_mb": peak,
-            "baseline_mb": baseline, "step_mb": peak - baseline, "loss": loss}
+    return {
+        "modality": modality,
+        "batch": batch_size,
+        "mini": mini,
+        "seconds": seconds,
+        "cpu_s": cpu,
+        "peak_mb": peak,
+        "baseline_mb": baseline,
+        "step_mb": peak - baseline,
+        "loss": loss,
+    }
 
 
 def run_child(args, modality, batch, mini, cap_gb):
-    cmd = [sys.executable, __file__, "--child", modality, str(batch), str(mini), "--threads", str(args.threads),
-           "--seq-len", str(args.seq_len), "--clip-seconds", str(args.clip_seconds)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        modality,
+        str(batch),
+        str(mini),
+        "--threads",
+        str(args.threads),
+        "--seq-len",
+        str(args.seq_len),
+        "--clip-seconds",
+        str(args.clip_seconds),
+    ]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     over = False
@@ -128,7 +150,7 @@ def run_child(args, modality, batch, mini, cap_gb):
             rss = int(next(line for line in open(f"/proc/{proc.pid}/status") if line.startswith("VmRSS:")).split()[1])
         except (OSError, StopIteration, ValueError):
             rss = 0
-        if rss > cap_gb * 1024 ** 2:
+        if rss > cap_gb * 1024**2:
             proc.kill()
             over = True
             break
@@ -151,11 +173,13 @@ def fmt(r):
 
 def write_results(results, args, started, wall):
     lines = [
-        "# GradCache benchmark: peak memory and time of one InfoNCE step", "",
+        "# GradCache benchmark: peak memory and time of one InfoNCE step",
+        "",
         f"Command: `PYTHONPATH=. python benchmarks/bench_gradcache.py {' '.join(sys.argv[1:])}`".rstrip() + "  ",
         f"Date: {started} UTC; wall time {wall / 60:.1f} min. Machine: {platform.machine()}, {os.cpu_count()} CPU cores "
         f"(shared with other jobs while this ran), torch {args.torch}, {args.threads} threads per run. "
-        "**No GPU in this task**: CPU only.", "",
+        "**No GPU in this task**: CPU only.",
+        "",
         f"One training step (forward, InfoNCE loss, backward, AdamW step) at each global batch, each configuration "
         f"in a fresh process. GradCache mini-batch: {args.mini} rows. *Peak* is the process's peak resident memory "
         f"(ru_maxrss, includes model, data and optimiser); *step* is the peak minus the resident memory just before "
@@ -167,7 +191,8 @@ def write_results(results, args, started, wall):
         f"- text: all-MiniLM-L6-v2, max_seq_length {args.seq_len}, FOLDOC headword → first definition sentence pairs.",
         f"- audio: the default audio encoder (AudioCNN, channels 32-64-128-128, 256-d, MLP head), "
         f"{args.clip_seconds} s windows at 16 kHz from the {len(list(Path(SONIC_PI).glob('*.flac')))} sonic-pi "
-        f"samples (clips repeat in big batches; two random segments of a clip form a pair).", "",
+        f"samples (clips repeat in big batches; two random segments of a clip form a pair).",
+        "",
         "| modality | batch | plain peak MB | plain step MB | plain CPU s/step (wall) | GradCache peak MB "
         "| GradCache step MB | GradCache CPU s/step (wall) | CPU time ratio |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -180,7 +205,7 @@ def write_results(results, args, started, wall):
                 continue
             pf = fmt(p) if p else ("not run",) * 3
             gf = fmt(g) if g else ("not run",) * 3
-            ratio = (f"{g['cpu_s'] / p['cpu_s']:.2f}×" if p and g and "cpu_s" in p and "cpu_s" in g else "—")
+            ratio = f"{g['cpu_s'] / p['cpu_s']:.2f}×" if p and g and "cpu_s" in p and "cpu_s" in g else "—"
             lines.append(f"| {modality} | {b} | {' | '.join(pf)} | {' | '.join(gf)} | {ratio} |")
     lines += ["", "Targets: GradCache peak memory flat (±20%) as the batch grows; time overhead ≤ 1.5×.", ""]
     for modality in args.modalities:
@@ -188,9 +213,11 @@ def write_results(results, args, started, wall):
         g = [r for r in g if r and "peak_mb" in r]
         if len(g) >= 2:
             lo, hi = g[0]["peak_mb"], g[-1]["peak_mb"]
-            lines.append(f"- {modality}: GradCache peak {lo:.0f} MB at batch {g[0]['batch']} → {hi:.0f} MB at "
-                         f"{g[-1]['batch']} ({(hi / lo - 1) * 100:+.0f}%); step memory {g[0]['step_mb']:.0f} → "
-                         f"{g[-1]['step_mb']:.0f} MB.")
+            lines.append(
+                f"- {modality}: GradCache peak {lo:.0f} MB at batch {g[0]['batch']} → {hi:.0f} MB at "
+                f"{g[-1]['batch']} ({(hi / lo - 1) * 100:+.0f}%); step memory {g[0]['step_mb']:.0f} → "
+                f"{g[-1]['step_mb']:.0f} MB."
+            )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")
 

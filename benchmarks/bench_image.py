@@ -20,6 +20,7 @@ first per seed so machine load hits both alike.
 Run: ``PYTHONPATH=. python benchmarks/bench_image.py`` (options: --help). Writes
 ``benchmarks/results/image.md``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,8 +80,13 @@ def lightly_transform(adapter: ImageAdapter):
     from anycl.adapters.image_augment import train_transform
 
     # the same recipe, all ops per image, then to float and normalised (what lightly's transforms do)
-    return T.Compose([train_transform(adapter.aug, adapter.channels), T.ToDtype(torch.float32, scale=True),
-                      T.Normalize(adapter.mean, adapter.std)])
+    return T.Compose(
+        [
+            train_transform(adapter.aug, adapter.channels),
+            T.ToDtype(torch.float32, scale=True),
+            T.Normalize(adapter.mean, adapter.std),
+        ]
+    )
 
 
 def train_lightly(images, backbone, dim, cfg, seed):
@@ -91,9 +97,14 @@ def train_lightly(images, backbone, dim, cfg, seed):
     head = SimCLRProjectionHead(dim, dim, 128)
     model = torch.nn.Sequential(backbone, head)
     adapter = ImageAdapter(**cfg["adapter"])
-    loader = torch.utils.data.DataLoader(TwoViews(images, lightly_transform(adapter)), batch_size=cfg["batch_size"],
-                                         shuffle=True, drop_last=False, num_workers=cfg["workers"],
-                                         generator=torch.Generator().manual_seed(seed))
+    loader = torch.utils.data.DataLoader(
+        TwoViews(images, lightly_transform(adapter)),
+        batch_size=cfg["batch_size"],
+        shuffle=True,
+        drop_last=False,
+        num_workers=cfg["workers"],
+        generator=torch.Generator().manual_seed(seed),
+    )
     criterion = NTXentLoss(temperature=cfg["temperature"])
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     total = len(loader) * cfg["epochs"]
@@ -118,7 +129,7 @@ def features_plain(backbone, images, adapter: ImageAdapter, batch_size=512):
     backbone.eval()
     out = []
     for s in range(0, len(images), batch_size):
-        x = adapter.collate([adapter.eval_view(adapter.load(im)) for im in images[s:s + batch_size]])
+        x = adapter.collate([adapter.eval_view(adapter.load(im)) for im in images[s : s + batch_size]])
         out.append(F.normalize(backbone(adapter.prepare(x, train=False)), dim=1))
     return torch.cat(out)
 
@@ -126,19 +137,34 @@ def features_plain(backbone, images, adapter: ImageAdapter, batch_size=512):
 # ---- anycl side -------------------------------------------------------------------------------------
 def train_anycl(images, backbone, cfg, seed):
     t0 = time.perf_counter()
-    model = anycl.fit(images, modality="image", encoder=backbone, adapter_options=cfg["adapter"], head="mlp",
-                      batch_size=cfg["batch_size"], epochs=cfg["epochs"], lr=cfg["lr"],
-                      weight_decay=cfg["weight_decay"], warmup_ratio=cfg["warmup_ratio"], max_grad_norm=None,
-                      temperature=cfg["temperature"], loss_options={"symmetric": True}, seed=seed,
-                      num_workers=cfg["workers"], progress=False)
+    model = anycl.fit(
+        images,
+        modality="image",
+        encoder=backbone,
+        adapter_options=cfg["adapter"],
+        head="mlp",
+        batch_size=cfg["batch_size"],
+        epochs=cfg["epochs"],
+        lr=cfg["lr"],
+        weight_decay=cfg["weight_decay"],
+        warmup_ratio=cfg["warmup_ratio"],
+        max_grad_norm=None,
+        temperature=cfg["temperature"],
+        loss_options={"symmetric": True},
+        seed=seed,
+        num_workers=cfg["workers"],
+        progress=False,
+    )
     seconds = time.perf_counter() - t0
     return model, seconds, model.trainer.history[-1]["loss"]
 
 
 # ---- evaluation -------------------------------------------------------------------------------------
 def probes(tr, ytr, te, yte, k, t):
-    return {"knn": knn_accuracy(tr, ytr, te, yte, k=k, temperature=t),
-            "linear": linear_probe_accuracy(tr, ytr, te, yte, max_iter=1000)}
+    return {
+        "knn": knn_accuracy(tr, ytr, te, yte, k=k, temperature=t),
+        "linear": linear_probe_accuracy(tr, ytr, te, yte, max_iter=1000),
+    }
 
 
 def fmt(values):
@@ -163,9 +189,16 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
 
-    cfg = {"adapter": {"preset": "small", "size": 28, "mode": "L"}, "batch_size": args.batch_size,
-           "epochs": args.epochs, "lr": 2e-3, "weight_decay": 1e-4, "warmup_ratio": 0.1, "temperature": 0.2,
-           "workers": args.workers}
+    cfg = {
+        "adapter": {"preset": "small", "size": 28, "mode": "L"},
+        "batch_size": args.batch_size,
+        "epochs": args.epochs,
+        "lr": 2e-3,
+        "weight_decay": 1e-4,
+        "warmup_ratio": 0.1,
+        "temperature": 0.2,
+        "workers": args.workers,
+    }
     xtr, ytr, xte, yte = load_fmnist(args.train, args.test)
     adapter = ImageAdapter(**cfg["adapter"])
     k, t = 20, 0.1
@@ -183,12 +216,13 @@ def main(argv=None):
     print("raw pixels", rows["raw pixels"][-1], flush=True)
     n_views = len(xtr) * args.epochs
     warm = dict(cfg, epochs=1)  # one untimed short run of each side first (lazy initialisation, caches)
-    train_anycl(xtr[:2 * args.batch_size], new_backbone(99), warm, 99)
-    train_lightly(xtr[:2 * args.batch_size], new_backbone(99), 8 * args.width, warm, 99)
+    train_anycl(xtr[: 2 * args.batch_size], new_backbone(99), warm, 99)
+    train_lightly(xtr[: 2 * args.batch_size], new_backbone(99), 8 * args.width, warm, 99)
     for i, seed in enumerate(args.seeds):
         enc = new_backbone(seed)
-        rows["random-init encoder"].append(probes(features_plain(enc, xtr, adapter), ytr,
-                                                  features_plain(enc, xte, adapter), yte, k, t))
+        rows["random-init encoder"].append(
+            probes(features_plain(enc, xtr, adapter), ytr, features_plain(enc, xte, adapter), yte, k, t)
+        )
         print(f"seed {seed} random init", rows["random-init encoder"][-1], flush=True)
         order = ["anycl", "lightly SimCLR"] if i % 2 == 0 else ["lightly SimCLR", "anycl"]
         secs = {}
@@ -202,7 +236,9 @@ def main(argv=None):
             secs[side] = s
             rows[side].append(res)
             speed[side].append(n_views / s)
-            print(f"seed {seed} {side}: {res} train {s:.1f}s ({n_views / s:.1f} img/s) last loss {last:.3f}", flush=True)
+            print(
+                f"seed {seed} {side}: {res} train {s:.1f}s ({n_views / s:.1f} img/s) last loss {last:.3f}", flush=True
+            )
         ratios.append(secs["lightly SimCLR"] / secs["anycl"])
     total = time.perf_counter() - started
 

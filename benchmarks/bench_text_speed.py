@@ -12,6 +12,7 @@ if the 1-minute load passes 2.5 the run is void.
 Usage: PYTHONPATH=. python benchmarks/bench_text_speed.py [--rounds 3] [--pairs 1000] [--max-seq-length 64]
        [--rows st_mnrl,anycl:default,anycl:group_by_length] [--out benchmarks/results/text_speed.md]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,8 +79,16 @@ def main():
     rows, results = a.rows.split(","), []
     for r in range(a.rounds):
         for row in rows:
-            cmd = [sys.executable, __file__, "--one", f"{row}|{r}", "--pairs", str(a.pairs),
-                   "--max-seq-length", str(a.max_seq_length)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--one",
+                f"{row}|{r}",
+                "--pairs",
+                str(a.pairs),
+                "--max-seq-length",
+                str(a.max_seq_length),
+            ]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
             if proc.returncode or not line:
@@ -99,17 +108,25 @@ def write_report(out: Path, results: list, rows: list, a, before: str, after: st
 
     ms = lambda xs: f"{statistics.fmean(xs):.2f} ± {statistics.stdev(xs) if len(xs) > 1 else 0:.2f}"  # noqa: E731
     max_load = max(x["load"] for x in results)
-    lines = ["# Text training throughput: anycl vs the sentence-transformers trainer", "",
-             f"Written {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Command: "
-             f"`PYTHONPATH=. python benchmarks/bench_text_speed.py --rounds {a.rounds} --pairs {a.pairs} "
-             f"--max-seq-length {a.max_seq_length} --rows {','.join(rows)}`.", "",
-             f"- Before: {before}", f"- After: {after}",
-             f"- Highest 1-minute load at the end of a run: {max_load:.2f}"
-             + (" — **above 2.5: this run is void as a speed comparison**." if max_load > 2.5 else " (below 2.5)."), "",
-             f"FOLDOC training pairs (first {a.pairs}), all-MiniLM-L6-v2, batch 64, lr 5e-5, 1 epoch, "
-             f"max_seq_length {a.max_seq_length}, 2 threads; rows interleaved, each run in its own process; "
-             "training time only.", "",
-             "| row | pairs/s per round | mean ± std | ratio to ST MNRL (per round, mean ± std) |", "|---|---|---|---|"]
+    lines = [
+        "# Text training throughput: anycl vs the sentence-transformers trainer",
+        "",
+        f"Written {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Command: "
+        f"`PYTHONPATH=. python benchmarks/bench_text_speed.py --rounds {a.rounds} --pairs {a.pairs} "
+        f"--max-seq-length {a.max_seq_length} --rows {','.join(rows)}`.",
+        "",
+        f"- Before: {before}",
+        f"- After: {after}",
+        f"- Highest 1-minute load at the end of a run: {max_load:.2f}"
+        + (" — **above 2.5: this run is void as a speed comparison**." if max_load > 2.5 else " (below 2.5)."),
+        "",
+        f"FOLDOC training pairs (first {a.pairs}), all-MiniLM-L6-v2, batch 64, lr 5e-5, 1 epoch, "
+        f"max_seq_length {a.max_seq_length}, 2 threads; rows interleaved, each run in its own process; "
+        "training time only.",
+        "",
+        "| row | pairs/s per round | mean ± std | ratio to ST MNRL (per round, mean ± std) |",
+        "|---|---|---|---|",
+    ]
     base = per("st_mnrl") if "st_mnrl" in rows else None
     ratios = {}
     for row in rows:
@@ -121,9 +138,13 @@ def write_report(out: Path, results: list, rows: list, a, before: str, after: st
         lines.append(f"| {row} | {', '.join(f'{x:.2f}' for x in xs)} | {ms(xs)} | {ratio} |")
     if "anycl:default" in ratios:
         m = statistics.fmean(ratios["anycl:default"])
-        lines += ["", f"Target (issue 14/20): training pairs/s with the defaults ≥ 1.2× ST MNRL: "
-                  f"{m:.2f}× — **{'met' if m >= 1.2 and max_load <= 2.5 else 'not met'}**"
-                  + ("" if max_load <= 2.5 else " (void: the machine was busy)") + "."]
+        lines += [
+            "",
+            f"Target (issue 14/20): training pairs/s with the defaults ≥ 1.2× ST MNRL: "
+            f"{m:.2f}× — **{'met' if m >= 1.2 and max_load <= 2.5 else 'not met'}**"
+            + ("" if max_load <= 2.5 else " (void: the machine was busy)")
+            + ".",
+        ]
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -20,6 +20,7 @@ Sections (``--tiny``: the same code at toy sizes and in float32, for a CPU test 
 items/s: items (pairs or images) of the call / wall-clock seconds of the whole call (model loading
 included, alike on both sides), except the GradCache rows: the trainer's own items/s of the step.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,14 +42,44 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-FULL = {"pairs": 20000, "text_batch": 128, "images": 20000, "image_batch": 256, "width": 64,
-        "gc_batches": (4096, 16384), "gc_mini": 256, "loss_batch": 4096, "loss_dim": 256, "fsdp_pairs": 4096,
-        "precision": "bf16"}
+FULL = {
+    "pairs": 20000,
+    "text_batch": 128,
+    "images": 20000,
+    "image_batch": 256,
+    "width": 64,
+    "gc_batches": (4096, 16384),
+    "gc_mini": 256,
+    "loss_batch": 4096,
+    "loss_dim": 256,
+    "fsdp_pairs": 4096,
+    "precision": "bf16",
+}
 # tiny: float32 (bf16 on a CPU without bf16 units is emulated and slow), a narrow ResNet-18
-TINY = {"pairs": 48, "text_batch": 16, "images": 64, "image_batch": 32, "width": 8, "gc_batches": (32, 64),
-        "gc_mini": 8, "loss_batch": 256, "loss_dim": 64, "fsdp_pairs": 32, "precision": "no"}
-SECTIONS = ["data", "infonce_ratio", "text_anycl", "text_st", "image_anycl", "image_lightly", "gradcache_4096",
-            "gradcache_16384", "text_fsdp"]
+TINY = {
+    "pairs": 48,
+    "text_batch": 16,
+    "images": 64,
+    "image_batch": 32,
+    "width": 8,
+    "gc_batches": (32, 64),
+    "gc_mini": 8,
+    "loss_batch": 256,
+    "loss_dim": 64,
+    "fsdp_pairs": 32,
+    "precision": "no",
+}
+SECTIONS = [
+    "data",
+    "infonce_ratio",
+    "text_anycl",
+    "text_st",
+    "image_anycl",
+    "image_lightly",
+    "gradcache_4096",
+    "gradcache_16384",
+    "text_fsdp",
+]
 
 
 def device() -> str:
@@ -113,8 +144,12 @@ def sec_data(cfg, args):
     with open(Path(args.data, "pairs.jsonl"), "w") as f:
         for p in pairs:
             f.write(json.dumps(p) + "\n")
-    return {"what": "text pairs from docstrings", "items": len(pairs), "seconds": time.perf_counter() - t0,
-            "note": f"{len(pairs)} pairs ({need} wanted)"}
+    return {
+        "what": "text pairs from docstrings",
+        "items": len(pairs),
+        "seconds": time.perf_counter() - t0,
+        "note": f"{len(pairs)} pairs ({need} wanted)",
+    }
 
 
 def sec_infonce_ratio(cfg, args):
@@ -143,6 +178,7 @@ def sec_infonce_ratio(cfg, args):
         def run():
             a.grad = p.grad = None
             loss(a, p).backward()
+
         return run
 
     mm = timed(lambda: x @ y.T)
@@ -151,24 +187,41 @@ def sec_infonce_ratio(cfg, args):
         loss = anycl.losses.get(name, **kw).to(dev)
         label = name + (" symmetric" if kw else "")
         notes.append(f"{label} {timed(step(loss)) / mm:.2f}×")
-    return {"what": f"loss fwd+bwd / one B×B×D matmul, B={b}, D={d}, fp32", "items": b, "seconds": mm,
-            "note": "; ".join(notes) + f" (matmul {1000 * mm:.2f} ms)"}
+    return {
+        "what": f"loss fwd+bwd / one B×B×D matmul, B={b}, D={d}, fp32",
+        "items": b,
+        "seconds": mm,
+        "note": "; ".join(notes) + f" (matmul {1000 * mm:.2f} ms)",
+    }
 
 
 def _text_fit(cfg, pairs, batch, **extra):
     import anycl
 
     t0 = time.perf_counter()
-    model = anycl.fit(pairs, modality="text", model=minilm_path(), batch_size=batch, epochs=1, lr=5e-5,
-                      mixed_precision=cfg["precision"], progress=False, seed=0, **extra)
+    model = anycl.fit(
+        pairs,
+        modality="text",
+        model=minilm_path(),
+        batch_size=batch,
+        epochs=1,
+        lr=5e-5,
+        mixed_precision=cfg["precision"],
+        progress=False,
+        seed=0,
+        **extra,
+    )
     return model, time.perf_counter() - t0
 
 
 def sec_text_anycl(cfg, args):
     pairs = load_pairs(args.data, cfg["pairs"])
     _, secs = _text_fit(cfg, pairs, cfg["text_batch"])
-    return {"what": f"text fit, anycl, MiniLM, InfoNCE, {_prec(cfg)}, batch {cfg['text_batch']}", "items": len(pairs),
-            "seconds": secs}
+    return {
+        "what": f"text fit, anycl, MiniLM, InfoNCE, {_prec(cfg)}, batch {cfg['text_batch']}",
+        "items": len(pairs),
+        "seconds": secs,
+    }
 
 
 def sec_text_st(cfg, args):
@@ -186,14 +239,28 @@ def sec_text_st(cfg, args):
     model = SentenceTransformer(minilm_path(), device=device())
     ds = Dataset.from_list(pairs)
     targs = SentenceTransformerTrainingArguments(
-        output_dir=str(out), per_device_train_batch_size=cfg["text_batch"], num_train_epochs=1, learning_rate=5e-5,
-        bf16=cfg["precision"] == "bf16", use_cpu=device() == "cpu", save_strategy="no", report_to=[], seed=0, logging_steps=10**6,
-        disable_tqdm=True, dataloader_drop_last=False)
-    trainer = SentenceTransformerTrainer(model=model, args=targs, train_dataset=ds,
-                                         loss=losses.MultipleNegativesRankingLoss(model))
+        output_dir=str(out),
+        per_device_train_batch_size=cfg["text_batch"],
+        num_train_epochs=1,
+        learning_rate=5e-5,
+        bf16=cfg["precision"] == "bf16",
+        use_cpu=device() == "cpu",
+        save_strategy="no",
+        report_to=[],
+        seed=0,
+        logging_steps=10**6,
+        disable_tqdm=True,
+        dataloader_drop_last=False,
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model, args=targs, train_dataset=ds, loss=losses.MultipleNegativesRankingLoss(model)
+    )
     trainer.train()
-    return {"what": f"text fit, sentence-transformers trainer, MNRL, {_prec(cfg)}, batch {cfg['text_batch']}",
-            "items": len(pairs), "seconds": time.perf_counter() - t0}
+    return {
+        "what": f"text fit, sentence-transformers trainer, MNRL, {_prec(cfg)}, batch {cfg['text_batch']}",
+        "items": len(pairs),
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def _images(n):
@@ -225,12 +292,27 @@ def sec_image_anycl(cfg, args):
 
     images = _images(cfg["images"])
     t0 = time.perf_counter()
-    anycl.fit(images, modality="image", encoder=_backbone(cfg), adapter_options=IMAGE_ADAPTER, head="mlp",
-              batch_size=cfg["image_batch"], epochs=1, lr=2e-3, temperature=0.2, loss="simclr",
-              mixed_precision=cfg["precision"], seed=0, num_workers=4 if device() == "cuda" else 0, progress=False)
-    return {"what": f"image SimCLR, anycl, ResNet-18 width {cfg['width']}, 28 px, {_prec(cfg)}, "
-                    f"batch {cfg['image_batch']}",
-            "items": len(images), "seconds": time.perf_counter() - t0}
+    anycl.fit(
+        images,
+        modality="image",
+        encoder=_backbone(cfg),
+        adapter_options=IMAGE_ADAPTER,
+        head="mlp",
+        batch_size=cfg["image_batch"],
+        epochs=1,
+        lr=2e-3,
+        temperature=0.2,
+        loss="simclr",
+        mixed_precision=cfg["precision"],
+        seed=0,
+        num_workers=4 if device() == "cuda" else 0,
+        progress=False,
+    )
+    return {
+        "what": f"image SimCLR, anycl, ResNet-18 width {cfg['width']}, 28 px, {_prec(cfg)}, batch {cfg['image_batch']}",
+        "items": len(images),
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def sec_image_lightly(cfg, args):
@@ -245,10 +327,13 @@ def sec_image_lightly(cfg, args):
     t0 = time.perf_counter()
     dim = 8 * cfg["width"]
     model = torch.nn.Sequential(_backbone(cfg), SimCLRProjectionHead(dim, dim, 128)).to(dev)
-    loader = torch.utils.data.DataLoader(TwoViews(images, lightly_transform(ImageAdapter(**IMAGE_ADAPTER))),
-                                         batch_size=cfg["image_batch"], shuffle=True,
-                                         num_workers=4 if dev == "cuda" else 0,
-                                         generator=torch.Generator().manual_seed(0))
+    loader = torch.utils.data.DataLoader(
+        TwoViews(images, lightly_transform(ImageAdapter(**IMAGE_ADAPTER))),
+        batch_size=cfg["image_batch"],
+        shuffle=True,
+        num_workers=4 if dev == "cuda" else 0,
+        generator=torch.Generator().manual_seed(0),
+    )
     criterion = NTXentLoss(temperature=0.2)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     for x0, x1 in loader:
@@ -261,9 +346,12 @@ def sec_image_lightly(cfg, args):
         opt.step()
     if dev == "cuda":
         torch.cuda.synchronize()
-    return {"what": f"image SimCLR, lightly loop, ResNet-18 width {cfg['width']}, 28 px, {_prec(cfg)} "
-                    f"(autocast), batch {cfg['image_batch']}",
-            "items": len(images), "seconds": time.perf_counter() - t0}
+    return {
+        "what": f"image SimCLR, lightly loop, ResNet-18 width {cfg['width']}, 28 px, {_prec(cfg)} "
+        f"(autocast), batch {cfg['image_batch']}",
+        "items": len(images),
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def _gradcache(cfg, args, which):
@@ -272,9 +360,13 @@ def _gradcache(cfg, args, which):
     model, secs = _text_fit(cfg, pairs, batch, gradcache_mini_batch=cfg["gc_mini"], max_steps=1, log_every=1)
     hist = [h for h in model.trainer.history if "items_per_s" in h]
     rate = hist[-1]["items_per_s"] if hist else None
-    return {"what": f"GradCache text step, global batch {batch}, mini-batch {cfg['gc_mini']}, {_prec(cfg)}",
-            "items": batch, "seconds": secs, "items_per_s": rate,
-            "note": "items/s: the trainer's, of the step"}
+    return {
+        "what": f"GradCache text step, global batch {batch}, mini-batch {cfg['gc_mini']}, {_prec(cfg)}",
+        "items": batch,
+        "seconds": secs,
+        "items_per_s": rate,
+        "note": "items/s: the trainer's, of the step",
+    }
 
 
 def sec_gradcache_4096(cfg, args):
@@ -294,10 +386,15 @@ def sec_text_fsdp(cfg, args):
     emb = model.encode([p["anchor"] for p in pairs[:8]])
     finite = bool(torch.isfinite(torch.as_tensor(emb)).all())
     fsdp = os.environ.get("ACCELERATE_USE_FSDP") == "true"
-    how = "torchrun + ACCELERATE_USE_FSDP=true" if fsdp else "torchrun, FSDP off (no accelerator: Accelerate refuses it)"
-    return {"what": f"text fit under {how}, batch {cfg['text_batch']}, {_prec(cfg)}",
-            "items": len(pairs), "seconds": secs,
-            "note": f"Accelerate's distributed type: {kind}; trained module: {wrapped}; encode finite: {finite}"}
+    how = (
+        "torchrun + ACCELERATE_USE_FSDP=true" if fsdp else "torchrun, FSDP off (no accelerator: Accelerate refuses it)"
+    )
+    return {
+        "what": f"text fit under {how}, batch {cfg['text_batch']}, {_prec(cfg)}",
+        "items": len(pairs),
+        "seconds": secs,
+        "note": f"Accelerate's distributed type: {kind}; trained module: {wrapped}; encode finite: {finite}",
+    }
 
 
 # -- report ------------------------------------------------------------------------------------------
@@ -305,12 +402,17 @@ def report(rows: list, tiny: bool) -> str:
     by = {r["section"]: r for r in rows}
     lines = ["# GPU check (`benchmarks/gpu_check.sh`)", ""]
     devs = sorted({r.get("device", "?") for r in rows})
-    lines.append(f"Mode: {'tiny (toy sizes)' if tiny else 'full'}; device(s): {', '.join(devs)}; "
-                 f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; torch {torch.__version__}"
-                 + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "")
-                 + f"; {platform.machine()}, {os.cpu_count()} CPU cores.")
-    lines += ["", "| section | what | items | seconds | items/s | peak GPU memory (MiB) | note |",
-              "|---|---|---|---|---|---|---|"]
+    lines.append(
+        f"Mode: {'tiny (toy sizes)' if tiny else 'full'}; device(s): {', '.join(devs)}; "
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; torch {torch.__version__}"
+        + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "")
+        + f"; {platform.machine()}, {os.cpu_count()} CPU cores."
+    )
+    lines += [
+        "",
+        "| section | what | items | seconds | items/s | peak GPU memory (MiB) | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name in SECTIONS:
         r = by.get(name)
         if r is None:
@@ -321,8 +423,10 @@ def report(rows: list, tiny: bool) -> str:
             continue
         rate = r.get("items_per_s") or (r["items"] / r["seconds"] if r.get("seconds") else None)
         mem = "—" if r.get("peak_gpu_mib") is None else str(r["peak_gpu_mib"])
-        lines.append(f"| {name} | {r.get('what', '')} | {r.get('items', '—')} | {r.get('seconds', 0):.2f} | "
-                     f"{'—' if rate is None else f'{rate:.1f}'} | {mem} | {r.get('note', '')} |")
+        lines.append(
+            f"| {name} | {r.get('what', '')} | {r.get('items', '—')} | {r.get('seconds', 0):.2f} | "
+            f"{'—' if rate is None else f'{rate:.1f}'} | {mem} | {r.get('note', '')} |"
+        )
 
     def rate(name):
         r = by.get(name)
@@ -331,14 +435,21 @@ def report(rows: list, tiny: bool) -> str:
         return r.get("items_per_s") or r["items"] / r["seconds"]
 
     lines.append("")
-    for a, b, label in [("text_anycl", "text_st", "text: anycl / sentence-transformers trainer"),
-                        ("image_anycl", "image_lightly", "images: anycl / lightly")]:
+    for a, b, label in [
+        ("text_anycl", "text_st", "text: anycl / sentence-transformers trainer"),
+        ("image_anycl", "image_lightly", "images: anycl / lightly"),
+    ]:
         ra, rb = rate(a), rate(b)
         lines.append(f"- {label} (items/s): " + ("not available" if not (ra and rb) else f"{ra / rb:.2f}×"))
     m1, m2 = (by.get(s, {}).get("peak_gpu_mib") for s in ("gradcache_4096", "gradcache_16384"))
-    lines.append("- GradCache peak memory, batch 16384 / batch 4096: "
-                 + (f"{m2 / m1:.2f}× (flat would be ≈ 1×; the batch's embeddings and the loss's logits grow)"
-                    if m1 and m2 else "not available (no GPU memory reading)"))
+    lines.append(
+        "- GradCache peak memory, batch 16384 / batch 4096: "
+        + (
+            f"{m2 / m1:.2f}× (flat would be ≈ 1×; the batch's embeddings and the loss's logits grow)"
+            if m1 and m2
+            else "not available (no GPU memory reading)"
+        )
+    )
     lines.append("")
     return "\n".join(lines)
 

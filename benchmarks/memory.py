@@ -1,4 +1,5 @@
 """Memory readings shared by the benchmarks (Linux): current resident and peak resident set, in MB."""
+
 import resource
 
 

@@ -4,6 +4,7 @@
 - Sonic Pi samples: ``apt-get install sonic-pi-samples`` → /usr/share/sonic-pi/samples (CC0 FLAC),
   with a README.md that lists every sample under a section heading.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -15,8 +16,18 @@ import numpy as np
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 SONIC_PI_DIR = Path("/usr/share/sonic-pi/samples")
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                   "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 
 def _need(path: Path, package: str) -> None:

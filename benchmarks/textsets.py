@@ -12,6 +12,7 @@
 ``train`` (2,000) and ``dev`` (1,500); the rest is unused. Settings are chosen on ``dev`` (queries and
 corpus of the dev entries) and the ``test`` set is touched once per final setting.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -48,7 +49,7 @@ def _records(name: str):
             continue
         by_offset.setdefault((b64(parts[1]), b64(parts[2])), parts[0])
     for (off, length), head in sorted(by_offset.items()):
-        yield head, data[off:off + length].decode("utf-8", "replace")
+        yield head, data[off : off + length].decode("utf-8", "replace")
 
 
 @cache
@@ -65,7 +66,7 @@ def parse_foldoc(whole_words: bool = True) -> tuple:
         if len(body) < 40 or body.lower().startswith("see "):
             continue
         m = re.match(r"(.+?[.!?])\s+(?=[A-Z({])", body)
-        first, rest = (m.group(1), body[m.end():]) if m else (body, "")
+        first, rest = (m.group(1), body[m.end() :]) if m else (body, "")
         pattern = rf"(?<!\w){re.escape(head)}(?!\w)" if whole_words else re.escape(head)
         query = re.sub(pattern, "", first, flags=re.IGNORECASE)
         query = re.sub(r"^\s*\([^)]*\)\s*", "", query).strip(" ,;:")
@@ -135,7 +136,7 @@ def splits(name: str) -> Dict[str, List[dict]]:
     random.Random(SPLIT_SEED).shuffle(entries)
     out, at = {}, 0
     for part in ("test", "train", "dev"):
-        out[part] = entries[at:at + SIZES[part]]
+        out[part] = entries[at : at + SIZES[part]]
         at += SIZES[part]
     if len(out["dev"]) < SIZES["dev"]:
         raise SystemExit(f"{name}: only {len(entries)} usable entries, fewer than the splits need ({at})")
@@ -145,8 +146,11 @@ def splits(name: str) -> Dict[str, List[dict]]:
 def retrieval_set(name: str, part: str) -> dict:
     """Queries, corpus and relevance of one split part (each query's own entry is its one relevant document)."""
     ents = splits(name)[part]
-    return {"queries": [e["query"] for e in ents], "corpus": [e["doc"] for e in ents],
-            "relevant": [[i] for i in range(len(ents))]}
+    return {
+        "queries": [e["query"] for e in ents],
+        "corpus": [e["doc"] for e in ents],
+        "relevant": [[i] for i in range(len(ents))],
+    }
 
 
 def train_pairs(name: str) -> List[dict]:

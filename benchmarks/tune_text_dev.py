@@ -11,6 +11,7 @@ Usage: PYTHONPATH=. python benchmarks/tune_text_dev.py [--seed 12] [--dev-train 
 Results: benchmarks/results/text_dev_tuning.md (+ .json), rewritten after every run, so partial runs keep
 what finished; ``--append`` adds to the runs already there.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,9 +46,13 @@ def dev_data(seed: int, dev_train: int, bench_train: int) -> dict:
     _, train, rest, _ = split_entries(bench_train, seed)
     pool = train + rest  # never the benchmark's test entries
     tr, dev = pool[:dev_train], pool[dev_train:]
-    return {"train": [{"anchor": e["query"], "positive": e["doc"]} for e in tr],
-            "queries": [e["query"] for e in dev], "relevant": [[i] for i in range(len(dev))],
-            "corpus": [e["doc"] for e in dev], "n_entries": len(pool)}
+    return {
+        "train": [{"anchor": e["query"], "positive": e["doc"]} for e in tr],
+        "queries": [e["query"] for e in dev],
+        "relevant": [[i] for i in range(len(dev))],
+        "corpus": [e["doc"] for e in dev],
+        "n_entries": len(pool),
+    }
 
 
 def main():
@@ -71,8 +76,22 @@ def main():
         for name in a.only.split(","):
             extra = SETTINGS[name]
             phase = [] if "--phase" in extra else ["--phase", "anycl_mined"]
-            cmd = [sys.executable, str(HERE / "bench_text_retrieval.py"), "--data-file", data_file,
-                   "--max-seq-length", "128", "--remine", "2", "--seed", str(seed)] + phase + extra
+            cmd = (
+                [
+                    sys.executable,
+                    str(HERE / "bench_text_retrieval.py"),
+                    "--data-file",
+                    data_file,
+                    "--max-seq-length",
+                    "128",
+                    "--remine",
+                    "2",
+                    "--seed",
+                    str(seed),
+                ]
+                + phase
+                + extra
+            )
             t0 = time.perf_counter()
             proc = subprocess.run(cmd, capture_output=True, text=True)
             line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -82,27 +101,36 @@ def main():
             r = json.loads(line[-1][7:])
             r.update(setting=name, train_seed=seed, seconds=time.perf_counter() - t0)
             results.append(r)
-            print(f"{name} seed {seed}: nDCG@10 {r['ndcg@10']:.4f} MRR@10 {r['mrr@10']:.4f} "
-                  f"({r['seconds']:.0f}s)", flush=True)
+            print(
+                f"{name} seed {seed}: nDCG@10 {r['ndcg@10']:.4f} MRR@10 {r['mrr@10']:.4f} ({r['seconds']:.0f}s)",
+                flush=True,
+            )
             write(results, a, data, time.perf_counter() - t_all)
     os.remove(data_file)
 
 
 def write(results, a, data, total):
-    lines = ["# Text: anycl mining settings chosen on a dev split (FOLDOC)", "",
-             f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Command: "
-             f"`PYTHONPATH=. python benchmarks/tune_text_dev.py {' '.join(sys.argv[1:])}` (this call "
-             f"{total / 60:.1f} min; raw results in `{Path(a.out).with_suffix('.json').name}`)",
-             "",
-             f"Dev split: the entries of the seed-{a.seed} shuffle that the benchmark does not test on "
-             f"({data['n_entries']}); {len(data['train'])} training pairs, {len(data['queries'])} dev queries "
-             f"against a corpus of their {len(data['corpus'])} documents. Otherwise the benchmark's settings "
-             "(batch 32, 1 epoch, lr 5e-05, max_seq_length 128, temperature 0.05, relative_margin 0.05, "
-             "re-mined 2× unless said).", "",
-             "| setting | train seed | nDCG@10 | MRR@10 | R@1 | R@10 | train s |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Text: anycl mining settings chosen on a dev split (FOLDOC)",
+        "",
+        f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Command: "
+        f"`PYTHONPATH=. python benchmarks/tune_text_dev.py {' '.join(sys.argv[1:])}` (this call "
+        f"{total / 60:.1f} min; raw results in `{Path(a.out).with_suffix('.json').name}`)",
+        "",
+        f"Dev split: the entries of the seed-{a.seed} shuffle that the benchmark does not test on "
+        f"({data['n_entries']}); {len(data['train'])} training pairs, {len(data['queries'])} dev queries "
+        f"against a corpus of their {len(data['corpus'])} documents. Otherwise the benchmark's settings "
+        "(batch 32, 1 epoch, lr 5e-05, max_seq_length 128, temperature 0.05, relative_margin 0.05, "
+        "re-mined 2× unless said).",
+        "",
+        "| setting | train seed | nDCG@10 | MRR@10 | R@1 | R@10 | train s |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in results:
-        lines.append(f"| {r['setting']} | {r['train_seed']} | {r['ndcg@10']:.4f} | {r['mrr@10']:.4f} | "
-                     f"{r['recall@1']:.4f} | {r['recall@10']:.4f} | {r['train_s']:.0f} |")
+        lines.append(
+            f"| {r['setting']} | {r['train_seed']} | {r['ndcg@10']:.4f} | {r['mrr@10']:.4f} | "
+            f"{r['recall@1']:.4f} | {r['recall@10']:.4f} | {r['train_s']:.0f} |"
+        )
     lines += ["", "Settings: " + "; ".join(f"{k}: `{' '.join(v) or '(defaults)'}`" for k, v in SETTINGS.items()), ""]
     Path(a.out).write_text("\n".join(lines))
     Path(a.out).with_suffix(".json").write_text(json.dumps(results, indent=1))

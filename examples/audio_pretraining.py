@@ -6,6 +6,7 @@ bursts) so the example always runs. A few minutes on a CPU.
 
     PYTHONPATH=. python examples/audio_pretraining.py [--epochs 10]
 """
+
 import argparse
 import tempfile
 from pathlib import Path
@@ -29,7 +30,7 @@ def synthesise(folder: Path, per_class: int = 12, sr: int = 16000):
         envelope = np.exp(-t * rng.uniform(1, 4))
         clips = {
             "tone": np.sin(2 * np.pi * f * t),
-            "chirp": np.sin(2 * np.pi * (f * t + rng.uniform(400, 1200) * t ** 2)),
+            "chirp": np.sin(2 * np.pi * (f * t + rng.uniform(400, 1200) * t**2)),
             "noise": rng.standard_normal(n) * 0.5,
         }
         for name, wave in clips.items():
@@ -54,11 +55,14 @@ def main():
     print(f"{len(files)} clips, {len(set(labels))} categories; pretraining on {len(train)} without labels")
 
     probe = ProbeEvaluator(train, train_y, test, test_y, k=5)
-    model = anycl.fit(train, modality="audio", epochs=args.epochs, eval_dataset=probe,
-                      output_dir=str(Path(tmp.name) / "run"))
+    model = anycl.fit(
+        train, modality="audio", epochs=args.epochs, eval_dataset=probe, output_dir=str(Path(tmp.name) / "run")
+    )
     for rec in model.trainer.eval_history:
-        print(f"after step {rec['step']}: linear probe {rec['linear_probe_accuracy']:.3f}, "
-              f"kNN {rec['knn@5_accuracy']:.3f}")
+        print(
+            f"after step {rec['step']}: linear probe {rec['linear_probe_accuracy']:.3f}, "
+            f"kNN {rec['knn@5_accuracy']:.3f}"
+        )
 
     emb = model.encode(test[:4])  # deterministic: the same clip always gives the same embedding
     print("embeddings:", tuple(emb.shape))

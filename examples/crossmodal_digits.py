@@ -7,6 +7,7 @@ the nearest class description, with no classifier trained. Offline, under a minu
 
     PYTHONPATH=. python examples/crossmodal_digits.py
 """
+
 import random
 
 import numpy as np
@@ -32,16 +33,23 @@ model = anycl.fit(
     freeze={"text": "encoder"},  # keep MiniLM fixed, train its projection head
     adapter_options={"image": {"preset": "small", "size": 16, "mode": "L"}},
     encoder_options={"image": {"arch": "resnet10", "width": 8}},
-    head=128, batch_size=128, epochs=8, lr=3e-3, seed=0,
+    head=128,
+    batch_size=128,
+    epochs=8,
+    lr=3e-3,
+    seed=0,
 )
 clf = ZeroShotClassifier(model, WORDS, templates=["a handwritten {}", "a digit {}"], text_modality="text")
-print(f"zero-shot accuracy on {len(test_images)} held-out digits: {clf.accuracy(test_images, test_labels):.3f} "
-      f"(chance 0.100)")
-r = cross_modal_retrieval(model, test_images[:100], [f"a handwritten {w}" for w in test_labels[:100]],
-                          "image", "text")
-print(f"100 held-out pairs: image→text recall@1 {r['image_to_text_recall@1']:.3f} (only 10 distinct descriptions; "
-      f"equal texts tie with the true one, so this is class-level), text→image recall@1 "
-      f"{r['text_to_image_recall@1']:.3f} (about 10 images share each description and only the paired one counts)")
+print(
+    f"zero-shot accuracy on {len(test_images)} held-out digits: {clf.accuracy(test_images, test_labels):.3f} "
+    f"(chance 0.100)"
+)
+r = cross_modal_retrieval(model, test_images[:100], [f"a handwritten {w}" for w in test_labels[:100]], "image", "text")
+print(
+    f"100 held-out pairs: image→text recall@1 {r['image_to_text_recall@1']:.3f} (only 10 distinct descriptions; "
+    f"equal texts tie with the true one, so this is class-level), text→image recall@1 "
+    f"{r['text_to_image_recall@1']:.3f} (about 10 images share each description and only the paired one counts)"
+)
 print(f"learnt temperature: {model.trainer.loss.tau.value:.4f} (started at 0.07)")
 model.save("digits-clip", overwrite=True)
 print("saved to digits-clip/ — anycl.load('digits-clip').encode(texts, modality='text')")

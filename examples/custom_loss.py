@@ -6,6 +6,7 @@ Offline (the packaged all-MiniLM-L6-v2), well under a minute on 2 CPU cores. A l
 ``nn.Module``) of embeddings only, so ``fit``, the memory queue, GradCache and cross-process gathering
 need no code of their own for it. Its keyword arguments become its options (``loss_options``).
 """
+
 import torch
 import torch.nn.functional as F
 
@@ -34,16 +35,22 @@ cosine_margin.distributed = "global"
 
 def main():
     topics = ["cats", "rivers", "engines", "bread", "stars", "violins", "glaciers", "chess"]
-    pairs = [{"anchor": f"what do we know about {t}? (question {i})", "positive": f"facts on {t}, part {i}"}
-             for i in range(4) for t in topics]
-    common = dict(modality="text", batch_size=8, max_steps=4, log_every=1, progress=False, adapter_options={"max_seq_length": 32})
+    pairs = [
+        {"anchor": f"what do we know about {t}? (question {i})", "positive": f"facts on {t}, part {i}"}
+        for i in range(4)
+        for t in topics
+    ]
+    common = dict(
+        modality="text", batch_size=8, max_steps=4, log_every=1, progress=False, adapter_options={"max_seq_length": 32}
+    )
 
     model = anycl.fit(pairs, loss="cosine_margin", loss_options={"margin": 0.2}, **common)
     print("cosine_margin:", [round(h["loss"], 4) for h in model.trainer.history])
 
     # the same loss behind a MoCo queue of 32 keys from a momentum (EMA) key encoder
-    model = anycl.fit(pairs, loss="moco", loss_options={"base": "cosine_margin", "queue_size": 32, "margin": 0.2},
-                      **common)
+    model = anycl.fit(
+        pairs, loss="moco", loss_options={"base": "cosine_margin", "queue_size": 32, "margin": 0.2}, **common
+    )
     print("moco(cosine_margin):", [round(h["loss"], 4) for h in model.trainer.history])
     emb = model.encode(["what do we know about cats?", "facts on cats"])
     print("cosine(query, answer) =", round(float(emb[0] @ emb[1]), 3))

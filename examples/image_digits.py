@@ -4,6 +4,7 @@ Runs offline in about a minute on a laptop CPU:
 
     PYTHONPATH=. python examples/image_digits.py
 """
+
 import numpy as np
 import torch
 from sklearn.datasets import load_digits
@@ -21,7 +22,11 @@ model = anycl.fit(
     modality="image",
     adapter_options={"preset": "small", "size": 16, "mode": "L"},  # upsampled to 16 px (said once)
     encoder_options={"arch": "resnet10", "width": 8},
-    batch_size=128, epochs=5, lr=2e-3, seed=0, progress=False,
+    batch_size=128,
+    epochs=5,
+    lr=2e-3,
+    seed=0,
+    progress=False,
 )
 tr, te = model.encode(images[train]), model.encode(images[test])
 print(f"kNN accuracy:          {knn_accuracy(tr, labels[train], te, labels[test], k=20, temperature=0.1):.3f}")

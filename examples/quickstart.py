@@ -4,6 +4,7 @@
 
 Offline, about 2–3 minutes on 2 CPU cores. See anycl/demo.py for how the data is built.
 """
+
 import sys
 
 from anycl.demo import main

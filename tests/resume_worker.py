@@ -1,5 +1,6 @@
 """Run by tests/test_checkpoint.py in a subprocess: trains with checkpoints and SIGKILLs itself while
 writing the checkpoint of step KILL_STEP (after its state files are written, before the rename)."""
+
 import os
 import signal
 import sys
@@ -9,8 +10,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from toy_modality import toy_rows  # noqa: E402
 
 # noise in prepare, dropout, a memory-queue loss with extra state: every kind of state a resume must restore
-OPTIONS = dict(modality="toyvec", loss="toy_queue", batch_size=8, epochs=3, lr=1e-2, seed=5, progress=False,
-               log_with=None, checkpoint_every=3, adapter_options={"noise": 0.2}, encoder_options={"dropout": 0.2})
+OPTIONS = dict(
+    modality="toyvec",
+    loss="toy_queue",
+    batch_size=8,
+    epochs=3,
+    lr=1e-2,
+    seed=5,
+    progress=False,
+    log_with=None,
+    checkpoint_every=3,
+    adapter_options={"noise": 0.2},
+    encoder_options={"dropout": 0.2},
+)
 
 
 def rows():

@@ -2,6 +2,7 @@
 
 Every clip is synthesised here (sine tones, noise) and written with soundfile into tmp_path.
 """
+
 import logging
 import math
 import pickle
@@ -198,8 +199,9 @@ def test_log_mel_shape_and_a_tone_peaks_in_its_mel_band():
 def test_same_clip_gives_the_same_embedding_whatever_the_batch(tmp_path):
     paths = [write(tmp_path / f"c{i}.wav", tone(200 * (i + 1), 1.7), fmt="WAV") for i in range(4)]
     a = AudioAdapter()
-    model = anycl.api.build_model({"anchor": "audio", "positive": "audio", "negative": "audio"},
-                                  adapter_options={"clip_seconds": 1.0})
+    model = anycl.api.build_model(
+        {"anchor": "audio", "positive": "audio", "negative": "audio"}, adapter_options={"clip_seconds": 1.0}
+    )
     model.eval()
     e1 = model.encode(paths)
     e2 = model.encode(paths[2:] + paths[:2], batch_size=3)
@@ -217,7 +219,7 @@ def test_noise_is_added_at_the_requested_snr_and_colour():
     assert torch.equal(aug.add_noise(torch.zeros(100), 10.0, 1.0, g), torch.zeros(100))  # silence stays silent
     # spectral slope (log power vs log frequency) of white/pink/brown noise: 0, -1, -2
     for exponent in (0.0, 1.0, 2.0):
-        n = aug.coloured_noise(2 ** 16, exponent, torch.Generator().manual_seed(1))
+        n = aug.coloured_noise(2**16, exponent, torch.Generator().manual_seed(1))
         p = torch.fft.rfft(n).abs().pow(2)[1:]
         f = torch.arange(1, p.shape[0] + 1, dtype=torch.float64)
         slope = np.polyfit(np.log(f[10:5000].numpy()), np.log(p[10:5000].double().numpy()), 1)[0]
@@ -230,8 +232,9 @@ def test_gain_shift_and_the_waveform_pipeline_are_seeded():
     y = aug.waveform_view(x, cfg, torch.Generator().manual_seed(5))
     ratio = float(y.abs().max() / x.abs().max())
     assert 10 ** (-6 / 20) - 1e-6 <= ratio <= 10 ** (6 / 20) + 1e-6 and torch.allclose(y / ratio, x, atol=1e-6)
-    shifted = aug.waveform_view(x, aug.augment_config({"noise_p": 0, "gain_db": 0, "shift": 0.5}),
-                                torch.Generator().manual_seed(2))
+    shifted = aug.waveform_view(
+        x, aug.augment_config({"noise_p": 0, "gain_db": 0, "shift": 0.5}), torch.Generator().manual_seed(2)
+    )
     assert any(torch.equal(torch.roll(x, s), shifted) for s in range(-4000, 4001))
     full = aug.augment_config(True)
     a = aug.waveform_view(x, full, torch.Generator().manual_seed(9))
@@ -313,8 +316,13 @@ def _clips(tmp_path, n_per_class=6):
     return items, labels
 
 
-FAST = dict(epochs=1, batch_size=6, progress=False, adapter_options={"clip_seconds": 0.5},
-            encoder_options={"channels": [8, 16], "embedding_dim": 32})
+FAST = dict(
+    epochs=1,
+    batch_size=6,
+    progress=False,
+    adapter_options={"clip_seconds": 0.5},
+    encoder_options={"channels": [8, 16], "embedding_dim": 32},
+)
 
 
 def test_fit_folder_with_probe_evaluation_then_save_and_load(tmp_path):
@@ -333,8 +341,9 @@ def test_fit_folder_with_probe_evaluation_then_save_and_load(tmp_path):
 
 def test_labelled_clips_as_eval_dataset_give_knn_accuracy(tmp_path):
     items, labels = _clips(tmp_path, 4)
-    model = anycl.fit(items, modality="audio", eval_dataset=[{"anchor": x, "label": y} for x, y in zip(items, labels)],
-                      **FAST)
+    model = anycl.fit(
+        items, modality="audio", eval_dataset=[{"anchor": x, "label": y} for x, y in zip(items, labels)], **FAST
+    )
     assert any(k.startswith("knn@") for k in model.trainer.eval_history[-1])
 
 
@@ -360,7 +369,9 @@ def test_fit_hf_audio_column_and_array_dicts_and_a_custom_encoder(tmp_path):
     enc = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(16))
     enc(torch.zeros(1, 1, 64, 51))
     enc.embedding_dim = 16
-    model = anycl.fit(arrays, modality="audio", encoder=enc, **{k: v for k, v in FAST.items() if k != "encoder_options"})
+    model = anycl.fit(
+        arrays, modality="audio", encoder=enc, **{k: v for k, v in FAST.items() if k != "encoder_options"}
+    )
     assert model.encode(arrays).shape == (6, 16)
 
 

@@ -1,4 +1,5 @@
 """Model cards (anycl.card): Hub front matter, the true base model, one writer for every folder."""
+
 import yaml
 
 import anycl
@@ -12,8 +13,16 @@ def _front(text: str) -> dict:
 
 
 def test_default_base_model_is_recorded_in_config_and_cards(text_pairs, minilm_path, tmp_path):
-    model = anycl.fit(text_pairs, modality="text", batch_size=8, max_steps=1, progress=False, log_with=None,
-                      adapter_options={"max_seq_length": 32}, collapse_watch=False)
+    model = anycl.fit(
+        text_pairs,
+        modality="text",
+        batch_size=8,
+        max_steps=1,
+        progress=False,
+        log_with=None,
+        adapter_options={"max_seq_length": 32},
+        collapse_watch=False,
+    )
     cfg = model.info["config"]
     assert cfg["model"] == DEFAULT_MODEL_ID  # not a machine-specific path: it reruns anywhere
     assert list(cfg)[:4] == ["dataset", "modality", "loss", "model"]
@@ -41,8 +50,17 @@ def test_default_base_model_is_recorded_in_config_and_cards(text_pairs, minilm_p
 
 
 def test_a_batch_larger_than_the_data_is_said(text_pairs, minilm_path, caplog):
-    anycl.fit(text_pairs[:6], modality="text", model=minilm_path, batch_size=32, max_steps=1, progress=False,
-              log_with=None, adapter_options={"max_seq_length": 32}, collapse_watch=False)
+    anycl.fit(
+        text_pairs[:6],
+        modality="text",
+        model=minilm_path,
+        batch_size=32,
+        max_steps=1,
+        progress=False,
+        log_with=None,
+        adapter_options={"max_seq_length": 32},
+        collapse_watch=False,
+    )
     assert "batch_size=32 is larger than the data: every step uses one batch of 6 rows" in caplog.text
 
 

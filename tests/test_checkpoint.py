@@ -1,5 +1,6 @@
 """Checkpoint and resume: a run SIGKILLed mid-epoch (while writing a checkpoint) resumes from the last
 complete checkpoint and ends with the weights of an uninterrupted run."""
+
 import os
 import signal
 import subprocess
@@ -22,10 +23,18 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_weights(tmp_path):
     assert reference.trainer.global_step == 12
 
     run = tmp_path / "run"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), os.environ.get("PYTHONPATH", "")]),
-               OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, os.path.join(HERE, "resume_worker.py"), str(run), "6"], env=env,
-                          capture_output=True, text=True, timeout=300)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), os.environ.get("PYTHONPATH", "")]),
+        OMP_NUM_THREADS="1",
+    )
+    proc = subprocess.run(
+        [sys.executable, os.path.join(HERE, "resume_worker.py"), str(run), "6"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     root = run / "checkpoints"
     # killed while writing step 6 (epoch 1): the half-written folder is never "latest"
@@ -33,8 +42,9 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_weights(tmp_path):
     assert [s for s, _ in complete_checkpoints(root)] == [3]
     assert latest_checkpoint(root).name == "step-3"  # mid-epoch 0: 3 of its 4 batches done
     with pytest.raises(ConfigError, match="not a complete anycl checkpoint"):
-        anycl.fit(resume_worker.rows(), output_dir=str(run), resume_from=str(root / ".tmp-step-6"),
-                  **resume_worker.OPTIONS)
+        anycl.fit(
+            resume_worker.rows(), output_dir=str(run), resume_from=str(root / ".tmp-step-6"), **resume_worker.OPTIONS
+        )
 
     resumed = anycl.fit(resume_worker.rows(), output_dir=str(run), resume_from="latest", **resume_worker.OPTIONS)
     assert resumed.trainer.global_step == 12
@@ -71,5 +81,6 @@ def test_checkpoint_options_give_clear_errors(tmp_path):
     with pytest.raises(ConfigError, match="is not a folder"):
         anycl.fit(rows, modality="toyvec", resume_from=str(tmp_path / "nope"), progress=False)
     with pytest.raises(ConfigError, match="checkpoint_every must be a positive number"):
-        anycl.fit(rows, modality="toyvec", checkpoint_every=0.5, output_dir=str(tmp_path / "c"), progress=False,
-                  log_with=None)
+        anycl.fit(
+            rows, modality="toyvec", checkpoint_every=0.5, output_dir=str(tmp_path / "c"), progress=False, log_with=None
+        )

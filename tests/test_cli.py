@@ -3,6 +3,7 @@
 Subprocess start-up dominates here, so one `fit` run (module fixture) is shared by the tests that read
 its outputs; the other commands run once each.
 """
+
 import base64
 import io
 import json
@@ -29,17 +30,31 @@ FIG_PX = (int(FIGSIZE[0] * DPI), int(FIGSIZE[1] * DPI))
 
 
 def run_cli(*args, cwd, timeout=900):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               TOKENIZERS_PARALLELISM="false")
-    return subprocess.run([sys.executable, "-m", "anycl", *map(str, args)], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    env = dict(
+        os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false"
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "anycl", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def write_pairs_csv(path: Path, with_label: bool = True) -> Path:
     import pandas as pd
 
-    rows = [{"anchor": f"what do we know about {t}? (question {i})", "positive": f"facts on {t}, part {i}",
-             **({"label": t} if with_label else {})} for i in range(3) for t in TOPICS]
+    rows = [
+        {
+            "anchor": f"what do we know about {t}? (question {i})",
+            "positive": f"facts on {t}, part {i}",
+            **({"label": t} if with_label else {}),
+        }
+        for i in range(3)
+        for t in TOPICS
+    ]
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
 
@@ -54,9 +69,25 @@ def work(tmp_path_factory):
 @pytest.fixture(scope="module")
 def fitted(work, minilm_path):
     """One `anycl fit` run on 24 labelled pairs (3 steps), evaluated on the same pairs."""
-    proc = run_cli("fit", "pairs.csv", "--modality", "text", "--model", minilm_path, "--batch-size", "8",
-                   "--adapter-options", '{"max_seq_length": 32}', "--eval-dataset", "pairs.csv", "--seed", "3",
-                   "--output-dir", "run", cwd=work)
+    proc = run_cli(
+        "fit",
+        "pairs.csv",
+        "--modality",
+        "text",
+        "--model",
+        minilm_path,
+        "--batch-size",
+        "8",
+        "--adapter-options",
+        '{"max_seq_length": 32}',
+        "--eval-dataset",
+        "pairs.csv",
+        "--seed",
+        "3",
+        "--output-dir",
+        "run",
+        cwd=work,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return work / "run", proc
 
@@ -111,8 +142,9 @@ def test_fit_writes_model_card_config_and_report(fitted, work, minilm_path):
 
     st = SentenceTransformer(str(run / "model" / "towers" / "text"), device="cpu")
     model = anycl.load(run)
-    torch.testing.assert_close(torch.as_tensor(st.encode(["facts on cats"])), model.encode(["facts on cats"]),
-                               atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(
+        torch.as_tensor(st.encode(["facts on cats"])), model.encode(["facts on cats"]), atol=1e-5, rtol=1e-4
+    )
 
 
 def test_report_pngs_are_real_images_and_the_page_inlines_them(fitted):
@@ -160,8 +192,9 @@ def test_report_and_tensorboard_record_the_same_points(fitted):
 
 def test_fit_again_from_the_saved_config_repeats_the_run(fitted, work, capsys):
     run, _ = fitted
-    code = cli.main(["fit", "--config", str(run / "model" / "config.yaml"), "--output-dir", str(work / "again"),
-                     "--quiet"])
+    code = cli.main(
+        ["fit", "--config", str(run / "model" / "config.yaml"), "--output-dir", str(work / "again"), "--quiet"]
+    )
     assert code == 0
     assert "trained 3 steps" in capsys.readouterr().out
     a, b = anycl.load(run), anycl.load(work / "again")
@@ -177,7 +210,8 @@ def test_embed_writes_parquet_with_ids(fitted, work):
     run, _ = fitted
     items = work / "items.csv"
     pd.DataFrame({"id": [f"doc-{i}" for i in range(5)], "text": [f"sentence number {i}" for i in range(5)]}).to_csv(
-        items, index=False)
+        items, index=False
+    )
     proc = run_cli("embed", "run", "items.csv", "--column", "text", "-o", "emb.parquet", "-q", cwd=work)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "wrote 5 embeddings of width 384 to emb.parquet" in proc.stdout
@@ -210,8 +244,12 @@ def test_eval_retrieval_and_knn(fitted, work, capsys):
     # labelled items: leave-one-out kNN, and kNN + linear probe with --train
     import pandas as pd
 
-    labelled = pd.DataFrame({"text": [f"facts on {t}, part {i}" for i in range(3) for t in TOPICS],
-                             "label": [t for _ in range(3) for t in TOPICS]})
+    labelled = pd.DataFrame(
+        {
+            "text": [f"facts on {t}, part {i}" for i in range(3) for t in TOPICS],
+            "label": [t for _ in range(3) for t in TOPICS],
+        }
+    )
     labelled.to_csv(work / "labelled.csv", index=False)
     assert cli.main(["eval", str(run), str(work / "labelled.csv"), "--k", "2", "-q"]) == 0
     assert re.search(r"knn@2_accuracy\s+\d\.\d{4}", capsys.readouterr().out)
@@ -224,8 +262,19 @@ def test_mine_writes_negatives_that_a_brute_force_search_agrees_with(fitted, wor
     import pandas as pd
 
     run, _ = fitted
-    proc = run_cli("mine", "run", "pairs.csv", "-o", "mined.csv", "--relative-margin", "0.05", "--stats",
-                   "stats.json", "-q", cwd=work)
+    proc = run_cli(
+        "mine",
+        "run",
+        "pairs.csv",
+        "-o",
+        "mined.csv",
+        "--relative-margin",
+        "0.05",
+        "--stats",
+        "stats.json",
+        "-q",
+        cwd=work,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "hard-negative mining: 24 queries, corpus of 24 documents" in proc.stdout
     assert re.search(r"filtered: range_min 0, max_score 0, absolute_margin 0, relative_margin \d+", proc.stdout)
@@ -248,8 +297,23 @@ def test_mine_writes_negatives_that_a_brute_force_search_agrees_with(fitted, wor
     assert stats["queries_short"] == len(pairs) - len(expected)
     # a sentence-transformers model folder works too (in-process: the same code path)
     out = work / "mined_st.jsonl"
-    assert cli.main(["mine", minilm_path, str(work / "pairs.csv"), "-o", str(out), "--num-negatives", "2",
-                     "--on-short", "random", "-q"]) == 0
+    assert (
+        cli.main(
+            [
+                "mine",
+                minilm_path,
+                str(work / "pairs.csv"),
+                "-o",
+                str(out),
+                "--num-negatives",
+                "2",
+                "--on-short",
+                "random",
+                "-q",
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(ln) for ln in out.read_text().splitlines()]
     assert len(rows) == 24 and all(r["negative_1"] != r["positive"] != r["negative_2"] for r in rows)
     assert "wrote 24 rows" in capsys.readouterr().out
@@ -258,8 +322,10 @@ def test_mine_writes_negatives_that_a_brute_force_search_agrees_with(fitted, wor
 # -- errors: one line, exit code 2 ----------------------------------------------------------------------------
 def test_errors_are_one_line_with_exit_code_2(work, capsys):
     # a real process: exit status 2 and one line on stderr, no traceback
-    one_line_error(run_cli("fit", "missing.csv", "--modality", "text", cwd=work),
-                   r"^anycl fit: error: dataset path 'missing.csv' does not exist")
+    one_line_error(
+        run_cli("fit", "missing.csv", "--modality", "text", cwd=work),
+        r"^anycl fit: error: dataset path 'missing.csv' does not exist",
+    )
 
     # the same handler in-process (saves a process start each): main() returns the exit status
     def err(argv, pattern):
@@ -270,26 +336,42 @@ def test_errors_are_one_line_with_exit_code_2(work, capsys):
         assert captured.out == ""
 
     (work / "bad.yaml").write_text("dataset: pairs.csv\nmodality: text\nbatchsize: 8\n")
-    err(["fit", "--config", str(work / "bad.yaml")],
-        r"^anycl fit: error: unknown key\(s\) \['batchsize'\] .*did you mean 'batch_size'.*valid keys: dataset, modality")
-    err(["fit", str(work / "pairs.csv"), "--modality", "lidar"],
-        r"^anycl fit: error: no adapter for modality 'lidar'; registered modalities: .*text")
-    err(["fit", str(work / "pairs.csv"), "--modality", "text", "--batchsize", "3"],
-        r"unknown option --batchsize \(did you mean --batch-size\?\)")
+    err(
+        ["fit", "--config", str(work / "bad.yaml")],
+        r"^anycl fit: error: unknown key\(s\) \['batchsize'\] .*did you mean 'batch_size'.*valid keys: dataset, modality",
+    )
+    err(
+        ["fit", str(work / "pairs.csv"), "--modality", "lidar"],
+        r"^anycl fit: error: no adapter for modality 'lidar'; registered modalities: .*text",
+    )
+    err(
+        ["fit", str(work / "pairs.csv"), "--modality", "text", "--batchsize", "3"],
+        r"unknown option --batchsize \(did you mean --batch-size\?\)",
+    )
     err(["fit", "--modality", "text"], r"no dataset: give DATA")
     err(["fit", str(work / "pairs.csv")], r"no modality: give --modality")
     err(["fit", "--config", str(work / "nope.yaml")], r"config file .*nope.yaml' does not exist")
     err(["eval", str(work / "no-model"), str(work / "pairs.csv")], r"model folder .* does not exist")
-    err(["embed", str(work / "no-model"), str(work / "pairs.csv"), "-o", str(work / "x.txt")],
-        r"--output must end in .parquet or .npy")
-    err(["mine", str(work / "no-model"), str(work / "pairs.csv"), "-o", str(work / "m.csv")],
-        r"^anycl mine: error: model '.*no-model' does not exist")
-    err(["mine", str(work), str(work / "pairs.csv"), "-o", str(work / "m.txt")],
-        r"--output must end in .csv, .tsv, .jsonl or .parquet")
-    err(["mine", str(work), str(work / "pairs.csv"), "-o", str(work / "m.csv")],
-        r"is neither an anycl model folder nor a sentence-transformers model folder")
-    err(["fit", "nobody/no-such-dataset", "--modality", "text"],
-        r"not a local file or folder, and loading it as a Hugging Face dataset failed.*give a path")
+    err(
+        ["embed", str(work / "no-model"), str(work / "pairs.csv"), "-o", str(work / "x.txt")],
+        r"--output must end in .parquet or .npy",
+    )
+    err(
+        ["mine", str(work / "no-model"), str(work / "pairs.csv"), "-o", str(work / "m.csv")],
+        r"^anycl mine: error: model '.*no-model' does not exist",
+    )
+    err(
+        ["mine", str(work), str(work / "pairs.csv"), "-o", str(work / "m.txt")],
+        r"--output must end in .csv, .tsv, .jsonl or .parquet",
+    )
+    err(
+        ["mine", str(work), str(work / "pairs.csv"), "-o", str(work / "m.csv")],
+        r"is neither an anycl model folder nor a sentence-transformers model folder",
+    )
+    err(
+        ["fit", "nobody/no-such-dataset", "--modality", "text"],
+        r"not a local file or folder, and loading it as a Hugging Face dataset failed.*give a path",
+    )
     (work / "list.yaml").write_text("- a\n- b\n")
     err(["fit", "--config", str(work / "list.yaml")], r"must hold a mapping")
     (work / "broken.json").write_text("{nope")
@@ -363,8 +445,9 @@ def test_values_and_options_parse_like_json():
     assert parse_value('{"temperature": 0.1}') == {"temperature": 0.1}
     assert parse_value("{anchor: query, positive: doc}") == {"anchor": "query", "positive": "doc"}
     assert parse_value("[1, 2]") == [1, 2] and parse_value("bf16") == "bf16" and parse_value("a b") == "a b"
-    own, extra = cli.split_fit_argv(["data.csv", "--output-dir", "out", "--modality", "text", "-q", "--cpu",
-                                     "--lr=1e-3", "--loss=infonce"])
+    own, extra = cli.split_fit_argv(
+        ["data.csv", "--output-dir", "out", "--modality", "text", "-q", "--cpu", "--lr=1e-3", "--loss=infonce"]
+    )
     assert own == ["data.csv", "--modality", "text", "-q", "--loss=infonce"]
     assert cli.parse_options(extra, ["output_dir", "cpu", "lr"]) == {"output_dir": "out", "cpu": True, "lr": 1e-3}
     with pytest.raises(cli.UsageError, match="unexpected argument 'stray'"):
@@ -372,8 +455,15 @@ def test_values_and_options_parse_like_json():
 
 
 def test_python_fit_records_config_and_in_memory_data_is_named(tmp_path, text_pairs, minilm_path, capsys):
-    model = anycl.fit(text_pairs, modality="text", model=minilm_path, batch_size=8, progress=False,
-                      adapter_options={"max_seq_length": 32}, output_dir=str(tmp_path / "run"))
+    model = anycl.fit(
+        text_pairs,
+        modality="text",
+        model=minilm_path,
+        batch_size=8,
+        progress=False,
+        adapter_options={"max_seq_length": 32},
+        output_dir=str(tmp_path / "run"),
+    )
     cfg_text = (tmp_path / "run" / "config.yaml").read_text()
     assert "not recorded (Python objects, give them again from Python): dataset" in cfg_text
     cfg = load_config(str(tmp_path / "run"))  # a run folder finds its config.yaml
@@ -381,7 +471,12 @@ def test_python_fit_records_config_and_in_memory_data_is_named(tmp_path, text_pa
     assert model.info["config"]["not_recorded"] == ["dataset"]
     # the report without evaluation and labels: loss, lr and a map of anchors and positives
     assert sorted(p.name for p in (tmp_path / "run" / "report").glob("*.png")) == [
-        "collapse.png", "embeddings.png", "loss.png", "lr.png", "similarity.png"]
+        "collapse.png",
+        "embeddings.png",
+        "loss.png",
+        "lr.png",
+        "similarity.png",
+    ]
     assert "in-memory dataset" in (tmp_path / "run" / "model" / "README.md").read_text()
     # repeating it from the CLI needs the data again, and says so
     assert cli.main(["fit", "--config", str(tmp_path / "run" / "config.yaml")]) == 2
@@ -389,9 +484,18 @@ def test_python_fit_records_config_and_in_memory_data_is_named(tmp_path, text_pa
 
 
 def test_resolved_config_leaves_out_python_objects():
-    cfg = resolved_config([{"anchor": "a", "positive": "b"}], "text", "infonce",
-                          {"encoder": torch.nn.Linear(2, 2), "callbacks": [print], "lr": 1e-3, "output_dir": "x",
-                           "columns": {"anchor": "q"}})
+    cfg = resolved_config(
+        [{"anchor": "a", "positive": "b"}],
+        "text",
+        "infonce",
+        {
+            "encoder": torch.nn.Linear(2, 2),
+            "callbacks": [print],
+            "lr": 1e-3,
+            "output_dir": "x",
+            "columns": {"anchor": "q"},
+        },
+    )
     assert cfg["dataset"] is None and cfg["lr"] == 1e-3 and cfg["columns"] == {"anchor": "q"}
     assert "output_dir" not in cfg and cfg["not_recorded"] == ["dataset", "callbacks", "encoder"]
 
@@ -426,12 +530,16 @@ class _FakeTrainer:
     def __init__(self):
         from anycl.collapse import CollapseWatch
 
-        self.history = [{"step": s, "loss": 1 / s, "lr": 1e-3, "items_per_s": 100.0, "epoch": 0,
-                         "invariance": 0.5 / s} for s in range(1, 41, 5)]
+        self.history = [
+            {"step": s, "loss": 1 / s, "lr": 1e-3, "items_per_s": 100.0, "epoch": 0, "invariance": 0.5 / s}
+            for s in range(1, 41, 5)
+        ]
         self.eval_history = [{"step": 20, "knn@5_accuracy": 0.5}, {"step": 40, "knn@5_accuracy": 0.8}]
         watch = CollapseWatch()
-        watch.history = [{"step": s, "std": 0.01 * s, "spread": 0.2 * s, "alignment": 1.0 / s,
-                          "uniformity": -s / 10} for s in range(1, 41, 10)]
+        watch.history = [
+            {"step": s, "std": 0.01 * s, "spread": 0.2 * s, "alignment": 1.0 / s, "uniformity": -s / 10}
+            for s in range(1, 41, 10)
+        ]
         self.callbacks = [watch]
 
 
@@ -439,8 +547,9 @@ def test_report_plots_collapse_watch_terms_and_labels(tmp_path):
     from anycl.data import to_rows
 
     rows = to_rows([{"anchor": f"{i % 3}-item{i}", "label": f"class {i % 3}"} for i in range(60)])
-    page = write_report(str(tmp_path), _FakeModel(), _FakeTrainer(), rows, {"dataset": "x.csv", "loss": "vicreg"},
-                        method="tsne")
+    page = write_report(
+        str(tmp_path), _FakeModel(), _FakeTrainer(), rows, {"dataset": "x.csv", "loss": "vicreg"}, method="tsne"
+    )
     names = sorted(p.name for p in (tmp_path / "report").glob("*.png"))
     assert names == ["collapse.png", "embeddings.png", "eval.png", "loss.png", "lr.png", "terms.png"]
     for n in names:
@@ -466,10 +575,21 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 def _chromium_console(url, tmp_path):
-    args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-            "--enable-logging=stderr", "--v=0", "--window-size=1000,7000",
-            f"--screenshot={tmp_path / 'shot.png'}", url]
+    args = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--window-size=1000,7000",
+        f"--screenshot={tmp_path / 'shot.png'}",
+        url,
+    ]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
     console = [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln or "Uncaught" in ln]
     return proc, console
@@ -490,7 +610,7 @@ def test_report_page_opens_in_headless_chromium_without_console_errors(fitted, t
     assert shot.std() > 10  # the page rendered (text and figures), not a blank screen
     # the figures are drawn down the page: every 1000-pixel band of the first 4000 holds ink
     for top in range(0, 4000, 1000):
-        assert (shot[top:top + 1000] < 128).mean() > 0.002, top
+        assert (shot[top : top + 1000] < 128).mean() > 0.002, top
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
 """Every accepted input becomes Rows in the column convention; bad input is a clear error."""
+
 import json
 
 import datasets
@@ -75,5 +76,9 @@ def test_item_validation_names_row_and_column():
     with pytest.raises(DataError, match=r"row 1, column 'anchor' is an empty string"):
         check_items(to_rows([{"anchor": "a", "positive": "b"}, {"anchor": "  ", "positive": "x"}]), val)
     with pytest.raises(DataError, match=r"column 'anchor' mixes item types: row 0 is str but row 2 is int"):
-        check_items(to_rows([{"anchor": "a", "positive": "b"}, {"anchor": "c", "positive": "d"},
-                             {"anchor": 7, "positive": "e"}]), val)
+        check_items(
+            to_rows(
+                [{"anchor": "a", "positive": "b"}, {"anchor": "c", "positive": "d"}, {"anchor": 7, "positive": "e"}]
+            ),
+            val,
+        )

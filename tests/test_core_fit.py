@@ -1,4 +1,5 @@
 """anycl.fit on text end to end: the README snippet, save/load, determinism, and bad input."""
+
 import json
 import os
 
@@ -39,13 +40,22 @@ def test_same_seed_gives_identical_weights(text_pairs, minilm_path):
 
 
 def test_streaming_dataset_with_hard_negatives_eval_and_callbacks(tmp_path, minilm_path):
-    rows = [{"anchor": f"topic {i} question", "positive": f"topic {i} answer", "negative": f"topic {i + 1} answer"}
-            for i in range(16)]
+    rows = [
+        {"anchor": f"topic {i} question", "positive": f"topic {i} answer", "negative": f"topic {i + 1} answer"}
+        for i in range(16)
+    ]
     stream = datasets.Dataset.from_list(rows).to_iterable_dataset()
     steps = []
-    model = anycl.fit(stream, modality="text", model=minilm_path, max_steps=2, eval_dataset=rows[:8],
-                      callbacks=[lambda trainer, step, logs: steps.append((step, logs["loss"]))],
-                      output_dir=str(tmp_path / "run"), **FAST)
+    model = anycl.fit(
+        stream,
+        modality="text",
+        model=minilm_path,
+        max_steps=2,
+        eval_dataset=rows[:8],
+        callbacks=[lambda trainer, step, logs: steps.append((step, logs["loss"]))],
+        output_dir=str(tmp_path / "run"),
+        **FAST,
+    )
     assert [s for s, _ in steps] == [1, 2]
     assert "ndcg@10" in model.trainer.eval_history[-1]
     assert (tmp_path / "run" / "model" / "anycl_config.json").exists()
@@ -67,14 +77,23 @@ def test_bad_options_and_data_give_clear_errors(text_pairs, minilm_path, tmp_pat
     with pytest.raises(DataError, match="empty"):
         anycl.fit([], modality="text")
     with pytest.raises(DataError, match=r"row 1, column 'positive' is missing"):
-        anycl.fit([{"anchor": "a", "positive": "b"}, {"anchor": "c", "positive": None}], modality="text",
-                  model=minilm_path, **FAST)
+        anycl.fit(
+            [{"anchor": "a", "positive": "b"}, {"anchor": "c", "positive": None}],
+            modality="text",
+            model=minilm_path,
+            **FAST,
+        )
     with pytest.raises(DataError, match=r"column 'anchor' mixes item types"):
-        anycl.fit([{"anchor": "a", "positive": "b"}, {"anchor": 3, "positive": "d"}], modality="text",
-                  model=minilm_path, **FAST)
+        anycl.fit(
+            [{"anchor": "a", "positive": "b"}, {"anchor": 3, "positive": "d"}],
+            modality="text",
+            model=minilm_path,
+            **FAST,
+        )
     with pytest.raises(DataError, match="must be a string for modality 'text'"):
-        anycl.fit([{"anchor": 1, "positive": 2}, {"anchor": 3, "positive": 4}], modality="text",
-                  model=minilm_path, **FAST)
+        anycl.fit(
+            [{"anchor": 1, "positive": 2}, {"anchor": 3, "positive": 4}], modality="text", model=minilm_path, **FAST
+        )
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "keep.txt").write_text("precious")
     with pytest.raises(FileExistsError, match="nothing was trained"):

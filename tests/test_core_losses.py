@@ -1,4 +1,5 @@
 """InfoNCE and triplet against direct computations of their textbook formulas."""
+
 import math
 
 import pytest
@@ -25,8 +26,11 @@ def infonce_reference(a, p, n=None, t=0.05, labels=None, same_side=False):
                 continue
             terms.append(torch.exp(torch.dot(a[i], c) / t))
         if same_side:
-            terms += [torch.exp(torch.dot(a[i], a[j]) / t) for j in range(len(a))
-                      if j != i and (labels is None or labels[j] != labels[i])]
+            terms += [
+                torch.exp(torch.dot(a[i], a[j]) / t)
+                for j in range(len(a))
+                if j != i and (labels is None or labels[j] != labels[i])
+            ]
         total = total - torch.log(torch.exp(torch.dot(a[i], p[i]) / t) / sum(terms))
     return total / len(a)
 
@@ -60,7 +64,10 @@ def test_infonce_label_mask_and_symmetric():
 @pytest.mark.parametrize("labelled", [False, True])
 def test_infonce_same_side_negatives_match_formula(labelled):
     torch.manual_seed(2)
-    a, p = torch.randn(6, 5, dtype=torch.float64, requires_grad=True), torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    a, p = (
+        torch.randn(6, 5, dtype=torch.float64, requires_grad=True),
+        torch.randn(6, 5, dtype=torch.float64, requires_grad=True),
+    )
     n = torch.randn(6, 2, 5, dtype=torch.float64, requires_grad=True)
     labels = torch.tensor([0, 1, 0, 2, 1, 3]) if labelled else None
     ours = anycl.losses.get("infonce", temperature=0.2, same_side_negatives=True)(a, p, n, labels=labels)
@@ -71,14 +78,18 @@ def test_infonce_same_side_negatives_match_formula(labelled):
         torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-8)
     # symmetric: the positives' direction has the other positives as negatives
     sym = anycl.losses.get("infonce", temperature=0.2, symmetric=True, same_side_negatives=True)(a, p, labels=labels)
-    both = 0.5 * (infonce_reference(a, p, t=0.2, labels=labels, same_side=True)
-                  + infonce_reference(p, a, t=0.2, labels=labels, same_side=True))
+    both = 0.5 * (
+        infonce_reference(a, p, t=0.2, labels=labels, same_side=True)
+        + infonce_reference(p, a, t=0.2, labels=labels, same_side=True)
+    )
     assert sym.item() == pytest.approx(both.item(), rel=1e-6)
     # chunked scoring and per-process rows give the same loss
     chunked = anycl.losses.get("infonce", temperature=0.2, symmetric=True, same_side_negatives=True, chunk_size=4)
     assert chunked(a, p, labels=labels).item() == pytest.approx(sym.item(), rel=1e-6)
-    parts = [anycl.losses.get("infonce", temperature=0.2, same_side_negatives=True)(a, p, n, labels=labels, rows=r)
-             for r in (slice(0, 3), slice(3, 6))]
+    parts = [
+        anycl.losses.get("infonce", temperature=0.2, same_side_negatives=True)(a, p, n, labels=labels, rows=r)
+        for r in (slice(0, 3), slice(3, 6))
+    ]
     assert ((parts[0] + parts[1]) / 2).item() == pytest.approx(ours.item(), rel=1e-6)
 
 
@@ -121,8 +132,12 @@ def test_triplet_in_batch_uses_other_positives():
     a, p = torch.randn(4, 6), torch.randn(4, 6)
     ours = anycl.losses.get("triplet", margin=0.3)(a, p)
     a_, p_ = F.normalize(a, dim=-1), F.normalize(p, dim=-1)
-    vals = [max(0.0, float(torch.dist(a_[i], p_[i]) - torch.dist(a_[i], p_[j]) + 0.3))
-            for i in range(4) for j in range(4) if i != j]
+    vals = [
+        max(0.0, float(torch.dist(a_[i], p_[i]) - torch.dist(a_[i], p_[j]) + 0.3))
+        for i in range(4)
+        for j in range(4)
+        if i != j
+    ]
     assert ours.item() == pytest.approx(sum(vals) / len(vals), rel=1e-4)
 
 

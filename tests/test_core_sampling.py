@@ -1,4 +1,5 @@
 """Batches never hold the same item twice, and every row is used once per epoch."""
+
 import datasets
 
 from anycl.data import to_rows

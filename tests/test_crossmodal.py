@@ -1,4 +1,5 @@
 """Two towers of different modalities through the same fit: zero-shot, retrieval both ways, freezing."""
+
 import pytest
 import torch
 
@@ -35,15 +36,27 @@ def signal(c, i):
 
 
 def pairs(n_per_class=8):
-    return [{"anchor": signal(c, i), "positive": f"the colour {COLOURS[c]}"}
-            for i in range(n_per_class) for c in range(len(COLOURS))]
+    return [
+        {"anchor": signal(c, i), "positive": f"the colour {COLOURS[c]}"}
+        for i in range(n_per_class)
+        for c in range(len(COLOURS))
+    ]
 
 
 def test_two_tower_fit_zero_shot_and_retrieval(minilm_path, tmp_path):
     train = pairs()
-    model = anycl.fit(train, modality={"anchor": "test_signal", "positive": "text"}, model=minilm_path,
-                      freeze={"text": "encoder"}, epochs=15, batch_size=4, lr=1e-2, seed=0, progress=False,
-                      eval_dataset=[{"anchor": signal(c, 50), "positive": f"the colour {COLOURS[c]}"} for c in range(4)])
+    model = anycl.fit(
+        train,
+        modality={"anchor": "test_signal", "positive": "text"},
+        model=minilm_path,
+        freeze={"text": "encoder"},
+        epochs=15,
+        batch_size=4,
+        lr=1e-2,
+        seed=0,
+        progress=False,
+        eval_dataset=[{"anchor": signal(c, 50), "positive": f"the colour {COLOURS[c]}"} for c in range(4)],
+    )
     assert sorted(model.modalities) == ["test_signal", "text"]
     assert model.tower("anchor").encode_with_head and model.tower("positive").head is not None
     # frozen text encoder did not move; its head did
@@ -53,7 +66,10 @@ def test_two_tower_fit_zero_shot_and_retrieval(minilm_path, tmp_path):
     assert all(torch.equal(st_a[k], st_b[k]) for k in st_a)
     assert "test_signal_to_text_recall@1" in model.trainer.eval_history[-1]
     # both sides embed into one space of the same width
-    assert model.encode(["the colour red"], modality="text").shape == model.encode([signal(0, 0)], modality="test_signal").shape
+    assert (
+        model.encode(["the colour red"], modality="text").shape
+        == model.encode([signal(0, 0)], modality="test_signal").shape
+    )
     held_out = [signal(c, 99) for c in range(4)] * 2
     labels = COLOURS * 2
     clf = ZeroShotClassifier(model, COLOURS, templates=["the colour {}"], text_modality="text")
@@ -81,8 +97,11 @@ def test_crossmodal_bad_input(minilm_path):
     with pytest.raises(ConfigError, match="different widths .* pass head=<width>"):
         anycl.fit(pairs(), modality={"anchor": "test_signal", "positive": "text"}, model=minilm_path, head=None)
     with pytest.raises(anycl.DataError, match=r"row 1, column 'positive' is missing"):
-        anycl.fit([{"anchor": signal(0, 0), "positive": "x"}, {"anchor": signal(1, 0), "positive": None}],
-                  modality={"anchor": "test_signal", "positive": "text"}, model=minilm_path)
+        anycl.fit(
+            [{"anchor": signal(0, 0), "positive": "x"}, {"anchor": signal(1, 0), "positive": None}],
+            modality={"anchor": "test_signal", "positive": "text"},
+            model=minilm_path,
+        )
     model = anycl.api.build_model({"anchor": "test_signal", "positive": "text", "negative": "text"}, model=minilm_path)
     with pytest.raises(ConfigError, match="freeze names 'image'"):
         freeze(model, "image")
@@ -101,9 +120,9 @@ def bars(kind: int, i: int):
     img = rng.integers(0, 40, (28, 28)).astype("uint8")
     pos = 4 + (i % 5) * 4
     if kind == 0:
-        img[pos:pos + 4, :] = 230
+        img[pos : pos + 4, :] = 230
     else:
-        img[:, pos:pos + 4] = 230
+        img[:, pos : pos + 4] = 230
     return img
 
 
@@ -116,15 +135,34 @@ def tone(kind: int, i: int, sr: int = 16000):
     return {"array": (0.5 * np.sin(2 * np.pi * freq * t)).astype("float32"), "sampling_rate": sr}
 
 
-@pytest.mark.parametrize("modality, make, names, options", [
-    ("image", bars, ["horizontal bar", "vertical bar"],
-     {"adapter_options": {"image": {"preset": "small"}}, "encoder_options": {"image": {"arch": "resnet18", "width": 8}}}),
-    ("audio", tone, ["low hum", "high whistle"], {"adapter_options": {"audio": {"clip_seconds": 0.5}}}),
-])
+@pytest.mark.parametrize(
+    "modality, make, names, options",
+    [
+        (
+            "image",
+            bars,
+            ["horizontal bar", "vertical bar"],
+            {
+                "adapter_options": {"image": {"preset": "small"}},
+                "encoder_options": {"image": {"arch": "resnet18", "width": 8}},
+            },
+        ),
+        ("audio", tone, ["low hum", "high whistle"], {"adapter_options": {"audio": {"clip_seconds": 0.5}}}),
+    ],
+)
 def test_image_text_and_audio_text_train_through_fit(modality, make, names, options, minilm_path):
     train = [{"anchor": make(k, i), "positive": f"a {names[k]}"} for i in range(8) for k in range(2)]
-    model = anycl.fit(train, modality={"anchor": modality, "positive": "text"}, model=minilm_path,
-                      freeze={"text": "encoder"}, max_steps=3, batch_size=8, seed=0, progress=False, **options)
+    model = anycl.fit(
+        train,
+        modality={"anchor": modality, "positive": "text"},
+        model=minilm_path,
+        freeze={"text": "encoder"},
+        max_steps=3,
+        batch_size=8,
+        seed=0,
+        progress=False,
+        **options,
+    )
     assert sorted(model.modalities) == sorted([modality, "text"])
     items = [make(k, 50) for k in range(2)]
     a = model.encode(items, modality=modality)

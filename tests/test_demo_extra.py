@@ -1,5 +1,6 @@
 """The packaged all-MiniLM-L6-v2 is the `demo` extra, not a dependency: without it, every path that needs it
 (the default text model, `anycl demo`, examples/quickstart.py) stops with an error naming the extra."""
+
 import sys
 
 import pytest

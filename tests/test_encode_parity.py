@@ -1,5 +1,6 @@
 """``encode`` with sentence-transformers' options, checked against sentence-transformers itself (the
 same weights loaded by ``SentenceTransformer``, its ``quantize_embeddings`` and similarity functions)."""
+
 import numpy as np
 import pytest
 import torch
@@ -8,8 +9,13 @@ import torch.nn.functional as F
 from anycl.api import build_model
 from anycl.errors import ConfigError
 
-TEXTS = ["how do I sort a list?", "sorted(iterable) returns a new sorted list", "rivers flow to the sea",
-         "a short one", "bread is baked from flour, water and yeast in an oven"]
+TEXTS = [
+    "how do I sort a list?",
+    "sorted(iterable) returns a new sorted list",
+    "rivers flow to the sea",
+    "a short one",
+    "bread is baked from flour, water and yeast in an oven",
+]
 
 
 @pytest.fixture(scope="module")
@@ -154,9 +160,12 @@ def test_max_seq_length_property(model, st):
     model.max_seq_length = 16
     try:
         st.max_seq_length = 16
-        torch.testing.assert_close(model.encode([long_text]),
-                                   st.encode([long_text], normalize_embeddings=True, convert_to_tensor=True),
-                                   atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            model.encode([long_text]),
+            st.encode([long_text], normalize_embeddings=True, convert_to_tensor=True),
+            atol=1e-5,
+            rtol=0,
+        )
         assert model.tower("anchor").adapter.config()["max_seq_length"] == 16  # saved with the model
     finally:
         model.max_seq_length = 256

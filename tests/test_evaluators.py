@@ -1,6 +1,7 @@
 """STS, triplet, reranking and classification evaluators against independent references (scipy,
 scikit-learn, sentence-transformers' own evaluators on the same model), their choice from the columns
 or ``eval_kind``, logging during training (TensorBoard, report) and early stopping."""
+
 import numpy as np
 import pytest
 import torch
@@ -62,14 +63,26 @@ def models(minilm_path):
     from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer(minilm_path, device="cpu")
-    ours = anycl.api.build_model({"anchor": "text", "positive": "text", "negative": "text"}, model=minilm_path,
-                                 head=None)
+    ours = anycl.api.build_model(
+        {"anchor": "text", "positive": "text", "negative": "text"}, model=minilm_path, head=None
+    )
     return st, ours
 
 
-SENTS = ["a cat sits on the mat", "a kitten rests on a rug", "the stock market fell today", "shares dropped sharply",
-         "rivers flow into the sea", "water runs down to the ocean", "I like to bake bread", "baking loaves at home",
-         "the violin has four strings", "chess is a board game", "glaciers are melting fast", "stars shine at night"]
+SENTS = [
+    "a cat sits on the mat",
+    "a kitten rests on a rug",
+    "the stock market fell today",
+    "shares dropped sharply",
+    "rivers flow into the sea",
+    "water runs down to the ocean",
+    "I like to bake bread",
+    "baking loaves at home",
+    "the violin has four strings",
+    "chess is a board game",
+    "glaciers are melting fast",
+    "stars shine at night",
+]
 
 
 def test_sts_evaluator_matches_sentence_transformers(models):
@@ -103,21 +116,32 @@ def test_reranking_evaluator_matches_sentence_transformers(models):
     from sentence_transformers.sentence_transformer.evaluation import RerankingEvaluator as STRerank
 
     st, ours = models
-    samples = [{"query": "cats on mats", "positive": [SENTS[0], SENTS[1]], "negative": SENTS[2:6]},
-               {"query": "money and stocks", "positive": [SENTS[3]], "negative": [SENTS[2], SENTS[8], SENTS[9]]},
-               {"query": "cold ice", "positive": [SENTS[10]], "negative": SENTS[:10]}]
-    got = RerankingEvaluator([s["query"] for s in samples], [s["positive"] for s in samples],
-                             [s["negative"] for s in samples])(ours)
+    samples = [
+        {"query": "cats on mats", "positive": [SENTS[0], SENTS[1]], "negative": SENTS[2:6]},
+        {"query": "money and stocks", "positive": [SENTS[3]], "negative": [SENTS[2], SENTS[8], SENTS[9]]},
+        {"query": "cold ice", "positive": [SENTS[10]], "negative": SENTS[:10]},
+    ]
+    got = RerankingEvaluator(
+        [s["query"] for s in samples], [s["positive"] for s in samples], [s["negative"] for s in samples]
+    )(ours)
     ref = STRerank(samples, write_csv=False, at_k=10)(st)
-    for ours_key, suffix in (("reranking_map", "map"), ("reranking_mrr@10", "mrr@10"), ("reranking_ndcg@10", "ndcg@10")):
+    for ours_key, suffix in (
+        ("reranking_map", "map"),
+        ("reranking_mrr@10", "mrr@10"),
+        ("reranking_ndcg@10", "ndcg@10"),
+    ):
         key = next(k for k in ref if k.endswith(suffix))
         assert got[ours_key] == pytest.approx(ref[key], abs=1e-6), ours_key
 
 
 def test_reranking_from_rows_groups_by_anchor():
-    rows = anycl.data.to_rows([{"anchor": "q1", "positive": "p1", "negative": "n1"},
-                               {"anchor": "q1", "positive": "p2", "negative": "n2"},
-                               {"anchor": "q2", "positive": "p3", "negative": "p1"}])
+    rows = anycl.data.to_rows(
+        [
+            {"anchor": "q1", "positive": "p1", "negative": "n1"},
+            {"anchor": "q1", "positive": "p2", "negative": "n2"},
+            {"anchor": "q2", "positive": "p3", "negative": "p1"},
+        ]
+    )
     ev = RerankingEvaluator.from_rows(rows)
     assert ev.queries == ["q1", "q2"]
     assert ev.positives == [["p1", "p2"], ["p3"]] and ev.negatives == [["n1", "n2"], ["p1"]]
@@ -183,16 +207,24 @@ TOY = dict(modality="toyvec", batch_size=8, progress=False, seed=1)
 def scored_toy(n, seed):
     rows = toy_rows(n, seed=seed)
     for r in rows:
-        r["score"] = float(torch.nn.functional.cosine_similarity(torch.tensor(r["anchor"]),
-                                                                 torch.tensor(r["positive"]), dim=0))
+        r["score"] = float(
+            torch.nn.functional.cosine_similarity(torch.tensor(r["anchor"]), torch.tensor(r["positive"]), dim=0)
+        )
     return rows
 
 
 def test_sts_metrics_are_logged_to_tensorboard_and_the_report(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    model = anycl.fit(scored_toy(32, 0), loss="cosent", eval_dataset=scored_toy(16, 1), eval_every=2, max_steps=4,
-                      output_dir=str(tmp_path / "run"), **TOY)
+    model = anycl.fit(
+        scored_toy(32, 0),
+        loss="cosent",
+        eval_dataset=scored_toy(16, 1),
+        eval_every=2,
+        max_steps=4,
+        output_dir=str(tmp_path / "run"),
+        **TOY,
+    )
     assert [h["step"] for h in model.trainer.eval_history] == [0, 2, 4]  # a baseline before training, then every 2
     assert set(model.info["final_metrics"]) == {"step", "sts_spearman", "sts_pearson"}
     logs = next((tmp_path / "run" / "logs").rglob("events.out.tfevents*")).parent
@@ -210,8 +242,16 @@ def test_early_stopping_on_the_watched_metric():
     def evaluator(model):
         return {"score": next(values), "other": 0.0}
 
-    model = anycl.fit(toy_rows(80), eval_dataset=evaluator, eval_every=1, early_stopping_patience=3,
-                      early_stopping_metric="score", epochs=1, log_with=None, **TOY)
+    model = anycl.fit(
+        toy_rows(80),
+        eval_dataset=evaluator,
+        eval_every=1,
+        early_stopping_patience=3,
+        early_stopping_metric="score",
+        epochs=1,
+        log_with=None,
+        **TOY,
+    )
     # best 0.6 at step 2, then 3 evaluations without improvement: stops at step 5 of 10
     assert model.trainer.global_step == 5
     assert model.info["early_stopping"] == {"metric": "score", "best": 0.6, "best_step": 2, "stopped_step": 5}
@@ -225,9 +265,17 @@ def test_early_stopping_uses_keep_best_metric_or_the_primary_metric():
         calls.append(1)
         return {"m": seq[len(calls) - 1]}
 
-    model = anycl.fit(toy_rows(80), eval_dataset=evaluator, eval_every=1, early_stopping_patience=2, keep_best="m",
-                      log_with=None, **TOY)
+    model = anycl.fit(
+        toy_rows(80),
+        eval_dataset=evaluator,
+        eval_every=1,
+        early_stopping_patience=2,
+        keep_best="m",
+        log_with=None,
+        **TOY,
+    )
     assert model.trainer.global_step == 4 and model.info["best"]["step"] == 2
+
     # without a name: the evaluator's primary metric
     class Watched:
         primary_metric = "m"
@@ -238,12 +286,20 @@ def test_early_stopping_uses_keep_best_metric_or_the_primary_metric():
         def __call__(self, model):
             return {"m": next(self.values), "n": 1.0}
 
-    model = anycl.fit(toy_rows(80), eval_dataset=Watched(), eval_every=1, early_stopping_patience=2, log_with=None,
-                      **TOY)
+    model = anycl.fit(
+        toy_rows(80), eval_dataset=Watched(), eval_every=1, early_stopping_patience=2, log_with=None, **TOY
+    )
     assert model.info["early_stopping"] == {"metric": "m", "best": 0.5, "best_step": 3, "stopped_step": 5}
     # STS data: keep_best=True watches the primary metric, sts_spearman
-    model = anycl.fit(scored_toy(32, 0), loss="cosent", eval_dataset=scored_toy(16, 1), max_steps=2, keep_best=True,
-                      log_with=None, **TOY)
+    model = anycl.fit(
+        scored_toy(32, 0),
+        loss="cosent",
+        eval_dataset=scored_toy(16, 1),
+        max_steps=2,
+        keep_best=True,
+        log_with=None,
+        **TOY,
+    )
     assert model.info["best"]["metric"] == "sts_spearman"
 
 
@@ -255,19 +311,38 @@ def test_early_stopping_bad_inputs_are_config_errors():
     with pytest.raises(ConfigError, match="does not name a primary metric"):
         anycl.fit(toy_rows(16), early_stopping_patience=2, eval_dataset=lambda m: {"a": 1.0}, log_with=None, **TOY)
     with pytest.raises(ConfigError, match="early stopping watches 'b', which is not a metric"):
-        anycl.fit(toy_rows(16), early_stopping_patience=2, early_stopping_metric="b",
-                  eval_dataset=lambda m: {"a": 1.0}, log_with=None, **TOY)
+        anycl.fit(
+            toy_rows(16),
+            early_stopping_patience=2,
+            early_stopping_metric="b",
+            eval_dataset=lambda m: {"a": 1.0},
+            log_with=None,
+            **TOY,
+        )
 
 
 def test_early_stopping_resumes_from_a_checkpoint_where_it_was(tmp_path):
     # patience 3: the step-0 baseline stays best until step 3 (patience 2 would stop at step 2, before any checkpoint)
-    opts = dict(loss="cosent", eval_dataset=scored_toy(16, 1), eval_every=1, early_stopping_patience=3, epochs=3,
-                lr=0.2, log_with=None, **TOY)
-    full = anycl.fit(scored_toy(64, 0), output_dir=str(tmp_path / "a"), checkpoint_every=2, keep_checkpoints=None,
-                     **opts)
+    opts = dict(
+        loss="cosent",
+        eval_dataset=scored_toy(16, 1),
+        eval_every=1,
+        early_stopping_patience=3,
+        epochs=3,
+        lr=0.2,
+        log_with=None,
+        **TOY,
+    )
+    full = anycl.fit(
+        scored_toy(64, 0), output_dir=str(tmp_path / "a"), checkpoint_every=2, keep_checkpoints=None, **opts
+    )
     stop = full.info["early_stopping"]
     assert stop["best_step"] < 4 < stop["stopped_step"]  # improved before the step-4 checkpoint, stopped after it
-    resumed = anycl.fit(scored_toy(64, 0), output_dir=str(tmp_path / "a"),
-                        resume_from=str(tmp_path / "a" / "checkpoints" / "step-4"), **opts)
+    resumed = anycl.fit(
+        scored_toy(64, 0),
+        output_dir=str(tmp_path / "a"),
+        resume_from=str(tmp_path / "a" / "checkpoints" / "step-4"),
+        **opts,
+    )
     assert [h["step"] for h in resumed.trainer.eval_history] == list(range(5, stop["stopped_step"] + 1))
     assert resumed.info["early_stopping"] == stop and resumed.trainer.global_step == full.trainer.global_step

@@ -3,6 +3,7 @@
 Malformed tables, save(overwrite=True) beside other files, planted pickles in a checkpoint, bad numbers,
 two runs on one output_dir, truncated weights, a path under a file, a full disk and a kill during a save.
 """
+
 import errno
 import json
 import logging
@@ -74,15 +75,21 @@ def test_cli_refuses_a_ragged_semicolon_file_with_exit_2_and_takes_sep(tmp_path,
     err = capsys.readouterr().err
     assert "--sep ';'" in err and len(err.strip().splitlines()) == 1
     # with --sep ';' the file is read as two columns, and its bad row is named
-    assert cli.main(["fit", str(ragged), "--modality", "text", "--sep", ";", "--output-dir", str(tmp_path / "o"),
-                     "-q"]) == 2
+    assert (
+        cli.main(["fit", str(ragged), "--modality", "text", "--sep", ";", "--output-dir", str(tmp_path / "o"), "-q"])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "ragged.csv' line 3: 3 fields, but the header has 2" in err and len(err.strip().splitlines()) == 1
 
 
 def test_near_miss_columns_warn_with_the_mapping_and_others_are_listed(tmp_path, caplog):
-    rows = to_rows([{"anchor": "a", "positive": "b", "hard_negative": "c", "labels": 1, "id": 7},
-                    {"anchor": "d", "positive": "e", "hard_negative": "f", "labels": 2, "id": 8}])
+    rows = to_rows(
+        [
+            {"anchor": "a", "positive": "b", "hard_negative": "c", "labels": 1, "id": 7},
+            {"anchor": "d", "positive": "e", "hard_negative": "f", "labels": 2, "id": 8},
+        ]
+    )
     assert rows.columns == ["anchor", "positive"]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("columns={'negative': 'hard_negative'}" in w for w in warnings), warnings
@@ -90,8 +97,10 @@ def test_near_miss_columns_warn_with_the_mapping_and_others_are_listed(tmp_path,
     infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
     assert any("ignoring column(s) ['id']" in m for m in infos), infos
     caplog.clear()
-    to_rows([{"query": "a", "positive": "b", "pos": "x"}, {"query": "c", "positive": "d", "pos": "y"}],
-            columns={"anchor": "query"})
+    to_rows(
+        [{"query": "a", "positive": "b", "pos": "x"}, {"query": "c", "positive": "d", "pos": "y"}],
+        columns={"anchor": "query"},
+    )
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]  # 'positive' is taken: pos is other
 
 
@@ -163,8 +172,9 @@ class _Planted:
 
 def _checkpointed_run(tmp_path, name="run"):
     out = tmp_path / name
-    model = anycl.fit(toy_rows(24), epochs=2, checkpoint_every=2, keep_checkpoints=None, output_dir=str(out),
-                      loss="toy_queue", **TOY)
+    model = anycl.fit(
+        toy_rows(24), epochs=2, checkpoint_every=2, keep_checkpoints=None, output_dir=str(out), loss="toy_queue", **TOY
+    )
     return out, model
 
 
@@ -174,7 +184,7 @@ def test_checkpoint_holds_only_json_and_safetensors_and_resume_unpickles_nothing
     assert {p.suffix for p in step.iterdir()} == {".json", ".safetensors"}
     for p in step.glob("*.safetensors"):  # safetensors: an 8-byte length, a JSON header, raw bytes
         n = int.from_bytes(p.read_bytes()[:8], "little")
-        json.loads(p.read_bytes()[8:8 + n])
+        json.loads(p.read_bytes()[8 : 8 + n])
 
     def no_unpickling(*a, **k):
         raise AssertionError("something was unpickled")
@@ -248,12 +258,15 @@ def test_loss_constructor_errors_are_config_errors(monkeypatch):
         anycl.fit(toy_rows(16), loss="infonce", loss_options={"chunk_size": 0}, **TOY)
 
 
-@pytest.mark.parametrize("flags,message", [
-    (["--max-steps", "-5"], "max_steps must be an integer >= 1"),
-    (["--lr", "-1"], "lr must be a finite number > 0"),
-    (["--temperature", "-1"], "temperature must be a finite number > 0"),
-    (["--loss-options", "temperature=0.1"], "loss_options must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--max-steps", "-5"], "max_steps must be an integer >= 1"),
+        (["--lr", "-1"], "lr must be a finite number > 0"),
+        (["--temperature", "-1"], "temperature must be a finite number > 0"),
+        (["--loss-options", "temperature=0.1"], "loss_options must be a mapping"),
+    ],
+)
 def test_cli_reports_bad_numbers_in_one_line_with_exit_2(tmp_path, capsys, flags, message):
     data = _write(tmp_path / "pairs.csv", "anchor,positive\na,b\nc,d\n")
     code = cli.main(["fit", str(data), "--modality", "text", "--output-dir", str(tmp_path / "o"), "-q", *flags])
@@ -374,6 +387,7 @@ def _disk_full_when_writing(monkeypatch, where):
                     f.write(b"\x00" * 10)
                 raise OSError(errno.ENOSPC, "No space left on device")
             return real(obj, filename, *a, **k)
+
         return write
 
     monkeypatch.setattr(st, "save_file", failing(st.save_file))
@@ -428,11 +442,19 @@ anycl.fit(toy_rows(16), modality="toyvec", batch_size=8, max_steps=3, progress=F
 
 
 def test_a_kill_during_model_save_leaves_the_previous_model_loadable(tmp_path, toy_model):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), os.environ.get("PYTHONPATH", "")]),
-               OMP_NUM_THREADS="1")
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), os.environ.get("PYTHONPATH", "")]),
+        OMP_NUM_THREADS="1",
+    )
     out = tmp_path / "m"
-    proc = subprocess.run([sys.executable, "-c", KILL_WORKER.format(here=HERE), str(out)], env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_WORKER.format(here=HERE), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     # the worker's first model is toy_model's run (same data, options and seed)
     torch.testing.assert_close(anycl.load(out).encode([[0.1] * 6]), toy_model.encode([[0.1] * 6]))

@@ -1,5 +1,6 @@
 """FitConfig: one typed list of fit's options — names, defaults, help, per-modality defaults, validation,
 YAML/JSON round trips — and ``fit(..., config=..., **overrides)`` built from it."""
+
 import dataclasses
 import json
 
@@ -30,8 +31,11 @@ def test_the_fields_are_the_options_each_documented_once():
 
 
 def test_unknown_names_are_config_errors_with_the_closest_valid_one():
-    with pytest.raises(ConfigError, match=r"unknown fit option\(s\) \['bach_size'\] \(did you mean 'batch_size'\?\); "
-                                          r"valid options: .*lr"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown fit option\(s\) \['bach_size'\] \(did you mean 'batch_size'\?\); "
+        r"valid options: .*lr",
+    ):
         FitConfig.from_mapping({"bach_size": 8})
     with pytest.raises(ConfigError, match=r"unknown fit option\(s\) \['bach_size'\] \(did you mean 'batch_size'\?\)"):
         anycl.fit(toy_rows(8), modality="toyvec", bach_size=8)
@@ -59,8 +63,15 @@ def test_build_puts_keyword_arguments_over_the_config():
 
 
 def test_yaml_and_json_round_trips():
-    cfg = FitConfig(loss="infonce", batch_size=16, lr=1e-4, loss_options={"temperature": 0.1},
-                    columns={"anchor": "q", "positive": "d"}, matryoshka_dims=[64, 32], keep_best="ndcg@10")
+    cfg = FitConfig(
+        loss="infonce",
+        batch_size=16,
+        lr=1e-4,
+        loss_options={"temperature": 0.1},
+        columns={"anchor": "q", "positive": "d"},
+        matryoshka_dims=[64, 32],
+        keep_best="ndcg@10",
+    )
     assert FitConfig.from_yaml(cfg.to_yaml()) == cfg
     assert FitConfig.from_json(cfg.to_json()) == cfg
     assert yaml.safe_load(cfg.to_yaml()) == json.loads(cfg.to_json()) == cfg.to_dict()
@@ -95,8 +106,19 @@ def test_per_modality_defaults_come_from_the_adapter(modality):
     # the rest are TrainingArgs' own defaults
     plain = TrainingArgs()
     assert values["lr_schedule"] == fit_defaults.get("lr_schedule", plain.lr_schedule)
-    for k in ("epochs", "max_steps", "weight_decay", "warmup_ratio", "max_grad_norm",
-              "mixed_precision", "gradient_accumulation_steps", "seed", "log_every", "eval_every", "num_workers"):
+    for k in (
+        "epochs",
+        "max_steps",
+        "weight_decay",
+        "warmup_ratio",
+        "max_grad_norm",
+        "mixed_precision",
+        "gradient_accumulation_steps",
+        "seed",
+        "log_every",
+        "eval_every",
+        "num_workers",
+    ):
         assert values[k] == getattr(plain, k), k
 
 

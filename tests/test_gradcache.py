@@ -2,6 +2,7 @@
 the whole batch), for text (real MiniLM, dropout on, hard negatives), a custom modality with random
 on-device augmentation, dropout and BatchNorm, every registered loss, dict-returning losses, and
 through ``fit``."""
+
 import copy
 
 import pytest
@@ -55,8 +56,12 @@ def chunked_grads(module, batch, mini, seed=0, gen_seed=1):
         if side not in batch:
             continue
         n = count_rows(batch[side], model.tower(side).adapter)
-        emb[side] = torch.cat([model({side: slice_rows(batch[side], s, min(s + mini, n), n)}, generator=gen)[side]
-                               for s in range(0, n, mini)])
+        emb[side] = torch.cat(
+            [
+                model({side: slice_rows(batch[side], s, min(s + mini, n), n)}, generator=gen)[side]
+                for s in range(0, n, mini)
+            ]
+        )
     loss, terms = split_loss(module.compute_loss(emb, batch))
     loss.backward()
     return float(loss.detach()), terms, grads(module)
@@ -79,8 +84,14 @@ def text_module(minilm_path):
 @pytest.fixture(scope="module")
 def text_batch(text_module):
     topics = ["cats", "rivers", "engines", "bread", "stars", "violins"]
-    rows = [{"anchor": f"what do we know about {t}?", "positive": f"some facts on {t} and more",
-             "negative_1": f"nothing at all about {t}, only about the weather"} for t in topics]
+    rows = [
+        {
+            "anchor": f"what do we know about {t}?",
+            "positive": f"some facts on {t} and more",
+            "negative_1": f"nothing at all about {t}, only about the weather",
+        }
+        for t in topics
+    ]
     return build_batch(text_module.model, rows, 1)
 
 
@@ -117,8 +128,12 @@ def test_text_gradcache_replays_dropout_exactly(text_module, text_batch):
 # -- a custom modality: generator-drawn augmentation in prepare, dropout, BatchNorm ---------------------
 def toy_module(loss="infonce", noise=0.0, dropout=0.0, batchnorm=False, head=None, **loss_options):
     torch.manual_seed(0)
-    model = build_model({s: "toyvec" for s in SIDES3}, adapter_options={"noise": noise},
-                        encoder_options={"dropout": dropout, "batchnorm": batchnorm}, head=head)
+    model = build_model(
+        {s: "toyvec" for s in SIDES3},
+        adapter_options={"noise": noise},
+        encoder_options={"dropout": dropout, "batchnorm": batchnorm},
+        head=head,
+    )
     return TrainingModule(model, loss_registry.get(loss, **loss_options))
 
 
@@ -224,8 +239,9 @@ def test_fit_with_gradcache_trains_to_the_same_weights():
     a, b = plain.state_dict(), cached.state_dict()
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
-    assert [h["loss"] for h in cached.trainer.history] == pytest.approx([h["loss"] for h in plain.trainer.history],
-                                                                        rel=1e-4)
+    assert [h["loss"] for h in cached.trainer.history] == pytest.approx(
+        [h["loss"] for h in plain.trainer.history], rel=1e-4
+    )
 
 
 @pytest.mark.parametrize("bad", [0, -2, 2.5, "8", True])
@@ -268,11 +284,16 @@ def test_audio_gradcache_matches_uncached():
     def clip(f, phase=0.0):
         return {"array": (0.5 * np.sin(2 * np.pi * f * t + phase)).astype(np.float32), "sampling_rate": sr}
 
-    rows = [{"anchor": clip(200 + 40 * i), "positive": clip(200 + 40 * i, 0.5), "negative_1": clip(900 + 30 * i)}
-            for i in range(6)]
+    rows = [
+        {"anchor": clip(200 + 40 * i), "positive": clip(200 + 40 * i, 0.5), "negative_1": clip(900 + 30 * i)}
+        for i in range(6)
+    ]
     torch.manual_seed(0)
-    model = build_model({s: "audio" for s in SIDES3}, adapter_options={"clip_seconds": 0.25},
-                        encoder_options={"channels": [4, 8], "embedding_dim": 16})
+    model = build_model(
+        {s: "audio" for s in SIDES3},
+        adapter_options={"clip_seconds": 0.25},
+        encoder_options={"channels": [4, 8], "embedding_dim": 16},
+    )
     check_replay_against_chunked_reference(model, rows, 1, mini=4)
 
 
@@ -283,6 +304,9 @@ def test_image_gradcache_matches_uncached():
     rng = np.random.default_rng(0)
     rows = [{"anchor": rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)} for _ in range(6)]  # two augmented views
     torch.manual_seed(0)
-    model = build_model({s: "image" for s in SIDES3}, adapter_options={"preset": "small", "size": 16},
-                        encoder_options={"arch": "resnet10", "width": 8})
+    model = build_model(
+        {s: "image" for s in SIDES3},
+        adapter_options={"preset": "small", "size": 16},
+        encoder_options={"arch": "resnet10", "width": 8},
+    )
     check_replay_against_chunked_reference(model, rows, 0, mini=4)

@@ -1,5 +1,6 @@
 """Guided false-negative masking (GISTEmbed): the mask and loss against a plain loop reference (values and
 gradients), against sentence-transformers' GISTEmbedLoss, with GradCache, and through fit."""
+
 import math
 
 import pytest
@@ -13,8 +14,9 @@ from anycl.losses import InfoNCE
 
 
 # -- a plain loop reference ---------------------------------------------------------------------------
-def loop_guided_infonce(a, p, n, ga, gp, gn, tau, margin, strategy="absolute", same_side=False, symmetric=False,
-                        labels=None):
+def loop_guided_infonce(
+    a, p, n, ga, gp, gn, tau, margin, strategy="absolute", same_side=False, symmetric=False, labels=None
+):
     """Row by row, candidate by candidate: the GISTEmbed-masked InfoNCE, written without matrices."""
     a, p = F.normalize(a, dim=-1), F.normalize(p, dim=-1)
     ga, gp = F.normalize(ga, dim=-1), F.normalize(gp, dim=-1)
@@ -52,8 +54,7 @@ def loop_guided_infonce(a, p, n, ga, gp, gn, tau, margin, strategy="absolute", s
 
     total = 0
     for i in range(B):
-        total = total + row_loss(a[i], ga[i], i, list(p) + negs, list(gp) + gnegs,
-                                 a if same_side else None, ga)
+        total = total + row_loss(a[i], ga[i], i, list(p) + negs, list(gp) + gnegs, a if same_side else None, ga)
     loss = total / B
     if symmetric:
         back = 0
@@ -92,17 +93,37 @@ def test_guided_infonce_matches_loop_reference_values_and_gradients(case, margin
     a, p, n, ga, gp, gn = _inputs(K=K)
     labels = case.get("labels")
     tau = 0.2
-    loss_fn = InfoNCE(temperature=tau, symmetric=case.get("symmetric", False),
-                      same_side_negatives=case.get("same_side", False), guide_margin=margin,
-                      guide_margin_strategy=strategy)
+    loss_fn = InfoNCE(
+        temperature=tau,
+        symmetric=case.get("symmetric", False),
+        same_side_negatives=case.get("same_side", False),
+        guide_margin=margin,
+        guide_margin_strategy=strategy,
+    )
     leaves = [t.clone().requires_grad_(True) for t in (a, p) + ((n,) if n is not None else ())]
-    got = loss_fn(leaves[0], leaves[1], leaves[2] if n is not None else None,
-                  None if labels is None else torch.tensor(labels),
-                  guide={"anchor": ga, "positive": gp, "negative": gn})
+    got = loss_fn(
+        leaves[0],
+        leaves[1],
+        leaves[2] if n is not None else None,
+        None if labels is None else torch.tensor(labels),
+        guide={"anchor": ga, "positive": gp, "negative": gn},
+    )
     got.backward()
     refs = [t.clone().requires_grad_(True) for t in (a, p) + ((n,) if n is not None else ())]
-    want = loop_guided_infonce(refs[0], refs[1], refs[2] if n is not None else None, ga, gp, gn, tau, margin,
-                               strategy, case.get("same_side", False), case.get("symmetric", False), labels)
+    want = loop_guided_infonce(
+        refs[0],
+        refs[1],
+        refs[2] if n is not None else None,
+        ga,
+        gp,
+        gn,
+        tau,
+        margin,
+        strategy,
+        case.get("same_side", False),
+        case.get("symmetric", False),
+        labels,
+    )
     want.backward()
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
     for x, y in zip(leaves, refs):
@@ -167,23 +188,45 @@ def test_bad_guide_inputs_are_clear_errors():
 
 # -- sentence-transformers' GISTEmbedLoss ---------------------------------------------------------------
 GIST_TEXTS = {
-    "anchor": ["how do cats sleep", "how do kittens sleep", "what is a river delta", "where do rivers end",
-               "how does an engine start", "bread recipe with yeast"],
-    "positive": ["cats sleep most of the day", "kittens sleep a lot", "a delta forms where a river meets the sea",
-                 "rivers end in a sea or a lake", "a starter motor turns the engine", "mix flour, water and yeast"],
-    "negative": ["dogs bark at night", "cats hunt mice", "mountains are high", "a lake is still water",
-                 "cars need fuel", "cakes need sugar"],
+    "anchor": [
+        "how do cats sleep",
+        "how do kittens sleep",
+        "what is a river delta",
+        "where do rivers end",
+        "how does an engine start",
+        "bread recipe with yeast",
+    ],
+    "positive": [
+        "cats sleep most of the day",
+        "kittens sleep a lot",
+        "a delta forms where a river meets the sea",
+        "rivers end in a sea or a lake",
+        "a starter motor turns the engine",
+        "mix flour, water and yeast",
+    ],
+    "negative": [
+        "dogs bark at night",
+        "cats hunt mice",
+        "mountains are high",
+        "a lake is still water",
+        "cars need fuel",
+        "cakes need sugar",
+    ],
 }
 
 
-@pytest.mark.parametrize("contrast_anchors,with_negative,margin,strategy,tau", [
-    (True, True, 0.0, "absolute", 0.01),  # ST's defaults (but contrast_positives=False)
-    (False, False, 0.1, "absolute", 0.05),
-    (True, False, 0.1, "absolute", 0.05),
-    (False, True, 0.2, "relative", 0.05),
-])
-def test_equals_sentence_transformers_gistembed_loss(minilm_path, contrast_anchors, with_negative, margin, strategy,
-                                                     tau):
+@pytest.mark.parametrize(
+    "contrast_anchors,with_negative,margin,strategy,tau",
+    [
+        (True, True, 0.0, "absolute", 0.01),  # ST's defaults (but contrast_positives=False)
+        (False, False, 0.1, "absolute", 0.05),
+        (True, False, 0.1, "absolute", 0.05),
+        (False, True, 0.2, "relative", 0.05),
+    ],
+)
+def test_equals_sentence_transformers_gistembed_loss(
+    minilm_path, contrast_anchors, with_negative, margin, strategy, tau
+):
     """Same model, same guide (a frozen copy), same batch: anycl's guided InfoNCE (ST's default temperature 0.01,
     same_side_negatives ⇔ contrast_anchors) gives ST's GISTEmbedLoss value (contrast_positives=False:
     ST's positive–positive block in the anchor's row has no anycl counterpart)."""
@@ -198,8 +241,15 @@ def test_equals_sentence_transformers_gistembed_loss(minilm_path, contrast_ancho
     st_guide = SentenceTransformer(minilm_path, device="cpu")
     st.eval()
     st_guide.eval()
-    gist = GISTEmbedLoss(st, st_guide, temperature=tau, margin=margin, margin_strategy=strategy,
-                         contrast_anchors=contrast_anchors, contrast_positives=False)
+    gist = GISTEmbedLoss(
+        st,
+        st_guide,
+        temperature=tau,
+        margin=margin,
+        margin_strategy=strategy,
+        contrast_anchors=contrast_anchors,
+        contrast_positives=False,
+    )
     with torch.no_grad():
         want = gist([st.preprocess(GIST_TEXTS[s]) for s in sides], None)
 
@@ -213,12 +263,14 @@ def test_equals_sentence_transformers_gistembed_loss(minilm_path, contrast_ancho
         emb = model(batch_features := {s: batch[s] for s in sides}, train=False)
         g = guide.embed(batch)
     assert set(batch_features) == set(g)
-    loss_fn = InfoNCE(temperature=tau, same_side_negatives=contrast_anchors, guide_margin=margin,
-                      guide_margin_strategy=strategy)
+    loss_fn = InfoNCE(
+        temperature=tau, same_side_negatives=contrast_anchors, guide_margin=margin, guide_margin_strategy=strategy
+    )
     neg = emb["negative"].unsqueeze(1) if with_negative else None
     gneg = g["negative"].unsqueeze(1) if with_negative else None
-    got = loss_fn(emb["anchor"], emb["positive"], neg, guide={"anchor": g["anchor"], "positive": g["positive"],
-                                                            "negative": gneg})
+    got = loss_fn(
+        emb["anchor"], emb["positive"], neg, guide={"anchor": g["anchor"], "positive": g["positive"], "negative": gneg}
+    )
     assert float(got) == pytest.approx(float(want), rel=1e-4, abs=1e-4)
     # the batch holds near-duplicates: the guide masks some of them, so the value tests the masking
     plain = InfoNCE(temperature=tau, same_side_negatives=contrast_anchors)(emb["anchor"], emb["positive"], neg)
@@ -229,15 +281,25 @@ def test_equals_sentence_transformers_gistembed_loss(minilm_path, contrast_ancho
 # -- through fit: GradCache, the start copy, options -----------------------------------------------------
 def test_fit_with_guide_gradcache_equals_uncached():
     rows = toy_rows(24, negatives=2)
-    opts = dict(modality="toyvec", batch_size=8, epochs=2, progress=False, seed=3, lr=1e-2, guide="start",
-                guide_margin=0.1, loss_options={"same_side_negatives": True, "symmetric": True})
+    opts = dict(
+        modality="toyvec",
+        batch_size=8,
+        epochs=2,
+        progress=False,
+        seed=3,
+        lr=1e-2,
+        guide="start",
+        guide_margin=0.1,
+        loss_options={"same_side_negatives": True, "symmetric": True},
+    )
     plain = anycl.fit(rows, **opts)
     cached = anycl.fit(rows, gradcache_mini_batch=3, **opts)
     a, b = plain.state_dict(), cached.state_dict()
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
-    assert [h["loss"] for h in cached.trainer.history] == pytest.approx([h["loss"] for h in plain.trainer.history],
-                                                                        rel=1e-4)
+    assert [h["loss"] for h in cached.trainer.history] == pytest.approx(
+        [h["loss"] for h in plain.trainer.history], rel=1e-4
+    )
     # the guide ran once per batch (not per mini-batch) and really changed training
     assert cached.trainer.guide.calls == cached.trainer.global_step
     masked = [h["guide_masked"] for h in plain.trainer.history]
@@ -292,8 +354,17 @@ def test_fit_guide_option_errors():
 
 def test_fit_text_with_a_sentence_transformers_guide(minilm_path, text_pairs):
     """A guide given by path collates the loaded texts itself (its own tokenizer)."""
-    model = anycl.fit(text_pairs[:16], modality="text", model=minilm_path, guide=minilm_path, guide_margin=0.05,
-                      batch_size=8, epochs=1, progress=False, max_steps=1)
+    model = anycl.fit(
+        text_pairs[:16],
+        modality="text",
+        model=minilm_path,
+        guide=minilm_path,
+        guide_margin=0.05,
+        batch_size=8,
+        epochs=1,
+        progress=False,
+        max_steps=1,
+    )
     assert model.trainer.guide.calls == 1 and not model.trainer.guide.reuse_features
 
 
@@ -313,9 +384,18 @@ def test_mining_guide_filter_matches_a_loop(margin, strategy):
     gemb = F.normalize(emb + 0.7 * torch.randn(n_q + n_d, 5, generator=g), dim=-1)
     pairs = [(f"x{i}", f"x{n_q + i}") for i in range(n_q)]  # query i's positive is document n_q + i
     docs = [f"x{n_q + j}" for j in range(n_d)]
-    rows, stats = mine_hard_negatives(_table_model(emb), pairs, corpus=docs, num_negatives=2, range_max=8,
-                                      on_short="drop", verbose=False, guide=_table_model(gemb),
-                                      guide_margin=margin, guide_margin_strategy=strategy)
+    rows, stats = mine_hard_negatives(
+        _table_model(emb),
+        pairs,
+        corpus=docs,
+        num_negatives=2,
+        range_max=8,
+        on_short="drop",
+        verbose=False,
+        guide=_table_model(gemb),
+        guide_margin=margin,
+        guide_margin_strategy=strategy,
+    )
     want, guide_dropped = {}, 0
     for i in range(n_q):
         pos = n_q + i
@@ -334,10 +414,25 @@ def test_mining_guide_filter_matches_a_loop(margin, strategy):
 
 def test_mined_sampler_guide_filter_and_range_min_schedule_through_fit(capsys):
     rows = toy_rows(32)
-    model = anycl.fit(rows, modality="toyvec", batch_size=8, epochs=1, progress=False, seed=2, guide="start",
-                      guide_margin=0.5, sampler="mined",
-                      sampler_options={"num_negatives": 1, "relative_margin": None, "refresh_every": 1,
-                                       "guide_filter": True, "range_min_schedule": (0, 3), "range_max": 10})
+    model = anycl.fit(
+        rows,
+        modality="toyvec",
+        batch_size=8,
+        epochs=1,
+        progress=False,
+        seed=2,
+        guide="start",
+        guide_margin=0.5,
+        sampler="mined",
+        sampler_options={
+            "num_negatives": 1,
+            "relative_margin": None,
+            "refresh_every": 1,
+            "guide_filter": True,
+            "range_min_schedule": (0, 3),
+            "range_max": 10,
+        },
+    )
     hist = model.trainer.sampler.history
     total = model.trainer.global_step
     assert [h["range_min"] for h in hist] == [round(3 * h["step"] / total) for h in hist]
@@ -367,8 +462,17 @@ def test_resumed_run_with_a_start_guide_ends_with_the_uninterrupted_weights(tmp_
     """The "start" guide is the starting model on resume too (not the checkpoint's weights)."""
     from anycl.checkpoint import complete_checkpoints
 
-    opts = dict(modality="toyvec", batch_size=8, epochs=2, progress=False, log_with=None, seed=1, guide="start",
-                guide_margin=0.4, loss_options={"same_side_negatives": True})
+    opts = dict(
+        modality="toyvec",
+        batch_size=8,
+        epochs=2,
+        progress=False,
+        log_with=None,
+        seed=1,
+        guide="start",
+        guide_margin=0.4,
+        loss_options={"same_side_negatives": True},
+    )
     rows = toy_rows(24, negatives=1)
     full = anycl.fit(rows, output_dir=str(tmp_path / "a"), checkpoint_every=2, keep_checkpoints=None, **opts)
     root = tmp_path / "a" / "checkpoints"

@@ -1,5 +1,6 @@
 """Hardness-weighted InfoNCE (``hardness_weight=β``): a loop reference for values and gradients, β = 0 is the
 plain loss exactly, and the option composes with labels, guides, chunks and both directions."""
+
 import math
 
 import pytest
@@ -20,8 +21,11 @@ def loop_hardness_infonce(a, p, n, tau, beta, labels=None, symmetric=False):
 
     def row(q, i, cands):
         pos = (q * cands[i]).sum() / tau
-        sims = [(q * c).sum() for j, c in enumerate(cands)
-                if j != i and not (labels is not None and j < B and labels[j] == labels[i])]
+        sims = [
+            (q * c).sum()
+            for j, c in enumerate(cands)
+            if j != i and not (labels is not None and j < B and labels[j] == labels[i])
+        ]
         raw = [math.exp(beta * float(s.detach())) for s in sims]
         w = [len(raw) * r / sum(raw) for r in raw]
         denom = torch.exp(pos) + sum(wj * torch.exp(s / tau) for wj, s in zip(w, sims))
@@ -35,8 +39,9 @@ def loop_hardness_infonce(a, p, n, tau, beta, labels=None, symmetric=False):
 
 
 @pytest.mark.parametrize("beta", [0.5, 2.0, 8.0])
-@pytest.mark.parametrize("K,labels,symmetric", [(0, None, False), (2, None, False), (2, [0, 1, 0, 2, 1], False),
-                                                (1, None, True)])
+@pytest.mark.parametrize(
+    "K,labels,symmetric", [(0, None, False), (2, None, False), (2, [0, 1, 0, 2, 1], False), (1, None, True)]
+)
 def test_hardness_weighted_infonce_matches_loop_reference(beta, K, labels, symmetric):
     g = torch.Generator().manual_seed(1)
     a, p = torch.randn(5, 4, generator=g), torch.randn(5, 4, generator=g)
@@ -44,7 +49,8 @@ def test_hardness_weighted_infonce_matches_loop_reference(beta, K, labels, symme
     tau = 0.3
     ins = [t.clone().requires_grad_(True) for t in (a, p) + ((n,) if K else ())]
     got = InfoNCE(temperature=tau, hardness_weight=beta, symmetric=symmetric)(
-        ins[0], ins[1], ins[2] if K else None, None if labels is None else torch.tensor(labels))
+        ins[0], ins[1], ins[2] if K else None, None if labels is None else torch.tensor(labels)
+    )
     got.backward()
     ref = [t.clone().requires_grad_(True) for t in (a, p) + ((n,) if K else ())]
     want = loop_hardness_infonce(ref[0], ref[1], ref[2] if K else None, tau, beta, labels, symmetric)
@@ -75,8 +81,10 @@ def test_hardness_composes_with_guide_and_chunks():
     whole = InfoNCE(**opts)(a, p, n, guide=guide)
     chunked = InfoNCE(chunk_size=4, **opts)(a, p, n, guide=guide)
     torch.testing.assert_close(chunked, whole)
-    rows = (InfoNCE(**opts)(a, p, n, guide=guide, rows=slice(0, 3)) + InfoNCE(**opts)(a, p, n, guide=guide,
-                                                                                      rows=slice(3, 6))) / 2
+    rows = (
+        InfoNCE(**opts)(a, p, n, guide=guide, rows=slice(0, 3))
+        + InfoNCE(**opts)(a, p, n, guide=guide, rows=slice(3, 6))
+    ) / 2
     torch.testing.assert_close(rows, whole)
 
 
@@ -88,8 +96,9 @@ def test_bad_hardness_weight_is_a_clear_error(bad):
 
 def test_fit_with_hardness_weight_and_gradcache():
     rows = toy_rows(16, negatives=1)
-    opts = dict(modality="toyvec", batch_size=8, epochs=1, progress=False, seed=5,
-                loss_options={"hardness_weight": 2.0})
+    opts = dict(
+        modality="toyvec", batch_size=8, epochs=1, progress=False, seed=5, loss_options={"hardness_weight": 2.0}
+    )
     plain = anycl.fit(rows, **opts)
     cached = anycl.fit(rows, gradcache_mini_batch=3, **opts)
     for k, v in plain.state_dict().items():

@@ -1,5 +1,6 @@
 """Image adapter: decoding every input form, augmentation reproducibility, batched colour ops vs
 torchvision, encoders, bad input, and a tiny end-to-end fit/encode/save/load."""
+
 from __future__ import annotations
 
 import io
@@ -33,8 +34,17 @@ def test_every_input_form_decodes_to_the_same_pixels(tmp_path, small):
     path = tmp_path / "a.png"
     Image.fromarray(arr).save(path)
     expected = torch.from_numpy(arr).permute(2, 0, 1)
-    forms = [str(path), path, path.read_bytes(), Image.fromarray(arr), arr, expected.clone(),
-             expected.float() / 255, {"bytes": path.read_bytes(), "path": None}, {"bytes": None, "path": str(path)}]
+    forms = [
+        str(path),
+        path,
+        path.read_bytes(),
+        Image.fromarray(arr),
+        arr,
+        expected.clone(),
+        expected.float() / 255,
+        {"bytes": path.read_bytes(), "path": None},
+        {"bytes": None, "path": str(path)},
+    ]
     for f in forms:
         out = small.load(f)
         assert out.dtype == torch.uint8 and out.shape == (3, 20, 24)
@@ -61,7 +71,12 @@ def test_mixed_sizes_make_one_batch(small):
     views = [small.augment(small.load(rgb(i, 10 + 7 * i, 30 - 3 * i)), g) for i in range(3)]
     batch = small.collate(views)
     assert batch.shape == (3, 3, 16, 16)
-    assert small.collate([small.eval_view(small.load(rgb(i, 10 + 7 * i, 30))) for i in range(3)]).shape == (3, 3, 16, 16)
+    assert small.collate([small.eval_view(small.load(rgb(i, 10 + 7 * i, 30))) for i in range(3)]).shape == (
+        3,
+        3,
+        16,
+        16,
+    )
 
 
 # ---- bad input -------------------------------------------------------------------------------------
@@ -166,7 +181,9 @@ def test_batched_ops_match_torchvision_functional():
         ref = torch.stack([TF.adjust_brightness(i, f) for i in x])
         assert torch.allclose(x.mul(f).clamp(0, 1), ref, atol=1e-6)
         ref = torch.stack([TF.adjust_contrast(i, f) for i in x])
-        assert torch.allclose(B._blend(x, B.grayscale(x).mean((1, 2, 3), keepdim=True), fv.view(-1, 1, 1, 1)), ref, atol=1e-5)
+        assert torch.allclose(
+            B._blend(x, B.grayscale(x).mean((1, 2, 3), keepdim=True), fv.view(-1, 1, 1, 1)), ref, atol=1e-5
+        )
         ref = torch.stack([TF.adjust_saturation(i, f) for i in x])
         assert torch.allclose(B._blend(x, B.grayscale(x), fv.view(-1, 1, 1, 1)), ref, atol=1e-5)
     shift = torch.tensor([-0.3, 0.05, 0.45])
@@ -223,8 +240,9 @@ def test_wrap_torchvision_timm_style_and_plain_modules():
 
 def test_wrap_hf_vision_model():
     transformers = pytest.importorskip("transformers")
-    cfg = transformers.ViTConfig(image_size=16, patch_size=8, hidden_size=12, num_hidden_layers=1,
-                                 num_attention_heads=2, intermediate_size=16)
+    cfg = transformers.ViTConfig(
+        image_size=16, patch_size=8, hidden_size=12, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16
+    )
     enc = wrap_encoder(transformers.ViTModel(cfg))
     assert enc.embedding_dim == 12 and enc(torch.zeros(2, 3, 16, 16)).shape == (2, 12)
 
@@ -236,13 +254,19 @@ def _images(n=24, size=20):
     for i in range(n):  # two "classes": bright squares on dark or dark on bright
         img = np.full((size, size, 3), 30 if i % 2 else 220, np.uint8)
         y, x = rng.integers(0, size - 8, 2)
-        img[y:y + 8, x:x + 8] = 220 if i % 2 else 30
+        img[y : y + 8, x : x + 8] = 220 if i % 2 else 30
         out.append(img)
     return out
 
 
-FAST = dict(adapter_options={"preset": "small", "size": 16}, encoder_options={"arch": "resnet10", "width": 8},
-            batch_size=8, epochs=1, progress=False, seed=3)
+FAST = dict(
+    adapter_options={"preset": "small", "size": 16},
+    encoder_options={"arch": "resnet10", "width": 8},
+    batch_size=8,
+    epochs=1,
+    progress=False,
+    seed=3,
+)
 
 
 def test_knn_temperature_votes_match_hand_computation():

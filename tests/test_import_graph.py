@@ -7,6 +7,7 @@ those under ``if TYPE_CHECKING:``. An edge goes to the module named (``from pkg 
 package (``anycl/__init__.py`` mounts it there). Each strongly connected component of more than one
 module is a cycle.
 """
+
 from __future__ import annotations
 
 import ast
@@ -41,7 +42,7 @@ def _type_checking_nodes(tree):
 
 
 def _canonical(name: str) -> str:
-    return name[len("anycl."):] if name == "anycl.adapters" or name.startswith("anycl.adapters.") else name
+    return name[len("anycl.") :] if name == "anycl.adapters" or name.startswith("anycl.adapters.") else name
 
 
 def import_graph():
@@ -61,7 +62,7 @@ def import_graph():
             elif isinstance(node, ast.ImportFrom):
                 if node.level:
                     base = package.split(".")
-                    base = base[:len(base) - (node.level - 1)]
+                    base = base[: len(base) - (node.level - 1)]
                     stem = ".".join(base + ([node.module] if node.module else []))
                 else:
                     stem = node.module or ""

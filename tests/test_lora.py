@@ -1,5 +1,6 @@
 """LoRA through peft (anycl.lora): only adapter weights train, merged exports load in sentence-transformers,
 unmerged adapters round-trip through save/load, bad options are errors."""
+
 import pytest
 import torch
 
@@ -12,14 +13,23 @@ LORA = {"r": 4, "alpha": 8, "target_modules": ["query", "value"]}
 
 
 def _fit(pairs, minilm_path, tmp_path=None, **extra):
-    opts = dict(model=minilm_path, batch_size=8, max_steps=3, lr=1e-3, progress=False, log_with=None,
-                collapse_watch=False, adapter_options={"max_seq_length": 32})
+    opts = dict(
+        model=minilm_path,
+        batch_size=8,
+        max_steps=3,
+        lr=1e-3,
+        progress=False,
+        log_with=None,
+        collapse_watch=False,
+        adapter_options={"max_seq_length": 32},
+    )
     opts.update(extra)
     return anycl.fit(pairs, modality="text", **opts)
 
 
 def test_lora_trains_only_the_adapter_and_the_merged_export_loads_in_sentence_transformers(
-        text_pairs, minilm_path, tmp_path):
+    text_pairs, minilm_path, tmp_path
+):
     from sentence_transformers import SentenceTransformer
 
     base = SentenceTransformer(minilm_path, device="cpu")
@@ -38,8 +48,9 @@ def test_lora_trains_only_the_adapter_and_the_merged_export_loads_in_sentence_tr
     ours = model.encode(texts)
     theirs = torch.nn.functional.normalize(torch.as_tensor(st.encode(texts)), dim=-1)
     assert torch.allclose(ours, theirs, atol=1e-5)
-    assert not torch.allclose(ours, torch.nn.functional.normalize(torch.as_tensor(base.encode(texts)), dim=-1),
-                              atol=1e-4)
+    assert not torch.allclose(
+        ours, torch.nn.functional.normalize(torch.as_tensor(base.encode(texts)), dim=-1), atol=1e-4
+    )
 
 
 def test_merged_weights_equal_base_plus_scaled_low_rank_update(text_pairs, minilm_path):
@@ -48,8 +59,11 @@ def test_merged_weights_equal_base_plus_scaled_low_rank_update(text_pairs, minil
 
     model = _fit(text_pairs, minilm_path, peft={**LORA, "merge": False})
     layer = target_module(model.towers["text"]).encoder.layer[0].attention.self.query
-    w, a, b = (layer.base_layer.weight.detach().clone(), layer.lora_A["default"].weight.detach(),
-               layer.lora_B["default"].weight.detach())
+    w, a, b = (
+        layer.base_layer.weight.detach().clone(),
+        layer.lora_A["default"].weight.detach(),
+        layer.lora_B["default"].weight.detach(),
+    )
     expected = w + (LORA["alpha"] / LORA["r"]) * b @ a
     before = model.encode(["a question about cats"])
     merge_lora(model)
@@ -79,18 +93,35 @@ def test_lora_on_a_custom_encoder_tower():
     import tests.toy_modality  # noqa: F401  registers "toyvec"
 
     g = torch.Generator().manual_seed(0)
-    items = [{"anchor": torch.randn(6, generator=g).tolist(), "positive": torch.randn(6, generator=g).tolist()}
-             for _ in range(16)]
-    model = anycl.fit(items, modality="toyvec", max_steps=2, progress=False, log_with=None, collapse_watch=False,
-                      peft={"r": 2, "target_modules": ["net.0", "net.3"], "merge": False})
+    items = [
+        {"anchor": torch.randn(6, generator=g).tolist(), "positive": torch.randn(6, generator=g).tolist()}
+        for _ in range(16)
+    ]
+    model = anycl.fit(
+        items,
+        modality="toyvec",
+        max_steps=2,
+        progress=False,
+        log_with=None,
+        collapse_watch=False,
+        peft={"r": 2, "target_modules": ["net.0", "net.3"], "merge": False},
+    )
     names = [n for n, p in model.towers["toyvec"].encoder.named_parameters() if p.requires_grad]
     assert names and all("lora_" in n for n in names)
 
 
-@pytest.mark.parametrize("spec, match", [
-    ({"r": 0}, "rank"), ({"rank": 4}, "unknown peft"), ({"alpha": -1}, "alpha"), ({"dropout": 1.5}, "dropout"),
-    ({"target_modules": 3}, "target_modules"), ({"merge": "yes"}, "merge"), ("lora", "dict"),
-])
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ({"r": 0}, "rank"),
+        ({"rank": 4}, "unknown peft"),
+        ({"alpha": -1}, "alpha"),
+        ({"dropout": 1.5}, "dropout"),
+        ({"target_modules": 3}, "target_modules"),
+        ({"merge": "yes"}, "merge"),
+        ("lora", "dict"),
+    ],
+)
 def test_bad_peft_options_are_config_errors_before_loading(text_pairs, spec, match):
     with pytest.raises(ConfigError, match=match):
         anycl.fit(text_pairs, modality="text", peft=spec, model="/nonexistent/model", progress=False)

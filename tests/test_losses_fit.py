@@ -1,6 +1,7 @@
 """Every registered loss trains through ``anycl.fit`` (tiny data, tiny encoders, two steps), the collapse
 watch fires on a collapsing run and stays silent on a healthy one, a user's loss registered with the
 decorator works with fit and the memory queue, and bad inputs give clear errors."""
+
 import copy
 import logging
 
@@ -46,26 +47,43 @@ SMOKE_LOSSES = {
 
 def test_every_registered_family_is_in_the_smoke_matrix():
     # losses reading score columns or a teacher train on such data in tests/test_losses_graded.py
-    built_in = {c for c in map(anycl.losses.LOSSES.lookup, anycl.losses.names())
-                if isinstance(c, type) and c.__module__.startswith("anycl.losses")
-                and not getattr(c, "score_columns", ()) and not getattr(c, "needs_teacher", False)}
+    built_in = {
+        c
+        for c in map(anycl.losses.LOSSES.lookup, anycl.losses.names())
+        if isinstance(c, type)
+        and c.__module__.startswith("anycl.losses")
+        and not getattr(c, "score_columns", ())
+        and not getattr(c, "needs_teacher", False)
+    }
     assert built_in <= {anycl.losses.LOSSES.lookup(n) for n in SMOKE_LOSSES}
 
 
 # -- text -------------------------------------------------------------------------------------------------
 def labelled_text():
     topics = ["cats", "rivers", "engines", "bread"]
-    return [{"anchor": f"a question about {t}, number {i}", "positive": f"an answer on {t} ({i})", "label": t}
-            for i in range(4) for t in topics]
+    return [
+        {"anchor": f"a question about {t}, number {i}", "positive": f"an answer on {t} ({i})", "label": t}
+        for i in range(4)
+        for t in topics
+    ]
 
 
 @pytest.mark.parametrize("name", list(SMOKE_LOSSES))
 def test_fit_trains_text_with_every_loss(name, tiny_text_encoder):
     steps = []
-    model = anycl.fit(labelled_text(), modality="text", loss=name, loss_options=SMOKE_LOSSES[name],
-                      encoder=copy.deepcopy(tiny_text_encoder), batch_size=4, max_steps=2, lr=1e-4,
-                      progress=False, adapter_options={"max_seq_length": 16},
-                      callbacks=[lambda trainer, step, logs: steps.append(logs["loss"])])
+    model = anycl.fit(
+        labelled_text(),
+        modality="text",
+        loss=name,
+        loss_options=SMOKE_LOSSES[name],
+        encoder=copy.deepcopy(tiny_text_encoder),
+        batch_size=4,
+        max_steps=2,
+        lr=1e-4,
+        progress=False,
+        adapter_options={"max_seq_length": 16},
+        callbacks=[lambda trainer, step, logs: steps.append(logs["loss"])],
+    )
     assert model.trainer.global_step == 2 and len(steps) == 2
     assert all(torch.isfinite(torch.tensor(s)) for s in steps)
     assert model.encode(["a question about cats"]).shape == (1, 384)
@@ -111,8 +129,15 @@ pull_everything_together.in_batch_negatives = False
 
 def test_collapse_watch_fires_on_a_collapsing_run(caplog):
     caplog.set_level(logging.WARNING, logger="anycl")
-    model = anycl.fit(points(), modality="losstest_vectors", loss=pull_everything_together, epochs=15, lr=3e-2,
-                      progress=False, collapse_watch={"every": 1})
+    model = anycl.fit(
+        points(),
+        modality="losstest_vectors",
+        loss=pull_everything_together,
+        epochs=15,
+        lr=3e-2,
+        progress=False,
+        collapse_watch={"every": 1},
+    )
     watch = [cb for cb in model.trainer.callbacks if isinstance(cb, anycl.collapse.CollapseWatch)][0]
     assert watch.fired_at is not None
     assert f"embedding collapse at step {watch.fired_at}" in caplog.text
@@ -122,8 +147,16 @@ def test_collapse_watch_fires_on_a_collapsing_run(caplog):
 
 def test_collapse_watch_stays_silent_on_a_healthy_run(caplog):
     caplog.set_level(logging.WARNING, logger="anycl")
-    model = anycl.fit(points(), modality="losstest_vectors", loss="infonce", temperature=0.2, epochs=15, lr=3e-2,
-                      progress=False, collapse_watch={"every": 1})
+    model = anycl.fit(
+        points(),
+        modality="losstest_vectors",
+        loss="infonce",
+        temperature=0.2,
+        epochs=15,
+        lr=3e-2,
+        progress=False,
+        collapse_watch={"every": 1},
+    )
     watch = [cb for cb in model.trainer.callbacks if isinstance(cb, anycl.collapse.CollapseWatch)][0]
     assert watch.fired_at is None and "collapse" not in caplog.text
     assert len(watch.history) == model.trainer.global_step
@@ -148,12 +181,25 @@ def test_user_loss_registered_with_the_decorator_works_with_fit_and_the_queue():
         calls.append(None if negative is None else tuple(negative.shape))
         return F.relu(neg - pos + margin).mean()
 
-    model = anycl.fit(points(32), modality="losstest_vectors", loss="losstest_cosine_margin",
-                      loss_options={"margin": 0.2}, max_steps=3, progress=False)
+    model = anycl.fit(
+        points(32),
+        modality="losstest_vectors",
+        loss="losstest_cosine_margin",
+        loss_options={"margin": 0.2},
+        max_steps=3,
+        progress=False,
+    )
     assert model.trainer.global_step == 3 and calls == [None] * 3
     calls.clear()
-    anycl.fit(points(32), modality="losstest_vectors", loss="moco", batch_size=8, max_steps=3, progress=False,
-              loss_options={"base": "losstest_cosine_margin", "queue_size": 16, "margin": 0.2})
+    anycl.fit(
+        points(32),
+        modality="losstest_vectors",
+        loss="moco",
+        batch_size=8,
+        max_steps=3,
+        progress=False,
+        loss_options={"base": "losstest_cosine_margin", "queue_size": 16, "margin": 0.2},
+    )
     assert calls == [None, (8, 8, 16), (8, 16, 16)]  # the queue's keys, never the batch's own
 
 
@@ -170,8 +216,14 @@ def test_fit_refuses_single_class_labels_for_supcon_and_negatives_for_negative_f
         with pytest.raises(ConfigError, match="negative-free and cannot use the hard-negative"):
             anycl.fit(with_neg, modality="losstest_vectors", loss=name, progress=False)
     with pytest.raises(ConfigError, match="fewer than the batch"):
-        anycl.fit(points(16), modality="losstest_vectors", loss="moco", batch_size=8, progress=False,
-                  loss_options={"queue_size": 4})
+        anycl.fit(
+            points(16),
+            modality="losstest_vectors",
+            loss="moco",
+            batch_size=8,
+            progress=False,
+            loss_options={"queue_size": 4},
+        )
 
 
 # -- the other modalities: tiny inputs, tiny encoders ------------------------------------------------------
@@ -183,12 +235,26 @@ def audio_case():
     rng = np.random.default_rng(0)
     rows = []
     for i in range(4):
-        rows.append({"anchor": {"array": (0.5 * np.sin(2 * np.pi * (150 + 40 * i) * t)).astype(np.float32),
-                                "sampling_rate": sr}, "label": "tone"})
-        rows.append({"anchor": {"array": (0.3 * rng.standard_normal(len(t))).astype(np.float32),
-                                "sampling_rate": sr}, "label": "noise"})
-    options = dict(adapter_options={"clip_seconds": 0.1, "n_mels": 16}, encoder_options={"channels": [4], "embedding_dim": 16},
-                   head=16)
+        rows.append(
+            {
+                "anchor": {
+                    "array": (0.5 * np.sin(2 * np.pi * (150 + 40 * i) * t)).astype(np.float32),
+                    "sampling_rate": sr,
+                },
+                "label": "tone",
+            }
+        )
+        rows.append(
+            {
+                "anchor": {"array": (0.3 * rng.standard_normal(len(t))).astype(np.float32), "sampling_rate": sr},
+                "label": "noise",
+            }
+        )
+    options = dict(
+        adapter_options={"clip_seconds": 0.1, "n_mels": 16},
+        encoder_options={"channels": [4], "embedding_dim": 16},
+        head=16,
+    )
     return rows, options
 
 
@@ -200,10 +266,11 @@ def image_case():
     for i in range(8):  # two classes: a bright square on dark, a dark square on bright
         img = np.full((12, 12, 3), 30 if i % 2 else 220, np.uint8)
         y, x = rng.integers(0, 6, 2)
-        img[y:y + 6, x:x + 6] = 220 if i % 2 else 30
+        img[y : y + 6, x : x + 6] = 220 if i % 2 else 30
         rows.append({"anchor": img, "label": i % 2})
-    options = dict(adapter_options={"preset": "small", "size": 8}, encoder_options={"arch": "resnet10", "width": 4},
-                   head=16)
+    options = dict(
+        adapter_options={"preset": "small", "size": 8}, encoder_options={"arch": "resnet10", "width": 4}, head=16
+    )
     return rows, options
 
 
@@ -216,8 +283,17 @@ def test_fit_trains_every_modality_with_every_loss(modality, name):
     if modality not in anycl.adapters.names():
         pytest.skip(f"no {modality} adapter registered")
     rows, options = MODALITY_CASES[modality]()
-    model = anycl.fit(rows, modality=modality, loss=name, loss_options=SMOKE_LOSSES[name], batch_size=4,
-                      max_steps=2, progress=False, log_every=1, **options)
+    model = anycl.fit(
+        rows,
+        modality=modality,
+        loss=name,
+        loss_options=SMOKE_LOSSES[name],
+        batch_size=4,
+        max_steps=2,
+        progress=False,
+        log_every=1,
+        **options,
+    )
     assert model.trainer.global_step == 2
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in model.trainer.history)
     assert model.encode([rows[0]["anchor"]]).shape[0] == 1

@@ -1,6 +1,7 @@
 """The fused softmax/sigmoid losses (one logits matrix, hand-written backwards; anycl.losses.fused) against
 plain-autograd formulas written here in float64: values and gradients within 1e-5, with and without
 labels, hard negatives, queues, learnt temperatures; plus the paths that must not fuse."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,7 @@ def blocks(request, monkeypatch):
     if request.param == "small blocks":
         import anycl.losses.fused as fused
         import anycl.losses.siglip as siglip
+
         monkeypatch.setattr(fused, "_BLOCK_ELEMS", 16)
         monkeypatch.setattr(fused, "_SYM_BLOCK", 3)
         monkeypatch.setattr(siglip, "_BLOCK_ELEMS", 16)
@@ -70,8 +72,11 @@ def case(b, d, k, seed, with_neg, with_labels, label_seed):
 def symmetric_reference(a, p, neg, queue, labels, t):
     a, p = n(a), n(p)
     b = a.shape[0]
-    extra = [x for x in (None if neg is None else n(neg).reshape(-1, a.shape[1]), None if queue is None else n(queue))
-             if x is not None]
+    extra = [
+        x
+        for x in (None if neg is None else n(neg).reshape(-1, a.shape[1]), None if queue is None else n(queue))
+        if x is not None
+    ]
     cands = torch.cat([p] + extra)
     tgt = torch.arange(b)
     mask = None
@@ -94,8 +99,11 @@ def test_symmetric_infonce_fused_matches_formula(with_labels, with_neg, with_que
     labels = labels_for(9) if with_labels else None
     loss = anycl.losses.get("infonce", temperature=0.1, symmetric=True)
     inputs = [x for x in (a, p, neg, queue) if x is not None]
-    check(lambda: loss(a, p, neg, labels=labels, queue=queue),
-          lambda: symmetric_reference(a, p, neg, queue, labels, 0.1), inputs)
+    check(
+        lambda: loss(a, p, neg, labels=labels, queue=queue),
+        lambda: symmetric_reference(a, p, neg, queue, labels, 0.1),
+        inputs,
+    )
 
 
 def test_symmetric_infonce_learnt_temperature_gets_the_formulas_gradient():
@@ -117,8 +125,13 @@ def test_symmetric_fused_equals_the_two_matrix_path_and_rows_slicing():
     fused = anycl.losses.get("infonce", temperature=0.2, symmetric=True)
     chunked = anycl.losses.get("infonce", temperature=0.2, symmetric=True, chunk_size=3)
     check(lambda: fused(a, p, neg, labels=labels), lambda: chunked(a, p, neg, labels=labels).double(), (a, p, neg))
-    parts = lambda: (fused(a, p, neg, labels=labels, rows=slice(0, 3)) * 3  # noqa: E731
-                     + fused(a, p, neg, labels=labels, rows=slice(3, 8)) * 5) / 8
+
+    def parts():
+        return (
+            fused(a, p, neg, labels=labels, rows=slice(0, 3)) * 3
+            + fused(a, p, neg, labels=labels, rows=slice(3, 8)) * 5
+        ) / 8
+
     check(parts, lambda: symmetric_reference(a, p, neg, None, labels, 0.2), (a, p, neg))
 
 
@@ -149,8 +162,11 @@ def test_row_lse_fully_masked_row_matches_masked_fill_formula():
     mask[1] = True  # every entry of row 1 masked: plain formula's logsumexp of -1e4s, no gradient
     mask[3, :2] = True
     s = torch.tensor(2.0)
-    check(lambda: row_lse(q.float(), c.float(), s, mask),
-          lambda: torch.logsumexp((2.0 * q @ c.T).masked_fill(mask, -1e4), dim=1).sum(), (q, c))
+    check(
+        lambda: row_lse(q.float(), c.float(), s, mask),
+        lambda: torch.logsumexp((2.0 * q @ c.T).masked_fill(mask, -1e4), dim=1).sum(),
+        (q, c),
+    )
 
 
 def test_fused_backward_twice_is_refused():
@@ -174,7 +190,7 @@ def simclr_reference(a, p, extra, labels, t):
         lab = torch.cat([labels, labels])
         same = lab[:, None] == lab[None, :]
         same[idx, partner] = False
-        mask[:, :2 * b] |= same
+        mask[:, : 2 * b] |= same
     return ce_rows(z @ cands.T / t, partner, mask)
 
 
@@ -226,8 +242,11 @@ def test_dcl_gram_matches_formula(name, with_labels, with_neg):
     u, v, neg, labels, inputs = case(7, 5, 1, 9, with_neg, with_labels, 4)
     loss = anycl.losses.get(name, temperature=0.2)
     extra = None if neg is None else neg.reshape(-1, 5)
-    check(lambda: loss(u, v, neg, labels=labels),
-          lambda: dcl_reference(u, v, extra, labels, 0.2, weighted=name == "dclw"), inputs)
+    check(
+        lambda: loss(u, v, neg, labels=labels),
+        lambda: dcl_reference(u, v, extra, labels, 0.2, weighted=name == "dclw"),
+        inputs,
+    )
 
 
 def test_dcl_with_all_labels_equal_has_masked_rows_and_the_formulas_gradient():
@@ -235,8 +254,9 @@ def test_dcl_with_all_labels_equal_has_masked_rows_and_the_formulas_gradient():
     u, v, queue = leaves((4, 3), (4, 3), (3, 3), seed=10)
     labels = torch.zeros(4, dtype=torch.long)
     loss = anycl.losses.get("dcl", temperature=0.3)
-    check(lambda: loss(u, v, labels=labels, queue=queue), lambda: dcl_reference(u, v, queue, labels, 0.3),
-          (u, v, queue))
+    check(
+        lambda: loss(u, v, labels=labels, queue=queue), lambda: dcl_reference(u, v, queue, labels, 0.3), (u, v, queue)
+    )
 
 
 # -- SigLIP -------------------------------------------------------------------------------------------------
@@ -271,8 +291,13 @@ def test_siglip_fused_matches_formula_with_parameter_gradients(with_labels, with
 def test_siglip_fixed_parameters_and_bad_shapes():
     x, y = leaves((5, 3), (5, 3), seed=12)
     loss = anycl.losses.get("siglip", learnable=False)
-    check(lambda: loss(x, y), lambda: siglip_reference(x, y, None, None, torch.tensor(10.0).log().double(),
-                                                       torch.tensor(-10.0, dtype=torch.float64)), (x, y))
+    check(
+        lambda: loss(x, y),
+        lambda: siglip_reference(
+            x, y, None, None, torch.tensor(10.0).log().double(), torch.tensor(-10.0, dtype=torch.float64)
+        ),
+        (x, y),
+    )
     with pytest.raises(ValueError, match="scalars"):
         sigmoid_pairs(x.float(), y.float(), torch.zeros(1), torch.zeros(()))
 

@@ -1,6 +1,7 @@
 """Graded-pair and distillation losses: each against its formula written out as a loop, and against
 sentence-transformers' own loss on the same embeddings and scores; the score columns through the data
 layer (numbers checked, range per loss) and through ``anycl.fit``."""
+
 import copy
 import itertools
 import math
@@ -34,8 +35,9 @@ class _STModel(torch.nn.Module):
 
 # -- formulas written out ------------------------------------------------------------------------------
 def cosent_by_loop(sims, scores, scale=20.0):
-    terms = [scale * (sims[j] - sims[i]) for i, j in itertools.product(range(len(sims)), repeat=2)
-             if scores[i] > scores[j]]
+    terms = [
+        scale * (sims[j] - sims[i]) for i, j in itertools.product(range(len(sims)), repeat=2) if scores[i] > scores[j]
+    ]
     return math.log(1 + sum(math.exp(t) for t in terms))
 
 
@@ -99,8 +101,9 @@ def test_margin_mse_matches_its_formula_and_sentence_transformers(similarity):
 
     a, p, n = _emb()
     pos, neg = torch.linspace(2, 9, 7), torch.linspace(0, 3, 7)
-    got = anycl.losses.get("margin_mse", similarity=similarity)(a, p, n.unsqueeze(1), positive_score=pos,
-                                                                negative_score=neg)
+    got = anycl.losses.get("margin_mse", similarity=similarity)(
+        a, p, n.unsqueeze(1), positive_score=pos, negative_score=neg
+    )
     f = (lambda x, y: float(x @ y)) if similarity == "dot" else (lambda x, y: float(F.cosine_similarity(x, y, dim=0)))
     want = sum(((f(a[i], p[i]) - f(a[i], n[i])) - (pos[i] - neg[i])) ** 2 for i in range(7)) / 7
     assert float(got) == pytest.approx(float(want), rel=1e-5)
@@ -115,8 +118,10 @@ def test_distill_mse_matches_its_formula_and_sentence_transformers():
     a, p, t = _emb()
     loss = anycl.losses.get("distill_mse", teacher=_FakeTeacher())
     got = loss(a, p, teacher=t)
-    want = (sum(float(((a[i] - t[i]) ** 2).sum()) for i in range(7)) + sum(float(((p[i] - t[i]) ** 2).sum())
-                                                                         for i in range(7))) / (2 * 7 * 10)
+    want = (
+        sum(float(((a[i] - t[i]) ** 2).sum()) for i in range(7))
+        + sum(float(((p[i] - t[i]) ** 2).sum()) for i in range(7))
+    ) / (2 * 7 * 10)
     assert float(got) == pytest.approx(want, rel=1e-5)
     st = MSELoss(_STModel()).compute_loss_from_embeddings([a, p], [t, t])
     assert float(got) == pytest.approx(float(st), rel=1e-5)
@@ -158,8 +163,12 @@ def test_score_columns_reach_the_loss_through_fit():
 @pytest.mark.parametrize("loss", ["cosent", "angle", "cosine_mse"])
 def test_graded_losses_train_toy_pairs(loss):
     losses = []
-    anycl.fit(scored_rows(), loss=loss, callbacks=[lambda t, s, logs: losses.append(logs["loss"])],
-              **{**TOY, "epochs": 3, "log_every": 1})
+    anycl.fit(
+        scored_rows(),
+        loss=loss,
+        callbacks=[lambda t, s, logs: losses.append(logs["loss"])],
+        **{**TOY, "epochs": 3, "log_every": 1},
+    )
     assert len(losses) == 9 and all(math.isfinite(x) for x in losses)
 
 
@@ -183,7 +192,9 @@ def test_score_column_from_a_csv_with_a_word_names_the_row(tmp_path):
     import pandas as pd
 
     f = tmp_path / "sts.csv"
-    pd.DataFrame({"anchor": ["a", "b", "c"], "positive": ["x", "y", "z"], "score": ["0.5", "n/a", "0.1"]}).to_csv(f, index=False)
+    pd.DataFrame({"anchor": ["a", "b", "c"], "positive": ["x", "y", "z"], "score": ["0.5", "n/a", "0.1"]}).to_csv(
+        f, index=False
+    )
     rows = anycl.data.to_rows(str(f))
     ok = {"anchor": lambda v, w: None, "positive": lambda v, w: None}
     anycl.data.check_items(rows, ok)  # a loss that does not read scores: the column is carried unread
@@ -215,8 +226,12 @@ def test_margin_mse_trains_on_teacher_scores():
     for i, r in enumerate(rows):
         r["positive_score"], r["negative_score"] = 5.0 + i % 3, float(i % 2)
     losses = []
-    anycl.fit(rows, loss="margin_mse", callbacks=[lambda t, s, logs: losses.append(logs["loss"])],
-              **{**TOY, "epochs": 6, "log_every": 1, "lr": 5e-3})
+    anycl.fit(
+        rows,
+        loss="margin_mse",
+        callbacks=[lambda t, s, logs: losses.append(logs["loss"])],
+        **{**TOY, "epochs": 6, "log_every": 1, "lr": 5e-3},
+    )
     assert losses[-1] < losses[0]
 
 
@@ -225,12 +240,18 @@ def test_distillation_from_an_anycl_teacher_without_gradient_and_the_loss_falls(
     teacher = anycl.fit(toy_rows(24, seed=3), max_steps=2, **{k: v for k, v in TOY.items() if k != "epochs"})
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     losses = []
-    student = anycl.fit([r["anchor"] for r in toy_rows(32)], loss="distill_mse", loss_options={"teacher": teacher},
-                        callbacks=[lambda t, s, logs: losses.append(logs["loss"])],
-                        **{**TOY, "epochs": 8, "log_every": 1, "lr": 1e-2})
+    student = anycl.fit(
+        [r["anchor"] for r in toy_rows(32)],
+        loss="distill_mse",
+        loss_options={"teacher": teacher},
+        callbacks=[lambda t, s, logs: losses.append(logs["loss"])],
+        **{**TOY, "epochs": 8, "log_every": 1, "lr": 1e-2},
+    )
     assert losses[-1] < 0.5 * losses[0]
     for k, v in teacher.state_dict().items():  # the teacher is never trained
-        assert torch.equal(v, before[k]) and not any(p.requires_grad and p.grad is not None for p in teacher.parameters())
+        assert torch.equal(v, before[k]) and not any(
+            p.requires_grad and p.grad is not None for p in teacher.parameters()
+        )
     assert not any("teacher" in k for k in student.state_dict())  # not saved with the student
 
 
@@ -252,7 +273,9 @@ def test_distillation_bad_teacher_and_width_are_config_errors(tmp_path):
         anycl.fit(toy_rows(16), loss="distill_mse", loss_options={"teacher": str(tmp_path / "nothing")}, **TOY)
     one_step = {k: v for k, v in TOY.items() if k != "epochs"}
     teacher = anycl.fit(toy_rows(16), max_steps=1, **one_step)  # embeds 12 wide
-    with pytest.raises(ConfigError, match="teacher's embeddings are 12 wide but the student's are 4; give the student head=12"):
+    with pytest.raises(
+        ConfigError, match="teacher's embeddings are 12 wide but the student's are 4; give the student head=12"
+    ):
         anycl.fit(toy_rows(16), loss="distill_mse", loss_options={"teacher": teacher}, head=4, **TOY)
     anycl.fit(toy_rows(16), loss="distill_mse", loss_options={"teacher": teacher}, head=12, max_steps=1, **one_step)
 
@@ -260,17 +283,31 @@ def test_distillation_bad_teacher_and_width_are_config_errors(tmp_path):
 # -- text, through the whole stack ----------------------------------------------------------------------------
 def graded_text():
     topics = ["cats", "rivers", "engines", "bread"]
-    return [{"anchor": f"a question about {t}, number {i}", "positive": f"an answer on {t} ({i})",
-             "negative": f"something on {topics[(k + 1) % 4]} ({i})", "score": (i % 4) / 3,
-             "positive_score": 8.0 - i, "negative_score": float(i % 3)}
-            for i in range(4) for k, t in enumerate(topics)]
+    return [
+        {
+            "anchor": f"a question about {t}, number {i}",
+            "positive": f"an answer on {t} ({i})",
+            "negative": f"something on {topics[(k + 1) % 4]} ({i})",
+            "score": (i % 4) / 3,
+            "positive_score": 8.0 - i,
+            "negative_score": float(i % 3),
+        }
+        for i in range(4)
+        for k, t in enumerate(topics)
+    ]
 
 
 def test_every_graded_or_teacher_loss_is_trained_on_text_here():
-    mine = {c for c in map(anycl.losses.LOSSES.lookup, anycl.losses.names())
-            if isinstance(c, type) and c.__module__.startswith("anycl.losses")
-            and (getattr(c, "score_columns", ()) or getattr(c, "needs_teacher", False))}
-    assert mine == {anycl.losses.LOSSES.lookup(n) for n in ["cosent", "angle", "cosine_mse", "margin_mse", "distill_mse"]}
+    mine = {
+        c
+        for c in map(anycl.losses.LOSSES.lookup, anycl.losses.names())
+        if isinstance(c, type)
+        and c.__module__.startswith("anycl.losses")
+        and (getattr(c, "score_columns", ()) or getattr(c, "needs_teacher", False))
+    }
+    assert mine == {
+        anycl.losses.LOSSES.lookup(n) for n in ["cosent", "angle", "cosine_mse", "margin_mse", "distill_mse"]
+    }
 
 
 @pytest.mark.parametrize("name", ["cosent", "angle", "cosine_mse", "margin_mse", "distill_mse"])
@@ -282,10 +319,19 @@ def test_graded_losses_train_text(name, tiny_text_encoder, minilm_path):
     elif name != "margin_mse":
         rows = [{k: v for k, v in r.items() if k in ("anchor", "positive", "score")} for r in rows]
     steps = []
-    model = anycl.fit(rows, modality="text", loss=name, loss_options=options,
-                      encoder=copy.deepcopy(tiny_text_encoder), batch_size=4,
-                      max_steps=2, lr=1e-4, progress=False, adapter_options={"max_seq_length": 16},
-                      callbacks=[lambda trainer, step, logs: steps.append(logs["loss"])])
+    model = anycl.fit(
+        rows,
+        modality="text",
+        loss=name,
+        loss_options=options,
+        encoder=copy.deepcopy(tiny_text_encoder),
+        batch_size=4,
+        max_steps=2,
+        lr=1e-4,
+        progress=False,
+        adapter_options={"max_seq_length": 16},
+        callbacks=[lambda trainer, step, logs: steps.append(logs["loss"])],
+    )
     assert model.trainer.global_step == 2 and all(math.isfinite(s) for s in steps)
 
 

@@ -1,4 +1,5 @@
 """MoCo memory queue and the momentum (EMA) target."""
+
 import pytest
 import torch
 from torch import nn

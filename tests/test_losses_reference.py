@@ -1,5 +1,6 @@
 """Each loss against a direct, unoptimised computation of its published formula (values and gradients),
 plus known special cases. References loop over rows/pairs on purpose: they share no code with anycl."""
+
 import math
 
 import pytest
@@ -58,8 +59,9 @@ def test_simclr_matches_formula():
     a, p = leaves((6, 5), (6, 5))
     assert_same(anycl.losses.get("simclr", temperature=0.2)(a, p), simclr_reference(a, p, 0.2), (a, p))
     labels = torch.tensor([0, 1, 0, 2, 1, 3])
-    assert_same(anycl.losses.get("simclr", temperature=0.3)(a, p, labels=labels),
-                simclr_reference(a, p, 0.3, labels), (a, p))
+    assert_same(
+        anycl.losses.get("simclr", temperature=0.3)(a, p, labels=labels), simclr_reference(a, p, 0.3, labels), (a, p)
+    )
 
 
 def test_supcon_matches_formula_and_reduces_to_simclr_with_distinct_labels():
@@ -76,8 +78,10 @@ def test_supcon_matches_formula_and_reduces_to_simclr_with_distinct_labels():
     ref = total / 12
     assert_same(anycl.losses.get("supcon", temperature=t)(a, p, labels=labels), ref, (a, p))
     distinct = torch.arange(6)
-    torch.testing.assert_close(anycl.losses.get("supcon", temperature=0.5)(a, p, labels=distinct),
-                               anycl.losses.get("simclr", temperature=0.5)(a, p))
+    torch.testing.assert_close(
+        anycl.losses.get("supcon", temperature=0.5)(a, p, labels=distinct),
+        anycl.losses.get("simclr", temperature=0.5)(a, p),
+    )
 
 
 def dcl_reference(a, p, t, weighted=False, sigma=0.5):
@@ -92,8 +96,9 @@ def dcl_reference(a, p, t, weighted=False, sigma=0.5):
             w = [2 - e[k] / mean for k in range(n)]
         out = 0
         for i in range(n):
-            neg = sum(torch.exp(torch.dot(u[i], u[j]) / t) + torch.exp(torch.dot(u[i], v[j]) / t)
-                      for j in range(n) if j != i)
+            neg = sum(
+                torch.exp(torch.dot(u[i], u[j]) / t) + torch.exp(torch.dot(u[i], v[j]) / t) for j in range(n) if j != i
+            )
             out = out + (-w[i] * torch.dot(u[i], v[i]) / t + torch.log(neg))
         return out / n
 
@@ -116,8 +121,14 @@ def test_infonce_learnable_temperature_is_trained_and_clamped_as_clip():
     # reference: d/d(log s) of the formula at s = 1/0.07
     log_s = torch.tensor(math.log(1 / 0.07), dtype=torch.float64, requires_grad=True)
     an, pn = F.normalize(a.detach(), dim=-1), F.normalize(p.detach(), dim=-1)
-    ref = -torch.stack([torch.log(torch.exp(log_s.exp() * an[i] @ pn[i]) /
-                                  sum(torch.exp(log_s.exp() * an[i] @ pn[j]) for j in range(5))) for i in range(5)]).mean()
+    ref = -torch.stack(
+        [
+            torch.log(
+                torch.exp(log_s.exp() * an[i] @ pn[i]) / sum(torch.exp(log_s.exp() * an[i] @ pn[j]) for j in range(5))
+            )
+            for i in range(5)
+        ]
+    ).mean()
     (g_ref,) = torch.autograd.grad(ref, [log_s])
     assert out.item() == pytest.approx(ref.item(), rel=1e-5)
     assert g.item() == pytest.approx(g_ref.item(), rel=1e-4)
@@ -134,7 +145,8 @@ def test_infonce_special_cases_identical_and_orthogonal_views():
     t = 0.1
     # views identical (and orthogonal to the other rows): only the positive scores 1/t
     assert anycl.losses.get("infonce", temperature=t)(e[:3], e[:3]).item() == pytest.approx(
-        math.log(1 + 2 * math.exp(-1 / t)), abs=1e-6)
+        math.log(1 + 2 * math.exp(-1 / t)), abs=1e-6
+    )
     # every view orthogonal to every candidate, its own positive included: chance, log B
     assert anycl.losses.get("infonce", temperature=t)(e[:3], e[3:]).item() == pytest.approx(math.log(3), rel=1e-5)
     assert anycl.losses.get("simclr", temperature=t)(e[:3], e[3:]).item() == pytest.approx(math.log(5), rel=1e-5)
@@ -148,8 +160,7 @@ def triplet_mined_reference(a, p, margin, mining, labels=None, n=None):
     vals = []
     for i in range(b):
         d_ap = torch.dist(a[i], p[i])
-        cands = [torch.dist(a[i], p[j]) for j in range(b)
-                 if j != i and (labels is None or labels[j] != labels[i])]
+        cands = [torch.dist(a[i], p[j]) for j in range(b) if j != i and (labels is None or labels[j] != labels[i])]
         if negs is not None:
             cands += [torch.dist(a[i], x) for x in negs[i]]
         if not cands:
@@ -178,9 +189,15 @@ def test_triplet_mining_matches_formula(mining):
 def test_triplet_semi_hard_prefers_the_closest_negative_farther_than_the_positive():
     a = torch.tensor([[1.0, 0.0]])
     p = torch.tensor([[math.cos(0.5), math.sin(0.5)]])  # d(a,p) = 2 sin(0.25)
-    n = torch.tensor([[[math.cos(0.2), math.sin(0.2)],  # harder than the positive: skipped
-                       [math.cos(0.7), math.sin(0.7)],  # semi-hard: chosen
-                       [math.cos(2.0), math.sin(2.0)]]])
+    n = torch.tensor(
+        [
+            [
+                [math.cos(0.2), math.sin(0.2)],  # harder than the positive: skipped
+                [math.cos(0.7), math.sin(0.7)],  # semi-hard: chosen
+                [math.cos(2.0), math.sin(2.0)],
+            ]
+        ]
+    )
     d = lambda ang: 2 * math.sin(ang / 2)  # noqa: E731
     out = anycl.losses.get("triplet", margin=1.0, mining="semi_hard")(a, p, n)
     assert out.item() == pytest.approx(d(0.5) - d(0.7) + 1.0, rel=1e-5)
@@ -216,8 +233,10 @@ def test_byol_matches_formula_and_stops_gradient_at_the_target():
     a, p, t1, t2 = leaves((6, 4), (6, 4), (6, 4), (6, 4), seed=6, dtype=torch.float32)
     out = loss(a, p, target={"anchor": t1, "positive": t2})
     q1, q2 = loss.predictor(a), loss.predictor(p)
-    ref = sum(2 - 2 * torch.dot(unit(q1[i]), unit(t2[i])) for i in range(6)) / 6 + \
-        sum(2 - 2 * torch.dot(unit(q2[i]), unit(t1[i])) for i in range(6)) / 6
+    ref = (
+        sum(2 - 2 * torch.dot(unit(q1[i]), unit(t2[i])) for i in range(6)) / 6
+        + sum(2 - 2 * torch.dot(unit(q2[i]), unit(t1[i])) for i in range(6)) / 6
+    )
     assert out.item() == pytest.approx(ref.item(), rel=1e-5)
     ga = torch.autograd.grad(out, (a, p), retain_graph=True)
     gr = torch.autograd.grad(ref, (a, p), retain_graph=True)
@@ -229,8 +248,9 @@ def test_byol_matches_formula_and_stops_gradient_at_the_target():
     assert momentum_at(0, 100, 0.99) == pytest.approx(0.99)
     assert momentum_at(50, 100, 0.99) == pytest.approx(0.995)
     assert momentum_at(100, 100, 0.99) == pytest.approx(1.0)
-    assert loss(t1, t1, target={"anchor": loss.predictor(t1), "positive": loss.predictor(t1)}).item() == \
-        pytest.approx(0.0, abs=1e-5)
+    assert loss(t1, t1, target={"anchor": loss.predictor(t1), "positive": loss.predictor(t1)}).item() == pytest.approx(
+        0.0, abs=1e-5
+    )
 
 
 def test_simsiam_matches_formula_with_stop_gradient():
@@ -239,8 +259,10 @@ def test_simsiam_matches_formula_with_stop_gradient():
     a, p = leaves((5, 8), (5, 8), seed=7, dtype=torch.float32)
     out = loss(a, p)
     q1, q2 = loss.predictor(a), loss.predictor(p)
-    ref = -0.5 * (sum(torch.dot(unit(q1[i]), unit(p[i].detach())) for i in range(5)) / 5 +
-                  sum(torch.dot(unit(q2[i]), unit(a[i].detach())) for i in range(5)) / 5)
+    ref = -0.5 * (
+        sum(torch.dot(unit(q1[i]), unit(p[i].detach())) for i in range(5)) / 5
+        + sum(torch.dot(unit(q2[i]), unit(a[i].detach())) for i in range(5)) / 5
+    )
     assert_same(out, ref, (a, p))
 
 
@@ -263,7 +285,7 @@ def vicreg_reference(z1, z2, lam=25.0, mu=25.0, nu=1.0, gamma=1.0, eps=1e-4):
             for k in range(d):
                 if j != k:
                     c = sum((z[i, j] - mean[j]) * (z[i, k] - mean[k]) for i in range(n)) / (n - 1)
-                    out = out + c ** 2
+                    out = out + c**2
         return out / d
 
     return lam * inv + mu * (var(z1) + var(z2)) + nu * (cov(z1) + cov(z2))
@@ -300,7 +322,7 @@ def test_barlow_twins_matches_formula_and_identity_correlation():
     for i in range(d):
         for j in range(d):
             c = sum(c1[i][k] * c2[j][k] for k in range(n)) / n
-            ref = ref + ((1 - c) ** 2 if i == j else lam * c ** 2)
+            ref = ref + ((1 - c) ** 2 if i == j else lam * c**2)
     out = anycl.losses.get("barlow_twins", lambda_=lam)(z1, z2)
     assert_same(out["loss"], ref, (z1, z2))
     # identical views with uncorrelated (orthogonal, zero-mean) dimensions: C = I, loss ~ 0

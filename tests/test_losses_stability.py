@@ -1,15 +1,22 @@
 """Numerical stability (float32, bf16 and fp16 autocast at temperature 0.01 with 4,096 candidates), the
 chunked InfoNCE against the plain one, and bad inputs."""
+
 import pytest
 import torch
 
 import anycl
 from anycl.errors import ConfigError
 
-CANDIDATE_LOSSES = [("infonce", {"temperature": 0.01}), ("infonce", {"temperature": 0.01, "symmetric": True}),
-                    ("simclr", {"temperature": 0.01}), ("dcl", {"temperature": 0.01}),
-                    ("dclw", {"temperature": 0.01}), ("supcon", {"temperature": 0.01}),
-                    ("siglip", {"temperature": 0.01}), ("triplet", {"mining": "semi_hard"})]
+CANDIDATE_LOSSES = [
+    ("infonce", {"temperature": 0.01}),
+    ("infonce", {"temperature": 0.01, "symmetric": True}),
+    ("simclr", {"temperature": 0.01}),
+    ("dcl", {"temperature": 0.01}),
+    ("dclw", {"temperature": 0.01}),
+    ("supcon", {"temperature": 0.01}),
+    ("siglip", {"temperature": 0.01}),
+    ("triplet", {"mining": "semi_hard"}),
+]
 AUTOCAST = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -65,8 +72,7 @@ def test_chunked_infonce_equals_plain_values_and_gradients(symmetric):
     n = torch.randn(37, 2, 12, generator=g, requires_grad=True)
     labels = torch.randint(0, 9, (37,), generator=g)
     plain = anycl.losses.get("infonce", temperature=0.05, symmetric=symmetric, learn_temperature=True)
-    chunked = anycl.losses.get("infonce", temperature=0.05, symmetric=symmetric, learn_temperature=True,
-                               chunk_size=8)
+    chunked = anycl.losses.get("infonce", temperature=0.05, symmetric=symmetric, learn_temperature=True, chunk_size=8)
     x, y = plain(a, p, n, labels), chunked(a, p, n, labels)
     torch.testing.assert_close(x, y)
     gx = torch.autograd.grad(x, (a, p, n, plain.tau.log_scale))
@@ -77,8 +83,19 @@ def test_chunked_infonce_equals_plain_values_and_gradients(symmetric):
         anycl.losses.get("infonce", chunk_size=0)
 
 
-ALL_PAIR_LOSSES = ["infonce", "simclr", "dcl", "dclw", "supcon", "siglip", "triplet", "vicreg", "barlow_twins",
-                   "simsiam", "byol"]
+ALL_PAIR_LOSSES = [
+    "infonce",
+    "simclr",
+    "dcl",
+    "dclw",
+    "supcon",
+    "siglip",
+    "triplet",
+    "vicreg",
+    "barlow_twins",
+    "simsiam",
+    "byol",
+]
 
 
 @pytest.mark.parametrize("name", ALL_PAIR_LOSSES)
@@ -97,8 +114,9 @@ def test_negative_free_losses_refuse_hard_negatives(name):
     assert loss.negative_free and not loss.accepts_negatives
     x = torch.randn(4, 8)
     with pytest.raises(ValueError, match="negative-free and cannot use hard negatives"):
-        loss(x, x, torch.randn(4, 2, 8), target={"anchor": x, "positive": x}) if name == "byol" else \
-            loss(x, x, torch.randn(4, 2, 8))
+        loss(x, x, torch.randn(4, 2, 8), target={"anchor": x, "positive": x}) if name == "byol" else loss(
+            x, x, torch.randn(4, 2, 8)
+        )
 
 
 def test_other_bad_inputs():

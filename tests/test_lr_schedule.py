@@ -1,4 +1,5 @@
 """The learning-rate schedules after warm-up, against their formulas, and the option's checks."""
+
 import copy
 import math
 
@@ -33,9 +34,20 @@ def test_schedule_reaches_the_optimizer(tiny_text_encoder):
     pairs = [{"anchor": f"query {i}", "positive": f"document {i}"} for i in range(16)]
     seen = {}
     for schedule in ("linear", "constant"):
-        model = anycl.fit(pairs, modality="text", batch_size=4, epochs=1, lr=1e-3, lr_schedule=schedule,
-                          warmup_ratio=0.0, progress=False, log_with=None, seed=0,
-                          encoder=copy.deepcopy(tiny_text_encoder), adapter_options={"max_seq_length": 8})
+        model = anycl.fit(
+            pairs,
+            modality="text",
+            batch_size=4,
+            epochs=1,
+            lr=1e-3,
+            lr_schedule=schedule,
+            warmup_ratio=0.0,
+            progress=False,
+            log_with=None,
+            seed=0,
+            encoder=copy.deepcopy(tiny_text_encoder),
+            adapter_options={"max_seq_length": 8},
+        )
         seen[schedule] = model.trainer.scheduler.get_last_lr()[0]
     assert seen["constant"] == pytest.approx(1e-3)
     assert seen["linear"] < 1e-3

@@ -1,5 +1,6 @@
 """Matryoshka: the wrapped loss against its formula, GradCache's gradients against the uncached step,
 ``fit`` end to end (per-width evaluation, ``encode(truncate_dim=...)``, the CLI) and its bad inputs."""
+
 import pytest
 import torch
 from test_gradcache import assert_grads_close, build_batch, cached_grads, full_batch_grads  # noqa: E402
@@ -23,13 +24,16 @@ def formula(loss, dims, weights, a, p, n=None, labels=None):
     return total
 
 
-@pytest.mark.parametrize("name,opts,with_neg,with_labels", [
-    ("infonce", {"temperature": 0.1}, True, False),
-    ("infonce", {"temperature": 0.05, "symmetric": True}, False, True),
-    ("triplet", {}, True, False),
-    ("supcon", {}, False, True),
-    ("vicreg", {}, False, False),
-])
+@pytest.mark.parametrize(
+    "name,opts,with_neg,with_labels",
+    [
+        ("infonce", {"temperature": 0.1}, True, False),
+        ("infonce", {"temperature": 0.05, "symmetric": True}, False, True),
+        ("triplet", {}, True, False),
+        ("supcon", {}, False, True),
+        ("vicreg", {}, False, False),
+    ],
+)
 def test_wrapped_loss_equals_formula(name, opts, with_neg, with_labels):
     g = torch.Generator().manual_seed(0)
     a, p = torch.randn(8, 32, generator=g), torch.randn(8, 32, generator=g)
@@ -72,12 +76,21 @@ def test_gradcache_equals_uncached_toy(mini):
 
 
 def test_gradcache_equals_uncached_text(minilm_path):
-    model = build_model({s: "text" for s in ("anchor", "positive", "negative")}, model=minilm_path,
-                        adapter_options={"max_seq_length": 32})
+    model = build_model(
+        {s: "text" for s in ("anchor", "positive", "negative")},
+        model=minilm_path,
+        adapter_options={"max_seq_length": 32},
+    )
     module = TrainingModule(model, MatryoshkaLoss(loss_registry.get("infonce"), [384, 128, 32], [1, 1, 2]))
     topics = ["cats", "rivers", "engines", "bread", "stars", "violins"]
-    rows = [{"anchor": f"what do we know about {t}?", "positive": f"some facts on {t} and more",
-             "negative_1": f"nothing at all about {t}, only about the weather"} for t in topics]
+    rows = [
+        {
+            "anchor": f"what do we know about {t}?",
+            "positive": f"some facts on {t} and more",
+            "negative_1": f"nothing at all about {t}, only about the weather",
+        }
+        for t in topics
+    ]
     batch = build_batch(model, rows, 1)
     module.eval()  # dropout off: the full-batch step is the exact reference
     ref = full_batch_grads(module, batch)
@@ -92,20 +105,22 @@ def test_losses_with_width_tied_state_are_refused():
             MatryoshkaLoss(loss_registry.get(name), [8, 4])
 
 
-@pytest.mark.parametrize("dims,weights,match", [
-    ([64, 128], None, "strictly descending"),
-    ([128, 128], None, "strictly descending"),
-    ([], None, "non-empty"),
-    ([128, 0], None, "positive ints"),
-    ("128", None, "list of ints"),
-    ([128, 64], [1.0], "2 matryoshka_dims"),
-    ([128, 64], [1.0, -1.0], "non-negative"),
-    ([128, 64], [0, 0], "not all 0"),
-])
+@pytest.mark.parametrize(
+    "dims,weights,match",
+    [
+        ([64, 128], None, "strictly descending"),
+        ([128, 128], None, "strictly descending"),
+        ([], None, "non-empty"),
+        ([128, 0], None, "positive ints"),
+        ("128", None, "list of ints"),
+        ([128, 64], [1.0], "2 matryoshka_dims"),
+        ([128, 64], [1.0, -1.0], "non-negative"),
+        ([128, 64], [0, 0], "not all 0"),
+    ],
+)
 def test_bad_dims_are_clear_errors(text_pairs, minilm_path, dims, weights, match):
     with pytest.raises(ConfigError, match=match):
-        anycl.fit(text_pairs, modality="text", model=minilm_path, matryoshka_dims=dims,
-                  matryoshka_weights=weights)
+        anycl.fit(text_pairs, modality="text", model=minilm_path, matryoshka_dims=dims, matryoshka_weights=weights)
 
 
 def test_dims_above_the_width_and_weights_alone_are_errors(text_pairs, minilm_path):
@@ -116,10 +131,21 @@ def test_dims_above_the_width_and_weights_alone_are_errors(text_pairs, minilm_pa
 
 
 def test_fit_reports_every_width_and_truncated_encode(text_pairs, minilm_path, tmp_path):
-    model = anycl.fit(text_pairs, modality="text", model=minilm_path, batch_size=8, max_steps=2,
-                      matryoshka_dims=[384, 128, 64], matryoshka_weights=[1, 1, 2], eval_dataset=text_pairs,
-                      keep_best="ndcg@10_dim64", progress=False, log_with=None, collapse_watch=False,
-                      adapter_options={"max_seq_length": 32})
+    model = anycl.fit(
+        text_pairs,
+        modality="text",
+        model=minilm_path,
+        batch_size=8,
+        max_steps=2,
+        matryoshka_dims=[384, 128, 64],
+        matryoshka_weights=[1, 1, 2],
+        eval_dataset=text_pairs,
+        keep_best="ndcg@10_dim64",
+        progress=False,
+        log_with=None,
+        collapse_watch=False,
+        adapter_options={"max_seq_length": 32},
+    )
     last = model.trainer.eval_history[-1]
     for d in (128, 64):
         assert f"ndcg@10_dim{d}" in last and f"recall@1_dim{d}" in last
@@ -147,20 +173,57 @@ def test_cli_fit_takes_matryoshka_dims_and_embed_truncates(tmp_path, minilm_path
 
     from anycl.cli import main
 
-    rows = [{"anchor": f"question {i} about topic {i % 5}", "positive": f"answer {i} on topic {i % 5}"}
-            for i in range(16)]
+    rows = [
+        {"anchor": f"question {i} about topic {i % 5}", "positive": f"answer {i} on topic {i % 5}"} for i in range(16)
+    ]
     pd.DataFrame(rows).to_csv(tmp_path / "pairs.csv", index=False)
     out = tmp_path / "out"
-    rc = main(["fit", str(tmp_path / "pairs.csv"), "--modality", "text", "--model", minilm_path, "--max-steps", "1",
-               "--batch-size", "8", "--matryoshka-dims", "[384, 64]", "--prompts", '{"anchor": "query: "}',
-               "--output-dir", str(out), "--quiet"])
+    rc = main(
+        [
+            "fit",
+            str(tmp_path / "pairs.csv"),
+            "--modality",
+            "text",
+            "--model",
+            minilm_path,
+            "--max-steps",
+            "1",
+            "--batch-size",
+            "8",
+            "--matryoshka-dims",
+            "[384, 64]",
+            "--prompts",
+            '{"anchor": "query: "}',
+            "--output-dir",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     model = anycl.load(str(out))
     assert model.info["matryoshka"]["dims"] == [384, 64] and model.prompts == {"anchor": "query: "}
-    assert main(["embed", str(out), str(tmp_path / "pairs.csv"), "-o", str(tmp_path / "e.npy"), "--truncate-dim",
-                 "64", "--precision", "int8", "--prompt-name", "anchor", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "embed",
+                str(out),
+                str(tmp_path / "pairs.csv"),
+                "-o",
+                str(tmp_path / "e.npy"),
+                "--truncate-dim",
+                "64",
+                "--precision",
+                "int8",
+                "--prompt-name",
+                "anchor",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     got = np.load(tmp_path / "e.npy")
     assert got.dtype == np.int8 and got.shape == (16, 64)
-    ref = model.encode([r["anchor"] for r in rows], truncate_dim=64, precision="int8", prompt_name="anchor",
-                       convert_to_numpy=True)
+    ref = model.encode(
+        [r["anchor"] for r in rows], truncate_dim=64, precision="int8", prompt_name="anchor", convert_to_numpy=True
+    )
     np.testing.assert_array_equal(got, ref)

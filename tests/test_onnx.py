@@ -1,4 +1,5 @@
 """ONNX export (anycl.onnx_export): ONNX Runtime gives the towers' embeddings within 1e-4 of torch."""
+
 import json
 
 import numpy as np
@@ -29,8 +30,12 @@ def _parity(model, items, directory, modality=None, **kw):
 
 def test_text_tower_matches_torch_with_dynamic_batch_and_length(minilm_path, tmp_path):
     model = build_model({s: "text" for s in SIDES}, model=minilm_path)
-    texts = ["a short one", "a considerably longer sentence about exporting a transformer to ONNX Runtime",
-             "three", "what do we know about glaciers?"]
+    texts = [
+        "a short one",
+        "a considerably longer sentence about exporting a transformer to ONNX Runtime",
+        "three",
+        "what do we know about glaciers?",
+    ]
     meta = _parity(model, texts, tmp_path / "onnx")  # traced on 2 other texts: batch and length are dynamic
     assert meta["inputs"][:2] == ["input_ids", "attention_mask"] and meta["normalized"] is True
     assert (tmp_path / "onnx" / "tokenizer.json").exists()
@@ -40,16 +45,24 @@ def test_text_tower_matches_torch_with_dynamic_batch_and_length(minilm_path, tmp
 
 @pytest.mark.slow
 def test_trained_text_model_with_a_projection_head_exports_what_encode_returns(text_pairs, minilm_path, tmp_path):
-    model = anycl.fit(text_pairs, modality="text", model=minilm_path, head=32, batch_size=8, max_steps=1,
-                      progress=False, log_with=None, adapter_options={"max_seq_length": 32})
+    model = anycl.fit(
+        text_pairs,
+        modality="text",
+        model=minilm_path,
+        head=32,
+        batch_size=8,
+        max_steps=1,
+        progress=False,
+        log_with=None,
+        adapter_options={"max_seq_length": 32},
+    )
     model.towers["text"].encode_with_head = True
     meta = _parity(model, ["facts on cats", "what about chess?"], tmp_path / "onnx")
     assert meta["projection_head"] is True
 
 
 def test_image_tower_matches_torch(tmp_path):
-    model = build_model({s: "image" for s in SIDES}, adapter_options={"size": 32},
-                        encoder_options={"arch": "resnet10"})
+    model = build_model({s: "image" for s in SIDES}, adapter_options={"size": 32}, encoder_options={"arch": "resnet10"})
     g = torch.Generator().manual_seed(0)
     images = [torch.randint(0, 256, (40, 36, 3), generator=g, dtype=torch.uint8).numpy() for _ in range(3)]
     meta = _parity(model, images, tmp_path / "onnx")
@@ -75,8 +88,9 @@ def test_real_valued_mel_spectrogram_equals_torchaudio():
 
     from anycl.onnx_export import RealMelSpectrogram
 
-    mel = torchaudio.transforms.MelSpectrogram(sample_rate=16000, n_fft=400, win_length=300, hop_length=160,
-                                               n_mels=40, power=2.0)
+    mel = torchaudio.transforms.MelSpectrogram(
+        sample_rate=16000, n_fft=400, win_length=300, hop_length=160, n_mels=40, power=2.0
+    )
     wave = torch.randn(2, 3, 8000, generator=torch.Generator().manual_seed(1))
     ref = mel(wave)
     ours = RealMelSpectrogram(mel)(wave)

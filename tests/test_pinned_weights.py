@@ -8,6 +8,7 @@ generator per tensor. The sums are dominated by the starting weights; the projec
 ``sqrt(N) * |update|`` after a few optimiser steps, far above float noise, so it tells a changed run apart
 even when fine-tuning moves each weight by only ``lr``.
 """
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -43,8 +44,17 @@ def assert_pinned(model, expected):
 def test_text_fit_weights_are_pinned(text_pairs, minilm_path):
     # lr_schedule given: the text default became "constant" after these values were recorded (issue 14);
     # the pin is of the code path, the default itself is tested in test_lr_schedule.py
-    model = anycl.fit(text_pairs, modality="text", model=minilm_path, seed=5, batch_size=8, epochs=1,
-                      progress=False, adapter_options={"max_seq_length": 32}, lr_schedule="cosine")
+    model = anycl.fit(
+        text_pairs,
+        modality="text",
+        model=minilm_path,
+        seed=5,
+        batch_size=8,
+        epochs=1,
+        progress=False,
+        adapter_options={"max_seq_length": 32},
+        lr_schedule="cosine",
+    )
     assert model.trainer.global_step == 3
     assert_pinned(model, TEXT)
 
@@ -60,17 +70,31 @@ def _clips(folder):
 
 
 def test_audio_fit_weights_are_pinned(tmp_path):
-    model = anycl.fit(_clips(tmp_path), modality="audio", seed=11, epochs=2, batch_size=6, progress=False,
-                      adapter_options={"clip_seconds": 0.5},
-                      encoder_options={"channels": [8, 16], "embedding_dim": 32})
+    model = anycl.fit(
+        _clips(tmp_path),
+        modality="audio",
+        seed=11,
+        epochs=2,
+        batch_size=6,
+        progress=False,
+        adapter_options={"clip_seconds": 0.5},
+        encoder_options={"channels": [8, 16], "embedding_dim": 32},
+    )
     assert model.trainer.global_step == 4
     assert_pinned(model, AUDIO)
 
 
 def test_image_fit_weights_are_pinned():
-    model = anycl.fit(_images(), modality="image", seed=3, batch_size=8, epochs=1, progress=False,
-                      adapter_options={"preset": "small", "size": 16},
-                      encoder_options={"arch": "resnet10", "width": 8})
+    model = anycl.fit(
+        _images(),
+        modality="image",
+        seed=3,
+        batch_size=8,
+        epochs=1,
+        progress=False,
+        adapter_options={"preset": "small", "size": 16},
+        encoder_options={"arch": "resnet10", "width": 8},
+    )
     assert model.trainer.global_step == 3
     assert_pinned(model, IMAGE)
 

@@ -1,5 +1,6 @@
 """Mixed precision on the CPU: bf16 autocast trains end to end (with and without GradCache, the loss
 computed in float32), fp16 on a machine without a GPU is refused with a clear message."""
+
 import pytest
 import torch
 from toy_modality import ToyEncoder, toy_rows
@@ -11,8 +12,17 @@ from anycl.errors import ConfigError
 @pytest.mark.parametrize("gradcache", [None, 3])
 def test_bf16_autocast_trains_on_cpu(gradcache):
     rows = toy_rows(24, negatives=1)
-    opts = dict(modality="toyvec", batch_size=8, epochs=1, progress=False, seed=2, cpu=True, log_with=None, log_every=1,
-                gradcache_mini_batch=gradcache)
+    opts = dict(
+        modality="toyvec",
+        batch_size=8,
+        epochs=1,
+        progress=False,
+        seed=2,
+        cpu=True,
+        log_with=None,
+        log_every=1,
+        gradcache_mini_batch=gradcache,
+    )
     dtypes = []
     torch.manual_seed(0)
     encoder = ToyEncoder()

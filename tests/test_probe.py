@@ -1,4 +1,5 @@
 """fit(probe=...): online kNN / linear probes against a brute-force kNN, the logs they reach, bad options."""
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,11 @@ def _brute_knn(train_emb, train_labels, test_emb, test_labels, k, tau, leave_one
     """Reference: every cosine by a loop, sorted, the top k vote exp(cos/tau) (or 1 each; ties to the nearest)."""
     hits = 0
     for i, q in enumerate(test_emb):
-        sims = [(float(torch.dot(q, c) / (q.norm() * c.norm())), j) for j, c in enumerate(train_emb)
-                if not (leave_one_out and j == i)]
+        sims = [
+            (float(torch.dot(q, c) / (q.norm() * c.norm())), j)
+            for j, c in enumerate(train_emb)
+            if not (leave_one_out and j == i)
+        ]
         top = sorted(sims, key=lambda s: -s[0])[:k]
         votes = defaultdict(float)
         for rank, (s, j) in enumerate(top):
@@ -72,8 +76,14 @@ def test_fit_logs_the_probe_every_eval_every_steps_to_history_report_and_tensorb
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    model = anycl.fit(toy_rows(16), eval_dataset=_labelled(18, 6), probe={"k": 3}, eval_every=2,
-                      output_dir=str(tmp_path / "run"), **{**TOY, "max_steps": 4})
+    model = anycl.fit(
+        toy_rows(16),
+        eval_dataset=_labelled(18, 6),
+        probe={"k": 3},
+        eval_every=2,
+        output_dir=str(tmp_path / "run"),
+        **{**TOY, "max_steps": 4},
+    )
     steps = [h["step"] for h in model.trainer.eval_history]
     assert steps == [0, 2, 4] and all("knn@3_accuracy" in h for h in model.trainer.eval_history)
     events = list((tmp_path / "run" / "logs").rglob("events.out.tfevents.*"))
@@ -85,9 +95,17 @@ def test_fit_logs_the_probe_every_eval_every_steps_to_history_report_and_tensorb
     assert "knn@3_accuracy" in (tmp_path / "run" / "report.html").read_text()
 
 
-@pytest.mark.parametrize("bad,match", [("yes", "probe must be"), ({"kk": 3}, "unknown probe"), ({"k": 0}, "k must"),
-                                       ({"temperature": 0}, "temperature"), ({"linear": 1}, "linear"),
-                                       ({"test_fraction": 1.0}, "test_fraction")])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        ("yes", "probe must be"),
+        ({"kk": 3}, "unknown probe"),
+        ({"k": 0}, "k must"),
+        ({"temperature": 0}, "temperature"),
+        ({"linear": 1}, "linear"),
+        ({"test_fraction": 1.0}, "test_fraction"),
+    ],
+)
 def test_bad_probe_options(bad, match):
     with pytest.raises(ConfigError, match=match):
         probe_options(bad)

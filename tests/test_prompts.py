@@ -1,6 +1,7 @@
 """Prompts: keyed by column in fit, applied to training batches, stored with the model, used by encode,
 encode_query/encode_document, evaluation and mining, and written into the sentence-transformers folder
 (checked against ``SentenceTransformer(path).encode(..., prompt_name=...)``)."""
+
 import pytest
 import torch
 
@@ -15,11 +16,27 @@ TEXTS = ["how do I sort a list?", "rivers flow to the sea", "bread is baked from
 
 @pytest.fixture(scope="module")
 def trained(minilm_path, tmp_path_factory):
-    pairs = [{"anchor": f"what do we know about {t}? ({i})", "positive": f"facts on {t}, part {i}",
-              "negative": f"nothing on {t} at all, part {i}"}
-             for i in range(2) for t in ["cats", "rivers", "engines", "bread", "stars", "violins"]]
-    model = anycl.fit(pairs, modality="text", model=minilm_path, batch_size=6, max_steps=1, prompts=PROMPTS,
-                      progress=False, log_with=None, collapse_watch=False, adapter_options={"max_seq_length": 32})
+    pairs = [
+        {
+            "anchor": f"what do we know about {t}? ({i})",
+            "positive": f"facts on {t}, part {i}",
+            "negative": f"nothing on {t} at all, part {i}",
+        }
+        for i in range(2)
+        for t in ["cats", "rivers", "engines", "bread", "stars", "violins"]
+    ]
+    model = anycl.fit(
+        pairs,
+        modality="text",
+        model=minilm_path,
+        batch_size=6,
+        max_steps=1,
+        prompts=PROMPTS,
+        progress=False,
+        log_with=None,
+        collapse_watch=False,
+        adapter_options={"max_seq_length": 32},
+    )
     path = tmp_path_factory.mktemp("m")
     model.save(str(path / "model"))
     model.export_sentence_transformers(str(path / "st"))
@@ -29,13 +46,15 @@ def trained(minilm_path, tmp_path_factory):
 def test_prompts_are_stored_and_used_by_encode(trained):
     model, path, _ = trained
     assert model.prompts == PROMPTS
-    torch.testing.assert_close(model.encode(TEXTS, prompt_name="anchor"), model.encode(["query: " + t for t in TEXTS]),
-                               atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        model.encode(TEXTS, prompt_name="anchor"), model.encode(["query: " + t for t in TEXTS]), atol=1e-6, rtol=0
+    )
     torch.testing.assert_close(model.encode_query(TEXTS), model.encode(TEXTS, prompt="query: "))
     torch.testing.assert_close(model.encode_document(TEXTS), model.encode(TEXTS, prompt="passage: "))
     # prompt= wins over prompt_name= (sentence-transformers' rule)
-    torch.testing.assert_close(model.encode(TEXTS, prompt_name="anchor", prompt="passage: "),
-                               model.encode(TEXTS, prompt="passage: "))
+    torch.testing.assert_close(
+        model.encode(TEXTS, prompt_name="anchor", prompt="passage: "), model.encode(TEXTS, prompt="passage: ")
+    )
     loaded = anycl.load(str(path / "model"))
     assert loaded.prompts == PROMPTS
     torch.testing.assert_close(loaded.encode_query(TEXTS), model.encode_query(TEXTS))
@@ -52,10 +71,18 @@ def test_exported_folder_gives_the_same_vectors_in_sentence_transformers(trained
             theirs = st.encode(TEXTS, prompt_name=name, normalize_embeddings=True, convert_to_tensor=True)
             torch.testing.assert_close(model.encode(TEXTS, prompt_name=name), theirs, atol=1e-5, rtol=0)
         # ST's encode_query / encode_document use the anchor's / positive's prompt, as anycl's do
-        torch.testing.assert_close(model.encode_query(TEXTS), st.encode_query(
-            TEXTS, normalize_embeddings=True, convert_to_tensor=True), atol=1e-5, rtol=0)
-        torch.testing.assert_close(model.encode_document(TEXTS), st.encode_document(
-            TEXTS, normalize_embeddings=True, convert_to_tensor=True), atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            model.encode_query(TEXTS),
+            st.encode_query(TEXTS, normalize_embeddings=True, convert_to_tensor=True),
+            atol=1e-5,
+            rtol=0,
+        )
+        torch.testing.assert_close(
+            model.encode_document(TEXTS),
+            st.encode_document(TEXTS, normalize_embeddings=True, convert_to_tensor=True),
+            atol=1e-5,
+            rtol=0,
+        )
 
 
 def test_training_batches_carry_each_sides_prompt(trained):
@@ -80,8 +107,9 @@ def test_evaluation_and_mining_use_the_prompts(trained):
 
     model, _, pairs = trained
     ev = RetrievalEvaluator.from_pairs(to_rows(pairs))
-    ref = retrieval_metrics(model.encode(ev.queries, prompt="query: "), model.encode(ev.corpus, prompt="passage: "),
-                            ev.relevant)
+    ref = retrieval_metrics(
+        model.encode(ev.queries, prompt="query: "), model.encode(ev.corpus, prompt="passage: "), ev.relevant
+    )
     seen = []
     encode = model.encode
     model.encode = lambda items, **kw: seen.append(kw.get("prompt")) or encode(items, **kw)
@@ -97,8 +125,18 @@ def test_evaluation_and_mining_use_the_prompts(trained):
 def test_include_prompt_false_excludes_prompt_tokens_from_pooling(minilm_path, text_pairs, tmp_path):
     from sentence_transformers import SentenceTransformer
 
-    model = anycl.fit(text_pairs, modality="text", model=minilm_path, batch_size=8, max_steps=1, prompts=PROMPTS,
-                      include_prompt=False, progress=False, log_with=None, collapse_watch=False)
+    model = anycl.fit(
+        text_pairs,
+        modality="text",
+        model=minilm_path,
+        batch_size=8,
+        max_steps=1,
+        prompts=PROMPTS,
+        include_prompt=False,
+        progress=False,
+        log_with=None,
+        collapse_watch=False,
+    )
     model.export_sentence_transformers(str(tmp_path / "st"))
     st = SentenceTransformer(str(tmp_path / "st"), device="cpu")
     pooling = [m for m in st if type(m).__name__ == "Pooling"][0]
@@ -119,18 +157,30 @@ def test_include_prompt_false_excludes_prompt_tokens_from_pooling(minilm_path, t
 
 def test_prompts_keyed_by_the_datasets_own_column_names(minilm_path):
     rows = [{"q": f"question {i} on topic {i % 3}", "d": f"answer {i} on topic {i % 3}"} for i in range(8)]
-    model = anycl.fit(rows, modality="text", model=minilm_path, columns={"anchor": "q", "positive": "d"},
-                      prompts={"q": "query: ", "d": "passage: "}, batch_size=4, max_steps=1, progress=False,
-                      log_with=None, collapse_watch=False)
+    model = anycl.fit(
+        rows,
+        modality="text",
+        model=minilm_path,
+        columns={"anchor": "q", "positive": "d"},
+        prompts={"q": "query: ", "d": "passage: "},
+        batch_size=4,
+        max_steps=1,
+        progress=False,
+        log_with=None,
+        collapse_watch=False,
+    )
     assert model.prompts == PROMPTS
 
 
-@pytest.mark.parametrize("prompts,match", [
-    ({"question": "query: "}, "does not have"),
-    ({"negative": "x: "}, "does not have"),  # no negative column
-    ({"anchor": 3}, "prompt texts"),
-    (["query: "], "mapping"),
-])
+@pytest.mark.parametrize(
+    "prompts,match",
+    [
+        ({"question": "query: "}, "does not have"),
+        ({"negative": "x: "}, "does not have"),  # no negative column
+        ({"anchor": 3}, "prompt texts"),
+        (["query: "], "mapping"),
+    ],
+)
 def test_bad_prompts_are_clear_errors(text_pairs, minilm_path, prompts, match):
     with pytest.raises(ConfigError, match=match):
         anycl.fit(text_pairs, modality="text", model=minilm_path, prompts=prompts)

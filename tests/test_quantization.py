@@ -1,5 +1,6 @@
 """anycl.quantization against sentence-transformers' ``quantize_embeddings`` (the same arrays) and the
 scoring vectors against Hamming distance / integer dot products written out directly."""
+
 import numpy as np
 import pytest
 import torch
@@ -24,8 +25,9 @@ def test_equals_sentence_transformers(emb, precision):
         theirs = st_quantize(emb[:12], precision=precision, **kwargs)
         assert ours.dtype == theirs.dtype
         np.testing.assert_array_equal(ours, theirs)
-    np.testing.assert_array_equal(quantize_embeddings(torch.from_numpy(emb), precision),
-                                  st_quantize(emb, precision=precision))
+    np.testing.assert_array_equal(
+        quantize_embeddings(torch.from_numpy(emb), precision), st_quantize(emb, precision=precision)
+    )
 
 
 def test_scoring_vectors_rank_like_the_codes(emb):

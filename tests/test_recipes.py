@@ -1,4 +1,5 @@
 """Named recipes (anycl.recipes): what they fill in, what the user's own options override, and through fit."""
+
 import copy
 
 import pytest
@@ -34,10 +35,19 @@ def test_unknown_recipe_is_a_clear_error(bad, match):
 
 
 def test_fit_with_the_hard_negatives_recipe(text_pairs, tiny_text_encoder):
-    model = anycl.fit(text_pairs, modality="text", recipe="hard-negatives", encoder=copy.deepcopy(tiny_text_encoder),
-                      batch_size=8, max_steps=2, progress=False, log_with=None, seed=0,
-                      sampler_options={"relative_margin": 0.5, "verbose": False},
-                      adapter_options={"max_seq_length": 16})
+    model = anycl.fit(
+        text_pairs,
+        modality="text",
+        recipe="hard-negatives",
+        encoder=copy.deepcopy(tiny_text_encoder),
+        batch_size=8,
+        max_steps=2,
+        progress=False,
+        log_with=None,
+        seed=0,
+        sampler_options={"relative_margin": 0.5, "verbose": False},
+        adapter_options={"max_seq_length": 16},
+    )
     sampler = model.trainer.sampler
     assert type(sampler).__name__ == "MinedNegativeSampler" and sampler.num_negatives == 3
     cfg = model.info["config"]

@@ -1,6 +1,7 @@
 """The group_by_label sampler and several data sets in one run: batch composition checked row by row,
 each data set's loss sees only its own batches, both resume from a checkpoint to the weights of an
 uninterrupted run, and bad inputs give clear errors."""
+
 from collections import Counter
 
 import pytest
@@ -75,8 +76,13 @@ def test_group_by_label_bad_inputs_are_config_errors():
     with pytest.raises(ConfigError, match="batch_size > items_per_label"):
         GroupByLabelSampler(items_per_label=4).plan(to_rows(labelled([4, 4])), 0, 4)
     with pytest.raises(ConfigError, match="every label of the 16 rows is unique"):
-        anycl.fit([{**r, "label": i} for i, r in enumerate(toy_rows(16))], loss="supcon", sampler="group_by_label",
-                  max_steps=1, **TOY)
+        anycl.fit(
+            [{**r, "label": i} for i, r in enumerate(toy_rows(16))],
+            loss="supcon",
+            sampler="group_by_label",
+            max_steps=1,
+            **TOY,
+        )
 
 
 def test_fit_with_supcon_and_group_by_label_gives_every_label_a_positive():
@@ -110,8 +116,9 @@ def test_group_by_label_resumes_to_the_uninterrupted_weights(tmp_path):
     full = anycl.fit(rows, output_dir=str(tmp_path / "a"), checkpoint_every=3, keep_checkpoints=None, **opts)
     steps = [s for s, _ in complete_checkpoints(tmp_path / "a" / "checkpoints")]
     assert full.trainer.global_step > 6 and 3 in steps
-    resumed = anycl.fit(rows, output_dir=str(tmp_path / "a"), resume_from=str(tmp_path / "a" / "checkpoints" / "step-3"),
-                        **opts)
+    resumed = anycl.fit(
+        rows, output_dir=str(tmp_path / "a"), resume_from=str(tmp_path / "a" / "checkpoints" / "step-3"), **opts
+    )
     assert resumed.trainer.global_step == full.trainer.global_step
     assert all(h["step"] > 3 for h in resumed.trainer.history)  # it continued from step 3/4, not from 0
     _assert_same_weights(full, resumed)
@@ -119,8 +126,8 @@ def test_group_by_label_resumes_to_the_uninterrupted_weights(tmp_path):
 
 # -- several data sets --------------------------------------------------------------------------------------
 def _parts():
-    a = to_rows([{"anchor": f"a{i}", "positive": f"pa{i}"} for i in range(40)])   # 5 batches of 8
-    b = to_rows([{"anchor": f"b{i}", "positive": f"pb{i}"} for i in range(16)])   # 2 batches of 8
+    a = to_rows([{"anchor": f"a{i}", "positive": f"pa{i}"} for i in range(40)])  # 5 batches of 8
+    b = to_rows([{"anchor": f"b{i}", "positive": f"pb{i}"} for i in range(16)])  # 2 batches of 8
     return MultiRows({"a": a, "b": b})
 
 
@@ -157,8 +164,12 @@ def test_each_data_set_is_scored_by_its_own_loss():
     def recorder(name):
         def loss(anchor, positive, negative=None, labels=None, score=None):
             calls[name].append((set(labels.tolist()), None if score is None else score.tolist()))
-            return anycl.losses.get("cosent" if score is not None else "infonce")(anchor, positive, score=score) \
-                if score is not None else anycl.losses.get("infonce")(anchor, positive)
+            return (
+                anycl.losses.get("cosent" if score is not None else "infonce")(anchor, positive, score=score)
+                if score is not None
+                else anycl.losses.get("infonce")(anchor, positive)
+            )
+
         loss.score_columns = ("score",) if name == "b" else ()
         return loss
 
@@ -175,8 +186,11 @@ def test_each_data_set_is_scored_by_its_own_loss():
 
 def test_one_loss_for_data_sets_with_different_columns_is_a_config_error():
     scored = [{**r, "score": 0.5} for r in toy_rows(16)]
-    with pytest.raises(ConfigError, match=r"one loss \('infonce'\) for data sets with different columns: a: "
-                                          r"\['anchor', 'positive'\]; b: \['anchor', 'positive', 'score'\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"one loss \('infonce'\) for data sets with different columns: a: "
+        r"\['anchor', 'positive'\]; b: \['anchor', 'positive', 'score'\]",
+    ):
         anycl.fit({"a": toy_rows(16), "b": scored}, loss="infonce", max_steps=1, **TOY)
     with pytest.raises(ConfigError, match=r"names \['a'\], but the data sets are \['a', 'b'\]"):
         anycl.fit({"a": toy_rows(16), "b": scored}, loss={"a": "infonce"}, max_steps=1, **TOY)
@@ -196,8 +210,9 @@ def test_multi_dataset_resumes_to_the_uninterrupted_weights(tmp_path, strategy):
     data = {"pairs": toy_rows(32), "graded": scored}
     full = anycl.fit(data, output_dir=str(tmp_path / "a"), checkpoint_every=2, keep_checkpoints=None, **opts)
     assert full.trainer.global_step == (14 if strategy == "proportional" else 12)
-    resumed = anycl.fit(data, output_dir=str(tmp_path / "a"), resume_from=str(tmp_path / "a" / "checkpoints" / "step-4"),
-                        **opts)
+    resumed = anycl.fit(
+        data, output_dir=str(tmp_path / "a"), resume_from=str(tmp_path / "a" / "checkpoints" / "step-4"), **opts
+    )
     assert resumed.trainer.global_step == full.trainer.global_step
     assert all(h["step"] > 3 for h in resumed.trainer.history)  # it continued from step 3/4, not from 0
     _assert_same_weights(full, resumed)
@@ -205,7 +220,12 @@ def test_multi_dataset_resumes_to_the_uninterrupted_weights(tmp_path, strategy):
 
 def test_columns_and_loss_options_per_data_set():
     renamed = [{"q": r["anchor"], "d": r["positive"]} for r in toy_rows(16, seed=3)]
-    model = anycl.fit({"a": toy_rows(16), "b": renamed}, columns={"a": {}, "b": {"anchor": "q", "positive": "d"}},
-                      loss_options={"a": {"temperature": 0.1}, "b": {"temperature": 0.9}}, max_steps=2, **TOY)
+    model = anycl.fit(
+        {"a": toy_rows(16), "b": renamed},
+        columns={"a": {}, "b": {"anchor": "q", "positive": "d"}},
+        loss_options={"a": {"temperature": 0.1}, "b": {"temperature": 0.9}},
+        max_steps=2,
+        **TOY,
+    )
     losses = model.trainer.loss.losses
     assert losses["a"].tau.value == pytest.approx(0.1) and losses["b"].tau.value == pytest.approx(0.9)

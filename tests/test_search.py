@@ -1,4 +1,5 @@
 """anycl.search: the one top-k engine (block shapes, exclusions) and the ranking metrics, against brute force."""
+
 import math
 
 import pytest
@@ -66,8 +67,12 @@ def test_cross_modal_retrieval_is_recall_at_k_both_ways():
     a, b = _emb(12, seed=6), _emb(12, seed=7)
     out = cross_modal_retrieval(_Table(a, b), list(range(12)), list(range(12)), ks=(1, 5))
     there, back = recall_at_k(a @ b.T, [1, 5]), recall_at_k(b @ a.T, [1, 5])
-    assert out == {"a_to_b_recall@1": pytest.approx(there[1]), "a_to_b_recall@5": pytest.approx(there[5]),
-                   "b_to_a_recall@1": pytest.approx(back[1]), "b_to_a_recall@5": pytest.approx(back[5])}
+    assert out == {
+        "a_to_b_recall@1": pytest.approx(there[1]),
+        "a_to_b_recall@5": pytest.approx(there[5]),
+        "b_to_a_recall@1": pytest.approx(back[1]),
+        "b_to_a_recall@5": pytest.approx(back[5]),
+    }
 
 
 def test_knn_leave_one_out_never_counts_the_item_itself():

@@ -1,4 +1,5 @@
 """anycl.statefile: nested state through JSON + safetensors comes back equal, types included."""
+
 import math
 import random
 

@@ -1,4 +1,5 @@
 """Text adapter: span dropout / token cutoff, truncation count, length-grouped batching."""
+
 import logging
 
 import pytest
@@ -28,7 +29,7 @@ def test_span_dropout_deletes_one_contiguous_span_of_the_right_length():
         assert len(out) == 7
         # the kept words are the original with one contiguous run of 3 removed
         start = next(i for i, w in enumerate(words) if i >= len(out) or out[i] != w)
-        assert out == words[:start] + words[start + 3:]
+        assert out == words[:start] + words[start + 3 :]
         seen.add(start)
     assert len(seen) > 3  # the span moves
     assert a.augment("single", gen()) == "single"
@@ -51,16 +52,20 @@ def test_augmentation_is_deterministic_under_a_seed():
     assert a.augment(t, gen(7)) == a.augment(t, gen(7))
 
 
-@pytest.mark.parametrize("opts", [{"span_dropout": 1.0}, {"token_cutoff": -0.1}, {"span_dropout": "x"},
-                                  {"max_seq_length": 1}])
+@pytest.mark.parametrize(
+    "opts", [{"span_dropout": 1.0}, {"token_cutoff": -0.1}, {"span_dropout": "x"}, {"max_seq_length": 1}]
+)
 def test_bad_adapter_options(opts):
     with pytest.raises(ConfigError):
         anycl.adapters.get("text", **opts)
 
 
 def test_truncation_is_counted_and_reported_once(minilm_path, caplog):
-    model = anycl.api.build_model({"anchor": "text", "positive": "text", "negative": "text"}, model=minilm_path,
-                                  adapter_options={"max_seq_length": 8})
+    model = anycl.api.build_model(
+        {"anchor": "text", "positive": "text", "negative": "text"},
+        model=minilm_path,
+        adapter_options={"max_seq_length": 8},
+    )
     a = model.tower("anchor").adapter
     long = "word " * 40
     with caplog.at_level(logging.WARNING, logger="anycl"):
@@ -77,7 +82,7 @@ def test_length_grouping_sorts_within_windows_and_keeps_every_row():
     out = length_grouped(order, row_lengths(rows, {}), 10)
     assert sorted(out) == order
     for s in range(0, 40, 10):
-        lens = [len(rows[i]["anchor"]) for i in out[s:s + 10]]
+        lens = [len(rows[i]["anchor"]) for i in out[s : s + 10]]
         assert lens == sorted(lens, reverse=True)
     sampler = InBatchSampler(seed=1, group_by_length=4)
     sampler.set_key_functions({"anchor": str, "positive": str})
@@ -93,14 +98,19 @@ def test_row_length_is_its_longest_side_in_tokens_capped_at_max_seq_length(minil
     import anycl.adapters as adapters
     from anycl.api import build_model
 
-    model = build_model({"anchor": "text", "positive": "text", "negative": "text"}, model=minilm_path,
-                        adapter_options={"max_seq_length": 16})
+    model = build_model(
+        {"anchor": "text", "positive": "text", "negative": "text"},
+        model=minilm_path,
+        adapter_options={"max_seq_length": 16},
+    )
     ad = model.tower("anchor").adapter
     texts = ["one", "two words", "word " * 40]
     # the tokenizer's own count ([CLS] + word pieces + [SEP]), capped at 16
     expected = [min(len(ad._st.tokenizer(t)["input_ids"]), 16) for t in texts]
     assert ad.lengths(texts) == expected == [3, 4, 16]
-    rows = to_rows([{"anchor": "word " * 40, "positive": "short"}, {"anchor": "a b", "positive": "a few more words here"}])
+    rows = to_rows(
+        [{"anchor": "word " * 40, "positive": "short"}, {"anchor": "a b", "positive": "a few more words here"}]
+    )
     assert row_lengths(rows, {"anchor": ad.lengths, "positive": ad.lengths}) == [16, 7]
     assert row_lengths(rows, {}) == [200, 21]  # without an adapter: characters of the longest string
     assert adapters.Adapter().lengths(["abc", 5]) == [3, 0]
@@ -108,8 +118,16 @@ def test_row_length_is_its_longest_side_in_tokens_capped_at_max_seq_length(minil
 
 def test_unsupervised_text_trains_with_span_dropout(minilm_path):
     sents = [f"sentence number {i} about topic {i % 5} and more words" for i in range(16)]
-    model = anycl.fit(sents, modality="text", model=minilm_path, batch_size=8, max_steps=1, progress=False,
-                      adapter_options={"span_dropout": 0.2, "max_seq_length": 16}, log_with=None)
+    model = anycl.fit(
+        sents,
+        modality="text",
+        model=minilm_path,
+        batch_size=8,
+        max_steps=1,
+        progress=False,
+        adapter_options={"span_dropout": 0.2, "max_seq_length": 16},
+        log_with=None,
+    )
     assert model.encode(sents[:2]).shape == (2, 384)
     assert anycl.load is not None
 
@@ -118,8 +136,13 @@ def test_encode_sorts_texts_by_length_internally_but_returns_them_in_the_given_o
     from anycl.api import build_model
 
     model = build_model({"anchor": "text", "positive": "text", "negative": "text"}, model=minilm_path)
-    texts = ["short", "a much longer sentence about rivers and the sea", "mid length text", "x",
-             "another fairly long sentence, this one about engines"]
+    texts = [
+        "short",
+        "a much longer sentence about rivers and the sea",
+        "mid length text",
+        "x",
+        "another fairly long sentence, this one about engines",
+    ]
     together = model.encode(texts, batch_size=2)
     one_by_one = torch.cat([model.encode([t]) for t in texts])
     torch.testing.assert_close(together, one_by_one, atol=1e-5, rtol=1e-4)

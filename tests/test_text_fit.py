@@ -48,10 +48,19 @@ def test_fit_with_mined_sampler_remines_and_uses_negatives(minilm_path, text_pai
         def on_step_end(self, trainer, step, logs):
             seen.append(trainer.builder.negative_columns)
 
-    model = anycl.fit(text_pairs, modality="text", model=minilm_path, sampler="mined",
-                      sampler_options={"num_negatives": 2, "refresh_every": 2, "verbose": False, "relative_margin": 0.0},
-                      batch_size=8, max_steps=3, progress=False, log_with=None, callbacks=[Spy()],
-                      adapter_options={"max_seq_length": 24})
+    model = anycl.fit(
+        text_pairs,
+        modality="text",
+        model=minilm_path,
+        sampler="mined",
+        sampler_options={"num_negatives": 2, "refresh_every": 2, "verbose": False, "relative_margin": 0.0},
+        batch_size=8,
+        max_steps=3,
+        progress=False,
+        log_with=None,
+        callbacks=[Spy()],
+        adapter_options={"max_seq_length": 24},
+    )
     sampler = model.trainer.sampler
     assert [h["step"] for h in sampler.history][:2] == [0, 2]
     assert seen[0] == ["negative_1", "negative_2"]
@@ -62,23 +71,37 @@ def test_fit_with_mined_sampler_remines_and_uses_negatives(minilm_path, text_pai
     assert rows[0]["negative_1"] == sampler.negatives[0][0]
 
 
-def test_mined_sampler_resumes_with_its_negatives_and_mines_in_the_training_precision(minilm_path, text_pairs,
-                                                                                       tmp_path):
+def test_mined_sampler_resumes_with_its_negatives_and_mines_in_the_training_precision(
+    minilm_path, text_pairs, tmp_path
+):
     from anycl.checkpoint import complete_checkpoints
 
-    opts = dict(modality="text", model=minilm_path, sampler="mined", batch_size=8, epochs=2, progress=False,
-                log_with=None, seed=3, adapter_options={"max_seq_length": 24},
-                sampler_options={"num_negatives": 1, "refresh_every": 2, "verbose": False})
+    opts = dict(
+        modality="text",
+        model=minilm_path,
+        sampler="mined",
+        batch_size=8,
+        epochs=2,
+        progress=False,
+        log_with=None,
+        seed=3,
+        adapter_options={"max_seq_length": 24},
+        sampler_options={"num_negatives": 1, "refresh_every": 2, "verbose": False},
+    )
     full = anycl.fit(text_pairs, output_dir=str(tmp_path / "a"), checkpoint_every=2, keep_checkpoints=None, **opts)
     steps = [s for s, _ in complete_checkpoints(tmp_path / "a" / "checkpoints")]
     assert 2 in steps and full.trainer.sampler.mining_precision == "fp32"
-    again = anycl.fit(text_pairs, output_dir=str(tmp_path / "a"), overwrite=True,
-                      resume_from=str(tmp_path / "a" / "checkpoints" / "step-2"), **opts)
+    again = anycl.fit(
+        text_pairs,
+        output_dir=str(tmp_path / "a"),
+        overwrite=True,
+        resume_from=str(tmp_path / "a" / "checkpoints" / "step-2"),
+        **opts,
+    )
     assert again.trainer.sampler.negatives == full.trainer.sampler.negatives
     for k, v in full.state_dict().items():
         torch.testing.assert_close(again.state_dict()[k], v, rtol=1e-5, atol=1e-6)
-    bf16 = anycl.fit(text_pairs, max_steps=1, mixed_precision="bf16",
-                     **{**opts, "sampler_options": {"verbose": False}})
+    bf16 = anycl.fit(text_pairs, max_steps=1, mixed_precision="bf16", **{**opts, "sampler_options": {"verbose": False}})
     assert bf16.trainer.sampler.mining_precision == "bf16"
 
 
@@ -97,17 +120,35 @@ def test_mined_sampler_keeps_negatives_apart_from_positives_in_a_batch(text_pair
 
 def test_mined_sampler_bad_input(minilm_path, text_pairs):
     with pytest.raises(ConfigError, match="pairs"):
-        anycl.fit([f"sentence {i}" for i in range(8)], modality="text", model=minilm_path, sampler="mined",
-                  batch_size=4, max_steps=1, progress=False, log_with=None)
+        anycl.fit(
+            [f"sentence {i}" for i in range(8)],
+            modality="text",
+            model=minilm_path,
+            sampler="mined",
+            batch_size=4,
+            max_steps=1,
+            progress=False,
+            log_with=None,
+        )
     with pytest.raises(DataError, match="corpus has"):
-        anycl.fit(text_pairs[:3], modality="text", model=minilm_path, sampler="mined",
-                  sampler_options={"num_negatives": 3}, batch_size=2, max_steps=1, progress=False, log_with=None)
+        anycl.fit(
+            text_pairs[:3],
+            modality="text",
+            model=minilm_path,
+            sampler="mined",
+            sampler_options={"num_negatives": 3},
+            batch_size=2,
+            max_steps=1,
+            progress=False,
+            log_with=None,
+        )
     with pytest.raises(ConfigError, match="refresh_every"):
         anycl.samplers.get("mined", refresh_every=0)
 
 
 def test_keep_best_restores_the_best_evaluation_and_export_matches_sentence_transformers(
-        minilm_path, text_pairs, tmp_path):
+    minilm_path, text_pairs, tmp_path
+):
     from sentence_transformers import SentenceTransformer
 
     values = iter([0.5, 0.6, 0.9, 0.1])  # steps 0 (the baseline), 1, 2, 3
@@ -117,9 +158,20 @@ def test_keep_best_restores_the_best_evaluation_and_export_matches_sentence_tran
         snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
         return {"score": next(values)}
 
-    model = anycl.fit(text_pairs, modality="text", model=minilm_path, batch_size=8, max_steps=3, eval_every=1,
-                      eval_dataset=evaluator, keep_best="score", progress=False, log_with=None,
-                      output_dir=str(tmp_path / "run"), adapter_options={"max_seq_length": 24})
+    model = anycl.fit(
+        text_pairs,
+        modality="text",
+        model=minilm_path,
+        batch_size=8,
+        max_steps=3,
+        eval_every=1,
+        eval_dataset=evaluator,
+        keep_best="score",
+        progress=False,
+        log_with=None,
+        output_dir=str(tmp_path / "run"),
+        adapter_options={"max_seq_length": 24},
+    )
     assert model.info["best"] == {"metric": "score", "value": 0.9, "step": 2}
     for k, v in model.state_dict().items():
         assert torch.equal(v, snapshots[2][k])
@@ -140,5 +192,15 @@ def test_keep_best_needs_an_evaluation_and_a_known_metric(minilm_path, text_pair
     with pytest.raises(ConfigError, match="eval_dataset"):
         anycl.fit(text_pairs, modality="text", model=minilm_path, keep_best="ndcg@10", max_steps=1, progress=False)
     with pytest.raises(ConfigError, match="not a metric"):
-        anycl.fit(text_pairs, modality="text", model=minilm_path, batch_size=8, max_steps=1, eval_every=1,
-                  eval_dataset=lambda m: {"a": 1.0}, keep_best="ndcg@10", progress=False, log_with=None)
+        anycl.fit(
+            text_pairs,
+            modality="text",
+            model=minilm_path,
+            batch_size=8,
+            max_steps=1,
+            eval_every=1,
+            eval_dataset=lambda m: {"a": 1.0},
+            keep_best="ndcg@10",
+            progress=False,
+            log_with=None,
+        )

@@ -1,4 +1,5 @@
 """Hard-negative mining: exact top-k against a brute-force reference, the false-negative rules, bad input."""
+
 import itertools
 
 import pytest
@@ -54,8 +55,12 @@ def test_filters_against_the_textbook_rules_with_negative_scores():
         for rmin, mx, am, rm in itertools.product((0, 1), (None, 0.3), (None, 0.1), (None, 0.5)):
             keep, counts = filter_candidates(scores, torch.tensor([pos]), rmin, mx, am, rm)
             for r, s in enumerate(scores[0].tolist()):
-                ok = r >= rmin and (mx is None or s <= mx) and (am is None or s <= pos - am) \
+                ok = (
+                    r >= rmin
+                    and (mx is None or s <= mx)
+                    and (am is None or s <= pos - am)
                     and (rm is None or s <= pos - rm * abs(pos))
+                )
                 assert bool(keep[0, r]) == ok, (pos, rmin, mx, am, rm, r)
             assert sum(counts.values()) + int(keep.sum()) == 6
 
@@ -78,7 +83,7 @@ def brute_force(table, pairs, k, **rules):
     for a, ps in pos.items():
         pscore = min(float(emb[a] @ emb[p]) for p in ps)
         ranked = sorted((d for d in docs if d not in ps and d != a), key=lambda d: -float(emb[a] @ emb[d]))
-        ranked = ranked[:rules.get("range_max", 100)][rules.get("range_min", 0):]
+        ranked = ranked[: rules.get("range_max", 100)][rules.get("range_min", 0) :]
         kept = []
         for d in ranked:
             s = float(emb[a] @ emb[d])
@@ -93,14 +98,17 @@ def brute_force(table, pairs, k, **rules):
     return out
 
 
-@pytest.mark.parametrize("rules", [{}, {"range_min": 2, "range_max": 9}, {"relative_margin": 0.1},
-                                   {"absolute_margin": 0.05, "max_score": 0.5}])
+@pytest.mark.parametrize(
+    "rules",
+    [{}, {"range_min": 2, "range_max": 9}, {"relative_margin": 0.1}, {"absolute_margin": 0.05, "max_score": 0.5}],
+)
 def test_mining_matches_brute_force_reference(rules):
     pairs = [(f"q{i}", f"d{i}") for i in range(30)] + [("q0", "d30"), ("q1", "d31")]  # q0, q1: two positives
     table = random_table([a for a, _ in pairs] + [p for _, p in pairs], seed=3)
     ref = brute_force(table, pairs, 3, **rules)
-    rows, stats = mine_hard_negatives(TableEmbedder(table), pairs, num_negatives=3, chunk_size=4, verbose=False,
-                                      **rules)
+    rows, stats = mine_hard_negatives(
+        TableEmbedder(table), pairs, num_negatives=3, chunk_size=4, verbose=False, **rules
+    )
     expected_rows = [(a, p) for a, p in pairs if len(ref[a]) == 3]
     assert [(r["anchor"], r["positive"]) for r in rows] == expected_rows
     for r in rows:
@@ -112,11 +120,19 @@ def test_mining_matches_brute_force_reference(rules):
 
 def test_several_positives_compare_with_the_lowest_and_are_never_mined():
     # q's positives: p_hi (score 1.0) and p_lo (0.6); c1 scores 0.8: above the lowest positive → filtered
-    table = {"q": [1, 0], "p_hi": [1, 0], "p_lo": [0.6, 0.8], "c1": [0.8, 0.6], "c2": [0.3, 0.954],
-             "x": [0, 1], "px": [0, 1]}
+    table = {
+        "q": [1, 0],
+        "p_hi": [1, 0],
+        "p_lo": [0.6, 0.8],
+        "c1": [0.8, 0.6],
+        "c2": [0.3, 0.954],
+        "x": [0, 1],
+        "px": [0, 1],
+    }
     pairs = [("q", "p_hi"), ("q", "p_lo"), ("x", "px")]
-    rows, stats = mine_hard_negatives(TableEmbedder(table), pairs, corpus=["c1", "c2", "p_hi"], num_negatives=1,
-                                      absolute_margin=0.0, verbose=False)
+    rows, stats = mine_hard_negatives(
+        TableEmbedder(table), pairs, corpus=["c1", "c2", "p_hi"], num_negatives=1, absolute_margin=0.0, verbose=False
+    )
     negs = {r["anchor"]: r["negative_1"] for r in rows}
     assert negs["q"] == "c2"
     assert stats.filtered["absolute_margin"] >= 1
@@ -126,8 +142,13 @@ def test_several_positives_compare_with_the_lowest_and_are_never_mined():
 
 def test_duplicate_of_a_positive_in_the_corpus_and_the_query_itself_are_not_negatives():
     table = {"q": [1, 0, 0], "p": [0.9, 0.1, 0], "other": [0, 1, 0], "far": [0, 0, 1]}
-    rows, stats = mine_hard_negatives(TableEmbedder(table), [("q", "p"), ("other", "far")],
-                                      corpus=["p", "p", "q", "other", "far"], num_negatives=2, verbose=False)
+    rows, stats = mine_hard_negatives(
+        TableEmbedder(table),
+        [("q", "p"), ("other", "far")],
+        corpus=["p", "p", "q", "other", "far"],
+        num_negatives=2,
+        verbose=False,
+    )
     q_row = rows[0]
     assert {q_row["negative_1"], q_row["negative_2"]} == {"other", "far"}
     assert stats.corpus_size == 4  # the duplicate "p" is one document
@@ -156,8 +177,7 @@ def test_stats_are_printed(capsys):
 def test_query_without_positive_is_a_clear_error():
     model = TableEmbedder(random_table(["a", "b", "c"]))
     with pytest.raises(DataError, match="no positive"):
-        mine_hard_negatives(model, [{"anchor": "a", "positive": "b"}, {"anchor": "c", "positive": None}],
-                            verbose=False)
+        mine_hard_negatives(model, [{"anchor": "a", "positive": "b"}, {"anchor": "c", "positive": None}], verbose=False)
     with pytest.raises(DataError, match="pairs"):
         mine_hard_negatives(model, [{"anchor": "a"}, {"anchor": "c"}], verbose=False)
 
@@ -168,8 +188,9 @@ def test_empty_or_non_string_texts_are_clear_errors(bad):
     with pytest.raises(DataError, match="row 1|corpus"):
         mine_hard_negatives(model, [("a", "b"), ("c", bad) if bad is not None else (bad, "d")], verbose=False)
     with pytest.raises(DataError, match=r"corpus\[1\]"):
-        mine_hard_negatives(model, [("a", "b"), ("c", "d")], corpus=["d", bad if bad is not None else ""],
-                            verbose=False)
+        mine_hard_negatives(
+            model, [("a", "b"), ("c", "d")], corpus=["d", bad if bad is not None else ""], verbose=False
+        )
 
 
 def test_corpus_smaller_than_num_negatives_is_a_clear_error():
@@ -181,20 +202,30 @@ def test_corpus_smaller_than_num_negatives_is_a_clear_error():
 def test_every_candidate_filtered_for_some_queries_is_reported_and_mining_continues():
     table = {"q1": [1, 0], "d1": [1, 0], "q2": [1, 0], "d2": [0.99, 0.14], "q3": [0, 1], "d3": [0.2, 0.98]}
     pairs = [("q1", "d1"), ("q2", "d2"), ("q3", "d3")]
-    rows, stats = mine_hard_negatives(TableEmbedder(table), pairs, num_negatives=1, max_score=0.5, range_max=1,
-                                      verbose=False)
+    rows, stats = mine_hard_negatives(
+        TableEmbedder(table), pairs, num_negatives=1, max_score=0.5, range_max=1, verbose=False
+    )
     # within range_max=1, q1 and q2 see only each other's very close documents (> 0.5): all filtered
     assert stats.queries_short == 2 and stats.rows_dropped == 2
     assert [r["anchor"] for r in rows] == ["q3"]
-    rows, stats = mine_hard_negatives(TableEmbedder(table), pairs, num_negatives=1, max_score=0.5,
-                                      range_max=1, on_short="random", verbose=False)
+    rows, stats = mine_hard_negatives(
+        TableEmbedder(table), pairs, num_negatives=1, max_score=0.5, range_max=1, on_short="random", verbose=False
+    )
     assert len(rows) == 3 and stats.filled_at_random == 2
     for r in rows:
         assert r["negative_1"] != r["positive"]
 
 
-@pytest.mark.parametrize("opts", [{"num_negatives": 0}, {"sampling": "best"}, {"range_min": 5, "range_max": 5},
-                                  {"relative_margin": -0.1}, {"on_short": "pad"}])
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {"num_negatives": 0},
+        {"sampling": "best"},
+        {"range_min": 5, "range_max": 5},
+        {"relative_margin": -0.1},
+        {"on_short": "pad"},
+    ],
+)
 def test_bad_options_are_config_errors(opts):
     model = TableEmbedder(random_table(["a", "b", "c", "d"]))
     with pytest.raises(ConfigError):
@@ -213,8 +244,9 @@ def test_bf16_precision_embeds_under_autocast_and_finds_the_same_negatives(minil
     rows32, _ = mine_hard_negatives(Recorder(table), [("a", "b"), ("c", "d"), ("e", "f")], verbose=False)
     assert seen and not any(on for on, _ in seen)
     seen.clear()
-    rows16, _ = mine_hard_negatives(Recorder(table), [("a", "b"), ("c", "d"), ("e", "f")], verbose=False,
-                                    precision="bf16")
+    rows16, _ = mine_hard_negatives(
+        Recorder(table), [("a", "b"), ("c", "d"), ("e", "f")], verbose=False, precision="bf16"
+    )
     assert seen and all(on and dtype == torch.bfloat16 for on, dtype in seen)
     assert rows16 == rows32
     # a real model: the same negatives on distinct topics; embeddings close to float32's

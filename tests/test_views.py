@@ -1,4 +1,5 @@
 """Multi-view training, DINO, NNCLR: losses against hand-written references, and fit through each path."""
+
 from __future__ import annotations
 
 import math
@@ -76,8 +77,15 @@ def _dino_reference(student, teacher, protos_s, protos_t, center, tau_s, tau_t, 
 
 def test_dino_loss_centre_and_teacher_prototypes_follow_the_formulas():
     torch.manual_seed(0)
-    loss = DINO(out_dim=9, student_temperature=0.1, teacher_temperature=0.04, center_momentum=0.8,
-                momentum=0.9, final_momentum=1.0, dim=5)
+    loss = DINO(
+        out_dim=9,
+        student_temperature=0.1,
+        teacher_temperature=0.04,
+        center_momentum=0.8,
+        momentum=0.9,
+        final_momentum=1.0,
+        dim=5,
+    )
     with torch.no_grad():
         loss.center.copy_(torch.randn(1, 9) * 0.1)
         loss.teacher_prototypes.add_(0.05 * torch.randn(9, 5))
@@ -122,8 +130,12 @@ def test_dino_teacher_temperature_warmup_and_bad_options():
     assert teacher_temperature_at(5, 0.07, 0.04, 10) == pytest.approx(0.055)
     assert teacher_temperature_at(10, 0.07, 0.04, 10) == pytest.approx(0.07)
     assert teacher_temperature_at(3, 0.07, None, 10) == pytest.approx(0.07)
-    for bad in (dict(out_dim=1), dict(teacher_temperature=0), dict(center_momentum=1.5),
-                dict(warmup_teacher_temperature=-1.0)):
+    for bad in (
+        dict(out_dim=1),
+        dict(teacher_temperature=0),
+        dict(center_momentum=1.5),
+        dict(warmup_teacher_temperature=-1.0),
+    ):
         with pytest.raises(ConfigError):
             DINO(**bad)
 
@@ -167,8 +179,9 @@ def _toy(n=16):
     return [{"anchor": r["anchor"]} for r in toy_rows(n)]
 
 
-TOY = dict(modality="toyvec", batch_size=8, max_steps=4, progress=False, seed=5, lr=1e-2,
-           adapter_options={"noise": 0.0})
+TOY = dict(
+    modality="toyvec", batch_size=8, max_steps=4, progress=False, seed=5, lr=1e-2, adapter_options={"noise": 0.0}
+)
 
 
 def test_multiview_fit_with_gradcache_gives_the_same_weights_as_without():
@@ -188,13 +201,16 @@ def test_pairwise_default_is_unchanged_by_the_new_options():
         assert torch.equal(a[k], b[k])
 
 
-@pytest.mark.parametrize("bad,match", [
-    (dict(views=1), "views must be an integer >= 2"),
-    (dict(views=2.5), "views must be"),
-    (dict(local_views=-1), "local_views must be"),
-    (dict(views=3, loss="infonce"), "takes pairs"),
-    (dict(local_views=2), "local views"),  # toyvec has no local_view
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (dict(views=1), "views must be an integer >= 2"),
+        (dict(views=2.5), "views must be"),
+        (dict(local_views=-1), "local_views must be"),
+        (dict(views=3, loss="infonce"), "takes pairs"),
+        (dict(local_views=2), "local views"),  # toyvec has no local_view
+    ],
+)
 def test_multiview_options_are_checked(bad, match):
     with pytest.raises(ConfigError, match=match):
         anycl.fit(_toy(), **{**TOY, **bad})
@@ -213,18 +229,32 @@ def _images(n=16, size=20):
     for i in range(n):
         img = np.full((size, size, 3), 30 if i % 2 else 220, np.uint8)
         y, x = rng.integers(0, size - 8, 2)
-        img[y:y + 8, x:x + 8] = 220 if i % 2 else 30
+        img[y : y + 8, x : x + 8] = 220 if i % 2 else 30
         out.append(img)
     return out
 
 
-IMG = dict(modality="image", adapter_options={"preset": "small", "size": 16, "local_size": 8},
-           encoder_options={"arch": "resnet10", "width": 8}, batch_size=8, max_steps=2, progress=False, seed=3)
+IMG = dict(
+    modality="image",
+    adapter_options={"preset": "small", "size": 16, "local_size": 8},
+    encoder_options={"arch": "resnet10", "width": 8},
+    batch_size=8,
+    max_steps=2,
+    progress=False,
+    seed=3,
+)
 
 
-@pytest.mark.parametrize("kw", [dict(views=3, local_views=2), dict(views=2, local_views=2, loss="dino"),
-                                dict(loss="dino"), dict(loss="nnclr", loss_options={"queue_size": 16}),
-                                dict(views=2, local_views=2, loss="dino", gradcache_mini_batch=4)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(views=3, local_views=2),
+        dict(views=2, local_views=2, loss="dino"),
+        dict(loss="dino"),
+        dict(loss="nnclr", loss_options={"queue_size": 16}),
+        dict(views=2, local_views=2, loss="dino", gradcache_mini_batch=4),
+    ],
+)
 def test_image_fit_smoke_through_each_path(kw):
     imgs = _images()
     model = anycl.fit(imgs, **IMG, **kw)
@@ -269,12 +299,19 @@ def test_audio_local_view_length_and_bad_local_seconds():
 def test_multiview_dino_resumes_to_the_uninterrupted_weights_teacher_and_centre(tmp_path):
     from anycl.checkpoint import complete_checkpoints
 
-    opts = {**TOY, "max_steps": None, "epochs": 2, "loss": "dino", "views": 3,
-            "loss_options": {"out_dim": 8, "warmup_teacher_temperature": 0.02, "warmup_teacher_steps": 3}}
+    opts = {
+        **TOY,
+        "max_steps": None,
+        "epochs": 2,
+        "loss": "dino",
+        "views": 3,
+        "loss_options": {"out_dim": 8, "warmup_teacher_temperature": 0.02, "warmup_teacher_steps": 3},
+    }
     full = anycl.fit(_toy(32), output_dir=str(tmp_path / "a"), checkpoint_every=3, keep_checkpoints=None, **opts)
     assert 3 in [s for s, _ in complete_checkpoints(tmp_path / "a" / "checkpoints")]
-    resumed = anycl.fit(_toy(32), output_dir=str(tmp_path / "a"),
-                        resume_from=str(tmp_path / "a" / "checkpoints" / "step-3"), **opts)
+    resumed = anycl.fit(
+        _toy(32), output_dir=str(tmp_path / "a"), resume_from=str(tmp_path / "a" / "checkpoints" / "step-3"), **opts
+    )
     assert resumed.trainer.global_step == full.trainer.global_step == 8
     for k, v in full.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[k], v, rtol=1e-5, atol=1e-6)
@@ -308,5 +345,7 @@ def test_bad_view_counts_fail_before_any_model_is_built(monkeypatch):
     with pytest.raises(ConfigError, match="local views"):
         anycl.fit(_toy(), **{**TOY, "local_views": 2})
     with pytest.raises(ConfigError, match="one modality"):
-        anycl.fit([{"anchor": "a", "positive": [0.0] * 6}] * 4, **{**TOY, "views": 3,
-                                                                  "modality": {"anchor": "text", "positive": "toyvec"}})
+        anycl.fit(
+            [{"anchor": "a", "positive": [0.0] * 6}] * 4,
+            **{**TOY, "views": 3, "modality": {"anchor": "text", "positive": "toyvec"}},
+        )

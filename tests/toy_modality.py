@@ -4,6 +4,7 @@
 dropout and the head BatchNorm, so GradCache's random-state replay is exercised on every source of
 randomness a real modality has. Registered as ``toyvec`` (importing this module registers it).
 """
+
 import torch
 from torch import nn
 
@@ -57,8 +58,9 @@ class ToyAdapter(Adapter):
         return ToyEncoder(**options)
 
 
-def toy_rows(n: int, negatives: int = 0, labels: bool = False, seed: int = 0, corrupt: tuple = (),
-             scores: bool = False):
+def toy_rows(
+    n: int, negatives: int = 0, labels: bool = False, seed: int = 0, corrupt: tuple = (), scores: bool = False
+):
     """``n`` (anchor, positive[, negative_k][, label][, score]) rows of random vectors (positive = anchor +
     noise; ``score`` in [0, 1], for graded losses); the anchors of rows ``corrupt`` cannot be loaded (for
     ``on_bad_item="skip"``)."""
@@ -82,6 +84,7 @@ def toy_rows(n: int, negatives: int = 0, labels: bool = False, seed: int = 0, co
 @anycl_losses.register("toy_vicreg", override=True)
 def toy_vicreg(anchor, positive, negative=None, labels=None, eps=1e-4):
     """A small VICReg-style negative-free loss whose terms are batch statistics (mean, std, covariance)."""
+
     def var_cov(z):
         z = z - z.mean(0)
         std = (z.var(0) + eps).sqrt()

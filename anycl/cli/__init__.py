@@ -18,6 +18,7 @@ line that names the problem and how to fix it, and exit with code 2; ``--verbose
 The package: ``common`` (errors, logging, loading), ``flags`` (fit's option flags), ``tables`` (table files),
 ``parser`` (the argument parser), and one module per command: ``fit``, ``embed``, ``evaluate`` (eval), ``mine``, ``demo``.
 """
+
 from __future__ import annotations
 
 import sys
@@ -30,8 +31,17 @@ from .common import EXIT_USER_ERROR, UsageError, one_line, setup_logging
 from .flags import fit_options_help, parse_options, split_fit_argv  # noqa: F401
 from .parser import build_parser
 
-__all__ = ["main", "build_parser", "parse_options", "split_fit_argv", "fit_options_help", "UsageError",
-           "EXIT_USER_ERROR", "FIT_FLAG_DOCS", "HIDDEN_FIT_OPTIONS"]
+__all__ = [
+    "main",
+    "build_parser",
+    "parse_options",
+    "split_fit_argv",
+    "fit_options_help",
+    "UsageError",
+    "EXIT_USER_ERROR",
+    "FIT_FLAG_DOCS",
+    "HIDDEN_FIT_OPTIONS",
+]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -59,8 +69,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
         return 130
-    except (AnyclError, UsageError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
-            PermissionError, FloatingPointError) as exc:
+    except (
+        AnyclError,
+        UsageError,
+        FileNotFoundError,
+        FileExistsError,
+        NotADirectoryError,
+        IsADirectoryError,
+        PermissionError,
+        FloatingPointError,
+    ) as exc:
         if verbose:
             traceback.print_exc()
         print(f"{command}: error: {one_line(exc)}", file=sys.stderr)
@@ -68,6 +86,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as exc:  # a bug or an environment problem: one line unless --verbose
         if verbose:
             traceback.print_exc()
-        print(f"{command}: unexpected {type(exc).__name__}: {one_line(exc)} (run again with --verbose for the "
-              f"traceback)", file=sys.stderr)
+        print(
+            f"{command}: unexpected {type(exc).__name__}: {one_line(exc)} (run again with --verbose for the traceback)",
+            file=sys.stderr,
+        )
         return 1

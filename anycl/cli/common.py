@@ -1,5 +1,6 @@
 """What every ``anycl`` command shares: the user-error type and exit code, logging and quiet library
 output, the ``--verbose``/``--quiet`` arguments, loading a saved model and a dataset, printing metrics."""
+
 from __future__ import annotations
 
 import argparse
@@ -30,10 +31,15 @@ class UsageError(ValueError):
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("output")
-    g.add_argument("-v", "--verbose", action="store_true",
-                   help="more logging, the libraries' own progress bars, and tracebacks with errors (default: off)")
-    g.add_argument("-q", "--quiet", action="store_true",
-                   help="no progress bars, only warnings and results (default: off)")
+    g.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="more logging, the libraries' own progress bars, and tracebacks with errors (default: off)",
+    )
+    g.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bars, only warnings and results (default: off)"
+    )
 
 
 def setup_logging(verbose: bool, quiet: bool) -> None:
@@ -58,12 +64,13 @@ def _hide_library_bars() -> None:
     datasets.disable_progress_bars()
 
 
-
 def load_model(path: str):
     """``anycl.load(path)``, with a clear error for a missing folder."""
     if not Path(path).exists():
-        raise FileNotFoundError(f"model folder {path!r} does not exist; give the output folder of `anycl fit` "
-                                f"or a folder written by model.save")
+        raise FileNotFoundError(
+            f"model folder {path!r} does not exist; give the output folder of `anycl fit` "
+            f"or a folder written by model.save"
+        )
     return load(path)
 
 

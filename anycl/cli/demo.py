@@ -1,4 +1,5 @@
 """``anycl demo``: the built-in demo (anycl.demo), its own flags passed through."""
+
 from __future__ import annotations
 
 from typing import List
@@ -12,8 +13,12 @@ def run(args, extra: List[str]) -> int:
 
 def add_parser(sub) -> None:
     """The ``demo`` command (its flags are anycl.demo's)."""
-    p = sub.add_parser("demo", add_help=False, help="fine-tune MiniLM on built-in data, print metrics before/after",
-                       description="The built-in demo (see `anycl demo --help`).")
+    p = sub.add_parser(
+        "demo",
+        add_help=False,
+        help="fine-tune MiniLM on built-in data, print metrics before/after",
+        description="The built-in demo (see `anycl demo --help`).",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run, takes_extra=True)

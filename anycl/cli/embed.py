@@ -1,4 +1,5 @@
 """``anycl embed``: write the embeddings of a dataset's items, with item ids, to Parquet or .npy."""
+
 from __future__ import annotations
 
 import json
@@ -24,9 +25,16 @@ def run(args, extra: List[str]) -> int:
     src, rows = read_rows(args.data, columns, args.split, model)
     items = rows.column("anchor")
     ids = _ids(args, src, rows)
-    emb = model.encode(items, modality=args.modality, batch_size=args.batch_size, show_progress=not args.quiet,
-                       precision=args.precision, truncate_dim=args.truncate_dim, prompt_name=args.prompt_name,
-                       convert_to_numpy=True)
+    emb = model.encode(
+        items,
+        modality=args.modality,
+        batch_size=args.batch_size,
+        show_progress=not args.quiet,
+        precision=args.precision,
+        truncate_dim=args.truncate_dim,
+        prompt_name=args.prompt_name,
+        convert_to_numpy=True,
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".npy":
         np.save(out, emb)
@@ -63,26 +71,46 @@ def _ids(args, src, rows) -> list:
 
 def add_parser(sub) -> None:
     """The ``embed`` command."""
-    p = sub.add_parser("embed", help="write embeddings of a dataset to Parquet or .npy with item ids",
-                       description="Embed the items of a dataset with a saved model. Parquet gets columns id, "
-                                   "embedding (and item, for text); .npy gets the (N, D) float32 array and the ids "
-                                   "in <name>.ids.json.")
+    p = sub.add_parser(
+        "embed",
+        help="write embeddings of a dataset to Parquet or .npy with item ids",
+        description="Embed the items of a dataset with a saved model. Parquet gets columns id, "
+        "embedding (and item, for text); .npy gets the (N, D) float32 array and the ids "
+        "in <name>.ids.json.",
+    )
     model_and_data(p, "the items: a file, folder or Hugging Face dataset name")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="output file: .parquet or .npy (required)")
     p.add_argument("--column", metavar="NAME", help="the column of items (default: anchor, or the only column)")
-    p.add_argument("--id-column", metavar="NAME",
-                   help="the column of item ids (default: id if present, else row numbers; file paths for a folder)")
-    p.add_argument("--modality", metavar="MODALITY",
-                   help="the tower to embed with, for a model with several (default: the anchor side's)")
+    p.add_argument(
+        "--id-column",
+        metavar="NAME",
+        help="the column of item ids (default: id if present, else row numbers; file paths for a folder)",
+    )
+    p.add_argument(
+        "--modality",
+        metavar="MODALITY",
+        help="the tower to embed with, for a model with several (default: the anchor side's)",
+    )
     p.add_argument("--split", metavar="SPLIT", help="the split of a Hugging Face dataset (default: test if any)")
     p.add_argument("--batch-size", type=int, default=64, metavar="N", help="items embedded at once (default: 64)")
-    p.add_argument("--precision", choices=("float32", "int8", "uint8", "binary", "ubinary"), default="float32",
-                   help="quantise the embeddings (int8/uint8: per-dimension ranges of these items; binary/ubinary: "
-                        "sign bits, 8 per byte) (default: float32)")
-    p.add_argument("--truncate-dim", type=int, metavar="D",
-                   help="keep the first D dimensions, re-normalised (Matryoshka models) (default: all)")
-    p.add_argument("--prompt-name", metavar="NAME",
-                   help="put one of the model's prompts before every item, e.g. anchor or positive (default: none)")
+    p.add_argument(
+        "--precision",
+        choices=("float32", "int8", "uint8", "binary", "ubinary"),
+        default="float32",
+        help="quantise the embeddings (int8/uint8: per-dimension ranges of these items; binary/ubinary: "
+        "sign bits, 8 per byte) (default: float32)",
+    )
+    p.add_argument(
+        "--truncate-dim",
+        type=int,
+        metavar="D",
+        help="keep the first D dimensions, re-normalised (Matryoshka models) (default: all)",
+    )
+    p.add_argument(
+        "--prompt-name",
+        metavar="NAME",
+        help="put one of the model's prompts before every item, e.g. anchor or positive (default: none)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file (default: off)")
     add_output_arguments(p)
     p.set_defaults(func=run)

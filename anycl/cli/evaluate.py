@@ -1,4 +1,5 @@
 """``anycl eval``: retrieval, STS, triplet, reranking or kNN / linear-probe metrics of a saved model."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,9 @@ def run(args, extra: List[str]) -> int:
         raise DataError(f"--kind knn needs a 'label' column; the columns are {rows.columns}")
     elif rows.has_positive and kind_arg in (None, "retrieval"):
         if len(model.modalities) > 1:
-            evaluator = CrossModalRetrievalEvaluator(rows.column("anchor"), rows.column("positive"),
-                                                     batch_size=args.batch_size)
+            evaluator = CrossModalRetrievalEvaluator(
+                rows.column("anchor"), rows.column("positive"), batch_size=args.batch_size
+            )
         else:
             evaluator = RetrievalEvaluator.from_pairs(rows, batch_size=args.batch_size)
         kind = f"retrieval: {len(rows)} pairs"
@@ -34,15 +36,23 @@ def run(args, extra: List[str]) -> int:
             _, train = read_rows(args.train, columns, "train", model)
             if not train.has_label:
                 raise DataError(f"--train data needs a 'label' column for a probe; its columns are {train.columns}")
-            evaluator = ProbeEvaluator(train.column("anchor"), train.column(LABEL), rows.column("anchor"),
-                                       rows.column(LABEL), k=args.k, batch_size=args.batch_size)
+            evaluator = ProbeEvaluator(
+                train.column("anchor"),
+                train.column(LABEL),
+                rows.column("anchor"),
+                rows.column(LABEL),
+                k=args.k,
+                batch_size=args.batch_size,
+            )
             kind = f"kNN and linear probe: {len(train)} training, {len(rows)} test items"
         else:
             evaluator = KNNEvaluator(rows.column("anchor"), rows.column(LABEL), k=args.k, batch_size=args.batch_size)
             kind = f"leave-one-out kNN: {len(rows)} labelled items"
     else:
-        raise DataError(f"eval data needs (anchor, positive) pairs for retrieval metrics or a 'label' column for "
-                        f"kNN/probe accuracy; its columns are {rows.columns}")
+        raise DataError(
+            f"eval data needs (anchor, positive) pairs for retrieval metrics or a 'label' column for "
+            f"kNN/probe accuracy; its columns are {rows.columns}"
+        )
     if hasattr(evaluator, "show_progress"):
         evaluator.show_progress = not args.quiet
     metrics = evaluator(model)
@@ -54,20 +64,32 @@ def run(args, extra: List[str]) -> int:
 
 def add_parser(sub) -> None:
     """The ``eval`` command."""
-    p = sub.add_parser("eval", help="retrieval metrics or kNN / linear-probe accuracy of a saved model",
-                       description="Evaluate a saved model. Pairs (anchor, positive) give retrieval metrics "
-                                   "(nDCG@10, MRR@10, MAP@100, recall@k); items with a label give leave-one-out "
-                                   "kNN accuracy, or with --train kNN and linear-probe accuracy.")
+    p = sub.add_parser(
+        "eval",
+        help="retrieval metrics or kNN / linear-probe accuracy of a saved model",
+        description="Evaluate a saved model. Pairs (anchor, positive) give retrieval metrics "
+        "(nDCG@10, MRR@10, MAP@100, recall@k); items with a label give leave-one-out "
+        "kNN accuracy, or with --train kNN and linear-probe accuracy.",
+    )
     model_and_data(p, "evaluation data: a file, folder or Hugging Face dataset name")
-    p.add_argument("--train", metavar="DATA",
-                   help="labelled training data for kNN and linear-probe accuracy on DATA (default: none, "
-                        "leave-one-out kNN)")
-    p.add_argument("--kind", choices=("retrieval", "sts", "triplet", "reranking", "knn", "classification"),
-                   help="the evaluation (default: from the columns: score → sts, pairs → retrieval, labels → knn)")
+    p.add_argument(
+        "--train",
+        metavar="DATA",
+        help="labelled training data for kNN and linear-probe accuracy on DATA (default: none, leave-one-out kNN)",
+    )
+    p.add_argument(
+        "--kind",
+        choices=("retrieval", "sts", "triplet", "reranking", "knn", "classification"),
+        help="the evaluation (default: from the columns: score → sts, pairs → retrieval, labels → knn)",
+    )
     p.add_argument("--k", type=int, default=5, metavar="K", help="neighbours for kNN (default: 5)")
-    p.add_argument("--columns", metavar="JSON", help="JSON mapping of the convention's names to yours, e.g. "
-                                                     "'{\"anchor\": \"query\", \"positive\": \"doc\"}' "
-                                                     "(default: the convention's names)")
+    p.add_argument(
+        "--columns",
+        metavar="JSON",
+        help="JSON mapping of the convention's names to yours, e.g. "
+        '\'{"anchor": "query", "positive": "doc"}\' '
+        "(default: the convention's names)",
+    )
     p.add_argument("--split", metavar="SPLIT", help="the split of a Hugging Face dataset (default: test)")
     p.add_argument("--batch-size", type=int, default=64, metavar="N", help="items embedded at once (default: 64)")
     p.add_argument("-o", "--output", metavar="FILE", help="also write the metrics to this JSON file (default: none)")

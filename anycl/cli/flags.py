@@ -1,6 +1,7 @@
 """``anycl fit``'s option flags, generated from :class:`anycl.fit_config.FitConfig`: the ``--help`` section
 (flag, metavar, meaning, default of each option), parsing ``--name value`` tokens, and separating them
 from ``fit``'s own arguments."""
+
 from __future__ import annotations
 
 import re
@@ -40,12 +41,15 @@ def parse_options(tokens: Sequence[str], valid: Sequence[str]) -> Dict[str, Any]
         name, eq, value = tok[2:].partition("=")
         name = name.replace("-", "_")
         if name in HIDDEN_FIT_OPTIONS:
-            raise UsageError(f"--{name} takes a Python object, which a command line cannot give; use anycl.fit "
-                             f"from Python for it")
+            raise UsageError(
+                f"--{name} takes a Python object, which a command line cannot give; use anycl.fit from Python for it"
+            )
         if name not in valid:
             hint = did_you_mean(name, list(valid)).replace("'", "").replace("mean ", "mean --").replace("_", "-")
-            raise ConfigError(f"unknown option --{name.replace('_', '-')}{hint}; valid fit options: "
-                              + ", ".join("--" + v.replace("_", "-") for v in sorted(valid)))
+            raise ConfigError(
+                f"unknown option --{name.replace('_', '-')}{hint}; valid fit options: "
+                + ", ".join("--" + v.replace("_", "-") for v in sorted(valid))
+            )
         if eq:
             out[name] = parse_value(value)
             i += 1
@@ -78,7 +82,7 @@ def split_fit_argv(tokens: Sequence[str]):
             own.append(tok)
             i += 1
         elif name in FIT_FLAGS_WITH_VALUE:
-            own.extend(tokens[i:i + 2])
+            own.extend(tokens[i : i + 2])
             i += 2
         elif tok.startswith("--") and tok != "--":
             extra.append(tok)

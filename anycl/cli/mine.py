@@ -1,4 +1,5 @@
 """``anycl mine``: hard negatives for a pair file with a model, and how many candidates each filter removed."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,14 +24,17 @@ def mining_model(spec: str):
     if p.is_dir() and not (p / "modules.json").exists() and not (p / "config.json").exists():
         raise UsageError(f"{spec!r} is neither an anycl model folder nor a sentence-transformers model folder")
     if not p.exists() and (spec.startswith((".", "/", "~")) or spec.count("/") > 1):
-        raise FileNotFoundError(f"model {spec!r} does not exist; give an anycl model folder, a sentence-transformers "
-                                f"folder, or a model name from the Hugging Face hub (online, or cached)")
+        raise FileNotFoundError(
+            f"model {spec!r} does not exist; give an anycl model folder, a sentence-transformers "
+            f"folder, or a model name from the Hugging Face hub (online, or cached)"
+        )
     try:
         return SentenceTransformer(spec, device="cpu")
     except OSError as exc:  # not on disk and not reachable (offline)
-        raise FileNotFoundError(f"cannot load the model {spec!r}: not a folder here and not in the local Hugging "
-                                f"Face cache ({one_line(exc)[:160]})") from exc
-
+        raise FileNotFoundError(
+            f"cannot load the model {spec!r}: not a folder here and not in the local Hugging "
+            f"Face cache ({one_line(exc)[:160]})"
+        ) from exc
 
 
 def run(args, extra: List[str]) -> int:
@@ -47,13 +51,28 @@ def run(args, extra: List[str]) -> int:
         _, crows = read_rows(args.corpus, {"anchor": args.corpus_column} if args.corpus_column else None, args.split)
         corpus = crows.column("anchor")
     mined, stats = mine_hard_negatives(
-        model, rows, corpus=corpus, num_negatives=args.num_negatives, range_min=args.range_min,
-        range_max=args.range_max, max_score=args.max_score, absolute_margin=args.absolute_margin,
-        relative_margin=args.relative_margin, sampling=args.sampling, batch_size=args.batch_size,
-        seed=args.seed, on_short=args.on_short, verbose=True, show_progress=not args.quiet, precision=args.precision)
+        model,
+        rows,
+        corpus=corpus,
+        num_negatives=args.num_negatives,
+        range_min=args.range_min,
+        range_max=args.range_max,
+        max_score=args.max_score,
+        absolute_margin=args.absolute_margin,
+        relative_margin=args.relative_margin,
+        sampling=args.sampling,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        on_short=args.on_short,
+        verbose=True,
+        show_progress=not args.quiet,
+        precision=args.precision,
+    )
     if not mined:
-        raise DataError("every row was dropped: no query kept enough negatives after the filters; loosen the "
-                        "margins, raise --range-max, or pass --on-short random")
+        raise DataError(
+            "every row was dropped: no query kept enough negatives after the filters; loosen the "
+            "margins, raise --range-max, or pass --on-short random"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     write_table(mined, out)
     negs = "negative_1" if args.num_negatives == 1 else f"negative_1..{args.num_negatives}"
@@ -65,47 +84,78 @@ def run(args, extra: List[str]) -> int:
 
 def add_parser(sub) -> None:
     """The ``mine`` command."""
-    p = sub.add_parser("mine", help="hard negatives for a pair file, with the filter statistics",
-                       description="Mine hard negatives for (anchor, positive) pairs with a model (anycl.mining."
-                                   "mine_hard_negatives): exact top-k search, then the false-negative filters "
-                                   "(range_min, max_score, absolute and relative margin against the query's lowest "
-                                   "positive). Writes rows anchor, positive, negative_1..k and prints how many "
-                                   "candidates each rule removed.",
-                       epilog="example:\n  anycl mine out examples/data/pydoc_train.csv --output mined.csv "
-                              "--relative-margin 0.05",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", metavar="MODEL", help="an anycl model folder (or fit output folder), or a sentence-transformers model "
-                                 "folder or hub name")
+    p = sub.add_parser(
+        "mine",
+        help="hard negatives for a pair file, with the filter statistics",
+        description="Mine hard negatives for (anchor, positive) pairs with a model (anycl.mining."
+        "mine_hard_negatives): exact top-k search, then the false-negative filters "
+        "(range_min, max_score, absolute and relative margin against the query's lowest "
+        "positive). Writes rows anchor, positive, negative_1..k and prints how many "
+        "candidates each rule removed.",
+        epilog="example:\n  anycl mine out examples/data/pydoc_train.csv --output mined.csv --relative-margin 0.05",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="an anycl model folder (or fit output folder), or a sentence-transformers model folder or hub name",
+    )
     p.add_argument("data", metavar="DATA", help="(anchor, positive) pairs: a file or a Hugging Face dataset name")
-    p.add_argument("-o", "--output", required=True, metavar="FILE",
-                   help="output file: .csv, .tsv, .jsonl or .parquet (required)")
-    p.add_argument("--corpus", metavar="FILE", help="documents to mine from (default: the pairs' positives, which "
-                                                    "are always added)")
-    p.add_argument("--corpus-column", metavar="NAME",
-                   help="the corpus file's column of documents (default: anchor or the only one)")
+    p.add_argument(
+        "-o", "--output", required=True, metavar="FILE", help="output file: .csv, .tsv, .jsonl or .parquet (required)"
+    )
+    p.add_argument(
+        "--corpus",
+        metavar="FILE",
+        help="documents to mine from (default: the pairs' positives, which are always added)",
+    )
+    p.add_argument(
+        "--corpus-column",
+        metavar="NAME",
+        help="the corpus file's column of documents (default: anchor or the only one)",
+    )
     p.add_argument("--num-negatives", type=int, default=1, metavar="K", help="negatives per row (default: 1)")
     p.add_argument("--range-min", type=int, default=0, metavar="N", help="skip the best N candidates (default: 0)")
-    p.add_argument("--range-max", type=int, default=100, metavar="N",
-                   help="consider candidates up to this rank (default: 100)")
+    p.add_argument(
+        "--range-max", type=int, default=100, metavar="N", help="consider candidates up to this rank (default: 100)"
+    )
     p.add_argument("--max-score", type=float, metavar="S", help="drop candidates scoring above this (default: off)")
-    p.add_argument("--absolute-margin", type=float, metavar="M",
-                   help="keep score <= positive score - M (default: off)")
-    p.add_argument("--relative-margin", type=float, metavar="M",
-                   help="keep score <= positive score - M × |positive score| (default: off; sentence-transformers "
-                        "recommends 0.05)")
-    p.add_argument("--sampling", choices=("top", "random"), default="top",
-                   help="hardest first, or at random in the window (default: top)")
-    p.add_argument("--on-short", choices=("drop", "random"), default="drop",
-                   help="a query left without enough negatives: drop its rows or fill at random (default: drop)")
-    p.add_argument("--columns", metavar="JSON", help="JSON mapping of the convention's names to yours, e.g. "
-                                                     "'{\"anchor\": \"query\", \"positive\": \"doc\"}' "
-                                                     "(default: the convention's names)")
+    p.add_argument("--absolute-margin", type=float, metavar="M", help="keep score <= positive score - M (default: off)")
+    p.add_argument(
+        "--relative-margin",
+        type=float,
+        metavar="M",
+        help="keep score <= positive score - M × |positive score| (default: off; sentence-transformers "
+        "recommends 0.05)",
+    )
+    p.add_argument(
+        "--sampling",
+        choices=("top", "random"),
+        default="top",
+        help="hardest first, or at random in the window (default: top)",
+    )
+    p.add_argument(
+        "--on-short",
+        choices=("drop", "random"),
+        default="drop",
+        help="a query left without enough negatives: drop its rows or fill at random (default: drop)",
+    )
+    p.add_argument(
+        "--columns",
+        metavar="JSON",
+        help="JSON mapping of the convention's names to yours, e.g. "
+        '\'{"anchor": "query", "positive": "doc"}\' '
+        "(default: the convention's names)",
+    )
     p.add_argument("--split", metavar="SPLIT", help="the split of a Hugging Face dataset (default: test if any)")
     p.add_argument("--batch-size", type=int, default=64, metavar="N", help="items embedded at once (default: 64)")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of --sampling random (default: 0)")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="embed in float32, or under bfloat16 autocast, about 2x faster on CPUs with bf16 units "
-                        "(default: fp32)")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="embed in float32, or under bfloat16 autocast, about 2x faster on CPUs with bf16 units (default: fp32)",
+    )
     p.add_argument("--stats", metavar="FILE", help="also write the statistics to this JSON file (default: none)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file (default: off)")
     add_output_arguments(p)

@@ -1,4 +1,5 @@
 """Writing rows of dicts as a table file: .csv, .tsv, .jsonl or .parquet (by the file's suffix)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -5,6 +5,7 @@ shape checks, :mod:`anycl.losses.registry` the name → class table. Every loss 
 ``forward(anchor (B, D), positive (B, D), negative=None (B, K, D), labels=None (B,))``.
 See ``docs/losses.md`` for the list, the options and when to use which.
 """
+
 # kept in this order: the built-in losses register in it
 # isort: off
 from .registry import LOSSES, ContrastiveLoss, FunctionLoss, get, names, register
@@ -22,6 +23,7 @@ from . import distill as _distill  # noqa: F401  (distill_mse)
 from . import multiview as _multiview  # noqa: F401  (multiview_infonce)
 from . import dino as _dino  # noqa: F401  (dino)
 from . import nnclr as _nnclr  # noqa: F401  (nnclr)
+
 # isort: on
 from .barlow import BarlowTwins
 from .dcl import DCL, WeightedDCL
@@ -39,7 +41,34 @@ from .supcon import SupCon
 from .triplet import TripletMargin
 from .vicreg import VICReg
 
-__all__ = ["LOSSES", "ContrastiveLoss", "FunctionLoss", "get", "names", "register", "InfoNCE", "NTXent2N",
-           "info_nce", "TripletMargin", "DCL", "WeightedDCL", "SupCon", "SigLIP", "BYOL", "SimSiam", "VICReg",
-           "BarlowTwins", "MemoryQueue", "QueueLoss", "MatryoshkaLoss", "CoSENT", "AnglE", "CosineMSE",
-           "MarginMSE", "DistillMSE", "MultiViewInfoNCE", "DINO", "NNCLR"]
+__all__ = [
+    "LOSSES",
+    "ContrastiveLoss",
+    "FunctionLoss",
+    "get",
+    "names",
+    "register",
+    "InfoNCE",
+    "NTXent2N",
+    "info_nce",
+    "TripletMargin",
+    "DCL",
+    "WeightedDCL",
+    "SupCon",
+    "SigLIP",
+    "BYOL",
+    "SimSiam",
+    "VICReg",
+    "BarlowTwins",
+    "MemoryQueue",
+    "QueueLoss",
+    "MatryoshkaLoss",
+    "CoSENT",
+    "AnglE",
+    "CosineMSE",
+    "MarginMSE",
+    "DistillMSE",
+    "MultiViewInfoNCE",
+    "DINO",
+    "NNCLR",
+]

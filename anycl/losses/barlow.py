@@ -2,6 +2,7 @@
 
 Reference: Zbontar et al. 2021, "Barlow Twins" (ICML, arXiv:2103.03230).
 """
+
 from __future__ import annotations
 
 import torch

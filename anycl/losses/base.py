@@ -3,6 +3,7 @@ functions), the learnable :class:`Temperature`, and the shared input checks and 
 maths, negatives and memory-queue candidates, label masks). The name → class table is
 :mod:`anycl.losses.registry`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -65,8 +66,17 @@ class FunctionLoss(ContrastiveLoss):
         super().__init__()
         self.fn = fn
         self.options = options
-        for attr in ("in_batch_negatives", "accepts_negatives", "needs_labels", "negative_free", "distributed",
-                     "momentum_target", "score_columns", "score_range", "needs_teacher"):
+        for attr in (
+            "in_batch_negatives",
+            "accepts_negatives",
+            "needs_labels",
+            "negative_free",
+            "distributed",
+            "momentum_target",
+            "score_columns",
+            "score_range",
+            "needs_teacher",
+        ):
             if hasattr(fn, attr):
                 setattr(self, attr, getattr(fn, attr))
 
@@ -103,9 +113,7 @@ def negatives_3d(negative, batch: int, dim: int, loss_name: str):
     if negative.dim() == 2:
         negative = negative.unsqueeze(1)
     if negative.dim() != 3 or negative.shape[0] != batch or negative.shape[2] != dim:
-        raise ValueError(
-            f"{loss_name}: negatives must have shape ({batch}, K, {dim}), got {tuple(negative.shape)}"
-        )
+        raise ValueError(f"{loss_name}: negatives must have shape ({batch}, K, {dim}), got {tuple(negative.shape)}")
     return negative
 
 
@@ -215,5 +223,7 @@ def split_loss(out) -> tuple:
     if isinstance(out, dict):
         if "loss" not in out:
             raise ValueError("a loss that returns a dict must put the value to minimise under 'loss'")
-        return out["loss"], {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in out.items() if k != "loss"}
+        return out["loss"], {
+            k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in out.items() if k != "loss"
+        }
     return out, {}

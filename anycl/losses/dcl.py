@@ -3,6 +3,7 @@ the denominator, so the gradient no longer shrinks when the positive is already 
 
 Reference: Yeh et al. 2022, "Decoupled Contrastive Learning" (ECCV, arXiv:2110.06848).
 """
+
 from __future__ import annotations
 
 import torch
@@ -43,8 +44,14 @@ class DCL(ContrastiveLoss):
 
     distributed = "global"
 
-    def __init__(self, temperature: float = 0.1, weighted: bool = False, sigma: float = 0.5,
-                 learn_temperature: bool = False, max_scale: float = 100.0):
+    def __init__(
+        self,
+        temperature: float = 0.1,
+        weighted: bool = False,
+        sigma: float = 0.5,
+        learn_temperature: bool = False,
+        max_scale: float = 100.0,
+    ):
         super().__init__()
         if not sigma > 0:
             raise ValueError(f"dcl: sigma must be > 0, got {sigma}")
@@ -57,7 +64,9 @@ class DCL(ContrastiveLoss):
         batch = anchor.shape[0]
         with full_precision(anchor):
             if batch < 2 and extra is None:
-                raise ValueError("dcl: needs a batch of at least 2 pairs (or hard negatives): the other items are the negatives")
+                raise ValueError(
+                    "dcl: needs a batch of at least 2 pairs (or hard negatives): the other items are the negatives"
+                )
             u, v = F.normalize(anchor, dim=-1), F.normalize(positive, dim=-1)
             extra = None if extra is None else F.normalize(extra, dim=-1)
             same = same_label_mask(labels, batch, u.device)
@@ -83,6 +92,7 @@ class DCL(ContrastiveLoss):
 class WeightedDCL(DCL):
     """DCL with von Mises–Fisher positive weights (``dcl`` with ``weighted=True``); see :class:`DCL`."""
 
-    def __init__(self, temperature: float = 0.1, sigma: float = 0.5, learn_temperature: bool = False,
-                 max_scale: float = 100.0):
+    def __init__(
+        self, temperature: float = 0.1, sigma: float = 0.5, learn_temperature: bool = False, max_scale: float = 100.0
+    ):
         super().__init__(temperature, True, sigma, learn_temperature, max_scale)

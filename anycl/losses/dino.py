@@ -11,6 +11,7 @@ teacher's scores with a running mean :math:`c` and sharpening them with a low te
 Reference: Caron et al. 2021, "Emerging Properties in Self-Supervised Vision Transformers" (ICCV,
 arXiv:2104.14294).
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
@@ -24,8 +25,9 @@ from .multiview import check_views, view_pairs
 from .registry import ContrastiveLoss, check_pair, full_precision, register
 
 
-def teacher_temperature_at(step: int, temperature: float, warmup_temperature: Optional[float],
-                           warmup_steps: int) -> float:
+def teacher_temperature_at(
+    step: int, temperature: float, warmup_temperature: Optional[float], warmup_steps: int
+) -> float:
     """Linear warm-up of the teacher temperature from ``warmup_temperature`` over ``warmup_steps`` steps."""
     if warmup_temperature is None or warmup_steps <= 0 or step >= warmup_steps:
         return float(temperature)
@@ -67,10 +69,18 @@ class DINO(ContrastiveLoss):
     teacher_prototypes: torch.Tensor
     momentum_target: Dict[str, Any]
 
-    def __init__(self, out_dim: int = 1024, student_temperature: float = 0.1, teacher_temperature: float = 0.04,
-                 warmup_teacher_temperature: Optional[float] = None, warmup_teacher_steps: int = 0,
-                 center_momentum: float = 0.9, momentum: float = 0.996, final_momentum: float = 1.0,
-                 dim: Optional[int] = None):
+    def __init__(
+        self,
+        out_dim: int = 1024,
+        student_temperature: float = 0.1,
+        teacher_temperature: float = 0.04,
+        warmup_teacher_temperature: Optional[float] = None,
+        warmup_teacher_steps: int = 0,
+        center_momentum: float = 0.9,
+        momentum: float = 0.996,
+        final_momentum: float = 1.0,
+        dim: Optional[int] = None,
+    ):
         super().__init__()
         if int(out_dim) < 2:
             raise ConfigError(f"dino: out_dim (prototypes) must be >= 2, got {out_dim}")
@@ -79,8 +89,11 @@ class DINO(ContrastiveLoss):
                 raise ConfigError(f"dino: {name} must be > 0, got {v}")
         if warmup_teacher_temperature is not None and not warmup_teacher_temperature > 0:
             raise ConfigError(f"dino: warmup_teacher_temperature must be > 0, got {warmup_teacher_temperature}")
-        for name, v in (("center_momentum", center_momentum), ("momentum", momentum),
-                        ("final_momentum", final_momentum)):
+        for name, v in (
+            ("center_momentum", center_momentum),
+            ("momentum", momentum),
+            ("final_momentum", final_momentum),
+        ):
             if not 0 <= v <= 1:
                 raise ConfigError(f"dino: {name} must be in [0, 1], got {v}")
         self.out_dim = int(out_dim)
@@ -89,8 +102,11 @@ class DINO(ContrastiveLoss):
         self.warmup_teacher_temperature = warmup_teacher_temperature
         self.warmup_teacher_steps = int(warmup_teacher_steps)
         self.center_momentum = float(center_momentum)
-        self.momentum_target = {"momentum": float(momentum), "final_momentum": float(final_momentum),
-                                "schedule": "cosine"}
+        self.momentum_target = {
+            "momentum": float(momentum),
+            "final_momentum": float(final_momentum),
+            "schedule": "cosine",
+        }
         self.prototypes: Optional[nn.Parameter] = None
         self.register_buffer("center", torch.zeros(1, self.out_dim))
         self.register_buffer("teacher_prototypes", torch.zeros(0))
@@ -102,8 +118,10 @@ class DINO(ContrastiveLoss):
         """Make the K × D prototypes (and the teacher's copy) for embeddings of width ``embedding_dim``."""
         if self.prototypes is not None:
             if self.prototypes.shape[1] != embedding_dim:
-                raise ValueError(f"dino: prototypes were built for width {self.prototypes.shape[1]}, but the model "
-                                 f"gives embeddings of width {embedding_dim}")
+                raise ValueError(
+                    f"dino: prototypes were built for width {self.prototypes.shape[1]}, but the model "
+                    f"gives embeddings of width {embedding_dim}"
+                )
             return
         w = torch.empty(self.out_dim, embedding_dim)
         nn.init.trunc_normal_(w, std=0.02)
@@ -112,8 +130,10 @@ class DINO(ContrastiveLoss):
 
     def _require_built(self) -> None:
         if self.prototypes is None:
-            raise ValueError("dino: the prototypes are not built: pass dim=<embedding width> "
-                             "(loss_options={'dim': ...}) or let anycl's training module call build(width)")
+            raise ValueError(
+                "dino: the prototypes are not built: pass dim=<embedding width> "
+                "(loss_options={'dim': ...}) or let anycl's training module call build(width)"
+            )
 
     def scores(self, z: torch.Tensor, teacher: bool = False) -> torch.Tensor:
         """Cosine of each (normalised) embedding with each (normalised) prototype: (..., K)."""
@@ -124,11 +144,16 @@ class DINO(ContrastiveLoss):
 
     @property
     def current_teacher_temperature(self) -> float:
-        return teacher_temperature_at(self.step, self.teacher_temperature, self.warmup_teacher_temperature,
-                                      self.warmup_teacher_steps)
+        return teacher_temperature_at(
+            self.step, self.teacher_temperature, self.warmup_teacher_temperature, self.warmup_teacher_steps
+        )
 
-    def forward_views(self, global_views: torch.Tensor, local_views: Optional[torch.Tensor] = None,
-                      target: Optional[torch.Tensor] = None):
+    def forward_views(
+        self,
+        global_views: torch.Tensor,
+        local_views: Optional[torch.Tensor] = None,
+        target: Optional[torch.Tensor] = None,
+    ):
         check_views(global_views, local_views, "dino")
         self._require_built()
         if target is None or target.shape != global_views.shape:
@@ -155,10 +180,13 @@ class DINO(ContrastiveLoss):
         if negative is not None:
             raise ValueError("dino is negative-free and cannot use hard negatives; drop the negative column(s)")
         if target is None or "anchor" not in target or "positive" not in target:
-            raise ValueError("dino needs the momentum teacher's embeddings (target={'anchor': ..., 'positive': ...}); "
-                             "anycl's training module provides them")
-        return self.forward_views(torch.stack([anchor, positive]),
-                                  target=torch.stack([target["anchor"], target["positive"]]))
+            raise ValueError(
+                "dino needs the momentum teacher's embeddings (target={'anchor': ..., 'positive': ...}); "
+                "anycl's training module provides them"
+            )
+        return self.forward_views(
+            torch.stack([anchor, positive]), target=torch.stack([target["anchor"], target["positive"]])
+        )
 
     @torch.no_grad()
     def update_center(self, teacher_scores: torch.Tensor) -> None:

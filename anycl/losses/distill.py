@@ -12,6 +12,7 @@ the data has pairs — e.g. a translation whose teacher vector is the source sen
 
 Widths must match: a student narrower or wider than the teacher needs ``head=<teacher width>``.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,17 +40,22 @@ def _open_teacher(teacher: Any):
 
             return SentenceTransformer(os.fspath(teacher), device="cpu")
         except Exception as exc:
-            raise ConfigError(f"distill_mse: cannot open the teacher {os.fspath(teacher)!r} as an anycl model folder "
-                              f"or a sentence-transformers model ({type(exc).__name__}: {exc})") from None
+            raise ConfigError(
+                f"distill_mse: cannot open the teacher {os.fspath(teacher)!r} as an anycl model folder "
+                f"or a sentence-transformers model ({type(exc).__name__}: {exc})"
+            ) from None
     if hasattr(teacher, "encode"):
         return teacher
-    raise ConfigError(f"distill_mse: teacher must be an anycl model, a sentence-transformers model or a path, "
-                      f"got {type(teacher).__name__}")
+    raise ConfigError(
+        f"distill_mse: teacher must be an anycl model, a sentence-transformers model or a path, "
+        f"got {type(teacher).__name__}"
+    )
 
 
 @torch.no_grad()
-def teacher_embeddings(teacher: Any, items: Sequence[Any], batch_size: int = 64, normalize: bool = False,
-                       modality: Any = None) -> torch.Tensor:
+def teacher_embeddings(
+    teacher: Any, items: Sequence[Any], batch_size: int = 64, normalize: bool = False, modality: Any = None
+) -> torch.Tensor:
     """The teacher's (N, D) float32 embeddings of ``items`` on the CPU, computed without gradient.
 
     An anycl teacher gives its tower's output (``normalize=False`` unless asked); a
@@ -57,8 +63,13 @@ def teacher_embeddings(teacher: Any, items: Sequence[Any], batch_size: int = 64,
     """
     if isinstance(teacher, ContrastiveModel):
         return teacher.encode(list(items), modality=modality, batch_size=batch_size, normalize=normalize).float()
-    emb = teacher.encode(list(items), batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False,
-                         normalize_embeddings=normalize)
+    emb = teacher.encode(
+        list(items),
+        batch_size=batch_size,
+        convert_to_tensor=True,
+        show_progress_bar=False,
+        normalize_embeddings=normalize,
+    )
     return emb.detach().float().cpu()
 
 
@@ -80,8 +91,10 @@ class DistillMSE(ContrastiveLoss):
     def __init__(self, teacher: Any = None, normalize: bool = False, batch_size: int = 64):
         super().__init__()
         if teacher is None:
-            raise ConfigError("distill_mse needs a teacher: loss_options={'teacher': <anycl model, "
-                              "sentence-transformers model, or path>}")
+            raise ConfigError(
+                "distill_mse needs a teacher: loss_options={'teacher': <anycl model, "
+                "sentence-transformers model, or path>}"
+            )
         # a plain attribute, not a submodule: the teacher is neither trained nor saved with the student
         self.__dict__["teacher"] = _open_teacher(teacher)
         self.normalize = bool(normalize)
@@ -97,8 +110,10 @@ class DistillMSE(ContrastiveLoss):
         with full_precision(anchor):
             a, p, t = as_float(anchor, positive, teacher.detach())
             if t.shape != a.shape:
-                raise ValueError(f"distill_mse: the teacher's embeddings {tuple(t.shape)} and the student's "
-                                 f"{tuple(a.shape)} differ in width; give the student head={t.shape[-1]}")
+                raise ValueError(
+                    f"distill_mse: the teacher's embeddings {tuple(t.shape)} and the student's "
+                    f"{tuple(a.shape)} differ in width; give the student head={t.shape[-1]}"
+                )
             if self.normalize:
                 a, p = F.normalize(a, dim=1), F.normalize(p, dim=1)
             return (F.mse_loss(a, t) + F.mse_loss(p, t)) / 2

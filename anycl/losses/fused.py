@@ -19,6 +19,7 @@ gradient (as through ``masked_fill``), also in a fully masked row. Elementwise p
 of rows that stay in cache. The buffers are consumed by the backward: calling backward twice through
 the same graph (``retain_graph=True``) raises.
 """
+
 from __future__ import annotations
 
 from typing import Iterator, Optional, Sequence
@@ -41,12 +42,13 @@ def _blocks(n: int, width: int, device: torch.device) -> Iterator[tuple]:
         yield s, min(n, s + step)
 
 
-def _mask_block(x: torch.Tensor, mask: Optional[torch.Tensor], diags: Sequence[int], s: int, e: int,
-                period: int, value: float) -> None:
+def _mask_block(
+    x: torch.Tensor, mask: Optional[torch.Tensor], diags: Sequence[int], s: int, e: int, period: int, value: float
+) -> None:
     """Fill, in place, rows s..e of a matrix (``x`` = those rows): ``mask[s:e]`` over the first columns,
     and the entries (i, (i + d) mod period) for each offset d in ``diags``."""
     if mask is not None:
-        x[:, :mask.shape[1]].masked_fill_(mask[s:e], value)
+        x[:, : mask.shape[1]].masked_fill_(mask[s:e], value)
     if diags:
         rows = torch.arange(e - s, device=x.device)
         for d in diags:
@@ -55,8 +57,10 @@ def _mask_block(x: torch.Tensor, mask: Optional[torch.Tensor], diags: Sequence[i
 
 def _once(ctx) -> None:
     if getattr(ctx, "consumed", False):
-        raise RuntimeError("anycl fused loss: backward ran twice through the same graph; its buffers are "
-                           "consumed by the first backward (do not use retain_graph=True through the loss)")
+        raise RuntimeError(
+            "anycl fused loss: backward ran twice through the same graph; its buffers are "
+            "consumed by the first backward (do not use retain_graph=True through the loss)"
+        )
     ctx.consumed = True
 
 
@@ -147,8 +151,15 @@ def _symmetrize_scaled(m: torch.Tensor, inv: torch.Tensor) -> None:
                 m[j:je, i:ie] = t.T
 
 
-def row_lse(q: torch.Tensor, c: Optional[torch.Tensor], scale: torch.Tensor, mask: Optional[torch.Tensor] = None,
-            diags: Sequence[int] = (), gram: bool = False, targets: Optional[torch.Tensor] = None) -> torch.Tensor:
+def row_lse(
+    q: torch.Tensor,
+    c: Optional[torch.Tensor],
+    scale: torch.Tensor,
+    mask: Optional[torch.Tensor] = None,
+    diags: Sequence[int] = (),
+    gram: bool = False,
+    targets: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
     r""":math:`\sum_i \log \sum_j \exp(L_{ij})` with :math:`L = s\, q\, C^\top` and masked entries at
     ``MASK_VALUE``.
 
@@ -221,8 +232,13 @@ class _RowColLSE(torch.autograd.Function):
         return grad_q, grad_c, grad_s, None, None
 
 
-def row_col_ce(q: torch.Tensor, c: torch.Tensor, scale: torch.Tensor, row_mask: Optional[torch.Tensor] = None,
-                col_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+def row_col_ce(
+    q: torch.Tensor,
+    c: torch.Tensor,
+    scale: torch.Tensor,
+    row_mask: Optional[torch.Tensor] = None,
+    col_mask: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
     r"""Both directions' summed cross-entropies off one logits matrix :math:`L = s\, q\, c^\top` (n, N ≥ n),
     the target of row i and of column i being entry (i, i):
     :math:`\sum_i (\log\sum_{j<N} e^{L_{ij}} - L_{ii}) + \sum_{j<n} (\log\sum_{i} e^{L_{ij}} - L_{jj})`.

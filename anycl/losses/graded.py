@@ -18,6 +18,7 @@ with a teacher's ``positive_score`` / ``negative_score``.
 Each loss names the score columns it reads (``score_columns``); ``fit`` passes them as keyword
 arguments of the same names and checks ``score_range`` before training.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -136,13 +137,16 @@ class MarginMSE(ContrastiveLoss):
     def forward(self, anchor, positive, negative=None, labels=None, positive_score=None, negative_score=None):
         check_pair(anchor, positive, "margin_mse")
         if negative is None:
-            raise ValueError("margin_mse needs one hard negative per row (a 'negative' column) with its "
-                             "'negative_score'")
+            raise ValueError(
+                "margin_mse needs one hard negative per row (a 'negative' column) with its 'negative_score'"
+            )
         batch, dim = anchor.shape
         negative = negatives_3d(negative, batch, dim, "margin_mse")
         if negative.shape[1] != 1:
-            raise ValueError(f"margin_mse takes one negative per row, got {negative.shape[1]}; keep one "
-                             f"'negative' column (its teacher score in 'negative_score')")
+            raise ValueError(
+                f"margin_mse takes one negative per row, got {negative.shape[1]}; keep one "
+                f"'negative' column (its teacher score in 'negative_score')"
+            )
         with full_precision(anchor):
             a, p, n = as_float(anchor, positive, negative[:, 0])
             if self.similarity == "cosine":

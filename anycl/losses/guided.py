@@ -15,6 +15,7 @@ positive–positive block. The loss module that owns the candidate layout builds
 these pieces (see :class:`anycl.losses.InfoNCE`); the guide embeddings reach it as
 ``guide={"anchor": (B, D), "positive": (B, D), "negative": (B, K, D) or None}``.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -34,8 +35,9 @@ def check_margin(margin: float, strategy: str) -> None:
         raise ConfigError(f"guide_margin must be a number, got {margin!r}")
 
 
-def guide_thresholds(g_anchor: torch.Tensor, g_positive: torch.Tensor, margin: float,
-                     strategy: str = "absolute") -> torch.Tensor:
+def guide_thresholds(
+    g_anchor: torch.Tensor, g_positive: torch.Tensor, margin: float, strategy: str = "absolute"
+) -> torch.Tensor:
     """(B,) thresholds :math:`t_i` from the guide's L2-normalised anchor and positive embeddings."""
     s = (g_anchor * g_positive).sum(-1)
     if strategy == "relative":
@@ -43,8 +45,9 @@ def guide_thresholds(g_anchor: torch.Tensor, g_positive: torch.Tensor, margin: f
     return s - margin
 
 
-def guided_block(g_query: torch.Tensor, g_cands: torch.Tensor, thresholds: torch.Tensor,
-                 keep_col: Optional[torch.Tensor] = None) -> torch.Tensor:
+def guided_block(
+    g_query: torch.Tensor, g_cands: torch.Tensor, thresholds: torch.Tensor, keep_col: Optional[torch.Tensor] = None
+) -> torch.Tensor:
     """(n, N) bool: True where candidate j's guide similarity to row i's query exceeds ``thresholds[i]``.
 
     ``keep_col`` (n,) long: per row, a column that is never masked (its own positive), or None.
@@ -70,8 +73,9 @@ def normalized_guide(guide: dict) -> dict:
     return out
 
 
-def guided_mask(mask: Optional[torch.Tensor], g: dict, query: str, rows: slice, batch: int,
-                side_start: Optional[int]) -> torch.Tensor:
+def guided_mask(
+    mask: Optional[torch.Tensor], g: dict, query: str, rows: slice, batch: int, side_start: Optional[int]
+) -> torch.Tensor:
     """``mask`` (n, W) or None, widened and OR-ed with the guide's verdicts for one direction of InfoNCE.
 
     Candidate layout: the other side's B rows first (the positives, then the flattened negatives, when
@@ -97,7 +101,7 @@ def guided_mask(mask: Optional[torch.Tensor], g: dict, query: str, rows: slice, 
         width = max(width, mask.shape[1])
     full = torch.zeros(n, width, dtype=torch.bool, device=gq.device)
     if mask is not None:
-        full[:, :mask.shape[1]] = mask
+        full[:, : mask.shape[1]] = mask
     for col, b in blocks:
-        full[:, col:col + b.shape[1]] |= b
+        full[:, col : col + b.shape[1]] |= b
     return full

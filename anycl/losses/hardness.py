@@ -5,6 +5,7 @@ weights :math:`w_{ij} \propto e^{\beta s_{ij}}` turn the uniform average over ne
 favours hard negatives (their debiasing term, for unlabelled positives among the negatives, is not used).
 :class:`anycl.losses.InfoNCE` calls this for ``hardness_weight > 0``.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -14,8 +15,14 @@ import torch
 from .base import MASK_VALUE
 
 
-def hardness_weighted_ce(q: torch.Tensor, cands: torch.Tensor, scale: torch.Tensor,
-                         false_neg: Optional[torch.Tensor], offset: int, beta: float) -> torch.Tensor:
+def hardness_weighted_ce(
+    q: torch.Tensor,
+    cands: torch.Tensor,
+    scale: torch.Tensor,
+    false_neg: Optional[torch.Tensor],
+    offset: int,
+    beta: float,
+) -> torch.Tensor:
     r"""Summed hardness-weighted cross-entropy (see ``InfoNCE(hardness_weight=β)``): the negatives'
     exponentials in the denominator are multiplied by detached weights
     :math:`w_{ij} = M_i \exp(\beta s_{ij}) / \sum_{k \in N_i} \exp(\beta s_{ik})` (mean 1 over the
@@ -28,7 +35,7 @@ def hardness_weighted_ce(q: torch.Tensor, cands: torch.Tensor, scale: torch.Tens
     logits = sims * scale
     masked = torch.zeros_like(logits, dtype=torch.bool)
     if false_neg is not None:
-        masked[:, :false_neg.shape[1]] = false_neg
+        masked[:, : false_neg.shape[1]] = false_neg
     negs = ~masked
     negs[ar, cols] = False
     with torch.no_grad():

@@ -5,6 +5,7 @@ Reference: van den Oord et al. 2018 (CPC, arXiv:1807.03748); Chen et al. 2020 (S
 arXiv:2002.05709); Henderson et al. 2017 (MNRL); Radford et al. 2021 (CLIP: learnable temperature,
 clamped so that 1/τ ≤ 100).
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -19,8 +20,14 @@ from .hardness import hardness_weighted_ce
 from .registry import ContrastiveLoss, Temperature, full_precision, pair_inputs, register, same_label_mask
 
 
-def _row_chunk_ce(q: torch.Tensor, cands: torch.Tensor, scale: torch.Tensor, false_neg: Optional[torch.Tensor],
-                  offset: int = 0, hardness: float = 0.0) -> torch.Tensor:
+def _row_chunk_ce(
+    q: torch.Tensor,
+    cands: torch.Tensor,
+    scale: torch.Tensor,
+    false_neg: Optional[torch.Tensor],
+    offset: int = 0,
+    hardness: float = 0.0,
+) -> torch.Tensor:
     """Summed cross-entropy of rows ``q`` (n, D) against ``cands`` (N, D), row i's target being candidate
     ``offset + i``; ``false_neg`` (n, B) masks the first B candidate columns."""
     if hardness:
@@ -29,8 +36,15 @@ def _row_chunk_ce(q: torch.Tensor, cands: torch.Tensor, scale: torch.Tensor, fal
     return row_lse(q, cands, scale.to(q.dtype), false_neg, targets=targets)
 
 
-def info_nce(q: torch.Tensor, cands: torch.Tensor, scale: torch.Tensor, false_neg: Optional[torch.Tensor] = None,
-             chunk_size: Optional[int] = None, offset: int = 0, hardness: float = 0.0) -> torch.Tensor:
+def info_nce(
+    q: torch.Tensor,
+    cands: torch.Tensor,
+    scale: torch.Tensor,
+    false_neg: Optional[torch.Tensor] = None,
+    chunk_size: Optional[int] = None,
+    offset: int = 0,
+    hardness: float = 0.0,
+) -> torch.Tensor:
     """Mean over rows i of ``-log softmax(scale · q_i·cands)[offset + i]``: row i's positive is candidate
     ``offset + i`` (``offset`` > 0 when q holds one process's rows of a gathered batch).
 
@@ -50,16 +64,21 @@ def info_nce(q: torch.Tensor, cands: torch.Tensor, scale: torch.Tensor, false_ne
         e = min(s + chunk_size, batch)
         mask = None if false_neg is None else false_neg[s:e]
         if torch.is_grad_enabled():
-            total = total + checkpoint(_row_chunk_ce, q[s:e], cands, scale, mask, offset + s, hardness,
-                                       use_reentrant=False)
+            total = total + checkpoint(
+                _row_chunk_ce, q[s:e], cands, scale, mask, offset + s, hardness, use_reentrant=False
+            )
         else:
             total = total + _row_chunk_ce(q[s:e], cands, scale, mask, offset + s, hardness)
     return total / batch
 
 
-def symmetric_info_nce(a: torch.Tensor, cands: torch.Tensor, scale: torch.Tensor,
-                       row_mask: Optional[torch.Tensor] = None, back_mask: Optional[torch.Tensor] = None
-                       ) -> torch.Tensor:
+def symmetric_info_nce(
+    a: torch.Tensor,
+    cands: torch.Tensor,
+    scale: torch.Tensor,
+    row_mask: Optional[torch.Tensor] = None,
+    back_mask: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
     """CLIP's symmetric InfoNCE, ``0.5 · (info_nce(a, cands) + info_nce(p, a))`` with p = ``cands[:B]``,
     from one (B, N) logits matrix: the second direction is its first B columns' log-sum-exps.
 
@@ -138,16 +157,28 @@ class InfoNCE(ContrastiveLoss):
 
     accepts_guide = True  # takes guide= embeddings (GISTEmbed masking; anycl.guide)
 
-    def __init__(self, temperature: float = 0.05, symmetric: bool = False, normalize: bool = True,
-                 learn_temperature: bool = False, max_scale: float = 100.0, chunk_size: Optional[int] = None,
-                 same_side_negatives: bool = False, hardness_weight: float = 0.0, guide_margin: float = 0.0,
-                 guide_margin_strategy: str = "absolute"):
+    def __init__(
+        self,
+        temperature: float = 0.05,
+        symmetric: bool = False,
+        normalize: bool = True,
+        learn_temperature: bool = False,
+        max_scale: float = 100.0,
+        chunk_size: Optional[int] = None,
+        same_side_negatives: bool = False,
+        hardness_weight: float = 0.0,
+        guide_margin: float = 0.0,
+        guide_margin_strategy: str = "absolute",
+    ):
         super().__init__()
         self.tau = Temperature(temperature, learn_temperature, max_scale, "infonce")
         if chunk_size is not None and int(chunk_size) < 1:
             raise ValueError(f"infonce: chunk_size must be >= 1, got {chunk_size}")
-        if isinstance(hardness_weight, bool) or not isinstance(hardness_weight, (int, float)) \
-                or not hardness_weight >= 0:
+        if (
+            isinstance(hardness_weight, bool)
+            or not isinstance(hardness_weight, (int, float))
+            or not hardness_weight >= 0
+        ):
             raise ValueError(f"infonce: hardness_weight must be a number >= 0, got {hardness_weight!r}")
         self.symmetric = bool(symmetric)
         self.same_side_negatives = bool(same_side_negatives)
@@ -195,15 +226,29 @@ class InfoNCE(ContrastiveLoss):
                 back = self._mask(same, g, "positive", rows, batch, None, labels, anchor.device)
                 return symmetric_info_nce(anchor, candidates, scale, mask, back)
             if self.same_side_negatives:
-                loss = info_nce(anchor[rows], torch.cat([candidates, anchor]), scale, mask, self.chunk_size, start,
-                                self.hardness_weight)
+                loss = info_nce(
+                    anchor[rows],
+                    torch.cat([candidates, anchor]),
+                    scale,
+                    mask,
+                    self.chunk_size,
+                    start,
+                    self.hardness_weight,
+                )
             else:
                 loss = info_nce(anchor[rows], candidates, scale, mask, self.chunk_size, start, self.hardness_weight)
             if self.symmetric:
                 if self.same_side_negatives:
                     mask = self._mask(same, g, "positive", rows, batch, batch, labels, anchor.device)
-                    back = info_nce(positive[rows], torch.cat([anchor, positive]), scale, mask, self.chunk_size,
-                                    start, self.hardness_weight)
+                    back = info_nce(
+                        positive[rows],
+                        torch.cat([anchor, positive]),
+                        scale,
+                        mask,
+                        self.chunk_size,
+                        start,
+                        self.hardness_weight,
+                    )
                 else:
                     mask = self._mask(same, g, "positive", rows, batch, None, labels, anchor.device)
                     back = info_nce(positive[rows], anchor, scale, mask, self.chunk_size, start, self.hardness_weight)
@@ -215,8 +260,13 @@ class InfoNCE(ContrastiveLoss):
         two-matrix path: same-side negatives (two different extra blocks), a hardness weight, chunking,
         or a slice of the rows (across processes the second direction's candidates are all anchors)."""
         whole = (rows.start or 0) == 0 and (rows.stop is None or rows.stop >= batch)
-        return (self.symmetric and whole and not self.same_side_negatives and not self.hardness_weight
-                and not self.chunk_size)
+        return (
+            self.symmetric
+            and whole
+            and not self.same_side_negatives
+            and not self.hardness_weight
+            and not self.chunk_size
+        )
 
     def _guide(self, guide, batch: int, has_negatives: bool) -> dict:
         """The guide embeddings, normalised, with the thresholds :math:`t_i` (anycl.losses.guided)."""
@@ -224,16 +274,26 @@ class InfoNCE(ContrastiveLoss):
         if "anchor" not in g or "positive" not in g:
             raise ValueError("infonce: guide= needs the guide's 'anchor' and 'positive' embeddings")
         if g["anchor"].shape[0] != batch or g["positive"].shape[0] != batch:
-            raise ValueError(f"infonce: the guide embeddings must have one row per pair ({batch}), got "
-                             f"{g['anchor'].shape[0]} and {g['positive'].shape[0]}")
+            raise ValueError(
+                f"infonce: the guide embeddings must have one row per pair ({batch}), got "
+                f"{g['anchor'].shape[0]} and {g['positive'].shape[0]}"
+            )
         if has_negatives and "negative" not in g:
             raise ValueError("infonce: the batch has hard negatives but guide= has no 'negative' embeddings")
         g["threshold"] = guide_thresholds(g["anchor"], g["positive"], self.guide_margin, self.guide_margin_strategy)
         return g
 
     @staticmethod
-    def _mask(same: Optional[torch.Tensor], g: Optional[dict], query: str, rows: slice, batch: int,
-              side_start: Optional[int], labels, device) -> Optional[torch.Tensor]:
+    def _mask(
+        same: Optional[torch.Tensor],
+        g: Optional[dict],
+        query: str,
+        rows: slice,
+        batch: int,
+        side_start: Optional[int],
+        labels,
+        device,
+    ) -> Optional[torch.Tensor]:
         """The false-negative mask of one direction: ``same`` (labels), with ``side_start`` the same-side
         block's own entries (and labels), and with the guide ``g`` what it rates above the threshold
         (:func:`anycl.losses.guided.guided_mask`)."""
@@ -245,8 +305,9 @@ class InfoNCE(ContrastiveLoss):
         return mask if g is None else guided_mask(mask, g, query, rows, batch, side_start)
 
     @staticmethod
-    def _with_same_side(same: Optional[torch.Tensor], rows: slice, batch: int, n_cands: int, labels,
-                        device) -> torch.Tensor:
+    def _with_same_side(
+        same: Optional[torch.Tensor], rows: slice, batch: int, n_cands: int, labels, device
+    ) -> torch.Tensor:
         """The (n, n_cands + batch) false-negative mask once the batch's own side is appended to the
         candidates: ``same`` over the first batch columns; in the appended block each row's own entry
         (itself, not a negative) and, with labels, the entries sharing its label."""

@@ -15,6 +15,7 @@ mined hard negatives work unchanged (the prefixes are cut after gathering). Loss
 the embedding width or to one call per step are refused: a predictor sized by ``build`` (BYOL,
 SimSiam), a momentum target or a memory queue (MoCo).
 """
+
 from __future__ import annotations
 
 from typing import List, Optional, Sequence, Tuple
@@ -26,8 +27,9 @@ from ..errors import ConfigError
 from .base import ContrastiveLoss
 
 
-def check_dims(dims: Sequence[int], weights: Optional[Sequence[float]] = None,
-               width: Optional[int] = None) -> Tuple[List[int], List[float]]:
+def check_dims(
+    dims: Sequence[int], weights: Optional[Sequence[float]] = None, width: Optional[int] = None
+) -> Tuple[List[int], List[float]]:
     """Validate ``matryoshka_dims`` (positive ints, strictly descending, none above ``width``) and
     ``matryoshka_weights``; returns (dims, weights) as lists."""
     if isinstance(dims, (str, bytes)) or not hasattr(dims, "__iter__"):
@@ -78,15 +80,24 @@ class MatryoshkaLoss(ContrastiveLoss):
         super().__init__()
         name = getattr(loss, "registry_name", type(loss).__name__)
         if getattr(loss, "momentum_target", None) or hasattr(loss, "queue"):
-            raise ConfigError(f"matryoshka_dims cannot wrap {name!r}: its momentum target / memory queue is "
-                              f"tied to one call per step at the full width")
+            raise ConfigError(
+                f"matryoshka_dims cannot wrap {name!r}: its momentum target / memory queue is "
+                f"tied to one call per step at the full width"
+            )
         if getattr(type(loss), "build", ContrastiveLoss.build) is not ContrastiveLoss.build:
-            raise ConfigError(f"matryoshka_dims cannot wrap {name!r}: it holds a predictor sized to the full "
-                              f"embedding width")
+            raise ConfigError(
+                f"matryoshka_dims cannot wrap {name!r}: it holds a predictor sized to the full embedding width"
+            )
         self.dims, self.weights = check_dims(dims, weights)
         self.inner = loss
-        for attr in ("in_batch_negatives", "accepts_negatives", "needs_labels", "negative_free", "distributed",
-                     "accepts_guide"):
+        for attr in (
+            "in_batch_negatives",
+            "accepts_negatives",
+            "needs_labels",
+            "negative_free",
+            "distributed",
+            "accepts_guide",
+        ):
             if hasattr(loss, attr):
                 setattr(self, attr, getattr(loss, attr))
         if hasattr(loss, "registry_name"):

@@ -14,6 +14,7 @@ With two global views and no local ones this is symmetric InfoNCE (``infonce`` w
 view pairs, arXiv:1906.05849); Caron et al. 2020, "Unsupervised Learning of Visual Features by
 Contrasting Cluster Assignments" (multi-crop, arXiv:2006.09882).
 """
+
 from __future__ import annotations
 
 from typing import List, Optional, Tuple
@@ -34,8 +35,10 @@ def check_views(global_views: torch.Tensor, local_views: Optional[torch.Tensor],
     if global_views.dim() != 3 or global_views.shape[0] < 2:
         raise ValueError(f"{name}: global views must be (V >= 2, B, D), got {tuple(global_views.shape)}")
     if local_views is not None and (local_views.dim() != 3 or local_views.shape[1:] != global_views.shape[1:]):
-        raise ValueError(f"{name}: local views must be (L, B, D) with B, D = {tuple(global_views.shape[1:])}, got "
-                         f"{tuple(local_views.shape)}")
+        raise ValueError(
+            f"{name}: local views must be (L, B, D) with B, D = {tuple(global_views.shape[1:])}, got "
+            f"{tuple(local_views.shape)}"
+        )
 
 
 @register("multiview_infonce", "multiview")
@@ -61,8 +64,9 @@ class MultiViewInfoNCE(ContrastiveLoss):
         super().__init__()
         self.temperature = Temperature(temperature, learn_temperature, name="multiview_infonce")
 
-    def forward_views(self, global_views: torch.Tensor, local_views: Optional[torch.Tensor] = None,
-                      target=None) -> torch.Tensor:
+    def forward_views(
+        self, global_views: torch.Tensor, local_views: Optional[torch.Tensor] = None, target=None
+    ) -> torch.Tensor:
         check_views(global_views, local_views, "multiview_infonce")
         views = global_views if local_views is None else torch.cat([global_views, local_views])
         (views,) = as_float(views)

@@ -6,6 +6,7 @@ what keeps the embeddings from collapsing to a constant. Watch the spread anyway
 References: Grill et al. 2020, "Bootstrap Your Own Latent" (NeurIPS, arXiv:2006.07733); Chen & He 2021,
 "Exploring Simple Siamese Representation Learning" (CVPR, arXiv:2011.10566).
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -20,8 +21,9 @@ from .registry import register
 
 def predictor_mlp(dim: int, hidden_dim: int) -> nn.Sequential:
     """Linear(dim, hidden) → BatchNorm → ReLU → Linear(hidden, dim): the predictor of BYOL and SimSiam."""
-    return nn.Sequential(nn.Linear(dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True),
-                         nn.Linear(hidden_dim, dim))
+    return nn.Sequential(
+        nn.Linear(dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, dim)
+    )
 
 
 class _PredictorLoss(ContrastiveLoss):
@@ -106,8 +108,9 @@ class BYOL(_PredictorLoss):
         p1, p2, t1, t2 = as_float(p1, p2, target["anchor"].detach(), target["positive"].detach())
         check_pair(p1, t2, "byol (target)")
         with full_precision(p1):
-            return (2 - 2 * F.cosine_similarity(p1, t2, dim=-1)).mean() + \
-                   (2 - 2 * F.cosine_similarity(p2, t1, dim=-1)).mean()
+            return (2 - 2 * F.cosine_similarity(p1, t2, dim=-1)).mean() + (
+                2 - 2 * F.cosine_similarity(p2, t1, dim=-1)
+            ).mean()
 
 
 @register("simsiam")

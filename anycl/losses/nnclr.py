@@ -3,6 +3,7 @@
 Reference: Dwibedi et al. 2021, "With a Little Help from My Friends: Nearest-Neighbor Contrastive
 Learning of Visual Representations" (ICCV, arXiv:2104.14548).
 """
+
 from __future__ import annotations
 
 from typing import Optional

@@ -3,6 +3,7 @@
 Reference: He et al. 2020, "Momentum Contrast for Unsupervised Visual Representation Learning" (CVPR,
 arXiv:1911.05722).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -62,8 +63,12 @@ class MemoryQueue(nn.Module):
         self.filled = min(self.size, self.filled + n)
 
     def get_extra_state(self) -> Any:
-        return {"size": self.size, "ptr": self.ptr, "filled": self.filled,
-                "bank": None if self.bank is None else self.bank.detach().cpu().clone()}
+        return {
+            "size": self.size,
+            "ptr": self.ptr,
+            "filled": self.filled,
+            "bank": None if self.bank is None else self.bank.detach().cpu().clone(),
+        }
 
     def set_extra_state(self, state: Any) -> None:
         if state["size"] != self.size:
@@ -112,8 +117,14 @@ class QueueLoss(ContrastiveLoss):
 
     distributed = "global"  # it sees the gathered batch and enqueues the gathered keys: same queue everywhere
 
-    def __init__(self, base: Any = "infonce", queue_size: int = 4096, key_encoder: Optional[str] = "momentum",
-                 momentum: float = 0.999, **options):
+    def __init__(
+        self,
+        base: Any = "infonce",
+        queue_size: int = 4096,
+        key_encoder: Optional[str] = "momentum",
+        momentum: float = 0.999,
+        **options,
+    ):
         super().__init__()
 
         self.base = registry.get(base, **options)
@@ -129,8 +140,11 @@ class QueueLoss(ContrastiveLoss):
         self.key_encoder = key_encoder
         self.needs_labels = getattr(self.base, "needs_labels", False)
         self.accepts_negatives = getattr(self.base, "accepts_negatives", True)
-        self.momentum_target = ({"momentum": float(momentum), "final_momentum": float(momentum),
-                                 "schedule": "constant"} if key_encoder == "momentum" else None)
+        self.momentum_target = (
+            {"momentum": float(momentum), "final_momentum": float(momentum), "schedule": "constant"}
+            if key_encoder == "momentum"
+            else None
+        )
         self._base_takes_queue = _takes_queue(self.base)
 
     def forward(self, anchor, positive, negative=None, labels=None, target=None):

@@ -10,6 +10,7 @@ Register a class, or a plain function of embeddings (its keyword arguments becom
     def cosine_pull(anchor, positive, negative=None, labels=None, weight=1.0):
         return weight * (1 - F.cosine_similarity(anchor, positive)).mean()
 """
+
 from __future__ import annotations
 
 import functools

@@ -2,6 +2,7 @@
 
 Reference: Zhai et al. 2023, "Sigmoid Loss for Language Image Pre-Training" (ICCV, arXiv:2303.15343).
 """
+
 from __future__ import annotations
 
 import math
@@ -28,7 +29,7 @@ class _SigmoidPairs(torch.autograd.Function):
         step = _step(n, logits)
         total = x.new_zeros(())
         for s in range(0, n, step):  # softplus(-L) = softplus(L) - L: every pair as a negative, then fix the positives
-            total += F.softplus(logits[s:s + step]).sum()
+            total += F.softplus(logits[s : s + step]).sum()
         total -= _positive_logits(logits, positives).sum()
         ctx.save_for_backward(x, y, t, logits, positives)
         return total
@@ -43,7 +44,7 @@ class _SigmoidPairs(torch.autograd.Function):
         n = x.shape[0]
         step = _step(n, g)
         for s in range(0, n, step):  # dℓ/dL = σ(L) - [positive], in place over the logits
-            g[s:s + step].sigmoid_()
+            g[s : s + step].sigmoid_()
         if positives is None:
             g.diagonal()[:] -= 1.0
         else:
@@ -66,8 +67,9 @@ def _positive_logits(logits: torch.Tensor, positives) -> torch.Tensor:
     return logits.diagonal() if positives is None else logits[:, :n][positives]
 
 
-def sigmoid_pairs(x: torch.Tensor, y: torch.Tensor, t_prime: torch.Tensor, bias: torch.Tensor,
-                  positives=None) -> torch.Tensor:
+def sigmoid_pairs(
+    x: torch.Tensor, y: torch.Tensor, t_prime: torch.Tensor, bias: torch.Tensor, positives=None
+) -> torch.Tensor:
     r""":math:`-\sum_{ij} \log\sigma(z_{ij}(e^{t'} x_i \cdot y_j + b))` for x (B, D), y (N ≥ B, D):
     :math:`z_{ij} = 1` on the diagonal, or where ``positives`` (B, B) bool is True (then it must hold the
     diagonal), else −1. Gradients for x, y, t' and b; no B×N temporaries beyond the logits, which

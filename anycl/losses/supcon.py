@@ -3,6 +3,7 @@
 Reference: Khosla et al. 2020, "Supervised Contrastive Learning" (NeurIPS, arXiv:2004.11362), the
 :math:`\\mathcal{L}^{sup}_{out}` form.
 """
+
 from __future__ import annotations
 
 import logging

@@ -2,6 +2,7 @@
 
 Reference: Schroff et al. 2015 (FaceNet); Weinberger & Saul 2009.
 """
+
 from __future__ import annotations
 
 import torch
@@ -58,8 +59,7 @@ class TripletMargin(ContrastiveLoss):
     Triplet Loss", arXiv:1703.07737); Weinberger & Saul 2009.
     """
 
-    def __init__(self, margin: float = 0.5, metric: str = "euclidean", normalize: bool = True,
-                 mining: str = "all"):
+    def __init__(self, margin: float = 0.5, metric: str = "euclidean", normalize: bool = True, mining: str = "all"):
         super().__init__()
         if margin < 0:
             raise ValueError(f"triplet: margin must be >= 0, got {margin}")

@@ -2,6 +2,7 @@
 
 Reference: Bardes, Ponce & LeCun 2022, "VICReg" (ICLR, arXiv:2105.04906).
 """
+
 from __future__ import annotations
 
 import torch
@@ -51,8 +52,14 @@ class VICReg(ContrastiveLoss):
     negative_free = True
     distributed = "global"  # variance and covariance over the gathered global batch
 
-    def __init__(self, invariance_weight: float = 25.0, variance_weight: float = 25.0,
-                 covariance_weight: float = 1.0, gamma: float = 1.0, eps: float = 1e-4):
+    def __init__(
+        self,
+        invariance_weight: float = 25.0,
+        variance_weight: float = 25.0,
+        covariance_weight: float = 1.0,
+        gamma: float = 1.0,
+        eps: float = 1e-4,
+    ):
         super().__init__()
         self.invariance_weight = float(invariance_weight)
         self.variance_weight = float(variance_weight)
@@ -61,7 +68,9 @@ class VICReg(ContrastiveLoss):
         self.eps = float(eps)
 
     def forward(self, anchor, positive, negative=None, labels=None):
-        z1, z2 = negative_free_inputs(anchor, positive, negative, "vicreg", "variance and covariance are batch statistics")
+        z1, z2 = negative_free_inputs(
+            anchor, positive, negative, "vicreg", "variance and covariance are batch statistics"
+        )
         with full_precision(z1):
             inv = F.mse_loss(z1, z2, reduction="none").sum(-1).mean() / z1.shape[1]
             var = variance_term(z1, self.gamma, self.eps) + variance_term(z2, self.gamma, self.eps)
