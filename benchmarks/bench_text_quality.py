@@ -46,7 +46,22 @@ COMMON = dict(batch_size=64, epochs=1, lr=5e-5, max_seq_length=128, temperature=
 
 # anycl variants: fit options on top of the new user's call (model, batch_size, epochs, lr, seed, max_seq_length)
 VARIANTS = {
-    "default": {},
+    "default": {},  # the call a new user makes (text: constant learning rate after warm-up since issue 14)
+    "hard_negatives": {"recipe": "hard-negatives", "sampler_options": {}},  # anycl.recipes
+    "cosine": {"lr_schedule": "cosine"},  # the text default before issue 14 (the dev rows named it anycl:default)
+    "const": {"lr_schedule": "constant"},
+    "gte": {"loss_options": {"symmetric": True, "same_side_negatives": True}},
+    "hardw": {"loss_options": {"hardness_weight": 5.0}},
+    "mined3": {
+        "sampler": "mined",
+        "sampler_options": {"num_negatives": 3, "relative_margin": 0.05, "refresh_every": 11},
+    },
+    "mined3_once": {"sampler": "mined", "sampler_options": {"num_negatives": 3, "relative_margin": 0.05}},
+    "mined3_const": {
+        "lr_schedule": "constant",
+        "sampler": "mined",
+        "sampler_options": {"num_negatives": 3, "relative_margin": 0.05},
+    },
     "symmetric": {"loss_options": {"symmetric": True}},
     "guide": {"guide": "start"},
     "mined": {"sampler": "mined", "sampler_options": {"relative_margin": 0.05, "refresh_every": 11}},
@@ -308,7 +323,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", choices=["dev", "test"], required=True)
     ap.add_argument("--sets", default="foldoc,gcide")
-    ap.add_argument("--rows", default="zero_shot,st_mnrl,st_mined,st_gist,st_cached,anycl:default")
+    ap.add_argument("--rows", default="zero_shot,st_mnrl,st_mined,st_gist,st_cached,anycl:default,anycl:hard_negatives")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument(
         "--variant", action="append", default=[], metavar="NAME=JSON", help="add an anycl variant: fit options as JSON"
