@@ -43,25 +43,12 @@ from .embed import embedder
 from .errors import DataError
 from .keys import item_key
 from .losses.guided import check_margin
+from .mining_guide import guide_rejects, item_validator
 from .mining_rules import RULES, MiningStats, check_options, filter_candidates  # noqa: F401  (importable here)
 from .progress import phase_bar
 from .search import topk
 
 log = logging.getLogger("anycl")
-
-
-# -- embedding: anycl.embed (embedder and PRECISIONS are imported from there) -------------------------
-def _validator(model, side: str):
-    if hasattr(model, "tower") and hasattr(model, "sides"):
-        return model.tower(side).adapter.validate
-
-    def check(item, where):
-        if not isinstance(item, str):
-            raise DataError(f"{where} must be a string, got {type(item).__name__}: {item!r:.80}")
-        if not item.strip():
-            raise DataError(f"{where} is an empty string; remove empty texts or fill them in")
-
-    return check
 
 
 # -- the search (anycl.search; the name below is kept for callers of anycl.mining) -------------------
@@ -119,7 +106,7 @@ def mine_negative_ids(
     if guide is not None:
         check_margin(guide_margin, guide_margin_strategy)
     stats = MiningStats(num_negatives=num_negatives, rows_in=len(anchors))
-    check_a, check_p = _validator(model, "anchor"), _validator(model, "positive")
+    check_a, check_p = item_validator(model, "anchor"), item_validator(model, "positive")
     for r, (a, p) in enumerate(zip(anchors, positives)):
         check_a(a, f"row {r}: anchor")
         if p is None:
@@ -182,7 +169,7 @@ def mine_negative_ids(
     scores, idx = chunked_topk_excluding(q_emb, d_emb, depth, pos_lists, chunk_size)
     reject = None
     if guide is not None:
-        reject = _guide_reject(
+        reject = guide_rejects(
             guide,
             queries,
             docs,
@@ -236,37 +223,6 @@ def mine_negative_ids(
     stats.mean_positive_score = float(pos_score.mean()) if len(queries) else float("nan")
     stats.mean_negative_score = float(torch.cat(neg_scores).mean()) if neg_scores else float("nan")
     return per_row, docs, stats
-
-
-def _guide_reject(
-    guide,
-    queries,
-    docs,
-    labelled,
-    idx,
-    margin: float,
-    strategy: str,
-    batch_size: int,
-    precision: str,
-    cache: Optional[dict],
-    stats: MiningStats,
-) -> torch.Tensor:
-    """(Q, R) bool: candidates the guide scores above its own positive score minus the margin."""
-    sizes = (len(queries), len(docs))
-    if cache is not None and cache.get("sizes") == sizes:
-        gq, gd = cache["queries"], cache["docs"]
-    else:
-        t0 = time.perf_counter()
-        gq = embedder(guide, "anchor", batch_size, precision)(queries)
-        gd = embedder(guide, "positive", batch_size, precision)(docs)
-        stats.embed_seconds += time.perf_counter() - t0
-        if cache is not None:
-            cache.update(sizes=sizes, queries=gq, docs=gd)
-    g_pos = torch.stack([(gq[qi] @ gd[labelled[qi]].T).min() for qi in range(len(queries))])
-    thr = g_pos - margin if strategy == "absolute" else g_pos - g_pos.abs() * margin
-    safe = idx.clamp(min=0)
-    g_cand = (gq.unsqueeze(1) * gd[safe]).sum(-1)  # (Q, R): the guide's score of each ranked candidate
-    return (g_cand > thr.unsqueeze(1)) & (idx >= 0)
 
 
 def mine_hard_negatives(

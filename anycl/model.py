@@ -11,16 +11,15 @@ modality names. Towers and heads: :mod:`anycl.tower`; the folder format: :mod:`a
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Dict, List, Mapping, Optional, Tuple, cast
 
 import torch
 from torch import nn
 
-from .adapters.registry import get as get_adapter
 from .embed import embed_with_tower
 from .embedding_ops import SIMILARITY_FUNCTIONS, check_truncate_dim, finish, resolve_alias, similarity
 from .errors import ConfigError
+from .model_build import build_towers, per_modality  # noqa: F401  (per_modality: importable from here, as before)
 from .model_files import (  # noqa: F401
     CONFIG_FILE,
     FORMAT,
@@ -330,13 +329,6 @@ def load(
     return model
 
 
-def per_modality(value: Any, modality: str, modalities) -> Any:
-    """Options given as {modality: x} pick this modality's; anything else applies to all."""
-    if isinstance(value, Mapping) and value and set(value) <= set(modalities) | {"default"}:
-        return value.get(modality, value.get("default"))
-    return value
-
-
 def build_model(
     sides: Mapping[str, str],
     *,
@@ -353,44 +345,12 @@ def build_model(
     registered adapter's default encoder and for the adapter (either may be ``{modality: options}``);
     ``head``: ``"default"`` (the adapter's choice for one tower, 256 for two), a width, True/"mlp" (128)
     or None."""
-    modalities = sorted(set(sides.values()))
-    towers = {}
-    for m in modalities:
-        adapter = get_adapter(m, **(per_modality(adapter_options, m, modalities) or {}))
-        enc = per_modality(encoder, m, modalities) if isinstance(encoder, Mapping) else encoder
-        if enc is None:
-            opts = dict(per_modality(encoder_options, m, modalities) or {})
-            # model= names a pretrained model: a string goes to the text tower; {modality: x} picks per tower
-            chosen = (
-                model.get(m) if isinstance(model, Mapping) else (model if m == "text" or len(modalities) == 1 else None)
-            )
-            if chosen is not None and "model" in inspect.signature(adapter.default_encoder).parameters:
-                opts.setdefault("model", chosen)
-            enc = adapter.default_encoder(**opts)
-        elif not isinstance(enc, nn.Module):
-            raise ConfigError(f"encoder for {m!r} must be an nn.Module, got {type(enc).__name__}")
-        h = head
-        if h == "default":
-            h = adapter.fit_defaults.get("head") if len(modalities) == 1 else 256
-        head_module = None
-        if h:
-            in_dim = adapter.embedding_dim(enc)
-            if in_dim is None:
-                raise ConfigError(
-                    f"the {m} encoder does not state its output width (an `embedding_dim` attribute), so a "
-                    f"projection head cannot be sized; set encoder.embedding_dim or head=None"
-                )
-            out_dim = 128 if h is True or h == "mlp" else int(h)
-            head_module = projection_head(in_dim, out_dim)
-        towers[m] = Tower(adapter, enc, head_module, encode_with_head=len(modalities) > 1)
-    if len(modalities) > 1:
-        widths = set()
-        for t in towers.values():
-            spec: Any = getattr(t.head, "anycl_spec", None)  # a projection head's: how to rebuild it
-            widths.add(spec["out_dim"] if t.head is not None else t.adapter.embedding_dim(t.encoder))
-        if len(widths) > 1:
-            raise ConfigError(
-                f"the towers give embeddings of different widths {sorted(map(str, widths))} and have no projection "
-                f"head to a shared width; pass head=<width> (e.g. head=256)"
-            )
+    towers = build_towers(
+        sides,
+        model=model,
+        encoder=encoder,
+        encoder_options=encoder_options,
+        adapter_options=adapter_options,
+        head=head,
+    )
     return ContrastiveModel(towers, dict(sides))

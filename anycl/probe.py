@@ -23,7 +23,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Sequence
 
+from .data import LABEL, to_rows
 from .errors import ConfigError, DataError
+from .evaluation import KNNEvaluator, ProbeEvaluator
+from .evaluators import ClassificationEvaluator
 
 DEFAULTS: Dict[str, Any] = {"k": 20, "temperature": 0.07, "linear": False, "test_fraction": 0.2, "batch_size": 64}
 
@@ -51,8 +54,6 @@ def probe_options(probe: Any) -> Dict[str, Any]:
 
 
 def _labelled(data: Any, columns, file_extensions: Sequence[str], what: str):
-    from .data import LABEL, to_rows
-
     rows = to_rows(data, columns, file_extensions)
     if not rows.has_label:
         raise DataError(
@@ -72,9 +73,6 @@ def probe_evaluator(
     seed: int = 0,
 ):
     """The evaluator ``fit(probe=...)`` runs: see the module docstring."""
-    from .evaluation import KNNEvaluator, ProbeEvaluator
-    from .evaluators import ClassificationEvaluator
-
     o = probe_options(probe)
     if eval_dataset is None or (callable(eval_dataset) and not isinstance(eval_dataset, (list, tuple, str))):
         raise ConfigError("probe needs eval_dataset= labelled items (or {'train': ..., 'test': ...})")
