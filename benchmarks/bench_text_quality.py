@@ -87,8 +87,8 @@ def anycl_options(name: str, seed: int) -> dict:
         adapter_options={"max_seq_length": COMMON["max_seq_length"]},
     )
     extra = json.loads(json.dumps(VARIANTS[name]))
-    if "sampler_options" in extra:
-        extra["sampler_options"].setdefault("verbose", False)
+    if "sampler_options" in extra and (extra.get("sampler") == "mined" or extra.get("recipe")):
+        extra["sampler_options"].setdefault("verbose", False)  # the mined sampler's statistics stay quiet
     opts.update(extra)
     return opts
 

@@ -56,8 +56,16 @@ def run_one(row: str, n_pairs: int, seed: int) -> dict:
 def idle_line() -> str:
     if not IDLE_CHECK.exists():
         return f"load average {os.getloadavg()} (idle-check not found)"
-    p = subprocess.run([str(IDLE_CHECK)], capture_output=True, text=True, env={**os.environ, "WAIT": "600"})
-    return p.stdout.strip().splitlines()[-1] if p.stdout.strip() else p.stderr.strip()
+    p = subprocess.run(
+        [str(IDLE_CHECK)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "WAIT": os.environ.get("IDLE_WAIT", "600")},
+    )
+    lines = p.stdout.strip().splitlines()
+    if not lines:
+        return p.stderr.strip()
+    return lines[0] if lines[0].startswith("busy") else lines[-1]  # busy: the load line, not the process table
 
 
 def main():
