@@ -59,6 +59,27 @@ class ContrastiveLoss(nn.Module):
         are sized here). The default does nothing."""
 
 
+# what a loss declares about its inputs; wrappers (FunctionLoss, MatryoshkaLoss) copy them from what they wrap
+CAPABILITIES = (
+    "in_batch_negatives",
+    "accepts_negatives",
+    "needs_labels",
+    "negative_free",
+    "distributed",
+    "momentum_target",
+    "score_columns",
+    "score_range",
+    "needs_teacher",
+)
+
+
+def copy_capabilities(dst, src, names=CAPABILITIES) -> None:
+    """Set on ``dst`` each of ``names`` that ``src`` has."""
+    for attr in names:
+        if hasattr(src, attr):
+            setattr(dst, attr, getattr(src, attr))
+
+
 class FunctionLoss(ContrastiveLoss):
     """Wraps a plain function of embeddings as a loss module (what ``register`` does with functions)."""
 
@@ -66,19 +87,7 @@ class FunctionLoss(ContrastiveLoss):
         super().__init__()
         self.fn = fn
         self.options = options
-        for attr in (
-            "in_batch_negatives",
-            "accepts_negatives",
-            "needs_labels",
-            "negative_free",
-            "distributed",
-            "momentum_target",
-            "score_columns",
-            "score_range",
-            "needs_teacher",
-        ):
-            if hasattr(fn, attr):
-                setattr(self, attr, getattr(fn, attr))
+        copy_capabilities(self, fn, CAPABILITIES)
 
     def forward(self, anchor, positive, negative=None, labels=None, **rows):
         return self.fn(anchor, positive, negative=negative, labels=labels, **rows, **self.options)

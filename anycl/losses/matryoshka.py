@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .base import ContrastiveLoss
+from .base import ContrastiveLoss, copy_capabilities
 
 
 def check_dims(
@@ -90,16 +90,18 @@ class MatryoshkaLoss(ContrastiveLoss):
             )
         self.dims, self.weights = check_dims(dims, weights)
         self.inner = loss
-        for attr in (
-            "in_batch_negatives",
-            "accepts_negatives",
-            "needs_labels",
-            "negative_free",
-            "distributed",
-            "accepts_guide",
-        ):
-            if hasattr(loss, attr):
-                setattr(self, attr, getattr(loss, attr))
+        copy_capabilities(
+            self,
+            loss,
+            (
+                "in_batch_negatives",
+                "accepts_negatives",
+                "needs_labels",
+                "negative_free",
+                "distributed",
+                "accepts_guide",
+            ),
+        )
         if hasattr(loss, "registry_name"):
             self.registry_name = loss.registry_name
 
