@@ -332,6 +332,7 @@ def main():
     ap.add_argument("--out", help="report (default benchmarks/results/text_quality_<split>.md)")
     ap.add_argument("--max-seq-length", type=int, default=COMMON["max_seq_length"])
     ap.add_argument("--force", action="store_true", help="rerun runs already in the raw results")
+    ap.add_argument("--stop-file", help="stop before the next run when this file exists (resume later)")
     ap.add_argument("--report-only", action="store_true", help="rewrite --out from --raw, run nothing")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -359,6 +360,9 @@ def main():
                 done = [r for r in store["runs"] if (r["set"], r["split"], r["row"], r["seed"]) == key]
                 if done and not a.force:
                     continue
+                if a.stop_file and Path(a.stop_file).exists():
+                    print(f"stop file {a.stop_file} found: stopping before {key}; rerun to resume", flush=True)
+                    return
                 t0 = time.perf_counter()
                 cmd = [
                     sys.executable,
