@@ -70,7 +70,7 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
         lambda name: build_model({s: "text" for s in SIDES}, model=name, head=None),
     )
     check_teacher_width(model, parts)
-    validators = check_all_items(model, parts, plan.losses)
+    check_all_items(model, parts, plan.losses)  # every item, before training (streamed rows: as they are read)
     sampler, builder, sopts = samplers_and_builders(cfg, model, parts, plan.losses, guide, prompts, multi, args.seed)
     evaluator = make_evaluator(cfg, model, len(set(sides.values())) > 1, multi, exts, args.seed, plan.matryoshka)
     callbacks = watch_callbacks(cfg, evaluator, args.output_dir)
@@ -80,7 +80,6 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     trainer = Trainer(
         model, plan.loss_fn, rows, sampler, builder, args, evaluator=evaluator, callbacks=callbacks, guide=guide
     )
-    trainer.validators = validators[""] if rows.streaming else None
     model = trainer.train()
     return record_run(
         model,

@@ -14,11 +14,15 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
 
+from .column_spec import SCORE, ColumnSpec, checks, specs_from_adapters
 from .data import LABEL, SCORE_COLUMNS, TEACHER, Rows, check_row
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .prompts import prompt_for
+from .rows import negative_columns as negative_columns_of
 
 log = logging.getLogger("anycl")
+
+SIDES = ("anchor", "positive", "negative")
 
 
 def label_id(value: Any) -> int:
@@ -42,22 +46,29 @@ class BatchBuilder:
     """Loads, augments and collates the items of one batch for the sides of a model.
 
     Args:
-        adapters: side name (``anchor``, ``positive``, ``negative``) → adapter.
-        num_negatives: hard-negative columns per row.
+        adapters: the columns it reads, column → :class:`~anycl.column_spec.ColumnSpec` (what ``fit``
+            passes: :func:`anycl.column_spec.column_specs`); or side name (``anchor``, ``positive``,
+            ``negative``) → adapter, with ``negative_columns``, ``prompts`` and ``score_columns``, from
+            which the builder makes its specs (:func:`anycl.column_spec.specs_from_adapters`).
+        negative_columns: hard-negative columns per row (given specs: by default their ``negative[_k]``
+            columns, in order).
         on_bad_item: ``"raise"`` (default) or ``"skip"``: a row with an item the adapter cannot load
             is dropped, counted in ``skipped`` and its first names kept in ``skipped_examples``.
         keep_views: also put the loaded (augmented) items of each side, uncollated, under
             ``batch["views"]`` (a guide model with its own tokenizer collates them: :mod:`anycl.guide`).
         prompts: side → prompt text put before that side's items when they are collated (text;
-            see :mod:`anycl.prompts`).
+            see :mod:`anycl.prompts`); given specs, their prompts are used instead.
         score_columns: the numeric columns to carry as ``batch["scores"]`` (None: every score column the
-            rows have; ``fit`` passes the ones its loss reads).
+            rows have, or given specs, the score columns they name; ``fit`` passes the ones its loss reads).
+
+    ``specs`` (column → ColumnSpec) also tells :class:`BatchStream` how to check streamed rows as they
+    are read.
     """
 
     def __init__(
         self,
         adapters: Mapping[str, Any],
-        negative_columns: List[str],
+        negative_columns: Optional[Sequence[str]] = None,
         on_bad_item: str = "raise",
         keep_views: bool = False,
         prompts: Optional[Mapping[str, str]] = None,
@@ -65,19 +76,43 @@ class BatchBuilder:
     ):
         if on_bad_item not in ("raise", "skip"):
             raise ValueError(f"on_bad_item must be 'raise' or 'skip', got {on_bad_item!r}")
-        self.adapters = dict(adapters)
-        self.negative_columns = list(negative_columns)
+        # per side, the spec that collates it (every negative column has its side's adapter and prompt)
+        self._sides: Dict[str, ColumnSpec] = {}
+        if adapters and all(isinstance(v, ColumnSpec) for v in adapters.values()):
+            if prompts:
+                raise ConfigError("a batch builder made from column specs takes their prompts; pass prompts=None")
+            specs = dict(adapters)
+            negatives = negative_columns_of(list(specs)) if negative_columns is None else list(negative_columns)
+            scores = (
+                tuple(c for c, sp in specs.items() if sp.side == SCORE)
+                if score_columns is None
+                else tuple(score_columns)
+            )
+            missing = [c for c in [*negatives, *scores] if c not in specs]
+            if missing:
+                raise ConfigError(f"the batch builder reads columns {missing} but was given no spec for them")
+            for sp in specs.values():
+                self._sides.setdefault(sp.side, sp)
+            self.adapters = {s: sp.adapter for s, sp in self._sides.items() if sp.adapter is not None}
+            self.prompts = {s: self._sides[s].prompt if s in self._sides else None for s in SIDES}
+        else:
+            negatives = list(negative_columns or [])
+            scores = SCORE_COLUMNS if score_columns is None else tuple(score_columns)
+            specs = specs_from_adapters(adapters, ["anchor", "positive", *negatives, *scores], prompts)
+            for sp in specs.values():
+                self._sides.setdefault(sp.side, sp)
+            self.adapters = dict(adapters)
+            self.prompts = {s: prompt_for(dict(prompts or {}), s) for s in SIDES}
+        self.specs: Dict[str, ColumnSpec] = specs
+        self.negative_columns = negatives
+        self.score_columns = scores
         self.on_bad_item = on_bad_item
-        self.score_columns = SCORE_COLUMNS if score_columns is None else tuple(score_columns)
         self.keep_views = bool(keep_views)  # also keep the loaded items per side (a guide model re-collates them)
         self.skipped = 0
         self.skipped_examples: List[str] = []
 
-        self.prompts = {s: prompt_for(dict(prompts or {}), s) for s in ("anchor", "positive", "negative")}
-
     def _collate(self, side: str, items: List[Any]) -> Any:
-        prompt = self.prompts.get(side)
-        return self.adapters[side].collate(items, prompt=prompt) if prompt else self.adapters[side].collate(items)
+        return self._sides[side].collate(items)
 
     def _load_row(self, row: dict, train: bool, generator: torch.Generator) -> Optional[Dict[str, Any]]:
         out = {}
@@ -127,11 +162,7 @@ class BatchBuilder:
                 batch["views"]["negative"] = flat
         if LABEL in rows[0]:
             batch["labels"] = torch.tensor([label_id(rows[i][LABEL]) for i in keep], dtype=torch.long)
-        scores = {
-            c: torch.tensor([float(rows[i][c]) for i in keep], dtype=torch.float32)
-            for c in self.score_columns
-            if c in rows[0]
-        }
+        scores = {c: self.specs[c].collate([rows[i][c] for i in keep]) for c in self.score_columns if c in rows[0]}
         if scores:  # graded pairs / a teacher's scores (anycl.losses.graded)
             batch["scores"] = scores
         if TEACHER in rows[0]:  # precomputed teacher embeddings (anycl.losses.distill)
@@ -154,7 +185,10 @@ class BatchStream(torch.utils.data.IterableDataset):
     """Yields one epoch of built batches for this process (its slice of every global batch).
 
     With ``num_workers`` > 0 in a DataLoader, worker w builds batches w, w + n, …; the DataLoader
-    returns them in order, so the result does not depend on the number of workers.
+    returns them in order, so the result does not depend on the number of workers. Streamed rows (no
+    ``plan``) are checked as they are read, with the ``check`` of the builder's column specs
+    (:class:`~anycl.column_spec.ColumnSpec`; data with a length is checked before training); a builder
+    of one's own without ``specs`` has its rows taken as they come.
     """
 
     def __init__(
@@ -169,13 +203,13 @@ class BatchStream(torch.utils.data.IterableDataset):
         world_size: int = 1,
         skip_batches: int = 0,
         plan=None,
-        validators=None,
     ):
         self.rows, self.sampler, self.builder = rows, sampler, builder
         self.batch_size, self.epoch, self.seed = batch_size, epoch, seed
         self.rank, self.world_size, self.skip = rank, world_size, skip_batches
         self.plan = plan
-        self.validators = validators
+        specs = getattr(builder, "specs", None)  # a builder of one's own may have none
+        self.checks = checks(specs) if specs else None
 
     def _global_batches(self):
         if self.plan is not None:
@@ -184,9 +218,9 @@ class BatchStream(torch.utils.data.IterableDataset):
         else:
             seen = 0
             for rows in self.sampler.stream(self.rows, self.epoch, self.batch_size * self.world_size):
-                if self.validators:
+                if self.checks:
                     for r in rows:
-                        check_row(r, seen, self.validators)
+                        check_row(r, seen, self.checks)
                         seen += 1
                 yield rows
 

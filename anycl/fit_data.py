@@ -7,8 +7,9 @@ from typing import Any, Dict, Mapping, Tuple
 
 from . import adapters as adapter_registry  # type: ignore[attr-defined]  # mounted from ../adapters at run time
 from . import multi_dataset as md
+from .column_spec import checks, column_specs
 from .config import open_dataset
-from .data import Rows, check_items, check_score, to_rows
+from .data import Rows, check_items, to_rows
 from .errors import ConfigError
 from .fit_config import FitConfig
 
@@ -75,17 +76,10 @@ def check_rows(rows: Rows, cfg: FitConfig, log) -> None:
         log.info("streamed dataset: training for 1 epoch over the stream (set max_steps or epochs to change)")
 
 
-def check_all_items(model, parts: Mapping[str, Rows], losses: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
-    """Check every item of every data set with its tower's adapter (and the scores a loss reads); returns
-    the validators per data set ({column: check}), which streamed data applies batch by batch."""
-    side_adapters = {s: model.tower(s).adapter for s in SIDES}
-    validators = {"anchor": side_adapters["anchor"].validate, "positive": side_adapters["positive"].validate}
-    part_validators = {}
+def check_all_items(model, parts: Mapping[str, Rows], losses: Mapping[str, Any]) -> None:
+    """Check every item of every data set with its tower's adapter (and the scores a loss reads), through
+    each data set's column specs (:func:`anycl.column_spec.column_specs`); streamed data is checked as it
+    is read, by :class:`~anycl.batching.BatchStream` with the batch builder's specs."""
     for name, part in parts.items():
-        part_validators[name] = dict(validators)
-        for c in part.negatives:
-            part_validators[name][c] = side_adapters["negative"].validate
-        for c in getattr(losses[name], "score_columns", ()) or ():  # the numbers the loss reads
-            part_validators[name][c] = check_score
-        check_items(part, part_validators[name])
-    return part_validators
+        score_columns = tuple(getattr(losses[name], "score_columns", ()) or ())  # the numbers the loss reads
+        check_items(part, checks(column_specs(model, ["anchor", "positive", *part.negatives, *score_columns])))

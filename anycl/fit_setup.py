@@ -15,7 +15,6 @@ from .errors import ConfigError
 from .evaluation import RetrievalEvaluator
 from .evaluators import build_evaluator
 from .fit_config import FitConfig
-from .fit_data import SIDES
 from .guide import make_guide
 from .lora import apply_lora
 from .losses.matryoshka import check_dims
@@ -76,11 +75,10 @@ def samplers_and_builders(
     views/local_views the multi-view builder (anycl.multiview)."""
     sopts = dict(cfg.sampler_options or {})
     sopts.setdefault("seed", seed)
-    side_adapters = {s: model.tower(s).adapter for s in SIDES}
     samplers, builders = {}, {}
     for name, part in parts.items():
         samplers[name], builders[name] = sampling.sampler_and_builder(
-            cfg.options(), sopts, part, side_adapters, losses[name], guide, prompts
+            cfg.options(), sopts, part, model, losses[name], guide, prompts
         )
     builder: Any  # a BatchBuilder, or a MultiBatchBuilder (same build interface) for several data sets
     if multi:

@@ -4,8 +4,9 @@ other samplers share (distinct-item batching, length grouping)."""
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence
 
+from .column_spec import ColumnSpec
 from .data import Rows
 from .errors import ConfigError
 from .sampler_base import Sampler, register
@@ -64,8 +65,8 @@ def row_lengths(rows: Rows, length_fns: Dict[str, Callable[[List[Any]], List[int
     """Each row's length for grouping: the longest of its items (each side is padded to its own
     longest item, so the row's longest side decides most of its padding).
 
-    ``length_fns`` maps a column to its adapter's ``lengths`` (tokens for text); other columns count
-    the characters of strings.
+    ``length_fns`` maps a column to its adapter's ``lengths`` (tokens for text; a
+    :class:`~anycl.column_spec.ColumnSpec`'s ``lengths``); other columns count the characters of strings.
     """
     per_col = []
     for c in rows.item_columns:
@@ -135,14 +136,18 @@ class InBatchSampler(Sampler):
         self._keys_for: Optional[int] = None
         self.stats: Dict[str, int] = {}
 
+    def set_columns(self, specs: Mapping[str, ColumnSpec]) -> None:
+        """The data's column specs: each item column's ``key`` (de-duplication) and ``lengths``
+        (``group_by_length``)."""
+        self.key_fns = {c: s.key for c, s in specs.items()}
+        self.length_fns = {c: s.lengths for c, s in specs.items()}
+        self._keys = self._lengths = None
+
     def set_key_functions(self, key_fns):
+        """Alias for plain key functions (no lengths: strings count their characters); see
+        :meth:`Sampler.set_key_functions`."""
         self.key_fns = dict(key_fns)
         self._keys = None
-
-    def set_length_functions(self, length_fns):
-        """Per column, ``items -> lengths`` for ``group_by_length`` (``fit`` passes the adapters' ``lengths``)."""
-        self.length_fns = dict(length_fns)
-        self._lengths = None
 
     def _row_lengths(self, rows: Rows) -> List[int]:
         if self._lengths is None or self._lengths_for != id(rows):

@@ -19,6 +19,8 @@ def check_items(rows: Rows, validators: Mapping[str, Callable[[Any, str], None]]
     Raises DataError naming the row and column for None/empty items, items the adapter rejects, and
     columns that mix item types. Score columns are checked only when ``validators`` names them (the
     loss reads them; ``fit`` passes :func:`check_score`); others are carried along unread.
+    ``validators`` maps a column to ``check(item, where)`` (:func:`anycl.column_spec.checks` makes it
+    from column specs).
     """
     if rows.streaming:
         return
@@ -27,25 +29,37 @@ def check_items(rows: Rows, validators: Mapping[str, Callable[[Any, str], None]]
         if col in SCORE_COLUMNS and col not in validators:
             continue
         values = rows.column(col)[:n]
-        first_type = None
-        for i, v in enumerate(values):
-            where = f"row {i}, column {col!r}"
-            if v is None:
-                raise DataError(f"{where} is missing (None); drop or fill such rows before training")
-            if col == LABEL:
-                continue
-            if col in SCORE_COLUMNS:
-                validators[col](v, where)
-                continue
+        check = None if col == LABEL else validators[col]
+        check_column(col, values, check, mixed_types=col not in SCORE_COLUMNS)
+
+
+def check_column(
+    column: str,
+    values: Sequence[Any],
+    check: Optional[Callable[[Any, str], None]],
+    first_row: int = 0,
+    mixed_types: bool = True,
+) -> None:
+    """Check one column's values (``values[i]`` is row ``first_row + i``): none missing, one item type
+    (``mixed_types``; ints and floats count as one), and ``check(item, where)`` on each (None: only the
+    missing values, as for labels). DataError naming the row and the column."""
+    first_type = None
+    for i, v in enumerate(values):
+        where = f"row {first_row + i}, column {column!r}"
+        if v is None:
+            raise DataError(f"{where} is missing (None); drop or fill such rows before training")
+        if check is None:
+            continue
+        if mixed_types:
             t = type(v)
             if first_type is None:
                 first_type = t
             elif t is not first_type and not (_numeric(t) and _numeric(first_type)):
                 raise DataError(
-                    f"column {col!r} mixes item types: row 0 is {first_type.__name__} but row {i} is "
-                    f"{t.__name__}; give one type per column"
+                    f"column {column!r} mixes item types: row {first_row} is {first_type.__name__} but row "
+                    f"{first_row + i} is {t.__name__}; give one type per column"
                 )
-            validators[col](v, where)
+        check(v, where)
 
 
 def _numeric(t) -> bool:
@@ -53,9 +67,11 @@ def _numeric(t) -> bool:
 
 
 def check_row(row: dict, index: int, validators: Mapping[str, Callable[[Any, str], None]]) -> None:
-    """Validate one row (used for streamed data, as rows arrive)."""
+    """Validate one row (used for streamed data, as rows arrive). Columns ``validators`` does not name,
+    other than the label, are carried along unread (a score column the loss does not read, a hard-negative
+    column the batch builder does not load)."""
     for col, v in row.items():
-        if col in SCORE_COLUMNS and col not in validators:
+        if col not in validators and col != LABEL:
             continue
         where = f"row {index}, column {col!r}"
         if v is None:

@@ -6,8 +6,9 @@ The samplers themselves: :mod:`anycl.in_batch_sampler`, :mod:`anycl.mined_sample
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence
 
+from .column_spec import ColumnSpec
 from .data import Rows
 from .registry import Registry
 
@@ -26,6 +27,8 @@ def names():
 class Sampler:
     """The sampler contract.
 
+    - ``set_columns(specs)`` → the data's :class:`~anycl.column_spec.ColumnSpec` per column (``fit`` calls
+      it once, before training): each item column's ``key`` (de-duplication) and ``lengths``;
     - ``plan(rows, epoch, batch_size)`` → list of index batches for a dataset with a length;
     - ``stream(rows, epoch, batch_size)`` → iterator of row batches for streamed data;
     - ``rows_for(rows, indices)`` → the row dicts of one batch (a mining sampler adds its negatives here);
@@ -37,8 +40,16 @@ class Sampler:
 
     refresh_every: Optional[int] = None
 
+    def set_columns(self, specs: Mapping[str, ColumnSpec]) -> None:
+        """The data's columns (column → :class:`~anycl.column_spec.ColumnSpec`). This default hands their
+        ``key`` functions to :meth:`set_key_functions`, so a sampler written for that older hook keeps
+        working; samplers that group by length override it."""
+        self.set_key_functions({c: s.key for c, s in specs.items()})
+
     def set_key_functions(self, key_fns: Dict[str, Callable[[Any], Any]]) -> None:
-        """Per column, the function hashing an item (the adapter's ``key``)."""
+        """Per column, the function hashing an item. An alias kept for callers that have plain key
+        functions rather than column specs (``sampler.set_key_functions({"anchor": str})``); ``fit``
+        calls :meth:`set_columns`."""
 
     def plan(self, rows: Rows, epoch: int, batch_size: int) -> List[List[int]]:
         raise NotImplementedError

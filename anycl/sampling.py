@@ -16,6 +16,7 @@ import copy
 import logging
 
 from .batching import BatchBuilder
+from .column_spec import column_specs
 from .errors import ConfigError, UnknownNameError
 
 # the samplers register themselves on import; their names stay importable from here
@@ -27,10 +28,13 @@ from .sampler_base import SAMPLERS, Sampler, get, names, register  # noqa: F401
 log = logging.getLogger("anycl")
 
 
-def sampler_and_builder(o, sopts, rows, side_adapters, loss_fn, guide=None, prompts=None):
+def sampler_and_builder(o, sopts, rows, model, loss_fn, guide=None, prompts=None):
     """A sampler and a :class:`~anycl.batching.BatchBuilder` for one data set's rows, from ``fit``'s options
-    ``o`` (``sampler``, ``mixed_precision``, ``on_bad_item``) and the sampler options ``sopts``; ``prompts``
-    (side → text, :mod:`anycl.prompts`) go to the batch builder."""
+    ``o`` (``sampler``, ``mixed_precision``, ``on_bad_item``) and the sampler options ``sopts``. Both get
+    the :class:`~anycl.column_spec.ColumnSpec` of each column they read, made from ``model``'s towers
+    (:func:`~anycl.column_spec.column_specs`): the sampler the data's item columns (keys, lengths), the
+    batch builder the columns it loads and collates (with ``prompts``, side → text, :mod:`anycl.prompts`)
+    and the score columns the loss reads."""
     sampler = o.get("sampler") or "in_batch"
     if isinstance(sampler, str):
         try:
@@ -39,31 +43,22 @@ def sampler_and_builder(o, sopts, rows, side_adapters, loss_fn, guide=None, prom
             raise ConfigError(str(exc)) from None
     else:
         sampler = copy.deepcopy(sampler)  # several data sets: one sampler object each
-    key_fns = {"anchor": side_adapters["anchor"].key, "positive": side_adapters["positive"].key}
-    for c in rows.negatives:
-        key_fns[c] = side_adapters["negative"].key
-    sampler.set_key_functions(key_fns)
+    sampler.set_columns(column_specs(model, ["anchor", "positive", *rows.negatives]))
     if getattr(sampler, "guide_filter", False):  # the guide's false-negative rule at mining time too
         if guide is None:
             raise ConfigError("the mined sampler's guide_filter needs fit(..., guide=...) (e.g. guide='start')")
         sampler.set_guide(guide.model, loss_fn.guide_margin, loss_fn.guide_margin_strategy)
     if hasattr(sampler, "mining_precision") and sampler.mining_precision is None:  # mine as the model trains
         sampler.mining_precision = "bf16" if (o.get("mixed_precision") or "no") == "bf16" else "fp32"
-    if hasattr(sampler, "set_length_functions"):  # group_by_length sorts by what padding is made of
-        sampler.set_length_functions(
-            {c: side_adapters[c if c in ("anchor", "positive") else "negative"].lengths for c in key_fns}
-        )
     negative_columns = rows.negatives
     if getattr(sampler, "num_negatives", 0):  # a mining sampler supplies negative_1..k in rows_for
         if rows.negatives:
             log.warning("the sampler mines hard negatives; the data's columns %s are replaced", rows.negatives)
         negative_columns = [f"negative_{i + 1}" for i in range(int(sampler.num_negatives))]
+    score_columns = tuple(getattr(loss_fn, "score_columns", ()) or ())
     builder = BatchBuilder(
-        side_adapters,
-        negative_columns,
+        column_specs(model, ["anchor", "positive", *negative_columns, *score_columns], prompts),
         on_bad_item=o.get("on_bad_item", "raise"),
         keep_views=guide is not None and guide.needs_views,
-        prompts=prompts,
-        score_columns=tuple(getattr(loss_fn, "score_columns", ()) or ()),
     )
     return sampler, builder

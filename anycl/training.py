@@ -47,8 +47,6 @@ class Trainer:
         callbacks: objects with any of ``on_step_end(trainer, step, logs)``,
             ``on_evaluate(trainer, step, metrics)``, ``on_train_end(trainer)``; or plain callables
             ``fn(trainer, step, logs)`` called after each optimiser step.
-        validators: for streamed data, column → ``validate(item, where)``, applied to each row as it is
-            read (data with a length is checked before training).
     """
 
     def __init__(
@@ -62,7 +60,6 @@ class Trainer:
         evaluator: Optional[Callable] = None,
         callbacks: Sequence[Any] = (),
         guide=None,
-        validators: Optional[Dict[str, Callable]] = None,
     ):
         self.model = model
         self.loss = loss
@@ -73,7 +70,6 @@ class Trainer:
         self.evaluator = evaluator
         self.callbacks = list(callbacks)
         self.guide = guide  # anycl.guide.Guide or None
-        self.validators = validators  # streamed data: column → item check, applied to rows as they are read
         self.history: List[Dict[str, Any]] = []
         self.eval_history: List[Dict[str, Any]] = []
         self.global_step = 0
@@ -120,7 +116,6 @@ class Trainer:
             rank=acc.process_index,
             world_size=world,
             plan=plan,
-            validators=self.validators,
             skip_batches=skip,
         )
         workers = self.args.num_workers if plan is not None else 0
