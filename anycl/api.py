@@ -2,7 +2,8 @@
 
 Every part it wires is public, for users who want their own loop: :func:`anycl.data.to_rows`,
 ``anycl.adapters.get``, :class:`~anycl.model.ContrastiveModel`, ``anycl.samplers.get``,
-``anycl.losses.get``, :class:`~anycl.batching.BatchBuilder` and :class:`~anycl.training.Trainer`.
+``anycl.losses.get``, :func:`~anycl.column_spec.column_specs` (what the sampler and the batch builder
+know about each column), :class:`~anycl.batching.BatchBuilder` and :class:`~anycl.training.Trainer`.
 The options are :class:`anycl.fit_config.FitConfig`; the stages ``fit`` wires live in ``anycl.fit_data``
 (modalities, rows), ``anycl.fit_loss`` (the loss), ``anycl.fit_checks`` (the run's options, the output
 folder, the training arguments), ``anycl.fit_setup`` (model set-up, sampler, evaluator) and
