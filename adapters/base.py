@@ -5,6 +5,10 @@ makes augmented views of it, batches items, and optionally runs batched work on 
 (log-mel spectrograms, for example). It also knows its modality's default encoder and how to save and
 rebuild that encoder. Adapters hold configuration only, never training state, so they are cheap to
 copy into data-loader workers, and they are deterministic given the ``torch.Generator`` they are handed.
+
+``fit`` does not pass adapters around on their own: per data column it makes one
+:class:`anycl.column_spec.ColumnSpec` from the adapter of the column's side (``validate``, ``key``,
+``lengths``, ``collate``), which the item checks, the sampler and the batch builder read.
 """
 
 from __future__ import annotations

@@ -138,7 +138,7 @@ def column_specs(
 ) -> Dict[str, ColumnSpec]:
     """{column: ColumnSpec} for ``columns`` of data trained with ``model``: each item column's callables
     come from the adapter of the tower embedding its side (``model.tower(side).adapter``)."""
-    sides = {side_of(c) for c in columns} - {None, SCORE}
+    sides = {s for s in map(side_of, columns) if s is not None and s != SCORE}
     return specs_from_adapters({s: model.tower(s).adapter for s in sides}, columns, prompts)
 
 
