@@ -108,7 +108,15 @@ class TextAdapter(Adapter):
     default_loss_options = {"temperature": 0.05}
     # lr_schedule "constant": fine-tuning a pretrained model for a short budget gains from not decaying the
     # learning rate (FOLDOC and GCIDE dev splits, 1 epoch: +0.011 nDCG@10 over cosine decay; docs/text.md)
-    fit_defaults = {"batch_size": 32, "lr": 2e-5, "head": None, "lr_schedule": "constant"}
+    # in_batch_defaults: with the default sampler, rows of similar token length share a batch (windows of 8
+    # batches): less padding, 1.2-1.3x the pairs/s; dev splits: FOLDOC +0.003, GCIDE -0.004 nDCG@10 (docs/text.md)
+    fit_defaults = {
+        "batch_size": 32,
+        "lr": 2e-5,
+        "head": None,
+        "lr_schedule": "constant",
+        "in_batch_defaults": {"group_by_length": 8},
+    }
 
     def __init__(
         self, max_seq_length: Optional[int] = None, span_dropout: float = 0.0, token_cutoff: float = 0.0, **options

@@ -26,7 +26,14 @@ from .fit_config import FIT_OPTIONS, FitConfig  # noqa: F401  (also anycl.api.FI
 from .fit_data import SIDES, check_all_items, check_rows, file_extensions, load_parts, resolve_modalities
 from .fit_loss import check_batch_size, check_loss_data, choose_loss
 from .fit_record import record_run
-from .fit_setup import fit_prompts, make_evaluator, retrieval_examples, samplers_and_builders, set_up_model
+from .fit_setup import (
+    default_sampler_options,
+    fit_prompts,
+    make_evaluator,
+    retrieval_examples,
+    samplers_and_builders,
+    set_up_model,
+)
 from .loss_data import check_teacher_width, with_teacher_embeddings
 from .model import ContrastiveModel, Tower, build_model  # noqa: F401  (anycl.api.build_model, as before)
 from .multiview import check_multiview
@@ -72,7 +79,10 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     )
     check_teacher_width(model, parts)
     check_all_items(model, parts, plan.losses)  # every item, before training (streamed rows: as they are read)
-    sampler, builder, sopts = samplers_and_builders(cfg, model, parts, plan.losses, guide, prompts, multi, args.seed)
+    sopts = default_sampler_options(cfg, fit_defaults, sides)  # the user's, plus the modality's defaults
+    sampler, builder, sopts = samplers_and_builders(
+        cfg, model, parts, plan.losses, guide, prompts, multi, args.seed, sopts
+    )
     evaluator = make_evaluator(cfg, model, len(set(sides.values())) > 1, multi, exts, args.seed, plan.matryoshka)
     callbacks = watch_callbacks(cfg, evaluator, args.output_dir)
     examples = retrieval_examples(args.output_dir, sides, evaluator, rows, args.seed)

@@ -68,12 +68,25 @@ def set_up_model(model, cfg: FitConfig, prompts, matryoshka: Optional[Tuple[List
     return guide
 
 
+def default_sampler_options(
+    cfg: FitConfig, fit_defaults: Mapping[str, Any], sides: Mapping[str, str]
+) -> Dict[str, Any]:
+    """The sampler options ``fit`` uses: the user's, plus the anchor adapter's ``in_batch_defaults`` (text:
+    ``group_by_length`` 8) for keys the user did not set, when the sampler is the default ``in_batch`` and
+    every side has the anchor's modality (a cross-modal run's rows have no common length)."""
+    sopts = dict(cfg.sampler_options or {})
+    if cfg.sampler in (None, "in_batch") and len(set(sides.values())) == 1:
+        for key, value in fit_defaults.get("in_batch_defaults", {}).items():
+            sopts.setdefault(key, value)
+    return sopts
+
+
 def samplers_and_builders(
-    cfg: FitConfig, model, parts: Mapping[str, Rows], losses, guide, prompts, multi: bool, seed: int
+    cfg: FitConfig, model, parts: Mapping[str, Rows], losses, guide, prompts, multi: bool, seed: int, sopts
 ) -> Tuple[Any, Any, Dict[str, Any]]:
     """(sampler, batch builder, sampler options used) — one pair per data set, mixed for several; with
-    views/local_views the multi-view builder (anycl.multiview)."""
-    sopts = dict(cfg.sampler_options or {})
+    views/local_views the multi-view builder (anycl.multiview). ``sopts``: :func:`default_sampler_options`."""
+    sopts = dict(sopts)
     sopts.setdefault("seed", seed)
     samplers, builders = {}, {}
     for name, part in parts.items():

@@ -42,8 +42,9 @@ def assert_pinned(model, expected):
 
 
 def test_text_fit_weights_are_pinned(text_pairs, minilm_path):
-    # lr_schedule given: the text default became "constant" after these values were recorded (issue 14);
-    # the pin is of the code path, the default itself is tested in test_lr_schedule.py
+    # lr_schedule and group_by_length given: the text defaults became "constant" and group_by_length 8 after
+    # these values were recorded (issue 14); the pin is of the code path, the defaults themselves are tested
+    # in test_lr_schedule.py and test_text_defaults.py
     model = anycl.fit(
         text_pairs,
         modality="text",
@@ -54,6 +55,7 @@ def test_text_fit_weights_are_pinned(text_pairs, minilm_path):
         progress=False,
         adapter_options={"max_seq_length": 32},
         lr_schedule="cosine",
+        sampler_options={"group_by_length": None},
     )
     assert model.trainer.global_step == 3
     assert_pinned(model, TEXT)
