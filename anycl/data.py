@@ -13,8 +13,10 @@ A dataset with a single column of items (any name) is self-supervised: the posit
 second augmented view of it. ``columns={"anchor": "query", "positive": "doc"}`` maps other names.
 
 Accepted inputs: a Hugging Face ``Dataset``, ``DatasetDict`` (its ``train`` split), ``IterableDataset``
-(streamed; no length needed), a list of dicts, a list of raw items, a pandas ``DataFrame``, or a path to
-a CSV, JSON Lines, JSON, Parquet file or a folder of files of the modality.
+(streamed; no length needed), a list of dicts, a list of raw items, a pandas ``DataFrame``, a path to
+a CSV, JSON Lines, JSON, Parquet file or a folder of files of the modality, or a stream of rows (dicts or
+raw items): a generator function, an iterator or an iterable without a length (:mod:`anycl.stream_rows`,
+which also says how streamed rows are split across processes).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from .errors import DataError
 # the convention and the checks: their own modules, importable from here as before
 from .item_checks import check_items, check_row, check_score, check_score_range  # noqa: F401
 from .rows import _NEG, ITEM_COLUMNS, LABEL, NOT_ITEMS, SCORE_COLUMNS, TEACHER, Rows, negative_columns  # noqa: F401
+from .stream_rows import from_hf_iterable, from_iterable, is_stream
 from .tables import read_table
 
 log = logging.getLogger("anycl")
@@ -74,20 +77,6 @@ def _from_hf(ds, mapping) -> Rows:
         return list(ds[inv[name]])
 
     return Rows(ds, list(cmap), len(ds), get, it, column, "Hugging Face Dataset")
-
-
-def _from_hf_iterable(ds, mapping) -> Rows:
-    names = ds.column_names
-    if names is None:  # features unknown until the first row is read
-        first = next(iter(ds))
-        names = list(first.keys())
-    cmap = canonical_columns(names, mapping)
-
-    def it():
-        for r in ds:
-            yield rename_row(r, cmap)
-
-    return Rows(ds, list(cmap), None, None, it, None, "streamed Hugging Face IterableDataset")
 
 
 def _from_path(path: Path, mapping, modality_extensions: Sequence[str], sep: Optional[str] = None) -> Rows:
@@ -142,7 +131,7 @@ def to_rows(
                 raise DataError("the dataset is empty: it has no rows")
             return _from_hf(data, columns)
         if isinstance(data, hf.IterableDataset):
-            return _from_hf_iterable(data, columns)
+            return from_hf_iterable(data, columns)
     if isinstance(data, (str, os.PathLike)):
         return _from_path(Path(data), columns, file_extensions, sep)
     try:
@@ -164,7 +153,9 @@ def to_rows(
         if columns:
             raise DataError("columns= applies to datasets with named columns, not to a list of raw items")
         return _from_records([{"anchor": x} for x in data], None, "list of items")
+    if is_stream(data):  # a generator (function), an iterator, an iterable without a length: streamed
+        return from_iterable(data, columns)
     raise DataError(
         f"cannot use a {type(data).__name__} as a dataset; pass a datasets.Dataset/DatasetDict/IterableDataset, "
-        f"a list of dicts or items, a pandas DataFrame, or a path"
+        f"a list of dicts or items, a pandas DataFrame, a path, or a generator of rows"
     )
