@@ -165,6 +165,16 @@ def test_one_process_trains_on_every_row_of_a_generator_each_epoch(n, steps, unt
     ]
 
 
+def test_an_iterator_trains_one_epoch_and_a_second_epoch_says_what_to_pass():
+    import anycl
+
+    opts = dict(modality="toyvec", batch_size=4, progress=False, log_with=None)
+    model = anycl.fit(iter(stream_worker.id_rows(12)), epochs=1, **opts)
+    assert model.trainer.global_step == 3
+    with pytest.raises(DataError, match="read once.*generator function"):
+        anycl.fit(iter(stream_worker.id_rows(12)), epochs=2, **opts)
+
+
 def test_a_stream_without_a_batch_is_an_error_not_an_endless_loop():
     import anycl
 
