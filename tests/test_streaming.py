@@ -3,22 +3,17 @@ Hugging Face ``IterableDataset``, every W-th row for a generator), each row is t
 across processes, processes take the same number of steps, and the shuffle buffer is seeded."""
 
 import json
-import os
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
 import stream_worker
-from test_distributed import free_port
+from launch import launch_two_processes
 
 from anycl.data import to_rows
 from anycl.errors import ConfigError, DataError
 from anycl.in_batch_sampler import InBatchSampler
 from anycl.rows import Rows
 from anycl.stream_rows import StreamRows, share_of
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def ids(rows) -> list:
@@ -186,18 +181,7 @@ def test_a_stream_without_a_batch_is_an_error_not_an_endless_loop():
 @pytest.fixture(scope="module")
 def two_process_streams(tmp_path_factory):
     out = tmp_path_factory.mktemp("streams")
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), os.environ.get("PYTHONPATH", "")]),
-        OMP_NUM_THREADS="1",
-        HF_HUB_OFFLINE="1",
-        ACCELERATE_LOG_LEVEL="error",
-    )
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
-    cmd += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    cmd += ["--main_process_port", str(free_port()), os.path.join(HERE, "stream_worker.py"), str(out)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    proc = launch_two_processes("stream_worker.py", str(out))
     results = {}
     for name in stream_worker.STREAMS:
         results[name] = [json.loads((out / f"{name}-rank{r}.json").read_text()) for r in range(2)]
