@@ -103,7 +103,7 @@ class InBatchSampler(Sampler):
         min_batch_size: batches smaller than this (a short last batch) are dropped; in-batch
             negatives need at least 2.
         shuffle_buffer: for streamed data, rows are shuffled within a buffer of this many rows, seeded by
-            ``seed`` and the epoch (under several processes each shuffles its own share of the stream).
+            ``seed``, the epoch and the process (each shuffles its own share of the stream).
         group_by_length: when set to W, the shuffled rows are cut into windows of W batches, each
             window is sorted by the rows' length (characters of their string items) before batching,
             and the batches are shuffled again: rows of similar length share a batch, which saves
@@ -169,7 +169,9 @@ class InBatchSampler(Sampler):
         self._keys_for = id(rows)
         return self._keys
 
-    def _rng(self, epoch: int) -> random.Random:
+    def _rng(self, epoch: int, rank: int = 0) -> random.Random:
+        if rank:  # a process's share of a stream (anycl.stream_rows): its own order, not the others' pattern
+            return random.Random(f"{self.seed}:{epoch}:{rank}")
         return random.Random(self.seed * 1_000_003 + epoch)
 
     def plan(self, rows: Rows, epoch: int, batch_size: int) -> List[List[int]]:
@@ -191,7 +193,7 @@ class InBatchSampler(Sampler):
         return kept
 
     def stream(self, rows: Rows, epoch: int, batch_size: int) -> Iterator[List[dict]]:
-        rng = self._rng(epoch)
+        rng = self._rng(epoch, getattr(rows, "rank", 0))
         store: Dict[int, dict] = {}
 
         def numbered():

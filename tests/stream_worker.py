@@ -107,3 +107,7 @@ if __name__ == "__main__":
         assert world == 2, world
         with open(os.path.join(out, f"{name}-rank{rank}.json"), "w") as f:
             json.dump(result, f)
+    import torch.distributed as dist
+
+    dist.barrier()  # both done, then the group is closed before exit (gloo may abort a process exiting with it open)
+    dist.destroy_process_group()

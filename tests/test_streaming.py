@@ -118,10 +118,10 @@ def test_bad_streams_are_named():
 
 
 # -- one process: the seeded shuffle buffer -----------------------------------------------------------------
-def streamed_order(seed: int, epoch: int, n: int = 40, buffer: int = 8) -> list:
+def streamed_order(seed: int, epoch: int, n: int = 40, buffer: int = 8, rank: int = 0, world: int = 1) -> list:
     sampler = InBatchSampler(seed=seed, shuffle_buffer=buffer, deduplicate=False)
     rows = to_rows(stream_worker.generator_stream(n))
-    return [i for batch in sampler.stream(rows.share(epoch), epoch, 4) for i in ids(batch)]
+    return [i for batch in sampler.stream(rows.share(epoch, rank, world), epoch, 4) for i in ids(batch)]
 
 
 def test_the_shuffle_buffer_is_seeded_by_seed_and_epoch():
@@ -132,6 +132,15 @@ def test_the_shuffle_buffer_is_seeded_by_seed_and_epoch():
     assert streamed_order(seed=4, epoch=0) != first  # another seed: another order
     # a buffer of b rows: a row leaves no earlier than b - 1 rows before it was read
     assert all(pos >= row - 7 for pos, row in enumerate(first))
+
+
+def test_each_process_shuffles_its_share_in_its_own_seeded_order():
+    shares = [streamed_order(seed=3, epoch=0, rank=r, world=2) for r in range(2)]
+    assert shares == [streamed_order(seed=3, epoch=0, rank=r, world=2) for r in range(2)]  # reproducible
+    assert sorted(shares[0]) == list(range(0, 40, 2)) and sorted(shares[1]) == list(range(1, 40, 2))
+    # not the same permutation of both shares: rows 2j and 2j + 1 (neighbours in the stream, one in each
+    # share) would otherwise always land in the same global batch
+    assert [i // 2 for i in shares[0]] != [i // 2 for i in shares[1]]
 
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True, None])
