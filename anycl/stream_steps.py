@@ -60,13 +60,13 @@ class LockstepBatches:
 
 
 def streamed_epoch(
-    rows: Rows, sampler, builder, batch_size: int, seed: int, epoch: int, skip: int, validators, acc
+    rows: Rows, sampler, builder, batch_size: int, seed: int, epoch: int, skip: int, acc
 ) -> LockstepBatches:
     """This process's built batches of one streamed epoch: its share of ``rows`` (:mod:`anycl.stream_rows`)
     batched by ``sampler.stream`` into local batches of ``batch_size``, the first ``skip`` left out (resume),
     stepped in lockstep with the other processes."""
     share = share_of(rows, epoch, acc.process_index, acc.num_processes)
-    stream = BatchStream(share, sampler, builder, batch_size, epoch, seed, validators=validators, skip_batches=skip)
+    stream = BatchStream(share, sampler, builder, batch_size, epoch, seed, skip_batches=skip)  # rows checked as read
     # not handed to acc.prepare: Accelerate neither dispatches nor splits these batches a second time. Its own
     # generator: a DataLoader otherwise draws its base seed from the global RNG (a resumed run's dropout would
     # differ from the uninterrupted run's)

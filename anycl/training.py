@@ -108,10 +108,7 @@ class Trainer:
         bs = self.args.batch_size
         world = acc.num_processes
         if self.rows.streaming:  # each process batches its own share, in step with the others
-            seed = self.args.seed
-            return streamed_epoch(
-                self.rows, self.sampler, self.builder, bs, seed, epoch, skip, self.validators, acc
-            ), None
+            return streamed_epoch(self.rows, self.sampler, self.builder, bs, self.args.seed, epoch, skip, acc), None
         plan = self.sampler.plan(self.rows, epoch, bs * world)
         stream = BatchStream(
             self.rows,
