@@ -13,152 +13,29 @@ A dataset with a single column of items (any name) is self-supervised: the posit
 second augmented view of it. ``columns={"anchor": "query", "positive": "doc"}`` maps other names.
 
 Accepted inputs: a Hugging Face ``Dataset``, ``DatasetDict`` (its ``train`` split), ``IterableDataset``
-(streamed; no length needed), a list of dicts, a list of raw items, a pandas ``DataFrame``, or a path to
-a CSV, JSON Lines, JSON, Parquet file or a folder of files of the modality.
+(streamed; no length needed), a list of dicts, a list of raw items, a pandas ``DataFrame``, a path to
+a CSV, JSON Lines, JSON, Parquet file or a folder of files of the modality, or a stream of rows (dicts or
+raw items): a generator function, an iterator or an iterable without a length (:mod:`anycl.stream_rows`,
+which also says how streamed rows are split across processes).
 """
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
-import re
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, List, Mapping, Optional, Sequence
 
+from .column_map import RAW_ITEM_KEYS, canonical_columns, is_raw_item_dict, rename_row  # noqa: F401
 from .errors import DataError
 
 # the convention and the checks: their own modules, importable from here as before
 from .item_checks import check_items, check_row, check_score, check_score_range  # noqa: F401
 from .rows import _NEG, ITEM_COLUMNS, LABEL, NOT_ITEMS, SCORE_COLUMNS, TEACHER, Rows, negative_columns  # noqa: F401
+from .stream_rows import from_hf_iterable, from_iterable, is_stream
 from .tables import read_table
 
 log = logging.getLogger("anycl")
-
-
-def _canonical(available: Sequence[str], mapping: Optional[Mapping[str, str]]) -> Dict[str, str]:
-    """Map canonical names → source column names, or raise naming what exists."""
-    available = list(available)
-    mapping = dict(mapping or {})
-    for canon, src in mapping.items():
-        if not (canon in ITEM_COLUMNS or canon in NOT_ITEMS or _NEG.match(canon)):
-            raise DataError(
-                f"columns= maps to {canon!r}, which is not a column of the convention; use anchor, "
-                f"positive, negative / negative_1..k, label, score, positive_score or negative_score"
-            )
-        if src not in available:
-            raise DataError(f"columns= names {src!r} for {canon!r}, but the dataset's columns are {available}")
-    used = set(mapping.values())
-    out = dict(mapping)
-    for col in available:
-        if col in used:
-            continue
-        if (col in ITEM_COLUMNS or col in NOT_ITEMS or _NEG.match(col)) and col not in out:
-            out[col] = col
-    if "anchor" not in out:
-        rest = [c for c in available if c not in used and c not in out.values()]
-        label_like = [c for c in rest if c in ("label", "labels")]
-        items = [c for c in rest if c not in label_like]
-        if len(items) == 1 and not any(k != LABEL for k in out):
-            out["anchor"] = items[0]
-            if label_like and LABEL not in out:
-                out[LABEL] = label_like[0]
-        else:
-            raise DataError(
-                f"no 'anchor' column: the dataset's columns are {available}. Name them by the convention "
-                f"(anchor, positive, negative_1..k, label) or map them, e.g. "
-                f"columns={{'anchor': '{available[0] if available else 'query'}', 'positive': "
-                f"'{available[1] if len(available) > 1 else 'document'}'}}"
-            )
-    if any(c != "anchor" and c not in NOT_ITEMS for c in out) and "positive" not in out:
-        raise DataError(
-            f"hard-negative columns {[c for c in out if _NEG.match(c)]} need a 'positive' column; the "
-            f"dataset's columns are {available}"
-        )
-    order = ["anchor", "positive"] + negative_columns(list(out)) + [c for c in NOT_ITEMS if c in out]
-    _report_unused([c for c in available if c not in out.values()], out, mapping)
-    return {c: out[c] for c in order if c in out}
-
-
-# names that mean a column of the convention (a near miss is warned about, never guessed)
-_NEAR = {
-    "anchor": ("query", "queries", "question", "questions", "anchors", "sentence1", "text1", "q", "source"),
-    "positive": (
-        "pos",
-        "positives",
-        "document",
-        "doc",
-        "docs",
-        "answer",
-        "answers",
-        "passage",
-        "sentence2",
-        "text2",
-        "target",
-        "response",
-    ),
-    "negative": (
-        "neg",
-        "negs",
-        "negatives",
-        "hard_negative",
-        "hard_negatives",
-        "hard_neg",
-        "hardneg",
-        "negative_passage",
-        "negative_passages",
-        "negative_document",
-    ),
-    "label": ("labels", "class", "classes", "category", "y", "target_label", "class_label"),
-}
-_NEG_NUMBERED = re.compile(r"^(hard_?)?neg(ative)?s?[_-]?(\d+)$")
-
-
-def _near_miss(col: str) -> Optional[str]:
-    """The convention's name that column ``col`` most likely means, or None."""
-    low = col.strip().lower().replace("-", "_").replace(" ", "_")
-    m = _NEG_NUMBERED.match(low)
-    if m:
-        return f"negative_{m.group(3)}"
-    for canon, names in _NEAR.items():
-        if low in names or low == canon:
-            return canon
-    close = difflib.get_close_matches(low, ["anchor", "positive", "negative", "label"], n=1, cutoff=0.8)
-    return close[0] if close else None
-
-
-def _report_unused(unused: List[str], used: Mapping[str, str], given: Mapping[str, str]) -> None:
-    """Columns the convention does not read: near misses get a warning with the ``columns=`` mapping,
-    the rest one INFO line."""
-    if not unused:
-        return
-    other = []
-    for col in unused:
-        canon = _near_miss(col)
-        if canon is not None and canon not in used:
-            shown = dict(given)
-            shown[canon] = col
-            log.warning(
-                "column %r is not used: anycl reads the columns anchor, positive, negative / negative_1..k "
-                "and label (and score, positive_score, negative_score for graded losses). If %r holds the "
-                "%s, map it: columns=%r",
-                col,
-                col,
-                canon,
-                shown,
-            )
-        else:
-            other.append(col)
-    if other:
-        log.info(
-            "ignoring column(s) %s (not in the convention: anchor, positive, negative / negative_1..k, label, "
-            "score, positive_score, negative_score)",
-            other,
-        )
-
-
-def _rename(row: Mapping[str, Any], cmap: Dict[str, str]) -> dict:
-    return {canon: row[src] for canon, src in cmap.items()}
 
 
 def _from_records(records: List[dict], mapping, description: str) -> Rows:
@@ -170,8 +47,8 @@ def _from_records(records: List[dict], mapping, description: str) -> Rows:
             missing = sorted(set(keys) - set(r.keys()))
             extra = sorted(set(r.keys()) - set(keys))
             raise DataError(f"row {i} has different columns from row 0 (missing {missing}, extra {extra})")
-    cmap = _canonical(keys, mapping)
-    rows = [_rename(r, cmap) for r in records]
+    cmap = canonical_columns(keys, mapping)
+    rows = [rename_row(r, cmap) for r in records]
     return Rows(
         records,
         list(cmap),
@@ -184,36 +61,22 @@ def _from_records(records: List[dict], mapping, description: str) -> Rows:
 
 
 def _from_hf(ds, mapping) -> Rows:
-    cmap = _canonical(ds.column_names, mapping)
+    cmap = canonical_columns(ds.column_names, mapping)
     keep = list(cmap.values())
     ds = ds.select_columns(keep)
     inv = cmap
 
     def get(i):
-        return _rename(ds[int(i)], inv)
+        return rename_row(ds[int(i)], inv)
 
     def it():
         for r in ds:
-            yield _rename(r, inv)
+            yield rename_row(r, inv)
 
     def column(name):
         return list(ds[inv[name]])
 
     return Rows(ds, list(cmap), len(ds), get, it, column, "Hugging Face Dataset")
-
-
-def _from_hf_iterable(ds, mapping) -> Rows:
-    names = ds.column_names
-    if names is None:  # features unknown until the first row is read
-        first = next(iter(ds))
-        names = list(first.keys())
-    cmap = _canonical(names, mapping)
-
-    def it():
-        for r in ds:
-            yield _rename(r, cmap)
-
-    return Rows(ds, list(cmap), None, None, it, None, "streamed Hugging Face IterableDataset")
 
 
 def _from_path(path: Path, mapping, modality_extensions: Sequence[str], sep: Optional[str] = None) -> Rows:
@@ -268,7 +131,7 @@ def to_rows(
                 raise DataError("the dataset is empty: it has no rows")
             return _from_hf(data, columns)
         if isinstance(data, hf.IterableDataset):
-            return _from_hf_iterable(data, columns)
+            return from_hf_iterable(data, columns)
     if isinstance(data, (str, os.PathLike)):
         return _from_path(Path(data), columns, file_extensions, sep)
     try:
@@ -285,20 +148,14 @@ def to_rows(
     if isinstance(data, (list, tuple)):
         if len(data) == 0:
             raise DataError("the dataset is empty: it has no rows")
-        if isinstance(data[0], Mapping) and not _is_raw_item_dict(data[0]):
+        if isinstance(data[0], Mapping) and not is_raw_item_dict(data[0]):
             return _from_records(list(data), columns, "list of dicts")
         if columns:
             raise DataError("columns= applies to datasets with named columns, not to a list of raw items")
         return _from_records([{"anchor": x} for x in data], None, "list of items")
+    if is_stream(data):  # a generator (function), an iterator, an iterable without a length: streamed
+        return from_iterable(data, columns)
     raise DataError(
         f"cannot use a {type(data).__name__} as a dataset; pass a datasets.Dataset/DatasetDict/IterableDataset, "
-        f"a list of dicts or items, a pandas DataFrame, or a path"
+        f"a list of dicts or items, a pandas DataFrame, a path, or a generator of rows"
     )
-
-
-RAW_ITEM_KEYS = {"array", "sampling_rate", "path", "bytes"}
-
-
-def _is_raw_item_dict(d: Mapping) -> bool:
-    """Hugging Face Audio/Image feature dicts are items, not rows."""
-    return bool(d) and set(d.keys()) <= RAW_ITEM_KEYS and ("array" in d or "bytes" in d or "path" in d)

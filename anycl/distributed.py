@@ -67,6 +67,27 @@ def _gather_sizes(n: int, device: torch.device, world: int) -> List[int]:
     return [int(s.item()) for s in sizes]
 
 
+def gather_ints(values: List[int], device: torch.device) -> List[List[int]]:
+    """Every process's list of ``len(values)`` integers, in rank order (``[values]`` without a process group)."""
+    _, world = process_info()
+    if world == 1:
+        return [list(values)]
+    mine = torch.tensor(list(values), dtype=torch.long, device=device)
+    parts = [torch.zeros_like(mine) for _ in range(world)]
+    dist.all_gather(parts, mine)
+    return [[int(v) for v in p.tolist()] for p in parts]
+
+
+def all_processes(flag: bool, device: torch.device) -> bool:
+    """True when ``flag`` is true on every process (an all-reduce of the minimum; ``flag`` on one process)."""
+    _, world = process_info()
+    if world == 1:
+        return bool(flag)
+    t = torch.tensor([1 if flag else 0], dtype=torch.long, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())
+
+
 def _all_gather_padded(x: torch.Tensor, sizes: List[int]) -> torch.Tensor:
     """All-gather along dim 0 when processes hold different numbers of rows (pad to the largest)."""
     biggest = max(sizes)

@@ -102,7 +102,8 @@ class InBatchSampler(Sampler):
         seed: base seed of the shuffle.
         min_batch_size: batches smaller than this (a short last batch) are dropped; in-batch
             negatives need at least 2.
-        shuffle_buffer: for streamed data, rows are shuffled within a buffer of this many rows.
+        shuffle_buffer: for streamed data, rows are shuffled within a buffer of this many rows, seeded by
+            ``seed``, the epoch and the process (each shuffles its own share of the stream).
         group_by_length: when set to W, the shuffled rows are cut into windows of W batches, each
             window is sorted by the rows' length (characters of their string items) before batching,
             and the batches are shuffled again: rows of similar length share a batch, which saves
@@ -121,6 +122,10 @@ class InBatchSampler(Sampler):
         if group_by_length is not None and (not isinstance(group_by_length, int) or group_by_length < 1):
             raise ConfigError(
                 f"group_by_length must be an int >= 1 (batches per window) or None, got {group_by_length!r}"
+            )
+        if isinstance(shuffle_buffer, bool) or not isinstance(shuffle_buffer, int) or shuffle_buffer < 1:
+            raise ConfigError(
+                f"shuffle_buffer must be an int >= 1 (rows a stream is shuffled in), got {shuffle_buffer!r}"
             )
         self.group_by_length = group_by_length
         self.shuffle = shuffle
@@ -164,7 +169,9 @@ class InBatchSampler(Sampler):
         self._keys_for = id(rows)
         return self._keys
 
-    def _rng(self, epoch: int) -> random.Random:
+    def _rng(self, epoch: int, rank: int = 0) -> random.Random:
+        if rank:  # a process's share of a stream (anycl.stream_rows): its own order, not the others' pattern
+            return random.Random(f"{self.seed}:{epoch}:{rank}")
         return random.Random(self.seed * 1_000_003 + epoch)
 
     def plan(self, rows: Rows, epoch: int, batch_size: int) -> List[List[int]]:
@@ -186,7 +193,7 @@ class InBatchSampler(Sampler):
         return kept
 
     def stream(self, rows: Rows, epoch: int, batch_size: int) -> Iterator[List[dict]]:
-        rng = self._rng(epoch)
+        rng = self._rng(epoch, getattr(rows, "rank", 0))
         store: Dict[int, dict] = {}
 
         def numbered():

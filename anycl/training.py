@@ -25,6 +25,7 @@ from .data import Rows
 from .errors import ConfigError
 from .gradcache import gradcache_step, make_gradcache
 from .losses.base import split_loss  # noqa: F401  (kept importable from here)
+from .stream_steps import LockstepBatches, end_of_stream_epoch, streamed_epoch
 from .training_args import TrainingArgs
 from .training_module import TrainingModule, check_finite
 
@@ -75,6 +76,7 @@ class Trainer:
         self.global_step = 0
         self.accelerator = None
         self.should_stop = False  # set by a callback (anycl.best.EarlyStopping) to end training after this step
+        self.stream_epochs: List[Dict[str, Any]] = []  # streamed data: each epoch's untrained rows (anycl.stream_steps)
 
     # -- hooks ----------------------------------------------------------------------------------------
     def _callback(self, name: str, *a) -> None:
@@ -105,7 +107,9 @@ class Trainer:
     def _epoch_batches(self, epoch: int, acc, skip: int = 0) -> tuple:
         bs = self.args.batch_size
         world = acc.num_processes
-        plan = None if self.rows.streaming else self.sampler.plan(self.rows, epoch, bs * world)
+        if self.rows.streaming:  # each process batches its own share, in step with the others
+            return streamed_epoch(self.rows, self.sampler, self.builder, bs, self.args.seed, epoch, skip, acc), None
+        plan = self.sampler.plan(self.rows, epoch, bs * world)
         stream = BatchStream(
             self.rows,
             self.sampler,
@@ -118,7 +122,7 @@ class Trainer:
             plan=plan,
             skip_batches=skip,
         )
-        workers = self.args.num_workers if plan is not None else 0
+        workers = self.args.num_workers
         # its own generator: a DataLoader otherwise draws its base seed from the global RNG, which would
         # make a resumed run's dropout differ from the uninterrupted run's
         loader = torch.utils.data.DataLoader(
@@ -129,7 +133,7 @@ class Trainer:
             persistent_workers=False,
             generator=torch.Generator().manual_seed(self.args.seed + epoch),
         )
-        return loader, (len(plan) if plan is not None else None)
+        return loader, len(plan)
 
     def _setup_checkpoints(self, acc, scheduler) -> tuple:
         """Make the checkpointer and load ``resume_from``: (epoch, batches to skip, resumed?)."""
@@ -276,7 +280,9 @@ class Trainer:
             self.epoch = epoch
             if not (resumed and epoch == start_epoch):  # a resumed sampler restored what refresh computed
                 self.sampler.refresh(acc.unwrap_model(self.module).model, self.rows, self.global_step)
-            loader, _ = self._epoch_batches(epoch, acc, skip if epoch == start_epoch else 0)
+            epoch_skip = skip if epoch == start_epoch else 0
+            loader, _ = self._epoch_batches(epoch, acc, epoch_skip)
+            skipped_before = self.builder.skipped
             self.module.train()
             for batch in loader:
                 batch = to_device(batch, acc.device)
@@ -310,6 +316,9 @@ class Trainer:
                 if (total and self.global_step >= total) or self.should_stop:
                     done = True
                     break
+            if isinstance(loader, LockstepBatches) and not (done or self.should_stop):
+                skipped = self.builder.skipped - skipped_before
+                self.stream_epochs.append(end_of_stream_epoch(loader, epoch, skipped, epoch_skip))
             if self.evaluator is not None and not args.eval_every and not self.should_stop:
                 self.evaluate()
             if done or self.should_stop:

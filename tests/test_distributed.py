@@ -1,57 +1,19 @@
 """Cross-process training: two CPU processes (gloo, through ``accelerate launch``) with local batch B
 give the same loss and the same parameter update as one process with batch 2B."""
 
-import os
-import socket
-import subprocess
-import sys
-
 import dist_configs
 import pytest
 import torch
+from launch import launch_two_processes
 
 from anycl.distributed import gather_with_grad, loss_across_processes, process_info
 from anycl.losses import get as get_loss
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def two_process_results(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist")
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), os.environ.get("PYTHONPATH", "")]),
-        OMP_NUM_THREADS="1",
-        HF_HUB_OFFLINE="1",
-        ACCELERATE_LOG_LEVEL="error",
-    )
-    cmd = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        str(free_port()),
-        os.path.join(HERE, "dist_configs.py"),
-        str(out),
-    ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    proc = launch_two_processes("dist_configs.py", str(out), timeout=300)
     results = {name: [torch.load(out / f"{name}-rank{r}.pt") for r in range(2)] for name in dist_configs.CONFIGS}
     results["stdout"] = proc.stdout
     return results
