@@ -9,6 +9,10 @@ hard as the model changes (negatives mined once, before training, go stale). ``r
 them to each batch's rows as ``negative_1`` … ``negative_k``; the batch builder asks the sampler for
 that number (``num_negatives``).
 
+Under ``accelerate launch`` every process mines its shard of the queries and corpus and the top-k are
+merged across processes (:mod:`anycl.mining_shard`): the same negatives as one process, each process
+embedding about 1/W of the items.
+
 Batches are formed as by :class:`~anycl.sampling.InBatchSampler`, and the de-duplication also covers
 the mined negatives: a row whose mined negative is another row's positive in the same batch would
 make that positive a false negative, so such rows are kept apart. (Negatives re-mined in the middle
@@ -28,6 +32,7 @@ from .losses.guided import check_margin
 from .mining import mine_negative_ids
 from .mining_rules import check_options
 from .sampler_base import register
+from .search_faiss import searcher
 
 log = logging.getLogger("anycl")
 
@@ -56,6 +61,12 @@ class MinedNegativeSampler(InBatchSampler):
         range_min_schedule: ``(start, end)``: a curriculum over ``range_min`` — each mining pass uses
             ``round(start + (end − start) · step / total_steps)`` (linear in training progress; the first
             pass ``start``), instead of the fixed ``range_min``. Default None (off).
+        backend, faiss_options: the search (``"exact"``, default, or ``"faiss"``), as in
+            :func:`anycl.mining.mine_hard_negatives`.
+        cache_dir: a folder keeping the mining embeddings keyed by the model's state and each item's hash
+            (:mod:`anycl.embed_cache`): a re-run or resumed run from the same weights embeds nothing again,
+            and a frozen guide's embeddings are reused across runs. cache_keep: model states kept in the
+            folder (default 4, so re-mining as the model trains does not fill the disk; None: all).
         shuffle, deduplicate, seed, min_batch_size: as in :class:`~anycl.sampling.InBatchSampler`.
     """
 
@@ -79,6 +90,10 @@ class MinedNegativeSampler(InBatchSampler):
         guide_margin: Optional[float] = None,
         guide_margin_strategy: Optional[str] = None,
         range_min_schedule: Optional[Sequence[int]] = None,
+        backend: str = "exact",
+        faiss_options: Optional[Dict[str, Any]] = None,
+        cache_dir: Optional[str] = None,
+        cache_keep: Optional[int] = 4,
         **in_batch_options,
     ):
         super().__init__(**in_batch_options)
@@ -105,6 +120,7 @@ class MinedNegativeSampler(InBatchSampler):
             {"absolute_margin": absolute_margin, "relative_margin": relative_margin},
             mining_precision or "fp32",
         )
+        searcher(backend, faiss_options)  # a bad backend, bad faiss_options or a missing faiss: said now
         if refresh_every is not None and (not isinstance(refresh_every, int) or refresh_every < 1):
             raise ConfigError(f"refresh_every must be an int >= 1 or None, got {refresh_every!r}")
         self.num_negatives = num_negatives
@@ -120,6 +136,10 @@ class MinedNegativeSampler(InBatchSampler):
             sampling=sampling,
             batch_size=mining_batch_size,
             chunk_size=chunk_size,
+            backend=backend,
+            faiss_options=faiss_options,
+            cache_dir=cache_dir,
+            cache_keep=cache_keep,
         )
         self.mining_precision = mining_precision  # None: fit sets it from mixed_precision ("bf16" → "bf16")
         self.verbose = verbose

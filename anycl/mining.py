@@ -39,14 +39,17 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from .data import to_rows
-from .embed import embedder
+from .distributed import process_info
+from .embed_cache import EmbeddingCache, embed_items
 from .errors import DataError
 from .keys import item_key
 from .losses.guided import check_margin
-from .mining_guide import guide_rejects, item_validator
-from .mining_rules import RULES, MiningStats, check_options, filter_candidates  # noqa: F401  (importable here)
+from .mining_guide import guide_rejects, item_validator, lowest_pair_scores
+from .mining_rules import RULES, MiningStats, check_options, choose_negatives, filter_candidates  # noqa: F401
+from .mining_shard import Shard
 from .progress import phase_bar
 from .search import topk
+from .search_faiss import searcher
 
 log = logging.getLogger("anycl")
 
@@ -81,8 +84,16 @@ def mine_negative_ids(
     guide_margin: float = 0.0,
     guide_margin_strategy: str = "absolute",
     guide_cache: Optional[dict] = None,
+    backend: str = "exact",
+    faiss_options: Optional[Dict[str, Any]] = None,
+    cache_dir: Optional[str] = None,
+    cache_keep: Optional[int] = None,
 ):
     """The mining pass on parallel lists of anchors and positives (``show_progress``: one tqdm bar).
+
+    Under several processes (``torch.distributed`` initialised) every process must call it with the same
+    arguments: each embeds and searches its shard (:mod:`anycl.mining_shard`) and all return the same.
+    ``backend``, ``faiss_options``, ``cache_dir``, ``cache_keep``: see :func:`mine_hard_negatives`.
 
     ``guide``: a second model (anything ``model`` may be) whose scores drop false negatives (rule 6 of
     the module docstring). ``guide_cache``: a dict kept by the caller between passes over the same rows
@@ -105,7 +116,8 @@ def mine_negative_ids(
     )
     if guide is not None:
         check_margin(guide_margin, guide_margin_strategy)
-    stats = MiningStats(num_negatives=num_negatives, rows_in=len(anchors))
+    search = searcher(backend, faiss_options)  # a bad backend or a missing faiss: an error before embedding
+    stats = MiningStats(num_negatives=num_negatives, rows_in=len(anchors), backend=backend)
     check_a, check_p = item_validator(model, "anchor"), item_validator(model, "positive")
     for r, (a, p) in enumerate(zip(anchors, positives)):
         check_a(a, f"row {r}: anchor")
@@ -153,20 +165,24 @@ def mine_negative_ids(
     stats.queries, stats.corpus_size = len(queries), len(docs)
     stats.own_positives_excluded = sum(len(s) for s in own)
 
+    shard_q, shard_d = Shard(len(queries)), Shard(len(docs))
+    cache = EmbeddingCache(cache_dir, cache_keep) if cache_dir is not None else None
     t0 = time.perf_counter()
-    with phase_bar(show_progress, len(queries) + len(docs), desc="mining (embed)") as bar:
-        q_emb = embedder(model, "anchor", batch_size, precision, bar)(queries)
-        d_emb = embedder(model, "positive", batch_size, precision, bar)(docs)
+    show = show_progress if shard_q.rank == 0 else False  # one bar, the main process's
+    with phase_bar(show, len(shard_q) + len(shard_d), desc="mining (embed)") as bar:
+        q_emb = shard_q.gather(embed_items(model, shard_q.take(queries), "anchor", batch_size, precision, bar, cache))
+        d_emb = embed_items(model, shard_d.take(docs), "positive", batch_size, precision, bar, cache)
     stats.embed_seconds = time.perf_counter() - t0
+    stats.processes, stats.embedded = shard_q.world, len(shard_q) + len(shard_d)
     t0 = time.perf_counter()
     pos_lists = [sorted(s) for s in own]
     # lowest score among each query's labelled positives
     labelled: List[List[int]] = [[] for _ in queries]
     for r, p in enumerate(positives):
         labelled[row_query[r]].append(dindex[item_key(p)])
-    pos_score = torch.stack([(q_emb[qi] @ d_emb[labelled[qi]].T).min() for qi in range(len(queries))])
+    pos_score = lowest_pair_scores(shard_d, q_emb, d_emb, labelled)
     depth = min(range_max, len(docs))
-    scores, idx = chunked_topk_excluding(q_emb, d_emb, depth, pos_lists, chunk_size)
+    scores, idx = shard_d.topk(q_emb, d_emb, depth, pos_lists, chunk_size, search)
     reject = None
     if guide is not None:
         reject = guide_rejects(
@@ -181,33 +197,21 @@ def mine_negative_ids(
             precision,
             guide_cache,
             stats,
+            shards=(shard_q, shard_d),
+            embed_cache=cache,
         )
+    if cache is not None:
+        stats.embedded, stats.cache_hits = cache.misses, cache.hits
+        if shard_q.rank == 0:
+            cache.finish()
     keep, counts = filter_candidates(scores, pos_score, range_min, max_score, absolute_margin, relative_margin, reject)
     stats.candidates = int(torch.isfinite(scores).sum())
     stats.filtered, stats.kept = counts, int(keep.sum())
 
-    gen = torch.Generator().manual_seed(int(seed))
-    chosen: List[List[int]] = []
-    for qi in range(len(queries)):
-        cand = idx[qi][keep[qi]].tolist()
-        if sampling == "random" and len(cand) > num_negatives:
-            pick = torch.randperm(len(cand), generator=gen)[:num_negatives].sort().values.tolist()
-            cand = [cand[j] for j in pick]
-        else:
-            cand = cand[:num_negatives]
-        if len(cand) < num_negatives:
-            stats.queries_short += 1
-            if on_short == "random":
-                banned = set(cand) | own[qi]
-                pool = [j for j in torch.randperm(len(docs), generator=gen).tolist() if j not in banned]
-                fill = pool[: num_negatives - len(cand)]
-                stats.filled_at_random += len(fill)
-                cand = cand + fill
-        chosen.append(cand)
+    chosen = choose_negatives(idx, keep, own, len(docs), num_negatives, sampling, on_short, seed, stats)
     stats.search_seconds = time.perf_counter() - t0
 
     per_row: List[Optional[List[int]]] = []
-    neg_scores = []
     for r in range(len(anchors)):
         c = chosen[row_query[r]]
         if len(c) < num_negatives and on_short == "drop":
@@ -215,13 +219,13 @@ def mine_negative_ids(
             stats.rows_dropped += 1
             continue
         per_row.append(c)
-    for qi, c in enumerate(chosen):
-        if c:
-            neg_scores.append(q_emb[qi] @ d_emb[c].T)
+    pairs_q = torch.tensor([qi for qi, c in enumerate(chosen) for _ in c], dtype=torch.long)
+    pairs_d = torch.tensor([d for c in chosen for d in c], dtype=torch.long)
+    neg = shard_d.pair_scores(q_emb, d_emb, pairs_q, pairs_d)
     stats.negatives_taken = sum(len(c) for c in chosen)
     stats.rows_out = len(anchors) - stats.rows_dropped
     stats.mean_positive_score = float(pos_score.mean()) if len(queries) else float("nan")
-    stats.mean_negative_score = float(torch.cat(neg_scores).mean()) if neg_scores else float("nan")
+    stats.mean_negative_score = float(neg.mean()) if len(neg) else float("nan")
     return per_row, docs, stats
 
 
@@ -247,6 +251,10 @@ def mine_hard_negatives(
     guide=None,
     guide_margin: float = 0.0,
     guide_margin_strategy: str = "absolute",
+    backend: str = "exact",
+    faiss_options: Optional[Dict[str, Any]] = None,
+    cache_dir: Optional[str] = None,
+    cache_keep: Optional[int] = None,
 ) -> Tuple[List[dict], MiningStats]:
     """Mine hard negatives for (anchor, positive) pairs with a model.
 
@@ -276,6 +284,16 @@ def mine_hard_negatives(
         guide, guide_margin, guide_margin_strategy: a second model (anything ``model`` may be) whose
             scores drop false negatives: a candidate the guide rates above the guide's positive score
             minus the margin is rejected (rule 6 above; counted as ``guide`` in the statistics).
+        backend: ``"exact"`` (default: every score computed) or ``"faiss"`` (a FAISS index, the optional
+            ``faiss`` extra; :mod:`anycl.search_faiss`). faiss_options: ``{"index": "flat" | "ivf",
+            "nlist": int, "nprobe": int}`` (default flat: exhaustive; ivf: approximate and faster).
+        cache_dir: a folder keeping the embeddings between calls, keyed by the model's state and each
+            item's hash (:mod:`anycl.embed_cache`): a re-run with an unchanged model embeds only new items.
+            cache_keep: how many model states the folder keeps (default all).
+
+    Under ``accelerate launch`` (several processes) call it in every process with the same arguments:
+    each process embeds and searches its share of the queries and corpus, the top-k are merged across
+    processes (the same negatives as one process), and the statistics are printed by the main process.
 
     Returns:
         ``(rows, stats)``: rows as dicts ``{"anchor", "positive", "negative_1", …}`` in input order
@@ -310,6 +328,10 @@ def mine_hard_negatives(
         guide=guide,
         guide_margin=guide_margin,
         guide_margin_strategy=guide_margin_strategy,
+        backend=backend,
+        faiss_options=faiss_options,
+        cache_dir=cache_dir,
+        cache_keep=cache_keep,
     )
     out = []
     for a, p, negs in zip(anchors, positives, per_row):
@@ -319,7 +341,7 @@ def mine_hard_negatives(
         for j, d in enumerate(negs):
             row[f"negative_{j + 1}"] = docs[d]
         out.append(row)
-    if verbose:  # printed, or logged: not both (a CLI shows the log too)
+    if verbose and process_info()[0] == 0:  # printed (by the main process), or logged: not both
         print(stats)
     else:
         log.info("%s", stats)

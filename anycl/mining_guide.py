@@ -6,13 +6,14 @@ the margin."""
 from __future__ import annotations
 
 import time
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import torch
 
-from .embed import embedder
+from .embed_cache import embed_items
 from .errors import DataError
 from .mining_rules import MiningStats
+from .mining_shard import Shard
 
 
 def item_validator(model, side: str):
@@ -42,20 +43,40 @@ def guide_rejects(
     precision: str,
     cache: Optional[dict],
     stats: MiningStats,
+    shards: Optional[Tuple[Shard, Shard]] = None,
+    embed_cache=None,
 ) -> torch.Tensor:
-    """(Q, R) bool: candidates the guide scores above its own positive score minus the margin."""
-    sizes = (len(queries), len(docs))
-    if cache is not None and cache.get("sizes") == sizes:
+    """(Q, R) bool: candidates the guide scores above its own positive score minus the margin. ``shards``
+    (queries, corpus): this process's parts (:mod:`anycl.mining_shard`; default: all of both);
+    ``embed_cache``: an :class:`~anycl.embed_cache.EmbeddingCache` for the guide's embeddings."""
+    shard_q, shard_d = shards or (Shard(len(queries), 0, 1), Shard(len(docs), 0, 1))
+    sizes, part = (len(queries), len(docs)), (shard_d.start, shard_d.stop)
+    if cache is not None and cache.get("sizes") == sizes and cache.get("shard", part) == part:
         gq, gd = cache["queries"], cache["docs"]
     else:
         t0 = time.perf_counter()
-        gq = embedder(guide, "anchor", batch_size, precision)(queries)
-        gd = embedder(guide, "positive", batch_size, precision)(docs)
+        gq = shard_q.gather(
+            embed_items(guide, shard_q.take(queries), "anchor", batch_size, precision, cache=embed_cache)
+        )
+        gd = embed_items(guide, shard_d.take(docs), "positive", batch_size, precision, cache=embed_cache)
         stats.embed_seconds += time.perf_counter() - t0
+        if embed_cache is None:  # with a cache, the caller counts what it embedded
+            stats.embedded += len(shard_q) + len(shard_d)
         if cache is not None:
-            cache.update(sizes=sizes, queries=gq, docs=gd)
-    g_pos = torch.stack([(gq[qi] @ gd[labelled[qi]].T).min() for qi in range(len(queries))])
+            cache.update(sizes=sizes, shard=part, queries=gq, docs=gd)
+    g_pos = lowest_pair_scores(shard_d, gq, gd, labelled)
     thr = g_pos - margin if strategy == "absolute" else g_pos - g_pos.abs() * margin
-    safe = idx.clamp(min=0)
-    g_cand = (gq.unsqueeze(1) * gd[safe]).sum(-1)  # (Q, R): the guide's score of each ranked candidate
+    nq, depth = idx.shape
+    rows = torch.arange(nq).repeat_interleave(depth)
+    g_cand = shard_d.pair_scores(gq, gd, rows, idx.clamp(min=0).reshape(-1)).view(nq, depth)
     return (g_cand > thr.unsqueeze(1)) & (idx >= 0)
+
+
+def lowest_pair_scores(
+    shard_d: Shard, q_emb: torch.Tensor, d_local: torch.Tensor, per_query: List[List[int]]
+) -> torch.Tensor:
+    """(Q,) each query's lowest score among its documents ``per_query[q]`` (global ids; +inf for none)."""
+    qi = torch.tensor([q for q, ds in enumerate(per_query) for _ in ds], dtype=torch.long)
+    di = torch.tensor([d for ds in per_query for d in ds], dtype=torch.long)
+    scores = shard_d.pair_scores(q_emb, d_local, qi, di)
+    return torch.full((len(per_query),), float("inf")).scatter_reduce(0, qi, scores, "amin")

@@ -36,6 +36,10 @@ class MiningStats:
     rows_dropped: int = 0
     embed_seconds: float = 0.0
     search_seconds: float = 0.0
+    backend: str = "exact"  # the search: "exact" or "faiss"
+    processes: int = 1  # processes the pass was split over (anycl.mining_shard)
+    embedded: int = 0  # items this process embedded (its share; without those read from cache_dir)
+    cache_hits: int = 0  # items this process read from cache_dir instead of embedding them
 
     @property
     def queries_per_s(self) -> float:
@@ -59,8 +63,14 @@ class MiningStats:
             + (f" (filled {self.filled_at_random} negatives at random)" if self.filled_at_random else "")
             + (f"; rows dropped {self.rows_dropped} of {self.rows_in}" if self.rows_dropped else ""),
             f"  {self.queries_per_s:.1f} queries/s (embedding {self.embed_seconds:.1f}s, search "
-            f"{self.search_seconds:.1f}s)",
+            f"{self.search_seconds:.1f}s, {self.backend})",
         ]
+        if self.processes > 1 or self.cache_hits:
+            lines.append(
+                f"  this process embedded {self.embedded} items"
+                + (f" of {self.processes} processes' shares" if self.processes > 1 else "")
+                + (f"; {self.cache_hits} read from the cache" if self.cache_hits else "")
+            )
         return "\n".join(lines)
 
 
@@ -128,3 +138,39 @@ def check_options(
     for name, v in margins.items():
         if v is not None and (not isinstance(v, (int, float)) or v < 0):
             raise ConfigError(f"{name} must be a number >= 0, got {v!r}")
+
+
+def choose_negatives(
+    idx: torch.Tensor,
+    keep: torch.Tensor,
+    own: List[set],
+    n_docs: int,
+    num_negatives: int,
+    sampling: str,
+    on_short: str,
+    seed: int,
+    stats: MiningStats,
+) -> List[List[int]]:
+    """Each query's negatives (document ids) from its ranked candidates ``idx`` (Q, R) that passed the
+    rules (``keep``): the best ``num_negatives`` (``sampling="top"``) or a seeded random draw among them;
+    a query left short is filled with random documents that are not its own (``own[q]``) when
+    ``on_short="random"``. Counts short queries and random fills in ``stats``."""
+    gen = torch.Generator().manual_seed(int(seed))
+    chosen: List[List[int]] = []
+    for qi in range(idx.shape[0]):
+        cand = idx[qi][keep[qi]].tolist()
+        if sampling == "random" and len(cand) > num_negatives:
+            pick = torch.randperm(len(cand), generator=gen)[:num_negatives].sort().values.tolist()
+            cand = [cand[j] for j in pick]
+        else:
+            cand = cand[:num_negatives]
+        if len(cand) < num_negatives:
+            stats.queries_short += 1
+            if on_short == "random":
+                banned = set(cand) | own[qi]
+                pool = [j for j in torch.randperm(n_docs, generator=gen).tolist() if j not in banned]
+                fill = pool[: num_negatives - len(cand)]
+                stats.filled_at_random += len(fill)
+                cand = cand + fill
+        chosen.append(cand)
+    return chosen

@@ -10,9 +10,12 @@ lists into nDCG@10, MRR@10, MAP@100 and Recall@k.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import torch
+
+from .search_exact import canonical_topk, merge_ranked, pair_dots, rounding_bound, settle, slack  # noqa: F401
 
 
 def topk(
@@ -34,30 +37,76 @@ def topk(
 
     Memory: ``chunk_size × (corpus block + k)`` scores besides the embeddings. Missing ranks (a corpus
     smaller than k plus the exclusions) have score ``-inf`` and index ``-1``. Returns (Q, k) scores,
-    sorted descending, and (Q, k) long indices.
+    sorted descending, and (Q, k) long indices. The scores are :func:`~anycl.search_exact.pair_dots`
+    (rounded the same wherever computed) and equal scores are ranked by the lower corpus index, so the
+    result does not depend on the block sizes (nor, in :mod:`anycl.mining_shard`, on how the corpus is
+    split across processes): see :mod:`anycl.search_exact`.
     """
     nq, n = queries.shape[0], corpus.shape[0]
     k = max(0, int(k))
-    step = chunk_size if corpus_chunk_size == -1 else (corpus_chunk_size or max(n, 1))
     out_s = torch.full((nq, k), float("-inf"))
     out_i = torch.full((nq, k), -1, dtype=torch.long)
     if k == 0 or n == 0:
+        return out_s, out_i
+    d_max = float(corpus.norm(dim=1).max())
+    for qs in range(0, nq, chunk_size):
+        q = queries[qs : qs + chunk_size]
+        ex = None if exclude is None else exclude[qs : qs + q.shape[0]]
+        cand_s, cand_i = candidates(q, corpus, k + slack(k), ex, chunk_size, corpus_chunk_size)
+        s, i = settle(
+            cand_s,
+            cand_i,
+            k,
+            partial(pair_rows, q, corpus),
+            rounding_bound(q.shape[1], q.norm(dim=1), d_max),
+            partial(fallback_rows, q, corpus, k, ex),
+        )
+        out_s[qs : qs + q.shape[0]], out_i[qs : qs + q.shape[0]] = s, i
+    return out_s, out_i
+
+
+def pair_rows(q: torch.Tensor, corpus: torch.Tensor, qi: torch.Tensor, di: torch.Tensor) -> torch.Tensor:
+    """:func:`~anycl.search_exact.pair_dots` of the pairs (``q[qi[j]]``, ``corpus[di[j]]``)."""
+    return pair_dots(q[qi], corpus[di])
+
+
+def fallback_rows(q, corpus, k: int, ex, rows: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The exhaustive search of the queries ``q[rows]`` (:func:`~anycl.search_exact.settle`'s fallback)."""
+    return canonical_topk(q[rows], corpus, k, None if ex is None else [ex[r] for r in rows.tolist()])
+
+
+def candidates(
+    queries: torch.Tensor,
+    corpus: torch.Tensor,
+    depth: int,
+    exclude: Optional[Sequence[Sequence[int]]] = None,
+    chunk_size: int = 1024,
+    corpus_chunk_size: Optional[int] = -1,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Each query's best ``depth`` documents by matrix products (blocks as in :func:`topk`): (Q, depth)
+    scores sorted descending and ids, ``-inf``/``-1`` for missing ranks; the first step of :func:`topk`
+    (:mod:`anycl.search_exact`)."""
+    nq, n = queries.shape[0], corpus.shape[0]
+    step = chunk_size if corpus_chunk_size == -1 else (corpus_chunk_size or max(n, 1))
+    out_s = torch.full((nq, depth), float("-inf"))
+    out_i = torch.full((nq, depth), -1, dtype=torch.long)
+    if depth == 0 or n == 0:
         return out_s, out_i
     for qs in range(0, nq, chunk_size):
         q = queries[qs : qs + chunk_size]
         m = q.shape[0]
         best_s = torch.full((m, 0), float("-inf"))
         best_i = torch.full((m, 0), -1, dtype=torch.long)
-        ex_r, ex_c = _exclusions(exclude, qs, m)
+        ex_r, ex_c = exclusions(exclude, qs, m)
         for cs in range(0, n, step):
             sim = q @ corpus[cs : cs + step].T  # (m, c)
             if len(ex_r):
                 sel = (ex_c >= cs) & (ex_c < cs + sim.shape[1])
                 sim[ex_r[sel], ex_c[sel] - cs] = float("-inf")
-            s, i = sim.topk(min(k, sim.shape[1]), dim=1)
+            s, i = sim.topk(min(depth, sim.shape[1]), dim=1)
             cat_s = torch.cat([best_s, s], dim=1)
             cat_i = torch.cat([best_i, i + cs], dim=1)
-            best_s, pos = cat_s.topk(min(k, cat_s.shape[1]), dim=1)
+            best_s, pos = cat_s.topk(min(depth, cat_s.shape[1]), dim=1)
             best_i = cat_i.gather(1, pos)
         best_i = torch.where(torch.isinf(best_s), torch.full_like(best_i, -1), best_i)
         out_s[qs : qs + m, : best_s.shape[1]] = best_s
@@ -65,7 +114,21 @@ def topk(
     return out_s, out_i
 
 
-def _exclusions(exclude: Optional[Sequence[Sequence[int]]], start: int, m: int) -> Tuple[torch.Tensor, torch.Tensor]:
+def recall_at_k(reference: torch.Tensor, found: torch.Tensor, k: Optional[int] = None) -> float:
+    """Mean over queries of the share of ``reference``'s first ``k`` ids (e.g. the exact top-k; ``-1``:
+    no result) that ``found``'s first ``k`` (e.g. an approximate search's) contains; queries without a
+    reference id are left out. 1.0 when nothing is missed; nan without any reference id."""
+    k = reference.shape[1] if k is None else int(k)
+    total, n = 0.0, 0
+    for ref, got in zip(reference[:, :k].tolist(), found[:, :k].tolist()):
+        want = {j for j in ref if j >= 0}
+        if want:
+            total += len(want & set(got)) / len(want)
+            n += 1
+    return total / n if n else float("nan")
+
+
+def exclusions(exclude: Optional[Sequence[Sequence[int]]], start: int, m: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """The exclusions of queries ``start .. start + m`` as (row in the block, corpus index) tensors."""
     pairs = [] if exclude is None else [(r, c) for r in range(m) for c in exclude[start + r]]
     return (
