@@ -10,8 +10,9 @@ The **model key** hashes everything that decides an embedding: every parameter a
 (names, dtypes, shapes, bytes), its configuration (an anycl model's ``config()``: adapters, prompts,
 truncation; a sentence-transformers model's ``max_seq_length`` and prompts), the side's prompt and tower,
 and the precision. Any change to the weights gives another key, so nothing computed before is reused.
-An **item key** is a 128-bit hash of the text (bytes, arrays: their content; a path of an image or
-audio model, or an HF feature dict with a path: the path with the file's size and modification time).
+An **item key** is a 128-bit hash of the text (bytes, arrays: their content; a path given to an anycl
+image or audio model, an ``os.PathLike``, or an HF feature dict with a path: the path with the file's
+size and modification time; a SentenceTransformer's or a callable's strings are hashed as texts).
 Items of other types are embedded every time and not stored.
 
 Each call writes the items it had to embed as new part files (at most ``PART_ROWS`` rows each), first

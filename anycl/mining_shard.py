@@ -26,7 +26,7 @@ import torch.distributed as dist
 
 from .distributed import process_info
 from .search import candidates
-from .search_exact import canonical_topk, merge_ranked, pair_dots, rounding_bound, settle, slack
+from .search_exact import canonical_topk, indexed_pair_dots, merge_ranked, rounding_bound, settle, slack
 
 SearchFn = Callable[..., Tuple[torch.Tensor, torch.Tensor]]
 GATHER_BLOCK = 16384  # queries whose per-process top-k are gathered and merged at a time
@@ -97,7 +97,7 @@ class Shard:
         mine = (di >= self.start) & (di < self.stop)
         out = torch.zeros(qi.shape[0])
         if bool(mine.any()):
-            out[mine] = pair_dots(q_emb[qi[mine]], d_local[di[mine] - self.start])
+            out[mine] = indexed_pair_dots(q_emb, d_local, qi[mine], di[mine] - self.start)
         return _sum(out)
 
     def _local(self, exclude: Optional[Sequence[Sequence[int]]]) -> Optional[List[List[int]]]:

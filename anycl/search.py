@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import torch
 
-from .search_exact import canonical_topk, merge_ranked, pair_dots, rounding_bound, settle, slack  # noqa: F401
+from .search_exact import canonical_topk, indexed_pair_dots, merge_ranked, rounding_bound, settle, slack  # noqa: F401
 
 
 def topk(
@@ -67,7 +67,7 @@ def topk(
 
 def pair_rows(q: torch.Tensor, corpus: torch.Tensor, qi: torch.Tensor, di: torch.Tensor) -> torch.Tensor:
     """:func:`~anycl.search_exact.pair_dots` of the pairs (``q[qi[j]]``, ``corpus[di[j]]``)."""
-    return pair_dots(q[qi], corpus[di])
+    return indexed_pair_dots(q, corpus, qi, di)
 
 
 def fallback_rows(q, corpus, k: int, ex, rows: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

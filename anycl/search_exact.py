@@ -40,6 +40,15 @@ def pair_dots(q: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def indexed_pair_dots(q: torch.Tensor, d: torch.Tensor, qi: torch.Tensor, di: torch.Tensor) -> torch.Tensor:
+    """:func:`pair_dots` of the rows ``q[qi[j]]`` and ``d[di[j]]``, gathered ``PAIR_BLOCK`` pairs at a time
+    (never a (P, D) copy of all pairs)."""
+    out = torch.empty(qi.shape[0])
+    for s in range(0, qi.shape[0], PAIR_BLOCK):
+        out[s : s + PAIR_BLOCK] = pair_dots(q[qi[s : s + PAIR_BLOCK]], d[di[s : s + PAIR_BLOCK]])
+    return out
+
+
 def rounding_bound(dim: int, q_norms: torch.Tensor, d_norm_max: float) -> torch.Tensor:
     """(Q,) a bound on |matrix-product score − :func:`pair_dots` score| for each query."""
     return 2.0 * (dim + 2) * UNIT_ROUNDOFF * q_norms * float(d_norm_max)
