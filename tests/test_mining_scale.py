@@ -150,6 +150,27 @@ def test_the_model_key_follows_weights_precision_and_side_settings():
     assert model_key(a, "anchor", "fp32") != model_key(b, "anchor", "fp32")
 
 
+def test_an_anycl_model_key_follows_its_prompts_and_max_seq_length(minilm_path, tmp_path):
+    from anycl.model import build_model
+
+    model = build_model({"anchor": "text", "positive": "text"}, model=minilm_path, head=None)
+    plain = model_key(model, "anchor", "fp32")
+    assert model_key(model, "positive", "fp32") == plain  # one tower, no prompts: the same embeddings
+    model.prompts = {"anchor": "query: "}
+    assert model_key(model, "anchor", "fp32") not in (plain, model_key(model, "positive", "fp32"))
+    short = build_model(
+        {"anchor": "text", "positive": "text"}, model=minilm_path, head=None, adapter_options={"max_seq_length": 16}
+    )
+    assert model_key(short, "positive", "fp32") != plain
+    texts = ["a cached sentence", "another one"]
+    cache = EmbeddingCache(tmp_path)
+    first = cache.embed(short, texts, "positive", 8, "fp32")
+    again = EmbeddingCache(tmp_path)
+    torch.testing.assert_close(again.embed(short, texts, "positive", 8, "fp32"), first, rtol=0, atol=0)
+    assert (again.hits, again.misses) == (2, 0)
+    torch.testing.assert_close(first, short.encode(texts), rtol=0, atol=1e-6)
+
+
 def test_a_corrupt_cache_file_is_rebuilt_with_a_warning(tmp_path, caplog):
     expected, _ = mine(ItemEmbedder(), tmp_path)
     parts = list((tmp_path / "cache").glob("*/part-*.safetensors"))
