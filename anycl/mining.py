@@ -88,11 +88,14 @@ def mine_negative_ids(
     faiss_options: Optional[Dict[str, Any]] = None,
     cache_dir: Optional[str] = None,
     cache_keep: Optional[int] = None,
+    shard: bool = True,
 ):
     """The mining pass on parallel lists of anchors and positives (``show_progress``: one tqdm bar).
 
     Under several processes (``torch.distributed`` initialised) every process must call it with the same
     arguments: each embeds and searches its shard (:mod:`anycl.mining_shard`) and all return the same.
+    ``shard=False``: this process mines everything alone (no communication; for a call made in one
+    process only).
     ``backend``, ``faiss_options``, ``cache_dir``, ``cache_keep``: see :func:`mine_hard_negatives`.
 
     ``guide``: a second model (anything ``model`` may be) whose scores drop false negatives (rule 6 of
@@ -165,10 +168,13 @@ def mine_negative_ids(
     stats.queries, stats.corpus_size = len(queries), len(docs)
     stats.own_positives_excluded = sum(len(s) for s in own)
 
-    shard_q, shard_d = Shard(len(queries)), Shard(len(docs))
+    rank = process_info()[0]
+    shard_q, shard_d = (
+        (Shard(len(queries)), Shard(len(docs))) if shard else (Shard(len(queries), 0, 1), Shard(len(docs), 0, 1))
+    )
     cache = EmbeddingCache(cache_dir, cache_keep) if cache_dir is not None else None
     t0 = time.perf_counter()
-    show = show_progress if shard_q.rank == 0 else False  # one bar, the main process's
+    show = show_progress if rank == 0 else False  # one bar, the main process's
     with phase_bar(show, len(shard_q) + len(shard_d), desc="mining (embed)") as bar:
         q_emb = shard_q.gather(embed_items(model, shard_q.take(queries), "anchor", batch_size, precision, bar, cache))
         d_emb = embed_items(model, shard_d.take(docs), "positive", batch_size, precision, bar, cache)
@@ -202,7 +208,7 @@ def mine_negative_ids(
         )
     if cache is not None:
         stats.embedded, stats.cache_hits = cache.misses, cache.hits
-        if shard_q.rank == 0:
+        if rank == 0:
             cache.finish()
     keep, counts = filter_candidates(scores, pos_score, range_min, max_score, absolute_margin, relative_margin, reject)
     stats.candidates = int(torch.isfinite(scores).sum())
@@ -255,6 +261,7 @@ def mine_hard_negatives(
     faiss_options: Optional[Dict[str, Any]] = None,
     cache_dir: Optional[str] = None,
     cache_keep: Optional[int] = None,
+    shard: bool = True,
 ) -> Tuple[List[dict], MiningStats]:
     """Mine hard negatives for (anchor, positive) pairs with a model.
 
@@ -294,6 +301,8 @@ def mine_hard_negatives(
     Under ``accelerate launch`` (several processes) call it in every process with the same arguments:
     each process embeds and searches its share of the queries and corpus, the top-k are merged across
     processes (the same negatives as one process), and the statistics are printed by the main process.
+    A call made in one process only (``if accelerator.is_main_process:``) must pass ``shard=False``
+    (that process then mines everything alone); otherwise it waits for the others forever.
 
     Returns:
         ``(rows, stats)``: rows as dicts ``{"anchor", "positive", "negative_1", …}`` in input order
@@ -332,6 +341,7 @@ def mine_hard_negatives(
         faiss_options=faiss_options,
         cache_dir=cache_dir,
         cache_keep=cache_keep,
+        shard=shard,
     )
     out = []
     for a, p, negs in zip(anchors, positives, per_row):

@@ -40,6 +40,9 @@ def mine_all(out_dir: str, cache_dir: str) -> dict:
             model, pairs, corpus, num_negatives=2, guide=guide, guide_margin=0.0, verbose=False
         )
         results["guide"] = {"rows": rows, "seen": model.seen + guide.seen, "filtered": stats.filtered}
+        model = ItemEmbedder()  # one process alone, no communication (e.g. a call under is_main_process)
+        rows, _ = mining.mine_hard_negatives(model, pairs, corpus, num_negatives=3, shard=False, verbose=False)
+        results["unsharded"] = {"rows": rows, "seen": model.seen}
         seen = []
         for _ in range(2):  # the second call reads every embedding from the cache
             model = ItemEmbedder()

@@ -319,6 +319,27 @@ def test_mine_writes_negatives_that_a_brute_force_search_agrees_with(fitted, wor
     assert "wrote 24 rows" in capsys.readouterr().out
 
 
+def test_mine_with_a_cache_dir_embeds_nothing_the_second_time_and_faiss_flat_agrees(work, minilm_path):
+    import pandas as pd
+
+    pytest.importorskip("faiss")
+
+    def mine(name, *flags):
+        out, stats = work / f"{name}.csv", work / f"{name}.json"
+        args = ["mine", minilm_path, str(work / "pairs.csv"), "-o", str(out), "--stats", str(stats), "-q", *flags]
+        assert cli.main(args) == 0
+        return pd.read_csv(out), json.loads(stats.read_text())
+
+    cache = ["--cache-dir", str(work / "emb-cache")]
+    first, s1 = mine("cached1", *cache)
+    second, s2 = mine("cached2", *cache)
+    assert s1["embedded"] > 0 and s1["cache_hits"] == 0
+    assert s2["embedded"] == 0 and s2["cache_hits"] == s1["embedded"]
+    assert first.equals(second)
+    flat, s3 = mine("faiss", "--backend", "faiss", "--faiss-index", "flat")
+    assert s3["backend"] == "faiss" and flat.equals(first)
+
+
 # -- errors: one line, exit code 2 ----------------------------------------------------------------------------
 def test_errors_are_one_line_with_exit_code_2(work, capsys):
     # a real process: exit status 2 and one line on stderr, no traceback

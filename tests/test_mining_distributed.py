@@ -11,8 +11,6 @@ import pytest
 from mining_toys import MINING_CASES, pairs_and_corpus
 from test_distributed import free_port
 
-pytestmark = pytest.mark.slow  # two launched processes: about a minute on a loaded 2-core machine
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -36,7 +34,7 @@ def two_processes(tmp_path_factory):
     return ranks, single
 
 
-@pytest.mark.parametrize("case", [*MINING_CASES, "guide", "cache", "faiss"])
+@pytest.mark.parametrize("case", [*MINING_CASES, "guide", "cache", "faiss", "unsharded"])
 def test_two_processes_mine_exactly_the_negatives_of_one(case, two_processes):
     ranks, single = two_processes
     if case not in single:
@@ -54,6 +52,11 @@ def test_each_process_embeds_about_half_of_the_items(case, two_processes):
     shares = [r[case]["seen"] for r in ranks]
     assert sum(shares) == total and all(abs(s - total / 2) <= 1 for s in shares), (shares, total)
     assert [r[case]["embedded"] for r in ranks] == shares
+
+
+def test_shard_false_mines_everything_in_each_process(two_processes):
+    ranks, single = two_processes
+    assert [r["unsharded"]["seen"] for r in ranks] == [single["unsharded"]["seen"]] * 2
 
 
 def test_the_cache_is_shared_and_a_second_call_embeds_nothing(two_processes):

@@ -67,6 +67,9 @@ def run(args, extra: List[str]) -> int:
         verbose=True,
         show_progress=not args.quiet,
         precision=args.precision,
+        backend=args.backend,
+        faiss_options={"index": args.faiss_index, "nlist": args.nlist, "nprobe": args.nprobe},
+        cache_dir=args.cache_dir,
     )
     if not mined:
         raise DataError(
@@ -156,6 +159,26 @@ def add_parser(sub) -> None:
         default="fp32",
         help="embed in float32, or under bfloat16 autocast, about 2x faster on CPUs with bf16 units (default: fp32)",
     )
+    p.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="keep the embeddings in this folder, keyed by the model's state and each item's hash: a re-run "
+        "embeds only new items (default: none)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("exact", "faiss"),
+        default="exact",
+        help="the search: exact, or a FAISS index (pip install 'anycl[faiss]') (default: exact)",
+    )
+    p.add_argument(
+        "--faiss-index",
+        choices=("flat", "ivf"),
+        default="flat",
+        help="with --backend faiss: flat (exhaustive) or ivf (approximate, faster) (default: flat)",
+    )
+    p.add_argument("--nlist", type=int, metavar="N", help="ivf: number of lists (default: sqrt of the corpus size)")
+    p.add_argument("--nprobe", type=int, default=16, metavar="N", help="ivf: lists scanned per query (default: 16)")
     p.add_argument("--stats", metavar="FILE", help="also write the statistics to this JSON file (default: none)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file (default: off)")
     add_output_arguments(p)
