@@ -2,33 +2,17 @@
 each process embedding about half of the queries and corpus; one progress bar."""
 
 import json
-import os
-import subprocess
-import sys
 
 import mining_dist_worker
 import pytest
+from launch import launch_two_processes
 from mining_toys import MINING_CASES, pairs_and_corpus
-from test_distributed import free_port
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory):
     out = tmp_path_factory.mktemp("mining-dist")
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), os.environ.get("PYTHONPATH", "")]),
-        OMP_NUM_THREADS="1",
-        HF_HUB_OFFLINE="1",
-        ACCELERATE_LOG_LEVEL="error",
-    )
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
-    cmd += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    cmd += ["--main_process_port", str(free_port()), os.path.join(HERE, "mining_dist_worker.py"), str(out)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    launch_two_processes("mining_dist_worker.py", str(out), timeout=300)
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
     single = mining_dist_worker.mine_all(str(out), str(tmp_path_factory.mktemp("single-cache")))
     return ranks, single
