@@ -6,6 +6,7 @@ import os
 import sys
 
 import torch
+import torch.distributed as dist
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -112,3 +113,6 @@ if __name__ == "__main__":
         rank, world = process_info()
         assert world == 2, world
         torch.save(result, os.path.join(out, f"{name}-rank{rank}.pt"))
+    if dist.is_initialized():  # close the group before exit: gloo's threads otherwise race the interpreter's exit
+        dist.barrier()
+        dist.destroy_process_group()
