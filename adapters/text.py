@@ -274,17 +274,12 @@ def export_sentence_transformers(model, path: str, modality: Optional[str] = Non
     be expressed in that format and is refused.
     """
     tower = model.tower(modality or model.sides.get("anchor", "text"))
-    st = getattr(tower.encoder, "st", None)
-    if st is None:
-        raise ConfigError(
-            f"the {tower.modality!r} tower is not a sentence-transformers model; only text towers "
-            f"export to the sentence-transformers format"
-        )
     if tower.head is not None and tower.encode_with_head:
         raise ConfigError(
             "this text tower encodes through a projection head, which the sentence-transformers "
             "format does not hold; train with head=None to export"
         )
+    st: Any = tower.encoder.st  # a text tower's encoder is a SentenceTransformerEncoder (attach checks it)
     os.makedirs(path, exist_ok=True)
     with quiet_library_bars():
         st.save(str(path), safe_serialization=True)

@@ -4,6 +4,7 @@ import logging
 
 import pytest
 import torch
+from toy_modality import ToyEncoder  # registers the toyvec modality
 
 import anycl
 from anycl.data import to_rows
@@ -146,3 +147,12 @@ def test_encode_sorts_texts_by_length_internally_but_returns_them_in_the_given_o
     together = model.encode(texts, batch_size=2)
     one_by_one = torch.cat([model.encode([t]) for t in texts])
     torch.testing.assert_close(together, one_by_one, atol=1e-5, rtol=1e-4)
+
+
+def test_export_sentence_transformers_refuses_a_non_text_tower(tmp_path):
+    toy = anycl.model.build_model({s: "toyvec" for s in ("anchor", "positive")}, head=None)
+    with pytest.raises(ConfigError, match="is not a sentence-transformers model; only text towers export"):
+        toy.export_sentence_transformers(str(tmp_path / "toy"))
+    assert not (tmp_path / "toy").exists()
+    with pytest.raises(TypeError, match="the text adapter needs a sentence-transformers encoder"):
+        anycl.model.build_model({s: "text" for s in ("anchor", "positive")}, encoder=ToyEncoder(), head=None)

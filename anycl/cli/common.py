@@ -111,6 +111,22 @@ def model_and_data(p: argparse.ArgumentParser, data_help: str) -> None:
     p.add_argument("data", metavar="DATA", help=data_help)
 
 
+def add_columns_argument(p: argparse.ArgumentParser) -> None:
+    """``--columns JSON``: the data's column names mapped to the convention's (``eval``, ``mine``)."""
+    p.add_argument(
+        "--columns",
+        metavar="JSON",
+        help="JSON mapping of the convention's names to yours, e.g. "
+        '\'{"anchor": "query", "positive": "doc"}\' '
+        "(default: the convention's names)",
+    )
+
+
+def parsed_columns(args: argparse.Namespace) -> Optional[dict]:
+    """The ``--columns`` mapping, or None when the flag is not given."""
+    return json.loads(args.columns) if args.columns else None
+
+
 def write_json(path: str, data: Any) -> None:
     """``data`` as indented JSON at ``path`` (``--output`` / ``--stats`` files), said on stdout."""
     Path(path).write_text(json.dumps(data, indent=2))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import List
 
 from ..crossmodal import CrossModalRetrievalEvaluator
@@ -10,12 +9,21 @@ from ..data import LABEL
 from ..errors import DataError
 from ..evaluation import KNNEvaluator, ProbeEvaluator, RetrievalEvaluator
 from ..evaluators import build_evaluator
-from .common import add_output_arguments, load_model, model_and_data, print_metrics, read_rows, write_json
+from .common import (
+    add_columns_argument,
+    add_output_arguments,
+    load_model,
+    model_and_data,
+    parsed_columns,
+    print_metrics,
+    read_rows,
+    write_json,
+)
 
 
 def run(args, extra: List[str]) -> int:
     model = load_model(args.model)
-    columns = json.loads(args.columns) if args.columns else None
+    columns = parsed_columns(args)
     _, rows = read_rows(args.data, columns, args.split, model)
     kind_arg = args.kind or ("sts" if "score" in rows.columns and rows.has_positive else None)
     if kind_arg in ("sts", "triplet", "reranking", "classification"):  # anycl.evaluators
@@ -83,13 +91,7 @@ def add_parser(sub) -> None:
         help="the evaluation (default: from the columns: score → sts, pairs → retrieval, labels → knn)",
     )
     p.add_argument("--k", type=int, default=5, metavar="K", help="neighbours for kNN (default: 5)")
-    p.add_argument(
-        "--columns",
-        metavar="JSON",
-        help="JSON mapping of the convention's names to yours, e.g. "
-        '\'{"anchor": "query", "positive": "doc"}\' '
-        "(default: the convention's names)",
-    )
+    add_columns_argument(p)
     p.add_argument("--split", metavar="SPLIT", help="the split of a Hugging Face dataset (default: test)")
     p.add_argument("--batch-size", type=int, default=64, metavar="N", help="items embedded at once (default: 64)")
     p.add_argument("-o", "--output", metavar="FILE", help="also write the metrics to this JSON file (default: none)")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import List
 
@@ -12,7 +11,16 @@ from sentence_transformers import SentenceTransformer
 from ..errors import DataError
 from ..mining import mine_hard_negatives
 from ..model import CONFIG_FILE as MODEL_CONFIG_FILE
-from .common import UsageError, add_output_arguments, load_model, one_line, read_rows, write_json
+from .common import (
+    UsageError,
+    add_columns_argument,
+    add_output_arguments,
+    load_model,
+    one_line,
+    parsed_columns,
+    read_rows,
+    write_json,
+)
 from .tables import TABLE_SUFFIXES, write_table
 
 
@@ -43,7 +51,7 @@ def run(args, extra: List[str]) -> int:
         raise UsageError(f"--output must end in .csv, .tsv, .jsonl or .parquet, got {args.output!r}")
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{args.output!r} already exists; pass --overwrite or choose another file")
-    columns = json.loads(args.columns) if args.columns else None
+    columns = parsed_columns(args)
     model = mining_model(args.model)
     _, rows = read_rows(args.data, columns, args.split)
     corpus = None
@@ -143,13 +151,7 @@ def add_parser(sub) -> None:
         default="drop",
         help="a query left without enough negatives: drop its rows or fill at random (default: drop)",
     )
-    p.add_argument(
-        "--columns",
-        metavar="JSON",
-        help="JSON mapping of the convention's names to yours, e.g. "
-        '\'{"anchor": "query", "positive": "doc"}\' '
-        "(default: the convention's names)",
-    )
+    add_columns_argument(p)
     p.add_argument("--split", metavar="SPLIT", help="the split of a Hugging Face dataset (default: test if any)")
     p.add_argument("--batch-size", type=int, default=64, metavar="N", help="items embedded at once (default: 64)")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of --sampling random (default: 0)")
