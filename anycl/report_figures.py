@@ -49,6 +49,11 @@ def series(history: Sequence[Mapping[str, Any]], key: str):
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
+def step_line(ax, xs, ys, **style) -> None:
+    """A line over training steps, with markers when there are few points (under 30)."""
+    ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, **style)
+
+
 def _save(fig, path: Path) -> Path:
     from matplotlib.ticker import MaxNLocator  # lazy: matplotlib: slow to import, only when a report is drawn
 
@@ -69,7 +74,7 @@ def line_figure(path: Path, history, keys: Sequence[str], ylabel: str, log_y: bo
     for k in keys:
         xs, ys = series(history, k)
         if xs:
-            ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, label=k)
+            step_line(ax, xs, ys, label=k)
             drawn += 1
     if not drawn:
         plt.close(fig)
@@ -148,7 +153,7 @@ def collapse_figure(path: Path, history, threshold: float = 0.1, relative: float
     fig, axes = plt.subplots(1, len(panels), figsize=FIGSIZE, dpi=DPI, squeeze=False)
     for ax, k in zip(axes[0], panels):
         xs, ys = series(history, k)
-        ax.plot(xs, ys, color="tab:blue", marker="o" if len(xs) < 30 else None, markersize=3)
+        step_line(ax, xs, ys, color="tab:blue")
         if k == "spread":
             ax.set_ylim(0, 1.05)
             ax.axhspan(threshold, 1.05, color="tab:green", alpha=0.08, label="healthy")
@@ -187,24 +192,9 @@ def similarity_figure(path: Path, history) -> Optional[Path]:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
-    m = None if len(xs_p) < 30 else None
-    ax.plot(
-        xs_p,
-        ys_p,
-        color="tab:green",
-        marker="o" if len(xs_p) < 30 else m,
-        markersize=3,
-        label="anchor · its positive (mean)",
-    )
+    step_line(ax, xs_p, ys_p, color="tab:green", label="anchor · its positive (mean)")
     if xs_n:
-        ax.plot(
-            xs_n,
-            ys_n,
-            color="tab:red",
-            marker="o" if len(xs_n) < 30 else m,
-            markersize=3,
-            label="anchor · hardest in-batch negative (mean)",
-        )
+        step_line(ax, xs_n, ys_n, color="tab:red", label="anchor · hardest in-batch negative (mean)")
         common = {x: y for x, y in zip(xs_n, ys_n)}
         gx = [x for x in xs_p if x in common]
         ax.fill_between(

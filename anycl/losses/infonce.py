@@ -153,35 +153,19 @@ class InfoNCE(ContrastiveLoss):
             if self._fused_symmetric(rows, batch):
                 back = self._mask(same, g, "positive", rows, batch, None, labels, anchor.device)
                 return symmetric_info_nce(anchor, candidates, scale, mask, back)
-            if self.same_side_negatives:
-                loss = info_nce(
-                    anchor[rows],
-                    torch.cat([candidates, anchor]),
-                    scale,
-                    mask,
-                    self.chunk_size,
-                    start,
-                    self.hardness_weight,
-                )
-            else:
-                loss = info_nce(anchor[rows], candidates, scale, mask, self.chunk_size, start, self.hardness_weight)
+            loss = self._direction(anchor, candidates, scale, mask, rows, start)
             if self.symmetric:
-                if self.same_side_negatives:
-                    mask = self._mask(same, g, "positive", rows, batch, batch, labels, anchor.device)
-                    back = info_nce(
-                        positive[rows],
-                        torch.cat([anchor, positive]),
-                        scale,
-                        mask,
-                        self.chunk_size,
-                        start,
-                        self.hardness_weight,
-                    )
-                else:
-                    mask = self._mask(same, g, "positive", rows, batch, None, labels, anchor.device)
-                    back = info_nce(positive[rows], anchor, scale, mask, self.chunk_size, start, self.hardness_weight)
-                loss = 0.5 * (loss + back)
+                side = batch if self.same_side_negatives else None
+                mask = self._mask(same, g, "positive", rows, batch, side, labels, anchor.device)
+                loss = 0.5 * (loss + self._direction(positive, anchor, scale, mask, rows, start))
         return loss
+
+    def _direction(self, queries, candidates, scale, mask, rows: slice, start: int):
+        """One direction's loss: ``queries[rows]`` against ``candidates``, followed by the queries themselves
+        when same-side negatives are on (the mask then covers both blocks)."""
+        if self.same_side_negatives:
+            candidates = torch.cat([candidates, queries])
+        return info_nce(queries[rows], candidates, scale, mask, self.chunk_size, start, self.hardness_weight)
 
     def _fused_symmetric(self, rows: slice, batch: int) -> bool:
         """Both directions off one logits matrix (:func:`symmetric_info_nce`) unless an option needs the
