@@ -23,15 +23,9 @@ def per_modality(value: Any, modality: str, modalities) -> Any:
 
 
 def build_towers(
-    sides: Mapping[str, str],
-    *,
-    model: Optional[str] = None,
-    encoder=None,
-    encoder_options=None,
-    adapter_options=None,
-    head: Any = "default",
+    sides: Mapping[str, str], *, model: Optional[str], encoder, encoder_options, adapter_options, head: Any
 ) -> Dict[str, Tower]:
-    """``{modality: Tower}`` for :func:`anycl.model.build_model` (see its arguments)."""
+    """``{modality: Tower}`` for :func:`anycl.model.build_model` (its arguments; the defaults are its own)."""
     modalities = sorted(set(sides.values()))
     towers = {}
     for m in modalities:

@@ -1,3 +1,4 @@
+import copy
 import logging
 import os
 
@@ -61,3 +62,29 @@ def tiny_text_encoder(minilm_path):
     bert = st[0].auto_model
     bert.encoder.layer = bert.encoder.layer[:1]
     return SentenceTransformerEncoder(st)
+
+
+@pytest.fixture
+def fit_text_two_steps(tiny_text_encoder):
+    """``fit(rows, loss, loss_options) -> (model, losses)``: two optimiser steps of the tiny text encoder (a
+    fresh copy) with batches of 4, recording each step's logged loss; the losses' smoke test on text."""
+    import anycl  # after the offline settings above
+
+    def run(rows, loss, loss_options):
+        losses = []
+        model = anycl.fit(
+            rows,
+            modality="text",
+            loss=loss,
+            loss_options=loss_options,
+            encoder=copy.deepcopy(tiny_text_encoder),
+            batch_size=4,
+            max_steps=2,
+            lr=1e-4,
+            progress=False,
+            adapter_options={"max_seq_length": 16},
+            callbacks=[lambda trainer, step, logs: losses.append(logs["loss"])],
+        )
+        return model, losses
+
+    return run

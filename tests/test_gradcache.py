@@ -26,6 +26,19 @@ def build_batch(model, rows, num_neg):
     return BatchBuilder(adapters, cols).build(rows, torch.Generator().manual_seed(0))
 
 
+def text_triplets():
+    """Six (anchor, positive, negative_1) text rows, one topic each."""
+    topics = ["cats", "rivers", "engines", "bread", "stars", "violins"]
+    return [
+        {
+            "anchor": f"what do we know about {t}?",
+            "positive": f"some facts on {t} and more",
+            "negative_1": f"nothing at all about {t}, only about the weather",
+        }
+        for t in topics
+    ]
+
+
 def grads(module):
     return {n: p.grad.detach().clone() for n, p in module.named_parameters() if p.grad is not None}
 
@@ -83,16 +96,7 @@ def text_module(minilm_path):
 
 @pytest.fixture(scope="module")
 def text_batch(text_module):
-    topics = ["cats", "rivers", "engines", "bread", "stars", "violins"]
-    rows = [
-        {
-            "anchor": f"what do we know about {t}?",
-            "positive": f"some facts on {t} and more",
-            "negative_1": f"nothing at all about {t}, only about the weather",
-        }
-        for t in topics
-    ]
-    return build_batch(text_module.model, rows, 1)
+    return build_batch(text_module.model, text_triplets(), 1)
 
 
 def test_text_gradcache_equals_full_batch_without_dropout(text_module, text_batch):

@@ -2,7 +2,6 @@
 watch fires on a collapsing run and stays silent on a healthy one, a user's loss registered with the
 decorator works with fit and the memory queue, and bad inputs give clear errors."""
 
-import copy
 import logging
 
 import pytest
@@ -69,21 +68,8 @@ def labelled_text():
 
 
 @pytest.mark.parametrize("name", list(SMOKE_LOSSES))
-def test_fit_trains_text_with_every_loss(name, tiny_text_encoder):
-    steps = []
-    model = anycl.fit(
-        labelled_text(),
-        modality="text",
-        loss=name,
-        loss_options=SMOKE_LOSSES[name],
-        encoder=copy.deepcopy(tiny_text_encoder),
-        batch_size=4,
-        max_steps=2,
-        lr=1e-4,
-        progress=False,
-        adapter_options={"max_seq_length": 16},
-        callbacks=[lambda trainer, step, logs: steps.append(logs["loss"])],
-    )
+def test_fit_trains_text_with_every_loss(name, fit_text_two_steps):
+    model, steps = fit_text_two_steps(labelled_text(), name, SMOKE_LOSSES[name])
     assert model.trainer.global_step == 2 and len(steps) == 2
     assert all(torch.isfinite(torch.tensor(s)) for s in steps)
     assert model.encode(["a question about cats"]).shape == (1, 384)

@@ -2,7 +2,6 @@
 sentence-transformers' own loss on the same embeddings and scores; the score columns through the data
 layer (numbers checked, range per loss) and through ``anycl.fit``."""
 
-import copy
 import itertools
 import math
 
@@ -311,27 +310,14 @@ def test_every_graded_or_teacher_loss_is_trained_on_text_here():
 
 
 @pytest.mark.parametrize("name", ["cosent", "angle", "cosine_mse", "margin_mse", "distill_mse"])
-def test_graded_losses_train_text(name, tiny_text_encoder, minilm_path):
+def test_graded_losses_train_text(name, fit_text_two_steps, minilm_path):
     rows = graded_text()
     options = {"teacher": minilm_path} if name == "distill_mse" else {}
     if name == "distill_mse":
         rows = [r["anchor"] for r in rows]
     elif name != "margin_mse":
         rows = [{k: v for k, v in r.items() if k in ("anchor", "positive", "score")} for r in rows]
-    steps = []
-    model = anycl.fit(
-        rows,
-        modality="text",
-        loss=name,
-        loss_options=options,
-        encoder=copy.deepcopy(tiny_text_encoder),
-        batch_size=4,
-        max_steps=2,
-        lr=1e-4,
-        progress=False,
-        adapter_options={"max_seq_length": 16},
-        callbacks=[lambda trainer, step, logs: steps.append(logs["loss"])],
-    )
+    model, steps = fit_text_two_steps(rows, name, options)
     assert model.trainer.global_step == 2 and all(math.isfinite(s) for s in steps)
 
 

@@ -3,7 +3,7 @@
 
 import pytest
 import torch
-from test_gradcache import assert_grads_close, build_batch, cached_grads, full_batch_grads  # noqa: E402
+from test_gradcache import assert_grads_close, build_batch, cached_grads, full_batch_grads, text_triplets  # noqa: E402
 from toy_modality import toy_rows  # noqa: F401  (registers "toyvec")
 
 import anycl
@@ -82,16 +82,7 @@ def test_gradcache_equals_uncached_text(minilm_path):
         adapter_options={"max_seq_length": 32},
     )
     module = TrainingModule(model, MatryoshkaLoss(loss_registry.get("infonce"), [384, 128, 32], [1, 1, 2]))
-    topics = ["cats", "rivers", "engines", "bread", "stars", "violins"]
-    rows = [
-        {
-            "anchor": f"what do we know about {t}?",
-            "positive": f"some facts on {t} and more",
-            "negative_1": f"nothing at all about {t}, only about the weather",
-        }
-        for t in topics
-    ]
-    batch = build_batch(model, rows, 1)
+    batch = build_batch(model, text_triplets(), 1)
     module.eval()  # dropout off: the full-batch step is the exact reference
     ref = full_batch_grads(module, batch)
     got = cached_grads(module, batch, mini=4)
