@@ -248,7 +248,7 @@ def test_wrap_hf_vision_model():
 
 
 # ---- end to end ---------------------------------------------------------------------------------------
-def two_class_images(n=24, size=20):
+def _images(n=24, size=20):
     """``n`` RGB arrays of two classes (alternating): a bright square on dark, or a dark one on bright."""
     rng = np.random.default_rng(0)
     out = []
@@ -286,7 +286,7 @@ def test_knn_temperature_votes_match_hand_computation():
 def test_fit_encode_deterministic_save_load(tmp_path):
     from anycl.evaluation import ProbeEvaluator
 
-    imgs = two_class_images()
+    imgs = _images()
     labels = [i % 2 for i in range(len(imgs))]
     probe = ProbeEvaluator(imgs[:16], labels[:16], imgs[16:], labels[16:], k=3, temperature=0.1)
     model = anycl.fit(imgs, modality="image", eval_dataset=probe, **FAST)
@@ -302,7 +302,7 @@ def test_fit_encode_deterministic_save_load(tmp_path):
 
 
 def test_fit_skips_bad_files_when_asked(tmp_path):
-    for i, img in enumerate(two_class_images(12)):
+    for i, img in enumerate(_images(12)):
         Image.fromarray(img).save(tmp_path / f"{i}.png")
     (tmp_path / "broken.png").write_bytes(b"\x89PNG garbage")
     with pytest.raises(DataError, match="broken.png"):

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from test_image import two_class_images
+from test_image import _images
 from toy_modality import toy_rows  # noqa: F401  (registers "toyvec")
 
 import anycl
@@ -244,7 +244,7 @@ IMG = dict(
     ],
 )
 def test_image_fit_smoke_through_each_path(kw):
-    imgs = two_class_images(16)
+    imgs = _images(16)
     model = anycl.fit(imgs, **IMG, **kw)
     assert model.trainer.global_step == 2
     assert all(math.isfinite(h["loss"]) for h in model.trainer.history)
@@ -257,7 +257,7 @@ def test_multiview_batch_layout_is_view_major():
 
     a = ImageAdapter(preset="small", size=16, local_size=8)
     b = MultiViewBatchBuilder({"anchor": a, "positive": a}, views=3, local_views=2)
-    rows = [{"anchor": x} for x in two_class_images(4)]
+    rows = [{"anchor": x} for x in _images(4)]
     batch = b.build(rows, torch.Generator().manual_seed(0))
     assert batch["anchor"].shape == (12, 3, 16, 16) and batch["positive"].shape == (8, 3, 8, 8)
     assert batch["num_views"] == 3 and batch["num_local_views"] == 2 and batch["size"] == 4
