@@ -102,8 +102,8 @@ def test_training_batches_carry_each_sides_prompt(trained):
 
 def test_evaluation_and_mining_use_the_prompts(trained):
     from anycl.data import to_rows
+    from anycl.embed import embedder
     from anycl.evaluation import RetrievalEvaluator, retrieval_metrics
-    from anycl.mining import embedder
 
     model, _, pairs = trained
     ev = RetrievalEvaluator.from_pairs(to_rows(pairs))
