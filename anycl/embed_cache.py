@@ -199,7 +199,7 @@ class EmbeddingCache:
         got: List[int] = []
         chunks: List[torch.Tensor] = []
         for part in sorted(folder.glob("part-*.safetensors")):
-            if len(got) == len(wanted):
+            if not wanted:  # every item found (wanted loses the items found)
                 break
             try:
                 with safetensors.safe_open(str(part), framework="pt") as f:

@@ -221,6 +221,20 @@ def test_the_mined_sampler_passes_cache_dir_through(tmp_path):
     assert sampler.history[-1]["cache_hits"] == seen[0]
 
 
+def test_items_stored_in_several_part_files_are_all_found(tmp_path):
+    # two calls write two part files; a third asking for the items of both must embed nothing (the search
+    # through the parts once stopped when the items found equalled the items still wanted)
+    model = ItemEmbedder()
+    cache = EmbeddingCache(tmp_path)
+    first = cache.embed(model, ["a", "b"], "anchor", 8, "fp32")
+    second = cache.embed(model, ["c", "d"], "anchor", 8, "fp32")
+    assert len(list(tmp_path.glob("*/part-*.safetensors"))) == 2 and model.seen == 4
+    again = EmbeddingCache(tmp_path)
+    both = again.embed(model, ["a", "b", "c", "d"], "anchor", 8, "fp32")
+    assert (again.hits, again.misses, model.seen) == (4, 0, 4)
+    torch.testing.assert_close(both, torch.cat([first, second]), rtol=0, atol=0)
+
+
 # -- the FAISS backend ---------------------------------------------------------------------------------
 def embeddings(n=300, nq=40, dim=16, seed=0):
     g = torch.Generator().manual_seed(seed)
