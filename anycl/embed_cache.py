@@ -8,7 +8,8 @@ through :class:`EmbeddingCache`. Layout::
 
 The **model key** hashes everything that decides an embedding: every parameter and buffer of the model
 (names, dtypes, shapes, bytes), its configuration (an anycl model's ``config()``: adapters, prompts,
-truncation; a sentence-transformers model's ``max_seq_length`` and prompts), the side's prompt and tower,
+truncation; a sentence-transformers model's ``max_seq_length``, prompts, ``truncate_dim`` and its modules'
+settings as its ``repr`` shows them, e.g. the pooling mode), the side's prompt and tower,
 and the precision. Any change to the weights gives another key, so nothing computed before is reused.
 An **item key** is a 128-bit hash of the text (bytes, arrays: their content; a path given to an anycl
 image or audio model, an ``os.PathLike``, or an HF feature dict with a path: the path with the file's
@@ -78,7 +79,11 @@ def model_key(model, side: str, precision: str, state_hash: Optional[str] = None
         conf = json.dumps(model.config(), sort_keys=True, default=str)
         h.update(f"tower={tower}|prompt={model.prompt_for(side)!r}|".encode() + conf.encode())
     elif hasattr(model, "encode"):  # sentence-transformers (or alike)
-        extra = {k: getattr(model, k, None) for k in ("max_seq_length", "prompts", "default_prompt_name")}
+        extra = {
+            k: getattr(model, k, None) for k in ("max_seq_length", "prompts", "default_prompt_name", "truncate_dim")
+        }
+        # the modules' settings that hold no parameter (pooling mode, normalisation) show in the repr
+        extra["modules"] = repr(model)
         h.update(json.dumps(extra, sort_keys=True, default=str).encode())
     h.update((state_hash or state_hash_of(model)).encode())
     return h.hexdigest()

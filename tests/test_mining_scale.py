@@ -171,6 +171,23 @@ def test_an_anycl_model_key_follows_its_prompts_and_max_seq_length(minilm_path, 
     torch.testing.assert_close(first, short.encode(texts), rtol=0, atol=1e-6)
 
 
+def test_a_sentence_transformer_key_follows_its_pooling_and_truncate_dim(minilm_path):
+    # settings that change the embeddings but hold no parameter must change the key (no stale reuse)
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(minilm_path, device="cpu")
+    plain = model_key(st, "anchor", "fp32")
+    assert model_key(SentenceTransformer(minilm_path, device="cpu"), "anchor", "fp32") == plain
+    st.truncate_dim = 8
+    assert model_key(st, "anchor", "fp32") != plain
+    st.truncate_dim = None
+    if hasattr(st[1], "pooling_mode"):  # sentence-transformers >= 6
+        st[1].pooling_mode = "cls"
+    else:
+        st[1].pooling_mode_mean_tokens, st[1].pooling_mode_cls_token = False, True
+    assert model_key(st, "anchor", "fp32") != plain
+
+
 def test_a_corrupt_cache_file_is_rebuilt_with_a_warning(tmp_path, caplog):
     expected, _ = mine(ItemEmbedder(), tmp_path)
     parts = list((tmp_path / "cache").glob("*/part-*.safetensors"))
