@@ -96,15 +96,17 @@ def faiss_candidates(
     index: str = "flat",
     nlist: Optional[int] = None,
     nprobe: int = 16,
+    built: Any = None,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Each query's best ``depth`` documents by a FAISS index (FAISS's scores, sorted descending;
-    ``-inf``/``-1`` for missing ranks): the candidate step of :func:`faiss_topk`."""
+    ``-inf``/``-1`` for missing ranks): the candidate step of :func:`faiss_topk`. ``built``: the index of
+    ``corpus`` already built by :func:`build_index` with these options (None: built here)."""
     nq, n = queries.shape[0], corpus.shape[0]
     out_s = torch.full((nq, depth), float("-inf"))
     out_i = torch.full((nq, depth), -1, dtype=torch.long)
     if depth == 0 or n == 0 or nq == 0:
         return out_s, out_i
-    idx = build_index(corpus, index, nlist, nprobe)
+    idx = built if built is not None else build_index(corpus, index, nlist, nprobe)
     q_all = queries.detach().float().cpu().contiguous().numpy()
     for qs in range(0, nq, chunk_size):
         m = min(chunk_size, nq - qs)
@@ -161,8 +163,15 @@ def searcher(backend: str, faiss_options: Optional[Mapping[str, Any]] = None):
     opts = check_faiss_options(faiss_options)
     import_faiss()  # the error before any embedding, not after
 
+    last: Dict[str, Any] = {}  # the corpus last searched and its index: built once, not per block of queries
+
     def search(queries, corpus, depth, exclude=None, chunk_size=1024):
-        return faiss_candidates(queries, corpus, depth, exclude, chunk_size, **opts)
+        if last.get("corpus") is not corpus:
+            last.clear()
+            last["corpus"] = corpus
+        if last.get("index") is None and depth and corpus.shape[0] and queries.shape[0]:
+            last["index"] = build_index(corpus, **opts)
+        return faiss_candidates(queries, corpus, depth, exclude, chunk_size, **opts, built=last.get("index"))
 
     search.exhaustive = opts["index"] == "flat"  # type: ignore[attr-defined]
     return search

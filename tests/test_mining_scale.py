@@ -290,6 +290,22 @@ def test_ivf_recall_is_reported_between_0_and_1_and_mining_with_faiss_matches_ex
     assert stats.backend == "faiss" and len(rows) > 0
 
 
+def test_the_faiss_index_is_built_once_per_mining_pass(monkeypatch):
+    # the queries are searched in blocks (mining_shard.GATHER_BLOCK); the corpus's index must not be
+    # rebuilt (an IVF one re-trained) for each block
+    pytest.importorskip("faiss")
+    import anycl.mining_shard as mining_shard
+    import anycl.search_faiss as search_faiss
+
+    expected = mine(ItemEmbedder())[0]
+    built = []
+    real_build = search_faiss.build_index
+    monkeypatch.setattr(search_faiss, "build_index", lambda *a, **kw: built.append(1) or real_build(*a, **kw))
+    monkeypatch.setattr(mining_shard, "GATHER_BLOCK", 8)
+    assert mine(ItemEmbedder(), backend="faiss", chunk_size=8)[0] == expected
+    assert len(built) == 1
+
+
 def test_missing_faiss_and_bad_backend_options_are_config_errors(monkeypatch):
     monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss now raises ImportError
     with pytest.raises(ConfigError, match=r"pip install 'anycl\[faiss\]'"):
