@@ -11,7 +11,7 @@ pipeline uses on its items, all taken from the adapter of the tower that embeds 
 - ``collate(items)``: loaded items → the encoder's input (with the side's prompt for text).
 
 ``fit`` builds them with :func:`column_specs` (from the model) and hands them to the sampler
-(``sampler.set_columns``) and to the batch builder (:meth:`anycl.batching.BatchBuilder.from_columns`); a
+(``sampler.set_columns``) and to the batch builder (``BatchBuilder(specs)``, :class:`anycl.batching.BatchBuilder`); a
 batch builder made from adapters builds its own with :func:`specs_from_adapters`. Score columns
 (``score``, ``positive_score``, ``negative_score``) get a spec too: their check is
 :func:`~anycl.item_checks.check_score` and their collate a float32 tensor.
