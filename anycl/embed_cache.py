@@ -89,13 +89,18 @@ def model_key(model, side: str, precision: str, state_hash: Optional[str] = None
     return h.hexdigest()
 
 
-def state_hash_of(model) -> str:
-    """A hash of ``model``'s parameters and buffers (its ``state_dict``)."""
+def check_cacheable(model) -> None:
+    """A ConfigError unless ``model``'s state can be hashed (callers check before embedding anything)."""
     if not hasattr(model, "state_dict"):
         raise ConfigError(
             f"cache_dir needs a model whose state can be hashed (an anycl model, a SentenceTransformer or a "
             f"torch.nn.Module); a {type(model).__name__} has no state_dict"
         )
+
+
+def state_hash_of(model) -> str:
+    """A hash of ``model``'s parameters and buffers (its ``state_dict``)."""
+    check_cacheable(model)
     h = hashlib.blake2b(digest_size=16)
     _hash_state(h, model.state_dict())
     return h.hexdigest()

@@ -40,7 +40,7 @@ import torch
 
 from .data import to_rows
 from .distributed import process_info
-from .embed_cache import EmbeddingCache, embed_items
+from .embed_cache import EmbeddingCache, check_cacheable, embed_items
 from .errors import DataError
 from .keys import item_key
 from .losses.guided import check_margin
@@ -120,6 +120,9 @@ def mine_negative_ids(
     if guide is not None:
         check_margin(guide_margin, guide_margin_strategy)
     search = searcher(backend, faiss_options)  # a bad backend or a missing faiss: an error before embedding
+    if cache_dir is not None:  # in every process, before any embedding (or collective)
+        for m in (model, guide) if guide is not None else (model,):
+            check_cacheable(m)
     stats = MiningStats(num_negatives=num_negatives, rows_in=len(anchors), backend=backend)
     check_a, check_p = item_validator(model, "anchor"), item_validator(model, "positive")
     for r, (a, p) in enumerate(zip(anchors, positives)):

@@ -225,6 +225,15 @@ def test_cache_errors_are_config_errors(tmp_path):
         EmbeddingCache(tmp_path, keep=0)
 
 
+def test_a_guide_that_cannot_be_cached_is_refused_before_anything_is_embedded(tmp_path):
+    # said before the mining model embeds (under several processes, an error raised only by the processes
+    # that reach it later would leave the others waiting in a collective)
+    model, table = ItemEmbedder(), ItemEmbedder()
+    with pytest.raises(ConfigError, match="no state_dict"):
+        mine(model, tmp_path, guide=lambda items: table(items))
+    assert model.seen == 0 and table.seen == 0
+
+
 def test_the_mined_sampler_passes_cache_dir_through(tmp_path):
     pairs, extra = pairs_and_corpus()
     rows = to_rows([{"anchor": a, "positive": p} for a, p in pairs])
