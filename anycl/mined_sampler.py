@@ -65,8 +65,9 @@ class MinedNegativeSampler(InBatchSampler):
             :func:`anycl.mining.mine_hard_negatives`.
         cache_dir: a folder keeping the mining embeddings keyed by the model's state and each item's hash
             (:mod:`anycl.embed_cache`): a re-run or resumed run from the same weights embeds nothing again,
-            and a frozen guide's embeddings are reused across runs. cache_keep: model states kept in the
-            folder (default 4, so re-mining as the model trains does not fill the disk; None: all).
+            and a frozen guide's embeddings are reused across runs. cache_keep: model keys kept in the
+            folder (default 4, so re-mining as the model trains does not fill the disk; None: all; a key is
+            one state with one tower, prompt and precision, so a pass may use up to 4 with a guide).
         shuffle, deduplicate, seed, min_batch_size: as in :class:`~anycl.sampling.InBatchSampler`.
     """
 

@@ -299,7 +299,8 @@ def mine_hard_negatives(
             "nlist": int, "nprobe": int}`` (default flat: exhaustive; ivf: approximate and faster).
         cache_dir: a folder keeping the embeddings between calls, keyed by the model's state and each
             item's hash (:mod:`anycl.embed_cache`): a re-run with an unchanged model embeds only new items.
-            cache_keep: how many model states the folder keeps (default all).
+            cache_keep: how many model keys (one per model state, tower, prompt and precision) the
+            folder keeps (default all).
 
     Under ``accelerate launch`` (several processes) call it in every process with the same arguments:
     each process embeds and searches its share of the queries and corpus, the top-k are merged across
