@@ -4,29 +4,34 @@ Each process batches its own share of the stream (:mod:`anycl.stream_rows`), so 
 differ in number: a split by shards gives processes different row counts, and de-duplication or a short
 last batch can leave one process a batch more than another. A process that steps while another has
 stopped would wait forever in the loss's all-gather, so before every step the processes agree (one
-all-reduce of a flag) that each still has a batch; when any has run out, all stop the epoch there.
+all-gather of a flag) that each still has a batch; when any has run out, all stop the epoch there.
 
 The rows the others held then go untrained this epoch. They are counted exactly: the processes still
 holding rows read the rest of their share (rows only; their items are not loaded) and every epoch ends
 with a count per process of the rows read but not trained (that also counts a short last batch below the
 sampler's ``min_batch_size`` and rows the builder skipped as unreadable); the main process logs it (a
 warning when a process ran out early) and the trainer keeps it in ``stream_epochs``.
+
+When reading or building a batch fails in one process (an unreadable row, a bad item), that process raises
+its error and every other process raises a DataError naming it, rather than waiting for it in the next
+collective (forever under NCCL).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Iterable, Iterator
+from typing import Any, Dict, Iterable, Iterator, Optional
 
 import torch
 
 from .batching import BatchStream
-from .distributed import all_processes, gather_ints
+from .distributed import gather_ints
 from .errors import DataError
 from .rows import Rows
 from .stream_rows import StreamRows, share_of
 
 log = logging.getLogger("anycl")
+FAILED, RAN_OUT, HAS_BATCH = 0, 1, 2  # what each process says before a step
 
 
 class LockstepBatches:
@@ -35,7 +40,7 @@ class LockstepBatches:
     Args:
         share: this process's :class:`~anycl.stream_rows.StreamRows` of the epoch (counts the rows read).
         batches: its built batches (dicts with ``size``, the rows a batch trains on).
-        device: where the flag of the all-reduce lives (the accelerator's device: NCCL needs CUDA tensors).
+        device: where the flag of the all-gather lives (the accelerator's device: NCCL needs CUDA tensors).
     """
 
     def __init__(self, share: StreamRows, batches: Iterable[Dict[str, Any]], device: torch.device):
@@ -47,8 +52,22 @@ class LockstepBatches:
     def __iter__(self) -> Iterator[Dict[str, Any]]:
         it = iter(self.batches)
         while True:
-            batch = next(it, None)
-            if not all_processes(batch is not None, self.device):
+            error: Optional[Exception] = None
+            try:
+                batch = next(it, None)
+            except Exception as exc:  # noqa: BLE001  (the others are told first, then it is raised)
+                error, batch = exc, None
+            state = FAILED if error is not None else (HAS_BATCH if batch is not None else RAN_OUT)
+            states = [s for (s,) in gather_ints([state], self.device)]
+            if FAILED in states:  # every process stops: none waits for the failed one in the next collective
+                if error is not None:
+                    raise error
+                failed = [r for r, s in enumerate(states) if s == FAILED]
+                raise DataError(
+                    f"process(es) {failed} failed while reading or building their share of the stream (their "
+                    f"error is in their output); every process stops"
+                )
+            if RAN_OUT in states:
                 if batch is not None:
                     self.stopped_early = True
                     self.share.drain()  # count the rest of this share: those rows go untrained this epoch

@@ -202,6 +202,16 @@ def epoch_ids(result: dict, epoch: int) -> list:
     return [i for step in result["steps"] if step["epoch"] == epoch for i in step["ids"]]
 
 
+def test_a_failure_in_one_process_stops_every_process_with_an_error_that_says_so(tmp_path):
+    # process 1's share fails at its second batch: it raises its own error, and process 0, instead of waiting
+    # for it in the next step's all-reduce (forever under NCCL), raises an error naming the failed process
+    launch_two_processes("lockstep_worker.py", str(tmp_path), timeout=300)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert [r["steps"] for r in ranks] == [1, 1]
+    assert ranks[1]["error"] == "DataError: row 7 of the stream is bad"
+    assert ranks[0]["error"].startswith("DataError: process(es) [1] failed")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["hf_shards_divisible", "hf_shards_not_divisible", "generator"])
 def test_two_processes_train_on_every_row_once_per_epoch(name, two_process_streams):
