@@ -78,16 +78,6 @@ def gather_ints(values: List[int], device: torch.device) -> List[List[int]]:
     return [[int(v) for v in p.tolist()] for p in parts]
 
 
-def all_processes(flag: bool, device: torch.device) -> bool:
-    """True when ``flag`` is true on every process (an all-reduce of the minimum; ``flag`` on one process)."""
-    _, world = process_info()
-    if world == 1:
-        return bool(flag)
-    t = torch.tensor([1 if flag else 0], dtype=torch.long, device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MIN)
-    return bool(t.item())
-
-
 def _all_gather_padded(x: torch.Tensor, sizes: List[int]) -> torch.Tensor:
     """All-gather along dim 0 when processes hold different numbers of rows (pad to the largest)."""
     biggest = max(sizes)
