@@ -73,9 +73,11 @@ def default_sampler_options(
 ) -> Dict[str, Any]:
     """The sampler options ``fit`` uses: the user's, plus the anchor adapter's ``in_batch_defaults`` (text:
     ``group_by_length`` 8) for keys the user did not set, when the sampler is the default ``in_batch`` and
-    every side has the anchor's modality (a cross-modal run's rows have no common length)."""
+    every side has the anchor's modality (a cross-modal run's rows have no common length), unless the user
+    turned shuffling off (their order is kept)."""
     sopts = dict(cfg.sampler_options or {})
-    if cfg.sampler in (None, "in_batch") and len(set(sides.values())) == 1:
+    keep_order = sopts.get("shuffle") is False  # the user's own order is not re-sorted by length
+    if cfg.sampler in (None, "in_batch") and len(set(sides.values())) == 1 and not keep_order:
         for key, value in fit_defaults.get("in_batch_defaults", {}).items():
             sopts.setdefault(key, value)
     return sopts

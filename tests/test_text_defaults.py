@@ -30,6 +30,8 @@ def test_not_applied_elsewhere():
     assert default_sampler_options(FitConfig(sampler="mined"), TEXT, ALL_TEXT) == {}
     assert default_sampler_options(FitConfig(), TEXT, {"anchor": "text", "positive": "image"}) == {}
     assert default_sampler_options(FitConfig(), IMAGE, {"anchor": "image", "positive": "image"}) == {}
+    ordered = FitConfig(sampler_options={"shuffle": False})  # the user's order is kept, not sorted by length
+    assert default_sampler_options(ordered, TEXT, ALL_TEXT) == {"shuffle": False}
 
 
 def test_fit_uses_and_records_the_default(tiny_text_encoder):
