@@ -42,6 +42,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+ALL_ROWS = ("zero_shot", "st_mnrl", "st_mined", "st_gist", "st_cached", "anycl:default", "anycl:hard_negatives")
 COMMON = dict(batch_size=64, epochs=1, lr=5e-5, max_seq_length=128, temperature=0.05)
 
 # anycl variants: fit options on top of the new user's call (model, batch_size, epochs, lr, seed, max_seq_length)
@@ -286,6 +287,13 @@ def write_report(raw: list, out: Path, split: str, argv: str, loads: list, varia
                 f"{ms(x['recall@10'], n=n)} | {ms(x.get('pairs_per_s'), 1, n)} | "
                 f"{ms(x.get('peak_mb'), 0, n)} | {','.join(map(str, x['seeds'])) if row != 'zero_shot' else '–'} |"
             )
+        missing = [r for r in ALL_ROWS if r not in s]
+        if missing:
+            lines += [
+                "",
+                f"**Not yet run on this split:** {', '.join(missing)}. The best sentence-transformers row below "
+                "is the best of the rows run so far.",
+            ]
         st_rows = [r for r in s if r.startswith("st_")]
         best_st = max(st_rows, key=lambda r: s[r]["ndcg@10"][0]) if st_rows else None
         refs = [r for r in ("st_mnrl", best_st) if r]
@@ -323,7 +331,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", choices=["dev", "test"], required=True)
     ap.add_argument("--sets", default="foldoc,gcide")
-    ap.add_argument("--rows", default="zero_shot,st_mnrl,st_mined,st_gist,st_cached,anycl:default,anycl:hard_negatives")
+    ap.add_argument("--rows", default=",".join(ALL_ROWS))
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument(
         "--variant", action="append", default=[], metavar="NAME=JSON", help="add an anycl variant: fit options as JSON"
