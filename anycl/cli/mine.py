@@ -10,6 +10,7 @@ from sentence_transformers import SentenceTransformer
 
 from ..errors import DataError
 from ..mining import mine_hard_negatives
+from ..mining_options import MiningOptions
 from ..model import CONFIG_FILE as MODEL_CONFIG_FILE
 from .common import (
     UsageError,
@@ -51,17 +52,7 @@ def run(args, extra: List[str]) -> int:
         raise UsageError(f"--output must end in .csv, .tsv, .jsonl or .parquet, got {args.output!r}")
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{args.output!r} already exists; pass --overwrite or choose another file")
-    columns = parsed_columns(args)
-    model = mining_model(args.model)
-    _, rows = read_rows(args.data, columns, args.split)
-    corpus = None
-    if args.corpus:
-        _, crows = read_rows(args.corpus, {"anchor": args.corpus_column} if args.corpus_column else None, args.split)
-        corpus = crows.column("anchor")
-    mined, stats = mine_hard_negatives(
-        model,
-        rows,
-        corpus=corpus,
+    options = MiningOptions(  # checked before the model is loaded
         num_negatives=args.num_negatives,
         range_min=args.range_min,
         range_max=args.range_max,
@@ -72,13 +63,20 @@ def run(args, extra: List[str]) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         on_short=args.on_short,
-        verbose=True,
         show_progress=not args.quiet,
         precision=args.precision,
         backend=args.backend,
         faiss_options={"index": args.faiss_index, "nlist": args.nlist, "nprobe": args.nprobe},
         cache_dir=args.cache_dir,
     )
+    columns = parsed_columns(args)
+    model = mining_model(args.model)
+    _, rows = read_rows(args.data, columns, args.split)
+    corpus = None
+    if args.corpus:
+        _, crows = read_rows(args.corpus, {"anchor": args.corpus_column} if args.corpus_column else None, args.split)
+        corpus = crows.column("anchor")
+    mined, stats = mine_hard_negatives(model, rows, corpus=corpus, options=options, verbose=True)
     if not mined:
         raise DataError(
             "every row was dropped: no query kept enough negatives after the filters; loosen the "
@@ -94,7 +92,8 @@ def run(args, extra: List[str]) -> int:
 
 
 def add_parser(sub) -> None:
-    """The ``mine`` command."""
+    """The ``mine`` command (its defaults: :class:`~anycl.mining_options.MiningOptions`'s)."""
+    d = MiningOptions()
     p = sub.add_parser(
         "mine",
         help="hard negatives for a pair file, with the filter statistics",
@@ -125,10 +124,26 @@ def add_parser(sub) -> None:
         metavar="NAME",
         help="the corpus file's column of documents (default: anchor or the only one)",
     )
-    p.add_argument("--num-negatives", type=int, default=1, metavar="K", help="negatives per row (default: 1)")
-    p.add_argument("--range-min", type=int, default=0, metavar="N", help="skip the best N candidates (default: 0)")
     p.add_argument(
-        "--range-max", type=int, default=100, metavar="N", help="consider candidates up to this rank (default: 100)"
+        "--num-negatives",
+        type=int,
+        default=d.num_negatives,
+        metavar="K",
+        help=f"negatives per row (default: {d.num_negatives})",
+    )
+    p.add_argument(
+        "--range-min",
+        type=int,
+        default=d.range_min,
+        metavar="N",
+        help=f"skip the best N candidates (default: {d.range_min})",
+    )
+    p.add_argument(
+        "--range-max",
+        type=int,
+        default=d.range_max,
+        metavar="N",
+        help=f"consider candidates up to this rank (default: {d.range_max})",
     )
     p.add_argument("--max-score", type=float, metavar="S", help="drop candidates scoring above this (default: off)")
     p.add_argument("--absolute-margin", type=float, metavar="M", help="keep score <= positive score - M (default: off)")
@@ -142,24 +157,33 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--sampling",
         choices=("top", "random"),
-        default="top",
-        help="hardest first, or at random in the window (default: top)",
+        default=d.sampling,
+        help=f"hardest first, or at random in the window (default: {d.sampling})",
     )
     p.add_argument(
         "--on-short",
         choices=("drop", "random"),
-        default="drop",
-        help="a query left without enough negatives: drop its rows or fill at random (default: drop)",
+        default=d.on_short,
+        help=f"a query left without enough negatives: drop its rows or fill at random (default: {d.on_short})",
     )
     add_columns_argument(p)
     p.add_argument("--split", metavar="SPLIT", help="the split of a Hugging Face dataset (default: test if any)")
-    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="items embedded at once (default: 64)")
-    p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of --sampling random (default: 0)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=d.batch_size,
+        metavar="N",
+        help=f"items embedded at once (default: {d.batch_size})",
+    )
+    p.add_argument(
+        "--seed", type=int, default=d.seed, metavar="N", help=f"seed of --sampling random (default: {d.seed})"
+    )
     p.add_argument(
         "--precision",
         choices=("fp32", "bf16"),
-        default="fp32",
-        help="embed in float32, or under bfloat16 autocast, about 2x faster on CPUs with bf16 units (default: fp32)",
+        default=d.precision,
+        help="embed in float32, or under bfloat16 autocast, about 2x faster on CPUs with bf16 units "
+        f"(default: {d.precision})",
     )
     p.add_argument(
         "--cache-dir",
@@ -170,8 +194,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--backend",
         choices=("exact", "faiss"),
-        default="exact",
-        help="the search: exact, or a FAISS index (pip install 'anycl[faiss]') (default: exact)",
+        default=d.backend,
+        help=f"the search: exact, or a FAISS index (pip install 'anycl[faiss]') (default: {d.backend})",
     )
     p.add_argument(
         "--faiss-index",
