@@ -24,6 +24,8 @@ from .common import (
 )
 from .tables import TABLE_SUFFIXES, write_table
 
+DEFAULTS = MiningOptions()
+
 
 def mining_model(spec: str):
     """An anycl model folder (or fit output folder) → anycl.load; anything else → SentenceTransformer."""
@@ -91,9 +93,15 @@ def run(args, extra: List[str]) -> int:
     return 0
 
 
+def option(p, flag: str, text: str, **kw) -> None:
+    """A flag whose default is that of the :class:`~anycl.mining_options.MiningOptions` field of its name,
+    shown at the end of its help."""
+    default = getattr(DEFAULTS, flag[2:].replace("-", "_"))
+    p.add_argument(flag, default=default, help=f"{text} (default: {default})", **kw)
+
+
 def add_parser(sub) -> None:
-    """The ``mine`` command (its defaults: :class:`~anycl.mining_options.MiningOptions`'s)."""
-    d = MiningOptions()
+    """The ``mine`` command."""
     p = sub.add_parser(
         "mine",
         help="hard negatives for a pair file, with the filter statistics",
@@ -124,27 +132,9 @@ def add_parser(sub) -> None:
         metavar="NAME",
         help="the corpus file's column of documents (default: anchor or the only one)",
     )
-    p.add_argument(
-        "--num-negatives",
-        type=int,
-        default=d.num_negatives,
-        metavar="K",
-        help=f"negatives per row (default: {d.num_negatives})",
-    )
-    p.add_argument(
-        "--range-min",
-        type=int,
-        default=d.range_min,
-        metavar="N",
-        help=f"skip the best N candidates (default: {d.range_min})",
-    )
-    p.add_argument(
-        "--range-max",
-        type=int,
-        default=d.range_max,
-        metavar="N",
-        help=f"consider candidates up to this rank (default: {d.range_max})",
-    )
+    option(p, "--num-negatives", "negatives per row", type=int, metavar="K")
+    option(p, "--range-min", "skip the best N candidates", type=int, metavar="N")
+    option(p, "--range-max", "consider candidates up to this rank", type=int, metavar="N")
     p.add_argument("--max-score", type=float, metavar="S", help="drop candidates scoring above this (default: off)")
     p.add_argument("--absolute-margin", type=float, metavar="M", help="keep score <= positive score - M (default: off)")
     p.add_argument(
@@ -154,36 +144,22 @@ def add_parser(sub) -> None:
         help="keep score <= positive score - M × |positive score| (default: off; sentence-transformers "
         "recommends 0.05)",
     )
-    p.add_argument(
-        "--sampling",
-        choices=("top", "random"),
-        default=d.sampling,
-        help=f"hardest first, or at random in the window (default: {d.sampling})",
-    )
-    p.add_argument(
+    option(p, "--sampling", "hardest first, or at random in the window", choices=("top", "random"))
+    option(
+        p,
         "--on-short",
+        "a query left without enough negatives: drop its rows or fill at random",
         choices=("drop", "random"),
-        default=d.on_short,
-        help=f"a query left without enough negatives: drop its rows or fill at random (default: {d.on_short})",
     )
     add_columns_argument(p)
     p.add_argument("--split", metavar="SPLIT", help="the split of a Hugging Face dataset (default: test if any)")
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=d.batch_size,
-        metavar="N",
-        help=f"items embedded at once (default: {d.batch_size})",
-    )
-    p.add_argument(
-        "--seed", type=int, default=d.seed, metavar="N", help=f"seed of --sampling random (default: {d.seed})"
-    )
-    p.add_argument(
+    option(p, "--batch-size", "items embedded at once", type=int, metavar="N")
+    option(p, "--seed", "seed of --sampling random", type=int, metavar="N")
+    option(
+        p,
         "--precision",
+        "embed in float32, or under bfloat16 autocast, about 2x faster on CPUs with bf16 units",
         choices=("fp32", "bf16"),
-        default=d.precision,
-        help="embed in float32, or under bfloat16 autocast, about 2x faster on CPUs with bf16 units "
-        f"(default: {d.precision})",
     )
     p.add_argument(
         "--cache-dir",
@@ -191,11 +167,8 @@ def add_parser(sub) -> None:
         help="keep the embeddings in this folder, keyed by the model's state and each item's hash: a re-run "
         "embeds only new items (default: none)",
     )
-    p.add_argument(
-        "--backend",
-        choices=("exact", "faiss"),
-        default=d.backend,
-        help=f"the search: exact, or a FAISS index (pip install 'anycl[faiss]') (default: {d.backend})",
+    option(
+        p, "--backend", "the search: exact, or a FAISS index (pip install 'anycl[faiss]')", choices=("exact", "faiss")
     )
     p.add_argument(
         "--faiss-index",
