@@ -28,11 +28,9 @@ from typing import Any, Dict, List, Optional, Sequence
 from .data import Rows
 from .errors import ConfigError
 from .in_batch_sampler import InBatchSampler
-from .losses.guided import check_margin
 from .mining import mine_negative_ids
-from .mining_rules import check_options
+from .mining_options import MiningOptions
 from .sampler_base import register
-from .search_faiss import searcher
 
 log = logging.getLogger("anycl")
 
@@ -47,7 +45,8 @@ class MinedNegativeSampler(InBatchSampler):
         remine_each_epoch: re-mine at the start of every epoch (the first mining always happens).
         corpus: documents to mine from (default: every distinct positive of the training data).
         range_min, range_max, max_score, absolute_margin, relative_margin, sampling, chunk_size:
-            as in :func:`anycl.mining.mine_hard_negatives` (default ``relative_margin=0.05``).
+            as in :class:`~anycl.mining_options.MiningOptions` (here the defaults are ``range_max=50`` and
+            ``relative_margin=0.05``).
         mining_batch_size: embedding batch size while mining.
         mining_precision: ``"fp32"`` or ``"bf16"`` (embed under bfloat16 autocast while mining; about
             2× faster on CPUs with bf16 units). Default: ``"bf16"`` when ``fit`` trains with
@@ -62,13 +61,18 @@ class MinedNegativeSampler(InBatchSampler):
             ``round(start + (end − start) · step / total_steps)`` (linear in training progress; the first
             pass ``start``), instead of the fixed ``range_min``. Default None (off).
         backend, faiss_options: the search (``"exact"``, default, or ``"faiss"``), as in
-            :func:`anycl.mining.mine_hard_negatives`.
+            :class:`~anycl.mining_options.MiningOptions`.
         cache_dir: a folder keeping the mining embeddings keyed by the model's state and each item's hash
             (:mod:`anycl.embed_cache`): a re-run or resumed run from the same weights embeds nothing again,
             and a frozen guide's embeddings are reused across runs. cache_keep: model keys kept in the
             folder (default 4, so re-mining as the model trains does not fill the disk; None: all; a key is
             one state with one tower, prompt and precision, so a pass may use up to 4 with a guide).
         shuffle, deduplicate, seed, min_batch_size: as in :class:`~anycl.sampling.InBatchSampler`.
+
+    The mining settings are checked at once and kept as one :class:`~anycl.mining_options.MiningOptions`,
+    ``mining_options`` (with ``on_short="random"``: a short query is filled up, never dropped); each pass
+    sets its ``range_min``, ``seed`` (the sampler's seed and the step), ``precision`` and, with
+    ``guide_filter``, the guide's margin over it.
     """
 
     def __init__(
@@ -108,27 +112,9 @@ class MinedNegativeSampler(InBatchSampler):
             if range_min:
                 raise ConfigError("give range_min or range_min_schedule, not both (the schedule sets range_min)")
             range_min = max(range_min_schedule)  # the window checks below hold for every pass
-        if guide_margin is not None or guide_margin_strategy is not None:
-            check_margin(0.0 if guide_margin is None else guide_margin, guide_margin_strategy or "absolute")
-        check_options(
-            num_negatives,
-            range_min,
-            range_max,
-            sampling,
-            chunk_size,
-            mining_batch_size,
-            "random",
-            {"absolute_margin": absolute_margin, "relative_margin": relative_margin},
-            mining_precision or "fp32",
-        )
-        searcher(backend, faiss_options)  # a bad backend, bad faiss_options or a missing faiss: said now
-        if refresh_every is not None and (not isinstance(refresh_every, int) or refresh_every < 1):
-            raise ConfigError(f"refresh_every must be an int >= 1 or None, got {refresh_every!r}")
-        self.num_negatives = num_negatives
-        self.refresh_every = refresh_every
-        self.remine_each_epoch = remine_each_epoch
-        self.corpus = list(corpus) if corpus is not None else None
-        self.mining: Dict[str, Any] = dict(
+        # the pass's options, checked now; a pass sets range_min, seed, precision and the guide's margin
+        self.mining_options = MiningOptions(
+            num_negatives=num_negatives,
             range_min=range_min,
             range_max=range_max,
             max_score=max_score,
@@ -137,11 +123,21 @@ class MinedNegativeSampler(InBatchSampler):
             sampling=sampling,
             batch_size=mining_batch_size,
             chunk_size=chunk_size,
+            on_short="random",
+            precision=mining_precision or "fp32",
+            guide_margin=0.0 if guide_margin is None else guide_margin,
+            guide_margin_strategy=guide_margin_strategy or "absolute",
             backend=backend,
             faiss_options=faiss_options,
             cache_dir=cache_dir,
             cache_keep=cache_keep,
         )
+        if refresh_every is not None and (not isinstance(refresh_every, int) or refresh_every < 1):
+            raise ConfigError(f"refresh_every must be an int >= 1 or None, got {refresh_every!r}")
+        self.num_negatives = num_negatives
+        self.refresh_every = refresh_every
+        self.remine_each_epoch = remine_each_epoch
+        self.corpus = list(corpus) if corpus is not None else None
         self.mining_precision = mining_precision  # None: fit sets it from mixed_precision ("bf16" → "bf16")
         self.verbose = verbose
         self.guide_filter = bool(guide_filter)
@@ -170,7 +166,7 @@ class MinedNegativeSampler(InBatchSampler):
     def range_min_at(self, step: int) -> int:
         """The ``range_min`` of a mining pass at optimiser ``step`` (the schedule, or the fixed value)."""
         if self.range_min_schedule is None:
-            return int(self.mining["range_min"])
+            return self.mining_options.range_min
         start, end = self.range_min_schedule
         progress = min(max(step / self.total_steps, 0.0), 1.0) if self.total_steps else 0.0
         return int(round(start + (end - start) * progress))
@@ -199,30 +195,29 @@ class MinedNegativeSampler(InBatchSampler):
         if self.guide_filter:
             guide = dict(
                 guide=self._guide,
+                guide_cache=self._guide_cache,
                 guide_margin=float(self.guide_margin or 0.0),
                 guide_margin_strategy=self.guide_margin_strategy or "absolute",
-                guide_cache=self._guide_cache,
             )
-        options = dict(self.mining, range_min=self.range_min_at(step))
+        range_min = self.range_min_at(step)
         per_row, docs, stats = mine_negative_ids(
             model,
             rows.column("anchor"),
             rows.column("positive"),
             self.corpus,
-            self.num_negatives,
+            options=self.mining_options,
+            range_min=range_min,
             seed=self.seed * 1_000_003 + step,
-            on_short="random",
             precision=self.mining_precision or "fp32",
             show_progress=self.show_progress,
             **guide,
-            **options,
         )
         self.negatives = [[docs[j] for j in ids] for ids in per_row]
         self._keys = None  # batches must also keep mined negatives apart from other rows' positives
         self._mined_at = step
-        self.history.append({"step": step, "range_min": options["range_min"], **stats.as_dict()})
+        self.history.append({"step": step, "range_min": range_min, **stats.as_dict()})
         if self.verbose:
-            sched = f" (range_min {options['range_min']})" if self.range_min_schedule is not None else ""
+            sched = f" (range_min {range_min})" if self.range_min_schedule is not None else ""
             print(f"[step {step}]{sched} {stats}")
         log.info("mining at step %d:\n%s", step, stats)
 

@@ -43,9 +43,9 @@ from .distributed import process_info
 from .embed_cache import EmbeddingCache, check_cacheable, embed_items
 from .errors import DataError
 from .keys import item_key
-from .losses.guided import check_margin
 from .mining_guide import guide_rejects, item_validator, lowest_pair_scores
-from .mining_rules import RULES, MiningStats, check_options, choose_negatives, filter_candidates  # noqa: F401
+from .mining_options import MiningOptions
+from .mining_rules import RULES, MiningStats, choose_negatives, filter_candidates  # noqa: F401
 from .mining_shard import Shard
 from .progress import phase_bar
 from .search import topk
@@ -67,36 +67,22 @@ def mine_negative_ids(
     anchors: Sequence[Any],
     positives: Sequence[Any],
     corpus: Optional[Sequence[Any]] = None,
-    num_negatives: int = 1,
-    range_min: int = 0,
-    range_max: int = 100,
-    max_score: Optional[float] = None,
-    absolute_margin: Optional[float] = None,
-    relative_margin: Optional[float] = None,
-    sampling: str = "top",
-    batch_size: int = 64,
-    chunk_size: int = 1024,
-    seed: int = 0,
-    on_short: str = "drop",
-    precision: str = "fp32",
-    show_progress: bool = False,
+    *,
+    options: Optional[MiningOptions] = None,
     guide=None,
-    guide_margin: float = 0.0,
-    guide_margin_strategy: str = "absolute",
     guide_cache: Optional[dict] = None,
-    backend: str = "exact",
-    faiss_options: Optional[Dict[str, Any]] = None,
-    cache_dir: Optional[str] = None,
-    cache_keep: Optional[int] = None,
-    shard: bool = True,
+    **option_values: Any,
 ):
-    """The mining pass on parallel lists of anchors and positives (``show_progress``: one tqdm bar).
+    """The mining pass on parallel lists of anchors and positives.
+
+    The options: ``options=`` a :class:`~anycl.mining_options.MiningOptions`, and/or any of its fields by
+    keyword (``num_negatives=2, range_max=50``; a keyword overrides the record's value); see
+    :func:`mine_hard_negatives`. They are checked before anything is embedded.
 
     Under several processes (``torch.distributed`` initialised) every process must call it with the same
     arguments: each embeds and searches its shard (:mod:`anycl.mining_shard`) and all return the same.
-    ``shard=False``: this process mines everything alone (no communication; for a call made in one
-    process only).
-    ``backend``, ``faiss_options``, ``cache_dir``, ``cache_keep``: see :func:`mine_hard_negatives`.
+    The option ``shard=False``: this process mines everything alone (no communication; for a call made in
+    one process only).
 
     ``guide``: a second model (anything ``model`` may be) whose scores drop false negatives (rule 6 of
     the module docstring). ``guide_cache``: a dict kept by the caller between passes over the same rows
@@ -106,24 +92,12 @@ def mine_negative_ids(
     ``documents`` (the deduplicated corpus), ``num_negatives`` long, or ``None`` for a row dropped
     with ``on_short="drop"``.
     """
-    check_options(
-        num_negatives,
-        range_min,
-        range_max,
-        sampling,
-        chunk_size,
-        batch_size,
-        on_short,
-        {"absolute_margin": absolute_margin, "relative_margin": relative_margin},
-        precision,
-    )
-    if guide is not None:
-        check_margin(guide_margin, guide_margin_strategy)
-    search = searcher(backend, faiss_options)  # a bad backend or a missing faiss: an error before embedding
-    if cache_dir is not None:  # in every process, before any embedding (or collective)
+    opts = MiningOptions.resolve(options, **option_values)
+    search = searcher(opts.backend, opts.faiss_options)  # the search of this pass (its options were checked above)
+    if opts.cache_dir is not None:  # in every process, before any embedding (or collective)
         for m in (model, guide) if guide is not None else (model,):
             check_cacheable(m)
-    stats = MiningStats(num_negatives=num_negatives, rows_in=len(anchors), backend=backend)
+    stats = MiningStats(num_negatives=opts.num_negatives, rows_in=len(anchors), backend=opts.backend)
     check_a, check_p = item_validator(model, "anchor"), item_validator(model, "positive")
     for r, (a, p) in enumerate(zip(anchors, positives)):
         check_a(a, f"row {r}: anchor")
@@ -163,24 +137,26 @@ def mine_negative_ids(
         same = dindex.get(item_key(q))
         if same is not None:
             own[qi].add(same)
-    if len(docs) <= num_negatives:
+    if len(docs) <= opts.num_negatives:
         raise DataError(
             f"the corpus has {len(docs)} distinct documents (positives included); num_negatives="
-            f"{num_negatives} needs more than that: give a larger corpus= or lower num_negatives"
+            f"{opts.num_negatives} needs more than that: give a larger corpus= or lower num_negatives"
         )
     stats.queries, stats.corpus_size = len(queries), len(docs)
     stats.own_positives_excluded = sum(len(s) for s in own)
 
     rank = process_info()[0]
     shard_q, shard_d = (
-        (Shard(len(queries)), Shard(len(docs))) if shard else (Shard(len(queries), 0, 1), Shard(len(docs), 0, 1))
+        (Shard(len(queries)), Shard(len(docs))) if opts.shard else (Shard(len(queries), 0, 1), Shard(len(docs), 0, 1))
     )
-    cache = EmbeddingCache(cache_dir, cache_keep) if cache_dir is not None else None
+    cache = EmbeddingCache(opts.cache_dir, opts.cache_keep) if opts.cache_dir is not None else None
     t0 = time.perf_counter()
-    show = show_progress if rank == 0 else False  # one bar, the main process's
+    show = opts.show_progress if rank == 0 else False  # one bar, the main process's
     with phase_bar(show, len(shard_q) + len(shard_d), desc="mining (embed)") as bar:
-        q_emb = shard_q.gather(embed_items(model, shard_q.take(queries), "anchor", batch_size, precision, bar, cache))
-        d_emb = embed_items(model, shard_d.take(docs), "positive", batch_size, precision, bar, cache)
+        q_emb = shard_q.gather(
+            embed_items(model, shard_q.take(queries), "anchor", opts.batch_size, opts.precision, bar, cache)
+        )
+        d_emb = embed_items(model, shard_d.take(docs), "positive", opts.batch_size, opts.precision, bar, cache)
     stats.embed_seconds = time.perf_counter() - t0
     stats.processes, stats.embedded = shard_q.world, len(shard_q) + len(shard_d)
     t0 = time.perf_counter()
@@ -190,8 +166,8 @@ def mine_negative_ids(
     for r, p in enumerate(positives):
         labelled[row_query[r]].append(dindex[item_key(p)])
     pos_score = lowest_pair_scores(shard_d, q_emb, d_emb, labelled)
-    depth = min(range_max, len(docs))
-    scores, idx = shard_d.topk(q_emb, d_emb, depth, pos_lists, chunk_size, search)
+    depth = min(opts.range_max, len(docs))
+    scores, idx = shard_d.topk(q_emb, d_emb, depth, pos_lists, opts.chunk_size, search)
     reject = None
     if guide is not None:
         reject = guide_rejects(
@@ -200,10 +176,10 @@ def mine_negative_ids(
             docs,
             labelled,
             idx,
-            guide_margin,
-            guide_margin_strategy,
-            batch_size,
-            precision,
+            opts.guide_margin,
+            opts.guide_margin_strategy,
+            opts.batch_size,
+            opts.precision,
             guide_cache,
             stats,
             shards=(shard_q, shard_d),
@@ -213,17 +189,21 @@ def mine_negative_ids(
         stats.embedded, stats.cache_hits = cache.misses, cache.hits
         if rank == 0:
             cache.finish()
-    keep, counts = filter_candidates(scores, pos_score, range_min, max_score, absolute_margin, relative_margin, reject)
+    keep, counts = filter_candidates(
+        scores, pos_score, opts.range_min, opts.max_score, opts.absolute_margin, opts.relative_margin, reject
+    )
     stats.candidates = int(torch.isfinite(scores).sum())
     stats.filtered, stats.kept = counts, int(keep.sum())
 
-    chosen = choose_negatives(idx, keep, own, len(docs), num_negatives, sampling, on_short, seed, stats)
+    chosen = choose_negatives(
+        idx, keep, own, len(docs), opts.num_negatives, opts.sampling, opts.on_short, opts.seed, stats
+    )
     stats.search_seconds = time.perf_counter() - t0
 
     per_row: List[Optional[List[int]]] = []
     for r in range(len(anchors)):
         c = chosen[row_query[r]]
-        if len(c) < num_negatives and on_short == "drop":
+        if len(c) < opts.num_negatives and opts.on_short == "drop":
             per_row.append(None)
             stats.rows_dropped += 1
             continue
@@ -242,29 +222,12 @@ def mine_hard_negatives(
     model,
     rows_or_pairs,
     corpus: Optional[Sequence[Any]] = None,
-    num_negatives: int = 1,
-    range_min: int = 0,
-    range_max: int = 100,
-    max_score: Optional[float] = None,
-    absolute_margin: Optional[float] = None,
-    relative_margin: Optional[float] = None,
-    sampling: str = "top",
-    batch_size: int = 64,
-    chunk_size: int = 1024,
-    seed: int = 0,
-    on_short: str = "drop",
+    *,
+    options: Optional[MiningOptions] = None,
     columns: Optional[Dict[str, str]] = None,
     verbose: bool = True,
-    precision: str = "fp32",
-    show_progress: bool = False,
     guide=None,
-    guide_margin: float = 0.0,
-    guide_margin_strategy: str = "absolute",
-    backend: str = "exact",
-    faiss_options: Optional[Dict[str, Any]] = None,
-    cache_dir: Optional[str] = None,
-    cache_keep: Optional[int] = None,
-    shard: bool = True,
+    **option_values: Any,
 ) -> Tuple[List[dict], MiningStats]:
     """Mine hard negatives for (anchor, positive) pairs with a model.
 
@@ -277,30 +240,19 @@ def mine_hard_negatives(
             Several rows with the same anchor are one query with several positives. Existing
             ``negative*`` columns are ignored (replaced).
         corpus: documents to mine from (default: every distinct positive); the positives are added.
-        num_negatives: negatives per row, written as ``negative_1`` … ``negative_k``.
-        range_min, range_max: skip the best ``range_min`` candidates, consider up to rank ``range_max``.
-        max_score, absolute_margin, relative_margin: the false-negative filters (module docstring).
-        sampling: ``"top"`` (hardest first) or ``"random"`` within the filtered window.
-        batch_size: embedding batch size. chunk_size: queries and documents per block of the search.
-        seed: for ``sampling="random"`` and random filling.
-        on_short: a query left with fewer than ``num_negatives`` candidates: ``"drop"`` its rows
-            (default, counted in the statistics) or ``"random"``: fill up with random documents that
-            are not its positives.
+        options: a :class:`~anycl.mining_options.MiningOptions` (default: its defaults).
+        **option_values: any :class:`~anycl.mining_options.MiningOptions` field by keyword (each one's
+            meaning and default are documented there): ``num_negatives``, ``range_min``, ``range_max``,
+            ``max_score``, ``absolute_margin``, ``relative_margin``, ``sampling``, ``batch_size``,
+            ``chunk_size``, ``seed``, ``on_short``, ``precision``, ``show_progress``, ``guide_margin``,
+            ``guide_margin_strategy``, ``backend``, ``faiss_options``, ``cache_dir``, ``cache_keep``,
+            ``shard``. Given with ``options=``, a keyword overrides that option. A bad or unknown option
+            is a :class:`~anycl.errors.ConfigError` naming it, raised before anything is embedded.
         columns: map the convention's names to yours, e.g. ``{"anchor": "query", "positive": "doc"}``.
         verbose: print the statistics.
-        precision: ``"fp32"`` or ``"bf16"`` (embed under bfloat16 autocast: faster where the hardware has
-            bf16 units; scores are compared in float32 either way).
-        show_progress: a progress bar (items/s, ETA) over the embedding of queries and corpus.
-        guide, guide_margin, guide_margin_strategy: a second model (anything ``model`` may be) whose
-            scores drop false negatives: a candidate the guide rates above the guide's positive score
-            minus the margin is rejected (rule 6 above; counted as ``guide`` in the statistics).
-        backend: ``"exact"`` (default: every score computed) or ``"faiss"`` (a FAISS index, the optional
-            ``faiss`` extra; :mod:`anycl.search_faiss`). faiss_options: ``{"index": "flat" | "ivf",
-            "nlist": int, "nprobe": int}`` (default flat: exhaustive; ivf: approximate and faster).
-        cache_dir: a folder keeping the embeddings between calls, keyed by the model's state and each
-            item's hash (:mod:`anycl.embed_cache`): a re-run with an unchanged model embeds only new items.
-            cache_keep: how many model keys (one per model state, tower, prompt and precision) the
-            folder keeps (default all).
+        guide: a second model (anything ``model`` may be) whose scores drop false negatives: a candidate
+            the guide rates above the guide's positive score minus ``guide_margin`` is rejected (rule 6
+            above; counted as ``guide`` in the statistics).
 
     Under ``accelerate launch`` (several processes) call it in every process with the same arguments:
     each process embeds and searches its share of the queries and corpus, the top-k are merged across
@@ -312,6 +264,7 @@ def mine_hard_negatives(
         ``(rows, stats)``: rows as dicts ``{"anchor", "positive", "negative_1", …}`` in input order
         (minus dropped rows), and a :class:`MiningStats`.
     """
+    opts = MiningOptions.resolve(options, **option_values)
     if isinstance(rows_or_pairs, (list, tuple)) and rows_or_pairs and isinstance(rows_or_pairs[0], (list, tuple)):
         rows_or_pairs = [{"anchor": r[0], "positive": r[1] if len(r) > 1 else None} for r in rows_or_pairs]
     rows = to_rows(rows_or_pairs, columns)
@@ -320,33 +273,7 @@ def mine_hard_negatives(
     if "positive" not in rows.columns:
         raise DataError(f"mining needs (anchor, positive) pairs; the data's columns are {rows.columns}")
     anchors, positives = rows.column("anchor"), rows.column("positive")
-    per_row, docs, stats = mine_negative_ids(
-        model,
-        anchors,
-        positives,
-        corpus,
-        num_negatives,
-        range_min,
-        range_max,
-        max_score,
-        absolute_margin,
-        relative_margin,
-        sampling,
-        batch_size,
-        chunk_size,
-        seed,
-        on_short,
-        precision,
-        show_progress,
-        guide=guide,
-        guide_margin=guide_margin,
-        guide_margin_strategy=guide_margin_strategy,
-        backend=backend,
-        faiss_options=faiss_options,
-        cache_dir=cache_dir,
-        cache_keep=cache_keep,
-        shard=shard,
-    )
+    per_row, docs, stats = mine_negative_ids(model, anchors, positives, corpus, options=opts, guide=guide)
     out = []
     for a, p, negs in zip(anchors, positives, per_row):
         if negs is None:

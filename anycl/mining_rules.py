@@ -1,6 +1,7 @@
 """Hard-negative mining's rules and record: :func:`filter_candidates` applies the false-negative filters
-(rules 2–5 of :mod:`anycl.mining`) to the ranked candidates, :func:`check_options` checks a mining call's
-options, and :class:`MiningStats` says what one pass did."""
+(rules 2–5 of :mod:`anycl.mining`) to the ranked candidates, :func:`choose_negatives` picks each query's
+negatives from the survivors, and :class:`MiningStats` says what one pass did (a pass's options and their
+checks: :mod:`anycl.mining_options`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-
-from .embed import PRECISIONS
-from .errors import ConfigError
 
 RULES = ("range_min", "max_score", "absolute_margin", "relative_margin")
 
@@ -113,31 +111,6 @@ def filter_candidates(
         counts[name] = int(hit.sum())
         alive &= ~hit
     return alive, counts
-
-
-def check_options(
-    num_negatives, range_min, range_max, sampling, chunk_size, batch_size, on_short, margins, precision: str = "fp32"
-):
-    if not isinstance(num_negatives, int) or num_negatives < 1:
-        raise ConfigError(f"num_negatives must be an int >= 1, got {num_negatives!r}")
-    if range_min < 0 or range_max < 1:
-        raise ConfigError(f"range_min must be >= 0 and range_max >= 1, got {range_min} and {range_max}")
-    if range_max - range_min < num_negatives:
-        raise ConfigError(
-            f"the window range_min={range_min}..range_max={range_max} holds fewer than "
-            f"num_negatives={num_negatives} candidates; raise range_max"
-        )
-    if sampling not in ("top", "random"):
-        raise ConfigError(f"sampling must be 'top' or 'random', got {sampling!r}")
-    if chunk_size < 1 or batch_size < 1:
-        raise ConfigError("chunk_size and batch_size must be >= 1")
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if on_short not in ("drop", "random"):
-        raise ConfigError(f"on_short must be 'drop' or 'random', got {on_short!r}")
-    for name, v in margins.items():
-        if v is not None and (not isinstance(v, (int, float)) or v < 0):
-            raise ConfigError(f"{name} must be a number >= 0, got {v!r}")
 
 
 def choose_negatives(

@@ -10,6 +10,7 @@ from sentence_transformers import SentenceTransformer
 
 from ..errors import DataError
 from ..mining import mine_hard_negatives
+from ..mining_options import MiningOptions
 from ..model import CONFIG_FILE as MODEL_CONFIG_FILE
 from .common import (
     UsageError,
@@ -22,6 +23,8 @@ from .common import (
     write_json,
 )
 from .tables import TABLE_SUFFIXES, write_table
+
+DEFAULTS = MiningOptions()
 
 
 def mining_model(spec: str):
@@ -51,17 +54,7 @@ def run(args, extra: List[str]) -> int:
         raise UsageError(f"--output must end in .csv, .tsv, .jsonl or .parquet, got {args.output!r}")
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{args.output!r} already exists; pass --overwrite or choose another file")
-    columns = parsed_columns(args)
-    model = mining_model(args.model)
-    _, rows = read_rows(args.data, columns, args.split)
-    corpus = None
-    if args.corpus:
-        _, crows = read_rows(args.corpus, {"anchor": args.corpus_column} if args.corpus_column else None, args.split)
-        corpus = crows.column("anchor")
-    mined, stats = mine_hard_negatives(
-        model,
-        rows,
-        corpus=corpus,
+    options = MiningOptions(  # checked before the model is loaded
         num_negatives=args.num_negatives,
         range_min=args.range_min,
         range_max=args.range_max,
@@ -72,13 +65,20 @@ def run(args, extra: List[str]) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         on_short=args.on_short,
-        verbose=True,
         show_progress=not args.quiet,
         precision=args.precision,
         backend=args.backend,
         faiss_options={"index": args.faiss_index, "nlist": args.nlist, "nprobe": args.nprobe},
         cache_dir=args.cache_dir,
     )
+    columns = parsed_columns(args)
+    model = mining_model(args.model)
+    _, rows = read_rows(args.data, columns, args.split)
+    corpus = None
+    if args.corpus:
+        _, crows = read_rows(args.corpus, {"anchor": args.corpus_column} if args.corpus_column else None, args.split)
+        corpus = crows.column("anchor")
+    mined, stats = mine_hard_negatives(model, rows, corpus=corpus, options=options, verbose=True)
     if not mined:
         raise DataError(
             "every row was dropped: no query kept enough negatives after the filters; loosen the "
@@ -91,6 +91,13 @@ def run(args, extra: List[str]) -> int:
     if args.stats:
         write_json(args.stats, stats.as_dict())
     return 0
+
+
+def option(p, flag: str, text: str, **kw) -> None:
+    """A flag whose default is that of the :class:`~anycl.mining_options.MiningOptions` field of its name,
+    shown at the end of its help."""
+    default = getattr(DEFAULTS, flag[2:].replace("-", "_"))
+    p.add_argument(flag, default=default, help=f"{text} (default: {default})", **kw)
 
 
 def add_parser(sub) -> None:
@@ -125,11 +132,9 @@ def add_parser(sub) -> None:
         metavar="NAME",
         help="the corpus file's column of documents (default: anchor or the only one)",
     )
-    p.add_argument("--num-negatives", type=int, default=1, metavar="K", help="negatives per row (default: 1)")
-    p.add_argument("--range-min", type=int, default=0, metavar="N", help="skip the best N candidates (default: 0)")
-    p.add_argument(
-        "--range-max", type=int, default=100, metavar="N", help="consider candidates up to this rank (default: 100)"
-    )
+    option(p, "--num-negatives", "negatives per row", type=int, metavar="K")
+    option(p, "--range-min", "skip the best N candidates", type=int, metavar="N")
+    option(p, "--range-max", "consider candidates up to this rank", type=int, metavar="N")
     p.add_argument("--max-score", type=float, metavar="S", help="drop candidates scoring above this (default: off)")
     p.add_argument("--absolute-margin", type=float, metavar="M", help="keep score <= positive score - M (default: off)")
     p.add_argument(
@@ -139,27 +144,22 @@ def add_parser(sub) -> None:
         help="keep score <= positive score - M × |positive score| (default: off; sentence-transformers "
         "recommends 0.05)",
     )
-    p.add_argument(
-        "--sampling",
-        choices=("top", "random"),
-        default="top",
-        help="hardest first, or at random in the window (default: top)",
-    )
-    p.add_argument(
+    option(p, "--sampling", "hardest first, or at random in the window", choices=("top", "random"))
+    option(
+        p,
         "--on-short",
+        "a query left without enough negatives: drop its rows or fill at random",
         choices=("drop", "random"),
-        default="drop",
-        help="a query left without enough negatives: drop its rows or fill at random (default: drop)",
     )
     add_columns_argument(p)
     p.add_argument("--split", metavar="SPLIT", help="the split of a Hugging Face dataset (default: test if any)")
-    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="items embedded at once (default: 64)")
-    p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of --sampling random (default: 0)")
-    p.add_argument(
+    option(p, "--batch-size", "items embedded at once", type=int, metavar="N")
+    option(p, "--seed", "seed of --sampling random", type=int, metavar="N")
+    option(
+        p,
         "--precision",
+        "embed in float32, or under bfloat16 autocast, about 2x faster on CPUs with bf16 units",
         choices=("fp32", "bf16"),
-        default="fp32",
-        help="embed in float32, or under bfloat16 autocast, about 2x faster on CPUs with bf16 units (default: fp32)",
     )
     p.add_argument(
         "--cache-dir",
@@ -167,11 +167,8 @@ def add_parser(sub) -> None:
         help="keep the embeddings in this folder, keyed by the model's state and each item's hash: a re-run "
         "embeds only new items (default: none)",
     )
-    p.add_argument(
-        "--backend",
-        choices=("exact", "faiss"),
-        default="exact",
-        help="the search: exact, or a FAISS index (pip install 'anycl[faiss]') (default: exact)",
+    option(
+        p, "--backend", "the search: exact, or a FAISS index (pip install 'anycl[faiss]')", choices=("exact", "faiss")
     )
     p.add_argument(
         "--faiss-index",
