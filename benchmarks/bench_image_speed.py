@@ -30,10 +30,10 @@ this process's and its workers' CPU time, in cores).
 
 Usage:
     PYTHONPATH=. python benchmarks/bench_image_speed.py            # writes benchmarks/results/image_speed.md
-    PYTHONPATH=. python benchmarks/bench_image_speed.py --tiny     # a smoke test (seconds), to a temp file
+    PYTHONPATH=. python benchmarks/bench_image_speed.py --tiny     # a smoke test (~1 min idle), to a temp file
     options: --images 2048 --batch-size 256 --rounds 3 --stems small,standard --threads 2 --workers 0
              --anycl-workers N (default: anycl's own default) --workers-sweep 0,1,2 (empty: no sweep)
-             --sweep-data image,audio --sweep-stems small,standard --out PATH
+             --sweep-data image,audio --sweep-stems standard --out PATH
 """
 
 from __future__ import annotations
@@ -111,14 +111,11 @@ def run_side(side: str, images, args, stem: str, seed: int, workers) -> dict:
         else:
             _, secs, _ = bench_image.train_lightly(images, backbone, backbone.embedding_dim, cfg, seed)
             used = workers
-    return {
-        "items": len(images),
-        "secs": secs,
-        "rate": len(images) / secs,
-        "workers": used,
-        "load": m.load,
-        "others": m.others,
-    }
+    return run_row(len(images), secs, used, m)
+
+
+def run_row(items: int, secs: float, workers, m: Meter) -> dict:
+    return {"items": items, "secs": secs, "rate": items / secs, "workers": workers, "load": m.load, "others": m.others}
 
 
 def compare(images, args) -> list:
@@ -175,15 +172,7 @@ def sweep(images, args) -> list:
                 else:
                     with Meter() as m:
                         audio_fit(files, args, r, w, args.audio_epochs)
-                    n = len(files) * args.audio_epochs
-                    res = {
-                        "items": n,
-                        "secs": m.wall,
-                        "rate": n / m.wall,
-                        "workers": w,
-                        "load": m.load,
-                        "others": m.others,
-                    }
+                    res = run_row(len(files) * args.audio_epochs, m.wall, w, m)
                 out.append(record(part="sweep", data=data, stem=stem, round=r, **res))
     return out
 
@@ -269,11 +258,22 @@ def report(args, cmd, before, after, cmp_rows, sweep_rows, total_s) -> str:
             "",
             f"anycl's `fit` alone at num_workers {', '.join(map(str, args.workers_sweep))}, {args.rounds} rounds, "
             "the order of the worker counts rotated per round; items/s = training items / wall seconds of the "
-            f"whole call. Images: the setting above ({n} images, 1 epoch, batch {args.batch_size}, ResNet-18 "
-            f"width {args.width}). Audio: sonic-pi samples ({_audio_count(sweep_rows, args)} clips), the "
-            f"default AudioCNN, 1 s windows, batch {args.audio_batch}, {args.audio_epochs} epochs (clips/s counts "
-            "every epoch's clips). The 1-minute load includes this run's own workers; others' CPU is what other "
-            "processes used during the run.",
+            "whole call. The 1-minute load includes this run's own workers; others' CPU is what other processes "
+            "used during the run."
+            + (
+                f" Images: the setting above ({n} images, 1 epoch, batch {args.batch_size}, ResNet-18 width "
+                f"{args.width}, stem{'s' if len(args.sweep_stems) > 1 else ''} {', '.join(args.sweep_stems)})."
+                if "image" in args.sweep_data
+                else ""
+            )
+            + (
+                f" Audio: sonic-pi samples ({_audio_clips(sweep_rows, args)} clips), the default AudioCNN, 1 s "
+                f"windows, batch {args.audio_batch}, {args.audio_epochs} epochs (clips/s counts every epoch's "
+                "clips; the adapter's decoded-clip cache lives in the process that loads, and workers restart "
+                "every epoch)."
+                if "audio" in args.sweep_data
+                else ""
+            ),
             "",
             "| data | encoder / stem | num_workers | items/s per round | median | median / workers 0 | max load "
             "after | max others' CPU, cores |",
@@ -305,9 +305,8 @@ def report(args, cmd, before, after, cmp_rows, sweep_rows, total_s) -> str:
     return "\n".join(lines)
 
 
-def _audio_count(rows, args) -> str:
-    audio = [x for x in rows if x["data"] == "audio"]
-    return "not run:" if not audio else str(audio[0]["items"] // args.audio_epochs)
+def _audio_clips(rows, args) -> int:
+    return next(x["items"] // args.audio_epochs for x in rows if x["data"] == "audio")
 
 
 # ---- command line -----------------------------------------------------------------------------------------
@@ -324,7 +323,11 @@ def parse(argv=None):
     ap.add_argument("--anycl-workers", type=int, default=None, help="num_workers for anycl (default: its own)")
     ap.add_argument("--workers-sweep", default="0,1,2", help="num_workers values to sweep ('' : no sweep)")
     ap.add_argument("--sweep-data", default="image,audio")
-    ap.add_argument("--sweep-stems", default=None, help="default: --stems")
+    ap.add_argument(
+        "--sweep-stems",
+        default="standard",
+        help="image stems of the sweep (standard: the cheapest network, where data loading weighs most)",
+    )
     ap.add_argument("--no-compare", action="store_true", help="only the sweep")
     ap.add_argument("--audio-clips", type=int, help="0: all")
     ap.add_argument("--audio-batch", type=int)
@@ -335,12 +338,14 @@ def parse(argv=None):
         if getattr(args, k) is None:
             setattr(args, k, v)
     args.stems = [s for s in args.stems.split(",") if s]
-    args.sweep_stems = [s for s in (args.sweep_stems or ",".join(args.stems)).split(",") if s]
+    args.sweep_stems = [s for s in args.sweep_stems.split(",") if s]
     unknown = sorted(set(args.stems + args.sweep_stems) - set(STEMS))
     if unknown:
         ap.error(f"unknown stem(s) {unknown}; choose from {sorted(STEMS)}")
     args.workers_sweep = [int(w) for w in args.workers_sweep.split(",") if w.strip()]
     args.sweep_data = [d for d in args.sweep_data.split(",") if d]
+    if set(args.sweep_data) - {"image", "audio"}:
+        ap.error(f"--sweep-data takes image and/or audio, got {args.sweep_data}")
     if args.out is None:
         args.out = (
             str(Path(tempfile.gettempdir()) / "image_speed_tiny.md")
