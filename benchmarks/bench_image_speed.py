@@ -47,7 +47,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
 
 import torch
 
@@ -55,43 +54,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import bench_image  # noqa: E402  (also puts the repository root on sys.path)
 from bench_text_speed import idle_line  # noqa: E402
+from cpu_meter import Meter  # noqa: E402
 
 STEMS = {"small": True, "standard": False}
 MAX_LOAD = 2.5
 TINY = {"images": 64, "batch_size": 32, "rounds": 1, "width": 16, "audio_clips": 16, "audio_batch": 8}
 FULL = {"images": 2048, "batch_size": 256, "rounds": 3, "width": 64, "audio_clips": 0, "audio_batch": 32}
-
-
-# ---- measuring ------------------------------------------------------------------------------------------
-def _machine_busy_seconds() -> Optional[float]:
-    """CPU seconds the whole machine has been busy (all cores; steal counts: time this VM did not get)."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def _own_cpu_seconds() -> float:
-    t = os.times()  # children: reaped DataLoader workers
-    return t.user + t.system + t.children_user + t.children_system
-
-
-class Meter:
-    """Wall seconds of a block, the 1-minute load after it, and the cores other processes used during it."""
-
-    def __enter__(self):
-        self.t0, self.own0, self.busy0 = time.perf_counter(), _own_cpu_seconds(), _machine_busy_seconds()
-        return self
-
-    def __exit__(self, *exc):
-        self.wall = time.perf_counter() - self.t0
-        busy = _machine_busy_seconds()
-        own = _own_cpu_seconds() - self.own0
-        self.others = None if busy is None or self.busy0 is None else max(0.0, (busy - self.busy0 - own) / self.wall)
-        self.load = os.getloadavg()[0]
-        return False
 
 
 def record(**values) -> dict:
