@@ -70,7 +70,7 @@ def similarity_stats(anchor: torch.Tensor, positive: torch.Tensor) -> Dict[str, 
     a, p = F.normalize(anchor.float(), dim=-1), F.normalize(positive.float(), dim=-1)
     sim = a @ p.T
     pos = sim.diagonal()
-    same = (p.unsqueeze(0) - p.unsqueeze(1)).abs().amax(-1) <= 1e-6  # duplicate positives are not negatives
+    same = torch.cdist(p, p, p=float("inf")) <= 1e-6  # duplicate positives (max |p_i - p_j|) are not negatives
     hardest = sim.masked_fill(same, float("-inf")).amax(dim=1)
     ok = torch.isfinite(hardest)
     return {"positive": float(pos.mean()), "hardest_negative": float(hardest[ok].mean()) if ok.any() else float("nan")}

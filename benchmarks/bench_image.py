@@ -59,6 +59,29 @@ def load_fmnist(n_train: int, n_test: int, seed: int = 0):
     return list(xtr[i]), ytr[i].tolist(), list(xte[j]), yte[j].tolist()
 
 
+def new_backbone(seed: int, arch: str = "resnet18", width: int = 64, small_stem: bool = True):
+    """The backbone both sides train, seeded so that each side gets the same initial weights; 1 input channel.
+
+    ``small_stem``: a 3×3 stride-1 first convolution and no max-pool (what anycl's default encoder uses for
+    images of 64 px or less); else torchvision's 7×7 stride-2 convolution and max-pool."""
+    torch.manual_seed(1000 + seed)
+    return resnet(arch, small_stem=small_stem, width=width, in_channels=1)
+
+
+def train_config(batch_size: int, epochs: int, workers) -> dict:
+    """The training settings both sides share (preset 'small' at 28 px, grey; AdamW; warm-up + cosine)."""
+    return {
+        "adapter": {"preset": "small", "size": 28, "mode": "L"},
+        "batch_size": batch_size,
+        "epochs": epochs,
+        "lr": 2e-3,
+        "weight_decay": 1e-4,
+        "warmup_ratio": 0.1,
+        "temperature": 0.2,
+        "workers": workers,
+    }
+
+
 # ---- lightly side -----------------------------------------------------------------------------------
 class TwoViews(torch.utils.data.Dataset):
     """Two random views per image with per-image torchvision v2 transforms (lightly's usual recipe)."""
@@ -93,6 +116,7 @@ def train_lightly(images, backbone, dim, cfg, seed):
     from lightly.loss import NTXentLoss
     from lightly.models.modules import SimCLRProjectionHead
 
+    t0 = time.perf_counter()  # the whole call, as for anycl's fit
     torch.manual_seed(seed)
     head = SimCLRProjectionHead(dim, dim, 128)
     model = torch.nn.Sequential(backbone, head)
@@ -110,7 +134,6 @@ def train_lightly(images, backbone, dim, cfg, seed):
     total = len(loader) * cfg["epochs"]
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(int(cfg["warmup_ratio"] * total), total))
     model.train()
-    t0 = time.perf_counter()
     for _ in range(cfg["epochs"]):
         for x0, x1 in loader:
             z0, z1 = model(x0), model(x1)
@@ -152,8 +175,9 @@ def train_anycl(images, backbone, cfg, seed):
         temperature=cfg["temperature"],
         loss_options={"symmetric": True},
         seed=seed,
-        num_workers=cfg["workers"],
         progress=False,
+        # None: anycl's own default
+        **({} if cfg.get("workers") is None else {"num_workers": cfg["workers"]}),
     )
     seconds = time.perf_counter() - t0
     return model, seconds, model.trainer.history[-1]["loss"]
@@ -189,23 +213,13 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
 
-    cfg = {
-        "adapter": {"preset": "small", "size": 28, "mode": "L"},
-        "batch_size": args.batch_size,
-        "epochs": args.epochs,
-        "lr": 2e-3,
-        "weight_decay": 1e-4,
-        "warmup_ratio": 0.1,
-        "temperature": 0.2,
-        "workers": args.workers,
-    }
+    cfg = train_config(args.batch_size, args.epochs, args.workers)
     xtr, ytr, xte, yte = load_fmnist(args.train, args.test)
     adapter = ImageAdapter(**cfg["adapter"])
     k, t = 20, 0.1
 
-    def new_backbone(seed):
-        torch.manual_seed(1000 + seed)
-        return resnet(args.arch, small_stem=True, width=args.width, in_channels=1)
+    def backbone(seed):
+        return new_backbone(seed, args.arch, args.width)
 
     rows = {"raw pixels": [], "random-init encoder": [], "lightly SimCLR": [], "anycl": []}
     speed = {"lightly SimCLR": [], "anycl": []}
@@ -216,10 +230,10 @@ def main(argv=None):
     print("raw pixels", rows["raw pixels"][-1], flush=True)
     n_views = len(xtr) * args.epochs
     warm = dict(cfg, epochs=1)  # one untimed short run of each side first (lazy initialisation, caches)
-    train_anycl(xtr[: 2 * args.batch_size], new_backbone(99), warm, 99)
-    train_lightly(xtr[: 2 * args.batch_size], new_backbone(99), 8 * args.width, warm, 99)
+    train_anycl(xtr[: 2 * args.batch_size], backbone(99), warm, 99)
+    train_lightly(xtr[: 2 * args.batch_size], backbone(99), 8 * args.width, warm, 99)
     for i, seed in enumerate(args.seeds):
-        enc = new_backbone(seed)
+        enc = backbone(seed)
         rows["random-init encoder"].append(
             probes(features_plain(enc, xtr, adapter), ytr, features_plain(enc, xte, adapter), yte, k, t)
         )
@@ -228,10 +242,10 @@ def main(argv=None):
         secs = {}
         for side in order:
             if side == "anycl":
-                model, s, last = train_anycl(xtr, new_backbone(seed), cfg, seed)
+                model, s, last = train_anycl(xtr, backbone(seed), cfg, seed)
                 res = probes(model.encode(xtr, batch_size=512), ytr, model.encode(xte, batch_size=512), yte, k, t)
             else:
-                bb, s, last = train_lightly(xtr, new_backbone(seed), 8 * args.width, cfg, seed)
+                bb, s, last = train_lightly(xtr, backbone(seed), 8 * args.width, cfg, seed)
                 res = probes(features_plain(bb, xtr, adapter), ytr, features_plain(bb, xte, adapter), yte, k, t)
             secs[side] = s
             rows[side].append(res)
