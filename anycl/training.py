@@ -24,6 +24,7 @@ from .checkpoint import Checkpointer, checkpoint_root, resolve_resume
 from .data import Rows
 from .errors import ConfigError
 from .gradcache import gradcache_step, make_gradcache
+from .optimizer import make_optimizer
 from .losses.base import split_loss  # noqa: F401  (kept importable from here)
 from .stream_steps import LockstepBatches, end_of_stream_epoch, streamed_epoch
 from .training_args import TrainingArgs
@@ -246,7 +247,7 @@ class Trainer:
         params = [p for p in module.parameters() if p.requires_grad]
         if not params:
             raise ConfigError("nothing to train: every parameter of the model and loss is frozen")
-        optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+        optimizer = make_optimizer(params, args.lr, args.weight_decay, acc.device, acc.distributed_type)
         total, epochs = self._schedule(acc)
         if hasattr(self.sampler, "total_steps"):  # a mining curriculum follows training progress
             self.sampler.total_steps = total
