@@ -24,8 +24,8 @@ from .checkpoint import Checkpointer, checkpoint_root, resolve_resume
 from .data import Rows
 from .errors import ConfigError
 from .gradcache import gradcache_step, make_gradcache
-from .optimizer import make_optimizer
 from .losses.base import split_loss  # noqa: F401  (kept importable from here)
+from .optimizer import make_optimizer
 from .stream_steps import LockstepBatches, end_of_stream_epoch, streamed_epoch
 from .training_args import TrainingArgs
 from .training_module import TrainingModule, check_finite
