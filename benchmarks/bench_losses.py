@@ -126,11 +126,12 @@ def main(argv=None):
         "",
         f"Command: `{cmd.strip()}`  ",
         f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC  ",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores (shared with other jobs), torch "
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch "
         f"{torch.__version__}, {torch.get_num_threads()} threads, device CPU; 1-minute load average "
-        f"{load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run (other sessions' jobs)",
+        f"{load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run",
         "",
-        f"idle-check before the run: `{idle_line}`",
+        f"idle-check before the run: `{idle_line}`  ",
+        f"idle-check after the run: `{_idle_check()}`",
         "",
         (
             "**Provisional:** the 1-minute load exceeded 2.5 (2 cores), so other jobs shared the CPU; to be "
