@@ -254,12 +254,12 @@ def targets(s: dict, best_st) -> list:
     if "anycl:default" in s and "st_mnrl" in s:
         a, b = s["anycl:default"]["ndcg@10"][0], s["st_mnrl"]["ndcg@10"][0]
         verdict = "**met**" if a >= b else "**not met**"
-        out.append(f"- Target \"anycl defaults ≥ ST MNRL\" (mean nDCG@10): {verdict} ({a:.4f} vs {b:.4f}).")
+        out.append(f'- Target "anycl defaults ≥ ST MNRL" (mean nDCG@10): {verdict} ({a:.4f} vs {b:.4f}).')
     if "anycl:hard_negatives" in s and best_st:
         d, lo, hi = bootstrap(s["anycl:hard_negatives"]["per_query"], s[best_st]["per_query"])
         verdict = "**met**" if d >= 0.02 and lo > 0 else "**not met**"
         out.append(
-            f"- Target \"hard-negatives recipe ≥ the best ST row + 0.02, interval above 0\": {verdict} "
+            f'- Target "hard-negatives recipe ≥ the best ST row + 0.02, interval above 0": {verdict} '
             f"({d:+.4f} [{lo:+.4f}, {hi:+.4f}] over {best_st})."
         )
     return ([""] + out) if out else []
