@@ -26,8 +26,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
-from .errors import ConfigError, DataError
-from .fit_config import FIT_OPTIONS, TRAINING_KEYS, did_you_mean, dump_config  # noqa: F401  (also anycl.config's)
+from .errors import ConfigError, DataError, did_you_mean
+from .fit_config import FIT_OPTIONS, TRAINING_KEYS, dump_config  # noqa: F401  (also anycl.config's)
 from .version import __version__
 
 RUN_CONFIG_FILE = "config.yaml"  # a run's resolved config (the model's own file is anycl.model.CONFIG_FILE)

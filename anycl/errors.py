@@ -1,5 +1,14 @@
 """Exceptions that anycl raises for problems a user can fix. Each message names the problem."""
 
+import difflib
+from typing import List
+
+
+def did_you_mean(name: str, valid: List[str]) -> str:
+    """`` (did you mean 'batch_size'?)`` for a near miss, else an empty string."""
+    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
 
 class AnyclError(ValueError):
     """Base class: bad input or configuration, with a message that says what to change."""

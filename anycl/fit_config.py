@@ -18,14 +18,13 @@ run's record lists what it was given plus what it resolved, not every default.
 
 from __future__ import annotations
 
-import difflib
 import json
 from dataclasses import dataclass, fields
-from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
+from typing import Any, Dict, FrozenSet, Mapping, Optional, Tuple
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, did_you_mean
 from .fit_fields import DEFAULT_RUNS, FitFields  # noqa: F401  (DEFAULT_RUNS: importable from here, as before)
 from .recipes import RECIPES, apply_recipe
 from .validation import validate_options
@@ -170,12 +169,6 @@ FIT_FLAG_DOCS: Dict[str, Tuple[str, str]] = {
     for f in fields(FitConfig)
     if f.metadata["option"] and f.metadata["shell"]
 }
-
-
-def did_you_mean(name: str, valid: List[str]) -> str:
-    """`` (did you mean 'batch_size'?)`` for a near miss, else an empty string."""
-    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.75)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def dump_config(config: Mapping[str, Any], header: str = "") -> str:

@@ -14,8 +14,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Dict, Optional
 
 from .embed import PRECISIONS
-from .errors import ConfigError
-from .fit_config import did_you_mean
+from .errors import ConfigError, did_you_mean
 from .losses.guided import check_margin
 from .search_faiss import searcher
 

@@ -8,8 +8,8 @@ import re
 from typing import Any, Dict, List, Sequence
 
 from ..config import parse_value
-from ..errors import ConfigError
-from ..fit_config import FIT_FLAG_DOCS, FIT_OPTIONS, HIDDEN_FIT_OPTIONS, did_you_mean
+from ..errors import ConfigError, did_you_mean
+from ..fit_config import FIT_FLAG_DOCS, FIT_OPTIONS, HIDDEN_FIT_OPTIONS
 from .common import UsageError
 
 
