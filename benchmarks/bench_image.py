@@ -260,7 +260,7 @@ def main(argv=None):
         "# Image benchmark: SimCLR on Fashion-MNIST, anycl vs lightly",
         "",
         f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Machine: {platform.machine()}, "
-        f"{os.cpu_count()} CPU cores shared with other jobs, torch threads {args.threads}, DataLoader workers "
+        f"{os.cpu_count()} CPU cores, torch threads {args.threads}, DataLoader workers "
         f"{args.workers}, torch {torch.__version__}. Whole run: {total / 60:.1f} min.",
         "",
         f"Data: Fashion-MNIST (/usr/share/datasets/fashion-mnist), a fixed random subset of {len(xtr)} training "
