@@ -86,7 +86,7 @@ def main():
     lines = [
         "# Prompts and mean pooling on FOLDOC retrieval (anycl)",
         "",
-        f"Date: {when}. Machine: 2 CPU cores, CPU only, shared with other jobs.",
+        f"Date: {when}. Machine: 2 CPU cores, CPU only.",
         f"Load at start: {start_load}",
         f"Load at end: {load_line()}",
         "Only quality is measured (valid under load).",
