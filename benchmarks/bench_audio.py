@@ -87,12 +87,31 @@ def fit_options(args) -> dict:
     return o
 
 
+def dev_split(dataset, seed, test_fraction):
+    """The dev protocol: the seed's training clips split once more by the set's own rule (a different
+    seed); pretraining and probe fitting on the first part, scoring on the second. The test clips are
+    not read."""
+    tr_s, tr_y, _, _ = dataset.split(seed, test_fraction)
+    groups = None
+    if dataset.groups is not None:
+        group_of = dict(zip(dataset.files, dataset.groups))
+        groups = [group_of[f] for f in tr_s]
+    sub = audiosets.AudioSet(dataset.name, dataset.description, tr_s, tr_y, dataset.split_fn, groups)
+    return sub.split(seed + 1000, test_fraction)
+
+
 def run_seed(seed, dataset, args):
-    tr_s, tr_y, te_s, te_y = dataset.split(seed, args.test_fraction)
+    if args.dev:
+        tr_s, tr_y, te_s, te_y = dev_split(dataset, seed, args.test_fraction)
+    else:
+        tr_s, tr_y, te_s, te_y = dataset.split(seed, args.test_fraction)
     train, test = tr_s, te_s
     adapter_options = {"clip_seconds": args.clip_seconds, "eval_crop": args.eval_crop}
+    if args.adapter:
+        adapter_options.update(json.loads(args.adapter))
     if args.augment:
         adapter_options["augment"] = json.loads(args.augment)
+    encoder_options = json.loads(args.encoder) if args.encoder else None
     out = {"n_train": len(train), "n_test": len(test)}
 
     # floor (a): log-mel statistics
@@ -105,7 +124,7 @@ def run_seed(seed, dataset, args):
 
     set_seed(seed)
     sides = {"anchor": "audio", "positive": "audio", "negative": "audio"}
-    rand = anycl.api.build_model(sides, adapter_options=adapter_options)
+    rand = anycl.api.build_model(sides, adapter_options=adapter_options, encoder_options=encoder_options)
     rand.eval()
     out["random"] = probes(rand.encode(tr_s), tr_y, rand.encode(te_s), te_y, seed)
 
@@ -119,6 +138,7 @@ def run_seed(seed, dataset, args):
         lr=args.lr,
         seed=seed,
         adapter_options=adapter_options,
+        encoder_options=encoder_options,
         progress=False,
         **fit_options(args),
     )
@@ -155,6 +175,14 @@ def main(argv=None):
     p.add_argument("--augment", default=None, help="JSON dict of augmentation settings, e.g. '{\"mixup\": 0.2}'")
     p.add_argument("--test-fraction", type=float, default=0.4)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--adapter", default=None, help="JSON dict of further adapter options, e.g. '{\"n_mels\": 96}'")
+    p.add_argument("--encoder", default=None, help="JSON dict of encoder options, e.g. '{\"channels\": [32, 64, 128, 128]}'")
+    p.add_argument(
+        "--dev",
+        action="store_true",
+        help="score on a dev split of the training clips (the test clips are not read); implies --no-write "
+        "and appends a JSON line to results/audio_dev.jsonl",
+    )
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -201,7 +229,9 @@ def main(argv=None):
         "",
         f"Settings: {args.epochs} epochs, batch {args.batch_size}, lr {args.lr}, augmentations "
         f"{'default' if not args.augment else 'default updated with ' + args.augment}, "
-        f"{args.clip_seconds} s windows, evaluation crop `{args.eval_crop}`, default AudioCNN encoder, "
+        f"{args.clip_seconds} s windows, evaluation crop `{args.eval_crop}`, "
+        f"{'adapter options ' + args.adapter + ', ' if args.adapter else ''}"
+        f"AudioCNN encoder {'with ' + args.encoder if args.encoder else '(default)'}, "
         f"loss {args.loss or 'InfoNCE'} (temperature {args.temperature or 'default'}), "
         f"{'pairwise' if not (args.views or args.local_views) else f'{args.views or 2} global + {args.local_views} local views'}"
         f". Seeds {args.seeds}: mean ± std "
@@ -241,7 +271,22 @@ def main(argv=None):
     ]
     text = "\n".join(lines)
     print(text)
-    if not args.no_write:
+    if args.dev:
+        record = {
+            "date": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}",
+            "command": cmd.strip(),
+            "set": args.set,
+            "seeds": args.seeds,
+            **{
+                f"{name}_{probe}": [r[name][probe] for r in results]
+                for name in ("logmel", "random", "pretrained")
+                for probe in ("linear", "knn")
+            },
+            "train_s": [r["train_s"] for r in results],
+        }
+        with open(RESULTS_DIR / "audio_dev.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+    elif not args.no_write:
         RESULTS[args.set].parent.mkdir(parents=True, exist_ok=True)
         RESULTS[args.set].write_text(text)
     return results
