@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -47,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import audiosets  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+IDLE_CHECK = Path(__file__).resolve().parents[2] / "shared" / "tools" / "idle-check"
 RESULTS = {"sonic-pi": RESULTS_DIR / "audio.md", "asterisk": RESULTS_DIR / "audio_asterisk.md"}
 
 
@@ -152,6 +154,35 @@ def run_seed(seed, dataset, args):
     return out
 
 
+def targets(results) -> list:
+    """Issue 16's audio targets judged in words: linear probe ≥ log-mel statistics + 0.10 and ≥ random init
+    + 0.08, kNN above both floors (means over seeds)."""
+    mean = lambda name, probe: statistics.mean(r[name][probe] for r in results)  # noqa: E731
+    lin, knn = mean("pretrained", "linear"), mean("pretrained", "knn")
+    out = []
+    for floor, label, need in (("logmel", "log-mel statistics", 0.10), ("random", "random init", 0.08)):
+        f_lin, f_knn = mean(floor, "linear"), mean(floor, "knn")
+        verdict = "met" if lin >= f_lin + need else "**not met**"
+        reach = "" if f_lin + need <= 1 else " (unreachable: the floor plus the margin is above 1)"
+        out.append(
+            f"- Linear probe ≥ {label} + {need:.2f} ({f_lin:.3f} + {need:.2f} = {f_lin + need:.3f}): "
+            f"{lin:.3f}, {verdict}{reach}."
+        )
+        out.append(f"- kNN above {label} ({f_knn:.3f}): {knn:.3f}, {'met' if knn > f_knn else '**not met**'}.")
+    return out
+
+
+def load_line() -> str:
+    """The idle-check's line (it waits up to $IDLE_WAIT s, default 0, for the load to fall)."""
+    if not IDLE_CHECK.exists():
+        return f"load average {os.getloadavg()} (idle-check not found)"
+    p = subprocess.run(
+        [str(IDLE_CHECK)], capture_output=True, text=True, env={**os.environ, "WAIT": os.environ.get("IDLE_WAIT", "0")}
+    )
+    lines = p.stdout.strip().splitlines()
+    return (lines[0] if lines and lines[0].startswith("busy") else lines[-1]) if lines else p.stderr.strip()
+
+
 def mean_spread(values):
     m = statistics.mean(values)
     s = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -176,7 +207,9 @@ def main(argv=None):
     p.add_argument("--test-fraction", type=float, default=0.4)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--adapter", default=None, help="JSON dict of further adapter options, e.g. '{\"n_mels\": 96}'")
-    p.add_argument("--encoder", default=None, help="JSON dict of encoder options, e.g. '{\"channels\": [32, 64, 128, 128]}'")
+    p.add_argument(
+        "--encoder", default=None, help="JSON dict of encoder options, e.g. '{\"channels\": [32, 64, 128, 128]}'"
+    )
     p.add_argument(
         "--dev",
         action="store_true",
@@ -187,6 +220,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     dataset = audiosets.asterisk(args.max_per_language) if args.set == "asterisk" else audiosets.sonic_pi()
+    load_before = load_line() if not (args.dev or args.no_write) else ""
     t_all = time.perf_counter()
     results = []
     for seed in args.seeds:
@@ -263,10 +297,15 @@ def main(argv=None):
         f"log-mels, forward and backward; {results[0]['steps']} steps per seed, "
         f"{statistics.mean(r['train_s'] for r in results):.0f} s per pretraining), {args.threads} torch threads.",
         "",
+        "Targets (issue 16; means over the seeds):",
+        "",
+        *targets(results),
+        "",
         f"Command: `{cmd.strip()}`  ",
         f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; total run {total / 60:.1f} min  ",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores shared with other jobs, torch {torch.__version__}, "
-        f"CPU only.",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, CPU only.  ",
+        f"Load before: {load_before or 'not checked'}  ",
+        f"Load after: {load_line() if load_before else 'not checked'}",
         "",
     ]
     text = "\n".join(lines)

@@ -1,0 +1,68 @@
+"""benchmarks/bench_audio.py's protocol pieces on made-up file lists (no audio is read): the dev split never
+hands out a test clip, and the target verdicts follow issue 16's margins."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+import audiosets  # noqa: E402
+import bench_audio  # noqa: E402
+
+
+def _sonic_like():
+    files = [f"/x/{c}_{i}.flac" for c in ("bass", "drum", "loop") for i in range(12)]
+    return audiosets.AudioSet(
+        "sonic-pi", "fake", files, [audiosets.sonic_category(f) for f in files], audiosets.stratified_split
+    )
+
+
+def _asterisk_like():
+    files, labels, groups = [], [], []
+    for lang in ("en", "fr", "ru"):
+        for i in range(20):
+            rel = f"digits/{i}.wav"
+            files.append(f"/a/{lang}/{rel}")
+            labels.append(lang)
+            groups.append(rel)
+    return audiosets.AudioSet("asterisk", "fake", files, labels, audiosets.prompt_split, groups)
+
+
+@pytest.mark.parametrize("make", [_sonic_like, _asterisk_like])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_dev_split_uses_training_clips_only(make, seed):
+    s = make()
+    train, _, test, _ = s.split(seed, 0.4)
+    d_train, d_train_y, d_dev, d_dev_y = bench_audio.dev_split(s, seed, 0.4)
+    assert d_train and d_dev
+    assert set(d_train) | set(d_dev) == set(train)  # exactly the seed's training clips, split in two
+    assert not set(d_train) & set(d_dev)
+    assert not (set(d_train) | set(d_dev)) & set(test)
+    label = dict(zip(s.files, s.labels))
+    assert d_train_y == [label[f] for f in d_train] and d_dev_y == [label[f] for f in d_dev]
+    if s.groups is not None:  # a prompt never on both sides of the dev split either
+        group = dict(zip(s.files, s.groups))
+        assert not {group[f] for f in d_train} & {group[f] for f in d_dev}
+
+
+def _result(pre_lin, pre_knn, lm_lin=0.5, lm_knn=0.5, rnd_lin=0.5, rnd_knn=0.5):
+    return {
+        "pretrained": {"linear": pre_lin, "knn": pre_knn},
+        "logmel": {"linear": lm_lin, "knn": lm_knn},
+        "random": {"linear": rnd_lin, "knn": rnd_knn},
+    }
+
+
+def test_targets_in_words():
+    lines = bench_audio.targets([_result(0.62, 0.55), _result(0.60, 0.45)])  # means: linear 0.61, kNN 0.50
+    assert len(lines) == 4
+    assert lines[0].endswith("0.610, met.")  # 0.61 >= 0.5 + 0.10
+    assert "**not met**" in lines[1]  # kNN 0.50 is not above 0.50
+    assert lines[2].endswith("0.610, met.")  # 0.61 >= 0.5 + 0.08
+
+
+def test_targets_say_when_a_margin_cannot_be_reached():
+    lines = bench_audio.targets([_result(0.99, 0.9, lm_lin=0.95)])
+    assert "**not met**" in lines[0] and "unreachable" in lines[0]
