@@ -72,8 +72,9 @@ class AudioAdapter(Adapter):
         channel: ``"mean"`` (default) mixes several channels down to mono by averaging them; an int
             keeps that channel.
         input_sample_rate: sample rate of raw arrays given without one (default: such arrays are an error).
-        augment: ``True``/``"default"``, ``False``/``"none"``, or a dict of settings overriding the
-            defaults in :data:`adapters.audio_augment.DEFAULT_AUGMENT`.
+        augment: ``True``/``"default"`` (random segments, gain and shift), ``"strong"`` (also noise, mixup,
+            resize-crop and masks), ``False``/``"none"``, or a dict of settings overriding a preset (its
+            ``"preset"`` key; :data:`adapters.audio_augment.DEFAULT_AUGMENT`, ``STRONG_AUGMENT``).
         cache_clips: decoded, resampled clips kept in memory (by file path, size and mtime) so that
             each epoch does not decode them again (default 256; 0 = off).
         local_seconds: window of the local views of ``fit(..., local_views=L)`` (default half of

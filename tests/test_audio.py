@@ -291,10 +291,39 @@ def test_prepare_is_reproducible_under_a_seed_and_eval_is_deterministic():
     waves = torch.from_numpy(np.stack([tone(300, 1.0), noise(1.0)]))
     ev = a.prepare(waves, train=False)
     assert torch.equal(ev, a.prepare(waves, train=False))
-    t1 = AudioAdapter().prepare(waves, train=True, generator=torch.Generator().manual_seed(1))
-    t2 = AudioAdapter().prepare(waves, train=True, generator=torch.Generator().manual_seed(1))
-    t3 = AudioAdapter().prepare(waves, train=True, generator=torch.Generator().manual_seed(2))
+    strong = dict(augment="strong")
+    t1 = AudioAdapter(**strong).prepare(waves, train=True, generator=torch.Generator().manual_seed(1))
+    t2 = AudioAdapter(**strong).prepare(waves, train=True, generator=torch.Generator().manual_seed(1))
+    t3 = AudioAdapter(**strong).prepare(waves, train=True, generator=torch.Generator().manual_seed(2))
     assert torch.equal(t1, t2) and not torch.equal(t1, t3) and t1.shape == ev.shape
+
+
+def test_default_augmentation_leaves_the_spectrogram_alone_and_strong_changes_it():
+    """The default views differ by segment, gain and shift only (the waveform); 'strong' also alters log-mels."""
+    waves = torch.from_numpy(np.stack([tone(300, 1.0), noise(1.0)]))
+    ev = AudioAdapter().prepare(waves, train=False)
+    tr = AudioAdapter().prepare(waves, train=True, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(tr, ev)
+    strong = AudioAdapter(augment="strong").prepare(waves, train=True, generator=torch.Generator().manual_seed(1))
+    assert not torch.allclose(strong, ev)
+    cfg = aug.augment_config(True)
+    assert cfg["noise_p"] == 0 and not cfg["mixup"] and not cfg["rrc_scale"] and not cfg["freq_mask"]
+    assert cfg["segment"] and cfg["gain_db"] > 0 and cfg["shift"] > 0
+
+
+def test_augment_presets_and_overrides():
+    strong = aug.augment_config("strong")
+    assert strong["noise_p"] == 0.5 and strong["mixup"] == 0.4 and list(strong["rrc_scale"]) == [0.6, 1.5]
+    tuned = aug.augment_config({"preset": "strong", "mixup": 0.2, "freq_mask": None})
+    assert tuned["mixup"] == 0.2 and tuned["freq_mask"] == 0 and tuned["noise_p"] == 0.5
+    assert aug.augment_config({"mixup": 0.2})["noise_p"] == 0  # a dict without a preset updates the default
+    assert aug.augment_config("none") == aug.augment_config(False)
+    with pytest.raises(ConfigError, match="unknown audio augmentation preset 'byol'"):
+        AudioAdapter(augment="byol")
+    with pytest.raises(ConfigError, match="unknown audio augmentation preset"):
+        AudioAdapter(augment={"preset": "loud"})
+    with pytest.raises(ConfigError, match="augment must be True, False, a preset name"):
+        AudioAdapter(augment=3)
 
 
 def test_adapter_pickles_for_data_loader_workers():
