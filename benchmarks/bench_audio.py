@@ -183,6 +183,23 @@ def load_line() -> str:
     return (lines[0] if lines and lines[0].startswith("busy") else lines[-1]) if lines else p.stderr.strip()
 
 
+def dev_table(path: Path) -> str:
+    """The dev runs (JSON lines of ``--dev``) as a markdown table: one row per run, means over its seeds."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    out = [
+        "| date | set | seeds | settings | log-mel lin / kNN | random lin / kNN | pretrained lin / kNN |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        m = {k: statistics.mean(v) for k, v in r.items() if k.endswith(("_linear", "_knn"))}
+        settings = r["command"].split("bench_audio.py", 1)[1].replace("--dev", "").strip()
+        pairs = [f"{m[name + '_linear']:.3f} / {m[name + '_knn']:.3f}" for name in ("logmel", "random", "pretrained")]
+        out.append(
+            f"| {r['date']} | {r['set']} | {','.join(map(str, r['seeds']))} | `{settings}` | {' | '.join(pairs)} |"
+        )
+    return "\n".join(out)
+
+
 def mean_spread(values):
     m = statistics.mean(values)
     s = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -217,7 +234,11 @@ def main(argv=None):
         "and appends a JSON line to results/audio_dev.jsonl",
     )
     p.add_argument("--no-write", action="store_true")
+    p.add_argument("--dev-table", action="store_true", help="print the table of results/audio_dev.jsonl and exit")
     args = p.parse_args(argv)
+    if args.dev_table:
+        print(dev_table(RESULTS_DIR / "audio_dev.jsonl"))
+        return []
     torch.set_num_threads(args.threads)
     dataset = audiosets.asterisk(args.max_per_language) if args.set == "asterisk" else audiosets.sonic_pi()
     load_before = load_line() if not (args.dev or args.no_write) else ""

@@ -1,6 +1,7 @@
 """benchmarks/bench_audio.py's protocol pieces on made-up file lists (no audio is read): the dev split never
 hands out a test clip, and the target verdicts follow issue 16's margins."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -66,3 +67,19 @@ def test_targets_in_words():
 def test_targets_say_when_a_margin_cannot_be_reached():
     lines = bench_audio.targets([_result(0.99, 0.9, lm_lin=0.95)])
     assert "**not met**" in lines[0] and "unreachable" in lines[0]
+
+
+def test_dev_table_has_one_row_per_run_with_seed_means(tmp_path):
+    rec = {
+        "date": "d",
+        "set": "asterisk",
+        "seeds": [0, 1],
+        "command": "python benchmarks/bench_audio.py --dev --epochs 9",
+    }
+    for name in ("logmel", "random", "pretrained"):
+        rec[f"{name}_linear"], rec[f"{name}_knn"] = [0.5, 0.7], [0.2, 0.4]
+    path = tmp_path / "dev.jsonl"
+    path.write_text(json.dumps(rec) + "\n" + json.dumps({**rec, "seeds": [3]}) + "\n")
+    rows = bench_audio.dev_table(path).splitlines()[2:]
+    assert len(rows) == 2
+    assert rows[0] == "| d | asterisk | 0,1 | `--epochs 9` | 0.600 / 0.300 | 0.600 / 0.300 | 0.600 / 0.300 |"
