@@ -39,6 +39,7 @@ from anycl.errors import ConfigError, DataError
 from .base import Adapter, item_key
 from .image_augment import FIELDS, apply_seeded, config_dict, eval_transform, make_config, train_transform
 from .image_batched import photometric
+from .image_cnn import small_cnn
 from .image_encoders import resnet, wrap_encoder
 from .image_io import IMAGE_EXTENSIONS, decode, describe, is_image_like
 from .registry import register
@@ -200,13 +201,17 @@ class ImageAdapter(Adapter):
         self,
         arch: str = "resnet18",
         small_stem: Optional[bool] = None,
-        width: int = 64,
+        width: Optional[int] = None,
         model: Optional[nn.Module] = None,
         in_channels: Optional[int] = None,
+        grid: Optional[int] = None,
     ) -> nn.Module:
-        """A random-init torchvision ResNet (``arch`` in resnet10/18/34/50), or ``model`` wrapped.
+        """A random-init torchvision ResNet (``arch`` in resnet10/18/34/50), the wide shallow ``"cnn"``
+        for small images (:mod:`~anycl.adapters.image_cnn`), or ``model`` wrapped.
 
-        ``small_stem`` defaults to True for images of 64 px or less (3×3 stride-1 stem, no max-pool).
+        ``width``: a ResNet's first-stage channels (default 64) or the CNN's (default 32). ``small_stem``
+        (ResNets only) defaults to True for images of 64 px or less (3×3 stride-1 stem, no max-pool).
+        ``grid`` (the CNN only, default 2): its output is an average pool to grid × grid cells, flattened.
         """
         if model is not None:
             if isinstance(model, str):
@@ -217,9 +222,17 @@ class ImageAdapter(Adapter):
                 f"this encoder takes {in_channels} channel(s) but the adapter's mode {self.mode!r} "
                 f"gives {self.channels}"
             )
+        if arch == "cnn":
+            if small_stem is not None:
+                raise ConfigError("small_stem is a ResNet option; the 'cnn' encoder has no stem to choose")
+            return small_cnn(
+                width=32 if width is None else width, grid=2 if grid is None else grid, in_channels=self.channels
+            )
+        if grid is not None:
+            raise ConfigError(f"grid is an option of the 'cnn' encoder, not of {arch!r}")
         if small_stem is None:
             small_stem = self.size <= 64
-        return resnet(arch, small_stem=small_stem, width=width, in_channels=self.channels)
+        return resnet(arch, small_stem=small_stem, width=64 if width is None else width, in_channels=self.channels)
 
     def embedding_dim(self, encoder: nn.Module) -> Optional[int]:
         """The encoder's ``embedding_dim``, else measured with one blank image in eval mode."""

@@ -37,7 +37,9 @@ def resnet(arch: str = "resnet18", small_stem: bool = True, width: int = 64, in_
     from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet  # lazy: torchvision
 
     if arch not in ARCHS:
-        raise ConfigError(f"unknown image encoder arch {arch!r}; choose one of {sorted(ARCHS)} or pass encoder=")
+        raise ConfigError(
+            f"unknown image encoder arch {arch!r}; choose one of {sorted(ARCHS) + ['cnn']} or pass encoder="
+        )
     if int(width) < 1:
         raise ConfigError(f"width must be >= 1, got {width}")
     kind, layers = ARCHS[arch]

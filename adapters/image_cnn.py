@@ -1,0 +1,51 @@
+"""A wide, shallow CNN for small images (28–64 px) that keeps a coarse spatial layout in its output.
+
+At a CPU budget a deep ResNet ending in one global average pool trains slowly and throws away *where*
+things are, which is much of what tells small, centred images (Fashion-MNIST, digits) apart; raw pixels
+keep it. :func:`small_cnn` is three stages at the input resolution, 1/2 and 1/4 of it:
+
+- conv 3×3 (``in_channels`` → ``width``) BN ReLU, conv 3×3 (``width`` → ``width``) BN ReLU, max-pool 2;
+- conv 3×3 (``width`` → 2·``width``) BN ReLU, max-pool 2;
+- conv 3×3 (2·``width`` → 4·``width``) BN ReLU;
+
+then an average pool to a ``grid`` × ``grid`` layout of cells, flattened: D = 4·``width``·``grid``² (512 at
+width 32 and grid 2). ``grid=1`` is the usual global average pool. The module carries ``embedding_dim`` and
+``anycl_spec`` (``{"arch": "cnn", "width", "grid", "in_channels"}``) so a saved model rebuilds it.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from anycl.errors import ConfigError
+
+
+def _conv(c_in: int, c_out: int) -> list:
+    return [nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+def small_cnn(width: int = 32, grid: int = 2, in_channels: int = 3) -> nn.Module:
+    """A randomly initialised wide shallow CNN: (B, C, H, W) → (B, 4·width·grid²); see the module docstring."""
+    for name, value in (("width", width), ("grid", grid), ("in_channels", in_channels)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"the 'cnn' image encoder's {name} must be an integer >= 1, got {value!r}")
+    w = width
+    net = nn.Sequential(
+        *_conv(in_channels, w),
+        *_conv(w, w),
+        nn.MaxPool2d(2),
+        *_conv(w, 2 * w),
+        nn.MaxPool2d(2),
+        *_conv(2 * w, 4 * w),
+        nn.AdaptiveAvgPool2d(grid),
+        nn.Flatten(1),
+    )
+    for m in net.modules():  # the same initialisation as the ResNets (torchvision's)
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    net.embedding_dim = 4 * w * grid * grid  # type: ignore[assignment]  # read by anycl (output width)
+    net.anycl_spec = {"arch": "cnn", "width": w, "grid": grid, "in_channels": in_channels}  # type: ignore[assignment]
+    return net
