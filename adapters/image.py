@@ -199,7 +199,7 @@ class ImageAdapter(Adapter):
     # ---- encoders -------------------------------------------------------------------------------
     def default_encoder(
         self,
-        arch: str = "resnet18",
+        arch: Optional[str] = None,
         small_stem: Optional[bool] = None,
         width: Optional[int] = None,
         model: Optional[nn.Module] = None,
@@ -209,9 +209,12 @@ class ImageAdapter(Adapter):
         """A random-init torchvision ResNet (``arch`` in resnet10/18/34/50), the wide shallow ``"cnn"``
         for small images (:mod:`~anycl.adapters.image_cnn`), or ``model`` wrapped.
 
+        ``arch=None``: ``"cnn"`` with the ``"small"`` preset (unless ``small_stem`` is given: that is a
+        ResNet option), else ``"resnet18"``.
+
         ``width``: a ResNet's first-stage channels (default 64) or the CNN's (default 32). ``small_stem``
         (ResNets only) defaults to True for images of 64 px or less (3×3 stride-1 stem, no max-pool).
-        ``grid`` (the CNN only, default 2): its output is an average pool to grid × grid cells, flattened.
+        ``grid`` (the CNN only, default 4): its output is an average pool to grid × grid cells, flattened.
         """
         if model is not None:
             if isinstance(model, str):
@@ -222,11 +225,13 @@ class ImageAdapter(Adapter):
                 f"this encoder takes {in_channels} channel(s) but the adapter's mode {self.mode!r} "
                 f"gives {self.channels}"
             )
+        if arch is None:
+            arch = "cnn" if self.options["preset"] == "small" and small_stem is None else "resnet18"
         if arch == "cnn":
             if small_stem is not None:
                 raise ConfigError("small_stem is a ResNet option; the 'cnn' encoder has no stem to choose")
             return small_cnn(
-                width=32 if width is None else width, grid=2 if grid is None else grid, in_channels=self.channels
+                width=32 if width is None else width, grid=4 if grid is None else grid, in_channels=self.channels
             )
         if grid is not None:
             raise ConfigError(f"grid is an option of the 'cnn' encoder, not of {arch!r}")

@@ -8,9 +8,10 @@ keep it. :func:`small_cnn` is three stages at the input resolution, 1/2 and 1/4 
 - conv 3×3 (``width`` → 2·``width``) BN ReLU, max-pool 2;
 - conv 3×3 (2·``width`` → 4·``width``) BN ReLU;
 
-then an average pool to a ``grid`` × ``grid`` layout of cells, flattened: D = 4·``width``·``grid``² (512 at
-width 32 and grid 2). ``grid=1`` is the usual global average pool. The module carries ``embedding_dim`` and
-``anycl_spec`` (``{"arch": "cnn", "width", "grid", "in_channels"}``) so a saved model rebuilds it.
+then an average pool to a ``grid`` × ``grid`` layout of cells, flattened: D = 4·``width``·``grid``²
+(2048 at width 32 and grid 4, the defaults; on 28 px images the last stage is 7 × 7, so a cell averages
+about 2 × 2 of it). ``grid=1`` is the usual global average pool. The module carries ``embedding_dim``
+and ``anycl_spec`` (``{"arch": "cnn", "width", "grid", "in_channels"}``) so a saved model rebuilds it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def _conv(c_in: int, c_out: int) -> list:
     return [nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
 
-def small_cnn(width: int = 32, grid: int = 2, in_channels: int = 3) -> nn.Module:
+def small_cnn(width: int = 32, grid: int = 4, in_channels: int = 3) -> nn.Module:
     """A randomly initialised wide shallow CNN: (B, C, H, W) → (B, 4·width·grid²); see the module docstring."""
     for name, value in (("width", width), ("grid", grid), ("in_channels", in_channels)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
