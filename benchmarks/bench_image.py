@@ -140,16 +140,16 @@ def parse_recipes(items):
 
 def build_parser():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--train", type=int, default=3000, help="training images (pretraining and probe fitting)")
+    ap.add_argument("--train", type=int, default=10000, help="training images (pretraining and probe fitting)")
     ap.add_argument(
-        "--test", type=int, default=2000, help="images scored by the probes (dev mode: other training images)"
+        "--test", type=int, default=10000, help="images scored by the probes (dev mode: other training images)"
     )
     ap.add_argument("--dev", action="store_true", help="score on held-out TRAINING images; never read the test split")
     ap.add_argument("--epochs", type=int, default=3, help="the fixed budget: epochs over --train, every side")
     ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--arch", default="resnet10", help="resnet10/18/34/50 (small stem) or cnn")
-    ap.add_argument("--width", type=int, default=8)
-    ap.add_argument("--grid", type=int, default=None, help="cnn only: output pooled to grid x grid cells")
+    ap.add_argument("--arch", default="cnn", help="resnet10/18/34/50 (small stem) or cnn")
+    ap.add_argument("--width", type=int, default=32)
+    ap.add_argument("--grid", type=int, default=4, help="cnn only: output pooled to grid x grid cells")
     ap.add_argument("--recipe", action="append", metavar="NAME=JSON", help="an anycl recipe (repeatable)")
     ap.add_argument(
         "--sides", nargs="+", default=None, help="which of raw random lightly <recipe names> (default: all)"
@@ -183,11 +183,13 @@ def main(argv=None, reader=None):
     adapter = ImageAdapter(**cfg["adapter"])
     k, t, linear = 20, 0.1, not args.no_linear
 
+    grid = args.grid if args.arch == "cnn" else None  # a ResNet has no grid
+
     def backbone(seed):
-        return new_backbone(seed, args.arch, args.width, grid=args.grid)
+        return new_backbone(seed, args.arch, args.width, grid=grid)
 
     dim = backbone(0).embedding_dim
-    arch_text = f"{args.arch} at width {args.width}" + (f", grid {args.grid}" if args.grid else "")
+    arch_text = f"{args.arch} at width {args.width}" + (f", grid {grid}" if grid else "")
     rows = {s: [] for s in sides}
     speed = {s: [] for s in sides if s not in ("raw", "random")}
     seconds = {s: [] for s in speed}
@@ -208,7 +210,7 @@ def main(argv=None, reader=None):
                 "eval": len(xte),
                 "arch": args.arch,
                 "width": args.width,
-                "grid": args.grid,
+                "grid": grid,
                 "dim": dim,
                 "epochs": args.epochs,
                 "batch_size": args.batch_size,

@@ -4,8 +4,10 @@
   ``SimCLRProjectionHead``, ``NTXentLoss``), written as a plain torch loop; always plain SimCLR.
 - :func:`train_anycl`: ``anycl.fit(images, modality="image", encoder=backbone, ...)`` with an optional
   *recipe* (a dict of overrides: ``adapter`` options, ``loss``, ``loss_options``, ``temperature``, ``lr``,
-  ``batch_size``, ``weight_decay``, ``views``, ``local_views``); an empty recipe is SimCLR with anycl's
-  own loss (symmetric InfoNCE) and the shared settings of ``cfg``.
+  ``batch_size``, ``weight_decay``, ``views``, ``local_views``, ``head``); an empty recipe is SimCLR with
+  anycl's own loss (symmetric InfoNCE) and the shared settings of ``cfg``. ``{"defaults": true}``: anycl's
+  own defaults for images instead of the shared settings (only the adapter options, the epochs and the
+  seed are given), i.e. what a user gets from ``fit(images, modality="image", adapter_options=...)``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from anycl.errors import ConfigError
 from anycl.training import warmup_cosine
 
 RECIPE_KEYS = {
+    "defaults",
     "adapter",
     "loss",
     "loss_options",
@@ -125,6 +128,17 @@ def check_recipe(recipe: Dict[str, Any]) -> Dict[str, Any]:
 def fit_kwargs(cfg: Dict[str, Any], recipe: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The keyword arguments of ``anycl.fit`` for the shared settings ``cfg`` with ``recipe`` applied."""
     r = check_recipe(dict(recipe or {}))
+    if r.get("defaults"):
+        if set(r) - {"defaults", "adapter"}:
+            raise ConfigError(f"a 'defaults' recipe takes only 'adapter' besides, got {sorted(r)}")
+        kw0: Dict[str, Any] = {
+            "adapter_options": {**cfg["adapter"], **r.get("adapter", {})},
+            "epochs": cfg["epochs"],
+            "progress": False,
+        }
+        if cfg.get("workers") is not None:
+            kw0["num_workers"] = cfg["workers"]
+        return kw0
     kw: Dict[str, Any] = {
         "adapter_options": {**cfg["adapter"], **r.get("adapter", {})},
         "head": r.get("head", "mlp"),

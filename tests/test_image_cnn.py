@@ -193,5 +193,9 @@ def test_recipes_map_to_fit_arguments_and_typos_raise(bench):
     assert mv["views"] == 2 and "loss_options" not in mv and "temperature" not in mv
     with pytest.raises(ConfigError, match="epochs"):
         fit_kwargs(cfg, {"epochs": 9})
+    lib = fit_kwargs(cfg, {"defaults": True})  # anycl's own defaults: nothing but data options and the budget
+    assert lib == {"adapter_options": cfg["adapter"], "epochs": 2, "progress": False, "num_workers": 0}
+    with pytest.raises(ConfigError, match="defaults"):
+        fit_kwargs(cfg, {"defaults": True, "lr": 1e-3})
     with pytest.raises(SystemExit):
         bench.parse_recipes(["raw={}"])
