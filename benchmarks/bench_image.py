@@ -302,7 +302,12 @@ def write_markdown(out, args, command, total, rows, speed, recipes, arch_text, d
         "Accuracies: mean ± sample standard deviation over seeds (raw pixels: deterministic, one value). "
         "images/s: training images (each giving two views, more with `views`/`local_views`) per second of "
         "training wall time; for anycl this is the whole `fit` call (set-up, validation, sampler planning "
-        "included).",
+        "included)."
+        + (
+            f" Linear probe: the first {args.linear_seeds} seed(s) only (`--linear-seeds`)."
+            if args.linear_seeds is not None and not args.no_linear
+            else ""
+        ),
         "",
         "Command:",
         "",
