@@ -9,6 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
+import audio_report  # noqa: E402
 import audiosets  # noqa: E402
 import bench_audio  # noqa: E402
 
@@ -57,7 +58,7 @@ def _result(pre_lin, pre_knn, lm_lin=0.5, lm_knn=0.5, rnd_lin=0.5, rnd_knn=0.5):
 
 
 def test_targets_in_words():
-    lines = bench_audio.targets([_result(0.62, 0.55), _result(0.60, 0.45)])  # means: linear 0.61, kNN 0.50
+    lines = audio_report.targets([_result(0.62, 0.55), _result(0.60, 0.45)])  # means: linear 0.61, kNN 0.50
     assert len(lines) == 4
     assert lines[0].endswith("0.610, met.")  # 0.61 >= 0.5 + 0.10
     assert "**not met**" in lines[1]  # kNN 0.50 is not above 0.50
@@ -65,7 +66,7 @@ def test_targets_in_words():
 
 
 def test_targets_say_when_a_margin_cannot_be_reached():
-    lines = bench_audio.targets([_result(0.99, 0.9, lm_lin=0.95)])
+    lines = audio_report.targets([_result(0.99, 0.9, lm_lin=0.95)])
     assert "**not met**" in lines[0] and "unreachable" in lines[0]
 
 
@@ -80,6 +81,6 @@ def test_dev_table_has_one_row_per_run_with_seed_means(tmp_path):
         rec[f"{name}_linear"], rec[f"{name}_knn"] = [0.5, 0.7], [0.2, 0.4]
     path = tmp_path / "dev.jsonl"
     path.write_text(json.dumps(rec) + "\n" + json.dumps({**rec, "seeds": [3]}) + "\n")
-    rows = bench_audio.dev_table(path).splitlines()[2:]
+    rows = audio_report.dev_table(path).splitlines()[2:]
     assert len(rows) == 2
     assert rows[0] == "| d | asterisk | 0,1 | `--epochs 9` | 0.600 / 0.300 | 0.600 / 0.300 | 0.600 / 0.300 |"
