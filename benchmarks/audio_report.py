@@ -4,12 +4,10 @@ line, the dev runs' table, mean ± std."""
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import subprocess
 from pathlib import Path
 
-IDLE_CHECK = Path(__file__).resolve().parents[2] / "shared" / "tools" / "idle-check"
+from idle import idle_line
 
 
 def targets(results) -> list:
@@ -31,14 +29,8 @@ def targets(results) -> list:
 
 
 def load_line() -> str:
-    """The idle-check's line (it waits up to $IDLE_WAIT s, default 0, for the load to fall)."""
-    if not IDLE_CHECK.exists():
-        return f"load average {os.getloadavg()} (idle-check not found)"
-    p = subprocess.run(
-        [str(IDLE_CHECK)], capture_output=True, text=True, env={**os.environ, "WAIT": os.environ.get("IDLE_WAIT", "0")}
-    )
-    lines = p.stdout.strip().splitlines()
-    return (lines[0] if lines and lines[0].startswith("busy") else lines[-1]) if lines else p.stderr.strip()
+    """The idle-check's line without waiting (``$IDLE_WAIT`` seconds if set)."""
+    return idle_line(default_wait="0")
 
 
 def dev_table(path: Path) -> str:

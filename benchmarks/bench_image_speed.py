@@ -53,8 +53,8 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import bench_image  # noqa: E402  (also puts the repository root on sys.path)
-from bench_text_speed import idle_line  # noqa: E402
 from cpu_meter import Meter  # noqa: E402
+from idle import idle_line  # noqa: E402
 
 STEMS = {"small": True, "standard": False}
 MAX_LOAD = 2.5

@@ -45,7 +45,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import textsets  # noqa: E402
-from bench_text_speed import idle_line  # noqa: E402
+from idle import idle_line  # noqa: E402
 
 ROWS = [("exact", 1), ("exact", 2), ("faiss-flat", 1), ("faiss-ivf", 1), ("faiss-ivf", 2)]
 RECALL_QUERIES = 1000

@@ -28,13 +28,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import bench_text_quality as quality  # noqa: E402
 import textsets  # noqa: E402
+from idle import idle_line  # noqa: E402,F401  (also bench_text_speed.idle_line, as before)
 
 ROWS = {  # anycl rows: fit options on top of the new user's call (see bench_text_quality.anycl_options)
     "default": {},  # length-grouped batches (group_by_length 8) are the text default since issue 14
     "ungrouped": {"sampler_options": {"group_by_length": None}},  # the defaults without length grouping
     "group_by_length": {"sampler_options": {"group_by_length": 8}},
 }
-IDLE_CHECK = HERE.parent.parent / "shared" / "tools" / "idle-check"
 
 
 def run_one(row: str, n_pairs: int, seed: int) -> dict:
@@ -52,21 +52,6 @@ def run_one(row: str, n_pairs: int, seed: int) -> dict:
         _, trained, secs = quality.st_run(row, rows, seed)
         n = len(trained)
     return {"row": row, "pairs": n, "train_s": secs, "pairs_per_s": n / secs}
-
-
-def idle_line() -> str:
-    if not IDLE_CHECK.exists():
-        return f"load average {os.getloadavg()} (idle-check not found)"
-    p = subprocess.run(
-        [str(IDLE_CHECK)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "WAIT": os.environ.get("IDLE_WAIT", "600")},
-    )
-    lines = p.stdout.strip().splitlines()
-    if not lines:
-        return p.stderr.strip()
-    return lines[0] if lines[0].startswith("busy") else lines[-1]  # busy: the load line, not the process table
 
 
 def main():
