@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_text_retrieval import build_data, evaluate  # noqa: E402
+from idle import idle_line  # noqa: E402
 from memory import peak_mb, rss_mb  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -115,7 +116,7 @@ def write_report(results, cfg, out, argv, total_s, load_line, params):
         f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Machine: "
         f"{platform.machine()}, {os.cpu_count()} CPU cores, torch threads {cfg['threads']}, CPU only.",
         "",
-        "Load before the runs (`/work/shared/tools/idle-check`):",
+        "Load before the runs (`../shared/tools/idle-check`):",
         "",
         "```",
         load_line,
@@ -204,13 +205,7 @@ def main():
     if a.run:
         print("RESULT " + json.dumps(run(a.run, cfg, a.data_file, a.seed)), flush=True)
         return
-    load_line = (
-        subprocess.run(
-            ["/work/shared/tools/idle-check"], capture_output=True, text=True, env=dict(os.environ, WAIT="0")
-        ).stdout.strip()
-        if Path("/work/shared/tools/idle-check").exists()
-        else f"loadavg {os.getloadavg()}"
-    )
+    load_line = idle_line(default_wait="0")
     data = build_data(a.train, a.queries, a.data_seed)
     cfg["corpus"] = len(data["corpus"])
     data_file = f"/tmp/anycl_bench_lora_data_{os.getpid()}.json"

@@ -7,7 +7,7 @@ every in-batch loss needs — and (2) the loss's forward + backward on (B, D) em
 gradients. It reports the median over rounds of the per-round ratio (2)/(1), so machine load hits both
 sides alike, and marks each loss's target (issue 20) met or not met. Random embeddings (the cost does
 not depend on their values). Writes benchmarks/results/losses.md, with the machine's load (and the line
-of ``/work/shared/tools/idle-check`` when that tool exists).
+of ``../shared/tools/idle-check`` when that tool exists).
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ import datetime
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 
 import torch
 
 import anycl
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from idle import idle_line  # noqa: E402
 
 
 def timed(fn, repeat: int) -> float:
@@ -151,15 +153,8 @@ def main(argv=None):
 
 
 def _idle_check() -> str:
-    tool = "/work/shared/tools/idle-check"
-    if not os.path.exists(tool):
-        return "(no idle-check tool on this machine)"
-    try:
-        env = {**os.environ, "WAIT": os.environ.get("WAIT", "60")}  # wait at most a minute for idle
-        out = subprocess.run([tool], capture_output=True, text=True, timeout=600, env=env).stdout.strip()
-    except (OSError, subprocess.SubprocessError) as e:
-        return f"(idle-check failed: {e})"
-    return out.splitlines()[0] if out else "(idle-check printed nothing)"
+    """The idle-check's load line; it waits at most a minute for the load to fall (see ``idle.py``)."""
+    return idle_line(default_wait="60")
 
 
 if __name__ == "__main__":

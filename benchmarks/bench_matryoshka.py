@@ -26,13 +26,13 @@ import json
 import os
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_text_retrieval import build_data  # noqa: E402
+from idle import idle_line  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -43,10 +43,8 @@ PRECISIONS = ["float32", "int8", "uint8", "binary", "ubinary"]
 
 
 def load_line() -> str:
-    out = subprocess.run(
-        ["/work/shared/tools/idle-check"], env={**os.environ, "WAIT": "0"}, capture_output=True, text=True
-    )
-    return (out.stdout.strip().splitlines() or ["(idle-check gave nothing)"])[0]
+    """The idle-check's load line, without waiting (see ``idle.py``)."""
+    return idle_line(default_wait="0")
 
 
 def fit(rows, cfg, seed: int, matryoshka: bool):

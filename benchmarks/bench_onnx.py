@@ -17,7 +17,6 @@ import os
 import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +25,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from idle import idle_line  # noqa: E402
 
 
 def texts_from_examples():
@@ -38,10 +39,8 @@ def texts_from_examples():
 
 
 def load_line() -> str:
-    tool = "/work/shared/tools/idle-check"
-    if Path(tool).exists():
-        return subprocess.run([tool], capture_output=True, text=True, env=dict(os.environ, WAIT="0")).stdout.strip()
-    return f"load average {os.getloadavg()}"
+    """The idle-check's load line, without waiting (see ``idle.py``)."""
+    return idle_line(default_wait="0")
 
 
 def main():
@@ -101,7 +100,7 @@ def main():
         f"{os.cpu_count()} CPU cores; torch {torch.__version__}, onnxruntime {onnxruntime.__version__}; "
         f"{a.threads} threads each.",
         "",
-        "Load before (`/work/shared/tools/idle-check`):",
+        "Load before (`../shared/tools/idle-check`):",
         "",
         "```",
         before,
