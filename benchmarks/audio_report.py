@@ -1,13 +1,11 @@
-"""The audio benchmark's report pieces (``bench_audio.py``): issue 16's targets judged in words, the idle-check
-line, the dev runs' table, mean ± std."""
+"""The audio benchmark's report pieces (``bench_audio.py``): issue 16's targets judged in words, the dev runs'
+table, mean ± std."""
 
 from __future__ import annotations
 
 import json
 import statistics
 from pathlib import Path
-
-from idle import idle_line
 
 
 def targets(results) -> list:
@@ -26,11 +24,6 @@ def targets(results) -> list:
         )
         out.append(f"- kNN above {label} ({f_knn:.3f}): {knn:.3f}, {'met' if knn > f_knn else '**not met**'}.")
     return out
-
-
-def load_line() -> str:
-    """The idle-check's line without waiting (``$IDLE_WAIT`` seconds if set)."""
-    return idle_line(default_wait="0")
 
 
 def dev_table(path: Path) -> str:

@@ -45,7 +45,8 @@ from anycl.evaluation import knn_accuracy, linear_probe_accuracy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import audiosets  # noqa: E402
-from audio_report import dev_table, load_line, mean_spread, targets  # noqa: E402
+from audio_report import dev_table, mean_spread, targets  # noqa: E402
+from idle import load_line  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 RESULTS = {"sonic-pi": RESULTS_DIR / "audio.md", "asterisk": RESULTS_DIR / "audio_asterisk.md"}

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_text_retrieval import build_data, evaluate  # noqa: E402
-from idle import idle_line  # noqa: E402
+from idle import load_line  # noqa: E402
 from memory import peak_mb, rss_mb  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -108,7 +108,7 @@ def _mean_sd(xs):
     return f"{statistics.mean(xs):.4f} ± {statistics.stdev(xs):.4f}"
 
 
-def write_report(results, cfg, out, argv, total_s, load_line, params):
+def write_report(results, cfg, out, argv, total_s, load_before, params):
     full_n, lora_n = params
     lines = [
         "# LoRA vs full fine-tuning (FOLDOC text retrieval)",
@@ -119,7 +119,7 @@ def write_report(results, cfg, out, argv, total_s, load_line, params):
         "Load before the runs (`../shared/tools/idle-check`):",
         "",
         "```",
-        load_line,
+        load_before,
         "```",
         "",
         "Train seconds are void as speed numbers when the machine was busy; peak memory is per process and "
@@ -205,7 +205,7 @@ def main():
     if a.run:
         print("RESULT " + json.dumps(run(a.run, cfg, a.data_file, a.seed)), flush=True)
         return
-    load_line = idle_line(default_wait="0")
+    load_before = load_line()
     data = build_data(a.train, a.queries, a.data_seed)
     cfg["corpus"] = len(data["corpus"])
     data_file = f"/tmp/anycl_bench_lora_data_{os.getpid()}.json"
@@ -225,7 +225,7 @@ def main():
         else:
             results.append(json.loads(line[-1][7:]))
         print(f"{mode} seed {seed} ({time.perf_counter() - t0:.0f}s): {json.dumps(results[-1])}", flush=True)
-        write_report(results, cfg, a.out, shlex.join(sys.argv[1:]), time.perf_counter() - t_all, load_line, params)
+        write_report(results, cfg, a.out, shlex.join(sys.argv[1:]), time.perf_counter() - t_all, load_before, params)
     os.remove(data_file)
 
 

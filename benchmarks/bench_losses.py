@@ -70,7 +70,7 @@ def main(argv=None):
         "dcl": (5.0, 8),
         "infonce chunk_size=1024": (None, 4),
     }
-    idle_line = _idle_check()
+    before = idle_line(default_wait="60")  # wait at most a minute for the load to fall
 
     def step(loss):
         def run():
@@ -132,8 +132,8 @@ def main(argv=None):
         f"{torch.__version__}, {torch.get_num_threads()} threads, device CPU; 1-minute load average "
         f"{load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run",
         "",
-        f"idle-check before the run: `{idle_line}`  ",
-        f"idle-check after the run: `{_idle_check()}`",
+        f"idle-check before the run: `{before}`  ",
+        f"idle-check after the run: `{idle_line(default_wait='60')}`",
         "",
         (
             "**Provisional:** the 1-minute load exceeded 2.5 (2 cores), so other jobs shared the CPU; to be "
@@ -150,11 +150,6 @@ def main(argv=None):
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))
-
-
-def _idle_check() -> str:
-    """The idle-check's load line; it waits at most a minute for the load to fall (see ``idle.py``)."""
-    return idle_line(default_wait="60")
 
 
 if __name__ == "__main__":

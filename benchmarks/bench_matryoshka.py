@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_text_retrieval import build_data  # noqa: E402
-from idle import idle_line  # noqa: E402
+from idle import load_line  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -40,11 +40,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 DIMS = [384, 256, 128, 64]
 REPORT_DIMS = [384, 128, 64]
 PRECISIONS = ["float32", "int8", "uint8", "binary", "ubinary"]
-
-
-def load_line() -> str:
-    """The idle-check's load line, without waiting (see ``idle.py``)."""
-    return idle_line(default_wait="0")
 
 
 def fit(rows, cfg, seed: int, matryoshka: bool):

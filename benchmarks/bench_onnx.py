@@ -26,7 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from idle import idle_line  # noqa: E402
+from idle import load_line  # noqa: E402
 
 
 def texts_from_examples():
@@ -36,11 +36,6 @@ def texts_from_examples():
             for row in csv.DictReader(f):
                 out += [row["anchor"], row["positive"]]
     return out
-
-
-def load_line() -> str:
-    """The idle-check's load line, without waiting (see ``idle.py``)."""
-    return idle_line(default_wait="0")
 
 
 def main():

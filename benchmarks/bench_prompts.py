@@ -21,8 +21,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_matryoshka import common_parser, embed, fit, fmt, load_line, metrics_at  # noqa: E402
+from bench_matryoshka import common_parser, embed, fit, fmt, metrics_at  # noqa: E402
 from bench_text_retrieval import build_data  # noqa: E402
+from idle import load_line  # noqa: E402
 
 PROMPTS = {"anchor": "query: ", "positive": "passage: "}
 RUNS = {

@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import bench_text_quality as quality  # noqa: E402
 import textsets  # noqa: E402
-from idle import idle_line  # noqa: E402,F401  (also bench_text_speed.idle_line, as before)
+from idle import idle_line  # noqa: E402
 
 ROWS = {  # anycl rows: fit options on top of the new user's call (see bench_text_quality.anycl_options)
     "default": {},  # length-grouped batches (group_by_length 8) are the text default since issue 14

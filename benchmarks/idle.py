@@ -24,3 +24,8 @@ def idle_line(default_wait: str = "600") -> str:
     if not lines:
         return p.stderr.strip()
     return lines[0] if lines[0].startswith("busy") else lines[-1]
+
+
+def load_line() -> str:
+    """:func:`idle_line` without waiting (unless ``$IDLE_WAIT`` says so): the load as it is now."""
+    return idle_line(default_wait="0")
