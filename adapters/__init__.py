@@ -7,7 +7,7 @@ third parties add theirs with ``@anycl.adapters.register("lidar")`` or through t
 
 # kept in this order: the built-in adapters register in it
 # isort: off
-from .registry import ADAPTERS, get, names, register
+from .registry import ADAPTERS, file_extensions, get, names, register
 from .base import Adapter, item_key
 from . import text as _text  # noqa: F401  (registers "text")
 from .text import TextAdapter
@@ -17,4 +17,15 @@ from . import image as _image  # noqa: F401  (registers "image")
 from .image import ImageAdapter
 # isort: on
 
-__all__ = ["ADAPTERS", "Adapter", "AudioAdapter", "ImageAdapter", "TextAdapter", "get", "item_key", "names", "register"]
+__all__ = [
+    "ADAPTERS",
+    "Adapter",
+    "AudioAdapter",
+    "ImageAdapter",
+    "TextAdapter",
+    "file_extensions",
+    "get",
+    "item_key",
+    "names",
+    "register",
+]

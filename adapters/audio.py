@@ -235,7 +235,7 @@ class AudioAdapter(Adapter):
         return waveform_view(wave, self.aug, generator)
 
     def local_view(self, item: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """One local view (multi-view training, :mod:`anycl.multiview`): a random window of
+        """One local view (multi-view training, :mod:`anycl.data.views`): a random window of
         ``local_seconds`` (default half of ``clip_seconds``), then gain, noise and shift."""
         n = item.shape[-1]
         if n < self.local_samples:

@@ -7,7 +7,7 @@ rebuild that encoder. Adapters hold configuration only, never training state, so
 copy into data-loader workers, and they are deterministic given the ``torch.Generator`` they are handed.
 
 ``fit`` does not pass adapters around on their own: per data column it makes one
-:class:`anycl.column_spec.ColumnSpec` from the adapter of the column's side (``validate``, ``key``,
+:class:`anycl.data.column_spec.ColumnSpec` from the adapter of the column's side (``validate``, ``key``,
 ``lengths``, ``collate``), which the item checks, the sampler and the batch builder read.
 """
 
@@ -32,6 +32,8 @@ class Adapter:
         modality: the registry name (``"text"``, ``"audio"``, ``"image"`` …).
         file_extensions: file suffixes (lower case, with the dot) that a folder of this modality holds.
         default_loss: the loss ``fit`` uses when the user names none, with ``default_loss_options``.
+        export_formats: the formats (``anycl.export``) a tower of this modality can be written in besides
+            anycl's own folder and ONNX: ``"sentence-transformers"`` for text.
     """
 
     modality: str = "base"
@@ -39,6 +41,7 @@ class Adapter:
     default_loss: str = "infonce"
     default_loss_options: Dict[str, Any] = {"temperature": 0.1}
     fit_defaults: Dict[str, Any] = {"batch_size": 64, "lr": 1e-3, "head": "mlp"}
+    export_formats: tuple = ()
 
     def __init__(self, **options):
         self.options = dict(options)

@@ -174,7 +174,7 @@ class ImageAdapter(Adapter):
         return views
 
     def local_view(self, item: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """One local view (multi-view training, :mod:`anycl.multiview`): a crop of scale ``local_scale``
+        """One local view (multi-view training, :mod:`anycl.data.views`): a crop of scale ``local_scale``
         resized to ``local_size`` (crop and flip only with ``augment_on="batch"``; ``prepare`` adds colour)."""
         return apply_seeded(self._local_tf, item, generator)
 

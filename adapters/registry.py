@@ -14,3 +14,8 @@ def get(name: str, **options):
 def names():
     """Registered modality names."""
     return ADAPTERS.names()
+
+
+def file_extensions(modality: str) -> tuple:
+    """The file extensions a folder of ``modality`` items is read with (the registered adapter's)."""
+    return tuple(getattr(ADAPTERS.lookup(modality), "file_extensions", ()))

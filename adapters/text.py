@@ -14,7 +14,6 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import nn
 
-from anycl.card import write_card  # our card, not the upstream model's
 from anycl.errors import ConfigError, DataError
 from anycl.progress import quiet_library_bars
 
@@ -96,12 +95,9 @@ class TextAdapter(Adapter):
     """
 
     modality = "text"
-    supports_prompts = True  # collate(items, prompt=...): anycl.prompts
+    supports_prompts = True  # collate(items, prompt=...): anycl.data.prompts
 
-    @staticmethod
-    def export_sentence_transformers(model, path: str, modality: Optional[str] = None) -> str:
-        """``model.export_sentence_transformers`` for a text tower: :func:`export_sentence_transformers`."""
-        return export_sentence_transformers(model, path, modality)
+    export_formats = ("sentence-transformers",)  # anycl.export.to_sentence_transformers
 
     file_extensions = (".txt",)
     default_loss = "infonce"
@@ -263,25 +259,3 @@ class TextAdapter(Adapter):
         enc = SentenceTransformerEncoder(st)
         enc.anycl_spec = {"model": directory}
         return enc
-
-
-def export_sentence_transformers(model, path: str, modality: Optional[str] = None) -> str:
-    """Write a text tower of an anycl model as a sentence-transformers model folder; returns ``path``.
-
-    ``SentenceTransformer(path)`` then gives the same embeddings as ``model.encode`` (after L2
-    normalisation, which ``encode`` applies). The folder an anycl ``model.save(out)`` writes already
-    holds this format under ``out/towers/text``. A tower whose ``encode`` uses a projection head cannot
-    be expressed in that format and is refused.
-    """
-    tower = model.tower(modality or model.sides.get("anchor", "text"))
-    if tower.head is not None and tower.encode_with_head:
-        raise ConfigError(
-            "this text tower encodes through a projection head, which the sentence-transformers "
-            "format does not hold; train with head=None to export"
-        )
-    st: Any = tower.encoder.st  # a text tower's encoder is a SentenceTransformerEncoder (attach checks it)
-    os.makedirs(path, exist_ok=True)
-    with quiet_library_bars():
-        st.save(str(path), safe_serialization=True)
-    write_card(model, str(path), "sentence-transformers", tower.modality)
-    return str(path)

@@ -2,12 +2,12 @@
 
 Every part it wires is public, for users who want their own loop: :func:`anycl.data.to_rows`,
 ``anycl.adapters.get``, :class:`~anycl.model.ContrastiveModel`, ``anycl.samplers.get``,
-``anycl.losses.get``, :func:`~anycl.column_spec.column_specs` (what the sampler and the batch builder
-know about each column), :class:`~anycl.batching.BatchBuilder` and :class:`~anycl.training.Trainer`.
-The options are :class:`anycl.fit_config.FitConfig`; the stages ``fit`` wires live in ``anycl.fit_data``
-(modalities, rows), ``anycl.fit_loss`` (the loss), ``anycl.fit_checks`` (the run's options, the output
-folder, the training arguments), ``anycl.fit_setup`` (model set-up, sampler, evaluator) and
-``anycl.fit_record`` (the record and files of a finished run).
+``anycl.losses.get``, :func:`~anycl.data.column_spec.column_specs` (what the sampler and the batch builder
+know about each column), :class:`~anycl.data.batching.BatchBuilder` and :class:`~anycl.training.Trainer`.
+The options are :class:`anycl.options.fit_config.FitConfig`; the stages ``fit`` wires live in ``anycl.fitting.data``
+(modalities, rows), ``anycl.fitting.loss`` (the loss), ``anycl.fitting.checks`` (the run's options, the output
+folder, the training arguments), ``anycl.fitting.setup`` (model set-up, sampler, evaluator) and
+``anycl.fitting.record`` (the record and files of a finished run).
 """
 
 from __future__ import annotations
@@ -18,15 +18,14 @@ from typing import Any, Mapping, Union
 
 from accelerate.utils import set_seed
 
-from . import adapters as adapter_registry  # type: ignore[attr-defined]  # mounted from ../adapters at run time
-from . import multi_dataset as md
-from .files import OutputLock
-from .fit_checks import check_run_options, check_watch_options, training_args, watch_callbacks
-from .fit_config import FIT_OPTIONS, FitConfig  # noqa: F401  (also anycl.api.FIT_OPTIONS, as before)
-from .fit_data import SIDES, check_all_items, check_rows, file_extensions, load_parts, resolve_modalities
-from .fit_loss import check_batch_size, check_loss_data, choose_loss
-from .fit_record import record_run
-from .fit_setup import (
+from anycl import adapters as adapter_registry
+from anycl.data.views import check_multiview
+from anycl.fitting.checks import check_run_options, check_watch_options, training_args, watch_callbacks
+from anycl.fitting.data import SIDES, check_all_items, check_rows, file_extensions, load_parts, resolve_modalities
+from anycl.fitting.loss import check_batch_size, check_loss_data, choose_loss
+from anycl.fitting.loss_data import check_teacher_width, with_teacher_embeddings
+from anycl.fitting.record import record_run
+from anycl.fitting.setup import (
     default_sampler_options,
     fit_prompts,
     make_evaluator,
@@ -34,10 +33,12 @@ from .fit_setup import (
     samplers_and_builders,
     set_up_model,
 )
-from .loss_data import check_teacher_width, with_teacher_embeddings
-from .model import ContrastiveModel, Tower, build_model  # noqa: F401  (anycl.api.build_model, as before)
-from .multiview import check_multiview
-from .training import Trainer
+from anycl.model.contrastive import ContrastiveModel, Tower, build_model  # noqa: F401  (anycl.api.build_model, as before)
+from anycl.options.fit_config import FIT_OPTIONS, FitConfig  # noqa: F401  (also anycl.api.FIT_OPTIONS, as before)
+from anycl.training.trainer import Trainer
+
+from .files import OutputLock
+from .sampling import multi_dataset as md
 
 log = logging.getLogger("anycl")
 
@@ -53,7 +54,7 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     prompts = fit_prompts(cfg, next(iter(parts.values())), sides)
     check_multiview(cfg.options(), plan.loss_fn, next(iter(parts.values())), sides, anchor_cls, multi)  # views=
     check_batch_size(cfg.training_values(fit_defaults)["batch_size"], plan)
-    check_loss_data(plan, parts)  # what each loss needs from its data (anycl.loss_data)
+    check_loss_data(plan, parts)  # what each loss needs from its data (anycl.fitting.loss_data)
     check_watch_options(cfg)  # keep_best / early stopping need an evaluation (before the teacher embeds)
     parts = {name: with_teacher_embeddings(plan.losses[name], part, sides["anchor"]) for name, part in parts.items()}
     rows = md.MultiRows(parts) if multi else parts[""]
@@ -119,8 +120,8 @@ def fit(
             Columns follow the convention in :mod:`anycl.data`.
         modality: ``"text"``, ``"audio"``, ``"image"`` (any registered adapter), or a mapping of sides to
             modalities for cross-modal pairs: ``{"anchor": "image", "positive": "text"}``.
-        config: a :class:`~anycl.fit_config.FitConfig` (or a mapping of its options).
-        **overrides: options of :class:`~anycl.fit_config.FitConfig` on top of ``config``, among them
+        config: a :class:`~anycl.options.fit_config.FitConfig` (or a mapping of its options).
+        **overrides: options of :class:`~anycl.options.fit_config.FitConfig` on top of ``config``, among them
             ``loss`` (a registered loss name, an ``nn.Module`` of embeddings, or ``None`` for the
             modality's default, InfoNCE). Unknown names are an error listing the valid ones.
 

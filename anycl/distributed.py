@@ -137,9 +137,9 @@ def loss_across_processes(
     Inputs are this process's: anchor/positive (B, D), negative (B, K, D) or None, labels (B,) or None.
     One process: ``loss(anchor, positive, negative, labels)`` unchanged. See the module docstring for
     the modes a loss declares with its ``distributed`` attribute. ``target`` (momentum-target
-    embeddings by side, no gradient; :mod:`anycl.momentum`) is passed on as ``target=``, gathered
+    embeddings by side, no gradient; :mod:`anycl.losses.momentum`) is passed on as ``target=``, gathered
     like the other inputs; so is ``guide`` (a guide model's embeddings by side, negatives (B, K, D):
-    :mod:`anycl.guide`), row-aligned with the gathered candidates. ``row_values`` (name → (B, …) tensor:
+    :mod:`anycl.training.guide`), row-aligned with the gathered candidates. ``row_values`` (name → (B, …) tensor:
     a graded loss's scores, a teacher's embeddings) are gathered like the labels and passed as keywords
     of those names.
     """

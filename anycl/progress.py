@@ -1,6 +1,6 @@
 """Progress bars: one tqdm bar per phase of work (an evaluation, a mining pass, an ``encode`` call).
 
-The training loop's bar (steps, with the loss) is made in ``anycl/training.py``.
+The training loop's bar (steps, with the loss) is made in ``anycl/training/trainer.py``.
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ import safetensors.torch  # its functions looked up when called (tests stand in 
 import torch
 
 FORMAT = "anycl-state"
+# file suffixes that may hold pickles (which can run code when loaded): never read by anycl, refused where found
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".bin", ".pt", ".pth", ".ckpt", ".joblib", ".npy", ".npz")
 FORMAT_VERSION = 1
 
 

@@ -23,7 +23,7 @@ Usage::
     PYTHONPATH=. python benchmarks/bench_audio.py                 # 3 seeds, writes results/audio.md
     PYTHONPATH=. python benchmarks/bench_audio.py --epochs 5 --seeds 0 --no-write   # smoke run
     PYTHONPATH=. python benchmarks/bench_audio.py --set asterisk --max-per-language 20 --epochs 1 --seeds 0 --no-write
-    # a multi-view recipe (anycl.multiview): --views 2 --local-views 4 --loss dino
+    # a multi-view recipe (anycl.data.views): --views 2 --local-views 4 --loss dino
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 
 import anycl
-from anycl.evaluation import knn_accuracy, linear_probe_accuracy
+from anycl.evaluation.embedding_evaluators import knn_accuracy, linear_probe_accuracy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import audiosets  # noqa: E402

@@ -43,7 +43,7 @@ import realdata  # noqa: E402
 
 import anycl  # noqa: E402
 from anycl.api import build_model  # noqa: E402
-from anycl.crossmodal import ZeroShotClassifier, cross_modal_retrieval  # noqa: E402
+from anycl.evaluation.crossmodal import ZeroShotClassifier, cross_modal_retrieval  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 RESULTS = Path(__file__).resolve().parent / "results" / "crossmodal.md"

@@ -77,9 +77,9 @@ def child(modality: str, batch_size: int, mini: int, threads: int, seq_len: int,
     torch.set_num_threads(threads)
     from anycl import losses
     from anycl.api import build_model
-    from anycl.batching import BatchBuilder
-    from anycl.gradcache import GradCache
-    from anycl.training import TrainingModule, split_loss
+    from anycl.data.batching import BatchBuilder
+    from anycl.training.gradcache import GradCache
+    from anycl.training.trainer import TrainingModule, split_loss
 
     torch.manual_seed(0)
     sides = {s: modality for s in ("anchor", "positive", "negative")}

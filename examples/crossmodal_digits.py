@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 import anycl
-from anycl.crossmodal import ZeroShotClassifier, cross_modal_retrieval
+from anycl.evaluation.crossmodal import ZeroShotClassifier, cross_modal_retrieval
 
 WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 TEMPLATES = ["a handwritten {w}", "the number {d}", "a digit {w}", "a scanned {w}", "{w}"]

@@ -2,12 +2,12 @@
 
     python examples/quickstart.py            # same as `anycl demo`
 
-Offline, about 2–3 minutes on 2 CPU cores. See anycl/demo.py for how the data is built.
+Offline, about 2–3 minutes on 2 CPU cores. See anycl/cli/demo_job.py for how the data is built.
 """
 
 import sys
 
-from anycl.demo import main
+from anycl.cli.demo_job import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -10,7 +10,7 @@ import tempfile
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import anycl  # noqa: E402
-from anycl.mining import mine_hard_negatives  # noqa: E402
+from anycl.mining.mine import mine_hard_negatives  # noqa: E402
 
 topics = {
     "python": "a programming language with significant indentation",

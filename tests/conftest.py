@@ -56,7 +56,7 @@ def tiny_text_encoder(minilm_path):
     deep-copy it before training)."""
     from sentence_transformers import SentenceTransformer
 
-    from adapters.text import SentenceTransformerEncoder
+    from anycl.adapters.text import SentenceTransformerEncoder
 
     st = SentenceTransformer(minilm_path, device="cpu")
     bert = st[0].auto_model

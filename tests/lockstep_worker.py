@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 
 from anycl.errors import DataError
-from anycl.stream_steps import LockstepBatches
+from anycl.training.stream_steps import LockstepBatches
 
 
 class Share:

@@ -12,7 +12,7 @@ from mining_toys import MINING_CASES, ItemEmbedder, pairs_and_corpus  # noqa: E4
 
 def mine_all(out_dir: str, cache_dir: str) -> dict:
     """Every case's mined rows and what the model embedded (run alike in one process by the test)."""
-    import anycl.mining as mining
+    import anycl.mining.mine as mining
 
     shown = []
     real_bar = mining.phase_bar

@@ -31,7 +31,7 @@ def rows():
 
 if __name__ == "__main__":
     import anycl
-    from anycl.checkpoint import Checkpointer
+    from anycl.training.checkpoint import Checkpointer
 
     out, kill_step = sys.argv[1], int(sys.argv[2])
     original = Checkpointer.write_files

@@ -62,7 +62,7 @@ STREAMS = {
 
 def run(name: str) -> dict:
     import anycl
-    from anycl.training import Trainer
+    from anycl.training.trainer import Trainer
 
     make, options, _ = STREAMS[name]
     seen = []

@@ -1,10 +1,10 @@
-"""Model cards (anycl.card): Hub front matter, the true base model, one writer for every folder."""
+"""Model cards (anycl.export.card): Hub front matter, the true base model, one writer for every folder."""
 
 import yaml
 
 import anycl
 from anycl.adapters.text import DEFAULT_MODEL_ID, resolve_text_model
-from anycl.card import front_matter
+from anycl.export.card import front_matter
 
 
 def _front(text: str) -> dict:

@@ -12,8 +12,8 @@ import torch
 from toy_modality import toy_rows
 
 import anycl
-from anycl.checkpoint import MARKER, complete_checkpoints, latest_checkpoint
 from anycl.errors import ConfigError
+from anycl.training.checkpoint import MARKER, complete_checkpoints, latest_checkpoint
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -20,9 +20,10 @@ from PIL import Image
 
 import anycl
 from anycl import cli
-from anycl.config import load_config, open_dataset, parse_value, resolved_config
+from anycl.data.open import open_dataset
 from anycl.errors import ConfigError, DataError
-from anycl.report import DPI, FIGSIZE, write_report
+from anycl.options.run_config import load_config, parse_value, resolved_config
+from anycl.report.build import DPI, FIGSIZE, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPICS = ["cats", "rivers", "engines", "bread", "stars", "violins", "glaciers", "chess"]
@@ -235,8 +236,8 @@ def test_eval_retrieval_and_knn(fitted, work, capsys):
     assert "retrieval: 24 pairs" in proc.stdout
     metrics = json.loads((work / "metrics.json").read_text())
     # the same numbers as the evaluator run in-process
-    from anycl.data import to_rows
-    from anycl.evaluation import RetrievalEvaluator
+    from anycl.data.inputs import to_rows
+    from anycl.evaluation.embedding_evaluators import RetrievalEvaluator
 
     expected = RetrievalEvaluator.from_pairs(to_rows(str(work / "pairs.csv")))(anycl.load(run))
     assert metrics.keys() == expected.keys()
@@ -549,7 +550,7 @@ class _FakeTrainer:
     """A finished run's record: logged history with an extra loss term, and the collapse watch's measures."""
 
     def __init__(self):
-        from anycl.collapse import CollapseWatch
+        from anycl.training.collapse import CollapseWatch
 
         self.history = [
             {"step": s, "loss": 1 / s, "lr": 1e-3, "items_per_s": 100.0, "epoch": 0, "invariance": 0.5 / s}
@@ -565,7 +566,7 @@ class _FakeTrainer:
 
 
 def test_report_plots_collapse_watch_terms_and_labels(tmp_path):
-    from anycl.data import to_rows
+    from anycl.data.inputs import to_rows
 
     rows = to_rows([{"anchor": f"{i % 3}-item{i}", "label": f"class {i % 3}"} for i in range(60)])
     page = write_report(
@@ -578,7 +579,7 @@ def test_report_plots_collapse_watch_terms_and_labels(tmp_path):
     html = page.read_text()
     assert html.count("data:image/png;base64,") == 6 and "Collapse watch" in html and "0.8000" in html
     with pytest.raises(ConfigError, match="'pca' or 'tsne'"):
-        from anycl.report import project_2d
+        from anycl.report.build import project_2d
 
         project_2d(np.zeros((5, 3)), method="umap")
 

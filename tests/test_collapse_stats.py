@@ -4,7 +4,7 @@ negatives); computed with a (B, B) distance, not a (B, B, D) temporary."""
 import pytest
 import torch
 
-from anycl.collapse import similarity_stats
+from anycl.training.collapse import similarity_stats
 
 
 def _similarity_loop(anchor, positive):

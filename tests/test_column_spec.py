@@ -10,13 +10,13 @@ import torch
 from torch import nn
 
 from anycl.adapters import AudioAdapter, ImageAdapter, TextAdapter
-from anycl.batching import BatchBuilder, BatchStream
-from anycl.column_spec import ColumnSpec, column_specs, side_of, specs_from_adapters
-from anycl.data import to_rows
+from anycl.data.batching import BatchBuilder, BatchStream
+from anycl.data.column_spec import ColumnSpec, column_specs, side_of, specs_from_adapters
+from anycl.data.inputs import to_rows
 from anycl.errors import ConfigError, DataError
-from anycl.label_sampler import GroupByLabelSampler
-from anycl.model import ContrastiveModel, Tower
-from anycl.sampling import InBatchSampler
+from anycl.model.contrastive import ContrastiveModel, Tower
+from anycl.sampling.by_label import GroupByLabelSampler
+from anycl.sampling.factory import InBatchSampler
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

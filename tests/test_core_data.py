@@ -6,7 +6,7 @@ import datasets
 import pandas as pd
 import pytest
 
-from anycl.data import check_items, to_rows
+from anycl.data.inputs import check_items, to_rows
 from anycl.errors import DataError
 
 PAIRS = [{"anchor": f"q{i}", "positive": f"d{i}"} for i in range(5)]

@@ -2,8 +2,8 @@
 
 import datasets
 
-from anycl.data import to_rows
-from anycl.sampling import InBatchSampler, group_distinct
+from anycl.data.inputs import to_rows
+from anycl.sampling.factory import InBatchSampler, group_distinct
 
 
 def _rows():

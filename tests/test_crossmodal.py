@@ -5,8 +5,8 @@ import torch
 
 import anycl
 from anycl.adapters import Adapter
-from anycl.crossmodal import ZeroShotClassifier, cross_modal_retrieval, freeze, recall_at_k
 from anycl.errors import ConfigError
+from anycl.evaluation.crossmodal import ZeroShotClassifier, cross_modal_retrieval, freeze, recall_at_k
 
 COLOURS = ["red", "green", "blue", "yellow"]
 

@@ -22,9 +22,9 @@ from toy_modality import toy_rows
 
 import anycl
 from anycl import cli
-from anycl.checkpoint import complete_checkpoints, latest_checkpoint
-from anycl.data import to_rows
+from anycl.data.inputs import to_rows
 from anycl.errors import ConfigError, DataError
+from anycl.training.checkpoint import complete_checkpoints, latest_checkpoint
 
 LOCK_FILE = ".anycl.lock"  # anycl.files.LOCK_FILE, spelt out so that this file runs against older anycl too
 

@@ -11,10 +11,10 @@ from toy_modality import toy_rows
 import anycl
 from anycl import adapters
 from anycl.api import FIT_OPTIONS
-from anycl.config import load_config, resolved_config
 from anycl.errors import ConfigError
-from anycl.fit_config import FIT_FLAG_DOCS, HIDDEN_FIT_OPTIONS, TRAINING_KEYS, FitConfig
-from anycl.training import TrainingArgs
+from anycl.options.fit_config import FIT_FLAG_DOCS, HIDDEN_FIT_OPTIONS, TRAINING_KEYS, FitConfig
+from anycl.options.run_config import load_config, resolved_config
+from anycl.training.trainer import TrainingArgs
 
 TOY = dict(batch_size=8, progress=False, log_with=None, seed=3)
 

@@ -12,10 +12,10 @@ from toy_modality import ToyEncoder, toy_rows  # noqa: F401  (registers "toyvec"
 import anycl
 from anycl import losses as loss_registry
 from anycl.api import build_model
-from anycl.batching import BatchBuilder
+from anycl.data.batching import BatchBuilder
 from anycl.errors import ConfigError
-from anycl.gradcache import GradCache, RandState, count_rows, slice_rows
-from anycl.training import TrainingModule, split_loss
+from anycl.training.gradcache import GradCache, RandState, count_rows, slice_rows
+from anycl.training.trainer import TrainingModule, split_loss
 
 SIDES3 = ("anchor", "positive", "negative")
 

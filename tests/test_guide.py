@@ -234,7 +234,7 @@ def test_equals_sentence_transformers_gistembed_loss(
     from sentence_transformers.sentence_transformer.losses import GISTEmbedLoss
 
     from anycl.api import build_model
-    from anycl.guide import Guide
+    from anycl.training.guide import Guide
 
     sides = ["anchor", "positive"] + (["negative"] if with_negative else [])
     st = SentenceTransformer(minilm_path, device="cpu")
@@ -310,7 +310,7 @@ def test_fit_with_guide_gradcache_equals_uncached():
 
 def test_start_guide_is_a_frozen_copy_of_the_starting_weights():
     from anycl.api import build_model
-    from anycl.guide import make_guide
+    from anycl.training.guide import make_guide
 
     model = build_model({s: "toyvec" for s in ("anchor", "positive", "negative")}, head=None)
     guide = make_guide("start", model)
@@ -376,7 +376,7 @@ def _table_model(table):
 
 @pytest.mark.parametrize("margin,strategy", [(0.0, "absolute"), (0.2, "absolute"), (0.3, "relative")])
 def test_mining_guide_filter_matches_a_loop(margin, strategy):
-    from anycl.mining import mine_hard_negatives
+    from anycl.mining.mine import mine_hard_negatives
 
     g = torch.Generator().manual_seed(4)
     n_q, n_d = 6, 14
@@ -460,7 +460,7 @@ def test_mined_sampler_guide_options_errors():
 
 def test_resumed_run_with_a_start_guide_ends_with_the_uninterrupted_weights(tmp_path):
     """The "start" guide is the starting model on resume too (not the checkpoint's weights)."""
-    from anycl.checkpoint import complete_checkpoints
+    from anycl.training.checkpoint import complete_checkpoints
 
     opts = dict(
         modality="toyvec",

@@ -1,4 +1,4 @@
-"""LoRA through peft (anycl.lora): only adapter weights train, merged exports load in sentence-transformers,
+"""LoRA through peft (anycl.model.lora): only adapter weights train, merged exports load in sentence-transformers,
 unmerged adapters round-trip through save/load, bad options are errors."""
 
 import pytest
@@ -55,7 +55,7 @@ def test_lora_trains_only_the_adapter_and_the_merged_export_loads_in_sentence_tr
 
 def test_merged_weights_equal_base_plus_scaled_low_rank_update(text_pairs, minilm_path):
     """W_merged = W + (alpha / r) · B @ A, checked on the LoRA model before merging."""
-    from anycl.lora import merge_lora, target_module
+    from anycl.model.lora import merge_lora, target_module
 
     model = _fit(text_pairs, minilm_path, peft={**LORA, "merge": False})
     layer = target_module(model.towers["text"]).encoder.layer[0].attention.self.query

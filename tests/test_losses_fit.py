@@ -124,7 +124,7 @@ def test_collapse_watch_fires_on_a_collapsing_run(caplog):
         progress=False,
         collapse_watch={"every": 1},
     )
-    watch = [cb for cb in model.trainer.callbacks if isinstance(cb, anycl.collapse.CollapseWatch)][0]
+    watch = [cb for cb in model.trainer.callbacks if isinstance(cb, anycl.training.collapse.CollapseWatch)][0]
     assert watch.fired_at is not None
     assert f"embedding collapse at step {watch.fired_at}" in caplog.text
     assert watch.history[-1]["spread"] < 0.1 < watch.history[0]["spread"]
@@ -143,13 +143,13 @@ def test_collapse_watch_stays_silent_on_a_healthy_run(caplog):
         progress=False,
         collapse_watch={"every": 1},
     )
-    watch = [cb for cb in model.trainer.callbacks if isinstance(cb, anycl.collapse.CollapseWatch)][0]
+    watch = [cb for cb in model.trainer.callbacks if isinstance(cb, anycl.training.collapse.CollapseWatch)][0]
     assert watch.fired_at is None and "collapse" not in caplog.text
     assert len(watch.history) == model.trainer.global_step
     assert {"std", "spread", "alignment", "uniformity"} <= set(watch.history[-1])
     # off on request
     quiet = anycl.fit(points(16), modality="losstest_vectors", max_steps=1, progress=False, collapse_watch=False)
-    assert not any(isinstance(cb, anycl.collapse.CollapseWatch) for cb in quiet.trainer.callbacks)
+    assert not any(isinstance(cb, anycl.training.collapse.CollapseWatch) for cb in quiet.trainer.callbacks)
 
 
 # -- a user's loss ----------------------------------------------------------------------------------------

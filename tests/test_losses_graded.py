@@ -196,9 +196,9 @@ def test_score_column_from_a_csv_with_a_word_names_the_row(tmp_path):
     )
     rows = anycl.data.to_rows(str(f))
     ok = {"anchor": lambda v, w: None, "positive": lambda v, w: None}
-    anycl.data.check_items(rows, ok)  # a loss that does not read scores: the column is carried unread
+    anycl.data.inputs.check_items(rows, ok)  # a loss that does not read scores: the column is carried unread
     with pytest.raises(DataError, match=r"row 0, column 'score' is '0.5' \(str\)"):
-        anycl.data.check_items(rows, {**ok, "score": anycl.data.check_score})
+        anycl.data.inputs.check_items(rows, {**ok, "score": anycl.data.inputs.check_score})
 
 
 def test_a_score_column_a_loss_does_not_read_is_left_alone(caplog):
@@ -257,9 +257,10 @@ def test_distillation_from_an_anycl_teacher_without_gradient_and_the_loss_falls(
 def test_distillation_teacher_from_a_sentence_transformers_path(minilm_path):
     from sentence_transformers import SentenceTransformer
 
-    loss = anycl.losses.get("distill_mse", teacher=minilm_path)
+    from anycl.model.teacher import open_teacher, teacher_embeddings
+
     texts = ["a cat sat on the mat", "rivers flow to the sea", "engines need fuel"]
-    got = loss.embed_teacher(texts)
+    got = teacher_embeddings(open_teacher(minilm_path), texts)
     want = SentenceTransformer(minilm_path, device="cpu").encode(texts, convert_to_tensor=True)
     torch.testing.assert_close(got, want.float(), rtol=1e-4, atol=1e-5)
     assert not got.requires_grad

@@ -6,8 +6,8 @@ from torch import nn
 
 import anycl
 from anycl.errors import ConfigError
-from anycl.momentum import MomentumTarget, prepare_loss
-from anycl.training import TrainingModule
+from anycl.losses.momentum import MomentumTarget, prepare_loss
+from anycl.training.trainer import TrainingModule
 
 
 def batches(n, b=4, d=6, seed=0):

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import anycl
-from anycl.momentum import momentum_at
+from anycl.losses.momentum import momentum_at
 
 torch.set_default_dtype(torch.float32)
 

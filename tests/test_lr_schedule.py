@@ -7,7 +7,7 @@ import pytest
 
 import anycl
 from anycl.errors import ConfigError
-from anycl.training import warmup_cosine
+from anycl.training.trainer import warmup_cosine
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "linear", "constant"])
@@ -55,7 +55,7 @@ def test_schedule_reaches_the_optimizer(tiny_text_encoder):
 
 def test_per_modality_default_schedule():
     from anycl import adapters
-    from anycl.fit_config import FitConfig
+    from anycl.options.fit_config import FitConfig
 
     text = FitConfig().training_values(adapters.ADAPTERS.lookup("text").fit_defaults)
     image = FitConfig().training_values(adapters.ADAPTERS.lookup("image").fit_defaults)

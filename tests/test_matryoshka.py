@@ -11,7 +11,7 @@ from anycl import losses as loss_registry
 from anycl.api import build_model
 from anycl.errors import ConfigError
 from anycl.losses.matryoshka import MatryoshkaLoss
-from anycl.training import TrainingModule
+from anycl.training.trainer import TrainingModule
 
 
 def formula(loss, dims, weights, a, p, n=None, labels=None):
@@ -142,13 +142,13 @@ def test_fit_reports_every_width_and_truncated_encode(text_pairs, minilm_path, t
         assert f"ndcg@10_dim{d}" in last and f"recall@1_dim{d}" in last
     assert "ndcg@10_dim384" not in last and "ndcg@10" in last
     # the per-width metrics are those of the truncated, re-normalised embeddings
-    from anycl.data import to_rows
-    from anycl.evaluation import RetrievalEvaluator
+    from anycl.data.inputs import to_rows
+    from anycl.evaluation.embedding_evaluators import RetrievalEvaluator
 
     ev = RetrievalEvaluator.from_pairs(to_rows(text_pairs))
     q = model.encode(ev.queries, truncate_dim=64)
     c = model.encode(ev.corpus, truncate_dim=64)
-    from anycl.evaluation import retrieval_metrics
+    from anycl.evaluation.embedding_evaluators import retrieval_metrics
 
     assert retrieval_metrics(q, c, ev.relevant)["ndcg@10"] == pytest.approx(last["ndcg@10_dim64"], abs=1e-6)
     logged = model.trainer.history[0]

@@ -10,9 +10,9 @@ from mining_toys import MINING_CASES, ItemEmbedder, pairs_and_corpus
 
 from anycl.cli.parser import build_parser
 from anycl.errors import ConfigError
-from anycl.mined_sampler import MinedNegativeSampler
-from anycl.mining import mine_hard_negatives, mine_negative_ids
-from anycl.mining_options import OPTION_NAMES, MiningOptions
+from anycl.mining.mine import mine_hard_negatives, mine_negative_ids
+from anycl.mining.options import OPTION_NAMES, MiningOptions
+from anycl.sampling.mined import MinedNegativeSampler
 
 # The keyword defaults of mine_hard_negatives / mine_negative_ids as their signatures spelled them before
 # the options became one record (anycl 35dc9a8): the record must keep every one of them.

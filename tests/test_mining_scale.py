@@ -9,18 +9,18 @@ import torch
 import torch.nn.functional as F
 from mining_toys import ItemEmbedder, pairs_and_corpus
 
-from anycl.data import to_rows
-from anycl.embed_cache import EmbeddingCache, model_key
+from anycl.data.inputs import to_rows
 from anycl.errors import ConfigError
-from anycl.mined_sampler import MinedNegativeSampler
-from anycl.mining import mine_hard_negatives
-from anycl.mining_shard import Shard
-from anycl.search import merge_ranked, recall_at_k, topk
+from anycl.mining.embed_cache import EmbeddingCache, model_key
+from anycl.mining.mine import mine_hard_negatives
+from anycl.mining.shard import Shard
+from anycl.sampling.mined import MinedNegativeSampler
+from anycl.search.exact import merge_ranked, recall_at_k, topk
 
 
 def reference_topk(q, d, k, exclude):
     """Sort every score in Python: by score descending, then by the lower index (scores: float64 dot
-    products rounded to float32, the definition of anycl.search_exact.pair_dots)."""
+    products rounded to float32, the definition of anycl.search.rescore.pair_dots)."""
     out = []
     for i in range(q.shape[0]):
         scores = (q[i].double() * d.double()).sum(-1).float().tolist()
@@ -46,7 +46,7 @@ def test_ties_are_ranked_by_the_lower_index_whatever_the_blocks(chunk, corpus_ch
 
 
 def test_more_equal_scores_than_the_slack_fall_back_to_the_exact_order(monkeypatch):
-    import anycl.search as search
+    import anycl.search.exact as search
 
     calls = []
     real = search.canonical_topk
@@ -61,7 +61,7 @@ def test_more_equal_scores_than_the_slack_fall_back_to_the_exact_order(monkeypat
 
 
 def test_pair_dots_do_not_depend_on_the_batch():
-    from anycl.search_exact import pair_dots
+    from anycl.search.rescore import pair_dots
 
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(300, 384, generator=g), torch.randn(300, 384, generator=g)
@@ -151,7 +151,7 @@ def test_the_model_key_follows_weights_precision_and_side_settings():
 
 
 def test_an_anycl_model_key_follows_its_prompts_and_max_seq_length(minilm_path, tmp_path):
-    from anycl.model import build_model
+    from anycl.model.contrastive import build_model
 
     model = build_model({"anchor": "text", "positive": "text"}, model=minilm_path, head=None)
     plain = model_key(model, "anchor", "fp32")
@@ -269,7 +269,7 @@ def embeddings(n=300, nq=40, dim=16, seed=0):
 
 def test_flat_faiss_finds_the_exact_top_k():
     pytest.importorskip("faiss")
-    from anycl.search_faiss import faiss_topk
+    from anycl.search.faiss_index import faiss_topk
 
     q, d = embeddings()
     exclude = [[i, (5 * i) % 300, (11 * i + 2) % 300] for i in range(40)]
@@ -287,7 +287,7 @@ def test_flat_faiss_finds_the_exact_top_k():
 
 def test_ivf_recall_is_reported_between_0_and_1_and_mining_with_faiss_matches_exact():
     pytest.importorskip("faiss")
-    from anycl.search_faiss import faiss_recall
+    from anycl.search.faiss_index import faiss_recall
 
     q, d = embeddings(n=2000, nq=50)
     recall = faiss_recall(q, d, 10, index="ivf", nlist=32, nprobe=2)
@@ -303,8 +303,8 @@ def test_the_faiss_index_is_built_once_per_mining_pass(monkeypatch):
     # the queries are searched in blocks (mining_shard.GATHER_BLOCK); the corpus's index must not be
     # rebuilt (an IVF one re-trained) for each block
     pytest.importorskip("faiss")
-    import anycl.mining_shard as mining_shard
-    import anycl.search_faiss as search_faiss
+    import anycl.mining.shard as mining_shard
+    import anycl.search.faiss_index as search_faiss
 
     expected = mine(ItemEmbedder())[0]
     built = []

@@ -1,4 +1,4 @@
-"""ONNX export (anycl.onnx_export): ONNX Runtime gives the towers' embeddings within 1e-4 of torch."""
+"""ONNX export (anycl.export.to_onnx): ONNX Runtime gives the towers' embeddings within 1e-4 of torch."""
 
 import json
 
@@ -13,7 +13,7 @@ from anycl.errors import ConfigError
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from anycl.onnx_export import features_for, onnx_session, run_onnx  # noqa: E402
+from anycl.export.to_onnx import features_for, onnx_session, run_onnx  # noqa: E402
 
 SIDES = ("anchor", "positive", "negative")
 
@@ -86,7 +86,7 @@ def test_unknown_tower_is_a_config_error(minilm_path, tmp_path):
 def test_real_valued_mel_spectrogram_equals_torchaudio():
     import torchaudio
 
-    from anycl.onnx_export import RealMelSpectrogram
+    from anycl.export.to_onnx import RealMelSpectrogram
 
     mel = torchaudio.transforms.MelSpectrogram(
         sample_rate=16000, n_fft=400, win_length=300, hop_length=160, n_mels=40, power=2.0

@@ -1,11 +1,11 @@
-"""The fit's optimiser: AdamW, fused where safe (anycl/optimizer.py), checked against the AdamW formula."""
+"""The fit's optimiser: AdamW, fused where safe (anycl/training/optimizer.py), checked against the AdamW formula."""
 
 import pytest
 import torch
 from toy_modality import toy_rows  # noqa: F401  (registers "toyvec")
 
 import anycl
-from anycl.optimizer import make_optimizer, use_fused
+from anycl.training.optimizer import make_optimizer, use_fused
 
 
 def adamw_reference(w0, grads, lr, wd, betas=(0.9, 0.999), eps=1e-8):
@@ -27,7 +27,7 @@ def adamw_reference(w0, grads, lr, wd, betas=(0.9, 0.999), eps=1e-8):
 @pytest.mark.parametrize("fused", [True, False])
 def test_updates_follow_the_adamw_formula(fused, monkeypatch):
     if not fused:
-        monkeypatch.setattr("anycl.optimizer.use_fused", lambda *a, **k: False)
+        monkeypatch.setattr("anycl.training.optimizer.use_fused", lambda *a, **k: False)
     g = torch.Generator().manual_seed(0)
     w0 = torch.randn(7, 5, generator=g)
     grads = [torch.randn(7, 5, generator=g) for _ in range(6)]

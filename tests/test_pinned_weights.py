@@ -109,7 +109,7 @@ TEXT = (1707.5111805385513, 78610.71707945564, 147.61120380562951)
 # or Gram matrix): the same formulas, equal to float64 references within 1e-5 (tests/test_losses_fused.py),
 # but summed in another order, which moved these fingerprints by up to 1.7e-4 relative; the values recorded
 # before the refactor still held on the merged refactor (18a + 18b) before that change
-# audio and image re-recorded again when the fit's AdamW became torch's fused kernel (anycl/optimizer.py): the
+# audio and image re-recorded again when the fit's AdamW became torch's fused kernel (anycl/training/optimizer.py): the
 # same update (tests/test_optimizer.py checks it against the AdamW formula) in another rounding order, which
 # Adam's normalised steps carry into weights whose true gradient is ~0 (biases feeding BatchNorm): the
 # projections moved by up to 2.4e-4 relative. The previous values still held with the fused kernel turned off.

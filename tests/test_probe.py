@@ -11,7 +11,7 @@ from toy_modality import toy_rows  # noqa: F401  (registers "toyvec")
 
 import anycl
 from anycl.errors import ConfigError, DataError
-from anycl.probe import probe_evaluator, probe_options
+from anycl.evaluation.probe import probe_evaluator, probe_options
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

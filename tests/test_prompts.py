@@ -7,7 +7,7 @@ import torch
 
 import anycl
 from anycl.api import build_model
-from anycl.batching import BatchBuilder
+from anycl.data.batching import BatchBuilder
 from anycl.errors import ConfigError
 
 PROMPTS = {"anchor": "query: ", "positive": "passage: "}
@@ -101,9 +101,9 @@ def test_training_batches_carry_each_sides_prompt(trained):
 
 
 def test_evaluation_and_mining_use_the_prompts(trained):
-    from anycl.data import to_rows
-    from anycl.embed import embedder
-    from anycl.evaluation import RetrievalEvaluator, retrieval_metrics
+    from anycl.data.inputs import to_rows
+    from anycl.evaluation.embedding_evaluators import RetrievalEvaluator, retrieval_metrics
+    from anycl.model.embed import embedder
 
     model, _, pairs = trained
     ev = RetrievalEvaluator.from_pairs(to_rows(pairs))

@@ -1,4 +1,4 @@
-"""anycl.quantization against sentence-transformers' ``quantize_embeddings`` (the same arrays) and the
+"""anycl.model.quantization against sentence-transformers' ``quantize_embeddings`` (the same arrays) and the
 scoring vectors against Hamming distance / integer dot products written out directly."""
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from anycl.errors import ConfigError, DataError
-from anycl.quantization import PRECISIONS, quantization_ranges, quantize_embeddings, scoring_vectors
+from anycl.model.quantization import PRECISIONS, quantization_ranges, quantize_embeddings, scoring_vectors
 
 
 @pytest.fixture(scope="module")

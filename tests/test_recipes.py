@@ -1,4 +1,4 @@
-"""Named recipes (anycl.recipes): what they fill in, what the user's own options override, and through fit."""
+"""Named recipes (anycl.options.recipes): what they fill in, what the user's own options override, and through fit."""
 
 import copy
 
@@ -6,8 +6,8 @@ import pytest
 
 import anycl
 from anycl.errors import ConfigError
-from anycl.fit_config import FitConfig
-from anycl.recipes import RECIPES, apply_recipe
+from anycl.options.fit_config import FitConfig
+from anycl.options.recipes import RECIPES, apply_recipe
 
 
 def test_recipe_fills_in_what_was_not_given():

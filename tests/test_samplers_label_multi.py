@@ -9,12 +9,12 @@ import torch
 from toy_modality import toy_rows
 
 import anycl
-from anycl.checkpoint import complete_checkpoints
-from anycl.data import to_rows
+from anycl.data.inputs import to_rows
 from anycl.errors import ConfigError
-from anycl.label_sampler import GroupByLabelSampler
-from anycl.multi_dataset import MultiDatasetSampler, MultiRows
-from anycl.sampling import InBatchSampler
+from anycl.sampling.by_label import GroupByLabelSampler
+from anycl.sampling.factory import InBatchSampler
+from anycl.sampling.multi_dataset import MultiDatasetSampler, MultiRows
+from anycl.training.checkpoint import complete_checkpoints
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

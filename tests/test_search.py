@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from anycl.crossmodal import cross_modal_retrieval, recall_at_k
-from anycl.evaluation import KNNEvaluator, knn_accuracy
-from anycl.search import ranked_metrics, retrieval_metrics, topk
+from anycl.evaluation.crossmodal import cross_modal_retrieval, recall_at_k
+from anycl.evaluation.embedding_evaluators import KNNEvaluator, knn_accuracy
+from anycl.search.exact import ranked_metrics, retrieval_metrics, topk
 
 
 def _emb(n, d=6, seed=0):

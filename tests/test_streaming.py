@@ -9,11 +9,11 @@ import pytest
 import stream_worker
 from launch import launch_two_processes
 
-from anycl.data import to_rows
+from anycl.data.inputs import to_rows
+from anycl.data.rows import Rows
+from anycl.data.stream_rows import StreamRows, share_of
 from anycl.errors import ConfigError, DataError
-from anycl.in_batch_sampler import InBatchSampler
-from anycl.rows import Rows
-from anycl.stream_rows import StreamRows, share_of
+from anycl.sampling.in_batch import InBatchSampler
 
 
 def ids(rows) -> list:

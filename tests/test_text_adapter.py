@@ -7,9 +7,9 @@ import torch
 from toy_modality import ToyEncoder  # registers the toyvec modality
 
 import anycl
-from anycl.data import to_rows
+from anycl.data.inputs import to_rows
 from anycl.errors import ConfigError
-from anycl.sampling import InBatchSampler, length_grouped, row_lengths
+from anycl.sampling.factory import InBatchSampler, length_grouped, row_lengths
 
 
 def gen(seed=0):

@@ -6,8 +6,8 @@ import copy
 
 import anycl
 from anycl import adapters
-from anycl.fit_config import FitConfig
-from anycl.fit_setup import default_sampler_options
+from anycl.fitting.setup import default_sampler_options
+from anycl.options.fit_config import FitConfig
 
 TEXT = adapters.ADAPTERS.lookup("text").fit_defaults
 IMAGE = adapters.ADAPTERS.lookup("image").fit_defaults

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 import anycl
 from anycl.errors import ConfigError, DataError
-from anycl.evaluation import retrieval_metrics
+from anycl.evaluation.embedding_evaluators import retrieval_metrics
 
 
 def reference_metrics(q, c, relevant):
@@ -74,7 +74,7 @@ def test_fit_with_mined_sampler_remines_and_uses_negatives(minilm_path, text_pai
 def test_mined_sampler_resumes_with_its_negatives_and_mines_in_the_training_precision(
     minilm_path, text_pairs, tmp_path
 ):
-    from anycl.checkpoint import complete_checkpoints
+    from anycl.training.checkpoint import complete_checkpoints
 
     opts = dict(
         modality="text",
@@ -106,7 +106,7 @@ def test_mined_sampler_resumes_with_its_negatives_and_mines_in_the_training_prec
 
 
 def test_mined_sampler_keeps_negatives_apart_from_positives_in_a_batch(text_pairs):
-    from anycl.mined_sampler import MinedNegativeSampler
+    from anycl.sampling.mined import MinedNegativeSampler
 
     rows = anycl.data.to_rows(text_pairs)
     s = MinedNegativeSampler(num_negatives=1, seed=0)

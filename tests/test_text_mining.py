@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from anycl.errors import ConfigError, DataError
-from anycl.mining import chunked_topk_excluding, filter_candidates, mine_hard_negatives
+from anycl.mining.mine import chunked_topk_excluding, filter_candidates, mine_hard_negatives
 
 
 class TableEmbedder:

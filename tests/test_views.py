@@ -253,7 +253,7 @@ def test_image_fit_smoke_through_each_path(kw):
 
 def test_multiview_batch_layout_is_view_major():
     from anycl.adapters.image import ImageAdapter
-    from anycl.multiview import MultiViewBatchBuilder
+    from anycl.data.views import MultiViewBatchBuilder
 
     a = ImageAdapter(preset="small", size=16, local_size=8)
     b = MultiViewBatchBuilder({"anchor": a, "positive": a}, views=3, local_views=2)
@@ -285,7 +285,7 @@ def test_audio_local_view_length_and_bad_local_seconds():
 
 @pytest.mark.slow
 def test_multiview_dino_resumes_to_the_uninterrupted_weights_teacher_and_centre(tmp_path):
-    from anycl.checkpoint import complete_checkpoints
+    from anycl.training.checkpoint import complete_checkpoints
 
     opts = {
         **TOY,

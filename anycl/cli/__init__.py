@@ -8,7 +8,7 @@
     anycl mine MODEL pairs.csv --output mined.csv --relative-margin 0.05 # hard negatives for a pair file
     anycl fit --config out/config.yaml --output-dir out2                 # the same run again
 
-Every ``fit`` option (:class:`anycl.fit_config.FitConfig`) is accepted as ``--name value`` (``--batch-size 16``,
+Every ``fit`` option (:class:`anycl.options.fit_config.FitConfig`) is accepted as ``--name value`` (``--batch-size 16``,
 ``--loss-options '{"temperature": 0.1}'``); values are read as JSON, YAML flow mappings, booleans, or
 strings. A bare ``--name`` means true. Command-line values override the config file's.
 
@@ -25,8 +25,9 @@ import sys
 import traceback
 from typing import Optional, Sequence
 
-from ..errors import AnyclError
-from ..fit_config import FIT_FLAG_DOCS, HIDDEN_FIT_OPTIONS  # noqa: F401  (anycl.cli's names, as before)
+from anycl.errors import AnyclError
+from anycl.options.fit_config import FIT_FLAG_DOCS, HIDDEN_FIT_OPTIONS  # noqa: F401  (anycl.cli's names, as before)
+
 from .common import EXIT_USER_ERROR, UsageError, one_line, setup_logging
 from .flags import fit_options_help, parse_options, split_fit_argv  # noqa: F401
 from .parser import build_parser

@@ -15,10 +15,10 @@ from typing import Any, Dict, Optional
 import datasets
 from transformers.utils import logging as transformers_logging
 
-from .. import adapters
-from ..config import open_dataset
-from ..data import to_rows
-from ..model import load
+from anycl import adapters
+from anycl.data.inputs import to_rows
+from anycl.data.open import open_dataset
+from anycl.model.contrastive import load
 
 EXIT_USER_ERROR = 2
 
@@ -78,7 +78,7 @@ def read_rows(data: str, columns: Optional[dict], split: Optional[str], model=No
     """(the opened source, its rows): a DatasetDict gives its ``split`` (default: test, if it has one)."""
     exts: tuple = ()
     if model is not None:
-        exts = tuple(e for m in model.modalities for e in adapters.ADAPTERS.lookup(m).file_extensions)
+        exts = tuple(e for m in model.modalities for e in adapters.file_extensions(m))
     src = open_dataset(data, split)
     if isinstance(src, datasets.DatasetDict):
         if split is None and "test" in src:

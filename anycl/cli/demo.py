@@ -1,10 +1,10 @@
-"""``anycl demo``: the built-in demo (anycl.demo), its own flags passed through."""
+"""``anycl demo``: the built-in demo (anycl.cli.demo_job), its own flags passed through."""
 
 from __future__ import annotations
 
 from typing import List
 
-from ..demo import main as demo_main
+from .demo_job import main as demo_main
 
 
 def run(args, extra: List[str]) -> int:
@@ -12,7 +12,7 @@ def run(args, extra: List[str]) -> int:
 
 
 def add_parser(sub) -> None:
-    """The ``demo`` command (its flags are anycl.demo's)."""
+    """The ``demo`` command (its flags are anycl.cli.demo_job's)."""
     p = sub.add_parser(
         "demo",
         add_help=False,

@@ -10,7 +10,8 @@ from typing import Any, List
 import numpy as np
 import pandas as pd
 
-from ..data import read_table
+from anycl.data.inputs import read_table
+
 from .common import UsageError, add_output_arguments, load_model, model_and_data, read_rows
 
 

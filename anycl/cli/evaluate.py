@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import List
 
-from ..crossmodal import CrossModalRetrievalEvaluator
-from ..data import LABEL
-from ..errors import DataError
-from ..evaluation import KNNEvaluator, ProbeEvaluator, RetrievalEvaluator
-from ..evaluators import build_evaluator
+from anycl.data.inputs import LABEL
+from anycl.errors import DataError
+from anycl.evaluation.crossmodal import CrossModalRetrievalEvaluator
+from anycl.evaluation.embedding_evaluators import KNNEvaluator, ProbeEvaluator, RetrievalEvaluator
+from anycl.evaluation.pair_evaluators import build_evaluator
+
 from .common import (
     add_columns_argument,
     add_output_arguments,
@@ -26,7 +27,7 @@ def run(args, extra: List[str]) -> int:
     columns = parsed_columns(args)
     _, rows = read_rows(args.data, columns, args.split, model)
     kind_arg = args.kind or ("sts" if "score" in rows.columns and rows.has_positive else None)
-    if kind_arg in ("sts", "triplet", "reranking", "classification"):  # anycl.evaluators
+    if kind_arg in ("sts", "triplet", "reranking", "classification"):  # anycl.evaluation.pair_evaluators
         evaluator = build_evaluator(rows, kind_arg, batch_size=args.batch_size)
         kind = f"{kind_arg}: {len(rows)} rows"
     elif kind_arg == "knn" and not rows.has_label:

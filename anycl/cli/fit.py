@@ -8,12 +8,13 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List
 
-from .. import adapters
-from ..api import fit
-from ..card import command
-from ..config import RUN_CONFIG_FILE, load_config, parse_value
-from ..errors import ConfigError
-from ..fit_config import DEFAULT_RUNS, FIT_OPTIONS
+from anycl import adapters
+from anycl.api import fit
+from anycl.errors import ConfigError
+from anycl.export.card import command
+from anycl.options.fit_config import DEFAULT_RUNS, FIT_OPTIONS
+from anycl.options.run_config import RUN_CONFIG_FILE, load_config, parse_value
+
 from .common import add_output_arguments, print_metrics
 from .flags import fit_options_help, parse_options
 
@@ -31,7 +32,7 @@ def run(args, extra: List[str]) -> int:
     for key in ("data", "modality", "loss"):
         value = getattr(args, key)
         if value is not None:  # --modality may be a JSON mapping of sides: '{"anchor": "image", "positive": "text"}';
-            # DATA and --loss a mapping of data set names: '{"nli": "nli.csv", "qa": "qa.csv"}' (anycl.multi_dataset)
+            # DATA and --loss a mapping of data set names: '{"nli": "nli.csv", "qa": "qa.csv"}' (anycl.sampling.multi_dataset)
             mapping = key == "modality" or value.lstrip().startswith("{")
             config["dataset" if key == "data" else key] = parse_value(value) if mapping else value
     dataset = config.pop("dataset", None)

@@ -1,4 +1,4 @@
-"""``anycl fit``'s option flags, generated from :class:`anycl.fit_config.FitConfig`: the ``--help`` section
+"""``anycl fit``'s option flags, generated from :class:`anycl.options.fit_config.FitConfig`: the ``--help`` section
 (flag, metavar, meaning, default of each option), parsing ``--name value`` tokens, and separating them
 from ``fit``'s own arguments."""
 
@@ -7,9 +7,10 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Sequence
 
-from ..config import parse_value
-from ..errors import ConfigError, did_you_mean
-from ..fit_config import FIT_FLAG_DOCS, FIT_OPTIONS, HIDDEN_FIT_OPTIONS
+from anycl.errors import ConfigError, did_you_mean
+from anycl.options.fit_config import FIT_FLAG_DOCS, FIT_OPTIONS, HIDDEN_FIT_OPTIONS
+from anycl.options.run_config import parse_value
+
 from .common import UsageError
 
 

@@ -8,10 +8,11 @@ from typing import List
 
 from sentence_transformers import SentenceTransformer
 
-from ..errors import DataError
-from ..mining import mine_hard_negatives
-from ..mining_options import MiningOptions
-from ..model import CONFIG_FILE as MODEL_CONFIG_FILE
+from anycl.errors import DataError
+from anycl.mining.mine import mine_hard_negatives
+from anycl.mining.options import MiningOptions
+from anycl.model.contrastive import CONFIG_FILE as MODEL_CONFIG_FILE
+
 from .common import (
     UsageError,
     add_columns_argument,
@@ -94,7 +95,7 @@ def run(args, extra: List[str]) -> int:
 
 
 def option(p, flag: str, text: str, **kw) -> None:
-    """A flag whose default is that of the :class:`~anycl.mining_options.MiningOptions` field of its name,
+    """A flag whose default is that of the :class:`~anycl.mining.options.MiningOptions` field of its name,
     shown at the end of its help."""
     default = getattr(DEFAULTS, flag[2:].replace("-", "_"))
     p.add_argument(flag, default=default, help=f"{text} (default: {default})", **kw)

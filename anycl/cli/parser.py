@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..version import __version__
+from anycl.version import __version__
+
 from . import demo, embed, evaluate, fit, mine
 
 COMMANDS = (fit, embed, evaluate, mine, demo)

@@ -25,7 +25,7 @@ class ContrastiveLoss(nn.Module):
         score_columns: numeric columns the loss reads (``score``; ``positive_score``/``negative_score``),
             passed to ``forward`` as (B,) float keywords of those names; ``score_range``: (low, high)
             that ``fit`` checks them against (None: any finite number). See :mod:`anycl.losses.graded`.
-        needs_teacher: the loss has a teacher (``embed_teacher(items)``); ``fit`` embeds each row's anchor
+        needs_teacher: the loss has a ``teacher`` (as the user gave it); ``fit`` opens it and embeds each row's anchor
             with it once and passes ``teacher=`` (B, D). See :mod:`anycl.losses.distill`.
         negative_free: no negatives at all (BYOL, SimSiam, VICReg, Barlow Twins). Such a loss refuses
             hard negatives (``fit`` raises before training; ``forward`` raises too).
@@ -34,7 +34,7 @@ class ContrastiveLoss(nn.Module):
             such as VICReg's variances/covariances and Barlow Twins' cross-correlation), ``"rows"`` (a
             mean of per-anchor terms; ``forward`` takes ``rows=slice`` and scores only those anchors
             against all candidates; memory linear in the world size) or ``"local"`` (no gathering).
-        momentum_target: ``None``, or a dict of :class:`anycl.momentum.MomentumTarget` options
+        momentum_target: ``None``, or a dict of :class:`anycl.losses.momentum.MomentumTarget` options
             (``momentum``, ``final_momentum``, ``schedule``). When set, the training module keeps an
             EMA copy of the model, embeds each batch with it too (no gradient), passes
             ``target={"anchor": (B, D), "positive": (B, D)}`` to ``forward`` and updates the copy

@@ -4,7 +4,7 @@ centred distribution over learnt prototypes.
 The model's embedding (after its projection head) is L2-normalised and scored against K prototype
 vectors (also normalised: DINO's weight-normalised last layer); the student's scores of *every* view
 are pushed, by cross-entropy, towards the teacher's distribution for each *other global* view.
-The teacher is an EMA copy of the model (:class:`anycl.momentum.MomentumTarget`) and of the
+The teacher is an EMA copy of the model (:class:`anycl.losses.momentum.MomentumTarget`) and of the
 prototypes (kept here, moved with the same momentum schedule). Collapse is avoided by centring the
 teacher's scores with a running mean :math:`c` and sharpening them with a low temperature.
 
@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
-from ..momentum import momentum_at
+from anycl.errors import ConfigError
+
+from .momentum import momentum_at
 from .multiview import check_views, view_pairs
 from .registry import ContrastiveLoss, check_pair, full_precision, register
 

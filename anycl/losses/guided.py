@@ -23,7 +23,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
+from anycl.errors import ConfigError
 
 STRATEGIES = ("absolute", "relative")
 

@@ -83,7 +83,7 @@ class InfoNCE(ContrastiveLoss):
 
     distributed = "rows"  # a mean of per-anchor terms: each process scores its own anchors
 
-    accepts_guide = True  # takes guide= embeddings (GISTEmbed masking; anycl.guide)
+    accepts_guide = True  # takes guide= embeddings (GISTEmbed masking; anycl.training.guide)
 
     def __init__(
         self,

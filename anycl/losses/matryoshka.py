@@ -23,7 +23,8 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
+from anycl.errors import ConfigError
+
 from .base import ContrastiveLoss, copy_capabilities
 
 

@@ -1,7 +1,7 @@
 """BYOL and SimSiam: a predictor head on the online branch, a stop-gradient on the other.
 
 No negatives: the asymmetry (predictor + stop-gradient, and for BYOL a slowly moving EMA target) is
-what keeps the embeddings from collapsing to a constant. Watch the spread anyway (``anycl.collapse``).
+what keeps the embeddings from collapsing to a constant. Watch the spread anyway (``anycl.training.collapse``).
 
 References: Grill et al. 2020, "Bootstrap Your Own Latent" (NeurIPS, arXiv:2006.07733); Chen & He 2021,
 "Exploring Simple Siamese Representation Learning" (CVPR, arXiv:2011.10566).
@@ -74,7 +74,7 @@ class BYOL(_PredictorLoss):
 
     .. math:: L = \frac1B \sum_i \big(2 - 2\cos(q(z_{1,i}), z'_{2,i})\big) + \big(2 - 2\cos(q(z_{2,i}), z'_{1,i})\big)
 
-    The target is an EMA copy of the whole model (:class:`anycl.momentum.MomentumTarget`) whose
+    The target is an EMA copy of the whole model (:class:`anycl.losses.momentum.MomentumTarget`) whose
     momentum follows :math:`\tau_k = 1 - (1 - \tau_0)(\cos(\pi k/K) + 1)/2`, from ``momentum`` to 1.
 
     Args:
@@ -102,7 +102,7 @@ class BYOL(_PredictorLoss):
         if target is None:
             raise ValueError(
                 "byol needs the momentum target's embeddings (target={'anchor': ..., 'positive': ...}); "
-                "anycl's training module provides them from anycl.momentum.MomentumTarget"
+                "anycl's training module provides them from anycl.losses.momentum.MomentumTarget"
             )
         p1, p2 = self.predict(anchor), self.predict(positive)
         p1, p2, t1, t2 = as_float(p1, p2, target["anchor"].detach(), target["positive"].detach())

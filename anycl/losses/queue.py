@@ -12,7 +12,8 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from anycl.errors import ConfigError
+
 from . import registry
 from .base import ContrastiveLoss, check_pair
 from .registry import register

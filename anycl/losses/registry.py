@@ -18,7 +18,7 @@ import inspect
 
 from torch import nn
 
-from ..registry import Registry
+from anycl.registry import Registry
 
 # the base class and helpers live in .base; imported here too, so ``from .registry import X`` keeps working
 from .base import (  # noqa: F401

@@ -1,0 +1,111 @@
+"""Checks of training data before and while it is read: every item through its adapter's validator, no
+missing values, one item type per column, finite scores within the loss's range; errors name the row
+and column."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import numpy as np
+
+from anycl.errors import DataError
+
+from .rows import LABEL, SCORE_COLUMNS, Rows
+
+
+def check_items(rows: Rows, validators: Mapping[str, Callable[[Any, str], None]], limit: Optional[int] = None) -> None:
+    """Validate every item (all rows unless streamed, where rows are checked as they are read).
+
+    Raises DataError naming the row and column for None/empty items, items the adapter rejects, and
+    columns that mix item types. Score columns are checked only when ``validators`` names them (the
+    loss reads them; ``fit`` passes :func:`check_score`); others are carried along unread.
+    ``validators`` maps a column to ``check(item, where)`` (:func:`anycl.data.column_spec.checks` makes it
+    from column specs).
+    """
+    if rows.streaming:
+        return
+    n = len(rows) if limit is None else min(limit, len(rows))
+    for col in rows.columns:
+        if col in SCORE_COLUMNS and col not in validators:
+            continue
+        values = rows.column(col)[:n]
+        check = None if col == LABEL else validators[col]
+        check_column(col, values, check, mixed_types=col not in SCORE_COLUMNS)
+
+
+def check_column(
+    column: str,
+    values: Sequence[Any],
+    check: Optional[Callable[[Any, str], None]],
+    first_row: int = 0,
+    mixed_types: bool = True,
+) -> None:
+    """Check one column's values (``values[i]`` is row ``first_row + i``): none missing, one item type
+    (``mixed_types``; ints and floats count as one), and ``check(item, where)`` on each (None: only the
+    missing values, as for labels). DataError naming the row and the column."""
+    first_type = None
+    for i, v in enumerate(values):
+        where = f"row {first_row + i}, column {column!r}"
+        if v is None:
+            raise DataError(f"{where} is missing (None); drop or fill such rows before training")
+        if check is None:
+            continue
+        if mixed_types:
+            t = type(v)
+            if first_type is None:
+                first_type = t
+            elif t is not first_type and not (_numeric(t) and _numeric(first_type)):
+                raise DataError(
+                    f"column {column!r} mixes item types: row {first_row} is {first_type.__name__} but row "
+                    f"{first_row + i} is {t.__name__}; give one type per column"
+                )
+        check(v, where)
+
+
+def _numeric(t) -> bool:
+    return issubclass(t, (int, float))
+
+
+def check_row(row: dict, index: int, validators: Mapping[str, Callable[[Any, str], None]]) -> None:
+    """Validate one row (used for streamed data, as rows arrive). Columns ``validators`` does not name,
+    other than the label, are carried along unread (a score column the loss does not read, a hard-negative
+    column the batch builder does not load)."""
+    for col, v in row.items():
+        if col not in validators and col != LABEL:
+            continue
+        where = f"row {index}, column {col!r}"
+        if v is None:
+            raise DataError(f"{where} is missing (None); drop or fill such rows before training")
+        if col != LABEL:
+            validators[col](v, where)
+
+
+def check_score(value: Any, where: str) -> None:
+    """A score must be a finite real number (a bool or a string such as '0.5' is refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and not _is_numpy_number(value):
+        raise DataError(f"{where} is {value!r} ({type(value).__name__}); a score must be a number")
+    if not math.isfinite(float(value)):
+        raise DataError(f"{where} is {value!r}; a score must be a finite number")
+
+
+def _is_numpy_number(value: Any) -> bool:
+    return isinstance(value, (np.integer, np.floating))
+
+
+def check_score_range(rows: Rows, columns: Sequence[str], bounds, loss_name: str) -> None:
+    """Every value of ``columns`` is a finite number within ``bounds`` (low, high) (None: any real),
+    else DataError naming the column, the row and the loss's range."""
+    if rows.streaming:
+        return
+    for col in columns:
+        for i, v in enumerate(rows.column(col)):
+            where = f"row {i}, column {col!r}"
+            if v is None:
+                raise DataError(f"{where} is missing (None); loss {loss_name!r} needs a number in every row")
+            check_score(v, where)
+            if bounds is not None and not (bounds[0] <= float(v) <= bounds[1]):
+                raise DataError(
+                    f"{where} is {float(v)!r}, outside [{bounds[0]}, {bounds[1]}], the range of loss "
+                    f"{loss_name!r} (a cosine); rescale the scores (e.g. 0..5 → score / 5)"
+                )

@@ -1,0 +1,160 @@
+"""Reading table files (CSV, TSV, JSON Lines, JSON, Parquet) into a pandas DataFrame, without silent damage.
+
+A delimited file is checked before pandas reads it:
+
+- the separator: ``,`` for ``.csv`` and tab for ``.tsv`` unless ``sep=`` is given. When that reads as a
+  single column but the file is clearly separated by ``;``, tab or ``|`` (the header and every row split
+  into the same number of fields, at least two), that separator is used and said at INFO; when a single
+  column's header or most of its values contain one of them without that consistency, the file is
+  refused with a DataError saying which ``sep=`` to pass (``--sep`` on the command line);
+- the width: a row with more or fewer fields than the header is a DataError naming its line (pandas
+  would otherwise take the first field as an index, or drop or pad fields);
+- pandas never invents an index (``index_col=False``).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import logging
+from pathlib import Path
+from typing import Iterator, List, Optional, Tuple
+
+from anycl.errors import DataError
+
+log = logging.getLogger("anycl")
+
+CANDIDATES = (";", "\t", "|", ",")
+_SCAN_ROWS = 2000  # rows looked at to sniff a separator (the width check reads every row)
+
+
+def _name(sep: str) -> str:
+    return {"\t": "tab ('\\t')", ",": "','", ";": "';'", "|": "'|'"}.get(sep, repr(sep))
+
+
+def _open_text(path: Path):
+    if path.suffix.lower() == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace", newline="")
+    return open(path, encoding="utf-8", errors="replace", newline="")
+
+
+def _records(path: Path, sep: str) -> Iterator[Tuple[int, List[str]]]:
+    """(line number where the record starts, fields) of every non-blank record."""
+    old = csv.field_size_limit()
+    csv.field_size_limit(2**31 - 1)
+    try:
+        with _open_text(path) as f:
+            reader = csv.reader(f, delimiter=sep)
+            line = 1
+            for rec in reader:
+                start, line = line, reader.line_num + 1
+                if rec and not (len(rec) == 1 and rec[0] == ""):
+                    yield start, rec
+    finally:
+        csv.field_size_limit(old)
+
+
+def _sniff(path: Path, default: str) -> Optional[str]:
+    """A separator other than ``default`` that splits the header and the first rows consistently, else
+    None; raises DataError when a one-column table mostly contains another separator inconsistently."""
+    try:
+        head = [rec for _, (_, rec) in zip(range(_SCAN_ROWS), _records(path, default))]
+    except csv.Error:
+        return None
+    if not head or len(head[0]) != 1:
+        return None
+    header, values = head[0][0], [r[0] for r in head[1:]]
+    for c in CANDIDATES:
+        if c == default:
+            continue
+        in_header = c in header
+        share = sum(c in v for v in values) / max(1, len(values))
+        if not in_header and (share <= 0.5 or c == ","):  # commas are common in prose: only a header counts
+            continue
+        try:
+            split = [rec for _, (_, rec) in zip(range(_SCAN_ROWS), _records(path, c))]
+        except csv.Error:
+            split = []
+        widths = {len(r) for r in split}
+        if in_header and len(widths) == 1 and widths.pop() >= 2:
+            return c
+        if in_header:
+            what = (
+                f"its header contains {_name(c)}: it looks {_name(c)}-separated, but its rows split into "
+                f"differing numbers of fields. Pass sep={c!r} (command line: --sep {c!r}) and fix the rows"
+            )
+        else:
+            what = (
+                f"{share:.0%} of its values contain {_name(c)}. If it is {_name(c)}-separated, pass sep={c!r} "
+                f"(command line: --sep {c!r})"
+            )
+        raise DataError(
+            f"{str(path)!r} reads as one column with separator {_name(default)}, but {what}; if it "
+            f"really is one column of items, pass sep={default!r}"
+        )
+    return None
+
+
+def _check_widths(path: Path, sep: str) -> None:
+    records = _records(path, sep)
+    try:
+        first = next(records, None)
+        if first is None:
+            return
+        header = first[1]
+        for line, rec in records:
+            if len(rec) != len(header):
+                raise DataError(
+                    f"{str(path)!r} line {line}: {len(rec)} fields, but the header has {len(header)} ({header}); "
+                    f"quote fields that contain the separator {_name(sep)} (or pass the right sep=)"
+                )
+    except csv.Error as exc:
+        raise DataError(f"cannot read {str(path)!r}: {exc}") from exc
+
+
+def read_delimited(path: Path, default_sep: str, sep: Optional[str] = None):
+    import pandas as pd  # lazy: pandas: slow to import, only when a table is read or written
+
+    chosen = sep
+    if chosen is None:
+        chosen = _sniff(path, default_sep) or default_sep
+        if chosen != default_sep:
+            log.info("%s: read with separator %s (sniffed; pass sep= to choose another)", path.name, _name(chosen))
+    elif chosen in ("\\t", "tab"):
+        chosen = "\t"
+    if not isinstance(chosen, str) or len(chosen) != 1:
+        raise DataError(f"sep must be one character (e.g. ',', ';', '\\t', '|'), got {chosen!r}")
+    _check_widths(path, chosen)
+    return pd.read_csv(path, sep=chosen, index_col=False, keep_default_na=False, na_values=[""])
+
+
+def read_table(path: Path, sep: Optional[str] = None):
+    """A CSV, TSV, JSON Lines, JSON or Parquet file as a pandas DataFrame, or DataError.
+
+    ``sep``: the field separator of a CSV/TSV file (default: sniffed, see the module docstring)."""
+    path = Path(path)
+    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
+    import pandas as pd  # lazy: pandas: slow to import, only when a table is read or written
+
+    try:
+        if suffix in (".csv", ".csv.gz"):
+            df = read_delimited(path, ",", sep)
+        elif suffix in (".tsv", ".tsv.gz"):
+            df = read_delimited(path, "\t", sep)
+        elif suffix in (".jsonl", ".jsonl.gz", ".ndjson"):
+            df = pd.read_json(path, lines=True)
+        elif suffix == ".json":
+            try:
+                df = pd.read_json(path)
+            except ValueError:
+                df = pd.read_json(path, lines=True)
+        elif suffix == ".parquet":
+            df = pd.read_parquet(path)
+        else:
+            raise DataError(f"cannot read {str(path)!r}: use a .csv, .tsv, .jsonl, .json or .parquet file, or a folder")
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"cannot read {str(path)!r}: {exc}") from exc
+    return df

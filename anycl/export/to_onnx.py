@@ -1,0 +1,239 @@
+"""ONNX export of one tower: ``model.export_onnx(directory, modality=...)``.
+
+The exported graph is the tower as :meth:`~anycl.model.ContrastiveModel.encode` runs it: the adapter's
+on-device step (``prepare``: image normalisation, audio log-mels), the encoder, the projection head when
+``encode`` uses it, and L2 normalisation (``normalize=True``). Its inputs are what the adapter's
+``collate`` makes of evaluation views, so the CPU-side preprocessing stays in Python:
+
+- text: ``input_ids``, ``attention_mask`` (and ``token_type_ids`` when the tokenizer makes them),
+  int64 (batch, tokens); the tokenizer is saved beside the model (``tokenizer.json`` …), so
+  ``tokenizers``/``transformers`` alone prepare inputs;
+- image: ``pixels`` uint8 (batch, channels, size, size), the centre crop ``eval_view`` makes;
+- audio: ``waveform`` float32 (batch, samples) at the adapter's sample rate (the centre window).
+
+The folder holds ``model.onnx``, ``anycl_onnx.json`` (inputs, output, modality, preprocessing options) and
+a model card (``README.md``). Batch (and, for text, token) dimensions are dynamic. Needs ``onnx``
+(``pip install 'anycl[onnx]'``); :func:`onnx_session` / :func:`run_onnx` run it with ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from anycl.errors import ConfigError
+
+from .card import write_card
+
+ONNX_FILE = "model.onnx"
+META_FILE = "anycl_onnx.json"
+OUTPUT = "embedding"
+
+
+class _ExportedTower(nn.Module):
+    """The tower as ``encode`` runs it, with positional tensor inputs (what the exporter traces)."""
+
+    def __init__(self, tower, names: Optional[List[str]], use_head: bool, normalize: bool):
+        super().__init__()
+        self.tower = tower
+        self.names = names
+        self.use_head = use_head
+        self.normalize = normalize
+
+    def forward(self, *tensors):
+        feats = dict(zip(self.names, tensors)) if self.names else tensors[0]
+        out = self.tower(feats, train=False, use_head=self.use_head).float()
+        return F.normalize(out, dim=-1) if self.normalize else out
+
+
+class RealMelSpectrogram(nn.Module):
+    """torchaudio's ``MelSpectrogram`` (power 2, centred frames, one-sided) computed without complex
+    tensors: frames × window against cosine and sine bases (a strided convolution), so the ONNX exporter
+    can trace it (its STFT does not take complex outputs). Same numbers up to float rounding."""
+
+    basis: torch.Tensor  # buffers (register_buffer), declared for type checkers
+    fb: torch.Tensor
+
+    def __init__(self, mel):
+        super().__init__()
+        spec = mel.spectrogram
+        if spec.power != 2.0 or spec.normalized or not spec.center or spec.pad:
+            raise ConfigError("only power-2, unnormalised, centred mel spectrograms can be exported to ONNX")
+        n_fft, win = spec.n_fft, spec.window.float()
+        left = (n_fft - win.numel()) // 2  # torch.stft centres a shorter window in the frame
+        window = torch.zeros(n_fft)
+        window[left : left + win.numel()] = win
+        k = torch.arange(n_fft // 2 + 1, dtype=torch.float64).unsqueeze(1)
+        t = torch.arange(n_fft, dtype=torch.float64).unsqueeze(0)
+        angle = 2 * torch.pi * k * t / n_fft
+        basis = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window.double()
+        self.register_buffer("basis", basis.float().unsqueeze(1))  # (2F, 1, n_fft)
+        self.register_buffer("fb", mel.mel_scale.fb.float())  # (F, n_mels)
+        self.n_fft, self.hop, self.pad_mode = n_fft, spec.hop_length, spec.pad_mode
+        self.freqs = n_fft // 2 + 1
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        shape = wave.shape
+        x = wave.reshape(-1, 1, shape[-1])
+        x = F.pad(x, (self.n_fft // 2, self.n_fft // 2), mode=self.pad_mode)
+        spec = F.conv1d(x, self.basis, stride=self.hop)  # (B, 2F, T)
+        power = spec[:, : self.freqs].pow(2) + spec[:, self.freqs :].pow(2)
+        mel = torch.matmul(power.transpose(1, 2), self.fb).transpose(1, 2)  # (B, n_mels, T)
+        return mel.reshape(tuple(shape[:-1]) + tuple(mel.shape[-2:]))
+
+
+def _default_views(adapter, modality: str) -> List[Any]:
+    """Two evaluation views to trace with, when no example items are given."""
+    if modality == "text":
+        return ["an example sentence to trace the graph with", "a second, shorter one"]
+    g = torch.Generator().manual_seed(0)
+    if modality == "image":
+        size = int(adapter.size)
+        return [
+            adapter.eval_view(torch.randint(0, 256, (3, size + 8, size + 12), generator=g, dtype=torch.uint8))
+            for _ in range(2)
+        ]
+    if modality == "audio":
+        return [adapter.eval_view(torch.randn(adapter.samples, generator=g) * 0.1) for _ in range(2)]
+    raise ConfigError(f"give example items to export the {modality!r} tower: export_onnx(..., example=[item, item])")
+
+
+def features_for(model, items: Sequence[Any], modality: Optional[str] = None) -> Any:
+    """The collated features ``encode`` would feed the tower for ``items`` (raw items, loaded here)."""
+    tower = model.tower(modality or model.sides.get("anchor", model.modalities[0]))
+    ad = tower.adapter
+    return ad.collate([ad.eval_view(ad.load(x)) for x in items])
+
+
+def _as_inputs(feats: Any) -> tuple:
+    if isinstance(feats, dict):
+        names = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in feats]
+        names += sorted(k for k in feats if k not in names and torch.is_tensor(feats[k]))
+        return names, tuple(feats[k] for k in names)
+    if torch.is_tensor(feats):
+        return None, (feats,)
+    raise ConfigError(f"cannot export a tower whose collated batch is a {type(feats).__name__}; ONNX needs tensors")
+
+
+def export_onnx(
+    model,
+    directory: str,
+    modality: Optional[str] = None,
+    example: Optional[Sequence[Any]] = None,
+    normalize: bool = True,
+    opset: int = 17,
+) -> str:
+    """Write one tower of ``model`` as ONNX into ``directory``; returns the ``model.onnx`` path.
+
+    Args:
+        modality: the tower (default: the anchor side's).
+        example: raw items to trace with (default: built-in examples for text, image and audio).
+        normalize: bake ``encode``'s L2 normalisation into the graph.
+        opset: the ONNX opset (17 has the STFT that audio towers need).
+    """
+    try:
+        import onnx  # lazy: optional dependency (the `onnx` extra)
+    except ImportError as exc:
+        raise ConfigError("ONNX export needs the package onnx: pip install 'anycl[onnx]'") from exc
+    name = modality or model.sides.get("anchor", model.modalities[0])
+    tower = model.tower(name)
+    mod = tower.modality
+    if getattr(tower, "lora", None) is not None:
+        raise ConfigError(
+            "this tower carries an unmerged LoRA adapter; merge it first (anycl.model.lora.merge_lora(model))"
+        )
+    adapter = tower.adapter
+    if example is not None:
+        feats = features_for(model, list(example), name)
+    else:
+        views = _default_views(adapter, mod)
+        feats = adapter.collate(views)
+    names, inputs = _as_inputs(feats)
+    if names is None:
+        names = ["pixels" if mod == "image" else "waveform" if mod == "audio" else "input"]
+        keyed = None
+    else:
+        keyed = list(names)
+    dynamic = {n: ({0: "batch", 1: "tokens"} if mod == "text" else {0: "batch"}) for n in names}
+    dynamic[OUTPUT] = {0: "batch"}
+    wrapper = _ExportedTower(tower, keyed, tower.encode_with_head, normalize).eval()
+    was_training = model.training
+    model.eval()
+    swapped = None
+    if hasattr(adapter, "mel") and hasattr(adapter, "_mels"):  # audio: a mel spectrogram ONNX can trace
+        key = "cpu"
+        swapped = adapter._mels.get(key)
+        adapter._mels[key] = RealMelSpectrogram(adapter.mel(torch.device("cpu")))
+    out_dir = Path(directory)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / ONNX_FILE
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's tracer and deprecation warnings
+            wrapper(*(t.cpu() for t in inputs))  # lazy imports and per-device transforms happen outside the trace
+            torch.onnx.export(
+                wrapper,
+                tuple(t.cpu() for t in inputs),
+                str(path),
+                input_names=names,
+                output_names=[OUTPUT],
+                dynamic_axes=dynamic,
+                opset_version=opset,
+                dynamo=False,
+                do_constant_folding=True,
+            )
+    finally:
+        model.train(was_training)
+        if hasattr(adapter, "_mels"):
+            if swapped is None:
+                adapter._mels.pop("cpu", None)
+            else:
+                adapter._mels["cpu"] = swapped
+    onnx.checker.check_model(str(path))
+    meta: Dict[str, Any] = {
+        "modality": mod,
+        "inputs": names,
+        "output": OUTPUT,
+        "normalized": normalize,
+        "projection_head": tower.encode_with_head,
+        "opset": opset,
+        "adapter": adapter.config(),
+    }
+    st = getattr(tower.encoder, "st", None)
+    if st is not None:
+        st.tokenizer.save_pretrained(str(out_dir))
+        meta["max_seq_length"] = int(st.max_seq_length)
+    (out_dir / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+
+    write_card(model, str(out_dir), kind="onnx", modality=name)
+    return str(path)
+
+
+def onnx_session(directory: str, threads: Optional[int] = None):
+    """An ONNX Runtime CPU session for a folder written by :func:`export_onnx`."""
+    try:
+        import onnxruntime as ort  # lazy: optional dependency (the `onnx` extra)
+    except ImportError as exc:
+        raise ConfigError("running an ONNX export needs onnxruntime: pip install 'anycl[onnx]'") from exc
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+    return ort.InferenceSession(os.path.join(directory, ONNX_FILE), opts, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(session, feats: Any):
+    """Embeddings (numpy, (N, D)) of collated features (as :func:`features_for` makes them)."""
+    names = [i.name for i in session.get_inputs()]
+    if isinstance(feats, dict):
+        arrays = {n: feats[n].cpu().numpy() for n in names}
+    else:
+        arrays = {names[0]: feats.cpu().numpy()}
+    return session.run(None, arrays)[0]

@@ -1,0 +1,138 @@
+"""``fit``'s set-up once the model is built: its prompts, frozen towers, guide and LoRA layers; then the
+sampler and batch builder of each data set, the evaluator, and the report's retrieval examples."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from anycl.data.inputs import Rows, to_rows
+from anycl.data.prompts import resolve_fit_prompts
+from anycl.data.views import multiview_builder
+from anycl.errors import ConfigError
+from anycl.evaluation.crossmodal import CrossModalRetrievalEvaluator, freeze
+from anycl.evaluation.embedding_evaluators import RetrievalEvaluator
+from anycl.evaluation.pair_evaluators import build_evaluator
+from anycl.evaluation.probe import probe_evaluator
+from anycl.losses.matryoshka import check_dims
+from anycl.model.contrastive import Tower
+from anycl.model.lora import apply_lora
+from anycl.options.fit_config import FitConfig
+from anycl.report.examples import RetrievalExamples
+from anycl.sampling import factory as sampling
+from anycl.sampling import multi_dataset as md
+from anycl.training.guide import make_guide
+
+log = logging.getLogger("anycl")
+
+
+def fit_prompts(cfg: FitConfig, rows: Rows, sides: Mapping[str, str]) -> Dict[str, str]:
+    """The prompts of each side, and a checked ``include_prompt`` (before any model is loaded)."""
+    mines = cfg.sampler == "mined" or bool(getattr(cfg.sampler, "num_negatives", 0))
+    prompts = resolve_fit_prompts(cfg.prompts, rows.columns, cfg.columns, sides, mined_negatives=mines)
+    if not isinstance(cfg.include_prompt, bool):
+        raise ConfigError(f"include_prompt must be True or False, got {cfg.include_prompt!r}")
+    if not cfg.include_prompt and "text" not in sides.values():
+        raise ConfigError("include_prompt applies to text towers; this model has none")
+    return prompts
+
+
+def training_width(tower: Tower) -> Optional[int]:
+    """Width of the embeddings the loss sees from a tower (its head's output when it has one)."""
+    if tower.head is not None:
+        spec: Any = tower.head.anycl_spec  # a projection head's: how to rebuild it
+        return int(spec["out_dim"])
+    return tower.adapter.embedding_dim(tower.encoder)
+
+
+def set_up_model(model, cfg: FitConfig, prompts, matryoshka: Optional[Tuple[List[int], List[float]]], build_text_model):
+    """Prompts, pooling, frozen towers, LoRA; returns the guide (anycl.training.guide) or None.
+
+    ``build_text_model(name)`` builds a plain text model, for a guide given by name."""
+    if matryoshka is not None:
+        check_dims(*matryoshka, width=training_width(model.tower("anchor")))
+    model.prompts = prompts
+    if not cfg.include_prompt:  # sentence-transformers' Pooling(include_prompt=False): saved in its config
+        for t in model.towers.values():
+            if getattr(t.encoder, "st", None) is not None:
+                t.encoder.st.set_pooling_include_prompt(False)
+    if cfg.freeze:
+        freeze(model, cfg.freeze)
+    guide = None
+    if cfg.guide is not None:  # a frozen model scoring each batch for false negatives
+        guide = make_guide(cfg.guide, model, build_text_model)
+    if cfg.peft:  # LoRA layers injected in place, base weights frozen
+        lora_params = apply_lora(model, cfg.peft)
+        log.info("LoRA: %s trainable adapter parameters", ", ".join(f"{k} {v:,}" for k, v in lora_params.items()))
+    return guide
+
+
+def default_sampler_options(
+    cfg: FitConfig, fit_defaults: Mapping[str, Any], sides: Mapping[str, str]
+) -> Dict[str, Any]:
+    """The sampler options ``fit`` uses: the user's, plus the anchor adapter's ``in_batch_defaults`` (text:
+    ``group_by_length`` 8) for keys the user did not set, when the sampler is the default ``in_batch`` and
+    every side has the anchor's modality (a cross-modal run's rows have no common length), unless the user
+    turned shuffling off (their order is kept)."""
+    sopts = dict(cfg.sampler_options or {})
+    keep_order = sopts.get("shuffle") is False  # the user's own order is not re-sorted by length
+    if cfg.sampler in (None, "in_batch") and len(set(sides.values())) == 1 and not keep_order:
+        for key, value in fit_defaults.get("in_batch_defaults", {}).items():
+            sopts.setdefault(key, value)
+    return sopts
+
+
+def samplers_and_builders(
+    cfg: FitConfig, model, parts: Mapping[str, Rows], losses, guide, prompts, multi: bool, seed: int, sopts
+) -> Tuple[Any, Any, Dict[str, Any]]:
+    """(sampler, batch builder, sampler options used) — one pair per data set, mixed for several; with
+    views/local_views the multi-view builder (anycl.data.views). ``sopts``: :func:`default_sampler_options`."""
+    sopts = dict(sopts)
+    sopts.setdefault("seed", seed)
+    samplers, builders = {}, {}
+    for name, part in parts.items():
+        samplers[name], builders[name] = sampling.sampler_and_builder(
+            cfg.options(), sopts, part, model, losses[name], guide, prompts
+        )
+    builder: Any  # a BatchBuilder, or a MultiBatchBuilder (same build interface) for several data sets
+    if multi:
+        sampler, builder = (
+            md.MultiDatasetSampler(samplers, cfg.multi_dataset_sampling or "proportional", seed),
+            md.MultiBatchBuilder(builders),
+        )
+    else:
+        sampler, builder = samplers[""], builders[""]
+    return sampler, multiview_builder(cfg.options(), builder), sopts
+
+
+def make_evaluator(cfg: FitConfig, model, cross_modal: bool, multi: bool, exts: tuple, seed: int, matryoshka):
+    """The evaluation of ``eval_dataset``: cross-modal retrieval for cross-modal pairs, a kNN (+ linear)
+    probe with ``probe``, else by its columns (anycl.evaluation.pair_evaluators); with Matryoshka dims, metrics at every
+    trained width."""
+    eval_data = cfg.eval_dataset
+    if cross_modal and eval_data is not None and not callable(eval_data):
+        eval_rows = to_rows(eval_data, cfg.columns)
+        if not eval_rows.has_positive:
+            raise ConfigError("a cross-modal eval_dataset needs aligned (anchor, positive) pairs")
+        evaluator = CrossModalRetrievalEvaluator(eval_rows.column("anchor"), eval_rows.column("positive"))
+    elif cfg.probe is not None:  # kNN (+ linear) probe on labelled items (anycl.evaluation.probe)
+        evaluator = probe_evaluator(eval_data, cfg.probe, cfg.columns, exts, seed)
+    else:
+        evaluator = build_evaluator(
+            eval_data, cfg.eval_kind, cfg.columns if not multi else None, file_extensions=exts, seed=seed
+        )
+    if matryoshka is not None and hasattr(evaluator, "truncate_dims"):
+        evaluator.truncate_dims = [d for d in matryoshka[0] if d < (model.embedding_width() or 0)]
+    return evaluator
+
+
+def retrieval_examples(output_dir, sides, evaluator, rows, seed: int) -> Optional[RetrievalExamples]:
+    """With an output_dir and text pairs: the report's retrieval examples, searched before training."""
+    if not output_dir or sides["anchor"] != "text" or sides["positive"] != "text" or os.environ.get("RANK", "0") != "0":
+        return None
+    if isinstance(evaluator, RetrievalEvaluator):
+        return RetrievalExamples.pick(evaluator.queries, evaluator.corpus, evaluator.relevant, seed=seed)
+    if rows.streaming or not rows.has_positive:
+        return None
+    return RetrievalExamples.from_pairs(rows.column("anchor"), rows.column("positive"), seed=seed)

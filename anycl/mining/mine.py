@@ -1,0 +1,290 @@
+"""Hard-negative mining: exact top-k by chunked matrix products, with false-negative filters.
+
+:func:`mine_hard_negatives` embeds the distinct queries (anchors) and a corpus (by default every
+distinct positive; with ``corpus=`` your documents plus the positives), finds each query's nearest
+documents and keeps ``num_negatives`` of them per query. The search runs over blocks of
+``chunk_size`` queries × ``chunk_size`` documents and merges a running top-k, so memory is the
+embeddings plus ``chunk_size × (chunk_size + range_max)`` scores — never a query × corpus matrix.
+
+Candidates go through these rules, in this order; each rejected candidate is counted under the first
+rule that rejects it:
+
+1. **own positive**: a query's own positive(s) and a document equal to the query itself are never
+   candidates (they are masked before the top-k, so they do not use up ranks);
+2. **range_min**: the ``range_min`` best remaining candidates are skipped (likely unlabelled positives);
+   only the best ``range_max`` are considered at all;
+3. **max_score**: a candidate scoring above ``max_score`` is dropped;
+4. **absolute_margin**: dropped unless ``score <= positive_score - absolute_margin``;
+5. **relative_margin**: dropped unless ``score <= positive_score - relative_margin * |positive_score|``
+   (the same as ``score <= positive_score * (1 - relative_margin)`` for a positive score, and still a
+   *stricter* bound for a negative score, where multiplying would loosen it);
+6. **guide** (only with ``guide=``, a second model): dropped when the *guide's* score of the candidate
+   exceeds the guide's positive score minus ``guide_margin`` (``guide_margin_strategy="absolute"``) or
+   minus ``guide_margin * |guide positive score|`` (``"relative"``) — GISTEmbed's false-negative rule
+   applied at mining time, with the candidates still ranked by the mined model.
+
+``positive_score`` is the query's **lowest** positive score when it has several positives, so a
+candidate must be clearly below every positive. From the candidates left, ``sampling="top"`` takes the
+best ``num_negatives`` and ``sampling="random"`` draws them at random (seeded) from the window.
+
+Scores are cosine similarities of the model's embeddings.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from anycl.data.inputs import to_rows
+from anycl.distributed import process_info
+from anycl.errors import DataError
+from anycl.keys import item_key
+from anycl.progress import phase_bar
+from anycl.search.exact import topk
+from anycl.search.faiss_index import searcher
+
+from .embed_cache import EmbeddingCache, check_cacheable, embed_items
+from .guide_filter import guide_rejects, item_validator, lowest_pair_scores
+from .options import MiningOptions
+from .rules import RULES, MiningStats, choose_negatives, filter_candidates  # noqa: F401
+from .shard import Shard
+
+log = logging.getLogger("anycl")
+
+
+# -- the search (anycl.search; the name below is kept for callers of anycl.mining) -------------------
+def chunked_topk_excluding(
+    queries: torch.Tensor, corpus: torch.Tensor, k: int, exclude: Sequence[Sequence[int]], chunk_size: int = 1024
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """:func:`anycl.search.exact` with blocks of ``chunk_size`` queries × ``chunk_size`` documents."""
+    return topk(queries, corpus, k, exclude, chunk_size)
+
+
+def mine_negative_ids(
+    model,
+    anchors: Sequence[Any],
+    positives: Sequence[Any],
+    corpus: Optional[Sequence[Any]] = None,
+    *,
+    options: Optional[MiningOptions] = None,
+    guide=None,
+    guide_cache: Optional[dict] = None,
+    **option_values: Any,
+):
+    """The mining pass on parallel lists of anchors and positives.
+
+    The options: ``options=`` a :class:`~anycl.mining.options.MiningOptions`, and/or any of its fields by
+    keyword (``num_negatives=2, range_max=50``; a keyword overrides the record's value); see
+    :func:`mine_hard_negatives`. They are checked before anything is embedded.
+
+    Under several processes (``torch.distributed`` initialised) every process must call it with the same
+    arguments: each embeds and searches its shard (:mod:`anycl.mining.shard`) and all return the same.
+    The option ``shard=False``: this process mines everything alone (no communication; for a call made in
+    one process only).
+
+    ``guide``: a second model (anything ``model`` may be) whose scores drop false negatives (rule 6 of
+    the module docstring). ``guide_cache``: a dict kept by the caller between passes over the same rows
+    and corpus; a frozen guide's embeddings are then computed once, not at every re-mining.
+
+    Returns ``(per_row, documents, stats)``: for row r, ``per_row[r]`` is a list of indices into
+    ``documents`` (the deduplicated corpus), ``num_negatives`` long, or ``None`` for a row dropped
+    with ``on_short="drop"``.
+    """
+    opts = MiningOptions.resolve(options, **option_values)
+    search = searcher(opts.backend, opts.faiss_options)  # the search of this pass (its options were checked above)
+    if opts.cache_dir is not None:  # in every process, before any embedding (or collective)
+        for m in (model, guide) if guide is not None else (model,):
+            check_cacheable(m)
+    stats = MiningStats(num_negatives=opts.num_negatives, rows_in=len(anchors), backend=opts.backend)
+    check_a, check_p = item_validator(model, "anchor"), item_validator(model, "positive")
+    for r, (a, p) in enumerate(zip(anchors, positives)):
+        check_a(a, f"row {r}: anchor")
+        if p is None:
+            raise DataError(
+                f"row {r}: the query {a!r:.60} has no positive; mining needs (anchor, positive) pairs "
+                f"(drop rows without a positive)"
+            )
+        check_p(p, f"row {r}: positive")
+    # distinct queries, their positives, and the corpus (given documents + every positive)
+    qindex: Dict[Any, int] = {}
+    queries: List[Any] = []
+    row_query: List[int] = []
+    for a in anchors:
+        k = item_key(a)
+        if k not in qindex:
+            qindex[k] = len(queries)
+            queries.append(a)
+        row_query.append(qindex[k])
+    dindex: Dict[Any, int] = {}
+    docs: List[Any] = []
+
+    def add_doc(d) -> int:
+        k = item_key(d)
+        if k not in dindex:
+            dindex[k] = len(docs)
+            docs.append(d)
+        return dindex[k]
+
+    for j, d in enumerate(corpus if corpus is not None else ()):
+        check_p(d, f"corpus[{j}]")
+        add_doc(d)
+    own: List[set] = [set() for _ in queries]
+    for r, p in enumerate(positives):
+        own[row_query[r]].add(add_doc(p))
+    for qi, q in enumerate(queries):  # a document equal to the query is no negative of it
+        same = dindex.get(item_key(q))
+        if same is not None:
+            own[qi].add(same)
+    if len(docs) <= opts.num_negatives:
+        raise DataError(
+            f"the corpus has {len(docs)} distinct documents (positives included); num_negatives="
+            f"{opts.num_negatives} needs more than that: give a larger corpus= or lower num_negatives"
+        )
+    stats.queries, stats.corpus_size = len(queries), len(docs)
+    stats.own_positives_excluded = sum(len(s) for s in own)
+
+    rank = process_info()[0]
+    shard_q, shard_d = (
+        (Shard(len(queries)), Shard(len(docs))) if opts.shard else (Shard(len(queries), 0, 1), Shard(len(docs), 0, 1))
+    )
+    cache = EmbeddingCache(opts.cache_dir, opts.cache_keep) if opts.cache_dir is not None else None
+    t0 = time.perf_counter()
+    show = opts.show_progress if rank == 0 else False  # one bar, the main process's
+    with phase_bar(show, len(shard_q) + len(shard_d), desc="mining (embed)") as bar:
+        q_emb = shard_q.gather(
+            embed_items(model, shard_q.take(queries), "anchor", opts.batch_size, opts.precision, bar, cache)
+        )
+        d_emb = embed_items(model, shard_d.take(docs), "positive", opts.batch_size, opts.precision, bar, cache)
+    stats.embed_seconds = time.perf_counter() - t0
+    stats.processes, stats.embedded = shard_q.world, len(shard_q) + len(shard_d)
+    t0 = time.perf_counter()
+    pos_lists = [sorted(s) for s in own]
+    # lowest score among each query's labelled positives
+    labelled: List[List[int]] = [[] for _ in queries]
+    for r, p in enumerate(positives):
+        labelled[row_query[r]].append(dindex[item_key(p)])
+    pos_score = lowest_pair_scores(shard_d, q_emb, d_emb, labelled)
+    depth = min(opts.range_max, len(docs))
+    scores, idx = shard_d.topk(q_emb, d_emb, depth, pos_lists, opts.chunk_size, search)
+    reject = None
+    if guide is not None:
+        reject = guide_rejects(
+            guide,
+            queries,
+            docs,
+            labelled,
+            idx,
+            opts.guide_margin,
+            opts.guide_margin_strategy,
+            opts.batch_size,
+            opts.precision,
+            guide_cache,
+            stats,
+            shards=(shard_q, shard_d),
+            embed_cache=cache,
+        )
+    if cache is not None:
+        stats.embedded, stats.cache_hits = cache.misses, cache.hits
+        if rank == 0:
+            cache.finish()
+    keep, counts = filter_candidates(
+        scores, pos_score, opts.range_min, opts.max_score, opts.absolute_margin, opts.relative_margin, reject
+    )
+    stats.candidates = int(torch.isfinite(scores).sum())
+    stats.filtered, stats.kept = counts, int(keep.sum())
+
+    chosen = choose_negatives(
+        idx, keep, own, len(docs), opts.num_negatives, opts.sampling, opts.on_short, opts.seed, stats
+    )
+    stats.search_seconds = time.perf_counter() - t0
+
+    per_row: List[Optional[List[int]]] = []
+    for r in range(len(anchors)):
+        c = chosen[row_query[r]]
+        if len(c) < opts.num_negatives and opts.on_short == "drop":
+            per_row.append(None)
+            stats.rows_dropped += 1
+            continue
+        per_row.append(c)
+    pairs_q = torch.tensor([qi for qi, c in enumerate(chosen) for _ in c], dtype=torch.long)
+    pairs_d = torch.tensor([d for c in chosen for d in c], dtype=torch.long)
+    neg = shard_d.pair_scores(q_emb, d_emb, pairs_q, pairs_d)
+    stats.negatives_taken = sum(len(c) for c in chosen)
+    stats.rows_out = len(anchors) - stats.rows_dropped
+    stats.mean_positive_score = float(pos_score.mean()) if len(queries) else float("nan")
+    stats.mean_negative_score = float(neg.mean()) if len(neg) else float("nan")
+    return per_row, docs, stats
+
+
+def mine_hard_negatives(
+    model,
+    rows_or_pairs,
+    corpus: Optional[Sequence[Any]] = None,
+    *,
+    options: Optional[MiningOptions] = None,
+    columns: Optional[Dict[str, str]] = None,
+    verbose: bool = True,
+    guide=None,
+    **option_values: Any,
+) -> Tuple[List[dict], MiningStats]:
+    """Mine hard negatives for (anchor, positive) pairs with a model.
+
+    Args:
+        model: an anycl :class:`~anycl.model.ContrastiveModel` (anchors embedded with the anchor
+            tower, documents with the positive tower), a ``SentenceTransformer``, or a callable
+            ``items -> (N, D)`` embeddings.
+        rows_or_pairs: anything :func:`anycl.data.to_rows` takes with ``anchor`` and ``positive``
+            columns (a list of dicts or of (anchor, positive) tuples, an HF dataset, a DataFrame …).
+            Several rows with the same anchor are one query with several positives. Existing
+            ``negative*`` columns are ignored (replaced).
+        corpus: documents to mine from (default: every distinct positive); the positives are added.
+        options: a :class:`~anycl.mining.options.MiningOptions` (default: its defaults).
+        **option_values: any :class:`~anycl.mining.options.MiningOptions` field by keyword (each one's
+            meaning and default are documented there): ``num_negatives``, ``range_min``, ``range_max``,
+            ``max_score``, ``absolute_margin``, ``relative_margin``, ``sampling``, ``batch_size``,
+            ``chunk_size``, ``seed``, ``on_short``, ``precision``, ``show_progress``, ``guide_margin``,
+            ``guide_margin_strategy``, ``backend``, ``faiss_options``, ``cache_dir``, ``cache_keep``,
+            ``shard``. Given with ``options=``, a keyword overrides that option. A bad or unknown option
+            is a :class:`~anycl.errors.ConfigError` naming it, raised before anything is embedded.
+        columns: map the convention's names to yours, e.g. ``{"anchor": "query", "positive": "doc"}``.
+        verbose: print the statistics.
+        guide: a second model (anything ``model`` may be) whose scores drop false negatives: a candidate
+            the guide rates above the guide's positive score minus ``guide_margin`` is rejected (rule 6
+            above; counted as ``guide`` in the statistics).
+
+    Under ``accelerate launch`` (several processes) call it in every process with the same arguments:
+    each process embeds and searches its share of the queries and corpus, the top-k are merged across
+    processes (the same negatives as one process), and the statistics are printed by the main process.
+    A call made in one process only (``if accelerator.is_main_process:``) must pass ``shard=False``
+    (that process then mines everything alone); otherwise it waits for the others forever.
+
+    Returns:
+        ``(rows, stats)``: rows as dicts ``{"anchor", "positive", "negative_1", …}`` in input order
+        (minus dropped rows), and a :class:`MiningStats`.
+    """
+    opts = MiningOptions.resolve(options, **option_values)
+    if isinstance(rows_or_pairs, (list, tuple)) and rows_or_pairs and isinstance(rows_or_pairs[0], (list, tuple)):
+        rows_or_pairs = [{"anchor": r[0], "positive": r[1] if len(r) > 1 else None} for r in rows_or_pairs]
+    rows = to_rows(rows_or_pairs, columns)
+    if rows.streaming:
+        raise DataError("mining needs a dataset with a length (not a stream); materialise it first")
+    if "positive" not in rows.columns:
+        raise DataError(f"mining needs (anchor, positive) pairs; the data's columns are {rows.columns}")
+    anchors, positives = rows.column("anchor"), rows.column("positive")
+    per_row, docs, stats = mine_negative_ids(model, anchors, positives, corpus, options=opts, guide=guide)
+    out = []
+    for a, p, negs in zip(anchors, positives, per_row):
+        if negs is None:
+            continue
+        row = {"anchor": a, "positive": p}
+        for j, d in enumerate(negs):
+            row[f"negative_{j + 1}"] = docs[d]
+        out.append(row)
+    if verbose and process_info()[0] == 0:  # printed (by the main process), or logged: not both
+        print(stats)
+    else:
+        log.info("%s", stats)
+    return out, stats

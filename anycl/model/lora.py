@@ -1,0 +1,185 @@
+"""LoRA fine-tuning through ``peft``: ``fit(..., peft={"r": 16, "alpha": 32, "target_modules": [...]})``.
+
+LoRA layers are injected *in place* into each tower's weight-carrying module (the transformer of a text
+tower, the encoder module of any other tower), so the tower, its adapter and the saved format stay what
+they were; only the LoRA matrices (and any projection head) train, the base weights are frozen.
+
+After training the adapter is merged into the base weights by default (``"merge": True``): the saved
+model is an ordinary anycl folder and its text tower an ordinary sentence-transformers folder, with the
+same embeddings as the LoRA model. With ``"merge": False`` the model keeps its LoRA layers; ``save``
+writes the *base* weights where they always go and the adapter beside them in ``towers/<name>/lora/``
+(``adapter.safetensors`` + ``adapter_config.json``), which :func:`anycl.load` puts back.
+
+Options (the ``peft`` dict): ``r`` (rank, default 8), ``alpha`` (scaling numerator, default 2·r),
+``dropout`` (default 0.0), ``target_modules`` (module names or a regex; default: peft's choice for known
+transformer architectures, required for other encoders), ``towers`` (the modalities to adapt; default
+all whose encoder has matching modules), ``merge`` (default True).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+import safetensors.torch  # its functions looked up when called (tests stand in for them)
+from torch import nn
+
+from anycl.errors import ConfigError
+
+OPTIONS = ("r", "alpha", "dropout", "target_modules", "towers", "merge")
+ADAPTER_DIR = "lora"
+ADAPTER_WEIGHTS = "adapter.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def _peft():
+    try:
+        import peft  # lazy: optional dependency (the `peft` extra)
+    except ImportError as exc:
+        raise ConfigError("LoRA fine-tuning needs the package peft: pip install 'anycl[peft]'") from exc
+    return peft
+
+
+def check_options(spec: Any) -> Dict[str, Any]:
+    """Validate ``fit``'s ``peft`` option; returns it with defaults filled in."""
+    if spec is True:
+        spec = {}
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"peft must be a dict such as {{'r': 16, 'alpha': 32}}, got {type(spec).__name__}")
+    unknown = sorted(set(spec) - set(OPTIONS))
+    if unknown:
+        raise ConfigError(f"unknown peft option(s) {unknown}; valid: {', '.join(OPTIONS)}")
+    out = dict(spec)
+    r = out.setdefault("r", 8)
+    if not isinstance(r, int) or isinstance(r, bool) or r < 1:
+        raise ConfigError(f"peft r (the LoRA rank) must be an int >= 1, got {r!r}")
+    alpha = out.setdefault("alpha", 2 * r)
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or alpha <= 0:
+        raise ConfigError(f"peft alpha must be a positive number, got {alpha!r}")
+    dropout = out.setdefault("dropout", 0.0)
+    if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"peft dropout must be a number in [0, 1), got {dropout!r}")
+    tm = out.get("target_modules")
+    if tm is not None and not (
+        isinstance(tm, str) or (isinstance(tm, (list, tuple)) and tm and all(isinstance(t, str) for t in tm))
+    ):
+        raise ConfigError(f"peft target_modules must be a list of module names or a regex string, got {tm!r}")
+    if tm is not None and not isinstance(tm, str):
+        out["target_modules"] = list(tm)
+    towers = out.get("towers")
+    if towers is not None:
+        out["towers"] = [towers] if isinstance(towers, str) else list(towers)
+    out.setdefault("merge", True)
+    if not isinstance(out["merge"], bool):
+        raise ConfigError(f"peft merge must be true or false, got {out['merge']!r}")
+    return out
+
+
+def target_module(tower) -> nn.Module:
+    """The module LoRA goes into: a text tower's transformer, else the tower's encoder."""
+    st = getattr(tower.encoder, "st", None)
+    if st is not None and hasattr(st[0], "auto_model"):
+        return st[0].auto_model
+    return tower.encoder
+
+
+def _lora_config(spec: Mapping[str, Any], module: nn.Module):
+    peft = _peft()
+    kwargs = dict(r=spec["r"], lora_alpha=spec["alpha"], lora_dropout=spec["dropout"], bias="none")
+    if spec.get("target_modules") is not None:
+        kwargs["target_modules"] = spec["target_modules"]
+    return peft.LoraConfig(**kwargs)
+
+
+def apply_lora(model, spec: Mapping[str, Any]) -> Dict[str, int]:
+    """Inject LoRA layers into the towers named by ``spec`` (all by default), in place.
+
+    Returns {modality: trainable LoRA parameters}. The base weights of each adapted module are frozen.
+    """
+    peft = _peft()
+    spec = check_options(spec)
+    names = spec.get("towers") or list(model.towers)
+    missing = [n for n in names if n not in model.towers]
+    if missing:
+        raise ConfigError(f"peft towers {missing} are not towers of this model ({list(model.towers)})")
+    counts = {}
+    for name in names:
+        tower = model.towers[name]
+        module = target_module(tower)
+        try:
+            tuner = peft.LoraModel(module, _lora_config(spec, module), "default")
+        except ValueError as exc:  # no matching module, or peft cannot guess the targets
+            raise ConfigError(
+                f"LoRA could not be applied to the {name} tower: {' '.join(str(exc).split())[:300]}"
+                f"; give peft={{'target_modules': [...]}} with names of its Linear/Conv layers"
+            ) from None
+        object.__setattr__(tower, "lora", tuner)  # not a submodule: its parameters are the module's own
+        object.__setattr__(tower, "lora_spec", dict(spec))
+        counts[name] = sum(p.numel() for n, p in module.named_parameters() if "lora_" in n)
+    return counts
+
+
+def has_lora(tower) -> bool:
+    return getattr(tower, "lora", None) is not None
+
+
+def merge_lora(model) -> None:
+    """Fold every tower's LoRA layers into its base weights (the model becomes a plain one)."""
+    for tower in model.towers.values():
+        if has_lora(tower):
+            tower.lora.merge_and_unload()
+            object.__setattr__(tower, "lora", None)
+
+
+def adapter_state(module: nn.Module) -> Dict[str, Any]:
+    return {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items() if "lora_" in k}
+
+
+def save_tower(tower, directory: str) -> Dict[str, Any]:
+    """Save a LoRA tower unmerged: base weights as usual (from a copy with the LoRA layers removed), the
+    adapter in ``<directory>/lora``. Returns the encoder spec for the model config."""
+    state = adapter_state(target_module(tower))
+    base = copy.deepcopy(tower.encoder)
+    copy_tower = type("T", (), {"encoder": base})()
+    peft = _peft()
+    for parent in list(target_module(copy_tower).modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, peft.tuners.lora.LoraLayer):
+                setattr(parent, child_name, child.get_base_layer())
+    spec = tower.adapter.save_encoder(base, directory)
+    d = Path(directory) / ADAPTER_DIR
+    d.mkdir(parents=True, exist_ok=True)
+    safetensors.torch.save_file(state, str(d / ADAPTER_WEIGHTS))
+    cfg = {k: v for k, v in tower.lora_spec.items() if k != "towers"}
+    (d / ADAPTER_CONFIG).write_text(json.dumps(cfg, indent=2))
+    return spec
+
+
+def load_tower_adapter(tower, directory: str) -> None:
+    """Put back the adapter saved by :func:`save_tower` (no-op when the folder has none)."""
+    d = Path(directory) / ADAPTER_DIR
+    if not (d / ADAPTER_CONFIG).exists():
+        return
+    spec = json.loads((d / ADAPTER_CONFIG).read_text())
+    spec["towers"] = None
+    peft = _peft()
+    module = target_module(tower)
+    tuner = peft.LoraModel(module, _lora_config(check_options(spec), module), "default")
+    state = safetensors.torch.load_file(str(d / ADAPTER_WEIGHTS))
+    result = module.load_state_dict(state, strict=False)
+    lost = [k for k in result.missing_keys if "lora_" in k]
+    if result.unexpected_keys or lost:
+        raise ConfigError(
+            f"the LoRA adapter in {d} does not fit its tower (missing {lost[:3]}, unexpected "
+            f"{result.unexpected_keys[:3]})"
+        )
+    object.__setattr__(tower, "lora", tuner)
+    object.__setattr__(tower, "lora_spec", check_options(spec))
+
+
+def lora_summary(model) -> Optional[Dict[str, Any]]:
+    """{modality: spec} of towers that still carry LoRA layers, or None."""
+    out = {n: dict(t.lora_spec) for n, t in model.towers.items() if has_lora(t)}
+    return out or None

@@ -1,0 +1,82 @@
+"""A tower: one modality's adapter + encoder (+ projection head), and the projection heads."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+import torch
+from torch import nn
+
+from anycl.errors import ConfigError
+
+
+def projection_head(in_dim: int, out_dim: int = 128, hidden_dim: Optional[int] = None, layers: int = 2) -> nn.Module:
+    """SimCLR-style MLP head: (Linear → BatchNorm → ReLU) × (layers − 1) → Linear."""
+    hidden_dim = hidden_dim or in_dim
+    mods: List[nn.Module] = []
+    d = in_dim
+    for _ in range(max(layers - 1, 0)):
+        mods += [nn.Linear(d, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True)]
+        d = hidden_dim
+    mods.append(nn.Linear(d, out_dim))
+    head: Any = nn.Sequential(*mods)  # Any: it carries anycl_spec, which nn.Sequential does not declare
+    head.anycl_spec = {"type": "mlp", "in_dim": in_dim, "out_dim": out_dim, "hidden_dim": hidden_dim, "layers": layers}
+    return head
+
+
+def build_head(spec: Optional[Dict[str, Any]]) -> Optional[nn.Module]:
+    if not spec:
+        return None
+    if spec.get("type") == "mlp":
+        return projection_head(spec["in_dim"], spec["out_dim"], spec.get("hidden_dim"), spec.get("layers", 2))
+    if spec.get("type") == "linear":
+        head: Any = nn.Linear(spec["in_dim"], spec["out_dim"], bias=spec.get("bias", False))  # + anycl_spec
+        head.anycl_spec = dict(spec)
+        return head
+    raise ConfigError(f"unknown projection head type {spec.get('type')!r} in the model config")
+
+
+class Tower(nn.Module):
+    """Adapter + encoder (+ head) for one modality.
+
+    ``encode_with_head``: whether :meth:`ContrastiveModel.encode` returns head outputs (a shared
+    cross-modal space) or the encoder's representation (SimCLR's convention for downstream use).
+    """
+
+    def __init__(self, adapter, encoder: nn.Module, head: Optional[nn.Module] = None, encode_with_head: bool = False):
+        super().__init__()
+        self.adapter = adapter
+        self.encoder = encoder
+        self.head = head
+        self.encode_with_head = bool(encode_with_head and head is not None)
+        self.frozen: Optional[str] = None  # "all" or "encoder" once anycl.evaluation.crossmodal.freeze ran
+        adapter.attach(encoder)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.frozen:  # frozen parts keep evaluation behaviour (no dropout, fixed BatchNorm statistics)
+            self.encoder.eval()
+            if self.frozen == "all" and self.head is not None:
+                self.head.eval()
+        return self
+
+    @property
+    def modality(self) -> str:
+        return self.adapter.modality
+
+    def forward(
+        self, features: Any, train: bool = True, generator: Optional[torch.Generator] = None, use_head: bool = True
+    ) -> torch.Tensor:
+        features = self.adapter.prepare(features, train=train, generator=generator)
+        if self.frozen:  # a frozen encoder needs no autograd graph: less memory, faster steps
+            with torch.no_grad():
+                out = self.encoder(features)
+        else:
+            out = self.encoder(features)
+        if out.dim() != 2:
+            raise ValueError(
+                f"the {self.modality} encoder must return (batch, dim) embeddings, got shape {tuple(out.shape)}"
+            )
+        if use_head and self.head is not None:
+            out = self.head(out)
+        return out

@@ -1,0 +1,38 @@
+"""``TrainingArgs``: the options of the training loop (:class:`anycl.training.Trainer`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+
+@dataclass
+class TrainingArgs:
+    """Options of the training loop (``fit`` fills them from its keyword arguments)."""
+
+    batch_size: int = 32
+    epochs: int = 1
+    max_steps: Optional[int] = None
+    lr: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    lr_schedule: str = "cosine"  # after warm-up: "cosine", "linear" (to 0) or "constant"
+    max_grad_norm: Optional[float] = 1.0
+    mixed_precision: str = "no"
+    gradient_accumulation_steps: int = 1
+    seed: int = 42
+    output_dir: Optional[str] = None
+    log_with: Any = "tensorboard"
+    log_every: Optional[int] = None  # None: about 100 points per run (total steps // 100, at least 1)
+    eval_every: Optional[int] = None
+    num_workers: int = 0
+    progress: bool = True
+    cpu: bool = False
+    gradcache_mini_batch: Optional[int] = (
+        None  # rows per GradCache mini-batch (None: off); see anycl.training.gradcache
+    )
+    checkpoint_every: Optional[int] = (
+        None  # optimiser steps between checkpoints (needs output_dir); anycl.training.checkpoint
+    )
+    resume_from: Any = None  # "latest" or a checkpoint folder
+    keep_checkpoints: Optional[int] = 2

@@ -1,0 +1,285 @@
+"""Checkpoint and resume: a killed run continues where it stopped, ending with the same weights.
+
+``fit(..., output_dir=d, checkpoint_every=N)`` writes ``d/checkpoints/step-<k>/`` every N optimiser
+steps. A checkpoint holds no pickle: every file is JSON or safetensors (:mod:`anycl.statefile`), and
+loading one runs no code. Its files:
+
+- ``model.json`` + ``model.safetensors``: the state dict of the model with the loss (parameters,
+  buffers such as a memory queue or an EMA target, and what a loss keeps with ``get_extra_state``,
+  which must be plain data and tensors);
+- ``optimizer.json`` + ``.safetensors``: the optimiser's state dict (AdamW moments and step counts);
+- ``scheduler.json``: the learning-rate schedule's position; ``scaler.json`` with fp16;
+- ``trainer.json`` (+ ``.safetensors``): the training progress: optimiser step, epoch, the next batch of
+  that epoch (the epoch's batches are a deterministic plan, so a resumed run skips the ones already
+  done with ``BatchStream(skip_batches=...)``) and the sampler's ``state_dict()`` (a sampler must put in
+  it whatever ``refresh`` computed, e.g. mined negatives: on resume the epoch-start refresh of the
+  resumed epoch is not run again);
+- ``rng-<rank>.json`` + ``.safetensors``: every process's random states (Python, NumPy, torch CPU/CUDA);
+- ``anycl_checkpoint.json``: step, epoch, format; written last.
+
+A folder holding a pickle file (``*.pkl``, ``*.bin``, ``*.pt``, ...: Accelerate's format, which older
+anycl versions wrote, or a planted file) is refused before anything is read from it.
+
+``fit(..., resume_from="latest")`` loads the newest checkpoint of ``output_dir`` (and trains from
+scratch, saying so, when there is none yet, so one command line serves first start and restarts);
+``resume_from=<path>`` loads that checkpoint folder. Resume with the same number of processes.
+
+Writes are atomic: a checkpoint is written into ``checkpoints/.tmp-step-<k>`` and renamed to
+``step-<k>`` only once complete (its ``anycl_checkpoint.json`` written last); the ``latest`` pointer
+file is replaced atomically after the rename. A process killed mid-write (or a write that fails, e.g.
+on a full disk) leaves a ``.tmp-`` folder, which is never taken for a checkpoint and is removed by the
+next save; the previous checkpoints stay as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple, Union
+
+import numpy as np
+import torch
+
+from anycl.errors import ConfigError
+from anycl.files import apply_umask, replace_folder, reworded
+from anycl.statefile import StateFileError, load_state, save_state
+
+from .checkpoint_find import (  # noqa: F401  (importable from here, as before)
+    FOLDER,
+    FORMAT,
+    FORMAT_VERSION,
+    MARKER,
+    PICKLE_SUFFIXES,
+    POINTER,
+    check_checkpoint,
+    checkpoint_root,
+    complete_checkpoints,
+    latest_checkpoint,
+    resolve_resume,
+)
+
+log = logging.getLogger("anycl")
+
+
+class Progress:
+    """Where training stands, saved with every checkpoint as ``trainer.json``."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+        self.epoch = 0
+        self.next_batch = 0
+
+    def _stateful_callbacks(self) -> Dict[str, Any]:
+        """Callbacks that keep state across evaluations (anycl.training.best.EarlyStopping), by position and type."""
+        return {
+            f"{i}:{type(cb).__name__}": cb
+            for i, cb in enumerate(getattr(self.trainer, "callbacks", ()))
+            if hasattr(cb, "checkpoint_state")
+        }
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {
+            "format": 1,
+            "global_step": self.trainer.global_step,
+            "epoch": self.epoch,
+            "next_batch": self.next_batch,
+            "sampler": self.trainer.sampler.state_dict(),
+            "callbacks": {k: cb.checkpoint_state() for k, cb in self._stateful_callbacks().items()},
+        }
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.trainer.global_step = int(state["global_step"])
+        self.epoch, self.next_batch = int(state["epoch"]), int(state["next_batch"])
+        self.trainer.sampler.load_state_dict(state.get("sampler") or {})
+        saved = state.get("callbacks") or {}
+        for k, cb in self._stateful_callbacks().items():
+            if k in saved:
+                cb.load_checkpoint_state(saved[k])
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(str(path), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def rng_state() -> Dict[str, Any]:
+    """This process's random states: Python, NumPy, torch CPU and (when present) CUDA."""
+    state: Dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Dict[str, Any]) -> None:
+    kind, keys, gauss = state["python"]
+    random.setstate((kind, tuple(keys), gauss))
+    np.random.set_state(tuple(state["numpy"]))
+    torch.set_rng_state(state["torch"].to(torch.uint8))
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.to(torch.uint8) for s in state["cuda"]])
+
+
+class Checkpointer:
+    """Saves and restores the trainer's state (see the module docstring): no pickle, no Accelerate state files.
+
+    Args:
+        trainer: the :class:`~anycl.training.Trainer` (its ``module``, ``optimizer``, ``sampler``, ``global_step``).
+        accelerator: the run's Accelerator, after ``prepare``.
+        scheduler: the learning-rate scheduler.
+        directory: where ``step-<k>`` folders go (``output_dir/checkpoints``); None: resume only.
+        every: save every this many optimiser steps (None: never).
+        keep: complete checkpoints to keep (older ones are deleted after a save); None keeps all.
+    """
+
+    def __init__(
+        self,
+        trainer,
+        accelerator,
+        scheduler,
+        directory: Union[str, os.PathLike, None],
+        every: Optional[int],
+        keep: Optional[int] = 2,
+    ):
+        if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+            raise ConfigError(f"checkpoint_every must be a positive number of steps, got {every!r}")
+        if keep is not None and (not isinstance(keep, int) or keep < 1):
+            raise ConfigError(f"keep_checkpoints must be a positive integer or None, got {keep!r}")
+        self.trainer, self.acc, self.scheduler = trainer, accelerator, scheduler
+        self.root = Path(directory) if directory else None
+        self.every, self.keep = every, keep
+        self.progress = Progress(trainer)
+
+    # -- the files -------------------------------------------------------------------------------------
+    def write_files(self, folder: Path) -> None:
+        """Write this process's part of a checkpoint into ``folder`` (the main process: everything shared)."""
+        acc = self.acc
+        if acc.is_main_process:
+            module = acc.unwrap_model(self.trainer.module)
+            save_state(module.state_dict(), folder, "model")
+            save_state(self.trainer.optimizer.state_dict(), folder, "optimizer")
+            save_state(self.scheduler.state_dict(), folder, "scheduler")
+            if getattr(acc, "scaler", None) is not None:
+                save_state(acc.scaler.state_dict(), folder, "scaler")
+            trainer_state = self.progress.state_dict()
+            trainer_state["accelerator_step"] = int(getattr(acc, "step", 0))
+            save_state(trainer_state, folder, "trainer")
+        save_state(rng_state(), folder, f"rng-{acc.process_index}")
+
+    def read_files(self, folder: Path) -> None:
+        acc = self.acc
+        try:
+            module = acc.unwrap_model(self.trainer.module)
+            module.load_state_dict(load_state(folder, "model"))
+            self.trainer.optimizer.load_state_dict(load_state(folder, "optimizer"))
+            self.scheduler.load_state_dict(load_state(folder, "scheduler"))
+            if getattr(acc, "scaler", None) is not None and (folder / "scaler.json").is_file():
+                acc.scaler.load_state_dict(load_state(folder, "scaler"))
+            trainer_state = load_state(folder, "trainer")
+            self.progress.load_state_dict(trainer_state)
+            if hasattr(acc, "step"):
+                acc.step = int(trainer_state.get("accelerator_step", 0))
+            rng_name = f"rng-{acc.process_index}"
+            if not (folder / f"{rng_name}.json").is_file():
+                raise ConfigError(
+                    f"checkpoint {str(folder)!r} has no random states for process {acc.process_index} "
+                    f"({rng_name}.json); resume with the number of processes that wrote it"
+                )
+            set_rng_state(load_state(folder, rng_name))
+        except StateFileError as exc:
+            raise ConfigError(f"cannot resume from {str(folder)!r}: {exc}") from exc
+
+    # -- resume ----------------------------------------------------------------------------------------
+    def resume(self, path: Path) -> Tuple[int, int]:
+        """Load ``path``; return (epoch, next batch of that epoch) to continue from."""
+        check_checkpoint(path)
+        self.read_files(path)
+        log.info(
+            "resumed from %s at step %d (epoch %d, batch %d)",
+            path,
+            self.trainer.global_step,
+            self.progress.epoch,
+            self.progress.next_batch,
+        )
+        return self.progress.epoch, self.progress.next_batch
+
+    # -- save ------------------------------------------------------------------------------------------
+    def step_done(self, epoch: int, next_batch: int) -> Optional[Path]:
+        """Called after every optimiser step; saves when the step count is a multiple of ``every``."""
+        if self.root is None or not self.every or self.trainer.global_step % self.every:
+            return None
+        return self.save(epoch, next_batch)
+
+    def save(self, epoch: int, next_batch: int) -> Path:
+        if self.root is None:
+            raise ConfigError("saving a checkpoint needs a directory (output_dir)")
+        acc, step = self.acc, self.trainer.global_step
+        self.progress.epoch, self.progress.next_batch = epoch, next_batch
+        name = f"step-{step}"
+        tmp, final = self.root / f".tmp-{name}", self.root / name
+        if acc.is_main_process:
+            self.root.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(tmp, ignore_errors=True)  # left by a run killed while writing
+            tmp.mkdir()
+        acc.wait_for_everyone()
+        try:
+            self.write_files(tmp)
+        except OSError as exc:  # e.g. a full disk: the earlier checkpoints are untouched
+            raise reworded(
+                exc,
+                f"writing checkpoint {tmp} failed ({exc.strerror or exc}); the earlier "
+                f"checkpoints in {self.root} are unchanged",
+            ) from exc
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            info = {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "step": step,
+                "epoch": epoch,
+                "next_batch": next_batch,
+                "processes": acc.num_processes,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
+            with open(tmp / MARKER, "w") as f:  # written last: its presence means complete
+                json.dump(info, f)
+                f.flush()
+                os.fsync(f.fileno())
+            apply_umask(tmp)
+            replace_folder(tmp, final, self.root / f".old-{name}")
+            pointer_tmp = self.root / f".{POINTER}.tmp"
+            pointer_tmp.write_text(name)
+            os.replace(pointer_tmp, self.root / POINTER)
+            _fsync_dir(self.root)
+            self._prune(final)
+        acc.wait_for_everyone()
+        return final
+
+    def _prune(self, newest: Path) -> None:
+        if self.keep is None or self.root is None:
+            return
+        done = [p for _, p in complete_checkpoints(self.root) if p != newest]
+        for p in done[: max(0, len(done) - (self.keep - 1))]:
+            shutil.rmtree(p, ignore_errors=True)
+
+    def clear(self) -> None:
+        """Remove every checkpoint (a fresh run with ``overwrite=True``)."""
+        if self.root is not None and self.acc.is_main_process and self.root.exists():
+            shutil.rmtree(self.root)
+        self.acc.wait_for_everyone()

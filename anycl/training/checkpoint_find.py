@@ -1,0 +1,104 @@
+"""Finding and checking checkpoints (:mod:`anycl.training.checkpoint`): the folder layout and format constants, the
+complete checkpoints under ``output_dir/checkpoints``, the newest one, what ``resume_from`` names, and the
+refusal of a folder that holds a pickle or another format. Nothing here reads more than a JSON marker."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any, List, Optional, Tuple
+
+from anycl.errors import ConfigError
+from anycl.statefile import PICKLE_SUFFIXES
+
+log = logging.getLogger("anycl")
+
+FOLDER = "checkpoints"
+MARKER = "anycl_checkpoint.json"
+POINTER = "latest"
+FORMAT = "anycl-checkpoint"
+FORMAT_VERSION = 2  # 1: Accelerate's save_state (pickles), no longer read
+_STEP = re.compile(r"^step-(\d+)$")
+
+
+def checkpoint_root(output_dir: str) -> Path:
+    return Path(output_dir) / FOLDER
+
+
+def complete_checkpoints(root: Path) -> List[Tuple[int, Path]]:
+    """(step, folder) of every complete checkpoint under ``root``, oldest first."""
+    if not root.is_dir():
+        return []
+    out = []
+    for p in root.iterdir():
+        m = _STEP.match(p.name)
+        if m and p.is_dir() and (p / MARKER).is_file():
+            out.append((int(m.group(1)), p))
+    return sorted(out)
+
+
+def latest_checkpoint(root: Path) -> Optional[Path]:
+    """The checkpoint the ``latest`` pointer names, else the complete one with the highest step."""
+    pointer = root / POINTER
+    if pointer.is_file():
+        target = root / pointer.read_text().strip()
+        if (target / MARKER).is_file():
+            return target
+    done = complete_checkpoints(root)
+    return done[-1][1] if done else None
+
+
+def resolve_resume(resume_from: Any, output_dir: Optional[str]) -> Optional[Path]:
+    """The checkpoint folder to load for ``resume_from`` (None: train from scratch)."""
+    if resume_from is None or resume_from is False:
+        return None
+    if resume_from == "latest" or resume_from is True:
+        if not output_dir:
+            raise ConfigError("resume_from='latest' needs output_dir (the folder whose checkpoints/ to resume from)")
+        found = latest_checkpoint(checkpoint_root(output_dir))
+        if found is None:
+            log.info(
+                "resume_from='latest': no checkpoint in %s yet; training from the start", checkpoint_root(output_dir)
+            )
+        else:
+            check_checkpoint(found)
+        return found
+    path = Path(os.fspath(resume_from))
+    if not path.is_dir():
+        raise ConfigError(
+            f"resume_from={os.fspath(resume_from)!r} is not a folder; give a checkpoint folder "
+            f"(output_dir/checkpoints/step-N) or 'latest'"
+        )
+    if not (path / MARKER).is_file():
+        raise ConfigError(
+            f"{os.fspath(path)!r} is not a complete anycl checkpoint (it has no {MARKER}; a run killed "
+            f"while writing leaves such a folder); use resume_from='latest' or another step"
+        )
+    check_checkpoint(path)
+    return path
+
+
+def check_checkpoint(path: Path) -> None:
+    """Refuse a checkpoint folder that holds a pickle or is not in this version's format (nothing is read
+    but its JSON marker)."""
+    pickles = sorted(p.name for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES)
+    if pickles:
+        raise ConfigError(
+            f"checkpoint {str(path)!r} holds pickle file(s) {pickles}; anycl checkpoints are JSON + safetensors "
+            f"only and anycl never unpickles (unpickling runs code). It was written by an older anycl (Accelerate's "
+            f"format) or the files were planted; train from scratch or resume from a checkpoint this anycl wrote"
+        )
+    try:
+        info = json.loads((path / MARKER).read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{str(path / MARKER)!r} is not valid JSON (corrupt checkpoint): {exc}") from exc
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        raise ConfigError(
+            f"{str(path)!r} is not a checkpoint of this anycl version ({MARKER} has no "
+            f"format {FORMAT!r}; older versions wrote pickles, which are not loaded)"
+        )
+    if int(info.get("format_version", 0)) > FORMAT_VERSION:
+        raise ConfigError(f"{str(path)!r} was written by a newer anycl; upgrade anycl to resume from it")

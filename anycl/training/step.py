@@ -1,0 +1,107 @@
+"""Where the loss is: :class:`TrainingModule` embeds a built batch's sides with the model and hands the
+embeddings (never raw data) to the loss, across processes when there are several (:mod:`anycl.distributed`),
+with the momentum target's and the guide's embeddings when the loss asks for them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+from torch import nn
+
+from anycl.data.views import multiview_loss
+from anycl.distributed import loss_across_processes
+from anycl.errors import ConfigError
+from anycl.losses.momentum import prepare_loss
+
+
+class TrainingModule(nn.Module):
+    """Model + loss as one module, so that one forward gives the loss (what DDP and Accelerate expect)."""
+
+    def __init__(self, model: nn.Module, loss: nn.Module, guide=None):
+        super().__init__()
+        self.model = model
+        self.loss = loss
+        # a frozen guide model (anycl.training.guide) whose embeddings of the batch reach the loss as guide=
+        if guide is not None and not getattr(loss, "accepts_guide", False):
+            raise ConfigError(
+                f"loss {getattr(loss, 'registry_name', type(loss).__name__)!r} does not use a guide "
+                f"model; guided false-negative masking works with infonce"
+            )
+        self.guide = guide
+        # -- loss support (anycl.losses.momentum, anycl.training.collapse) ------------------------------------------------
+        # The loss's predictor is sized here (before the optimiser exists); a loss with `momentum_target`
+        # gets an EMA copy of the model whose embeddings reach it as `target=`; the last step's detached
+        # embeddings stay readable for the collapse watch.
+        self.target = prepare_loss(model, loss)
+        self._prepare_state: Optional[Tuple[torch.Tensor, torch.device]] = None
+        self.last_embeddings: Dict[str, torch.Tensor] = {}
+
+    @staticmethod
+    def side_features(batch: Dict[str, Any]) -> Dict[str, Any]:
+        return {s: batch[s] for s in ("anchor", "positive", "negative") if s in batch}
+
+    def embed(self, batch: Dict[str, Any], generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
+        if self.target is not None and generator is not None:  # replayed by the momentum target's pass
+            self._prepare_state = (generator.get_state(), generator.device)
+        return self.model(self.side_features(batch), train=True, generator=generator)
+
+    def compute_loss(self, emb: Dict[str, torch.Tensor], batch: Dict[str, Any]):
+        if "num_views" in batch:  # a multi-view batch: the loss's forward_views (anycl.data.views)
+            return multiview_loss(self, emb, batch)
+        negative = emb.get("negative")
+        if negative is not None:
+            negative = negative.view(emb["anchor"].shape[0], batch["num_negatives"], -1)
+        self.last_embeddings = {s: emb[s].detach() for s in ("anchor", "positive") if s in emb}
+        extra = {}
+        if self.target is not None:  # the EMA copy's embeddings of the same views (anycl.losses.momentum)
+            extra["target"] = self.target_embeddings(batch)
+        loss = self.loss
+        select = getattr(loss, "select", None)
+        if (
+            "dataset" in batch and select is not None
+        ):  # several data sets: their own loss (anycl.sampling.multi_dataset)
+            loss = select(batch["dataset"])
+        # per-row numbers the loss reads: scores (anycl.losses.graded), teacher embeddings (anycl.losses.distill)
+        rows = {c: batch["scores"][c] for c in getattr(loss, "score_columns", ()) if c in batch.get("scores", {})}
+        if getattr(loss, "needs_teacher", False) and "teacher" in batch:
+            rows["teacher"] = batch["teacher"]
+        if self.guide is not None:  # once per (full) batch, no gradient (anycl.training.guide)
+            g = self.guide.embed(batch, emb["anchor"].device)
+            if g.get("negative") is not None:
+                g["negative"] = g["negative"].view(emb["anchor"].shape[0], batch["num_negatives"], -1)
+            extra["guide"] = g
+        # several processes: every process's rows are candidates (see anycl.distributed)
+        out = loss_across_processes(
+            loss, emb["anchor"], emb["positive"], negative, batch.get("labels"), row_values=rows or None, **extra
+        )
+        masked = getattr(loss, "last_guide_masked", None) if self.guide is not None else None
+        if masked is not None:  # logged with the loss: how many in-batch candidates per anchor the guide masked
+            out = {**out, "guide_masked": masked} if isinstance(out, dict) else {"loss": out, "guide_masked": masked}
+        return out
+
+    def target_embeddings(self, batch: Dict[str, Any]) -> Dict[str, torch.Tensor]:
+        """Anchor and positive embedded by the momentum target, without gradient, replaying the
+        augmentation generator state that :meth:`embed` saw (a fresh state under GradCache)."""
+        assert self.target is not None  # called only for a loss with a momentum target
+        state, device = self._prepare_state or (None, None)
+        self._prepare_state = None
+        views = {s: batch[s] for s in ("anchor", "positive") if s in batch}
+        return self.target(views, state, device)
+
+    def after_optimizer_step(self, step: int, total: Optional[int]) -> None:
+        """Move the momentum target (if any) towards the model; called after every optimiser step."""
+        if self.target is not None:
+            self.target.update(self.model, step, total)
+
+    def forward(self, batch: Dict[str, Any], generator: Optional[torch.Generator] = None):
+        return self.compute_loss(self.embed(batch, generator), batch)
+
+
+def check_finite(loss: torch.Tensor, step: int, epoch: int) -> None:
+    if not torch.isfinite(loss):
+        raise FloatingPointError(
+            f"the loss became {loss.item()} at step {step} (epoch {epoch}); lower "
+            f"the learning rate or raise the temperature"
+        )
