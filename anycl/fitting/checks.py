@@ -4,8 +4,9 @@ arguments; and the callbacks they become once there is an evaluator."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, List, Mapping, Optional
+from typing import Any, List, Mapping, Union
 
 from anycl.errors import ConfigError
 from anycl.files import LOCK_FILE
@@ -41,7 +42,7 @@ def check_run_options(cfg: FitConfig) -> None:
     prepare_output_dir(cfg.output_dir, bool(cfg.overwrite) or cfg.resume_from is not None)
 
 
-def prepare_output_dir(output_dir: Optional[str], overwrite: bool) -> None:
+def prepare_output_dir(output_dir: Union[str, os.PathLike, None], overwrite: bool) -> None:
     """Refuse a non-empty output folder unless ``overwrite``, and a model folder anycl did not write."""
     if not output_dir:
         return
@@ -82,7 +83,7 @@ def training_args(cfg: FitConfig, fit_defaults: Mapping[str, Any]) -> TrainingAr
     return args
 
 
-def watch_callbacks(cfg: FitConfig, evaluator, output_dir: Optional[str]) -> List[Any]:
+def watch_callbacks(cfg: FitConfig, evaluator, output_dir: Union[str, os.PathLike, None]) -> List[Any]:
     """The user's callbacks, plus :class:`anycl.training.best.KeepBest` when ``keep_best`` names a metric (``True``:
     the evaluator's primary metric), :class:`anycl.training.best.EarlyStopping` with ``early_stopping_patience``
     (watching ``early_stopping_metric``, else keep_best's metric, else the primary metric) and

@@ -10,6 +10,7 @@ from typing import Any, Dict, Mapping, Optional
 from torch import nn
 
 from anycl.data.views import default_loss as multiview_default_loss
+from anycl.data.views import view_counts
 from anycl.errors import ConfigError
 from anycl.evaluation.probe import probe_options
 from anycl.losses.matryoshka import MatryoshkaLoss, check_dims
@@ -54,7 +55,8 @@ def choose_loss(
     loss_options = {} if per_options else dict(cfg.loss_options or {})
     if cfg.temperature is not None:
         loss_options["temperature"] = cfg.temperature
-    loss = multiview_default_loss(cfg.options(), loss, loss_options, anchor_adapter_cls)  # views=, no loss=
+    counts = view_counts(cfg.views, cfg.local_views)  # views=, no loss=: multiview_infonce
+    loss = multiview_default_loss(counts, loss, loss_options, anchor_adapter_cls)
     if cfg.probe is not None:  # the probe's options, checked before any model loads (anycl.evaluation.probe)
         probe_options(cfg.probe)
     if loss is None and len(set(sides.values())) > 1:  # CLIP/CLAP: both directions, CLIP's initial temperature, learnt

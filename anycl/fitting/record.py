@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Union
 
 from anycl.export.card import _COMMAND
 from anycl.model.lora import check_options as check_peft
@@ -30,7 +30,7 @@ def record_run(
     args,
     sampler_options,
     examples,
-    output_dir: Optional[str],
+    output_dir: Union[str, os.PathLike, None],
 ):
     """Everything after training; returns the model to hand back."""
     if cfg.peft and check_peft(cfg.peft)["merge"]:

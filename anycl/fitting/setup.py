@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from anycl.data.inputs import Rows, to_rows
 from anycl.data.prompts import resolve_fit_prompts
-from anycl.data.views import multiview_builder
+from anycl.data.views import multiview_builder, view_counts
 from anycl.errors import ConfigError
 from anycl.evaluation.crossmodal import CrossModalRetrievalEvaluator, freeze
 from anycl.evaluation.embedding_evaluators import RetrievalEvaluator
@@ -93,7 +93,7 @@ def samplers_and_builders(
     samplers, builders = {}, {}
     for name, part in parts.items():
         samplers[name], builders[name] = sampling.sampler_and_builder(
-            cfg.options(), sopts, part, model, losses[name], guide, prompts
+            cfg, sopts, part, model, losses[name], guide, prompts
         )
     builder: Any  # a BatchBuilder, or a MultiBatchBuilder (same build interface) for several data sets
     if multi:
@@ -103,7 +103,7 @@ def samplers_and_builders(
         )
     else:
         sampler, builder = samplers[""], builders[""]
-    return sampler, multiview_builder(cfg.options(), builder), sopts
+    return sampler, multiview_builder(view_counts(cfg.views, cfg.local_views), builder), sopts
 
 
 def make_evaluator(cfg: FitConfig, model, cross_modal: bool, multi: bool, exts: tuple, seed: int, matryoshka):

@@ -6,7 +6,7 @@ and an optional projection head; several towers must give embeddings of one widt
 from __future__ import annotations
 
 import inspect
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Union
 
 from torch import nn
 
@@ -24,7 +24,13 @@ def per_modality(value: Any, modality: str, modalities) -> Any:
 
 
 def build_towers(
-    sides: Mapping[str, str], *, model: Optional[str], encoder, encoder_options, adapter_options, head: Any
+    sides: Mapping[str, str],
+    *,
+    model: Union[str, Mapping[str, str], None],
+    encoder,
+    encoder_options,
+    adapter_options,
+    head: Any,
 ) -> Dict[str, Tower]:
     """``{modality: Tower}`` for :func:`anycl.model.build_model` (its arguments; the defaults are its own)."""
     modalities = sorted(set(sides.values()))

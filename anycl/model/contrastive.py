@@ -12,7 +12,7 @@ prompts, similarity, widths and ``max_seq_length`` (sentence-transformers' names
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Tuple, cast
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union, cast
 
 import torch
 from torch import nn
@@ -237,7 +237,7 @@ def load(
 def build_model(
     sides: Mapping[str, str],
     *,
-    model: Optional[str] = None,
+    model: Union[str, Mapping[str, str], None] = None,
     encoder=None,
     encoder_options=None,
     adapter_options=None,

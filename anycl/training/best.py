@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Union
 
 from anycl.errors import ConfigError
 from anycl.evaluation.pair_evaluators import primary_metric
@@ -24,7 +24,9 @@ class KeepBest:
     Attributes after training: ``best`` (the metric's best value), ``best_step``.
     """
 
-    def __init__(self, metric: str, mode: str = "max", output_dir: Optional[str] = None, restore: bool = True):
+    def __init__(
+        self, metric: str, mode: str = "max", output_dir: Union[str, os.PathLike, None] = None, restore: bool = True
+    ):
         if mode not in ("max", "min"):
             raise ConfigError(f"keep_best mode must be 'max' or 'min', got {mode!r}")
         self.metric, self.mode, self.output_dir, self.restore = metric, mode, output_dir, restore
