@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Union
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
 import numpy as np
 import torch
@@ -268,6 +269,21 @@ class AudioAdapter(Adapter):
         return torch.stack(items)
 
     # ---- batched, on device -------------------------------------------------------------------------
+    @contextmanager
+    def mel_replaced(self, make: Callable[[nn.Module], nn.Module]) -> Iterator[None]:
+        """Meanwhile the CPU mel spectrogram is ``make(the adapter's own)`` (the ONNX export swaps in one it can
+        trace: :class:`anycl.export.to_onnx.RealMelSpectrogram`); afterwards the adapter's cache is as it was."""
+        key = "cpu"
+        swapped = self._mels.get(key)
+        self._mels[key] = make(self.mel(torch.device(key)))
+        try:
+            yield
+        finally:
+            if swapped is None:
+                self._mels.pop(key, None)
+            else:
+                self._mels[key] = swapped
+
     def mel(self, device: torch.device) -> nn.Module:
         """The ``MelSpectrogram`` transform on ``device`` (built once per device)."""
         key = str(device)

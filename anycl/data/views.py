@@ -164,7 +164,5 @@ def multiview_loss(module, emb: Dict[str, torch.Tensor], batch: Mapping[str, Any
     module.last_embeddings = {"anchor": g[0].detach(), "positive": g[1].detach()}
     kw = {}
     if module.target is not None:  # the EMA teacher sees the global views (same augmentation draws)
-        state, device = module._prepare_state or (None, None)
-        module._prepare_state = None
-        kw["target"] = module.target({"anchor": batch["anchor"]}, state, device)["anchor"].view(views, n, -1)
+        kw["target"] = module.target_embeddings(batch, sides=("anchor",))["anchor"].view(views, n, -1)
     return module.loss.forward_views(g, loc, **kw)

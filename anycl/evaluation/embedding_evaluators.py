@@ -19,7 +19,7 @@ from anycl.progress import phase_bar
 from anycl.search.exact import retrieval_metrics, topk  # noqa: F401  (retrieval_metrics: re-exported, its home is search)
 
 
-def _encode_all(model, groups, batch_size: int, show_progress: bool):
+def encode_groups(model, groups, batch_size: int, show_progress: bool):
     """Embed each (items, modality[, side]) group under one progress bar (:func:`anycl.model.embed.embed_all`);
     a group naming a side gets that side's prompt (``anycl.data.prompts``)."""
     with phase_bar(show_progress, sum(len(g[0]) for g in groups), "evaluate") as bar:
@@ -87,7 +87,7 @@ class RetrievalEvaluator:
     def __call__(self, model) -> Dict[str, float]:
         qm = self.query_modality or model.sides.get("anchor")
         cm = self.corpus_modality or model.sides.get("positive")
-        q, c = _encode_all(
+        q, c = encode_groups(
             model, [(self.queries, qm, "anchor"), (self.corpus, cm, "positive")], self.batch_size, self.show_progress
         )
         return at_widths(lambda a, b: retrieval_metrics(a, b, self.relevant, self.ks), q, c, self.truncate_dims)
@@ -161,7 +161,7 @@ class KNNEvaluator:
         self.temperature = temperature
 
     def __call__(self, model) -> Dict[str, float]:
-        (emb,) = _encode_all(model, [(self.items, self.modality, "anchor")], self.batch_size, self.show_progress)
+        (emb,) = encode_groups(model, [(self.items, self.modality, "anchor")], self.batch_size, self.show_progress)
         return at_widths(lambda e, _: self._accuracy(e), emb, emb, self.truncate_dims)
 
     def _accuracy(self, emb: torch.Tensor) -> Dict[str, float]:
@@ -245,7 +245,7 @@ class ProbeEvaluator:
         self.temperature = temperature
 
     def __call__(self, model) -> Dict[str, float]:
-        tr, te = _encode_all(
+        tr, te = encode_groups(
             model,
             [(self.train_items, self.modality), (self.test_items, self.modality)],
             self.batch_size,

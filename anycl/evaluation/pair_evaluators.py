@@ -27,7 +27,7 @@ import torch
 from anycl.data.inputs import LABEL, Rows, to_rows
 from anycl.errors import ConfigError, DataError
 
-from .embedding_evaluators import KNNEvaluator, ProbeEvaluator, RetrievalEvaluator, _encode_all
+from .embedding_evaluators import KNNEvaluator, ProbeEvaluator, RetrievalEvaluator, encode_groups
 
 KINDS = ("retrieval", "sts", "triplet", "reranking", "knn", "classification")
 
@@ -91,7 +91,7 @@ class STSEvaluator:
 
     def __call__(self, model) -> Dict[str, float]:
         m1, m2 = _modalities(model)
-        e1, e2 = _encode_all(model, [(self.items1, m1), (self.items2, m2)], self.batch_size, self.show_progress)
+        e1, e2 = encode_groups(model, [(self.items1, m1), (self.items2, m2)], self.batch_size, self.show_progress)
         return self.metrics(e1, e2, self.scores)
 
 
@@ -135,7 +135,7 @@ class TripletEvaluator:
         k = len(self.negatives[0])
         if any(len(ns) != k for ns in self.negatives):
             raise DataError("triplet evaluation needs the same number of negatives per anchor")
-        a, p, n = _encode_all(
+        a, p, n = encode_groups(
             model, [(self.anchors, ma), (self.positives, mp), (flat, mn)], self.batch_size, self.show_progress
         )
         return self.metrics(a, p, n.view(len(self.anchors), k, -1))
@@ -221,7 +221,7 @@ class RerankingEvaluator:
         mq, mc = _modalities(model)
         cands = [p + n for p, n in zip(self.positives, self.negatives)]
         flat = [x for c in cands for x in c]
-        q, c = _encode_all(model, [(self.queries, mq), (flat, mc)], self.batch_size, self.show_progress)
+        q, c = encode_groups(model, [(self.queries, mq), (flat, mc)], self.batch_size, self.show_progress)
         scores, relevant, start = [], [], 0
         for i, cs in enumerate(cands):
             sim = c[start : start + len(cs)] @ q[i]

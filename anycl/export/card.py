@@ -32,6 +32,12 @@ LIBRARY = {"anycl": "anycl", "sentence-transformers": "sentence-transformers", "
 _COMMAND: List[Optional[str]] = [None]
 
 
+def current_command() -> Optional[str]:
+    """The command line that started the run, while :func:`command` holds it (None from Python): ``fit``
+    records it in ``model.info["command"]`` and the card shows it."""
+    return _COMMAND[0]
+
+
 @contextmanager
 def command(text: Optional[str]) -> Iterator[None]:
     """The command line that started the run (the CLI sets it), shown on cards written meanwhile."""

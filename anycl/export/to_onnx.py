@@ -18,6 +18,7 @@ a model card (``README.md``). Batch (and, for text, token) dimensions are dynami
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import warnings
@@ -166,36 +167,28 @@ def export_onnx(
     wrapper = _ExportedTower(tower, keyed, tower.encode_with_head, normalize).eval()
     was_training = model.training
     model.eval()
-    swapped = None
-    if hasattr(adapter, "mel") and hasattr(adapter, "_mels"):  # audio: a mel spectrogram ONNX can trace
-        key = "cpu"
-        swapped = adapter._mels.get(key)
-        adapter._mels[key] = RealMelSpectrogram(adapter.mel(torch.device("cpu")))
-    out_dir = Path(directory)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / ONNX_FILE
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's tracer and deprecation warnings
-            wrapper(*(t.cpu() for t in inputs))  # lazy imports and per-device transforms happen outside the trace
-            torch.onnx.export(
-                wrapper,
-                tuple(t.cpu() for t in inputs),
-                str(path),
-                input_names=names,
-                output_names=[OUTPUT],
-                dynamic_axes=dynamic,
-                opset_version=opset,
-                dynamo=False,
-                do_constant_folding=True,
-            )
-    finally:
-        model.train(was_training)
-        if hasattr(adapter, "_mels"):
-            if swapped is None:
-                adapter._mels.pop("cpu", None)
-            else:
-                adapter._mels["cpu"] = swapped
+    replace_mel = getattr(adapter, "mel_replaced", None)  # audio: a mel spectrogram ONNX can trace
+    with replace_mel(RealMelSpectrogram) if replace_mel is not None else contextlib.nullcontext():
+        out_dir = Path(directory)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / ONNX_FILE
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the TorchScript exporter's tracer and deprecation warnings
+                wrapper(*(t.cpu() for t in inputs))  # lazy imports and per-device transforms happen outside the trace
+                torch.onnx.export(
+                    wrapper,
+                    tuple(t.cpu() for t in inputs),
+                    str(path),
+                    input_names=names,
+                    output_names=[OUTPUT],
+                    dynamic_axes=dynamic,
+                    opset_version=opset,
+                    dynamo=False,
+                    do_constant_folding=True,
+                )
+        finally:
+            model.train(was_training)
     onnx.checker.check_model(str(path))
     meta: Dict[str, Any] = {
         "modality": mod,

@@ -10,7 +10,7 @@ from typing import Any, List, Mapping, Union
 
 from anycl.errors import ConfigError
 from anycl.files import LOCK_FILE
-from anycl.model.contrastive import _owned_entries
+from anycl.model.folder import owned_entries
 from anycl.model.lora import check_options as check_peft
 from anycl.options.fit_config import FitConfig
 from anycl.training.best import EarlyStopping, KeepBest, watched_metric
@@ -54,7 +54,7 @@ def prepare_output_dir(output_dir: Union[str, os.PathLike, None], overwrite: boo
                 f"another folder (nothing was trained)"
             )
     model_dir = p / "model"
-    if model_dir.is_dir() and _owned_entries(model_dir) is None:  # found now, not after training
+    if model_dir.is_dir() and owned_entries(model_dir) is None:  # found now, not after training
         raise FileExistsError(
             f"{str(model_dir)!r} is a non-empty folder that anycl did not write, and the model "
             f"would be saved there; move it or choose another output_dir (nothing was trained)"

@@ -30,7 +30,6 @@ from .folder import (  # noqa: F401
     FORMAT_VERSION,
     HEADS_FILE,
     MANIFEST_FILE,
-    _owned_entries,
     read_model,
     save_model,
 )

@@ -34,7 +34,7 @@ from anycl.data.batching import to_device
 from anycl.errors import ConfigError
 from anycl.model.contrastive import CONFIG_FILE, ContrastiveModel, load
 
-from .gradcache import _take, count_rows, mini_batches
+from .gradcache import count_rows, mini_batches, take_rows
 
 SIDES = ("anchor", "positive", "negative")
 
@@ -98,7 +98,7 @@ class Guide:
             tower = model.tower(side)
             n = count_rows(feats, tower.adapter)
             step = self.chunk or n
-            parts = [tower(_take(tower.adapter, feats, s, e, n), train=False) for s, e in mini_batches(n, step)]
+            parts = [tower(take_rows(tower.adapter, feats, s, e, n), train=False) for s, e in mini_batches(n, step)]
             out[side] = (torch.cat(parts) if len(parts) > 1 else parts[0]).detach().float()
         return out
 
