@@ -11,6 +11,7 @@ from typing import List, Optional, Tuple
 import torch
 
 from anycl.errors import DataError
+from anycl.model.embed import is_anycl_model
 
 from .embed_cache import embed_items
 from .rules import MiningStats
@@ -20,7 +21,7 @@ from .shard import Shard
 def item_validator(model, side: str):
     """The check of one ``side`` item: the model's adapter's ``validate``, or (a plain embedding model) a
     non-empty string."""
-    if hasattr(model, "tower") and hasattr(model, "sides"):
+    if is_anycl_model(model):
         return model.tower(side).adapter.validate
 
     def check(item, where):
