@@ -19,6 +19,7 @@ from typing import Any, Mapping, Union
 from accelerate.utils import set_seed
 
 from anycl import adapters as adapter_registry
+from anycl.data.multi import MultiRows
 from anycl.data.views import check_multiview, view_counts
 from anycl.fitting.checks import check_run_options, check_watch_options, training_args, watch_callbacks
 from anycl.fitting.data import SIDES, check_all_items, check_rows, file_extensions, load_parts, resolve_modalities
@@ -38,7 +39,6 @@ from anycl.options.fit_config import FIT_OPTIONS, FitConfig  # noqa: F401  (also
 from anycl.training.trainer import Trainer
 
 from .files import OutputLock
-from .sampling import multi_dataset as md
 
 log = logging.getLogger("anycl")
 
@@ -58,7 +58,7 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     check_loss_data(plan, parts)  # what each loss needs from its data (anycl.fitting.loss_data)
     check_watch_options(cfg)  # keep_best / early stopping need an evaluation (before the teacher embeds)
     parts = {name: with_teacher_embeddings(plan.losses[name], part, sides["anchor"]) for name, part in parts.items()}
-    rows = md.MultiRows(parts) if multi else parts[""]
+    rows = MultiRows(parts) if multi else parts[""]
     check_rows(rows, cfg, log)
     check_run_options(cfg)  # LoRA, checkpoints, resume_from, the output folder
     args = training_args(cfg, fit_defaults)

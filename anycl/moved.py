@@ -84,6 +84,12 @@ MOVED: Dict[str, str] = {
 # names that left their old module with a split, old module -> {name: new module}
 SPLIT: Dict[str, Dict[str, str]] = {
     "anycl.config": {"open_dataset": "anycl.data.open", "DATA_SUFFIXES": "anycl.data.open"},
+    "anycl.multi_dataset": {
+        **dict.fromkeys(
+            ("DATASET", "MultiRows", "is_multi_dataset", "per_dataset", "check_same_columns"), "anycl.data.multi"
+        ),
+        "MultiLoss": "anycl.losses.multi_dataset",
+    },
 }
 # old modules whose name is now a package: the package forwards the old module's other names
 FORWARDED: Dict[str, str] = {

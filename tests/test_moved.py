@@ -42,6 +42,22 @@ def test_names_that_left_with_a_split_are_found_where_they_went():
         assert getattr(config, name) is getattr(importlib.import_module(home), name)
 
 
+def test_the_names_multi_dataset_split_three_ways_import_from_the_old_path():
+    # anycl.multi_dataset became anycl.sampling.multi_dataset (the sampler), anycl.data.multi (the rows) and
+    # anycl.losses.multi_dataset (the loss)
+    from anycl.data.multi import MultiRows as rows_home
+    from anycl.losses.multi_dataset import MultiLoss as loss_home
+    from anycl.sampling.multi_dataset import MultiDatasetSampler as sampler_home
+
+    sys.modules.pop("anycl.multi_dataset", None)
+    with pytest.warns(DeprecationWarning, match="anycl.multi_dataset moved to anycl.sampling.multi_dataset"):
+        from anycl.multi_dataset import MultiDatasetSampler, MultiLoss, MultiRows  # type: ignore[import-not-found]
+    assert (MultiRows, MultiLoss, MultiDatasetSampler) == (rows_home, loss_home, sampler_home)
+    old = sys.modules["anycl.multi_dataset"]
+    for name, home in SPLIT["anycl.multi_dataset"].items():
+        assert getattr(old, name) is getattr(importlib.import_module(home), name)
+
+
 @pytest.mark.parametrize("package", sorted(FORWARDED))
 def test_a_package_that_replaced_a_module_forwards_its_other_names_with_a_warning(package):
     pkg = importlib.import_module(package)

@@ -32,7 +32,7 @@ def run(args, extra: List[str]) -> int:
     for key in ("data", "modality", "loss"):
         value = getattr(args, key)
         if value is not None:  # --modality may be a JSON mapping of sides: '{"anchor": "image", "positive": "text"}';
-            # DATA and --loss a mapping of data set names: '{"nli": "nli.csv", "qa": "qa.csv"}' (anycl.sampling.multi_dataset)
+            # DATA and --loss a mapping of data set names: '{"nli": "nli.csv", "qa": "qa.csv"}' (anycl.data.multi)
             mapping = key == "modality" or value.lstrip().startswith("{")
             config["dataset" if key == "data" else key] = parse_value(value) if mapping else value
     dataset = config.pop("dataset", None)

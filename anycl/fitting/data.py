@@ -8,10 +8,10 @@ from typing import Any, Dict, Mapping, Tuple
 from anycl import adapters as adapter_registry
 from anycl.data.column_spec import checks, column_specs
 from anycl.data.inputs import Rows, check_items, to_rows
+from anycl.data.multi import is_multi_dataset, per_dataset
 from anycl.data.open import open_dataset
 from anycl.errors import ConfigError
 from anycl.options.fit_config import FitConfig
-from anycl.sampling import multi_dataset as md
 
 SIDES = ("anchor", "positive", "negative")
 
@@ -57,10 +57,10 @@ def file_extensions(modality: Any) -> tuple:
 
 def load_parts(dataset: Any, cfg: FitConfig, exts: tuple) -> Tuple[Dict[str, Rows], bool]:
     """({data set name: rows}, several?) — one data set is named ``""``; several come as {name: data set}
-    (anycl.sampling.multi_dataset), each with its own ``columns`` when ``columns`` is keyed by data set."""
-    if md.is_multi_dataset(dataset):
+    (anycl.data.multi), each with its own ``columns`` when ``columns`` is keyed by data set."""
+    if is_multi_dataset(dataset):
         names = [str(k) for k in dataset]
-        cols = md.per_dataset(cfg.columns, names)
+        cols = per_dataset(cfg.columns, names)
         return {
             str(k): to_rows(open_dataset(d), cols[str(k)] if cols else cfg.columns, exts, sep=cfg.sep)
             for k, d in dataset.items()

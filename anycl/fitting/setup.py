@@ -21,7 +21,7 @@ from anycl.model.lora import apply_lora
 from anycl.options.fit_config import FitConfig
 from anycl.report.examples import RetrievalExamples
 from anycl.sampling import factory as sampling
-from anycl.sampling import multi_dataset as md
+from anycl.sampling.multi_dataset import MultiBatchBuilder, MultiDatasetSampler
 from anycl.training.guide import make_guide
 
 log = logging.getLogger("anycl")
@@ -98,8 +98,8 @@ def samplers_and_builders(
     builder: Any  # a BatchBuilder, or a MultiBatchBuilder (same build interface) for several data sets
     if multi:
         sampler, builder = (
-            md.MultiDatasetSampler(samplers, cfg.multi_dataset_sampling or "proportional", seed),
-            md.MultiBatchBuilder(builders),
+            MultiDatasetSampler(samplers, cfg.multi_dataset_sampling or "proportional", seed),
+            MultiBatchBuilder(builders),
         )
     else:
         sampler, builder = samplers[""], builders[""]

@@ -145,7 +145,7 @@ def validate_options(cfg: FitFields) -> None:
             "loss_options['temperature']", loss_options["temperature"], low=0, low_inclusive=False, allow_none=True
         )
     columns = cfg.columns or {}
-    if columns and all(isinstance(v, Mapping) for v in columns.values()):  # per data set (anycl.sampling.multi_dataset)
+    if columns and all(isinstance(v, Mapping) for v in columns.values()):  # per data set (anycl.data.multi)
         columns = {k: v for per in columns.values() for k, v in per.items()}
     bad = [f"{k!r}: {v!r}" for k, v in columns.items() if not isinstance(k, str) or not isinstance(v, str)]
     if bad:

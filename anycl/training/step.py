@@ -59,9 +59,7 @@ class TrainingModule(nn.Module):
             extra["target"] = self.target_embeddings(batch)
         loss = self.loss
         select = getattr(loss, "select", None)
-        if (
-            "dataset" in batch and select is not None
-        ):  # several data sets: their own loss (anycl.sampling.multi_dataset)
+        if "dataset" in batch and select is not None:  # several data sets: their own loss (anycl.losses.multi_dataset)
             loss = select(batch["dataset"])
         # per-row numbers the loss reads: scores (anycl.losses.graded), teacher embeddings (anycl.losses.distill)
         rows = {c: batch["scores"][c] for c in getattr(loss, "score_columns", ()) if c in batch.get("scores", {})}
