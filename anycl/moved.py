@@ -50,7 +50,7 @@ MOVED: Dict[str, str] = {
     "anycl.mining_options": "anycl.mining.options",
     "anycl.mining_rules": "anycl.mining.rules",
     "anycl.mining_shard": "anycl.mining.shard",
-    "anycl.mining_guide": "anycl.mining.guide_filter",
+    "anycl.mining_guide": "anycl.mining.guide_filter",  # its item_validator, lowest_pair_scores: see SPLIT
     "anycl.embed_cache": "anycl.mining.embed_cache",
     "anycl.evaluators": "anycl.evaluation.pair_evaluators",
     "anycl.crossmodal": "anycl.evaluation.crossmodal",
@@ -80,6 +80,9 @@ MOVED: Dict[str, str] = {
     "anycl.fit_setup": "anycl.fitting.setup",
     "anycl.loss_data": "anycl.fitting.loss_data",
     "anycl.demo": "anycl.cli.demo_job",
+    # renamed after 0.1 inside packages that stayed (issue 28: names that say which part they are)
+    "anycl.losses.guided": "anycl.losses.guide_mask",
+    "anycl.cli.tables": "anycl.cli.table_output",  # the command line's table output (reading tables: anycl.data.tables)
 }
 # names that left their old module with a split, old module -> {name: new module}
 SPLIT: Dict[str, Dict[str, str]] = {
@@ -90,6 +93,7 @@ SPLIT: Dict[str, Dict[str, str]] = {
         ),
         "MultiLoss": "anycl.losses.multi_dataset",
     },
+    "anycl.mining_guide": {"item_validator": "anycl.mining.mine", "lowest_pair_scores": "anycl.mining.shard"},
 }
 # old modules whose name is now a package: the package forwards the old module's other names
 FORWARDED: Dict[str, str] = {
