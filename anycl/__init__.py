@@ -19,10 +19,10 @@ from .version import __version__  # noqa: F401
 moved.install()  # the module paths of anycl 0.1 import for one release, with a DeprecationWarning
 
 from . import adapters, losses  # noqa: E402
+from . import evaluation as evaluators  # noqa: E402  (the evaluator registry and the evaluators)
 from . import sampling as samplers  # noqa: E402
 from .api import fit  # noqa: E402
 from .errors import AnyclError, ConfigError, DataError  # noqa: E402
-from .evaluation import pair_evaluators as evaluators  # noqa: E402  (STS, triplet, reranking, classification)
 from .model import ContrastiveModel, load  # noqa: E402
 from .options.fit_config import FitConfig  # noqa: E402
 

@@ -7,14 +7,13 @@ import logging
 import os
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from anycl.data.inputs import Rows, to_rows
+from anycl.data.inputs import Rows
 from anycl.data.prompts import resolve_fit_prompts
 from anycl.data.views import multiview_builder
 from anycl.errors import ConfigError
-from anycl.evaluation.crossmodal import CrossModalRetrievalEvaluator, freeze
-from anycl.evaluation.embedding_evaluators import RetrievalEvaluator
-from anycl.evaluation.pair_evaluators import build_evaluator
-from anycl.evaluation.probe import probe_evaluator
+from anycl.evaluation.choose import build_evaluator
+from anycl.evaluation.crossmodal import freeze
+from anycl.evaluation.retrieval import RetrievalEvaluator
 from anycl.losses.matryoshka import check_dims
 from anycl.model.contrastive import Tower
 from anycl.model.lora import apply_lora
@@ -106,22 +105,18 @@ def samplers_and_builders(
     return sampler, multiview_builder(cfg.options(), builder), sopts
 
 
-def make_evaluator(cfg: FitConfig, model, cross_modal: bool, multi: bool, exts: tuple, seed: int, matryoshka):
-    """The evaluation of ``eval_dataset``: cross-modal retrieval for cross-modal pairs, a kNN (+ linear)
-    probe with ``probe``, else by its columns (anycl.evaluation.pair_evaluators); with Matryoshka dims, metrics at every
-    trained width."""
-    eval_data = cfg.eval_dataset
-    if cross_modal and eval_data is not None and not callable(eval_data):
-        eval_rows = to_rows(eval_data, cfg.columns)
-        if not eval_rows.has_positive:
-            raise ConfigError("a cross-modal eval_dataset needs aligned (anchor, positive) pairs")
-        evaluator = CrossModalRetrievalEvaluator(eval_rows.column("anchor"), eval_rows.column("positive"))
-    elif cfg.probe is not None:  # kNN (+ linear) probe on labelled items (anycl.evaluation.probe)
-        evaluator = probe_evaluator(eval_data, cfg.probe, cfg.columns, exts, seed)
-    else:
-        evaluator = build_evaluator(
-            eval_data, cfg.eval_kind, cfg.columns if not multi else None, file_extensions=exts, seed=seed
-        )
+def make_evaluator(cfg: FitConfig, model, multi: bool, exts: tuple, seed: int, matryoshka):
+    """The evaluation of ``eval_dataset``, as :func:`anycl.evaluation.choose.build_evaluator` decides (``eval_kind``,
+    ``probe``, else by its columns); with Matryoshka dims, metrics at every trained width."""
+    evaluator = build_evaluator(
+        cfg.eval_dataset,
+        cfg.eval_kind,
+        cfg.columns if not multi else None,
+        file_extensions=exts,
+        seed=seed,
+        sides=model.sides,
+        probe=cfg.probe,
+    )
     if matryoshka is not None and hasattr(evaluator, "truncate_dims"):
         evaluator.truncate_dims = [d for d in matryoshka[0] if d < (model.embedding_width() or 0)]
     return evaluator
