@@ -31,6 +31,7 @@ from torch import nn
 from anycl.errors import ConfigError
 
 from .card import write_card
+from .registry import register
 
 ONNX_FILE = "model.onnx"
 META_FILE = "anycl_onnx.json"
@@ -122,6 +123,7 @@ def _as_inputs(feats: Any) -> tuple:
     raise ConfigError(f"cannot export a tower whose collated batch is a {type(feats).__name__}; ONNX needs tensors")
 
 
+@register("onnx")
 def export_onnx(
     model,
     directory: str,
