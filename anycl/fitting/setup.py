@@ -7,6 +7,7 @@ import logging
 import os
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from anycl.adapters import ADAPTERS
 from anycl.data.inputs import Rows
 from anycl.data.prompts import resolve_fit_prompts
 from anycl.data.views import multiview_builder
@@ -29,10 +30,13 @@ log = logging.getLogger("anycl")
 def fit_prompts(cfg: FitConfig, rows: Rows, sides: Mapping[str, str]) -> Dict[str, str]:
     """The prompts of each side, and a checked ``include_prompt`` (before any model is loaded)."""
     mines = cfg.sampler == "mined" or bool(getattr(cfg.sampler, "num_negatives", 0))
-    prompts = resolve_fit_prompts(cfg.prompts, rows.columns, cfg.columns, sides, mined_negatives=mines)
+    takes = {m for m in sides.values() if getattr(ADAPTERS.lookup(m), "supports_prompts", False)}
+    prompts = resolve_fit_prompts(
+        cfg.prompts, rows.columns, cfg.columns, sides, mined_negatives=mines, prompt_modalities=takes
+    )
     if not isinstance(cfg.include_prompt, bool):
         raise ConfigError(f"include_prompt must be True or False, got {cfg.include_prompt!r}")
-    if not cfg.include_prompt and "text" not in sides.values():
+    if not cfg.include_prompt and not takes:
         raise ConfigError("include_prompt applies to text towers; this model has none")
     return prompts
 
@@ -123,8 +127,10 @@ def make_evaluator(cfg: FitConfig, model, multi: bool, exts: tuple, seed: int, m
 
 
 def retrieval_examples(output_dir, sides, evaluator, rows, seed: int) -> Optional[RetrievalExamples]:
-    """With an output_dir and text pairs: the report's retrieval examples, searched before training."""
-    if not output_dir or sides["anchor"] != "text" or sides["positive"] != "text" or os.environ.get("RANK", "0") != "0":
+    """With an output_dir and text pairs (both sides' adapters have ``text_items``): the report's retrieval
+    examples, searched before training."""
+    text = all(getattr(ADAPTERS.lookup(sides[s]), "text_items", False) for s in ("anchor", "positive"))
+    if not output_dir or not text or os.environ.get("RANK", "0") != "0":
         return None
     if isinstance(evaluator, RetrievalEvaluator):
         return RetrievalExamples.pick(evaluator.queries, evaluator.corpus, evaluator.relevant, seed=seed)
