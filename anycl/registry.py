@@ -91,7 +91,7 @@ class Registry:
         self._load_plugins()
         key = self._norm(name)
         if key not in self._table:
-            hint = did_you_mean(key, self.names())
+            hint = did_you_mean(key, self.names(), cutoff=0.6)  # names are short: 'sst' is 0.67 from 'sts'
             raise UnknownNameError(
                 f"unknown {self.kind} {name!r}{hint}; registered {self.plural}: {', '.join(self.names())}"
             )

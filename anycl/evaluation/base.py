@@ -31,7 +31,6 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from anycl.data.inputs import Rows
 from anycl.model.embed import embed_all
 from anycl.progress import phase_bar
 from anycl.registry import Registry
@@ -59,7 +58,7 @@ class Evaluator:
         raise NotImplementedError
 
     @classmethod
-    def from_rows(cls, rows: Rows, **options: Any) -> Evaluator:
+    def from_rows(cls, *args: Any, **options: Any) -> Evaluator:  # (rows: Rows, <the options it takes>)
         raise NotImplementedError(f"the {cls.name or cls.__name__} evaluator cannot be built from evaluation data")
 
     def describe(self, rows: int) -> str:

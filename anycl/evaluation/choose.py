@@ -42,7 +42,7 @@ def evaluator_class(kind: str, option: str = "eval_kind"):
     if isinstance(kind, str) and kind in EVALUATORS:
         return EVALUATORS.lookup(kind)
     valid = EVALUATORS.names()
-    hint = did_you_mean(EVALUATORS._norm(kind), valid) if isinstance(kind, str) else ""
+    hint = did_you_mean(EVALUATORS._norm(kind), valid, cutoff=0.6) if isinstance(kind, str) else ""
     raise ConfigError(f"{option} must be one of {valid} (or None: chosen from the columns), got {kind!r}{hint}")
 
 

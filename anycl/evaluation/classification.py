@@ -56,8 +56,9 @@ class ClassificationEvaluator(ProbeEvaluator):
             linear=linear,
         )
 
+    # one labelled set, split here (not a train set besides, as the probe's)
     @classmethod
-    def from_rows(  # type: ignore[override]  (one labelled set, split here; not a train set besides)
+    def from_rows(  # type: ignore[override]
         cls, rows: Rows, seed: int = 0, k: int = 5, batch_size: int = 64
     ) -> ClassificationEvaluator:
         return cls(*labelled(rows, "classification evaluation"), seed=seed, k=k, batch_size=batch_size)

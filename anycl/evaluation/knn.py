@@ -3,7 +3,7 @@ The default for items with a ``label``: leave-one-out (each item's neighbours ex
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -55,7 +55,7 @@ def knn_accuracy(
     return float((votes.argmax(1) == yte).float().mean())
 
 
-def labelled(rows: Rows, what: str):
+def labelled(rows: Rows, what: str) -> Tuple[List[Any], List[Any]]:
     """(items, labels) of labelled rows; DataError naming ``what`` without a label column."""
     if not rows.has_label:
         raise DataError(f"{what} needs a 'label' column; the columns are {rows.columns}")
