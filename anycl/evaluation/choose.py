@@ -80,7 +80,7 @@ def build_evaluator(
         cls = evaluator_class(kind, option)
     if eval_dataset is None:
         if kind is not None:
-            raise ConfigError(f"{option}={kind!r} needs evaluation data")
+            raise ConfigError(f"{option}={kind!r} needs evaluation data (eval_dataset)")
         return None
     if callable(eval_dataset) and not isinstance(eval_dataset, (list, tuple, str)):
         if kind is not None:
