@@ -84,6 +84,7 @@ class AudioAdapter(Adapter):
 
     modality = "audio"
     file_extensions = AUDIO_EXTENSIONS
+    onnx_input_name = "waveform"  # float32 (batch, samples) at the adapter's sample rate
     default_loss = "infonce"
     default_loss_options = {"temperature": 0.2}
     fit_defaults = {"batch_size": 64, "lr": 1e-3, "head": "mlp"}
@@ -261,6 +262,11 @@ class AudioAdapter(Adapter):
         extra = wave.shape[-1] - self.samples
         starts = np.linspace(0, extra, self.eval_windows).round().astype(int)
         return torch.stack([wave[s : s + self.samples] for s in starts])
+
+    def example_views(self) -> List[torch.Tensor]:
+        """Two seeded quiet noise clips, windowed as ``encode`` does (to trace an ONNX export with)."""
+        g = torch.Generator().manual_seed(0)
+        return [self.eval_view(torch.randn(self.samples, generator=g) * 0.1) for _ in range(2)]
 
     def collate(self, items: List[torch.Tensor]) -> torch.Tensor:
         shapes = {tuple(x.shape) for x in items}

@@ -85,7 +85,7 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     sampler, builder, sopts = samplers_and_builders(
         cfg, model, parts, plan.losses, guide, prompts, multi, args.seed, sopts
     )
-    evaluator = make_evaluator(cfg, model, len(set(sides.values())) > 1, multi, exts, args.seed, plan.matryoshka)
+    evaluator = make_evaluator(cfg, model, multi, exts, args.seed, plan.matryoshka)
     callbacks = watch_callbacks(cfg, evaluator, args.output_dir)
     examples = retrieval_examples(args.output_dir, sides, evaluator, rows, args.seed)
     if examples is not None:

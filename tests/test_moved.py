@@ -104,7 +104,8 @@ def test_a_submodule_of_a_forwarding_package_is_imported_not_forwarded():
 
 def test_the_public_surface_warns_nothing():
     code = (
-        "import anycl; anycl.fit; anycl.load; anycl.FitConfig; anycl.losses.get; anycl.samplers.get; anycl.adapters.get"
+        "import anycl; anycl.fit; anycl.load; anycl.FitConfig; anycl.losses.get; anycl.samplers.get; anycl.adapters.get;"
+        "anycl.evaluators.get; anycl.evaluators.STSEvaluator; anycl.evaluation.register; anycl.exports.names"
     )
     out = subprocess.run(
         [sys.executable, "-W", "error::DeprecationWarning:anycl", "-c", code], capture_output=True, text=True

@@ -32,6 +32,7 @@ from torch import nn
 from anycl.errors import ConfigError
 
 from .card import write_card
+from .registry import register
 
 ONNX_FILE = "model.onnx"
 META_FILE = "anycl_onnx.json"
@@ -91,19 +92,13 @@ class RealMelSpectrogram(nn.Module):
 
 
 def _default_views(adapter, modality: str) -> List[Any]:
-    """Two evaluation views to trace with, when no example items are given."""
-    if modality == "text":
-        return ["an example sentence to trace the graph with", "a second, shorter one"]
-    g = torch.Generator().manual_seed(0)
-    if modality == "image":
-        size = int(adapter.size)
-        return [
-            adapter.eval_view(torch.randint(0, 256, (3, size + 8, size + 12), generator=g, dtype=torch.uint8))
-            for _ in range(2)
-        ]
-    if modality == "audio":
-        return [adapter.eval_view(torch.randn(adapter.samples, generator=g) * 0.1) for _ in range(2)]
-    raise ConfigError(f"give example items to export the {modality!r} tower: export_onnx(..., example=[item, item])")
+    """Two evaluation views to trace with, when no example items are given: the adapter's ``example_views``."""
+    views = adapter.example_views() if hasattr(adapter, "example_views") else None
+    if views is None:
+        raise ConfigError(
+            f"give example items to export the {modality!r} tower: export_onnx(..., example=[item, item])"
+        )
+    return list(views)
 
 
 def features_for(model, items: Sequence[Any], modality: Optional[str] = None) -> Any:
@@ -123,6 +118,7 @@ def _as_inputs(feats: Any) -> tuple:
     raise ConfigError(f"cannot export a tower whose collated batch is a {type(feats).__name__}; ONNX needs tensors")
 
 
+@register("onnx")
 def export_onnx(
     model,
     directory: str,
@@ -135,7 +131,7 @@ def export_onnx(
 
     Args:
         modality: the tower (default: the anchor side's).
-        example: raw items to trace with (default: built-in examples for text, image and audio).
+        example: raw items to trace with (default: the adapter's ``example_views``; text, image and audio have them).
         normalize: bake ``encode``'s L2 normalisation into the graph.
         opset: the ONNX opset (17 has the STFT that audio towers need).
     """
@@ -158,11 +154,12 @@ def export_onnx(
         feats = adapter.collate(views)
     names, inputs = _as_inputs(feats)
     if names is None:
-        names = ["pixels" if mod == "image" else "waveform" if mod == "audio" else "input"]
+        names = [getattr(adapter, "onnx_input_name", "input")]
         keyed = None
     else:
         keyed = list(names)
-    dynamic = {n: ({0: "batch", 1: "tokens"} if mod == "text" else {0: "batch"}) for n in names}
+    axes = dict(getattr(adapter, "onnx_dynamic_axes", {0: "batch"}))
+    dynamic = {n: dict(axes) for n in names}
     dynamic[OUTPUT] = {0: "batch"}
     wrapper = _ExportedTower(tower, keyed, tower.encode_with_head, normalize).eval()
     was_training = model.training

@@ -158,7 +158,7 @@ class EmbeddingCache:
         os.utime(folder, (now, now))  # recently used: kept by finish()
         if key not in self.used:
             self.used.append(key)
-        paths = is_anycl_model(model) and model.tower(side).modality != "text"
+        paths = is_anycl_model(model) and not getattr(model.tower(side).adapter, "text_items", False)
         digests = [item_digest(x, paths) for x in items]
         wanted = {d: j for j, d in enumerate(digests) if d is not None}
         got, emb = self._lookup(folder, wanted)

@@ -40,10 +40,12 @@ def build_towers(
         enc = per_modality(encoder, m, modalities) if isinstance(encoder, Mapping) else encoder
         if enc is None:
             opts = dict(per_modality(encoder_options, m, modalities) or {})
-            # model= names a pretrained model: a string goes to the text tower; {modality: x} picks per tower
-            chosen = (
-                model.get(m) if isinstance(model, Mapping) else (model if m == "text" or len(modalities) == 1 else None)
-            )
+            # model= names a pretrained model: a string goes to the tower whose adapter claims it (text's) or to
+            # the only tower; {modality: x} picks per tower
+            if isinstance(model, Mapping):
+                chosen = model.get(m)
+            else:
+                chosen = model if adapter.claims_model_name or len(modalities) == 1 else None
             if chosen is not None and "model" in inspect.signature(adapter.default_encoder).parameters:
                 opts.setdefault("model", chosen)
             enc = adapter.default_encoder(**opts)

@@ -176,9 +176,9 @@ class FitFields:
     eval_kind: Optional[str] = _opt(
         None,
         "evaluation kind: None (from the columns: score → sts, pairs → retrieval, labels → "
-        "knn), 'sts', 'triplet', 'reranking', 'retrieval', 'knn' or 'classification' (kNN + "
-        "linear probe)",
-        "retrieval|sts|triplet|reranking|knn|classification",
+        "knn) or a registered evaluator's name (anycl.evaluation.names(), e.g. 'triplet', "
+        "'reranking', 'classification': kNN + linear probe)",
+        "KIND",
         "from the columns",
     )
     early_stopping_patience: Optional[int] = _opt(

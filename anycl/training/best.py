@@ -13,7 +13,7 @@ import os
 from typing import Any, Dict, Optional, Union
 
 from anycl.errors import ConfigError
-from anycl.evaluation.pair_evaluators import primary_metric
+from anycl.evaluation.base import primary_metric
 
 log = logging.getLogger("anycl")
 
@@ -68,7 +68,7 @@ class KeepBest:
 
 def watched_metric(name: Any, evaluator, option: str) -> str:
     """The metric ``keep_best`` / ``early_stopping_patience`` watch: the one named, else (``True`` or
-    None) the evaluator's ``primary_metric`` (anycl.evaluation.pair_evaluators)."""
+    None) the evaluator's ``primary_metric`` (anycl.evaluation.base.Evaluator)."""
     if isinstance(name, str) and name:
         return name
 

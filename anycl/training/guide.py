@@ -137,7 +137,8 @@ def make_guide(
             guide_model = load(str(path))
         else:
             modalities = {model.tower(s).modality for s in SIDES}
-            if modalities != {"text"} or build_text_model is None:
+            st_towers = all("sentence-transformers" in model.tower(s).adapter.export_formats for s in SIDES)
+            if not st_towers or build_text_model is None:
                 raise ConfigError(
                     f"guide={str(spec)!r}: a sentence-transformers model can guide text models only; this model's "
                     f"modalities are {sorted(modalities)} (pass 'start' or an anycl ContrastiveModel)"
