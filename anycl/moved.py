@@ -96,7 +96,7 @@ SPLIT: Dict[str, Dict[str, str]] = {
         ),
         "MultiLoss": "anycl.losses.multi_dataset",
     },
-    "anycl.mining_guide": {"item_validator": "anycl.mining.mine", "lowest_pair_scores": "anycl.mining.shard"},
+    "anycl.mining_guide": {"item_validator": "anycl.mining.pairs", "lowest_pair_scores": "anycl.mining.shard"},
 }
 # old modules whose name is now a package: the package forwards the old module's other names
 FORWARDED: Dict[str, str] = {
