@@ -42,8 +42,8 @@ log = logging.getLogger("anycl")
 MINED_DEFAULTS = MiningOptions(range_max=50, relative_margin=0.05, cache_keep=4, on_short="random")
 # two mining options have other names among the sampler's options (fit's batch_size is the training batch)
 SAMPLER_NAMES = {"batch_size": "mining_batch_size", "precision": "mining_precision"}
-# mining options each pass sets itself: the seed (the sampler's seed and the step), the progress bar (the
-# trainer's progress option), short queries filled (every row trains), sharding (every process mines)
+# mining options the sampler sets itself (and the seed: a pass's is the sampler's seed and the step; ``seed``
+# among the sampler's options is the sampler's own)
 PASS_SET = {
     "show_progress": "the trainer sets it from fit's progress option",
     "on_short": "short queries are always filled at random, so every row trains",

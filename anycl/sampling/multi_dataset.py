@@ -37,7 +37,7 @@ class MultiDatasetSampler(Sampler):
             raise ConfigError(f"multi_dataset_sampling must be one of {list(STRATEGIES)}, got {strategy!r}")
         self.samplers = dict(samplers)
         self.strategy, self.seed = strategy, seed
-        every = [r for r in (getattr(s, "refresh_every", None) for s in self.samplers.values()) if r]
+        every = [s.refresh_every for s in self.samplers.values() if s.refresh_every]
         self.refresh_every = min(every) if every else None
         self.stats: Dict[str, int] = {}
 

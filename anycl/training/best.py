@@ -15,10 +15,12 @@ from typing import Any, Dict, Optional, Union
 from anycl.errors import ConfigError
 from anycl.evaluation.base import primary_metric
 
+from .contracts import Callback
+
 log = logging.getLogger("anycl")
 
 
-class KeepBest:
+class KeepBest(Callback):
     """Callback keeping the best checkpoint by ``metric`` (``mode="max"``, or ``"min"`` for losses).
 
     Attributes after training: ``best`` (the metric's best value), ``best_step``.
@@ -81,7 +83,7 @@ def watched_metric(name: Any, evaluator, option: str) -> str:
     return found
 
 
-class EarlyStopping:
+class EarlyStopping(Callback):
     """Callback stopping training when ``metric`` has not improved for ``patience`` evaluations in a row.
 
     The trainer finishes the step it is in and ends as after its last step (with ``keep_best``, the best

@@ -92,7 +92,12 @@ class TrainingModule(nn.Module):
         return self.target(views, state, device)
 
     def after_optimizer_step(self, step: int, total: Optional[int]) -> None:
-        """Move the momentum target (if any) towards the model; called after every optimiser step."""
+        """Called after every optimiser step: the loss's own update (its ``on_train_step_end``, e.g. DINO's
+        teacher prototypes; a loss is any ``nn.Module``, so the hook is optional), then the momentum target (if
+        any) moved towards the model."""
+        hook = getattr(self.loss, "on_train_step_end", None)
+        if hook is not None:
+            hook(step, total)
         if self.target is not None:
             self.target.update(self.model, step, total)
 
