@@ -66,6 +66,12 @@ class Adapter:
         characters (0 for other items); the text adapter counts tokens, capped at ``max_seq_length``."""
         return [len(x) if isinstance(x, str) else 0 for x in items]
 
+    @staticmethod
+    def item_from_file(path: str) -> Any:
+        """The item one file of a folder data set (``file_extensions``) gives: its path, which ``load``
+        decodes (the text adapter reads the file's text instead)."""
+        return path
+
     def load(self, item: Any) -> Any:
         """Decode one raw item into what ``augment`` and ``collate`` take (runs on CPU, per item)."""
         return item

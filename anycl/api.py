@@ -21,12 +21,21 @@ from accelerate.utils import set_seed
 from anycl import adapters as adapter_registry
 from anycl.data.views import check_multiview
 from anycl.fitting.checks import check_run_options, check_watch_options, training_args, watch_callbacks
-from anycl.fitting.data import SIDES, check_all_items, check_rows, file_extensions, load_parts, resolve_modalities
+from anycl.fitting.data import (
+    SIDES,
+    check_all_items,
+    check_rows,
+    file_extensions,
+    file_reader,
+    load_parts,
+    resolve_modalities,
+)
 from anycl.fitting.loss import check_batch_size, check_loss_data, choose_loss
 from anycl.fitting.loss_data import check_teacher_width, with_teacher_embeddings
 from anycl.fitting.record import record_run
 from anycl.fitting.setup import (
     default_sampler_options,
+    evaluate_widths,
     fit_prompts,
     make_evaluator,
     retrieval_examples,
@@ -47,7 +56,7 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     """``fit`` once its options are checked and its output_dir is locked."""
     sides = resolve_modalities(modality)
     exts = file_extensions(modality)
-    parts, multi = load_parts(dataset, cfg, exts)
+    parts, multi = load_parts(dataset, cfg, exts, file_reader(modality))
     anchor_cls = adapter_registry.ADAPTERS.lookup(sides["anchor"])
     fit_defaults = getattr(anchor_cls, "fit_defaults", {})  # per-modality defaults (batch size, lr, head)
     plan = choose_loss(cfg, sides, anchor_cls, parts, multi)  # the loss, the guide and Matryoshka options
@@ -56,6 +65,7 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     check_batch_size(cfg.training_values(fit_defaults)["batch_size"], plan)
     check_loss_data(plan, parts)  # what each loss needs from its data (anycl.fitting.loss_data)
     check_watch_options(cfg)  # keep_best / early stopping need an evaluation (before the teacher embeds)
+    evaluator = make_evaluator(cfg, len(set(sides.values())) > 1, multi, exts, int(cfg.seed))  # its data, checked
     parts = {name: with_teacher_embeddings(plan.losses[name], part, sides["anchor"]) for name, part in parts.items()}
     rows = md.MultiRows(parts) if multi else parts[""]
     check_rows(rows, cfg, log)
@@ -84,7 +94,7 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     sampler, builder, sopts = samplers_and_builders(
         cfg, model, parts, plan.losses, guide, prompts, multi, args.seed, sopts
     )
-    evaluator = make_evaluator(cfg, model, len(set(sides.values())) > 1, multi, exts, args.seed, plan.matryoshka)
+    evaluate_widths(evaluator, model, plan.matryoshka)
     callbacks = watch_callbacks(cfg, evaluator, args.output_dir)
     examples = retrieval_examples(args.output_dir, sides, evaluator, rows, args.seed)
     if examples is not None:

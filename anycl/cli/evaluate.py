@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import List
+import argparse
+from pathlib import Path
+from typing import Any, List, Optional, Tuple
 
-from anycl.data.inputs import LABEL
+from anycl.data.inputs import LABEL, Rows
+from anycl.data.item_checks import check_data
 from anycl.errors import DataError
 from anycl.evaluation.crossmodal import CrossModalRetrievalEvaluator
 from anycl.evaluation.embedding_evaluators import KNNEvaluator, ProbeEvaluator, RetrievalEvaluator
@@ -22,29 +25,38 @@ from .common import (
 )
 
 
-def run(args, extra: List[str]) -> int:
-    model = load_model(args.model)
-    columns = parsed_columns(args)
-    _, rows = read_rows(args.data, columns, args.split, model)
+def _folder_of_items(data: str) -> bool:
+    """A folder of item files, whose files are chosen by the model's modalities (a saved data set is not)."""
+    p = Path(data)
+    return p.is_dir() and not any((p / f).exists() for f in ("dataset_info.json", "dataset_dict.json"))
+
+
+def _evaluator(args: argparse.Namespace, rows: Rows, columns: Optional[dict], model: Any = None) -> Tuple[Any, str]:
+    """(the evaluator, what it scores) for the eval rows; ``model``: None before it is loaded (a two-tower model's
+    cross-modal evaluator, a folder of --train items, need it)."""
     kind_arg = args.kind or ("sts" if "score" in rows.columns and rows.has_positive else None)
     if kind_arg in ("sts", "triplet", "reranking", "classification"):  # anycl.evaluation.pair_evaluators
-        evaluator = build_evaluator(rows, kind_arg, batch_size=args.batch_size)
-        kind = f"{kind_arg}: {len(rows)} rows"
-    elif kind_arg == "knn" and not rows.has_label:
+        return build_evaluator(rows, kind_arg, batch_size=args.batch_size), f"{kind_arg}: {len(rows)} rows"
+    if kind_arg == "knn" and not rows.has_label:
         raise DataError(f"--kind knn needs a 'label' column; the columns are {rows.columns}")
-    elif rows.has_positive and kind_arg in (None, "retrieval"):
-        if len(model.modalities) > 1:
-            evaluator = CrossModalRetrievalEvaluator(
+    if rows.has_positive and kind_arg in (None, "retrieval"):
+        check_data(rows)
+        if model is not None and len(model.modalities) > 1:
+            evaluator: Any = CrossModalRetrievalEvaluator(
                 rows.column("anchor"), rows.column("positive"), batch_size=args.batch_size
             )
         else:
             evaluator = RetrievalEvaluator.from_pairs(rows, batch_size=args.batch_size)
-        kind = f"retrieval: {len(rows)} pairs"
-    elif rows.has_label and kind_arg in (None, "knn"):
+        return evaluator, f"retrieval: {len(rows)} pairs"
+    if rows.has_label and kind_arg in (None, "knn"):
+        check_data(rows)
         if args.train:
+            if model is None and _folder_of_items(args.train):
+                return None, ""
             _, train = read_rows(args.train, columns, "train", model)
             if not train.has_label:
                 raise DataError(f"--train data needs a 'label' column for a probe; its columns are {train.columns}")
+            check_data(train)
             evaluator = ProbeEvaluator(
                 train.column("anchor"),
                 train.column(LABEL),
@@ -53,15 +65,26 @@ def run(args, extra: List[str]) -> int:
                 k=args.k,
                 batch_size=args.batch_size,
             )
-            kind = f"kNN and linear probe: {len(train)} training, {len(rows)} test items"
-        else:
-            evaluator = KNNEvaluator(rows.column("anchor"), rows.column(LABEL), k=args.k, batch_size=args.batch_size)
-            kind = f"leave-one-out kNN: {len(rows)} labelled items"
-    else:
-        raise DataError(
-            f"eval data needs (anchor, positive) pairs for retrieval metrics or a 'label' column for "
-            f"kNN/probe accuracy; its columns are {rows.columns}"
-        )
+            return evaluator, f"kNN and linear probe: {len(train)} training, {len(rows)} test items"
+        evaluator = KNNEvaluator(rows.column("anchor"), rows.column(LABEL), k=args.k, batch_size=args.batch_size)
+        return evaluator, f"leave-one-out kNN: {len(rows)} labelled items"
+    raise DataError(
+        f"eval data needs (anchor, positive) pairs for retrieval metrics or a 'label' column for "
+        f"kNN/probe accuracy; its columns are {rows.columns}"
+    )
+
+
+def run(args, extra: List[str]) -> int:
+    columns = parsed_columns(args)
+    rows, evaluator, kind = None, None, ""
+    if not _folder_of_items(args.data):  # read and checked before the model loads (a folder needs its modalities)
+        _, rows = read_rows(args.data, columns, args.split)
+        evaluator, kind = _evaluator(args, rows, columns)
+    model = load_model(args.model)
+    if rows is None:
+        _, rows = read_rows(args.data, columns, args.split, model)
+    if evaluator is None or len(model.modalities) > 1:
+        evaluator, kind = _evaluator(args, rows, columns, model)
     if hasattr(evaluator, "show_progress"):
         evaluator.show_progress = not args.quiet
     metrics = evaluator(model)

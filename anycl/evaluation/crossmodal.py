@@ -120,6 +120,11 @@ class CrossModalRetrievalEvaluator:
         self, anchors: Sequence[Any], positives: Sequence[Any], ks: Sequence[int] = (1, 5, 10), batch_size: int = 64
     ):
         self.anchors, self.positives, self.ks, self.batch_size = list(anchors), list(positives), ks, batch_size
+        if len(self.anchors) != len(self.positives) or len(self.anchors) < 2:
+            raise DataError(
+                f"cross-modal retrieval evaluation needs at least 2 aligned (anchor, positive) pairs, got "
+                f"{len(self.anchors)} anchors and {len(self.positives)} positives (with one pair every recall is 1.0)"
+            )
 
     def __call__(self, model) -> Dict[str, float]:
         return cross_modal_retrieval(model, self.anchors, self.positives, ks=self.ks, batch_size=self.batch_size)

@@ -8,6 +8,7 @@ import os
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from anycl.data.inputs import Rows, to_rows
+from anycl.data.item_checks import check_data
 from anycl.data.prompts import resolve_fit_prompts
 from anycl.data.views import multiview_builder
 from anycl.errors import ConfigError
@@ -106,13 +107,15 @@ def samplers_and_builders(
     return sampler, multiview_builder(cfg.options(), builder), sopts
 
 
-def make_evaluator(cfg: FitConfig, model, cross_modal: bool, multi: bool, exts: tuple, seed: int, matryoshka):
+def make_evaluator(cfg: FitConfig, cross_modal: bool, multi: bool, exts: tuple, seed: int):
     """The evaluation of ``eval_dataset``: cross-modal retrieval for cross-modal pairs, a kNN (+ linear)
-    probe with ``probe``, else by its columns (anycl.evaluation.pair_evaluators); with Matryoshka dims, metrics at every
-    trained width."""
+    probe with ``probe``, else by its columns (anycl.evaluation.pair_evaluators). Made before any model
+    loads, so that evaluation data that cannot be used (empty, one pair, NaN labels) stops the run first;
+    :func:`evaluate_widths` adds the Matryoshka widths once the model is built."""
     eval_data = cfg.eval_dataset
     if cross_modal and eval_data is not None and not callable(eval_data):
         eval_rows = to_rows(eval_data, cfg.columns)
+        check_data(eval_rows)
         if not eval_rows.has_positive:
             raise ConfigError("a cross-modal eval_dataset needs aligned (anchor, positive) pairs")
         evaluator = CrossModalRetrievalEvaluator(eval_rows.column("anchor"), eval_rows.column("positive"))
@@ -122,9 +125,13 @@ def make_evaluator(cfg: FitConfig, model, cross_modal: bool, multi: bool, exts: 
         evaluator = build_evaluator(
             eval_data, cfg.eval_kind, cfg.columns if not multi else None, file_extensions=exts, seed=seed
         )
+    return evaluator
+
+
+def evaluate_widths(evaluator, model, matryoshka) -> None:
+    """With Matryoshka dims, the evaluator reports its metrics at every trained width below the model's."""
     if matryoshka is not None and hasattr(evaluator, "truncate_dims"):
         evaluator.truncate_dims = [d for d in matryoshka[0] if d < (model.embedding_width() or 0)]
-    return evaluator
 
 
 def retrieval_examples(output_dir, sides, evaluator, rows, seed: int) -> Optional[RetrievalExamples]:
