@@ -176,6 +176,10 @@ def test_a_negative_that_is_the_rows_positive_is_refused_naming_the_rows(no_mode
     text = [{"anchor": "q1", "positive": "d1", "negative": "d1"}, {"anchor": "q2", "positive": "d2", "negative": "x"}]
     with pytest.raises(DataError, match=r"row 0: 'negative' is the same item"):
         anycl.fit(text * 3, modality="text", progress=False)
+    from anycl.evaluation.pair_evaluators import build_evaluator
+
+    rows = [{"anchor": "q", "positive": "d", "negative": "d"}, {"anchor": "q", "positive": "e", "negative": "f"}]
+    assert build_evaluator(rows, "reranking").negatives == [["f"]]  # evaluation data may: the positive ranks as such
 
 
 def test_a_streamed_row_whose_negative_is_its_positive_is_refused():

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
 from anycl.data.inputs import LABEL, Rows
-from anycl.data.item_checks import check_data
+from anycl.data.item_checks import check_labels
 from anycl.errors import DataError
 from anycl.evaluation.crossmodal import CrossModalRetrievalEvaluator
 from anycl.evaluation.embedding_evaluators import KNNEvaluator, ProbeEvaluator, RetrievalEvaluator
@@ -40,7 +40,6 @@ def _evaluator(args: argparse.Namespace, rows: Rows, columns: Optional[dict], mo
     if kind_arg == "knn" and not rows.has_label:
         raise DataError(f"--kind knn needs a 'label' column; the columns are {rows.columns}")
     if rows.has_positive and kind_arg in (None, "retrieval"):
-        check_data(rows)
         if model is not None and len(model.modalities) > 1:
             evaluator: Any = CrossModalRetrievalEvaluator(
                 rows.column("anchor"), rows.column("positive"), batch_size=args.batch_size
@@ -49,14 +48,14 @@ def _evaluator(args: argparse.Namespace, rows: Rows, columns: Optional[dict], mo
             evaluator = RetrievalEvaluator.from_pairs(rows, batch_size=args.batch_size)
         return evaluator, f"retrieval: {len(rows)} pairs"
     if rows.has_label and kind_arg in (None, "knn"):
-        check_data(rows)
+        check_labels(rows)
         if args.train:
             if model is None and _folder_of_items(args.train):
                 return None, ""
             _, train = read_rows(args.train, columns, "train", model)
             if not train.has_label:
                 raise DataError(f"--train data needs a 'label' column for a probe; its columns are {train.columns}")
-            check_data(train)
+            check_labels(train)
             evaluator = ProbeEvaluator(
                 train.column("anchor"),
                 train.column(LABEL),

@@ -130,15 +130,21 @@ def _same_message(columns: list) -> str:
     )
 
 
+def check_labels(rows: Rows) -> None:
+    """No missing or NaN label in a data set that is not streamed (evaluation data is checked with this only: a
+    reranking or retrieval set may list a row's positive among its negatives, and ranks it as relevant)."""
+    if rows.has_label and not rows.streaming:
+        for i, v in enumerate(rows.column(LABEL)):
+            check_label(v, f"row {i}, column {LABEL!r}")
+
+
 def check_data(rows: Rows) -> None:
     """The checks that need no adapter, on every row of a data set that is not streamed (streamed rows are
     checked by :func:`check_row` as they are read): no missing or NaN label, and no hard negative that is
     its row's positive (DataError naming the rows)."""
     if rows.streaming:
         return
-    if rows.has_label:
-        for i, v in enumerate(rows.column(LABEL)):
-            check_label(v, f"row {i}, column {LABEL!r}")
+    check_labels(rows)
     if rows.has_positive and rows.negatives:
         positives = [_key(p) for p in rows.column("positive")]
         bad: dict = {}

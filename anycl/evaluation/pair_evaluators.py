@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import torch
 
 from anycl.data.inputs import LABEL, Rows, to_rows
-from anycl.data.item_checks import check_data
+from anycl.data.item_checks import check_labels
 from anycl.errors import ConfigError, DataError
 
 from .embedding_evaluators import KNNEvaluator, ProbeEvaluator, RetrievalEvaluator, _encode_all
@@ -299,7 +299,7 @@ def build_evaluator(
             raise ConfigError("eval_kind applies to evaluation data, not to an evaluator object")
         return eval_dataset
     rows = to_rows(eval_dataset, columns, file_extensions)
-    check_data(rows)  # labels, negatives
+    check_labels(rows)  # no missing or NaN label
     if kind is None:
         if "score" in rows.columns and rows.has_positive:
             kind = "sts"

@@ -8,7 +8,6 @@ import os
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from anycl.data.inputs import Rows, to_rows
-from anycl.data.item_checks import check_data
 from anycl.data.prompts import resolve_fit_prompts
 from anycl.data.views import multiview_builder
 from anycl.errors import ConfigError
@@ -115,7 +114,6 @@ def make_evaluator(cfg: FitConfig, cross_modal: bool, multi: bool, exts: tuple, 
     eval_data = cfg.eval_dataset
     if cross_modal and eval_data is not None and not callable(eval_data):
         eval_rows = to_rows(eval_data, cfg.columns)
-        check_data(eval_rows)
         if not eval_rows.has_positive:
             raise ConfigError("a cross-modal eval_dataset needs aligned (anchor, positive) pairs")
         evaluator = CrossModalRetrievalEvaluator(eval_rows.column("anchor"), eval_rows.column("positive"))
