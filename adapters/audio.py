@@ -21,7 +21,8 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Union
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
 import numpy as np
 import torch
@@ -93,6 +94,7 @@ class AudioAdapter(Adapter):
 
     modality = "audio"
     file_extensions = AUDIO_EXTENSIONS
+    onnx_input_name = "waveform"  # float32 (batch, samples) at the adapter's sample rate
     default_loss = "infonce"
     default_loss_options = {"temperature": 0.2}
     fit_defaults = {"batch_size": 64, "lr": 1e-3, "head": "mlp"}
@@ -302,6 +304,11 @@ class AudioAdapter(Adapter):
         starts = np.linspace(0, extra, self.eval_windows).round().astype(int)
         return torch.stack([span(wave, int(s), self.samples) for s in starts])
 
+    def example_views(self) -> List[torch.Tensor]:
+        """Two seeded quiet noise clips, windowed as ``encode`` does (to trace an ONNX export with)."""
+        g = torch.Generator().manual_seed(0)
+        return [self.eval_view(torch.randn(self.samples, generator=g) * 0.1) for _ in range(2)]
+
     def collate(self, items: List[torch.Tensor]) -> torch.Tensor:
         shapes = {tuple(x.shape) for x in items}
         if len(shapes) > 1:
@@ -309,6 +316,21 @@ class AudioAdapter(Adapter):
         return torch.stack(items)
 
     # ---- batched, on device -------------------------------------------------------------------------
+    @contextmanager
+    def mel_replaced(self, make: Callable[[nn.Module], nn.Module]) -> Iterator[None]:
+        """Meanwhile the CPU mel spectrogram is ``make(the adapter's own)`` (the ONNX export swaps in one it can
+        trace: :class:`anycl.export.to_onnx.RealMelSpectrogram`); afterwards the adapter's cache is as it was."""
+        key = "cpu"
+        swapped = self._mels.get(key)
+        self._mels[key] = make(self.mel(torch.device(key)))
+        try:
+            yield
+        finally:
+            if swapped is None:
+                self._mels.pop(key, None)
+            else:
+                self._mels[key] = swapped
+
     def mel(self, device: torch.device) -> nn.Module:
         """The ``MelSpectrogram`` transform on ``device`` (built once per device)."""
         key = str(device)

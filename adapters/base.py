@@ -33,7 +33,21 @@ class Adapter:
         file_extensions: file suffixes (lower case, with the dot) that a folder of this modality holds.
         default_loss: the loss ``fit`` uses when the user names none, with ``default_loss_options``.
         export_formats: the formats (``anycl.export``) a tower of this modality can be written in besides
-            anycl's own folder and ONNX: ``"sentence-transformers"`` for text.
+            anycl's own folder and ONNX: ``"sentence-transformers"`` for text (its towers are sentence-transformers
+            models: a guide named by a sentence-transformers id, the model card's load code).
+
+    Capabilities the core asks about instead of testing a modality's name (each off by default):
+        supports_prompts: ``collate(items, prompt=...)`` puts a prompt in front of each item (``fit(prompts=...)``,
+            ``include_prompt``; :mod:`anycl.data.prompts`).
+        text_items: an item is text: a string item is its content, not a file path (the embedding cache hashes it
+            by value), and the training report can show it (retrieval examples).
+        claims_model_name: a plain string ``model=`` given to a model of several towers names this tower's
+            pretrained model (the other towers keep their default encoders).
+        pipeline_tag: the Hugging Face Hub ``pipeline_tag`` of a model card whose first tower is this modality.
+        onnx_input_name: the ONNX input's name when ``collate`` gives one tensor (a dict's keys name themselves).
+        onnx_dynamic_axes: the ONNX inputs' dynamic axes (batch; text adds its token axis).
+        example_views(): two evaluation views of made-up items to trace an ONNX export with (None: the user gives
+            ``example=``).
     """
 
     modality: str = "base"
@@ -42,6 +56,12 @@ class Adapter:
     default_loss_options: Dict[str, Any] = {"temperature": 0.1}
     fit_defaults: Dict[str, Any] = {"batch_size": 64, "lr": 1e-3, "head": "mlp"}
     export_formats: tuple = ()
+    supports_prompts: bool = False
+    text_items: bool = False
+    claims_model_name: bool = False
+    pipeline_tag: str = "feature-extraction"
+    onnx_input_name: str = "input"
+    onnx_dynamic_axes: Dict[int, str] = {0: "batch"}
 
     def __init__(self, **options):
         self.options = dict(options)
@@ -99,6 +119,11 @@ class Adapter:
                 if torch.is_tensor(v):
                     return int(v.shape[0])
         return int(batch.shape[0])
+
+    def example_views(self) -> Optional[List[Any]]:
+        """Two evaluation views of made-up items (what ``collate`` takes), to trace an export with; None when the
+        adapter cannot make any (``export_onnx`` then needs ``example=`` items)."""
+        return None
 
     # ---- encoders -------------------------------------------------------------------------------
     def default_encoder(self, *args: Any, **options: Any) -> nn.Module:

@@ -58,6 +58,8 @@ class ImageAdapter(Adapter):
 
     modality = "image"
     file_extensions = IMAGE_EXTENSIONS
+    pipeline_tag = "image-feature-extraction"
+    onnx_input_name = "pixels"  # uint8 (batch, channels, size, size): the eval view's centre crop
     default_loss = "infonce"
     default_loss_options = {"temperature": 0.2, "symmetric": True}
     fit_defaults = {"batch_size": 256, "lr": 1e-3, "head": "mlp"}
@@ -170,6 +172,15 @@ class ImageAdapter(Adapter):
     def eval_view(self, item: torch.Tensor) -> torch.Tensor:
         """Resize the short side to ``size × eval_resize`` and centre-crop ``size`` (no randomness)."""
         return self._eval_tf(item)
+
+    def example_views(self) -> List[torch.Tensor]:
+        """Two seeded random uint8 images, centre-cropped as ``encode`` does (to trace an ONNX export with)."""
+        g = torch.Generator().manual_seed(0)
+        size = int(self.size)
+        return [
+            self.eval_view(torch.randint(0, 256, (3, size + 8, size + 12), generator=g, dtype=torch.uint8))
+            for _ in range(2)
+        ]
 
     def multi_crop(self, item: torch.Tensor, generator: torch.Generator, global_crops: int = 2) -> List[torch.Tensor]:
         """Multi-crop views (Caron et al. 2020): ``global_crops`` views at ``size`` then ``local_crops``

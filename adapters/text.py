@@ -137,6 +137,10 @@ class TextAdapter(Adapter):
 
     modality = "text"
     supports_prompts = True  # collate(items, prompt=...): anycl.data.prompts
+    text_items = True  # a string item is the text itself
+    claims_model_name = True  # fit(model="name") names the text tower's sentence-transformers model
+    pipeline_tag = "sentence-similarity"
+    onnx_dynamic_axes = {0: "batch", 1: "tokens"}
 
     export_formats = ("sentence-transformers",)  # anycl.export.to_sentence_transformers
 
@@ -234,6 +238,10 @@ class TextAdapter(Adapter):
             )["input_ids"]
             out += [min(len(x), limit) if limit else len(x) for x in ids]
         return out
+
+    def example_views(self) -> List[str]:
+        """Two sentences to trace an ONNX export with."""
+        return ["an example sentence to trace the graph with", "a second, shorter one"]
 
     def collate(self, items: List[str], prompt: Optional[str] = None) -> Dict[str, Any]:
         """Tokenize a batch; ``prompt`` is put before every text the way sentence-transformers does it

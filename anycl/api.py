@@ -19,7 +19,8 @@ from typing import Any, Mapping, Union
 from accelerate.utils import set_seed
 
 from anycl import adapters as adapter_registry
-from anycl.data.views import check_multiview
+from anycl.data.multi import MultiRows
+from anycl.data.views import check_multiview, view_counts
 from anycl.fitting.checks import check_run_options, check_watch_options, training_args, watch_callbacks
 from anycl.fitting.data import (
     SIDES,
@@ -47,7 +48,6 @@ from anycl.options.fit_config import FIT_OPTIONS, FitConfig  # noqa: F401  (also
 from anycl.training.trainer import Trainer
 
 from .files import OutputLock
-from .sampling import multi_dataset as md
 
 log = logging.getLogger("anycl")
 
@@ -61,13 +61,14 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     fit_defaults = getattr(anchor_cls, "fit_defaults", {})  # per-modality defaults (batch size, lr, head)
     plan = choose_loss(cfg, sides, anchor_cls, parts, multi)  # the loss, the guide and Matryoshka options
     prompts = fit_prompts(cfg, next(iter(parts.values())), sides)
-    check_multiview(cfg.options(), plan.loss_fn, next(iter(parts.values())), sides, anchor_cls, multi)  # views=
-    check_batch_size(cfg.training_values(fit_defaults)["batch_size"], plan)
+    counts = view_counts(cfg.views, cfg.local_views)  # multi-view training: (V, L), or None
+    check_multiview(counts, plan.loss_fn, next(iter(parts.values())), sides, anchor_cls, multi, cfg.guide)
+    check_batch_size(cfg.resolved_batch_size(fit_defaults), plan)
     check_loss_data(plan, parts)  # what each loss needs from its data (anycl.fitting.loss_data)
     check_watch_options(cfg)  # keep_best / early stopping need an evaluation (before the teacher embeds)
-    evaluator = make_evaluator(cfg, len(set(sides.values())) > 1, multi, exts, int(cfg.seed))  # its data, checked
+    evaluator = make_evaluator(cfg, sides, multi, exts, int(cfg.seed))  # its data checked before any model loads
     parts = {name: with_teacher_embeddings(plan.losses[name], part, sides["anchor"]) for name, part in parts.items()}
-    rows = md.MultiRows(parts) if multi else parts[""]
+    rows = MultiRows(parts) if multi else parts[""]
     check_rows(rows, cfg, log)
     check_run_options(cfg)  # LoRA, checkpoints, resume_from, the output folder
     args = training_args(cfg, fit_defaults)

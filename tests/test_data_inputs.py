@@ -114,7 +114,7 @@ def test_a_nan_label_is_refused_in_streamed_rows_and_in_a_hugging_face_dataset()
 
 
 def test_a_nan_label_in_evaluation_data_is_refused():
-    from anycl.evaluation.pair_evaluators import build_evaluator
+    from anycl.evaluation.choose import build_evaluator
     from anycl.evaluation.probe import probe_evaluator
 
     items = [{"anchor": f"item {i}", "label": ["x", "y"][i % 2]} for i in range(6)]
@@ -137,7 +137,7 @@ def test_a_one_pair_eval_set_is_refused_before_any_model_loads(no_model):
     with pytest.raises(DataError, match=r"at least 2 aligned \(anchor, positive\) pairs, got 1"):
         CrossModalRetrievalEvaluator(["a"], ["b"])
     # one query over a corpus of two documents still ranks something: accepted
-    from anycl.evaluation.pair_evaluators import build_evaluator
+    from anycl.evaluation.choose import build_evaluator
 
     two_docs = [{"anchor": "q", "positive": "right", "negative": "wrong"}]
     assert len(build_evaluator(two_docs).corpus) == 2
@@ -176,7 +176,7 @@ def test_a_negative_that_is_the_rows_positive_is_refused_naming_the_rows(no_mode
     text = [{"anchor": "q1", "positive": "d1", "negative": "d1"}, {"anchor": "q2", "positive": "d2", "negative": "x"}]
     with pytest.raises(DataError, match=r"row 0: 'negative' is the same item"):
         anycl.fit(text * 3, modality="text", progress=False)
-    from anycl.evaluation.pair_evaluators import build_evaluator
+    from anycl.evaluation.choose import build_evaluator
 
     rows = [{"anchor": "q", "positive": "d", "negative": "d"}, {"anchor": "q", "positive": "e", "negative": "f"}]
     assert build_evaluator(rows, "reranking").negatives == [["f"]]  # evaluation data may: the positive ranks as such

@@ -1,17 +1,13 @@
-"""``anycl eval``: retrieval, STS, triplet, reranking or kNN / linear-probe metrics of a saved model."""
+"""``anycl eval``: the metrics of a saved model on evaluation data, from any registered evaluator (retrieval, STS,
+triplet, reranking, kNN, classification, a kNN and linear probe with ``--train``, or a plugin's)."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
-from typing import Any, List, Optional, Tuple
+from typing import List, Optional
 
-from anycl.data.inputs import LABEL, Rows
-from anycl.data.item_checks import check_labels
-from anycl.errors import DataError
-from anycl.evaluation.crossmodal import CrossModalRetrievalEvaluator
-from anycl.evaluation.embedding_evaluators import KNNEvaluator, ProbeEvaluator, RetrievalEvaluator
-from anycl.evaluation.pair_evaluators import build_evaluator
+from anycl.errors import AnyclError
+from anycl.evaluation.choose import build_evaluator
 
 from .common import (
     add_columns_argument,
@@ -25,69 +21,46 @@ from .common import (
 )
 
 
-def _folder_of_items(data: str) -> bool:
-    """A folder of item files, whose files are chosen by the model's modalities (a saved data set is not)."""
-    p = Path(data)
-    return p.is_dir() and not any((p / f).exists() for f in ("dataset_info.json", "dataset_dict.json"))
-
-
-def _evaluator(args: argparse.Namespace, rows: Rows, columns: Optional[dict], model: Any = None) -> Tuple[Any, str]:
-    """(the evaluator, what it scores) for the eval rows; ``model``: None before it is loaded (a two-tower model's
-    cross-modal evaluator, a folder of --train items, need it)."""
-    kind_arg = args.kind or ("sts" if "score" in rows.columns and rows.has_positive else None)
-    if kind_arg in ("sts", "triplet", "reranking", "classification"):  # anycl.evaluation.pair_evaluators
-        return build_evaluator(rows, kind_arg, batch_size=args.batch_size), f"{kind_arg}: {len(rows)} rows"
-    if kind_arg == "knn" and not rows.has_label:
-        raise DataError(f"--kind knn needs a 'label' column; the columns are {rows.columns}")
-    if rows.has_positive and kind_arg in (None, "retrieval"):
-        if model is not None and len(model.modalities) > 1:
-            evaluator: Any = CrossModalRetrievalEvaluator(
-                rows.column("anchor"), rows.column("positive"), batch_size=args.batch_size
-            )
-        else:
-            evaluator = RetrievalEvaluator.from_pairs(rows, batch_size=args.batch_size)
-        return evaluator, f"retrieval: {len(rows)} pairs"
-    if rows.has_label and kind_arg in (None, "knn"):
-        check_labels(rows)
-        if args.train:
-            if model is None and _folder_of_items(args.train):
-                return None, ""
-            _, train = read_rows(args.train, columns, "train", model)
-            if not train.has_label:
-                raise DataError(f"--train data needs a 'label' column for a probe; its columns are {train.columns}")
-            check_labels(train)
-            evaluator = ProbeEvaluator(
-                train.column("anchor"),
-                train.column(LABEL),
-                rows.column("anchor"),
-                rows.column(LABEL),
-                k=args.k,
-                batch_size=args.batch_size,
-            )
-            return evaluator, f"kNN and linear probe: {len(train)} training, {len(rows)} test items"
-        evaluator = KNNEvaluator(rows.column("anchor"), rows.column(LABEL), k=args.k, batch_size=args.batch_size)
-        return evaluator, f"leave-one-out kNN: {len(rows)} labelled items"
-    raise DataError(
-        f"eval data needs (anchor, positive) pairs for retrieval metrics or a 'label' column for "
-        f"kNN/probe accuracy; its columns are {rows.columns}"
+def _folder_of_items(data: Optional[str]) -> bool:
+    """A folder of item files, which the model's modalities choose (a saved Hugging Face data set is not one)."""
+    p = Path(data) if data else None
+    return (
+        p is not None and p.is_dir() and not any((p / f).exists() for f in ("dataset_info.json", "dataset_dict.json"))
     )
 
 
 def run(args, extra: List[str]) -> int:
     columns = parsed_columns(args)
-    rows, evaluator, kind = None, None, ""
-    if not _folder_of_items(args.data):  # read and checked before the model loads (a folder needs its modalities)
+
+    def evaluator_for(rows, train, sides):
+        return build_evaluator(
+            rows,
+            args.kind or ("probe" if train is not None else None),
+            batch_size=args.batch_size,
+            sides=sides,
+            option="--kind",
+            k=args.k,
+            train=train,
+        )
+
+    early = not _folder_of_items(args.data) and not _folder_of_items(args.train)
+    if early:  # the data read and checked before the model loads (empty, one pair, NaN labels, a bad --kind)
         _, rows = read_rows(args.data, columns, args.split)
-        evaluator, kind = _evaluator(args, rows, columns)
+        train = read_rows(args.train, columns, "train")[1] if args.train else None
+        try:
+            evaluator_for(rows, train, None)
+        except AnyclError:
+            raise
+        except Exception:  # noqa: BLE001 - what depends on the model's towers (cross-modal pairs) is decided below
+            pass
     model = load_model(args.model)
-    if rows is None:
+    if not early:  # a folder's files are those of the model's modalities
         _, rows = read_rows(args.data, columns, args.split, model)
-    if evaluator is None or len(model.modalities) > 1:
-        evaluator, kind = _evaluator(args, rows, columns, model)
-    if hasattr(evaluator, "show_progress"):
-        evaluator.show_progress = not args.quiet
+        train = read_rows(args.train, columns, "train", model)[1] if args.train else None
+    evaluator = evaluator_for(rows, train, model.sides)
+    evaluator.show_progress = not args.quiet
     metrics = evaluator(model)
-    print_metrics(metrics, f"{kind}")
+    print_metrics(metrics, evaluator.describe(len(rows)))
     if args.output:
         write_json(args.output, metrics)
     return 0
@@ -97,10 +70,11 @@ def add_parser(sub) -> None:
     """The ``eval`` command."""
     p = sub.add_parser(
         "eval",
-        help="retrieval metrics or kNN / linear-probe accuracy of a saved model",
+        help="retrieval, STS, triplet, reranking or kNN / linear-probe metrics of a saved model",
         description="Evaluate a saved model. Pairs (anchor, positive) give retrieval metrics "
-        "(nDCG@10, MRR@10, MAP@100, recall@k); items with a label give leave-one-out "
-        "kNN accuracy, or with --train kNN and linear-probe accuracy.",
+        "(nDCG@10, MRR@10, MAP@100, recall@k), pairs with a score STS correlations, items with a label "
+        "leave-one-out kNN accuracy, or with --train kNN and linear-probe accuracy; --kind names another "
+        "registered evaluator.",
     )
     model_and_data(p, "evaluation data: a file, folder or Hugging Face dataset name")
     p.add_argument(
@@ -110,8 +84,9 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--kind",
-        choices=("retrieval", "sts", "triplet", "reranking", "knn", "classification"),
-        help="the evaluation (default: from the columns: score → sts, pairs → retrieval, labels → knn)",
+        metavar="KIND",
+        help="the evaluation: a registered evaluator's name (anycl.evaluation.names()); default: from the columns "
+        "(score → sts, pairs → retrieval, labels → knn; with --train: probe)",
     )
     p.add_argument("--k", type=int, default=5, metavar="K", help="neighbours for kNN (default: 5)")
     add_columns_argument(p)

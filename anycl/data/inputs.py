@@ -32,7 +32,7 @@ from .column_map import RAW_ITEM_KEYS, canonical_columns, is_raw_item_dict, rena
 
 # the convention and the checks: their own modules, importable from here as before
 from .item_checks import check_items, check_row, check_score, check_score_range  # noqa: F401
-from .rows import _NEG, ITEM_COLUMNS, LABEL, NOT_ITEMS, SCORE_COLUMNS, TEACHER, Rows, negative_columns  # noqa: F401
+from .rows import ITEM_COLUMNS, LABEL, NOT_ITEMS, SCORE_COLUMNS, TEACHER, Rows, negative_columns  # noqa: F401
 from .stream_rows import from_hf_iterable, from_iterable, is_stream
 from .tables import read_table
 

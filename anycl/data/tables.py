@@ -1,4 +1,5 @@
-"""Reading table files (CSV, TSV, JSON Lines, JSON, Parquet) into a pandas DataFrame, without silent damage.
+"""Reading table files (CSV, TSV, JSON Lines, JSON, Parquet) into a pandas DataFrame, without silent damage
+(the command line writes its tables with :mod:`anycl.cli.table_output`).
 
 A delimited file is checked before pandas reads it:
 

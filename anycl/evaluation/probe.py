@@ -27,8 +27,9 @@ from anycl.data.inputs import LABEL, to_rows
 from anycl.data.item_checks import check_labels
 from anycl.errors import ConfigError, DataError
 
-from .embedding_evaluators import KNNEvaluator, ProbeEvaluator
-from .pair_evaluators import ClassificationEvaluator
+from .classification import ClassificationEvaluator
+from .knn import KNNEvaluator
+from .linear_probe import ProbeEvaluator
 
 DEFAULTS: Dict[str, Any] = {"k": 20, "temperature": 0.07, "linear": False, "test_fraction": 0.2, "batch_size": 64}
 

@@ -9,10 +9,10 @@ from anycl import adapters as adapter_registry
 from anycl.data.column_spec import checks, column_specs
 from anycl.data.inputs import Rows, check_items, to_rows
 from anycl.data.item_checks import check_data
+from anycl.data.multi import is_multi_dataset, per_dataset
 from anycl.data.open import open_dataset
 from anycl.errors import ConfigError, DataError
 from anycl.options.fit_config import FitConfig
-from anycl.sampling import multi_dataset as md
 
 SIDES = ("anchor", "positive", "negative")
 
@@ -65,12 +65,12 @@ def load_parts(
     dataset: Any, cfg: FitConfig, exts: tuple, read_file: Optional[Callable[[str], Any]] = None
 ) -> Tuple[Dict[str, Rows], bool]:
     """({data set name: rows}, several?) — one data set is named ``""``; several come as {name: data set}
-    (anycl.sampling.multi_dataset), each with its own ``columns`` when ``columns`` is keyed by data set.
+    (anycl.data.multi), each with its own ``columns`` when ``columns`` is keyed by data set.
     Each is checked with what needs no model (:func:`anycl.data.item_checks.check_data`: labels, negatives)."""
-    multi = md.is_multi_dataset(dataset)
+    multi = is_multi_dataset(dataset)
     if multi:
         names = [str(k) for k in dataset]
-        cols = md.per_dataset(cfg.columns, names)
+        cols = per_dataset(cfg.columns, names)
         parts = {
             str(k): to_rows(open_dataset(d), cols[str(k)] if cols else cfg.columns, exts, cfg.sep, read_file)
             for k, d in dataset.items()

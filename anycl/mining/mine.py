@@ -42,15 +42,16 @@ from anycl.data.inputs import to_rows
 from anycl.distributed import process_info
 from anycl.errors import DataError
 from anycl.keys import item_key
+from anycl.model.embed import is_anycl_model
 from anycl.progress import phase_bar
 from anycl.search.exact import topk
 from anycl.search.faiss_index import searcher
 
 from .embed_cache import EmbeddingCache, check_cacheable, embed_items
-from .guide_filter import guide_rejects, item_validator, lowest_pair_scores
+from .guide_filter import guide_rejects
 from .options import MiningOptions
 from .rules import RULES, MiningStats, choose_negatives, filter_candidates  # noqa: F401
-from .shard import Shard
+from .shard import Shard, lowest_pair_scores
 
 log = logging.getLogger("anycl")
 
@@ -61,6 +62,21 @@ def chunked_topk_excluding(
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """:func:`anycl.search.exact` with blocks of ``chunk_size`` queries × ``chunk_size`` documents."""
     return topk(queries, corpus, k, exclude, chunk_size)
+
+
+def item_validator(model, side: str):
+    """The check of one ``side`` item: the model's adapter's ``validate``, or (a plain embedding model) a
+    non-empty string."""
+    if is_anycl_model(model):
+        return model.tower(side).adapter.validate
+
+    def check(item, where):
+        if not isinstance(item, str):
+            raise DataError(f"{where} must be a string, got {type(item).__name__}: {item!r:.80}")
+        if not item.strip():
+            raise DataError(f"{where} is an empty string; remove empty texts or fill them in")
+
+    return check
 
 
 def mine_negative_ids(

@@ -23,7 +23,7 @@ from anycl.data.inputs import Rows
 from anycl.errors import ConfigError
 from anycl.losses.base import split_loss  # noqa: F401  (kept importable from here)
 
-from .accelerator import LR_SCHEDULES, _hparams, make_accelerator, warmup_cosine  # noqa: F401  (importable here)
+from .accelerator import LR_SCHEDULES, make_accelerator, tracker_config, warmup_cosine  # noqa: F401  (importable here)
 from .args import TrainingArgs
 from .checkpoint import Checkpointer, checkpoint_root, resolve_resume
 from .gradcache import gradcache_step, make_gradcache
@@ -268,7 +268,7 @@ class Trainer:
         start_epoch, skip, resumed = self._setup_checkpoints(acc, scheduler)  # anycl.training.checkpoint
         self.scheduler = scheduler
         if acc.log_with:
-            acc.init_trackers("anycl", config=_hparams(args))
+            acc.init_trackers("anycl", config=tracker_config(args))
 
         if self.evaluator is not None and not resumed and self.global_step == 0:
             self.evaluate()  # the baseline: the report and the model card show where training started
