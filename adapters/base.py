@@ -48,6 +48,8 @@ class Adapter:
         onnx_dynamic_axes: the ONNX inputs' dynamic axes (batch; text adds its token axis).
         example_views(): two evaluation views of made-up items to trace an ONNX export with (None: the user gives
             ``example=``).
+        item_from_file(path): the item one file of a folder data set gives (default: its path, which ``load``
+            decodes; text: the file's text).
     """
 
     modality: str = "base"
