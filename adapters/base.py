@@ -48,6 +48,8 @@ class Adapter:
         onnx_dynamic_axes: the ONNX inputs' dynamic axes (batch; text adds its token axis).
         example_views(): two evaluation views of made-up items to trace an ONNX export with (None: the user gives
             ``example=``).
+        item_from_file(path): the item one file of a folder data set gives (default: its path, which ``load``
+            decodes; text: the file's text).
     """
 
     modality: str = "base"
@@ -85,6 +87,12 @@ class Adapter:
         length share a batch, so little padding is computed. The default is a string's number of
         characters (0 for other items); the text adapter counts tokens, capped at ``max_seq_length``."""
         return [len(x) if isinstance(x, str) else 0 for x in items]
+
+    @staticmethod
+    def item_from_file(path: str) -> Any:
+        """The item one file of a folder data set (``file_extensions``) gives: its path, which ``load``
+        decodes (the text adapter reads the file's text instead)."""
+        return path
 
     def load(self, item: Any) -> Any:
         """Decode one raw item into what ``augment`` and ``collate`` take (runs on CPU, per item)."""

@@ -3,8 +3,10 @@ triplet, reranking, kNN, classification, a kNN and linear probe with ``--train``
 
 from __future__ import annotations
 
-from typing import List
+from pathlib import Path
+from typing import List, Optional
 
+from anycl.errors import AnyclError
 from anycl.evaluation.choose import build_evaluator
 
 from .common import (
@@ -19,20 +21,43 @@ from .common import (
 )
 
 
-def run(args, extra: List[str]) -> int:
-    model = load_model(args.model)
-    columns = parsed_columns(args)
-    _, rows = read_rows(args.data, columns, args.split, model)
-    train = read_rows(args.train, columns, "train", model)[1] if args.train else None
-    evaluator = build_evaluator(
-        rows,
-        args.kind or ("probe" if train is not None else None),
-        batch_size=args.batch_size,
-        sides=model.sides,
-        option="--kind",
-        k=args.k,
-        train=train,
+def _folder_of_items(data: Optional[str]) -> bool:
+    """A folder of item files, which the model's modalities choose (a saved Hugging Face data set is not one)."""
+    p = Path(data) if data else None
+    return (
+        p is not None and p.is_dir() and not any((p / f).exists() for f in ("dataset_info.json", "dataset_dict.json"))
     )
+
+
+def run(args, extra: List[str]) -> int:
+    columns = parsed_columns(args)
+
+    def evaluator_for(rows, train, sides):
+        return build_evaluator(
+            rows,
+            args.kind or ("probe" if train is not None else None),
+            batch_size=args.batch_size,
+            sides=sides,
+            option="--kind",
+            k=args.k,
+            train=train,
+        )
+
+    early = not _folder_of_items(args.data) and not _folder_of_items(args.train)
+    if early:  # the data read and checked before the model loads (empty, one pair, NaN labels, a bad --kind)
+        _, rows = read_rows(args.data, columns, args.split)
+        train = read_rows(args.train, columns, "train")[1] if args.train else None
+        try:
+            evaluator_for(rows, train, None)
+        except AnyclError:
+            raise
+        except Exception:  # noqa: BLE001 - what depends on the model's towers (cross-modal pairs) is decided below
+            pass
+    model = load_model(args.model)
+    if not early:  # a folder's files are those of the model's modalities
+        _, rows = read_rows(args.data, columns, args.split, model)
+        train = read_rows(args.train, columns, "train", model)[1] if args.train else None
+    evaluator = evaluator_for(rows, train, model.sides)
     evaluator.show_progress = not args.quiet
     metrics = evaluator(model)
     print_metrics(metrics, evaluator.describe(len(rows)))

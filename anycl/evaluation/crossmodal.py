@@ -125,6 +125,11 @@ class CrossModalRetrievalEvaluator(Evaluator):
         self, anchors: Sequence[Any], positives: Sequence[Any], ks: Sequence[int] = (1, 5, 10), batch_size: int = 64
     ):
         self.anchors, self.positives, self.ks, self.batch_size = list(anchors), list(positives), ks, batch_size
+        if len(self.anchors) != len(self.positives) or len(self.anchors) < 2:
+            raise DataError(
+                f"cross-modal retrieval evaluation needs at least 2 aligned (anchor, positive) pairs, got "
+                f"{len(self.anchors)} anchors and {len(self.positives)} positives (with one pair every recall is 1.0)"
+            )
 
     @classmethod
     def from_rows(cls, rows: Rows, batch_size: int = 64) -> CrossModalRetrievalEvaluator:

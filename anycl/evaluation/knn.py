@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from anycl.data.inputs import LABEL, Rows
+from anycl.data.item_checks import check_labels
 from anycl.errors import DataError
 from anycl.search.exact import topk
 
@@ -56,9 +57,11 @@ def knn_accuracy(
 
 
 def labelled(rows: Rows, what: str) -> Tuple[List[Any], List[Any]]:
-    """(items, labels) of labelled rows; DataError naming ``what`` without a label column."""
+    """(items, labels) of labelled rows; DataError naming ``what`` without a label column, and naming the row of a
+    missing or NaN label."""
     if not rows.has_label:
         raise DataError(f"{what} needs a 'label' column; the columns are {rows.columns}")
+    check_labels(rows)
     return rows.column("anchor"), rows.column(LABEL)
 
 

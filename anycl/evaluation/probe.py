@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 from anycl.data.inputs import LABEL, to_rows
+from anycl.data.item_checks import check_labels
 from anycl.errors import ConfigError, DataError
 
 from .classification import ClassificationEvaluator
@@ -57,6 +58,7 @@ def probe_options(probe: Any) -> Dict[str, Any]:
 
 def _labelled(data: Any, columns, file_extensions: Sequence[str], what: str):
     rows = to_rows(data, columns, file_extensions)
+    check_labels(rows)  # no missing or NaN label
     if not rows.has_label:
         raise DataError(
             f"the probe's {what} needs a 'label' column (and the items under 'anchor'); its columns are {rows.columns}"

@@ -36,6 +36,11 @@ class RetrievalEvaluator(Evaluator):
         ks: Sequence[int] = (1, 10, 100),
     ):
         self.queries, self.corpus, self.relevant = list(queries), list(corpus), [set(r) for r in relevant]
+        if not self.queries or len(self.corpus) < 2:
+            raise DataError(
+                f"retrieval evaluation needs at least one query and 2 documents to rank, got {len(self.queries)} "
+                f"and {len(self.corpus)} (with one document every metric is 1.0); give more (anchor, positive) pairs"
+            )
         self.batch_size = batch_size
         self.query_modality, self.corpus_modality = query_modality, corpus_modality
         self.ks = ks

@@ -109,21 +109,26 @@ def samplers_and_builders(
     return sampler, multiview_builder(view_counts(cfg.views, cfg.local_views), builder), sopts
 
 
-def make_evaluator(cfg: FitConfig, model, multi: bool, exts: tuple, seed: int, matryoshka):
+def make_evaluator(cfg: FitConfig, sides: Mapping[str, str], multi: bool, exts: tuple, seed: int):
     """The evaluation of ``eval_dataset``, as :func:`anycl.evaluation.choose.build_evaluator` decides (``eval_kind``,
-    ``probe``, else by its columns); with Matryoshka dims, metrics at every trained width."""
-    evaluator = build_evaluator(
+    ``probe``, else by its columns and the ``sides``' modalities). Made before any model loads, so that evaluation
+    data that cannot be used (empty, one pair, NaN labels) stops the run first; :func:`evaluate_widths` adds the
+    Matryoshka widths once the model is built."""
+    return build_evaluator(
         cfg.eval_dataset,
         cfg.eval_kind,
         cfg.columns if not multi else None,
         file_extensions=exts,
         seed=seed,
-        sides=model.sides,
+        sides=sides,
         probe=cfg.probe,
     )
+
+
+def evaluate_widths(evaluator, model, matryoshka) -> None:
+    """With Matryoshka dims, the evaluator reports its metrics at every trained width below the model's."""
     if matryoshka is not None and hasattr(evaluator, "truncate_dims"):
         evaluator.truncate_dims = [d for d in matryoshka[0] if d < (model.embedding_width() or 0)]
-    return evaluator
 
 
 def retrieval_examples(output_dir, sides, evaluator, rows, seed: int) -> Optional[RetrievalExamples]:

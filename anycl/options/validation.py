@@ -168,6 +168,11 @@ def validate_options(cfg: FitFields) -> None:
     output_dir = cfg.output_dir
     if output_dir is not None:
         check_parent(os.fspath(output_dir), "output_dir")
+        if os.path.lexists(output_dir) and not os.path.isdir(output_dir):
+            raise ConfigError(
+                f"output_dir {os.fspath(output_dir)!r} is a file, not a folder; the run writes a folder there: "
+                f"choose a new (or empty) folder's path"
+            )
     sep = cfg.sep
     if sep is not None and (not isinstance(sep, str) or (len(sep) != 1 and sep not in ("\\t", "tab"))):
         raise ConfigError(f"sep must be one character (e.g. ',', ';', '\\t', '|'), got {sep!r}")
