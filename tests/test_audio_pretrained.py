@@ -296,6 +296,8 @@ def test_train_save_load_and_onnx(checkpoint, tmp_path, family, monkeypatch):
         again = anycl.load(str(tmp_path / "m"))
     assert torch.equal(again.encode(items), emb)  # bit for bit
     again.export_onnx(str(tmp_path / "onnx"))
+    extractor = transformers.AutoFeatureExtractor.from_pretrained(str(tmp_path / "onnx"))  # saved beside
+    assert extractor.to_dict() == again.tower("audio").encoder.extractor.to_dict()
     got = run_onnx(onnx_session(str(tmp_path / "onnx")), features_for(again, items))
     assert np.allclose(got, emb.numpy(), atol=1e-5), np.abs(got - emb.numpy()).max()
 

@@ -12,7 +12,8 @@ writes the *base* weights where they always go and the adapter beside them in ``
 
 Options (the ``peft`` dict): ``r`` (rank, default 8), ``alpha`` (scaling numerator, default 2·r),
 ``dropout`` (default 0.0), ``target_modules`` (module names or a regex; default: peft's choice for known
-transformer architectures, required for other encoders), ``towers`` (the modalities to adapt; default
+transformer architectures, the attention query and value of a pretrained audio encoder (its
+``lora_targets``), required for other encoders), ``towers`` (the modalities to adapt; default
 all whose encoder has matching modules), ``merge`` (default True).
 """
 
