@@ -152,6 +152,13 @@ def audio_model(folder, **adapter_options):
     return build_model({s: "audio" for s in SIDES}, model=folder, adapter_options=adapter_options or None).eval()
 
 
+def fit_one_step(folder, items=None, **options):
+    """One optimiser step on four short clips from the checkpoint in ``folder``, with 0.5 s windows."""
+    items = items or clips([0.6, 0.9, 1.2, 0.4])
+    fast = dict(max_steps=1, batch_size=4, progress=False, seed=0, adapter_options={"clip_seconds": 0.5})
+    return anycl.fit(items, modality="audio", model=folder, **{**fast, **options})
+
+
 # ---- the pretrained weights are used, each family fed and pooled as transformers runs it -------------
 def reference(family: str, folder: str, waves):
     """Embeddings by transformers alone: the model from the folder on its feature extractor's output, pooled
@@ -270,16 +277,7 @@ def test_train_save_load_and_onnx(checkpoint, tmp_path, family, monkeypatch):
     folder = checkpoint(family)
     items = clips([0.6, 0.9, 1.2, 0.4])
     start = audio_model(folder, clip_seconds=0.5).encode(items)
-    model = anycl.fit(
-        items,
-        modality="audio",
-        model=folder,
-        max_steps=1,
-        batch_size=4,
-        progress=False,
-        seed=0,
-        adapter_options={"clip_seconds": 0.5},
-    )
+    model = fit_one_step(folder, items)
     assert model.trainer.args.lr == 5e-5  # a pretrained model's fine-tuning default
     emb = model.encode(items)
     assert not torch.allclose(emb, start, atol=1e-6)  # it trained
@@ -313,17 +311,7 @@ def test_freeze_the_feature_encoder_or_layers(checkpoint, tmp_path):
         ),
         (1, ["feature_extractor.", "encoder.layers.0."], ["encoder.layers.1."]),
     ):
-        model = anycl.fit(
-            clips([0.6, 0.9, 1.2, 0.4]),
-            modality="audio",
-            model=folder,
-            encoder_options={"freeze": freeze},
-            max_steps=1,
-            batch_size=4,
-            lr=1e-2,
-            progress=False,
-            adapter_options={"clip_seconds": 0.5},
-        )
+        model = fit_one_step(folder, encoder_options={"freeze": freeze}, lr=1e-2)
         enc = model.tower("audio").encoder
         state = enc.model.state_dict()
         compared = {k: v for k, v in state.items() if k in base}
@@ -347,16 +335,7 @@ def test_a_bad_freeze_is_a_config_error(checkpoint, bad):
 def test_lora_adapters_train_save_and_reload(checkpoint, tmp_path):
     folder = checkpoint("wav2vec2")
     base = safetensors.torch.load_file(os.path.join(folder, "model.safetensors"))
-    model = anycl.fit(
-        clips([0.6, 0.9, 1.2, 0.4]),
-        modality="audio",
-        model=folder,
-        peft={"r": 2, "merge": False},
-        max_steps=1,
-        batch_size=4,
-        progress=False,
-        adapter_options={"clip_seconds": 0.5},
-    )
+    model = fit_one_step(folder, peft={"r": 2, "merge": False})
     inner = model.tower("audio").encoder.model
     lora = [n for n, _ in inner.named_parameters() if "lora_" in n]
     assert lora and all(".q_proj." in n or ".v_proj." in n for n in lora)  # the family's default targets
