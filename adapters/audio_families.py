@@ -41,8 +41,8 @@ class Family:
     input_name: str  # the model input's key in the collated features
     input_dims: int  # dimensions of one batch of that input (a window axis adds one)
     stem: Tuple[str, ...]  # the modules before the transformer layers (freeze="feature_encoder")
-    layers: str  # dotted path of the layer list (freeze=N freezes the stem and the first N)
-    lora_targets: Tuple[str, ...]  # default LoRA target modules (attention query and value)
+    layers: Tuple[str, ...]  # the layer list's dotted path, by transformers version (freeze=N: the first N)
+    lora_targets: Tuple[str, ...]  # default LoRA target modules (attention query and value, by version)
 
 
 _WAVE_STEM = ("feature_extractor", "feature_projection", "encoder.pos_conv_embed")
@@ -51,28 +51,28 @@ _WAVE_STEM = ("feature_extractor", "feature_projection", "encoder.pos_conv_embed
 FAMILIES: Dict[str, Family] = {
     "wav2vec2": Family(
         "wav2vec2", "waveform", "Wav2Vec2Model", "Wav2Vec2Config", "Wav2Vec2FeatureExtractor",
-        "input_values", 2, _WAVE_STEM, "encoder.layers", ("q_proj", "v_proj"),
+        "input_values", 2, _WAVE_STEM, ("encoder.layers",), ("q_proj", "v_proj"),
     ),
     "hubert": Family(
         "hubert", "waveform", "HubertModel", "HubertConfig", "Wav2Vec2FeatureExtractor",
-        "input_values", 2, _WAVE_STEM, "encoder.layers", ("q_proj", "v_proj"),
+        "input_values", 2, _WAVE_STEM, ("encoder.layers",), ("q_proj", "v_proj"),
     ),
     "wavlm": Family(
         "wavlm", "waveform", "WavLMModel", "WavLMConfig", "Wav2Vec2FeatureExtractor",
-        "input_values", 2, _WAVE_STEM, "encoder.layers", ("q_proj", "v_proj"),
+        "input_values", 2, _WAVE_STEM, ("encoder.layers",), ("q_proj", "v_proj"),
     ),
-    "audio-spectrogram-transformer": Family(
+    "audio-spectrogram-transformer": Family(  # transformers 5: layers.N.attention.q_proj; 4: encoder.layer, query
         "ast", "ast", "ASTModel", "ASTConfig", "ASTFeatureExtractor",
-        "input_values", 3, ("embeddings",), "encoder.layer", ("query", "value"),
+        "input_values", 3, ("embeddings",), ("layers", "encoder.layer"), ("q_proj", "v_proj", "query", "value"),
     ),
     "whisper": Family(
         "whisper", "whisper", "WhisperEncoder", "WhisperConfig", "WhisperFeatureExtractor",
-        "input_features", 3, ("conv1", "conv2", "embed_positions"), "layers", ("q_proj", "v_proj"),
+        "input_features", 3, ("conv1", "conv2", "embed_positions"), ("layers",), ("q_proj", "v_proj"),
     ),
     "clap": Family(
         "clap", "clap", "ClapAudioModelWithProjection", "ClapAudioConfig", "ClapFeatureExtractor",
         "input_features", 4, ("audio_model.audio_encoder.batch_norm", "audio_model.audio_encoder.patch_embed"),
-        "audio_model.audio_encoder.layers", ("query", "value"),
+        ("audio_model.audio_encoder.layers",), ("query", "value"),
     ),
 }  # fmt: skip
 FAMILIES["clap_audio_model"] = FAMILIES["clap"]

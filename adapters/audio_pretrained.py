@@ -132,13 +132,17 @@ class PretrainedAudioEncoder(nn.Module):
 
     @property
     def lora_targets(self) -> List[str]:
-        return list(self.family.lora_targets)
+        """The family's attention query and value projections, as this transformers version names them."""
+        names = {n.rsplit(".", 1)[-1] for n, _ in self.model.named_modules()}
+        return [t for t in self.family.lora_targets if t in names]
 
     def freeze(self, spec: Any) -> None:
         """Keep the stem (``"feature_encoder"``), or the stem and the first N layers (an int), fixed."""
         if spec is None:
             return
-        layers = _get(self.model, self.family.layers)
+        layers = next((x for x in (_get(self.model, p, None) for p in self.family.layers) if x is not None), None)
+        if layers is None:  # pragma: no cover - a transformers version that moved them again
+            raise ConfigError(f"cannot find the layers of this {self.family.label} model to freeze")
         if isinstance(spec, bool) or not (spec == "feature_encoder" or isinstance(spec, int)):
             raise ConfigError(
                 f"encoder_options freeze must be 'feature_encoder' or a number of layers (0-{len(layers)}), "

@@ -326,6 +326,28 @@ def test_freeze_the_feature_encoder_or_layers(checkpoint, tmp_path):
         assert anycl.load(str(tmp_path / str(freeze))).tower("audio").encoder.anycl_spec["freeze"] == freeze
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_freezes_its_stem_and_layers_and_takes_lora(checkpoint, family):
+    from anycl.model.lora import apply_lora
+
+    model = build_model({s: "audio" for s in SIDES}, model=checkpoint(family), encoder_options={"freeze": 1})
+    enc = model.tower("audio").encoder
+    frozen = {n for n, p in enc.model.named_parameters() if not p.requires_grad}
+    trained = {n for n, p in enc.model.named_parameters() if p.requires_grad}
+    first, last = (f"{path}.{i}." for path in [family_layers(enc)] for i in (0, 1))
+    assert any(n.startswith(first) for n in frozen) and not any(n.startswith(first) for n in trained)
+    assert any(n.startswith(last) for n in trained) and not any(n.startswith(last) for n in frozen)
+    assert any(n.startswith(enc.family.stem) for n in frozen)
+    counts = apply_lora(model, {"r": 2})
+    assert counts["audio"] > 0
+    adapted = {n.rsplit(".lora_", 1)[0].rsplit(".", 1)[-1] for n, _ in enc.model.named_parameters() if "lora_" in n}
+    assert adapted and adapted <= {"q_proj", "v_proj", "query", "value"}
+
+
+def family_layers(enc):
+    return next(p for p in enc.family.layers if any(n.startswith(p + ".0.") for n, _ in enc.model.named_parameters()))
+
+
 @pytest.mark.parametrize("bad", ["everything", 3, -1, True])
 def test_a_bad_freeze_is_a_config_error(checkpoint, bad):
     with pytest.raises(ConfigError, match="freeze"):
@@ -349,6 +371,11 @@ def test_lora_adapters_train_save_and_reload(checkpoint, tmp_path):
     assert (tmp_path / "m" / "towers" / "audio" / "lora" / "adapter.safetensors").is_file()
     again = anycl.load(str(tmp_path / "m"))
     assert torch.equal(again.encode(items), emb)
+    merged = fit_one_step(checkpoint("ast"), peft={"r": 2})  # merged into the weights after training (default)
+    assert not [n for n, _ in merged.tower("audio").encoder.model.named_parameters() if "lora_" in n]
+    merged.save(str(tmp_path / "merged"))
+    assert not (tmp_path / "merged" / "towers" / "audio" / "lora").exists()
+    assert torch.equal(anycl.load(str(tmp_path / "merged")).encode(items), merged.encode(items))
 
 
 # ---- model= is used or refused ------------------------------------------------------------------------
