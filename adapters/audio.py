@@ -14,10 +14,16 @@ default) for the whole batch on its device, then in training the spectrogram aug
 A clip shorter than the window is padded with silence, or repeated (``pad="repeat"``). A file longer than
 ``stream_seconds`` is never decoded whole: its views read their windows from it (:mod:`.audio_window`); a
 file longer than ``max_seconds`` (by its header) is refused.
+
+With a pretrained ``transformers`` encoder (``fit(..., model="<name or folder>")``,
+:mod:`.audio_pretrained`) the tower's adapter takes that model's sample rate, leaves out the log-mels and
+their augmentations, and :meth:`collate` runs the model's own feature extractor; a clip shorter than the
+window is padded there, with a mask, so the pooling leaves the padding out.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections import OrderedDict
@@ -33,6 +39,9 @@ from anycl.errors import ConfigError, DataError
 from .audio_augment import MixupBank, augment_config, random_segment, segment_start, spectrogram_view, waveform_view
 from .audio_encoder import AudioCNN
 from .audio_io import check_samples, describe, file_info, mixdown, read_file, resample, split_item, to_channels_first
+from .audio_pretrained import KIND as PRETRAINED_KIND
+from .audio_pretrained import AudioFeatures, PretrainedAudioEncoder, load_saved, open_pretrained
+from .audio_pretrained import save as save_pretrained_tower
 from .audio_window import LongClip, span
 from .base import Adapter, item_key
 from .registry import register
@@ -40,6 +49,7 @@ from .registry import register
 log = logging.getLogger("anycl")
 
 LOG_EPS = 1e-6
+DEFAULT_SAMPLE_RATE = 16000
 AUDIO_EXTENSIONS = (
     ".wav",
     ".flac",
@@ -67,7 +77,8 @@ class AudioAdapter(Adapter):
     """Audio clips → log-mel spectrograms.
 
     Options (all JSON values, saved with the model):
-        sample_rate: rate every clip is resampled to (Hz, default 16000).
+        sample_rate: rate every clip is resampled to (Hz, default 16000; with a pretrained encoder, its
+            feature extractor's rate).
         clip_seconds: window length fed to the encoder (default 1.0 s).
         n_mels, win_ms, hop_ms, n_fft, f_min, f_max: log-mel settings (64 mels, 25 ms, 10 ms, 512,
             50 Hz, sample_rate / 2).
@@ -98,10 +109,12 @@ class AudioAdapter(Adapter):
     default_loss = "infonce"
     default_loss_options = {"temperature": 0.2}
     fit_defaults = {"batch_size": 64, "lr": 1e-3, "head": "mlp"}
+    # a pretrained transformers encoder (model=) is fine-tuned: a learning rate that keeps what it learnt
+    pretrained_fit_defaults = {"batch_size": 32, "lr": 5e-5}
 
     def __init__(
         self,
-        sample_rate: int = 16000,
+        sample_rate: Optional[int] = None,
         clip_seconds: float = 1.0,
         n_mels: int = 64,
         win_ms: float = 25.0,
@@ -122,6 +135,8 @@ class AudioAdapter(Adapter):
         **options,
     ):
         limits = {"max_seconds": max_seconds, "stream_seconds": stream_seconds}
+        self._rate_given = sample_rate is not None
+        sample_rate = DEFAULT_SAMPLE_RATE if sample_rate is None else sample_rate
         super().__init__(
             sample_rate=sample_rate,
             clip_seconds=clip_seconds,
@@ -161,16 +176,9 @@ class AudioAdapter(Adapter):
             raise ConfigError("sample_rate and clip_seconds must be positive")
         if local_seconds is not None and not 0 < local_seconds <= clip_seconds:
             raise ConfigError(f"local_seconds must be in (0, clip_seconds={clip_seconds}], got {local_seconds}")
-        self.sample_rate = int(sample_rate)
-        self.local_samples = int(round((local_seconds or clip_seconds / 2) * self.sample_rate))
         self.n_mels = int(n_mels)
-        self.samples = int(round(clip_seconds * self.sample_rate))
-        self.win_length = int(round(win_ms * self.sample_rate / 1000))
-        self.hop_length = int(round(hop_ms * self.sample_rate / 1000))
-        self.n_fft = int(n_fft) if n_fft else 1 << (self.win_length - 1).bit_length()
-        if self.n_fft < self.win_length:
-            raise ConfigError(f"n_fft={self.n_fft} is shorter than the {self.win_length}-sample window")
-        self.f_min, self.f_max = float(f_min), float(f_max) if f_max else self.sample_rate / 2
+        self._pretrained: Optional[AudioFeatures] = None  # a pretrained encoder's feature extractor (attach)
+        self._set_rate(int(sample_rate))
         self.pad, self.eval_crop, self.eval_windows = pad, eval_crop, max(int(eval_windows), 1)
         self.channel, self.input_sample_rate = channel, input_sample_rate
         self.aug = augment_config(augment)
@@ -179,6 +187,19 @@ class AudioAdapter(Adapter):
         self._mels: Dict[str, nn.Module] = {}
         self._bank = MixupBank(self.aug["bank_size"])
         self._told_mixdown = False
+
+    def _set_rate(self, rate: int) -> None:
+        """The sample rate and what follows from it: window and local-view samples, STFT sizes."""
+        o = self.options
+        self.sample_rate = o["sample_rate"] = int(rate)
+        self.local_samples = int(round((o["local_seconds"] or o["clip_seconds"] / 2) * rate))
+        self.samples = int(round(o["clip_seconds"] * rate))
+        self.win_length = int(round(o["win_ms"] * rate / 1000))
+        self.hop_length = int(round(o["hop_ms"] * rate / 1000))
+        self.n_fft = int(o["n_fft"]) if o["n_fft"] else 1 << (self.win_length - 1).bit_length()
+        if self.n_fft < self.win_length:
+            raise ConfigError(f"n_fft={self.n_fft} is shorter than the {self.win_length}-sample window")
+        self.f_min, self.f_max = float(o["f_min"]), float(o["f_max"]) if o["f_max"] else rate / 2
 
     # ---- one item -----------------------------------------------------------------------------------
     def validate(self, item: Any, where: str) -> None:
@@ -258,6 +279,8 @@ class AudioAdapter(Adapter):
             return wave
         if self.pad == "repeat":
             return wave.repeat(-(-self.samples // n))[: self.samples]
+        if self._pretrained is not None:  # its feature extractor pads, with a mask the pooling reads
+            return wave
         return torch.nn.functional.pad(wave, (0, self.samples - n))
 
     def augment(self, item: Union[torch.Tensor, LongClip], generator: torch.Generator) -> torch.Tensor:
@@ -283,24 +306,25 @@ class AudioAdapter(Adapter):
             return waveform_view(item.window(start, self.local_samples), self.aug, generator)
         n = item.shape[-1]
         if n < self.local_samples:
-            wave = (
-                self.fit_length(item)[: self.local_samples]
-                if self.pad == "repeat"
-                else torch.nn.functional.pad(item, (0, self.local_samples - n))
-            )
+            if self.pad == "repeat":
+                wave = self.fit_length(item)[: self.local_samples]
+            elif self._pretrained is not None:
+                wave = item
+            else:
+                wave = torch.nn.functional.pad(item, (0, self.local_samples - n))
         else:
             wave = random_segment(item, self.local_samples, generator) if n > self.local_samples else item
         return waveform_view(wave, self.aug, generator)
 
     def _centre(self, wave: Union[torch.Tensor, LongClip]) -> torch.Tensor:
-        return span(wave, (wave.shape[-1] - self.samples) // 2, self.samples)
+        return span(wave, max((wave.shape[-1] - self.samples) // 2, 0), self.samples)
 
     def eval_view(self, item: Union[torch.Tensor, LongClip]) -> torch.Tensor:
         """Deterministic: the centre window (S,), or ``eval_windows`` evenly spaced windows (K, S)."""
         wave = item if isinstance(item, LongClip) else self.fit_length(item)
         if self.eval_crop == "center":
             return self._centre(wave)
-        extra = wave.shape[-1] - self.samples
+        extra = max(wave.shape[-1] - self.samples, 0)
         starts = np.linspace(0, extra, self.eval_windows).round().astype(int)
         return torch.stack([span(wave, int(s), self.samples) for s in starts])
 
@@ -309,7 +333,10 @@ class AudioAdapter(Adapter):
         g = torch.Generator().manual_seed(0)
         return [self.eval_view(torch.randn(self.samples, generator=g) * 0.1) for _ in range(2)]
 
-    def collate(self, items: List[torch.Tensor]) -> torch.Tensor:
+    def collate(self, items: List[torch.Tensor]) -> Any:
+        """The views stacked, (N, S) or (N, K, S); with a pretrained encoder, its features (a dict)."""
+        if self._pretrained is not None:
+            return self._pretrained.collate(items, self.samples)
         shapes = {tuple(x.shape) for x in items}
         if len(shapes) > 1:
             raise ValueError(f"audio views of different shapes in one batch: {sorted(shapes)}")
@@ -359,19 +386,52 @@ class AudioAdapter(Adapter):
         """Log-mels of the batch on its device; in training, then mixup, resize-crop and masks.
 
         ``batch``: (N, S) windows, or (N, K, S) evaluation windows. Returns (N, 1, F, T) or (N, K, 1, F, T).
+        A pretrained encoder's features pass as they are.
         """
+        if self._pretrained is not None:
+            return batch
         x = self.log_mel(batch)
         if train and x.dim() == 4:
             x = spectrogram_view(x, self.aug, generator, self._bank)
         return x
 
     # ---- encoder ------------------------------------------------------------------------------------
-    def default_encoder(self, **options) -> nn.Module:
-        """:class:`~adapters.audio_encoder.AudioCNN` (options: channels, embedding_dim, dropout)."""
+    def default_encoder(self, model: Optional[str] = None, **options) -> nn.Module:
+        """:class:`~adapters.audio_encoder.AudioCNN` (options: channels, embedding_dim, dropout), or with
+        ``model`` (a Hub name or a folder) that pretrained ``transformers`` encoder (option: freeze)."""
+        if model is not None:
+            return open_pretrained(model, **options)
+        valid = set(inspect.signature(AudioCNN).parameters)
+        unknown = sorted(set(options) - valid)
+        if unknown:
+            hint = " (freeze applies to a pretrained model=...; fit(freeze='audio') fixes this one)"
+            raise ConfigError(
+                f"unknown encoder_options {unknown} for anycl's audio CNN; valid: {', '.join(sorted(valid))}"
+                f"{hint if 'freeze' in unknown else ''}"
+            )
         n_mels = options.pop("n_mels", self.n_mels)
         if n_mels != self.n_mels:
             raise ConfigError(f"the encoder's n_mels={n_mels} differs from the adapter's n_mels={self.n_mels}")
         return AudioCNN(n_mels=n_mels, **options)
+
+    def attach(self, encoder: nn.Module) -> None:
+        """A pretrained encoder sets the sample rate (its feature extractor's) and feeds itself: no log-mels."""
+        if not isinstance(encoder, PretrainedAudioEncoder):
+            return
+        encoder.check_adapter_options(self.options, self.aug, MEL_DEFAULTS, self._rate_given)
+        self._set_rate(encoder.sampling_rate)
+        encoder.check_window(self.samples, self.options["clip_seconds"])
+        self._pretrained = encoder.features
+
+    def save_encoder(self, encoder: nn.Module, directory: str) -> Dict[str, Any]:
+        if isinstance(encoder, PretrainedAudioEncoder):  # config.json, preprocessor_config.json, model.safetensors
+            return save_pretrained_tower(encoder, directory)
+        return super().save_encoder(encoder, directory)
+
+    def load_encoder(self, spec: Dict[str, Any], directory: str) -> nn.Module:
+        if spec.get("kind") == PRETRAINED_KIND:
+            return load_saved(spec, directory)
+        return super().load_encoder(spec, directory)
 
     def frames(self) -> int:
         """Spectrogram frames of one window."""
@@ -382,3 +442,11 @@ class AudioAdapter(Adapter):
         state["_mels"] = {}
         state["_bank"] = MixupBank(self.aug["bank_size"])
         return state
+
+
+# anycl's own log-mel settings at their defaults (a pretrained encoder refuses others: it has its own)
+MEL_DEFAULTS = {
+    k: p.default
+    for k, p in inspect.signature(AudioAdapter.__init__).parameters.items()
+    if k in ("n_mels", "win_ms", "hop_ms", "n_fft", "f_min", "f_max")
+}

@@ -76,6 +76,8 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     "strong": STRONG_AUGMENT,
     "none": {**DEFAULT_AUGMENT, **OFF},
 }
+# the augmentations of the log-mel spectrogram (not of the waveform): a pretrained encoder has no log-mels
+SPECTROGRAM_AUGMENTS = ("mixup", "rrc_scale", "freq_mask", "time_mask")
 NOISE_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0, "blue": -1.0, "violet": -2.0}
 
 

@@ -32,6 +32,8 @@ class Adapter:
         modality: the registry name (``"text"``, ``"audio"``, ``"image"`` …).
         file_extensions: file suffixes (lower case, with the dot) that a folder of this modality holds.
         default_loss: the loss ``fit`` uses when the user names none, with ``default_loss_options``.
+        fit_defaults: ``fit``'s per-modality defaults (batch size, lr, head, …); ``pretrained_fit_defaults`` go on
+            top of them when ``model=`` names a pretrained model for the anchor tower (audio: a fine-tuning lr).
         export_formats: the formats (``anycl.export``) a tower of this modality can be written in besides
             anycl's own folder and ONNX: ``"sentence-transformers"`` for text (its towers are sentence-transformers
             models: a guide named by a sentence-transformers id, the model card's load code).
@@ -57,6 +59,7 @@ class Adapter:
     default_loss: str = "infonce"
     default_loss_options: Dict[str, Any] = {"temperature": 0.1}
     fit_defaults: Dict[str, Any] = {"batch_size": 64, "lr": 1e-3, "head": "mlp"}
+    pretrained_fit_defaults: Dict[str, Any] = {}
     export_formats: tuple = ()
     supports_prompts: bool = False
     text_items: bool = False

@@ -43,6 +43,7 @@ from anycl.fitting.setup import (
     samplers_and_builders,
     set_up_model,
 )
+from anycl.model.build import model_for
 from anycl.model.contrastive import ContrastiveModel, Tower, build_model  # noqa: F401  (anycl.api.build_model, as before)
 from anycl.options.fit_config import FIT_OPTIONS, FitConfig  # noqa: F401  (also anycl.api.FIT_OPTIONS, as before)
 from anycl.training.trainer import Trainer
@@ -59,6 +60,8 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     parts, multi = load_parts(dataset, cfg, exts, file_reader(modality))
     anchor_cls = adapter_registry.ADAPTERS.lookup(sides["anchor"])
     fit_defaults = getattr(anchor_cls, "fit_defaults", {})  # per-modality defaults (batch size, lr, head)
+    if cfg.encoder is None and model_for(cfg.model, sides["anchor"], sides.values(), anchor_cls) is not None:
+        fit_defaults = {**fit_defaults, **getattr(anchor_cls, "pretrained_fit_defaults", {})}  # audio: a fine-tuning lr
     plan = choose_loss(cfg, sides, anchor_cls, parts, multi)  # the loss, the guide and Matryoshka options
     prompts = fit_prompts(cfg, next(iter(parts.values())), sides)
     counts = view_counts(cfg.views, cfg.local_views)  # multi-view training: (V, L), or None

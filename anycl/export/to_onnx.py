@@ -9,7 +9,10 @@ on-device step (``prepare``: image normalisation, audio log-mels), the encoder, 
   int64 (batch, tokens); the tokenizer is saved beside the model (``tokenizer.json`` …), so
   ``tokenizers``/``transformers`` alone prepare inputs;
 - image: ``pixels`` uint8 (batch, channels, size, size), the centre crop ``eval_view`` makes;
-- audio: ``waveform`` float32 (batch, samples) at the adapter's sample rate (the centre window).
+- audio: ``waveform`` float32 (batch, samples) at the adapter's sample rate (the centre window); with a
+  pretrained ``transformers`` encoder, its feature extractor's output instead (``input_values`` or
+  ``input_features``, and ``attention_mask`` where the family has one), the extractor's settings saved beside
+  the model (``preprocessor_config.json``), so ``transformers`` alone prepares inputs.
 
 The folder holds ``model.onnx``, ``anycl_onnx.json`` (inputs, output, modality, preprocessing options) and
 a model card (``README.md``). Batch (and, for text, token) dimensions are dynamic. Needs ``onnx``
@@ -200,6 +203,9 @@ def export_onnx(
     if st is not None:
         st.tokenizer.save_pretrained(str(out_dir))
         meta["max_seq_length"] = int(st.max_seq_length)
+    extractor = getattr(tower.encoder, "extractor", None)  # a pretrained audio encoder's feature extractor
+    if extractor is not None and hasattr(extractor, "save_pretrained"):
+        extractor.save_pretrained(str(out_dir))
     (out_dir / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
 
     write_card(model, str(out_dir), kind="onnx", modality=name)

@@ -23,6 +23,29 @@ def per_modality(value: Any, modality: str, modalities) -> Any:
     return value
 
 
+def model_for(model: Any, modality: str, modalities, adapter) -> Any:
+    """The pretrained model= of one tower: a string goes to the tower whose adapter (class or instance) claims
+    it (text's), or to the only tower; {modality: x} picks per tower."""
+    if isinstance(model, Mapping):
+        return model.get(modality)
+    return model if getattr(adapter, "claims_model_name", False) or len(set(modalities)) == 1 else None
+
+
+def _check_model_used(modality: str, chosen: Any, encoder: Any, adapter) -> None:
+    """A model= that the tower would not use is an error, never silently dropped."""
+    if chosen is None:
+        return
+    if encoder is not None:
+        raise ConfigError(
+            f"both model= and encoder= give the {modality} tower's encoder; pass one of them (model={chosen!r})"
+        )
+    if "model" not in inspect.signature(adapter.default_encoder).parameters:
+        raise ConfigError(
+            f"the {modality} adapter takes no pretrained model (model={chosen!r}); pass encoder=<nn.Module>, "
+            f"or leave model= out"
+        )
+
+
 def build_towers(
     sides: Mapping[str, str],
     *,
@@ -38,15 +61,11 @@ def build_towers(
     for m in modalities:
         adapter = get_adapter(m, **(per_modality(adapter_options, m, modalities) or {}))
         enc = per_modality(encoder, m, modalities) if isinstance(encoder, Mapping) else encoder
+        chosen = model_for(model, m, modalities, adapter)
+        _check_model_used(m, chosen, enc, adapter)
         if enc is None:
             opts = dict(per_modality(encoder_options, m, modalities) or {})
-            # model= names a pretrained model: a string goes to the tower whose adapter claims it (text's) or to
-            # the only tower; {modality: x} picks per tower
-            if isinstance(model, Mapping):
-                chosen = model.get(m)
-            else:
-                chosen = model if adapter.claims_model_name or len(modalities) == 1 else None
-            if chosen is not None and "model" in inspect.signature(adapter.default_encoder).parameters:
+            if chosen is not None:
                 opts.setdefault("model", chosen)
             enc = adapter.default_encoder(**opts)
         elif not isinstance(enc, nn.Module):

@@ -12,7 +12,8 @@ writes the *base* weights where they always go and the adapter beside them in ``
 
 Options (the ``peft`` dict): ``r`` (rank, default 8), ``alpha`` (scaling numerator, default 2·r),
 ``dropout`` (default 0.0), ``target_modules`` (module names or a regex; default: peft's choice for known
-transformer architectures, required for other encoders), ``towers`` (the modalities to adapt; default
+transformer architectures, the attention query and value of a pretrained audio encoder (its
+``lora_targets``), required for other encoders), ``towers`` (the modalities to adapt; default
 all whose encoder has matching modules), ``merge`` (default True).
 """
 
@@ -78,18 +79,23 @@ def check_options(spec: Any) -> Dict[str, Any]:
 
 
 def target_module(tower) -> nn.Module:
-    """The module LoRA goes into: a text tower's transformer, else the tower's encoder."""
+    """The module LoRA goes into: a text tower's transformer, an encoder's ``lora_module`` (a pretrained audio
+    encoder's transformers model), else the tower's encoder."""
     st = getattr(tower.encoder, "st", None)
     if st is not None and hasattr(st[0], "auto_model"):
         return st[0].auto_model
-    return tower.encoder
+    inner = getattr(tower.encoder, "lora_module", None)
+    return inner if isinstance(inner, nn.Module) else tower.encoder
 
 
-def _lora_config(spec: Mapping[str, Any], module: nn.Module):
+def _lora_config(spec: Mapping[str, Any], tower):
+    """peft's LoraConfig; without target_modules, the encoder's ``lora_targets`` where it names them (else
+    peft's choice for the architecture)."""
     peft = _peft()
     kwargs = dict(r=spec["r"], lora_alpha=spec["alpha"], lora_dropout=spec["dropout"], bias="none")
-    if spec.get("target_modules") is not None:
-        kwargs["target_modules"] = spec["target_modules"]
+    targets = spec.get("target_modules") or getattr(tower.encoder, "lora_targets", None)
+    if targets is not None:
+        kwargs["target_modules"] = targets
     return peft.LoraConfig(**kwargs)
 
 
@@ -109,7 +115,7 @@ def apply_lora(model, spec: Union[bool, Mapping[str, Any]]) -> Dict[str, int]:
         tower = model.towers[name]
         module = target_module(tower)
         try:
-            tuner = peft.LoraModel(module, _lora_config(spec, module), "default")
+            tuner = peft.LoraModel(module, _lora_config(spec, tower), "default")
         except ValueError as exc:  # no matching module, or peft cannot guess the targets
             raise ConfigError(
                 f"LoRA could not be applied to the {name} tower: {' '.join(str(exc).split())[:300]}"
@@ -166,7 +172,7 @@ def load_tower_adapter(tower, directory: str) -> None:
     spec["towers"] = None
     peft = _peft()
     module = target_module(tower)
-    tuner = peft.LoraModel(module, _lora_config(check_options(spec), module), "default")
+    tuner = peft.LoraModel(module, _lora_config(check_options(spec), tower), "default")
     state = safetensors.torch.load_file(str(d / ADAPTER_WEIGHTS))
     result = module.load_state_dict(state, strict=False)
     lost = [k for k in result.missing_keys if "lora_" in k]

@@ -59,9 +59,11 @@ class FitFields:
     )
     model: Union[str, Mapping[str, str], None] = _opt(
         None,
-        "text: a sentence-transformers model path or name (default: packaged all-MiniLM-L6-v2)",
+        "a pretrained model's Hub name or folder: text, a sentence-transformers model (default: packaged "
+        "all-MiniLM-L6-v2); audio, a transformers wav2vec2 / HuBERT / WavLM / AST / Whisper / CLAP model "
+        "(default: anycl's own CNN, trained from scratch)",
         "NAME|PATH",
-        "sentence-transformers/all-MiniLM-L6-v2 (packaged, offline) for text",
+        "sentence-transformers/all-MiniLM-L6-v2 (packaged, offline) for text; none for audio",
     )
     encoder: Union[nn.Module, Mapping[str, nn.Module], None] = _opt(
         None, "an nn.Module, or {modality: nn.Module}, used instead of the modality's default encoder", shell=False
@@ -108,7 +110,8 @@ class FitFields:
         None,
         "pairs per process per step",
         "N",
-        PER_MODALITY.format(t=32, i=256, a=64) + "; larger than the data: the data's size",
+        PER_MODALITY.format(t=32, i=256, a="64 (32 from a pretrained model=)")
+        + "; larger than the data: the data's size",
     )
     epochs: Optional[int] = _opt(None, "passes over the data", "N", "1")
     max_steps: Optional[int] = _opt(
@@ -117,7 +120,12 @@ class FitFields:
         "N",
         "none (epochs decide)",
     )
-    lr: Optional[float] = _opt(None, "peak learning rate", "LR", PER_MODALITY.format(t="2e-5", i="1e-3", a="1e-3"))
+    lr: Optional[float] = _opt(
+        None,
+        "peak learning rate",
+        "LR",
+        PER_MODALITY.format(t="2e-5", i="1e-3", a="1e-3 (5e-5 from a pretrained model=)"),
+    )
     weight_decay: float = _opt(0.01, "AdamW weight decay", "W")
     warmup_ratio: float = _opt(0.1, "fraction of steps for linear warm-up before the decay", "R")
     lr_schedule: Optional[str] = _opt(
