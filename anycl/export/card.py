@@ -134,6 +134,16 @@ def front_matter(model, kind: str = "anycl", modality: Optional[str] = None) -> 
     return fm
 
 
+def _which_evaluation(info: Mapping[str, Any], step: Any) -> str:
+    best = info.get("best") or {}
+    if best.get("step") == step and best.get("metric"):
+        return (
+            f", evaluation at step {step} of {info.get('steps', '?')}: the best `{best['metric']}` "
+            "(`keep_best`), whose weights these are"
+        )
+    return f", final evaluation at step {step}"
+
+
 def _results(info: Mapping[str, Any]) -> List[str]:
     final = _metrics(info)
     if not final:
@@ -142,7 +152,7 @@ def _results(info: Mapping[str, Any]) -> List[str]:
     step = (info.get("final_metrics") or {}).get("step")
     lines = [
         f"Measured on the evaluation data (`{(info.get('config') or {}).get('eval_dataset') or 'given in Python'}`)"
-        + (f", final evaluation at step {step}" if step is not None else "")
+        + (_which_evaluation(info, step) if step is not None else "")
         + ":",
         "",
     ]
