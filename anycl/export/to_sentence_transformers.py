@@ -35,6 +35,7 @@ def export_sentence_transformers(model, path: str, modality: Optional[str] = Non
             "format does not hold; train with head=None to export"
         )
     st: Any = tower.encoder.st  # a text tower's encoder is a SentenceTransformerEncoder (attach checks it)
+    st.similarity_fn_name = model.similarity_fn_name  # what SentenceTransformer(path).similarity computes
     os.makedirs(path, exist_ok=True)
     with quiet_library_bars():
         st.save(str(path), safe_serialization=True)
