@@ -211,3 +211,18 @@ def test_similarity_function_survives_save_and_export(model, fn, tmp_path):
     # and back to the default: a later export says cosine again
     again = SentenceTransformer(model.export_sentence_transformers(str(tmp_path / "st2")), device="cpu")
     assert again.similarity_fn_name == "cosine"
+
+
+def test_empty_texts_encode_as_in_sentence_transformers(model, st):
+    """An empty (or blank) text has an embedding, as sentence-transformers gives it (training data still
+    refuses empty texts, tests/test_core_data.py); a non-string is still an error naming the item."""
+    from anycl.errors import DataError
+
+    texts = ["", "rivers flow to the sea", " "]
+    ours = model.encode(texts)
+    torch.testing.assert_close(
+        ours, st.encode(texts, normalize_embeddings=True, convert_to_tensor=True), atol=1e-5, rtol=0
+    )
+    torch.testing.assert_close(model.encode(""), ours[0])
+    with pytest.raises(DataError, match="item 1 must be a string"):
+        model.encode(["a", None])
