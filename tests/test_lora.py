@@ -122,42 +122,23 @@ def test_unmerged_adapter_round_trips_and_loads_in_peft_and_sentence_transformer
 def test_adapter_folders_of_the_earlier_format_still_load(tmp_path):
     """A custom tower's adapter is a PEFT folder too (PeftModel loads it onto the base encoder); folders
     saved before the PEFT format (``adapter.safetensors``, anycl's option names) load as before."""
-    import copy
     import json
 
     import peft
     import safetensors.torch
 
     import tests.toy_modality  # noqa: F401  registers "toyvec"
-    from anycl.model.lora import adapter_state, target_module
+    from anycl.model.lora import adapter_state, target_module, without_lora
 
-    g = torch.Generator().manual_seed(0)
-    items = [
-        {"anchor": torch.randn(6, generator=g).tolist(), "positive": torch.randn(6, generator=g).tolist()}
-        for _ in range(16)
-    ]
-    model = anycl.fit(
-        items,
-        modality="toyvec",
-        max_steps=2,
-        lr=1e-2,
-        progress=False,
-        log_with=None,
-        collapse_watch=False,
-        peft={"r": 2, "target_modules": ["net.0", "net.3"], "merge": False},
-    )
-    x = torch.randn(5, 6, generator=g)
+    model = _fit_toyvec(lr=1e-2)
+    x = torch.randn(5, 6, generator=torch.Generator().manual_seed(1))
     want = model.encode(x.tolist())
     model.save(str(tmp_path / "m"))
     d = tmp_path / "m" / "towers" / "toyvec" / "lora"
     assert json.loads((d / "adapter_config.json").read_text())["peft_type"] == "LORA"
     assert torch.allclose(anycl.load(str(tmp_path / "m")).encode(x.tolist()), want, atol=1e-6)
     base = anycl.load(str(tmp_path / "m"))
-    plain = copy.deepcopy(base.towers["toyvec"].encoder)  # the base encoder with its adapter put back ...
-    for parent in list(plain.modules()):  # ... taken out again: the saved base weights alone
-        for name, child in list(parent.named_children()):
-            if isinstance(child, peft.tuners.lora.LoraLayer):
-                setattr(parent, name, child.get_base_layer())
+    plain = without_lora(base.towers["toyvec"].encoder)  # the saved base weights alone
     with torch.no_grad():
         by_peft = peft.PeftModel.from_pretrained(plain, str(d)).eval()(x)
         tuned = base.towers["toyvec"].encoder.eval()(x)
@@ -174,7 +155,7 @@ def test_adapter_folders_of_the_earlier_format_still_load(tmp_path):
         anycl.load(str(tmp_path / "m"))
 
 
-def test_lora_on_a_custom_encoder_tower():
+def _fit_toyvec(**extra):
     import tests.toy_modality  # noqa: F401  registers "toyvec"
 
     g = torch.Generator().manual_seed(0)
@@ -182,7 +163,7 @@ def test_lora_on_a_custom_encoder_tower():
         {"anchor": torch.randn(6, generator=g).tolist(), "positive": torch.randn(6, generator=g).tolist()}
         for _ in range(16)
     ]
-    model = anycl.fit(
+    return anycl.fit(
         items,
         modality="toyvec",
         max_steps=2,
@@ -190,7 +171,12 @@ def test_lora_on_a_custom_encoder_tower():
         log_with=None,
         collapse_watch=False,
         peft={"r": 2, "target_modules": ["net.0", "net.3"], "merge": False},
+        **extra,
     )
+
+
+def test_lora_on_a_custom_encoder_tower():
+    model = _fit_toyvec()
     names = [n for n, p in model.towers["toyvec"].encoder.named_parameters() if p.requires_grad]
     assert names and all("lora_" in n for n in names)
 

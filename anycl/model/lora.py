@@ -162,19 +162,23 @@ def _from_peft_keys(state: Mapping[str, Any], adapter: str = "default") -> Dict[
     return out
 
 
+def without_lora(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` with its LoRA layers taken out (each replaced by its base layer): the base weights."""
+    peft = _peft()
+    base = copy.deepcopy(module)
+    for parent in list(base.modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, peft.tuners.lora.LoraLayer):
+                setattr(parent, child_name, child.get_base_layer())
+    return base
+
+
 def save_tower(tower, directory: str, base_model: Optional[str] = None) -> Dict[str, Any]:
     """Save a LoRA tower unmerged: base weights as usual (from a copy with the LoRA layers removed), the
     adapter in ``<directory>/lora`` as a PEFT adapter folder (``base_model`` recorded as its
     ``base_model_name_or_path``). Returns the encoder spec for the model config."""
     state = peft_state(target_module(tower))
-    base = copy.deepcopy(tower.encoder)
-    copy_tower = type("T", (), {"encoder": base})()
-    peft = _peft()
-    for parent in list(target_module(copy_tower).modules()):
-        for child_name, child in list(parent.named_children()):
-            if isinstance(child, peft.tuners.lora.LoraLayer):
-                setattr(parent, child_name, child.get_base_layer())
-    spec = tower.adapter.save_encoder(base, directory)
+    spec = tower.adapter.save_encoder(without_lora(tower.encoder), directory)
     d = Path(directory) / ADAPTER_DIR
     d.mkdir(parents=True, exist_ok=True)
     safetensors.torch.save_file(state, str(d / ADAPTER_WEIGHTS), metadata={"format": "pt"})
