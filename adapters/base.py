@@ -77,6 +77,11 @@ class Adapter:
         if item is None:
             raise DataError(f"{where} is None; every {self.modality} item must have a value")
 
+    def validate_for_encode(self, item: Any, where: str) -> None:
+        """:meth:`validate` for an item given to ``encode`` (and evaluation, mining): by default the same check;
+        an adapter may accept here what training refuses (text: the empty string, as sentence-transformers)."""
+        self.validate(item, where)
+
     def key(self, item: Any) -> Any:
         """A hashable identity used to find duplicates within a batch (duplicates are false negatives).
 

@@ -205,6 +205,12 @@ class TextAdapter(Adapter):
             raise DataError(f"{where} is an empty string; remove empty texts or fill them in")
         check_unicode(item, where)
 
+    def validate_for_encode(self, item, where):
+        # an empty text still has an embedding (its special tokens'), as sentence-transformers gives it;
+        # only training data refuses it (validate)
+        if not isinstance(item, str):
+            raise DataError(f"{where} must be a string for modality 'text', got {type(item).__name__}: {item!r:.80}")
+
     def key(self, item):
         return item
 

@@ -368,7 +368,7 @@ def test_lora_adapters_train_save_and_reload(checkpoint, tmp_path):
     model.save(str(tmp_path / "m"))
     saved = safetensors.torch.load_file(str(tmp_path / "m" / "towers" / "audio" / "model.safetensors"))
     assert set(saved) == set(base) and all(torch.equal(saved[k], base[k]) for k in base)  # base weights as they were
-    assert (tmp_path / "m" / "towers" / "audio" / "lora" / "adapter.safetensors").is_file()
+    assert (tmp_path / "m" / "towers" / "audio" / "lora" / "adapter_model.safetensors").is_file()  # a PEFT folder
     again = anycl.load(str(tmp_path / "m"))
     assert torch.equal(again.encode(items), emb)
     merged = fit_one_step(checkpoint("ast"), peft={"r": 2})  # merged into the weights after training (default)

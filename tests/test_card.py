@@ -70,3 +70,62 @@ def test_library_progress_bars_stay_quiet_in_python(minilm_path, tmp_path, capfd
     anycl.load(str(tmp_path / "m"))
     err = capfd.readouterr().err
     assert "Loading weights" not in err and "Writing model shards" not in err
+
+
+def test_keep_best_card_gives_the_scores_of_the_saved_weights(text_pairs, tiny_text_encoder, one_thread, tmp_path):
+    """Under keep_best the model is handed back (and saved) with the best step's weights: the card's results,
+    its model-index and the report give that step's scores, which a model loaded from the folder re-measures."""
+    import copy
+    import re
+
+    import torch.nn.functional as F
+
+    encoder = copy.deepcopy(tiny_text_encoder)
+    encoder.st[0].auto_model.config.num_hidden_layers = 1  # the fixture's one layer, saved and loaded as one
+    calls = []
+
+    def alignment(model):  # mean cosine of each anchor with its positive: a function of the weights alone
+        a = model.encode([r["anchor"] for r in text_pairs[:8]])
+        p = model.encode([r["positive"] for r in text_pairs[:8]])
+        return float(F.cosine_similarity(a, p).mean())
+
+    def evaluator(model):
+        calls.append(alignment(model))
+        late = len(calls) > 2  # evaluations after step 1 are scored down, so the best step is not the last
+        return {"score": calls[-1] - (1.0 if late else 0.0), "align": calls[-1]}
+
+    model = anycl.fit(
+        text_pairs,
+        modality="text",
+        encoder=encoder,
+        batch_size=8,
+        max_steps=3,
+        eval_every=1,
+        lr=1e-4,
+        eval_dataset=evaluator,
+        keep_best="score",
+        progress=False,
+        log_with=None,
+        output_dir=str(tmp_path / "run"),
+        adapter_options={"max_seq_length": 24},
+        collapse_watch=False,
+    )
+    best = model.info["best"]
+    assert best["step"] < 3 and model.trainer.eval_history[-1]["step"] == 3
+    last_align = model.trainer.eval_history[-1]["align"]
+    folder = tmp_path / "run" / "model"
+    card = (folder / "README.md").read_text()
+    front = _front(card)
+    card_metrics = {m["type"]: m["value"] for m in front["model-index"][0]["results"][0]["metrics"]}
+    remeasured = alignment(anycl.load(str(folder)))
+    assert card_metrics["align"] == round(remeasured, 4)
+    assert abs(last_align - remeasured) > 1e-3  # the last step's score is not what the card gives
+    assert card_metrics["score"] == round(best["value"], 4)
+    assert f"evaluation at step {best['step']} of 3" in card and "keep_best" in card
+    row = re.search(r"\| align \| [0-9.]+ \| ([0-9.]+) \|", card)
+    assert row is not None and float(row.group(1)) == float(f"{remeasured:.4f}")
+    # the sentence-transformers tower of the same folder carries the same numbers
+    tower = _front((folder / "towers" / "text" / "README.md").read_text())
+    assert tower["model-index"] == front["model-index"]
+    report = (tmp_path / "run" / "report.html").read_text()
+    assert f"{remeasured:.4f}" in report and f"{last_align:.4f}" not in report.split("<h2>Evaluation</h2>")[1][:2000]

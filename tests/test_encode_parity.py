@@ -184,3 +184,45 @@ def test_prompt_arguments(model):
     torch.testing.assert_close(with_prompt, model.encode(["query: " + t for t in TEXTS]), atol=1e-6, rtol=0)
     with pytest.raises(ConfigError, match="prompt_name 'anchor'"):
         model.encode(TEXTS, prompt_name="anchor")  # this model has no prompts
+
+
+@pytest.mark.parametrize("fn", ["dot", "manhattan"])
+def test_similarity_function_survives_save_and_export(model, fn, tmp_path):
+    """The similarity function set on the model is the one sentence-transformers loads from the export and
+    from the saved folder's ``towers/text``, and the one ``anycl.load`` gives back."""
+    from sentence_transformers import SentenceTransformer
+
+    import anycl
+
+    model.similarity_fn_name = fn
+    try:
+        exported = model.export_sentence_transformers(str(tmp_path / "st"))
+        model.save(str(tmp_path / "m"))
+    finally:
+        model.similarity_fn_name = "cosine"
+    a, b = model.encode(TEXTS[:2]), model.encode(TEXTS[2:])
+    loaded = anycl.load(str(tmp_path / "m"))
+    assert loaded.similarity_fn_name == fn
+    want = loaded.similarity(a, b)
+    for folder in (exported, str(tmp_path / "m" / "towers" / "text")):
+        st = SentenceTransformer(folder, device="cpu")
+        assert st.similarity_fn_name == fn
+        torch.testing.assert_close(st.similarity(a, b), want, atol=1e-4, rtol=1e-5)
+    # and back to the default: a later export says cosine again
+    again = SentenceTransformer(model.export_sentence_transformers(str(tmp_path / "st2")), device="cpu")
+    assert again.similarity_fn_name == "cosine"
+
+
+def test_empty_texts_encode_as_in_sentence_transformers(model, st):
+    """An empty (or blank) text has an embedding, as sentence-transformers gives it (training data still
+    refuses empty texts, tests/test_core_data.py); a non-string is still an error naming the item."""
+    from anycl.errors import DataError
+
+    texts = ["", "rivers flow to the sea", " "]
+    ours = model.encode(texts)
+    torch.testing.assert_close(
+        ours, st.encode(texts, normalize_embeddings=True, convert_to_tensor=True), atol=1e-5, rtol=0
+    )
+    torch.testing.assert_close(model.encode(""), ours[0])
+    with pytest.raises(DataError, match="item 1 must be a string"):
+        model.encode(["a", None])

@@ -72,24 +72,90 @@ def test_merged_weights_equal_base_plus_scaled_low_rank_update(text_pairs, minil
     assert torch.allclose(model.encode(["a question about cats"]), before, atol=1e-5)
 
 
-def test_unmerged_adapter_round_trips_through_save_and_load(text_pairs, minilm_path, tmp_path):
+def test_unmerged_adapter_round_trips_and_loads_in_peft_and_sentence_transformers(text_pairs, minilm_path, tmp_path):
+    """``save`` of an unmerged adapter writes a PEFT adapter folder: anycl.load, sentence-transformers'
+    ``load_adapter`` and ``peft.PeftModel`` on the saved base weights all give anycl's embeddings."""
+    import json
+
+    import peft
+    import torch.nn.functional as F
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoModel, AutoTokenizer
+
     model = _fit(text_pairs, minilm_path, peft={**LORA, "merge": False})
     assert model.towers["text"].lora is not None
     texts = ["what do we know about chess?", "facts on bread"]
     before = model.encode(texts)
     model.save(str(tmp_path / "m"))
-    assert (tmp_path / "m" / "towers" / "text" / "lora" / "adapter.safetensors").exists()
+    tower = tmp_path / "m" / "towers" / "text"
+    config = json.loads((tower / "lora" / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA" and config["r"] == 4 and config["lora_alpha"] == 8
+    assert sorted(config["target_modules"]) == ["query", "value"]
+    assert (tower / "lora" / "adapter_model.safetensors").exists()
     loaded = anycl.load(str(tmp_path / "m"))
     assert torch.allclose(loaded.encode(texts), before, atol=1e-6)
-    # the base folder alone is the untouched base model
-    from sentence_transformers import SentenceTransformer
-
+    # the base folder alone is the untouched base model; load_adapter adds the trained adapter
     base = SentenceTransformer(minilm_path, device="cpu")
-    plain = SentenceTransformer(str(tmp_path / "m" / "towers" / "text"), device="cpu")
-    assert torch.allclose(torch.as_tensor(plain.encode(texts)), torch.as_tensor(base.encode(texts)), atol=1e-6)
+    st = SentenceTransformer(str(tower), device="cpu")
+    assert torch.allclose(torch.as_tensor(st.encode(texts)), torch.as_tensor(base.encode(texts)), atol=1e-6)
+    st.load_adapter(str(tower / "lora"))
+    adapted = F.normalize(torch.as_tensor(st.encode(texts)), dim=-1)
+    assert torch.allclose(adapted, before, atol=1e-5)
+    assert (adapted - F.normalize(torch.as_tensor(base.encode(texts)), dim=-1)).abs().max() > 1e-4  # it trained
+    # plain peft + transformers, mean pooling as the folder's Pooling module says
+    pm = peft.PeftModel.from_pretrained(AutoModel.from_pretrained(str(tower)), str(tower / "lora")).eval()
+    batch = AutoTokenizer.from_pretrained(str(tower))(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = pm(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    assert torch.allclose(F.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1), before, atol=1e-5)
+    # the cards say how
+    assert f'load_adapter("{tower}/lora")' in (tower / "README.md").read_text()
+    assert "load_adapter(" in (tmp_path / "m" / "README.md").read_text()
+    # an export holds the adapter merged (the model keeps it apart): plain SentenceTransformer gives anycl's vectors
+    exported = model.export_sentence_transformers(str(tmp_path / "st"))
+    assert model.towers["text"].lora is not None and "load_adapter" not in (tmp_path / "st" / "README.md").read_text()
+    plain = F.normalize(torch.as_tensor(SentenceTransformer(exported, device="cpu").encode(texts)), dim=-1)
+    assert torch.allclose(plain, before, atol=1e-5)
 
 
-def test_lora_on_a_custom_encoder_tower():
+def test_adapter_folders_of_the_earlier_format_still_load(tmp_path):
+    """A custom tower's adapter is a PEFT folder too (PeftModel loads it onto the base encoder); folders
+    saved before the PEFT format (``adapter.safetensors``, anycl's option names) load as before."""
+    import json
+
+    import peft
+    import safetensors.torch
+
+    import tests.toy_modality  # noqa: F401  registers "toyvec"
+    from anycl.model.lora import adapter_state, target_module, without_lora
+
+    model = _fit_toyvec(lr=1e-2)
+    x = torch.randn(5, 6, generator=torch.Generator().manual_seed(1))
+    want = model.encode(x.tolist())
+    model.save(str(tmp_path / "m"))
+    d = tmp_path / "m" / "towers" / "toyvec" / "lora"
+    assert json.loads((d / "adapter_config.json").read_text())["peft_type"] == "LORA"
+    assert torch.allclose(anycl.load(str(tmp_path / "m")).encode(x.tolist()), want, atol=1e-6)
+    base = anycl.load(str(tmp_path / "m"))
+    plain = without_lora(base.towers["toyvec"].encoder)  # the saved base weights alone
+    with torch.no_grad():
+        by_peft = peft.PeftModel.from_pretrained(plain, str(d)).eval()(x)
+        tuned = base.towers["toyvec"].encoder.eval()(x)
+    assert torch.allclose(by_peft, tuned, atol=1e-6)
+
+    for f in d.iterdir():
+        f.unlink()
+    safetensors.torch.save_file(adapter_state(target_module(model.towers["toyvec"])), str(d / "adapter.safetensors"))
+    old = {"r": 2, "alpha": 4, "dropout": 0.0, "target_modules": ["net.0", "net.3"], "merge": False}
+    (d / "adapter_config.json").write_text(json.dumps(old))
+    assert torch.allclose(anycl.load(str(tmp_path / "m")).encode(x.tolist()), want, atol=1e-6)
+    (d / "adapter_config.json").write_text(json.dumps({"peft_type": "IA3", "target_modules": ["net.0"]}))
+    with pytest.raises(ConfigError, match="LoRA adapters only"):
+        anycl.load(str(tmp_path / "m"))
+
+
+def _fit_toyvec(**extra):
     import tests.toy_modality  # noqa: F401  registers "toyvec"
 
     g = torch.Generator().manual_seed(0)
@@ -97,7 +163,7 @@ def test_lora_on_a_custom_encoder_tower():
         {"anchor": torch.randn(6, generator=g).tolist(), "positive": torch.randn(6, generator=g).tolist()}
         for _ in range(16)
     ]
-    model = anycl.fit(
+    return anycl.fit(
         items,
         modality="toyvec",
         max_steps=2,
@@ -105,7 +171,12 @@ def test_lora_on_a_custom_encoder_tower():
         log_with=None,
         collapse_watch=False,
         peft={"r": 2, "target_modules": ["net.0", "net.3"], "merge": False},
+        **extra,
     )
+
+
+def test_lora_on_a_custom_encoder_tower():
+    model = _fit_toyvec()
     names = [n for n, p in model.towers["toyvec"].encoder.named_parameters() if p.requires_grad]
     assert names and all("lora_" in n for n in names)
 

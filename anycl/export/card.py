@@ -134,6 +134,16 @@ def front_matter(model, kind: str = "anycl", modality: Optional[str] = None) -> 
     return fm
 
 
+def _which_evaluation(info: Mapping[str, Any], step: Any) -> str:
+    best = info.get("best") or {}
+    if best.get("step") == step and best.get("metric"):
+        return (
+            f", evaluation at step {step} of {info.get('steps', '?')}: the best `{best['metric']}` "
+            "(`keep_best`), whose weights these are"
+        )
+    return f", final evaluation at step {step}"
+
+
 def _results(info: Mapping[str, Any]) -> List[str]:
     final = _metrics(info)
     if not final:
@@ -142,7 +152,7 @@ def _results(info: Mapping[str, Any]) -> List[str]:
     step = (info.get("final_metrics") or {}).get("step")
     lines = [
         f"Measured on the evaluation data (`{(info.get('config') or {}).get('eval_dataset') or 'given in Python'}`)"
-        + (f", final evaluation at step {step}" if step is not None else "")
+        + (_which_evaluation(info, step) if step is not None else "")
         + ":",
         "",
     ]
@@ -159,13 +169,27 @@ def _results(info: Mapping[str, Any]) -> List[str]:
     return lines + [""]
 
 
-def _load_code(model, folder: str, kind: str, modality: Optional[str]) -> List[str]:
+def _unmerged_lora(model, name: Optional[str]) -> bool:
+    """Whether the tower ``name`` is saved with its LoRA adapter apart (anycl.model.lora, ``merge=False``)."""
+    return name in model.towers and getattr(model.towers[name], "lora", None) is not None
+
+
+_ADAPTER_NOTE = (
+    "This folder holds the *base* weights; the trained LoRA adapter is the PEFT adapter folder `lora/` inside "
+    "it. Without `load_adapter` you get the base model's embeddings, not the trained ones."
+)
+
+
+def _load_code(model, folder: str, kind: str, modality: Optional[str], adapter_apart: bool = False) -> List[str]:
     if kind == "sentence-transformers":
+        lora = adapter_apart and _unmerged_lora(model, modality)
         return [
+            *([_ADAPTER_NOTE, ""] if lora else []),
             "```python",
             "from sentence_transformers import SentenceTransformer",
             "",
             f'model = SentenceTransformer("{folder}")',
+            *([f'model.load_adapter("{folder}/lora")'] if lora else []),
             'emb = model.encode(["a sentence"])',
             "```",
             "",
@@ -201,6 +225,11 @@ def _load_code(model, folder: str, kind: str, modality: Optional[str]) -> List[s
             "from sentence_transformers import SentenceTransformer",
             "",
             f'st = SentenceTransformer("{folder}/towers/{name}")',
+            *(
+                [f'st.load_adapter("{folder}/towers/{name}/lora")  # the LoRA adapter, saved unmerged']
+                if _unmerged_lora(model, name)
+                else []
+            ),
             "```",
             "",
         ]
@@ -213,8 +242,11 @@ def _load_code(model, folder: str, kind: str, modality: Optional[str]) -> List[s
     return out
 
 
-def model_card(model, folder: str, kind: str = "anycl", modality: Optional[str] = None) -> str:
-    """The README.md text for ``model`` (or its ``modality`` tower) saved at ``folder``."""
+def model_card(
+    model, folder: str, kind: str = "anycl", modality: Optional[str] = None, adapter_apart: bool = False
+) -> str:
+    """The README.md text for ``model`` (or its ``modality`` tower) saved at ``folder``; ``adapter_apart``: the
+    folder is a tower of a saved anycl model, which keeps an unmerged LoRA adapter in ``lora/``."""
     info: Dict[str, Any] = dict(getattr(model, "info", {}) or {})
     cfg = info.get("config") or {}
     what = f"the {modality} tower of an anycl model" if modality else f"an anycl model ({' + '.join(model.modalities)})"
@@ -253,7 +285,12 @@ def model_card(model, folder: str, kind: str = "anycl", modality: Optional[str] 
     if not cfg and info.get("steps") is None:
         trained.append("This model was not trained by `anycl.fit` (no training record).")
     out += [t + "  " for t in trained]
-    out += ["", "## Results", ""] + _results(info) + ["## Load it", ""] + _load_code(model, folder, kind, modality)
+    out += (
+        ["", "## Results", ""]
+        + _results(info)
+        + ["## Load it", ""]
+        + _load_code(model, folder, kind, modality, adapter_apart)
+    )
     if cfg:
         cmd = info.get("command")
         out += ["## Training command and config", ""]
@@ -271,10 +308,16 @@ def model_card(model, folder: str, kind: str = "anycl", modality: Optional[str] 
 
 
 def write_card(
-    model, directory: str, kind: str = "anycl", modality: Optional[str] = None, folder: Optional[str] = None
+    model,
+    directory: str,
+    kind: str = "anycl",
+    modality: Optional[str] = None,
+    folder: Optional[str] = None,
+    adapter_apart: bool = False,
 ) -> None:
     """Write the card of ``kind`` into ``directory`` (replacing any card already there)."""
-    (Path(directory) / CARD_FILE).write_text(model_card(model, folder or str(directory), kind, modality))
+    text = model_card(model, folder or str(directory), kind, modality, adapter_apart)
+    (Path(directory) / CARD_FILE).write_text(text)
 
 
 def write_model_files(model, directory: str, folder: Optional[str] = None) -> None:
@@ -292,4 +335,4 @@ def write_model_files(model, directory: str, folder: Optional[str] = None) -> No
     for name, tower in model.towers.items():
         sub = d / "towers" / name
         if getattr(tower.encoder, "st", None) is not None and sub.is_dir():
-            write_card(model, str(sub), "sentence-transformers", name, folder=f"{folder}/towers/{name}")
+            write_card(model, str(sub), ST, name, folder=f"{folder}/towers/{name}", adapter_apart=True)

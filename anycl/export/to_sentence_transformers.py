@@ -3,6 +3,7 @@ embeddings as ``model.encode`` (after L2 normalisation, which ``encode`` applies
 
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any, Optional
 
@@ -13,6 +14,18 @@ from .card import write_card  # our card, not the upstream model's
 from .registry import register
 
 FORMAT = "sentence-transformers"
+
+
+def merged_copy(module: Any) -> Any:
+    """A copy of ``module`` with every LoRA layer (peft's, injected in place) folded into its base layer: what
+    a plain sentence-transformers folder can hold, with the same outputs. The model itself keeps its adapter."""
+    out = copy.deepcopy(module)
+    for parent in list(out.modules()):
+        for name, child in list(parent.named_children()):
+            if hasattr(child, "lora_A") and hasattr(child, "get_base_layer"):  # peft.tuners.lora.LoraLayer
+                child.merge()
+                setattr(parent, name, child.get_base_layer())
+    return out
 
 
 @register(FORMAT)
@@ -35,6 +48,9 @@ def export_sentence_transformers(model, path: str, modality: Optional[str] = Non
             "format does not hold; train with head=None to export"
         )
     st: Any = tower.encoder.st  # a text tower's encoder is a SentenceTransformerEncoder (attach checks it)
+    if getattr(tower, "lora", None) is not None:  # an unmerged LoRA adapter: the export holds it merged
+        st = merged_copy(st)
+    st.similarity_fn_name = model.similarity_fn_name  # what SentenceTransformer(path).similarity computes
     os.makedirs(path, exist_ok=True)
     with quiet_library_bars():
         st.save(str(path), safe_serialization=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Dict, Optional, Union
 
 from anycl.export.card import current_command
 from anycl.model.lora import check_options as check_peft
@@ -13,6 +13,7 @@ from anycl.model.lora import merge_lora
 from anycl.options.fit_config import FitConfig
 from anycl.options.run_config import RUN_CONFIG_FILE, config_file_text, resolved_config
 from anycl.report.build import write_report
+from anycl.training.best import KeepBest
 
 from .loss import LossPlan
 
@@ -41,7 +42,7 @@ def record_run(
             "loss_options": {k: v for k, v in plan.loss_options.items() if isinstance(v, (int, float, str, bool))},
             "train_rows": None if rows.streaming else len(rows),
             "steps": trainer.global_step,
-            "final_metrics": trainer.eval_history[-1] if trainer.eval_history else None,
+            "final_metrics": shipped_metrics(trainer, callbacks),
             "baseline_metrics": trainer.eval_history[0]
             if len(trainer.eval_history) > 1 and trainer.eval_history[0].get("step") == 0
             else None,
@@ -78,6 +79,19 @@ def record_run(
         (Path(output_dir) / RUN_CONFIG_FILE).write_text(config_file_text(model.info["config"]))
         write_report(output_dir, model, trainer, rows, model.info["config"], seed=args.seed, examples=examples)
     return model
+
+
+def shipped_metrics(trainer, callbacks) -> Optional[Dict[str, Any]]:
+    """The evaluation of the weights the run hands back: the last one, or under ``keep_best`` (which restored
+    the best weights) the evaluation at the best step, so the card and report give the saved model's scores."""
+    history = trainer.eval_history
+    final = history[-1] if history else None
+    for cb in callbacks:
+        if isinstance(cb, KeepBest) and cb.restore and cb.best_step is not None:
+            at_best = [h for h in history if h.get("step") == cb.best_step]
+            # a resumed run may lack the evaluation's record: the watched metric is known either way
+            final = at_best[-1] if at_best else {"step": cb.best_step, cb.metric: cb.best}
+    return final
 
 
 def record_base_models(model, cfg: FitConfig) -> None:

@@ -106,7 +106,7 @@ def embed_with_tower(
             for start in range(0, len(items), batch_size):
                 views = []
                 for i in order[start : start + batch_size]:
-                    adapter.validate(items[i], f"item {i}")
+                    adapter.validate_for_encode(items[i], f"item {i}")
                     views.append(adapter.eval_view(adapter.load(items[i])))
                 feats = to_device(adapter.collate(views, **extra), dev)
                 out.append(tower(feats, train=False, use_head=with_head).float().cpu())

@@ -119,8 +119,11 @@ def _write(model, tmp: Path, path: str) -> None:
     for name, t in model.towers.items():
         sub = tmp / "towers" / name
         sub.mkdir(parents=True)
+        if getattr(t.encoder, "st", None) is not None:  # towers/<name>, a sentence-transformers folder, says it too
+            t.encoder.st.similarity_fn_name = model.similarity_fn_name
         if getattr(t, "lora", None) is not None:  # unmerged LoRA: base weights + adapter (anycl.model.lora)
-            config["towers"][name]["encoder"] = save_tower(t, str(sub))
+            base = (getattr(t.encoder, "anycl_spec", None) or {}).get("base_model")
+            config["towers"][name]["encoder"] = save_tower(t, str(sub), base)
         else:
             config["towers"][name]["encoder"] = t.adapter.save_encoder(t.encoder, str(sub))
         if t.head is not None:

@@ -7,8 +7,14 @@ they were; only the LoRA matrices (and any projection head) train, the base weig
 After training the adapter is merged into the base weights by default (``"merge": True``): the saved
 model is an ordinary anycl folder and its text tower an ordinary sentence-transformers folder, with the
 same embeddings as the LoRA model. With ``"merge": False`` the model keeps its LoRA layers; ``save``
-writes the *base* weights where they always go and the adapter beside them in ``towers/<name>/lora/``
-(``adapter.safetensors`` + ``adapter_config.json``), which :func:`anycl.load` puts back.
+writes the *base* weights where they always go and the adapter beside them in ``towers/<name>/lora/``, a
+PEFT adapter folder (``adapter_config.json`` with its ``peft_type``, ``adapter_model.safetensors`` under
+PEFT's key names), which :func:`anycl.load` puts back and which PEFT and sentence-transformers load too::
+
+    st = SentenceTransformer("out/towers/text")   # the base weights
+    st.load_adapter("out/towers/text/lora")       # + the adapter: anycl's embeddings
+
+Folders written before (``adapter.safetensors`` + anycl's own option names) still load.
 
 Options (the ``peft`` dict): ``r`` (rank, default 8), ``alpha`` (scaling numerator, default 2·r),
 ``dropout`` (default 0.0), ``target_modules`` (module names or a regex; default: peft's choice for known
@@ -31,8 +37,10 @@ from anycl.errors import ConfigError
 
 OPTIONS = ("r", "alpha", "dropout", "target_modules", "towers", "merge")
 ADAPTER_DIR = "lora"
-ADAPTER_WEIGHTS = "adapter.safetensors"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"  # PEFT's names (peft.utils.SAFETENSORS_WEIGHTS_NAME)
 ADAPTER_CONFIG = "adapter_config.json"
+OLD_ADAPTER_WEIGHTS = "adapter.safetensors"  # anycl before the PEFT format: its keys are the module's own
+PEFT_PREFIX = "base_model.model."  # a PeftModel's path to the adapted module
 
 
 def _peft():
@@ -143,24 +151,66 @@ def adapter_state(module: nn.Module) -> Dict[str, Any]:
     return {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items() if "lora_" in k}
 
 
-def save_tower(tower, directory: str) -> Dict[str, Any]:
-    """Save a LoRA tower unmerged: base weights as usual (from a copy with the LoRA layers removed), the
-    adapter in ``<directory>/lora``. Returns the encoder spec for the model config."""
-    state = adapter_state(target_module(tower))
-    base = copy.deepcopy(tower.encoder)
-    copy_tower = type("T", (), {"encoder": base})()
+def peft_state(module: nn.Module, adapter: str = "default") -> Dict[str, Any]:
+    """The LoRA weights under PEFT's key names (what ``PeftModel.save_pretrained`` writes): the adapted
+    module's path after ``base_model.model.``, without the adapter's name."""
+    tag = f".{adapter}."
+    return {PEFT_PREFIX + k.replace(tag, "."): v for k, v in adapter_state(module).items() if tag in k}
+
+
+def _from_peft_keys(state: Mapping[str, Any], adapter: str = "default") -> Dict[str, Any]:
+    """PEFT's key names back to the module's own (``...lora_A.weight`` → ``...lora_A.default.weight``)."""
+    out = {}
+    for k, v in state.items():
+        k = k[len(PEFT_PREFIX) :] if k.startswith(PEFT_PREFIX) else k
+        head, _, leaf = k.rpartition(".")
+        out[f"{head}.{adapter}.{leaf}"] = v
+    return out
+
+
+def without_lora(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` with its LoRA layers taken out (each replaced by its base layer): the base weights."""
     peft = _peft()
-    for parent in list(target_module(copy_tower).modules()):
+    base = copy.deepcopy(module)
+    for parent in list(base.modules()):
         for child_name, child in list(parent.named_children()):
             if isinstance(child, peft.tuners.lora.LoraLayer):
                 setattr(parent, child_name, child.get_base_layer())
-    spec = tower.adapter.save_encoder(base, directory)
+    return base
+
+
+def save_tower(tower, directory: str, base_model: Optional[str] = None) -> Dict[str, Any]:
+    """Save a LoRA tower unmerged: base weights as usual (from a copy with the LoRA layers removed), the
+    adapter in ``<directory>/lora`` as a PEFT adapter folder (``base_model`` recorded as its
+    ``base_model_name_or_path``). Returns the encoder spec for the model config."""
+    state = peft_state(target_module(tower))
+    spec = tower.adapter.save_encoder(without_lora(tower.encoder), directory)
     d = Path(directory) / ADAPTER_DIR
     d.mkdir(parents=True, exist_ok=True)
-    safetensors.torch.save_file(state, str(d / ADAPTER_WEIGHTS))
-    cfg = {k: v for k, v in tower.lora_spec.items() if k != "towers"}
-    (d / ADAPTER_CONFIG).write_text(json.dumps(cfg, indent=2))
+    safetensors.torch.save_file(state, str(d / ADAPTER_WEIGHTS), metadata={"format": "pt"})
+    config = copy.deepcopy(tower.lora.peft_config["default"])  # the resolved one: target modules named
+    config.base_model_name_or_path = base_model
+    config.inference_mode = True
+    config.save_pretrained(str(d))
     return spec
+
+
+def _spec_of(config: Mapping[str, Any]) -> Dict[str, Any]:
+    """anycl's ``peft`` options from an adapter_config.json: PEFT's (``peft_type``) or anycl's older own."""
+    if "peft_type" not in config:
+        return {k: v for k, v in config.items() if k in OPTIONS and k != "towers"}
+    if str(config["peft_type"]).upper() != "LORA":
+        raise ConfigError(
+            f"anycl loads LoRA adapters only; this adapter_config.json has peft_type {config['peft_type']!r}"
+        )
+    tm = config.get("target_modules")
+    return {
+        "r": config.get("r", 8),
+        "alpha": config.get("lora_alpha", 8),
+        "dropout": config.get("lora_dropout", 0.0),
+        "target_modules": sorted(tm) if isinstance(tm, (list, tuple, set)) else tm,
+        "merge": False,
+    }
 
 
 def load_tower_adapter(tower, directory: str) -> None:
@@ -168,12 +218,14 @@ def load_tower_adapter(tower, directory: str) -> None:
     d = Path(directory) / ADAPTER_DIR
     if not (d / ADAPTER_CONFIG).exists():
         return
-    spec = json.loads((d / ADAPTER_CONFIG).read_text())
-    spec["towers"] = None
+    spec = check_options(_spec_of(json.loads((d / ADAPTER_CONFIG).read_text())))
     peft = _peft()
     module = target_module(tower)
-    tuner = peft.LoraModel(module, _lora_config(check_options(spec), tower), "default")
-    state = safetensors.torch.load_file(str(d / ADAPTER_WEIGHTS))
+    tuner = peft.LoraModel(module, _lora_config(spec, tower), "default")
+    if (d / ADAPTER_WEIGHTS).exists():
+        state = _from_peft_keys(safetensors.torch.load_file(str(d / ADAPTER_WEIGHTS)))
+    else:
+        state = safetensors.torch.load_file(str(d / OLD_ADAPTER_WEIGHTS))
     result = module.load_state_dict(state, strict=False)
     lost = [k for k in result.missing_keys if "lora_" in k]
     if result.unexpected_keys or lost:
@@ -182,7 +234,7 @@ def load_tower_adapter(tower, directory: str) -> None:
             f"{result.unexpected_keys[:3]})"
         )
     object.__setattr__(tower, "lora", tuner)
-    object.__setattr__(tower, "lora_spec", check_options(spec))
+    object.__setattr__(tower, "lora_spec", spec)
 
 
 def lora_summary(model) -> Optional[Dict[str, Any]]:

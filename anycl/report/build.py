@@ -141,6 +141,12 @@ _CSS = (
 )
 
 
+def _shipped(model, eval_history) -> Optional[Mapping[str, Any]]:
+    """The evaluation of the weights handed back (``fit`` records it: the best step's under ``keep_best``)."""
+    recorded = (getattr(model, "info", None) or {}).get("final_metrics")
+    return recorded or (eval_history[-1] if eval_history else None)
+
+
 def render_html(
     figures: Sequence[tuple],
     config: Optional[Mapping[str, Any]],
@@ -336,7 +342,5 @@ def write_report(
     )
     baseline = eval_history[0] if len(eval_history) > 1 and eval_history[0].get("step") == 0 else None
     page = out / REPORT_HTML
-    page.write_text(
-        render_html(figures, config, summary, eval_history[-1] if eval_history else None, baseline, examples)
-    )
+    page.write_text(render_html(figures, config, summary, _shipped(model, eval_history), baseline, examples))
     return page
