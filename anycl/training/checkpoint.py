@@ -45,7 +45,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 import numpy as np
 import torch
 
-from anycl.errors import ConfigError
+from anycl.errors import AnyclError, ConfigError
 from anycl.files import apply_umask, replace_folder, reworded
 from anycl.statefile import StateFileError, load_state, save_state
 
@@ -204,6 +204,13 @@ class Checkpointer:
             set_rng_state(load_state(folder, rng_name))
         except StateFileError as exc:
             raise ConfigError(f"cannot resume from {str(folder)!r}: {exc}") from exc
+        except AnyclError:
+            raise
+        except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as exc:  # torch's "size mismatch", ...
+            raise ConfigError(
+                f"cannot resume from {str(folder)!r}: its state does not fit this run ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:300]}); resume with the model, loss and options that wrote it"
+            ) from exc
 
     # -- resume ----------------------------------------------------------------------------------------
     def resume(self, path: Path) -> Tuple[int, int]:
