@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
@@ -27,6 +28,8 @@ import safetensors.torch  # its functions looked up when called (tests stand in 
 from torch import nn
 
 from anycl.errors import ConfigError
+from anycl.reading import read_json
+from anycl.statefile import StateFileError, read_safetensors, tensor_shapes
 
 OPTIONS = ("r", "alpha", "dropout", "target_modules", "towers", "merge")
 ADAPTER_DIR = "lora"
@@ -160,14 +163,29 @@ def save_tower(tower, directory: str) -> Dict[str, Any]:
 def load_tower_adapter(tower, directory: str) -> None:
     """Put back the adapter saved by :func:`save_tower` (no-op when the folder has none)."""
     d = Path(directory) / ADAPTER_DIR
-    if not (d / ADAPTER_CONFIG).exists():
+    if not os.path.lexists(d / ADAPTER_CONFIG):
         return
-    spec = json.loads((d / ADAPTER_CONFIG).read_text())
+    spec = read_json(d / ADAPTER_CONFIG, root=directory)
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{d / ADAPTER_CONFIG} must hold a JSON object (the LoRA options), got {type(spec).__name__}")
     spec["towers"] = None
+    spec = check_options(spec)
+    try:  # the rank decides the size of every LoRA matrix: it must be the rank of the saved weights
+        shapes = tensor_shapes(d / ADAPTER_WEIGHTS, root=directory)
+    except StateFileError as exc:
+        raise ConfigError(str(exc)) from exc
+    ranks = {s[0] for k, s in shapes.items() if "lora_A" in k and s} | {
+        s[-1] for k, s in shapes.items() if "lora_B" in k
+    }
+    if ranks != {spec["r"]}:
+        raise ConfigError(
+            f"{d / ADAPTER_CONFIG} gives LoRA rank r={spec['r']} but {ADAPTER_WEIGHTS} holds matrices of rank "
+            f"{sorted(ranks)}; the folder was altered or mixed from two models"
+        )
     peft = _peft()
     module = target_module(tower)
-    tuner = peft.LoraModel(module, _lora_config(check_options(spec), module), "default")
-    state = safetensors.torch.load_file(str(d / ADAPTER_WEIGHTS))
+    tuner = peft.LoraModel(module, _lora_config(spec, module), "default")
+    state = read_safetensors(d / ADAPTER_WEIGHTS, root=directory)
     result = module.load_state_dict(state, strict=False)
     lost = [k for k in result.missing_keys if "lora_" in k]
     if result.unexpected_keys or lost:
@@ -176,7 +194,7 @@ def load_tower_adapter(tower, directory: str) -> None:
             f"{result.unexpected_keys[:3]})"
         )
     object.__setattr__(tower, "lora", tuner)
-    object.__setattr__(tower, "lora_spec", check_options(spec))
+    object.__setattr__(tower, "lora_spec", spec)
 
 
 def lora_summary(model) -> Optional[Dict[str, Any]]:
