@@ -125,7 +125,7 @@ def read_bytes(
                 f"(docs/scale.md); it is not a file anycl wrote"
             )
         check_not_sparse(st, path, SPARSE_MIN_BYTES, error)
-        data = f.read(limit + 1)
+        data = f.read(st.st_size + 1)  # not read(limit): that would allocate the limit at once
     if len(data) > limit:  # grew while read
         raise error(f"{os.fspath(path)} is longer than the {limit:,} bytes anycl reads from such a file")
     return data

@@ -3,8 +3,8 @@
 ``probe(jobs)`` runs each job in one fresh Python process and returns, per job, how it ended: ``ok``, the error's
 type and message, whether that is anycl's own error (an ``AnyclError``), and how much the process's peak resident
 memory grew during the job (``growth_mb``; after a warm-up load of an intact folder, so the libraries' own first
-load is not counted). The child's address space is capped at its size after the warm-up plus
-``CAP_BYTES``: a crafted file that makes anycl allocate gigabytes fails there (with a non-anycl error) instead of
+load is not counted). Each job may grow the child's address space by ``CAP_BYTES`` at most (a soft limit set
+before it): a crafted file that makes anycl allocate gigabytes fails there (with a non-anycl error) instead of
 taking the machine's memory. A job that hangs (a FIFO read) ends the child at ``timeout`` seconds, and the
 jobs after it are reported as not run.
 
@@ -119,10 +119,9 @@ def main(spec_file: str) -> None:
     warmup = spec.get("warmup")
     if warmup:
         _run(warmup if isinstance(warmup, dict) else {"kind": "load", "path": warmup})
-    if sys.platform.startswith("linux"):
-        cap = _vm_bytes() + CAP_BYTES
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     for job in spec["jobs"]:
+        if sys.platform.startswith("linux"):  # each job may map CAP_BYTES more than the process has now
+            resource.setrlimit(resource.RLIMIT_AS, (_vm_bytes() + CAP_BYTES, resource.RLIM_INFINITY))
         before = _peak_mb()
         result: Dict[str, Any] = {"label": job["label"]}
         try:

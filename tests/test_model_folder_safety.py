@@ -7,6 +7,7 @@ index is refused before sentence-transformers sees the folder (whatever its vers
 and tower names are checked; a load during saves by another process sees a whole model, old or new.
 """
 
+import importlib
 import json
 import os
 import shutil
@@ -41,12 +42,25 @@ def _copy(saved, tmp_path, name="m"):
     return dst
 
 
+def _replaced(saved, tmp_path, name, rel, make):
+    """A copy of the model named ``name`` whose file ``rel`` is replaced by what ``make(path)`` puts there."""
+    folder = _copy(saved, tmp_path, name)
+    (folder / rel).unlink()
+    make(folder / rel)
+    return folder
+
+
 def _edit_config(folder, change):
     cfg_file = folder / "anycl_config.json"
     config = json.loads(cfg_file.read_text())
     change(config)
     cfg_file.write_text(json.dumps(config))
     return folder
+
+
+def _load_each(warmup, *folders):
+    """{folder name: outcome} of anycl.load on each folder, in one capped child process (after loading ``warmup``)."""
+    return probe([{"label": p.name, "kind": "load", "path": str(p)} for p in folders], warmup=str(warmup))
 
 
 def _assert_refused(outcome, pattern):
@@ -65,7 +79,7 @@ def test_a_huge_declared_safetensors_header_is_refused_before_it_is_read(saved, 
         f.write(struct.pack("<Q", 2_000_000_000) + b"{" + b" " * 4000)
         f.truncate(2_400_000_000)
     assert weights.stat().st_blocks * 512 < 1_000_000  # sparse: the file system holds next to nothing
-    outcome = probe([{"label": "s1", "kind": "load", "path": str(folder)}], warmup=str(saved))["s1"]
+    outcome = _load_each(saved, folder)["m"]
     _assert_refused(outcome, "its header claims 2,000,000,000 bytes, more than the 100,000,000")
     assert "encoder.safetensors" in outcome["error"]
 
@@ -85,10 +99,7 @@ def test_config_widths_are_checked_against_the_weights_before_anything_is_built(
         c["towers"]["image"]["encoder"]["options"]["width"] = 100_000
 
     cases = {"head_out": head_out, "head_hidden": head_hidden, "audio_width": audio_width, "image_width": image_width}
-    jobs = [
-        {"label": k, "kind": "load", "path": str(_edit_config(_copy(saved, tmp_path, k), f))} for k, f in cases.items()
-    ]
-    outcomes = probe(jobs, warmup=str(saved))
+    outcomes = _load_each(saved, *(_edit_config(_copy(saved, tmp_path, k), f) for k, f in cases.items()))
     for label in cases:
         _assert_refused(outcomes[label], "in the file but")
         assert "in the configuration; the folder was altered" in outcomes[label]["error"]
@@ -105,9 +116,7 @@ def test_numbers_that_would_only_build_modules_are_bounded(saved, tmp_path):
     typo = _edit_config(
         _copy(saved, tmp_path, "typo"), lambda c: c["towers"]["image"]["encoder"]["options"].update(w=1)
     )
-    outcomes = probe(
-        [{"label": p.name, "kind": "load", "path": str(p)} for p in (layers, blocks, typo)], warmup=str(saved)
-    )
+    outcomes = _load_each(saved, layers, blocks, typo)
     _assert_refused(outcomes["layers"], "towers.image.head: layers must be an integer >= 1 and at most 16")
     _assert_refused(outcomes["blocks"], "channels must be a list of 1 to 16 widths")
     _assert_refused(outcomes["typo"], "image encoder's options in anycl_config.json cannot be built: TypeError")
@@ -115,17 +124,10 @@ def test_numbers_that_would_only_build_modules_are_bounded(saved, tmp_path):
 
 # -- S4, B5: special files and links out of the folder ---------------------------------------------------------------
 def test_config_linked_to_dev_zero_or_a_fifo_is_refused_without_reading_or_blocking(saved, tmp_path):
-    zero = _copy(saved, tmp_path, "zero")
-    (zero / "anycl_config.json").unlink()
-    (zero / "anycl_config.json").symlink_to("/dev/zero")
-    fifo = _copy(saved, tmp_path, "fifo")
-    (fifo / "anycl_config.json").unlink()
-    os.mkfifo(fifo / "anycl_config.json")
-    weights_fifo = _copy(saved, tmp_path, "weights_fifo")
-    (weights_fifo / "heads.safetensors").unlink()
-    os.mkfifo(weights_fifo / "heads.safetensors")
-    jobs = [{"label": p.name, "kind": "load", "path": str(p)} for p in (zero, fifo, weights_fifo)]
-    outcomes = probe(jobs, warmup=str(saved), timeout=240)  # on a hang the child is ended: "not run"
+    zero = _replaced(saved, tmp_path, "zero", "anycl_config.json", lambda p: p.symlink_to("/dev/zero"))
+    fifo = _replaced(saved, tmp_path, "fifo", "anycl_config.json", os.mkfifo)
+    weights_fifo = _replaced(saved, tmp_path, "weights_fifo", "heads.safetensors", os.mkfifo)
+    outcomes = _load_each(saved, zero, fifo, weights_fifo)  # on a hang the child is ended: "not run"
     _assert_refused(outcomes["zero"], "anycl_config.json is a symbolic link to /dev/zero, outside the folder")
     _assert_refused(outcomes["fifo"], "anycl_config.json is a FIFO (named pipe), not a regular file")
     _assert_refused(outcomes["weights_fifo"], "heads.safetensors is a FIFO (named pipe), not a regular file")
@@ -262,6 +264,17 @@ def _rewrite(path, data):
     path.write_text(data if isinstance(data, str) else json.dumps(data))
 
 
+def _with_dense(folder, config):
+    """``folder`` with a sentence-transformers Dense module of ``config`` (no weights) after its pooling."""
+    tower = folder / "towers" / "text"
+    (tower / "2_Dense").mkdir()
+    (tower / "2_Dense" / "config.json").write_text(json.dumps(config))
+    modules = json.loads((tower / "modules.json").read_text())
+    modules.insert(2, {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"})
+    _rewrite(tower / "modules.json", modules)
+    return folder
+
+
 def _plant_module(folder, marker):
     tower = folder / "towers" / "text"
     (tower / "evil_module.py").write_text(PLANTED.format(marker=str(marker)))
@@ -285,7 +298,7 @@ def test_a_module_named_by_modules_json_is_never_imported_whatever_the_sentence_
         sys.path.insert(0, model_name_or_path)
         try:
             module, _, name = class_ref.rpartition(".")
-            return getattr(__import__(module), name)
+            return getattr(importlib.import_module(module), name)
         finally:
             sys.path.remove(model_name_or_path)
 
@@ -330,15 +343,10 @@ def test_the_cli_refuses_a_planted_module_with_exit_2_and_one_line(text_saved, t
 
 
 def test_a_dense_activation_or_a_pickle_shard_named_by_the_folder_is_refused(text_saved, tmp_path):
-    folder = _text_copy(text_saved, tmp_path, "dense")
-    tower = folder / "towers" / "text"
-    (tower / "2_Dense").mkdir()
-    (tower / "2_Dense" / "config.json").write_text(
-        json.dumps({"in_features": 384, "out_features": 8, "bias": True, "activation_function": "os.system"})
+    folder = _with_dense(
+        _text_copy(text_saved, tmp_path, "dense"),
+        {"in_features": 384, "out_features": 8, "bias": True, "activation_function": "os.system"},
     )
-    modules = json.loads((tower / "modules.json").read_text())
-    modules.insert(2, {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"})
-    _rewrite(tower / "modules.json", modules)
     with pytest.raises(ConfigError, match=r"2_Dense/config.json: activation_function 'os.system' is not a torch.nn"):
         anycl.load(folder)
 
@@ -364,20 +372,8 @@ def test_a_text_config_describing_more_than_its_weights_is_refused_before_it_is_
     vocab = _text_copy(text_saved, tmp_path, "vocab")
     cfg = json.loads((vocab / "towers" / "text" / "config.json").read_text())
     _rewrite(vocab / "towers" / "text" / "config.json", {**cfg, "vocab_size": 400_000_000})
-    dense = _text_copy(text_saved, tmp_path, "dense")
-    tower = dense / "towers" / "text"
-    (tower / "2_Dense").mkdir()
-    (tower / "2_Dense" / "config.json").write_text(json.dumps({"in_features": 384, "out_features": 400_000_000}))
-    modules = json.loads((tower / "modules.json").read_text())
-    modules.insert(2, {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"})
-    _rewrite(tower / "modules.json", modules)
-    outcomes = probe(
-        [
-            {"label": "vocab", "kind": "load", "path": str(vocab)},
-            {"label": "dense", "kind": "load", "path": str(dense)},
-        ],
-        warmup=str(text_saved),
-    )
+    dense = _with_dense(_text_copy(text_saved, tmp_path, "dense"), {"in_features": 384, "out_features": 400_000_000})
+    outcomes = _load_each(text_saved, vocab, dense)
     _assert_refused(
         outcomes["vocab"],
         "text/config.json describes 153,610,992,768 parameters but the weights beside it hold 22,713,216",
@@ -402,6 +398,10 @@ for value in (1.0, 2.0):
             p.fill_(value)
     m.info = {{"value": value}}
     models.append(m)
+if {rename_aside}:  # a file system that cannot swap two folders in one step
+    import anycl.files
+
+    anycl.files.exchange = lambda a, b: False
 models[0].save(sys.argv[1])
 print("ready", flush=True)
 for i in range({saves}):
@@ -409,13 +409,14 @@ for i in range({saves}):
 """
 
 
-def test_loads_during_saves_by_another_process_see_one_whole_model(tmp_path):
+@pytest.mark.parametrize("rename_aside", [False, True], ids=["swap", "rename-aside"])
+def test_loads_during_saves_by_another_process_see_one_whole_model(tmp_path, rename_aside):
     import toy_modality  # noqa: F401  (the toy modality, registered for the loads here)
 
     folder = tmp_path / "m"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), os.environ.get("PYTHONPATH", "")]))
     saver = subprocess.Popen(
-        [sys.executable, "-c", SAVER.format(here=HERE, saves=300), str(folder)],
+        [sys.executable, "-c", SAVER.format(here=HERE, saves=200, rename_aside=rename_aside), str(folder)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

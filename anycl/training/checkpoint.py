@@ -62,6 +62,7 @@ from .checkpoint_find import (  # noqa: F401  (importable from here, as before)
     latest_checkpoint,
     resolve_resume,
 )
+from .optimizer import state_mismatch
 
 log = logging.getLogger("anycl")
 
@@ -188,6 +189,11 @@ class Checkpointer:
             module = acc.unwrap_model(self.trainer.module)
             module.load_state_dict(load_state(folder, "model"))
             self.trainer.optimizer.load_state_dict(load_state(folder, "optimizer"))
+            wrong = state_mismatch(self.trainer.optimizer)
+            if wrong:
+                raise ConfigError(
+                    f"cannot resume from {str(folder)!r}: its optimizer state does not fit the model: {wrong}"
+                )
             self.scheduler.load_state_dict(load_state(folder, "scheduler"))
             if getattr(acc, "scaler", None) is not None and (folder / "scaler.json").is_file():
                 acc.scaler.load_state_dict(load_state(folder, "scaler"))
