@@ -150,7 +150,6 @@ def _read_header(path: Path, root: Optional[PathLike]) -> Tuple[int, Any, int]:
         raise StateFileError(f"{path} is missing")
     with os.fdopen(open_regular(path, root, StateFileError), "rb") as f:
         st = os.fstat(f.fileno())
-        check_not_sparse(st, path, SPARSE_MIN_WEIGHTS_BYTES, StateFileError)
         size = st.st_size
         head = f.read(8)
         if len(head) < 8:
@@ -163,6 +162,7 @@ def _read_header(path: Path, root: Optional[PathLike]) -> Tuple[int, Any, int]:
                 f"{path} is not a safetensors file anycl reads: its header claims {n:,} bytes, more than the "
                 f"{MAX_HEADER_BYTES:,} safetensors allows"
             )
+        check_not_sparse(st, path, SPARSE_MIN_WEIGHTS_BYTES, StateFileError)
         header = parse_json(f.read(n), f"the safetensors header of {path}", StateFileError)
     if not isinstance(header, dict):
         raise StateFileError(f"{path} is corrupt: its safetensors header is not a mapping")
