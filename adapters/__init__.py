@@ -7,7 +7,7 @@ third parties add theirs with ``@anycl.adapters.register("lidar")`` or through t
 
 # kept in this order: the built-in adapters register in it
 # isort: off
-from .registry import ADAPTERS, file_extensions, get, names, register
+from .registry import ADAPTERS, file_extensions, file_reader, get, names, register
 from .base import Adapter, item_key
 from . import text as _text  # noqa: F401  (registers "text")
 from .text import TextAdapter
@@ -24,6 +24,7 @@ __all__ = [
     "ImageAdapter",
     "TextAdapter",
     "file_extensions",
+    "file_reader",
     "get",
     "item_key",
     "names",

@@ -11,7 +11,9 @@ computes log-mels (``torchaudio.transforms.MelSpectrogram``: 25 ms window, 10 ms
 default) for the whole batch on its device, then in training the spectrogram augmentations
 (:mod:`.audio_augment`: mixup with a background bank, random resize-crop, SpecAugment masks).
 
-A clip shorter than the window is padded with silence, or repeated (``pad="repeat"``).
+A clip shorter than the window is padded with silence, or repeated (``pad="repeat"``). A file longer than
+``stream_seconds`` is never decoded whole: its views read their windows from it (:mod:`.audio_window`); a
+file longer than ``max_seconds`` (by its header) is refused.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Union
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
 import numpy as np
 import torch
@@ -27,9 +30,10 @@ from torch import nn
 
 from anycl.errors import ConfigError, DataError
 
-from .audio_augment import MixupBank, augment_config, random_segment, spectrogram_view, waveform_view
+from .audio_augment import MixupBank, augment_config, random_segment, segment_start, spectrogram_view, waveform_view
 from .audio_encoder import AudioCNN
-from .audio_io import check_samples, describe, mixdown, read_file, resample, split_item, to_channels_first
+from .audio_io import check_samples, describe, file_info, mixdown, read_file, resample, split_item, to_channels_first
+from .audio_window import LongClip, span
 from .base import Adapter, item_key
 from .registry import register
 
@@ -53,6 +57,9 @@ AUDIO_EXTENSIONS = (
     ".rf64",
     ".wv",
 )
+MAX_SECONDS = 3 * 3600.0  # the longest file accepted (adapter option max_seconds)
+STREAM_SECONDS = 60.0  # files longer than this are read window by window (adapter option stream_seconds)
+DEFAULT_LIMITS = {"max_seconds": MAX_SECONDS, "stream_seconds": STREAM_SECONDS}
 
 
 @register("audio")
@@ -79,10 +86,15 @@ class AudioAdapter(Adapter):
             each epoch does not decode them again (default 256; 0 = off).
         local_seconds: window of the local views of ``fit(..., local_views=L)`` (default half of
             ``clip_seconds``; :meth:`local_view`).
+        max_seconds: the longest audio file (or encoded bytes) accepted, by its header's duration (default
+            10800: 3 hours); a longer one is a DataError naming it (skippable with ``on_bad_item="skip"``).
+        stream_seconds: files longer than this (default 60) are never decoded whole: their windows are read
+            from the file as they are needed (:mod:`.audio_window`), so a long file costs its windows.
     """
 
     modality = "audio"
     file_extensions = AUDIO_EXTENSIONS
+    onnx_input_name = "waveform"  # float32 (batch, samples) at the adapter's sample rate
     default_loss = "infonce"
     default_loss_options = {"temperature": 0.2}
     fit_defaults = {"batch_size": 64, "lr": 1e-3, "head": "mlp"}
@@ -105,8 +117,11 @@ class AudioAdapter(Adapter):
         augment: Any = True,
         cache_clips: int = 256,
         local_seconds: Optional[float] = None,
+        max_seconds: float = MAX_SECONDS,
+        stream_seconds: float = STREAM_SECONDS,
         **options,
     ):
+        limits = {"max_seconds": max_seconds, "stream_seconds": stream_seconds}
         super().__init__(
             sample_rate=sample_rate,
             clip_seconds=clip_seconds,
@@ -124,12 +139,17 @@ class AudioAdapter(Adapter):
             augment=augment,
             cache_clips=cache_clips,
             local_seconds=local_seconds,
+            **{k: v for k, v in limits.items() if v != DEFAULT_LIMITS[k]},  # recorded when not the default
             **options,
         )
+        for k, v in limits.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf"):
+                raise ConfigError(f"audio adapter option {k} must be a positive number of seconds, got {v!r}")
+        self.max_seconds, self.stream_seconds = float(max_seconds), float(stream_seconds)
         if options:
             raise ConfigError(
                 f"unknown audio adapter option(s) {sorted(options)}; valid: "
-                f"{', '.join(k for k in self.options if k not in options)}"
+                f"{', '.join([k for k in self.options if k not in options and k not in limits] + list(limits))}"
             )
         if pad not in ("zero", "repeat"):
             raise ConfigError(f"pad must be 'zero' or 'repeat', got {pad!r}")
@@ -155,7 +175,7 @@ class AudioAdapter(Adapter):
         self.channel, self.input_sample_rate = channel, input_sample_rate
         self.aug = augment_config(augment)
         self.cache_clips = int(cache_clips)
-        self._cache: OrderedDict[Any, torch.Tensor] = OrderedDict()
+        self._cache: OrderedDict[Any, Union[torch.Tensor, LongClip]] = OrderedDict()
         self._mels: Dict[str, nn.Module] = {}
         self._bank = MixupBank(self.aug["bank_size"])
         self._told_mixdown = False
@@ -172,10 +192,13 @@ class AudioAdapter(Adapter):
     def key(self, item: Any) -> Any:
         return item_key(item)
 
-    def load(self, item: Any) -> torch.Tensor:
-        """Decode → mono → checked → resampled: a 1-D float32 tensor at ``sample_rate``.
+    def load(self, item: Any) -> Union[torch.Tensor, LongClip]:
+        """Decode → mono → checked → resampled: a 1-D float32 tensor at ``sample_rate``; for a file longer
+        than ``stream_seconds`` (and than the window), a :class:`~.audio_window.LongClip` whose windows the
+        views read from the file.
 
-        Raises DataError naming the clip if it cannot be decoded, is empty or holds NaN/inf samples.
+        Raises DataError naming the clip if it cannot be decoded, is longer than ``max_seconds``, is empty or
+        holds NaN/inf samples.
         """
         name = describe(item)
         kind, payload, rate = split_item(item, self.input_sample_rate)
@@ -190,7 +213,17 @@ class AudioAdapter(Adapter):
                 self._cache.move_to_end(cache_key)
                 return self._cache[cache_key]
         if kind == "file":
-            data, rate = read_file(payload, name)
+            frames, rate, channels = file_info(payload, name)
+            if frames > self.max_seconds * rate:
+                raise DataError(
+                    f"{name} is {frames / rate:.0f} s long, more than the audio adapter's max_seconds="
+                    f"{self.max_seconds:g}; cut it into shorter files or raise the limit "
+                    f"(adapter_options={{'max_seconds': ...}})"
+                )
+            if frames > self.stream_seconds * rate and -(-frames * self.sample_rate // rate) > self.samples:
+                clip = LongClip(payload, name, frames, rate, channels, self.sample_rate, self.channel)
+                return self._keep(cache_key, clip)
+            data, rate = read_file(payload, name, frames=frames)  # no more than its header says
             wave = np.ascontiguousarray(data.T)
         else:
             wave = to_channels_first(payload, name)
@@ -209,11 +242,14 @@ class AudioAdapter(Adapter):
         out = resample(mono, rate, self.sample_rate).contiguous()
         if out.numel() == 0:
             raise DataError(f"{name} is too short to keep any sample at {self.sample_rate} Hz")
+        return self._keep(cache_key, out)
+
+    def _keep(self, cache_key: Any, clip: Any) -> Any:
         if cache_key is not None:
-            self._cache[cache_key] = out
+            self._cache[cache_key] = clip
             while len(self._cache) > self.cache_clips:
                 self._cache.popitem(last=False)
-        return out
+        return clip
 
     def fit_length(self, wave: torch.Tensor) -> torch.Tensor:
         """Pad (silence, or repeats with ``pad="repeat"``) a clip shorter than the window to its length."""
@@ -224,8 +260,13 @@ class AudioAdapter(Adapter):
             return wave.repeat(-(-self.samples // n))[: self.samples]
         return torch.nn.functional.pad(wave, (0, self.samples - n))
 
-    def augment(self, item: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def augment(self, item: Union[torch.Tensor, LongClip], generator: torch.Generator) -> torch.Tensor:
         """One training view: a random window (or the whole clip, padded), then gain, noise and shift."""
+        if isinstance(item, LongClip):  # longer than the window (load made sure): only the window is read
+            start = segment_start(item.length, self.samples, generator) if self.aug["segment"] else None
+            return waveform_view(
+                self._centre(item) if start is None else item.window(start, self.samples), self.aug, generator
+            )
         wave = self.fit_length(item)
         if wave.shape[-1] > self.samples:
             if self.aug["segment"]:
@@ -234,9 +275,12 @@ class AudioAdapter(Adapter):
                 wave = self._centre(wave)
         return waveform_view(wave, self.aug, generator)
 
-    def local_view(self, item: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def local_view(self, item: Union[torch.Tensor, LongClip], generator: torch.Generator) -> torch.Tensor:
         """One local view (multi-view training, :mod:`anycl.data.views`): a random window of
         ``local_seconds`` (default half of ``clip_seconds``), then gain, noise and shift."""
+        if isinstance(item, LongClip):  # longer than the window (load made sure)
+            start = segment_start(item.length, self.local_samples, generator)
+            return waveform_view(item.window(start, self.local_samples), self.aug, generator)
         n = item.shape[-1]
         if n < self.local_samples:
             wave = (
@@ -248,18 +292,22 @@ class AudioAdapter(Adapter):
             wave = random_segment(item, self.local_samples, generator) if n > self.local_samples else item
         return waveform_view(wave, self.aug, generator)
 
-    def _centre(self, wave: torch.Tensor) -> torch.Tensor:
-        start = (wave.shape[-1] - self.samples) // 2
-        return wave[start : start + self.samples]
+    def _centre(self, wave: Union[torch.Tensor, LongClip]) -> torch.Tensor:
+        return span(wave, (wave.shape[-1] - self.samples) // 2, self.samples)
 
-    def eval_view(self, item: torch.Tensor) -> torch.Tensor:
+    def eval_view(self, item: Union[torch.Tensor, LongClip]) -> torch.Tensor:
         """Deterministic: the centre window (S,), or ``eval_windows`` evenly spaced windows (K, S)."""
-        wave = self.fit_length(item)
+        wave = item if isinstance(item, LongClip) else self.fit_length(item)
         if self.eval_crop == "center":
             return self._centre(wave)
         extra = wave.shape[-1] - self.samples
         starts = np.linspace(0, extra, self.eval_windows).round().astype(int)
-        return torch.stack([wave[s : s + self.samples] for s in starts])
+        return torch.stack([span(wave, int(s), self.samples) for s in starts])
+
+    def example_views(self) -> List[torch.Tensor]:
+        """Two seeded quiet noise clips, windowed as ``encode`` does (to trace an ONNX export with)."""
+        g = torch.Generator().manual_seed(0)
+        return [self.eval_view(torch.randn(self.samples, generator=g) * 0.1) for _ in range(2)]
 
     def collate(self, items: List[torch.Tensor]) -> torch.Tensor:
         shapes = {tuple(x.shape) for x in items}
@@ -268,6 +316,21 @@ class AudioAdapter(Adapter):
         return torch.stack(items)
 
     # ---- batched, on device -------------------------------------------------------------------------
+    @contextmanager
+    def mel_replaced(self, make: Callable[[nn.Module], nn.Module]) -> Iterator[None]:
+        """Meanwhile the CPU mel spectrogram is ``make(the adapter's own)`` (the ONNX export swaps in one it can
+        trace: :class:`anycl.export.to_onnx.RealMelSpectrogram`); afterwards the adapter's cache is as it was."""
+        key = "cpu"
+        swapped = self._mels.get(key)
+        self._mels[key] = make(self.mel(torch.device(key)))
+        try:
+            yield
+        finally:
+            if swapped is None:
+                self._mels.pop(key, None)
+            else:
+                self._mels[key] = swapped
+
     def mel(self, device: torch.device) -> nn.Module:
         """The ``MelSpectrogram`` transform on ``device`` (built once per device)."""
         key = str(device)

@@ -122,10 +122,15 @@ def _uniform(generator: Optional[torch.Generator], low: float, high: float, shap
 
 
 # -- waveform ------------------------------------------------------------------------------------------
+def segment_start(total: int, length: int, generator: torch.Generator) -> int:
+    """The start of a random window of ``length`` samples in a clip of ``total`` samples."""
+    extra = total - length
+    return int(torch.randint(extra + 1, (1,), generator=generator)) if extra > 0 else 0
+
+
 def random_segment(wave: torch.Tensor, length: int, generator: torch.Generator) -> torch.Tensor:
     """A random window of ``length`` samples (the clip must be at least that long)."""
-    extra = wave.shape[-1] - length
-    start = int(torch.randint(extra + 1, (1,), generator=generator)) if extra > 0 else 0
+    start = segment_start(wave.shape[-1], length, generator)
     return wave[..., start : start + length]
 
 

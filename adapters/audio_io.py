@@ -111,24 +111,48 @@ def _rate(rate: Any, name: str) -> int:
     return int(r)
 
 
-def read_file(source: Union[str, bytes], name: str) -> Tuple[np.ndarray, int]:
-    """Decode a path or encoded bytes with soundfile → ((samples, channels) float32, sample rate)."""
+def _open(source: Union[str, bytes], name: str):
+    """A ``soundfile.SoundFile`` open for reading ``source`` (a path or encoded bytes); DataError if it cannot be."""
     import soundfile as sf  # lazy: soundfile: only when a file is decoded
 
     if isinstance(source, str) and not os.path.exists(source):
         raise DataError(f"{name} does not exist")
     if isinstance(source, str) and os.path.isdir(source):
         raise DataError(f"{name} is a folder, not an audio file")
+    if isinstance(source, str) and not os.path.isfile(source):
+        raise DataError(f"{name} is not a regular file (a FIFO, socket or device); give an audio file")
     try:
-        data, rate = sf.read(
-            io.BytesIO(source) if isinstance(source, bytes) else source, dtype="float32", always_2d=True
-        )
+        return sf.SoundFile(io.BytesIO(source) if isinstance(source, bytes) else source)
     except Exception as exc:  # soundfile raises LibsndfileError/RuntimeError/TypeError for bad data
-        raise DataError(
-            f"cannot decode {name}: {exc} (is it a corrupt or unsupported audio file? "
-            f"formats libsndfile reads: wav, flac, ogg, mp3, aiff, …)"
-        ) from exc
-    return data, int(rate)
+        raise _undecodable(name, exc) from exc
+
+
+def _undecodable(name: str, exc: Exception) -> DataError:
+    return DataError(
+        f"cannot decode {name}: {exc} (is it a corrupt or unsupported audio file? "
+        f"formats libsndfile reads: wav, flac, ogg, mp3, aiff, …)"
+    )
+
+
+def file_info(source: Union[str, bytes], name: str) -> Tuple[int, int, int]:
+    """(frames, sample rate, channels) from a file's header, without decoding its samples."""
+    with _open(source, name) as f:
+        return int(f.frames), int(f.samplerate), int(f.channels)
+
+
+def read_file(source: Union[str, bytes], name: str, start: int = 0, frames: int = -1) -> Tuple[np.ndarray, int]:
+    """Decode a path or encoded bytes with soundfile → ((samples, channels) float32, sample rate).
+
+    ``start`` / ``frames``: only that span of the file is decoded (seeking to ``start``; ``frames=-1``: to
+    the end), so that a window of a long file costs the window, not the file."""
+    with _open(source, name) as f:
+        try:
+            if start:
+                f.seek(int(start))
+            data = f.read(int(frames), dtype="float32", always_2d=True)
+        except Exception as exc:  # a truncated or corrupt stream fails while decoding
+            raise _undecodable(name, exc) from exc
+        return data, int(f.samplerate)
 
 
 def to_channels_first(array: Any, name: str) -> np.ndarray:

@@ -34,7 +34,23 @@ class Adapter:
         file_extensions: file suffixes (lower case, with the dot) that a folder of this modality holds.
         default_loss: the loss ``fit`` uses when the user names none, with ``default_loss_options``.
         export_formats: the formats (``anycl.export``) a tower of this modality can be written in besides
-            anycl's own folder and ONNX: ``"sentence-transformers"`` for text.
+            anycl's own folder and ONNX: ``"sentence-transformers"`` for text (its towers are sentence-transformers
+            models: a guide named by a sentence-transformers id, the model card's load code).
+
+    Capabilities the core asks about instead of testing a modality's name (each off by default):
+        supports_prompts: ``collate(items, prompt=...)`` puts a prompt in front of each item (``fit(prompts=...)``,
+            ``include_prompt``; :mod:`anycl.data.prompts`).
+        text_items: an item is text: a string item is its content, not a file path (the embedding cache hashes it
+            by value), and the training report can show it (retrieval examples).
+        claims_model_name: a plain string ``model=`` given to a model of several towers names this tower's
+            pretrained model (the other towers keep their default encoders).
+        pipeline_tag: the Hugging Face Hub ``pipeline_tag`` of a model card whose first tower is this modality.
+        onnx_input_name: the ONNX input's name when ``collate`` gives one tensor (a dict's keys name themselves).
+        onnx_dynamic_axes: the ONNX inputs' dynamic axes (batch; text adds its token axis).
+        example_views(): two evaluation views of made-up items to trace an ONNX export with (None: the user gives
+            ``example=``).
+        item_from_file(path): the item one file of a folder data set gives (default: its path, which ``load``
+            decodes; text: the file's text).
     """
 
     modality: str = "base"
@@ -43,6 +59,12 @@ class Adapter:
     default_loss_options: Dict[str, Any] = {"temperature": 0.1}
     fit_defaults: Dict[str, Any] = {"batch_size": 64, "lr": 1e-3, "head": "mlp"}
     export_formats: tuple = ()
+    supports_prompts: bool = False
+    text_items: bool = False
+    claims_model_name: bool = False
+    pipeline_tag: str = "feature-extraction"
+    onnx_input_name: str = "input"
+    onnx_dynamic_axes: Dict[int, str] = {0: "batch"}
 
     def __init__(self, **options):
         self.options = dict(options)
@@ -66,6 +88,12 @@ class Adapter:
         length share a batch, so little padding is computed. The default is a string's number of
         characters (0 for other items); the text adapter counts tokens, capped at ``max_seq_length``."""
         return [len(x) if isinstance(x, str) else 0 for x in items]
+
+    @staticmethod
+    def item_from_file(path: str) -> Any:
+        """The item one file of a folder data set (``file_extensions``) gives: its path, which ``load``
+        decodes (the text adapter reads the file's text instead)."""
+        return path
 
     def load(self, item: Any) -> Any:
         """Decode one raw item into what ``augment`` and ``collate`` take (runs on CPU, per item)."""
@@ -94,6 +122,11 @@ class Adapter:
                 if torch.is_tensor(v):
                     return int(v.shape[0])
         return int(batch.shape[0])
+
+    def example_views(self) -> Optional[List[Any]]:
+        """Two evaluation views of made-up items (what ``collate`` takes), to trace an export with; None when the
+        adapter cannot make any (``export_onnx`` then needs ``example=`` items)."""
+        return None
 
     # ---- encoders -------------------------------------------------------------------------------
     def default_encoder(self, *args: Any, **options: Any) -> nn.Module:

@@ -14,6 +14,8 @@ Options (``fit(..., adapter_options={...})``):
     mode: ``"RGB"`` (default) or ``"L"`` (one grey channel).
     mean, std: per-channel normalisation (default ImageNet's; one value each in mode L).
     background: RGB colour transparent pixels are composited over (default white).
+    max_pixels: the largest image (width × height, read from the file's header before decoding) a file or
+        bytes may hold (default 8192 × 8192 = 67,108,864); a larger one is a DataError naming it.
     local_crops, local_size, local_scale: multi-crop (:meth:`ImageAdapter.multi_crop`); ``local_size`` and
         ``local_scale`` also shape the local views of ``fit(..., local_views=L)`` (:meth:`ImageAdapter.local_view`).
     augment_on: ``"batch"`` (default): crop and flip per image in ``augment``, the colour ops (jitter,
@@ -41,7 +43,7 @@ from .image_augment import FIELDS, apply_seeded, config_dict, eval_transform, ma
 from .image_batched import photometric
 from .image_cnn import small_cnn
 from .image_encoders import resnet, wrap_encoder
-from .image_io import IMAGE_EXTENSIONS, decode, describe, is_image_like
+from .image_io import IMAGE_EXTENSIONS, MAX_PIXELS, decode, describe, is_image_like
 from .registry import register
 
 log = logging.getLogger("anycl")
@@ -56,6 +58,8 @@ class ImageAdapter(Adapter):
 
     modality = "image"
     file_extensions = IMAGE_EXTENSIONS
+    pipeline_tag = "image-feature-extraction"
+    onnx_input_name = "pixels"  # uint8 (batch, channels, size, size): the eval view's centre crop
     default_loss = "infonce"
     default_loss_options = {"temperature": 0.2, "symmetric": True}
     fit_defaults = {"batch_size": 256, "lr": 1e-3, "head": "mlp"}
@@ -71,6 +75,7 @@ class ImageAdapter(Adapter):
         local_size: Optional[int] = None,
         local_scale: Sequence[float] = (0.05, 0.4),
         augment_on: str = "batch",
+        max_pixels: int = MAX_PIXELS,
         **augment_options,
     ):
         if augment_on not in ("batch", "item"):
@@ -81,7 +86,7 @@ class ImageAdapter(Adapter):
         if unknown:
             raise ConfigError(
                 f"unknown image adapter option(s) {unknown}; valid: preset, mode, mean, std, background, "
-                f"local_crops, local_size, local_scale, {', '.join(FIELDS)}"
+                f"local_crops, local_size, local_scale, augment_on, max_pixels, {', '.join(FIELDS)}"
             )
         self.aug = make_config(preset, **augment_options)
         channels = 3 if mode == "RGB" else 1
@@ -94,6 +99,8 @@ class ImageAdapter(Adapter):
             raise ConfigError(f"mean and std need {channels} value(s) each in mode {mode!r}, got {mean} and {std}")
         if any(s <= 0 for s in std):
             raise ConfigError(f"std values must be > 0, got {std}")
+        if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+            raise ConfigError(f"image adapter option max_pixels must be a positive integer, got {max_pixels!r}")
         super().__init__(
             preset=preset,
             mode=mode,
@@ -104,6 +111,7 @@ class ImageAdapter(Adapter):
             local_size=local_size,
             local_scale=list(local_scale),
             augment_on=augment_on,
+            **({"max_pixels": max_pixels} if max_pixels != MAX_PIXELS else {}),  # recorded when not the default
             **{k: (list(v) if isinstance(v, tuple) else v) for k, v in augment_options.items()},
         )
         self.mode, self.channels = mode, channels
@@ -113,6 +121,7 @@ class ImageAdapter(Adapter):
         self.local_crops, self.local_scale = int(local_crops), tuple(local_scale)
         self.local_size = int(local_size or max(8, round(self.size * 96 / 224)))
         self.augment_on = augment_on
+        self.max_pixels = max_pixels
         batched = augment_on == "batch"
         self._train_tf = train_transform(self.aug, channels, geometry_only=batched)
         self._eval_tf = eval_transform(self.aug)
@@ -140,7 +149,7 @@ class ImageAdapter(Adapter):
 
     def load(self, item: Any) -> torch.Tensor:
         """Decode to uint8 (C, H, W); raises DataError naming the item. Warns once about small images."""
-        img = decode(item, self.mode, self.background)
+        img = decode(item, self.mode, self.background, self.max_pixels)
         if not self._warned_small and min(img.shape[1:]) < self.size:
             self._warned_small = True
             log.warning(
@@ -163,6 +172,15 @@ class ImageAdapter(Adapter):
     def eval_view(self, item: torch.Tensor) -> torch.Tensor:
         """Resize the short side to ``size × eval_resize`` and centre-crop ``size`` (no randomness)."""
         return self._eval_tf(item)
+
+    def example_views(self) -> List[torch.Tensor]:
+        """Two seeded random uint8 images, centre-cropped as ``encode`` does (to trace an ONNX export with)."""
+        g = torch.Generator().manual_seed(0)
+        size = int(self.size)
+        return [
+            self.eval_view(torch.randint(0, 256, (3, size + 8, size + 12), generator=g, dtype=torch.uint8))
+            for _ in range(2)
+        ]
 
     def multi_crop(self, item: torch.Tensor, generator: torch.Generator, global_crops: int = 2) -> List[torch.Tensor]:
         """Multi-crop views (Caron et al. 2020): ``global_crops`` views at ``size`` then ``local_crops``

@@ -9,6 +9,11 @@ Conversion is the same whatever the source: palette images are expanded, greysca
 RGB (or RGB reduced to luma with ITU-R 601-2 weights in ``mode="L"``), and transparent pixels are
 composited over ``background`` (white by default) instead of showing whatever colour hides under
 alpha = 0. Every failure raises :class:`~anycl.errors.DataError` naming the item.
+
+A file or bytes are decoded only when their header's width × height is at most ``max_pixels`` (the image
+adapter's option, default :data:`MAX_PIXELS`: 8192 × 8192): a small, highly compressible file can declare an
+image whose pixels take gigabytes (a 410 KB PNG of 12000 × 12000 pixels decodes to 432 MB of RGB, and
+Pillow's own bomb check only warns below 179 megapixels).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import numpy as np
 import torch
 
 from anycl.errors import DataError
+
+MAX_PIXELS = 8192 * 8192  # the largest width × height decoded from a file or bytes (image adapter option max_pixels)
 
 IMAGE_EXTENSIONS = (
     ".png",
@@ -65,19 +72,35 @@ def is_image_like(item: Any) -> bool:
     return isinstance(item, dict) and (bool(item.get("bytes")) or bool(item.get("path")))
 
 
-def _open_pil(item: Any, name: str):
+def _too_large(name: str, pixels: Any, max_pixels: int) -> DataError:
+    return DataError(
+        f"{name} is {pixels} pixels, more than the image adapter's max_pixels={max_pixels:,}; shrink the image "
+        f"or raise the limit (adapter_options={{'max_pixels': ...}})"
+    )
+
+
+def _open_pil(item: Any, name: str, max_pixels: int = MAX_PIXELS):
     from PIL import Image, UnidentifiedImageError  # lazy: Pillow: only when an image is decoded
 
     try:
         if isinstance(item, (str, os.PathLike)):
+            if os.path.exists(item) and not os.path.isfile(item):
+                raise DataError(f"{name} is not a regular file (a folder, FIFO, socket or device); give an image file")
             img = Image.open(os.fspath(item))
         else:
             img = Image.open(io.BytesIO(bytes(item)))
+        width, height = img.size  # from the header: nothing is decoded yet
+        if width * height > max_pixels:
+            raise _too_large(name, f"{width}x{height}", max_pixels)
         img.load()  # decode now: a truncated file fails here, not later in a worker
         return img
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError(f"{name} does not exist") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:  # Pillow's own limit (2 x Image.MAX_IMAGE_PIXELS)
+        raise _too_large(name, f"over Pillow's limit ({exc})", max_pixels) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"cannot decode {name}: {exc} (corrupt, truncated or not an image)") from None
 
 
@@ -124,8 +147,11 @@ def _check_chw(t: torch.Tensor, name: str, layout: str) -> None:
         raise DataError(f"{name} is empty (zero height or width)")
 
 
-def decode(item: Any, mode: str = "RGB", background: Sequence[int] = (255, 255, 255)) -> torch.Tensor:
-    """Decode one item into a ``uint8`` tensor (3, H, W) for ``mode="RGB"`` or (1, H, W) for ``"L"``."""
+def decode(
+    item: Any, mode: str = "RGB", background: Sequence[int] = (255, 255, 255), max_pixels: int = MAX_PIXELS
+) -> torch.Tensor:
+    """Decode one item into a ``uint8`` tensor (3, H, W) for ``mode="RGB"`` or (1, H, W) for ``"L"``;
+    a file or bytes of more than ``max_pixels`` pixels (by its header) is a DataError, never decoded."""
     from PIL import Image  # lazy: Pillow: only when an image is decoded
 
     name = describe(item)
@@ -137,7 +163,7 @@ def decode(item: Any, mode: str = "RGB", background: Sequence[int] = (255, 255, 
         else:
             raise DataError(f"{name} has neither 'bytes' nor 'path' (an undecoded Hugging Face Image feature has one)")
     if isinstance(item, (str, os.PathLike, bytes, bytearray)):
-        item = _open_pil(item, name)
+        item = _open_pil(item, name, max_pixels)
     if isinstance(item, Image.Image):
         if item.width == 0 or item.height == 0:
             raise DataError(f"{name} is empty ({item.width}x{item.height} pixels)")

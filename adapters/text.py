@@ -3,6 +3,10 @@
 Kept minimal in the core: the tokenizer comes from the attached encoder, texts longer than the
 model's ``max_seq_length`` are truncated by it. Self-supervised text (a single column of sentences)
 trains SimCSE-style: the two views are the same sentence under different dropout masks.
+
+A folder of ``.txt`` files is read as texts, one item per file: the file's UTF-8 text (a byte-order mark
+dropped, whitespace at both ends stripped), at most :data:`MAX_TEXT_FILE_BYTES` per file; a larger, empty or
+non-UTF-8 file is a DataError naming it (:func:`read_text_file`).
 """
 
 from __future__ import annotations
@@ -38,6 +42,31 @@ def default_text_model() -> str:
 
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
+MAX_TEXT_FILE_BYTES = 1 << 20  # the largest .txt file of a folder data set read as one text (1 MiB)
+
+
+def read_text_file(path: str, max_bytes: Optional[int] = None) -> str:
+    """One file of a folder data set as a text item: its UTF-8 text, stripped; DataError naming the file
+    when it is larger than ``max_bytes`` (default :data:`MAX_TEXT_FILE_BYTES`), empty or not UTF-8."""
+    limit = MAX_TEXT_FILE_BYTES if max_bytes is None else int(max_bytes)
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)  # never more than the limit, whatever the file's size says
+    if len(data) > limit:
+        raise DataError(
+            f"text file {path!r} is larger than {limit:,} bytes, the most a folder's .txt file is read as one "
+            f"text; split it into files of one text each, or give a CSV/JSONL table of texts"
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"text file {path!r} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            f"convert it to UTF-8 (e.g. iconv -t UTF-8) or remove it from the folder"
+        ) from None
+    if not text.strip():
+        raise DataError(f"text file {path!r} is empty (no text); remove it from the folder")
+    return text.strip()
+
 
 def resolve_text_model(model: Optional[str]) -> str:
     """The path or name to load: the packaged copy for the default model's Hub id (or no name)."""
@@ -56,6 +85,18 @@ def base_model_id(model: Optional[str]) -> str:
     except ImportError:  # pragma: no cover
         pass
     return str(model)
+
+
+def check_unicode(text: str, where: str) -> None:
+    """DataError naming ``where`` when ``text`` is not valid Unicode: a lone surrogate (what decoding bytes with
+    ``errors="surrogateescape"`` or a broken JSON ``\\ud800`` escape leaves) cannot be tokenized."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DataError(
+            f"{where} holds a lone surrogate U+{ord(text[exc.start]):04X} at character {exc.start}, which is not "
+            f"valid Unicode; fix the text where it was decoded (e.g. bytes.decode('utf-8', errors='replace'))"
+        ) from None
 
 
 class SentenceTransformerEncoder(nn.Module):
@@ -97,10 +138,15 @@ class TextAdapter(Adapter):
 
     modality = "text"
     supports_prompts = True  # collate(items, prompt=...): anycl.data.prompts
+    text_items = True  # a string item is the text itself
+    claims_model_name = True  # fit(model="name") names the text tower's sentence-transformers model
+    pipeline_tag = "sentence-similarity"
+    onnx_dynamic_axes = {0: "batch", 1: "tokens"}
 
     export_formats = ("sentence-transformers",)  # anycl.export.to_sentence_transformers
 
     file_extensions = (".txt",)
+    item_from_file = staticmethod(read_text_file)  # a folder's .txt files are read as texts
     default_loss = "infonce"
     default_loss_options = {"temperature": 0.05}
     # lr_schedule "constant": fine-tuning a pretrained model for a short budget gains from not decaying the
@@ -158,6 +204,7 @@ class TextAdapter(Adapter):
             raise DataError(f"{where} must be a string for modality 'text', got {type(item).__name__}: {item!r:.80}")
         if not item.strip():
             raise DataError(f"{where} is an empty string; remove empty texts or fill them in")
+        check_unicode(item, where)
 
     def key(self, item):
         return item
@@ -192,6 +239,10 @@ class TextAdapter(Adapter):
             )["input_ids"]
             out += [min(len(x), limit) if limit else len(x) for x in ids]
         return out
+
+    def example_views(self) -> List[str]:
+        """Two sentences to trace an ONNX export with."""
+        return ["an example sentence to trace the graph with", "a second, shorter one"]
 
     def collate(self, items: List[str], prompt: Optional[str] = None) -> Dict[str, Any]:
         """Tokenize a batch; ``prompt`` is put before every text the way sentence-transformers does it

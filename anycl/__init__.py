@@ -6,7 +6,8 @@
 >>> model.save("out/"); anycl.load("out/")              # doctest: +SKIP
 
 Public surface: :func:`fit` (its options: :class:`FitConfig`), :func:`load`, :class:`ContrastiveModel`, and the registries
-``anycl.losses``, ``anycl.adapters``, ``anycl.samplers`` (each with ``register``, ``get``, ``names``).
+``anycl.losses``, ``anycl.adapters``, ``anycl.samplers``, ``anycl.evaluators`` (the package ``anycl.evaluation``)
+and ``anycl.exports`` (the package ``anycl.export``), each with ``register``, ``get``, ``names``.
 The building blocks for a custom loop live in the stage packages ``anycl.data``, ``anycl.sampling``,
 ``anycl.training``, ``anycl.evaluation``, ... (docs/architecture.md shows the layers).
 """
@@ -19,10 +20,11 @@ from .version import __version__  # noqa: F401
 moved.install()  # the module paths of anycl 0.1 import for one release, with a DeprecationWarning
 
 from . import adapters, losses  # noqa: E402
+from . import evaluation as evaluators  # noqa: E402  (the evaluator registry and the evaluators)
+from . import export as exports  # noqa: E402  (the export-format registry: model.export(format, path))
 from . import sampling as samplers  # noqa: E402
 from .api import fit  # noqa: E402
 from .errors import AnyclError, ConfigError, DataError  # noqa: E402
-from .evaluation import pair_evaluators as evaluators  # noqa: E402  (STS, triplet, reranking, classification)
 from .model import ContrastiveModel, load  # noqa: E402
 from .options.fit_config import FitConfig  # noqa: E402
 
@@ -35,6 +37,7 @@ __all__ = [
     "adapters",
     "samplers",
     "evaluators",
+    "exports",
     "AnyclError",
     "ConfigError",
     "DataError",

@@ -19,14 +19,24 @@ from typing import Any, Mapping, Union
 from accelerate.utils import set_seed
 
 from anycl import adapters as adapter_registry
-from anycl.data.views import check_multiview
+from anycl.data.multi import MultiRows
+from anycl.data.views import check_multiview, view_counts
 from anycl.fitting.checks import check_run_options, check_watch_options, training_args, watch_callbacks
-from anycl.fitting.data import SIDES, check_all_items, check_rows, file_extensions, load_parts, resolve_modalities
+from anycl.fitting.data import (
+    SIDES,
+    check_all_items,
+    check_rows,
+    file_extensions,
+    file_reader,
+    load_parts,
+    resolve_modalities,
+)
 from anycl.fitting.loss import check_batch_size, check_loss_data, choose_loss
 from anycl.fitting.loss_data import check_teacher_width, with_teacher_embeddings
 from anycl.fitting.record import record_run
 from anycl.fitting.setup import (
     default_sampler_options,
+    evaluate_widths,
     fit_prompts,
     make_evaluator,
     retrieval_examples,
@@ -38,7 +48,6 @@ from anycl.options.fit_config import FIT_OPTIONS, FitConfig  # noqa: F401  (also
 from anycl.training.trainer import Trainer
 
 from .files import OutputLock
-from .sampling import multi_dataset as md
 
 log = logging.getLogger("anycl")
 
@@ -47,17 +56,19 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     """``fit`` once its options are checked and its output_dir is locked."""
     sides = resolve_modalities(modality)
     exts = file_extensions(modality)
-    parts, multi = load_parts(dataset, cfg, exts)
+    parts, multi = load_parts(dataset, cfg, exts, file_reader(modality))
     anchor_cls = adapter_registry.ADAPTERS.lookup(sides["anchor"])
     fit_defaults = getattr(anchor_cls, "fit_defaults", {})  # per-modality defaults (batch size, lr, head)
     plan = choose_loss(cfg, sides, anchor_cls, parts, multi)  # the loss, the guide and Matryoshka options
     prompts = fit_prompts(cfg, next(iter(parts.values())), sides)
-    check_multiview(cfg.options(), plan.loss_fn, next(iter(parts.values())), sides, anchor_cls, multi)  # views=
-    check_batch_size(cfg.training_values(fit_defaults)["batch_size"], plan)
+    counts = view_counts(cfg.views, cfg.local_views)  # multi-view training: (V, L), or None
+    check_multiview(counts, plan.loss_fn, next(iter(parts.values())), sides, anchor_cls, multi, cfg.guide)
+    check_batch_size(cfg.resolved_batch_size(fit_defaults), plan)
     check_loss_data(plan, parts)  # what each loss needs from its data (anycl.fitting.loss_data)
     check_watch_options(cfg)  # keep_best / early stopping need an evaluation (before the teacher embeds)
+    evaluator = make_evaluator(cfg, sides, multi, exts, int(cfg.seed))  # its data checked before any model loads
     parts = {name: with_teacher_embeddings(plan.losses[name], part, sides["anchor"]) for name, part in parts.items()}
-    rows = md.MultiRows(parts) if multi else parts[""]
+    rows = MultiRows(parts) if multi else parts[""]
     check_rows(rows, cfg, log)
     check_run_options(cfg)  # LoRA, checkpoints, resume_from, the output folder
     args = training_args(cfg, fit_defaults)
@@ -84,7 +95,7 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     sampler, builder, sopts = samplers_and_builders(
         cfg, model, parts, plan.losses, guide, prompts, multi, args.seed, sopts
     )
-    evaluator = make_evaluator(cfg, model, len(set(sides.values())) > 1, multi, exts, args.seed, plan.matryoshka)
+    evaluate_widths(evaluator, model, plan.matryoshka)
     callbacks = watch_callbacks(cfg, evaluator, args.output_dir)
     examples = retrieval_examples(args.output_dir, sides, evaluator, rows, args.seed)
     if examples is not None:

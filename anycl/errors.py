@@ -4,9 +4,10 @@ import difflib
 from typing import List
 
 
-def did_you_mean(name: str, valid: List[str]) -> str:
-    """`` (did you mean 'batch_size'?)`` for a near miss, else an empty string."""
-    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.75)
+def did_you_mean(name: str, valid: List[str], cutoff: float = 0.75) -> str:
+    """`` (did you mean 'batch_size'?)`` for a near miss (``difflib`` similarity >= ``cutoff``), else an empty
+    string."""
+    close = difflib.get_close_matches(name, valid, n=1, cutoff=cutoff)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

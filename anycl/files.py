@@ -99,7 +99,7 @@ class OutputLock:
     """An exclusive lock on an output folder for the duration of a run (use as a context manager or call
     :meth:`acquire` / :meth:`release`)."""
 
-    def __init__(self, folder: os.PathLike):
+    def __init__(self, folder: Union[str, os.PathLike]):
         self.folder = Path(folder)
         self.path = self.folder / LOCK_FILE
         self.held = False

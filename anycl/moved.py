@@ -50,9 +50,9 @@ MOVED: Dict[str, str] = {
     "anycl.mining_options": "anycl.mining.options",
     "anycl.mining_rules": "anycl.mining.rules",
     "anycl.mining_shard": "anycl.mining.shard",
-    "anycl.mining_guide": "anycl.mining.guide_filter",
+    "anycl.mining_guide": "anycl.mining.guide_filter",  # its item_validator, lowest_pair_scores: see SPLIT
     "anycl.embed_cache": "anycl.mining.embed_cache",
-    "anycl.evaluators": "anycl.evaluation.pair_evaluators",
+    "anycl.evaluators": "anycl.evaluation",
     "anycl.crossmodal": "anycl.evaluation.crossmodal",
     "anycl.probe": "anycl.evaluation.probe",
     "anycl.sampler_base": "anycl.sampling.base",
@@ -80,15 +80,28 @@ MOVED: Dict[str, str] = {
     "anycl.fit_setup": "anycl.fitting.setup",
     "anycl.loss_data": "anycl.fitting.loss_data",
     "anycl.demo": "anycl.cli.demo_job",
+    # renamed after 0.1 inside packages that stayed (issue 28: names that say which part they are)
+    "anycl.losses.guided": "anycl.losses.guide_mask",
+    "anycl.cli.tables": "anycl.cli.table_output",  # the command line's table output (reading tables: anycl.data.tables)
+    # two modules of the evaluation package split into one module per evaluator (their names are the package's)
+    "anycl.evaluation.embedding_evaluators": "anycl.evaluation",
+    "anycl.evaluation.pair_evaluators": "anycl.evaluation",
 }
 # names that left their old module with a split, old module -> {name: new module}
 SPLIT: Dict[str, Dict[str, str]] = {
     "anycl.config": {"open_dataset": "anycl.data.open", "DATA_SUFFIXES": "anycl.data.open"},
+    "anycl.multi_dataset": {
+        **dict.fromkeys(
+            ("DATASET", "MultiRows", "is_multi_dataset", "per_dataset", "check_same_columns"), "anycl.data.multi"
+        ),
+        "MultiLoss": "anycl.losses.multi_dataset",
+    },
+    "anycl.mining_guide": {"item_validator": "anycl.mining.pairs", "lowest_pair_scores": "anycl.mining.shard"},
 }
 # old modules whose name is now a package: the package forwards the old module's other names
 FORWARDED: Dict[str, str] = {
     "anycl.data": "anycl.data.inputs",
-    "anycl.evaluation": "anycl.evaluation.embedding_evaluators",
+    "anycl.evaluation": "anycl.evaluation.retrieval",
     "anycl.mining": "anycl.mining.mine",
     "anycl.model": "anycl.model.contrastive",
     "anycl.report": "anycl.report.build",

@@ -12,7 +12,7 @@ import warnings
 from importlib.metadata import entry_points
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
-from .errors import UnknownNameError
+from .errors import UnknownNameError, did_you_mean
 
 
 class Registry:
@@ -91,7 +91,10 @@ class Registry:
         self._load_plugins()
         key = self._norm(name)
         if key not in self._table:
-            raise UnknownNameError(f"unknown {self.kind} {name!r}; registered {self.plural}: {', '.join(self.names())}")
+            hint = did_you_mean(key, self.names(), cutoff=0.6)  # names are short: 'sst' is 0.67 from 'sts'
+            raise UnknownNameError(
+                f"unknown {self.kind} {name!r}{hint}; registered {self.plural}: {', '.join(self.names())}"
+            )
         return self._table[key]
 
     def get(self, name: str, **kwargs) -> Any:

@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 
 import anycl
-from anycl.evaluation.embedding_evaluators import knn_accuracy, linear_probe_accuracy
+from anycl.evaluation import knn_accuracy, linear_probe_accuracy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import audiosets  # noqa: E402

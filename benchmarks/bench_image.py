@@ -56,7 +56,7 @@ import realdata  # noqa: E402
 from image_sides import check_recipe, features_plain, train_anycl, train_lightly  # noqa: E402,F401
 
 from anycl.adapters.image import ImageAdapter  # noqa: E402
-from anycl.evaluation.embedding_evaluators import knn_accuracy, linear_probe_accuracy  # noqa: E402
+from anycl.evaluation import knn_accuracy, linear_probe_accuracy  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 FLOORS = ("raw", "random", "lightly")

@@ -78,7 +78,7 @@ def embed(model, data, cfg):
 def metrics_at(q, c, data, dim):
     import torch.nn.functional as F
 
-    from anycl.evaluation.embedding_evaluators import retrieval_metrics
+    from anycl.evaluation import retrieval_metrics
 
     m = retrieval_metrics(
         F.normalize(q[:, :dim], dim=-1),
@@ -90,7 +90,7 @@ def metrics_at(q, c, data, dim):
 
 
 def quantized_metrics(q, c, data):
-    from anycl.evaluation.embedding_evaluators import retrieval_metrics
+    from anycl.evaluation import retrieval_metrics
     from anycl.model.quantization import quantization_ranges, quantize_embeddings, scoring_vectors
 
     ranges = quantization_ranges(c)

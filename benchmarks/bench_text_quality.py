@@ -98,7 +98,7 @@ def anycl_options(name: str, seed: int) -> dict:
 def evaluate(encode, data) -> dict:
     import torch
 
-    from anycl.evaluation.embedding_evaluators import retrieval_metrics
+    from anycl.evaluation import retrieval_metrics
 
     q, c = encode(data["queries"]), encode(data["corpus"])
     m = retrieval_metrics(q, c, [set(r) for r in data["relevant"]], ks=(1, 10))

@@ -79,7 +79,7 @@ def build_data(n_train: int, n_queries: int, seed: int = 0):
 
 
 def evaluate(encode, data) -> dict:
-    from anycl.evaluation.embedding_evaluators import retrieval_metrics
+    from anycl.evaluation import retrieval_metrics
 
     q = encode(data["queries"])
     c = encode(data["corpus"])

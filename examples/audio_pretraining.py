@@ -15,7 +15,7 @@ import numpy as np
 import soundfile as sf
 
 import anycl
-from anycl.evaluation.embedding_evaluators import ProbeEvaluator
+from anycl.evaluation import ProbeEvaluator
 
 SONIC_PI = Path("/usr/share/sonic-pi/samples")
 

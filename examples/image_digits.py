@@ -10,7 +10,7 @@ import torch
 from sklearn.datasets import load_digits
 
 import anycl
-from anycl.evaluation.embedding_evaluators import knn_accuracy, linear_probe_accuracy
+from anycl.evaluation import knn_accuracy, linear_probe_accuracy
 
 digits = load_digits()
 images = [(img * 255 / 16).astype(np.uint8) for img in digits.images]  # 8×8 greyscale arrays

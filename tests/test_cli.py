@@ -237,7 +237,7 @@ def test_eval_retrieval_and_knn(fitted, work, capsys):
     metrics = json.loads((work / "metrics.json").read_text())
     # the same numbers as the evaluator run in-process
     from anycl.data.inputs import to_rows
-    from anycl.evaluation.embedding_evaluators import RetrievalEvaluator
+    from anycl.evaluation import RetrievalEvaluator
 
     expected = RetrievalEvaluator.from_pairs(to_rows(str(work / "pairs.csv")))(anycl.load(run))
     assert metrics.keys() == expected.keys()

@@ -9,10 +9,11 @@ from toy_modality import toy_rows
 
 import anycl
 from anycl.errors import ConfigError, DataError
-from anycl.evaluation.embedding_evaluators import KNNEvaluator, RetrievalEvaluator
-from anycl.evaluation.pair_evaluators import (
+from anycl.evaluation import (
     ClassificationEvaluator,
+    KNNEvaluator,
     RerankingEvaluator,
+    RetrievalEvaluator,
     STSEvaluator,
     TripletEvaluator,
     build_evaluator,
@@ -183,7 +184,7 @@ def test_kind_from_columns_or_eval_kind():
     assert isinstance(build_evaluator(pairs, "triplet"), TripletEvaluator)
     assert isinstance(build_evaluator(pairs, "reranking"), RerankingEvaluator)
     assert isinstance(build_evaluator(labelled, "classification"), ClassificationEvaluator)
-    from anycl.evaluation.pair_evaluators import primary_metric
+    from anycl.evaluation import primary_metric
 
     assert primary_metric(build_evaluator(labelled)) == "knn@5_accuracy"
     assert primary_metric(build_evaluator(labelled[:4])) == "knn@3_accuracy"  # k capped by the items

@@ -137,3 +137,16 @@ def test_resolved_config_records_given_and_resolved_values():
     cfg = resolved_config("data.csv", "text", "infonce", {"lr": 1e-3, "keep_best": "ndcg@10"}, args=args)
     assert cfg["batch_size"] == 64 and cfg["lr"] == 1e-3 and cfg["keep_best"] == "ndcg@10"
     assert set(TRAINING_KEYS) <= set(cfg)
+
+
+def test_an_option_given_as_none_trains_as_its_default():
+    # on_bad_item=None (its default) once reached the batch builder as None and failed there
+    given_none = anycl.fit(toy_rows(16), "toyvec", epochs=1, on_bad_item=None, **TOY)
+    default = anycl.fit(toy_rows(16), "toyvec", epochs=1, **TOY)
+    assert given_none.trainer.builder.on_bad_item == "raise"
+    assert all(v.equal(default.state_dict()[k]) for k, v in given_none.state_dict().items())
+
+
+def test_every_field_has_a_type_more_precise_than_any_except_the_data():
+    loose = [f.name for f in dataclasses.fields(FitConfig) if f.type == "Any"]
+    assert loose == ["eval_dataset"]  # any data anycl.data.to_rows reads, or a callable(model)

@@ -271,7 +271,7 @@ FAST = dict(
 
 
 def test_knn_temperature_votes_match_hand_computation():
-    from anycl.evaluation.embedding_evaluators import knn_accuracy
+    from anycl.evaluation import knn_accuracy
 
     train = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.6, 0.8]]), dim=1)
     test = torch.tensor([[1.0, 0.0]])
@@ -284,7 +284,7 @@ def test_knn_temperature_votes_match_hand_computation():
 
 
 def test_fit_encode_deterministic_save_load(tmp_path):
-    from anycl.evaluation.embedding_evaluators import ProbeEvaluator
+    from anycl.evaluation import ProbeEvaluator
 
     imgs = _images()
     labels = [i % 2 for i in range(len(imgs))]

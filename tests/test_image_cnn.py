@@ -171,7 +171,7 @@ def test_dev_run_writes_json_lines_and_no_markdown(bench, tmp_path, monkeypatch)
     assert lines[2]["recipe"] == {"adapter": {"scale": [0.5, 1]}, "loss": "vicreg"} and lines[2]["train_s"] > 0
     # the raw-pixel floor is an independent computation: kNN on the flattened pixels
     xtr, ytr, xdev, ydev = bench.load_fmnist(40, 20, dev=True, reader=fake_reader([]))
-    from anycl.evaluation.embedding_evaluators import knn_accuracy
+    from anycl.evaluation import knn_accuracy
 
     tr = F.normalize(torch.tensor(np.stack(xtr), dtype=torch.float32).flatten(1), dim=1)
     te = F.normalize(torch.tensor(np.stack(xdev), dtype=torch.float32).flatten(1), dim=1)

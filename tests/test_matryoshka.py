@@ -143,12 +143,12 @@ def test_fit_reports_every_width_and_truncated_encode(text_pairs, minilm_path, t
     assert "ndcg@10_dim384" not in last and "ndcg@10" in last
     # the per-width metrics are those of the truncated, re-normalised embeddings
     from anycl.data.inputs import to_rows
-    from anycl.evaluation.embedding_evaluators import RetrievalEvaluator
+    from anycl.evaluation import RetrievalEvaluator
 
     ev = RetrievalEvaluator.from_pairs(to_rows(text_pairs))
     q = model.encode(ev.queries, truncate_dim=64)
     c = model.encode(ev.corpus, truncate_dim=64)
-    from anycl.evaluation.embedding_evaluators import retrieval_metrics
+    from anycl.evaluation import retrieval_metrics
 
     assert retrieval_metrics(q, c, ev.relevant)["ndcg@10"] == pytest.approx(last["ndcg@10_dim64"], abs=1e-6)
     logged = model.trainer.history[0]

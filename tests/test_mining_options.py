@@ -9,6 +9,7 @@ import pytest
 from mining_toys import MINING_CASES, ItemEmbedder, pairs_and_corpus
 
 from anycl.cli.parser import build_parser
+from anycl.data.inputs import to_rows
 from anycl.errors import ConfigError
 from anycl.mining.mine import mine_hard_negatives, mine_negative_ids
 from anycl.mining.options import OPTION_NAMES, MiningOptions
@@ -177,3 +178,88 @@ def test_the_mined_sampler_keeps_its_settings_as_options_and_checks_them_at_once
         MinedNegativeSampler(mining_precision="fp8")
     with pytest.raises(ConfigError, match="^guide_margin_strategy must be"):
         MinedNegativeSampler(guide_margin_strategy="percent")
+
+
+# every option the mined sampler took by name before it took a MiningOptions (anycl 0.1's signature), with a
+# value other than its default, and the record's field that holds it
+SAMPLER_OPTIONS_01 = {
+    "num_negatives": ("num_negatives", 3),
+    "range_min": ("range_min", 2),
+    "range_max": ("range_max", 40),
+    "max_score": ("max_score", 0.9),
+    "absolute_margin": ("absolute_margin", 0.01),
+    "relative_margin": ("relative_margin", 0.1),
+    "sampling": ("sampling", "random"),
+    "mining_batch_size": ("batch_size", 16),
+    "chunk_size": ("chunk_size", 32),
+    "mining_precision": ("precision", "bf16"),
+    "guide_margin": ("guide_margin", 0.2),
+    "guide_margin_strategy": ("guide_margin_strategy", "relative"),
+    "backend": ("backend", "exact"),
+    "faiss_options": ("faiss_options", {}),
+    "cache_dir": ("cache_dir", "emb"),
+    "cache_keep": ("cache_keep", 2),
+}
+
+
+def test_every_sampler_option_of_before_lands_in_the_record_and_a_record_can_be_given():
+    for name, (field, value) in SAMPLER_OPTIONS_01.items():
+        s = MinedNegativeSampler(**{name: value}, verbose=False)
+        assert getattr(s.mining_options, field) == value, name
+    s = MinedNegativeSampler(**{n: v for n, (_, v) in SAMPLER_OPTIONS_01.items()}, seed=7, shuffle=False)
+    assert (s.seed, s.shuffle, s.num_negatives) == (7, False, 3)  # the in-batch options and seed stay the sampler's
+    record = MiningOptions(num_negatives=2, range_max=30, on_short="drop")
+    given = MinedNegativeSampler(record, num_negatives=4, refresh_every=5)
+    assert given.mining_options == dataclasses.replace(record, num_negatives=4, on_short="random")  # every row trains
+    assert given.mining_precision == "fp32" and given.refresh_every == 5  # a record given is used as it is
+
+
+def test_unset_precision_and_guide_margin_follow_fit_and_given_ones_stay():
+    s = MinedNegativeSampler()
+    assert s.mining_precision is None  # fit sets it from mixed_precision
+    s.mining_precision = "bf16"
+    s.set_guide(object(), margin=0.3, strategy="relative")
+    o = s.mining_options
+    assert (o.precision, o.guide_margin, o.guide_margin_strategy) == ("bf16", 0.3, "relative")
+    kept = MinedNegativeSampler(mining_precision="fp32", guide_margin=0.1, guide_margin_strategy=None)
+    kept.set_guide(object(), margin=0.3, strategy="relative")
+    o = kept.mining_options
+    assert (kept.mining_precision, o.guide_margin, o.guide_margin_strategy) == ("fp32", 0.1, "relative")
+
+
+def test_a_sampler_pass_mines_what_mine_negative_ids_mines_with_the_same_options():
+    pairs, corpus = pairs_and_corpus()
+    rows = to_rows([{"anchor": a, "positive": p} for a, p in pairs])
+    record = MiningOptions(num_negatives=2, range_min=1, range_max=12, sampling="random", relative_margin=0.05)
+    by_record = MinedNegativeSampler(record, corpus=corpus, seed=3, verbose=False)
+    by_name = MinedNegativeSampler(
+        num_negatives=2, range_min=1, range_max=12, sampling="random", corpus=corpus, seed=3, verbose=False
+    )
+    for s in (by_record, by_name):
+        s.refresh(ItemEmbedder(), rows, 4)
+    per_row, docs, _ = mine_negative_ids(
+        ItemEmbedder(),
+        [a for a, _ in pairs],
+        [p for _, p in pairs],
+        corpus,
+        options=record,
+        on_short="random",
+        seed=3 * 1_000_003 + 4,
+    )
+    expected = [[docs[j] for j in ids] for ids in per_row]
+    assert by_record.negatives == by_name.negatives == expected
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"batch_size": 8}, "mining_batch_size"),
+        ({"precision": "bf16"}, "mining_precision"),
+        ({"on_short": "drop"}, "sets on_short itself"),
+        ({"show_progress": True}, "sets show_progress itself"),
+        ({"mining_options": {"num_negatives": 2}}, "^mining_options must be a MiningOptions"),
+    ],
+)
+def test_mined_sampler_options_that_are_not_its_own_are_clear_errors(options, match):
+    with pytest.raises(ConfigError, match=match):
+        MinedNegativeSampler(**options)

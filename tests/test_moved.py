@@ -42,6 +42,28 @@ def test_names_that_left_with_a_split_are_found_where_they_went():
         assert getattr(config, name) is getattr(importlib.import_module(home), name)
 
 
+@pytest.mark.parametrize("old", sorted(SPLIT))
+def test_every_name_that_left_with_a_split_is_found_where_it_went(old):
+    sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning, match=f"{old} moved to {MOVED[old]}"):
+        stand_in = importlib.import_module(old)
+    for name, home in SPLIT[old].items():
+        assert getattr(stand_in, name) is getattr(importlib.import_module(home), name), name
+
+
+def test_the_names_multi_dataset_split_three_ways_import_from_the_old_path():
+    # anycl.multi_dataset became anycl.sampling.multi_dataset (the sampler), anycl.data.multi (the rows) and
+    # anycl.losses.multi_dataset (the loss)
+    from anycl.data.multi import MultiRows as rows_home
+    from anycl.losses.multi_dataset import MultiLoss as loss_home
+    from anycl.sampling.multi_dataset import MultiDatasetSampler as sampler_home
+
+    sys.modules.pop("anycl.multi_dataset", None)
+    with pytest.warns(DeprecationWarning, match="anycl.multi_dataset moved to anycl.sampling.multi_dataset"):
+        from anycl.multi_dataset import MultiDatasetSampler, MultiLoss, MultiRows  # type: ignore[import-not-found]
+    assert (MultiRows, MultiLoss, MultiDatasetSampler) == (rows_home, loss_home, sampler_home)
+
+
 @pytest.mark.parametrize("package", sorted(FORWARDED))
 def test_a_package_that_replaced_a_module_forwards_its_other_names_with_a_warning(package):
     pkg = importlib.import_module(package)
@@ -82,7 +104,8 @@ def test_a_submodule_of_a_forwarding_package_is_imported_not_forwarded():
 
 def test_the_public_surface_warns_nothing():
     code = (
-        "import anycl; anycl.fit; anycl.load; anycl.FitConfig; anycl.losses.get; anycl.samplers.get; anycl.adapters.get"
+        "import anycl; anycl.fit; anycl.load; anycl.FitConfig; anycl.losses.get; anycl.samplers.get; anycl.adapters.get;"
+        "anycl.evaluators.get; anycl.evaluators.STSEvaluator; anycl.evaluation.register; anycl.exports.names"
     )
     out = subprocess.run(
         [sys.executable, "-W", "error::DeprecationWarning:anycl", "-c", code], capture_output=True, text=True

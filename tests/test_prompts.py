@@ -102,7 +102,7 @@ def test_training_batches_carry_each_sides_prompt(trained):
 
 def test_evaluation_and_mining_use_the_prompts(trained):
     from anycl.data.inputs import to_rows
-    from anycl.evaluation.embedding_evaluators import RetrievalEvaluator, retrieval_metrics
+    from anycl.evaluation import RetrievalEvaluator, retrieval_metrics
     from anycl.model.embed import embedder
 
     model, _, pairs = trained

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from anycl.evaluation import KNNEvaluator, knn_accuracy
 from anycl.evaluation.crossmodal import cross_modal_retrieval, recall_at_k
-from anycl.evaluation.embedding_evaluators import KNNEvaluator, knn_accuracy
 from anycl.search.exact import ranked_metrics, retrieval_metrics, topk
 
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 import anycl
 from anycl.errors import ConfigError, DataError
-from anycl.evaluation.embedding_evaluators import retrieval_metrics
+from anycl.evaluation import retrieval_metrics
 
 
 def reference_metrics(q, c, relevant):

@@ -7,7 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from anycl.errors import ConfigError, DataError
-from anycl.mining.mine import chunked_topk_excluding, filter_candidates, mine_hard_negatives
+from anycl.mining.mine import filter_candidates, mine_hard_negatives
+from anycl.mining.pairs import distinct_pairs
+from anycl.search.exact import topk
 
 
 class TableEmbedder:
@@ -32,7 +34,7 @@ def test_chunked_topk_equals_full_sort_with_exclusions():
     q = F.normalize(torch.randn(37, 6, generator=g), dim=-1)
     c = F.normalize(torch.randn(53, 6, generator=g), dim=-1)
     exclude = [[i % 53, (3 * i) % 53] for i in range(37)]
-    s, i = chunked_topk_excluding(q, c, 10, exclude, chunk_size=7)
+    s, i = topk(q, c, 10, exclude, chunk_size=7)
     full = q @ c.T
     for r in range(37):
         full[r, exclude[r]] = float("-inf")
@@ -44,9 +46,24 @@ def test_chunked_topk_equals_full_sort_with_exclusions():
 def test_chunked_topk_marks_missing_ranks_when_corpus_is_small():
     q = F.normalize(torch.randn(2, 3), dim=-1)
     c = F.normalize(torch.randn(3, 3), dim=-1)
-    s, i = chunked_topk_excluding(q, c, 5, [[0], []], chunk_size=2)
+    s, i = topk(q, c, 5, [[0], []], chunk_size=2)
     assert torch.isinf(s[0, 2:]).all() and (i[0, 2:] == -1).all()
     assert (i[1, :3] >= 0).all() and (i[1, 3:] == -1).all()
+
+
+def test_distinct_pairs_keep_each_item_once_and_mark_what_is_never_a_querys_negative():
+    anchors, positives = ["q1", "q2", "q1", "d2"], ["p1", "p2", "p3", "p1"]
+    corpus = ["d1", "p2", "d2", "d1"]
+    pairs = distinct_pairs(anchors, positives, corpus)
+    # the reference: first occurrences kept in order, the corpus before the positives
+    queries, docs = list(dict.fromkeys(anchors)), list(dict.fromkeys(corpus + positives))
+    assert (pairs.queries, pairs.docs) == (queries, docs)
+    assert pairs.row_query == [queries.index(a) for a in anchors]
+    for qi, q in enumerate(queries):
+        rows = [r for r, a in enumerate(anchors) if a == q]
+        assert pairs.labelled[qi] == [docs.index(positives[r]) for r in rows]
+        assert pairs.own[qi] == {docs.index(positives[r]) for r in rows} | ({docs.index(q)} if q in docs else set())
+    assert pairs.excluded == sum(len(s) for s in pairs.own) == 5
 
 
 def test_filters_against_the_textbook_rules_with_negative_scores():

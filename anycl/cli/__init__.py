@@ -15,8 +15,9 @@ strings. A bare ``--name`` means true. Command-line values override the config f
 Problems a user can fix (a bad path, an unknown option or modality, an existing output folder) print one
 line that names the problem and how to fix it, and exit with code 2; ``--verbose`` adds the traceback.
 
-The package: ``common`` (errors, logging, loading), ``flags`` (fit's option flags), ``tables`` (table files),
-``parser`` (the argument parser), and one module per command: ``fit``, ``embed``, ``evaluate`` (eval), ``mine``, ``demo``.
+The package: ``common`` (errors, logging, loading), ``flags`` (fit's option flags), ``table_output`` (the table
+files ``mine`` writes), ``parser`` (the argument parser), and one module per command: ``fit``, ``embed``,
+``evaluate`` (eval), ``mine``, ``demo``.
 """
 
 from __future__ import annotations

@@ -77,8 +77,10 @@ def load_model(path: str):
 def read_rows(data: str, columns: Optional[dict], split: Optional[str], model=None):
     """(the opened source, its rows): a DatasetDict gives its ``split`` (default: test, if it has one)."""
     exts: tuple = ()
-    if model is not None:
+    read_file = None
+    if model is not None:  # a folder: the files of the model's modalities (a text file's text, a path for others)
         exts = tuple(e for m in model.modalities for e in adapters.file_extensions(m))
+        read_file = adapters.file_reader(*model.modalities)
     src = open_dataset(data, split)
     if isinstance(src, datasets.DatasetDict):
         if split is None and "test" in src:
@@ -87,7 +89,7 @@ def read_rows(data: str, columns: Optional[dict], split: Optional[str], model=No
             if split not in src:
                 raise UsageError(f"the dataset has no split {split!r}; its splits: {list(src)}")
             src = src[split]
-    return src, to_rows(src, columns, exts)
+    return src, to_rows(src, columns, exts, read_file=read_file)
 
 
 def print_metrics(metrics: Dict[str, Any], title: str) -> None:

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Tuple
 
 from anycl.adapters.text import default_text_model
 from anycl.api import fit
-from anycl.evaluation.embedding_evaluators import RetrievalEvaluator
+from anycl.evaluation.retrieval import RetrievalEvaluator
 from anycl.model.contrastive import build_model
 
 STDLIB_MODULES = (

@@ -1,14 +1,13 @@
-"""``anycl eval``: retrieval, STS, triplet, reranking or kNN / linear-probe metrics of a saved model."""
+"""``anycl eval``: the metrics of a saved model on evaluation data, from any registered evaluator (retrieval, STS,
+triplet, reranking, kNN, classification, a kNN and linear probe with ``--train``, or a plugin's)."""
 
 from __future__ import annotations
 
-from typing import List
+from pathlib import Path
+from typing import List, Optional
 
-from anycl.data.inputs import LABEL
-from anycl.errors import DataError
-from anycl.evaluation.crossmodal import CrossModalRetrievalEvaluator
-from anycl.evaluation.embedding_evaluators import KNNEvaluator, ProbeEvaluator, RetrievalEvaluator
-from anycl.evaluation.pair_evaluators import build_evaluator
+from anycl.errors import AnyclError
+from anycl.evaluation.choose import build_evaluator
 
 from .common import (
     add_columns_argument,
@@ -22,50 +21,46 @@ from .common import (
 )
 
 
+def _folder_of_items(data: Optional[str]) -> bool:
+    """A folder of item files, which the model's modalities choose (a saved Hugging Face data set is not one)."""
+    p = Path(data) if data else None
+    return (
+        p is not None and p.is_dir() and not any((p / f).exists() for f in ("dataset_info.json", "dataset_dict.json"))
+    )
+
+
 def run(args, extra: List[str]) -> int:
-    model = load_model(args.model)
     columns = parsed_columns(args)
-    _, rows = read_rows(args.data, columns, args.split, model)
-    kind_arg = args.kind or ("sts" if "score" in rows.columns and rows.has_positive else None)
-    if kind_arg in ("sts", "triplet", "reranking", "classification"):  # anycl.evaluation.pair_evaluators
-        evaluator = build_evaluator(rows, kind_arg, batch_size=args.batch_size)
-        kind = f"{kind_arg}: {len(rows)} rows"
-    elif kind_arg == "knn" and not rows.has_label:
-        raise DataError(f"--kind knn needs a 'label' column; the columns are {rows.columns}")
-    elif rows.has_positive and kind_arg in (None, "retrieval"):
-        if len(model.modalities) > 1:
-            evaluator = CrossModalRetrievalEvaluator(
-                rows.column("anchor"), rows.column("positive"), batch_size=args.batch_size
-            )
-        else:
-            evaluator = RetrievalEvaluator.from_pairs(rows, batch_size=args.batch_size)
-        kind = f"retrieval: {len(rows)} pairs"
-    elif rows.has_label and kind_arg in (None, "knn"):
-        if args.train:
-            _, train = read_rows(args.train, columns, "train", model)
-            if not train.has_label:
-                raise DataError(f"--train data needs a 'label' column for a probe; its columns are {train.columns}")
-            evaluator = ProbeEvaluator(
-                train.column("anchor"),
-                train.column(LABEL),
-                rows.column("anchor"),
-                rows.column(LABEL),
-                k=args.k,
-                batch_size=args.batch_size,
-            )
-            kind = f"kNN and linear probe: {len(train)} training, {len(rows)} test items"
-        else:
-            evaluator = KNNEvaluator(rows.column("anchor"), rows.column(LABEL), k=args.k, batch_size=args.batch_size)
-            kind = f"leave-one-out kNN: {len(rows)} labelled items"
-    else:
-        raise DataError(
-            f"eval data needs (anchor, positive) pairs for retrieval metrics or a 'label' column for "
-            f"kNN/probe accuracy; its columns are {rows.columns}"
+
+    def evaluator_for(rows, train, sides):
+        return build_evaluator(
+            rows,
+            args.kind or ("probe" if train is not None else None),
+            batch_size=args.batch_size,
+            sides=sides,
+            option="--kind",
+            k=args.k,
+            train=train,
         )
-    if hasattr(evaluator, "show_progress"):
-        evaluator.show_progress = not args.quiet
+
+    early = not _folder_of_items(args.data) and not _folder_of_items(args.train)
+    if early:  # the data read and checked before the model loads (empty, one pair, NaN labels, a bad --kind)
+        _, rows = read_rows(args.data, columns, args.split)
+        train = read_rows(args.train, columns, "train")[1] if args.train else None
+        try:
+            evaluator_for(rows, train, None)
+        except AnyclError:
+            raise
+        except Exception:  # noqa: BLE001 - what depends on the model's towers (cross-modal pairs) is decided below
+            pass
+    model = load_model(args.model)
+    if not early:  # a folder's files are those of the model's modalities
+        _, rows = read_rows(args.data, columns, args.split, model)
+        train = read_rows(args.train, columns, "train", model)[1] if args.train else None
+    evaluator = evaluator_for(rows, train, model.sides)
+    evaluator.show_progress = not args.quiet
     metrics = evaluator(model)
-    print_metrics(metrics, f"{kind}")
+    print_metrics(metrics, evaluator.describe(len(rows)))
     if args.output:
         write_json(args.output, metrics)
     return 0
@@ -75,10 +70,11 @@ def add_parser(sub) -> None:
     """The ``eval`` command."""
     p = sub.add_parser(
         "eval",
-        help="retrieval metrics or kNN / linear-probe accuracy of a saved model",
+        help="retrieval, STS, triplet, reranking or kNN / linear-probe metrics of a saved model",
         description="Evaluate a saved model. Pairs (anchor, positive) give retrieval metrics "
-        "(nDCG@10, MRR@10, MAP@100, recall@k); items with a label give leave-one-out "
-        "kNN accuracy, or with --train kNN and linear-probe accuracy.",
+        "(nDCG@10, MRR@10, MAP@100, recall@k), pairs with a score STS correlations, items with a label "
+        "leave-one-out kNN accuracy, or with --train kNN and linear-probe accuracy; --kind names another "
+        "registered evaluator.",
     )
     model_and_data(p, "evaluation data: a file, folder or Hugging Face dataset name")
     p.add_argument(
@@ -88,8 +84,9 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--kind",
-        choices=("retrieval", "sts", "triplet", "reranking", "knn", "classification"),
-        help="the evaluation (default: from the columns: score → sts, pairs → retrieval, labels → knn)",
+        metavar="KIND",
+        help="the evaluation: a registered evaluator's name (anycl.evaluation.names()); default: from the columns "
+        "(score → sts, pairs → retrieval, labels → knn; with --train: probe)",
     )
     p.add_argument("--k", type=int, default=5, metavar="K", help="neighbours for kNN (default: 5)")
     add_columns_argument(p)

@@ -12,7 +12,7 @@ from anycl import adapters
 from anycl.api import fit
 from anycl.errors import ConfigError
 from anycl.export.card import command
-from anycl.options.fit_config import DEFAULT_RUNS, FIT_OPTIONS
+from anycl.options.fit_config import DEFAULT_RUNS, FIT_OPTIONS, FitConfig
 from anycl.options.run_config import RUN_CONFIG_FILE, load_config, parse_value
 
 from .common import add_output_arguments, print_metrics
@@ -32,7 +32,7 @@ def run(args, extra: List[str]) -> int:
     for key in ("data", "modality", "loss"):
         value = getattr(args, key)
         if value is not None:  # --modality may be a JSON mapping of sides: '{"anchor": "image", "positive": "text"}';
-            # DATA and --loss a mapping of data set names: '{"nli": "nli.csv", "qa": "qa.csv"}' (anycl.sampling.multi_dataset)
+            # DATA and --loss a mapping of data set names: '{"nli": "nli.csv", "qa": "qa.csv"}' (anycl.data.multi)
             mapping = key == "modality" or value.lstrip().startswith("{")
             config["dataset" if key == "data" else key] = parse_value(value) if mapping else value
     dataset = config.pop("dataset", None)
@@ -45,14 +45,14 @@ def run(args, extra: List[str]) -> int:
     if modality is None:
         raise ConfigError(f"no modality: give --modality ({', '.join(adapters.names())}) or `modality:` in the config")
     loss = config.pop("loss", None)
-    if not config.get("output_dir"):
-        config["output_dir"] = next_run_dir()
+    options = FitConfig.from_mapping(config)  # its names are checked already (load_config, parse_options)
+    out = options.output_dir or next_run_dir()  # the next free anycl-runs/run-N unless one is given
+    options = options.replace(output_dir=out)
     if args.quiet:
-        config["progress"] = False
-    out = config["output_dir"]
+        options = options.replace(progress=False)
     t0 = time.perf_counter()
     with command("anycl " + shlex.join(getattr(args, "argv", []) or [])):  # shown in the model card
-        model = fit(dataset, modality=modality, loss=loss, **config)
+        model = fit(dataset, modality=modality, config=options, loss=loss)
     info = model.info
     print(
         f"trained {info.get('steps')} steps on {info.get('train_rows') or 'streamed'} rows in "

@@ -24,7 +24,7 @@ from .common import (
     read_rows,
     write_json,
 )
-from .tables import TABLE_SUFFIXES, write_table
+from .table_output import TABLE_SUFFIXES, write_table
 
 DEFAULTS = MiningOptions()
 

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from anycl.errors import DataError
 
-from .rows import _NEG, ITEM_COLUMNS, LABEL, NOT_ITEMS, negative_columns
+from .rows import ITEM_COLUMNS, LABEL, NOT_ITEMS, is_negative_column, negative_columns
 
 log = logging.getLogger("anycl")
 
@@ -20,7 +20,7 @@ def canonical_columns(available: Sequence[str], mapping: Optional[Mapping[str, s
     available = list(available)
     mapping = dict(mapping or {})
     for canon, src in mapping.items():
-        if not (canon in ITEM_COLUMNS or canon in NOT_ITEMS or _NEG.match(canon)):
+        if not (canon in ITEM_COLUMNS or canon in NOT_ITEMS or is_negative_column(canon)):
             raise DataError(
                 f"columns= maps to {canon!r}, which is not a column of the convention; use anchor, "
                 f"positive, negative / negative_1..k, label, score, positive_score or negative_score"
@@ -32,7 +32,7 @@ def canonical_columns(available: Sequence[str], mapping: Optional[Mapping[str, s
     for col in available:
         if col in used:
             continue
-        if (col in ITEM_COLUMNS or col in NOT_ITEMS or _NEG.match(col)) and col not in out:
+        if (col in ITEM_COLUMNS or col in NOT_ITEMS or is_negative_column(col)) and col not in out:
             out[col] = col
     if "anchor" not in out:
         rest = [c for c in available if c not in used and c not in out.values()]
@@ -51,7 +51,7 @@ def canonical_columns(available: Sequence[str], mapping: Optional[Mapping[str, s
             )
     if any(c != "anchor" and c not in NOT_ITEMS for c in out) and "positive" not in out:
         raise DataError(
-            f"hard-negative columns {[c for c in out if _NEG.match(c)]} need a 'positive' column; the "
+            f"hard-negative columns {[c for c in out if is_negative_column(c)]} need a 'positive' column; the "
             f"dataset's columns are {available}"
         )
     order = ["anchor", "positive"] + negative_columns(list(out)) + [c for c in NOT_ITEMS if c in out]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, List, Mapping, Optional, Sequence
+from typing import Any, Callable, List, Mapping, Optional, Sequence
 
 from anycl.errors import DataError
 
@@ -32,7 +32,7 @@ from .column_map import RAW_ITEM_KEYS, canonical_columns, is_raw_item_dict, rena
 
 # the convention and the checks: their own modules, importable from here as before
 from .item_checks import check_items, check_row, check_score, check_score_range  # noqa: F401
-from .rows import _NEG, ITEM_COLUMNS, LABEL, NOT_ITEMS, SCORE_COLUMNS, TEACHER, Rows, negative_columns  # noqa: F401
+from .rows import ITEM_COLUMNS, LABEL, NOT_ITEMS, SCORE_COLUMNS, TEACHER, Rows, negative_columns  # noqa: F401
 from .stream_rows import from_hf_iterable, from_iterable, is_stream
 from .tables import read_table
 
@@ -80,7 +80,13 @@ def _from_hf(ds, mapping) -> Rows:
     return Rows(ds, list(cmap), len(ds), get, it, column, "Hugging Face Dataset")
 
 
-def _from_path(path: Path, mapping, modality_extensions: Sequence[str], sep: Optional[str] = None) -> Rows:
+def _from_path(
+    path: Path,
+    mapping,
+    modality_extensions: Sequence[str],
+    sep: Optional[str] = None,
+    read_file: Optional[Callable[[str], Any]] = None,
+) -> Rows:
     if not path.exists():
         raise DataError(f"dataset path {str(path)!r} does not exist")
     if path.is_dir():
@@ -90,7 +96,8 @@ def _from_path(path: Path, mapping, modality_extensions: Sequence[str], sep: Opt
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in exts)
         if not files:
             raise DataError(f"folder {str(path)!r} holds no files of this modality (looked for {', '.join(exts)})")
-        return _from_records([{"anchor": str(f)} for f in files], None, f"{len(files)} files under {path}")
+        read = read_file or str
+        return _from_records([{"anchor": read(str(f))} for f in files], None, f"{len(files)} files under {path}")
     df = read_table(path, sep=sep)
     return _from_dataframe(df, mapping, f"file {path.name}")
 
@@ -108,10 +115,13 @@ def to_rows(
     columns: Optional[Mapping[str, str]] = None,
     file_extensions: Sequence[str] = (),
     sep: Optional[str] = None,
+    read_file: Optional[Callable[[str], Any]] = None,
 ) -> Rows:
     """Turn any supported dataset into :class:`Rows` (see the module docstring), or raise DataError.
 
-    ``sep``: the field separator of a CSV/TSV file (default: sniffed; see :mod:`anycl.data.tables`)."""
+    ``sep``: the field separator of a CSV/TSV file (default: sniffed; see :mod:`anycl.data.tables`).
+    ``file_extensions``: the suffixes of the files a folder is read for; ``read_file(path) -> item``: the item
+    each gives (default: its path; ``anycl.adapters.file_reader`` gives the text of a text file)."""
     if isinstance(data, Rows):
         return data
     if data is None:
@@ -134,7 +144,7 @@ def to_rows(
         if isinstance(data, hf.IterableDataset):
             return from_hf_iterable(data, columns)
     if isinstance(data, (str, os.PathLike)):
-        return _from_path(Path(data), columns, file_extensions, sep)
+        return _from_path(Path(data), columns, file_extensions, sep, read_file)
     try:
         import pandas as pd  # lazy: pandas: slow to import, only when a table is read or written
 

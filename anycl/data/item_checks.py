@@ -1,6 +1,9 @@
 """Checks of training data before and while it is read: every item through its adapter's validator, no
-missing values, one item type per column, finite scores within the loss's range; errors name the row
-and column."""
+missing values (a NaN label is missing too), one item type per column, finite scores within the loss's
+range, no row whose hard negative is its own positive; errors name the row and column.
+
+:func:`check_data` holds the checks that need no adapter (labels, negatives); ``fit`` runs it as soon as the
+data is read, before any model loads."""
 
 from __future__ import annotations
 
@@ -10,8 +13,11 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import numpy as np
 
 from anycl.errors import DataError
+from anycl.keys import item_key
 
 from .rows import LABEL, SCORE_COLUMNS, Rows
+
+_SHOWN = 5  # rows named in one error
 
 
 def check_items(rows: Rows, validators: Mapping[str, Callable[[Any, str], None]], limit: Optional[int] = None) -> None:
@@ -50,6 +56,8 @@ def check_column(
         if v is None:
             raise DataError(f"{where} is missing (None); drop or fill such rows before training")
         if check is None:
+            if column == LABEL:
+                check_label(v, where)
             continue
         if mixed_types:
             t = type(v)
@@ -79,6 +87,76 @@ def check_row(row: dict, index: int, validators: Mapping[str, Callable[[Any, str
             raise DataError(f"{where} is missing (None); drop or fill such rows before training")
         if col != LABEL:
             validators[col](v, where)
+        else:
+            check_label(v, where)
+    bad = same_as_positive(row)
+    if bad:
+        raise DataError(f"row {index}: {_same_message(bad)}")
+
+
+def check_label(value: Any, where: str) -> None:
+    """A label must be a value: None and NaN (what a missing number reads as) are refused, since a NaN
+    label would otherwise become a class of its own ('nan')."""
+    if value is None or (isinstance(value, (float, np.floating)) and math.isnan(value)):
+        raise DataError(
+            f"{where} is {'missing (None)' if value is None else 'NaN'}: a label is needed in every row (a NaN "
+            f"would become a class 'nan' of its own); drop or fill such rows before training"
+        )
+
+
+def same_as_positive(row: Mapping[str, Any]) -> list:
+    """The hard-negative columns of ``row`` that hold the row's positive itself (by item key)."""
+    if "positive" not in row:
+        return []
+    negs = [c for c in row if c == "negative" or c.startswith("negative_")]
+    if not negs:
+        return []
+    pos = _key(row["positive"])
+    return [c for c in negs if row[c] is not None and _key(row[c]) == pos]
+
+
+def _key(item: Any) -> Any:
+    try:
+        return item_key(item)
+    except Exception:  # noqa: BLE001 - an item without a stable key is never called equal
+        return object()
+
+
+def _same_message(columns: list) -> str:
+    return (
+        f"{', '.join(repr(c) for c in columns)} {'is' if len(columns) == 1 else 'are'} the same item as the row's "
+        f"positive; a hard negative must differ from the positive (the loss would push the positive away "
+        f"from its anchor): remove or replace such negatives"
+    )
+
+
+def check_labels(rows: Rows) -> None:
+    """No missing or NaN label in a data set that is not streamed (evaluation data is checked with this only: a
+    reranking or retrieval set may list a row's positive among its negatives, and ranks it as relevant)."""
+    if rows.has_label and not rows.streaming:
+        for i, v in enumerate(rows.column(LABEL)):
+            check_label(v, f"row {i}, column {LABEL!r}")
+
+
+def check_data(rows: Rows) -> None:
+    """The checks that need no adapter, on every row of a data set that is not streamed (streamed rows are
+    checked by :func:`check_row` as they are read): no missing or NaN label, and no hard negative that is
+    its row's positive (DataError naming the rows)."""
+    if rows.streaming:
+        return
+    check_labels(rows)
+    if rows.has_positive and rows.negatives:
+        positives = [_key(p) for p in rows.column("positive")]
+        bad: dict = {}
+        for col in rows.negatives:
+            for i, (p, n) in enumerate(zip(positives, rows.column(col))):
+                if n is not None and _key(n) == p:
+                    bad.setdefault(i, []).append(col)
+        if bad:
+            first = sorted(bad)
+            shown = ", ".join(map(str, first[:_SHOWN])) + (", …" if len(first) > _SHOWN else "")
+            more = f" (rows {shown}: {len(first)} in all)" if len(first) > 1 else ""
+            raise DataError(f"row {first[0]}: {_same_message(bad[first[0]])}{more}")
 
 
 def check_score(value: Any, where: str) -> None:

@@ -12,15 +12,15 @@ one prompt per *side* of the model:
   embedded with the positive's prompt. (sentence-transformers' trainer leaves a column without a
   prompt unprompted; give ``"negative": ""`` for that.)
 
-Self-supervised data (one column) has its anchor's prompt on both views. Prompts apply to text
-towers only. They are stored with the model and written into its sentence-transformers folders
-(``prompts`` of ``config_sentence_transformers.json``, with ``query``/``document`` aliases for
-``encode_query``/``encode_document``).
+Self-supervised data (one column) has its anchor's prompt on both views. Prompts apply to the towers
+whose adapter ``supports_prompts`` (text). They are stored with the model and written into its
+sentence-transformers folders (``prompts`` of ``config_sentence_transformers.json``, with
+``query``/``document`` aliases for ``encode_query``/``encode_document``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Mapping, Optional
+from typing import Any, Collection, Dict, Iterable, Mapping, Optional
 
 from anycl.errors import ConfigError
 
@@ -47,9 +47,11 @@ def resolve_fit_prompts(
     mapping: Optional[Mapping[str, str]],
     side_modalities: Mapping[str, str],
     mined_negatives: bool = False,
+    *,
+    prompt_modalities: Collection[str],
 ) -> Dict[str, str]:
     """``fit``'s ``prompts`` (keyed by column) → one prompt per side; raises for unknown columns and
-    for sides that are not text."""
+    for sides whose modality is not among ``prompt_modalities`` (those whose adapter ``supports_prompts``)."""
     prompts = check_prompt_map(prompts)
     if not prompts:
         return {}
@@ -76,7 +78,7 @@ def resolve_fit_prompts(
         by_side[side] = text
     for side in by_side:
         modality = side_modalities.get(side, side_modalities.get("anchor"))
-        if modality != "text":
+        if modality not in prompt_modalities:
             raise ConfigError(f"prompts apply to text only; the {side} side is {modality!r}")
     if "positive" not in columns and "anchor" in by_side:  # one column: both views are the anchor
         by_side.setdefault("positive", by_side["anchor"])

@@ -14,9 +14,14 @@ NOT_ITEMS = (LABEL,) + SCORE_COLUMNS  # columns whose values are not items of a 
 _NEG = re.compile(r"^negative(_\d+)?$")
 
 
+def is_negative_column(name: str) -> bool:
+    """Whether ``name`` is a hard-negative column of the convention: ``negative`` or ``negative_<k>``."""
+    return _NEG.match(name) is not None
+
+
 def negative_columns(columns: Sequence[str]) -> List[str]:
     """The hard-negative columns in their order: ``negative``, ``negative_1``, ``negative_2`` …"""
-    negs = [c for c in columns if _NEG.match(c)]
+    negs = [c for c in columns if is_negative_column(c)]
     return sorted(negs, key=lambda c: -1 if c == "negative" else int(c.split("_")[1]))
 
 

@@ -1,4 +1,5 @@
-"""Reading table files (CSV, TSV, JSON Lines, JSON, Parquet) into a pandas DataFrame, without silent damage.
+"""Reading table files (CSV, TSV, JSON Lines, JSON, Parquet) into a pandas DataFrame, without silent damage
+(the command line writes its tables with :mod:`anycl.cli.table_output`).
 
 A delimited file is checked before pandas reads it:
 
@@ -9,7 +10,11 @@ A delimited file is checked before pandas reads it:
   refused with a DataError saying which ``sep=`` to pass (``--sep`` on the command line);
 - the width: a row with more or fewer fields than the header is a DataError naming its line (pandas
   would otherwise take the first field as an index, or drop or pad fields);
+- the header: a column name given twice is a DataError naming it (pandas would rename the second
+  ``name.1``, which the column convention then ignores);
 - pandas never invents an index (``index_col=False``).
+
+A JSON Lines file that does not parse is a DataError naming the line (pandas names a byte position).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 import logging
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
@@ -103,6 +109,7 @@ def _check_widths(path: Path, sep: str) -> None:
         if first is None:
             return
         header = first[1]
+        _check_header(path, header)
         for line, rec in records:
             if len(rec) != len(header):
                 raise DataError(
@@ -111,6 +118,55 @@ def _check_widths(path: Path, sep: str) -> None:
                 )
     except csv.Error as exc:
         raise DataError(f"cannot read {str(path)!r}: {exc}") from exc
+
+
+def _check_header(path: Path, header: List[str]) -> None:
+    seen: dict = {}
+    for i, name in enumerate(header):
+        if name in seen:
+            raise DataError(
+                f"{str(path)!r}: the header names column {name!r} twice (fields {seen[name] + 1} and {i + 1}); "
+                f"rename or remove one (pandas would read the second as {name + '.1'!r}, and anycl would ignore it)"
+            )
+        seen[name] = i
+
+
+def _bad_json_line(path: Path) -> Optional[str]:
+    """'line N: <what json says>' for the first line of a JSON Lines file that does not parse, else None."""
+    with _open_text(path) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                json.loads(line)
+            except ValueError as exc:
+                return f"line {n} is not valid JSON ({getattr(exc, 'msg', exc)} at column {getattr(exc, 'colno', '?')})"
+    return None
+
+
+def _bad_json_document(path: Path) -> Optional[str]:
+    """Where a file that is not JSON Lines fails as one JSON document ('line N, column C: ...'), else None
+    (it parses, or it fails only after a first complete value: then it is JSON Lines)."""
+    with _open_text(path) as f:
+        try:
+            json.load(f)
+        except json.JSONDecodeError as exc:
+            if exc.msg != "Extra data":
+                return f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
+    return None
+
+
+def _read_json_lines(path: Path, one_document: bool = False):
+    """A JSON Lines file (``one_document``: a .json file that pandas could not read as one document)."""
+    import pandas as pd  # lazy: pandas: slow to import, only when a table is read or written
+
+    try:
+        return pd.read_json(path, lines=True)
+    except ValueError as exc:
+        where = (_bad_json_document(path) if one_document else None) or _bad_json_line(path)
+        if where is None:
+            raise
+        raise DataError(f"cannot read {str(path)!r}: {where}; fix or remove that line") from exc
 
 
 def read_delimited(path: Path, default_sep: str, sep: Optional[str] = None):
@@ -143,12 +199,12 @@ def read_table(path: Path, sep: Optional[str] = None):
         elif suffix in (".tsv", ".tsv.gz"):
             df = read_delimited(path, "\t", sep)
         elif suffix in (".jsonl", ".jsonl.gz", ".ndjson"):
-            df = pd.read_json(path, lines=True)
+            df = _read_json_lines(path)
         elif suffix == ".json":
             try:
                 df = pd.read_json(path)
             except ValueError:
-                df = pd.read_json(path, lines=True)
+                df = _read_json_lines(path, one_document=True)
         elif suffix == ".parquet":
             df = pd.read_parquet(path)
         else:

@@ -33,9 +33,8 @@ from .inputs import LABEL
 MULTIVIEW_LOSSES = ("multiview_infonce", "dino")
 
 
-def view_counts(o: Mapping[str, Any]) -> Optional[tuple]:
+def view_counts(views: Optional[int], local: Optional[int]) -> Optional[tuple]:
     """(V, L) from fit's ``views`` / ``local_views`` options, or None for pairwise training."""
-    views, local = o.get("views"), o.get("local_views")
     if views is None and not local:
         return None
     for name, v, low in (("views", views, 2), ("local_views", local, 0)):
@@ -44,9 +43,10 @@ def view_counts(o: Mapping[str, Any]) -> Optional[tuple]:
     return (2 if views is None else int(views)), int(local or 0)
 
 
-def default_loss(o: Mapping[str, Any], loss: Any, loss_options: Dict[str, Any], adapter_cls) -> Any:
-    """With views and no loss named: ``multiview_infonce`` at the modality's default temperature."""
-    if loss is not None or view_counts(o) is None:
+def default_loss(counts: Optional[tuple], loss: Any, loss_options: Dict[str, Any], adapter_cls) -> Any:
+    """With views (``counts``: :func:`view_counts`) and no loss named: ``multiview_infonce`` at the modality's
+    default temperature."""
+    if loss is not None or counts is None:
         return loss
     temperature = getattr(adapter_cls, "default_loss_options", {}).get("temperature")
     if temperature is not None:
@@ -55,12 +55,12 @@ def default_loss(o: Mapping[str, Any], loss: Any, loss_options: Dict[str, Any], 
 
 
 def check_multiview(
-    o: Mapping[str, Any], loss_fn, rows, sides: Mapping[str, str], adapter_cls, multi: bool = False
+    counts: Optional[tuple], loss_fn, rows, sides: Mapping[str, str], adapter_cls, multi: bool = False, guide=None
 ) -> None:
-    """Before any model loads: ConfigError for what multi-view training cannot do — given pairs or hard
-    negatives (views are made from each row's anchor), several modalities or data sets, a guide, a loss
-    without ``forward_views``, local views from an adapter without ``local_view``."""
-    counts = view_counts(o)
+    """Before any model loads: ConfigError for what multi-view training (``counts``: :func:`view_counts`)
+    cannot do — given pairs or hard negatives (views are made from each row's anchor), several modalities or
+    data sets, a ``guide``, a loss without ``forward_views``, local views from an adapter without
+    ``local_view``."""
     if counts is None:
         return
     name = getattr(loss_fn, "registry_name", type(loss_fn).__name__)
@@ -76,7 +76,7 @@ def check_multiview(
             "views/local_views make every view from each row's anchor; the data has 'positive' or "
             "negative columns (drop them, or train pairwise without views)"
         )
-    if o.get("guide") is not None:
+    if guide is not None:
         raise ConfigError("guide= does not work with views/local_views")
     if counts[1] and not callable(getattr(adapter_cls, "local_view", None)):
         raise ConfigError(
@@ -84,10 +84,9 @@ def check_multiview(
         )
 
 
-def multiview_builder(o: Mapping[str, Any], builder: BatchBuilder) -> BatchBuilder:
-    """The multi-view builder replacing ``builder`` when ``views``/``local_views`` are set (else ``builder``);
-    :func:`check_multiview` has checked the set-up."""
-    counts = view_counts(o)
+def multiview_builder(counts: Optional[tuple], builder: BatchBuilder) -> BatchBuilder:
+    """The multi-view builder replacing ``builder`` when ``views``/``local_views`` are set (``counts``:
+    :func:`view_counts`; else ``builder``); :func:`check_multiview` has checked the set-up."""
     if counts is None:
         return builder
     return MultiViewBatchBuilder(
@@ -165,7 +164,5 @@ def multiview_loss(module, emb: Dict[str, torch.Tensor], batch: Mapping[str, Any
     module.last_embeddings = {"anchor": g[0].detach(), "positive": g[1].detach()}
     kw = {}
     if module.target is not None:  # the EMA teacher sees the global views (same augmentation draws)
-        state, device = module._prepare_state or (None, None)
-        module._prepare_state = None
-        kw["target"] = module.target({"anchor": batch["anchor"]}, state, device)["anchor"].view(views, n, -1)
+        kw["target"] = module.target_embeddings(batch, sides=("anchor",))["anchor"].view(views, n, -1)
     return module.loss.forward_views(g, loc, **kw)

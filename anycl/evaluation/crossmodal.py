@@ -14,8 +14,11 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
+from anycl.data.inputs import Rows
 from anycl.errors import ConfigError, DataError
 from anycl.search.exact import ranked_metrics, retrieval_metrics
+
+from .base import Evaluator, register
 
 
 def _other_modality(model, modality: str) -> str:
@@ -113,13 +116,31 @@ def cross_modal_retrieval(
     return out
 
 
-class CrossModalRetrievalEvaluator:
-    """Recall@k in both directions on aligned (anchor, positive) pairs; usable as ``eval_dataset``."""
+@register("cross_modal_retrieval")
+class CrossModalRetrievalEvaluator(Evaluator):
+    """Recall@k in both directions on aligned (anchor, positive) pairs; the default for pairs whose sides are
+    different towers."""
 
     def __init__(
         self, anchors: Sequence[Any], positives: Sequence[Any], ks: Sequence[int] = (1, 5, 10), batch_size: int = 64
     ):
         self.anchors, self.positives, self.ks, self.batch_size = list(anchors), list(positives), ks, batch_size
+        if len(self.anchors) != len(self.positives) or len(self.anchors) < 2:
+            raise DataError(
+                f"cross-modal retrieval evaluation needs at least 2 aligned (anchor, positive) pairs, got "
+                f"{len(self.anchors)} anchors and {len(self.positives)} positives (with one pair every recall is 1.0)"
+            )
+
+    @classmethod
+    def from_rows(cls, rows: Rows, batch_size: int = 64) -> CrossModalRetrievalEvaluator:
+        if not rows.has_positive:
+            raise DataError(
+                f"cross-modal retrieval evaluation needs aligned (anchor, positive) pairs; the columns are {rows.columns}"
+            )
+        return cls(rows.column("anchor"), rows.column("positive"), batch_size=batch_size)
+
+    def describe(self, rows: int) -> str:
+        return f"retrieval: {rows} pairs"
 
     def __call__(self, model) -> Dict[str, float]:
         return cross_modal_retrieval(model, self.anchors, self.positives, ks=self.ks, batch_size=self.batch_size)

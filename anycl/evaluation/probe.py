@@ -24,10 +24,12 @@ from __future__ import annotations
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 from anycl.data.inputs import LABEL, to_rows
+from anycl.data.item_checks import check_labels
 from anycl.errors import ConfigError, DataError
 
-from .embedding_evaluators import KNNEvaluator, ProbeEvaluator
-from .pair_evaluators import ClassificationEvaluator
+from .classification import ClassificationEvaluator
+from .knn import KNNEvaluator
+from .linear_probe import ProbeEvaluator
 
 DEFAULTS: Dict[str, Any] = {"k": 20, "temperature": 0.07, "linear": False, "test_fraction": 0.2, "batch_size": 64}
 
@@ -56,6 +58,7 @@ def probe_options(probe: Any) -> Dict[str, Any]:
 
 def _labelled(data: Any, columns, file_extensions: Sequence[str], what: str):
     rows = to_rows(data, columns, file_extensions)
+    check_labels(rows)  # no missing or NaN label
     if not rows.has_label:
         raise DataError(
             f"the probe's {what} needs a 'label' column (and the items under 'anchor'); its columns are {rows.columns}"

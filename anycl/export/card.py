@@ -22,14 +22,21 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 import yaml
 
+from anycl.adapters import ADAPTERS
 from anycl.options.run_config import RUN_CONFIG_FILE, config_file_text
 from anycl.version import __version__
 
 CARD_FILE = "README.md"
 DEFAULT_TEXT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
-PIPELINE = {"text": "sentence-similarity", "image": "image-feature-extraction", "audio": "feature-extraction"}
+ST = "sentence-transformers"  # the format (anycl.export.to_sentence_transformers); adapters list it in export_formats
 LIBRARY = {"anycl": "anycl", "sentence-transformers": "sentence-transformers", "onnx": "onnx"}
 _COMMAND: List[Optional[str]] = [None]
+
+
+def current_command() -> Optional[str]:
+    """The command line that started the run, while :func:`command` holds it (None from Python): ``fit``
+    records it in ``model.info["command"]`` and the card shows it."""
+    return _COMMAND[0]
 
 
 @contextmanager
@@ -63,6 +70,18 @@ def base_models(model) -> Dict[str, str]:
     return out
 
 
+def _adapter(model, name: str) -> Any:
+    """The adapter (or registered adapter class) of the tower ``name``; None when there is neither."""
+    if name in model.towers:
+        return model.towers[name].adapter
+    return ADAPTERS.lookup(name) if name in ADAPTERS else None
+
+
+def _st_towers(model) -> List[str]:
+    """The towers that are sentence-transformers models (their adapter lists the format)."""
+    return [n for n, t in model.towers.items() if ST in getattr(t.adapter, "export_formats", ())]
+
+
 def _metrics(info: Mapping[str, Any]) -> Dict[str, float]:
     m = info.get("final_metrics") or {}
     return {k: float(v) for k, v in m.items() if k != "step" and isinstance(v, (int, float))}
@@ -78,10 +97,10 @@ def front_matter(model, kind: str = "anycl", modality: Optional[str] = None) -> 
     if bases:
         fm["base_model"] = bases[0] if len(bases) == 1 else bases
     fm["library_name"] = LIBRARY[kind]
-    first = model.towers[mods[0]].modality if mods[0] in model.towers else mods[0]
-    fm["pipeline_tag"] = PIPELINE.get(first, "feature-extraction")
+    first = _adapter(model, mods[0])
+    fm["pipeline_tag"] = getattr(first, "pipeline_tag", "feature-extraction")
     tags = ["anycl", "contrastive-learning"] + [model.towers[m].modality for m in mods if m in model.towers]
-    if kind == "sentence-transformers" or (first == "text" and kind != "onnx"):
+    if kind == ST or (ST in getattr(first, "export_formats", ()) and kind != "onnx"):
         tags += ["sentence-transformers", "sentence-similarity", "feature-extraction"]
     if kind == "onnx":
         tags.append("onnx")
@@ -173,15 +192,15 @@ def _load_code(model, folder: str, kind: str, modality: Optional[str]) -> List[s
         "```",
         "",
     ]
-    if "text" in model.towers:
-        tower = model.towers["text"]
+    for name in _st_towers(model)[:1]:
+        tower = model.towers[name]
         out += [
-            "With sentence-transformers (the text tower is a sentence-transformers folder):",
+            f"With sentence-transformers (the {name} tower is a sentence-transformers folder):",
             "",
             "```python",
             "from sentence_transformers import SentenceTransformer",
             "",
-            f'st = SentenceTransformer("{folder}/towers/text")',
+            f'st = SentenceTransformer("{folder}/towers/{name}")',
             "```",
             "",
         ]

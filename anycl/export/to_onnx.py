@@ -18,6 +18,7 @@ a model card (``README.md``). Batch (and, for text, token) dimensions are dynami
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import warnings
@@ -31,6 +32,7 @@ from torch import nn
 from anycl.errors import ConfigError
 
 from .card import write_card
+from .registry import register
 
 ONNX_FILE = "model.onnx"
 META_FILE = "anycl_onnx.json"
@@ -90,19 +92,13 @@ class RealMelSpectrogram(nn.Module):
 
 
 def _default_views(adapter, modality: str) -> List[Any]:
-    """Two evaluation views to trace with, when no example items are given."""
-    if modality == "text":
-        return ["an example sentence to trace the graph with", "a second, shorter one"]
-    g = torch.Generator().manual_seed(0)
-    if modality == "image":
-        size = int(adapter.size)
-        return [
-            adapter.eval_view(torch.randint(0, 256, (3, size + 8, size + 12), generator=g, dtype=torch.uint8))
-            for _ in range(2)
-        ]
-    if modality == "audio":
-        return [adapter.eval_view(torch.randn(adapter.samples, generator=g) * 0.1) for _ in range(2)]
-    raise ConfigError(f"give example items to export the {modality!r} tower: export_onnx(..., example=[item, item])")
+    """Two evaluation views to trace with, when no example items are given: the adapter's ``example_views``."""
+    views = adapter.example_views() if hasattr(adapter, "example_views") else None
+    if views is None:
+        raise ConfigError(
+            f"give example items to export the {modality!r} tower: export_onnx(..., example=[item, item])"
+        )
+    return list(views)
 
 
 def features_for(model, items: Sequence[Any], modality: Optional[str] = None) -> Any:
@@ -122,6 +118,7 @@ def _as_inputs(feats: Any) -> tuple:
     raise ConfigError(f"cannot export a tower whose collated batch is a {type(feats).__name__}; ONNX needs tensors")
 
 
+@register("onnx")
 def export_onnx(
     model,
     directory: str,
@@ -134,7 +131,7 @@ def export_onnx(
 
     Args:
         modality: the tower (default: the anchor side's).
-        example: raw items to trace with (default: built-in examples for text, image and audio).
+        example: raw items to trace with (default: the adapter's ``example_views``; text, image and audio have them).
         normalize: bake ``encode``'s L2 normalisation into the graph.
         opset: the ONNX opset (17 has the STFT that audio towers need).
     """
@@ -157,45 +154,38 @@ def export_onnx(
         feats = adapter.collate(views)
     names, inputs = _as_inputs(feats)
     if names is None:
-        names = ["pixels" if mod == "image" else "waveform" if mod == "audio" else "input"]
+        names = [getattr(adapter, "onnx_input_name", "input")]
         keyed = None
     else:
         keyed = list(names)
-    dynamic = {n: ({0: "batch", 1: "tokens"} if mod == "text" else {0: "batch"}) for n in names}
+    axes = dict(getattr(adapter, "onnx_dynamic_axes", {0: "batch"}))
+    dynamic = {n: dict(axes) for n in names}
     dynamic[OUTPUT] = {0: "batch"}
     wrapper = _ExportedTower(tower, keyed, tower.encode_with_head, normalize).eval()
     was_training = model.training
     model.eval()
-    swapped = None
-    if hasattr(adapter, "mel") and hasattr(adapter, "_mels"):  # audio: a mel spectrogram ONNX can trace
-        key = "cpu"
-        swapped = adapter._mels.get(key)
-        adapter._mels[key] = RealMelSpectrogram(adapter.mel(torch.device("cpu")))
-    out_dir = Path(directory)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / ONNX_FILE
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's tracer and deprecation warnings
-            wrapper(*(t.cpu() for t in inputs))  # lazy imports and per-device transforms happen outside the trace
-            torch.onnx.export(
-                wrapper,
-                tuple(t.cpu() for t in inputs),
-                str(path),
-                input_names=names,
-                output_names=[OUTPUT],
-                dynamic_axes=dynamic,
-                opset_version=opset,
-                dynamo=False,
-                do_constant_folding=True,
-            )
-    finally:
-        model.train(was_training)
-        if hasattr(adapter, "_mels"):
-            if swapped is None:
-                adapter._mels.pop("cpu", None)
-            else:
-                adapter._mels["cpu"] = swapped
+    replace_mel = getattr(adapter, "mel_replaced", None)  # audio: a mel spectrogram ONNX can trace
+    with replace_mel(RealMelSpectrogram) if replace_mel is not None else contextlib.nullcontext():
+        out_dir = Path(directory)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / ONNX_FILE
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the TorchScript exporter's tracer and deprecation warnings
+                wrapper(*(t.cpu() for t in inputs))  # lazy imports and per-device transforms happen outside the trace
+                torch.onnx.export(
+                    wrapper,
+                    tuple(t.cpu() for t in inputs),
+                    str(path),
+                    input_names=names,
+                    output_names=[OUTPUT],
+                    dynamic_axes=dynamic,
+                    opset_version=opset,
+                    dynamo=False,
+                    do_constant_folding=True,
+                )
+        finally:
+            model.train(was_training)
     onnx.checker.check_model(str(path))
     meta: Dict[str, Any] = {
         "modality": mod,

@@ -10,10 +10,12 @@ from anycl.errors import ConfigError
 from anycl.progress import quiet_library_bars
 
 from .card import write_card  # our card, not the upstream model's
+from .registry import register
 
 FORMAT = "sentence-transformers"
 
 
+@register(FORMAT)
 def export_sentence_transformers(model, path: str, modality: Optional[str] = None) -> str:
     """Write a text tower of an anycl model as a sentence-transformers model folder; returns ``path``.
 

@@ -4,12 +4,13 @@ arguments; and the callbacks they become once there is an evaluator."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, List, Mapping, Optional
+from typing import Any, List, Mapping, Union
 
 from anycl.errors import ConfigError
 from anycl.files import LOCK_FILE
-from anycl.model.contrastive import _owned_entries
+from anycl.model.folder import owned_entries
 from anycl.model.lora import check_options as check_peft
 from anycl.options.fit_config import FitConfig
 from anycl.training.best import EarlyStopping, KeepBest, watched_metric
@@ -41,7 +42,7 @@ def check_run_options(cfg: FitConfig) -> None:
     prepare_output_dir(cfg.output_dir, bool(cfg.overwrite) or cfg.resume_from is not None)
 
 
-def prepare_output_dir(output_dir: Optional[str], overwrite: bool) -> None:
+def prepare_output_dir(output_dir: Union[str, os.PathLike, None], overwrite: bool) -> None:
     """Refuse a non-empty output folder unless ``overwrite``, and a model folder anycl did not write."""
     if not output_dir:
         return
@@ -53,7 +54,7 @@ def prepare_output_dir(output_dir: Optional[str], overwrite: bool) -> None:
                 f"another folder (nothing was trained)"
             )
     model_dir = p / "model"
-    if model_dir.is_dir() and _owned_entries(model_dir) is None:  # found now, not after training
+    if model_dir.is_dir() and owned_entries(model_dir) is None:  # found now, not after training
         raise FileExistsError(
             f"{str(model_dir)!r} is a non-empty folder that anycl did not write, and the model "
             f"would be saved there; move it or choose another output_dir (nothing was trained)"
@@ -82,7 +83,7 @@ def training_args(cfg: FitConfig, fit_defaults: Mapping[str, Any]) -> TrainingAr
     return args
 
 
-def watch_callbacks(cfg: FitConfig, evaluator, output_dir: Optional[str]) -> List[Any]:
+def watch_callbacks(cfg: FitConfig, evaluator, output_dir: Union[str, os.PathLike, None]) -> List[Any]:
     """The user's callbacks, plus :class:`anycl.training.best.KeepBest` when ``keep_best`` names a metric (``True``:
     the evaluator's primary metric), :class:`anycl.training.best.EarlyStopping` with ``early_stopping_patience``
     (watching ``early_stopping_metric``, else keep_best's metric, else the primary metric) and

@@ -3,15 +3,16 @@ checks of every item against its tower's adapter."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from anycl import adapters as adapter_registry
 from anycl.data.column_spec import checks, column_specs
 from anycl.data.inputs import Rows, check_items, to_rows
+from anycl.data.item_checks import check_data
+from anycl.data.multi import is_multi_dataset, per_dataset
 from anycl.data.open import open_dataset
-from anycl.errors import ConfigError
+from anycl.errors import ConfigError, DataError
 from anycl.options.fit_config import FitConfig
-from anycl.sampling import multi_dataset as md
 
 SIDES = ("anchor", "positive", "negative")
 
@@ -55,17 +56,33 @@ def file_extensions(modality: Any) -> tuple:
     return adapter_registry.file_extensions(modality) if isinstance(modality, str) else ()
 
 
-def load_parts(dataset: Any, cfg: FitConfig, exts: tuple) -> Tuple[Dict[str, Rows], bool]:
+def file_reader(modality: Any) -> Optional[Callable[[str], Any]]:
+    """``read(path) -> item`` for a folder dataset's files (a text file's text), for a single modality."""
+    return adapter_registry.file_reader(modality) if isinstance(modality, str) else None
+
+
+def load_parts(
+    dataset: Any, cfg: FitConfig, exts: tuple, read_file: Optional[Callable[[str], Any]] = None
+) -> Tuple[Dict[str, Rows], bool]:
     """({data set name: rows}, several?) — one data set is named ``""``; several come as {name: data set}
-    (anycl.sampling.multi_dataset), each with its own ``columns`` when ``columns`` is keyed by data set."""
-    if md.is_multi_dataset(dataset):
+    (anycl.data.multi), each with its own ``columns`` when ``columns`` is keyed by data set.
+    Each is checked with what needs no model (:func:`anycl.data.item_checks.check_data`: labels, negatives)."""
+    multi = is_multi_dataset(dataset)
+    if multi:
         names = [str(k) for k in dataset]
-        cols = md.per_dataset(cfg.columns, names)
-        return {
-            str(k): to_rows(open_dataset(d), cols[str(k)] if cols else cfg.columns, exts, sep=cfg.sep)
+        cols = per_dataset(cfg.columns, names)
+        parts = {
+            str(k): to_rows(open_dataset(d), cols[str(k)] if cols else cfg.columns, exts, cfg.sep, read_file)
             for k, d in dataset.items()
-        }, True
-    return {"": to_rows(open_dataset(dataset), cfg.columns, exts, sep=cfg.sep)}, False
+        }
+    else:
+        parts = {"": to_rows(open_dataset(dataset), cfg.columns, exts, cfg.sep, read_file)}
+    for name, part in parts.items():
+        try:
+            check_data(part)
+        except DataError as exc:
+            raise DataError(f"data set {name!r}: {exc}" if name else str(exc)) from None
+    return parts, multi
 
 
 def check_rows(rows: Rows, cfg: FitConfig, log) -> None:

@@ -9,12 +9,14 @@ from typing import Any, Dict, Mapping, Optional
 
 from torch import nn
 
+from anycl.data.multi import per_dataset
 from anycl.data.views import default_loss as multiview_default_loss
+from anycl.data.views import view_counts
 from anycl.errors import ConfigError
 from anycl.evaluation.probe import probe_options
 from anycl.losses.matryoshka import MatryoshkaLoss, check_dims
+from anycl.losses.multi_dataset import MultiLoss
 from anycl.options.fit_config import FitConfig
-from anycl.sampling import multi_dataset as md
 
 from .loss_data import build_losses, check_loss_rows
 
@@ -50,11 +52,12 @@ def choose_loss(
     """The loss: the one named, else multiview_infonce with views, else CLIP/CLAP's for cross-modal pairs, else
     the anchor modality's default."""
     loss = cfg.loss
-    per_options = md.per_dataset(cfg.loss_options, list(parts)) if multi else None  # {data set: {...}}
+    per_options = per_dataset(cfg.loss_options, list(parts)) if multi else None  # {data set: {...}}
     loss_options = {} if per_options else dict(cfg.loss_options or {})
     if cfg.temperature is not None:
         loss_options["temperature"] = cfg.temperature
-    loss = multiview_default_loss(cfg.options(), loss, loss_options, anchor_adapter_cls)  # views=, no loss=
+    counts = view_counts(cfg.views, cfg.local_views)  # views=, no loss=: multiview_infonce
+    loss = multiview_default_loss(counts, loss, loss_options, anchor_adapter_cls)
     if cfg.probe is not None:  # the probe's options, checked before any model loads (anycl.evaluation.probe)
         probe_options(cfg.probe)
     if loss is None and len(set(sides.values())) > 1:  # CLIP/CLAP: both directions, CLIP's initial temperature, learnt
@@ -67,7 +70,7 @@ def choose_loss(
         for k, v in anchor_adapter_cls.default_loss_options.items():
             loss_options.setdefault(k, v)
     losses = build_losses(loss, loss_options, parts, multi, per_options)  # {data set: loss module}
-    loss_fn = md.MultiLoss(losses) if multi else losses[""]
+    loss_fn = MultiLoss(losses) if multi else losses[""]
     configure_guide(cfg, loss_fn, loss)
     plan = LossPlan(loss, loss_options, per_options, cfg.loss_options, losses, loss_fn)
     if cfg.matryoshka_dims is not None:  # the width is checked once the model is built

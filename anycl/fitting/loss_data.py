@@ -2,7 +2,7 @@
 hard negatives or none, and — for distillation — the teacher's embeddings of every row.
 
 ``fit`` calls :func:`check_loss_rows` once per data set (several data sets each have their own loss,
-see :mod:`anycl.sampling.multi_dataset`) and :func:`with_teacher_embeddings` when the loss distils a teacher.
+see :mod:`anycl.losses.multi_dataset`) and :func:`with_teacher_embeddings` when the loss distils a teacher.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from torch import nn
 
 from anycl import losses as loss_registry
 from anycl.data.inputs import LABEL, TEACHER, Rows, check_score_range
+from anycl.data.multi import check_same_columns, per_dataset
 from anycl.errors import ConfigError, UnknownNameError
 from anycl.losses.momentum import embedding_width
 from anycl.model.teacher import open_teacher, teacher_embeddings
-from anycl.sampling import multi_dataset as md
 
 log = logging.getLogger("anycl")
 
@@ -108,11 +108,11 @@ def with_teacher_embeddings(loss_fn, rows: Rows, modality: Optional[str] = None)
 
 def build_losses(loss, loss_options, parts, multi: bool, per_options=None) -> Dict[str, nn.Module]:
     """{data set name: loss module} ('' for a single data set); ``per_options`` ({data set: options}) adds to
-    ``loss_options``. One loss for several data sets needs the same columns in each (anycl.sampling.multi_dataset)."""
+    ``loss_options``. One loss for several data sets needs the same columns in each (anycl.data.multi)."""
     names = list(parts)
-    given = md.per_dataset(loss, names) if multi else None
+    given = per_dataset(loss, names) if multi else None
     if multi and given is None and per_options is None:
-        md.check_same_columns(parts, loss)
+        check_same_columns(parts, loss)
     out: Dict[str, nn.Module] = {}
     shared = None
     for name in names:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Union
 
-from anycl.export.card import _COMMAND
+from anycl.export.card import current_command
 from anycl.model.lora import check_options as check_peft
 from anycl.model.lora import merge_lora
 from anycl.options.fit_config import FitConfig
@@ -30,7 +30,7 @@ def record_run(
     args,
     sampler_options,
     examples,
-    output_dir: Optional[str],
+    output_dir: Union[str, os.PathLike, None],
 ):
     """Everything after training; returns the model to hand back."""
     if cfg.peft and check_peft(cfg.peft)["merge"]:
@@ -51,8 +51,8 @@ def record_run(
         model.info["matryoshka"] = {"dims": plan.matryoshka[0], "weights": plan.matryoshka[1]}
     if cfg.peft:
         model.info["peft"] = {k: v for k, v in check_peft(cfg.peft).items() if v is not None}
-    if _COMMAND[0]:  # the command line that started the run (anycl.export.card.command)
-        model.info["command"] = _COMMAND[0]
+    if current_command():  # the command line that started the run (anycl.export.card.command)
+        model.info["command"] = current_command()
     for cb in callbacks:
         if getattr(cb, "stopped_step", None) is not None:  # anycl.training.best.EarlyStopping ended the run
             model.info["early_stopping"] = {

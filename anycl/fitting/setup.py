@@ -7,21 +7,21 @@ import logging
 import os
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from anycl.data.inputs import Rows, to_rows
+from anycl.adapters import ADAPTERS
+from anycl.data.inputs import Rows
 from anycl.data.prompts import resolve_fit_prompts
-from anycl.data.views import multiview_builder
+from anycl.data.views import multiview_builder, view_counts
 from anycl.errors import ConfigError
-from anycl.evaluation.crossmodal import CrossModalRetrievalEvaluator, freeze
-from anycl.evaluation.embedding_evaluators import RetrievalEvaluator
-from anycl.evaluation.pair_evaluators import build_evaluator
-from anycl.evaluation.probe import probe_evaluator
+from anycl.evaluation.choose import build_evaluator
+from anycl.evaluation.crossmodal import freeze
+from anycl.evaluation.retrieval import RetrievalEvaluator
 from anycl.losses.matryoshka import check_dims
 from anycl.model.contrastive import Tower
 from anycl.model.lora import apply_lora
 from anycl.options.fit_config import FitConfig
 from anycl.report.examples import RetrievalExamples
 from anycl.sampling import factory as sampling
-from anycl.sampling import multi_dataset as md
+from anycl.sampling.multi_dataset import MultiBatchBuilder, MultiDatasetSampler
 from anycl.training.guide import make_guide
 
 log = logging.getLogger("anycl")
@@ -30,10 +30,13 @@ log = logging.getLogger("anycl")
 def fit_prompts(cfg: FitConfig, rows: Rows, sides: Mapping[str, str]) -> Dict[str, str]:
     """The prompts of each side, and a checked ``include_prompt`` (before any model is loaded)."""
     mines = cfg.sampler == "mined" or bool(getattr(cfg.sampler, "num_negatives", 0))
-    prompts = resolve_fit_prompts(cfg.prompts, rows.columns, cfg.columns, sides, mined_negatives=mines)
+    takes = {m for m in sides.values() if getattr(ADAPTERS.lookup(m), "supports_prompts", False)}
+    prompts = resolve_fit_prompts(
+        cfg.prompts, rows.columns, cfg.columns, sides, mined_negatives=mines, prompt_modalities=takes
+    )
     if not isinstance(cfg.include_prompt, bool):
         raise ConfigError(f"include_prompt must be True or False, got {cfg.include_prompt!r}")
-    if not cfg.include_prompt and "text" not in sides.values():
+    if not cfg.include_prompt and not takes:
         raise ConfigError("include_prompt applies to text towers; this model has none")
     return prompts
 
@@ -93,43 +96,46 @@ def samplers_and_builders(
     samplers, builders = {}, {}
     for name, part in parts.items():
         samplers[name], builders[name] = sampling.sampler_and_builder(
-            cfg.options(), sopts, part, model, losses[name], guide, prompts
+            cfg, sopts, part, model, losses[name], guide, prompts
         )
     builder: Any  # a BatchBuilder, or a MultiBatchBuilder (same build interface) for several data sets
     if multi:
         sampler, builder = (
-            md.MultiDatasetSampler(samplers, cfg.multi_dataset_sampling or "proportional", seed),
-            md.MultiBatchBuilder(builders),
+            MultiDatasetSampler(samplers, cfg.multi_dataset_sampling or "proportional", seed),
+            MultiBatchBuilder(builders),
         )
     else:
         sampler, builder = samplers[""], builders[""]
-    return sampler, multiview_builder(cfg.options(), builder), sopts
+    return sampler, multiview_builder(view_counts(cfg.views, cfg.local_views), builder), sopts
 
 
-def make_evaluator(cfg: FitConfig, model, cross_modal: bool, multi: bool, exts: tuple, seed: int, matryoshka):
-    """The evaluation of ``eval_dataset``: cross-modal retrieval for cross-modal pairs, a kNN (+ linear)
-    probe with ``probe``, else by its columns (anycl.evaluation.pair_evaluators); with Matryoshka dims, metrics at every
-    trained width."""
-    eval_data = cfg.eval_dataset
-    if cross_modal and eval_data is not None and not callable(eval_data):
-        eval_rows = to_rows(eval_data, cfg.columns)
-        if not eval_rows.has_positive:
-            raise ConfigError("a cross-modal eval_dataset needs aligned (anchor, positive) pairs")
-        evaluator = CrossModalRetrievalEvaluator(eval_rows.column("anchor"), eval_rows.column("positive"))
-    elif cfg.probe is not None:  # kNN (+ linear) probe on labelled items (anycl.evaluation.probe)
-        evaluator = probe_evaluator(eval_data, cfg.probe, cfg.columns, exts, seed)
-    else:
-        evaluator = build_evaluator(
-            eval_data, cfg.eval_kind, cfg.columns if not multi else None, file_extensions=exts, seed=seed
-        )
+def make_evaluator(cfg: FitConfig, sides: Mapping[str, str], multi: bool, exts: tuple, seed: int):
+    """The evaluation of ``eval_dataset``, as :func:`anycl.evaluation.choose.build_evaluator` decides (``eval_kind``,
+    ``probe``, else by its columns and the ``sides``' modalities). Made before any model loads, so that evaluation
+    data that cannot be used (empty, one pair, NaN labels) stops the run first; :func:`evaluate_widths` adds the
+    Matryoshka widths once the model is built."""
+    return build_evaluator(
+        cfg.eval_dataset,
+        cfg.eval_kind,
+        cfg.columns if not multi else None,
+        file_extensions=exts,
+        seed=seed,
+        sides=sides,
+        probe=cfg.probe,
+    )
+
+
+def evaluate_widths(evaluator, model, matryoshka) -> None:
+    """With Matryoshka dims, the evaluator reports its metrics at every trained width below the model's."""
     if matryoshka is not None and hasattr(evaluator, "truncate_dims"):
         evaluator.truncate_dims = [d for d in matryoshka[0] if d < (model.embedding_width() or 0)]
-    return evaluator
 
 
 def retrieval_examples(output_dir, sides, evaluator, rows, seed: int) -> Optional[RetrievalExamples]:
-    """With an output_dir and text pairs: the report's retrieval examples, searched before training."""
-    if not output_dir or sides["anchor"] != "text" or sides["positive"] != "text" or os.environ.get("RANK", "0") != "0":
+    """With an output_dir and text pairs (both sides' adapters have ``text_items``): the report's retrieval
+    examples, searched before training."""
+    text = all(getattr(ADAPTERS.lookup(sides[s]), "text_items", False) for s in ("anchor", "positive"))
+    if not output_dir or not text or os.environ.get("RANK", "0") != "0":
         return None
     if isinstance(evaluator, RetrievalEvaluator):
         return RetrievalExamples.pick(evaluator.queries, evaluator.corpus, evaluator.relevant, seed=seed)

@@ -1,7 +1,9 @@
 """The loss registry. ``anycl.losses.get("infonce", temperature=0.05)(anchor_emb, positive_emb)``.
 
 One file per loss family; :mod:`anycl.losses.base` holds the base class, ``Temperature`` and the shared
-shape checks, :mod:`anycl.losses.registry` the name → class table. Every loss takes embeddings only:
+shape checks, :mod:`anycl.losses.registry` the name → class table; wrappers of other losses:
+:mod:`anycl.losses.matryoshka` (nested widths) and :mod:`anycl.losses.multi_dataset` (one loss per data set).
+Every loss takes embeddings only:
 ``forward(anchor (B, D), positive (B, D), negative=None (B, K, D), labels=None (B,))``.
 See ``docs/losses.md`` for the list, the options and when to use which.
 """

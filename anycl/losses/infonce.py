@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .fused import row_lse
-from .guided import check_margin, guide_thresholds, guided_mask, normalized_guide
+from .guide_mask import check_margin, guide_thresholds, guided_mask, normalized_guide
 from .infonce_functional import info_nce, symmetric_info_nce
 from .registry import ContrastiveLoss, Temperature, full_precision, pair_inputs, register, same_label_mask
 
@@ -61,7 +61,7 @@ class InfoNCE(ContrastiveLoss):
             guide's anchor–positive similarity minus the margin (``"absolute"``: :math:`s - m`;
             ``"relative"``: :math:`s - |s| m`, as sentence-transformers' ``GISTEmbedLoss``). The row's own
             positive is never masked; memory-queue entries have no guide embedding and are never masked.
-            See :mod:`anycl.losses.guided`.
+            See :mod:`anycl.losses.guide_mask`.
 
     Inputs:
         anchor: (B, D). positive: (B, D). negative: optional (B, K, D) or (B, D) hard negatives; every
@@ -181,7 +181,7 @@ class InfoNCE(ContrastiveLoss):
         )
 
     def _guide(self, guide, batch: int, has_negatives: bool) -> dict:
-        """The guide embeddings, normalised, with the thresholds :math:`t_i` (anycl.losses.guided)."""
+        """The guide embeddings, normalised, with the thresholds :math:`t_i` (anycl.losses.guide_mask)."""
         g = normalized_guide(guide)
         if "anchor" not in g or "positive" not in g:
             raise ValueError("infonce: guide= needs the guide's 'anchor' and 'positive' embeddings")
@@ -208,7 +208,7 @@ class InfoNCE(ContrastiveLoss):
     ) -> Optional[torch.Tensor]:
         """The false-negative mask of one direction: ``same`` (labels), with ``side_start`` the same-side
         block's own entries (and labels), and with the guide ``g`` what it rates above the threshold
-        (:func:`anycl.losses.guided.guided_mask`)."""
+        (:func:`anycl.losses.guide_mask.guided_mask`)."""
         mask: Optional[torch.Tensor]
         if side_start is not None:
             mask = InfoNCE._with_same_side(same, rows, batch, side_start, labels, device)

@@ -47,15 +47,11 @@ import torch
 
 from anycl.errors import ConfigError
 from anycl.files import check_parent
-from anycl.model.embed import embed_all
+from anycl.model.embed import embed_all, is_anycl_model
 
 log = logging.getLogger("anycl")
 PART_ROWS = 65536
 FORMAT = "anycl-embed-cache-v1"
-
-
-def _is_anycl_model(model) -> bool:
-    return hasattr(model, "tower") and hasattr(model, "sides")
 
 
 def _hash_state(h, state: Dict[str, torch.Tensor]) -> None:
@@ -74,7 +70,7 @@ def model_key(model, side: str, precision: str, state_hash: Optional[str] = None
     ``state_hash``: :func:`state_hash` of the model when already computed."""
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{FORMAT}|{precision}|{type(model).__module__}.{type(model).__qualname__}|".encode())
-    if _is_anycl_model(model):
+    if is_anycl_model(model):
         tower = model.sides.get(side, model.sides.get("anchor"))
         conf = json.dumps(model.config(), sort_keys=True, default=str)
         h.update(f"tower={tower}|prompt={model.prompt_for(side)!r}|".encode() + conf.encode())
@@ -162,7 +158,7 @@ class EmbeddingCache:
         os.utime(folder, (now, now))  # recently used: kept by finish()
         if key not in self.used:
             self.used.append(key)
-        paths = _is_anycl_model(model) and model.tower(side).modality != "text"
+        paths = is_anycl_model(model) and not getattr(model.tower(side).adapter, "text_items", False)
         digests = [item_digest(x, paths) for x in items]
         wanted = {d: j for j, d in enumerate(digests) if d is not None}
         got, emb = self._lookup(folder, wanted)

@@ -1,35 +1,24 @@
-"""What :func:`anycl.mining.mine_negative_ids` asks of its models beyond the search: the check of one item
-(the model's adapter's, or a non-empty string), and the guide's rule (GISTEmbed's false-negative filter
-applied at mining time): the ranked candidates a second model scores above its own positive score minus
-the margin."""
+"""GISTEmbed-style guiding at mining time (part 3 of 3): a mined candidate is dropped when the *guide* model
+scores it above the guide's own positive score minus the margin — the same rule the loss applies to in-batch
+candidates, applied to the candidates :func:`anycl.mining.mine_negative_ids` ranks with the mined model (rule 6
+of :mod:`anycl.mining.mine`). ``fit`` turns it on with ``sampler_options={"guide_filter": True}`` beside
+``guide=``.
+
+The three parts of guiding: the guide model and its embeddings of each training batch,
+:mod:`anycl.training.guide`; the mask of in-batch candidates in the loss, :mod:`anycl.losses.guide_mask`; this
+filter of mined candidates.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 
-from anycl.errors import DataError
-
 from .embed_cache import embed_items
 from .rules import MiningStats
-from .shard import Shard
-
-
-def item_validator(model, side: str):
-    """The check of one ``side`` item: the model's adapter's ``validate``, or (a plain embedding model) a
-    non-empty string."""
-    if hasattr(model, "tower") and hasattr(model, "sides"):
-        return model.tower(side).adapter.validate
-
-    def check(item, where):
-        if not isinstance(item, str):
-            raise DataError(f"{where} must be a string, got {type(item).__name__}: {item!r:.80}")
-        if not item.strip():
-            raise DataError(f"{where} is an empty string; remove empty texts or fill them in")
-
-    return check
+from .shard import Shard, lowest_pair_scores
 
 
 def guide_rejects(
@@ -71,13 +60,3 @@ def guide_rejects(
     rows = torch.arange(nq).repeat_interleave(depth)
     g_cand = shard_d.pair_scores(gq, gd, rows, idx.clamp(min=0).reshape(-1)).view(nq, depth)
     return (g_cand > thr.unsqueeze(1)) & (idx >= 0)
-
-
-def lowest_pair_scores(
-    shard_d: Shard, q_emb: torch.Tensor, d_local: torch.Tensor, per_query: List[List[int]]
-) -> torch.Tensor:
-    """(Q,) each query's lowest score among its documents ``per_query[q]`` (global ids; +inf for none)."""
-    qi = torch.tensor([q for q, ds in enumerate(per_query) for _ in ds], dtype=torch.long)
-    di = torch.tensor([d for ds in per_query for d in ds], dtype=torch.long)
-    scores = shard_d.pair_scores(q_emb, d_local, qi, di)
-    return torch.full((len(per_query),), float("inf")).scatter_reduce(0, qi, scores, "amin")

@@ -41,26 +41,17 @@ import torch
 from anycl.data.inputs import to_rows
 from anycl.distributed import process_info
 from anycl.errors import DataError
-from anycl.keys import item_key
 from anycl.progress import phase_bar
-from anycl.search.exact import topk
 from anycl.search.faiss_index import searcher
 
 from .embed_cache import EmbeddingCache, check_cacheable, embed_items
-from .guide_filter import guide_rejects, item_validator, lowest_pair_scores
+from .guide_filter import guide_rejects
 from .options import MiningOptions
+from .pairs import MiningPairs, check_corpus_size, check_items, distinct_pairs
 from .rules import RULES, MiningStats, choose_negatives, filter_candidates  # noqa: F401
-from .shard import Shard
+from .shard import Shard, lowest_pair_scores
 
 log = logging.getLogger("anycl")
-
-
-# -- the search (anycl.search; the name below is kept for callers of anycl.mining) -------------------
-def chunked_topk_excluding(
-    queries: torch.Tensor, corpus: torch.Tensor, k: int, exclude: Sequence[Sequence[int]], chunk_size: int = 1024
-) -> Tuple[torch.Tensor, torch.Tensor]:
-    """:func:`anycl.search.exact` with blocks of ``chunk_size`` queries × ``chunk_size`` documents."""
-    return topk(queries, corpus, k, exclude, chunk_size)
 
 
 def mine_negative_ids(
@@ -95,128 +86,149 @@ def mine_negative_ids(
     """
     opts = MiningOptions.resolve(options, **option_values)
     search = searcher(opts.backend, opts.faiss_options)  # the search of this pass (its options were checked above)
-    if opts.cache_dir is not None:  # in every process, before any embedding (or collective)
+    check_models(opts, model, guide)
+    documents = list(corpus) if corpus is not None else []
+    check_items(model, anchors, positives, documents)
+    pairs = distinct_pairs(anchors, positives, documents)
+    check_corpus_size(pairs, opts.num_negatives)
+    stats = MiningStats(
+        num_negatives=opts.num_negatives,
+        rows_in=len(anchors),
+        backend=opts.backend,
+        queries=len(pairs.queries),
+        corpus_size=len(pairs.docs),
+        own_positives_excluded=pairs.excluded,
+    )
+    shards = process_shards(pairs, opts.shard)
+    cache = EmbeddingCache(opts.cache_dir, opts.cache_keep) if opts.cache_dir is not None else None
+    q_emb, d_emb = embed_pairs(model, pairs, shards, opts, cache, stats)
+    started = time.perf_counter()
+    scores, idx, pos_score = search_candidates(q_emb, d_emb, pairs, shards[1], opts, search)
+    reject = guide_rejections(guide, pairs, idx, shards, opts, guide_cache, cache, stats)
+    finish_cache(cache, stats)
+    chosen = pick_negatives(scores, idx, pos_score, reject, pairs, opts, stats)
+    stats.search_seconds = time.perf_counter() - started
+    per_row = negatives_per_row(chosen, pairs.row_query, opts, stats)
+    score_statistics(q_emb, d_emb, chosen, pos_score, shards[1], stats)
+    return per_row, pairs.docs, stats
+
+
+# -- the steps of a mining pass, in order --------------------------------------------------------------
+def check_models(opts: MiningOptions, model, guide) -> None:
+    """With ``cache_dir``: the model (and guide) must have a state to hash; checked in every process, before
+    any embedding (or collective)."""
+    if opts.cache_dir is not None:
         for m in (model, guide) if guide is not None else (model,):
             check_cacheable(m)
-    stats = MiningStats(num_negatives=opts.num_negatives, rows_in=len(anchors), backend=opts.backend)
-    check_a, check_p = item_validator(model, "anchor"), item_validator(model, "positive")
-    for r, (a, p) in enumerate(zip(anchors, positives)):
-        check_a(a, f"row {r}: anchor")
-        if p is None:
-            raise DataError(
-                f"row {r}: the query {a!r:.60} has no positive; mining needs (anchor, positive) pairs "
-                f"(drop rows without a positive)"
-            )
-        check_p(p, f"row {r}: positive")
-    # distinct queries, their positives, and the corpus (given documents + every positive)
-    qindex: Dict[Any, int] = {}
-    queries: List[Any] = []
-    row_query: List[int] = []
-    for a in anchors:
-        k = item_key(a)
-        if k not in qindex:
-            qindex[k] = len(queries)
-            queries.append(a)
-        row_query.append(qindex[k])
-    dindex: Dict[Any, int] = {}
-    docs: List[Any] = []
 
-    def add_doc(d) -> int:
-        k = item_key(d)
-        if k not in dindex:
-            dindex[k] = len(docs)
-            docs.append(d)
-        return dindex[k]
 
-    for j, d in enumerate(corpus if corpus is not None else ()):
-        check_p(d, f"corpus[{j}]")
-        add_doc(d)
-    own: List[set] = [set() for _ in queries]
-    for r, p in enumerate(positives):
-        own[row_query[r]].add(add_doc(p))
-    for qi, q in enumerate(queries):  # a document equal to the query is no negative of it
-        same = dindex.get(item_key(q))
-        if same is not None:
-            own[qi].add(same)
-    if len(docs) <= opts.num_negatives:
-        raise DataError(
-            f"the corpus has {len(docs)} distinct documents (positives included); num_negatives="
-            f"{opts.num_negatives} needs more than that: give a larger corpus= or lower num_negatives"
-        )
-    stats.queries, stats.corpus_size = len(queries), len(docs)
-    stats.own_positives_excluded = sum(len(s) for s in own)
+def process_shards(pairs: MiningPairs, shard: bool) -> Tuple[Shard, Shard]:
+    """This process's share of the queries and of the documents (all of both with ``shard=False``)."""
+    if shard:
+        return Shard(len(pairs.queries)), Shard(len(pairs.docs))
+    return Shard(len(pairs.queries), 0, 1), Shard(len(pairs.docs), 0, 1)
 
-    rank = process_info()[0]
-    shard_q, shard_d = (
-        (Shard(len(queries)), Shard(len(docs))) if opts.shard else (Shard(len(queries), 0, 1), Shard(len(docs), 0, 1))
-    )
-    cache = EmbeddingCache(opts.cache_dir, opts.cache_keep) if opts.cache_dir is not None else None
+
+def embed_pairs(
+    model, pairs: MiningPairs, shards: Tuple[Shard, Shard], opts: MiningOptions, cache, stats: MiningStats
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Every query's embedding (each process embeds its share; gathered) and this process's share of the
+    documents' embeddings, under one progress bar (the main process's)."""
+    shard_q, shard_d = shards
     t0 = time.perf_counter()
-    show = opts.show_progress if rank == 0 else False  # one bar, the main process's
+    show = opts.show_progress if process_info()[0] == 0 else False
     with phase_bar(show, len(shard_q) + len(shard_d), desc="mining (embed)") as bar:
         q_emb = shard_q.gather(
-            embed_items(model, shard_q.take(queries), "anchor", opts.batch_size, opts.precision, bar, cache)
+            embed_items(model, shard_q.take(pairs.queries), "anchor", opts.batch_size, opts.precision, bar, cache)
         )
-        d_emb = embed_items(model, shard_d.take(docs), "positive", opts.batch_size, opts.precision, bar, cache)
+        d_emb = embed_items(model, shard_d.take(pairs.docs), "positive", opts.batch_size, opts.precision, bar, cache)
     stats.embed_seconds = time.perf_counter() - t0
     stats.processes, stats.embedded = shard_q.world, len(shard_q) + len(shard_d)
-    t0 = time.perf_counter()
-    pos_lists = [sorted(s) for s in own]
-    # lowest score among each query's labelled positives
-    labelled: List[List[int]] = [[] for _ in queries]
-    for r, p in enumerate(positives):
-        labelled[row_query[r]].append(dindex[item_key(p)])
-    pos_score = lowest_pair_scores(shard_d, q_emb, d_emb, labelled)
-    depth = min(opts.range_max, len(docs))
-    scores, idx = shard_d.topk(q_emb, d_emb, depth, pos_lists, opts.chunk_size, search)
-    reject = None
-    if guide is not None:
-        reject = guide_rejects(
-            guide,
-            queries,
-            docs,
-            labelled,
-            idx,
-            opts.guide_margin,
-            opts.guide_margin_strategy,
-            opts.batch_size,
-            opts.precision,
-            guide_cache,
-            stats,
-            shards=(shard_q, shard_d),
-            embed_cache=cache,
-        )
-    if cache is not None:
-        stats.embedded, stats.cache_hits = cache.misses, cache.hits
-        if rank == 0:
-            cache.finish()
+    return q_emb, d_emb
+
+
+def search_candidates(
+    q_emb: torch.Tensor, d_emb: torch.Tensor, pairs: MiningPairs, shard_d: Shard, opts: MiningOptions, search
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(scores, document ids) of each query's best ``range_max`` documents, its own excluded (rule 1), and
+    each query's lowest positive score."""
+    own = [sorted(s) for s in pairs.own]
+    pos_score = lowest_pair_scores(shard_d, q_emb, d_emb, pairs.labelled)
+    depth = min(opts.range_max, len(pairs.docs))
+    scores, idx = shard_d.topk(q_emb, d_emb, depth, own, opts.chunk_size, search)
+    return scores, idx, pos_score
+
+
+def guide_rejections(
+    guide, pairs: MiningPairs, idx, shards, opts: MiningOptions, guide_cache, cache, stats: MiningStats
+) -> Optional[torch.Tensor]:
+    """The candidates the guide rejects (rule 6; None without a guide)."""
+    if guide is None:
+        return None
+    return guide_rejects(
+        guide,
+        pairs.queries,
+        pairs.docs,
+        pairs.labelled,
+        idx,
+        opts.guide_margin,
+        opts.guide_margin_strategy,
+        opts.batch_size,
+        opts.precision,
+        guide_cache,
+        stats,
+        shards=shards,
+        embed_cache=cache,
+    )
+
+
+def finish_cache(cache: Optional[EmbeddingCache], stats: MiningStats) -> None:
+    """The cache's counts into the statistics; the main process prunes the folder to ``cache_keep`` keys."""
+    if cache is None:
+        return
+    stats.embedded, stats.cache_hits = cache.misses, cache.hits
+    if process_info()[0] == 0:
+        cache.finish()
+
+
+def pick_negatives(
+    scores, idx, pos_score, reject, pairs: MiningPairs, opts: MiningOptions, stats: MiningStats
+) -> List[List[int]]:
+    """Each query's negatives: the candidates through rules 2-6, then ``num_negatives`` of those left."""
     keep, counts = filter_candidates(
         scores, pos_score, opts.range_min, opts.max_score, opts.absolute_margin, opts.relative_margin, reject
     )
     stats.candidates = int(torch.isfinite(scores).sum())
     stats.filtered, stats.kept = counts, int(keep.sum())
-
-    chosen = choose_negatives(
-        idx, keep, own, len(docs), opts.num_negatives, opts.sampling, opts.on_short, opts.seed, stats
+    return choose_negatives(
+        idx, keep, pairs.own, len(pairs.docs), opts.num_negatives, opts.sampling, opts.on_short, opts.seed, stats
     )
-    stats.search_seconds = time.perf_counter() - t0
 
+
+def negatives_per_row(
+    chosen: List[List[int]], row_query: List[int], opts: MiningOptions, stats: MiningStats
+) -> List[Optional[List[int]]]:
+    """Each row's negatives (its query's); None for a row whose query is short with ``on_short="drop"``."""
     per_row: List[Optional[List[int]]] = []
-    for r in range(len(anchors)):
-        c = chosen[row_query[r]]
+    for q in row_query:
+        c = chosen[q]
         if len(c) < opts.num_negatives and opts.on_short == "drop":
             per_row.append(None)
             stats.rows_dropped += 1
             continue
         per_row.append(c)
+    stats.rows_out = len(row_query) - stats.rows_dropped
+    return per_row
+
+
+def score_statistics(q_emb, d_emb, chosen: List[List[int]], pos_score, shard_d: Shard, stats: MiningStats) -> None:
+    """The negatives taken and the mean positive and negative scores."""
     pairs_q = torch.tensor([qi for qi, c in enumerate(chosen) for _ in c], dtype=torch.long)
     pairs_d = torch.tensor([d for c in chosen for d in c], dtype=torch.long)
     neg = shard_d.pair_scores(q_emb, d_emb, pairs_q, pairs_d)
     stats.negatives_taken = sum(len(c) for c in chosen)
-    stats.rows_out = len(anchors) - stats.rows_dropped
-    stats.mean_positive_score = float(pos_score.mean()) if len(queries) else float("nan")
+    stats.mean_positive_score = float(pos_score.mean()) if len(pos_score) else float("nan")
     stats.mean_negative_score = float(neg.mean()) if len(neg) else float("nan")
-    return per_row, docs, stats
 
 
 def mine_hard_negatives(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Dict, Optional
 
 from anycl.errors import ConfigError, did_you_mean
-from anycl.losses.guided import check_margin
+from anycl.losses.guide_mask import check_margin
 from anycl.model.embed import PRECISIONS
 from anycl.search.faiss_index import searcher
 

@@ -164,3 +164,13 @@ class Shard:
             out_s.append(s)
             out_i.append(i)
         return torch.cat(out_s)[:nq], torch.cat(out_i)[:nq]
+
+
+def lowest_pair_scores(
+    shard_d: Shard, q_emb: torch.Tensor, d_local: torch.Tensor, per_query: List[List[int]]
+) -> torch.Tensor:
+    """(Q,) each query's lowest score among its documents ``per_query[q]`` (global ids; +inf for none)."""
+    qi = torch.tensor([q for q, ds in enumerate(per_query) for _ in ds], dtype=torch.long)
+    di = torch.tensor([d for ds in per_query for d in ds], dtype=torch.long)
+    scores = shard_d.pair_scores(q_emb, d_local, qi, di)
+    return torch.full((len(per_query),), float("inf")).scatter_reduce(0, qi, scores, "amin")

@@ -6,7 +6,7 @@ and an optional projection head; several towers must give embeddings of one widt
 from __future__ import annotations
 
 import inspect
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Union
 
 from torch import nn
 
@@ -24,7 +24,13 @@ def per_modality(value: Any, modality: str, modalities) -> Any:
 
 
 def build_towers(
-    sides: Mapping[str, str], *, model: Optional[str], encoder, encoder_options, adapter_options, head: Any
+    sides: Mapping[str, str],
+    *,
+    model: Union[str, Mapping[str, str], None],
+    encoder,
+    encoder_options,
+    adapter_options,
+    head: Any,
 ) -> Dict[str, Tower]:
     """``{modality: Tower}`` for :func:`anycl.model.build_model` (its arguments; the defaults are its own)."""
     modalities = sorted(set(sides.values()))
@@ -34,10 +40,12 @@ def build_towers(
         enc = per_modality(encoder, m, modalities) if isinstance(encoder, Mapping) else encoder
         if enc is None:
             opts = dict(per_modality(encoder_options, m, modalities) or {})
-            # model= names a pretrained model: a string goes to the text tower; {modality: x} picks per tower
-            chosen = (
-                model.get(m) if isinstance(model, Mapping) else (model if m == "text" or len(modalities) == 1 else None)
-            )
+            # model= names a pretrained model: a string goes to the tower whose adapter claims it (text's) or to
+            # the only tower; {modality: x} picks per tower
+            if isinstance(model, Mapping):
+                chosen = model.get(m)
+            else:
+                chosen = model if adapter.claims_model_name or len(modalities) == 1 else None
             if chosen is not None and "model" in inspect.signature(adapter.default_encoder).parameters:
                 opts.setdefault("model", chosen)
             enc = adapter.default_encoder(**opts)

@@ -12,14 +12,13 @@ prompts, similarity, widths and ``max_seq_length`` (sentence-transformers' names
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Tuple, cast
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union, cast
 
 import torch
 from torch import nn
 
 from anycl.errors import ConfigError
-from anycl.export.to_onnx import export_onnx
-from anycl.export.to_sentence_transformers import export_sentence_transformers
+from anycl.export import registry as exports
 
 from .build import build_towers, per_modality  # noqa: F401  (per_modality: importable from here, as before)
 from .embed import embed_with_tower
@@ -30,7 +29,6 @@ from .folder import (  # noqa: F401
     FORMAT_VERSION,
     HEADS_FILE,
     MANIFEST_FILE,
-    _owned_entries,
     read_model,
     save_model,
 )
@@ -174,14 +172,20 @@ class ContrastiveModel(SentenceTransformerNames, nn.Module):
             single=single,
         )
 
+    def export(self, format: str, path: str, **options) -> str:
+        """Write the model (or one tower: ``modality=``) in a registered format (``anycl.export.names()``:
+        ``"onnx"``, ``"sentence-transformers"``, and plugins') at ``path``, with the format's ``options``;
+        returns the path it wrote. An unknown format is an error naming the registered ones."""
+        return exports.export(self, format, path, **options)
+
     def export_sentence_transformers(self, path: str, modality: Optional[str] = None) -> str:
         """Write the text tower as a sentence-transformers folder (:mod:`anycl.export.to_sentence_transformers`)."""
-        return export_sentence_transformers(self, path, modality)
+        return self.export("sentence-transformers", path, modality=modality)
 
     def export_onnx(self, path: str, modality: Optional[str] = None, **options) -> str:
         """Write one tower as ONNX (``model.onnx`` + inputs description + card) into folder ``path``; see
         :mod:`anycl.export.to_onnx`. Returns the ``.onnx`` file's path."""
-        return export_onnx(self, path, modality, **options)
+        return self.export("onnx", path, modality=modality, **options)
 
     # ------------------------------------------------------------------------------------------------
     def config(self) -> Dict[str, Any]:
@@ -237,7 +241,7 @@ def load(
 def build_model(
     sides: Mapping[str, str],
     *,
-    model: Optional[str] = None,
+    model: Union[str, Mapping[str, str], None] = None,
     encoder=None,
     encoder_options=None,
     adapter_options=None,

@@ -17,7 +17,10 @@ from anycl.progress import phase_bar
 PRECISIONS = ("fp32", "bf16")
 
 
-def _is_anycl_model(model) -> bool:
+def is_anycl_model(model) -> bool:
+    """Whether ``model`` is an anycl :class:`~anycl.model.ContrastiveModel` (towers by side), as opposed to a
+    plain embedding model with an ``encode`` method (a sentence-transformers model, say) that mining and the
+    embedding helpers also take. Duck-typed, so stand-ins in tests count too."""
     return hasattr(model, "tower") and hasattr(model, "sides")
 
 
@@ -53,7 +56,7 @@ def embed_all(
 
 
 def _embed(model, items, side, modality, batch_size: int, bar) -> torch.Tensor:
-    if _is_anycl_model(model):  # encode advances the bar itself
+    if is_anycl_model(model):  # encode advances the bar itself
         if modality is None and side is not None:
             modality = model.sides.get(side, model.sides.get("anchor"))
         prompt = model.prompt_for(side) if side and hasattr(model, "prompt_for") else None

@@ -66,7 +66,7 @@ def _names_written(folder: Path) -> set:
     return {e for e in entries if isinstance(e, str)} if isinstance(entries, list) else set()
 
 
-def _owned_entries(folder: Path) -> Optional[set]:
+def owned_entries(folder: Path) -> Optional[set]:
     """The top-level names anycl wrote in ``folder`` (from its manifest); an empty set for an empty folder;
     None for a folder anycl did not write."""
     if not any(folder.iterdir()):
@@ -88,7 +88,7 @@ def save_model(model, path: str, overwrite: bool = False) -> str:
     check_parent(target, "the model to")
     if target.exists() and not target.is_dir():
         raise FileExistsError(f"{path!r} exists and is a file, not a folder; choose another path")
-    previous = _owned_entries(target) if target.exists() else None
+    previous = owned_entries(target) if target.exists() else None
     if target.exists() and not overwrite:
         raise FileExistsError(f"{path!r} already exists; pass overwrite=True to replace it")
     if previous is None and target.exists() and any(target.iterdir()):

@@ -22,7 +22,7 @@ import copy
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Union
 
 import safetensors.torch  # its functions looked up when called (tests stand in for them)
 from torch import nn
@@ -96,7 +96,7 @@ def _lora_config(spec: Mapping[str, Any], module: nn.Module):
     return peft.LoraConfig(**kwargs)
 
 
-def apply_lora(model, spec: Mapping[str, Any]) -> Dict[str, int]:
+def apply_lora(model, spec: Union[bool, Mapping[str, Any]]) -> Dict[str, int]:
     """Inject LoRA layers into the towers named by ``spec`` (all by default), in place.
 
     Returns {modality: trainable LoRA parameters}. The base weights of each adapted module are frozen.

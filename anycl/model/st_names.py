@@ -40,7 +40,7 @@ class SentenceTransformerNames:
     def prompts(self, value: Optional[Mapping[str, str]]) -> None:
         value = check_prompt_map(value)
         for side in value:
-            if side in self.sides and self.tower(side).modality != "text":
+            if side in self.sides and not getattr(self.tower(side).adapter, "supports_prompts", False):
                 raise ConfigError(f"prompts apply to text only; the {side} side is {self.tower(side).modality!r}")
         had = bool(self.__dict__.get("_prompts"))
         self.__dict__["_prompts"] = value
@@ -97,9 +97,11 @@ class SentenceTransformerNames:
         self.__dict__["_truncate_dim"] = check_truncate_dim(value, self.embedding_width())
 
     def _text_tower(self) -> Tower:
+        """The first tower (the default one first) that is a sentence-transformers model (its adapter lists
+        the format), whose max_seq_length this is."""
         for name in [self._default_modality(), *self.modalities]:
             tower = cast(Tower, self.towers[name])
-            if tower.modality == "text":
+            if "sentence-transformers" in getattr(tower.adapter, "export_formats", ()):
                 return tower
         raise ConfigError(f"this model has no text tower (modalities {self.modalities}); max_seq_length is text's")
 

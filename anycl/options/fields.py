@@ -4,9 +4,18 @@ help text, the metavar and the default ``anycl fit --help`` shows, and whether a
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
 
+if TYPE_CHECKING:  # the types of options that are Python objects of higher layers (annotations only)
+    from torch import nn
+
+    from anycl.sampling.base import Sampler
+    from anycl.training.collapse import CollapseWatch
+    from anycl.training.guide import Guide
+
+PathLike = Union[str, "os.PathLike[str]"]  # a folder or file: a string or a pathlib.Path
 DEFAULT_RUNS = "anycl-runs"  # where `anycl fit` writes a run without --output-dir
 PER_MODALITY = "per modality: text {t}, image {i}, audio {a}"
 
@@ -36,199 +45,204 @@ def _opt(
 
 @dataclass
 class FitFields:
-    """The fields of :class:`anycl.options.fit_config.FitConfig`: each option with its default and documentation."""
+    """The fields of :class:`anycl.options.fit_config.FitConfig`: each option with its type, default and
+    documentation. The types say what a caller may give; values from a command line or a config file may
+    also be their string or float spellings (``"16"``, ``16.0``), which :mod:`anycl.options.validation`
+    accepts where it says so and the stages convert."""
 
-    loss: Any = _opt(
+    loss: Union[str, nn.Module, Mapping[str, Union[str, nn.Module]], None] = _opt(
         None,
         "a registered loss name, an nn.Module of embeddings, or None for the modality's default (InfoNCE)",
         "NAME",
         "the modality's (text, image and audio: infonce)",
         option=False,
     )
-    model: Any = _opt(
+    model: Union[str, Mapping[str, str], None] = _opt(
         None,
         "text: a sentence-transformers model path or name (default: packaged all-MiniLM-L6-v2)",
         "NAME|PATH",
         "sentence-transformers/all-MiniLM-L6-v2 (packaged, offline) for text",
     )
-    encoder: Any = _opt(
+    encoder: Union[nn.Module, Mapping[str, nn.Module], None] = _opt(
         None, "an nn.Module, or {modality: nn.Module}, used instead of the modality's default encoder", shell=False
     )
-    encoder_options: Any = _opt(
+    encoder_options: Optional[Mapping[str, Any]] = _opt(
         None, "keyword arguments for the default encoder ({modality: {...}} with several)", "JSON", "{}"
     )
-    adapter_options: Any = _opt(
+    adapter_options: Optional[Mapping[str, Any]] = _opt(
         None, "keyword arguments for the adapter ({modality: {...}} with several)", "JSON", "{}"
     )
-    head: Any = _opt(
+    head: Union[str, int, None] = _opt(
         "default",
         "projection head: None (none), 'mlp', or an int output width (MLP head of that width)",
         "none|mlp|WIDTH",
         PER_MODALITY.format(t="none", i="mlp", a="mlp") + "; cross-modal 256",
     )
-    columns: Any = _opt(
+    columns: Optional[Mapping[str, Any]] = _opt(  # {convention name: yours}, or {data set: {...}} with several
         None,
         "map the convention's names to yours, e.g. {'anchor': 'query', 'positive': 'doc'}",
         "JSON",
         "the convention's names",
     )
-    loss_options: Any = _opt(None, "keyword arguments for the loss", "JSON", "the loss's own defaults")
-    temperature: Any = _opt(
+    loss_options: Optional[Mapping[str, Any]] = _opt(
+        None, "keyword arguments for the loss", "JSON", "the loss's own defaults"
+    )
+    temperature: Optional[float] = _opt(
         None, "the loss temperature (for losses that have one)", "T", "the loss's default (text InfoNCE 0.05)"
     )
-    sampler: Any = _opt(
+    sampler: Union[str, Sampler, None] = _opt(
         None,
         "a sampler name or Sampler object (default 'in_batch'; 'group_by_label': >= 2 items per label in a batch)",
         "NAME",
         "in_batch",
     )
-    sampler_options: Any = _opt(None, "keyword arguments for the sampler", "JSON", "{}")
-    recipe: Any = _opt(
+    sampler_options: Optional[Mapping[str, Any]] = _opt(None, "keyword arguments for the sampler", "JSON", "{}")
+    recipe: Optional[str] = _opt(
         None,
         "a named bundle of options measured together (anycl.options.recipes): 'hard-negatives' (mined, "
         "3 negatives per row); options you also pass win",
         "NAME",
         "none",
     )
-    batch_size: Any = _opt(
+    batch_size: Optional[int] = _opt(
         None,
         "pairs per process per step",
         "N",
         PER_MODALITY.format(t=32, i=256, a=64) + "; larger than the data: the data's size",
     )
-    epochs: Any = _opt(None, "passes over the data", "N", "1")
-    max_steps: Any = _opt(
+    epochs: Optional[int] = _opt(None, "passes over the data", "N", "1")
+    max_steps: Optional[int] = _opt(
         None,
         "stop after this many optimiser steps (needed for streamed data of unknown length)",
         "N",
         "none (epochs decide)",
     )
-    lr: Any = _opt(None, "peak learning rate", "LR", PER_MODALITY.format(t="2e-5", i="1e-3", a="1e-3"))
-    weight_decay: Any = _opt(0.01, "AdamW weight decay", "W")
-    warmup_ratio: Any = _opt(0.1, "fraction of steps for linear warm-up before the decay", "R")
-    lr_schedule: Any = _opt(
+    lr: Optional[float] = _opt(None, "peak learning rate", "LR", PER_MODALITY.format(t="2e-5", i="1e-3", a="1e-3"))
+    weight_decay: float = _opt(0.01, "AdamW weight decay", "W")
+    warmup_ratio: float = _opt(0.1, "fraction of steps for linear warm-up before the decay", "R")
+    lr_schedule: Optional[str] = _opt(
         None,
         "after warm-up: 'cosine' decay to 0, 'linear' decay to 0, or 'constant'",
         "cosine|linear|constant",
         "per modality: text constant, image cosine, audio cosine",
     )
-    max_grad_norm: Any = _opt(1.0, "gradient clipping (None: off)", "NORM|none")
-    mixed_precision: Any = _opt(None, "'no', 'bf16' or 'fp16'", "no|bf16|fp16", "no")
-    gradient_accumulation_steps: Any = _opt(1, "optimiser step every N batches (adds no negatives)", "N")
-    seed: Any = _opt(42, "seed for weights, shuffling, augmentation and dropout", "N")
-    output_dir: Any = _opt(
+    max_grad_norm: Optional[float] = _opt(1.0, "gradient clipping (None: off)", "NORM|none")
+    mixed_precision: Optional[str] = _opt(None, "'no', 'bf16' or 'fp16'", "no|bf16|fp16", "no")
+    gradient_accumulation_steps: int = _opt(1, "optimiser step every N batches (adds no negatives)", "N")
+    seed: int = _opt(42, "seed for weights, shuffling, augmentation and dropout", "N")
+    output_dir: Optional[PathLike] = _opt(
         None, "folder for logs and the final model (model/ inside)", "DIR", f"{DEFAULT_RUNS}/run-N (the first free N)"
     )
-    overwrite: Any = _opt(False, "allow an existing, non-empty output_dir", "", "off")
-    eval_dataset: Any = _opt(
+    overwrite: bool = _opt(False, "allow an existing, non-empty output_dir", "", "off")
+    eval_dataset: Any = _opt(  # any data anycl.data.to_rows reads ({"train", "test"} for probe=), or callable(model)
         None,
         "pairs (retrieval metrics), scored pairs (STS), labelled items (kNN accuracy) or a callable(model)",
         "DATA",
         "none",
     )
-    eval_every: Any = _opt(
+    eval_every: Optional[int] = _opt(
         None,
         "evaluate every N steps (default: after each epoch)",
         "N",
         "after each epoch (and always once before training)",
     )
-    probe: Any = _opt(
+    probe: Union[bool, Mapping[str, Any], None] = _opt(
         None,
         "True or {k, temperature, linear, test_fraction, batch_size}: kNN (+ linear) probe of a "
         "labelled eval_dataset (or {'train': ..., 'test': ...}) at each evaluation (anycl.evaluation.probe)",
         "true|JSON",
         "off",
     )
-    views: Any = _opt(
+    views: Optional[int] = _opt(
         None,
         "global views per item (>= 2) for multi-view training; default None: pairwise (anycl.data.views)",
         "V",
         "none (pairwise)",
     )
-    local_views: Any = _opt(
+    local_views: Optional[int] = _opt(
         None,
         "local views per item (image crops of local_size, audio windows of local_seconds); "
         "needs a multi-view loss (multiview_infonce, dino)",
         "L",
         "0",
     )
-    keep_best: Any = _opt(
+    keep_best: Union[str, bool, None] = _opt(
         None,
         "metric name (e.g. 'ndcg@10'), or True for the evaluation's primary metric: keep the "
         "weights of the best evaluation (needs eval_dataset)",
         "METRIC",
         "off",
     )
-    eval_kind: Any = _opt(
+    eval_kind: Optional[str] = _opt(
         None,
         "evaluation kind: None (from the columns: score → sts, pairs → retrieval, labels → "
-        "knn), 'sts', 'triplet', 'reranking', 'retrieval', 'knn' or 'classification' (kNN + "
-        "linear probe)",
-        "retrieval|sts|triplet|reranking|knn|classification",
+        "knn) or a registered evaluator's name (anycl.evaluation.names(), e.g. 'triplet', "
+        "'reranking', 'classification': kNN + linear probe)",
+        "KIND",
         "from the columns",
     )
-    early_stopping_patience: Any = _opt(
+    early_stopping_patience: Optional[int] = _opt(
         None, "stop after this many evaluations without improvement of the watched metric", "N", "off"
     )
-    early_stopping_metric: Any = _opt(
+    early_stopping_metric: Optional[str] = _opt(
         None,
         "the metric early stopping watches (default: keep_best's, else the evaluation's primary)",
         "METRIC",
         "keep_best's, else the evaluation's primary metric",
     )
-    multi_dataset_sampling: Any = _opt(
+    multi_dataset_sampling: Optional[str] = _opt(
         None,
         "several data sets ({name: data}): 'proportional' (default) or 'round_robin' batches",
         "proportional|round_robin",
         "proportional",
     )
-    callbacks: Any = _opt(
+    callbacks: Optional[Sequence[Any]] = _opt(
         None, "objects with on_step_end/on_evaluate/on_train_end, or callables(trainer, step, logs)", shell=False
     )
-    num_workers: Any = _opt(0, "DataLoader worker processes for loading/augmenting", "N")
-    on_bad_item: Any = _opt(
+    num_workers: int = _opt(0, "DataLoader worker processes for loading/augmenting", "N")
+    on_bad_item: Optional[str] = _opt(
         None, "'raise' (default) or 'skip' unreadable items, reporting the count", "raise|skip", "raise"
     )
-    log_with: Any = _opt(
+    log_with: Union[str, Sequence[str], None] = _opt(
         "tensorboard", "Accelerate tracker(s) used when output_dir is set (default 'tensorboard')", "TRACKER"
     )
-    log_every: Any = _opt(
+    log_every: Optional[int] = _opt(
         None,
         "log (trackers, report, collapse watch) every N steps (default: about 100 points per run)",
         "N",
         "about 100 points per run",
     )
-    progress: Any = _opt(True, "show the progress bar", "true|false", "true (--quiet: false)")
-    cpu: Any = _opt(False, "train on the CPU even when a GPU is present", "", "off")
-    gradcache_mini_batch: Any = _opt(
+    progress: bool = _opt(True, "show the progress bar", "true|false", "true (--quiet: false)")
+    cpu: bool = _opt(False, "train on the CPU even when a GPU is present", "", "off")
+    gradcache_mini_batch: Optional[int] = _opt(
         None, "GradCache: rows embedded at once (full-batch gradients at mini-batch memory; None: off)", "N", "off"
     )
-    collapse_watch: Any = _opt(
+    collapse_watch: Union[bool, Mapping[str, Any], CollapseWatch] = _opt(
         True,
         "warn when embeddings collapse (default True; False, or a dict of CollapseWatch options)",
         "true|false|JSON",
         "true",
     )
-    checkpoint_every: Any = _opt(
+    checkpoint_every: Optional[int] = _opt(
         None, "save a checkpoint to output_dir/checkpoints every N optimiser steps", "N", "off"
     )
-    resume_from: Any = _opt(
+    resume_from: Union[PathLike, bool, None] = _opt(  # True: "latest"
         None, "'latest' (the newest checkpoint in output_dir, if any) or a checkpoint folder", "latest|DIR", "none"
     )
-    keep_checkpoints: Any = _opt(2, "complete checkpoints kept (default 2; None: all)", "N|none")
-    peft: Any = _opt(
+    keep_checkpoints: Optional[int] = _opt(2, "complete checkpoints kept (default 2; None: all)", "N|none")
+    peft: Union[bool, Mapping[str, Any], None] = _opt(
         None,
         "LoRA through peft: {'r': 16, 'alpha': 32, 'target_modules': [...], 'merge': True} (anycl.model.lora)",
         "JSON",
         "off (full fine-tuning)",
     )
-    freeze: Any = _opt(
+    freeze: Union[str, Sequence[str], Mapping[str, str], None] = _opt(
         None,
         "towers to keep fixed: a modality, a list, or {modality: 'all'|'encoder'} ('encoder' trains the head)",
         "MODALITY|JSON",
         "none",
     )
-    guide: Any = _opt(
+    guide: Union[PathLike, nn.Module, Guide, None] = _opt(
         None,
         "guided false-negative masking (GISTEmbed): 'start' (a frozen copy of the starting model), "
         "a sentence-transformers/anycl model path or name, or a ContrastiveModel (default None: "
@@ -236,25 +250,25 @@ class FitFields:
         "start|NAME|PATH",
         "off",
     )
-    guide_margin: Any = _opt(
+    guide_margin: Optional[float] = _opt(
         None,
         "with guide: mask candidates the guide rates above its anchor-positive score minus this (default 0)",
         "M",
         "0",
     )
-    guide_margin_strategy: Any = _opt(
+    guide_margin_strategy: Optional[str] = _opt(
         None,
         "with guide: 'absolute' (score - margin, default) or 'relative' (score - |score|*margin)",
         "absolute|relative",
         "absolute",
     )
-    sep: Any = _opt(
+    sep: Optional[str] = _opt(
         None,
         "field separator of a CSV/TSV dataset file (default: ',' / tab, or sniffed when clearly ';', tab or '|')",
         "SEP",
         "',' for .csv, tab for .tsv, or sniffed when clearly ';', tab or '|'",
     )
-    prompts: Any = _opt(
+    prompts: Optional[Mapping[str, str]] = _opt(
         None,
         "text put before a column's items, keyed by column: {'anchor': 'query: ', 'positive': "
         "'passage: '} (training, evaluation, mining, encode_query/encode_document; saved with "
@@ -262,17 +276,19 @@ class FitFields:
         "JSON",
         "none",
     )
-    include_prompt: Any = _opt(
+    include_prompt: bool = _opt(
         True,
         "text: whether prompt tokens count in mean pooling (default True; False excludes them)",
         "true|false",
         "true",
     )
-    matryoshka_dims: Any = _opt(
+    matryoshka_dims: Optional[Sequence[int]] = _opt(
         None,
         "train prefixes of the embedding too, e.g. [384, 256, 128, 64] (strictly "
         "descending; encode(truncate_dim=64) then gives a usable 64-d embedding)",
         "JSON",
         "off",
     )
-    matryoshka_weights: Any = _opt(None, "one weight per matryoshka_dims entry (default all 1)", "JSON", "all 1")
+    matryoshka_weights: Optional[Sequence[float]] = _opt(
+        None, "one weight per matryoshka_dims entry (default all 1)", "JSON", "all 1"
+    )

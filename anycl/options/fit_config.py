@@ -107,14 +107,18 @@ class FitConfig(FitFields):
 
     def validate(self) -> FitConfig:
         """Raise ConfigError for the first option whose value cannot work (before any model loads)."""
-        validate_options(self.given())
+        validate_options(self)
         return self
+
+    def resolved_batch_size(self, fit_defaults: Mapping[str, Any]) -> int:
+        """The batch size the run trains with: the given one, else the anchor adapter's (32 when it has none)."""
+        return int(fit_defaults.get("batch_size", 32) if self.batch_size is None else self.batch_size)
 
     def training_values(self, fit_defaults: Mapping[str, Any]) -> Dict[str, Any]:
         """The resolved values of :data:`TRAINING_KEYS` (the anchor adapter's ``fit_defaults`` fill the
         per-modality ones): what :class:`~anycl.training.TrainingArgs` receives and the run records."""
         return {
-            "batch_size": int(fit_defaults.get("batch_size", 32) if self.batch_size is None else self.batch_size),
+            "batch_size": self.resolved_batch_size(fit_defaults),
             "epochs": int(self.epochs) if self.epochs is not None else 1,
             "max_steps": self.max_steps,
             "lr": float(fit_defaults.get("lr", 2e-5) if self.lr is None else self.lr),

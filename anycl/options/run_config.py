@@ -129,7 +129,7 @@ def _data_spec(value: Any) -> Tuple[bool, Any]:
     if isinstance(value, (str, os.PathLike)):
         s = os.fspath(value)
         return True, str(Path(s).expanduser().resolve()) if Path(s).expanduser().exists() else s
-    if isinstance(value, Mapping) and value:  # several data sets by name (anycl.sampling.multi_dataset)
+    if isinstance(value, Mapping) and value:  # several data sets by name (anycl.data.multi)
         specs = {str(k): _data_spec(v) for k, v in value.items()}
         if all(ok for ok, _ in specs.values()):
             return True, {k: spec for k, (_, spec) in specs.items()}

@@ -26,8 +26,9 @@ import base64
 import html
 import json
 import logging
+import os
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -217,7 +218,7 @@ def _embedding_figure(path: Path, model, rows, sample: int, method: str, seed: i
 
 
 def write_report(
-    output_dir: str,
+    output_dir: Union[str, os.PathLike],
     model=None,
     trainer=None,
     rows=None,

@@ -1,6 +1,7 @@
 """Which rows share a batch: the sampler contract and registry (``base``), distinct items per batch
 (``in_batch``), batches by label (``by_label``), re-mined hard negatives (``mined``), several data sets
-(``multi_dataset``), and the factory that picks one for a run (``factory``). ``anycl.samplers`` is this package.
+(``multi_dataset``: batches interleaved, each from one data set; their rows are ``anycl.data.multi``), and
+the factory that picks one for a run (``factory``). ``anycl.samplers`` is this package.
 
 Layer 6: imports the kernel and layers 1-5.
 """

@@ -36,9 +36,19 @@ class Sampler:
       ``refresh_every`` steps when the sampler sets it), e.g. to re-mine hard negatives with the
       current model;
     - ``state_dict()`` / ``load_state_dict()`` for checkpoint and resume.
+
+    Attributes the trainer reads or sets (:class:`anycl.training.contracts.TrainingSampler`):
+
+    - ``refresh_every``: the trainer also calls ``refresh`` every this many optimiser steps (None: never);
+    - ``show_progress``: set by the trainer from ``fit``'s ``progress`` (main process only): a bar per refresh;
+    - ``verbose``: set False by the trainer on every process but the main one (what ``refresh`` prints);
+    - ``total_steps``: set by the trainer: the run's optimiser steps (None: an endless stream).
     """
 
     refresh_every: Optional[int] = None
+    show_progress: bool = False
+    verbose: bool = False
+    total_steps: Optional[int] = None
 
     def set_columns(self, specs: Mapping[str, ColumnSpec]) -> None:
         """The data's columns (column → :class:`~anycl.data.column_spec.ColumnSpec`). This default hands their

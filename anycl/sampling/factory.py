@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import copy
 import logging
+from typing import Any
 
 from anycl.data.batching import BatchBuilder
 from anycl.data.column_spec import column_specs
 from anycl.errors import ConfigError, UnknownNameError
+from anycl.options.fit_config import FitConfig
 
 from .base import SAMPLERS, Sampler, get, names, register  # noqa: F401
 from .by_label import GroupByLabelSampler  # noqa: F401
@@ -29,14 +31,14 @@ from .mined import MinedNegativeSampler  # noqa: F401
 log = logging.getLogger("anycl")
 
 
-def sampler_and_builder(o, sopts, rows, model, loss_fn, guide=None, prompts=None):
+def sampler_and_builder(cfg: FitConfig, sopts, rows, model, loss_fn, guide=None, prompts=None):
     """A sampler and a :class:`~anycl.data.batching.BatchBuilder` for one data set's rows, from ``fit``'s options
-    ``o`` (``sampler``, ``mixed_precision``, ``on_bad_item``) and the sampler options ``sopts``. Both get
+    ``cfg`` (``sampler``, ``mixed_precision``, ``on_bad_item``) and the sampler options ``sopts``. Both get
     the :class:`~anycl.data.column_spec.ColumnSpec` of each column they read, made from ``model``'s towers
     (:func:`~anycl.data.column_spec.column_specs`): the sampler the data's item columns (keys, lengths), the
     batch builder the columns it loads and collates (with ``prompts``, side → text, :mod:`anycl.data.prompts`)
     and the score columns the loss reads."""
-    sampler = o.get("sampler") or "in_batch"
+    sampler: Any = cfg.sampler or "in_batch"  # a name, then the Sampler (its optional parts read by getattr)
     if isinstance(sampler, str):
         try:
             sampler = get(sampler, **sopts)
@@ -50,7 +52,7 @@ def sampler_and_builder(o, sopts, rows, model, loss_fn, guide=None, prompts=None
             raise ConfigError("the mined sampler's guide_filter needs fit(..., guide=...) (e.g. guide='start')")
         sampler.set_guide(guide.model, loss_fn.guide_margin, loss_fn.guide_margin_strategy)
     if hasattr(sampler, "mining_precision") and sampler.mining_precision is None:  # mine as the model trains
-        sampler.mining_precision = "bf16" if (o.get("mixed_precision") or "no") == "bf16" else "fp32"
+        sampler.mining_precision = "bf16" if (cfg.mixed_precision or "no") == "bf16" else "fp32"
     negative_columns = rows.negatives
     if getattr(sampler, "num_negatives", 0):  # a mining sampler supplies negative_1..k in rows_for
         if rows.negatives:
@@ -59,7 +61,7 @@ def sampler_and_builder(o, sopts, rows, model, loss_fn, guide=None, prompts=None
     score_columns = tuple(getattr(loss_fn, "score_columns", ()) or ())
     builder = BatchBuilder(
         column_specs(model, ["anchor", "positive", *negative_columns, *score_columns], prompts),
-        on_bad_item=o.get("on_bad_item", "raise"),
+        on_bad_item=cfg.on_bad_item or "raise",
         keep_views=guide is not None and guide.needs_views,
     )
     return sampler, builder

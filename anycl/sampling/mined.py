@@ -23,12 +23,13 @@ With ``num_workers > 0`` they take effect at the next epoch.)
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional, Sequence
+from dataclasses import replace
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from anycl.data.inputs import Rows
 from anycl.errors import ConfigError
 from anycl.mining.mine import mine_negative_ids
-from anycl.mining.options import MiningOptions
+from anycl.mining.options import OPTION_NAMES, MiningOptions
 
 from .base import register
 from .in_batch import InBatchSampler
@@ -36,113 +37,120 @@ from .in_batch import InBatchSampler
 log = logging.getLogger("anycl")
 
 
+# The sampler's own defaults of the mining options (MiningOptions' defaults otherwise). Short queries are
+# always filled at random, so that every row trains (on_short="random").
+MINED_DEFAULTS = MiningOptions(range_max=50, relative_margin=0.05, cache_keep=4, on_short="random")
+# two mining options have other names among the sampler's options (fit's batch_size is the training batch)
+SAMPLER_NAMES = {"batch_size": "mining_batch_size", "precision": "mining_precision"}
+# mining options the sampler sets itself (and the seed: a pass's is the sampler's seed and the step; ``seed``
+# among the sampler's options is the sampler's own)
+PASS_SET = {
+    "show_progress": "the trainer sets it from fit's progress option",
+    "on_short": "short queries are always filled at random, so every row trains",
+    "shard": "every process of a run mines its shard",
+}
+# left unset (None), these follow fit: the precision its mixed_precision, the margins its guide_margin(_strategy)
+FOLLOWS_FIT = ("precision", "guide_margin", "guide_margin_strategy")
+
+
+def mining_values(options: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """The sampler's keyword options split into (mining options by their :class:`MiningOptions` name, the
+    rest: the in-batch sampler's). ``seed`` is the sampler's (a pass's seed derives from it)."""
+    by_sampler_name = {v: k for k, v in SAMPLER_NAMES.items()}
+    mining: Dict[str, Any] = {}
+    rest: Dict[str, Any] = {}
+    for name, value in options.items():
+        if name in PASS_SET:
+            raise ConfigError(f"the mined sampler sets {name} itself ({PASS_SET[name]}); leave it out of its options")
+        if name in SAMPLER_NAMES:
+            raise ConfigError(
+                f"the mined sampler's option for the mining {name} is {SAMPLER_NAMES[name]!r} "
+                f"(or give mining_options=MiningOptions({name}=...))"
+            )
+        field = by_sampler_name.get(name, name)
+        if field in OPTION_NAMES and field != "seed":
+            if not (field in FOLLOWS_FIT and value is None):
+                mining[field] = value
+        else:
+            rest[name] = value
+    return mining, rest
+
+
+def check_schedule(schedule: Any) -> None:
+    if (
+        not isinstance(schedule, (list, tuple))
+        or len(schedule) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in schedule)
+    ):
+        raise ConfigError(f"range_min_schedule must be (start, end), two ints >= 0, got {schedule!r}")
+
+
 @register("mined", "hard_negatives")
 class MinedNegativeSampler(InBatchSampler):
     """In-batch sampler plus hard negatives mined (and re-mined) with the model being trained.
 
     Args:
-        num_negatives: mined negatives per row.
+        mining_options: the passes' :class:`~anycl.mining.options.MiningOptions` (default
+            :data:`MINED_DEFAULTS`: ``range_max=50``, ``relative_margin=0.05``, ``cache_keep=4``, otherwise
+            MiningOptions' defaults). A record given is used as it is (its precision and guide margin too);
+            ``on_short`` is always ``"random"`` (every row trains).
         refresh_every: re-mine every N optimiser steps (None: only at epoch starts).
         remine_each_epoch: re-mine at the start of every epoch (the first mining always happens).
         corpus: documents to mine from (default: every distinct positive of the training data).
-        range_min, range_max, max_score, absolute_margin, relative_margin, sampling, chunk_size:
-            as in :class:`~anycl.mining.options.MiningOptions` (here the defaults are ``range_max=50`` and
-            ``relative_margin=0.05``).
-        mining_batch_size: embedding batch size while mining.
-        mining_precision: ``"fp32"`` or ``"bf16"`` (embed under bfloat16 autocast while mining; about
-            2× faster on CPUs with bf16 units). Default: ``"bf16"`` when ``fit`` trains with
-            ``mixed_precision="bf16"``, else ``"fp32"``.
         verbose: print each pass's statistics.
         guide_filter: also drop mined candidates that ``fit``'s ``guide=`` model scores above the guide's
             anchor–positive score minus the margin (GISTEmbed's rule at mining time; default False). The
             guide's embeddings of the rows and corpus are computed once and reused at every re-mining.
-        guide_margin, guide_margin_strategy: the margin of that filter (default: ``fit``'s
-            ``guide_margin`` / ``guide_margin_strategy``).
         range_min_schedule: ``(start, end)``: a curriculum over ``range_min`` — each mining pass uses
             ``round(start + (end − start) · step / total_steps)`` (linear in training progress; the first
             pass ``start``), instead of the fixed ``range_min``. Default None (off).
-        backend, faiss_options: the search (``"exact"``, default, or ``"faiss"``), as in
-            :class:`~anycl.mining.options.MiningOptions`.
-        cache_dir: a folder keeping the mining embeddings keyed by the model's state and each item's hash
-            (:mod:`anycl.mining.embed_cache`): a re-run or resumed run from the same weights embeds nothing again,
-            and a frozen guide's embeddings are reused across runs. cache_keep: model keys kept in the
-            folder (default 4, so re-mining as the model trains does not fill the disk; None: all; a key is
-            one state with one tower, prompt and precision, so a pass may use up to 4 with a guide).
-        shuffle, deduplicate, seed, min_batch_size: as in :class:`~anycl.sampling.InBatchSampler`.
+        **options: any mining option by keyword, over ``mining_options`` (``num_negatives=3``; the fields of
+            :class:`~anycl.mining.options.MiningOptions`, with ``batch_size`` named ``mining_batch_size`` and
+            ``precision`` named ``mining_precision``), and the options of
+            :class:`~anycl.sampling.InBatchSampler` (``shuffle``, ``deduplicate``, ``seed``, ...). Left unset,
+            ``mining_precision`` follows ``fit``'s ``mixed_precision`` (``"bf16"`` mines in bf16, else
+            ``"fp32"``) and ``guide_margin`` / ``guide_margin_strategy`` follow ``fit``'s.
 
-    The mining settings are checked at once and kept as one :class:`~anycl.mining.options.MiningOptions`,
-    ``mining_options`` (with ``on_short="random"``: a short query is filled up, never dropped); each pass
-    sets its ``range_min``, ``seed`` (the sampler's seed and the step), ``precision`` and, with
-    ``guide_filter``, the guide's margin over it.
+    The mining options are checked at once and kept as one record, ``mining_options``; each pass sets its
+    ``range_min`` (the schedule), ``seed`` (the sampler's seed and the step) and ``show_progress`` over it.
     """
 
     def __init__(
         self,
-        num_negatives: int = 1,
+        mining_options: Optional[MiningOptions] = None,
+        *,
         refresh_every: Optional[int] = None,
         remine_each_epoch: bool = True,
         corpus: Optional[Sequence[Any]] = None,
-        range_min: int = 0,
-        range_max: int = 50,
-        max_score: Optional[float] = None,
-        absolute_margin: Optional[float] = None,
-        relative_margin: Optional[float] = 0.05,
-        sampling: str = "top",
-        mining_batch_size: int = 64,
-        chunk_size: int = 1024,
-        mining_precision: Optional[str] = None,
         verbose: bool = True,
         guide_filter: bool = False,
-        guide_margin: Optional[float] = None,
-        guide_margin_strategy: Optional[str] = None,
         range_min_schedule: Optional[Sequence[int]] = None,
-        backend: str = "exact",
-        faiss_options: Optional[Dict[str, Any]] = None,
-        cache_dir: Optional[str] = None,
-        cache_keep: Optional[int] = 4,
-        **in_batch_options,
+        **options: Any,
     ):
+        given, in_batch_options = mining_values(options)
         super().__init__(**in_batch_options)
+        if mining_options is not None and not isinstance(mining_options, MiningOptions):
+            raise ConfigError(
+                f"mining_options must be a MiningOptions, got {type(mining_options).__name__} "
+                f"{mining_options!r:.60} (or give the mining options by keyword, e.g. num_negatives=3)"
+            )
         if range_min_schedule is not None:
-            if (
-                not isinstance(range_min_schedule, (list, tuple))
-                or len(range_min_schedule) != 2
-                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in range_min_schedule)
-            ):
-                raise ConfigError(f"range_min_schedule must be (start, end), two ints >= 0, got {range_min_schedule!r}")
-            if range_min:
+            check_schedule(range_min_schedule)
+        record = MiningOptions.resolve(MINED_DEFAULTS if mining_options is None else mining_options, **given)
+        if range_min_schedule is not None:
+            if record.range_min:
                 raise ConfigError("give range_min or range_min_schedule, not both (the schedule sets range_min)")
-            range_min = max(range_min_schedule)  # the window checks below hold for every pass
-        # the pass's options, checked now; a pass sets range_min, seed, precision and the guide's margin
-        self.mining_options = MiningOptions(
-            num_negatives=num_negatives,
-            range_min=range_min,
-            range_max=range_max,
-            max_score=max_score,
-            absolute_margin=absolute_margin,
-            relative_margin=relative_margin,
-            sampling=sampling,
-            batch_size=mining_batch_size,
-            chunk_size=chunk_size,
-            on_short="random",
-            precision=mining_precision or "fp32",
-            guide_margin=0.0 if guide_margin is None else guide_margin,
-            guide_margin_strategy=guide_margin_strategy or "absolute",
-            backend=backend,
-            faiss_options=faiss_options,
-            cache_dir=cache_dir,
-            cache_keep=cache_keep,
-        )
+            record = replace(record, range_min=max(range_min_schedule))  # the window checks hold for every pass
+        self.mining_options = record if record.on_short == "random" else replace(record, on_short="random")
+        # what fit may still set: the names left unset (a record given is used as it is)
+        self._unset = set() if mining_options is not None else {n for n in FOLLOWS_FIT if n not in given}
         if refresh_every is not None and (not isinstance(refresh_every, int) or refresh_every < 1):
             raise ConfigError(f"refresh_every must be an int >= 1 or None, got {refresh_every!r}")
-        self.num_negatives = num_negatives
         self.refresh_every = refresh_every
         self.remine_each_epoch = remine_each_epoch
         self.corpus = list(corpus) if corpus is not None else None
-        self.mining_precision = mining_precision  # None: fit sets it from mixed_precision ("bf16" → "bf16")
         self.verbose = verbose
         self.guide_filter = bool(guide_filter)
-        self.guide_margin, self.guide_margin_strategy = guide_margin, guide_margin_strategy
         self.range_min_schedule = None if range_min_schedule is None else tuple(range_min_schedule)
         self.total_steps: Optional[int] = None  # the trainer sets it (range_min_schedule's progress)
         self._guide = None  # the guide model (set_guide), its embeddings cached across passes
@@ -154,15 +162,32 @@ class MinedNegativeSampler(InBatchSampler):
         self._key_negatives: Optional[List[List[Any]]] = None  # the negatives this epoch's batches were planned with
         self._restored_key_negatives: Optional[List[List[Any]]] = None
 
+    @property
+    def num_negatives(self) -> int:
+        """Mined negatives per row (the batch builder's ``negative_1`` … ``negative_k``)."""
+        return self.mining_options.num_negatives
+
+    @property
+    def mining_precision(self) -> Optional[str]:
+        """The passes' precision; None while it is unset (``fit`` then sets it from ``mixed_precision``)."""
+        return None if "precision" in self._unset else self.mining_options.precision
+
+    @mining_precision.setter
+    def mining_precision(self, value: str) -> None:
+        self._set(precision=value)
+
+    def _set(self, **values: Any) -> None:
+        if values:
+            self.mining_options = replace(self.mining_options, **values)  # checked again
+            self._unset -= set(values)
+
     def set_guide(self, guide_model, margin: float = 0.0, strategy: str = "absolute") -> None:
-        """The guide model for ``guide_filter`` (``fit`` passes its ``guide=`` model); the sampler's own
-        ``guide_margin`` / ``guide_margin_strategy`` win over ``margin`` / ``strategy`` when given."""
+        """The guide model for ``guide_filter`` (``fit`` passes its ``guide=`` model); ``margin`` / ``strategy``
+        set the filter's ``guide_margin`` / ``guide_margin_strategy`` where the sampler's options left them unset."""
         self._guide = guide_model
         self._guide_cache = {}
-        if self.guide_margin is None:
-            self.guide_margin = margin
-        if self.guide_margin_strategy is None:
-            self.guide_margin_strategy = strategy
+        unset = {"guide_margin": margin, "guide_margin_strategy": strategy}
+        self._set(**{k: v for k, v in unset.items() if k in self._unset})
 
     def range_min_at(self, step: int) -> int:
         """The ``range_min`` of a mining pass at optimiser ``step`` (the schedule, or the fixed value)."""
@@ -192,14 +217,7 @@ class MinedNegativeSampler(InBatchSampler):
                 "the mined sampler's guide_filter needs a guide model: fit(..., guide='start') "
                 "(or call sampler.set_guide(model))"
             )
-        guide: Dict[str, Any] = {}
-        if self.guide_filter:
-            guide = dict(
-                guide=self._guide,
-                guide_cache=self._guide_cache,
-                guide_margin=float(self.guide_margin or 0.0),
-                guide_margin_strategy=self.guide_margin_strategy or "absolute",
-            )
+        guide: Dict[str, Any] = dict(guide=self._guide, guide_cache=self._guide_cache) if self.guide_filter else {}
         range_min = self.range_min_at(step)
         per_row, docs, stats = mine_negative_ids(
             model,
@@ -209,7 +227,6 @@ class MinedNegativeSampler(InBatchSampler):
             options=self.mining_options,
             range_min=range_min,
             seed=self.seed * 1_000_003 + step,
-            precision=self.mining_precision or "fp32",
             show_progress=self.show_progress,
             **guide,
         )

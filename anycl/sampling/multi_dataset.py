@@ -1,4 +1,4 @@
-"""Several data sets in one run: ``fit({"nli": ds1, "qa": ds2}, loss={"nli": "infonce", "qa": "cosent"})``.
+"""Several data sets in one run, as batches: ``fit({"nli": ds1, "qa": ds2}, loss={"nli": "infonce", "qa": "cosent"})``.
 
 Every batch comes from one data set (never mixed) and is scored by that data set's loss. The order of
 the batches, per epoch (``multi_dataset_sampling``):
@@ -11,81 +11,22 @@ the batches, per epoch (``multi_dataset_sampling``):
 Each data set gets its own sampler of the kind ``sampler`` names (its own de-duplication, mined
 negatives, label groups), so :class:`MultiDatasetSampler` only interleaves their plans. The plan is
 a pure function of (seed, epoch) and the sub-samplers' state, so a checkpoint resumes it exactly.
+
+The other parts of a multi-dataset run: the data sets' rows, :mod:`anycl.data.multi`; the loss of each
+batch, :mod:`anycl.losses.multi_dataset`.
 """
 
 from __future__ import annotations
 
-import bisect
 import random
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from torch import nn
-
-from anycl.data.inputs import ITEM_COLUMNS, NOT_ITEMS, Rows, negative_columns
+from anycl.data.multi import DATASET, MultiRows  # MultiRows: importable from here too, as before
 from anycl.errors import ConfigError
 
 from .factory import Sampler
 
-DATASET = "_dataset"  # the key naming a row's data set in the row dicts of a multi-dataset run
 STRATEGIES = ("proportional", "round_robin")
-
-
-def is_multi_dataset(data: Any) -> bool:
-    """A mapping of names to data sets (not a mapping of the convention's columns to values)."""
-    if not isinstance(data, Mapping) or not data:
-        return False
-    convention = set(ITEM_COLUMNS) | set(NOT_ITEMS)
-    return not all(k in convention or negative_columns([k]) for k in data)
-
-
-class MultiRows(Rows):
-    """The rows of several data sets one after another; ``parts`` keeps each data set's own :class:`Rows`."""
-
-    def __init__(self, parts: Mapping[str, Rows]):
-        self.parts = dict(parts)
-        for name, r in self.parts.items():
-            if r.streaming:
-                raise ConfigError(
-                    f"data set {name!r} is streamed; several data sets in one run need data sets "
-                    f"with a length (load them, or train on one streamed data set)"
-                )
-        self.names = list(self.parts)
-        self.offsets, n = [], 0
-        for name in self.names:
-            self.offsets.append(n)
-            n += len(self.parts[name])
-        columns: List[str] = []
-        for r in self.parts.values():
-            columns += [c for c in r.columns if c not in columns]
-        super().__init__(
-            self.parts,
-            columns,
-            n,
-            self._get,
-            self._iter_all,
-            None,
-            f"{len(self.parts)} data sets: " + ", ".join(f"{k} ({len(v)} rows)" for k, v in self.parts.items()),
-        )
-
-    def locate(self, i: int) -> tuple:
-        """(data set name, index within it) of global row ``i``."""
-        k = bisect.bisect_right(self.offsets, int(i)) - 1
-        return self.names[k], int(i) - self.offsets[k]
-
-    def _get(self, i: int) -> dict:
-        name, j = self.locate(i)
-        return {**self.parts[name][j], DATASET: name}
-
-    def _iter_all(self):
-        for name in self.names:
-            for r in self.parts[name]:
-                yield {**r, DATASET: name}
-
-    def column(self, name: str) -> list:
-        out: list = []
-        for part in self.parts.values():
-            out += part.column(name) if name in part.columns else [None] * len(part)
-        return out
 
 
 class MultiDatasetSampler(Sampler):
@@ -96,7 +37,7 @@ class MultiDatasetSampler(Sampler):
             raise ConfigError(f"multi_dataset_sampling must be one of {list(STRATEGIES)}, got {strategy!r}")
         self.samplers = dict(samplers)
         self.strategy, self.seed = strategy, seed
-        every = [r for r in (getattr(s, "refresh_every", None) for s in self.samplers.values()) if r]
+        every = [s.refresh_every for s in self.samplers.values() if s.refresh_every]
         self.refresh_every = min(every) if every else None
         self.stats: Dict[str, int] = {}
 
@@ -164,56 +105,3 @@ class MultiBatchBuilder:
         if batch is not None:
             batch["dataset"] = name
         return batch
-
-
-class MultiLoss(nn.Module):
-    """One loss per data set; ``select(name)`` gives the batch's loss (the trainer calls it)."""
-
-    def __init__(self, losses: Mapping[str, nn.Module]):
-        super().__init__()
-        self.losses = nn.ModuleDict(dict(losses))
-        for name, loss in self.losses.items():
-            if getattr(loss, "momentum_target", None):
-                raise ConfigError(
-                    f"the loss of data set {name!r} keeps a momentum target (byol/moco style), which "
-                    f"several data sets in one run do not support; train it on its own"
-                )
-        self.registry_name = "+".join(
-            sorted({getattr(fn, "registry_name", type(fn).__name__) for fn in self.losses.values()})
-        )
-        self.in_batch_negatives = any(getattr(fn, "in_batch_negatives", True) for fn in self.losses.values())
-
-    def select(self, name: str) -> nn.Module:
-        return self.losses[name]
-
-    def build(self, embedding_dim: int) -> None:
-        for loss in self.losses.values():
-            build = getattr(loss, "build", None)
-            if build is not None:
-                build(embedding_dim)
-
-    def forward(self, *a, **kw):  # pragma: no cover - the trainer selects a data set's loss first
-        raise RuntimeError("MultiLoss scores a batch through select(batch['dataset'])")
-
-
-def per_dataset(value: Any, names: Sequence[str]) -> Optional[Dict[str, Any]]:
-    """``{name: x}`` naming exactly the data sets → that mapping; otherwise None (one value for all)."""
-    if isinstance(value, Mapping) and value and set(value) <= set(names):
-        if set(value) != set(names):
-            raise ConfigError(
-                f"the per-data-set mapping names {sorted(value)}, but the data sets are {sorted(names)}; "
-                f"give every data set its entry"
-            )
-        return dict(value)
-    return None
-
-
-def check_same_columns(parts: Mapping[str, Rows], loss: Any) -> None:
-    """One loss for several data sets needs the same columns in each."""
-    cols = {name: list(r.columns) for name, r in parts.items()}
-    if len({tuple(c) for c in cols.values()}) > 1:
-        raise ConfigError(
-            f"one loss ({loss!r}) for data sets with different columns: "
-            + "; ".join(f"{k}: {v}" for k, v in cols.items())
-            + f". Give each its loss, e.g. loss={{{', '.join(repr(k) + ': ...' for k in cols)}}}, or align the columns"
-        )

@@ -1,7 +1,8 @@
-"""Where Accelerate steps: the ``Trainer`` (``trainer``), one step (``step``: model → embeddings → loss), its
-arguments (``args``), GradCache (``gradcache``), the guide model (``guide``), checkpoints (``checkpoint``,
-``checkpoint_find``), the accelerator and LR schedule (``accelerator``), the optimiser (``optimizer``),
-streamed epochs (``stream_steps``), the best model (``best``) and the collapse watch (``collapse``).
+"""Where Accelerate steps: the ``Trainer`` (``trainer``), what it asks of its sampler and callbacks
+(``contracts``), one step (``step``: model → embeddings → loss), its arguments (``args``), GradCache
+(``gradcache``), the guide model (``guide``), checkpoints (``checkpoint``, ``checkpoint_find``), the accelerator
+and LR schedule (``accelerator``), the optimiser (``optimizer``), streamed epochs (``stream_steps``), the best
+model (``best``) and the collapse watch (``collapse``).
 
 Layer 6: imports the kernel and layers 1-5.
 """
@@ -9,9 +10,10 @@ Layer 6: imports the kernel and layers 1-5.
 from anycl.moved import forward
 
 from .args import TrainingArgs
+from .contracts import Callback
 from .step import TrainingModule
 from .trainer import Trainer
 
 __getattr__ = forward(__name__, __file__)  # the old module anycl.training's other names, deprecated
 
-__all__ = ["Trainer", "TrainingArgs", "TrainingModule"]
+__all__ = ["Callback", "Trainer", "TrainingArgs", "TrainingModule"]

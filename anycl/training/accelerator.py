@@ -86,7 +86,9 @@ def _available_trackers(log_with):
     return out or None
 
 
-def _hparams(args: TrainingArgs) -> Dict[str, Any]:
+def tracker_config(args: TrainingArgs) -> Dict[str, Any]:
+    """The training arguments as the flat config a tracker records (``init_trackers(config=...)``): numbers,
+    strings and booleans as they are, None as ``"none"``, anything else as its ``str``."""
     out = {}
     for k, v in asdict(args).items():
         if isinstance(v, (int, float, str, bool)):

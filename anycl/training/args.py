@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 
 @dataclass
@@ -21,7 +22,7 @@ class TrainingArgs:
     mixed_precision: str = "no"
     gradient_accumulation_steps: int = 1
     seed: int = 42
-    output_dir: Optional[str] = None
+    output_dir: Union[str, os.PathLike, None] = None
     log_with: Any = "tensorboard"
     log_every: Optional[int] = None  # None: about 100 points per run (total steps // 100, at least 1)
     eval_every: Optional[int] = None

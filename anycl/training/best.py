@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Union
 
 from anycl.errors import ConfigError
-from anycl.evaluation.pair_evaluators import primary_metric
+from anycl.evaluation.base import primary_metric
+
+from .contracts import Callback
 
 log = logging.getLogger("anycl")
 
 
-class KeepBest:
+class KeepBest(Callback):
     """Callback keeping the best checkpoint by ``metric`` (``mode="max"``, or ``"min"`` for losses).
 
     Attributes after training: ``best`` (the metric's best value), ``best_step``.
     """
 
-    def __init__(self, metric: str, mode: str = "max", output_dir: Optional[str] = None, restore: bool = True):
+    def __init__(
+        self, metric: str, mode: str = "max", output_dir: Union[str, os.PathLike, None] = None, restore: bool = True
+    ):
         if mode not in ("max", "min"):
             raise ConfigError(f"keep_best mode must be 'max' or 'min', got {mode!r}")
         self.metric, self.mode, self.output_dir, self.restore = metric, mode, output_dir, restore
@@ -66,7 +70,7 @@ class KeepBest:
 
 def watched_metric(name: Any, evaluator, option: str) -> str:
     """The metric ``keep_best`` / ``early_stopping_patience`` watch: the one named, else (``True`` or
-    None) the evaluator's ``primary_metric`` (anycl.evaluation.pair_evaluators)."""
+    None) the evaluator's ``primary_metric`` (anycl.evaluation.base.Evaluator)."""
     if isinstance(name, str) and name:
         return name
 
@@ -79,7 +83,7 @@ def watched_metric(name: Any, evaluator, option: str) -> str:
     return found
 
 
-class EarlyStopping:
+class EarlyStopping(Callback):
     """Callback stopping training when ``metric`` has not improved for ``patience`` evaluations in a row.
 
     The trainer finishes the step it is in and ends as after its last step (with ``keep_best``, the best

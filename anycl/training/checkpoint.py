@@ -39,8 +39,9 @@ import os
 import random
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Union
 
 import numpy as np
 import torch
@@ -67,40 +68,37 @@ from .optimizer import state_mismatch
 log = logging.getLogger("anycl")
 
 
-class Progress:
-    """Where training stands, saved with every checkpoint as ``trainer.json``."""
+@dataclass
+class TrainingState:
+    """Where training stands, saved with every checkpoint as ``trainer.json``: the optimiser step, the epoch and
+    the next batch of that epoch, the sampler's ``state_dict()`` and the state of each callback that keeps one
+    (``"<position>:<class name>"`` → its ``checkpoint_state()``). The trainer makes it and applies it."""
 
-    def __init__(self, trainer):
-        self.trainer = trainer
-        self.epoch = 0
-        self.next_batch = 0
+    global_step: int = 0
+    epoch: int = 0
+    next_batch: int = 0
+    sampler: Dict[str, Any] = field(default_factory=dict)
+    callbacks: Dict[str, Any] = field(default_factory=dict)
 
-    def _stateful_callbacks(self) -> Dict[str, Any]:
-        """Callbacks that keep state across evaluations (anycl.training.best.EarlyStopping), by position and type."""
-        return {
-            f"{i}:{type(cb).__name__}": cb
-            for i, cb in enumerate(getattr(self.trainer, "callbacks", ()))
-            if hasattr(cb, "checkpoint_state")
-        }
-
-    def state_dict(self) -> Dict[str, Any]:
+    def as_dict(self) -> Dict[str, Any]:
         return {
             "format": 1,
-            "global_step": self.trainer.global_step,
+            "global_step": self.global_step,
             "epoch": self.epoch,
             "next_batch": self.next_batch,
-            "sampler": self.trainer.sampler.state_dict(),
-            "callbacks": {k: cb.checkpoint_state() for k, cb in self._stateful_callbacks().items()},
+            "sampler": self.sampler,
+            "callbacks": self.callbacks,
         }
 
-    def load_state_dict(self, state: Dict[str, Any]) -> None:
-        self.trainer.global_step = int(state["global_step"])
-        self.epoch, self.next_batch = int(state["epoch"]), int(state["next_batch"])
-        self.trainer.sampler.load_state_dict(state.get("sampler") or {})
-        saved = state.get("callbacks") or {}
-        for k, cb in self._stateful_callbacks().items():
-            if k in saved:
-                cb.load_checkpoint_state(saved[k])
+    @classmethod
+    def from_dict(cls, state: Dict[str, Any]) -> TrainingState:
+        return cls(
+            global_step=int(state["global_step"]),
+            epoch=int(state["epoch"]),
+            next_batch=int(state["next_batch"]),
+            sampler=state.get("sampler") or {},
+            callbacks=state.get("callbacks") or {},
+        )
 
 
 def _fsync_dir(path: Path) -> None:
@@ -138,22 +136,25 @@ def set_rng_state(state: Dict[str, Any]) -> None:
 
 
 class Checkpointer:
-    """Saves and restores the trainer's state (see the module docstring): no pickle, no Accelerate state files.
+    """Saves and restores a run's state (see the module docstring): no pickle, no Accelerate state files.
 
     Args:
-        trainer: the :class:`~anycl.training.Trainer` (its ``module``, ``optimizer``, ``sampler``, ``global_step``).
-        accelerator: the run's Accelerator, after ``prepare``.
-        scheduler: the learning-rate scheduler.
+        accelerator: the run's Accelerator, after ``prepare`` (processes, the fp16 scaler, its step count).
+        parts: name → an object with ``state_dict()`` / ``load_state_dict()``, saved as ``<name>.json`` (+
+            ``.safetensors``): the training module (model with loss, unwrapped) as ``"model"``, the optimiser,
+            the learning-rate scheduler.
         directory: where ``step-<k>`` folders go (``output_dir/checkpoints``); None: resume only.
         every: save every this many optimiser steps (None: never).
         keep: complete checkpoints to keep (older ones are deleted after a save); None keeps all.
+
+    The training progress (:class:`TrainingState`) is handed to :meth:`save` and returned by :meth:`resume`;
+    ``state`` holds the last one saved or loaded.
     """
 
     def __init__(
         self,
-        trainer,
         accelerator,
-        scheduler,
+        parts: Mapping[str, Any],
         directory: Union[str, os.PathLike, None],
         every: Optional[int],
         keep: Optional[int] = 2,
@@ -162,43 +163,39 @@ class Checkpointer:
             raise ConfigError(f"checkpoint_every must be a positive number of steps, got {every!r}")
         if keep is not None and (not isinstance(keep, int) or keep < 1):
             raise ConfigError(f"keep_checkpoints must be a positive integer or None, got {keep!r}")
-        self.trainer, self.acc, self.scheduler = trainer, accelerator, scheduler
+        self.acc, self.parts = accelerator, dict(parts)
         self.root = Path(directory) if directory else None
         self.every, self.keep = every, keep
-        self.progress = Progress(trainer)
+        self.state = TrainingState()
 
     # -- the files -------------------------------------------------------------------------------------
     def write_files(self, folder: Path) -> None:
-        """Write this process's part of a checkpoint into ``folder`` (the main process: everything shared)."""
+        """Write this process's part of a checkpoint of ``state`` into ``folder`` (the main process: everything
+        shared)."""
         acc = self.acc
         if acc.is_main_process:
-            module = acc.unwrap_model(self.trainer.module)
-            save_state(module.state_dict(), folder, "model")
-            save_state(self.trainer.optimizer.state_dict(), folder, "optimizer")
-            save_state(self.scheduler.state_dict(), folder, "scheduler")
+            for name, part in self.parts.items():
+                save_state(part.state_dict(), folder, name)
             if getattr(acc, "scaler", None) is not None:
                 save_state(acc.scaler.state_dict(), folder, "scaler")
-            trainer_state = self.progress.state_dict()
+            trainer_state = self.state.as_dict()
             trainer_state["accelerator_step"] = int(getattr(acc, "step", 0))
             save_state(trainer_state, folder, "trainer")
         save_state(rng_state(), folder, f"rng-{acc.process_index}")
 
     def read_files(self, folder: Path) -> None:
+        """Load the parts, the random states and (into ``state``) the training progress from ``folder``."""
         acc = self.acc
         try:
-            module = acc.unwrap_model(self.trainer.module)
-            module.load_state_dict(load_state(folder, "model"))
-            self.trainer.optimizer.load_state_dict(load_state(folder, "optimizer"))
-            wrong = state_mismatch(self.trainer.optimizer)
-            if wrong:
-                raise ConfigError(
-                    f"cannot resume from {str(folder)!r}: its optimizer state does not fit the model: {wrong}"
-                )
-            self.scheduler.load_state_dict(load_state(folder, "scheduler"))
+            for name, part in self.parts.items():
+                part.load_state_dict(load_state(folder, name))
+                wrong = state_mismatch(part) if isinstance(part, torch.optim.Optimizer) else None
+                if wrong:  # load_state_dict checks no shapes: a wrong one would fail at the next step
+                    raise ConfigError(f"cannot resume from {str(folder)!r}: its {name} state does not fit: {wrong}")
             if getattr(acc, "scaler", None) is not None and (folder / "scaler.json").is_file():
                 acc.scaler.load_state_dict(load_state(folder, "scaler"))
             trainer_state = load_state(folder, "trainer")
-            self.progress.load_state_dict(trainer_state)
+            self.state = TrainingState.from_dict(trainer_state)
             if hasattr(acc, "step"):
                 acc.step = int(trainer_state.get("accelerator_step", 0))
             rng_name = f"rng-{acc.process_index}"
@@ -219,31 +216,27 @@ class Checkpointer:
             ) from exc
 
     # -- resume ----------------------------------------------------------------------------------------
-    def resume(self, path: Path) -> Tuple[int, int]:
-        """Load ``path``; return (epoch, next batch of that epoch) to continue from."""
+    def resume(self, path: Path) -> TrainingState:
+        """Load ``path``; return the training progress it saved (the trainer continues from it)."""
         check_checkpoint(path)
         self.read_files(path)
+        state = self.state
         log.info(
-            "resumed from %s at step %d (epoch %d, batch %d)",
-            path,
-            self.trainer.global_step,
-            self.progress.epoch,
-            self.progress.next_batch,
+            "resumed from %s at step %d (epoch %d, batch %d)", path, state.global_step, state.epoch, state.next_batch
         )
-        return self.progress.epoch, self.progress.next_batch
+        return state
 
     # -- save ------------------------------------------------------------------------------------------
-    def step_done(self, epoch: int, next_batch: int) -> Optional[Path]:
-        """Called after every optimiser step; saves when the step count is a multiple of ``every``."""
-        if self.root is None or not self.every or self.trainer.global_step % self.every:
-            return None
-        return self.save(epoch, next_batch)
+    def due(self, step: int) -> bool:
+        """Whether optimiser step ``step`` is one to save (a multiple of ``every``, with a directory)."""
+        return self.root is not None and bool(self.every) and step % (self.every or 1) == 0
 
-    def save(self, epoch: int, next_batch: int) -> Path:
+    def save(self, state: TrainingState) -> Path:
+        """Write a checkpoint of the parts and ``state`` as ``step-<global_step>``."""
         if self.root is None:
             raise ConfigError("saving a checkpoint needs a directory (output_dir)")
-        acc, step = self.acc, self.trainer.global_step
-        self.progress.epoch, self.progress.next_batch = epoch, next_batch
+        self.state = state
+        acc, step, epoch, next_batch = self.acc, state.global_step, state.epoch, state.next_batch
         name = f"step-{step}"
         tmp, final = self.root / f".tmp-{name}", self.root / name
         if acc.is_main_process:

@@ -8,7 +8,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple, Union
 
 from anycl.errors import AnyclError, ConfigError
 from anycl.reading import check_tree, read_bytes, read_json
@@ -24,7 +24,7 @@ FORMAT_VERSION = 2  # 1: Accelerate's save_state (pickles), no longer read
 _STEP = re.compile(r"^step-(\d+)$")
 
 
-def checkpoint_root(output_dir: str) -> Path:
+def checkpoint_root(output_dir: Union[str, os.PathLike]) -> Path:
     return Path(output_dir) / FOLDER
 
 
@@ -55,7 +55,7 @@ def latest_checkpoint(root: Path) -> Optional[Path]:
     return done[-1][1] if done else None
 
 
-def resolve_resume(resume_from: Any, output_dir: Optional[str]) -> Optional[Path]:
+def resolve_resume(resume_from: Any, output_dir: Union[str, os.PathLike, None]) -> Optional[Path]:
     """The checkpoint folder to load for ``resume_from`` (None: train from scratch)."""
     if resume_from is None or resume_from is False:
         return None

@@ -31,6 +31,8 @@ from typing import Any, Dict, List, Optional
 import torch
 import torch.nn.functional as F
 
+from .contracts import Callback
+
 log = logging.getLogger("anycl")
 
 
@@ -81,7 +83,7 @@ def tracker_key(name: str) -> str:
     return f"similarity/{name}" if name in ("positive", "hardest_negative") else f"collapse/{name}"
 
 
-class CollapseWatch:
+class CollapseWatch(Callback):
     """Training callback: embedding spread, alignment and uniformity; a warning when they collapse.
 
     Args:

@@ -183,7 +183,7 @@ class GradCache:
                 for start, stop in mini_batches(n, self.mini_batch):
                     state = RandState(generator, devices)
                     parts.append(
-                        model({side: _take(adapter, feats, start, stop, n)}, train=True, generator=generator)[side]
+                        model({side: take_rows(adapter, feats, start, stop, n)}, train=True, generator=generator)[side]
                     )
                     plan.append((side, start, stop, n, state))
                 emb[side] = torch.cat(parts) if len(parts) > 1 else parts[0]
@@ -208,7 +208,9 @@ class GradCache:
                     continue
                 adapter = model.tower(side).adapter
                 state.restore()
-                out = model({side: _take(adapter, batch[side], start, stop, n)}, train=True, generator=generator)[side]
+                out = model({side: take_rows(adapter, batch[side], start, stop, n)}, train=True, generator=generator)[
+                    side
+                ]
                 torch.autograd.backward(out, g[start:stop].to(out.dtype))
         finally:
             _restore_norm_buffers(saved_norms)
@@ -250,7 +252,10 @@ class GradCache:
         return loss.detach(), terms
 
 
-def _take(adapter, feats, start: int, stop: int, n: int):
+def take_rows(adapter, feats, start: int, stop: int, n: int):
+    """Rows ``start:stop`` of one side's collated features of ``n`` rows: the adapter's ``slice_batch`` when it
+    has one (features that are not row-major), else :func:`slice_rows`. GradCache's mini-batches and the guide's
+    (:mod:`anycl.training.guide`) embed through it."""
     custom = getattr(adapter, "slice_batch", None)
     if custom is not None:
         return custom(feats, start, stop)

@@ -1,11 +1,11 @@
-"""The guide model of guided false-negative masking (GISTEmbed; Solatorio 2024, arXiv:2402.16829).
+"""GISTEmbed-style guiding, the guide model (part 1 of 3; Solatorio 2024, arXiv:2402.16829).
 
 ``fit(..., guide=...)`` makes a :class:`Guide`: a frozen model that embeds every training batch once
 more, without gradient and in evaluation mode (no dropout), cached once per batch — with GradCache once
 per full batch, not per mini-batch. Its embeddings reach the loss as ``guide={"anchor", "positive",
 "negative"}`` (gathered across processes like the trained embeddings, so the mask columns line up with
 the gathered candidates: :mod:`anycl.distributed`); the loss masks the in-batch candidates the guide
-rates above the anchor–positive score minus a margin (:mod:`anycl.losses.guided`). Losses still see
+rates above the anchor–positive score minus a margin (:mod:`anycl.losses.guide_mask`). Losses still see
 embeddings only.
 
 What ``guide`` can be:
@@ -19,6 +19,10 @@ a :class:`~anycl.model.ContrastiveModel`
 a path or name
     An anycl model folder (``model.save``), or — text only — a sentence-transformers model path or
     Hugging Face name, loaded as an anycl text tower.
+
+The three parts of guiding: this guide model; the mask it drives in the loss, :mod:`anycl.losses.guide_mask`;
+the same rule applied to mined hard negatives (``sampler_options={"guide_filter": True}``),
+:mod:`anycl.mining.guide_filter`.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from anycl.data.batching import to_device
 from anycl.errors import ConfigError
 from anycl.model.contrastive import CONFIG_FILE, ContrastiveModel, load
 
-from .gradcache import _take, count_rows, mini_batches
+from .gradcache import count_rows, mini_batches, take_rows
 
 SIDES = ("anchor", "positive", "negative")
 
@@ -98,7 +102,7 @@ class Guide:
             tower = model.tower(side)
             n = count_rows(feats, tower.adapter)
             step = self.chunk or n
-            parts = [tower(_take(tower.adapter, feats, s, e, n), train=False) for s, e in mini_batches(n, step)]
+            parts = [tower(take_rows(tower.adapter, feats, s, e, n), train=False) for s, e in mini_batches(n, step)]
             out[side] = (torch.cat(parts) if len(parts) > 1 else parts[0]).detach().float()
         return out
 
@@ -133,7 +137,8 @@ def make_guide(
             guide_model = load(str(path))
         else:
             modalities = {model.tower(s).modality for s in SIDES}
-            if modalities != {"text"} or build_text_model is None:
+            st_towers = all("sentence-transformers" in model.tower(s).adapter.export_formats for s in SIDES)
+            if not st_towers or build_text_model is None:
                 raise ConfigError(
                     f"guide={str(spec)!r}: a sentence-transformers model can guide text models only; this model's "
                     f"modalities are {sorted(modalities)} (pass 'start' or an anycl ContrastiveModel)"

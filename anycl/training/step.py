@@ -5,7 +5,7 @@ with the momentum target's and the guide's embeddings when the loss asks for the
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -59,9 +59,7 @@ class TrainingModule(nn.Module):
             extra["target"] = self.target_embeddings(batch)
         loss = self.loss
         select = getattr(loss, "select", None)
-        if (
-            "dataset" in batch and select is not None
-        ):  # several data sets: their own loss (anycl.sampling.multi_dataset)
+        if "dataset" in batch and select is not None:  # several data sets: their own loss (anycl.losses.multi_dataset)
             loss = select(batch["dataset"])
         # per-row numbers the loss reads: scores (anycl.losses.graded), teacher embeddings (anycl.losses.distill)
         rows = {c: batch["scores"][c] for c in getattr(loss, "score_columns", ()) if c in batch.get("scores", {})}
@@ -81,17 +79,25 @@ class TrainingModule(nn.Module):
             out = {**out, "guide_masked": masked} if isinstance(out, dict) else {"loss": out, "guide_masked": masked}
         return out
 
-    def target_embeddings(self, batch: Dict[str, Any]) -> Dict[str, torch.Tensor]:
-        """Anchor and positive embedded by the momentum target, without gradient, replaying the
-        augmentation generator state that :meth:`embed` saw (a fresh state under GradCache)."""
+    def target_embeddings(
+        self, batch: Dict[str, Any], sides: Sequence[str] = ("anchor", "positive")
+    ) -> Dict[str, torch.Tensor]:
+        """The batch's ``sides`` (anchor and positive) embedded by the momentum target, without gradient,
+        replaying the augmentation generator state that :meth:`embed` saw (a fresh state under GradCache).
+        A multi-view batch asks for its global views only (``sides=("anchor",)``: :mod:`anycl.data.views`)."""
         assert self.target is not None  # called only for a loss with a momentum target
         state, device = self._prepare_state or (None, None)
         self._prepare_state = None
-        views = {s: batch[s] for s in ("anchor", "positive") if s in batch}
+        views = {s: batch[s] for s in sides if s in batch}
         return self.target(views, state, device)
 
     def after_optimizer_step(self, step: int, total: Optional[int]) -> None:
-        """Move the momentum target (if any) towards the model; called after every optimiser step."""
+        """Called after every optimiser step: the loss's own update (its ``on_train_step_end``, e.g. DINO's
+        teacher prototypes; a loss is any ``nn.Module``, so the hook is optional), then the momentum target (if
+        any) moved towards the model."""
+        hook = getattr(self.loss, "on_train_step_end", None)
+        if hook is not None:
+            hook(step, total)
         if self.target is not None:
             self.target.update(self.model, step, total)
 

@@ -12,26 +12,63 @@ by the sampler, an EMA target updated by a loss) are called at the marked places
 from __future__ import annotations
 
 import logging
-import math
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from anycl.data.batching import BatchBuilder, BatchStream, to_device
+from anycl.data.batching import BatchBuilder, to_device
 from anycl.data.inputs import Rows
 from anycl.errors import ConfigError
+from anycl.evaluation.base import Evaluator
 from anycl.losses.base import split_loss  # noqa: F401  (kept importable from here)
 
-from .accelerator import LR_SCHEDULES, _hparams, make_accelerator, warmup_cosine  # noqa: F401  (importable here)
+from .accelerator import LR_SCHEDULES, make_accelerator, tracker_config, warmup_cosine  # noqa: F401  (importable here)
 from .args import TrainingArgs
-from .checkpoint import Checkpointer, checkpoint_root, resolve_resume
+from .checkpoint import Checkpointer, TrainingState, checkpoint_root, resolve_resume
+from .contracts import Callback, TrainingSampler, as_callback
+from .epochs import epoch_batches, run_length
 from .gradcache import gradcache_step, make_gradcache
 from .optimizer import make_optimizer
 from .step import TrainingModule, check_finite
-from .stream_steps import LockstepBatches, end_of_stream_epoch, streamed_epoch
+from .stream_steps import LockstepBatches, end_of_stream_epoch
 
 log = logging.getLogger("anycl")
+
+
+class _Meter:
+    """The mean loss since the last logged step, and the items per second since training started."""
+
+    def __init__(self) -> None:
+        self.loss, self.batches, self.items, self.started = 0.0, 0, 0, time.perf_counter()
+
+    def add(self, loss: torch.Tensor, items: int) -> None:
+        self.loss += float(loss.detach())
+        self.batches += 1
+        self.items += items
+
+    def mean_loss(self) -> float:
+        return self.loss / self.batches
+
+    def rate(self) -> float:
+        return self.items / max(time.perf_counter() - self.started, 1e-9)
+
+    def logged(self) -> None:
+        self.loss, self.batches = 0.0, 0  # the logged loss is the mean since the last logged step
+
+
+@dataclass
+class _Run:
+    """What one call of ``train`` sets up for its steps."""
+
+    acc: Any  # the Accelerator
+    params: List[torch.nn.Parameter]  # the trainable parameters (clipped)
+    gradcache: Any  # anycl.training.gradcache's state, or None
+    total: Optional[int]  # optimiser steps to run (None: an endless stream)
+    log_every: int  # a logged step every this many
+    bar: Any = None  # the steps' progress bar
+    meter: _Meter = field(default_factory=_Meter)
 
 
 class Trainer:
@@ -41,15 +78,18 @@ class Trainer:
         model: the :class:`~anycl.model.ContrastiveModel`.
         loss: a loss module (embeddings in, scalar out).
         rows: the training :class:`~anycl.data.Rows`.
-        sampler: a :class:`~anycl.sampling.Sampler`.
+        sampler: a :class:`~anycl.sampling.Sampler` (what the trainer uses of it:
+            :class:`~anycl.training.contracts.TrainingSampler`).
         builder: the :class:`~anycl.data.batching.BatchBuilder` turning rows into per-side features.
         args: :class:`TrainingArgs`.
-        evaluator: optional ``evaluator(model) -> {metric: value}``.
+        evaluator: optional ``evaluator(model) -> {metric: value}``; an
+            :class:`~anycl.evaluation.base.Evaluator` also gets ``show_progress`` from ``args.progress``.
         guide: optional :class:`~anycl.training.guide.Guide` (guided false-negative masking); a guide that
             collates items itself needs ``builder.keep_views``.
-        callbacks: objects with any of ``on_step_end(trainer, step, logs)``,
-            ``on_evaluate(trainer, step, metrics)``, ``on_train_end(trainer)``; or plain callables
-            ``fn(trainer, step, logs)`` called after each optimiser step.
+        callbacks: :class:`~anycl.training.contracts.Callback` objects, objects of another class with any
+            of ``on_step_end(trainer, step, logs)``, ``on_evaluate(trainer, step, metrics)``,
+            ``on_train_end(trainer)`` (and ``checkpoint_state()`` / ``load_checkpoint_state(state)``), or
+            plain callables ``fn(trainer, step, logs)`` called after each optimiser step.
     """
 
     def __init__(
@@ -57,7 +97,7 @@ class Trainer:
         model,
         loss,
         rows: Rows,
-        sampler,
+        sampler: TrainingSampler,
         builder: BatchBuilder,
         args: TrainingArgs,
         evaluator: Optional[Callable] = None,
@@ -71,28 +111,25 @@ class Trainer:
         self.builder = builder
         self.args = args
         self.evaluator = evaluator
-        self.callbacks = list(callbacks)
+        self.callbacks = list(callbacks)  # as given
+        self._hooks: List[Callback] = [as_callback(cb) for cb in self.callbacks]
         self.guide = guide  # anycl.training.guide.Guide or None
         self.history: List[Dict[str, Any]] = []
         self.eval_history: List[Dict[str, Any]] = []
         self.global_step = 0
-        self.accelerator = None
-        self.should_stop = (
-            False  # set by a callback (anycl.training.best.EarlyStopping) to end training after this step
-        )
-        self.stream_epochs: List[
-            Dict[str, Any]
-        ] = []  # streamed data: each epoch's untrained rows (anycl.training.stream_steps)
+        self.epoch = 0
+        self.should_stop = False  # set by a callback (training.best.EarlyStopping): training ends after this step
+        self.stream_epochs: List[Dict[str, Any]] = []  # streamed data: each epoch's untrained rows (stream_steps)
+        # set by train(): the Accelerator, the prepared training module and optimiser, the LR schedule, the
+        # checkpointer (None without checkpoint_every / resume_from) and the whole call's seconds
+        self.accelerator: Any = None
+        self.module: Any = None
+        self.optimizer: Any = None
+        self.scheduler: Any = None
+        self.checkpointer: Optional[Checkpointer] = None
+        self.train_seconds = 0.0
 
     # -- hooks ----------------------------------------------------------------------------------------
-    def _callback(self, name: str, *a) -> None:
-        for cb in self.callbacks:
-            fn = getattr(cb, name, None)
-            if fn is None and name == "on_step_end" and callable(cb) and not hasattr(cb, "on_train_end"):
-                fn = cb
-            if fn is not None:
-                fn(self, *a)
-
     def evaluate(self) -> Dict[str, float]:
         if self.evaluator is None:
             return {}
@@ -106,81 +143,101 @@ class Trainer:
                 log.info(
                     "evaluation at step %d: %s", self.global_step, ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
                 )
-        self._callback("on_evaluate", self.global_step, metrics)
+        for cb in self._hooks:
+            cb.on_evaluate(self, self.global_step, metrics)
         return metrics
 
-    # -- the loop -------------------------------------------------------------------------------------
-    def _epoch_batches(self, epoch: int, acc, skip: int = 0) -> tuple:
-        bs = self.args.batch_size
-        world = acc.num_processes
-        if self.rows.streaming:  # each process batches its own share, in step with the others
-            return streamed_epoch(self.rows, self.sampler, self.builder, bs, self.args.seed, epoch, skip, acc), None
-        plan = self.sampler.plan(self.rows, epoch, bs * world)
-        stream = BatchStream(
-            self.rows,
-            self.sampler,
-            self.builder,
-            bs,
-            epoch,
-            self.args.seed,
-            rank=acc.process_index,
-            world_size=world,
-            plan=plan,
-            skip_batches=skip,
-        )
-        workers = self.args.num_workers
-        # its own generator: a DataLoader otherwise draws its base seed from the global RNG, which would
-        # make a resumed run's dropout differ from the uninterrupted run's
-        loader = torch.utils.data.DataLoader(
-            stream,
-            batch_size=None,
-            num_workers=workers,
-            pin_memory=acc.device.type == "cuda",
-            persistent_workers=False,
-            generator=torch.Generator().manual_seed(self.args.seed + epoch),
-        )
-        return loader, len(plan)
+    # -- the state a checkpoint keeps -----------------------------------------------------------------
+    def _keyed_callbacks(self) -> List[Tuple[str, Callback]]:
+        """Each callback under its checkpoint key: position and class name (as given)."""
+        return [(f"{i}:{type(cb).__name__}", hook) for i, (cb, hook) in enumerate(zip(self.callbacks, self._hooks))]
 
-    def _setup_checkpoints(self, acc, scheduler) -> tuple:
+    def training_state(self, epoch: int, next_batch: int) -> TrainingState:
+        """Where training stands after this step: ``next_batch`` of ``epoch`` is the next to train."""
+        kept = {key: cb.checkpoint_state() for key, cb in self._keyed_callbacks()}
+        callbacks = {key: state for key, state in kept.items() if state is not None}
+        return TrainingState(self.global_step, epoch, next_batch, self.sampler.state_dict(), callbacks)
+
+    def restore(self, state: TrainingState) -> None:
+        """Continue from a checkpoint's :class:`TrainingState`."""
+        self.global_step = state.global_step
+        self.sampler.load_state_dict(state.sampler)
+        for key, cb in self._keyed_callbacks():
+            if key in state.callbacks:
+                cb.load_checkpoint_state(state.callbacks[key])
+
+    # -- setting up -----------------------------------------------------------------------------------
+    def _start(self):
+        """The Accelerator; the sampler and evaluator told whether to draw bars (one process draws them, one
+        prints mining statistics); the seed."""
+        from accelerate.utils import set_seed  # lazy: accelerate: slow to import, only when training starts
+
+        acc = make_accelerator(self.args)
+        self.accelerator = acc
+        show = self.args.progress and acc.is_main_process
+        self.sampler.show_progress = show  # a bar per mining pass
+        if not acc.is_main_process:
+            self.sampler.verbose = False  # mining statistics printed once, not once per process
+        if isinstance(self.evaluator, Evaluator):
+            self.evaluator.show_progress = show  # a bar per evaluation
+        set_seed(self.args.seed)
+        return acc
+
+    def _training_module(self, acc) -> Tuple[TrainingModule, List[torch.nn.Parameter], Any]:
+        """The guide fitted to the batches, the model with its loss as one module, its trainable parameters
+        and the optimiser."""
+        if self.guide is not None:
+            if self.guide.needs_views and not self.builder.keep_views:
+                self.builder.keep_views = True
+            if self.guide.chunk is None and self.args.gradcache_mini_batch:
+                self.guide.chunk = self.args.gradcache_mini_batch  # the guide's activations stay mini-batch sized
+        module = TrainingModule(self.model, self.loss, guide=self.guide)
+        params = [p for p in module.parameters() if p.requires_grad]
+        if not params:
+            raise ConfigError("nothing to train: every parameter of the model and loss is frozen")
+        args = self.args
+        optimizer = make_optimizer(params, args.lr, args.weight_decay, acc.device, acc.distributed_type)
+        return module, params, optimizer
+
+    def _prepare(self, acc, module: TrainingModule, optimizer, total: Optional[int]) -> None:
+        """The sampler's curriculum told the run's length, the guide on the device, the logging interval, the
+        learning-rate schedule; the module and optimiser prepared by Accelerate."""
+        args = self.args
+        self.sampler.total_steps = total  # a mining curriculum follows training progress
+        if self.guide is not None:  # on the training device before the first mining pass uses it
+            self.guide.model.to(acc.device)
+        if not args.log_every:  # every logged point goes to the trackers and the report alike
+            args.log_every = max(1, total // 100) if total else 10
+        warmup = int(args.warmup_ratio * total) if total else 0
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total, args.lr_schedule))
+        self.module, self.optimizer = acc.prepare(module, optimizer)
+        self.scheduler = scheduler
+
+    def _setup_checkpoints(self, acc) -> Tuple[int, int, bool]:
         """Make the checkpointer and load ``resume_from``: (epoch, batches to skip, resumed?)."""
         args = self.args
         self.checkpointer = None
         if not (args.checkpoint_every or args.resume_from):
             return 0, 0, False
-
         root = checkpoint_root(args.output_dir) if args.output_dir else None
-        self.checkpointer = Checkpointer(self, acc, scheduler, root, args.checkpoint_every, args.keep_checkpoints)
+        parts = {"model": acc.unwrap_model(self.module), "optimizer": self.optimizer, "scheduler": self.scheduler}
+        self.checkpointer = Checkpointer(acc, parts, root, args.checkpoint_every, args.keep_checkpoints)
         path = resolve_resume(args.resume_from, args.output_dir)
         if path is None:
             self.checkpointer.clear()  # a fresh run: checkpoints of an earlier run must not pass for "latest"
             return 0, 0, False
-        return (*self.checkpointer.resume(path), True)
+        state = self.checkpointer.resume(path)
+        self.restore(state)
+        return state.epoch, state.next_batch, True
 
-    def _schedule(self, acc) -> tuple:
-        """(total optimiser steps or None for an endless stream, epochs to run)."""
-        args = self.args
-        if self.rows.streaming:
-            return args.max_steps, (args.epochs if not args.max_steps else 10**9)
-        first_plan = self.sampler.plan(self.rows, 0, args.batch_size * acc.num_processes)
-        if not first_plan:
-            raise ConfigError(
-                f"no batch of at least 2 distinct items can be formed from {len(self.rows)} rows with "
-                f"batch_size={args.batch_size}; give more (distinct) rows"
-            )
-        wanted = args.batch_size * acc.num_processes
-        largest = max(len(b) for b in first_plan)
-        if len(first_plan) == 1 and largest < wanted:
-            log.warning(
-                "batch_size=%d is larger than the data: every step uses one batch of %d rows (all the "
-                "rows that can share a batch)%s",
-                args.batch_size,
-                largest,
-                "" if acc.num_processes == 1 else f" across {acc.num_processes} processes",
-            )
-        steps_per_epoch = math.ceil(len(first_plan) / args.gradient_accumulation_steps)
-        if args.max_steps:
-            return args.max_steps, math.ceil(args.max_steps / max(1, steps_per_epoch))
-        return steps_per_epoch * args.epochs, args.epochs
+    # -- the loop -------------------------------------------------------------------------------------
+    def _batch_generator(self, acc, epoch: int, batch) -> Optional[torch.Generator]:
+        """The batch's own augmentation / dropout generator, seeded by (seed, epoch, batch index)."""
+        if acc.device.type not in ("cpu", "cuda"):
+            return None
+        gen = torch.Generator(device=acc.device)
+        gen.manual_seed(self.args.seed * 7_919 + epoch * 104_729 + batch["index"])
+        return gen
 
     def _optimise(self, acc, batch, gen, gradcache, params, epoch: int) -> tuple:
         """One forward/backward (whole batch, or GradCache's mini-batches) and the optimiser step:
@@ -207,140 +264,119 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
         return loss, terms
 
+    def _count_step(self, run: _Run, epoch: int, terms: Dict[str, Any]) -> Tuple[Dict[str, Any], bool]:
+        """An optimiser step done: the LR schedule moves, the step is counted and its logs made: (logs, whether
+        this step is logged)."""
+        meter = run.meter
+        if not run.acc.optimizer_step_was_skipped:
+            self.scheduler.step()
+        self.global_step += 1
+        rate = meter.rate()
+        logs = {"loss": meter.mean_loss(), "lr": self.scheduler.get_last_lr()[0], "items_per_s": rate, "epoch": epoch}
+        logs.update(terms)
+        run.bar.update(1)
+        run.bar.set_postfix(loss=f"{logs['loss']:.4f}", items_s=f"{rate:.1f}")
+        logged = self.global_step % run.log_every == 0 or self.global_step == 1
+        if logged:
+            meter.logged()
+        return logs, logged
+
     def _after_step(self, acc, epoch: int, batch, total: Optional[int], logs: Dict[str, Any], logged: bool) -> None:
-        """What follows an optimiser step: EMA target, logging (when ``logged``), callbacks, re-mining,
-        evaluation, checkpoint."""
+        """What follows an optimiser step: the loss's and the EMA target's updates, logging (when ``logged``),
+        callbacks, re-mining, evaluation, checkpoint."""
         args = self.args
-        hook = getattr(self.loss, "on_train_step_end", None)
-        if hook is not None:
-            hook(self.global_step, total)
-        acc.unwrap_model(self.module).after_optimizer_step(self.global_step, total)  # EMA target
+        acc.unwrap_model(self.module).after_optimizer_step(self.global_step, total)
         if logged:
             acc.log(logs, step=self.global_step)
             self.history.append({"step": self.global_step, **logs})
-        self._callback("on_step_end", self.global_step, logs)
-        every = getattr(self.sampler, "refresh_every", None)
+        for cb in self._hooks:
+            cb.on_step_end(self, self.global_step, logs)
+        every = self.sampler.refresh_every
         if every and self.global_step % every == 0 and not (total and self.global_step >= total):
             self.sampler.refresh(acc.unwrap_model(self.module).model, self.rows, self.global_step)
         if args.eval_every and self.global_step % args.eval_every == 0:
             self.evaluate()
             self.module.train()
-        if self.checkpointer is not None:
-            self.checkpointer.step_done(epoch, batch["index"] + 1)
+        if self.checkpointer is not None and self.checkpointer.due(self.global_step):
+            self.checkpointer.save(self.training_state(epoch, batch["index"] + 1))
 
-    def train(self):
-        from accelerate.utils import set_seed  # lazy: accelerate: slow to import, only when training starts
+    def _run_epoch(self, run: _Run, epoch: int, skip: int) -> bool:
+        """One epoch's batches from ``skip`` on; True when training is done (the last step, or stopped)."""
+        acc, total = run.acc, run.total
+        loader = epoch_batches(self.rows, self.sampler, self.builder, self.args, epoch, acc, skip)
+        skipped_before = self.builder.skipped
+        self.module.train()
+        done = False
+        for batch in loader:
+            batch = to_device(batch, acc.device)
+            gen = self._batch_generator(acc, epoch, batch)
+            loss, terms = self._optimise(acc, batch, gen, run.gradcache, run.params, epoch)
+            run.meter.add(loss, batch["size"] * acc.num_processes)
+            if not acc.sync_gradients:
+                continue
+            logs, logged = self._count_step(run, epoch, terms)
+            self._after_step(acc, epoch, batch, total, logs, logged)
+            if (total and self.global_step >= total) or self.should_stop:
+                done = True
+                break
+        if isinstance(loader, LockstepBatches) and not (done or self.should_stop):
+            skipped = self.builder.skipped - skipped_before
+            self.stream_epochs.append(end_of_stream_epoch(loader, epoch, skipped, skip))
+        return done
+
+    def _run_epochs(self, run: _Run, epochs: int, start: Tuple[int, int, bool]) -> None:
+        """The epochs from ``start`` (epoch, batches to skip, resumed?): each refreshes the sampler (not the
+        resumed one: its sampler restored what refresh computed), trains, and evaluates without eval_every."""
         from tqdm.auto import tqdm  # lazy: only when a bar is drawn
 
-        args = self.args
-        started = time.perf_counter()
-        acc = make_accelerator(args)
-        self.accelerator = acc
-        main = acc.is_main_process
-        for part in (self.sampler, self.evaluator):  # a bar per mining pass and evaluation, from one process
-            if hasattr(part, "show_progress"):
-                part.show_progress = args.progress and main
-            if not main and hasattr(part, "verbose"):  # mining statistics printed once, not once per process
-                part.verbose = False
-        set_seed(args.seed)
-        if self.guide is not None:
-            if self.guide.needs_views and not self.builder.keep_views:
-                self.builder.keep_views = True
-            if self.guide.chunk is None and args.gradcache_mini_batch:
-                self.guide.chunk = args.gradcache_mini_batch  # the guide's activations stay mini-batch sized
-        module = TrainingModule(self.model, self.loss, guide=self.guide)
-        params = [p for p in module.parameters() if p.requires_grad]
-        if not params:
-            raise ConfigError("nothing to train: every parameter of the model and loss is frozen")
-        optimizer = make_optimizer(params, args.lr, args.weight_decay, acc.device, acc.distributed_type)
-        total, epochs = self._schedule(acc)
-        if hasattr(self.sampler, "total_steps"):  # a mining curriculum follows training progress
-            self.sampler.total_steps = total
-        if self.guide is not None:  # on the training device before the first mining pass uses it
-            self.guide.model.to(acc.device)
-        if not args.log_every:  # every logged point goes to the trackers and the report alike
-            args.log_every = max(1, total // 100) if total else 10
-        warmup = int(args.warmup_ratio * total) if total else 0
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total, args.lr_schedule))
-
-        self.module, self.optimizer = acc.prepare(module, optimizer)
-        gradcache = make_gradcache(args.gradcache_mini_batch, acc)
-        start_epoch, skip, resumed = self._setup_checkpoints(acc, scheduler)  # anycl.training.checkpoint
-        self.scheduler = scheduler
-        if acc.log_with:
-            acc.init_trackers("anycl", config=_hparams(args))
-
-        if self.evaluator is not None and not resumed and self.global_step == 0:
-            self.evaluate()  # the baseline: the report and the model card show where training started
-        bar = tqdm(
-            total=total,
-            initial=self.global_step,
-            desc="train",
-            unit="step",
-            disable=not (args.progress and acc.is_main_process),
-            dynamic_ncols=True,
+        acc, (start_epoch, skip, resumed) = run.acc, start
+        show = self.args.progress and acc.is_main_process
+        run.bar = tqdm(
+            total=run.total, initial=self.global_step, desc="train", unit="step", disable=not show, dynamic_ncols=True
         )
-        running, n_run, items, t0 = 0.0, 0, 0, time.perf_counter()
-        done = False
+        run.meter = _Meter()  # from the first step on
         for epoch in range(start_epoch, epochs):
             self.epoch = epoch
-            if not (resumed and epoch == start_epoch):  # a resumed sampler restored what refresh computed
+            first = epoch == start_epoch
+            if not (resumed and first):
                 self.sampler.refresh(acc.unwrap_model(self.module).model, self.rows, self.global_step)
-            epoch_skip = skip if epoch == start_epoch else 0
-            loader, _ = self._epoch_batches(epoch, acc, epoch_skip)
-            skipped_before = self.builder.skipped
-            self.module.train()
-            for batch in loader:
-                batch = to_device(batch, acc.device)
-                gen = None
-                if acc.device.type in ("cpu", "cuda"):
-                    gen = torch.Generator(device=acc.device)
-                    gen.manual_seed(args.seed * 7_919 + epoch * 104_729 + batch["index"])
-                loss, terms = self._optimise(acc, batch, gen, gradcache, params, epoch)
-                running += float(loss.detach())
-                n_run += 1
-                items += batch["size"] * acc.num_processes
-                if not acc.sync_gradients:
-                    continue
-                if not acc.optimizer_step_was_skipped:
-                    scheduler.step()
-                self.global_step += 1
-                rate = items / max(time.perf_counter() - t0, 1e-9)
-                logs = {
-                    "loss": running / n_run,
-                    "lr": scheduler.get_last_lr()[0],
-                    "items_per_s": rate,
-                    "epoch": epoch,
-                    **terms,
-                }
-                bar.update(1)
-                bar.set_postfix(loss=f"{logs['loss']:.4f}", items_s=f"{rate:.1f}")
-                logged = self.global_step % args.log_every == 0 or self.global_step == 1
-                if logged:
-                    running, n_run = 0.0, 0  # the logged loss is the mean since the last logged step
-                self._after_step(acc, epoch, batch, total, logs, logged)
-                if (total and self.global_step >= total) or self.should_stop:
-                    done = True
-                    break
-            if isinstance(loader, LockstepBatches) and not (done or self.should_stop):
-                skipped = self.builder.skipped - skipped_before
-                self.stream_epochs.append(end_of_stream_epoch(loader, epoch, skipped, epoch_skip))
-            if self.evaluator is not None and not args.eval_every and not self.should_stop:
+            done = self._run_epoch(run, epoch, skip if first else 0)
+            if self.evaluator is not None and not self.args.eval_every and not self.should_stop:
                 self.evaluate()
             if done or self.should_stop:
                 break
-        bar.close()
+        run.bar.close()
+
+    def _finish(self, acc) -> None:
+        """Unreadable rows reported, the callbacks' end, the trackers closed, the trained model handed back."""
         if self.builder.skipped:
             log.warning(
                 "skipped %d rows with unreadable items (first: %s)",
                 self.builder.skipped,
                 "; ".join(self.builder.skipped_examples),
             )
-        self._callback("on_train_end")
+        for cb in self._hooks:
+            cb.on_train_end(self)
         acc.wait_for_everyone()
         for tracker in acc.trackers:  # not acc.end_training(): it would destroy a launched process group
             tracker.finish()
         self.model = acc.unwrap_model(self.module).model
         self.model.eval()
+
+    def train(self):
+        started = time.perf_counter()
+        acc = self._start()
+        module, params, optimizer = self._training_module(acc)
+        total, epochs = run_length(self.rows, self.sampler, self.args, acc.num_processes)
+        self._prepare(acc, module, optimizer, total)
+        gradcache = make_gradcache(self.args.gradcache_mini_batch, acc)
+        start = self._setup_checkpoints(acc)  # anycl.training.checkpoint
+        if acc.log_with:
+            acc.init_trackers("anycl", config=tracker_config(self.args))
+        if self.evaluator is not None and not start[2] and self.global_step == 0:
+            self.evaluate()  # the baseline: the report and the model card show where training started
+        log_every = self.args.log_every or 1  # _prepare set it
+        self._run_epochs(_Run(acc, params, gradcache, total, log_every), epochs, start)
+        self._finish(acc)
         self.train_seconds = time.perf_counter() - started  # the whole call: refreshes, steps, evaluations
         return self.model

@@ -1,4 +1,6 @@
-"""Writing rows of dicts as a table file: .csv, .tsv, .jsonl or .parquet (by the file's suffix)."""
+"""The table files the command line writes (``anycl mine --output``): rows of dicts as a .csv, .tsv, .jsonl or
+.parquet file, by the file's suffix. Reading data tables is :mod:`anycl.data.tables`; the console output
+(logging, ``--verbose``/``--quiet``) is :mod:`anycl.cli.common`."""
 
 from __future__ import annotations
 

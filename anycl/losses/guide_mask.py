@@ -1,4 +1,5 @@
-r"""Guided false-negative masking (GISTEmbed, Solatorio 2024, arXiv:2402.16829): pure tensor math.
+r"""GISTEmbed-style guiding in the loss (part 2 of 3; Solatorio 2024, arXiv:2402.16829): the mask of in-batch
+candidates that a guide model rates too close to be negatives. Pure tensor math.
 
 A *guide* model (frozen, no gradient) embeds the same batch as the trained model. For anchor
 :math:`i` with guide embeddings :math:`g(a_i), g(p_i)` and a candidate :math:`c_j` of its softmax, the
@@ -14,6 +15,9 @@ similarity is measured from :math:`g(p_i)`, as sentence-transformers' ``GISTEmbe
 positive–positive block. The loss module that owns the candidate layout builds the full mask from
 these pieces (see :class:`anycl.losses.InfoNCE`); the guide embeddings reach it as
 ``guide={"anchor": (B, D), "positive": (B, D), "negative": (B, K, D) or None}``.
+
+The three parts of guiding: the guide model and its embeddings of each batch, :mod:`anycl.training.guide`;
+this mask; the same rule applied to mined candidates, :mod:`anycl.mining.guide_filter`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,213 @@
+"""Small files that would take unbounded memory (issue 32): audio decoded only as far as its windows need and
+refused past ``max_seconds``, images refused past ``max_pixels`` before decoding.
+
+Memory is measured in a fresh subprocess as the growth of its peak RSS (``resource.getrusage``) over a
+baseline taken once every library is imported.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from anycl.adapters.audio import AudioAdapter
+from anycl.adapters.image import ImageAdapter
+from anycl.errors import ConfigError, DataError
+
+ROOT = Path(__file__).resolve().parents[1]
+MAX_PIXELS = 8192 * 8192  # the stated default (docs/scale.md)
+
+
+def peak_growth_mb(code: str, timeout: int = 300) -> dict:
+    """Run ``code`` in a fresh interpreter after ``baseline()`` is called in it; returns the JSON it prints
+    last, with ``grown_mb``: how far its peak RSS rose above the baseline."""
+    prelude = textwrap.dedent(
+        """
+        import json, resource, warnings
+        warnings.simplefilter("ignore")
+        import numpy, soundfile, torch, torchaudio, PIL.Image  # imported before the baseline
+        import anycl.adapters
+        def peak():
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    p = subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+# -- audio -----------------------------------------------------------------------------------------------------
+def silent_flac(path: Path, seconds: int, rate: int = 48000, channels: int = 2) -> Path:
+    """A silent FLAC written block by block (a long silent file compresses to little: 600 s ≈ 110 KB)."""
+    block = np.zeros((rate * 10, channels), dtype=np.int16)
+    with sf.SoundFile(str(path), "w", samplerate=rate, channels=channels, format="FLAC", subtype="PCM_16") as f:
+        for _ in range(seconds // 10):
+            f.write(block)
+    return path
+
+
+def test_a_long_flac_costs_its_windows_not_its_length(tmp_path):
+    path = silent_flac(tmp_path / "ten-minutes.flac", 600)  # 48 kHz stereo: 230 MB as float32 samples
+    assert path.stat().st_size < 300_000
+    out = peak_growth_mb(
+        f"""
+        from anycl.adapters.audio import AudioAdapter
+        a = AudioAdapter(eval_crop="windows", eval_windows=4)
+        base = peak()
+        clip = a.load({str(path)!r})
+        g = torch.Generator().manual_seed(0)
+        views = [a.augment(clip, g), a.augment(clip, g), a.local_view(clip, g)]
+        ev = a.eval_view(clip)
+        print(json.dumps({{"grown_mb": peak() - base, "kind": type(clip).__name__, "shapes": [list(v.shape) for v in views],
+                          "eval": list(ev.shape), "length": int(clip.shape[-1])}}))
+        """
+    )
+    assert out["grown_mb"] < 150, out  # decoding it whole took ~1.3 GB
+    assert out["kind"] == "LongClip" and out["length"] == 600 * 16000
+    assert out["shapes"] == [[16000], [16000], [8000]] and out["eval"] == [4, 16000]
+
+
+def test_a_file_longer_than_max_seconds_is_refused_naming_it_and_the_option(tmp_path):
+    path = silent_flac(tmp_path / "long.flac", 20, rate=8000, channels=1)
+    with pytest.raises(DataError, match=r"long\.flac' is 20 s long, more than the audio adapter's max_seconds=10;.*"):
+        AudioAdapter(max_seconds=10).load(str(path))
+    with pytest.raises(DataError, match="max_seconds"):  # encoded bytes too, by their header
+        AudioAdapter(max_seconds=10).load({"bytes": path.read_bytes()})
+    assert AudioAdapter(max_seconds=30).load(str(path)).shape[-1] == 20 * 16000  # within the limit
+    assert AudioAdapter().max_seconds == 3 * 3600 and AudioAdapter().stream_seconds == 60  # the stated defaults
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("inf"), "60", True])
+def test_bad_audio_limits_are_config_errors(bad):
+    with pytest.raises(ConfigError, match="must be a positive number of seconds"):
+        AudioAdapter(max_seconds=bad)
+    with pytest.raises(ConfigError, match="must be a positive number of seconds"):
+        AudioAdapter(stream_seconds=bad)
+
+
+def test_audio_limits_are_saved_only_when_set():
+    assert "max_seconds" not in AudioAdapter().config()  # a default run's saved config is unchanged
+    cfg = AudioAdapter(max_seconds=120, stream_seconds=30).config()
+    assert cfg["max_seconds"] == 120 and cfg["stream_seconds"] == 30
+    again = AudioAdapter(**cfg)
+    assert (again.max_seconds, again.stream_seconds) == (120, 30)
+
+
+@pytest.mark.parametrize("rate,channels", [(44100, 2), (48000, 1), (16000, 2), (22050, 3)])
+def test_streamed_windows_equal_the_same_windows_of_the_whole_decode(tmp_path, rate, channels):
+    """The reference: the whole file decoded and resampled at once (as every clip shorter than stream_seconds
+    is); the streamed windows must be the same samples, whatever the rate ratio."""
+    rng = np.random.default_rng(rate + channels)
+    x = (0.1 * rng.standard_normal((rate * 7 + 123, channels))).astype(np.float32)
+    path = str(tmp_path / "noise.wav")
+    sf.write(path, x, rate, subtype="FLOAT")
+    opts = dict(eval_crop="windows", eval_windows=5, augment="strong")
+    streamed, whole = AudioAdapter(stream_seconds=2, **opts), AudioAdapter(**opts)
+    clip, wave = streamed.load(path), whole.load(path)
+    assert type(clip).__name__ == "LongClip" and torch.is_tensor(wave) and clip.shape == wave.shape
+    torch.testing.assert_close(streamed.eval_view(clip), whole.eval_view(wave), atol=1e-6, rtol=0)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    for _ in range(3):
+        torch.testing.assert_close(streamed.augment(clip, g1), whole.augment(wave, g2), atol=1e-6, rtol=0)
+        torch.testing.assert_close(streamed.local_view(clip, g1), whole.local_view(wave, g2), atol=1e-6, rtol=0)
+    torch.testing.assert_close(clip.window(0, 500), wave[:500], atol=1e-6, rtol=0)  # the first samples
+    tail = clip.window(clip.length - 300, 400)  # the last samples, then silence past the end
+    torch.testing.assert_close(tail[:300], wave[-300:], atol=1e-6, rtol=0)
+    assert not tail[300:].any()
+
+
+def test_a_streamed_window_with_nan_samples_names_the_file(tmp_path):
+    x = np.zeros((8000 * 5, 1), dtype=np.float32)
+    x[8000 * 2 + 10] = np.nan
+    path = str(tmp_path / "nan.wav")
+    sf.write(path, x, 8000, subtype="FLOAT")
+    clip = AudioAdapter(stream_seconds=1, eval_crop="windows", eval_windows=5).load(path)
+    with pytest.raises(DataError, match=r"nan\.wav' has 1 non-finite sample"):
+        AudioAdapter(stream_seconds=1, eval_crop="windows", eval_windows=5).eval_view(clip)
+
+
+def test_an_audio_path_that_is_not_a_regular_file_is_refused(tmp_path):
+    import threading
+    import time
+
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)  # opening it for reading blocks until a writer comes
+    done = threading.Event()
+
+    def writer():  # a writer that comes only if someone is blocked reading (so a failing test does not hang)
+        while not done.is_set():
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+                return
+            except OSError:
+                time.sleep(0.05)
+
+    threading.Thread(target=writer, daemon=True).start()
+    try:
+        with pytest.raises(DataError, match="is not a regular file"):
+            AudioAdapter().load(str(fifo))
+    finally:
+        done.set()
+
+
+# -- images ----------------------------------------------------------------------------------------------------
+def test_a_small_png_of_a_huge_image_is_refused_before_decoding(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "bomb.png"
+    Image.new("1", (12000, 12000)).save(path)  # 144 megapixels in a few KB (RGB: 432 MB)
+    assert path.stat().st_size < 500_000
+    out = peak_growth_mb(
+        f"""
+        from anycl.adapters.image import ImageAdapter
+        from anycl.errors import DataError
+        a = ImageAdapter()
+        base = peak()
+        try:
+            a.load({str(path)!r}); msg = None
+        except DataError as exc:
+            msg = str(exc)
+        print(json.dumps({{"grown_mb": peak() - base, "error": msg}}))
+        """
+    )
+    assert out["error"] is not None and "bomb.png' is 12000x12000 pixels" in out["error"]
+    assert "max_pixels=67,108,864" in out["error"] and "adapter_options={'max_pixels': ...}" in out["error"]
+    assert out["grown_mb"] < 50, out  # decoding it took ~690 MB
+
+
+def test_max_pixels_bounds_files_and_bytes_and_is_saved_only_when_set(tmp_path):
+    import io
+
+    from PIL import Image
+
+    img = Image.new("RGB", (120, 100), (10, 20, 30))
+    path = tmp_path / "small.png"
+    img.save(path)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    small = ImageAdapter(max_pixels=11_999)
+    for item in (str(path), buf.getvalue(), {"bytes": buf.getvalue(), "path": None}):
+        with pytest.raises(DataError, match=r"is 120x100 pixels, more than the image adapter's max_pixels=11,999"):
+            small.load(item)
+    assert ImageAdapter(max_pixels=12_000).load(str(path)).shape == (3, 100, 120)
+    from anycl.adapters.image_io import MAX_PIXELS as stated
+
+    assert stated == MAX_PIXELS and "max_pixels" not in ImageAdapter().config()
+    assert ImageAdapter(**ImageAdapter(max_pixels=12_000).config()).max_pixels == 12_000
+    assert ImageAdapter().load(img).shape == (3, 100, 120)  # a decoded PIL image is already in memory
+    with pytest.raises(ConfigError, match="max_pixels must be a positive integer"):
+        ImageAdapter(max_pixels=0)
