@@ -17,6 +17,17 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from anycl.errors import ConfigError
+
+# each block halves the mel bins and the frames: past this many, a spectrogram is one cell
+MAX_BLOCKS = 16
+
+
+def _positive(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"the audio encoder's {name} must be an integer >= 1, got {value!r}")
+    return value
+
 
 class AudioCNN(nn.Module):
     """Compact log-mel CNN with mean+max temporal pooling.
@@ -36,8 +47,17 @@ class AudioCNN(nn.Module):
         dropout: float = 0.0,
     ):
         super().__init__()
-        self.n_mels = int(n_mels)
-        self.embedding_dim = int(embedding_dim)
+        if (
+            isinstance(channels, (str, bytes))
+            or not isinstance(channels, Sequence)
+            or not 1 <= len(channels) <= MAX_BLOCKS
+        ):
+            raise ConfigError(
+                f"the audio encoder's channels must be a list of 1 to {MAX_BLOCKS} widths, got {channels!r}"
+            )
+        channels = [_positive("channels", c) for c in channels]
+        self.n_mels = _positive("n_mels", n_mels)
+        self.embedding_dim = _positive("embedding_dim", embedding_dim)
         self.anycl_spec = {
             "n_mels": self.n_mels,
             "channels": [int(c) for c in channels],

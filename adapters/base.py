@@ -23,6 +23,7 @@ from torch import nn
 
 from anycl.errors import ConfigError, DataError
 from anycl.keys import item_key  # noqa: F401  (kept importable from here)
+from anycl.weights import load_checked
 
 
 class Adapter:
@@ -163,9 +164,16 @@ class Adapter:
                 f"this model's {self.modality} encoder is a user module ({spec.get('class')}); rebuild it and "
                 f"pass it to anycl.load(path, encoders={{'{self.modality}': module}})"
             )
-        encoder = self.default_encoder(**spec.get("options", {}))
-        encoder.load_state_dict(safetensors.torch.load_file(os.path.join(directory, "encoder.safetensors")))
-        return encoder
+        options = spec.get("options", {})
+        if not isinstance(options, dict):
+            raise ConfigError(f"the {self.modality} encoder's options must be an object, got {options!r}")
+        # built only once its shapes match the weights file's header: the options cannot make anycl allocate
+        # more than the file holds (anycl.weights)
+        return load_checked(
+            lambda: self.default_encoder(**options),
+            os.path.join(directory, "encoder.safetensors"),
+            f"the {self.modality} encoder's options in anycl_config.json",
+        )
 
     def embedding_dim(self, encoder: nn.Module) -> Optional[int]:
         return getattr(encoder, "embedding_dim", None)

@@ -23,6 +23,7 @@ from anycl.progress import quiet_library_bars
 
 from .base import Adapter
 from .registry import register
+from .text_folder import check_no_code, check_text_folder
 
 log = logging.getLogger("anycl")
 
@@ -294,6 +295,7 @@ class TextAdapter(Adapter):
         from sentence_transformers import SentenceTransformer  # lazy: sentence-transformers
 
         path = resolve_text_model(model)
+        check_no_code(str(path))
         with quiet_library_bars():
             st = SentenceTransformer(str(path), device=device or "cpu")
         enc = SentenceTransformerEncoder(st)
@@ -311,8 +313,14 @@ class TextAdapter(Adapter):
     def load_encoder(self, spec: Dict[str, Any], directory: str) -> nn.Module:
         from sentence_transformers import SentenceTransformer  # lazy: sentence-transformers
 
-        with quiet_library_bars():
-            st = SentenceTransformer(directory, device="cpu", local_files_only=True)
+        check_text_folder(directory)  # no code named by the folder, no sizes its weights do not hold
+        try:
+            with quiet_library_bars():
+                st = SentenceTransformer(directory, device="cpu", local_files_only=True)
+        except Exception as exc:  # the library's message does not say it is anycl's model folder that is wrong
+            raise ConfigError(
+                f"cannot load the text tower {directory}: {type(exc).__name__}: {' '.join(str(exc).split())[:400]}"
+            ) from exc
         enc = SentenceTransformerEncoder(st)
         enc.anycl_spec = {"model": directory}
         return enc

@@ -4,8 +4,10 @@
   what anycl hands over gets the process umask instead (0755 folders / 0644 files by default), so
   another account (a serving user) can read a saved model.
 - :func:`check_parent`: a plain message when a path lies under an existing *file*.
-- :func:`replace_folder`: a folder written beside its target swapped into place by renames (models and
-  checkpoints are written this way, so a failed write never leaves half a folder where a good one was).
+- :func:`replace_folder`: a folder written beside its target swapped into place (models and checkpoints are
+  written this way, so a failed write never leaves half a folder where a good one was). On Linux the two folders
+  trade places in one step (``renameat2(RENAME_EXCHANGE)``), so the target path never stops naming a complete
+  folder; elsewhere the old one is renamed aside first, and a reader may find the path missing for a moment.
 - :class:`OutputLock`: ``output_dir/.anycl.lock`` (JSON: pid, host, start time) held while ``fit`` runs,
   so a second run on the same folder (a re-queued job beside a live one) refuses and names the live
   one. A lock whose process is gone (same host, pid not running) is stale and taken over, with a note.
@@ -13,11 +15,14 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import logging
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -170,12 +175,38 @@ class OutputLock:
         self.release()
 
 
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap the paths ``a`` and ``b`` (both existing, same file system) in one step: True when done, False when
+    this system cannot (not Linux, an old C library or kernel, a file system without it)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM):
+        return False
+    raise OSError(err, os.strerror(err), os.fspath(a), None, os.fspath(b))
+
+
 def replace_folder(new: Path, target: Path, old: Optional[Path] = None) -> None:
-    """Put the finished folder ``new`` at ``target`` (same file system) by renames. An existing ``target``
-    is first renamed to ``old`` (default: a fresh name beside it; a given ``old`` left by an earlier run
-    is removed first), then removed once ``new`` is in place."""
+    """Put the finished folder ``new`` at ``target`` (same file system). An existing ``target`` trades places
+    with ``new`` in one step where the system can (:func:`exchange`; then ``new`` holds the old folder, removed
+    at once); elsewhere it is first renamed to ``old`` (default: a fresh name beside it; a given ``old`` left by
+    an earlier run is removed first), then removed once ``new`` is in place."""
     if not target.exists():
         os.replace(new, target)
+        return
+    if exchange(new, target):
+        shutil.rmtree(new, ignore_errors=True)
         return
     if old is None:
         old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))

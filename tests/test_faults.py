@@ -127,11 +127,19 @@ def test_overwrite_keeps_the_users_files_and_refuses_a_folder_anycl_did_not_writ
             raise OSError(errno.EIO, "I/O error")
         return real_mkdtemp(*a, prefix=prefix, **k)
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(tempfile, "mkdtemp", fail_before_the_swap)
-        with pytest.raises(OSError, match="I/O error"):
-            toy_model.save(out, overwrite=True)
-    assert (out / "notes.txt").read_text() == "mine" and (out / "extra").is_dir()  # given back
+    def fail_at_the_swap(a, b):
+        raise OSError(errno.EIO, "I/O error")
+
+    from anycl import files as anycl_files
+
+    # where folders cannot trade places in one step (the old one is renamed aside first), and where they can
+    for mp_exchange in (lambda a, b: False, fail_at_the_swap):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(tempfile, "mkdtemp", fail_before_the_swap)
+            mp.setattr(anycl_files, "exchange", mp_exchange)
+            with pytest.raises(OSError, match="I/O error"):
+                toy_model.save(out, overwrite=True)
+        assert (out / "notes.txt").read_text() == "mine" and (out / "extra").is_dir()  # given back
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"] and anycl.load(out) is not None
     other = tmp_path / "photos"
     other.mkdir()

@@ -25,7 +25,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # bottom-up; the units of one layer may not import each other. A unit is a package, the kernel (the root
 # modules shared by all), or one of anycl's other root modules (api.py, __init__.py, __main__.py).
-KERNEL = ["errors", "registry", "keys", "files", "statefile", "progress", "distributed", "version", "moved"]
+KERNEL = [
+    "errors",
+    "registry",
+    "keys",
+    "files",
+    "reading",
+    "statefile",
+    "weights",
+    "progress",
+    "distributed",
+    "version",
+    "moved",
+]
 LAYERS = [
     ["kernel"],
     ["anycl.data", "anycl.search"],

@@ -8,6 +8,7 @@ from typing import List
 
 from sentence_transformers import SentenceTransformer
 
+from anycl.adapters.text_folder import check_no_code
 from anycl.errors import DataError
 from anycl.mining.mine import mine_hard_negatives
 from anycl.mining.options import MiningOptions
@@ -40,6 +41,7 @@ def mining_model(spec: str):
             f"model {spec!r} does not exist; give an anycl model folder, a sentence-transformers "
             f"folder, or a model name from the Hugging Face hub (online, or cached)"
         )
+    check_no_code(spec)  # no module the folder names is imported, whatever the library version
     try:
         return SentenceTransformer(spec, device="cpu")
     except OSError as exc:  # not on disk and not reachable (offline)

@@ -1,5 +1,6 @@
 """The model: ``ContrastiveModel`` (``contrastive``), its towers (``tower``: adapter + encoder + head), the
-build factory (``build``), the model folder (``folder``: save / load, JSON + safetensors), the embedding path
+build factory (``build``), the model folder (``folder``: save / load, JSON + safetensors; ``folder_read``: what a
+load checks before it builds anything), the embedding path
 (``embed``, ``embedding_ops``, ``quantization``), LoRA (``lora``) and sentence-transformers' names
 (``st_names``).
 

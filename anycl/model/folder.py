@@ -1,8 +1,12 @@
 """A model folder on disk: what :meth:`ContrastiveModel.save` writes and :func:`anycl.load` reads.
 
-JSON config + safetensors weights, nothing pickled; a manifest names the entries anycl wrote, so an
-overwrite replaces only those; the folder is written beside its target and swapped in by renames
+JSON config + safetensors weights, nothing pickled; a manifest names the entries anycl wrote (and the save, by a
+``save_id``), so an overwrite replaces only those; the folder is written beside its target and swapped in
 (:func:`anycl.files.replace_folder`). Files and folders get the process umask.
+
+Loading checks the folder before it builds anything (:mod:`anycl.model.folder_read`), builds each module only
+once its shapes match its weights file's header (:mod:`anycl.weights`), and reads the folder again when a save
+by another process overlapped the load, so a load returns one complete model.
 """
 
 from __future__ import annotations
@@ -11,35 +15,55 @@ import json
 import os
 import shutil
 import tempfile
+import time
+import uuid
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple, cast
 
 import safetensors.torch  # its functions looked up when called (tests stand in for them)
 from torch import nn
 
 from anycl.adapters.registry import get as get_adapter
-from anycl.errors import ConfigError
+from anycl.errors import AnyclError, ConfigError
 from anycl.export.card import write_model_files
 from anycl.files import apply_umask, check_parent, replace_folder, reworded
-from anycl.statefile import PICKLE_SUFFIXES, StateFileError, check_safetensors
+from anycl.reading import check_tree, read_json
+from anycl.statefile import StateFileError, read_safetensors
+from anycl.weights import load_checked, load_weights
 
+from .folder_read import (  # noqa: F401  (the format's names: importable from here, as before)
+    CONFIG_FILE,
+    FORMAT,
+    FORMAT_VERSION,
+    HEADS_FILE,
+    MANIFEST_FILE,
+    between_renames,
+    check_files,
+    check_tower_name,
+    model_folder,
+    read_config,
+    save_stamp,
+)
 from .lora import load_tower_adapter, save_tower
 from .tower import Tower, build_head
 
-FORMAT = "anycl-model"
-FORMAT_VERSION = 1
-CONFIG_FILE = "anycl_config.json"
-HEADS_FILE = "heads.safetensors"
-MANIFEST_FILE = "anycl_manifest.json"
 # what anycl wrote into a model folder before it kept a manifest
 _LEGACY_ENTRIES = {CONFIG_FILE, HEADS_FILE, "towers", "README.md", "config.yaml"}
+# how long a load keeps trying while other processes save the same folder
+RETRY_SECONDS = 30.0
+
+
+def _read_json_or_none(path: Path) -> Any:
+    try:
+        return read_json(path, root=path.parent)
+    except (OSError, AnyclError):
+        return None
 
 
 def _names_written(folder: Path) -> set:
-    try:
-        return set(json.loads((folder / MANIFEST_FILE).read_text()).get("entries", []))
-    except (OSError, ValueError, AttributeError):
-        return set()
+    manifest = _read_json_or_none(folder / MANIFEST_FILE)
+    entries = manifest.get("entries", []) if isinstance(manifest, dict) else []
+    return {e for e in entries if isinstance(e, str)} if isinstance(entries, list) else set()
 
 
 def owned_entries(folder: Path) -> Optional[set]:
@@ -51,11 +75,9 @@ def owned_entries(folder: Path) -> Optional[set]:
         names = _names_written(folder)
         return names | {MANIFEST_FILE} if names else None
     if (folder / CONFIG_FILE).is_file():  # a model saved before manifests existed
-        try:
-            if json.loads((folder / CONFIG_FILE).read_text()).get("format") == FORMAT:
-                return set(_LEGACY_ENTRIES)
-        except (OSError, ValueError, AttributeError):
-            return None
+        config = _read_json_or_none(folder / CONFIG_FILE)
+        if isinstance(config, dict) and config.get("format") == FORMAT:
+            return set(_LEGACY_ENTRIES)
     return None
 
 
@@ -87,9 +109,9 @@ def save_model(model, path: str, overwrite: bool = False) -> str:
                 f"{'the model already there is unchanged' if previous else 'nothing was written there'}",
             ) from exc
         ours = sorted(p.name for p in tmp.iterdir())
-        (tmp / MANIFEST_FILE).write_text(
-            json.dumps({"format": FORMAT, "written_by": "anycl", "entries": ours + [MANIFEST_FILE]}, indent=1)
-        )
+        manifest = {"format": FORMAT, "written_by": "anycl", "entries": ours + [MANIFEST_FILE]}
+        manifest["save_id"] = uuid.uuid4().hex  # this save (a load that overlapped another save reads again)
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
         apply_umask(tmp)
         if target.exists():
             # the user's own files in the folder move into the new model folder before the swap
@@ -117,6 +139,7 @@ def _write(model, tmp: Path, path: str) -> None:
     config = model.config()
     heads = {}
     for name, t in model.towers.items():
+        check_tower_name(name, "the model")
         sub = tmp / "towers" / name
         sub.mkdir(parents=True)
         if getattr(t.encoder, "st", None) is not None:  # towers/<name>, a sentence-transformers folder, says it too
@@ -139,59 +162,71 @@ def read_model(
     path: str, encoders: Optional[Mapping[str, nn.Module]] = None
 ) -> Tuple[Dict[str, Tower], Dict[str, Any]]:
     """The towers (weights loaded) and the config of a model folder written by :func:`save_model`; checks
-    the format and refuses pickle files and truncated weights, naming the file."""
-    path = os.fspath(path)
-    if not (Path(path) / CONFIG_FILE).exists() and (Path(path) / "model" / CONFIG_FILE).exists():
-        path = os.path.join(path, "model")  # the output_dir of a fit run
-    cfg_file = Path(path) / CONFIG_FILE
-    if not Path(path).is_dir():
-        raise FileNotFoundError(f"{path!r} is not a folder; anycl.load takes the folder written by model.save")
-    if not cfg_file.exists():
-        raise ConfigError(f"{path!r} is not an anycl model: it has no {CONFIG_FILE} (was it written by model.save?)")
-    try:
-        config = json.loads(cfg_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{cfg_file} is not valid JSON: {exc}") from exc
-    if config.get("format") != FORMAT:
-        raise ConfigError(f"{path!r} is not an anycl model ({CONFIG_FILE} has format {config.get('format')!r})")
-    if config.get("format_version", 0) > FORMAT_VERSION:
-        raise ConfigError(f"{path!r} was written by a newer anycl (format {config['format_version']}); upgrade anycl")
-    towers_dir = Path(path) / "towers"
-    pickles = (
-        sorted(
-            str(p.relative_to(path))
-            for p in towers_dir.rglob("*")
-            if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES
-        )
-        if towers_dir.is_dir()
-        else []
-    )
-    if pickles:  # anycl writes none; a loader might unpickle them (which runs code)
-        raise ConfigError(
-            f"{path!r} holds pickle file(s) {pickles} that anycl did not write; anycl models are "
-            f"safetensors + JSON only and are not loaded with pickles beside them. Remove them"
-        )
-    for weights in sorted(Path(path).rglob("*.safetensors")):  # a truncated file: an error naming it
+    the folder first (:func:`~anycl.model.folder_read.check_files`, :func:`~anycl.model.folder_read.read_config`)
+    and refuses what it should not read, naming the file. A load that overlapped a save of the same folder by
+    another process (its ``save_id`` changed meanwhile) reads it again, for up to ``RETRY_SECONDS``."""
+    deadline, pause = time.monotonic() + RETRY_SECONDS, 0.01
+    while True:
+        folder = model_folder(path)
+        before = save_stamp(folder)
         try:
-            check_safetensors(weights)
-        except StateFileError as exc:
-            raise ConfigError(f"cannot load the model {path!r}: {exc}") from exc
-    heads_file = Path(path) / HEADS_FILE
-    heads_state = safetensors.torch.load_file(str(heads_file)) if heads_file.exists() else {}
+            towers, config = _read_once(folder, os.fspath(path), encoders)
+        except Exception:
+            if time.monotonic() > deadline or (save_stamp(folder) == before and not between_renames(folder)):
+                raise  # not a save in between: the folder is what it is
+        else:
+            if save_stamp(folder) == before:
+                return towers, config
+            if time.monotonic() > deadline:
+                raise ConfigError(
+                    f"the model folder {os.fspath(path)!r} kept changing while it was read (another process saves "
+                    f"it again and again); load it once the saves are done"
+                )
+        time.sleep(pause)
+        pause = min(2 * pause, 0.2)
+
+
+def _read_once(
+    folder: Path, given: str, encoders: Optional[Mapping[str, nn.Module]]
+) -> Tuple[Dict[str, Tower], Dict[str, Any]]:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{given!r} is not a folder; anycl.load takes the folder written by model.save")
+    check_tree(folder)  # before anything in it is opened: no FIFO, device or link out of it
+    config = read_config(folder)
+    check_files(folder)
+    heads_file = folder / HEADS_FILE
     towers = {}
     for name, tcfg in config["towers"].items():
-        adapter = get_adapter(tcfg["modality"], **tcfg.get("adapter", {}))
-        sub = str(Path(path) / "towers" / name)
-        spec = tcfg.get("encoder") or {}
+        try:
+            adapter = get_adapter(tcfg["modality"], **(tcfg.get("adapter") or {}))
+        except (TypeError, ValueError) as exc:  # an option it does not take (AnyclError, a ValueError, as it is)
+            if isinstance(exc, AnyclError):
+                raise
+            raise ConfigError(f"{folder / CONFIG_FILE}: towers.{name}.adapter: {exc}") from exc
+        sub = str(folder / "towers" / name)
+        head = None
+        if tcfg.get("head"):
+            spec, where = tcfg["head"], f"{folder / CONFIG_FILE} towers.{name}.head"
+
+            def make_head(spec: Dict[str, Any] = spec, where: str = where) -> nn.Module:
+                return cast(nn.Module, build_head(spec, where))  # not None: the spec is not empty
+
+            head = load_checked(
+                make_head,
+                heads_file,
+                f"the {name} tower's head in {CONFIG_FILE}",
+                prefix=f"{name}.",
+                root=folder,
+            )
         if encoders and name in encoders:
             encoder = encoders[name]
-            encoder.load_state_dict(safetensors.torch.load_file(os.path.join(sub, "encoder.safetensors")))
+            weights = Path(sub) / "encoder.safetensors"
+            try:
+                load_weights(encoder, read_safetensors(weights, root=folder), weights)
+            except StateFileError as exc:
+                raise ConfigError(str(exc)) from exc
         else:
-            encoder = adapter.load_encoder(spec, sub)
-        head = build_head(tcfg.get("head"))
-        if head is not None:
-            prefix = f"{name}."
-            head.load_state_dict({k[len(prefix) :]: v for k, v in heads_state.items() if k.startswith(prefix)})
+            encoder = adapter.load_encoder(tcfg.get("encoder") or {}, sub)
         towers[name] = Tower(adapter, encoder, head, tcfg.get("encode_with_head", False))
         if (Path(sub) / "lora").is_dir():  # a LoRA adapter saved unmerged (anycl.model.lora)
             load_tower_adapter(towers[name], sub)

@@ -26,7 +26,7 @@ all whose encoder has matching modules), ``merge`` (default True).
 from __future__ import annotations
 
 import copy
-import json
+import os
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Union
 
@@ -34,6 +34,8 @@ import safetensors.torch  # its functions looked up when called (tests stand in 
 from torch import nn
 
 from anycl.errors import ConfigError
+from anycl.reading import read_json
+from anycl.statefile import StateFileError, read_safetensors, tensor_shapes
 
 OPTIONS = ("r", "alpha", "dropout", "target_modules", "towers", "merge")
 ADAPTER_DIR = "lora"
@@ -216,16 +218,33 @@ def _spec_of(config: Mapping[str, Any]) -> Dict[str, Any]:
 def load_tower_adapter(tower, directory: str) -> None:
     """Put back the adapter saved by :func:`save_tower` (no-op when the folder has none)."""
     d = Path(directory) / ADAPTER_DIR
-    if not (d / ADAPTER_CONFIG).exists():
+    if not os.path.lexists(d / ADAPTER_CONFIG):
         return
-    spec = check_options(_spec_of(json.loads((d / ADAPTER_CONFIG).read_text())))
+    config = read_json(d / ADAPTER_CONFIG, root=directory)
+    if not isinstance(config, dict):
+        raise ConfigError(
+            f"{d / ADAPTER_CONFIG} must hold a JSON object (the LoRA options), got {type(config).__name__}"
+        )
+    spec = check_options(_spec_of(config))
+    weights = ADAPTER_WEIGHTS if os.path.lexists(d / ADAPTER_WEIGHTS) else OLD_ADAPTER_WEIGHTS
+    try:  # the rank decides the size of every LoRA matrix: it must be the rank of the saved weights
+        shapes = tensor_shapes(d / weights, root=directory)
+    except StateFileError as exc:
+        raise ConfigError(str(exc)) from exc
+    ranks = {s[0] for k, s in shapes.items() if "lora_A" in k and s} | {
+        s[-1] for k, s in shapes.items() if "lora_B" in k
+    }
+    if ranks != {spec["r"]}:
+        raise ConfigError(
+            f"{d / ADAPTER_CONFIG} gives LoRA rank r={spec['r']} but {weights} holds matrices of rank "
+            f"{sorted(ranks)}; the folder was altered or mixed from two models"
+        )
     peft = _peft()
     module = target_module(tower)
     tuner = peft.LoraModel(module, _lora_config(spec, tower), "default")
-    if (d / ADAPTER_WEIGHTS).exists():
-        state = _from_peft_keys(safetensors.torch.load_file(str(d / ADAPTER_WEIGHTS)))
-    else:
-        state = safetensors.torch.load_file(str(d / OLD_ADAPTER_WEIGHTS))
+    state = read_safetensors(d / weights, root=directory)
+    if weights == ADAPTER_WEIGHTS:
+        state = _from_peft_keys(state)
     result = module.load_state_dict(state, strict=False)
     lost = [k for k in result.missing_keys if "lora_" in k]
     if result.unexpected_keys or lost:

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 import torch
 
+from anycl.adapters.text_folder import check_no_code
 from anycl.errors import ConfigError
 
 from .contrastive import ContrastiveModel, load
@@ -23,6 +24,7 @@ def open_teacher(teacher: Any, loss: str = "distill_mse"):
 
         if (p / CONFIG_FILE).exists() or (p / "model" / CONFIG_FILE).exists():
             return load(str(p))
+        check_no_code(os.fspath(teacher))  # no module the folder names is imported, whatever the library version
         try:
             from sentence_transformers import SentenceTransformer  # lazy: sentence-transformers
 

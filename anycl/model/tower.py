@@ -24,16 +24,38 @@ def projection_head(in_dim: int, out_dim: int = 128, hidden_dim: Optional[int] =
     return head
 
 
-def build_head(spec: Optional[Dict[str, Any]]) -> Optional[nn.Module]:
+# more layers than this is no projection head anycl makes (and would only be a loop that builds modules)
+MAX_HEAD_LAYERS = 16
+_REQUIRED = object()
+
+
+def _count(spec: Dict[str, Any], key: str, where: str, default: Any = _REQUIRED, most: Optional[int] = None) -> Any:
+    value = spec.get(key)
+    if value is None:
+        if default is _REQUIRED:
+            raise ConfigError(f"{where}: the projection head has no {key}")
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (most is not None and value > most):
+        bound = f" and at most {most}" if most is not None else ""
+        raise ConfigError(f"{where}: {key} must be an integer >= 1{bound}, got {value!r}")
+    return value
+
+
+def build_head(spec: Optional[Dict[str, Any]], where: str = "the model config") -> Optional[nn.Module]:
+    """The projection head an ``anycl_spec`` describes (its numbers checked; ``where`` names the spec in errors)."""
     if not spec:
         return None
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where}: a projection head must be an object, got {type(spec).__name__}")
+    in_dim, out_dim = _count(spec, "in_dim", where), _count(spec, "out_dim", where)
     if spec.get("type") == "mlp":
-        return projection_head(spec["in_dim"], spec["out_dim"], spec.get("hidden_dim"), spec.get("layers", 2))
+        hidden = _count(spec, "hidden_dim", where, None)
+        return projection_head(in_dim, out_dim, hidden, _count(spec, "layers", where, 2, MAX_HEAD_LAYERS))
     if spec.get("type") == "linear":
-        head: Any = nn.Linear(spec["in_dim"], spec["out_dim"], bias=spec.get("bias", False))  # + anycl_spec
+        head: Any = nn.Linear(in_dim, out_dim, bias=bool(spec.get("bias", False)))  # + anycl_spec
         head.anycl_spec = dict(spec)
         return head
-    raise ConfigError(f"unknown projection head type {spec.get('type')!r} in the model config")
+    raise ConfigError(f"{where}: unknown projection head type {spec.get('type')!r} (valid: 'mlp', 'linear')")
 
 
 class Tower(nn.Module):

@@ -46,7 +46,7 @@ from typing import Any, Dict, Mapping, Optional, Union
 import numpy as np
 import torch
 
-from anycl.errors import ConfigError
+from anycl.errors import AnyclError, ConfigError
 from anycl.files import apply_umask, replace_folder, reworded
 from anycl.statefile import StateFileError, load_state, save_state
 
@@ -63,6 +63,7 @@ from .checkpoint_find import (  # noqa: F401  (importable from here, as before)
     latest_checkpoint,
     resolve_resume,
 )
+from .optimizer import state_mismatch
 
 log = logging.getLogger("anycl")
 
@@ -188,6 +189,9 @@ class Checkpointer:
         try:
             for name, part in self.parts.items():
                 part.load_state_dict(load_state(folder, name))
+                wrong = state_mismatch(part) if isinstance(part, torch.optim.Optimizer) else None
+                if wrong:  # load_state_dict checks no shapes: a wrong one would fail at the next step
+                    raise ConfigError(f"cannot resume from {str(folder)!r}: its {name} state does not fit: {wrong}")
             if getattr(acc, "scaler", None) is not None and (folder / "scaler.json").is_file():
                 acc.scaler.load_state_dict(load_state(folder, "scaler"))
             trainer_state = load_state(folder, "trainer")
@@ -203,6 +207,13 @@ class Checkpointer:
             set_rng_state(load_state(folder, rng_name))
         except StateFileError as exc:
             raise ConfigError(f"cannot resume from {str(folder)!r}: {exc}") from exc
+        except AnyclError:
+            raise
+        except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as exc:  # torch's "size mismatch", ...
+            raise ConfigError(
+                f"cannot resume from {str(folder)!r}: its state does not fit this run ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:300]}); resume with the model, loss and options that wrote it"
+            ) from exc
 
     # -- resume ----------------------------------------------------------------------------------------
     def resume(self, path: Path) -> TrainingState:

@@ -4,14 +4,14 @@ refusal of a folder that holds a pickle or another format. Nothing here reads mo
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 from pathlib import Path
 from typing import Any, List, Optional, Tuple, Union
 
-from anycl.errors import ConfigError
+from anycl.errors import AnyclError, ConfigError
+from anycl.reading import check_tree, read_bytes, read_json
 from anycl.statefile import PICKLE_SUFFIXES
 
 log = logging.getLogger("anycl")
@@ -44,8 +44,12 @@ def latest_checkpoint(root: Path) -> Optional[Path]:
     """The checkpoint the ``latest`` pointer names, else the complete one with the highest step."""
     pointer = root / POINTER
     if pointer.is_file():
-        target = root / pointer.read_text().strip()
-        if (target / MARKER).is_file():
+        try:
+            name = read_bytes(pointer, limit=4096, root=root).decode("utf-8", "replace").strip()
+        except (OSError, AnyclError):  # not a pointer anycl wrote: the newest complete checkpoint instead
+            name = ""
+        target = root / name
+        if name and (target / MARKER).is_file():
             return target
     done = complete_checkpoints(root)
     return done[-1][1] if done else None
@@ -82,8 +86,9 @@ def resolve_resume(resume_from: Any, output_dir: Union[str, os.PathLike, None]) 
 
 
 def check_checkpoint(path: Path) -> None:
-    """Refuse a checkpoint folder that holds a pickle or is not in this version's format (nothing is read
-    but its JSON marker)."""
+    """Refuse a checkpoint folder that holds a pickle, a special file (a FIFO, a device) or a link out of it, or
+    is not in this version's format (nothing is read but its JSON marker)."""
+    check_tree(path)
     pickles = sorted(p.name for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES)
     if pickles:
         raise ConfigError(
@@ -92,13 +97,16 @@ def check_checkpoint(path: Path) -> None:
             f"format) or the files were planted; train from scratch or resume from a checkpoint this anycl wrote"
         )
     try:
-        info = json.loads((path / MARKER).read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{str(path / MARKER)!r} is not valid JSON (corrupt checkpoint): {exc}") from exc
+        info = read_json(path / MARKER, root=path)
+    except OSError as exc:
+        raise ConfigError(f"{str(path / MARKER)!r} cannot be read (corrupt checkpoint): {exc}") from exc
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise ConfigError(
             f"{str(path)!r} is not a checkpoint of this anycl version ({MARKER} has no "
             f"format {FORMAT!r}; older versions wrote pickles, which are not loaded)"
         )
-    if int(info.get("format_version", 0)) > FORMAT_VERSION:
+    version = info.get("format_version", 0)
+    if not isinstance(version, int):
+        raise ConfigError(f"{str(path / MARKER)!r} is corrupt: its format_version is {version!r}, not a number")
+    if version > FORMAT_VERSION:
         raise ConfigError(f"{str(path)!r} was written by a newer anycl; upgrade anycl to resume from it")

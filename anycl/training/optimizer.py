@@ -13,7 +13,7 @@ the default implementation runs, as before.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, List
+from typing import Any, Iterable, List, Optional
 
 import torch
 
@@ -38,3 +38,14 @@ def make_optimizer(
     params = list(params)
     fused = use_fused(params, device, distributed_type)
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
+
+
+def state_mismatch(optimizer: torch.optim.Optimizer) -> Optional[str]:
+    """What in an optimiser's state (after ``load_state_dict``, which checks no shapes) does not fit its parameters:
+    AdamW keeps, per parameter, moments of the parameter's shape and a one-element step count. None when all fit."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for key, value in optimizer.state.get(p, {}).items():
+                if torch.is_tensor(value) and value.numel() != 1 and tuple(value.shape) != tuple(p.shape):
+                    return f"{key!r} of a parameter of shape {list(p.shape)} has shape {list(value.shape)}"
+    return None
