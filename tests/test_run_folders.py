@@ -244,7 +244,9 @@ def test_onnx_export_refuses_a_folder_that_is_not_empty(tmp_path):
         model.export_onnx(str(out), example=[r["anchor"] for r in toy_rows(2)])
     assert (out / "model.onnx").read_text() == "my own graph"
     pytest.importorskip("onnx")
-    path = model.export_onnx(str(out), example=[r["anchor"] for r in toy_rows(2)], overwrite=True)
+    with pytest.raises(FileExistsError, match="it holds model.onnx"):  # through the registry of formats too
+        model.export("onnx", str(out), example=[r["anchor"] for r in toy_rows(2)])
+    path = model.export("onnx", str(out), example=[r["anchor"] for r in toy_rows(2)], overwrite=True)
     assert os.path.getsize(path) > 100 and (out / "README.md").exists()
     shutil.rmtree(out)
     model.export_onnx(str(out), example=[r["anchor"] for r in toy_rows(2)])  # a new folder needs nothing
