@@ -34,6 +34,7 @@ from anycl.fitting.data import (
 from anycl.fitting.loss import check_batch_size, check_loss_data, choose_loss
 from anycl.fitting.loss_data import check_teacher_width, with_teacher_embeddings
 from anycl.fitting.record import record_run
+from anycl.fitting.resume import check_resume, run_identity
 from anycl.fitting.setup import (
     default_sampler_options,
     evaluate_widths,
@@ -73,8 +74,10 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     parts = {name: with_teacher_embeddings(plan.losses[name], part, sides["anchor"]) for name, part in parts.items()}
     rows = MultiRows(parts) if multi else parts[""]
     check_rows(rows, cfg, log)
-    check_run_options(cfg)  # LoRA, checkpoints, resume_from, the output folder
+    checkpoint = check_run_options(cfg)  # LoRA, checkpoints, resume_from, the output folder
     args = training_args(cfg, fit_defaults)
+    args.run_identity = run_identity(cfg, args, plan.name, plan.recorded_options(), sides, rows)
+    check_resume(checkpoint, args.run_identity, bool(cfg.resume_force))  # the checkpoint's run is this one
 
     set_seed(args.seed)  # seeded, so heads start the same in every run
     model = build_model(

@@ -4,13 +4,17 @@
   what anycl hands over gets the process umask instead (0755 folders / 0644 files by default), so
   another account (a serving user) can read a saved model.
 - :func:`check_parent`: a plain message when a path lies under an existing *file*.
+- :func:`check_export_folder`: an export refuses a non-empty folder unless told to overwrite.
 - :func:`replace_folder`: a folder written beside its target swapped into place (models and checkpoints are
   written this way, so a failed write never leaves half a folder where a good one was). On Linux the two folders
   trade places in one step (``renameat2(RENAME_EXCHANGE)``), so the target path never stops naming a complete
   folder; elsewhere the old one is renamed aside first, and a reader may find the path missing for a moment.
-- :class:`OutputLock`: ``output_dir/.anycl.lock`` (JSON: pid, host, start time) held while ``fit`` runs,
-  so a second run on the same folder (a re-queued job beside a live one) refuses and names the live
-  one. A lock whose process is gone (same host, pid not running) is stale and taken over, with a note.
+- :class:`OutputLock`: ``output_dir/.anycl.lock`` (JSON: pid, host, start time, the process's start time
+  from ``/proc``) held while ``fit`` runs, so a second run on the same folder (a re-queued job beside a live
+  one) refuses and names the live one. A lock is stale, and taken over with a note, when (on the same host)
+  its process is gone, its pid now belongs to a process started at another time (a restarted container whose
+  run is pid 1 again), or it names this very process, which holds no lock on the folder; an empty or
+  unreadable lock file (a run killed while writing it) is taken over with a warning naming it.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Set, Union
 
 from .errors import ConfigError
 
@@ -95,6 +99,24 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def process_start(pid: int) -> Optional[str]:
+    """When process ``pid`` started, as ``"<boot id>:<clock ticks since boot>"`` (Linux ``/proc``); None where
+    unknown. Two processes that share a pid (one ended, a later one got its number) differ in it."""
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as f:
+            stat = f.read(4096).decode("ascii", "replace")
+        ticks = stat[stat.rindex(")") + 1 :].split()[19]  # field 22, starttime; the name in (...) may hold spaces
+        with open("/proc/sys/kernel/random/boot_id", "rb") as f:
+            boot = f.read(64).decode("ascii", "replace").strip()
+    except (OSError, ValueError, IndexError):
+        return None
+    return f"{boot}:{ticks}"
+
+
+LOCK_GRACE_S = 2.0  # an empty lock file younger than this may be a lock another run is writing right now
+_HELD: Set[str] = set()  # the lock files this process holds (resolved paths)
+
+
 class OutputLock:
     """An exclusive lock on an output folder for the duration of a run (use as a context manager or call
     :meth:`acquire` / :meth:`release`)."""
@@ -103,66 +125,103 @@ class OutputLock:
         self.folder = Path(folder)
         self.path = self.folder / LOCK_FILE
         self.held = False
+        self.created = False
+        self.token = ""
 
     def _owner(self) -> Optional[dict]:
+        """The lock file's content: None when there is none, {} when it is empty or not a JSON object."""
         try:
-            data = json.loads(self.path.read_text())
+            with open(self.path, "rb") as f:
+                data = json.loads(f.read(65536).decode("utf-8"))
             return data if isinstance(data, dict) else {}
         except FileNotFoundError:
             return None
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return {}
+
+    def _stale(self, owner: dict, me: dict) -> Optional[str]:
+        """Why the lock ``owner`` describes is stale (a note for the log), or None while its run may be alive."""
+        pid, host = owner.get("pid"), owner.get("host")
+        if not isinstance(pid, int) or isinstance(pid, bool) or not isinstance(host, str):
+            return "empty or unreadable"
+        if host != me["host"]:
+            return None  # another machine's process cannot be looked at from here
+        if pid == me["pid"]:  # this process: it holds the lock or it does not
+            held = str(self.path.resolve()) in _HELD
+            return None if held else f"of pid {pid}, this process's own number, which holds no lock on it"
+        if not _alive(pid):
+            return f"of process {pid} on {host}, which is no longer running"
+        then, now = owner.get("process_start"), process_start(pid)
+        if isinstance(then, str) and now is not None and then != now:
+            return f"of pid {pid} on {host}, a number another process has now"
+        return None
 
     def acquire(self) -> OutputLock:
         check_parent(self.folder, "output_dir")
+        if self.folder.exists() and not self.folder.is_dir():
+            raise ConfigError(
+                f"output_dir {str(self.folder)!r} is a file, not a folder; choose a folder (new or empty) for the run"
+            )
         self.created = not self.folder.exists()
         self.folder.mkdir(parents=True, exist_ok=True)
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        for _ in range(3):
+        self.token = os.urandom(8).hex()
+        me = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "process_start": process_start(os.getpid()),
+            "token": self.token,
+        }
+        for _ in range(40):
             try:
                 fd = os.open(str(self.path), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 owner = self._owner()
                 if owner is None:  # released meanwhile
                     continue
-                pid, host = owner.get("pid"), owner.get("host")
-                if isinstance(pid, int) and host == me["host"] and not _alive(pid):
-                    log.info(
-                        "output_dir %s: taking over the lock of process %d on %s, which is no longer running",
-                        self.folder,
-                        pid,
-                        host,
-                    )
-                    stale = self.path.with_name(f"{LOCK_FILE}.stale-{os.getpid()}")
-                    try:
-                        os.replace(self.path, stale)
-                        os.remove(stale)
-                    except FileNotFoundError:
-                        pass
+                why = self._stale(owner, me)
+                if why == "empty or unreadable" and _age(self.path) < LOCK_GRACE_S:
+                    time.sleep(0.1)  # maybe a run writing its lock right now: look again
                     continue
-                started = owner.get("started", "?")
-                raise ConfigError(
-                    f"output_dir {str(self.folder)!r} is in use by another anycl run (pid {pid} on host {host}, "
-                    f"started {started}; lock file {str(self.path)!r}); wait for it to finish or choose another "
-                    f"output_dir. If that run is dead (e.g. on another host), delete the lock file"
-                ) from None
+                if why is None:
+                    pid, host = owner.get("pid"), owner.get("host")
+                    raise ConfigError(
+                        f"output_dir {str(self.folder)!r} is in use by another anycl run (pid {pid} on host {host}, "
+                        f"started {owner.get('started', '?')}; lock file {str(self.path)!r}); wait for it to finish "
+                        f"or choose another output_dir. If that run is dead (e.g. on another host), delete the lock file"
+                    ) from None
+                (log.warning if why == "empty or unreadable" else log.info)(
+                    "output_dir %s: taking over the lock %s (%s)", self.folder, self.path, why
+                )
+                stale = self.path.with_name(f"{LOCK_FILE}.stale-{os.getpid()}")
+                try:
+                    os.replace(self.path, stale)
+                    os.remove(stale)
+                except FileNotFoundError:
+                    pass
+                continue
+            _HELD.add(str(self.path.resolve()))  # before its content: a thread of this process reading it is refused
+            self.held = True
             with os.fdopen(fd, "w") as f:
                 json.dump(me, f)
-            self.held = True
             return self
-        raise ConfigError(f"cannot take the lock {str(self.path)!r} on output_dir (it keeps changing)")
+        raise ConfigError(
+            f"cannot take the lock {str(self.path)!r} on output_dir (it keeps changing); if no other run uses "
+            f"{str(self.folder)!r}, delete that file"
+        )
 
     def release(self) -> None:
         if not self.held:
             return
         self.held = False
+        _HELD.discard(str(self.path.resolve()))
         owner = self._owner()
-        if owner and owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
+        if owner and owner.get("token") == self.token:
             try:
                 os.remove(self.path)
             except FileNotFoundError:
                 pass
-        if getattr(self, "created", False):  # a run that failed early leaves no empty folder behind
+        if self.created:  # a run that failed early leaves no empty folder behind
             try:
                 self.folder.rmdir()
             except OSError:
@@ -195,6 +254,32 @@ def exchange(a: Path, b: Path) -> bool:
     if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM):
         return False
     raise OSError(err, os.strerror(err), os.fspath(a), None, os.fspath(b))
+
+
+def _age(path: Path) -> float:
+    """Seconds since ``path`` was last written (0 when it cannot be read)."""
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def check_export_folder(path: Union[str, os.PathLike], overwrite: bool, what: str = "the export") -> None:
+    """Refuse to write ``what`` into ``path`` when it is a file, or a folder that is not empty and ``overwrite``
+    is not given (its files of the same names would be replaced): a FileExistsError naming what is there."""
+    p = Path(os.fspath(path))
+    check_parent(p, what)
+    if p.exists() and not p.is_dir():
+        raise FileExistsError(f"{os.fspath(path)!r} is a file, not a folder; give a folder (new or empty) for {what}")
+    if overwrite or not p.is_dir():
+        return
+    names = sorted(c.name for c in p.iterdir())
+    if names:
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        raise FileExistsError(
+            f"{os.fspath(path)!r} is not empty (it holds {shown}); {what} would replace files there. Choose an "
+            f"empty or new folder, or pass overwrite=True (files of the same names are replaced, others kept)"
+        )
 
 
 def replace_folder(new: Path, target: Path, old: Optional[Path] = None) -> None:

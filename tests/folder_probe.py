@@ -102,7 +102,10 @@ def _run(job: Dict[str, Any]) -> None:
     else:
         from toy_modality import toy_rows
 
-        anycl.fit(toy_rows(16), max_steps=3, output_dir=job["out"], resume_from=job["path"], **TOY_RUN)
+        # one step past the checkpoint's run (max_steps 2): resume_force, since what is probed is reading the files
+        anycl.fit(
+            toy_rows(16), max_steps=3, output_dir=job["out"], resume_from=job["path"], resume_force=True, **TOY_RUN
+        )
 
 
 def main(spec_file: str) -> None:

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from anycl.errors import ConfigError
+from anycl.files import check_export_folder
 
 from .card import write_card
 from .registry import register
@@ -129,6 +130,7 @@ def export_onnx(
     example: Optional[Sequence[Any]] = None,
     normalize: bool = True,
     opset: int = 17,
+    overwrite: bool = False,
 ) -> str:
     """Write one tower of ``model`` as ONNX into ``directory``; returns the ``model.onnx`` path.
 
@@ -137,7 +139,10 @@ def export_onnx(
         example: raw items to trace with (default: the adapter's ``example_views``; text, image and audio have them).
         normalize: bake ``encode``'s L2 normalisation into the graph.
         opset: the ONNX opset (17 has the STFT that audio towers need).
+        overwrite: write into a folder that is not empty (files of the same names, e.g. ``model.onnx`` or
+            ``README.md``, are replaced, the others kept); without it such a folder is refused.
     """
+    check_export_folder(directory, overwrite, "the ONNX export")
     try:
         import onnx  # lazy: optional dependency (the `onnx` extra)
     except ImportError as exc:

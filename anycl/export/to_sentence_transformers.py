@@ -8,6 +8,7 @@ import os
 from typing import Any, Optional
 
 from anycl.errors import ConfigError
+from anycl.files import check_export_folder
 from anycl.progress import quiet_library_bars
 
 from .card import write_card  # our card, not the upstream model's
@@ -29,8 +30,11 @@ def merged_copy(module: Any) -> Any:
 
 
 @register(FORMAT)
-def export_sentence_transformers(model, path: str, modality: Optional[str] = None) -> str:
+def export_sentence_transformers(model, path: str, modality: Optional[str] = None, overwrite: bool = False) -> str:
     """Write a text tower of an anycl model as a sentence-transformers model folder; returns ``path``.
+
+    A folder that is not empty is refused unless ``overwrite=True`` (then files of the same names, e.g. a
+    ``README.md`` or ``config.json``, are replaced and the others kept).
 
     The folder an anycl ``model.save(out)`` writes already holds this format under ``out/towers/text``. A
     tower whose adapter does not list the format in its ``export_formats``, or whose ``encode`` uses a
@@ -47,6 +51,7 @@ def export_sentence_transformers(model, path: str, modality: Optional[str] = Non
             "this text tower encodes through a projection head, which the sentence-transformers "
             "format does not hold; train with head=None to export"
         )
+    check_export_folder(path, overwrite, "the sentence-transformers export")
     st: Any = tower.encoder.st  # a text tower's encoder is a SentenceTransformerEncoder (attach checks it)
     if getattr(tower, "lora", None) is not None:  # an unmerged LoRA adapter: the export holds it merged
         st = merged_copy(st)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, List, Mapping, Union
+from typing import Any, List, Mapping, Optional, Union
 
 from anycl.errors import ConfigError
 from anycl.files import LOCK_FILE
@@ -31,15 +31,16 @@ def check_watch_options(cfg: FitConfig) -> None:
         EarlyStopping("-", cfg.early_stopping_patience)
 
 
-def check_run_options(cfg: FitConfig) -> None:
-    """LoRA options, checkpointing and resuming (a bad path fails here), then the output folder."""
+def check_run_options(cfg: FitConfig) -> Optional[Path]:
+    """LoRA options, checkpointing and resuming (a bad path fails here), then the output folder. Returns the
+    checkpoint ``resume_from`` names (None: the run starts from scratch)."""
     if cfg.peft:
         check_peft(cfg.peft)
     if cfg.checkpoint_every and not cfg.output_dir:
         raise ConfigError("checkpoint_every needs output_dir (checkpoints go to output_dir/checkpoints)")
-    if cfg.resume_from is not None:
-        resolve_resume(cfg.resume_from, cfg.output_dir)
+    checkpoint = resolve_resume(cfg.resume_from, cfg.output_dir) if cfg.resume_from is not None else None
     prepare_output_dir(cfg.output_dir, bool(cfg.overwrite) or cfg.resume_from is not None)
+    return checkpoint
 
 
 def prepare_output_dir(output_dir: Union[str, os.PathLike, None], overwrite: bool) -> None:

@@ -178,9 +178,10 @@ class ContrastiveModel(SentenceTransformerNames, nn.Module):
         returns the path it wrote. An unknown format is an error naming the registered ones."""
         return exports.export(self, format, path, **options)
 
-    def export_sentence_transformers(self, path: str, modality: Optional[str] = None) -> str:
-        """Write the text tower as a sentence-transformers folder (:mod:`anycl.export.to_sentence_transformers`)."""
-        return self.export("sentence-transformers", path, modality=modality)
+    def export_sentence_transformers(self, path: str, modality: Optional[str] = None, overwrite: bool = False) -> str:
+        """Write the text tower as a sentence-transformers folder (:mod:`anycl.export.to_sentence_transformers`);
+        a folder that is not empty is refused unless ``overwrite=True``."""
+        return self.export("sentence-transformers", path, modality=modality, overwrite=overwrite)
 
     def export_onnx(self, path: str, modality: Optional[str] = None, **options) -> str:
         """Write one tower as ONNX (``model.onnx`` + inputs description + card) into folder ``path``; see

@@ -237,6 +237,12 @@ class FitFields:
     resume_from: Union[PathLike, bool, None] = _opt(  # True: "latest"
         None, "'latest' (the newest checkpoint in output_dir, if any) or a checkpoint folder", "latest|DIR", "none"
     )
+    resume_force: bool = _opt(
+        False,
+        "resume even when the run's options differ from those of the checkpoint (model, loss, batch size, data size)",
+        "",
+        "off",
+    )
     keep_checkpoints: Optional[int] = _opt(2, "complete checkpoints kept (default 2; None: all)", "N|none")
     peft: Union[bool, Mapping[str, Any], None] = _opt(
         None,

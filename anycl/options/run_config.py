@@ -11,7 +11,7 @@ A config file holds ``dataset``, ``modality``, ``loss`` and any option of :class
 ``fit`` records the *resolved* config of every run (the options it was given plus the values it chose
 for the rest: batch size, learning rate, loss options, seed, …) in ``model.info["config"]``; saving the
 model writes it beside the weights as ``config.yaml``, so ``anycl fit --config out/model/config.yaml``
-repeats the run. Where the run is written (``output_dir``, ``overwrite``) and how it is shown
+repeats the run. Where the run is written (``output_dir``, ``overwrite``, ``resume_force``) and how it is shown
 (``progress``) are not part of what the run is and are not recorded. Options that are Python objects
 (an ``encoder`` module, ``callbacks``, an in-memory dataset) cannot be written to a file: they are named
 under ``not_recorded`` in the file's header comment.
@@ -33,7 +33,7 @@ from .fit_config import FIT_OPTIONS, TRAINING_KEYS, dump_config  # noqa: F401  (
 
 RUN_CONFIG_FILE = "config.yaml"  # a run's resolved config (the model's own file is anycl.model.contrastive.CONFIG_FILE)
 TOP_KEYS = ("dataset", "modality", "loss")
-NOT_RECORDED = ("output_dir", "overwrite", "progress")  # where and how, not what
+NOT_RECORDED = ("output_dir", "overwrite", "progress", "resume_force")  # where and how, not what
 
 
 def valid_keys() -> List[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, Dict, Optional, Union
 
 
 @dataclass
@@ -37,3 +37,4 @@ class TrainingArgs:
     )
     resume_from: Any = None  # "latest" or a checkpoint folder
     keep_checkpoints: Optional[int] = 2
+    run_identity: Optional[Dict[str, Any]] = None  # written into each checkpoint; fit checks it on resume

@@ -15,7 +15,9 @@ loading one runs no code. Its files:
   it whatever ``refresh`` computed, e.g. mined negatives: on resume the epoch-start refresh of the
   resumed epoch is not run again);
 - ``rng-<rank>.json`` + ``.safetensors``: every process's random states (Python, NumPy, torch CPU/CUDA);
-- ``anycl_checkpoint.json``: step, epoch, format; written last.
+- ``anycl_checkpoint.json``: step, epoch, format, the files anycl wrote (``files``: the folder's manifest) and,
+  under ``fit``, what identifies the run (``run``: model, loss, batch size, data size, ...; a resume checks it,
+  :mod:`anycl.fitting.resume`); written last.
 
 A folder holding a pickle file (``*.pkl``, ``*.bin``, ``*.pt``, ...: Accelerate's format, which older
 anycl versions wrote, or a planted file) is refused before anything is read from it.
@@ -29,6 +31,9 @@ Writes are atomic: a checkpoint is written into ``checkpoints/.tmp-step-<k>`` an
 file is replaced atomically after the rename. A process killed mid-write (or a write that fails, e.g.
 on a full disk) leaves a ``.tmp-`` folder, which is never taken for a checkpoint and is removed by the
 next save; the previous checkpoints stay as they were.
+
+Removing checkpoints (older ones past ``keep``, all of them for a fresh run) removes only what anycl wrote:
+a user's files in ``checkpoints/`` or in a checkpoint folder stay (:mod:`anycl.training.checkpoint_clear`).
 """
 
 from __future__ import annotations
@@ -37,11 +42,10 @@ import json
 import logging
 import os
 import random
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Set, Union
 
 import numpy as np
 import torch
@@ -50,6 +54,7 @@ from anycl.errors import AnyclError, ConfigError
 from anycl.files import apply_umask, replace_folder, reworded
 from anycl.statefile import StateFileError, load_state, save_state
 
+from .checkpoint_clear import clear_checkpoints, keep_users_files, remove_checkpoint, written_files
 from .checkpoint_find import (  # noqa: F401  (importable from here, as before)
     FOLDER,
     FORMAT,
@@ -146,6 +151,8 @@ class Checkpointer:
         directory: where ``step-<k>`` folders go (``output_dir/checkpoints``); None: resume only.
         every: save every this many optimiser steps (None: never).
         keep: complete checkpoints to keep (older ones are deleted after a save); None keeps all.
+        run: what identifies the run, written into every checkpoint's marker (:mod:`anycl.fitting.resume`
+            makes it and checks it on resume); None: nothing recorded.
 
     The training progress (:class:`TrainingState`) is handed to :meth:`save` and returned by :meth:`resume`;
     ``state`` holds the last one saved or loaded.
@@ -158,6 +165,7 @@ class Checkpointer:
         directory: Union[str, os.PathLike, None],
         every: Optional[int],
         keep: Optional[int] = 2,
+        run: Optional[Mapping[str, Any]] = None,
     ):
         if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
             raise ConfigError(f"checkpoint_every must be a positive number of steps, got {every!r}")
@@ -166,6 +174,7 @@ class Checkpointer:
         self.acc, self.parts = accelerator, dict(parts)
         self.root = Path(directory) if directory else None
         self.every, self.keep = every, keep
+        self.run = dict(run) if run is not None else None
         self.state = TrainingState()
 
     # -- the files -------------------------------------------------------------------------------------
@@ -239,10 +248,11 @@ class Checkpointer:
         acc, step, epoch, next_batch = self.acc, state.global_step, state.epoch, state.next_batch
         name = f"step-{step}"
         tmp, final = self.root / f".tmp-{name}", self.root / name
+        foreign: Set[str] = set()  # the user's files in a left-over .tmp- folder (not in its manifest)
         if acc.is_main_process:
             self.root.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(tmp, ignore_errors=True)  # left by a run killed while writing
-            tmp.mkdir()
+            foreign = set(remove_checkpoint(tmp))  # left by a run killed while writing (a user's files stay)
+            tmp.mkdir(exist_ok=True)
         acc.wait_for_everyone()
         try:
             self.write_files(tmp)
@@ -254,7 +264,7 @@ class Checkpointer:
             ) from exc
         acc.wait_for_everyone()
         if acc.is_main_process:
-            info = {
+            info: Dict[str, Any] = {
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
                 "step": step,
@@ -262,12 +272,18 @@ class Checkpointer:
                 "next_batch": next_batch,
                 "processes": acc.num_processes,
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "files": sorted({p.name for p in tmp.iterdir()} - foreign) + [MARKER],  # what a removal removes
             }
+            if self.run is not None:
+                info["run"] = self.run
             with open(tmp / MARKER, "w") as f:  # written last: its presence means complete
                 json.dump(info, f)
                 f.flush()
                 os.fsync(f.fileno())
             apply_umask(tmp)
+            # this step written again (resumed from an earlier one) where a user put a file: it moves over
+            if final.is_dir() and not final.is_symlink() and set(os.listdir(final)) - written_files(final):
+                keep_users_files(final, tmp)
             replace_folder(tmp, final, self.root / f".old-{name}")
             pointer_tmp = self.root / f".{POINTER}.tmp"
             pointer_tmp.write_text(name)
@@ -282,10 +298,12 @@ class Checkpointer:
             return
         done = [p for _, p in complete_checkpoints(self.root) if p != newest]
         for p in done[: max(0, len(done) - (self.keep - 1))]:
-            shutil.rmtree(p, ignore_errors=True)
+            left = remove_checkpoint(p)
+            if left:
+                log.warning("%s: removed the checkpoint and kept %s, which anycl did not write", p, ", ".join(left))
 
     def clear(self) -> None:
-        """Remove every checkpoint (a fresh run with ``overwrite=True``)."""
-        if self.root is not None and self.acc.is_main_process and self.root.exists():
-            shutil.rmtree(self.root)
+        """Remove every checkpoint anycl wrote (a fresh run), and only those: a user's files stay."""
+        if self.root is not None and self.acc.is_main_process:
+            clear_checkpoints(self.root)
         self.acc.wait_for_everyone()

@@ -8,7 +8,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from anycl.errors import AnyclError, ConfigError
 from anycl.reading import check_tree, read_bytes, read_json
@@ -21,7 +21,7 @@ MARKER = "anycl_checkpoint.json"
 POINTER = "latest"
 FORMAT = "anycl-checkpoint"
 FORMAT_VERSION = 2  # 1: Accelerate's save_state (pickles), no longer read
-_STEP = re.compile(r"^step-(\d+)$")
+STEP_NAME = re.compile(r"^step-(\d+)$")  # a checkpoint folder's name
 
 
 def checkpoint_root(output_dir: Union[str, os.PathLike]) -> Path:
@@ -34,25 +34,54 @@ def complete_checkpoints(root: Path) -> List[Tuple[int, Path]]:
         return []
     out = []
     for p in root.iterdir():
-        m = _STEP.match(p.name)
-        if m and p.is_dir() and (p / MARKER).is_file():
+        m = STEP_NAME.match(p.name)
+        if m and p.is_dir() and not p.is_symlink() and (p / MARKER).is_file():  # a link may lead anywhere
             out.append((int(m.group(1)), p))
     return sorted(out)
 
 
 def latest_checkpoint(root: Path) -> Optional[Path]:
-    """The checkpoint the ``latest`` pointer names, else the complete one with the highest step."""
+    """The checkpoint the ``latest`` pointer names, else the complete one with the highest step. A pointer
+    that names anything but a checkpoint folder inside ``root`` (a path elsewhere, a link) is refused."""
     pointer = root / POINTER
     if pointer.is_file():
         try:
             name = read_bytes(pointer, limit=4096, root=root).decode("utf-8", "replace").strip()
         except (OSError, AnyclError):  # not a pointer anycl wrote: the newest complete checkpoint instead
             name = ""
-        target = root / name
-        if name and (target / MARKER).is_file():
+        target = pointed_checkpoint(root, name)
+        if target is not None and (target / MARKER).is_file():
             return target
     done = complete_checkpoints(root)
     return done[-1][1] if done else None
+
+
+def pointed_checkpoint(root: Path, name: str) -> Optional[Path]:
+    """The folder a ``latest`` pointer holding ``name`` names: ``root/step-<k>`` (None for an empty pointer);
+    a ConfigError for anything else, which could lead out of the run's folder."""
+    if not name:
+        return None
+    target = root / name
+    if STEP_NAME.match(name) is None or target.is_symlink():
+        shown = name if len(name) <= 80 else name[:77] + "..."
+        raise ConfigError(
+            f"{str(root / POINTER)!r} names {shown!r}, not a checkpoint folder inside {str(root)!r}; it should "
+            f"hold the name of a step-N folder beside it (a link is not followed). Delete it (the newest checkpoint "
+            f"is then resumed) or give resume_from=<checkpoint folder>"
+        )
+    return target
+
+
+def recorded_run(path: Path) -> Optional[Dict[str, Any]]:
+    """What identifies the run that wrote checkpoint ``path`` (the ``run`` entry of its marker, as
+    :mod:`anycl.fitting.resume` recorded it); None when it records none (a run outside ``fit``, or an older
+    anycl)."""
+    try:
+        info = read_json(path / MARKER, root=path)
+    except (OSError, ValueError, AnyclError):
+        return None
+    run = info.get("run") if isinstance(info, dict) else None
+    return run if isinstance(run, dict) else None
 
 
 def resolve_resume(resume_from: Any, output_dir: Union[str, os.PathLike, None]) -> Optional[Path]:

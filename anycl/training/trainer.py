@@ -221,7 +221,9 @@ class Trainer:
             return 0, 0, False
         root = checkpoint_root(args.output_dir) if args.output_dir else None
         parts = {"model": acc.unwrap_model(self.module), "optimizer": self.optimizer, "scheduler": self.scheduler}
-        self.checkpointer = Checkpointer(acc, parts, root, args.checkpoint_every, args.keep_checkpoints)
+        self.checkpointer = Checkpointer(
+            acc, parts, root, args.checkpoint_every, args.keep_checkpoints, run=args.run_identity
+        )
         path = resolve_resume(args.resume_from, args.output_dir)
         if path is None:
             self.checkpointer.clear()  # a fresh run: checkpoints of an earlier run must not pass for "latest"
