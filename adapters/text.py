@@ -208,9 +208,10 @@ class TextAdapter(Adapter):
 
     def validate_for_encode(self, item, where):
         # an empty text still has an embedding (its special tokens'), as sentence-transformers gives it;
-        # only training data refuses it (validate)
+        # only training data refuses it (validate); a lone surrogate is refused here too (the tokenizer cannot take it)
         if not isinstance(item, str):
             raise DataError(f"{where} must be a string for modality 'text', got {type(item).__name__}: {item!r:.80}")
+        check_unicode(item, where)
 
     def key(self, item):
         return item
