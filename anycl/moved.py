@@ -83,9 +83,6 @@ MOVED: Dict[str, str] = {
     # renamed after 0.1 inside packages that stayed (issue 28: names that say which part they are)
     "anycl.losses.guided": "anycl.losses.guide_mask",
     "anycl.cli.tables": "anycl.cli.table_output",  # the command line's table output (reading tables: anycl.data.tables)
-    # two modules of the evaluation package split into one module per evaluator (their names are the package's)
-    "anycl.evaluation.embedding_evaluators": "anycl.evaluation",
-    "anycl.evaluation.pair_evaluators": "anycl.evaluation",
 }
 # names that left their old module with a split, old module -> {name: new module}
 SPLIT: Dict[str, Dict[str, str]] = {
