@@ -32,6 +32,7 @@ from .audio_augment import MixupBank, augment_config, random_segment, spectrogra
 from .audio_encoder import AudioCNN
 from .audio_io import check_samples, describe, mixdown, read_file, resample, split_item, to_channels_first
 from .base import Adapter, item_key
+from .preview import Preview, excerpt
 from .registry import register
 
 log = logging.getLogger("anycl")
@@ -253,6 +254,10 @@ class AudioAdapter(Adapter):
     def _centre(self, wave: torch.Tensor) -> torch.Tensor:
         start = (wave.shape[-1] - self.samples) // 2
         return wave[start : start + self.samples]
+
+    def preview(self, item: Any) -> Preview:
+        """A short excerpt (the middle 2 s, mono) the training report plays."""
+        return excerpt(self.load(item), self.sample_rate)
 
     def eval_view(self, item: torch.Tensor) -> torch.Tensor:
         """Deterministic: the centre window (S,), or ``eval_windows`` evenly spaced windows (K, S)."""

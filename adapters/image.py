@@ -42,6 +42,7 @@ from .image_batched import photometric
 from .image_cnn import small_cnn
 from .image_encoders import resnet, wrap_encoder
 from .image_io import IMAGE_EXTENSIONS, decode, describe, is_image_like
+from .preview import Preview, thumbnail
 from .registry import register
 
 log = logging.getLogger("anycl")
@@ -174,6 +175,10 @@ class ImageAdapter(Adapter):
             self.eval_view(torch.randint(0, 256, (3, size + 8, size + 12), generator=g, dtype=torch.uint8))
             for _ in range(2)
         ]
+
+    def preview(self, item: Any) -> Preview:
+        """A thumbnail of the whole image (not cropped) for the training report."""
+        return thumbnail(decode(item, self.mode, self.background))
 
     def multi_crop(self, item: torch.Tensor, generator: torch.Generator, global_crops: int = 2) -> List[torch.Tensor]:
         """Multi-crop views (Caron et al. 2020): ``global_crops`` views at ``size`` then ``local_crops``

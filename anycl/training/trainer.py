@@ -302,13 +302,14 @@ class Trainer:
                 items += batch["size"] * acc.num_processes
                 if not acc.sync_gradients:
                     continue
+                lr = scheduler.get_last_lr()[0]  # the rate this step used, before the schedule moves on
                 if not acc.optimizer_step_was_skipped:
                     scheduler.step()
                 self.global_step += 1
                 rate = items / max(time.perf_counter() - t0, 1e-9)
                 logs = {
                     "loss": running / n_run,
-                    "lr": scheduler.get_last_lr()[0],
+                    "lr": lr,
                     "items_per_s": rate,
                     "epoch": epoch,
                     **terms,
