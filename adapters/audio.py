@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from anycl.errors import ConfigError, DataError
+from anycl.errors import ConfigError, DataError, unknown_options
 
 from .audio_augment import MixupBank, augment_config, random_segment, spectrogram_view, waveform_view
 from .audio_encoder import AudioCNN
@@ -130,10 +130,7 @@ class AudioAdapter(Adapter):
             **options,
         )
         if options:
-            raise ConfigError(
-                f"unknown audio adapter option(s) {sorted(options)}; valid: "
-                f"{', '.join(k for k in self.options if k not in options)}"
-            )
+            raise unknown_options("audio adapter", list(options), [k for k in self.options if k not in options])
         if pad not in ("zero", "repeat"):
             raise ConfigError(f"pad must be 'zero' or 'repeat', got {pad!r}")
         if eval_crop not in ("center", "windows"):

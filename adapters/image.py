@@ -34,13 +34,13 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
-from anycl.errors import ConfigError, DataError
+from anycl.errors import ConfigError, DataError, unknown_options
 
 from .base import Adapter, item_key
 from .image_augment import FIELDS, apply_seeded, config_dict, eval_transform, make_config, train_transform
 from .image_batched import photometric
 from .image_cnn import small_cnn
-from .image_encoders import resnet, wrap_encoder
+from .image_encoders import ARCHS, resnet, wrap_encoder
 from .image_io import IMAGE_EXTENSIONS, decode, describe, is_image_like
 from .preview import Preview, thumbnail
 from .registry import register
@@ -82,10 +82,8 @@ class ImageAdapter(Adapter):
             raise ConfigError(f"image mode must be 'RGB' or 'L', got {mode!r}")
         unknown = sorted(set(augment_options) - set(FIELDS))
         if unknown:
-            raise ConfigError(
-                f"unknown image adapter option(s) {unknown}; valid: preset, mode, mean, std, background, "
-                f"local_crops, local_size, local_scale, {', '.join(FIELDS)}"
-            )
+            own = ["preset", "mode", "mean", "std", "background", "local_crops", "local_size", "local_scale"]
+            raise unknown_options("image adapter", unknown, own + ["augment_on", *FIELDS])
         self.aug = make_config(preset, **augment_options)
         channels = 3 if mode == "RGB" else 1
         if mean is None:
@@ -234,7 +232,18 @@ class ImageAdapter(Adapter):
         """
         if model is not None:
             if isinstance(model, str):
-                raise ConfigError("for images, pass model= an nn.Module (or use encoder_options={'arch': ...})")
+                archs = sorted(ARCHS) + ["cnn"]
+                said = (
+                    f"{model!r} is an architecture: train it from scratch with encoder_options={{'arch': {model!r}}}"
+                    f' (command line: --encoder-options \'{{"arch": "{model}"}}\')'
+                    if model in archs
+                    else f"the architectures it builds are {', '.join(archs)}: encoder_options={{'arch': ...}} "
+                    '(command line: --encoder-options \'{"arch": "resnet18"}\')'
+                )
+                raise ConfigError(
+                    f"model={model!r}: the image tower loads no model by name (model= names a text model); {said}; "
+                    "or from Python pass encoder= an nn.Module (a torchvision, timm or Hugging Face vision model)"
+                )
             return wrap_encoder(model)
         if in_channels is not None and int(in_channels) != self.channels:
             raise ConfigError(

@@ -48,6 +48,11 @@ def build_towers(
                 chosen = model if adapter.claims_model_name or len(modalities) == 1 else None
             if chosen is not None and "model" in inspect.signature(adapter.default_encoder).parameters:
                 opts.setdefault("model", chosen)
+            elif chosen is not None:  # said, not silently dropped
+                raise ConfigError(
+                    f"model={chosen!r}: the {m} tower's default encoder loads no model by name; give its options "
+                    f"with encoder_options (command line: --encoder-options), or encoder= an nn.Module from Python"
+                )
             enc = adapter.default_encoder(**opts)
         elif not isinstance(enc, nn.Module):
             raise ConfigError(f"encoder for {m!r} must be an nn.Module, got {type(enc).__name__}")

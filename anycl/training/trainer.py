@@ -22,6 +22,7 @@ from anycl.data.batching import BatchBuilder, BatchStream, to_device
 from anycl.data.inputs import Rows
 from anycl.errors import ConfigError
 from anycl.losses.base import split_loss  # noqa: F401  (kept importable from here)
+from anycl.progress import SubSteps
 
 from .accelerator import LR_SCHEDULES, make_accelerator, tracker_config, warmup_cosine  # noqa: F401  (importable here)
 from .args import TrainingArgs
@@ -280,6 +281,8 @@ class Trainer:
             disable=not (args.progress and acc.is_main_process),
             dynamic_ncols=True,
         )
+        if gradcache is not None and not bar.disable:  # a long step shows its mini-batches (anycl.progress)
+            gradcache.progress = SubSteps(bar, lambda: self.global_step + 1)
         running, n_run, items, t0 = 0.0, 0, 0, time.perf_counter()
         done = False
         for epoch in range(start_epoch, epochs):
