@@ -68,7 +68,7 @@ def thumbnail(image: torch.Tensor, size: int = THUMBNAIL_PX) -> Preview:
         im.thumbnail((size, size))
     elif max(im.size) < THUMBNAIL_MIN_PX:  # a tiny image: each pixel repeated, so that it can be seen
         f = -(-THUMBNAIL_MIN_PX // max(im.size))
-        im = im.resize((im.size[0] * f, im.size[1] * f), Image.NEAREST)
+        im = im.resize((im.size[0] * f, im.size[1] * f), Image.Resampling.NEAREST)
     buf = io.BytesIO()
     if small:
         im.save(buf, format="PNG")

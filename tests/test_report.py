@@ -77,13 +77,29 @@ def test_a_collapsed_run_is_red_by_either_test():
 
 def test_an_inverted_gap_and_a_closing_gap_are_red():
     v = health.gap_rule(INVERTED)
-    assert v.status == "bad" and v.text.startswith("Inverted gap") and "0.94, above the positive (0.78)" in v.text
+    assert (
+        v.status == "bad"
+        and v.text.startswith("Inverted gap")
+        and "0.94 on average, above the positive (0.78)" in v.text
+    )
     v = health.gap_rule(CLOSING)  # first gap 0.49, last 0.10: still positive, but closing
     assert v.status == "bad" and v.text.startswith("Closing gap")
     # a gap that shrinks by no more than the tolerance is open
     flat = run(10, lambda s: 0.8, lambda s: 0.5 + s * health.GAP_TOLERANCE / 20, lambda s: 0.8, lambda s: 1.0)
     assert health.gap_rule(flat).status == "ok"
     assert health.gap_rule([{"step": 1, "loss": 1.0}]).status == "unknown"
+
+
+def test_an_inverted_gap_is_amber_when_neighbours_share_labels():
+    """Several items of one class per batch: the hardest "negative" is a same-class item, so it may outscore
+    the positive while classes gather well."""
+    good = {"after": {"rate": 0.98, "chance": 0.15, "stderr": 0.05, "items": 48}}
+    classes = run(100, lambda s: 0.7, lambda s: 0.84, lambda s: 0.7, lambda s: 3.6 - s / 200)  # the digits run
+    found = {v.rule: v for v in health.verdicts(classes, [], 100, agreement=good)}
+    assert found["gap"].status == "warn" and "an item of the anchor's own class" in found["gap"].text
+    assert "gap to read with care" in health.headline(list(found.values()))
+    at_chance = {"after": {"rate": 0.15, "chance": 0.15, "stderr": 0.05, "items": 48}}
+    assert {v.rule: v.status for v in health.verdicts(classes, [], 100, agreement=at_chance)}["gap"] == "bad"
 
 
 def test_the_issue_run_is_judged_wrong_on_every_count_it_shows():
@@ -292,7 +308,8 @@ def test_image_neighbours_show_thumbnails_with_file_names_and_label_marks(tmp_pa
     # the map is coloured by class folder and lists every item
     assert "coloured by class folder (3 labels)" in page
     assert page.count("<tr><td>") >= 18 and "class1/3.png</td><td>class1</td>" in page
-    assert "random pairs score" in page  # the collapse verdict measured the map's items
+    health_section = page[page.index("id=health") : page.index("</section>")]
+    assert re.search(r"random pairs (of items )?score", health_section)  # the collapse verdict measured the map
 
 
 def test_image_neighbours_search_with_anycl_search_topk(tmp_path, monkeypatch):

@@ -12,7 +12,8 @@ docs/cli.md, "The training report"):
   mean cosine similarity of at most :data:`RANDOM_PAIR_MAX` with the trained model.
 - **gap** (:func:`gap_rule`): the mean over the last :data:`TAIL` logged steps of (anchor · positive − anchor ·
   hardest in-batch negative) must be above 0 (else "inverted"), and not below the same mean over the first
-  :data:`TAIL` steps by more than :data:`GAP_TOLERANCE` (else "closing").
+  :data:`TAIL` steps by more than :data:`GAP_TOLERANCE` (else "closing"). An inverted gap is amber, not red,
+  when the neighbours verdict holds (the hardest "negative" is then most likely an item of the anchor's class).
 - **evaluation** (:func:`eval_rule`): the evaluator's primary metric (else the first logged one) after training
   must beat its value before training (step 0) by more than :data:`EVAL_MIN_GAIN`.
 - **neighbours** (:func:`neighbour_rule`): with labels, the share of items whose nearest other item has their
@@ -137,8 +138,8 @@ def gap_rule(history: Sequence[Mapping[str, Any]]) -> Verdict:
         return Verdict(
             "gap",
             BAD,
-            f"Inverted gap: at the end the hardest in-batch negative scores {neg:.2f}, above the positive "
-            f"({pos:.2f}); the model ranks a wrong item first for most anchors.",
+            f"Inverted gap: at the end the hardest in-batch negative scores {neg:.2f} on average, above the "
+            f"positive ({pos:.2f}): another row of the batch outranks the anchor's own positive.",
         )
     if len(gaps) > TAIL and last < first - GAP_TOLERANCE:
         return Verdict(
@@ -198,14 +199,25 @@ def verdicts(
     agreement: Optional[Mapping[str, Mapping[str, float]]] = None,
     label_source: str = "label",
 ) -> List[Verdict]:
-    """Every rule's verdict, in the order the Health section lists them."""
+    """Every rule's verdict, in the order the Health section lists them.
+
+    An inverted gap while neighbours share labels is amber, not red: with several items of one class in a
+    batch, the hardest "negative" is most likely an item of the anchor's own class, which should score high."""
+    gap, neighbours = gap_rule(history), neighbour_rule(agreement, label_source)
+    if gap.status == BAD and gap.text.startswith("Inverted") and neighbours.status == OK:
+        gap = Verdict(
+            "gap",
+            WARN,
+            gap.text + " Neighbours share labels, so that row is most likely an item of the anchor's own class (a "
+            "batch holds several); the neighbours verdict is the better guide here.",
+        )
     return [
         steps_rule(steps),
         loss_rule(history),
         collapse_rule(history, threshold, relative, random_pair_cosine),
-        gap_rule(history),
+        gap,
         eval_rule(eval_history, primary_metric),
-        neighbour_rule(agreement, label_source),
+        neighbours,
     ]
 
 
@@ -215,7 +227,7 @@ def headline(found: Sequence[Verdict]) -> str:
     if bad:
         return f"Something is wrong: {', '.join(bad)} ({len(bad)} of {len(found)} checks failed)."
     if any(v.status == WARN for v in found):
-        return "No check failed, but the run is too short to judge."
+        return f"No check failed; {', '.join(v.rule for v in found if v.status == WARN)} to read with care (amber)."
     if all(v.status == UNKNOWN for v in found):
         return "Nothing to judge the run by."
     return "Training looks healthy: every check that could be made holds."

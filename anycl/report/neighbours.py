@@ -17,6 +17,8 @@ from .examples import RetrievalExamples
 
 log = logging.getLogger("anycl")
 
+TEXT_CELL = 160  # characters of a text shown in a cell
+
 
 def _adapter(model, modality: Optional[str]):
     towers = getattr(model, "towers", None) or {}
@@ -43,7 +45,10 @@ def preview_html(p: Preview, name: str) -> str:
         if p.kind == "image":
             return f'<img class=thumb alt="{html.escape(name)}" src="{uri}">{label}'
         return f'<audio controls preload="metadata" src="{uri}" title="{html.escape(name)}"></audio>{label}'
-    return f"<span class=text>{html.escape(p.text or name)}</span>"
+    text = p.text or name
+    if len(text) > TEXT_CELL:
+        text = text[: TEXT_CELL - 1] + "…"
+    return f"<span class=text>{html.escape(text)}</span>"
 
 
 def _mark(hit: Dict[str, Any], label: Any) -> tuple:
