@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 from anycl.export.card import current_command
 from anycl.model.lora import check_options as check_peft
@@ -89,7 +89,7 @@ def record_run(
     return model
 
 
-def summary_line(info, seconds: Optional[float], output_dir: str, page: Path) -> str:
+def summary_line(info, seconds: Optional[float], output_dir: Union[str, os.PathLike], page: Path) -> str:
     """What Python's ``fit`` prints at the end of a run with an output_dir (``anycl fit`` prints the same
     facts on several lines)."""
     rows = info.get("train_rows") or "streamed"
