@@ -2,7 +2,7 @@
 as a small thumbnail, a clip as a short playable excerpt.
 
 A :class:`Preview` says how to show an item, never which modality it came from: ``kind`` is ``"text"``,
-``"image"`` (``data`` holds PNG or JPEG bytes) or ``"audio"`` (``data`` holds a WAV file). The report embeds
+``"picture"`` (``data`` holds PNG or JPEG bytes) or ``"sound"`` (``data`` holds a WAV file). The report embeds
 the bytes in its page (data URIs), so it opens offline.
 """
 
@@ -24,7 +24,7 @@ TEXT_CHARS = 300  # a text preview's length at most
 
 
 class Preview(NamedTuple):
-    """What the report shows for one item: ``kind`` ("text", "image", "audio"), ``text`` (the text, or a
+    """What the report shows for one item: ``kind`` ("text", "picture", "sound"), ``text`` (the text, or a
     short description), ``mime`` and ``data`` (the bytes of an image or a sound)."""
 
     kind: str
@@ -72,9 +72,9 @@ def thumbnail(image: torch.Tensor, size: int = THUMBNAIL_PX) -> Preview:
     buf = io.BytesIO()
     if small:
         im.save(buf, format="PNG")
-        return Preview("image", mime="image/png", data=buf.getvalue())
+        return Preview("picture", mime="image/png", data=buf.getvalue())
     im.save(buf, format="JPEG", quality=80)
-    return Preview("image", mime="image/jpeg", data=buf.getvalue())
+    return Preview("picture", mime="image/jpeg", data=buf.getvalue())
 
 
 def excerpt(wave: torch.Tensor, rate: int, seconds: float = EXCERPT_SECONDS) -> Preview:
@@ -96,4 +96,4 @@ def excerpt(wave: torch.Tensor, rate: int, seconds: float = EXCERPT_SECONDS) -> 
         w.setsampwidth(2)
         w.setframerate(int(rate))
         w.writeframes(pcm.tobytes())
-    return Preview("audio", mime="audio/wav", data=buf.getvalue())
+    return Preview("sound", mime="audio/wav", data=buf.getvalue())

@@ -39,10 +39,10 @@ def preview_of(adapter, item: Any) -> Preview:
 
 def preview_html(p: Preview, name: str) -> str:
     """A preview as HTML: text, an <img> thumbnail or an <audio> player (with the item's name)."""
-    if p.kind in ("image", "audio") and p.data:
+    if p.kind in ("picture", "sound") and p.data:
         uri = f"data:{p.mime};base64,{base64.b64encode(p.data).decode('ascii')}"
         label = f"<div class=name>{html.escape(name)}</div>"
-        if p.kind == "image":
+        if p.kind == "picture":
             return f'<img class=thumb alt="{html.escape(name)}" src="{uri}">{label}'
         return f'<audio controls preload="metadata" src="{uri}" title="{html.escape(name)}"></audio>{label}'
     text = p.text or name
