@@ -75,8 +75,9 @@ def health_html(found: Sequence[Verdict]) -> str:
     return (
         "<section class=health id=health><h2>Health</h2>"
         f"<p class=headline>{html.escape(headline(found))}</p><ul>{items}</ul>"
-        "<p class=note>Green: the rule holds; red: it does not; amber: too short to judge; grey: nothing to judge "
-        "it by. The rules and their thresholds are in docs/cli.md (“The training report”).</p></section>"
+        "<p class=note>Green: the rule holds; red: it does not; amber: read with care (too few steps to judge, or "
+        "an inverted gap while classes gather); grey: nothing to judge it by. The rules and their thresholds are in "
+        "docs/cli.md (“The training report”).</p></section>"
     )
 
 
