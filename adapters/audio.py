@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from anycl.errors import ConfigError, DataError
+from anycl.errors import ConfigError, DataError, unknown_options
 
 from .audio_augment import MixupBank, augment_config, random_segment, segment_start, spectrogram_view, waveform_view
 from .audio_encoder import AudioCNN
@@ -44,6 +44,7 @@ from .audio_pretrained import AudioFeatures, PretrainedAudioEncoder, load_saved,
 from .audio_pretrained import save as save_pretrained_tower
 from .audio_window import LongClip, span
 from .base import Adapter, item_key
+from .preview import EXCERPT_SECONDS, Preview, excerpt
 from .registry import register
 
 log = logging.getLogger("anycl")
@@ -162,9 +163,10 @@ class AudioAdapter(Adapter):
                 raise ConfigError(f"audio adapter option {k} must be a positive number of seconds, got {v!r}")
         self.max_seconds, self.stream_seconds = float(max_seconds), float(stream_seconds)
         if options:
-            raise ConfigError(
-                f"unknown audio adapter option(s) {sorted(options)}; valid: "
-                f"{', '.join([k for k in self.options if k not in options and k not in limits] + list(limits))}"
+            raise unknown_options(
+                "audio adapter",
+                list(options),
+                [k for k in self.options if k not in options and k not in limits] + list(limits),
             )
         if pad not in ("zero", "repeat"):
             raise ConfigError(f"pad must be 'zero' or 'repeat', got {pad!r}")
@@ -318,6 +320,12 @@ class AudioAdapter(Adapter):
 
     def _centre(self, wave: Union[torch.Tensor, LongClip]) -> torch.Tensor:
         return span(wave, max((wave.shape[-1] - self.samples) // 2, 0), self.samples)
+
+    def preview(self, item: Any) -> Preview:
+        """A short excerpt (the middle 2 s, mono) the training report plays; a long file is read only there."""
+        wave = self.load(item)
+        n = int(round(EXCERPT_SECONDS * self.sample_rate))
+        return excerpt(span(wave, max((wave.shape[-1] - n) // 2, 0), n), self.sample_rate)
 
     def eval_view(self, item: Union[torch.Tensor, LongClip]) -> torch.Tensor:
         """Deterministic: the centre window (S,), or ``eval_windows`` evenly spaced windows (K, S)."""

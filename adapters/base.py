@@ -25,6 +25,8 @@ from anycl.errors import ConfigError, DataError
 from anycl.keys import item_key  # noqa: F401  (kept importable from here)
 from anycl.weights import load_checked
 
+from .preview import Preview, text_preview
+
 
 class Adapter:
     """Base class of modality adapters. Subclasses override the methods their modality needs.
@@ -114,6 +116,11 @@ class Adapter:
     def eval_view(self, item: Any) -> Any:
         """The deterministic view used for evaluation and ``encode`` (for example a centre crop)."""
         return item
+
+    def preview(self, item: Any) -> Preview:
+        """How the training report shows ``item`` (:mod:`adapters.preview`): by default its text or a short
+        description; the image adapter gives a thumbnail, the audio adapter a short playable excerpt."""
+        return text_preview(item)
 
     def collate(self, items: List[Any]) -> Any:
         """Batch loaded items into encoder input (a tensor or a dict of tensors), on CPU."""

@@ -36,14 +36,15 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
-from anycl.errors import ConfigError, DataError
+from anycl.errors import ConfigError, DataError, unknown_options
 
 from .base import Adapter, item_key
 from .image_augment import FIELDS, apply_seeded, config_dict, eval_transform, make_config, train_transform
 from .image_batched import photometric
 from .image_cnn import small_cnn
-from .image_encoders import resnet, wrap_encoder
+from .image_encoders import ARCHS, resnet, wrap_encoder
 from .image_io import IMAGE_EXTENSIONS, MAX_PIXELS, decode, describe, is_image_like
+from .preview import Preview, thumbnail
 from .registry import register
 
 log = logging.getLogger("anycl")
@@ -84,10 +85,8 @@ class ImageAdapter(Adapter):
             raise ConfigError(f"image mode must be 'RGB' or 'L', got {mode!r}")
         unknown = sorted(set(augment_options) - set(FIELDS))
         if unknown:
-            raise ConfigError(
-                f"unknown image adapter option(s) {unknown}; valid: preset, mode, mean, std, background, "
-                f"local_crops, local_size, local_scale, augment_on, max_pixels, {', '.join(FIELDS)}"
-            )
+            own = ["preset", "mode", "mean", "std", "background", "local_crops", "local_size", "local_scale"]
+            raise unknown_options("image adapter", unknown, own + ["augment_on", "max_pixels", *FIELDS])
         self.aug = make_config(preset, **augment_options)
         channels = 3 if mode == "RGB" else 1
         if mean is None:
@@ -182,6 +181,10 @@ class ImageAdapter(Adapter):
             for _ in range(2)
         ]
 
+    def preview(self, item: Any) -> Preview:
+        """A thumbnail of the whole image (not cropped) for the training report."""
+        return thumbnail(decode(item, self.mode, self.background))
+
     def multi_crop(self, item: torch.Tensor, generator: torch.Generator, global_crops: int = 2) -> List[torch.Tensor]:
         """Multi-crop views (Caron et al. 2020): ``global_crops`` views at ``size`` then ``local_crops``
         views at ``local_size`` with crop scale ``local_scale``. For custom loops over several views;
@@ -236,7 +239,18 @@ class ImageAdapter(Adapter):
         """
         if model is not None:
             if isinstance(model, str):
-                raise ConfigError("for images, pass model= an nn.Module (or use encoder_options={'arch': ...})")
+                archs = sorted(ARCHS) + ["cnn"]
+                said = (
+                    f"{model!r} is an architecture: train it from scratch with encoder_options={{'arch': {model!r}}}"
+                    f' (command line: --encoder-options \'{{"arch": "{model}"}}\')'
+                    if model in archs
+                    else f"the architectures it builds are {', '.join(archs)}: encoder_options={{'arch': ...}} "
+                    '(command line: --encoder-options \'{"arch": "resnet18"}\')'
+                )
+                raise ConfigError(
+                    f"model={model!r}: the image tower loads no model by name (model= names a text model); {said}; "
+                    "or from Python pass encoder= an nn.Module (a torchvision, timm or Hugging Face vision model)"
+                )
             return wrap_encoder(model)
         if in_channels is not None and int(in_channels) != self.channels:
             raise ConfigError(

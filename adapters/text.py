@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import nn
 
-from anycl.errors import ConfigError, DataError
+from anycl.errors import ConfigError, DataError, unknown_options
 from anycl.progress import quiet_library_bars
 
 from .base import Adapter
@@ -169,8 +169,10 @@ class TextAdapter(Adapter):
                 raise ConfigError(f"text adapter option {name} must be a number in [0, 1), got {v!r}")
         if max_seq_length is not None and (not isinstance(max_seq_length, int) or max_seq_length < 2):
             raise ConfigError(f"max_seq_length must be an int >= 2, got {max_seq_length!r}")
+        if options:
+            raise unknown_options("text adapter", list(options), ["max_seq_length", "span_dropout", "token_cutoff"])
         kept = {k: v for k, v in (("span_dropout", span_dropout), ("token_cutoff", token_cutoff)) if v}
-        super().__init__(max_seq_length=max_seq_length, **kept, **options)
+        super().__init__(max_seq_length=max_seq_length, **kept)
         self.max_seq_length = max_seq_length
         self.span_dropout = float(span_dropout)
         self.token_cutoff = float(token_cutoff)

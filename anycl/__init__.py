@@ -5,7 +5,8 @@
 >>> model.encode(["a query"]).shape                     # doctest: +SKIP
 >>> model.save("out/"); anycl.load("out/")              # doctest: +SKIP
 
-Public surface: :func:`fit` (its options: :class:`FitConfig`), :func:`load`, :class:`ContrastiveModel`, and the registries
+Public surface: :func:`fit` (its options: :class:`FitConfig`), :func:`load`, :class:`ContrastiveModel`, for two-tower
+(cross-modal) models :class:`ZeroShotClassifier` and :func:`cross_modal_retrieval`, and the registries
 ``anycl.losses``, ``anycl.adapters``, ``anycl.samplers``, ``anycl.evaluators`` (the package ``anycl.evaluation``)
 and ``anycl.exports`` (the package ``anycl.export``), each with ``register``, ``get``, ``names``.
 The building blocks for a custom loop live in the stage packages ``anycl.data``, ``anycl.sampling``,
@@ -25,6 +26,7 @@ from . import export as exports  # noqa: E402  (the export-format registry: mode
 from . import sampling as samplers  # noqa: E402
 from .api import fit  # noqa: E402
 from .errors import AnyclError, ConfigError, DataError  # noqa: E402
+from .evaluation.crossmodal import ZeroShotClassifier, cross_modal_retrieval  # noqa: E402  (two-tower models)
 from .model import ContrastiveModel, load  # noqa: E402
 from .options.fit_config import FitConfig  # noqa: E402
 
@@ -38,6 +40,8 @@ __all__ = [
     "samplers",
     "evaluators",
     "exports",
+    "ZeroShotClassifier",
+    "cross_modal_retrieval",
     "AnyclError",
     "ConfigError",
     "DataError",

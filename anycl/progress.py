@@ -6,7 +6,9 @@ The training loop's bar (steps, with the loss) is made in ``anycl/training/train
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import contextmanager
+from typing import Any, Callable
 
 
 @contextmanager
@@ -48,3 +50,20 @@ def quiet_library_bars():
     finally:
         if was:
             tlog.enable_progress_bar()
+
+
+class SubSteps:
+    """Progress inside one long optimiser step, on the training bar's postfix: ``sub(done, total)`` shows
+    "step S: mini-batch done/total" (GradCache's passes; :mod:`anycl.training.gradcache`), at most once every
+    ``every`` seconds, so that a step of minutes does not sit at ``?`` with nothing moving."""
+
+    def __init__(self, bar: Any, step: Callable[[], int], every: float = 1.0):
+        self.bar, self.step, self.every = bar, step, every
+        self._last = float("-inf")
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._last < self.every and done < total:
+            return
+        self._last = now
+        self.bar.set_postfix_str(f"step {self.step()}: mini-batch {done}/{total}", refresh=True)

@@ -166,7 +166,7 @@ def test_report_pngs_are_real_images_and_the_page_inlines_them(fitted):
         assert Image.open(io.BytesIO(base64.b64decode(b64))).size == FIG_PX
     assert "http://" not in page and "https://" not in page and "<script" not in page  # self-contained
     assert "batch_size: 8" in page and "ndcg@10" in page
-    assert "before training" in page and "Retrieval examples" in page
+    assert "before training" in page and "Nearest neighbours" in page and "<h2>Health</h2>" in page
     # one heading per figure, not repeated in its caption
     headings = re.findall(r"<h3>([^<]+)</h3><figure>", page)
     captions = re.findall(r"<figcaption>([^<]+)</figcaption>", page)

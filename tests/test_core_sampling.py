@@ -48,3 +48,27 @@ def test_stream_deduplicates():
 def test_group_distinct_handles_all_identical():
     batches = list(group_distinct(iter(range(5)), lambda i: ("same",), 4))
     assert batches == [[0], [1], [2], [3], [4]]
+
+
+def test_repeated_captions_that_shrink_batches_are_warned_about_once(caplog):
+    """120 rows over 10 distinct captions: batches of about 10 rows instead of 64, said once, naming the column."""
+    rows = to_rows([{"anchor": f"image{i}.png", "positive": f"a photo of class {i % 10}"} for i in range(120)])
+    s = InBatchSampler(seed=0)
+    s.set_key_functions({"anchor": str, "positive": str})
+    with caplog.at_level("WARNING", logger="anycl"):
+        plan = s.plan(rows, 0, 64)
+        s.plan(rows, 1, 64)
+    sizes = [len(b) for b in plan]
+    assert max(sizes) == 10  # one row per distinct caption
+    said = [r.getMessage() for r in caplog.records if "batches hold" in r.getMessage()]
+    assert len(said) == 1
+    assert f"batches hold {sum(sizes) / len(sizes):.0f} rows on average instead of batch_size=64" in said[0]
+    assert "column 'positive' has only 10 distinct items in 120 rows" in said[0] and "deduplicate" in said[0]
+    # distinct items, or batches that are small only because the data is: nothing is said
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="anycl"):
+        InBatchSampler(seed=0).plan(to_rows([{"anchor": f"a{i}", "positive": f"b{i}"} for i in range(120)]), 0, 64)
+        small = InBatchSampler(seed=0)
+        small.set_key_functions({"anchor": str, "positive": str})
+        small.plan(to_rows([{"anchor": f"a{i}", "positive": f"b{i % 9}"} for i in range(12)]), 0, 64)
+    assert not [r for r in caplog.records if "batches hold" in r.getMessage()]

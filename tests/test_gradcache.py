@@ -248,6 +248,28 @@ def test_fit_with_gradcache_trains_to_the_same_weights():
     )
 
 
+def test_a_long_step_shows_its_mini_batches_on_the_training_bar(capsys):
+    """8 rows of anchor, positive and one negative, mini-batches of 3: 3 + 3 + 3 passes each way, 18 sub-steps."""
+    anycl.fit(toy_rows(8, negatives=1), modality="toyvec", batch_size=8, max_steps=1, seed=0, gradcache_mini_batch=3)
+    err = capsys.readouterr().err
+    assert "step 1: mini-batch 18/18" in err  # the last sub-step always shows
+
+
+def test_sub_step_progress_is_shown_at_most_once_a_second():
+    from anycl.progress import SubSteps
+
+    class Bar:
+        shown = []
+
+        def set_postfix_str(self, text, refresh=True):
+            self.shown.append(text)
+
+    sub = SubSteps(Bar(), lambda: 7, every=3600.0)
+    for done in range(1, 11):
+        sub(done, 10)
+    assert Bar.shown == ["step 7: mini-batch 1/10", "step 7: mini-batch 10/10"]
+
+
 @pytest.mark.parametrize("bad", [0, -2, 2.5, "8", True])
 def test_bad_mini_batch_is_a_clear_error(bad):
     with pytest.raises(ConfigError, match="gradcache_mini_batch must be a positive integer"):

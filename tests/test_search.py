@@ -75,6 +75,32 @@ def test_cross_modal_retrieval_is_recall_at_k_both_ways():
     }
 
 
+def test_cross_modal_retrieval_counts_an_identical_caption_at_another_index_as_a_hit():
+    n = 8
+    images = [f"img{i}" for i in range(n)]
+    captions = ["x"] * 4 + [f"y{i}" for i in range(4, n)]  # rows 0-3 share the caption "x"
+    a = _emb(n, seed=11)
+    per_caption = dict(zip(dict.fromkeys(captions), _emb(5, seed=12)))  # identical captions embed identically
+    b = torch.stack([per_caption[c] for c in captions])
+
+    class Lookup:
+        sides = {"anchor": "a", "positive": "b"}
+
+        def encode(self, items, modality=None, batch_size=64):
+            return torch.stack([a[images.index(x)] if modality == "a" else per_caption[x] for x in items])
+
+    out = cross_modal_retrieval(Lookup(), images, captions, ks=(1, 2))
+    true = [{j for j in range(n) if captions[j] == captions[i]} for i in range(n)]  # by brute force
+    for x, y, name in ((a, b, "a_to_b"), (b, a, "b_to_a")):
+        sim = x @ y.T
+        for k in (1, 2):
+            ranked = [sim[i].argsort(descending=True, stable=True)[:k].tolist() for i in range(n)]
+            want = sum(bool(set(r) & true[i]) for i, r in enumerate(ranked)) / n
+            assert out[f"{name}_recall@{k}"] == pytest.approx(want)
+    own_only = sum(int((a @ b.T)[i].argmax()) == i for i in range(n)) / n  # rows 1-3 can never find "their" index
+    assert out["a_to_b_recall@1"] >= own_only
+
+
 def test_knn_leave_one_out_never_counts_the_item_itself():
     emb = _emb(20, seed=8)
     labels = [i % 3 for i in range(20)]

@@ -42,9 +42,22 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class BarSafeHandler(logging.StreamHandler):
+    """Writes each message through ``tqdm.write``: a message said while a progress bar runs (the audio
+    adapter's mono mix-down note during ``encode``) gets a line of its own and the bar is drawn again below it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm  # lazy: tqdm: only when a message is written
+
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001 - logging's own way to report a failing handler
+            self.handleError(record)
+
+
 def setup_logging(verbose: bool, quiet: bool) -> None:
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
+    handler = BarSafeHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(level)

@@ -22,6 +22,12 @@ def run(args, extra: List[str]) -> int:
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{args.output!r} already exists; pass --overwrite or choose another file")
     model = load_model(args.model)
+    towers = sorted(set(model.modalities))
+    if args.modality is None and len(towers) > 1:  # a caption must not be read as an image's file name
+        raise UsageError(
+            f"this model has {len(towers)} towers ({', '.join(towers)}): pass --modality "
+            f"{' or --modality '.join(towers)} to say which one embeds the items of {args.data!r}"
+        )
     columns = {"anchor": args.column} if args.column else None
     src, rows = read_rows(args.data, columns, args.split, model)
     items = rows.column("anchor")
@@ -76,8 +82,8 @@ def add_parser(sub) -> None:
         "embed",
         help="write embeddings of a dataset to Parquet or .npy with item ids",
         description="Embed the items of a dataset with a saved model. Parquet gets columns id, "
-        "embedding (and item, for text); .npy gets the (N, D) float32 array and the ids "
-        "in <name>.ids.json.",
+        "embedding and item (the text, or the file path of an audio or image item); .npy gets the (N, D) "
+        "float32 array, and the ids in a JSON file beside it: -o emb.npy writes emb.ids.json.",
     )
     model_and_data(p, "the items: a file, folder or Hugging Face dataset name")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="output file: .parquet or .npy (required)")
@@ -90,7 +96,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--modality",
         metavar="MODALITY",
-        help="the tower to embed with, for a model with several (default: the anchor side's)",
+        help="the tower to embed with: required for a model with several towers (image and text, ...) "
+        "(default: the model's only tower)",
     )
     p.add_argument("--split", metavar="SPLIT", help="the split of a Hugging Face dataset (default: test if any)")
     p.add_argument("--batch-size", type=int, default=64, metavar="N", help="items embedded at once (default: 64)")

@@ -2,21 +2,22 @@
 
 - :class:`ZeroShotClassifier`: class names (through prompt templates) → text embeddings → the nearest
   class for each image or clip.
-- :func:`cross_modal_retrieval`: Recall@k in both directions for aligned pairs.
+- :func:`cross_modal_retrieval`: Recall@k in both directions for aligned pairs (repeated items count as hits).
 - :class:`CrossModalRetrievalEvaluator`: the same as an ``eval_dataset`` evaluator during ``fit``.
 - :func:`freeze`: keep a pretrained tower (or only its encoder) fixed while the rest trains.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Union
 
 import torch
 import torch.nn.functional as F
 
 from anycl.data.inputs import Rows
 from anycl.errors import ConfigError, DataError
-from anycl.search.exact import ranked_metrics, retrieval_metrics
+from anycl.keys import item_key
+from anycl.search.exact import ranked_metrics, topk
 
 from .base import Evaluator, register
 
@@ -92,6 +93,19 @@ def recall_at_k(sim: torch.Tensor, ks: Iterable[int]) -> Dict[int, float]:
     return {k: metrics[f"recall@{k}"] for k in ks}
 
 
+def matching_rows(items_a: Sequence[Any], items_b: Sequence[Any]) -> List[Set[int]]:
+    """Per row i, the rows j that are also true pairs for it: ``items_a[j]`` is the same item as
+    ``items_a[i]`` or ``items_b[j]`` as ``items_b[i]`` (by :func:`anycl.keys.item_key`): an identical caption at
+    another index is a hit, not a miss. Always holds i."""
+    by_a: Dict[Any, Set[int]] = {}
+    by_b: Dict[Any, Set[int]] = {}
+    ka, kb = [item_key(x) for x in items_a], [item_key(x) for x in items_b]
+    for i, (a, b) in enumerate(zip(ka, kb)):
+        by_a.setdefault(a, set()).add(i)
+        by_b.setdefault(b, set()).add(i)
+    return [by_a[a] | by_b[b] for a, b in zip(ka, kb)]
+
+
 def cross_modal_retrieval(
     model,
     items_a: Sequence[Any],
@@ -101,18 +115,27 @@ def cross_modal_retrieval(
     ks: Sequence[int] = (1, 5, 10),
     batch_size: int = 64,
 ) -> Dict[str, float]:
-    """Recall@k from a→b and b→a, where ``items_a[i]`` and ``items_b[i]`` are a true pair."""
+    """Recall@k from a→b and b→a, where ``items_a[i]`` and ``items_b[i]`` are a true pair: the share of
+    queries with a true partner among their top k.
+
+    Repeated items count: for the query ``items_a[i]``, every ``items_b[j]`` whose row repeats
+    ``items_a[i]`` or ``items_b[i]`` (:func:`matching_rows`) is a hit, so an identical caption found at another
+    index is not a miss (and the same the other way round)."""
     if len(items_a) != len(items_b):
         raise DataError(f"{len(items_a)} items on one side but {len(items_b)} on the other; give aligned pairs")
     modality_a = modality_a or model.sides["anchor"]
     modality_b = modality_b or model.sides["positive"]
     a = model.encode(items_a, modality=modality_a, batch_size=batch_size)
     b = model.encode(items_b, modality=modality_b, batch_size=batch_size)
-    pairs = [{i} for i in range(len(items_a))]
+    pairs = matching_rows(items_a, items_b)
     out = {}
     for x, y, mx, my in ((a, b, modality_a, modality_b), (b, a, modality_b, modality_a)):
-        metrics = retrieval_metrics(x, y, pairs, ks)
-        out.update({f"{mx}_to_{my}_recall@{k}": metrics[f"recall@{k}"] for k in ks})
+        _, top = topk(x, y, min(max(ks), y.shape[0]))
+        ranked = top.tolist()
+        for k in ks:  # a query scores when any true partner is among its top k
+            out[f"{mx}_to_{my}_recall@{k}"] = sum(bool(pairs[i] & set(r[:k])) for i, r in enumerate(ranked)) / len(
+                ranked
+            )
     return out
 
 

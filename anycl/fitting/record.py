@@ -3,6 +3,7 @@ models, the resolved config), and with an output_dir the saved model, ``config.y
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
@@ -16,6 +17,8 @@ from anycl.report.build import write_report
 from anycl.training.best import KeepBest
 
 from .loss import LossPlan
+
+log = logging.getLogger("anycl")
 
 
 def record_run(
@@ -77,7 +80,13 @@ def record_run(
     if output_dir and (trainer.accelerator is None or trainer.accelerator.is_main_process):  # once, not per process
         model.save(os.path.join(output_dir, "model"), overwrite=True)
         (Path(output_dir) / RUN_CONFIG_FILE).write_text(config_file_text(model.info["config"]))
-        write_report(output_dir, model, trainer, rows, model.info["config"], seed=args.seed, examples=examples)
+        page = write_report(output_dir, model, trainer, rows, model.info["config"], seed=args.seed, examples=examples)
+        if not current_command():  # `anycl fit` prints its own summary
+            line = summary_line(model.info, getattr(trainer, "train_seconds", None), output_dir, page)
+            if args.progress:
+                print(line)
+            else:
+                log.info(line)
     return model
 
 
@@ -92,6 +101,17 @@ def shipped_metrics(trainer, callbacks) -> Optional[Dict[str, Any]]:
             # a resumed run may lack the evaluation's record: the watched metric is known either way
             final = at_best[-1] if at_best else {"step": cb.best_step, cb.metric: cb.best}
     return final
+
+
+def summary_line(info, seconds: Optional[float], output_dir: Union[str, os.PathLike], page: Path) -> str:
+    """What Python's ``fit`` prints at the end of a run with an output_dir (``anycl fit`` prints the same
+    facts on several lines)."""
+    rows = info.get("train_rows") or "streamed"
+    took = f" in {seconds:.0f} s" if seconds is not None else ""
+    return (
+        f"anycl.fit: trained {info.get('steps')} steps on {rows} rows{took}; "
+        f"model: {Path(output_dir, 'model')}; report: {page}"
+    )
 
 
 def record_base_models(model, cfg: FitConfig) -> None:

@@ -14,12 +14,11 @@ from anycl.data.views import multiview_builder, view_counts
 from anycl.errors import ConfigError
 from anycl.evaluation.choose import build_evaluator
 from anycl.evaluation.crossmodal import freeze
-from anycl.evaluation.retrieval import RetrievalEvaluator
 from anycl.losses.matryoshka import check_dims
 from anycl.model.contrastive import Tower
 from anycl.model.lora import apply_lora
 from anycl.options.fit_config import FitConfig
-from anycl.report.examples import RetrievalExamples
+from anycl.report.examples import RetrievalExamples, folder_labels
 from anycl.sampling import factory as sampling
 from anycl.sampling.multi_dataset import MultiBatchBuilder, MultiDatasetSampler
 from anycl.training.guide import make_guide
@@ -132,13 +131,57 @@ def evaluate_widths(evaluator, model, matryoshka) -> None:
 
 
 def retrieval_examples(output_dir, sides, evaluator, rows, seed: int) -> Optional[RetrievalExamples]:
-    """With an output_dir and text pairs (both sides' adapters have ``text_items``): the report's retrieval
-    examples, searched before training."""
-    text = all(getattr(ADAPTERS.lookup(sides[s]), "text_items", False) for s in ("anchor", "positive"))
-    if not output_dir or not text or os.environ.get("RANK", "0") != "0":
+    """With an output_dir: the report's nearest-neighbour examples (anycl.report.examples), any modality, from
+    the evaluation set when its items can be read off the evaluator, else from the training rows; searched
+    before training here and again when the report is written."""
+    if not output_dir or os.environ.get("RANK", "0") != "0":
         return None
-    if isinstance(evaluator, RetrievalEvaluator):
-        return RetrievalExamples.pick(evaluator.queries, evaluator.corpus, evaluator.relevant, seed=seed)
-    if rows.streaming or not rows.has_positive:
-        return None
-    return RetrievalExamples.from_pairs(rows.column("anchor"), rows.column("positive"), seed=seed)
+    examples = _from_evaluator(evaluator, sides["anchor"], seed)
+    origin = "evaluation set"
+    if examples is None and not rows.streaming:
+        examples, origin = _from_rows(rows, sides["anchor"], seed), "training data"
+    if examples is not None:
+        examples.origin = origin
+    return examples
+
+
+def _from_evaluator(ev, anchor: str, seed: int) -> Optional[RetrievalExamples]:
+    """The examples from an evaluator whose items can be read off it (retrieval, cross-modal, probe, kNN)."""
+    if all(hasattr(ev, a) for a in ("queries", "corpus", "relevant")):  # retrieval pairs
+        return RetrievalExamples.pick(
+            ev.queries,
+            ev.corpus,
+            ev.relevant,
+            seed=seed,
+            query_modality=getattr(ev, "query_modality", None),
+            corpus_modality=getattr(ev, "corpus_modality", None),
+        )
+    if hasattr(ev, "anchors") and hasattr(ev, "positives"):  # cross-modal pairs
+        return RetrievalExamples.from_pairs(ev.anchors, ev.positives, seed=seed)
+    modality = getattr(ev, "modality", None) or anchor
+    if all(hasattr(ev, a) for a in ("train_items", "train_labels", "test_items", "test_labels")):  # a probe's split
+        return RetrievalExamples.from_split(
+            ev.train_items, ev.train_labels, ev.test_items, ev.test_labels, seed=seed, modality=modality
+        )
+    if hasattr(ev, "items") and hasattr(ev, "labels"):  # labelled items (kNN)
+        return RetrievalExamples.from_items(ev.items, ev.labels, seed=seed, modality=modality)
+    return None
+
+
+def _from_rows(rows, anchor: str, seed: int) -> Optional[RetrievalExamples]:
+    """The examples from the training rows: pairs, or items (labelled by a column or by class folders)."""
+    anchors = rows.column("anchor")
+    labels = rows.column("label") if rows.has_label else None
+    if rows.has_positive:  # several data sets: the rows that have a positive
+        positives = rows.column("positive")
+        keep = [i for i, p in enumerate(positives) if p is not None and anchors[i] is not None]
+        return RetrievalExamples.from_pairs(
+            [anchors[i] for i in keep],
+            [positives[i] for i in keep],
+            [labels[i] for i in keep] if labels is not None else None,
+            seed=seed,
+        )
+    source = "label"
+    if labels is None:
+        labels, source = folder_labels(anchors), "folder"
+    return RetrievalExamples.from_items(anchors, labels, seed=seed, modality=anchor, label_source=source)

@@ -65,7 +65,7 @@ def build_towers(
         _check_model_used(m, chosen, enc, adapter)
         if enc is None:
             opts = dict(per_modality(encoder_options, m, modalities) or {})
-            if chosen is not None:
+            if chosen is not None:  # _check_model_used refused a name this tower would not use
                 opts.setdefault("model", chosen)
             enc = adapter.default_encoder(**opts)
         elif not isinstance(enc, nn.Module):

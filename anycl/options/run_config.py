@@ -93,10 +93,37 @@ def parse_value(text: str) -> Any:
         return None
     if text.strip()[:1] in ("{", "["):
         try:
-            return yaml.safe_load(text)
+            value = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise ConfigError(f"cannot parse the value {text!r}: {str(exc).splitlines()[0]}") from exc
+        glued = _glued_key(value)
+        if glued is not None:
+            key, _, rest = glued.partition(":")
+            raise ConfigError(
+                f"cannot parse the value {text!r}: {glued!r} reads as one key without a value (YAML needs a space "
+                f"after the colon); write it as JSON, '{{\"{key.strip()}\": {rest.strip()}}}', or "
+                f"'{{{key.strip()}: {rest.strip()}}}'"
+            )
+        return value
     return text
+
+
+def _glued_key(value: Any) -> Optional[str]:
+    """A mapping key such as ``'sample_rate:44100'`` with no value (``{sample_rate:44100}`` in YAML flow
+    style, a colon with no space after it), anywhere in ``value``; else None."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if v is None and isinstance(k, str) and ":" in k:
+                return k
+            found = _glued_key(v)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for v in value:
+            found = _glued_key(v)
+            if found is not None:
+                return found
+    return None
 
 
 # -- the resolved config of a run ----------------------------------------------------------------------

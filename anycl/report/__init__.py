@@ -1,4 +1,7 @@
-"""The training report: ``report.html`` and its figures (``build``, ``figures``, ``examples``).
+"""The training report: ``report.html`` and its figures. ``build`` (write_report: what goes on the page),
+``health`` (the verdicts and their rules), ``examples`` (nearest neighbours before and after training, any
+modality), ``neighbours`` (their section, previews through each adapter), ``embedding_map`` (the map coloured by
+label, its table), ``figures`` (the PNGs), ``page`` (the HTML).
 
 Layer 7: imports the kernel and layers 1-6.
 """

@@ -2,19 +2,23 @@
 
 ``write_report(output_dir, model, trainer, rows, config)`` writes into ``output_dir``:
 
+- ``report.html`` — one page that opens offline (everything inlined as data URIs, no scripts), in this order:
+  **Health** (:mod:`anycl.report.health`: a verdict in words per rule: steps, loss, collapse, the
+  positive/negative gap, evaluation vs step 0, neighbours vs chance), the summary, the evaluation table
+  (before and after training), **Nearest neighbours** (:mod:`anycl.report.neighbours`: a few query items with
+  their top hits before and after training, as text, thumbnails or playable excerpts, marked by label), the
+  figures below, the embedding map with a table of its items, and the run's config;
 - ``report/loss.png`` — training loss over steps (plus any extra terms a loss returns, in ``terms.png``);
-- ``report/lr.png`` — the learning rate over steps;
+- ``report/lr.png`` — the learning rate each step used;
 - ``report/eval.png`` — each evaluation metric over steps, from the evaluation before training (step 0,
   the baseline, marked) to the last (when ``eval_dataset`` was given);
 - ``report/similarity.png`` — mean cosine similarity of anchors to their positives and to their hardest
-  in-batch negatives over training (the gap contrastive learning opens);
+  in-batch negatives over training, the gap between them green where the positive is above, red where not;
 - ``report/collapse.png`` — the collapse watch (:mod:`anycl.training.collapse`): spread, alignment, uniformity on
-  fixed axes, healthy ranges shaded, the warning threshold drawn;
-- ``report/embeddings.png`` — with labels, a 2-D map (PCA, or t-SNE) of a sample of training items
-  coloured by label; with pairs, a histogram of positive-pair vs random-pair similarities;
-- retrieval examples (text pairs): a few queries with their top hits before and after training;
-- ``report/data.json`` — every plotted point (the same steps TensorBoard got);
-- ``report.html`` — all of the above inlined (base64), with the run's config and final metrics.
+  fixed axes, the warning levels drawn, green only where a value is on the healthy side of its level;
+- ``report/embeddings.png`` — the embedding map (:mod:`anycl.report.embedding_map`), coloured by label wherever
+  labels are known; for pairs without labels, a histogram of positive-pair vs random-pair similarities;
+- ``report/data.json`` — every plotted point (the same steps TensorBoard got), the examples and the verdicts.
 
 Every logged step goes to the trackers (TensorBoard) and the report alike: ``log_every`` (default about
 100 points per run) sets both.
@@ -22,33 +26,20 @@ Every logged step goes to the trackers (TensorBoard) and the report alike: ``log
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Union
 
-import numpy as np
-
-from anycl.options.run_config import config_file_text
+from anycl.adapters.preview import item_name
 from anycl.training.collapse import CollapseWatch
 
-from .figures import (
-    DPI,
-    FIGSIZE,
-    _plt,
-    _save,
-    collapse_figure,
-    eval_figure,
-    label_map,
-    line_figure,
-    pair_histogram,
-    project_2d,
-    sample_rows,
-    similarity_figure,
-)
+from .embedding_map import embedding_map
+from .figures import DPI, FIGSIZE, collapse_figure, eval_figure, line_figure, project_2d, similarity_figure
+from .health import verdicts
+from .neighbours import neighbours_html
+from .page import render_html
 
 __all__ = ["write_report", "render_html", "project_2d", "FIGSIZE", "DPI", "REPORT_HTML", "FIGURE_DIR"]
 
@@ -76,153 +67,6 @@ def _watch(trainer):
     return next((cb for cb in (getattr(trainer, "callbacks", []) or []) if isinstance(cb, CollapseWatch)), None)
 
 
-def _img(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.4f}" if isinstance(v, float) else html.escape(str(v))
-
-
-def _metrics_table(final: Mapping[str, Any], baseline: Optional[Mapping[str, Any]]) -> str:
-    keys = [k for k in final if k != "step"]
-    if baseline:
-        head = "<tr><th>metric</th><th>before training</th><th>after</th><th>change</th></tr>"
-        rows = "".join(
-            f"<tr><td>{html.escape(k)}</td><td>{_fmt(baseline.get(k, '–'))}</td><td>{_fmt(final[k])}</td><td>"
-            + (
-                f"{final[k] - baseline[k]:+.4f}"
-                if isinstance(baseline.get(k), (int, float)) and isinstance(final[k], (int, float))
-                else "–"
-            )
-            + "</td></tr>"
-            for k in keys
-        )
-    else:
-        head = "<tr><th>metric</th><th>value</th></tr>"
-        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(final[k])}</td></tr>" for k in keys)
-    return f"<table>{head}{rows}</table>"
-
-
-def _examples_html(examples) -> str:
-    if examples is None or not examples.hits:
-        return ""
-    labels = [x for x in ("before", "after") if x in examples.hits]
-    parts = [
-        "<h2>Retrieval examples</h2>",
-        f"<p class=note>Top {examples.k} of {len(examples.corpus)} documents for {len(examples.queries)} "
-        "queries, with the cosine score; ✓ marks the query's own document.</p>",
-    ]
-    for i, q in enumerate(examples.queries):
-        parts.append(
-            f"<h3>“{html.escape(q[:200])}”</h3><table><tr><th>rank</th>"
-            + "".join(f"<th>{x} training</th>" for x in labels)
-            + "</tr>"
-        )
-        for r in range(len(examples.hits[labels[0]][i])):
-            cells = []
-            for x in labels:
-                h = examples.hits[x][i][r]
-                mark = "✓ " if h["relevant"] else ""
-                cells.append(f"<td>{mark}{html.escape(h['text'][:160])} <span class=score>{h['score']:.3f}</span></td>")
-            parts.append(f"<tr><td>{r + 1}</td>{''.join(cells)}</tr>")
-        parts.append("</table>")
-    return "\n".join(parts)
-
-
-_CSS = (
-    "body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#222}"
-    "figure{margin:0 0 1.5em 0}img{max-width:100%;border:1px solid #ddd}"
-    "figcaption{color:#555;font-size:.9em}h3{margin:1.2em 0 .3em 0;font-size:1em}.note{color:#555}"
-    ".score{color:#888;font-size:.85em}pre{background:#f6f6f6;padding:1em;overflow:auto}"
-    "table{border-collapse:collapse;margin:.3em 0 1em 0}td,th{border:1px solid #ccc;padding:.2em .6em;"
-    "text-align:left;vertical-align:top}"
-)
-
-
-def _shipped(model, eval_history) -> Optional[Mapping[str, Any]]:
-    """The evaluation of the weights handed back (``fit`` records it: the best step's under ``keep_best``)."""
-    recorded = (getattr(model, "info", None) or {}).get("final_metrics")
-    return recorded or (eval_history[-1] if eval_history else None)
-
-
-def render_html(
-    figures: Sequence[tuple],
-    config: Optional[Mapping[str, Any]],
-    summary: Mapping[str, Any],
-    final_metrics: Optional[Mapping[str, Any]],
-    baseline: Optional[Mapping[str, Any]] = None,
-    examples=None,
-) -> str:
-    """One HTML page, images inlined, no scripts and no outside references.
-
-    ``figures``: (heading, path, caption) triples; the heading names a figure once, the caption says how
-    to read it.
-    """
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<link rel="icon" href="data:,">',
-        "<title>anycl training report</title>",
-        f"<style>{_CSS}</style></head><body>",
-        "<h1>anycl training report</h1>",
-    ]
-    parts.append(
-        "<ul>"
-        + "".join(f"<li><b>{html.escape(k)}:</b> {html.escape(str(v))}</li>" for k, v in summary.items())
-        + "</ul>"
-    )
-    if final_metrics:
-        parts += ["<h2>Evaluation</h2>", _metrics_table(final_metrics, baseline)]
-    parts.append("<h2>Training curves</h2>")
-    for heading, path, caption in figures:
-        parts.append(
-            f"<h3>{html.escape(heading)}</h3><figure>{_img(path, heading)}"
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-        )
-    parts.append(_examples_html(examples))
-    if config:
-        parts += ["<h2>Config</h2>", f"<pre>{html.escape(config_file_text(config))}</pre>"]
-    parts.append("</body></html>")
-    return "\n".join(p for p in parts if p)
-
-
-def _embedding_figure(path: Path, model, rows, sample: int, method: str, seed: int) -> Optional[tuple]:
-    picked = sample_rows(rows, sample, seed)
-    if len(picked) < 3:
-        return None
-    if "label" in picked[0]:
-        info = label_map(path, model, picked, method, seed)
-        return (
-            "Embedding map",
-            path,
-            f"{info['items']} training items, {method.upper()} of their embeddings, coloured by label "
-            f"({info['labels']} labels): items of one label should gather.",
-        )
-    if "positive" in picked[0]:
-        info = pair_histogram(path, model, picked, seed)
-        return (
-            "Positive vs random pairs",
-            path,
-            f"Cosine similarity of {info['pairs']} training anchors to their own positive (green) and to "
-            f"another row's positive (grey), with the final model. Separated humps mean positives are "
-            f"found; a random pair scores at least as high as a positive pair "
-            f"{100 * info['random_above_positive']:.1f} % of the time.",
-        )
-
-    emb = model.encode([r["anchor"] for r in picked], modality=model.sides.get("anchor"))
-    xy = project_2d(emb, method, seed)
-
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
-    ax.scatter(np.asarray(xy)[:, 0], np.asarray(xy)[:, 1], s=12, color="tab:blue")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    _save(fig, path)
-    return ("Embedding map", path, f"{len(picked)} training items, {method.upper()} of their embeddings.")
-
-
 def write_report(
     output_dir: Union[str, os.PathLike],
     model=None,
@@ -237,7 +81,7 @@ def write_report(
     """Write the figures and ``report.html`` into ``output_dir``; returns the HTML page's path.
 
     Args:
-        output_dir: the run's folder. model: the trained model (embedding map, retrieval examples).
+        output_dir: the run's folder. model: the trained model (embedding map, nearest neighbours).
         trainer: the :class:`~anycl.training.Trainer` (its ``history`` and ``eval_history``).
         rows: the training :class:`~anycl.data.Rows` (a sample is embedded for the map).
         config: the run's resolved config (shown on the page).
@@ -251,13 +95,100 @@ def write_report(
     history = _curves(trainer)
     eval_history = list(getattr(trainer, "eval_history", []) or [])
     watch = _watch(trainer)
+    threshold = getattr(watch, "threshold", 0.1)
+    relative = getattr(watch, "relative", 0.2)
+    made = _figures(figdir, trainer, history, eval_history, watch, threshold, relative)
+    if examples is not None and model is not None:
+        try:
+            examples.snapshot(model, "after")
+        except Exception as exc:  # a picture; never lose a trained run over it
+            log.warning("the nearest-neighbour examples could not be searched: %s", exc)
+    mapped = None
+    if model is not None and (rows is not None or examples is not None):
+        try:
+            mapped = embedding_map(figdir / "embeddings.png", model, rows, examples, sample, method, seed)
+        except Exception as exc:  # a picture; never lose a trained run over it
+            log.warning("the embedding figure could not be drawn: %s", exc)
+    if mapped is not None:
+        made.append(mapped.figure)
+    figures = [(h, p, c) for h, p, c in made if p is not None]
+    info = dict(getattr(model, "info", {}) or {}) if model is not None else {}
+    steps = info.get("steps", getattr(trainer, "global_step", None) or (history[-1]["step"] if history else None))
+    found = verdicts(
+        history,
+        eval_history,
+        steps,
+        threshold,
+        relative,
+        random_pair_cosine=mapped.random_pair_cosine if mapped is not None else None,
+        primary_metric=getattr(getattr(trainer, "evaluator", None), "primary_metric", None),
+        agreement=getattr(examples, "agreement", None),
+        label_source=getattr(examples, "label_source", "label"),
+    )
+    summary = _summary(config, info, history, out)
+    try:
+        neighbours = neighbours_html(examples, model)
+    except Exception as exc:  # a picture; never lose a trained run over it
+        log.warning("the nearest-neighbour examples could not be shown: %s", exc)
+        neighbours = ""
+    (figdir / "data.json").write_text(
+        json.dumps(
+            {
+                "history": history,
+                "eval_history": eval_history,
+                "examples": examples.record(item_name) if examples is not None else None,
+                "health": [v._asdict() for v in found],
+            },
+            indent=1,
+            default=str,
+        )
+    )
+    baseline = eval_history[0] if len(eval_history) > 1 and eval_history[0].get("step") == 0 else None
+    page = out / REPORT_HTML
+    page.write_text(
+        render_html(
+            figures,
+            config,
+            summary,
+            _shipped(model, eval_history),
+            baseline,
+            neighbours=neighbours,
+            health=found,
+            map_table=mapped.table if mapped is not None else (),
+        )
+    )
+    return page
+
+
+def _summary(config, info: Mapping[str, Any], history, out: Path) -> Dict[str, Any]:
+    summary: Dict[str, Any] = {}
+    if config and config.get("dataset"):
+        summary["data"] = config["dataset"]
+    base = info.get("base_model") or {}
+    if base:
+        summary["base model"] = ", ".join(f"{v}" for v in base.values())
+    for k, label in (("train_rows", "training rows"), ("steps", "steps"), ("loss", "loss")):
+        if info.get(k) is not None:
+            summary[label] = info[k]
+    if history and isinstance(history[-1].get("loss"), (int, float)):
+        summary["final training loss"] = f"{history[-1]['loss']:.4f}"
+    summary["TensorBoard"] = f"tensorboard --logdir {out / 'logs'}"
+    return summary
+
+
+def _shipped(model, eval_history) -> Optional[Mapping[str, Any]]:
+    """The evaluation of the weights handed back (``fit`` records it: the best step's under ``keep_best``)."""
+    recorded = (getattr(model, "info", None) or {}).get("final_metrics")
+    return recorded or (eval_history[-1] if eval_history else None)
+
+
+def _figures(figdir: Path, trainer, history, eval_history, watch, threshold: float, relative: float) -> List[tuple]:
+    """(heading, path or None, caption) of each curve figure."""
     watch_keys = {k for h in getattr(watch, "history", []) for k in h} - {"step"}
     keys = sorted(
         {k for h in history for k, v in h.items() if isinstance(v, (int, float))} - set(BASE_KEYS) - watch_keys
     )
     metrics = sorted({k for h in eval_history for k, v in h.items() if k != "step" and isinstance(v, (int, float))})
-    threshold = getattr(watch, "threshold", 0.1)
-    relative = getattr(watch, "relative", 0.2)
     every = getattr(getattr(trainer, "args", None), "log_every", None)
     logged = (
         "logged at every step"
@@ -266,7 +197,7 @@ def write_report(
         if every
         else "logged steps"
     )
-    made = [
+    return [
         (
             "Training loss",
             line_figure(figdir / "loss.png", history, ["loss"], "loss"),
@@ -280,7 +211,7 @@ def write_report(
         (
             "Learning rate",
             line_figure(figdir / "lr.png", history, ["lr"], "learning rate"),
-            "Linear warm-up, then cosine decay.",
+            "The learning rate each optimiser step used: linear warm-up, then the schedule (cosine by default).",
         ),
         (
             "Evaluation metrics",
@@ -292,55 +223,16 @@ def write_report(
         (
             "Positive vs hardest negative",
             similarity_figure(figdir / "similarity.png", history),
-            "Per batch: mean cosine similarity of each anchor to its positive (green) and to the most similar "
-            "other positive in the batch (red). Training should push them apart.",
+            "Per batch: mean cosine similarity of each anchor to its positive (green line) and to the most similar "
+            "other positive in the batch (red line). The band between them is green where the positive is above "
+            "(the gap training should open), red where the hardest negative is above (inverted).",
         ),
         (
             "Collapse watch",
             collapse_figure(figdir / "collapse.png", history, threshold, relative),
-            f"Spread (0 = every input gives one embedding, 1 = spread over the sphere; warning below {threshold:g}), "
-            "alignment (distance of positive pairs; random pairs give 2) and uniformity (0 = collapsed) of each "
-            "logged batch, on fixed axes; shaded bands are healthy, dashed lines the warning and reference levels.",
+            f"Spread (0 = every input gives one embedding, 1 = spread over the sphere; warning below {threshold:g} "
+            f"or below {relative:g} × its first value), alignment (distance of positive pairs; random pairs give 2) "
+            "and uniformity (0 = collapsed) of each logged batch, on fixed axes. Bands are green only where the "
+            "value is on the healthy side of its dashed level, red where not.",
         ),
     ]
-    if model is not None and rows is not None:
-        try:
-            fig = _embedding_figure(figdir / "embeddings.png", model, rows, sample, method, seed)
-            if fig is not None:
-                made.append(fig)
-        except Exception as exc:  # a picture; never lose a trained run over it
-            log.warning("the embedding figure could not be drawn: %s", exc)
-    if examples is not None and model is not None:
-        try:
-            examples.snapshot(model, "after")
-        except Exception as exc:
-            log.warning("the retrieval examples could not be searched: %s", exc)
-    figures = [(h, p, c) for h, p, c in made if p is not None]
-    info = dict(getattr(model, "info", {}) or {}) if model is not None else {}
-    summary: Dict[str, Any] = {}
-    if config and config.get("dataset"):
-        summary["data"] = config["dataset"]
-    base = info.get("base_model") or {}
-    if base:
-        summary["base model"] = ", ".join(f"{v}" for v in base.values())
-    for k, label in (("train_rows", "training rows"), ("steps", "steps"), ("loss", "loss")):
-        if info.get(k) is not None:
-            summary[label] = info[k]
-    if history and isinstance(history[-1].get("loss"), (int, float)):
-        summary["final training loss"] = f"{history[-1]['loss']:.4f}"
-    summary["TensorBoard"] = f"tensorboard --logdir {out / 'logs'}"
-    (figdir / "data.json").write_text(
-        json.dumps(
-            {
-                "history": history,
-                "eval_history": eval_history,
-                "examples": {"queries": examples.queries, "hits": examples.hits} if examples is not None else None,
-            },
-            indent=1,
-            default=str,
-        )
-    )
-    baseline = eval_history[0] if len(eval_history) > 1 and eval_history[0].get("step") == 0 else None
-    page = out / REPORT_HTML
-    page.write_text(render_html(figures, config, summary, _shipped(model, eval_history), baseline, examples))
-    return page

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
@@ -54,12 +55,23 @@ def step_line(ax, xs, ys, **style) -> None:
     ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, **style)
 
 
-def _save(fig, path: Path) -> Path:
+def step_axis(ax, nbins: Any = "auto") -> None:
+    """Whole-number step ticks (at most ``nbins``), and at least two steps of range so that a run of one step
+    reads 0, 1, 2 rather than 0.945 … 1.050."""
     from matplotlib.ticker import MaxNLocator  # lazy: matplotlib: slow to import, only when a report is drawn
 
+    lo, hi = ax.get_xlim()
+    if hi - lo < 2:
+        mid = round((lo + hi) / 2)
+        ax.set_xlim(mid - 1, mid + 1)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=nbins, integer=True, min_n_ticks=1))
+
+
+def _save(fig, path: Path) -> Path:
+    narrow = len(fig.axes) > 1  # side-by-side panels: fewer ticks, so that their labels never touch
     for ax in fig.axes:
         if ax.get_xlabel().endswith("step"):  # steps are whole numbers
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            step_axis(ax, 4 if narrow else "auto")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     _plt().close(fig)
@@ -141,9 +153,11 @@ def eval_figure(path: Path, eval_history, metrics: Sequence[str]) -> Optional[Pa
 def collapse_figure(path: Path, history, threshold: float = 0.1, relative: float = 0.2) -> Optional[Path]:
     """Spread, alignment and uniformity on fixed axes: what collapse and health look like does not move.
 
-    spread: 0 (collapsed) … 1 (spread over the sphere), healthy band shaded above the watch's warning
-    threshold, the threshold and the relative threshold (``relative`` × the first value) drawn.
-    alignment: 0 (positives identical) … 2 (as far as random pairs) … 4; below 2 shaded.
+    spread: 0 (collapsed) … 1 (spread over the sphere), the watch's warning threshold and its relative
+    threshold (``relative`` × the first value) drawn; the band between the curve and the higher of the two is
+    green where the spread is above it, red where below.
+    alignment: 0 (positives identical) … 2 (as far as random pairs) … 4; the band between the curve and 2 is
+    green where positives are closer than random pairs, red where farther.
     uniformity: 0 (collapsed) … −4 (uniform on a high-dimensional sphere); lower is more spread.
     """
     panels = [k for k in ("spread", "alignment", "uniformity") if series(history, k)[0]]
@@ -156,7 +170,8 @@ def collapse_figure(path: Path, history, threshold: float = 0.1, relative: float
         step_line(ax, xs, ys, color="tab:blue")
         if k == "spread":
             ax.set_ylim(0, 1.05)
-            ax.axhspan(threshold, 1.05, color="tab:green", alpha=0.08, label="healthy")
+            floor = max(threshold, relative * ys[0]) if ys else threshold
+            shade_against(ax, xs, ys, [floor] * len(xs), "above the warning level", "below: collapse")
             ax.axhline(threshold, color="tab:red", linestyle="--", linewidth=1, label=f"warning ({threshold:g})")
             if ys:
                 ax.axhline(
@@ -169,7 +184,7 @@ def collapse_figure(path: Path, history, threshold: float = 0.1, relative: float
             ax.set_ylabel("0 = collapsed, 1 = spread")
         elif k == "alignment":
             ax.set_ylim(0, 4)
-            ax.axhspan(0, 2, color="tab:green", alpha=0.08, label="closer than random pairs")
+            shade_against(ax, xs, [2.0] * len(xs), ys, "closer than random pairs", "farther than random pairs")
             ax.axhline(2, color="0.4", linestyle="--", linewidth=1, label="random pairs (2)")
             ax.set_ylabel("E‖a − p‖² (lower is better)")
         else:
@@ -182,6 +197,21 @@ def collapse_figure(path: Path, history, threshold: float = 0.1, relative: float
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, loc="lower left" if k != "alignment" else "upper right")
     return _save(fig, path)
+
+
+def shade_against(ax, xs, upper, lower, good: str, bad: str) -> None:
+    """Shade between two curves over the steps: green where ``upper`` ≥ ``lower`` (the rule holds), red
+    where not. Nothing is green by default: a band is only as green as the values in it."""
+    if not xs:
+        return
+    up, lo = np.asarray(upper, dtype=float), np.asarray(lower, dtype=float)
+    if len(xs) == 1:  # one point: a short band around it
+        xs, up, lo = [xs[0] - 0.3, xs[0] + 0.3], np.repeat(up, 2), np.repeat(lo, 2)
+    holds = up >= lo
+    if holds.any():
+        ax.fill_between(xs, lo, up, where=holds, interpolate=True, color="tab:green", alpha=0.15, label=good)
+    if (~holds).any():
+        ax.fill_between(xs, lo, up, where=~holds, interpolate=True, color="tab:red", alpha=0.25, label=bad)
 
 
 def similarity_figure(path: Path, history) -> Optional[Path]:
@@ -197,13 +227,13 @@ def similarity_figure(path: Path, history) -> Optional[Path]:
         step_line(ax, xs_n, ys_n, color="tab:red", label="anchor · hardest in-batch negative (mean)")
         common = {x: y for x, y in zip(xs_n, ys_n)}
         gx = [x for x in xs_p if x in common]
-        ax.fill_between(
+        shade_against(
+            ax,
             gx,
-            [common[x] for x in gx],
             [y for x, y in zip(xs_p, ys_p) if x in common],
-            color="tab:green",
-            alpha=0.1,
-            label="the gap training opens",
+            [common[x] for x in gx],
+            "positive above the hardest negative",
+            "inverted: the hardest negative above the positive",
         )
     low = min(ys_p + ys_n + [0.0])
     ax.set_ylim(max(-1.0, low - 0.05), 1.0)
@@ -229,7 +259,9 @@ def project_2d(emb, method: str = "pca", seed: int = 0):
         raise ConfigError(f"the embedding map's method must be 'pca' or 'tsne', got {method!r}")
     from sklearn.decomposition import PCA  # lazy: scikit-learn: slow to import, only where it is used
 
-    return PCA(n_components=2, random_state=seed).fit_transform(x)
+    with warnings.catch_warnings():  # collapsed embeddings have no variance to explain: a map of one point
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return PCA(n_components=2, random_state=seed).fit_transform(x)
 
 
 def sample_rows(rows, n: int, seed: int) -> List[dict]:
@@ -248,27 +280,48 @@ def sample_rows(rows, n: int, seed: int) -> List[dict]:
     return [rows[i] for i in idx]
 
 
-def label_map(path: Path, model, picked: List[dict], method: str = "pca", seed: int = 0) -> Dict[str, Any]:
-    """2-D projection of the anchors' embeddings, coloured by label."""
+LEGEND_LABELS = 19  # labels with a colour of their own in the map's legend; the rest are grey "other"
+
+
+def label_map(path: Path, xy, labels: Optional[Sequence[Any]], method: str = "pca") -> Dict[str, Any]:
+    """2-D points coloured by label (the most frequent :data:`LEGEND_LABELS` labels each a colour of the legend,
+    the rest grey), or all one colour without labels. The axes keep their ticks: the report's table gives each
+    item's coordinates."""
     plt = _plt()
-    emb = model.encode([r["anchor"] for r in picked], modality=model.sides.get("anchor"))
-    labels = [r["label"] for r in picked]
-    xy = project_2d(emb, method, seed)
-    names = sorted(set(labels), key=repr)
+    xy = np.asarray(xy)
     fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
-    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "viridis")
-    for i, name in enumerate(names):
-        sel = [j for j, y in enumerate(labels) if y == name]
-        colour = cmap(i if len(names) <= 10 else i / max(1, len(names) - 1))
-        ax.scatter(xy[sel, 0], xy[sel, 1], s=12, color=colour, label=str(name) if len(names) <= 10 else None)
-    if len(names) <= 10:
-        ax.legend(fontsize=8, title="label", loc="best")
+    names: List[str] = []
+    if labels is None:
+        ax.scatter(xy[:, 0], xy[:, 1], s=12, color="tab:blue")
+    else:
+        keys = [str(y) for y in labels]
+        freq: Dict[str, int] = {}
+        for y in keys:
+            freq[y] = freq.get(y, 0) + 1
+        names = sorted(freq, key=lambda y: (-freq[y], y))
+        shown = sorted(names[:LEGEND_LABELS])
+        cmap = plt.get_cmap("tab10" if len(shown) <= 10 else "tab20")
+        for i, name in enumerate(shown):
+            sel = [j for j, y in enumerate(keys) if y == name]
+            ax.scatter(xy[sel, 0], xy[sel, 1], s=14, color=cmap(i), label=f"{name} ({len(sel)})")
+        rest = [j for j, y in enumerate(keys) if y not in set(shown)]
+        if rest:
+            ax.scatter(xy[rest, 0], xy[rest, 1], s=10, color="0.7", label=f"{len(names) - len(shown)} other labels")
+        ax.legend(
+            fontsize=7,
+            title="label (items)",
+            title_fontsize=7,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            ncol=1 if len(shown) <= 10 else 2,
+            frameon=False,
+        )
     ax.set_xlabel(f"{method.upper()} 1")
     ax.set_ylabel(f"{method.upper()} 2")
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.2)
     _save(fig, path)
-    return {"items": len(picked), "labels": len(names), "method": method}
+    return {"items": len(xy), "labels": len(names), "method": method}
 
 
 def pair_histogram(path: Path, model, picked: List[dict], seed: int = 0) -> Dict[str, Any]:

@@ -3,6 +3,7 @@ other samplers share (distinct-item batching, length grouping)."""
 
 from __future__ import annotations
 
+import logging
 import random
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence
 
@@ -11,6 +12,10 @@ from anycl.data.inputs import Rows
 from anycl.errors import ConfigError
 
 from .base import Sampler, register
+
+log = logging.getLogger("anycl")
+
+SHRUNK = 0.5  # batches averaging under this share of the rows asked for, because items repeat, are warned about
 
 
 def group_distinct(
@@ -141,6 +146,7 @@ class InBatchSampler(Sampler):
         self._keys: Optional[List[tuple]] = None
         self._keys_for: Optional[int] = None
         self.stats: Dict[str, int] = {}
+        self._told_shrunk = False
 
     def set_columns(self, specs: Mapping[str, ColumnSpec]) -> None:
         """The data's column specs: each item column's ``key`` (de-duplication) and ``lengths``
@@ -191,7 +197,33 @@ class InBatchSampler(Sampler):
         if self.group_by_length and self.shuffle:
             random.Random(self.seed * 1_000_003 + epoch + 1).shuffle(kept)
         self.stats["dropped"] = sum(len(b) for b in batches) - sum(len(b) for b in kept)
+        if self.deduplicate and self.stats.get("deferred") and not self._told_shrunk:
+            self._warn_if_shrunk(rows, kept, batch_size)
         return kept
+
+    def _warn_if_shrunk(self, rows: Rows, batches: List[List[int]], batch_size: int) -> None:
+        """Say once when repeated items keep batches under :data:`SHRUNK` of ``batch_size`` (or of all the
+        rows, when there are fewer), naming the column with the fewest distinct items."""
+        wanted = min(batch_size, len(rows))
+        mean = sum(len(b) for b in batches) / max(1, len(batches))
+        if mean >= SHRUNK * wanted:
+            return
+        self._told_shrunk = True
+        cols = [c for c in rows.item_columns if c in self.key_fns]
+        keys = self._row_keys(rows)
+        distinct = {c: len({k[i] for k in keys}) for i, c in enumerate(cols)}
+        column = min(distinct, key=lambda c: distinct[c])
+        log.warning(
+            "batches hold %.0f rows on average instead of batch_size=%d: a batch holds each item once (a repeated "
+            "item would be a false negative of itself), and column %r has only %d distinct items in %d rows. Vary "
+            "the repeated items (caption templates, synonyms), or pass sampler_options={'deduplicate': False} with "
+            "a label column and a label-aware loss such as loss='siglip' (docs/crossmodal.md, 'Repeated captions')",
+            mean,
+            batch_size,
+            column,
+            distinct[column],
+            len(rows),
+        )
 
     def stream(self, rows: Rows, epoch: int, batch_size: int) -> Iterator[List[dict]]:
         rng = self._rng(epoch, getattr(rows, "rank", 0))

@@ -165,6 +165,13 @@ class GradCache:
                 f"gradcache_mini_batch must be a positive integer (rows per mini-batch), got {mini_batch!r}"
             )
         self.mini_batch = int(mini_batch)
+        self.progress: Optional[Callable[[int, int], None]] = None  # (passes done, passes of the step)
+        self._done = self._total = 0
+
+    def _tick(self) -> None:
+        self._done += 1
+        if self.progress is not None:
+            self.progress(self._done, self._total)
 
     # -- pass 1 ----------------------------------------------------------------------------------------
     def embed_without_grad(self, model, batch: Dict[str, Any], generator: Optional[torch.Generator] = None):
@@ -186,6 +193,7 @@ class GradCache:
                         model({side: take_rows(adapter, feats, start, stop, n)}, train=True, generator=generator)[side]
                     )
                     plan.append((side, start, stop, n, state))
+                    self._tick()
                 emb[side] = torch.cat(parts) if len(parts) > 1 else parts[0]
         return emb, plan
 
@@ -205,6 +213,7 @@ class GradCache:
             for side, start, stop, n, state in plan:
                 g = grads.get(side)
                 if g is None:  # the loss did not use this side
+                    self._tick()
                     continue
                 adapter = model.tower(side).adapter
                 state.restore()
@@ -212,6 +221,7 @@ class GradCache:
                     side
                 ]
                 torch.autograd.backward(out, g[start:stop].to(out.dtype))
+                self._tick()
         finally:
             _restore_norm_buffers(saved_norms)
             after.restore()
@@ -239,6 +249,12 @@ class GradCache:
         """
         model = module.model
         ctx = autocast or _nullcontext
+        self._done = 0  # both passes embed every mini-batch of every side: the step's sub-steps
+        self._total = 2 * sum(
+            len(mini_batches(count_rows(batch[s], model.tower(s).adapter), self.mini_batch))
+            for s in SIDES
+            if s in batch
+        )
         with ctx():
             emb, plan = self.embed_without_grad(model, batch, generator)
             leaves = {s: e.detach().requires_grad_(True) for s, e in emb.items()}

@@ -23,6 +23,7 @@ from anycl.data.inputs import Rows
 from anycl.errors import ConfigError
 from anycl.evaluation.base import Evaluator
 from anycl.losses.base import split_loss  # noqa: F401  (kept importable from here)
+from anycl.progress import SubSteps
 
 from .accelerator import LR_SCHEDULES, make_accelerator, tracker_config, warmup_cosine  # noqa: F401  (importable here)
 from .args import TrainingArgs
@@ -270,11 +271,12 @@ class Trainer:
         """An optimiser step done: the LR schedule moves, the step is counted and its logs made: (logs, whether
         this step is logged)."""
         meter = run.meter
+        lr = self.scheduler.get_last_lr()[0]  # the rate this step used, before the schedule moves on
         if not run.acc.optimizer_step_was_skipped:
             self.scheduler.step()
         self.global_step += 1
         rate = meter.rate()
-        logs = {"loss": meter.mean_loss(), "lr": self.scheduler.get_last_lr()[0], "items_per_s": rate, "epoch": epoch}
+        logs = {"loss": meter.mean_loss(), "lr": lr, "items_per_s": rate, "epoch": epoch}
         logs.update(terms)
         run.bar.update(1)
         run.bar.set_postfix(loss=f"{logs['loss']:.4f}", items_s=f"{rate:.1f}")
@@ -336,6 +338,8 @@ class Trainer:
         run.bar = tqdm(
             total=run.total, initial=self.global_step, desc="train", unit="step", disable=not show, dynamic_ncols=True
         )
+        if run.gradcache is not None and not run.bar.disable:  # a long step shows its mini-batches (anycl.progress)
+            run.gradcache.progress = SubSteps(run.bar, lambda: self.global_step + 1)
         run.meter = _Meter()  # from the first step on
         for epoch in range(start_epoch, epochs):
             self.epoch = epoch
