@@ -406,6 +406,8 @@ models[0].save(sys.argv[1])
 print("ready", flush=True)
 for i in range({saves}):
     models[i % 2].save(sys.argv[1], overwrite=True)
+    time.sleep({pause})  # saves now and then, as a run's checkpoints are: loads can end between them
+open(sys.argv[2], "w").close()  # done: the loads after this one are not loads during saves
 """
 
 
@@ -415,8 +417,15 @@ def test_loads_during_saves_by_another_process_see_one_whole_model(tmp_path, ren
 
     folder = tmp_path / "m"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), os.environ.get("PYTHONPATH", "")]))
+    done = tmp_path / "saves-done"
     saver = subprocess.Popen(
-        [sys.executable, "-c", SAVER.format(here=HERE, saves=200, rename_aside=rename_aside), str(folder)],
+        [
+            sys.executable,
+            "-c",
+            SAVER.format(here=HERE, saves=60, pause=0.05, rename_aside=rename_aside),
+            str(folder),
+            str(done),
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -425,7 +434,7 @@ def test_loads_during_saves_by_another_process_see_one_whole_model(tmp_path, ren
     try:
         assert saver.stdout.readline().strip() == "ready", saver.stderr.read()
         seen, errors = [], []
-        while saver.poll() is None and len(seen) + len(errors) < 3000:
+        while not done.exists() and saver.poll() is None and len(seen) + len(errors) < 3000:
             try:
                 model = anycl.load(folder)
             except Exception as exc:  # noqa: BLE001 - counted, then asserted to be none
