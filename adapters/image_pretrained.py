@@ -50,6 +50,8 @@ from .image_families import (
     transformers_class,
 )
 from .image_weights import hub_cache, hub_weights, offline, url_weights
+from .transformers_loading import no_init as _no_init
+from .transformers_loading import quiet_transformers as _quiet
 
 KIND = "backbone"
 FAMILIES = ("torchvision", "timm", "transformers")
@@ -231,20 +233,6 @@ def _from_pretrained(fam: HFFamily, name: str, config: Any) -> nn.Module:
     return model
 
 
-@contextlib.contextmanager
-def _quiet():
-    """No progress bars and no load report from transformers (what a backbone lacks is checked here)."""
-    from transformers.utils import logging as tlog  # lazy: transformers: only while a checkpoint loads
-
-    was = tlog.get_verbosity()
-    tlog.set_verbosity_error()
-    try:
-        with quiet_library_bars():
-            yield
-    finally:
-        tlog.set_verbosity(was)
-
-
 # ---- the saved tower -------------------------------------------------------------------------------------
 def library_state(encoder: ImageBackbone) -> Dict[str, torch.Tensor]:
     """The library model's own state dict (the keys its library names), on the CPU."""
@@ -277,17 +265,6 @@ def _recipe(spec: Dict[str, Any], where: str) -> Recipe:
             f"{where}: the image backbone's recipe is incomplete or wrong ({exc}); save it again"
         ) from None
     return recipe
-
-
-@contextlib.contextmanager
-def _no_init():
-    try:
-        from transformers.initialization import no_init_weights  # lazy: transformers 5 (weights load next)
-    except ImportError:  # pragma: no cover - older transformers: random init, then overwritten
-        yield
-        return
-    with no_init_weights():
-        yield
 
 
 def load_saved(spec: Dict[str, Any], directory: str) -> ImageBackbone:
