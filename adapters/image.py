@@ -23,6 +23,10 @@ Options (``fit(..., adapter_options={...})``):
         (:mod:`~anycl.adapters.image_batched`); ``"item"``: every op per image with torchvision v2.
         Same distribution; ``"batch"`` is several times faster on small images.
 
+A named backbone (``fit(..., model="torchvision/resnet50")``, ``"timm/<name>"``, a Hugging Face vision model:
+:mod:`~anycl.adapters.image_pretrained`) brings its own ``mean``, ``std``, ``size`` and ``eval_resize``, taken
+where the options above leave them unset (:meth:`ImageAdapter.attach`).
+
 Self-supervised rows (only ``anchor``) get two random views of each image; given pairs
 (anchor/positive) are each augmented once.
 """

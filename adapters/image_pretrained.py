@@ -121,7 +121,7 @@ def split_name(model: Union[str, os.PathLike]) -> tuple:
 def open_backbone(model: Union[str, os.PathLike], pretrained: bool = True) -> ImageBackbone:
     """The backbone ``model`` names (see the module docstring), with its pretrained weights unless
     ``pretrained=False``."""
-    if isinstance(pretrained, bool) is False:
+    if not isinstance(pretrained, bool):
         raise ConfigError(f"encoder_options pretrained must be true or false, got {pretrained!r}")
     family, name = split_name(model)
     if not name:
