@@ -281,6 +281,53 @@ def test_a_transformers_model_is_read_from_the_hugging_face_cache_by_id(tmp_path
     assert enc.recipe.mean == (0.5, 0.5, 0.5) and enc.recipe.size == 32
 
 
+def test_weights_not_in_the_cache_are_downloaded_only_when_downloads_are_on(tmp_path, monkeypatch):
+    import huggingface_hub
+    import torchvision
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    tv_state = _known(torchvision.models.mobilenet_v3_small().state_dict())
+    timm_state = _known(timm.create_model("test_resnet").state_dict())
+    asked = []
+
+    def download_url(url, dst, progress=True):
+        asked.append(url)
+        torch.save(tv_state, dst)
+
+    def download_hub(repo, filename, cache_dir=None):
+        asked.append((repo, filename))
+        path = tmp_path / "dl" / filename
+        path.parent.mkdir(exist_ok=True)
+        safetensors.torch.save_file(timm_state, str(path))
+        return str(path)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download_url)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download_hub)
+    got = open_backbone("torchvision/mobilenet_v3_small").model.state_dict()
+    assert all(torch.equal(got[k], tv_state[k]) for k in got)
+    assert (tmp_path / "torch" / "hub" / "checkpoints" / "mobilenet_v3_small-047dcff4.pth").is_file()  # cached
+    got = open_backbone("timm/test_resnet").model.state_dict()
+    assert all(torch.equal(got[k], timm_state[k]) for k in got)
+    assert asked == [
+        "https://download.pytorch.org/models/mobilenet_v3_small-047dcff4.pth",
+        ("timm/test_resnet.r160_in1k", "model.safetensors"),
+    ]
+    open_backbone("torchvision/mobilenet_v3_small")  # now from the cache: no second download
+    assert len(asked) == 2
+
+    def no_network(url, dst, progress=True):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    with pytest.raises(
+        ConfigError, match=r"cannot download .* \(network is unreachable\); place the file at .*resnet18"
+    ):
+        open_backbone("torchvision/resnet18")
+
+
 def test_a_folder_without_weights_is_refused_when_pretrained(hf_checkpoint, tmp_path):
     folder = tmp_path / "vit"
     folder.mkdir()
