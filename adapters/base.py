@@ -147,6 +147,12 @@ class Adapter:
     def default_encoder(self, *args: Any, **options: Any) -> nn.Module:
         raise NotImplementedError(f"the {self.modality} adapter has no default encoder; pass encoder=")
 
+    def adopt_encoder(self, module: nn.Module) -> nn.Module:
+        """The tower's encoder for a module the user passed (``encoder=`` or ``model=<module>``): the module
+        itself by default; an adapter may wrap a library's model class it knows (the text adapter wraps a
+        ``SentenceTransformer``). The result is trained in place: no copy is made."""
+        return module
+
     def attach(self, encoder: nn.Module) -> None:
         """Called once the tower's encoder is known (the text adapter takes its tokenizer from it)."""
 

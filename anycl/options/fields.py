@@ -60,7 +60,8 @@ class FitFields:
     model: Union[str, Mapping[str, str], None] = _opt(
         None,
         "a pretrained model's Hub name or folder: text, a sentence-transformers model (default: packaged "
-        "all-MiniLM-L6-v2); audio, a transformers wav2vec2 / HuBERT / WavLM / AST / Whisper / CLAP model "
+        "all-MiniLM-L6-v2; from Python also a SentenceTransformer object, trained in place); audio, a "
+        "transformers wav2vec2 / HuBERT / WavLM / AST / Whisper / CLAP model "
         "(default: anycl's own CNN, trained from scratch); image, torchvision/<arch>, timm/<name> or a transformers "
         "ViT / DINOv2 / CLIP model, with its pretrained weights (encoder_options pretrained: false for none)",
         "NAME|PATH",
