@@ -29,7 +29,7 @@ from .accelerator import LR_SCHEDULES, make_accelerator, tracker_config, warmup_
 from .args import TrainingArgs
 from .checkpoint import Checkpointer, TrainingState, checkpoint_root, resolve_resume
 from .contracts import Callback, TrainingSampler, as_callback
-from .epochs import epoch_batches, run_length
+from .epochs import budget_applies, epoch_batches, recipe_line, run_length
 from .gradcache import gradcache_step, make_gradcache
 from .optimizer import make_optimizer
 from .step import TrainingModule, check_finite
@@ -374,6 +374,10 @@ class Trainer:
         acc = self._start()
         module, params, optimizer = self._training_module(acc)
         total, epochs = run_length(self.rows, self.sampler, self.args, acc.num_processes)
+        if budget_applies(self.rows, self.args):
+            self.args.epochs = epochs  # the epochs the budget chose: what the run's record (config.yaml) repeats
+        if acc.is_main_process:
+            log.info("training: %s", recipe_line(self.args.resolved_recipe, self.args, total, epochs))
         self._prepare(acc, module, optimizer, total)
         gradcache = make_gradcache(self.args.gradcache_mini_batch, acc)
         start = self._setup_checkpoints(acc)  # anycl.training.checkpoint
