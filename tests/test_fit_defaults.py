@@ -23,6 +23,7 @@ from anycl.training.epochs import (
     MAX_BUDGET_EPOCHS,
     SHORT_RUN_STEPS,
     budget_epochs,
+    budget_eval_epochs,
     recipe_line,
     run_length,
 )
@@ -193,3 +194,14 @@ def test_an_audio_folder_gets_the_budget_full_batches_and_its_window_in_the_line
     assert "window 0.5 s at 16000 Hz, views 2 per item (self-supervised), augment random window" in line
     assert "batch size 4, 2 epochs, 4 optimiser steps" in line
     assert torch.isfinite(model.encode([str(tmp_path / "clip_0.wav")])).all()
+
+
+def test_a_budget_run_evaluates_about_ten_times_and_after_the_last_epoch(monkeypatch):
+    assert [budget_eval_epochs(e) for e in (1, 6, 10, 11, 25, 100)] == [1, 1, 1, 2, 3, 10]
+    monkeypatch.setattr(recipe, "DEFAULT_STEP_BUDGET", 50)  # 2 full batches an epoch: 25 epochs
+    model = anycl.fit(_items(21), eval_dataset=lambda m: {"a": 1.0}, **TOY)
+    assert model.info["steps"] == 50 and model.info["config"]["epochs"] == 25
+    # the baseline, then after every 3rd epoch (6 steps) and after the last
+    assert [h["step"] for h in model.trainer.eval_history] == [0, 6, 12, 18, 24, 30, 36, 42, 48, 50]
+    given = anycl.fit(_items(21), eval_dataset=lambda m: {"a": 1.0}, epochs=4, **TOY)
+    assert [h["step"] for h in given.trainer.eval_history] == [0, 2, 4, 6, 8]  # epochs given: after each, as before

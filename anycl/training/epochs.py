@@ -32,6 +32,8 @@ log = logging.getLogger("anycl")
 DEFAULT_STEP_BUDGET = 1000
 # ... but no more epochs than this (a folder of a few hundred items is not passed over a thousand times)
 MAX_BUDGET_EPOCHS = 100
+# a run whose epochs its step budget chose, with an evaluation and no eval_every, evaluates about this many times
+BUDGET_EVALUATIONS = 10
 # a run of fewer optimiser steps than this (its length decided by epochs, not max_steps) is warned about
 SHORT_RUN_STEPS = 100
 
@@ -40,6 +42,12 @@ def budget_epochs(steps_per_epoch: int, budget: int) -> int:
     """The epochs of a run with a step budget: enough for ``budget`` optimiser steps (``ceil(budget /
     steps_per_epoch)``), at least 1 and at most :data:`MAX_BUDGET_EPOCHS`."""
     return max(1, min(MAX_BUDGET_EPOCHS, math.ceil(budget / max(1, steps_per_epoch))))
+
+
+def budget_eval_epochs(epochs: int) -> int:
+    """Without ``eval_every``, a run whose epochs its budget chose evaluates after every this many epochs (and after
+    the last): about :data:`BUDGET_EVALUATIONS` evaluations rather than one per epoch of a small data set."""
+    return max(1, math.ceil(epochs / BUDGET_EVALUATIONS))
 
 
 def budget_applies(rows: Rows, args: TrainingArgs) -> bool:
