@@ -55,6 +55,8 @@ class Adapter:
             ``example=``).
         item_from_file(path): the item one file of a folder data set gives (default: its path, which ``load``
             decodes; text: the file's text).
+        recipe(): what ``fit``'s one-line recipe says of this modality's training views ({"window": "1 s",
+            "augment": "..."}; default: nothing).
     """
 
     modality: str = "base"
@@ -142,6 +144,11 @@ class Adapter:
         """Two evaluation views of made-up items (what ``collate`` takes), to trace an export with; None when the
         adapter cannot make any (``export_onnx`` then needs ``example=`` items)."""
         return None
+
+    def recipe(self) -> Dict[str, str]:
+        """The training views in words for the run's recipe line (:mod:`anycl.fitting.recipe`): the window or crop
+        and the augmentations, in the order they are said. Nothing by default."""
+        return {}
 
     # ---- encoders -------------------------------------------------------------------------------
     def default_encoder(self, *args: Any, **options: Any) -> nn.Module:

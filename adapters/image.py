@@ -45,7 +45,15 @@ from torch import nn
 from anycl.errors import ConfigError, DataError, unknown_options
 
 from .base import Adapter, item_key
-from .image_augment import FIELDS, apply_seeded, config_dict, eval_transform, make_config, train_transform
+from .image_augment import (
+    FIELDS,
+    apply_seeded,
+    config_dict,
+    describe_augment,
+    eval_transform,
+    make_config,
+    train_transform,
+)
 from .image_batched import photometric
 from .image_cnn import small_cnn
 from .image_encoders import resnet, wrap_encoder
@@ -192,6 +200,10 @@ class ImageAdapter(Adapter):
     def eval_view(self, item: torch.Tensor) -> torch.Tensor:
         """Resize the short side to ``size × eval_resize`` and centre-crop ``size`` (no randomness)."""
         return self._eval_tf(item)
+
+    def recipe(self) -> Dict[str, str]:
+        """The crop (its size and the preset) and the augmentations, for the run's recipe line."""
+        return {"crop": f"{self.size} px (preset {self.options['preset']!r})", "augment": describe_augment(self.aug)}
 
     def example_views(self) -> List[torch.Tensor]:
         """Two seeded random uint8 images, centre-cropped as ``encode`` does (to trace an ONNX export with)."""

@@ -115,10 +115,16 @@ class FitFields:
         PER_MODALITY.format(t=32, i="256 (64 from a named backbone model=)", a="64 (32 from a pretrained model=)")
         + "; larger than the data: the data's size",
     )
-    epochs: Optional[int] = _opt(None, "passes over the data", "N", "1")
+    epochs: Optional[int] = _opt(
+        None,
+        "passes over the data; default: 1 for given pairs, and for data without pairs (self-supervised: "
+        "augmented views) enough for 1000 optimiser steps, at most 100 (anycl.fitting.recipe)",
+        "N",
+        "1 for pairs; self-supervised: ceil(1000 / steps per epoch), at most 100",
+    )
     max_steps: Optional[int] = _opt(
         None,
-        "stop after this many optimiser steps (needed for streamed data of unknown length)",
+        "stop after this many optimiser steps (needed for streamed data of unknown length); wins over epochs",
         "N",
         "none (epochs decide)",
     )
