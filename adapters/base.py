@@ -48,6 +48,9 @@ class Adapter:
             by value), and the training report can show it (retrieval examples).
         claims_model_name: a plain string ``model=`` given to a model of several towers names this tower's
             pretrained model (the other towers keep their default encoders).
+        pretrained_default: the default encoder is a pretrained model, so self-supervised data keeps one epoch
+            (as SimCSE does) rather than the step budget for encoders trained from scratch
+            (:func:`anycl.fitting.recipe.step_budget`).
         pipeline_tag: the Hugging Face Hub ``pipeline_tag`` of a model card whose first tower is this modality.
         onnx_input_name: the ONNX input's name when ``collate`` gives one tensor (a dict's keys name themselves).
         onnx_dynamic_axes: the ONNX inputs' dynamic axes (batch; text adds its token axis).
@@ -69,6 +72,7 @@ class Adapter:
     supports_prompts: bool = False
     text_items: bool = False
     claims_model_name: bool = False
+    pretrained_default: bool = False
     pipeline_tag: str = "feature-extraction"
     onnx_input_name: str = "input"
     onnx_dynamic_axes: Dict[int, str] = {0: "batch"}

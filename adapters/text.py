@@ -150,6 +150,7 @@ class TextAdapter(Adapter):
     supports_prompts = True  # collate(items, prompt=...): anycl.data.prompts
     text_items = True  # a string item is the text itself
     claims_model_name = True  # fit(model="name") names the text tower's sentence-transformers model
+    pretrained_default = True  # one-column text (SimCSE) keeps one epoch: no step budget for a pretrained model
     pipeline_tag = "sentence-similarity"
     onnx_dynamic_axes = {0: "batch", 1: "tokens"}
 

@@ -76,7 +76,7 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     rows = MultiRows(parts) if multi else parts[""]
     check_rows(rows, cfg, log)
     checkpoint = check_run_options(cfg)  # LoRA, checkpoints, resume_from, the output folder
-    args = training_args(cfg, fit_defaults, step_budget(cfg, rows))  # self-supervised: epochs from the data
+    args = training_args(cfg, fit_defaults, step_budget(cfg, rows, anchor_cls))  # self-supervised: epochs from the data
     args.run_identity = run_identity(cfg, args, plan.name, plan.recorded_options(), sides, rows)
     check_resume(checkpoint, args.run_identity, bool(cfg.resume_force))  # the checkpoint's run is this one
 

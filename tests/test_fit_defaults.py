@@ -205,3 +205,20 @@ def test_a_budget_run_evaluates_about_ten_times_and_after_the_last_epoch(monkeyp
     assert [h["step"] for h in model.trainer.eval_history] == [0, 6, 12, 18, 24, 30, 36, 42, 48, 50]
     given = anycl.fit(_items(21), eval_dataset=lambda m: {"a": 1.0}, epochs=4, **TOY)
     assert [h["step"] for h in given.trainer.eval_history] == [0, 2, 4, 6, 8]  # epochs given: after each, as before
+
+
+def test_one_column_text_keeps_one_epoch(monkeypatch, tiny_text_encoder):
+    """Text's default encoder is pretrained (Adapter.pretrained_default): SimCSE-style data gets no step budget."""
+    import copy
+
+    monkeypatch.setattr(recipe, "DEFAULT_STEP_BUDGET", 50)
+    sentences = [f"sentence number {i} about topic {i % 5}" for i in range(12)]
+    model = anycl.fit(
+        sentences,
+        modality="text",
+        encoder=copy.deepcopy(tiny_text_encoder),
+        batch_size=4,
+        progress=False,
+        log_with=None,
+    )
+    assert model.info["steps"] == 3 and model.info["config"]["epochs"] == 1

@@ -3,7 +3,7 @@
 Self-supervised data (:func:`self_supervised`: no ``positive`` column, so the positive of each item is another
 augmented view of it: audio and image folders, a list of items, any one-column data set) gets:
 
-- a step budget (:func:`step_budget`): given neither ``epochs`` nor ``max_steps``, the run takes enough epochs
+- a step budget (:func:`step_budget`; not for text, whose default encoder is pretrained): given neither ``epochs`` nor ``max_steps``, the run takes enough epochs
   for :data:`~anycl.training.epochs.DEFAULT_STEP_BUDGET` optimiser steps, at most
   :data:`~anycl.training.epochs.MAX_BUDGET_EPOCHS` (:func:`anycl.training.epochs.budget_epochs`); pairs keep
   one epoch, as sentence-transformers does;
@@ -27,9 +27,13 @@ def self_supervised(rows: Rows) -> bool:
     return not rows.has_positive
 
 
-def step_budget(cfg: FitConfig, rows: Rows) -> Optional[int]:
+def step_budget(cfg: FitConfig, rows: Rows, anchor_adapter: Any = None) -> Optional[int]:
     """The run's step budget: :data:`~anycl.training.epochs.DEFAULT_STEP_BUDGET` for self-supervised data given
-    neither ``epochs`` nor ``max_steps``, else None (the epochs decide, 1 by default)."""
+    neither ``epochs`` nor ``max_steps``, else None (the epochs decide, 1 by default). A modality whose default
+    encoder is pretrained (``anchor_adapter.pretrained_default``: text, where one-column data trains SimCSE-style
+    from all-MiniLM-L6-v2) keeps one epoch."""
+    if getattr(anchor_adapter, "pretrained_default", False):
+        return None
     if cfg.epochs is None and cfg.max_steps is None and self_supervised(rows):
         return DEFAULT_STEP_BUDGET
     return None
