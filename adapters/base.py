@@ -123,6 +123,12 @@ class Adapter:
         """The deterministic view used for evaluation and ``encode`` (for example a centre crop)."""
         return item
 
+    def from_view(self, view: Any, source: "Adapter") -> Any:
+        """A view that ``source`` (another adapter of this modality: a student's, when this adapter is a
+        distillation teacher's) made, brought to this adapter's input (its size, channels, sample rate). The
+        default keeps it as it is."""
+        return view
+
     def preview(self, item: Any) -> Preview:
         """How the training report shows ``item`` (:mod:`adapters.preview`): by default its text or a short
         description; the image adapter gives a thumbnail, the audio adapter a short playable excerpt."""

@@ -201,6 +201,17 @@ class ImageAdapter(Adapter):
         """Resize the short side to ``size × eval_resize`` and centre-crop ``size`` (no randomness)."""
         return self._eval_tf(item)
 
+    def from_view(self, view: torch.Tensor, source: Any) -> torch.Tensor:
+        """Another image adapter's uint8 view at this adapter's crop (resized, antialiased) and channels."""
+        if view.shape[0] != self.channels:
+            view = view.expand(3, -1, -1) if view.shape[0] == 1 else view.float().mean(0, keepdim=True).round().byte()
+        if tuple(view.shape[-2:]) != (self.size, self.size):
+            x = torch.nn.functional.interpolate(
+                view[None].float(), size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False
+            )
+            view = x[0].round().clamp(0, 255).to(torch.uint8)
+        return view
+
     def recipe(self) -> Dict[str, str]:
         """The crop (its size and the preset) and the augmentations, for the run's recipe line."""
         return {"crop": f"{self.size} px (preset {self.options['preset']!r})", "augment": describe_augment(self.aug)}

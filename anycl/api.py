@@ -31,6 +31,7 @@ from anycl.fitting.data import (
     load_parts,
     resolve_modalities,
 )
+from anycl.fitting.distill import make_teacher, plan_distillation
 from anycl.fitting.loss import check_batch_size, check_loss_data, choose_loss
 from anycl.fitting.loss_data import check_teacher_width, with_teacher_embeddings
 from anycl.fitting.recipe import resolved_recipe, self_supervised, step_budget
@@ -68,6 +69,7 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     prompts = fit_prompts(cfg, next(iter(parts.values())), sides)
     counts = view_counts(cfg.views, cfg.local_views)  # multi-view training: (V, L), or None
     check_multiview(counts, plan.loss_fn, next(iter(parts.values())), sides, anchor_cls, multi, cfg.guide)
+    distill = plan_distillation(cfg, plan, multi, counts)  # teacher=: the loss wrapped (anycl.fitting.distill)
     check_batch_size(cfg.resolved_batch_size(fit_defaults), plan)
     check_loss_data(plan, parts)  # what each loss needs from its data (anycl.fitting.loss_data)
     check_watch_options(cfg)  # keep_best / early stopping need an evaluation (before the teacher embeds)
@@ -97,6 +99,8 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
         lambda name: build_model({s: "text" for s in SIDES}, model=name, head=None),
     )
     check_teacher_width(model, parts)
+    teacher, parts = make_teacher(cfg, plan, distill, model, sides, parts)  # the teacher opened; cached: rows
+    rows = MultiRows(parts) if multi else parts[""]
     check_all_items(model, parts, plan.losses)  # every item, before training (streamed rows: as they are read)
     args.resolved_recipe = resolved_recipe(model, rows, counts)  # logged in one line when training starts
     sopts = default_sampler_options(cfg, fit_defaults, sides, self_supervised(rows))  # user's + the defaults
@@ -109,7 +113,16 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     if examples is not None:
         examples.snapshot(model, "before")
     trainer = Trainer(
-        model, plan.loss_fn, rows, sampler, builder, args, evaluator=evaluator, callbacks=callbacks, guide=guide
+        model,
+        plan.loss_fn,
+        rows,
+        sampler,
+        builder,
+        args,
+        evaluator=evaluator,
+        callbacks=callbacks,
+        guide=guide,
+        teacher=teacher,
     )
     model = trainer.train()
     return record_run(
