@@ -129,6 +129,13 @@ class Adapter:
         default keeps it as it is."""
         return view
 
+    def batch_views(self, batch: Any, generator: Optional[torch.Generator]) -> Optional[List[Any]]:
+        """The collated ``batch``'s views after the augmentation that ``prepare(train=True)`` makes on the
+        device, drawing the same random numbers from ``generator`` (so that a distillation teacher sees what the
+        student saw), as per-item views ``from_view`` takes; None (the default) when ``prepare`` changes nothing
+        a view can show (the loaded views are then the views)."""
+        return None
+
     def preview(self, item: Any) -> Preview:
         """How the training report shows ``item`` (:mod:`adapters.preview`): by default its text or a short
         description; the image adapter gives a thumbnail, the audio adapter a short playable excerpt."""

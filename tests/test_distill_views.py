@@ -91,6 +91,39 @@ def test_teacher_is_frozen_and_embeds_the_views_of_the_batch_as_its_encode_does(
         assert torch.allclose(got[:, v], teacher_model.encode(arrays, normalize=False), atol=1e-5)
 
 
+def test_the_teacher_sees_the_students_batched_colour_augmentations():
+    from anycl.adapters.image_batched import photometric
+
+    imgs = _images(8, size=16)
+    teacher_model = _teacher(size=24)  # another crop: the coloured views are resized for it
+    teacher = ViewTeacher(teacher_model, "image")
+    student = build_model(
+        IMAGE,
+        adapter_options={"preset": "small", "size": 16, "augment_on": "batch"},
+        encoder_options=FAST["encoder_options"],
+    )
+    builder = BatchBuilder(column_specs(student, ["anchor", "positive"]), keep_views=True)
+    batch = builder.build([{"anchor": x} for x in imgs], torch.Generator().manual_seed(1))
+    state = (torch.Generator().manual_seed(7).get_state(), torch.device("cpu"))
+    s, t = student.tower("image").adapter, teacher_model.tower("image").adapter
+    by_hand, prepared = torch.Generator(), torch.Generator()
+    by_hand.set_state(state[0])
+    prepared.set_state(state[0])
+    want = []
+    for side in ("anchor", "positive"):  # the student's forward: anchor, then positive, one generator
+        x = photometric(batch[side].float() / 255, s.aug, by_hand)
+        student_saw = s.prepare(batch[side], True, prepared)
+        assert torch.allclose(
+            student_saw, (x - torch.tensor(s.mean).view(1, -1, 1, 1)) / torch.tensor(s.std).view(1, -1, 1, 1)
+        )
+        x = F.interpolate(x, size=(24, 24), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+        x = (x - torch.tensor(t.mean).view(1, -1, 1, 1)) / torch.tensor(t.std).view(1, -1, 1, 1)
+        want.append(teacher_model.tower("image").encoder(x))
+    got = teacher.targets(batch, student, torch.device("cpu"), state)
+    assert torch.allclose(got, torch.stack(want, 1), atol=1e-5)
+    assert not torch.allclose(got, teacher.targets(batch, student, torch.device("cpu")), atol=1e-3)  # colour ops
+
+
 def test_a_teacher_of_another_crop_gets_the_views_resized_and_an_audio_teacher_its_rate():
     from anycl.adapters.audio import AudioAdapter
     from anycl.adapters.audio_io import resample
@@ -107,7 +140,12 @@ def test_a_teacher_of_another_crop_gets_the_views_resized_and_an_audio_teacher_i
 
 
 # ---- fit ------------------------------------------------------------------------------------------------------
-def test_fit_with_a_teacher_adds_the_term_and_never_trains_the_teacher(tmp_path):
+def test_fit_with_a_teacher_adds_the_term_and_never_trains_the_teacher(tmp_path, monkeypatch):
+    states = []
+    targets = ViewTeacher.targets
+    monkeypatch.setattr(
+        ViewTeacher, "targets", lambda self, b, m, d, state=None: states.append(state) or targets(self, b, m, d, state)
+    )
     imgs = _images(16, size=16)
     teacher = _teacher(size=24)  # its own crop: the views are resized for it
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
@@ -119,6 +157,7 @@ def test_fit_with_a_teacher_adds_the_term_and_never_trains_the_teacher(tmp_path)
     assert len(logs) == 4 and all({"contrastive", "distill"} <= set(r) for r in logs)
     assert all(abs(r["loss"] - r["contrastive"] - r["distill"]) < 1e-4 for r in logs)  # default weight 1
     assert seen[0] == 4 * 8 * 2  # each step: both views of its 8 items, once
+    assert len(states) == 4 and all(st is not None for st in states)  # the student's colour ops replayed
     emb = model.encode(imgs[:4])
     model.save(str(tmp_path / "m"))
     loaded = anycl.load(str(tmp_path / "m"))

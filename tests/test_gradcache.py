@@ -193,7 +193,7 @@ class _VectorTeacher:
 class _ViewTeacherStub:
     """A stand-in view teacher (the distill loss): fixed vectors per row and view, as its targets are."""
 
-    def targets(self, batch, student, device):
+    def targets(self, batch, student, device, state=None):
         return torch.randn(batch["size"], 2, 5, generator=torch.Generator().manual_seed(2))
 
 

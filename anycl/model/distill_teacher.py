@@ -145,9 +145,13 @@ class ViewTeacher:
         views = [adapter.eval_view(adapter.load(x)) for x in items]
         return self._embed(views, None, device).cpu()
 
-    def targets(self, batch: dict, student: Any, device: torch.device) -> torch.Tensor:
+    def targets(self, batch: dict, student: Any, device: torch.device, state: Any = None) -> torch.Tensor:
         """(B, V, D): the teacher's embeddings of a built batch: the cached per-item vectors (``batch["teacher"]``)
-        or the batch's views (``batch["views"]``) of the sides of the teacher's modality (anchor, then positive)."""
+        or the batch's views (``batch["views"]``) of the sides of the teacher's modality (anchor, then positive).
+
+        ``state``: (generator state, device) the student's forward started from; given, the student adapters'
+        batched augmentations are replayed side by side, as the student's ``prepare`` drew them
+        (``Adapter.batch_views``), so that the teacher sees exactly the student's views."""
         if "teacher" in batch:
             t = batch["teacher"].to(device)[:, None]
             return torch.cat([t, t], 1) if self.both_cached else t
@@ -157,10 +161,15 @@ class ViewTeacher:
                 "the teacher embeds the views the student sees, but the batch has none; build batches with "
                 "BatchBuilder(..., keep_views=True) (fit does this when teacher= is set)"
             )
+        gen = None
+        if state is not None:
+            gen = torch.Generator(device=state[1])
+            gen.set_state(state[0])
         out = []
-        for side in ("anchor", "positive"):
+        for side in ("anchor", "positive"):  # the order of the student's forward (ContrastiveModel.forward)
             tower = student.tower(side)
             if side == "positive" and tower.modality != self.modality:
                 break
-            out.append(self.embed_views(views[side], tower.adapter, device))
+            seen = tower.adapter.batch_views(batch[side], gen) if gen is not None else None
+            out.append(self.embed_views(views[side] if seen is None else seen, tower.adapter, device))
         return torch.stack(out, 1)
