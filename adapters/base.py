@@ -123,7 +123,7 @@ class Adapter:
         """The deterministic view used for evaluation and ``encode`` (for example a centre crop)."""
         return item
 
-    def from_view(self, view: Any, source: "Adapter") -> Any:
+    def from_view(self, view: Any, source: Adapter) -> Any:
         """A view that ``source`` (another adapter of this modality: a student's, when this adapter is a
         distillation teacher's) made, brought to this adapter's input (its size, channels, sample rate). The
         default keeps it as it is."""
