@@ -31,8 +31,10 @@ from anycl.fitting.data import (
     load_parts,
     resolve_modalities,
 )
+from anycl.fitting.items import data_adapter_options, scan_items
 from anycl.fitting.loss import check_batch_size, check_loss_data, choose_loss
 from anycl.fitting.loss_data import check_teacher_width, with_teacher_embeddings
+from anycl.fitting.memory import check_step_memory
 from anycl.fitting.record import record_run
 from anycl.fitting.resume import check_resume, run_identity
 from anycl.fitting.setup import (
@@ -85,7 +87,7 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
         model=cfg.model,
         encoder=cfg.encoder,
         encoder_options=cfg.encoder_options,
-        adapter_options=cfg.adapter_options,
+        adapter_options=data_adapter_options(cfg, sides, parts),  # the user's, and what the items chose (a preset)
         head=cfg.head,
     )
     guide = set_up_model(
@@ -97,6 +99,9 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     )
     check_teacher_width(model, parts)
     check_all_items(model, parts, plan.losses)  # every item, before training (streamed rows: as they are read)
+    parts, dropped = scan_items(model, parts, cfg.on_bad_item)  # unreadable files found once, before training
+    if dropped:
+        rows = MultiRows(parts) if multi else parts[""]
     sopts = default_sampler_options(cfg, fit_defaults, sides)  # the user's, plus the modality's defaults
     sampler, builder, sopts = samplers_and_builders(
         cfg, model, parts, plan.losses, guide, prompts, multi, args.seed, sopts
@@ -106,6 +111,9 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     examples = retrieval_examples(args.output_dir, sides, evaluator, rows, args.seed)
     if examples is not None:
         examples.snapshot(model, "before")
+    check_step_memory(  # a clear error, before the first step, when a step would not fit in memory
+        model, rows, args.batch_size, args.cpu, counts, args.mixed_precision != "no", args.gradcache_mini_batch
+    )
     trainer = Trainer(
         model, plan.loss_fn, rows, sampler, builder, args, evaluator=evaluator, callbacks=callbacks, guide=guide
     )
