@@ -202,11 +202,12 @@ class ImageAdapter(Adapter):
         return self._eval_tf(item)
 
     def example_views(self) -> List[torch.Tensor]:
-        """Two seeded random uint8 images, centre-cropped as ``encode`` does (to trace an ONNX export with)."""
+        """Two seeded random uint8 images of the adapter's channels, centre-cropped as ``encode`` does (to trace an
+        ONNX export with, and to measure a step's memory: :mod:`anycl.fitting.memory`)."""
         g = torch.Generator().manual_seed(0)
         size = int(self.size)
         return [
-            self.eval_view(torch.randint(0, 256, (3, size + 8, size + 12), generator=g, dtype=torch.uint8))
+            self.eval_view(torch.randint(0, 256, (self.channels, size + 8, size + 12), generator=g, dtype=torch.uint8))
             for _ in range(2)
         ]
 
