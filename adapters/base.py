@@ -114,7 +114,8 @@ class Adapter:
 
     def scan(self, item: Any) -> None:
         """A cheap check, before training, that :meth:`load` can read ``item``: a DataError naming it where it
-        cannot. The default checks nothing (``load`` finds a bad item when it reads it)."""
+        cannot. The default checks nothing (``load`` finds a bad item when it reads it). ``fit`` calls it on the
+        columns whose items are paths, bytes or dicts (what a file gives); items already in memory are not scanned."""
 
     @classmethod
     def data_options(cls, items: List[Any], options: Dict[str, Any]) -> Dict[str, Any]:

@@ -10,6 +10,7 @@ decode, as before."""
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from anycl import adapters as adapter_registry
@@ -75,8 +76,12 @@ def scan_items(model, parts: Mapping[str, Rows], on_bad_item: Optional[str]) -> 
         bad: Dict[int, str] = {}
         for col, spec in specs.items():
             adapter = spec.adapter
-            if adapter is None or type(adapter).scan is adapter_registry.Adapter.scan:
+            own = getattr(type(adapter), "scan", None)  # an adapter class of one's own may not derive from Adapter
+            if adapter is None or own is None or own is adapter_registry.Adapter.scan:
                 continue
+            if len(part) == 0 or not isinstance(part[0][col], (str, os.PathLike, bytes, bytearray, dict)):
+                continue  # items in memory (arrays, decoded images): nothing a scan would read, and a column of a
+                # Hugging Face data set is not decoded a second time
             for i, item in enumerate(part.column(col)):
                 if i in bad:
                     continue
