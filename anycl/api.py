@@ -102,6 +102,9 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     parts, dropped = scan_items(model, parts, cfg.on_bad_item)  # unreadable files found once, before training
     if dropped:
         rows = MultiRows(parts) if multi else parts[""]
+    check_step_memory(  # a clear error, before the first step, when a step would not fit in memory
+        model, rows, args.batch_size, args.cpu, counts, args.mixed_precision != "no", args.gradcache_mini_batch
+    )
     sopts = default_sampler_options(cfg, fit_defaults, sides)  # the user's, plus the modality's defaults
     sampler, builder, sopts = samplers_and_builders(
         cfg, model, parts, plan.losses, guide, prompts, multi, args.seed, sopts
@@ -111,9 +114,6 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     examples = retrieval_examples(args.output_dir, sides, evaluator, rows, args.seed)
     if examples is not None:
         examples.snapshot(model, "before")
-    check_step_memory(  # a clear error, before the first step, when a step would not fit in memory
-        model, rows, args.batch_size, args.cpu, counts, args.mixed_precision != "no", args.gradcache_mini_batch
-    )
     trainer = Trainer(
         model, plan.loss_fn, rows, sampler, builder, args, evaluator=evaluator, callbacks=callbacks, guide=guide
     )
