@@ -36,7 +36,15 @@ from torch import nn
 
 from anycl.errors import ConfigError, DataError, unknown_options
 
-from .audio_augment import MixupBank, augment_config, random_segment, segment_start, spectrogram_view, waveform_view
+from .audio_augment import (
+    MixupBank,
+    augment_config,
+    describe_augment,
+    random_segment,
+    segment_start,
+    spectrogram_view,
+    waveform_view,
+)
 from .audio_encoder import AudioCNN
 from .audio_io import check_samples, describe, file_info, mixdown, read_file, resample, split_item, to_channels_first
 from .audio_pretrained import KIND as PRETRAINED_KIND
@@ -430,6 +438,11 @@ class AudioAdapter(Adapter):
         self._set_rate(encoder.sampling_rate)
         encoder.check_window(self.samples, self.options["clip_seconds"])
         self._pretrained = encoder.features
+
+    def recipe(self) -> Dict[str, str]:
+        """The window (``clip_seconds``) and the augmentations switched on, for the run's recipe line."""
+        window = f"{self.options['clip_seconds']:g} s at {self.sample_rate} Hz"
+        return {"window": window, "augment": describe_augment(self.aug, spectrogram=self._pretrained is None)}
 
     def save_encoder(self, encoder: nn.Module, directory: str) -> Dict[str, Any]:
         if isinstance(encoder, PretrainedAudioEncoder):  # config.json, preprocessor_config.json, model.safetensors

@@ -119,6 +119,28 @@ def augment_config(augment: Any) -> Dict[str, Any]:
     return cfg
 
 
+def describe_augment(cfg: Mapping[str, Any], spectrogram: bool = True) -> str:
+    """The augmentations a resolved config (:func:`augment_config`) switches on, in words (for the run's recipe
+    line); ``spectrogram=False`` (a pretrained encoder, no log-mels) leaves out :data:`SPECTROGRAM_AUGMENTS`."""
+    said = []
+    if cfg["segment"]:
+        said.append("random window")
+    if cfg["gain_db"]:
+        said.append(f"gain ±{float(cfg['gain_db']):g} dB")
+    if cfg["noise_p"]:
+        said.append(f"noise p={float(cfg['noise_p']):g}")
+    if cfg["shift"]:
+        said.append(f"shift {float(cfg['shift']):g}")
+    if spectrogram:
+        if cfg["mixup"]:
+            said.append(f"mixup {float(cfg['mixup']):g}")
+        if cfg["rrc_scale"]:
+            said.append("resize-crop")
+        if cfg["freq_mask"] or cfg["time_mask"]:
+            said.append("masks")
+    return ", ".join(said) or "none"
+
+
 def _uniform(generator: Optional[torch.Generator], low: float, high: float, shape=(), device=None) -> torch.Tensor:
     return low + (high - low) * torch.rand(shape, generator=generator, device=device)
 

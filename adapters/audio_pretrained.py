@@ -19,7 +19,6 @@ A saved tower (``towers/audio/``) holds ``config.json``, ``preprocessor_config.j
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -31,7 +30,6 @@ import torch
 from torch import nn
 
 from anycl.errors import ConfigError
-from anycl.progress import quiet_library_bars
 
 from .audio_augment import SPECTROGRAM_AUGMENTS
 from .audio_families import (
@@ -45,6 +43,8 @@ from .audio_families import (
     max_samples,
     transformers_class,
 )
+from .transformers_loading import no_init as _no_init
+from .transformers_loading import quiet_transformers as _quiet
 
 CONFIG = "config.json"
 PREPROCESSOR = "preprocessor_config.json"
@@ -263,21 +263,6 @@ def open_pretrained(model: Union[str, os.PathLike], **options: Any) -> Pretraine
     return PretrainedAudioEncoder(family, loaded, extractor, base_model=name, freeze=options.get("freeze"))
 
 
-@contextlib.contextmanager
-def _quiet():
-    """No progress bars, and no load report (a head's weights a checkpoint lacks or has to spare): what the
-    encoder lacks is checked, and said, by :func:`_load_weights`."""
-    from transformers.utils import logging as tlog  # lazy: transformers: only while a checkpoint loads
-
-    was = tlog.get_verbosity()
-    tlog.set_verbosity_error()
-    try:
-        with quiet_library_bars():
-            yield
-    finally:
-        tlog.set_verbosity(was)
-
-
 def _load_weights(family: Family, name: str) -> nn.Module:
     """The family's model with the checkpoint's weights (float32); an error when the checkpoint lacks some."""
     cls = transformers_class("WhisperForAudioClassification" if family.kind == "whisper" else family.model_class)
@@ -308,17 +293,6 @@ def save(encoder: PretrainedAudioEncoder, directory: str) -> Dict[str, Any]:
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     safetensors.torch.save_file(state, str(d / WEIGHTS))
     return {"kind": KIND, **encoder.anycl_spec}
-
-
-@contextlib.contextmanager
-def _no_init():
-    try:
-        from transformers.initialization import no_init_weights  # lazy: transformers 5 (weights load next)
-    except ImportError:  # pragma: no cover - older transformers: random init, then overwritten
-        yield
-        return
-    with no_init_weights():
-        yield
 
 
 def load_saved(spec: Dict[str, Any], directory: str) -> PretrainedAudioEncoder:

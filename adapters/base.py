@@ -48,6 +48,9 @@ class Adapter:
             by value), and the training report can show it (retrieval examples).
         claims_model_name: a plain string ``model=`` given to a model of several towers names this tower's
             pretrained model (the other towers keep their default encoders).
+        pretrained_default: the default encoder is a pretrained model, so self-supervised data keeps one epoch
+            (as SimCSE does) rather than the step budget for encoders trained from scratch
+            (:func:`anycl.fitting.recipe.step_budget`).
         pipeline_tag: the Hugging Face Hub ``pipeline_tag`` of a model card whose first tower is this modality.
         onnx_input_name: the ONNX input's name when ``collate`` gives one tensor (a dict's keys name themselves).
         onnx_dynamic_axes: the ONNX inputs' dynamic axes (batch; text adds its token axis).
@@ -55,6 +58,8 @@ class Adapter:
             ``example=``).
         item_from_file(path): the item one file of a folder data set gives (default: its path, which ``load``
             decodes; text: the file's text).
+        recipe(): what ``fit``'s one-line recipe says of this modality's training views ({"window": "1 s",
+            "augment": "..."}; default: nothing).
         scan(item): a cheap check before training that ``load`` can read an item (image: the file's header and
             checksums, :func:`anycl.adapters.image_io.scan`); by default none, and ``load`` finds a bad item.
         data_options(items, options): adapter options chosen from a sample of the data when the user gave none
@@ -73,6 +78,7 @@ class Adapter:
     supports_prompts: bool = False
     text_items: bool = False
     claims_model_name: bool = False
+    pretrained_default: bool = False
     pipeline_tag: str = "feature-extraction"
     onnx_input_name: str = "input"
     onnx_dynamic_axes: Dict[int, str] = {0: "batch"}
@@ -161,9 +167,20 @@ class Adapter:
         adapter cannot make any (``export_onnx`` then needs ``example=`` items)."""
         return None
 
+    def recipe(self) -> Dict[str, str]:
+        """The training views in words for the run's recipe line (:mod:`anycl.fitting.recipe`): the window or crop
+        and the augmentations, in the order they are said. Nothing by default."""
+        return {}
+
     # ---- encoders -------------------------------------------------------------------------------
     def default_encoder(self, *args: Any, **options: Any) -> nn.Module:
         raise NotImplementedError(f"the {self.modality} adapter has no default encoder; pass encoder=")
+
+    def adopt_encoder(self, module: nn.Module) -> nn.Module:
+        """The tower's encoder for a module the user passed (``encoder=`` or ``model=<module>``): the module
+        itself by default; an adapter may wrap a library's model class it knows (the text adapter wraps a
+        ``SentenceTransformer``). The result is trained in place: no copy is made."""
+        return module
 
     def attach(self, encoder: nn.Module) -> None:
         """Called once the tower's encoder is known (the text adapter takes its tokenizer from it)."""

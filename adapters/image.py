@@ -23,6 +23,10 @@ Options (``fit(..., adapter_options={...})``):
         (:mod:`~anycl.adapters.image_batched`); ``"item"``: every op per image with torchvision v2.
         Same distribution; ``"batch"`` is several times faster on small images.
 
+A named backbone (``fit(..., model="torchvision/resnet50")``, ``"timm/<name>"``, a Hugging Face vision model:
+:mod:`~anycl.adapters.image_pretrained`) brings its own ``mean``, ``std``, ``size`` and ``eval_resize``, taken
+where the options above leave them unset (:meth:`ImageAdapter.attach`).
+
 Self-supervised rows (only ``anchor``) get two random views of each image; given pairs
 (anchor/positive) are each augmented once.
 """
@@ -31,6 +35,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+from dataclasses import replace
 from typing import Any, Dict, List, Optional, Sequence
 
 import torch
@@ -39,11 +45,24 @@ from torch import nn
 from anycl.errors import ConfigError, DataError, unknown_options
 
 from .base import Adapter, item_key
-from .image_augment import FIELDS, PRESETS, apply_seeded, config_dict, eval_transform, make_config, train_transform
+from .image_augment import (
+    FIELDS,
+    PRESETS,
+    apply_seeded,
+    config_dict,
+    describe_augment,
+    eval_transform,
+    make_config,
+    train_transform,
+)
 from .image_batched import photometric
 from .image_cnn import small_cnn
-from .image_encoders import ARCHS, resnet, wrap_encoder
+from .image_encoders import resnet, wrap_encoder
 from .image_io import IMAGE_EXTENSIONS, MAX_PIXELS, decode, describe, header_size, is_image_like, scan
+from .image_pretrained import KIND as BACKBONE
+from .image_pretrained import ImageBackbone, open_backbone
+from .image_pretrained import load_saved as load_backbone
+from .image_pretrained import save as save_backbone
 from .preview import Preview, thumbnail
 from .registry import register
 
@@ -65,6 +84,9 @@ class ImageAdapter(Adapter):
     default_loss = "infonce"
     default_loss_options = {"temperature": 0.2, "symmetric": True}
     fit_defaults = {"batch_size": 256, "lr": 1e-3, "head": "mlp"}
+    # a named backbone (model=) is fine-tuned: a learning rate that keeps what it learnt, a batch its size allows
+    pretrained_fit_defaults = {"batch_size": 64, "lr": 1e-4}
+    export_formats = ("torchvision", "timm", "transformers")  # a named backbone's own (anycl.export.to_backbone)
     estimates_memory = True  # fit estimates a step's memory before training (anycl.fitting.memory)
 
     def __init__(
@@ -91,6 +113,7 @@ class ImageAdapter(Adapter):
             raise unknown_options("image adapter", unknown, own + ["augment_on", "max_pixels", *FIELDS])
         self.aug = make_config(preset, **augment_options)
         channels = 3 if mode == "RGB" else 1
+        given_mean, given_std = mean, std
         if mean is None:
             mean = IMAGENET_MEAN if channels == 3 else (0.449,)
         if std is None:
@@ -118,18 +141,25 @@ class ImageAdapter(Adapter):
         self.mode, self.channels = mode, channels
         self.mean, self.std = mean, std
         self.background = tuple(int(x) for x in background)
-        self.size = self.aug.size
         self.local_crops, self.local_scale = int(local_crops), tuple(local_scale)
-        self.local_size = int(local_size or max(8, round(self.size * 96 / 224)))
         self.augment_on = augment_on
         self.max_pixels = max_pixels
-        batched = augment_on == "batch"
-        self._train_tf = train_transform(self.aug, channels, geometry_only=batched)
+        # what the user set (a named backbone's own recipe fills in the rest: attach)
+        self._given = {k for k, v in (("mean", given_mean), ("std", given_std)) if v is not None}
+        self._given |= {k for k in ("size", "eval_resize") if augment_options.get(k) is not None}
+        self._set_views(self.aug)
+        self._warned_small = False
+
+    def _set_views(self, aug) -> None:
+        """The recipe and what follows from it: crop size, local-view size, the view transforms."""
+        self.aug, self.size = aug, aug.size
+        self.local_size = int(self.options["local_size"] or max(8, round(self.size * 96 / 224)))
+        batched = self.augment_on == "batch"
+        self._train_tf = train_transform(self.aug, self.channels, geometry_only=batched)
         self._eval_tf = eval_transform(self.aug)
         self._local_tf = train_transform(
-            self.aug, channels, size=self.local_size, scale=self.local_scale, geometry_only=batched
+            self.aug, self.channels, size=self.local_size, scale=self.local_scale, geometry_only=batched
         )
-        self._warned_small = False
 
     # ---- one item -----------------------------------------------------------------------------
     def validate(self, item: Any, where: str) -> None:
@@ -201,6 +231,10 @@ class ImageAdapter(Adapter):
         """Resize the short side to ``size × eval_resize`` and centre-crop ``size`` (no randomness)."""
         return self._eval_tf(item)
 
+    def recipe(self) -> Dict[str, str]:
+        """The crop (its size and the preset) and the augmentations, for the run's recipe line."""
+        return {"crop": f"{self.size} px (preset {self.options['preset']!r})", "augment": describe_augment(self.aug)}
+
     def example_views(self) -> List[torch.Tensor]:
         """Two seeded random uint8 images of the adapter's channels, centre-cropped as ``encode`` does (to trace an
         ONNX export with, and to measure a step's memory: :mod:`anycl.fitting.memory`)."""
@@ -256,9 +290,12 @@ class ImageAdapter(Adapter):
         model: Optional[nn.Module] = None,
         in_channels: Optional[int] = None,
         grid: Optional[int] = None,
+        pretrained: Optional[bool] = None,
     ) -> nn.Module:
         """A random-init torchvision ResNet (``arch`` in resnet10/18/34/50), the wide shallow ``"cnn"``
-        for small images (:mod:`~anycl.adapters.image_cnn`), or ``model`` wrapped.
+        for small images (:mod:`~anycl.adapters.image_cnn`), ``model`` wrapped (an nn.Module), or the backbone
+        ``model`` names (``"torchvision/<arch>"``, ``"timm/<name>"``, a Hugging Face vision model's id or folder;
+        :mod:`~anycl.adapters.image_pretrained`), with its pretrained weights unless ``pretrained=False``.
 
         ``arch=None``: ``"cnn"`` with the ``"small"`` preset (unless ``small_stem`` is given: that is a
         ResNet option), else ``"resnet18"``.
@@ -267,20 +304,20 @@ class ImageAdapter(Adapter):
         (ResNets only) defaults to True for images of 64 px or less (3×3 stride-1 stem, no max-pool).
         ``grid`` (the CNN only, default 4): its output is an average pool to grid × grid cells, flattened.
         """
-        if model is not None:
-            if isinstance(model, str):
-                archs = sorted(ARCHS) + ["cnn"]
-                said = (
-                    f"{model!r} is an architecture: train it from scratch with encoder_options={{'arch': {model!r}}}"
-                    f' (command line: --encoder-options \'{{"arch": "{model}"}}\')'
-                    if model in archs
-                    else f"the architectures it builds are {', '.join(archs)}: encoder_options={{'arch': ...}} "
-                    '(command line: --encoder-options \'{"arch": "resnet18"}\')'
-                )
+        if isinstance(model, (str, os.PathLike)):
+            own = [k for k, v in (("arch", arch), ("small_stem", small_stem), ("width", width), ("grid", grid)) if v]
+            if own or in_channels not in (None, 3):
                 raise ConfigError(
-                    f"model={model!r}: the image tower loads no model by name (model= names a text model); {said}; "
-                    "or from Python pass encoder= an nn.Module (a torchvision, timm or Hugging Face vision model)"
+                    f"encoder_options {own or ['in_channels']} shape anycl's own encoders; a named backbone "
+                    f"(model={os.fspath(model)!r}) takes only pretrained (true or false)"
                 )
+            return open_backbone(model, pretrained=True if pretrained is None else pretrained)
+        if pretrained is not None:
+            raise ConfigError(
+                "encoder_options pretrained applies to a named backbone (model='torchvision/resnet18', "
+                "'timm/<name>' or a Hugging Face vision model); anycl's own encoders start from scratch"
+            )
+        if model is not None:
             return wrap_encoder(model)
         if in_channels is not None and int(in_channels) != self.channels:
             raise ConfigError(
@@ -300,6 +337,40 @@ class ImageAdapter(Adapter):
         if small_stem is None:
             small_stem = self.size <= 64
         return resnet(arch, small_stem=small_stem, width=64 if width is None else width, in_channels=self.channels)
+
+    def attach(self, encoder: nn.Module) -> None:
+        """A named backbone brings its own normalisation, crop size and evaluation resize, taken unless set."""
+        if not isinstance(encoder, ImageBackbone):
+            return
+        what = f"the {encoder.family} backbone {encoder.name!r}"
+        if self.channels != 3:
+            raise ConfigError(f"{what} takes RGB images, but the image adapter's mode is {self.mode!r}; leave mode out")
+        r = encoder.recipe
+        for key, value in (("mean", r.mean), ("std", r.std)):
+            if key not in self._given:
+                self.options[key] = [float(v) for v in value]
+                setattr(self, key, list(self.options[key]))
+        own: Dict[str, Any] = {
+            k: v for k, v in (("size", r.size), ("eval_resize", r.eval_resize)) if k not in self._given
+        }
+        if own:
+            self.options.update(own)
+            self._set_views(replace(self.aug, **own))
+        if r.fixed_size and self.size != r.size:
+            raise ConfigError(
+                f"{what} takes {r.size} px images only (its position embeddings), but size={self.size}; leave size "
+                f"out (the backbone's own is used) or set size={r.size}"
+            )
+
+    def save_encoder(self, encoder: nn.Module, directory: str) -> Dict[str, Any]:
+        if isinstance(encoder, ImageBackbone):  # model.safetensors (+ a transformers model's config files)
+            return save_backbone(encoder, directory)
+        return super().save_encoder(encoder, directory)
+
+    def load_encoder(self, spec: Dict[str, Any], directory: str) -> nn.Module:
+        if spec.get("kind") == BACKBONE:
+            return load_backbone(spec, directory)
+        return super().load_encoder(spec, directory)
 
     def embedding_dim(self, encoder: nn.Module) -> Optional[int]:
         """The encoder's ``embedding_dim``, else measured with one blank image in eval mode."""

@@ -71,6 +71,22 @@ def make_config(preset: str = "simclr", **overrides) -> AugmentConfig:
     return cfg
 
 
+def describe_augment(cfg: AugmentConfig) -> str:
+    """The augmentations of a recipe in words (for the run's recipe line): the crop's scale, then each random
+    op that can happen with its probability."""
+    said = [f"crop scale {cfg.scale[0]:g}-{cfg.scale[1]:g}"]
+    for name, p in (
+        ("flip", cfg.flip_p),
+        ("colour jitter", cfg.jitter_p),
+        ("greyscale", cfg.grayscale_p),
+        ("blur", cfg.blur_p),
+        ("solarise", cfg.solarize_p),
+    ):
+        if p:
+            said.append(f"{name} p={p:g}")
+    return ", ".join(said)
+
+
 def config_dict(cfg: AugmentConfig) -> Dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
 

@@ -12,6 +12,7 @@ non-UTF-8 file is a DataError naming it (:func:`read_text_file`).
 from __future__ import annotations
 
 import logging
+import math
 import os
 from typing import Any, Dict, List, Optional
 
@@ -99,6 +100,15 @@ def check_unicode(text: str, where: str) -> None:
         ) from None
 
 
+def _finite_limit(st: Any) -> Optional[int]:
+    """The model's ``max_seq_length`` when it has one (a ``StaticEmbedding`` model's is infinite: no limit)."""
+    limit = getattr(st, "max_seq_length", None)
+    try:
+        return int(limit) if limit and math.isfinite(float(limit)) else None
+    except (TypeError, ValueError):
+        return None
+
+
 class SentenceTransformerEncoder(nn.Module):
     """Wraps a ``SentenceTransformer`` so that ``encoder(features) -> (N, D)`` sentence embeddings."""
 
@@ -140,6 +150,7 @@ class TextAdapter(Adapter):
     supports_prompts = True  # collate(items, prompt=...): anycl.data.prompts
     text_items = True  # a string item is the text itself
     claims_model_name = True  # fit(model="name") names the text tower's sentence-transformers model
+    pretrained_default = True  # one-column text (SimCSE) keeps one epoch: no step budget for a pretrained model
     pipeline_tag = "sentence-similarity"
     onnx_dynamic_axes = {0: "batch", 1: "tokens"}
 
@@ -218,12 +229,33 @@ class TextAdapter(Adapter):
     def key(self, item):
         return item
 
+    @staticmethod
+    def onnx_input_axes(name: str, value: Any) -> Optional[Dict[int, str]]:
+        """ONNX dynamic axes of one input: a ``StaticEmbedding`` model's inputs are 1-D (the token ids of all
+        texts in one run, and an offset per text); other models' are (batch, tokens), the class default."""
+        if torch.is_tensor(value) and value.dim() == 1:
+            return {0: "batch"} if name == "offsets" else {0: "tokens"}
+        return None
+
+    def adopt_encoder(self, module: nn.Module) -> nn.Module:
+        """A ``SentenceTransformer`` object (any modules: Transformer, StaticEmbedding, Dense, a custom pooling)
+        becomes the tower's encoder as it is: trained in place, not copied (``copy.deepcopy`` it first to keep
+        the original). Other modules are used as they are."""
+        from sentence_transformers import SentenceTransformer  # lazy: sentence-transformers
+
+        if not isinstance(module, SentenceTransformer):
+            return module
+        enc = SentenceTransformerEncoder(module)
+        base = getattr(getattr(module, "model_card_data", None), "base_model", None)
+        enc.anycl_spec = {"model": None, **({"base_model": base} if isinstance(base, str) and base else {})}
+        return enc
+
     def attach(self, encoder: nn.Module) -> None:
         st = getattr(encoder, "st", None)
         if st is None:
             raise TypeError(
                 "the text adapter needs a sentence-transformers encoder (anycl wraps one when you pass "
-                "model='path-or-name'); got " + type(encoder).__name__
+                "model='path-or-name' or a SentenceTransformer object); got " + type(encoder).__name__
             )
         self._st = st
         if self.max_seq_length is not None:
@@ -236,16 +268,18 @@ class TextAdapter(Adapter):
         tokenizer = getattr(self._st, "tokenizer", None)
         if tokenizer is None:
             return super().lengths(items)
-        limit = int(getattr(self._st, "max_seq_length", 0) or 0) or None
+        limit = _finite_limit(self._st)
         out = []
         for s in range(0, len(items), 4096):  # the fast tokenizer, in large chunks
-            ids = tokenizer(
-                list(items[s : s + 4096]),
-                add_special_tokens=True,
-                truncation=False,
-                return_attention_mask=False,
-                verbose=False,
-            )["input_ids"]
+            chunk = list(items[s : s + 4096])
+            if callable(tokenizer):  # a transformers tokenizer
+                ids = tokenizer(
+                    chunk, add_special_tokens=True, truncation=False, return_attention_mask=False, verbose=False
+                )["input_ids"]
+            elif hasattr(tokenizer, "encode_batch"):  # a `tokenizers.Tokenizer` (StaticEmbedding's)
+                ids = [e.ids for e in tokenizer.encode_batch(chunk, add_special_tokens=True)]
+            else:
+                return super().lengths(items)
             out += [min(len(x), limit) if limit else len(x) for x in ids]
         return out
 
@@ -274,7 +308,7 @@ class TextAdapter(Adapter):
     def _count_truncated(self, feats: Dict[str, Any]) -> None:
         """Texts whose token count reached ``max_seq_length`` were (almost always) cut there."""
         mask = feats.get("attention_mask")
-        limit = getattr(self._st, "max_seq_length", None)
+        limit = _finite_limit(self._st)
         if mask is None or not limit:
             return
         hit = int((mask.sum(1) >= int(limit)).sum())
@@ -292,6 +326,8 @@ class TextAdapter(Adapter):
                 )
 
     def count(self, batch) -> int:
+        if "offsets" in batch:  # StaticEmbedding: one flat run of token ids, an offset per text
+            return int(batch["offsets"].shape[0])
         return int(batch["input_ids"].shape[0])
 
     def default_encoder(self, model: Optional[str] = None, device: Optional[str] = None) -> nn.Module:

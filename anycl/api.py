@@ -35,6 +35,7 @@ from anycl.fitting.items import data_adapter_options, scan_items
 from anycl.fitting.loss import check_batch_size, check_loss_data, choose_loss
 from anycl.fitting.loss_data import check_teacher_width, with_teacher_embeddings
 from anycl.fitting.memory import check_step_memory
+from anycl.fitting.recipe import resolved_recipe, self_supervised, step_budget
 from anycl.fitting.record import record_run
 from anycl.fitting.resume import check_resume, run_identity
 from anycl.fitting.setup import (
@@ -77,7 +78,7 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     rows = MultiRows(parts) if multi else parts[""]
     check_rows(rows, cfg, log)
     checkpoint = check_run_options(cfg)  # LoRA, checkpoints, resume_from, the output folder
-    args = training_args(cfg, fit_defaults)
+    args = training_args(cfg, fit_defaults, step_budget(cfg, rows, anchor_cls))  # self-supervised: epochs from the data
     args.run_identity = run_identity(cfg, args, plan.name, plan.recorded_options(), sides, rows)
     check_resume(checkpoint, args.run_identity, bool(cfg.resume_force))  # the checkpoint's run is this one
 
@@ -105,7 +106,8 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     check_step_memory(  # a clear error, before the first step, when a step would not fit in memory
         model, rows, args.batch_size, args.cpu, counts, args.mixed_precision != "no", args.gradcache_mini_batch
     )
-    sopts = default_sampler_options(cfg, fit_defaults, sides)  # the user's, plus the modality's defaults
+    args.resolved_recipe = resolved_recipe(model, rows, counts)  # logged in one line when training starts
+    sopts = default_sampler_options(cfg, fit_defaults, sides, self_supervised(rows))  # user's + the defaults
     sampler, builder, sopts = samplers_and_builders(
         cfg, model, parts, plan.losses, guide, prompts, multi, args.seed, sopts
     )
@@ -149,6 +151,13 @@ def fit(
         **overrides: options of :class:`~anycl.options.fit_config.FitConfig` on top of ``config``, among them
             ``loss`` (a registered loss name, an ``nn.Module`` of embeddings, or ``None`` for the
             modality's default, InfoNCE). Unknown names are an error listing the valid ones.
+
+    How long: ``epochs`` (default 1 for given pairs) or ``max_steps``. Data without pairs (a folder of clips or
+    images, a list of items: each item's positive is another augmented view of it) given neither trains for
+    enough epochs to reach 1000 optimiser steps, at most 100 epochs, in full batches only (the ``in_batch``
+    sampler's ``drop_last``), evaluated (without ``eval_every``) about 10 times rather than after every epoch. A
+    run of fewer than 100 steps is warned about, and one INFO line states the resolved recipe (encoder, window
+    or crop, views, augmentations, batch size, epochs, steps) when training starts (:mod:`anycl.fitting.recipe`).
 
     Example::
 

@@ -54,16 +54,16 @@ def test_a_yaml_mapping_without_a_space_after_the_colon_is_a_clear_error(tmp_pat
     assert "'{\"sample_rate\": 44100}'" in line  # the JSON to write instead
 
 
-def test_model_resnet50_for_images_points_to_encoder_options(tmp_path, capsys):
+def test_model_resnet50_for_images_points_to_the_library_names_and_encoder_options(tmp_path, capsys):
     images(tmp_path / "imgs")
     code = cli.main(["fit", str(tmp_path / "imgs"), "--modality", "image", "--model", "resnet50", "-q"])
-    line = one_line_error(capsys, code, r"the image tower loads no model by name")
+    line = one_line_error(capsys, code, r"model='resnet50' names no image backbone: write 'torchvision/resnet50'")
     assert '--encoder-options \'{"arch": "resnet50"}\'' in line
 
 
-def test_a_model_name_for_a_tower_that_loads_none_is_said_not_dropped(tmp_path):
-    # (audio towers take a model by name: a pretrained transformers encoder; images do not)
-    with pytest.raises(ConfigError, match="the image tower loads no model by name"):
+def test_an_image_model_name_missing_offline_is_said_not_dropped(tmp_path):
+    # (image towers take a backbone by name: torchvision/..., timm/... or a Hugging Face id; tests are offline)
+    with pytest.raises(ConfigError, match="cannot open the image model 'some/model'"):
         anycl.api.build_model({"anchor": "image", "positive": "image"}, model="some/model")
 
 

@@ -1,4 +1,4 @@
-"""The ``anycl`` command line: ``fit``, ``embed``, ``eval``, ``mine``, ``demo`` (and ``python -m anycl``).
+"""The ``anycl`` command line: ``fit``, ``embed``, ``eval``, ``mine``, ``push``, ``demo`` (and ``python -m anycl``).
 
 ::
 
@@ -6,6 +6,7 @@
     anycl eval out test_pairs.csv                                        # retrieval metrics
     anycl embed out items.csv --output emb.parquet                       # embeddings with item ids
     anycl mine MODEL pairs.csv --output mined.csv --relative-margin 0.05 # hard negatives for a pair file
+    anycl push out ada/my-model --license apache-2.0                     # to the Hugging Face Hub
     anycl fit --config out/config.yaml --output-dir out2                 # the same run again
 
 Every ``fit`` option (:class:`anycl.options.fit_config.FitConfig`) is accepted as ``--name value`` (``--batch-size 16``,
@@ -17,7 +18,7 @@ line that names the problem and how to fix it, and exit with code 2; ``--verbose
 
 The package: ``common`` (errors, logging, loading), ``flags`` (fit's option flags), ``table_output`` (the table
 files ``mine`` writes), ``parser`` (the argument parser), and one module per command: ``fit``, ``embed``,
-``evaluate`` (eval), ``mine``, ``demo``.
+``evaluate`` (eval), ``mine``, ``push``, ``demo``.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from transformers.utils import logging as transformers_logging
 from anycl import adapters
 from anycl.data.inputs import to_rows
 from anycl.data.open import open_dataset
+from anycl.export.card_sources import is_hub_id
 from anycl.model.contrastive import load
 
 EXIT_USER_ERROR = 2
@@ -78,11 +79,12 @@ def _hide_library_bars() -> None:
 
 
 def load_model(path: str):
-    """``anycl.load(path)``, with a clear error for a missing folder."""
-    if not Path(path).exists():
+    """``anycl.load(path)``, with a clear error for a missing folder (a Hub id is read from the Hub or its
+    cache)."""
+    if not Path(path).exists() and not is_hub_id(path):
         raise FileNotFoundError(
             f"model folder {path!r} does not exist; give the output folder of `anycl fit` "
-            f"or a folder written by model.save"
+            f"or a folder written by model.save (or a Hub id, 'user/name')"
         )
     return load(path)
 

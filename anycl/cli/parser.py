@@ -6,9 +6,9 @@ import argparse
 
 from anycl.version import __version__
 
-from . import demo, embed, evaluate, fit, mine
+from . import demo, embed, evaluate, fit, mine, push
 
-COMMANDS = (fit, embed, evaluate, mine, demo)
+COMMANDS = (fit, embed, evaluate, mine, push, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

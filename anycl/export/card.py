@@ -16,6 +16,7 @@ model's card: the card is rewritten for what was trained.
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional
@@ -26,9 +27,12 @@ from anycl.adapters import ADAPTERS
 from anycl.options.run_config import RUN_CONFIG_FILE, config_file_text
 from anycl.version import __version__
 
+from .card_sources import hub_base_model, language_of, public_config, public_path, public_text
+from .card_usage import ST, load_code
+
 CARD_FILE = "README.md"
 DEFAULT_TEXT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
-ST = "sentence-transformers"  # the format (anycl.export.to_sentence_transformers); adapters list it in export_formats
+
 LIBRARY = {"anycl": "anycl", "sentence-transformers": "sentence-transformers", "onnx": "onnx"}
 _COMMAND: List[Optional[str]] = [None]
 
@@ -50,12 +54,52 @@ def command(text: Optional[str]) -> Iterator[None]:
 
 
 def _hub_id(name: Any) -> Optional[str]:
-    """A model/dataset reference as a Hub id, or None for local paths and Python objects."""
+    """A dataset reference as a Hub id (``org/name`` or a bare canonical name such as ``snli``), or None for
+    local paths and Python objects."""
     if not isinstance(name, str) or not name.strip():
         return None
     if os.path.exists(os.path.expanduser(name)) or name.startswith(("/", ".", "~")):
         return None
     return name if name.count("/") <= 1 else None
+
+
+def _local_sources(model, name: str) -> List[Any]:
+    """What the tower ``name`` was built from, most specific first: the folder it was read from, the base
+    model as recorded."""
+    tower = model.towers[name] if name in model.towers else None
+    spec = (getattr(tower.encoder, "anycl_spec", None) or {}) if tower is not None else {}
+    recorded = ((getattr(model, "info", {}) or {}).get("base_model") or {}).get(name)
+    return [v for v in (spec.get("model"), recorded, spec.get("base_model")) if isinstance(v, str)]
+
+
+def hub_base(model, name: str) -> Optional[str]:
+    """The tower ``name``'s base model as a Hub id: as recorded when it is one, else the id its local folder
+    states (:func:`anycl.export.card_sources.hub_id_of_folder`); None when neither says one."""
+    bases = base_models(model)
+    found = hub_base_model(bases.get(name))
+    for source in [] if found else _local_sources(model, name):
+        found = hub_base_model(source)
+        if found:
+            break
+    return found
+
+
+def card_options(model) -> Dict[str, Any]:
+    """The card fields the user set (``license``, ``language``), kept in ``model.info["card"]``."""
+    opts = (getattr(model, "info", {}) or {}).get("card") or {}
+    return {k: v for k, v in opts.items() if v not in (None, "", [])} if isinstance(opts, dict) else {}
+
+
+def _language(model, mods: List[str]) -> Optional[Any]:
+    given = card_options(model).get("language")
+    if given:
+        return given
+    for m in mods:
+        for source in _local_sources(model, m) if m in model.towers else []:
+            lang = language_of(source)
+            if lang:
+                return lang
+    return None
 
 
 def base_models(model) -> Dict[str, str]:
@@ -77,11 +121,6 @@ def _adapter(model, name: str) -> Any:
     return ADAPTERS.lookup(name) if name in ADAPTERS else None
 
 
-def _st_towers(model) -> List[str]:
-    """The towers that are sentence-transformers models (their adapter lists the format)."""
-    return [n for n, t in model.towers.items() if ST in getattr(t.adapter, "export_formats", ())]
-
-
 def _metrics(info: Mapping[str, Any]) -> Dict[str, float]:
     m = info.get("final_metrics") or {}
     return {k: float(v) for k, v in m.items() if k != "step" and isinstance(v, (int, float))}
@@ -93,9 +132,14 @@ def front_matter(model, kind: str = "anycl", modality: Optional[str] = None) -> 
     cfg = info.get("config") or {}
     mods = [modality] if modality else list(model.modalities)
     fm: Dict[str, Any] = {}
-    bases = [b for m in mods for b in [_hub_id(base_models(model).get(m))] if b]
+    bases = list(dict.fromkeys(b for m in mods for b in [hub_base(model, m)] if b))
     if bases:
         fm["base_model"] = bases[0] if len(bases) == 1 else bases
+    if card_options(model).get("license"):
+        fm["license"] = card_options(model)["license"]
+    language = _language(model, mods)
+    if language:
+        fm["language"] = language
     fm["library_name"] = LIBRARY[kind]
     first = _adapter(model, mods[0])
     fm["pipeline_tag"] = getattr(first, "pipeline_tag", "feature-extraction")
@@ -115,23 +159,33 @@ def front_matter(model, kind: str = "anycl", modality: Optional[str] = None) -> 
     metrics = _metrics(info)
     if metrics:
         fm["metrics"] = list(metrics)
-        ds_name = cfg.get("eval_dataset") if isinstance(cfg.get("eval_dataset"), str) else "evaluation data"
+        ds_name = cfg.get("eval_dataset") if isinstance(cfg.get("eval_dataset"), str) else None
         fm["model-index"] = [
             {
                 "name": info.get("name") or "anycl model",
                 "results": [
                     {
                         "task": {"type": fm["pipeline_tag"]},
-                        "dataset": {
-                            "name": os.path.basename(str(ds_name)) or str(ds_name),
-                            "type": _hub_id(ds_name) or "local",
-                        },
+                        "dataset": _dataset_entry(ds_name),
                         "metrics": [{"type": k, "value": round(v, 4)} for k, v in metrics.items()],
                     }
                 ],
             }
         ]
     return fm
+
+
+def _dataset_entry(name: Optional[str]) -> Dict[str, str]:
+    """model-index's ``dataset``: a Hub dataset by its id; local data by its file or folder name (``type`` is
+    that name without its suffix: the Hub takes any identifier there); data given from Python as such."""
+    if name is None:
+        return {"name": "evaluation data given from Python", "type": "in-memory"}
+    hub = _hub_id(name)
+    if hub:
+        return {"name": hub, "type": hub}
+    base = os.path.basename(os.path.normpath(name)) or str(name)
+    stem = base.split(".")[0] or base
+    return {"name": base, "type": re.sub(r"[^\w.-]+", "-", stem).strip("-") or "data"}
 
 
 def _which_evaluation(info: Mapping[str, Any], step: Any) -> str:
@@ -151,7 +205,8 @@ def _results(info: Mapping[str, Any]) -> List[str]:
     before = {k: v for k, v in (info.get("baseline_metrics") or {}).items() if k != "step"}
     step = (info.get("final_metrics") or {}).get("step")
     lines = [
-        f"Measured on the evaluation data (`{(info.get('config') or {}).get('eval_dataset') or 'given in Python'}`)"
+        "Measured on the evaluation data "
+        f"(`{public_path((info.get('config') or {}).get('eval_dataset')) or 'given in Python'}`)"
         + (_which_evaluation(info, step) if step is not None else "")
         + ":",
         "",
@@ -167,79 +222,6 @@ def _results(info: Mapping[str, Any]) -> List[str]:
     else:
         lines += ["| metric | value |", "|---|---|"] + [f"| {k} | {v:.4f} |" for k, v in final.items()]
     return lines + [""]
-
-
-def _unmerged_lora(model, name: Optional[str]) -> bool:
-    """Whether the tower ``name`` is saved with its LoRA adapter apart (anycl.model.lora, ``merge=False``)."""
-    return name in model.towers and getattr(model.towers[name], "lora", None) is not None
-
-
-_ADAPTER_NOTE = (
-    "This folder holds the *base* weights; the trained LoRA adapter is the PEFT adapter folder `lora/` inside "
-    "it. Without `load_adapter` you get the base model's embeddings, not the trained ones."
-)
-
-
-def _load_code(model, folder: str, kind: str, modality: Optional[str], adapter_apart: bool = False) -> List[str]:
-    if kind == "sentence-transformers":
-        lora = adapter_apart and _unmerged_lora(model, modality)
-        return [
-            *([_ADAPTER_NOTE, ""] if lora else []),
-            "```python",
-            "from sentence_transformers import SentenceTransformer",
-            "",
-            f'model = SentenceTransformer("{folder}")',
-            *([f'model.load_adapter("{folder}/lora")'] if lora else []),
-            'emb = model.encode(["a sentence"])',
-            "```",
-            "",
-        ]
-    if kind == "onnx":
-        return [
-            "Run with ONNX Runtime; `anycl_onnx.json` names the inputs (what anycl's adapter collates; for "
-            "text the tokenizer files are in this folder) and says whether the output is L2-normalised:",
-            "",
-            "```python",
-            "import onnxruntime as ort",
-            "",
-            f'session = ort.InferenceSession("{folder}/model.onnx")',
-            "emb = session.run(None, inputs)[0]   # inputs: {name: numpy array}",
-            "```",
-            "",
-        ]
-    out = [
-        "```python",
-        "import anycl",
-        "",
-        f'model = anycl.load("{folder}")',
-        f"emb = model.encode([...])   # (N, D), L2-normalised; modality= picks a tower: {model.modalities}",
-        "```",
-        "",
-    ]
-    for name in _st_towers(model)[:1]:
-        tower = model.towers[name]
-        out += [
-            f"With sentence-transformers (the {name} tower is a sentence-transformers folder):",
-            "",
-            "```python",
-            "from sentence_transformers import SentenceTransformer",
-            "",
-            f'st = SentenceTransformer("{folder}/towers/{name}")',
-            *(
-                [f'st.load_adapter("{folder}/towers/{name}/lora")  # the LoRA adapter, saved unmerged']
-                if _unmerged_lora(model, name)
-                else []
-            ),
-            "```",
-            "",
-        ]
-        if tower.head is not None and tower.encode_with_head:
-            out += [
-                "sentence-transformers loads the encoder without anycl's projection head, so its embeddings "
-                "differ from `model.encode`.",
-                "",
-            ]
-    return out
 
 
 def model_card(
@@ -269,8 +251,8 @@ def model_card(
     trained = []
     for m in [modality] if modality else model.modalities:
         if bases.get(m):
-            trained.append(f"**Base model ({m}):** `{bases[m]}`")
-    dataset = cfg.get("dataset") or ("an in-memory dataset given from Python" if cfg else None)
+            trained.append(f"**Base model ({m}):** `{hub_base(model, m) or public_path(bases[m])}`")
+    dataset = public_path(cfg.get("dataset")) or ("an in-memory dataset given from Python" if cfg else None)
     if dataset:
         trained.append(f"**Data:** `{dataset}`" + (f" ({info['train_rows']} rows)" if info.get("train_rows") else ""))
     if info.get("loss"):
@@ -289,18 +271,18 @@ def model_card(
         ["", "## Results", ""]
         + _results(info)
         + ["## Load it", ""]
-        + _load_code(model, folder, kind, modality, adapter_apart)
+        + load_code(model, public_path(folder), kind, modality, adapter_apart)
     )
     if cfg:
         cmd = info.get("command")
         out += ["## Training command and config", ""]
         if cmd:
-            out += ["```bash", cmd, "```", ""]
+            out += ["```bash", public_text(cmd), "```", ""]
         out += [
             "Repeat the run with `anycl fit --config config.yaml --output-dir <new folder>`, with this config:",
             "",
             "```yaml",
-            config_file_text(cfg).rstrip(),
+            config_file_text(public_config(cfg)).rstrip(),
             "```",
             "",
         ]
@@ -320,17 +302,19 @@ def write_card(
     (Path(directory) / CARD_FILE).write_text(text)
 
 
-def write_model_files(model, directory: str, folder: Optional[str] = None) -> None:
+def write_model_files(model, directory: str, folder: Optional[str] = None, public: bool = False) -> None:
     """Write README.md and config.yaml (when the model has a run config) into a saved anycl folder, and a
     card into each sentence-transformers tower folder (``towers/<name>``) in place of the upstream one.
 
-    ``folder`` is the path users will load from, shown in the cards (default: ``directory``).
+    ``folder`` is the path users will load from, shown in the cards (default: ``directory``); cards never show
+    an absolute path (:mod:`anycl.export.card_sources`). ``public``: config.yaml too shows its paths so (a
+    folder for the Hub); by default it keeps them as given, so that ``anycl fit --config`` reruns the run.
     """
     d = Path(directory)
-    folder = folder or str(directory)
+    folder = public_path(folder or str(directory))  # the towers' cards name their folder below this one
     cfg = (getattr(model, "info", {}) or {}).get("config")
     if cfg:
-        (d / RUN_CONFIG_FILE).write_text(config_file_text(cfg))
+        (d / RUN_CONFIG_FILE).write_text(config_file_text(public_config(cfg) if public else cfg))
     write_card(model, str(d), "anycl", folder=folder)
     for name, tower in model.towers.items():
         sub = d / "towers" / name

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import warnings
 from pathlib import Path
@@ -167,7 +168,11 @@ def export_onnx(
     else:
         keyed = list(names)
     axes = dict(getattr(adapter, "onnx_dynamic_axes", {0: "batch"}))
-    dynamic = {n: dict(axes) for n in names}
+    per_input = getattr(adapter, "onnx_input_axes", None)  # an adapter whose inputs differ in shape says each's
+    dynamic = {
+        n: dict((per_input(n, feats.get(n) if isinstance(feats, dict) else None) if per_input else None) or axes)
+        for n in names
+    }
     dynamic[OUTPUT] = {0: "batch"}
     wrapper = _ExportedTower(tower, keyed, tower.encode_with_head, normalize).eval()
     was_training = model.training
@@ -206,8 +211,12 @@ def export_onnx(
     }
     st = getattr(tower.encoder, "st", None)
     if st is not None:
-        st.tokenizer.save_pretrained(str(out_dir))
-        meta["max_seq_length"] = int(st.max_seq_length)
+        if hasattr(st.tokenizer, "save_pretrained"):  # a transformers tokenizer: its files
+            st.tokenizer.save_pretrained(str(out_dir))
+        else:  # a `tokenizers.Tokenizer` (StaticEmbedding): its one file; inputs are input_ids + offsets
+            st.tokenizer.save(str(out_dir / "tokenizer.json"))
+        limit = float(st.max_seq_length or 0)
+        meta["max_seq_length"] = int(limit) if math.isfinite(limit) else None
     extractor = getattr(tower.encoder, "extractor", None)  # a pretrained audio encoder's feature extractor
     if extractor is not None and hasattr(extractor, "save_pretrained"):
         extractor.save_pretrained(str(out_dir))

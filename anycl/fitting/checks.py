@@ -62,10 +62,12 @@ def prepare_output_dir(output_dir: Union[str, os.PathLike, None], overwrite: boo
         )
 
 
-def training_args(cfg: FitConfig, fit_defaults: Mapping[str, Any]) -> TrainingArgs:
-    """The training loop's arguments: the config's resolved values, checked."""
+def training_args(cfg: FitConfig, fit_defaults: Mapping[str, Any], step_budget: Optional[int] = None) -> TrainingArgs:
+    """The training loop's arguments: the config's resolved values, checked; ``step_budget``: the run's epochs
+    come from the data (:func:`anycl.fitting.recipe.step_budget`)."""
     args = TrainingArgs(
         **cfg.training_values(fit_defaults),
+        step_budget=step_budget,
         output_dir=cfg.output_dir,
         log_with=cfg.log_with,
         progress=bool(cfg.progress),

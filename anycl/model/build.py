@@ -62,6 +62,10 @@ def build_towers(
         adapter = get_adapter(m, **(per_modality(adapter_options, m, modalities) or {}))
         enc = per_modality(encoder, m, modalities) if isinstance(encoder, Mapping) else encoder
         chosen = model_for(model, m, modalities, adapter)
+        if isinstance(chosen, nn.Module):  # model=<a loaded model object>: the tower's encoder, as encoder= would be
+            if enc is not None:
+                raise ConfigError(f"both model= and encoder= give the {m} tower's encoder; pass one of them")
+            enc, chosen = chosen, None
         _check_model_used(m, chosen, enc, adapter)
         if enc is None:
             opts = dict(per_modality(encoder_options, m, modalities) or {})
@@ -70,6 +74,8 @@ def build_towers(
             enc = adapter.default_encoder(**opts)
         elif not isinstance(enc, nn.Module):
             raise ConfigError(f"encoder for {m!r} must be an nn.Module, got {type(enc).__name__}")
+        else:
+            enc = adapter.adopt_encoder(enc)
         h = head
         if h == "default":
             h = adapter.fit_defaults.get("head") if len(modalities) == 1 else 256

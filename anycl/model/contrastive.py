@@ -12,13 +12,16 @@ prompts, similarity, widths and ``max_seq_length`` (sentence-transformers' names
 
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union, cast
 
 import torch
 from torch import nn
 
 from anycl.errors import ConfigError
+from anycl.export import hub
 from anycl.export import registry as exports
+from anycl.export.card_sources import is_hub_id
 
 from .build import build_towers, per_modality  # noqa: F401  (per_modality: importable from here, as before)
 from .embed import embed_with_tower
@@ -208,8 +211,21 @@ class ContrastiveModel(SentenceTransformerNames, nn.Module):
             "similarity_fn_name": self.similarity_fn_name,
         }
 
-    def save(self, path: str, overwrite: bool = False) -> str:
+    def push_to_hub(self, repo_id: str, **options: Any) -> str:
+        """Upload the model to the Hugging Face Hub repository ``repo_id`` and return the commit's URL. Options
+        (all by name): ``format`` (``"anycl"``, the default, or an export such as ``"sentence-transformers"``),
+        ``private``, ``token``, ``exist_ok`` (default True), ``commit_message``, ``revision``, ``create_pr``,
+        ``license``, ``language``, and the export's own (``modality=``). See :mod:`anycl.export.hub`; load it back
+        with ``anycl.load(repo_id)``."""
+        return hub.push_to_hub(self, repo_id, **options)
+
+    def save(
+        self, path: str, overwrite: bool = False, *, license: Optional[str] = None, language: Optional[Any] = None
+    ) -> str:
         """Write the model to folder ``path``: JSON config + safetensors weights, nothing pickled.
+
+        ``license`` and ``language`` (a code or a list) go into the model card's front matter and stay with the
+        model (``model.info["card"]``) for later saves and pushes.
 
         Refuses an existing ``path`` unless ``overwrite=True``; even then it refuses a non-empty folder
         that anycl did not write (one without its ``anycl_manifest.json``). Overwriting replaces only
@@ -218,17 +234,21 @@ class ContrastiveModel(SentenceTransformerNames, nn.Module):
         disk, a kill) never leaves a half-written model where a good one was. Files and folders get the
         process umask (0644/0755 by default), so another account can load the model.
         """
+        hub.set_card_fields(self, license, language)
         return save_model(self, path, overwrite)
 
 
 def load(
     path: str, encoders: Optional[Mapping[str, nn.Module]] = None, device: Optional[str] = None
 ) -> ContrastiveModel:
-    """Load a model written by :meth:`ContrastiveModel.save`.
+    """Load a model written by :meth:`ContrastiveModel.save`, from its folder or from a Hub repository it was
+    pushed to (``"org/name"``, when no local folder has that name; read from the local cache when offline).
 
     ``encoders`` supplies user-defined encoder modules (by modality) whose architecture anycl could not
     write as JSON; their weights are still read from the folder.
     """
+    if isinstance(path, str) and not os.path.exists(os.path.expanduser(path)) and is_hub_id(path):
+        path = hub.download(path)
     towers, config = read_model(path, encoders)
     model = ContrastiveModel(towers, config["sides"], config.get("info"))
     model.prompts = config.get("prompts") or {}

@@ -12,6 +12,7 @@ by another process overlapped the load, so a load returns one complete model.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -46,6 +47,8 @@ from .folder_read import (  # noqa: F401  (the format's names: importable from h
 )
 from .lora import load_tower_adapter, save_tower
 from .tower import Tower, build_head
+
+log = logging.getLogger("anycl")
 
 # what anycl wrote into a model folder before it kept a manifest
 _LEGACY_ENTRIES = {CONFIG_FILE, HEADS_FILE, "towers", "README.md", "config.yaml"}
@@ -219,8 +222,14 @@ def _read_once(
                 root=folder,
             )
         if encoders and name in encoders:
-            encoder = encoders[name]
+            encoder = adapter.adopt_encoder(encoders[name])
             weights = Path(sub) / "encoder.safetensors"
+            if not weights.exists() and (tcfg.get("encoder") or {}).get("kind") == "sentence_transformers":
+                # a sentence-transformers tower with modules anycl does not load itself (a custom class): the
+                # user built it from towers/<name>, vouching for its code, and it is used as given
+                log.info("the %s tower: using the module given in encoders= as it is (loaded from %s)", name, sub)
+                towers[name] = Tower(adapter, encoder, head, tcfg.get("encode_with_head", False))
+                continue
             try:
                 load_weights(encoder, read_safetensors(weights, root=folder), weights)
             except StateFileError as exc:

@@ -60,10 +60,12 @@ class FitFields:
     model: Union[str, Mapping[str, str], None] = _opt(
         None,
         "a pretrained model's Hub name or folder: text, a sentence-transformers model (default: packaged "
-        "all-MiniLM-L6-v2); audio, a transformers wav2vec2 / HuBERT / WavLM / AST / Whisper / CLAP model "
-        "(default: anycl's own CNN, trained from scratch)",
+        "all-MiniLM-L6-v2; from Python also a SentenceTransformer object, trained in place); audio, a "
+        "transformers wav2vec2 / HuBERT / WavLM / AST / Whisper / CLAP model "
+        "(default: anycl's own CNN, trained from scratch); image, torchvision/<arch>, timm/<name> or a transformers "
+        "ViT / DINOv2 / CLIP model, with its pretrained weights (encoder_options pretrained: false for none)",
         "NAME|PATH",
-        "sentence-transformers/all-MiniLM-L6-v2 (packaged, offline) for text; none for audio",
+        "sentence-transformers/all-MiniLM-L6-v2 (packaged, offline) for text; none for audio and images",
     )
     encoder: Union[nn.Module, Mapping[str, nn.Module], None] = _opt(
         None, "an nn.Module, or {modality: nn.Module}, used instead of the modality's default encoder", shell=False
@@ -110,13 +112,19 @@ class FitFields:
         None,
         "pairs per process per step",
         "N",
-        PER_MODALITY.format(t=32, i=256, a="64 (32 from a pretrained model=)")
+        PER_MODALITY.format(t=32, i="256 (64 from a named backbone model=)", a="64 (32 from a pretrained model=)")
         + "; larger than the data: the data's size",
     )
-    epochs: Optional[int] = _opt(None, "passes over the data", "N", "1")
+    epochs: Optional[int] = _opt(
+        None,
+        "passes over the data; default: 1 for given pairs, and for data without pairs (self-supervised: "
+        "augmented views) enough for 1000 optimiser steps, at most 100 (anycl.fitting.recipe)",
+        "N",
+        "1 for pairs; self-supervised: ceil(1000 / steps per epoch), at most 100",
+    )
     max_steps: Optional[int] = _opt(
         None,
-        "stop after this many optimiser steps (needed for streamed data of unknown length)",
+        "stop after this many optimiser steps (needed for streamed data of unknown length); wins over epochs",
         "N",
         "none (epochs decide)",
     )
@@ -124,7 +132,9 @@ class FitFields:
         None,
         "peak learning rate",
         "LR",
-        PER_MODALITY.format(t="2e-5", i="1e-3", a="1e-3 (5e-5 from a pretrained model=)"),
+        PER_MODALITY.format(
+            t="2e-5", i="1e-3 (1e-4 from a named backbone model=)", a="1e-3 (5e-5 from a pretrained model=)"
+        ),
     )
     weight_decay: float = _opt(0.01, "AdamW weight decay", "W")
     warmup_ratio: float = _opt(0.1, "fraction of steps for linear warm-up before the decay", "R")

@@ -12,7 +12,9 @@ from its keyword arguments; the command line from its flags and config file; the
 Several defaults depend on the modality (the anchor adapter's ``fit_defaults``: text batch 32, lr 2e-5 and a
 constant learning rate after warm-up, image 256 and 1e-3, audio 64 and 1e-3, both with cosine decay); those
 fields default to ``None`` (or ``"default"`` for ``head``) and
-:meth:`FitConfig.training_values` fills them in. The config remembers which options were given, because a
+:meth:`FitConfig.training_values` fills them in. ``epochs`` left unset is 1, except for data without pairs
+(self-supervised) given no ``max_steps`` either: ``fit`` then takes enough epochs for 1000 optimiser steps, at
+most 100 (:mod:`anycl.fitting.recipe`). The config remembers which options were given, because a
 run's record lists what it was given plus what it resolved, not every default.
 """
 

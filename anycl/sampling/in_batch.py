@@ -108,6 +108,10 @@ class InBatchSampler(Sampler):
         seed: base seed of the shuffle.
         min_batch_size: batches smaller than this (a short last batch) are dropped; in-batch
             negatives need at least 2.
+        drop_last: keep only full batches (of the batch size asked for) when the epoch has at least one, so
+            every step scores as many negatives and the loss curve has no sawtooth at each epoch's short last
+            batch; data smaller than one batch still trains as one batch. ``fit`` turns it on for
+            self-supervised data (one column: the positives are augmented views); off by default.
         shuffle_buffer: for streamed data, rows are shuffled within a buffer of this many rows, seeded by
             ``seed``, the epoch and the process (each shuffles its own share of the stream).
         group_by_length: when set to W, the shuffled rows are cut into windows of W batches, each
@@ -124,6 +128,7 @@ class InBatchSampler(Sampler):
         min_batch_size: int = 2,
         shuffle_buffer: int = 1000,
         group_by_length: Optional[int] = None,
+        drop_last: bool = False,
     ):
         if group_by_length is not None and (not isinstance(group_by_length, int) or group_by_length < 1):
             raise ConfigError(
@@ -139,6 +144,9 @@ class InBatchSampler(Sampler):
         self.seed = seed
         self.min_batch_size = min_batch_size
         self.shuffle_buffer = shuffle_buffer
+        if not isinstance(drop_last, bool):
+            raise ConfigError(f"drop_last must be True or False, got {drop_last!r}")
+        self.drop_last = drop_last
         self.key_fns: Dict[str, Callable[[Any], Any]] = {}
         self.length_fns: Dict[str, Callable[[List[Any]], List[int]]] = {}
         self._lengths: Optional[List[int]] = None
@@ -194,6 +202,8 @@ class InBatchSampler(Sampler):
         else:
             batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         kept = [b for b in batches if len(b) >= self.min_batch_size]
+        if self.drop_last and any(len(b) == batch_size for b in kept):  # only full batches
+            kept = [b for b in kept if len(b) == batch_size]
         if self.group_by_length and self.shuffle:
             random.Random(self.seed * 1_000_003 + epoch + 1).shuffle(kept)
         self.stats["dropped"] = sum(len(b) for b in batches) - sum(len(b) for b in kept)
@@ -256,8 +266,10 @@ class InBatchSampler(Sampler):
             return tuple(self.key_fns[c](row[c]) for c in rows.item_columns if c in self.key_fns)
 
         self.stats = {}
+        full_seen = False
         for batch in group_distinct(numbered(), key_of, batch_size, self.stats):
-            if len(batch) >= self.min_batch_size:
+            full_seen = full_seen or len(batch) == batch_size
+            if len(batch) >= self.min_batch_size and not (self.drop_last and full_seen and len(batch) < batch_size):
                 yield [store[i] for i in batch]
             for i in batch:
                 store.pop(i, None)

@@ -14,6 +14,10 @@ class TrainingArgs:
     batch_size: int = 32
     epochs: int = 1
     max_steps: Optional[int] = None
+    # with it set and no max_steps: the epochs come from the data (anycl.training.epochs.budget_epochs), enough
+    # for this many optimiser steps, at most MAX_BUDGET_EPOCHS; fit sets it for self-supervised runs given
+    # neither epochs nor max_steps (anycl.training.epochs.DEFAULT_STEP_BUDGET)
+    step_budget: Optional[int] = None
     lr: float = 2e-5
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
@@ -38,3 +42,6 @@ class TrainingArgs:
     resume_from: Any = None  # "latest" or a checkpoint folder
     keep_checkpoints: Optional[int] = 2
     run_identity: Optional[Dict[str, Any]] = None  # written into each checkpoint; fit checks it on resume
+    # what fit resolved for the run (encoder, window or crop, views, augmentations): logged in one line with the
+    # batch size, epochs and optimiser steps when training starts (anycl.training.epochs.recipe_line)
+    resolved_recipe: Optional[Dict[str, Any]] = None

@@ -1,16 +1,20 @@
 """A run's length and an epoch's batches.
 
 :func:`run_length`: the optimiser steps and epochs a run takes (from the sampler's plan of the first epoch,
-``max_steps``, gradient accumulation; a stream has no length). :func:`epoch_batches`: one process's batches of
-an epoch: a planned epoch through :class:`~anycl.data.batching.BatchStream` and a ``DataLoader``, a streamed
-one in lockstep with the other processes (:mod:`anycl.training.stream_steps`).
+``max_steps``, gradient accumulation; a stream has no length), with a warning when they are few
+(:func:`warn_short_run`). A run with a step budget (``TrainingArgs.step_budget``, which ``fit`` sets for
+self-supervised data given neither ``epochs`` nor ``max_steps``) takes its epochs from the data
+(:func:`budget_epochs`). :func:`recipe_line`: the one line that states a run's resolved recipe.
+:func:`epoch_batches`: one process's batches of an epoch: a planned epoch through
+:class:`~anycl.data.batching.BatchStream` and a ``DataLoader``, a streamed one in lockstep with the other
+processes (:mod:`anycl.training.stream_steps`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Iterable, Optional, Tuple
+from typing import Any, Iterable, Mapping, Optional, Tuple
 
 import torch
 
@@ -23,6 +27,51 @@ from .contracts import TrainingSampler
 from .stream_steps import streamed_epoch
 
 log = logging.getLogger("anycl")
+
+# a self-supervised run given neither epochs nor max_steps: enough epochs for this many optimiser steps ...
+DEFAULT_STEP_BUDGET = 1000
+# ... but no more epochs than this (a folder of a few hundred items is not passed over a thousand times)
+MAX_BUDGET_EPOCHS = 100
+# a run whose epochs its step budget chose, with an evaluation and no eval_every, evaluates about this many times
+BUDGET_EVALUATIONS = 10
+# a run of fewer optimiser steps than this (its length decided by epochs, not max_steps) is warned about
+SHORT_RUN_STEPS = 100
+
+
+def budget_epochs(steps_per_epoch: int, budget: int) -> int:
+    """The epochs of a run with a step budget: enough for ``budget`` optimiser steps (``ceil(budget /
+    steps_per_epoch)``), at least 1 and at most :data:`MAX_BUDGET_EPOCHS`."""
+    return max(1, min(MAX_BUDGET_EPOCHS, math.ceil(budget / max(1, steps_per_epoch))))
+
+
+def budget_eval_epochs(epochs: int) -> int:
+    """Without ``eval_every``, a run whose epochs its budget chose evaluates after every this many epochs (and after
+    the last): about :data:`BUDGET_EVALUATIONS` evaluations rather than one per epoch of a small data set."""
+    return max(1, math.ceil(epochs / BUDGET_EVALUATIONS))
+
+
+def budget_applies(rows: Rows, args: TrainingArgs) -> bool:
+    """Whether the run's epochs come from its step budget: one is set, no max_steps, data with a length."""
+    return bool(args.step_budget) and not args.max_steps and not rows.streaming
+
+
+def warn_short_run(total: int, epochs: int, steps_per_epoch: int) -> None:
+    """Warn when a run decided by its epochs takes fewer than :data:`SHORT_RUN_STEPS` optimiser steps, naming the
+    numbers and the epochs (or max_steps) that would reach that many."""
+    if total >= SHORT_RUN_STEPS:
+        return
+    log.warning(
+        "this run takes %d optimiser step%s (%d epoch%s of %d), fewer than the %d a contrastive model needs to "
+        "learn much; lengthen it with epochs=%d or max_steps=%d",
+        total,
+        "" if total == 1 else "s",
+        epochs,
+        "" if epochs == 1 else "s",
+        steps_per_epoch,
+        SHORT_RUN_STEPS,
+        math.ceil(SHORT_RUN_STEPS / max(1, steps_per_epoch)),
+        SHORT_RUN_STEPS,
+    )
 
 
 def run_length(rows: Rows, sampler: TrainingSampler, args: TrainingArgs, processes: int) -> Tuple[Optional[int], int]:
@@ -48,7 +97,31 @@ def run_length(rows: Rows, sampler: TrainingSampler, args: TrainingArgs, process
     steps_per_epoch = math.ceil(len(first_plan) / args.gradient_accumulation_steps)
     if args.max_steps:
         return args.max_steps, math.ceil(args.max_steps / max(1, steps_per_epoch))
-    return steps_per_epoch * args.epochs, args.epochs
+    epochs = budget_epochs(steps_per_epoch, int(args.step_budget or 0)) if budget_applies(rows, args) else args.epochs
+    total = steps_per_epoch * epochs
+    warn_short_run(total, epochs, steps_per_epoch)
+    return total, epochs
+
+
+def recipe_line(recipe: Optional[Mapping[str, Any]], args: TrainingArgs, total: Optional[int], epochs: int) -> str:
+    """The run's resolved recipe in one line: what ``fit`` resolved (``recipe``: encoder, window or crop, views,
+    augmentations, in order), then the batch size, the epochs and the optimiser steps, and where they came from."""
+    parts = [f"{k} {v}" for k, v in (recipe or {}).items()]
+    parts.append(f"batch size {args.batch_size}")
+    if total is None:  # a stream without max_steps
+        parts.append(f"{args.epochs} pass{'' if args.epochs == 1 else 'es'} over the stream")
+    elif args.max_steps:
+        parts.append(f"{total} optimiser steps (max_steps)")
+    else:
+        parts.append(f"{epochs} epoch{'' if epochs == 1 else 's'}")
+        how = (
+            f" (default for self-supervised data: epochs for {args.step_budget} steps, at most {MAX_BUDGET_EPOCHS}; "
+            "set epochs= or max_steps=)"
+            if args.step_budget
+            else ""
+        )
+        parts.append(f"{total} optimiser steps{how}")
+    return ", ".join(parts)
 
 
 def epoch_batches(

@@ -29,7 +29,7 @@ from .accelerator import LR_SCHEDULES, make_accelerator, tracker_config, warmup_
 from .args import TrainingArgs
 from .checkpoint import Checkpointer, TrainingState, checkpoint_root, resolve_resume
 from .contracts import Callback, TrainingSampler, as_callback
-from .epochs import epoch_batches, run_length
+from .epochs import budget_applies, budget_eval_epochs, epoch_batches, recipe_line, run_length
 from .gradcache import gradcache_step, make_gradcache
 from .optimizer import make_optimizer
 from .step import TrainingModule, check_finite
@@ -68,6 +68,7 @@ class _Run:
     gradcache: Any  # anycl.training.gradcache's state, or None
     total: Optional[int]  # optimiser steps to run (None: an endless stream)
     log_every: int  # a logged step every this many
+    eval_epochs: int = 1  # without eval_every: an evaluation after every this many epochs, and after the last
     bar: Any = None  # the steps' progress bar
     meter: _Meter = field(default_factory=_Meter)
 
@@ -330,7 +331,8 @@ class Trainer:
 
     def _run_epochs(self, run: _Run, epochs: int, start: Tuple[int, int, bool]) -> None:
         """The epochs from ``start`` (epoch, batches to skip, resumed?): each refreshes the sampler (not the
-        resumed one: its sampler restored what refresh computed), trains, and evaluates without eval_every."""
+        resumed one: its sampler restored what refresh computed), trains, and evaluates without eval_every (every
+        ``run.eval_epochs`` epochs and after the last)."""
         from tqdm.auto import tqdm  # lazy: only when a bar is drawn
 
         acc, (start_epoch, skip, resumed) = run.acc, start
@@ -347,7 +349,8 @@ class Trainer:
             if not (resumed and first):
                 self.sampler.refresh(acc.unwrap_model(self.module).model, self.rows, self.global_step)
             done = self._run_epoch(run, epoch, skip if first else 0)
-            if self.evaluator is not None and not self.args.eval_every and not self.should_stop:
+            due = (epoch + 1) % run.eval_epochs == 0 or epoch + 1 == epochs or done
+            if self.evaluator is not None and not self.args.eval_every and not self.should_stop and due:
                 self.evaluate()
             if done or self.should_stop:
                 break
@@ -374,6 +377,12 @@ class Trainer:
         acc = self._start()
         module, params, optimizer = self._training_module(acc)
         total, epochs = run_length(self.rows, self.sampler, self.args, acc.num_processes)
+        eval_epochs = 1
+        if budget_applies(self.rows, self.args):
+            self.args.epochs = epochs  # the epochs the budget chose: what the run's record (config.yaml) repeats
+            eval_epochs = budget_eval_epochs(epochs)  # about 10 evaluations, not one per (small) epoch
+        if acc.is_main_process:
+            log.info("training: %s", recipe_line(self.args.resolved_recipe, self.args, total, epochs))
         self._prepare(acc, module, optimizer, total)
         gradcache = make_gradcache(self.args.gradcache_mini_batch, acc)
         start = self._setup_checkpoints(acc)  # anycl.training.checkpoint
@@ -382,7 +391,7 @@ class Trainer:
         if self.evaluator is not None and not start[2] and self.global_step == 0:
             self.evaluate()  # the baseline: the report and the model card show where training started
         log_every = self.args.log_every or 1  # _prepare set it
-        self._run_epochs(_Run(acc, params, gradcache, total, log_every), epochs, start)
+        self._run_epochs(_Run(acc, params, gradcache, total, log_every, eval_epochs), epochs, start)
         self._finish(acc)
         self.train_seconds = time.perf_counter() - started  # the whole call: refreshes, steps, evaluations
         return self.model
