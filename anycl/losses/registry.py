@@ -20,6 +20,8 @@ from torch import nn
 
 from anycl.registry import Registry
 
+from . import st_names
+
 # the base class and helpers live in .base; imported here too, so ``from .registry import X`` keeps working
 from .base import (  # noqa: F401
     MASK_VALUE,
@@ -61,14 +63,19 @@ def register(name: str, *aliases: str, override: bool = False):
 def get(name, **kwargs) -> nn.Module:
     """Build a registered loss: ``get("infonce", temperature=0.05)``.
 
-    ``name`` may also be an ``nn.Module`` (returned as it is) or a function of embeddings (wrapped).
+    ``name`` may also be an ``nn.Module`` (returned as it is) or a function of embeddings (wrapped), or the
+    class name of a sentence-transformers loss (:mod:`anycl.losses.st_names`: the anycl loss it is, or a
+    ConfigError saying what to use instead).
     """
     if isinstance(name, nn.Module):
+        st_names.refuse_st_module(name)
         if kwargs:
             raise TypeError("loss options can only be given with a loss name, not with a loss module")
         return name
     if callable(name) and not isinstance(name, str):
         return FunctionLoss(name, **kwargs)
+    if isinstance(name, str) and name not in LOSSES and st_names.st_loss_name(name) is not None:
+        name, kwargs = st_names.resolve(name, kwargs)
     factory = LOSSES.lookup(name)
     target = factory.func if isinstance(factory, functools.partial) else factory
     params = inspect.signature(target).parameters
