@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from typing import Any, Dict, Mapping, Tuple
 
 from torch import nn
 
@@ -74,8 +75,8 @@ def get(name, **kwargs) -> nn.Module:
         return name
     if callable(name) and not isinstance(name, str):
         return FunctionLoss(name, **kwargs)
-    if isinstance(name, str) and name not in LOSSES and st_names.st_loss_name(name) is not None:
-        name, kwargs = st_names.resolve(name, kwargs)
+    if isinstance(name, str):
+        name, kwargs = resolve_name(name, kwargs)
     factory = LOSSES.lookup(name)
     target = factory.func if isinstance(factory, functools.partial) else factory
     params = inspect.signature(target).parameters
@@ -85,6 +86,14 @@ def get(name, **kwargs) -> nn.Module:
         valid = [p for p in params if p not in ("self", "anchor", "positive", "negative", "labels")]
         raise TypeError(f"loss {name!r} has no option(s) {unknown}; its options are {valid}")
     return factory(**kwargs)
+
+
+def resolve_name(name: str, options: Mapping[str, Any]) -> Tuple[str, Dict[str, Any]]:
+    """``(name, options)`` as anycl's: a sentence-transformers loss class name becomes the anycl loss it is, with
+    its options translated (:mod:`anycl.losses.st_names`; a refused one is a ConfigError); others are unchanged."""
+    if name not in LOSSES and st_names.st_loss_name(name) is not None:
+        return st_names.resolve(name, options)
+    return name, dict(options)
 
 
 def names():

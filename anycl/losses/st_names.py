@@ -70,7 +70,7 @@ ST_LOSSES: Dict[str, STLoss] = {
     ),
     "GISTEmbedLoss": STLoss(
         None,
-        refusal=f"use loss='infonce' (its temperature=0.01 is sentence-transformers' default) with {_GUIDE}",
+        refusal=f"use loss='infonce', temperature=0.01 (GISTEmbedLoss's default) with {_GUIDE}",
     ),
     "CachedGISTEmbedLoss": STLoss(
         None, refusal=f"use loss='infonce' with {_GUIDE} and gradcache_mini_batch=32 (GradCache)"
@@ -166,3 +166,16 @@ def refuse_st_module(loss: Any) -> None:
         f"loss: a sentence-transformers loss object ({cls.__name__}) runs its own model, while anycl's loss "
         f"scores the embeddings of the model being trained; {instead}"
     )
+
+
+def loss_table() -> str:
+    """docs/losses.md's table of sentence-transformers' losses (Markdown), row by row from :data:`ST_LOSSES`."""
+    rows = ["| sentence-transformers | anycl | |", "|---|---|---|"]
+    for name, entry in ST_LOSSES.items():
+        if entry.anycl is None:
+            rows.append(f"| `{name}` | refused | {entry.refusal} |")
+            continue
+        options = ", ".join(f"{k}={v!r}" for k, v in entry.options.items())
+        renames = ", ".join(f"`{k}` → `{t}`" + (" (1 / scale)" if f else "") for k, (t, f) in entry.renames.items())
+        rows.append(f"| `{name}` | `{entry.anycl}`{f' ({options})' if options else ''} | {renames} |")
+    return "\n".join(rows)
