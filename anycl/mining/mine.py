@@ -282,9 +282,9 @@ def mine_hard_negatives(
         ``(rows, stats)``: rows as dicts ``{"anchor", "positive", "negative_1", …}`` in input order
         (minus dropped rows), and a :class:`MiningStats`.
     """
-    if st_call.is_st_call(model, rows_or_pairs, option_values):
+    if st_call.is_st_call(model, rows_or_pairs, option_values):  # it calls this function back in anycl's order
         return st_call.mine_as_st(
-            mine_pairs,
+            mine_hard_negatives,
             model,
             rows_or_pairs,
             *args,
@@ -298,23 +298,6 @@ def mine_hard_negatives(
     if len(args) > 1 or (args and corpus is not None):
         raise TypeError("mine_hard_negatives(model, data, corpus=None, *, ...): give the options by name")
     corpus = args[0] if args else corpus
-    return mine_pairs(
-        model, rows_or_pairs, corpus, options=options, columns=columns, verbose=verbose, guide=guide, **option_values
-    )
-
-
-def mine_pairs(
-    model,
-    rows_or_pairs,
-    corpus: Optional[Sequence[Any]] = None,
-    *,
-    options: Optional[MiningOptions] = None,
-    columns: Optional[Dict[str, str]] = None,
-    verbose: bool = True,
-    guide=None,
-    **option_values: Any,
-) -> Tuple[List[dict], MiningStats]:
-    """:func:`mine_hard_negatives` in anycl's order, ``(model, data, corpus=None, *, ...)``: ``(rows, stats)``."""
     opts = MiningOptions.resolve(options, **option_values)
     if isinstance(rows_or_pairs, (list, tuple)) and rows_or_pairs and isinstance(rows_or_pairs[0], (list, tuple)):
         rows_or_pairs = [{"anchor": r[0], "positive": r[1] if len(r) > 1 else None} for r in rows_or_pairs]
