@@ -157,3 +157,15 @@ def test_fit_with_trainer_names_and_a_sentence_transformers_loss(tiny_text_encod
     cfg = model.info["config"]
     assert cfg["batch_size"] == 4 and cfg["lr"] == 1e-4
     assert cfg["loss"] == "infonce" and cfg["loss_options"]["temperature"] == pytest.approx(1 / 25)  # anycl's
+
+
+def test_the_command_line_takes_trainer_names(tmp_path, capsys):
+    from anycl import cli
+
+    data = tmp_path / "pairs.csv"
+    data.write_text("anchor,positive\na,b\nc,d\n")
+    argv = ["fit", str(data), "--modality", "text", "-q"]
+    assert cli.main([*argv, "--warmup-steps", "10"]) == 2
+    assert "give warmup_ratio" in capsys.readouterr().err
+    assert cli.main([*argv, "--learning-rate", "1e-4", "--lr", "1e-5"]) == 2
+    assert "'learning_rate' and 'lr' both give fit's option 'lr'" in capsys.readouterr().err
