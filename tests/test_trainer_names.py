@@ -23,6 +23,7 @@ def given(**kw):
 
 ALIASES = [
     ({"num_train_epochs": 3}, {"epochs": 3}),
+    ({"evaluator": "dev.csv"}, {"eval_dataset": "dev.csv"}),
     ({"num_train_epochs": 2.0}, {"epochs": 2}),
     ({"per_device_train_batch_size": 64}, {"batch_size": 64}),
     ({"learning_rate": 3e-5}, {"lr": 3e-5}),
