@@ -60,6 +60,12 @@ class Adapter:
             decodes; text: the file's text).
         recipe(): what ``fit``'s one-line recipe says of this modality's training views ({"window": "1 s",
             "augment": "..."}; default: nothing).
+        scan(item): a cheap check before training that ``load`` can read an item (image: the file's header and
+            checksums, :func:`anycl.adapters.image_io.scan`); by default none, and ``load`` finds a bad item.
+        data_options(items, options): adapter options chosen from a sample of the data when the user gave none
+            (image: ``preset="small"`` for images of 64 px or less); by default none.
+        estimates_memory: ``fit`` estimates a step's memory from one item's activations (its
+            ``example_views()``) before training (:mod:`anycl.fitting.memory`).
     """
 
     modality: str = "base"
@@ -76,6 +82,7 @@ class Adapter:
     pipeline_tag: str = "feature-extraction"
     onnx_input_name: str = "input"
     onnx_dynamic_axes: Dict[int, str] = {0: "batch"}
+    estimates_memory: bool = False
 
     def __init__(self, **options):
         self.options = dict(options)
@@ -110,6 +117,17 @@ class Adapter:
         """The item one file of a folder data set (``file_extensions``) gives: its path, which ``load``
         decodes (the text adapter reads the file's text instead)."""
         return path
+
+    def scan(self, item: Any) -> None:
+        """A cheap check, before training, that :meth:`load` can read ``item``: a DataError naming it where it
+        cannot. The default checks nothing (``load`` finds a bad item when it reads it). ``fit`` calls it on the
+        columns whose items are paths, bytes or dicts (what a file gives); items already in memory are not scanned."""
+
+    @classmethod
+    def data_options(cls, items: List[Any], options: Dict[str, Any]) -> Dict[str, Any]:
+        """Adapter options to add, chosen from ``items`` (a small sample of the training items of this modality)
+        given the ``options`` the user gave; each choice is said in the log. The default chooses none."""
+        return {}
 
     def load(self, item: Any) -> Any:
         """Decode one raw item into what ``augment`` and ``collate`` take (runs on CPU, per item)."""

@@ -47,6 +47,7 @@ from anycl.errors import ConfigError, DataError, unknown_options
 from .base import Adapter, item_key
 from .image_augment import (
     FIELDS,
+    PRESETS,
     apply_seeded,
     config_dict,
     describe_augment,
@@ -57,7 +58,7 @@ from .image_augment import (
 from .image_batched import photometric
 from .image_cnn import small_cnn
 from .image_encoders import resnet, wrap_encoder
-from .image_io import IMAGE_EXTENSIONS, MAX_PIXELS, decode, describe, is_image_like
+from .image_io import IMAGE_EXTENSIONS, MAX_PIXELS, decode, describe, header_size, is_image_like, scan
 from .image_pretrained import KIND as BACKBONE
 from .image_pretrained import ImageBackbone, open_backbone
 from .image_pretrained import load_saved as load_backbone
@@ -69,6 +70,7 @@ log = logging.getLogger("anycl")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+SMALL_IMAGE = 64  # images of at most this many px on their longer side get preset="small" when none is given
 
 
 @register("image")
@@ -85,6 +87,7 @@ class ImageAdapter(Adapter):
     # a named backbone (model=) is fine-tuned: a learning rate that keeps what it learnt, a batch its size allows
     pretrained_fit_defaults = {"batch_size": 64, "lr": 1e-4}
     export_formats = ("torchvision", "timm", "transformers")  # a named backbone's own (anycl.export.to_backbone)
+    estimates_memory = True  # fit estimates a step's memory before training (anycl.fitting.memory)
 
     def __init__(
         self,
@@ -175,18 +178,45 @@ class ImageAdapter(Adapter):
             return ("pil", item.mode, item.size, hashlib.blake2b(item.tobytes(), digest_size=16).digest())
         return item_key(item)
 
+    def scan(self, item: Any) -> None:
+        """The file's header (and checksums, or a decode of a small image) read before training: a DataError
+        naming an unreadable file (:func:`~anycl.adapters.image_io.scan`)."""
+        scan(item, self.max_pixels)
+
+    @classmethod
+    def data_options(cls, items: List[Any], options: Dict[str, Any]) -> Dict[str, Any]:
+        """``preset="small"`` when the user gave no ``preset`` or ``size`` and every sampled image is at most
+        :data:`SMALL_IMAGE` px on its longer side (told by their headers, nothing decoded), said in the log."""
+        if "preset" in options or "size" in options:
+            return {}
+        sizes = [s for s in (header_size(x) for x in items) if s is not None]
+        if not sizes or max(max(s) for s in sizes) > SMALL_IMAGE:
+            return {}
+        width, height = max(s[0] for s in sizes), max(s[1] for s in sizes)
+        log.info(
+            "the images are small (the %d sampled are at most %dx%d px): using preset='small' (%d px crops, the small "
+            "CNN) instead of the 224 px ImageNet recipe; give adapter_options={'preset': 'simclr'} or size= to choose",
+            len(sizes),
+            width,
+            height,
+            PRESETS["small"].size,
+        )
+        return {"preset": "small"}
+
     def load(self, item: Any) -> torch.Tensor:
         """Decode to uint8 (C, H, W); raises DataError naming the item. Warns once about small images."""
         img = decode(item, self.mode, self.background, self.max_pixels)
         if not self._warned_small and min(img.shape[1:]) < self.size:
             self._warned_small = True
+            small = self.options["preset"] != "small" and max(img.shape[1:]) <= SMALL_IMAGE
             log.warning(
-                "%s is %dx%d pixels, smaller than the %d px crop; such images are upsampled (set size= to "
+                "%s is %dx%d pixels, smaller than the %d px crop; such images are upsampled (%sset size= to "
                 "change the crop; this is said once)",
                 describe(item),
                 img.shape[2],
                 img.shape[1],
                 self.size,
+                "preset='small' is the recipe for images of 64 px or less; " if small else "",
             )
         return img
 
@@ -229,11 +259,12 @@ class ImageAdapter(Adapter):
         return {"crop": f"{self.size} px (preset {self.options['preset']!r})", "augment": describe_augment(self.aug)}
 
     def example_views(self) -> List[torch.Tensor]:
-        """Two seeded random uint8 images, centre-cropped as ``encode`` does (to trace an ONNX export with)."""
+        """Two seeded random uint8 images of the adapter's channels, centre-cropped as ``encode`` does (to trace an
+        ONNX export with, and to measure a step's memory: :mod:`anycl.fitting.memory`)."""
         g = torch.Generator().manual_seed(0)
         size = int(self.size)
         return [
-            self.eval_view(torch.randint(0, 256, (3, size + 8, size + 12), generator=g, dtype=torch.uint8))
+            self.eval_view(torch.randint(0, 256, (self.channels, size + 8, size + 12), generator=g, dtype=torch.uint8))
             for _ in range(2)
         ]
 

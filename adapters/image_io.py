@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -102,6 +102,81 @@ def _open_pil(item: Any, name: str, max_pixels: int = MAX_PIXELS):
         raise _too_large(name, f"over Pillow's limit ({exc})", max_pixels) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"cannot decode {name}: {exc} (corrupt, truncated or not an image)") from None
+
+
+def header_size(item: Any) -> Optional[Tuple[int, int]]:
+    """(width, height) of an item without decoding it (a file's or bytes' header, an array's or tensor's shape);
+    None when it cannot be told cheaply (an unreadable file: training's checks name it)."""
+    from PIL import Image  # lazy: Pillow: only when an image is read
+
+    if isinstance(item, dict):
+        item = item.get("bytes") or item.get("path")
+    if isinstance(item, Image.Image):
+        return item.size
+    if isinstance(item, np.ndarray) and item.ndim in (2, 3):
+        return int(item.shape[1]), int(item.shape[0])
+    if torch.is_tensor(item) and item.dim() in (2, 3):
+        return int(item.shape[-1]), int(item.shape[-2])
+    if isinstance(item, (str, os.PathLike, bytes, bytearray)):
+        try:
+            src = os.fspath(item) if isinstance(item, (str, os.PathLike)) else io.BytesIO(bytes(item))
+            with Image.open(src) as img:
+                return img.size
+        except Exception:  # noqa: BLE001 - not readable: no size (the scan before training names the file)
+            return None
+    return None
+
+
+SCAN_DECODE_PIXELS = 512 * 512  # images up to this size are decoded whole by scan (a few ms); larger ones checked
+
+
+def scan(item: Any, max_pixels: int = MAX_PIXELS) -> None:
+    """A cheap check that :func:`decode` can read a file, bytes or an undecoded Hugging Face ``Image`` dict (other
+    items are decoded already: nothing to do); a DataError naming the item where it cannot. The header is read (its
+    format, its size against ``max_pixels``); an image of at most :data:`SCAN_DECODE_PIXELS` is decoded whole, a
+    larger PNG has its chunks' checksums verified, a larger JPEG must end with its end-of-image marker (else it is
+    decoded, to be sure), and a larger image of another format is decoded."""
+    name = describe(item)
+    if isinstance(item, dict):
+        item = item.get("bytes") or item.get("path")
+    if not isinstance(item, (str, os.PathLike, bytes, bytearray)):
+        return
+    from PIL import Image  # lazy: Pillow: only when an image is read
+
+    try:
+        if isinstance(item, (str, os.PathLike)) and os.path.exists(item) and not os.path.isfile(item):
+            raise DataError(f"{name} is not a regular file (a folder, FIFO, socket or device); give an image file")
+        with Image.open(os.fspath(item) if isinstance(item, (str, os.PathLike)) else io.BytesIO(bytes(item))) as img:
+            width, height = img.size
+            fmt = img.format
+        if width * height > max_pixels:
+            raise _too_large(name, f"{width}x{height}", max_pixels)
+        if width * height > SCAN_DECODE_PIXELS and fmt == "PNG":
+            with Image.open(
+                os.fspath(item) if isinstance(item, (str, os.PathLike)) else io.BytesIO(bytes(item))
+            ) as img:
+                img.verify()
+            return
+        if width * height > SCAN_DECODE_PIXELS and fmt == "JPEG" and _jpeg_ends(item):
+            return
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f"{name} does not exist") from None
+    except Exception as exc:  # noqa: BLE001 - whatever Pillow raises on a bad header is an unreadable file
+        raise DataError(f"cannot decode {name}: {exc} (corrupt, truncated or not an image)") from None
+    _open_pil(item, name, max_pixels).close()  # small enough to decode, or a format with no cheaper check
+
+
+def _jpeg_ends(item: Any) -> bool:
+    """Whether a JPEG file or bytes ends with the end-of-image marker (FF D9; trailing zero bytes allowed)."""
+    if isinstance(item, (bytes, bytearray)):
+        tail = bytes(item[-64:])
+    else:
+        with open(item, "rb") as f:
+            f.seek(max(0, os.path.getsize(item) - 64))
+            tail = f.read()
+    return tail.rstrip(b"\x00").endswith(b"\xff\xd9")
 
 
 def _pil_to_array(img) -> np.ndarray:

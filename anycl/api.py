@@ -32,8 +32,10 @@ from anycl.fitting.data import (
     resolve_modalities,
 )
 from anycl.fitting.distill import make_teacher, plan_distillation
+from anycl.fitting.items import data_adapter_options, scan_items
 from anycl.fitting.loss import check_batch_size, check_loss_data, choose_loss
 from anycl.fitting.loss_data import check_teacher_width, with_teacher_embeddings
+from anycl.fitting.memory import check_step_memory
 from anycl.fitting.recipe import resolved_recipe, self_supervised, step_budget
 from anycl.fitting.record import record_run
 from anycl.fitting.resume import check_resume, run_identity
@@ -88,7 +90,7 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
         model=cfg.model,
         encoder=cfg.encoder,
         encoder_options=cfg.encoder_options,
-        adapter_options=cfg.adapter_options,
+        adapter_options=data_adapter_options(cfg, sides, parts),  # the user's, and what the items chose (a preset)
         head=cfg.head,
     )
     guide = set_up_model(
@@ -99,9 +101,14 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
         lambda name: build_model({s: "text" for s in SIDES}, model=name, head=None),
     )
     check_teacher_width(model, parts)
-    teacher, parts = make_teacher(cfg, plan, distill, model, sides, parts)  # the teacher opened; cached: rows
-    rows = MultiRows(parts) if multi else parts[""]
     check_all_items(model, parts, plan.losses)  # every item, before training (streamed rows: as they are read)
+    parts, dropped = scan_items(model, parts, cfg.on_bad_item)  # unreadable files found once, before training
+    teacher, parts = make_teacher(cfg, plan, distill, model, sides, parts)  # the teacher opened; cached: rows
+    if dropped or teacher is not None:
+        rows = MultiRows(parts) if multi else parts[""]
+    check_step_memory(  # a clear error, before the first step, when a step would not fit in memory
+        model, rows, args.batch_size, args.cpu, counts, args.mixed_precision != "no", args.gradcache_mini_batch
+    )
     args.resolved_recipe = resolved_recipe(model, rows, counts)  # logged in one line when training starts
     sopts = default_sampler_options(cfg, fit_defaults, sides, self_supervised(rows))  # user's + the defaults
     sampler, builder, sopts = samplers_and_builders(

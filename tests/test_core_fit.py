@@ -68,8 +68,8 @@ def test_bad_options_and_data_give_clear_errors(text_pairs, minilm_path, tmp_pat
         anycl.fit(text_pairs, modality="lidar")
     with pytest.raises(ConfigError, match=r"unknown loss 'nope'; registered losses: .*infonce"):
         anycl.fit(text_pairs, modality="text", loss="nope")
-    with pytest.raises(ConfigError, match=r"unknown fit option\(s\) \['learning_rate'\]; valid options: .*lr"):
-        anycl.fit(text_pairs, modality="text", learning_rate=1e-3)
+    with pytest.raises(ConfigError, match=r"unknown fit option\(s\) \['speediness'\]; valid options: .*lr"):
+        anycl.fit(text_pairs, modality="text", speediness=1e-3)  # (learning_rate is read as lr: test_trainer_names.py)
     with pytest.raises(ConfigError, match="batch_size=1 leaves no in-batch negatives"):
         anycl.fit(text_pairs, modality="text", batch_size=1)
     with pytest.raises(ConfigError, match="modality is required"):

@@ -4,6 +4,7 @@ on-device augmentation, dropout and BatchNorm, every registered loss, dict-retur
 through ``fit``."""
 
 import copy
+import inspect
 
 import pytest
 import torch
@@ -201,7 +202,10 @@ class _ViewTeacherStub:
 def test_every_registered_loss(name):
     cls = loss_registry.LOSSES.lookup(name)
     teacher = getattr(cls, "needs_teacher", False)
-    module = toy_module(loss=name, **({"teacher": _VectorTeacher()} if teacher else {}))
+    options = {"teacher": _VectorTeacher()} if teacher else {}
+    if "num_labels" in inspect.signature(cls).parameters:
+        options["num_labels"] = 3  # softmax: a classifier over the toy rows' three labels
+    module = toy_module(loss=name, **options)
     cls = module.loss
     if getattr(cls, "needs_view_teacher", False):  # distill: the teacher's vectors of the views, a projection
         module.teacher = _ViewTeacherStub()
@@ -210,8 +214,10 @@ def test_every_registered_loss(name):
     if "negative_score" in getattr(cls, "score_columns", ()):
         negatives = 1  # margin_mse: one negative with its teacher score
     rows = toy_rows(9, negatives=negatives, labels=True, scores=True)
+    allowed = getattr(cls, "label_values", None) or (0, 1, 2)  # contrastive: 0/1 labels
     for i, r in enumerate(rows):  # a teacher's scores (margin_mse); ignored by the other losses
         r["positive_score"], r["negative_score"] = 2.0 + i % 3, float(i % 2)
+        r["label"] = allowed[i % len(allowed)]
     batch = build_batch(module.model, rows, negatives)
     if teacher:  # distill_mse: the teacher's embeddings of the anchors, as fit precomputes them
         batch["teacher"] = torch.randn(9, 12, generator=torch.Generator().manual_seed(1))

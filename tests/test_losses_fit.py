@@ -41,7 +41,10 @@ SMOKE_LOSSES = {
     "multiview_infonce": {},  # pairwise here; several views in tests/test_views.py
     "dino": {"out_dim": 16},
     "nnclr": {"queue_size": 16},
+    "mega_batch_margin": {},
 }
+# losses reading labels as numbers (0/1 pairs, NLI classes) train on such data in tests/test_losses_st_parity.py
+NUMERIC_LABELS = ("contrastive", "online_contrastive", "softmax")
 
 
 def test_every_registered_family_is_in_the_smoke_matrix():
@@ -56,7 +59,7 @@ def test_every_registered_family_is_in_the_smoke_matrix():
         and not getattr(c, "needs_teacher", False)
         and not getattr(c, "needs_view_teacher", False)
     }
-    assert built_in <= {anycl.losses.LOSSES.lookup(n) for n in SMOKE_LOSSES}
+    assert built_in <= {anycl.losses.LOSSES.lookup(n) for n in (*SMOKE_LOSSES, *NUMERIC_LABELS)}
 
 
 # -- text -------------------------------------------------------------------------------------------------

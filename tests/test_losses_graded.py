@@ -306,17 +306,18 @@ def test_every_graded_or_teacher_loss_is_trained_on_text_here():
         and (getattr(c, "score_columns", ()) or getattr(c, "needs_teacher", False))
     }
     assert mine == {
-        anycl.losses.LOSSES.lookup(n) for n in ["cosent", "angle", "cosine_mse", "margin_mse", "distill_mse"]
+        anycl.losses.LOSSES.lookup(n)
+        for n in ["cosent", "angle", "cosine_mse", "margin_mse", "distill_mse", "distill_kl"]
     }
 
 
-@pytest.mark.parametrize("name", ["cosent", "angle", "cosine_mse", "margin_mse", "distill_mse"])
+@pytest.mark.parametrize("name", ["cosent", "angle", "cosine_mse", "margin_mse", "distill_mse", "distill_kl"])
 def test_graded_losses_train_text(name, fit_text_two_steps, minilm_path):
     rows = graded_text()
     options = {"teacher": minilm_path} if name == "distill_mse" else {}
     if name == "distill_mse":
         rows = [r["anchor"] for r in rows]
-    elif name != "margin_mse":
+    elif name not in ("margin_mse", "distill_kl"):
         rows = [{k: v for k, v in r.items() if k in ("anchor", "positive", "score")} for r in rows]
     model, steps = fit_text_two_steps(rows, name, options)
     assert model.trainer.global_step == 2 and all(math.isfinite(s) for s in steps)

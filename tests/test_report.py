@@ -305,8 +305,8 @@ def test_image_neighbours_show_thumbnails_with_file_names_and_label_marks(tmp_pa
             for h in hits:
                 same = examples.corpus_labels[h["index"]] == examples.query_labels[qi]
                 assert h["same_label"] is same and h["index"] != examples.own[qi]  # never the query itself
-    # the map is coloured by class folder and lists every item
-    assert "coloured by class folder (3 labels)" in page
+    # the map is coloured by the class folders (the rows' label column, anycl.data.inputs.class_folders)
+    assert "coloured by label (3 labels)" in page
     assert page.count("<tr><td>") >= 18 and "class1/3.png</td><td>class1</td>" in page
     health_section = page[page.index("id=health") : page.index("</section>")]
     assert re.search(r"random pairs (of items )?score", health_section)  # the collapse verdict measured the map

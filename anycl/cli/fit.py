@@ -14,6 +14,7 @@ from anycl.errors import ConfigError
 from anycl.export.card import command
 from anycl.options.fit_config import DEFAULT_RUNS, FIT_OPTIONS, FitConfig
 from anycl.options.run_config import RUN_CONFIG_FILE, load_config, parse_value
+from anycl.options.trainer_names import TRAINER_ARGS
 
 from .common import add_output_arguments, print_metrics
 from .flags import fit_options_help, parse_options
@@ -28,7 +29,7 @@ def next_run_dir(base: str = DEFAULT_RUNS) -> str:
 
 def run(args, extra: List[str]) -> int:
     config: Dict[str, Any] = load_config(args.config) if args.config else {}
-    config.update(parse_options(extra, list(FIT_OPTIONS)))
+    config.update(parse_options(extra, [*FIT_OPTIONS, *TRAINER_ARGS]))  # transformers' names: read by FitConfig
     for key in ("data", "modality", "loss"):
         value = getattr(args, key)
         if value is not None:  # --modality may be a JSON mapping of sides: '{"anchor": "image", "positive": "text"}';

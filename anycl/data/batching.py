@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from numbers import Integral
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
@@ -30,8 +31,8 @@ def label_id(value: Any) -> int:
     """A stable 63-bit integer for a label value (ints keep their value)."""
     if isinstance(value, bool):
         return int(value)
-    if isinstance(value, int):
-        return value
+    if isinstance(value, Integral):  # numpy integers too: their value, as the losses that read labels expect
+        return int(value)
     digest = hashlib.blake2b(repr(value).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1
 

@@ -14,9 +14,10 @@ second augmented view of it. ``columns={"anchor": "query", "positive": "doc"}`` 
 
 Accepted inputs: a Hugging Face ``Dataset``, ``DatasetDict`` (its ``train`` split), ``IterableDataset``
 (streamed; no length needed), a list of dicts, a list of raw items, a pandas ``DataFrame``, a path to
-a CSV, JSON Lines, JSON, Parquet file or a folder of files of the modality, or a stream of rows (dicts or
-raw items): a generator function, an iterator or an iterable without a length (:mod:`anycl.data.stream_rows`,
-which also says how streamed rows are split across processes).
+a CSV, JSON Lines, JSON, Parquet file or a folder of files of the modality (class folders,
+``root/<class>/<file>`` as torchvision's ``ImageFolder``, give a ``label`` column: :func:`class_folders`), or a
+stream of rows (dicts or raw items): a generator function, an iterator or an iterable without a length
+(:mod:`anycl.data.stream_rows`, which also says how streamed rows are split across processes).
 """
 
 from __future__ import annotations
@@ -97,9 +98,37 @@ def _from_path(
         if not files:
             raise DataError(f"folder {str(path)!r} holds no files of this modality (looked for {', '.join(exts)})")
         read = read_file or str
-        return _from_records([{"anchor": read(str(f))} for f in files], None, f"{len(files)} files under {path}")
+        classes = class_folders(path, files)
+        if classes is None:
+            return _from_records([{"anchor": read(str(f))} for f in files], None, f"{len(files)} files under {path}")
+        log.info(
+            "%s: %d files in %d class folders (%s); their names are the 'label' column",
+            path,
+            len(files),
+            len(set(classes)),
+            _names(sorted(set(classes))),
+        )
+        records = [{"anchor": read(str(f)), LABEL: c} for f, c in zip(files, classes)]
+        return _from_records(records, None, f"{len(files)} files in {len(set(classes))} class folders under {path}")
     df = read_table(path, sep=sep)
     return _from_dataframe(df, mapping, f"file {path.name}")
+
+
+def class_folders(root: Path, files: Sequence[Path]) -> Optional[List[str]]:
+    """Each file's class, when ``root`` is laid out as class folders (torchvision's ``ImageFolder``:
+    ``root/<class>/<file>``, files deeper down belong to their top folder's class): no file directly in ``root``
+    and at least two class folders. Else None (a flat folder, or one folder of files: no labels)."""
+    classes = []
+    for f in files:
+        parts = f.relative_to(root).parts
+        if len(parts) < 2:
+            return None
+        classes.append(parts[0])
+    return classes if len(set(classes)) >= 2 else None
+
+
+def _names(names: Sequence[str], shown: int = 5) -> str:
+    return ", ".join(names[:shown]) + (f", … ({len(names)} in all)" if len(names) > shown else "")
 
 
 def _from_dataframe(df, mapping, description="pandas DataFrame") -> Rows:

@@ -93,3 +93,20 @@ class Rows:
 
 
 # ---------------------------------------------------------------------------------------------------
+
+
+def select_rows(rows: Rows, keep: Sequence[int], description: str = "") -> Rows:
+    """The rows ``keep`` (indices into ``rows``, in order) of a data set with a length, as :class:`Rows` of the
+    same columns (what ``fit`` trains on once the rows with unreadable items are dropped)."""
+    index = list(keep)
+    sub = Rows(
+        rows.source,
+        list(rows.columns),
+        len(index),
+        lambda i: rows[index[i]],
+        lambda: (rows[i] for i in index),
+        lambda name: (lambda values: [values[i] for i in index])(rows.column(name)),
+        description or rows.description,
+    )
+    sub.teacher_dim = rows.teacher_dim
+    return sub

@@ -19,6 +19,7 @@ from anycl.data.inputs import Rows, to_rows
 from anycl.errors import ConfigError, DataError, did_you_mean
 
 from .base import EVALUATORS
+from .from_sentence_transformers import SentenceTransformersEvaluator, is_sentence_transformers_evaluator
 from .probe import probe_evaluator
 
 
@@ -82,6 +83,10 @@ def build_evaluator(
         if kind is not None:
             raise ConfigError(f"{option}={kind!r} needs evaluation data (eval_dataset)")
         return None
+    if is_sentence_transformers_evaluator(eval_dataset):  # run on the anycl model through a SentenceTransformer view
+        if kind is not None:
+            raise ConfigError(f"{option} applies to evaluation data, not to a sentence-transformers evaluator")
+        return SentenceTransformersEvaluator(eval_dataset)
     if callable(eval_dataset) and not isinstance(eval_dataset, (list, tuple, str)):
         if kind is not None:
             raise ConfigError(f"{option} applies to evaluation data, not to an evaluator object")

@@ -93,12 +93,25 @@ def watch_callbacks(cfg: FitConfig, evaluator, output_dir: Union[str, os.PathLik
     :class:`anycl.training.collapse.CollapseWatch` unless ``collapse_watch`` is off. ``check_watch_options`` made
     sure there is an evaluator for the first two."""
     callbacks = list(cfg.callbacks or ())
+    mode = "max" if getattr(evaluator, "greater_is_better", True) else "min"  # an evaluator may say (ST's do)
     if cfg.keep_best:
-        callbacks.append(KeepBest(watched_metric(cfg.keep_best, evaluator, "keep_best"), output_dir=output_dir))
+        callbacks.append(
+            KeepBest(
+                watched_metric(cfg.keep_best, evaluator, "keep_best"),
+                mode=mode,
+                output_dir=output_dir,
+                source=evaluator,
+            )
+        )
     if cfg.early_stopping_patience is not None:
         name = cfg.early_stopping_metric or (cfg.keep_best if isinstance(cfg.keep_best, str) else None)
         callbacks.append(
-            EarlyStopping(watched_metric(name, evaluator, "early_stopping_patience"), cfg.early_stopping_patience)
+            EarlyStopping(
+                watched_metric(name, evaluator, "early_stopping_patience"),
+                cfg.early_stopping_patience,
+                mode=mode,
+                source=evaluator,
+            )
         )
     watch = cfg.collapse_watch
     if watch:  # embedding spread logged, a warning when it falls toward collapse

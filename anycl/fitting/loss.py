@@ -16,6 +16,7 @@ from anycl.errors import ConfigError
 from anycl.evaluation.probe import probe_options
 from anycl.losses.matryoshka import MatryoshkaLoss, check_dims
 from anycl.losses.multi_dataset import MultiLoss
+from anycl.losses.registry import resolve_name
 from anycl.options.fit_config import FitConfig
 
 from .loss_data import build_losses, check_loss_rows
@@ -56,6 +57,8 @@ def choose_loss(
     loss_options = {} if per_options else dict(cfg.loss_options or {})
     if cfg.temperature is not None:
         loss_options["temperature"] = cfg.temperature
+    if isinstance(loss, str) and per_options is None:  # a sentence-transformers name: anycl's, with its options
+        loss, loss_options = resolve_name(loss, loss_options)
     counts = view_counts(cfg.views, cfg.local_views)  # views=, no loss=: multiview_infonce
     loss = multiview_default_loss(counts, loss, loss_options, anchor_adapter_cls)
     if cfg.probe is not None:  # the probe's options, checked before any model loads (anycl.evaluation.probe)

@@ -8,6 +8,7 @@ see :mod:`anycl.losses.multi_dataset`) and :func:`with_teacher_embeddings` when 
 from __future__ import annotations
 
 import logging
+from numbers import Integral
 from typing import Any, Dict, Optional
 
 from torch import nn
@@ -15,7 +16,7 @@ from torch import nn
 from anycl import losses as loss_registry
 from anycl.data.inputs import LABEL, TEACHER, Rows, check_score_range
 from anycl.data.multi import check_same_columns, per_dataset
-from anycl.errors import ConfigError, UnknownNameError
+from anycl.errors import ConfigError, DataError, UnknownNameError
 from anycl.losses.momentum import embedding_width
 from anycl.model.teacher import open_teacher, teacher_embeddings
 
@@ -44,6 +45,7 @@ def check_loss_rows(loss_fn, rows: Rows, given: Any = None, dataset: Optional[st
                 f"loss {name!r} contrasts classes, but the 'label' column{of} holds a single class "
                 f"({sorted(classes)[:1]}); give items of at least two classes"
             )
+    check_label_values(loss_fn, rows, name, of)
     if rows.negatives and not getattr(loss_fn, "accepts_negatives", True):
         log.warning("loss %r does not use hard negatives; the columns %s%s are ignored", name, rows.negatives, of)
     wanted = tuple(getattr(loss_fn, "score_columns", ()) or ())
@@ -69,6 +71,20 @@ def check_loss_rows(loss_fn, rows: Rows, given: Any = None, dataset: Optional[st
             unused,
             of,
         )
+
+
+def check_label_values(loss_fn, rows: Rows, name: str, of: str) -> None:
+    """A loss that reads labels as numbers (``label_values``: contrastive's 0/1, softmax's classes) gets only
+    those integers, else a DataError naming the row."""
+    allowed = getattr(loss_fn, "label_values", None)
+    if allowed is None or not rows.has_label or rows.streaming:
+        return
+    for i, v in enumerate(rows.column(LABEL)):
+        if not isinstance(v, Integral) or int(v) not in allowed:
+            raise DataError(
+                f"row {i}, column 'label'{of} is {v!r}; loss {name!r} needs the integers "
+                f"{', '.join(map(str, allowed))} (map other labels, e.g. 'entailment', to them first)"
+            )
 
 
 def with_teacher_embeddings(loss_fn, rows: Rows, modality: Optional[str] = None) -> Rows:

@@ -3,7 +3,8 @@
 Self-supervised data (:func:`self_supervised`: no ``positive`` column, so the positive of each item is another
 augmented view of it: audio and image folders, a list of items, any one-column data set) gets:
 
-- a step budget (:func:`step_budget`; not for text, whose default encoder is pretrained): given neither ``epochs`` nor ``max_steps``, the run takes enough epochs
+- a step budget (:func:`step_budget`; not for text, whose default encoder is pretrained): given neither
+  ``epochs`` nor ``max_steps``, the run takes enough epochs
   for :data:`~anycl.training.epochs.DEFAULT_STEP_BUDGET` optimiser steps, at most
   :data:`~anycl.training.epochs.MAX_BUDGET_EPOCHS` (:func:`anycl.training.epochs.budget_epochs`); pairs keep
   one epoch, as sentence-transformers does;

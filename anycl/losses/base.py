@@ -22,6 +22,8 @@ class ContrastiveLoss(nn.Module):
             batch needs at least two distinct items and duplicates are false negatives.
         accepts_negatives: given or mined hard negatives (``negative`` of shape (B, K, D)) are used.
         needs_labels: the loss needs ``labels`` (B,) (for example supervised contrastive).
+        label_values: None (any labels: only equality counts), or the integers the ``label`` column must hold
+            (``contrastive``: 0 and 1; ``softmax``: 0 … num_labels − 1); ``fit`` checks every row first.
         score_columns: numeric columns the loss reads (``score``; ``positive_score``/``negative_score``),
             passed to ``forward`` as (B,) float keywords of those names; ``score_range``: (low, high)
             that ``fit`` checks them against (None: any finite number). See :mod:`anycl.losses.graded`.
@@ -44,6 +46,7 @@ class ContrastiveLoss(nn.Module):
     in_batch_negatives: bool = True
     accepts_negatives: bool = True
     needs_labels: bool = False
+    label_values: Optional[tuple] = None
     score_columns: tuple = ()
     score_range: Optional[tuple] = None
     needs_teacher: bool = False
@@ -64,6 +67,7 @@ CAPABILITIES = (
     "in_batch_negatives",
     "accepts_negatives",
     "needs_labels",
+    "label_values",
     "negative_free",
     "distributed",
     "momentum_target",

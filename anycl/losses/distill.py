@@ -1,4 +1,5 @@
-"""Embedding distillation: the student's embeddings regress a teacher model's embeddings (MSE).
+"""Distillation: the student's embeddings regress a teacher model's embeddings (``distill_mse``), or the
+student's scores of each anchor's candidates follow a teacher's scores of them (``distill_kl``, below).
 
 ``fit(data, loss="distill_mse", loss_options={"teacher": t})`` with ``t`` an anycl
 :class:`~anycl.model.ContrastiveModel`, a ``sentence_transformers.SentenceTransformer``, or a path
@@ -16,13 +17,15 @@ Widths must match: a student narrower or wider than the teacher needs ``head=<te
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Optional
 
+import torch
 import torch.nn.functional as F
 
 from anycl.errors import ConfigError
 
-from .base import ContrastiveLoss, as_float, check_pair, full_precision
+from .base import ContrastiveLoss, as_float, check_pair, full_precision, negatives_3d
 from .registry import register
 
 
@@ -70,3 +73,76 @@ class DistillMSE(ContrastiveLoss):
             if self.normalize:
                 a, p = F.normalize(a, dim=1), F.normalize(p, dim=1)
             return (F.mse_loss(a, t) + F.mse_loss(p, t)) / 2
+
+
+@register("distill_kl", "distill_kl_div")
+class DistillKLDiv(ContrastiveLoss):
+    """KL divergence from a teacher's distribution over each anchor's candidates (sentence-transformers'
+    ``DistillKLDivLoss``; Lin et al. 2020 for dense retrieval).
+
+    The candidates of an anchor are its positive and its hard negative(s); the teacher's scores of the pairs
+    (e.g. a cross-encoder's) are the ``positive_score`` and ``negative_score`` columns. With s the student's
+    similarity (dot product by default, as sentence-transformers) the loss is
+    ``KL(softmax(teacher / T_t) ‖ softmax(s / T_s))`` averaged over the batch and times ``T_s²``.
+
+    Args:
+        similarity: ``"dot"`` (default) or ``"cosine"``.
+        temperature: T of both the student and the teacher (default 1).
+        student_temperature, teacher_temperature: each its own T (default ``temperature``).
+
+    ``forward`` takes ``negative`` (B, K, D) with ``negative_score`` (B,) or (B, K); ``fit`` gives one
+    negative column with its ``negative_score``.
+    """
+
+    in_batch_negatives = False
+    score_columns = ("positive_score", "negative_score")
+    score_range = None
+
+    def __init__(
+        self,
+        similarity: str = "dot",
+        temperature: float = 1.0,
+        student_temperature: Optional[float] = None,
+        teacher_temperature: Optional[float] = None,
+    ):
+        super().__init__()
+        if similarity not in ("dot", "cosine"):
+            raise ValueError(f"distill_kl: similarity must be 'dot' or 'cosine', got {similarity!r}")
+        self.similarity = similarity
+        self.student_temperature = float(temperature if student_temperature is None else student_temperature)
+        self.teacher_temperature = float(temperature if teacher_temperature is None else teacher_temperature)
+        for label, value in (
+            ("student_temperature", self.student_temperature),
+            ("teacher_temperature", self.teacher_temperature),
+        ):
+            if not 0 < value < math.inf:
+                raise ValueError(f"distill_kl: {label} must be a positive finite number, got {value}")
+
+    def forward(self, anchor, positive, negative=None, labels=None, positive_score=None, negative_score=None):
+        check_pair(anchor, positive, "distill_kl")
+        batch, dim = anchor.shape
+        negative = negatives_3d(negative, batch, dim, "distill_kl")
+        if negative is None or positive_score is None or negative_score is None:
+            raise ValueError(
+                "distill_kl needs hard negative(s) and the teacher's 'positive_score' and 'negative_score' columns"
+            )
+        with full_precision(anchor):
+            a, p, n = as_float(anchor, positive, negative)
+            if self.similarity == "cosine":
+                a, p, n = F.normalize(a, dim=-1), F.normalize(p, dim=-1), F.normalize(n, dim=-1)
+            student = torch.cat([(a * p).sum(-1, keepdim=True), (a.unsqueeze(1) * n).sum(-1)], dim=1)
+            teacher = torch.cat(
+                [
+                    torch.as_tensor(positive_score).float().view(batch, 1),
+                    torch.as_tensor(negative_score).float().view(batch, -1),
+                ],
+                dim=1,
+            ).to(a.device)
+            if teacher.shape != student.shape:
+                raise ValueError(
+                    f"distill_kl: the teacher's scores {tuple(teacher.shape)} do not match the candidates "
+                    f"{tuple(student.shape)} (a positive_score and one negative_score per hard negative)"
+                )
+            log_p = torch.log_softmax(student / self.student_temperature, dim=1)
+            q = torch.softmax(teacher.detach() / self.teacher_temperature, dim=1)
+            return F.kl_div(log_p, q, reduction="batchmean") * self.student_temperature**2

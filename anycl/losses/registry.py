@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+from typing import Any, Dict, Mapping, Tuple
 
 from torch import nn
 
 from anycl.registry import Registry
+
+from . import st_names
 
 # the base class and helpers live in .base; imported here too, so ``from .registry import X`` keeps working
 from .base import (  # noqa: F401
@@ -61,14 +64,19 @@ def register(name: str, *aliases: str, override: bool = False):
 def get(name, **kwargs) -> nn.Module:
     """Build a registered loss: ``get("infonce", temperature=0.05)``.
 
-    ``name`` may also be an ``nn.Module`` (returned as it is) or a function of embeddings (wrapped).
+    ``name`` may also be an ``nn.Module`` (returned as it is) or a function of embeddings (wrapped), or the
+    class name of a sentence-transformers loss (:mod:`anycl.losses.st_names`: the anycl loss it is, or a
+    ConfigError saying what to use instead).
     """
     if isinstance(name, nn.Module):
+        st_names.refuse_st_module(name)
         if kwargs:
             raise TypeError("loss options can only be given with a loss name, not with a loss module")
         return name
     if callable(name) and not isinstance(name, str):
         return FunctionLoss(name, **kwargs)
+    if isinstance(name, str):
+        name, kwargs = resolve_name(name, kwargs)
     factory = LOSSES.lookup(name)
     target = factory.func if isinstance(factory, functools.partial) else factory
     params = inspect.signature(target).parameters
@@ -78,6 +86,14 @@ def get(name, **kwargs) -> nn.Module:
         valid = [p for p in params if p not in ("self", "anchor", "positive", "negative", "labels")]
         raise TypeError(f"loss {name!r} has no option(s) {unknown}; its options are {valid}")
     return factory(**kwargs)
+
+
+def resolve_name(name: str, options: Mapping[str, Any]) -> Tuple[str, Dict[str, Any]]:
+    """``(name, options)`` as anycl's: a sentence-transformers loss class name becomes the anycl loss it is, with
+    its options translated (:mod:`anycl.losses.st_names`; a refused one is a ConfigError); others are unchanged."""
+    if name not in LOSSES and st_names.st_loss_name(name) is not None:
+        return st_names.resolve(name, options)
+    return name, dict(options)
 
 
 def names():

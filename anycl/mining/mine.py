@@ -44,6 +44,7 @@ from anycl.errors import DataError
 from anycl.progress import phase_bar
 from anycl.search.faiss_index import searcher
 
+from . import st_call
 from .embed_cache import EmbeddingCache, check_cacheable, embed_items
 from .guide_filter import guide_rejects
 from .options import MiningOptions
@@ -234,14 +235,14 @@ def score_statistics(q_emb, d_emb, chosen: List[List[int]], pos_score, shard_d: 
 def mine_hard_negatives(
     model,
     rows_or_pairs,
+    *args: Any,
     corpus: Optional[Sequence[Any]] = None,
-    *,
     options: Optional[MiningOptions] = None,
     columns: Optional[Dict[str, str]] = None,
     verbose: bool = True,
     guide=None,
     **option_values: Any,
-) -> Tuple[List[dict], MiningStats]:
+) -> Any:
     """Mine hard negatives for (anchor, positive) pairs with a model.
 
     Args:
@@ -273,10 +274,30 @@ def mine_hard_negatives(
     A call made in one process only (``if accelerator.is_main_process:``) must pass ``shard=False``
     (that process then mines everything alone); otherwise it waits for the others forever.
 
+    sentence-transformers' call is read too (:mod:`anycl.mining.st_call`): ``mine_hard_negatives(dataset, model,
+    ...)`` (the data first) with its argument names, positional order, defaults and ``output_format`` returns what
+    it returns (a ``datasets.Dataset`` when given one); its argument names in anycl's order give ``(rows, stats)``.
+
     Returns:
         ``(rows, stats)``: rows as dicts ``{"anchor", "positive", "negative_1", …}`` in input order
         (minus dropped rows), and a :class:`MiningStats`.
     """
+    if st_call.is_st_call(model, rows_or_pairs, option_values):  # it calls this function back in anycl's order
+        return st_call.mine_as_st(
+            mine_hard_negatives,
+            model,
+            rows_or_pairs,
+            *args,
+            corpus=corpus,
+            options=options,
+            columns=columns,
+            verbose=verbose,
+            guide=guide,
+            **option_values,
+        )
+    if len(args) > 1 or (args and corpus is not None):
+        raise TypeError("mine_hard_negatives(model, data, corpus=None, *, ...): give the options by name")
+    corpus = args[0] if args else corpus
     opts = MiningOptions.resolve(options, **option_values)
     if isinstance(rows_or_pairs, (list, tuple)) and rows_or_pairs and isinstance(rows_or_pairs[0], (list, tuple)):
         rows_or_pairs = [{"anchor": r[0], "positive": r[1] if len(r) > 1 else None} for r in rows_or_pairs]

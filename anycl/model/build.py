@@ -62,7 +62,8 @@ def build_towers(
         adapter = get_adapter(m, **(per_modality(adapter_options, m, modalities) or {}))
         enc = per_modality(encoder, m, modalities) if isinstance(encoder, Mapping) else encoder
         chosen = model_for(model, m, modalities, adapter)
-        if isinstance(chosen, nn.Module):  # model=<a loaded model object>: the tower's encoder, as encoder= would be
+        if isinstance(chosen, nn.Module) and adapter.adopt_encoder(chosen) is not chosen:
+            # model=<a loaded model the adapter knows> (text: a SentenceTransformer): the encoder, as encoder= is
             if enc is not None:
                 raise ConfigError(f"both model= and encoder= give the {m} tower's encoder; pass one of them")
             enc, chosen = chosen, None

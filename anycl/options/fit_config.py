@@ -30,6 +30,7 @@ from anycl.errors import ConfigError, did_you_mean
 
 from .fields import DEFAULT_RUNS, FitFields  # noqa: F401  (DEFAULT_RUNS: importable from here, as before)
 from .recipes import RECIPES, apply_recipe
+from .trainer_names import TRAINER_ARGS, translate_trainer_args
 from .validation import validate_options
 
 # the option names whose resolved values TrainingArgs receives (and the run's config records)
@@ -62,11 +63,14 @@ class FitConfig(FitFields):
     # -- building -------------------------------------------------------------------------------------
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], where: str = "fit") -> FitConfig:
-        """A config from ``{name: value}``; an unknown name is a ConfigError with the closest valid one."""
+        """A config from ``{name: value}``; an unknown name is a ConfigError with the closest valid one.
+        transformers' trainer argument names (``num_train_epochs``, ``learning_rate``, ``fp16``, ...) are read as
+        the options they are, or refused naming the option to use (:mod:`anycl.options.trainer_names`)."""
+        values = translate_trainer_args(values, NAMES)
         unknown = sorted(set(values) - set(NAMES))
         if unknown:
             raise ConfigError(
-                f"unknown {where} option(s) {unknown}{did_you_mean(unknown[0], list(NAMES))}; valid "
+                f"unknown {where} option(s) {unknown}{did_you_mean(unknown[0], [*NAMES, *TRAINER_ARGS])}; valid "
                 f"options: {', '.join(sorted(FIT_OPTIONS))}"
             )
         cfg = cls(**dict(values))

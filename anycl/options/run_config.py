@@ -30,6 +30,7 @@ from anycl.errors import ConfigError, did_you_mean
 from anycl.version import __version__
 
 from .fit_config import FIT_OPTIONS, TRAINING_KEYS, dump_config  # noqa: F401  (also anycl.config's)
+from .trainer_names import TRAINER_ARGS
 
 RUN_CONFIG_FILE = "config.yaml"  # a run's resolved config (the model's own file is anycl.model.contrastive.CONFIG_FILE)
 TOP_KEYS = ("dataset", "modality", "loss")
@@ -43,7 +44,7 @@ def valid_keys() -> List[str]:
 def check_keys(config: Mapping[str, Any], where: str = "the config") -> None:
     """Raise ConfigError naming unknown keys and listing the valid ones."""
     valid = valid_keys()
-    unknown = [k for k in config if k not in valid]
+    unknown = [k for k in config if k not in valid and k not in TRAINER_ARGS]  # those: read, or refused, by FitConfig
     if unknown:
         raise ConfigError(
             f"unknown key(s) {unknown} in {where}{did_you_mean(unknown[0], valid)}; valid keys: {', '.join(valid)}"

@@ -27,11 +27,17 @@ class KeepBest(Callback):
     """
 
     def __init__(
-        self, metric: str, mode: str = "max", output_dir: Union[str, os.PathLike, None] = None, restore: bool = True
+        self,
+        metric: Optional[str],
+        mode: str = "max",
+        output_dir: Union[str, os.PathLike, None] = None,
+        restore: bool = True,
+        source: Any = None,
     ):
         if mode not in ("max", "min"):
             raise ConfigError(f"keep_best mode must be 'max' or 'min', got {mode!r}")
         self.metric, self.mode, self.output_dir, self.restore = metric, mode, output_dir, restore
+        self.source = source  # metric None: the evaluator whose primary metric is known once it has run
         self.best: Optional[float] = None
         self.best_step: Optional[int] = None
         self._state: Optional[Dict[str, Any]] = None
@@ -42,6 +48,7 @@ class KeepBest(Callback):
         return acc.unwrap_model(trainer.module).model if acc is not None else trainer.model
 
     def on_evaluate(self, trainer, step: int, metrics: Dict[str, float]) -> None:
+        self.metric = self.metric or resolved_primary(self.source, "keep_best")
         if self.metric not in metrics:
             raise ConfigError(
                 f"keep_best={self.metric!r} is not a metric of the evaluation; it gives {sorted(metrics)}"
@@ -68,12 +75,21 @@ class KeepBest(Callback):
         model.info["best"] = {"metric": self.metric, "value": self.best, "step": self.best_step}
 
 
-def watched_metric(name: Any, evaluator, option: str) -> str:
+def watched_metric(name: Any, evaluator, option: str) -> Optional[str]:
     """The metric ``keep_best`` / ``early_stopping_patience`` watch: the one named, else (``True`` or
-    None) the evaluator's ``primary_metric`` (anycl.evaluation.base.Evaluator)."""
+    None) the evaluator's ``primary_metric`` (anycl.evaluation.base.Evaluator); None for an evaluator that names
+    it once it has run (``primary_metric_after_call``: sentence-transformers' do), resolved at the first
+    evaluation (:func:`resolved_primary`)."""
     if isinstance(name, str) and name:
         return name
+    found = primary_metric(evaluator)
+    if found is None and getattr(evaluator, "primary_metric_after_call", False):
+        return None
+    return resolved_primary(evaluator, option)
 
+
+def resolved_primary(evaluator, option: str) -> str:
+    """The evaluator's primary metric; a ConfigError when it names none."""
     found = primary_metric(evaluator)
     if found is None:
         raise ConfigError(
@@ -90,12 +106,15 @@ class EarlyStopping(Callback):
     weights are restored). Attributes: ``best``, ``best_step``, ``stopped_step`` (None if it never stopped).
     """
 
-    def __init__(self, metric: str, patience: int, mode: str = "max", min_delta: float = 0.0):
+    def __init__(
+        self, metric: Optional[str], patience: int, mode: str = "max", min_delta: float = 0.0, source: Any = None
+    ):
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
             raise ConfigError(f"early_stopping_patience must be an int >= 1, got {patience!r}")
         if mode not in ("max", "min"):
             raise ConfigError(f"early stopping mode must be 'max' or 'min', got {mode!r}")
         self.metric, self.patience, self.mode, self.min_delta = metric, patience, mode, float(min_delta)
+        self.source = source  # metric None: the evaluator whose primary metric is known once it has run
         self.best: Optional[float] = None
         self.best_step: Optional[int] = None
         self.bad_evaluations = 0
@@ -110,6 +129,7 @@ class EarlyStopping(Callback):
         self.bad_evaluations = int(state.get("bad_evaluations", 0))
 
     def on_evaluate(self, trainer, step: int, metrics: Dict[str, float]) -> None:
+        self.metric = self.metric or resolved_primary(self.source, "early_stopping_patience")
         if self.metric not in metrics:
             raise ConfigError(
                 f"early stopping watches {self.metric!r}, which is not a metric of the evaluation; it "
