@@ -439,6 +439,11 @@ class AudioAdapter(Adapter):
         encoder.check_window(self.samples, self.options["clip_seconds"])
         self._pretrained = encoder.features
 
+    def from_view(self, view: torch.Tensor, source: Any) -> torch.Tensor:
+        """Another audio adapter's view (a 1-D clip at its ``sample_rate``) resampled to this adapter's rate."""
+        rate = int(getattr(source, "sample_rate", self.sample_rate))
+        return view if rate == self.sample_rate else resample(view, rate, self.sample_rate).contiguous()
+
     def recipe(self) -> Dict[str, str]:
         """The window (``clip_seconds``) and the augmentations switched on, for the run's recipe line."""
         window = f"{self.options['clip_seconds']:g} s at {self.sample_rate} Hz"

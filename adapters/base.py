@@ -141,6 +141,19 @@ class Adapter:
         """The deterministic view used for evaluation and ``encode`` (for example a centre crop)."""
         return item
 
+    def from_view(self, view: Any, source: Adapter) -> Any:
+        """A view that ``source`` (another adapter of this modality: a student's, when this adapter is a
+        distillation teacher's) made, brought to this adapter's input (its size, channels, sample rate). The
+        default keeps it as it is."""
+        return view
+
+    def batch_views(self, batch: Any, generator: Optional[torch.Generator]) -> Optional[List[Any]]:
+        """The collated ``batch``'s views after the augmentation that ``prepare(train=True)`` makes on the
+        device, drawing the same random numbers from ``generator`` (so that a distillation teacher sees what the
+        student saw), as per-item views ``from_view`` takes; None (the default) when ``prepare`` changes nothing
+        a view can show (the loaded views are then the views)."""
+        return None
+
     def preview(self, item: Any) -> Preview:
         """How the training report shows ``item`` (:mod:`adapters.preview`): by default its text or a short
         description; the image adapter gives a thumbnail, the audio adapter a short playable excerpt."""

@@ -231,6 +231,29 @@ class ImageAdapter(Adapter):
         """Resize the short side to ``size × eval_resize`` and centre-crop ``size`` (no randomness)."""
         return self._eval_tf(item)
 
+    def from_view(self, view: torch.Tensor, source: Any) -> torch.Tensor:
+        """Another image adapter's view (uint8, or float in [0, 1] after batched colour ops) at this adapter's
+        crop (resized, antialiased) and channels."""
+        if view.shape[0] != self.channels:
+            if view.shape[0] == 1:
+                view = view.expand(3, -1, -1)
+            else:
+                grey = view.float().mean(0, keepdim=True)
+                view = grey.round().byte() if view.dtype == torch.uint8 else grey
+        if tuple(view.shape[-2:]) != (self.size, self.size):
+            x = torch.nn.functional.interpolate(
+                view[None].float(), size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False
+            )[0]
+            view = x.round().clamp(0, 255).to(torch.uint8) if view.dtype == torch.uint8 else x.clamp(0, 1)
+        return view
+
+    def batch_views(self, batch: torch.Tensor, generator: Optional[torch.Generator]) -> Optional[List[torch.Tensor]]:
+        """With ``augment_on="batch"``: the views in [0, 1] after the colour ops ``prepare`` draws (same numbers)."""
+        if self.augment_on != "batch":
+            return None
+        x = batch.float() / 255.0 if batch.dtype == torch.uint8 else batch
+        return list(photometric(x, self.aug, generator))
+
     def recipe(self) -> Dict[str, str]:
         """The crop (its size and the preset) and the augmentations, for the run's recipe line."""
         return {"crop": f"{self.size} px (preset {self.options['preset']!r})", "augment": describe_augment(self.aug)}

@@ -31,6 +31,7 @@ from anycl.fitting.data import (
     load_parts,
     resolve_modalities,
 )
+from anycl.fitting.distill import make_teacher, plan_distillation
 from anycl.fitting.items import data_adapter_options, scan_items
 from anycl.fitting.loss import check_batch_size, check_loss_data, choose_loss
 from anycl.fitting.loss_data import check_teacher_width, with_teacher_embeddings
@@ -70,6 +71,7 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     prompts = fit_prompts(cfg, next(iter(parts.values())), sides)
     counts = view_counts(cfg.views, cfg.local_views)  # multi-view training: (V, L), or None
     check_multiview(counts, plan.loss_fn, next(iter(parts.values())), sides, anchor_cls, multi, cfg.guide)
+    distill = plan_distillation(cfg, plan, multi, counts)  # teacher=: the loss wrapped (anycl.fitting.distill)
     check_batch_size(cfg.resolved_batch_size(fit_defaults), plan)
     check_loss_data(plan, parts)  # what each loss needs from its data (anycl.fitting.loss_data)
     check_watch_options(cfg)  # keep_best / early stopping need an evaluation (before the teacher embeds)
@@ -101,7 +103,8 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     check_teacher_width(model, parts)
     check_all_items(model, parts, plan.losses)  # every item, before training (streamed rows: as they are read)
     parts, dropped = scan_items(model, parts, cfg.on_bad_item)  # unreadable files found once, before training
-    if dropped:
+    teacher, parts = make_teacher(cfg, plan, distill, model, sides, parts)  # the teacher opened; cached: rows
+    if dropped or teacher is not None:
         rows = MultiRows(parts) if multi else parts[""]
     check_step_memory(  # a clear error, before the first step, when a step would not fit in memory
         model, rows, args.batch_size, args.cpu, counts, args.mixed_precision != "no", args.gradcache_mini_batch
@@ -117,7 +120,16 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     if examples is not None:
         examples.snapshot(model, "before")
     trainer = Trainer(
-        model, plan.loss_fn, rows, sampler, builder, args, evaluator=evaluator, callbacks=callbacks, guide=guide
+        model,
+        plan.loss_fn,
+        rows,
+        sampler,
+        builder,
+        args,
+        evaluator=evaluator,
+        callbacks=callbacks,
+        guide=guide,
+        teacher=teacher,
     )
     model = trainer.train()
     return record_run(

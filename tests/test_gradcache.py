@@ -15,6 +15,7 @@ from anycl import losses as loss_registry
 from anycl.api import build_model
 from anycl.data.batching import BatchBuilder
 from anycl.errors import ConfigError
+from anycl.losses.momentum import embedding_width
 from anycl.training.gradcache import GradCache, RandState, count_rows, slice_rows
 from anycl.training.trainer import TrainingModule, split_loss
 
@@ -190,6 +191,13 @@ class _VectorTeacher:
         return torch.zeros(len(items), 12)
 
 
+class _ViewTeacherStub:
+    """A stand-in view teacher (the distill loss): fixed vectors per row and view, as its targets are."""
+
+    def targets(self, batch, student, device, state=None):
+        return torch.randn(batch["size"], 2, 5, generator=torch.Generator().manual_seed(2))
+
+
 @pytest.mark.parametrize("name", sorted(set(loss_registry.names())))
 def test_every_registered_loss(name):
     cls = loss_registry.LOSSES.lookup(name)
@@ -199,6 +207,9 @@ def test_every_registered_loss(name):
         options["num_labels"] = 3  # softmax: a classifier over the toy rows' three labels
     module = toy_module(loss=name, **options)
     cls = module.loss
+    if getattr(cls, "needs_view_teacher", False):  # distill: the teacher's vectors of the views, a projection
+        module.teacher = _ViewTeacherStub()
+        cls.build_projection(embedding_width(module.model), 5)
     negatives = 2 if getattr(cls, "accepts_negatives", True) and not getattr(cls, "negative_free", False) else 0
     if "negative_score" in getattr(cls, "score_columns", ()):
         negatives = 1  # margin_mse: one negative with its teacher score

@@ -48,7 +48,8 @@ NUMERIC_LABELS = ("contrastive", "online_contrastive", "softmax")
 
 
 def test_every_registered_family_is_in_the_smoke_matrix():
-    # losses reading score columns or a teacher train on such data in tests/test_losses_graded.py
+    # losses reading score columns or a teacher train on such data in tests/test_losses_graded.py; distill (a
+    # teacher's features of the views) in tests/test_distill_views.py
     built_in = {
         c
         for c in map(anycl.losses.LOSSES.lookup, anycl.losses.names())
@@ -56,6 +57,7 @@ def test_every_registered_family_is_in_the_smoke_matrix():
         and c.__module__.startswith("anycl.losses")
         and not getattr(c, "score_columns", ())
         and not getattr(c, "needs_teacher", False)
+        and not getattr(c, "needs_view_teacher", False)
     }
     assert built_in <= {anycl.losses.LOSSES.lookup(n) for n in (*SMOKE_LOSSES, *NUMERIC_LABELS)}
 

@@ -100,7 +100,13 @@ def with_teacher_embeddings(loss_fn, rows: Rows, modality: Optional[str] = None)
     log.info("embedding %d rows with the teacher (no gradient)", len(rows))
     teacher = open_teacher(loss_fn.__dict__["teacher"], loss_name(loss_fn))
     emb = teacher_embeddings(teacher, rows.column("anchor"), loss_fn.batch_size, loss_fn.normalize)
-    source = rows
+    out = rows_with_teacher(rows, emb)
+    out.teacher_dim = int(emb.shape[1])
+    return out
+
+
+def rows_with_teacher(source: Rows, emb) -> Rows:
+    """``source`` whose row dicts also carry ``emb[i]`` (a teacher's embedding of row i's anchor) as ``teacher``."""
 
     def get(i):
         return {**source[i], TEACHER: emb[int(i)]}
@@ -109,7 +115,7 @@ def with_teacher_embeddings(loss_fn, rows: Rows, modality: Optional[str] = None)
         for i, r in enumerate(source):
             yield {**r, TEACHER: emb[i]}
 
-    out = Rows(
+    return Rows(
         source.source,
         list(source.columns),
         len(source),
@@ -118,8 +124,6 @@ def with_teacher_embeddings(loss_fn, rows: Rows, modality: Optional[str] = None)
         source.column,
         (source.description + ", " if source.description else "") + "with teacher embeddings",
     )
-    out.teacher_dim = int(emb.shape[1])
-    return out
 
 
 def build_losses(loss, loss_options, parts, multi: bool, per_options=None) -> Dict[str, nn.Module]:

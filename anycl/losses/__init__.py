@@ -23,6 +23,7 @@ from . import barlow as _barlow  # noqa: F401  (barlow_twins)
 from . import queue as _queue  # noqa: F401  (moco)
 from . import graded as _graded  # noqa: F401  (cosent, angle, cosine_mse, margin_mse)
 from . import distill as _distill  # noqa: F401  (distill_mse, distill_kl)
+from . import distill_views as _distill_views  # noqa: F401  (distill)
 from . import multiview as _multiview  # noqa: F401  (multiview_infonce)
 from . import dino as _dino  # noqa: F401  (dino)
 from . import nnclr as _nnclr  # noqa: F401  (nnclr)
@@ -35,6 +36,7 @@ from .barlow import BarlowTwins
 from .dcl import DCL, WeightedDCL
 from .dino import DINO
 from .distill import DistillKLDiv, DistillMSE
+from .distill_views import ViewDistill
 from .graded import AnglE, CoSENT, CosineMSE, MarginMSE
 from .infonce import InfoNCE, NTXent2N, info_nce
 from .labelled_pairs import OnlineContrastive, PairContrastive
@@ -77,6 +79,7 @@ __all__ = [
     "CosineMSE",
     "MarginMSE",
     "DistillMSE",
+    "ViewDistill",
     "MultiViewInfoNCE",
     "DINO",
     "NNCLR",

@@ -286,6 +286,28 @@ class FitFields:
         "absolute|relative",
         "absolute",
     )
+    teacher: Union[PathLike, nn.Module, None] = _opt(
+        None,
+        "distillation from a teacher of the student's modality: an anycl model (folder or object), a backbone "
+        "or model name as model= takes (torchvision/<arch>, timm/<name>, a transformers model), or an nn.Module; "
+        "the student learns its features of the same views through a projection (default None: off)",
+        "NAME|PATH",
+        "off",
+    )
+    distill_weight: Optional[float] = _opt(
+        None,
+        "with teacher: the distillation term's weight added to the contrastive loss (0: off; default 1; "
+        "loss='distill' trains with distillation alone)",
+        "W",
+        "1 with a teacher",
+    )
+    teacher_options: Optional[Mapping[str, Any]] = _opt(
+        None,
+        "with teacher: {'cache': False (True: the teacher embeds each item once, unaugmented, reused every "
+        "epoch), 'projection': 'linear'|'mlp', 'batch_size': 64}",
+        "JSON",
+        "cache off, linear projection",
+    )
     sep: Optional[str] = _opt(
         None,
         "field separator of a CSV/TSV dataset file (default: ',' / tab, or sniffed when clearly ';', tab or '|')",

@@ -131,12 +131,14 @@ def validate_options(cfg: FitFields) -> None:
     )
     check_int("num_workers", cfg.num_workers, 0, allow_none=True)
     check_float("temperature", cfg.temperature, low=0, low_inclusive=False, allow_none=True)
+    check_float("distill_weight", cfg.distill_weight, low=0, allow_none=True, hint=" (0: no distillation)")
     for name, example in (
         ("loss_options", '{"temperature": 0.1}'),
         ("sampler_options", '{"seed": 1}'),
         ("encoder_options", '{"dropout": 0.1}'),
         ("adapter_options", '{"max_length": 128}'),
         ("columns", '{"anchor": "query", "positive": "doc"}'),
+        ("teacher_options", '{"cache": true}'),
     ):
         check_mapping(name, getattr(cfg, name), example)
     loss_options = cfg.loss_options or {}

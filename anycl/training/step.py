@@ -19,7 +19,7 @@ from anycl.losses.momentum import prepare_loss
 class TrainingModule(nn.Module):
     """Model + loss as one module, so that one forward gives the loss (what DDP and Accelerate expect)."""
 
-    def __init__(self, model: nn.Module, loss: nn.Module, guide=None):
+    def __init__(self, model: nn.Module, loss: nn.Module, guide=None, teacher=None):
         super().__init__()
         self.model = model
         self.loss = loss
@@ -30,6 +30,12 @@ class TrainingModule(nn.Module):
                 f"model; guided false-negative masking works with infonce"
             )
         self.guide = guide
+        # a frozen distillation teacher (anycl.model.distill_teacher) whose embeddings of the batch's views reach
+        # the loss as teacher= (B, V, D); a plain attribute: no part of the parameters, state or checkpoints
+        if teacher is not None and not getattr(loss, "needs_view_teacher", False):
+            raise ConfigError("a teacher needs the distill loss (anycl.losses.distill_views); fit wraps the loss in it")
+        self.teacher: Any = teacher  # not an nn.Module: a plain attribute
+        self._view_state: Optional[Tuple[torch.Tensor, torch.device]] = None
         # -- loss support (anycl.losses.momentum, anycl.training.collapse) ------------------------------------------------
         # The loss's predictor is sized here (before the optimiser exists); a loss with `momentum_target`
         # gets an EMA copy of the model whose embeddings reach it as `target=`; the last step's detached
@@ -45,6 +51,8 @@ class TrainingModule(nn.Module):
     def embed(self, batch: Dict[str, Any], generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
         if self.target is not None and generator is not None:  # replayed by the momentum target's pass
             self._prepare_state = (generator.get_state(), generator.device)
+        if self.teacher is not None and generator is not None:  # replayed: the teacher sees the batched augmentations
+            self._view_state = (generator.get_state(), generator.device)
         return self.model(self.side_features(batch), train=True, generator=generator)
 
     def compute_loss(self, emb: Dict[str, torch.Tensor], batch: Dict[str, Any]):
@@ -65,6 +73,11 @@ class TrainingModule(nn.Module):
         rows = {c: batch["scores"][c] for c in getattr(loss, "score_columns", ()) if c in batch.get("scores", {})}
         if getattr(loss, "needs_teacher", False) and "teacher" in batch:
             rows["teacher"] = batch["teacher"]
+        if getattr(loss, "needs_view_teacher", False):  # once per (full) batch, no gradient (distill_teacher)
+            if self.teacher is None:
+                raise ConfigError("the distill loss needs a teacher: fit(..., teacher=...)")
+            state, self._view_state = self._view_state, None  # None under GradCache: the loaded views only
+            rows["teacher"] = self.teacher.targets(batch, self.model, emb["anchor"].device, state)
         if self.guide is not None:  # once per (full) batch, no gradient (anycl.training.guide)
             g = self.guide.embed(batch, emb["anchor"].device)
             if g.get("negative") is not None:

@@ -88,6 +88,8 @@ class Trainer:
             :class:`~anycl.evaluation.base.Evaluator` also gets ``show_progress`` from ``args.progress``.
         guide: optional :class:`~anycl.training.guide.Guide` (guided false-negative masking); a guide that
             collates items itself needs ``builder.keep_views``.
+        teacher: optional :class:`~anycl.model.distill_teacher.ViewTeacher` (distillation, with the ``distill``
+            loss); one that embeds views sets ``builder.keep_views``.
         callbacks: :class:`~anycl.training.contracts.Callback` objects, objects of another class with any
             of ``on_step_end(trainer, step, logs)``, ``on_evaluate(trainer, step, metrics)``,
             ``on_train_end(trainer)`` (and ``checkpoint_state()`` / ``load_checkpoint_state(state)``), or
@@ -105,6 +107,7 @@ class Trainer:
         evaluator: Optional[Callable] = None,
         callbacks: Sequence[Any] = (),
         guide=None,
+        teacher=None,
     ):
         self.model = model
         self.loss = loss
@@ -116,6 +119,7 @@ class Trainer:
         self.callbacks = list(callbacks)  # as given
         self._hooks: List[Callback] = [as_callback(cb) for cb in self.callbacks]
         self.guide = guide  # anycl.training.guide.Guide or None
+        self.teacher = teacher  # anycl.model.distill_teacher.ViewTeacher or None (distillation)
         self.history: List[Dict[str, Any]] = []
         self.eval_history: List[Dict[str, Any]] = []
         self.global_step = 0
@@ -193,7 +197,9 @@ class Trainer:
                 self.builder.keep_views = True
             if self.guide.chunk is None and self.args.gradcache_mini_batch:
                 self.guide.chunk = self.args.gradcache_mini_batch  # the guide's activations stay mini-batch sized
-        module = TrainingModule(self.model, self.loss, guide=self.guide)
+        if self.teacher is not None and not self.teacher.cache:
+            self.builder.keep_views = True  # the teacher embeds the views the student sees
+        module = TrainingModule(self.model, self.loss, guide=self.guide, teacher=self.teacher)
         params = [p for p in module.parameters() if p.requires_grad]
         if not params:
             raise ConfigError("nothing to train: every parameter of the model and loss is frozen")
