@@ -14,21 +14,28 @@ import numpy as np
 from PIL import Image
 from sklearn.datasets import load_digits
 
-root = sys.argv[1] if len(sys.argv) > 1 else "new-user-photos"
-if not os.path.isdir(root):
-    os.makedirs(root)
-    d = load_digits()
-    for i in range(250):
-        img = Image.fromarray((d.images[i] * 16).astype(np.uint8)).resize((28, 28), Image.BILINEAR)
-        img.save(f"{root}/{i:03d}.png")
-logging.basicConfig(level=logging.INFO, format="%(message)s")
 import anycl
 
-steps = []
-t = time.time()
-model = anycl.fit(
-    root, modality="image", progress=False, log_with=None, callbacks=[lambda tr, s, logs: steps.append(s)]
-)
-print(
-    f"steps {len(steps)}; {time.time() - t:.0f} s; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB"
-)
+
+def make_photos(root: str, n: int = 250) -> None:
+    os.makedirs(root)
+    digits = load_digits()
+    for i in range(n):
+        img = Image.fromarray((digits.images[i] * 16).astype(np.uint8)).resize((28, 28), Image.BILINEAR)
+        img.save(f"{root}/{i:03d}.png")
+
+
+def main() -> None:
+    root = sys.argv[1] if len(sys.argv) > 1 else "new-user-photos"
+    if not os.path.isdir(root):
+        make_photos(root)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    steps = []
+    started = time.time()
+    anycl.fit(root, modality="image", progress=False, log_with=None, callbacks=[lambda t, s, logs: steps.append(s)])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"steps {len(steps)}; {time.time() - started:.0f} s; peak RSS {peak:.2f} GB")
+
+
+if __name__ == "__main__":
+    main()
