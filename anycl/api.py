@@ -65,7 +65,8 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     parts, multi = load_parts(dataset, cfg, exts, file_reader(modality))
     anchor_cls = adapter_registry.ADAPTERS.lookup(sides["anchor"])
     fit_defaults = getattr(anchor_cls, "fit_defaults", {})  # per-modality defaults (batch size, lr, head)
-    if cfg.encoder is None and model_for(cfg.model, sides["anchor"], sides.values(), anchor_cls) is not None:
+    by_name = cfg.encoder is None and model_for(cfg.model, sides["anchor"], sides.values(), anchor_cls) is not None
+    if by_name:
         fit_defaults = {**fit_defaults, **getattr(anchor_cls, "pretrained_fit_defaults", {})}  # audio: a fine-tuning lr
     plan = choose_loss(cfg, sides, anchor_cls, parts, multi)  # the loss, the guide and Matryoshka options
     prompts = fit_prompts(cfg, next(iter(parts.values())), sides)
@@ -81,6 +82,7 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     check_rows(rows, cfg, log)
     checkpoint = check_run_options(cfg)  # LoRA, checkpoints, resume_from, the output folder
     args = training_args(cfg, fit_defaults, step_budget(cfg, rows, anchor_cls))  # self-supervised: epochs from the data
+    args.pretrained = by_name or bool(getattr(anchor_cls, "pretrained_default", False))  # a short run: INFO
     args.run_identity = run_identity(cfg, args, plan.name, plan.recorded_options(), sides, rows)
     check_resume(checkpoint, args.run_identity, bool(cfg.resume_force))  # the checkpoint's run is this one
 

@@ -222,3 +222,20 @@ def test_one_column_text_keeps_one_epoch(monkeypatch, tiny_text_encoder):
         log_with=None,
     )
     assert model.info["steps"] == 3 and model.info["config"]["epochs"] == 1
+
+
+def test_a_short_fine_tune_of_a_pretrained_model_is_said_at_info(caplog, tiny_text_encoder, text_pairs):
+    """The short-run line is a warning for an encoder trained from scratch, INFO when fine-tuning a pretrained one."""
+    import copy
+
+    with caplog.at_level(logging.INFO, logger="anycl"):
+        anycl.fit(
+            text_pairs,
+            modality="text",
+            encoder=copy.deepcopy(tiny_text_encoder),
+            batch_size=8,
+            progress=False,
+            log_with=None,
+        )
+    [record] = [r for r in caplog.records if r.getMessage().startswith("this run takes 3 optimiser steps")]
+    assert record.levelno == logging.INFO

@@ -18,6 +18,8 @@ class TrainingArgs:
     # for this many optimiser steps, at most MAX_BUDGET_EPOCHS; fit sets it for self-supervised runs given
     # neither epochs nor max_steps (anycl.training.epochs.DEFAULT_STEP_BUDGET)
     step_budget: Optional[int] = None
+    # a short run is a warning for an encoder trained from scratch; fine-tuning a pretrained one says it at INFO
+    pretrained: bool = False
     lr: float = 2e-5
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1

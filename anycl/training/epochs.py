@@ -55,14 +55,16 @@ def budget_applies(rows: Rows, args: TrainingArgs) -> bool:
     return bool(args.step_budget) and not args.max_steps and not rows.streaming
 
 
-def warn_short_run(total: int, epochs: int, steps_per_epoch: int) -> None:
+def warn_short_run(total: int, epochs: int, steps_per_epoch: int, pretrained: bool = False) -> None:
     """Warn when a run decided by its epochs takes fewer than :data:`SHORT_RUN_STEPS` optimiser steps, naming the
-    numbers and the epochs (or max_steps) that would reach that many."""
+    numbers and the epochs (or max_steps) that would reach that many. Fine-tuning a ``pretrained`` encoder (the
+    default text model, a model given by name) can do well in fewer steps: that is said at INFO."""
     if total >= SHORT_RUN_STEPS:
         return
-    log.warning(
+    log.log(
+        logging.INFO if pretrained else logging.WARNING,
         "this run takes %d optimiser step%s (%d epoch%s of %d), fewer than the %d a contrastive model needs to "
-        "learn much; lengthen it with epochs=%d or max_steps=%d",
+        "learn much from scratch; lengthen it with epochs=%d or max_steps=%d",
         total,
         "" if total == 1 else "s",
         epochs,
@@ -99,7 +101,7 @@ def run_length(rows: Rows, sampler: TrainingSampler, args: TrainingArgs, process
         return args.max_steps, math.ceil(args.max_steps / max(1, steps_per_epoch))
     epochs = budget_epochs(steps_per_epoch, int(args.step_budget or 0)) if budget_applies(rows, args) else args.epochs
     total = steps_per_epoch * epochs
-    warn_short_run(total, epochs, steps_per_epoch)
+    warn_short_run(total, epochs, steps_per_epoch, args.pretrained)
     return total, epochs
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -32,45 +31,12 @@ from .contracts import Callback, TrainingSampler, as_callback
 from .epochs import budget_applies, budget_eval_epochs, epoch_batches, recipe_line, run_length
 from .gradcache import gradcache_step, make_gradcache
 from .optimizer import make_optimizer
+from .run_state import Meter as _Meter
+from .run_state import Run as _Run
 from .step import TrainingModule, check_finite
 from .stream_steps import LockstepBatches, end_of_stream_epoch
 
 log = logging.getLogger("anycl")
-
-
-class _Meter:
-    """The mean loss since the last logged step, and the items per second since training started."""
-
-    def __init__(self) -> None:
-        self.loss, self.batches, self.items, self.started = 0.0, 0, 0, time.perf_counter()
-
-    def add(self, loss: torch.Tensor, items: int) -> None:
-        self.loss += float(loss.detach())
-        self.batches += 1
-        self.items += items
-
-    def mean_loss(self) -> float:
-        return self.loss / self.batches
-
-    def rate(self) -> float:
-        return self.items / max(time.perf_counter() - self.started, 1e-9)
-
-    def logged(self) -> None:
-        self.loss, self.batches = 0.0, 0  # the logged loss is the mean since the last logged step
-
-
-@dataclass
-class _Run:
-    """What one call of ``train`` sets up for its steps."""
-
-    acc: Any  # the Accelerator
-    params: List[torch.nn.Parameter]  # the trainable parameters (clipped)
-    gradcache: Any  # anycl.training.gradcache's state, or None
-    total: Optional[int]  # optimiser steps to run (None: an endless stream)
-    log_every: int  # a logged step every this many
-    eval_epochs: int = 1  # without eval_every: an evaluation after every this many epochs, and after the last
-    bar: Any = None  # the steps' progress bar
-    meter: _Meter = field(default_factory=_Meter)
 
 
 class Trainer:
