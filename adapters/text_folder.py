@@ -77,8 +77,9 @@ def _modules(directory: str, root: Optional[str]) -> List[Dict[str, Any]]:
             raise ConfigError(
                 f"{path}: module {i} has type {ref!r}, which is not a sentence-transformers module class; loading it "
                 f"would import and run code named by the folder, which anycl never does. Remove the entry (or the "
-                f"folder, if you did not write it); a module of your own: build the model from the folder yourself "
-                f"and pass it, anycl.load(path, encoders={{'text': SentenceTransformer(folder, trust_remote_code=True)}})"
+                f"folder, if you did not write it); a module class of your own: build the model in your code from "
+                f"the folder's parts, e.g. SentenceTransformer(modules=[Transformer(folder), YourModule()]), and pass it "
+                f"as anycl.load(path, encoders={{'text': model}}) (docs/text.md)"
             )
         if not isinstance(sub, str) or os.path.isabs(sub) or not _within(os.path.join(directory, sub), directory, root):
             raise ConfigError(f"{path}: module {i} has path {sub!r}, which is not a folder inside {directory}")

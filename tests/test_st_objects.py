@@ -106,8 +106,10 @@ def test_a_custom_module_trains_and_reloads_with_the_module_given(small_st, tmp_
     # anycl does not run a class it does not know from a folder: a clear error says how to load it
     with pytest.raises(ConfigError, match=r"is not a sentence-transformers module class.*encoders=\{'text'"):
         anycl.load(str(tmp_path / "m"))
-    # the user, who vouches for the class, builds the module from the folder and passes it
-    own = SentenceTransformer(str(tmp_path / "m" / "towers" / "text"), device="cpu", trust_remote_code=True)
+    # the user builds the model in their own code from the folder's parts (no trust_remote_code) and passes it
+    from sentence_transformers.sentence_transformer.modules import Transformer
+
+    own = SentenceTransformer(modules=[Transformer(str(tmp_path / "m" / "towers" / "text")), MaxPool()], device="cpu")
     back = anycl.load(str(tmp_path / "m"), encoders={"text": own})
     np.testing.assert_allclose(back.encode(TEXTS).numpy(), model.encode(TEXTS).numpy(), atol=1e-5)
 

@@ -225,8 +225,8 @@ def _read_once(
             encoder = adapter.adopt_encoder(encoders[name])
             weights = Path(sub) / "encoder.safetensors"
             if not weights.exists() and (tcfg.get("encoder") or {}).get("kind") == "sentence_transformers":
-                # a sentence-transformers tower with modules anycl does not load itself (a custom class): the
-                # user built it from towers/<name>, vouching for its code, and it is used as given
+                # a sentence-transformers tower with a module class anycl does not import (the user's own): the
+                # user built the model in their code from towers/<name>'s parts; it is used as given
                 log.info("the %s tower: using the module given in encoders= as it is (loaded from %s)", name, sub)
                 towers[name] = Tower(adapter, encoder, head, tcfg.get("encode_with_head", False))
                 continue
