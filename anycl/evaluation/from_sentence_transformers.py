@@ -20,18 +20,20 @@ from anycl.errors import ConfigError
 
 from .base import Evaluator
 
-_ENCODE_OPTIONS = {  # ST's encode argument → anycl's (the ones anycl's encode takes under another name or not)
-    "show_progress_bar": "show_progress_bar",
-    "batch_size": "batch_size",
-    "convert_to_numpy": "convert_to_numpy",
-    "convert_to_tensor": "convert_to_tensor",
-    "normalize_embeddings": "normalize_embeddings",
-    "precision": "precision",
-    "prompt_name": "prompt_name",
-    "prompt": "prompt",
-    "truncate_dim": "truncate_dim",
-    "device": "device",
-}
+_ENCODE_OPTIONS = frozenset(  # ST's encode arguments that anycl's encode takes by the same name
+    {
+        "show_progress_bar",
+        "batch_size",
+        "convert_to_numpy",
+        "convert_to_tensor",
+        "normalize_embeddings",
+        "precision",
+        "prompt_name",
+        "prompt",
+        "truncate_dim",
+        "device",
+    }
+)
 
 
 def is_sentence_transformers_evaluator(obj: Any) -> bool:
@@ -79,7 +81,7 @@ class SentenceTransformerView:
             raise ConfigError(
                 f"a sentence-transformers evaluator asked encode for {unknown}, which anycl does not take"
             )
-        return {_ENCODE_OPTIONS[k]: v for k, v in kwargs.items() if k in _ENCODE_OPTIONS and v is not None}
+        return {k: v for k, v in kwargs.items() if k in _ENCODE_OPTIONS and v is not None}
 
     def encode(self, sentences: Any, **kwargs: Any) -> Any:
         return self.model.encode(sentences, **self._options(kwargs))

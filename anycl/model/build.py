@@ -62,11 +62,12 @@ def build_towers(
         adapter = get_adapter(m, **(per_modality(adapter_options, m, modalities) or {}))
         enc = per_modality(encoder, m, modalities) if isinstance(encoder, Mapping) else encoder
         chosen = model_for(model, m, modalities, adapter)
-        if isinstance(chosen, nn.Module) and adapter.adopt_encoder(chosen) is not chosen:
+        adopted = adapter.adopt_encoder(chosen) if isinstance(chosen, nn.Module) else None
+        if adopted is not None and adopted is not chosen:
             # model=<a loaded model the adapter knows> (text: a SentenceTransformer): the encoder, as encoder= is
             if enc is not None:
                 raise ConfigError(f"both model= and encoder= give the {m} tower's encoder; pass one of them")
-            enc, chosen = chosen, None
+            enc, chosen = adopted, None
         _check_model_used(m, chosen, enc, adapter)
         if enc is None:
             opts = dict(per_modality(encoder_options, m, modalities) or {})
@@ -75,7 +76,7 @@ def build_towers(
             enc = adapter.default_encoder(**opts)
         elif not isinstance(enc, nn.Module):
             raise ConfigError(f"encoder for {m!r} must be an nn.Module, got {type(enc).__name__}")
-        else:
+        elif enc is not adopted:  # encoder=<module>: the adapter wraps a class it knows (model= was wrapped above)
             enc = adapter.adopt_encoder(enc)
         h = head
         if h == "default":
