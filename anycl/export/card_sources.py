@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -64,10 +65,19 @@ def public_config(value: Any) -> Any:
 
 
 def _readme(folder: str) -> Optional[str]:
+    """The README.md of ``folder`` (None when there is none or it cannot be read): one save writes several cards,
+    each asking of the same base-model folder, so a file is read once while it is unchanged."""
     path = os.path.join(folder, CARD_FILE)
-    if not os.path.isfile(path):
-        return None
     try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return _read_readme(path, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _read_readme(path: str, inode: int, mtime_ns: int, size: int) -> Optional[str]:
+    try:  # (inode, mtime, size) in the key: a changed file is read again
         return read_bytes(path, MAX_README_BYTES).decode("utf-8", errors="replace")
     except (OSError, AnyclError):  # too large, not a regular file: no provenance from it
         return None
