@@ -35,6 +35,7 @@ class STLoss(NamedTuple):
     options: Mapping[str, Any] = {}
     renames: Mapping[str, Tuple[str, Optional[Callable[[Any], Any]]]] = {}
     refusal: str = ""
+    note: str = ""  # docs/losses.md's table: options that keep their sentence-transformers name
 
 
 _SCALE = {"scale": ("temperature", _inverse("scale"))}
@@ -47,7 +48,11 @@ _BATCH_TRIPLET = (
 )
 
 ST_LOSSES: Dict[str, STLoss] = {
-    "MultipleNegativesRankingLoss": STLoss("infonce", renames=_SCALE),
+    "MultipleNegativesRankingLoss": STLoss(
+        "infonce",
+        renames=_SCALE,
+        note="`directions`, `partition_mode`, `hardness_mode`, `hardness_strength` as in sentence-transformers",
+    ),
     "MultipleNegativesSymmetricRankingLoss": STLoss("infonce", {"symmetric": True}, _SCALE),
     "CoSENTLoss": STLoss("cosent"),
     "AnglELoss": STLoss("angle"),
@@ -177,5 +182,6 @@ def loss_table() -> str:
             continue
         options = ", ".join(f"{k}={v!r}" for k, v in entry.options.items())
         renames = ", ".join(f"`{k}` → `{t}`" + (" (1 / scale)" if f else "") for k, (t, f) in entry.renames.items())
-        rows.append(f"| `{name}` | `{entry.anycl}`{f' ({options})' if options else ''} | {renames} |")
+        notes = "; ".join(n for n in (renames, entry.note) if n)
+        rows.append(f"| `{name}` | `{entry.anycl}`{f' ({options})' if options else ''} | {notes} |")
     return "\n".join(rows)
