@@ -96,15 +96,14 @@ ST_LOSSES: Dict[str, STLoss] = {
     "BatchHardSoftMarginTripletLoss": STLoss(None, refusal=_BATCH_TRIPLET.format(mining="batch_hard")),
     "BatchSemiHardTripletLoss": STLoss(None, refusal=_BATCH_TRIPLET.format(mining="semi_hard")),
     "ContrastiveTensionLoss": STLoss(
-        None,
-        refusal="it trains two separate copies of the encoder (one embeds each side), while an anycl loss sees "
-        "the embeddings of the one model being trained; for unsupervised text give a single column of "
-        "sentences: anycl trains it SimCSE-style (loss='infonce', the two views differ by dropout)",
+        "contrastive_tension",
+        note="a trained copy of the model embeds the first column; only the model is saved. One column of "
+        "sentences is paired by the `contrastive_tension` sampler (`pos_neg_ratio`)",
     ),
     "ContrastiveTensionLossInBatchNegatives": STLoss(
-        None,
-        refusal="it trains two separate copies of the encoder; for unsupervised text give a single column of "
-        "sentences: anycl trains it SimCSE-style (loss='infonce' with in-batch negatives, views differing by dropout)",
+        "contrastive_tension_in_batch",
+        renames=_SCALE,
+        note="one column of sentences; a trained copy of the model embeds it too; only the model is saved",
     ),
     "DenoisingAutoEncoderLoss": STLoss(
         None,
@@ -121,7 +120,7 @@ ST_LOSSES: Dict[str, STLoss] = {
     ),
 }
 # other spellings users reach for, refused with their sentence-transformers loss's reason
-EXTRA_NAMES = {"tsdae": "DenoisingAutoEncoderLoss", "contrastive_tension": "ContrastiveTensionLoss"}
+EXTRA_NAMES = {"tsdae": "DenoisingAutoEncoderLoss"}
 
 
 def _key(name: str) -> str:
