@@ -140,6 +140,32 @@ def test_the_training_module_embeds_the_anchor_with_its_copy(tiny_text_encoder):
     _assert_same(st_value, value, _grads(module.second_tower, model, extra=[st_loss.logit_scale]), ours)
 
 
+def test_the_sampler_pairs_through_the_training_module_equal_sentence_transformers(tiny_text_encoder):
+    """One column → the contrastive_tension sampler's pairs → the training module (copy: first column, model:
+    second) equals ST's ContrastiveTensionLoss on the same pairs, which labels identical token ids 1 itself."""
+    from sentence_transformers.sentence_transformer.losses import ContrastiveTensionLoss
+
+    model = build_model({"anchor": "text", "positive": "text"}, encoder=copy.deepcopy(tiny_text_encoder), head=None)
+    module = TrainingModule(model, anycl.losses.get("contrastive_tension"))
+    _perturb(module.second_tower)
+    module.eval()
+    rows = to_rows(list(SENTENCES))
+    sampler = ContrastiveTensionSampler(pos_neg_ratio=4)
+    pairs = sampler.rows_for(rows, sampler.plan(rows, 0, 4)[0])
+    assert [p["label"] for p in pairs] == [1, 0, 0, 0]
+    adapters = {s: model.tower(s).adapter for s in ("anchor", "positive")}
+    value = module(BatchBuilder(adapters).build(pairs, torch.Generator().manual_seed(0)))
+    value.backward()
+    ours = _grads(module.second_tower, model)
+    st_model2 = model.tower("positive").encoder.st
+    st_loss = ContrastiveTensionLoss(st_model2)
+    st_loss.model1 = module.second_tower.tower("anchor").encoder.st
+    features = [st_model2.tokenize([p["anchor"] for p in pairs]), st_model2.tokenize([p["positive"] for p in pairs])]
+    st_value = st_loss(features, None)
+    st_value.backward()
+    _assert_same(st_value, value, _grads(module.second_tower, model), ours)
+
+
 def test_the_sampler_pairs_as_sentence_transformers_data_loader(monkeypatch):
     from sentence_transformers.sentence_transformer.losses import ContrastiveTensionDataLoader
 
