@@ -51,6 +51,7 @@ from anycl.fitting.setup import (
 from anycl.model.build import model_for
 from anycl.model.contrastive import ContrastiveModel, Tower, build_model  # noqa: F401  (anycl.api.build_model, as before)
 from anycl.options.fit_config import FIT_OPTIONS, FitConfig  # noqa: F401  (also anycl.api.FIT_OPTIONS, as before)
+from anycl.sampling.factory import loss_sampler
 from anycl.training.trainer import Trainer
 
 from .files import OutputLock
@@ -112,7 +113,8 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
         model, rows, args.batch_size, args.cpu, counts, args.mixed_precision != "no", args.gradcache_mini_batch
     )
     args.resolved_recipe = resolved_recipe(model, rows, counts)  # logged in one line when training starts
-    sopts = default_sampler_options(cfg, fit_defaults, sides, self_supervised(rows))  # user's + the defaults
+    own = loss_sampler(plan.loss_fn, rows)  # a loss that pairs one column its own way (Contrastive Tension)
+    sopts = default_sampler_options(cfg, fit_defaults, sides, self_supervised(rows), own)  # user's + the defaults
     sampler, builder, sopts = samplers_and_builders(
         cfg, model, parts, plan.losses, guide, prompts, multi, args.seed, sopts
     )

@@ -45,6 +45,8 @@ SMOKE_LOSSES = {
 }
 # losses reading labels as numbers (0/1 pairs, NLI classes) train on such data in tests/test_losses_st_parity.py
 NUMERIC_LABELS = ("contrastive", "online_contrastive", "softmax")
+# losses training a second copy of the model train on one column of sentences in tests/test_contrastive_tension.py
+SECOND_TOWER = ("contrastive_tension", "contrastive_tension_in_batch")
 
 
 def test_every_registered_family_is_in_the_smoke_matrix():
@@ -59,7 +61,7 @@ def test_every_registered_family_is_in_the_smoke_matrix():
         and not getattr(c, "needs_teacher", False)
         and not getattr(c, "needs_view_teacher", False)
     }
-    assert built_in <= {anycl.losses.LOSSES.lookup(n) for n in (*SMOKE_LOSSES, *NUMERIC_LABELS)}
+    assert built_in <= {anycl.losses.LOSSES.lookup(n) for n in (*SMOKE_LOSSES, *NUMERIC_LABELS, *SECOND_TOWER)}
 
 
 # -- text -------------------------------------------------------------------------------------------------

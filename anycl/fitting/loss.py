@@ -75,6 +75,7 @@ def choose_loss(
     losses = build_losses(loss, loss_options, parts, multi, per_options)  # {data set: loss module}
     loss_fn = MultiLoss(losses) if multi else losses[""]
     configure_guide(cfg, loss_fn, loss)
+    check_second_tower(cfg, losses)
     plan = LossPlan(loss, loss_options, per_options, cfg.loss_options, losses, loss_fn)
     if cfg.matryoshka_dims is not None:  # the width is checked once the model is built
         plan.matryoshka = check_dims(cfg.matryoshka_dims, cfg.matryoshka_weights)
@@ -82,6 +83,22 @@ def choose_loss(
     elif cfg.matryoshka_weights is not None:
         raise ConfigError("matryoshka_weights needs matryoshka_dims")
     return plan
+
+
+def check_second_tower(cfg: FitConfig, losses: Mapping[str, nn.Module]) -> None:
+    """A loss that trains a copy of the model (Contrastive Tension) embeds each step's batch with both towers at
+    once: not in mini-batches (GradCache), not with several views, one data set."""
+    for name, loss_fn in losses.items():
+        if not getattr(loss_fn, "second_tower", False):
+            continue
+        what = getattr(loss_fn, "registry_name", type(loss_fn).__name__)
+        if len(losses) > 1:
+            raise ConfigError(
+                f"loss {what!r} (data set {name!r}) trains a second copy of the model; it trains on one data set"
+            )
+        for option in ("gradcache_mini_batch", "views", "local_views", "teacher"):
+            if getattr(cfg, option, None):
+                raise ConfigError(f"loss {what!r} trains a second copy of the model and does not combine with {option}")
 
 
 def configure_guide(cfg: FitConfig, loss_fn, loss) -> None:

@@ -31,6 +31,10 @@ def check_loss_rows(loss_fn, rows: Rows, given: Any = None, dataset: Optional[st
     """Raise ConfigError/DataError when ``rows`` cannot feed ``loss_fn``; warn about columns it ignores."""
     name = loss_name(loss_fn, given)
     of = f" of data set {dataset!r}" if dataset else ""
+    check_columns = getattr(loss_fn, "check_columns", None)  # a loss's own rule on the columns it reads
+    why = check_columns(list(rows.columns), list(rows.negatives)) if check_columns is not None else None
+    if why:
+        raise ConfigError(why + (f" (data set {dataset!r})" if dataset else ""))
     if getattr(loss_fn, "needs_labels", False) and not rows.has_label:
         raise ConfigError(f"loss {name!r} needs a 'label' column; the columns{of} are {rows.columns}")
     if rows.negatives and getattr(loss_fn, "negative_free", False):

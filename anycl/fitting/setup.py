@@ -71,15 +71,22 @@ def set_up_model(model, cfg: FitConfig, prompts, matryoshka: Optional[Tuple[List
 
 
 def default_sampler_options(
-    cfg: FitConfig, fit_defaults: Mapping[str, Any], sides: Mapping[str, str], self_supervised: bool = False
+    cfg: FitConfig,
+    fit_defaults: Mapping[str, Any],
+    sides: Mapping[str, str],
+    self_supervised: bool = False,
+    loss_sampler: Optional[str] = None,
 ) -> Dict[str, Any]:
     """The sampler options ``fit`` uses: the user's, plus the anchor adapter's ``in_batch_defaults`` (text:
     ``group_by_length`` 8) for keys the user did not set, when the sampler is the default ``in_batch`` and
     every side has the anchor's modality (a cross-modal run's rows have no common length), unless the user
     turned shuffling off (their order is kept). ``self_supervised`` data (:func:`anycl.fitting.recipe.self_supervised`)
-    trains on full batches only (``drop_last``, unless the user set it)."""
+    trains on full batches only (``drop_last``, unless the user set it). ``loss_sampler``: the sampler the loss
+    pairs one column with (:func:`anycl.sampling.factory.loss_sampler`), which takes none of those defaults."""
     sopts = dict(cfg.sampler_options or {})
     keep_order = sopts.get("shuffle") is False  # the user's own order is not re-sorted by length
+    if loss_sampler is not None and cfg.sampler is None:
+        return sopts
     if cfg.sampler in (None, "in_batch") and len(set(sides.values())) == 1 and not keep_order:
         for key, value in fit_defaults.get("in_batch_defaults", {}).items():
             sopts.setdefault(key, value)

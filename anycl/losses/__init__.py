@@ -30,9 +30,11 @@ from . import nnclr as _nnclr  # noqa: F401  (nnclr)
 from . import labelled_pairs as _labelled_pairs  # noqa: F401  (contrastive, online_contrastive)
 from . import mega_batch as _mega_batch  # noqa: F401  (mega_batch_margin)
 from . import softmax as _softmax  # noqa: F401  (softmax)
+from . import contrastive_tension as _contrastive_tension  # noqa: F401  (contrastive_tension[_in_batch])
 
 # isort: on
 from .barlow import BarlowTwins
+from .contrastive_tension import ContrastiveTension, ContrastiveTensionInBatch
 from .dcl import DCL, WeightedDCL
 from .dino import DINO
 from .distill import DistillKLDiv, DistillMSE
@@ -88,4 +90,6 @@ __all__ = [
     "MegaBatchMargin",
     "SoftmaxLoss",
     "DistillKLDiv",
+    "ContrastiveTension",
+    "ContrastiveTensionInBatch",
 ]

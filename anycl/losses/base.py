@@ -41,6 +41,10 @@ class ContrastiveLoss(nn.Module):
             EMA copy of the model, embeds each batch with it too (no gradient), passes
             ``target={"anchor": (B, D), "positive": (B, D)}`` to ``forward`` and updates the copy
             after every optimiser step.
+        second_tower: the loss trains two copies of the model (Contrastive Tension,
+            :mod:`anycl.losses.contrastive_tension`): the training module keeps a trainable copy that embeds the
+            ``anchor`` side while the model embeds the others; the copy's parameters are optimised and
+            checkpointed with the model's, and only the model is saved.
     """
 
     in_batch_negatives: bool = True
@@ -53,6 +57,7 @@ class ContrastiveLoss(nn.Module):
     negative_free: bool = False
     distributed: str = "global"
     momentum_target: Optional[dict] = None
+    second_tower: bool = False
 
     def forward(self, anchor, positive, negative=None, labels=None):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -71,6 +76,7 @@ CAPABILITIES = (
     "negative_free",
     "distributed",
     "momentum_target",
+    "second_tower",
     "score_columns",
     "score_range",
     "needs_teacher",

@@ -8,11 +8,12 @@ clamped so that 1/τ ≤ 100).
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 
+from .directions import DirectionOptions, check_direction_inputs, directions_loss
 from .fused import row_lse
 from .guide_mask import check_margin, guide_thresholds, guided_mask, normalized_guide
 from .infonce_functional import info_nce, symmetric_info_nce
@@ -62,6 +63,15 @@ class InfoNCE(ContrastiveLoss):
             ``"relative"``: :math:`s - |s| m`, as sentence-transformers' ``GISTEmbedLoss``). The row's own
             positive is never masked; memory-queue entries have no guide embedding and are never masked.
             See :mod:`anycl.losses.guide_mask`.
+        directions, partition_mode, hardness_mode, hardness_strength: sentence-transformers'
+            ``MultipleNegativesRankingLoss`` options, with its meaning and values (see
+            :mod:`anycl.losses.directions`): ``directions`` a tuple of ``"query_to_doc"`` (always),
+            ``"query_to_query"``, ``"doc_to_query"``, ``"doc_to_doc"``; ``partition_mode`` ``"joint"`` (one softmax)
+            or ``"per_direction"``; ``hardness_mode`` ``"in_batch_negatives"``, ``"hard_negatives"`` or
+            ``"all_negatives"`` adds ``hardness_strength`` × the detached similarity to those negatives' logits.
+            Not with ``symmetric``/``same_side_negatives`` (the same thing by other names), ``chunk_size``,
+            ``hardness_weight``, a memory queue or a guide, except where they reduce to the plain loss,
+            ``symmetric`` or ``same_side_negatives``.
 
     Inputs:
         anchor: (B, D). positive: (B, D). negative: optional (B, K, D) or (B, D) hard negatives; every
@@ -97,9 +107,26 @@ class InfoNCE(ContrastiveLoss):
         hardness_weight: float = 0.0,
         guide_margin: float = 0.0,
         guide_margin_strategy: str = "absolute",
+        directions: Optional[Sequence[str]] = None,
+        partition_mode: str = "joint",
+        hardness_mode: Optional[str] = None,
+        hardness_strength: float = 0.0,
     ):
         super().__init__()
         self.tau = Temperature(temperature, learn_temperature, max_scale, "infonce")
+        self.direction_options = DirectionOptions(directions, partition_mode, hardness_mode, hardness_strength)
+        self.directions, implied = self.direction_options.plain_options()
+        if directions is not None and (symmetric or same_side_negatives):
+            raise ValueError(
+                "infonce: give directions (sentence-transformers' name) or symmetric / same_side_negatives, not both"
+            )
+        symmetric = implied.get("symmetric", symmetric)
+        same_side_negatives = implied.get("same_side_negatives", same_side_negatives)
+        if self.directions is not None and (chunk_size or hardness_weight):
+            raise ValueError(
+                f"infonce: directions {self.directions} / hardness_mode are computed on the whole batch: "
+                "without chunk_size and hardness_weight"
+            )
         if chunk_size is not None and int(chunk_size) < 1:
             raise ValueError(f"infonce: chunk_size must be >= 1, got {chunk_size}")
         if (
@@ -127,6 +154,7 @@ class InfoNCE(ContrastiveLoss):
         return self.tau.value
 
     def forward(self, anchor, positive, negative=None, labels=None, queue=None, rows=None, guide=None):
+        check_direction_inputs(self.directions, queue, guide)
         anchor, positive, extra = pair_inputs(anchor, positive, negative, queue, "infonce")
         batch = anchor.shape[0]
         with full_precision(anchor):
@@ -143,6 +171,11 @@ class InfoNCE(ContrastiveLoss):
                 same = same[rows]
             g = None if guide is None else self._guide(guide, batch, negative is not None)
             scale = self.tau.scale(anchor.device)
+            if self.directions is not None:  # sentence-transformers' directions (anycl.losses.directions)
+                negs = None if extra is None else extra.view(batch, -1, extra.shape[-1])
+                return directions_loss(
+                    anchor, positive, negs, scale, self.direction_options, self.directions, same, rows
+                )
             n_cands = candidates.shape[0]
             side = n_cands if self.same_side_negatives else None
             mask = self._mask(same, g, "anchor", rows, batch, side, labels, anchor.device)
@@ -239,7 +272,8 @@ class InfoNCE(ContrastiveLoss):
         chunk = f", chunk_size={self.chunk_size}" if self.chunk_size else ""
         side = ", same_side_negatives=True" if self.same_side_negatives else ""
         hard = f", hardness_weight={self.hardness_weight:g}" if self.hardness_weight else ""
-        return f"temperature={self.temperature:.4g}, symmetric={self.symmetric}{learn}{chunk}{side}{hard}"
+        more = self.direction_options.describe()
+        return f"temperature={self.temperature:.4g}, symmetric={self.symmetric}{learn}{chunk}{side}{hard}{more}"
 
 
 @register("simclr", "nt_xent_2n", "ntxent_2n")

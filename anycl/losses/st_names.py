@@ -35,6 +35,7 @@ class STLoss(NamedTuple):
     options: Mapping[str, Any] = {}
     renames: Mapping[str, Tuple[str, Optional[Callable[[Any], Any]]]] = {}
     refusal: str = ""
+    note: str = ""  # docs/losses.md's table: options that keep their sentence-transformers name
 
 
 _SCALE = {"scale": ("temperature", _inverse("scale"))}
@@ -47,7 +48,11 @@ _BATCH_TRIPLET = (
 )
 
 ST_LOSSES: Dict[str, STLoss] = {
-    "MultipleNegativesRankingLoss": STLoss("infonce", renames=_SCALE),
+    "MultipleNegativesRankingLoss": STLoss(
+        "infonce",
+        renames=_SCALE,
+        note="`directions`, `partition_mode`, `hardness_mode`, `hardness_strength` as in sentence-transformers",
+    ),
     "MultipleNegativesSymmetricRankingLoss": STLoss("infonce", {"symmetric": True}, _SCALE),
     "CoSENTLoss": STLoss("cosent"),
     "AnglELoss": STLoss("angle"),
@@ -91,15 +96,14 @@ ST_LOSSES: Dict[str, STLoss] = {
     "BatchHardSoftMarginTripletLoss": STLoss(None, refusal=_BATCH_TRIPLET.format(mining="batch_hard")),
     "BatchSemiHardTripletLoss": STLoss(None, refusal=_BATCH_TRIPLET.format(mining="semi_hard")),
     "ContrastiveTensionLoss": STLoss(
-        None,
-        refusal="it trains two separate copies of the encoder (one embeds each side), while an anycl loss sees "
-        "the embeddings of the one model being trained; for unsupervised text give a single column of "
-        "sentences: anycl trains it SimCSE-style (loss='infonce', the two views differ by dropout)",
+        "contrastive_tension",
+        note="a trained copy of the model embeds the first column; only the model is saved. One column of "
+        "sentences is paired by the `contrastive_tension` sampler (`pos_neg_ratio`)",
     ),
     "ContrastiveTensionLossInBatchNegatives": STLoss(
-        None,
-        refusal="it trains two separate copies of the encoder; for unsupervised text give a single column of "
-        "sentences: anycl trains it SimCSE-style (loss='infonce' with in-batch negatives, views differing by dropout)",
+        "contrastive_tension_in_batch",
+        renames=_SCALE,
+        note="one column of sentences; a trained copy of the model embeds it too; only the model is saved",
     ),
     "DenoisingAutoEncoderLoss": STLoss(
         None,
@@ -116,7 +120,7 @@ ST_LOSSES: Dict[str, STLoss] = {
     ),
 }
 # other spellings users reach for, refused with their sentence-transformers loss's reason
-EXTRA_NAMES = {"tsdae": "DenoisingAutoEncoderLoss", "contrastive_tension": "ContrastiveTensionLoss"}
+EXTRA_NAMES = {"tsdae": "DenoisingAutoEncoderLoss"}
 
 
 def _key(name: str) -> str:
@@ -177,5 +181,6 @@ def loss_table() -> str:
             continue
         options = ", ".join(f"{k}={v!r}" for k, v in entry.options.items())
         renames = ", ".join(f"`{k}` → `{t}`" + (" (1 / scale)" if f else "") for k, (t, f) in entry.renames.items())
-        rows.append(f"| `{name}` | `{entry.anycl}`{f' ({options})' if options else ''} | {renames} |")
+        notes = "; ".join(n for n in (renames, entry.note) if n)
+        rows.append(f"| `{name}` | `{entry.anycl}`{f' ({options})' if options else ''} | {notes} |")
     return "\n".join(rows)

@@ -23,12 +23,19 @@ from anycl.options.fit_config import FitConfig
 
 from .base import SAMPLERS, Sampler, get, names, register  # noqa: F401
 from .by_label import GroupByLabelSampler  # noqa: F401
+from .contrastive_tension import ContrastiveTensionSampler  # noqa: F401
 
 # the samplers register themselves on import; their names stay importable from here
 from .in_batch import InBatchSampler, group_distinct, length_grouped, row_lengths  # noqa: F401
 from .mined import MinedNegativeSampler  # noqa: F401
 
 log = logging.getLogger("anycl")
+
+
+def loss_sampler(loss_fn, rows) -> Any:
+    """The sampler a loss pairs one column of items with (``single_column_sampler``: Contrastive Tension's), when
+    the data is one column; else None."""
+    return getattr(loss_fn, "single_column_sampler", None) if not getattr(rows, "has_positive", True) else None
 
 
 def sampler_and_builder(cfg: FitConfig, sopts, rows, model, loss_fn, guide=None, prompts=None):
@@ -38,7 +45,14 @@ def sampler_and_builder(cfg: FitConfig, sopts, rows, model, loss_fn, guide=None,
     (:func:`~anycl.data.column_spec.column_specs`): the sampler the data's item columns (keys, lengths), the
     batch builder the columns it loads and collates (with ``prompts``, side → text, :mod:`anycl.data.prompts`)
     and the score columns the loss reads."""
-    sampler: Any = cfg.sampler or "in_batch"  # a name, then the Sampler (its optional parts read by getattr)
+    # a name, then the Sampler (its optional parts read by getattr); one column for a loss that pairs it its own way
+    sampler: Any = cfg.sampler or loss_sampler(loss_fn, rows) or "in_batch"
+    wanted = loss_sampler(loss_fn, rows)
+    if wanted and isinstance(sampler, str) and sampler != wanted:
+        raise ConfigError(
+            f"loss {getattr(loss_fn, 'registry_name', type(loss_fn).__name__)!r} pairs one column of items with the "
+            f"{wanted!r} sampler, not {sampler!r}: leave sampler unset (or give labelled pairs)"
+        )
     if isinstance(sampler, str):
         try:
             sampler = get(sampler, **sopts)

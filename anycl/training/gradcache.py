@@ -247,6 +247,8 @@ class GradCache:
             check: called with the loss before any backward (the trainer's finite-loss check).
             autocast: a context-manager factory wrapping both embedding passes and the loss.
         """
+        if getattr(module, "second_tower", None) is not None:  # fit refuses it first (anycl.fitting.loss)
+            raise ConfigError("GradCache embeds with one model; this loss trains a second copy of it (second_tower)")
         model = module.model
         ctx = autocast or _nullcontext
         self._done = 0  # both passes embed every mini-batch of every side: the step's sub-steps

@@ -5,6 +5,7 @@ with the momentum target's and the guide's embeddings when the loss asks for the
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
@@ -41,6 +42,9 @@ class TrainingModule(nn.Module):
         # gets an EMA copy of the model whose embeddings reach it as `target=`; the last step's detached
         # embeddings stay readable for the collapse watch.
         self.target = prepare_loss(model, loss)
+        # -- a loss that trains two copies of the model (Contrastive Tension, anycl.losses.contrastive_tension) ----------
+        # the copy embeds the anchor side; its parameters are this module's (optimised, checkpointed), never saved
+        self.second_tower: Optional[nn.Module] = second_tower(model, loss, self.target, guide, teacher)
         self._prepare_state: Optional[Tuple[torch.Tensor, torch.device]] = None
         self.last_embeddings: Dict[str, torch.Tensor] = {}
 
@@ -53,7 +57,11 @@ class TrainingModule(nn.Module):
             self._prepare_state = (generator.get_state(), generator.device)
         if self.teacher is not None and generator is not None:  # replayed: the teacher sees the batched augmentations
             self._view_state = (generator.get_state(), generator.device)
-        return self.model(self.side_features(batch), train=True, generator=generator)
+        features = self.side_features(batch)
+        if self.second_tower is None:
+            return self.model(features, train=True, generator=generator)
+        anchor = self.second_tower({"anchor": features.pop("anchor")}, train=True, generator=generator)
+        return {**anchor, **self.model(features, train=True, generator=generator)}
 
     def compute_loss(self, emb: Dict[str, torch.Tensor], batch: Dict[str, Any]):
         if "num_views" in batch:  # a multi-view batch: the loss's forward_views (anycl.data.views)
@@ -116,6 +124,18 @@ class TrainingModule(nn.Module):
 
     def forward(self, batch: Dict[str, Any], generator: Optional[torch.Generator] = None):
         return self.compute_loss(self.embed(batch, generator), batch)
+
+
+def second_tower(model: nn.Module, loss: nn.Module, target, guide, teacher) -> Optional[nn.Module]:
+    """A trainable copy of ``model`` when the loss asks for one (``second_tower``), else None; refused beside a
+    momentum target, a guide or a distillation teacher (each embeds the batch with one model)."""
+    if not getattr(loss, "second_tower", False):
+        return None
+    name = getattr(loss, "registry_name", type(loss).__name__)
+    for what, given in (("a momentum target", target), ("a guide model", guide), ("a distillation teacher", teacher)):
+        if given is not None:
+            raise ConfigError(f"loss {name!r} trains a second copy of the model and does not combine with {what}")
+    return copy.deepcopy(model)
 
 
 def check_finite(loss: torch.Tensor, step: int, epoch: int) -> None:
