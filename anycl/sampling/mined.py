@@ -41,7 +41,7 @@ log = logging.getLogger("anycl")
 # always filled at random, so that every row trains (on_short="random").
 MINED_DEFAULTS = MiningOptions(range_max=50, relative_margin=0.05, cache_keep=4, on_short="random")
 # two mining options have other names among the sampler's options (fit's batch_size is the training batch)
-SAMPLER_NAMES = {"batch_size": "mining_batch_size", "precision": "mining_precision"}
+SAMPLER_NAMES = {"batch_size": "mining_batch_size", "precision": "mining_precision", "engine": "mining_engine"}
 # mining options the sampler sets itself (and the seed: a pass's is the sampler's seed and the step; ``seed``
 # among the sampler's options is the sampler's own)
 PASS_SET = {
@@ -106,10 +106,12 @@ class MinedNegativeSampler(InBatchSampler):
             pass ``start``), instead of the fixed ``range_min``. Default None (off).
         **options: any mining option by keyword, over ``mining_options`` (``num_negatives=3``; the fields of
             :class:`~anycl.mining.options.MiningOptions`, with ``batch_size`` named ``mining_batch_size`` and
-            ``precision`` named ``mining_precision``), and the options of
+            ``precision`` named ``mining_precision`` and ``engine`` named ``mining_engine``), and the options of
             :class:`~anycl.sampling.InBatchSampler` (``shuffle``, ``deduplicate``, ``seed``, ...). Left unset,
             ``mining_precision`` follows ``fit``'s ``mixed_precision`` (``"bf16"`` mines in bf16, else
-            ``"fp32"``) and ``guide_margin`` / ``guide_margin_strategy`` follow ``fit``'s.
+            ``"fp32"``) unless ``mining_engine`` names an engine (``"torch-bf16"``, ``"onnx"``: a pass exports
+            the current weights, ``"onnx-int8"``, ``"torch"``; :mod:`anycl.model.engines`), and ``guide_margin`` /
+            ``guide_margin_strategy`` follow ``fit``'s.
 
     The mining options are checked at once and kept as one record, ``mining_options``; each pass sets its
     ``range_min`` (the schedule), ``seed`` (the sampler's seed and the step) and ``show_progress`` over it.
@@ -169,8 +171,12 @@ class MinedNegativeSampler(InBatchSampler):
 
     @property
     def mining_precision(self) -> Optional[str]:
-        """The passes' precision; None while it is unset (``fit`` then sets it from ``mixed_precision``)."""
-        return None if "precision" in self._unset else self.mining_options.precision
+        """The passes' precision; None while neither it nor ``mining_engine`` is set (``fit`` then sets it from
+        ``mixed_precision``); with an engine named and no precision, the engine."""
+        opts = self.mining_options
+        if "precision" in self._unset and opts.engine == "auto":
+            return None
+        return opts.precision or opts.engine
 
     @mining_precision.setter
     def mining_precision(self, value: str) -> None:

@@ -152,6 +152,8 @@ class Trainer:
             self.sampler.verbose = False  # mining statistics printed once, not once per process
         if isinstance(self.evaluator, Evaluator):
             self.evaluator.show_progress = show  # a bar per evaluation
+            if self.evaluator.engine is None:  # evaluation during training: bf16 where the device has it
+                self.evaluator.engine = "auto"
         set_seed(self.args.seed)
         return acc
 
