@@ -33,8 +33,8 @@ ONE_MINUS_COS = {"torch-bf16": 1e-2, "onnx": 1e-6, "onnx-int8": 2e-2}
 
 
 @pytest.fixture(scope="module")
-def tiny_text(minilm_path, tmp_path_factory):
-    """A random-init two-layer BERT of width 32 with the real tokenizer, as an anycl text model (and its folder)."""
+def tiny_bert(minilm_path, tmp_path_factory):
+    """The folder of a random-init two-layer BERT of width 32 with the real tokenizer."""
     folder = tmp_path_factory.mktemp("tiny_bert")
     tok = transformers.AutoTokenizer.from_pretrained(minilm_path)
     tok.save_pretrained(str(folder))
@@ -51,7 +51,13 @@ def tiny_text(minilm_path, tmp_path_factory):
     with torch.no_grad():  # words far apart (BERT's init, std 0.02, makes every text's embedding alike)
         bert.embeddings.word_embeddings.weight.normal_(0, 1)
     bert.save_pretrained(str(folder))
-    return build_model({s: "text" for s in SIDES}, model=str(folder), adapter_options={"max_seq_length": 32})
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def tiny_text(tiny_bert):
+    """The tiny BERT as an anycl text model."""
+    return build_model({s: "text" for s in SIDES}, model=tiny_bert, adapter_options={"max_seq_length": 32})
 
 
 def _one_minus_cos(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -218,3 +224,32 @@ def test_mining_with_a_fast_engine_finds_the_fp32_negatives(tiny_text, engine):
     got, _ = mine_hard_negatives(tiny_text, pairs, verbose=False, engine=engine, num_negatives=2)
     columns = ("anchor", "negative_1", "negative_2")
     assert [[r[c] for c in columns] for r in got] == [[r[c] for c in columns] for r in ref]
+
+
+def test_fit_mines_with_the_onnx_engine_on_the_current_weights_and_evaluates_with_auto(tiny_bert, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    import anycl
+
+    exports = []
+    real = engines.export_graph
+    monkeypatch.setattr(engines, "export_graph", lambda *a, **k: exports.append(1) or real(*a, **k))
+    words = "cat river engine bread star violin glacier chess lamp ocean tiger maple copper desert piano cloud".split()
+    pairs = [{"anchor": w, "positive": f"{w} {words[(i * 5 + 3) % 16]}"} for i, w in enumerate(words)]
+    model = anycl.fit(
+        pairs,
+        modality="text",
+        model=tiny_bert,
+        adapter_options={"max_seq_length": 32},
+        sampler="mined",
+        sampler_options={"mining_engine": "onnx", "refresh_every": 1, "verbose": False},
+        batch_size=8,
+        max_steps=2,
+        lr=1e-3,
+        eval_dataset=pairs,
+        progress=False,
+        log_with=None,
+    )
+    sampler = model.trainer.sampler
+    assert sampler.mining_options.engine == "onnx" and sampler.mining_precision == "onnx"
+    assert len(sampler.history) >= 2 and len(exports) == len(sampler.history)  # a fresh export per pass
+    assert model.trainer.evaluator.engine == "auto"

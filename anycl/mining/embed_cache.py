@@ -49,6 +49,7 @@ import torch
 from anycl.errors import ConfigError
 from anycl.files import check_parent
 from anycl.model.embed import embed_all, is_anycl_model, model_engine
+from anycl.model.engines import PRECISION_ENGINE
 
 log = logging.getLogger("anycl")
 PART_ROWS = 65536
@@ -154,7 +155,7 @@ class EmbeddingCache:
             return torch.zeros(0, 0)
         if id(model) not in self._states:
             self._states[id(model)] = state_hash_of(model)
-        engine = model_engine(model, engine)
+        engine = model_engine(model, PRECISION_ENGINE.get(engine, engine))  # "fp32"/"bf16": the torch engines
         label = {"torch": "fp32", "torch-bf16": "bf16"}.get(engine, engine)
         key = model_key(model, side, label, self._states[id(model)])
         folder = self.folder / key
@@ -258,10 +259,11 @@ class EmbeddingCache:
 
 def embed_items(model, items: Sequence[Any], side: str, batch_size: int, engine: str, bar=None, cache=None):
     """(N, D) embeddings of ``items`` as :func:`anycl.model.embed.embed_all` makes them with ``engine``
-    (:mod:`anycl.model.engines`), through ``cache`` (an :class:`EmbeddingCache`) when given; no items: a (0, 0)
-    tensor."""
+    (:mod:`anycl.model.engines`; ``"fp32"`` / ``"bf16"``: the torch engines), through ``cache`` (an
+    :class:`EmbeddingCache`) when given; no items: a (0, 0) tensor."""
     if not len(items):
         return torch.zeros(0, 0)
     if cache is not None:
         return cache.embed(model, items, side, batch_size, engine, bar)
+    engine = PRECISION_ENGINE.get(engine, engine)
     return embed_all(model, list(items), side=side, batch_size=batch_size, bar=bar, engine=engine)
