@@ -253,3 +253,14 @@ def test_fit_mines_with_the_onnx_engine_on_the_current_weights_and_evaluates_wit
     assert sampler.mining_options.engine == "onnx" and sampler.mining_precision == "onnx"
     assert len(sampler.history) >= 2 and len(exports) == len(sampler.history)  # a fresh export per pass
     assert model.trainer.evaluator.engine == "auto"
+
+
+def test_the_commands_take_engine():
+    from anycl.cli.parser import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["embed", "m", "d.csv", "-o", "e.npy"]).engine == "torch"  # encode's exact default
+    assert parse(["eval", "m", "d.csv"]).engine == "torch"
+    assert parse(["mine", "m", "d.csv", "-o", "o.csv"]).engine == "auto"  # mining's default
+    assert parse(["eval", "m", "d.csv", "--engine", "onnx-int8"]).engine == "onnx-int8"
+    assert parse(["mine", "m", "d.csv", "-o", "o.csv", "--engine", "torch-bf16"]).engine == "torch-bf16"
