@@ -221,7 +221,8 @@ def test_mining_with_a_fast_engine_finds_the_fp32_negatives(tiny_text, engine):
     words = "cat river engine bread star violin glacier chess lamp ocean tiger maple copper desert piano cloud".split()
     pairs = [(w, f"{w} {words[(i * 5 + 3) % 16]}") for i, w in enumerate(words)]
     ref, _ = mine_hard_negatives(tiny_text, pairs, verbose=False, engine="torch", num_negatives=2)
-    got, _ = mine_hard_negatives(tiny_text, pairs, verbose=False, engine=engine, num_negatives=2)
+    got, stats = mine_hard_negatives(tiny_text, pairs, verbose=False, engine=engine, num_negatives=2)
+    assert stats.engine == engine and f"with {engine}," in str(stats)
     columns = ("anchor", "negative_1", "negative_2")
     assert [[r[c] for c in columns] for r in got] == [[r[c] for c in columns] for r in ref]
 
@@ -252,6 +253,7 @@ def test_fit_mines_with_the_onnx_engine_on_the_current_weights_and_evaluates_wit
     sampler = model.trainer.sampler
     assert sampler.mining_options.engine == "onnx" and sampler.mining_precision == "onnx"
     assert len(sampler.history) >= 2 and len(exports) == len(sampler.history)  # a fresh export per pass
+    assert all(h["engine"] == "onnx" for h in sampler.history)
     assert model.trainer.evaluator.engine == "auto"
 
 
