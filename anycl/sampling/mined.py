@@ -106,15 +106,17 @@ class MinedNegativeSampler(InBatchSampler):
             pass ``start``), instead of the fixed ``range_min``. Default None (off).
         **options: any mining option by keyword, over ``mining_options`` (``num_negatives=3``; the fields of
             :class:`~anycl.mining.options.MiningOptions`, with ``batch_size`` named ``mining_batch_size`` and
-            ``precision`` named ``mining_precision`` and ``engine`` named ``mining_engine``), and the options of
+            ``precision`` named ``mining_precision``), and the options of
             :class:`~anycl.sampling.InBatchSampler` (``shuffle``, ``deduplicate``, ``seed``, ...). Left unset,
             ``mining_precision`` follows ``fit``'s ``mixed_precision`` (``"bf16"`` mines in bf16, else
-            ``"fp32"``) unless ``mining_engine`` names an engine (``"torch-bf16"``, ``"onnx"``: a pass exports
-            the current weights, ``"onnx-int8"``, ``"torch"``; :mod:`anycl.model.engines`), and ``guide_margin`` /
-            ``guide_margin_strategy`` follow ``fit``'s.
+            ``"fp32"``) and ``guide_margin`` / ``guide_margin_strategy`` follow ``fit``'s.
 
     The mining options are checked at once and kept as one record, ``mining_options``; each pass sets its
     ``range_min`` (the schedule), ``seed`` (the sampler's seed and the step) and ``show_progress`` over it.
+
+    What embeds in a pass: the option ``mining_engine`` (MiningOptions' ``engine``: ``"torch-bf16"``,
+    ``"onnx"``, where each pass exports the current weights, ``"onnx-int8"``, ``"torch"``;
+    :mod:`anycl.model.engines`); named, ``fit`` leaves ``mining_precision`` alone.
     """
 
     def __init__(
