@@ -227,7 +227,7 @@ def test_mining_with_a_fast_engine_finds_the_fp32_negatives(tiny_text, engine):
     assert [[r[c] for c in columns] for r in got] == [[r[c] for c in columns] for r in ref]
 
 
-def test_fit_mines_with_the_onnx_engine_on_the_current_weights_and_evaluates_with_auto(tiny_bert, monkeypatch):
+def test_fit_mines_with_the_onnx_engine_on_the_current_weights_and_evaluates_as_it_trains(tiny_bert, monkeypatch):
     pytest.importorskip("onnxruntime")
     import anycl
 
@@ -247,6 +247,7 @@ def test_fit_mines_with_the_onnx_engine_on_the_current_weights_and_evaluates_wit
         max_steps=2,
         lr=1e-3,
         eval_dataset=pairs,
+        mixed_precision="bf16",
         progress=False,
         log_with=None,
     )
@@ -254,7 +255,7 @@ def test_fit_mines_with_the_onnx_engine_on_the_current_weights_and_evaluates_wit
     assert sampler.mining_options.engine == "onnx" and sampler.mining_precision == "onnx"
     assert len(sampler.history) >= 2 and len(exports) == len(sampler.history)  # a fresh export per pass
     assert all(h["engine"] == "onnx" for h in sampler.history)
-    assert model.trainer.evaluator.engine == "auto"
+    assert model.trainer.evaluator.engine == "torch-bf16"  # evaluation computes as training does
 
 
 def test_the_commands_take_engine():

@@ -48,8 +48,9 @@ class Evaluator:
       given to it (``build_evaluator`` offers ``batch_size``, ``seed`` and what the caller adds, e.g. ``k``);
     - ``show_progress``: the trainer and ``anycl eval`` set it (one progress bar per evaluation);
     - ``engine``: what embeds the items in :meth:`embed` (:mod:`anycl.model.engines`); None (the default):
-      ``"torch"`` (float32) when called directly or by ``anycl eval``, ``"auto"`` during training (the trainer
-      sets it: bf16 on devices with bf16 units, where nDCG@10 moves by under 0.003, docs/scale.md).
+      ``"torch"`` (float32) when called directly or by ``anycl eval``; during training the trainer sets it to
+      compute as training does: ``"torch-bf16"`` under bf16 mixed precision (nDCG@10 moves by under 0.003,
+      docs/scale.md), else ``"torch"``.
     """
 
     name: str = ""
