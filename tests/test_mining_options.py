@@ -16,7 +16,8 @@ from anycl.mining.options import OPTION_NAMES, MiningOptions
 from anycl.sampling.mined import MinedNegativeSampler
 
 # The keyword defaults of mine_hard_negatives / mine_negative_ids as their signatures spelled them before
-# the options became one record (anycl 35dc9a8): the record must keep every one of them.
+# the options became one record (anycl 35dc9a8): the record must keep every one of them, but for the engine
+# (issue 34): ``precision`` (then "fp32") is now not given and ``engine="auto"`` decides, bf16 where the CPU has it.
 SIGNATURE_DEFAULTS = {
     "num_negatives": 1,
     "range_min": 0,
@@ -29,7 +30,7 @@ SIGNATURE_DEFAULTS = {
     "chunk_size": 1024,
     "seed": 0,
     "on_short": "drop",
-    "precision": "fp32",
+    "precision": None,
     "show_progress": False,
     "guide_margin": 0.0,
     "guide_margin_strategy": "absolute",
@@ -38,6 +39,7 @@ SIGNATURE_DEFAULTS = {
     "cache_dir": None,
     "cache_keep": None,
     "shard": True,
+    "engine": "auto",
 }
 
 
@@ -168,7 +170,7 @@ def test_the_mined_sampler_keeps_its_settings_as_options_and_checks_them_at_once
     s = MinedNegativeSampler(num_negatives=2, mining_batch_size=8, chunk_size=16, verbose=False)
     o = s.mining_options
     assert (o.num_negatives, o.range_max, o.relative_margin, o.on_short, o.cache_keep) == (2, 50, 0.05, "random", 4)
-    assert (o.batch_size, o.chunk_size, o.precision) == (8, 16, "fp32")
+    assert (o.batch_size, o.chunk_size, o.precision, o.engine) == (8, 16, None, "auto")  # fit sets the precision
     for name, value in [("range_max", 0), ("absolute_margin", -1.0), ("sampling", "best")]:
         with pytest.raises(ConfigError, match=f"^{name} must be"):
             MinedNegativeSampler(**{name: value})
@@ -211,7 +213,8 @@ def test_every_sampler_option_of_before_lands_in_the_record_and_a_record_can_be_
     record = MiningOptions(num_negatives=2, range_max=30, on_short="drop")
     given = MinedNegativeSampler(record, num_negatives=4, refresh_every=5)
     assert given.mining_options == dataclasses.replace(record, num_negatives=4, on_short="random")  # every row trains
-    assert given.mining_precision == "fp32" and given.refresh_every == 5  # a record given is used as it is
+    # a record given is used as it is: fit does not set its precision, its engine ("auto") decides
+    assert given.mining_precision == "auto" and given.refresh_every == 5
 
 
 def test_unset_precision_and_guide_margin_follow_fit_and_given_ones_stay():

@@ -8,6 +8,7 @@ from typing import List, Optional
 
 from anycl.errors import AnyclError
 from anycl.evaluation.choose import build_evaluator
+from anycl.model.engines import ENGINES
 
 from .common import (
     add_columns_argument,
@@ -59,6 +60,7 @@ def run(args, extra: List[str]) -> int:
         train = read_rows(args.train, columns, "train", model)[1] if args.train else None
     evaluator = evaluator_for(rows, train, model.sides)
     evaluator.show_progress = not args.quiet
+    evaluator.engine = args.engine
     metrics = evaluator(model)
     print_metrics(metrics, evaluator.describe(len(rows)))
     if args.output:
@@ -92,6 +94,13 @@ def add_parser(sub) -> None:
     add_columns_argument(p)
     p.add_argument("--split", metavar="SPLIT", help="the split of a Hugging Face dataset (default: test)")
     p.add_argument("--batch-size", type=int, default=64, metavar="N", help="items embedded at once (default: 64)")
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="torch",
+        help="what embeds the items: torch (float32), torch-bf16, onnx, onnx-int8 or auto (torch-bf16 where the "
+        "device has bf16 units); see anycl embed --help and docs/scale.md (default: torch)",
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="also write the metrics to this JSON file (default: none)")
     add_output_arguments(p)
     p.set_defaults(func=run)

@@ -13,6 +13,7 @@ from anycl.errors import DataError
 from anycl.mining.mine import mine_hard_negatives
 from anycl.mining.options import MiningOptions
 from anycl.model.contrastive import CONFIG_FILE as MODEL_CONFIG_FILE
+from anycl.model.engines import ENGINES
 
 from .common import (
     UsageError,
@@ -70,6 +71,7 @@ def run(args, extra: List[str]) -> int:
         on_short=args.on_short,
         show_progress=not args.quiet,
         precision=args.precision,
+        engine=args.engine,
         backend=args.backend,
         faiss_options={"index": args.faiss_index, "nlist": args.nlist, "nprobe": args.nprobe},
         cache_dir=args.cache_dir,
@@ -160,9 +162,17 @@ def add_parser(sub) -> None:
     option(p, "--seed", "seed of --sampling random", type=int, metavar="N")
     option(
         p,
+        "--engine",
+        "what embeds the items: auto (bf16 autocast on a CPU or GPU with bf16 units, else float32), torch "
+        "(float32), torch-bf16, onnx or onnx-int8 (ONNX Runtime on the CPU, for anycl models; pip install "
+        "'anycl[onnx]'); the negatives found barely change, see docs/scale.md",
+        choices=ENGINES,
+    )
+    p.add_argument(
         "--precision",
-        "embed in float32, or under bfloat16 autocast, about 2x faster on CPUs with bf16 units",
         choices=("fp32", "bf16"),
+        help="the older name of the torch engines: fp32 is --engine torch, bf16 is --engine torch-bf16 "
+        "(default: not given)",
     )
     p.add_argument(
         "--cache-dir",

@@ -123,6 +123,52 @@ def _as_inputs(feats: Any) -> tuple:
     raise ConfigError(f"cannot export a tower whose collated batch is a {type(feats).__name__}; ONNX needs tensors")
 
 
+def export_graph(
+    model, tower, feats: Any, path: str, use_head: bool, normalize: bool = False, opset: int = 17
+) -> List[str]:
+    """Trace ``tower`` of ``model`` (as ``encode`` runs it, with or without its projection head) on the
+    collated ``feats`` and write the graph to the ``.onnx`` file ``path``; returns the input names.
+    No card, no tokenizer files: :func:`export_onnx` adds those, and the ``onnx`` engines of
+    :mod:`anycl.model.engines` run the bare graph."""
+    adapter = tower.adapter
+    names, inputs = _as_inputs(feats)
+    if names is None:
+        names = [getattr(adapter, "onnx_input_name", "input")]
+        keyed = None
+    else:
+        keyed = list(names)
+    axes = dict(getattr(adapter, "onnx_dynamic_axes", {0: "batch"}))
+    per_input = getattr(adapter, "onnx_input_axes", None)  # an adapter whose inputs differ in shape says each's
+    dynamic = {
+        n: dict((per_input(n, feats.get(n) if isinstance(feats, dict) else None) if per_input else None) or axes)
+        for n in names
+    }
+    dynamic[OUTPUT] = {0: "batch"}
+    wrapper = _ExportedTower(tower, keyed, use_head, normalize).eval()
+    was_training = model.training
+    model.eval()
+    replace_mel = getattr(adapter, "mel_replaced", None)  # audio: a mel spectrogram ONNX can trace
+    with replace_mel(RealMelSpectrogram) if replace_mel is not None else contextlib.nullcontext():
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the TorchScript exporter's tracer and deprecation warnings
+                wrapper(*(t.cpu() for t in inputs))  # lazy imports and per-device transforms happen outside the trace
+                torch.onnx.export(
+                    wrapper,
+                    tuple(t.cpu() for t in inputs),
+                    path,
+                    input_names=names,
+                    output_names=[OUTPUT],
+                    dynamic_axes=dynamic,
+                    opset_version=opset,
+                    dynamo=False,
+                    do_constant_folding=True,
+                )
+        finally:
+            model.train(was_training)
+    return list(names)
+
+
 @register("onnx")
 def export_onnx(
     model,
@@ -161,44 +207,10 @@ def export_onnx(
     else:
         views = _default_views(adapter, mod)
         feats = adapter.collate(views)
-    names, inputs = _as_inputs(feats)
-    if names is None:
-        names = [getattr(adapter, "onnx_input_name", "input")]
-        keyed = None
-    else:
-        keyed = list(names)
-    axes = dict(getattr(adapter, "onnx_dynamic_axes", {0: "batch"}))
-    per_input = getattr(adapter, "onnx_input_axes", None)  # an adapter whose inputs differ in shape says each's
-    dynamic = {
-        n: dict((per_input(n, feats.get(n) if isinstance(feats, dict) else None) if per_input else None) or axes)
-        for n in names
-    }
-    dynamic[OUTPUT] = {0: "batch"}
-    wrapper = _ExportedTower(tower, keyed, tower.encode_with_head, normalize).eval()
-    was_training = model.training
-    model.eval()
-    replace_mel = getattr(adapter, "mel_replaced", None)  # audio: a mel spectrogram ONNX can trace
-    with replace_mel(RealMelSpectrogram) if replace_mel is not None else contextlib.nullcontext():
-        out_dir = Path(directory)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / ONNX_FILE
-        try:
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the TorchScript exporter's tracer and deprecation warnings
-                wrapper(*(t.cpu() for t in inputs))  # lazy imports and per-device transforms happen outside the trace
-                torch.onnx.export(
-                    wrapper,
-                    tuple(t.cpu() for t in inputs),
-                    str(path),
-                    input_names=names,
-                    output_names=[OUTPUT],
-                    dynamic_axes=dynamic,
-                    opset_version=opset,
-                    dynamo=False,
-                    do_constant_folding=True,
-                )
-        finally:
-            model.train(was_training)
+    out_dir = Path(directory)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / ONNX_FILE
+    names = export_graph(model, tower, feats, str(path), tower.encode_with_head, normalize=normalize, opset=opset)
     onnx.checker.check_model(str(path))
     meta: Dict[str, Any] = {
         "modality": mod,

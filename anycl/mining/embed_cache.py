@@ -10,7 +10,8 @@ The **model key** hashes everything that decides an embedding: every parameter a
 (names, dtypes, shapes, bytes), its configuration (an anycl model's ``config()``: adapters, prompts,
 truncation; a sentence-transformers model's ``max_seq_length``, prompts, ``truncate_dim`` and its modules'
 settings as its ``repr`` shows them, e.g. the pooling mode), the side's prompt and tower,
-and the precision. Any change to the weights gives another key, so nothing computed before is reused.
+and the engine (``fp32`` / ``bf16`` for the torch engines). Any change to the weights gives another key, so
+nothing computed before is reused.
 An **item key** is a 128-bit hash of the text (bytes, arrays: their content; a path given to an anycl
 image or audio model, an ``os.PathLike``, or an HF feature dict with a path: the path with the file's
 size and modification time; a SentenceTransformer's or a callable's strings are hashed as texts).
@@ -47,7 +48,8 @@ import torch
 
 from anycl.errors import ConfigError
 from anycl.files import check_parent
-from anycl.model.embed import embed_all, is_anycl_model
+from anycl.model.embed import embed_all, is_anycl_model, model_engine
+from anycl.model.engines import PRECISION_ENGINE
 
 log = logging.getLogger("anycl")
 PART_ROWS = 65536
@@ -145,13 +147,17 @@ class EmbeddingCache:
         self.used: List[str] = []
         self.started = time.time()
 
-    def embed(self, model, items: Sequence[Any], side: str, batch_size: int, precision: str, bar=None) -> torch.Tensor:
-        """``embed_all(model, items, side=side, ...)``, reusing stored embeddings of unchanged items."""
+    def embed(self, model, items: Sequence[Any], side: str, batch_size: int, engine: str, bar=None) -> torch.Tensor:
+        """``embed_all(model, items, side=side, ...)``, reusing stored embeddings of unchanged items (the key
+        names the engine that computes them: its older precision name for the torch engines, ``fp32`` or
+        ``bf16``, so caches written before the engines stay valid)."""
         if not len(items):
             return torch.zeros(0, 0)
         if id(model) not in self._states:
             self._states[id(model)] = state_hash_of(model)
-        key = model_key(model, side, precision, self._states[id(model)])
+        engine = model_engine(model, PRECISION_ENGINE.get(engine, engine))  # "fp32"/"bf16": the torch engines
+        label = {"torch": "fp32", "torch-bf16": "bf16"}.get(engine, engine)
+        key = model_key(model, side, label, self._states[id(model)])
         folder = self.folder / key
         folder.mkdir(parents=True, exist_ok=True)
         now = time.time()
@@ -171,7 +177,7 @@ class EmbeddingCache:
         new = None
         if missing:
             new = embed_all(
-                model, [items[j] for j in missing], side=side, batch_size=batch_size, precision=precision, bar=bar
+                model, [items[j] for j in missing], side=side, batch_size=batch_size, bar=bar, engine=engine
             )
             store = [r for r, j in enumerate(missing) if digests[j] is not None]
             self._write(folder, [cast(bytes, digests[missing[r]]) for r in store], new[store])
@@ -251,11 +257,13 @@ class EmbeddingCache:
                 tmp.unlink(missing_ok=True)
 
 
-def embed_items(model, items: Sequence[Any], side: str, batch_size: int, precision: str, bar=None, cache=None):
-    """(N, D) embeddings of ``items`` as :func:`anycl.model.embed.embed_all` makes them, through ``cache`` (an
+def embed_items(model, items: Sequence[Any], side: str, batch_size: int, engine: str, bar=None, cache=None):
+    """(N, D) embeddings of ``items`` as :func:`anycl.model.embed.embed_all` makes them with ``engine``
+    (:mod:`anycl.model.engines`; ``"fp32"`` / ``"bf16"``: the torch engines), through ``cache`` (an
     :class:`EmbeddingCache`) when given; no items: a (0, 0) tensor."""
     if not len(items):
         return torch.zeros(0, 0)
     if cache is not None:
-        return cache.embed(model, items, side, batch_size, precision, bar)
-    return embed_all(model, list(items), side=side, batch_size=batch_size, precision=precision, bar=bar)
+        return cache.embed(model, items, side, batch_size, engine, bar)
+    engine = PRECISION_ENGINE.get(engine, engine)
+    return embed_all(model, list(items), side=side, batch_size=batch_size, bar=bar, engine=engine)

@@ -30,7 +30,7 @@ def guide_rejects(
     margin: float,
     strategy: str,
     batch_size: int,
-    precision: str,
+    engine: str,
     cache: Optional[dict],
     stats: MiningStats,
     shards: Optional[Tuple[Shard, Shard]] = None,
@@ -45,10 +45,8 @@ def guide_rejects(
         gq, gd = cache["queries"], cache["docs"]
     else:
         t0 = time.perf_counter()
-        gq = shard_q.gather(
-            embed_items(guide, shard_q.take(queries), "anchor", batch_size, precision, cache=embed_cache)
-        )
-        gd = embed_items(guide, shard_d.take(docs), "positive", batch_size, precision, cache=embed_cache)
+        gq = shard_q.gather(embed_items(guide, shard_q.take(queries), "anchor", batch_size, engine, cache=embed_cache))
+        gd = embed_items(guide, shard_d.take(docs), "positive", batch_size, engine, cache=embed_cache)
         stats.embed_seconds += time.perf_counter() - t0
         if embed_cache is None:  # with a cache, the caller counts what it embedded
             stats.embedded += len(shard_q) + len(shard_d)

@@ -41,6 +41,7 @@ import torch
 from anycl.data.inputs import to_rows
 from anycl.distributed import process_info
 from anycl.errors import DataError
+from anycl.model.embed import model_engine
 from anycl.progress import phase_bar
 from anycl.search.faiss_index import searcher
 
@@ -136,14 +137,16 @@ def embed_pairs(
     """Every query's embedding (each process embeds its share; gathered) and this process's share of the
     documents' embeddings, under one progress bar (the main process's)."""
     shard_q, shard_d = shards
+    engine = model_engine(model, opts.embed_engine)  # "auto" settled, an ONNX engine checked: before any embedding
     t0 = time.perf_counter()
     show = opts.show_progress if process_info()[0] == 0 else False
     with phase_bar(show, len(shard_q) + len(shard_d), desc="mining (embed)") as bar:
         q_emb = shard_q.gather(
-            embed_items(model, shard_q.take(pairs.queries), "anchor", opts.batch_size, opts.precision, bar, cache)
+            embed_items(model, shard_q.take(pairs.queries), "anchor", opts.batch_size, engine, bar, cache)
         )
-        d_emb = embed_items(model, shard_d.take(pairs.docs), "positive", opts.batch_size, opts.precision, bar, cache)
+        d_emb = embed_items(model, shard_d.take(pairs.docs), "positive", opts.batch_size, engine, bar, cache)
     stats.embed_seconds = time.perf_counter() - t0
+    stats.engine = engine
     stats.processes, stats.embedded = shard_q.world, len(shard_q) + len(shard_d)
     return q_emb, d_emb
 
@@ -175,7 +178,7 @@ def guide_rejections(
         opts.guide_margin,
         opts.guide_margin_strategy,
         opts.batch_size,
-        opts.precision,
+        opts.embed_engine,
         guide_cache,
         stats,
         shards=shards,
@@ -258,7 +261,7 @@ def mine_hard_negatives(
         **option_values: any :class:`~anycl.mining.options.MiningOptions` field by keyword (each one's
             meaning and default are documented there): ``num_negatives``, ``range_min``, ``range_max``,
             ``max_score``, ``absolute_margin``, ``relative_margin``, ``sampling``, ``batch_size``,
-            ``chunk_size``, ``seed``, ``on_short``, ``precision``, ``show_progress``, ``guide_margin``,
+            ``chunk_size``, ``seed``, ``on_short``, ``engine``, ``precision``, ``show_progress``, ``guide_margin``,
             ``guide_margin_strategy``, ``backend``, ``faiss_options``, ``cache_dir``, ``cache_keep``,
             ``shard``. Given with ``options=``, a keyword overrides that option. A bad or unknown option
             is a :class:`~anycl.errors.ConfigError` naming it, raised before anything is embedded.

@@ -15,7 +15,7 @@ from typing import Any, Dict, Optional
 
 from anycl.errors import ConfigError, did_you_mean
 from anycl.losses.guide_mask import check_margin
-from anycl.model.embed import PRECISIONS
+from anycl.model.engines import engine_from
 from anycl.search.faiss_index import searcher
 
 
@@ -43,8 +43,14 @@ class MiningOptions:
         on_short: a query left with fewer than ``num_negatives`` candidates: ``"drop"`` its rows
             (counted in the statistics) or ``"random"``: fill up with random documents that are not its
             positives.
-        precision: ``"fp32"`` or ``"bf16"`` (embed under bfloat16 autocast: faster where the hardware has
-            bf16 units; scores are compared in float32 either way).
+        engine: what embeds the queries and corpus (:mod:`anycl.model.engines`): ``"auto"`` (the default:
+            bfloat16 autocast where the device has bf16 units, else float32; a model that is not an anycl model
+            runs as it is), ``"torch"`` (float32), ``"torch-bf16"``, ``"onnx"`` or ``"onnx-int8"`` (ONNX Runtime
+            on the CPU, anycl models; exported once per state of the weights). Scores are compared in float32
+            either way; the negatives found barely change (docs/scale.md).
+        precision: the older name of the torch engines: ``"fp32"`` (``engine="torch"``) or ``"bf16"``
+            (``engine="torch-bf16"``); None (the default): not given. Given, it settles ``engine="auto"``;
+            with another engine it must name the same one.
         show_progress: a progress bar (items/s, ETA) over the embedding of queries and corpus (the main
             process's only).
         guide_margin, guide_margin_strategy: with a ``guide=`` model, a candidate the guide rates above the
@@ -55,7 +61,7 @@ class MiningOptions:
             "nprobe": int}`` (default flat: exhaustive; ivf: approximate and faster).
         cache_dir: a folder keeping the embeddings between calls, keyed by the model's state and each
             item's hash (:mod:`anycl.mining.embed_cache`): a re-run with an unchanged model embeds only new items.
-            cache_keep: how many model keys (one per model state, tower, prompt and precision) the folder
+            cache_keep: how many model keys (one per model state, tower, prompt and engine) the folder
             keeps (default all; checked when the folder is opened, as it applies only with ``cache_dir``).
         shard: under several processes, each embeds and searches its share (:mod:`anycl.mining.shard`);
             ``False`` for a call made in one process only (that process mines everything alone).
@@ -74,7 +80,7 @@ class MiningOptions:
     chunk_size: int = 1024
     seed: int = 0
     on_short: str = "drop"
-    precision: str = "fp32"
+    precision: Optional[str] = None
     show_progress: bool = False
     guide_margin: float = 0.0
     guide_margin_strategy: str = "absolute"
@@ -83,6 +89,7 @@ class MiningOptions:
     cache_dir: Optional[str] = None
     cache_keep: Optional[int] = None
     shard: bool = True
+    engine: str = "auto"
 
     def __post_init__(self) -> None:
         ints = (("num_negatives", 1), ("range_min", 0), ("range_max", 1), ("batch_size", 1), ("chunk_size", 1))
@@ -99,8 +106,7 @@ class MiningOptions:
         for name, choices in (("sampling", ("top", "random")), ("on_short", ("drop", "random"))):
             if getattr(self, name) not in choices:
                 raise ConfigError(f"{name} must be {choices[0]!r} or {choices[1]!r}, got {getattr(self, name)!r}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        engine_from(self.precision, self.engine)  # each checked, and that they agree
         if self.max_score is not None and not _is_number(self.max_score):
             raise ConfigError(f"max_score must be a number or None, got {self.max_score!r}")
         for name in ("absolute_margin", "relative_margin"):
@@ -109,6 +115,12 @@ class MiningOptions:
                 raise ConfigError(f"{name} must be a number >= 0, got {v!r}")
         check_margin(self.guide_margin, self.guide_margin_strategy)
         searcher(self.backend, self.faiss_options)  # a bad backend, bad faiss_options or a missing faiss
+
+    @property
+    def embed_engine(self) -> str:
+        """The engine that ``engine`` and ``precision`` name together (``"auto"`` is settled per model when it
+        embeds: :func:`anycl.model.embed.model_engine`)."""
+        return engine_from(self.precision, self.engine)
 
     @classmethod
     def resolve(cls, options: Optional[MiningOptions] = None, **values: Any) -> MiningOptions:

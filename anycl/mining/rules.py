@@ -35,6 +35,7 @@ class MiningStats:
     embed_seconds: float = 0.0
     search_seconds: float = 0.0
     backend: str = "exact"  # the search: "exact" or "faiss"
+    engine: str = ""  # what embedded (anycl.model.engines: "torch", "torch-bf16", "onnx", "onnx-int8")
     processes: int = 1  # processes the pass was split over (anycl.mining.shard)
     embedded: int = 0  # items this process embedded (its share; without those read from cache_dir)
     cache_hits: int = 0  # items this process read from cache_dir instead of embedding them
@@ -60,7 +61,9 @@ class MiningStats:
             f"  queries without {self.num_negatives} negatives: {self.queries_short}"
             + (f" (filled {self.filled_at_random} negatives at random)" if self.filled_at_random else "")
             + (f"; rows dropped {self.rows_dropped} of {self.rows_in}" if self.rows_dropped else ""),
-            f"  {self.queries_per_s:.1f} queries/s (embedding {self.embed_seconds:.1f}s, search "
+            f"  {self.queries_per_s:.1f} queries/s (embedding {self.embed_seconds:.1f}s"
+            + (f" with {self.engine}" if self.engine else "")
+            + ", search "
             f"{self.search_seconds:.1f}s, {self.backend})",
         ]
         if self.processes > 1 or self.cache_hits:

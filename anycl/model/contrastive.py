@@ -26,6 +26,7 @@ from anycl.export.card_sources import is_hub_id
 from .build import build_towers, per_modality  # noqa: F401  (per_modality: importable from here, as before)
 from .embed import embed_with_tower
 from .embedding_ops import check_truncate_dim, finish, resolve_alias
+from .engines import check_engine
 from .folder import (  # noqa: F401
     CONFIG_FILE,
     FORMAT,
@@ -124,6 +125,7 @@ class ContrastiveModel(SentenceTransformerNames, nn.Module):
         show_progress_bar: Optional[bool] = None,
         quantization_ranges=None,
         calibration_embeddings=None,
+        engine: str = "torch",
     ):
         """Embed raw items: an (N, D) float32 tensor on the CPU, L2-normalised unless ``normalize=False``;
         a single string gives one (D,) vector.
@@ -139,10 +141,18 @@ class ContrastiveModel(SentenceTransformerNames, nn.Module):
         ``binary``, ``ubinary``: :mod:`anycl.model.quantization`; int8/uint8 ranges from
         ``quantization_ranges`` (2, D), else ``calibration_embeddings``, else these embeddings),
         ``convert_to_numpy=True`` for a NumPy array, ``convert_to_tensor=True`` for a tensor.
+
+        ``engine``: what computes the embeddings (:mod:`anycl.model.engines`): ``"torch"`` (the default:
+        float32, equal to sentence-transformers' to about 1e-7), ``"torch-bf16"`` (bfloat16 autocast),
+        ``"onnx"`` / ``"onnx-int8"`` (ONNX Runtime on the CPU, float32 or dynamic int8 weights; ``pip install
+        'anycl[onnx]'``) or ``"auto"`` (bf16 where the device has bf16 units, else float32). The fast engines
+        change embeddings by about 1e-3 (tolerances per engine: docs/scale.md), so none is the default.
+        ``precision`` is the output's quantisation, not the engine.
         """
         normalize = resolve_alias(normalize, True, normalize_embeddings, "normalize", "normalize_embeddings")
         show_progress = resolve_alias(show_progress, False, show_progress_bar, "show_progress", "show_progress_bar")
         check_precision(precision)
+        check_engine(engine)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
         single = isinstance(items, (str, bytes))
@@ -162,7 +172,7 @@ class ContrastiveModel(SentenceTransformerNames, nn.Module):
             prompt = self.prompts[prompt_name]
         if prompt and not getattr(tower.adapter, "supports_prompts", False):
             raise ConfigError(f"prompts apply to text only; the {tower.modality!r} tower takes none")
-        emb = embed_with_tower(self, items, tower, batch_size, with_head, device, show_progress, prompt or None)
+        emb = embed_with_tower(self, items, tower, batch_size, with_head, device, show_progress, prompt or None, engine)
         return finish(
             emb,
             normalize=normalize,

@@ -14,7 +14,9 @@ from anycl.data.batching import to_device
 from anycl.errors import ConfigError, DataError
 from anycl.progress import phase_bar
 
-PRECISIONS = ("fp32", "bf16")
+from .engines import ONNX_ENGINES, PRECISION_ENGINE, engine_from, resolve_engine, tower_runner
+
+PRECISIONS = tuple(PRECISION_ENGINE)  # the older names of the torch engines
 
 
 def is_anycl_model(model) -> bool:
@@ -29,38 +31,60 @@ def _device_type(model) -> str:
     return torch.device(dev).type if dev is not None else "cpu"
 
 
+def model_engine(model, engine: str, precision: Optional[str] = None, option: str = "engine") -> str:
+    """The concrete engine (:mod:`anycl.model.engines`) that embeds with ``model``: ``engine`` with ``precision``
+    (:func:`~anycl.model.engines.engine_from`), ``"auto"`` settled by the model's device for an anycl model and
+    as ``"torch"`` for another (a sentence-transformers model or a callable runs as it is); an ONNX engine is
+    for anycl models only."""
+    engine = engine_from(precision, engine, option)
+    if is_anycl_model(model):
+        return resolve_engine(engine, _device_type(model), option)
+    if engine in ONNX_ENGINES:
+        raise ConfigError(
+            f"{option}={engine!r} runs anycl models only (it exports their towers); this is a "
+            f"{type(model).__name__}: use {option}='torch' or 'torch-bf16'"
+        )
+    return "torch" if engine == "auto" else engine
+
+
 def embed_all(
     model,
     items: Sequence[Any],
     side: Optional[str] = None,
     modality: Optional[str] = None,
     batch_size: int = 64,
-    precision: str = "fp32",
+    precision: Optional[str] = None,
     bar=None,
+    engine: str = "torch",
 ) -> torch.Tensor:
     """``(N, D)`` L2-normalised float32 embeddings of ``items`` on the CPU.
 
     ``model``: an anycl model, a sentence-transformers model (anything with ``encode``) or a plain
     callable ``items -> embeddings``. For an anycl model, ``side`` picks the prompt (``anycl.data.prompts``)
     and, without ``modality``, the tower (the side's modality, else the anchor's).
-    ``precision="bf16"`` embeds under bfloat16 autocast (about twice as fast on CPUs with bf16 units and
-    on GPUs; the neighbours found barely change, see docs/text.md); the result is float32 either way.
-    ``bar``: a tqdm bar advanced by the items embedded.
+    ``engine``: what runs the model (:mod:`anycl.model.engines`: ``"torch"``, ``"torch-bf16"``, ``"onnx"``,
+    ``"onnx-int8"``, ``"auto"``); the ONNX engines and ``"auto"``'s choice of bf16 apply to anycl models (another
+    model under ``"auto"`` runs as it is). ``precision``: the older name of the two torch engines
+    (``"fp32"``: ``"torch"``, ``"bf16"``: ``"torch-bf16"``; it settles ``"auto"`` and must agree with any other
+    engine). The result is float32 either way. ``bar``: a tqdm bar advanced by the items embedded.
     """
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "fp32":
-        return _embed(model, items, side, modality, batch_size, bar)
+    engine = model_engine(model, engine, precision)
+    if is_anycl_model(model):
+        return _embed(model, items, side, modality, batch_size, bar, engine)
+    if engine != "torch-bf16":
+        return _embed(model, items, side, modality, batch_size, bar, "torch")
     with torch.autocast(_device_type(model), dtype=torch.bfloat16):
-        return _embed(model, items, side, modality, batch_size, bar)
+        return _embed(model, items, side, modality, batch_size, bar, "torch")
 
 
-def _embed(model, items, side, modality, batch_size: int, bar) -> torch.Tensor:
+def _embed(model, items, side, modality, batch_size: int, bar, engine: str) -> torch.Tensor:
     if is_anycl_model(model):  # encode advances the bar itself
         if modality is None and side is not None:
             modality = model.sides.get(side, model.sides.get("anchor"))
         prompt = model.prompt_for(side) if side and hasattr(model, "prompt_for") else None
-        extra = {"prompt": prompt} if prompt else {}
+        extra: dict = {"prompt": prompt} if prompt else {}
+        if engine != "torch":
+            extra["engine"] = engine
         return model.encode(items, modality=modality, batch_size=batch_size, show_progress=bar, **extra)
     if hasattr(model, "encode"):  # sentence-transformers (or alike)
         e = model.encode(list(items), batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
@@ -78,19 +102,31 @@ def _embed(model, items, side, modality, batch_size: int, bar) -> torch.Tensor:
 
 
 def embedder(
-    model, side: str, batch_size: int, precision: str = "fp32", bar=None
+    model, side: str, batch_size: int, precision: Optional[str] = None, bar=None, engine: str = "torch"
 ) -> Callable[[List[Any]], torch.Tensor]:
     """``items -> embeddings``: :func:`embed_all` with the other arguments bound."""
-    return lambda items: embed_all(model, items, side=side, batch_size=batch_size, precision=precision, bar=bar)
+    return lambda items: embed_all(
+        model, items, side=side, batch_size=batch_size, precision=precision, bar=bar, engine=engine
+    )
 
 
 def embed_with_tower(
-    model, items: Sequence[Any], tower, batch_size: int, with_head: bool, device, show_progress, prompt: Optional[str]
+    model,
+    items: Sequence[Any],
+    tower,
+    batch_size: int,
+    with_head: bool,
+    device,
+    show_progress,
+    prompt: Optional[str],
+    engine: str = "torch",
 ) -> torch.Tensor:
     """(N, D) float32 outputs of ``model``'s ``tower`` for raw items, in order, on the CPU: the loop under
-    :meth:`ContrastiveModel.encode` (evaluation views, no dropout, texts batched longest first)."""
+    :meth:`ContrastiveModel.encode` (evaluation views, no dropout, texts batched longest first), the tower
+    run by ``engine`` (:mod:`anycl.model.engines`)."""
     adapter = tower.adapter
     dev = torch.device(device) if device else model.device
+    run = tower_runner(model, tower, with_head, resolve_engine(engine, dev))
     was_training = model.training
     model.eval()
     if dev != model.device:
@@ -109,7 +145,7 @@ def embed_with_tower(
                     adapter.validate_for_encode(items[i], f"item {i}")
                     views.append(adapter.eval_view(adapter.load(items[i])))
                 feats = to_device(adapter.collate(views, **extra), dev)
-                out.append(tower(feats, train=False, use_head=with_head).float().cpu())
+                out.append(run(feats))
                 if bar is not None:
                     bar.update(len(views))
         finally:

@@ -41,7 +41,7 @@ log = logging.getLogger("anycl")
 # always filled at random, so that every row trains (on_short="random").
 MINED_DEFAULTS = MiningOptions(range_max=50, relative_margin=0.05, cache_keep=4, on_short="random")
 # two mining options have other names among the sampler's options (fit's batch_size is the training batch)
-SAMPLER_NAMES = {"batch_size": "mining_batch_size", "precision": "mining_precision"}
+SAMPLER_NAMES = {"batch_size": "mining_batch_size", "precision": "mining_precision", "engine": "mining_engine"}
 # mining options the sampler sets itself (and the seed: a pass's is the sampler's seed and the step; ``seed``
 # among the sampler's options is the sampler's own)
 PASS_SET = {
@@ -113,6 +113,10 @@ class MinedNegativeSampler(InBatchSampler):
 
     The mining options are checked at once and kept as one record, ``mining_options``; each pass sets its
     ``range_min`` (the schedule), ``seed`` (the sampler's seed and the step) and ``show_progress`` over it.
+
+    What embeds in a pass: the option ``mining_engine`` (MiningOptions' ``engine``: ``"torch-bf16"``,
+    ``"onnx"``, where each pass exports the current weights, ``"onnx-int8"``, ``"torch"``;
+    :mod:`anycl.model.engines`); named, ``fit`` leaves ``mining_precision`` alone.
     """
 
     def __init__(
@@ -169,8 +173,12 @@ class MinedNegativeSampler(InBatchSampler):
 
     @property
     def mining_precision(self) -> Optional[str]:
-        """The passes' precision; None while it is unset (``fit`` then sets it from ``mixed_precision``)."""
-        return None if "precision" in self._unset else self.mining_options.precision
+        """The passes' precision; None while neither it nor ``mining_engine`` is set (``fit`` then sets it from
+        ``mixed_precision``); with an engine named and no precision, the engine."""
+        opts = self.mining_options
+        if "precision" in self._unset and opts.engine == "auto":
+            return None
+        return opts.precision or opts.engine
 
     @mining_precision.setter
     def mining_precision(self, value: str) -> None:

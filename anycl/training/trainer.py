@@ -152,6 +152,8 @@ class Trainer:
             self.sampler.verbose = False  # mining statistics printed once, not once per process
         if isinstance(self.evaluator, Evaluator):
             self.evaluator.show_progress = show  # a bar per evaluation
+            if self.evaluator.engine is None:  # evaluation computes as training does (bf16 under bf16 autocast)
+                self.evaluator.engine = "torch-bf16" if acc.mixed_precision == "bf16" else "torch"
         set_seed(self.args.seed)
         return acc
 
