@@ -47,3 +47,85 @@ def mean_spread(values):
     m = statistics.mean(values)
     s = statistics.stdev(values) if len(values) > 1 else 0.0
     return m, s
+
+
+# -- issue 29's dev protocol: each recipe over every set, judged by its worst margin -------------------------------
+STATS_CEILING = 0.9  # log-mel statistics at or above this: the "+0.05 over statistics" target is not asked
+
+
+def issue29_margins(rec: dict) -> dict:
+    """One run's margins over issue 29's targets (means over its seeds; ≥ 0 is met for the linear targets, > 0 for
+    kNN): linear − (random + 0.08), linear − (log-mel stats + 0.05) (None where stats ≥ 0.9), kNN − random kNN,
+    kNN − log-mel kNN."""
+    m = {k: statistics.mean(v) for k, v in rec.items() if k.endswith(("_linear", "_knn"))}
+    lin, knn = m["pretrained_linear"], m["pretrained_knn"]
+    stats_ok = m["logmel_linear"] < STATS_CEILING
+    return {
+        "linear vs random + 0.08": lin - m["random_linear"] - 0.08,
+        "linear vs log-mel + 0.05": lin - m["logmel_linear"] - 0.05 if stats_ok else None,
+        "kNN vs random": knn - m["random_knn"],
+        "kNN vs log-mel": knn - m["logmel_knn"],
+    }
+
+
+def _met(name: str, margin) -> bool:
+    return margin >= 0 if name.startswith("linear") else margin > 0
+
+
+def settings_of(rec: dict) -> str:
+    """A run's recipe: its command's options without --dev, --set, --record and --threads."""
+    words = rec["command"].split("bench_audio.py", 1)[1].split()
+    out, skip = [], False
+    for w in words:
+        if skip:
+            skip = False
+        elif w in ("--set", "--record", "--threads"):
+            skip = True
+        elif w != "--dev":
+            out.append(w)
+    return " ".join(out) or "(the default)"
+
+
+def protocol_report(records: list, sets: tuple) -> str:
+    """Per recipe (``settings_of``; the last run of each set counts): a table of the floors and the recipe, mean ±
+    std over seeds, each set's targets met / not met in words, and the worst margin across ``sets``."""
+    by_recipe: dict = {}
+    for r in records:
+        by_recipe.setdefault(settings_of(r), {})[r["set"]] = r
+    out = []
+    for recipe, runs in by_recipe.items():
+        out += [
+            f"### Recipe: `{recipe}`",
+            "",
+            "| set | seeds | log-mel stats lin / kNN | random init lin / kNN | recipe lin / kNN |",
+            "|---|---|---|---|---|",
+        ]
+        worst = None
+        verdicts = []
+        for name in sets:
+            if name not in runs:
+                continue
+            r = runs[name]
+            cells = []
+            for who in ("logmel", "random", "pretrained"):
+                lin, knn = mean_spread(r[f"{who}_linear"]), mean_spread(r[f"{who}_knn"])
+                cells.append(f"{lin[0]:.3f} ± {lin[1]:.3f} / {knn[0]:.3f} ± {knn[1]:.3f}")
+            out.append(f"| {name} | {','.join(map(str, r['seeds']))} | {' | '.join(cells)} |")
+            words = []
+            for target, margin in issue29_margins(r).items():
+                if margin is None:
+                    words.append(f"{target}: not asked (log-mel stats ≥ {STATS_CEILING})")
+                    continue
+                words.append(f"{target}: {'met' if _met(target, margin) else '**not met**'} ({margin:+.3f})")
+                if worst is None or margin < worst[0]:
+                    worst = (margin, name, target)
+            verdicts.append(f"- {name}: " + "; ".join(words) + ".")
+        missing = [s for s in sets if s not in runs]
+        out += ["", *verdicts, ""]
+        if worst is not None:
+            out.append(
+                f"Worst margin across {'the sets run' if missing else 'all sets'}: **{worst[0]:+.3f}** "
+                f"({worst[1]}, {worst[2]})" + (f"; not run on {', '.join(missing)}" if missing else "") + "."
+            )
+        out.append("")
+    return "\n".join(out)

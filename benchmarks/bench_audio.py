@@ -45,7 +45,7 @@ from anycl.evaluation import knn_accuracy, linear_probe_accuracy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import audiosets  # noqa: E402
-from audio_report import dev_table, mean_spread, targets  # noqa: E402
+from audio_report import dev_table, mean_spread, protocol_report, targets  # noqa: E402
 from idle import load_line  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -77,7 +77,7 @@ def standardise(tr, te):
 
 def fit_options(args) -> dict:
     """The loss/multi-view options of the pretraining run (none: the audio default)."""
-    o = {}
+    o = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr)) if v is not None}
     if args.temperature:
         o["temperature"] = args.temperature
     if args.loss:
@@ -108,7 +108,9 @@ def run_seed(seed, dataset, args):
     else:
         tr_s, tr_y, te_s, te_y = dataset.split(seed, args.test_fraction)
     train, test = tr_s, te_s
-    adapter_options = {"clip_seconds": args.clip_seconds, "eval_crop": args.eval_crop}
+    adapter_options = {
+        k: v for k, v in (("clip_seconds", args.clip_seconds), ("eval_crop", args.eval_crop)) if v is not None
+    }
     if args.adapter:
         adapter_options.update(json.loads(args.adapter))
     if args.augment:
@@ -135,9 +137,6 @@ def run_seed(seed, dataset, args):
     model = anycl.fit(
         tr_s,
         modality="audio",
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
         seed=seed,
         adapter_options=adapter_options,
         encoder_options=encoder_options,
@@ -162,12 +161,12 @@ def main(argv=None):
     p.add_argument("--views", type=int, default=None, help="global views per clip (multi-view training)")
     p.add_argument("--local-views", type=int, default=0, help="local views per clip (multi-view training)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--epochs", type=int, default=None, help="default: fit's own (the self-supervised step budget)")
+    p.add_argument("--batch-size", type=int, default=None, help="default: fit's own (64)")
+    p.add_argument("--lr", type=float, default=None, help="default: fit's own (1e-3)")
     p.add_argument("--temperature", type=float, default=None)
-    p.add_argument("--clip-seconds", type=float, default=1.0)
-    p.add_argument("--eval-crop", default="windows")
+    p.add_argument("--clip-seconds", type=float, default=None, help="default: the adapter's own (1 s)")
+    p.add_argument("--eval-crop", default=None, help="default: the adapter's own (center)")
     p.add_argument("--augment", default=None, help="JSON dict of augmentation settings, e.g. '{\"mixup\": 0.2}'")
     p.add_argument("--test-fraction", type=float, default=0.4)
     p.add_argument("--threads", type=int, default=2)
@@ -181,15 +180,27 @@ def main(argv=None):
         help="score on a dev split of the training clips (the test clips are not read); implies --no-write "
         "and appends a JSON line to results/audio_dev.jsonl",
     )
+    p.add_argument(
+        "--record", default="audio_dev.jsonl", help="--dev: the JSON-lines file under results/ the run is appended to"
+    )
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--dev-table", action="store_true", help="print the table of results/audio_dev.jsonl and exit")
+    p.add_argument(
+        "--protocol-table",
+        action="store_true",
+        help="print issue 29's protocol report of results/audio_protocol.jsonl (per recipe, every set) and exit",
+    )
     args = p.parse_args(argv)
     if args.dev_table:
         print(dev_table(RESULTS_DIR / "audio_dev.jsonl"))
         return []
+    if args.protocol_table:
+        lines = (RESULTS_DIR / "audio_protocol.jsonl").read_text().splitlines()
+        print(protocol_report([json.loads(line) for line in lines if line.strip()], audiosets.PROTOCOL_SETS))
+        return []
     torch.set_num_threads(args.threads)
-    dataset = audiosets.asterisk(args.max_per_language) if args.set == "asterisk" else audiosets.sonic_pi()
-    load_before = load_line() if not (args.dev or args.no_write) else ""
+    dataset = audiosets.asterisk(args.max_per_language) if args.set == "asterisk" else audiosets.SETS[args.set]()
+    load_before = load_line() if not args.no_write else ""
     t_all = time.perf_counter()
     results = []
     for seed in args.seeds:
@@ -230,9 +241,10 @@ def main(argv=None):
         f"clips only, without labels. Probes on frozen embeddings: linear = standardised logistic regression, "
         f"kNN = cosine, k=5; both fitted on the training clips, scored on the held-out clips.",
         "",
-        f"Settings: {args.epochs} epochs, batch {args.batch_size}, lr {args.lr}, augmentations "
+        f"Settings: {args.epochs or 'fit default'} epochs ({results[0]['steps']} steps), batch "
+        f"{args.batch_size or 'default'}, lr {args.lr or 'default'}, augmentations "
         f"{'default' if not args.augment else 'default updated with ' + args.augment}, "
-        f"{args.clip_seconds} s windows, evaluation crop `{args.eval_crop}`, "
+        f"{args.clip_seconds or 'default'} s windows, evaluation crop `{args.eval_crop or 'default'}`, "
         f"{'adapter options ' + args.adapter + ', ' if args.adapter else ''}"
         f"AudioCNN encoder {'with ' + args.encoder if args.encoder else '(default)'}, "
         f"loss {args.loss or 'InfoNCE'} (temperature {args.temperature or 'default'}), "
@@ -291,8 +303,11 @@ def main(argv=None):
                 for probe in ("linear", "knn")
             },
             "train_s": [r["train_s"] for r in results],
+            "steps": [r["steps"] for r in results],
+            "load_before": load_before,
+            "load_after": load_line(),
         }
-        with open(RESULTS_DIR / "audio_dev.jsonl", "a") as f:
+        with open(RESULTS_DIR / args.record, "a") as f:
             f.write(json.dumps(record) + "\n")
     elif not args.no_write:
         RESULTS[args.set].parent.mkdir(parents=True, exist_ok=True)
