@@ -73,7 +73,10 @@ def _met(name: str, margin) -> bool:
 
 
 def settings_of(rec: dict) -> str:
-    """A run's recipe: its command's options without --dev, --set, --record and --threads."""
+    """A run's recipe: its ``recipe`` if it has one (:func:`with_post_hoc`), else its command's options without
+    --dev, --set, --record, --threads and --post-hoc."""
+    if "recipe" in rec:
+        return rec["recipe"]
     words = rec["command"].split("bench_audio.py", 1)[1].split()
     out, skip = [], False
     for w in words:
@@ -81,16 +84,34 @@ def settings_of(rec: dict) -> str:
             skip = False
         elif w in ("--set", "--record", "--threads"):
             skip = True
-        elif w != "--dev":
+        elif w not in ("--dev", "--post-hoc"):
             out.append(w)
     return " ".join(out) or "(the default)"
+
+
+def with_post_hoc(records: list) -> list:
+    """The runs, each followed by one pseudo-run per encode-time candidate it scored (``post_hoc:<name>:<who>_<probe>``
+    keys, ``bench_audio.py --post-hoc``): the same log-mel floor, the candidate's random-init and trained scores,
+    and the recipe ``<recipe> + <name> at encode``."""
+    out = []
+    for r in records:
+        out.append(r)
+        names = sorted({k.split(":")[1] for k in r if k.startswith("post_hoc:")})
+        for name in names:
+            pseudo = {k: v for k, v in r.items() if not k.startswith(("post_hoc:", "random_", "pretrained_"))}
+            for k, v in r.items():
+                if k.startswith(f"post_hoc:{name}:"):
+                    pseudo[k.split(":", 2)[2]] = v
+            pseudo["recipe"] = f"{settings_of(r)} + {name} at encode"
+            out.append(pseudo)
+    return out
 
 
 def protocol_report(records: list, sets: tuple) -> str:
     """Per recipe (``settings_of``; the last run of each set counts): a table of the floors and the recipe, mean ±
     std over seeds, each set's targets met / not met in words, and the worst margin across ``sets``."""
     by_recipe: dict = {}
-    for r in records:
+    for r in with_post_hoc(records):
         by_recipe.setdefault(settings_of(r), {})[r["set"]] = r
     out = []
     for recipe, runs in by_recipe.items():

@@ -75,6 +75,39 @@ def standardise(tr, te):
     return torch.nn.functional.normalize((tr - mu) / sd, dim=-1), torch.nn.functional.normalize((te - mu) / sd, dim=-1)
 
 
+def _windows(model):
+    adapter = model.towers["audio"].adapter
+    before = adapter.eval_crop
+    adapter.eval_crop = "windows"
+    return lambda: setattr(adapter, "eval_crop", before)
+
+
+def _pre_relu(model):
+    """Pool the frame-wise linear layer's output before its ReLU (AudioCNN's ``frame[2]``)."""
+    frame = model.towers["audio"].encoder.frame
+    relu, frame[2] = frame[2], torch.nn.Identity()
+    return lambda: frame.__setitem__(2, relu)
+
+
+# encode-time candidates (issue 29 item 2) scored on the trained and the random-init encoder with --post-hoc:
+# whole-clip mean pooling over the adapter's evaluation windows, the embedding taken before the final ReLU, both
+POST_HOC = {
+    "windows": [_windows],
+    "pre-relu": [_pre_relu],
+    "windows+pre-relu": [_windows, _pre_relu],
+}
+
+
+def encoded_with(model, changes, tr_s, tr_y, te_s, te_y):
+    """(train embeddings, train labels, test embeddings, test labels) with ``changes`` applied, then undone."""
+    undo = [change(model) for change in changes]
+    try:
+        return model.encode(tr_s), tr_y, model.encode(te_s), te_y
+    finally:
+        for u in reversed(undo):
+            u()
+
+
 def fit_options(args) -> dict:
     """The loss/multi-view options of the pretraining run (none: the audio default)."""
     o = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr)) if v is not None}
@@ -147,6 +180,13 @@ def run_seed(seed, dataset, args):
     steps = model.trainer.global_step
     clips = model.trainer.history[-1]["items_per_s"] if model.trainer.history else float("nan")
     out["pretrained"] = probes(model.encode(tr_s), tr_y, model.encode(te_s), te_y, seed)
+    if args.post_hoc:  # encode-time candidates on the same trained and random-init encoders (no retraining)
+        out["post_hoc"] = {}
+        for name, change in POST_HOC.items():
+            out["post_hoc"][name] = {
+                who: probes(*encoded_with(m, change, tr_s, tr_y, te_s, te_y), seed)
+                for who, m in (("random", rand), ("pretrained", model))
+            }
     out["clips_per_s"] = clips
     out["train_s"] = wall
     out["steps"] = steps
@@ -182,6 +222,11 @@ def main(argv=None):
     )
     p.add_argument(
         "--record", default="audio_dev.jsonl", help="--dev: the JSON-lines file under results/ the run is appended to"
+    )
+    p.add_argument(
+        "--post-hoc",
+        action="store_true",
+        help="also score the encode-time candidates (windows pooling, pre-ReLU embedding) on the same encoders",
     )
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--dev-table", action="store_true", help="print the table of results/audio_dev.jsonl and exit")
@@ -304,6 +349,12 @@ def main(argv=None):
             },
             "train_s": [r["train_s"] for r in results],
             "steps": [r["steps"] for r in results],
+            **{
+                f"post_hoc:{name}:{who}_{probe}": [r["post_hoc"][name][who][probe] for r in results]
+                for name in (POST_HOC if args.post_hoc else ())
+                for who in ("random", "pretrained")
+                for probe in ("linear", "knn")
+            },
             "load_before": load_before,
             "load_after": load_line(),
         }

@@ -138,3 +138,16 @@ def test_protocol_report_names_the_worst_margin_and_verdicts():
     assert "- a: linear vs random + 0.08: met (+0.120)" in default
     assert "kNN vs random: **not met** (-0.020)" in default
     assert "| b | 0,1 |" in other and "| a |" not in other
+
+
+def test_post_hoc_candidates_become_recipes_of_their_own():
+    rec = _rec("a", (0.7, 0.5), command="python benchmarks/bench_audio.py --set a --dev --post-hoc")
+    for who, lin in (("random", 0.4), ("pretrained", 0.8)):
+        rec[f"post_hoc:windows:{who}_linear"], rec[f"post_hoc:windows:{who}_knn"] = [lin, lin], [lin, lin]
+    runs = audio_report.with_post_hoc([rec])
+    assert [audio_report.settings_of(r) for r in runs] == ["(the default)", "(the default) + windows at encode"]
+    pseudo = runs[1]
+    assert pseudo["pretrained_linear"] == [0.8, 0.8] and pseudo["random_knn"] == [0.4, 0.4]
+    assert pseudo["logmel_linear"] == rec["logmel_linear"]  # the floor that needs no encoder is shared
+    m = audio_report.issue29_margins(pseudo)
+    assert m["linear vs random + 0.08"] == pytest.approx(0.8 - 0.4 - 0.08)
