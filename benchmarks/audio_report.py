@@ -107,12 +107,34 @@ def with_post_hoc(records: list) -> list:
     return out
 
 
-def protocol_report(records: list, sets: tuple) -> str:
-    """Per recipe (``settings_of``; the last run of each set counts): a table of the floors and the recipe, mean ±
-    std over seeds, each set's targets met / not met in words, and the worst margin across ``sets``."""
-    by_recipe: dict = {}
+SCORES = tuple(f"{who}_{probe}" for who in ("logmel", "random", "pretrained") for probe in ("linear", "knn"))
+
+
+def merged_by_recipe(records: list) -> dict:
+    """{recipe: {set: run}} with the runs of one recipe and set merged seed by seed (runs of one seed each can go
+    side by side; a later run of a seed replaces the earlier), seeds in order."""
+    per_seed: dict = {}
     for r in with_post_hoc(records):
-        by_recipe.setdefault(settings_of(r), {})[r["set"]] = r
+        seeds = per_seed.setdefault(settings_of(r), {}).setdefault(r["set"], {})
+        for i, seed in enumerate(r["seeds"]):
+            seeds[seed] = {k: r[k][i] for k in SCORES}
+    return {
+        recipe: {
+            name: {
+                "set": name,
+                "seeds": sorted(by_seed),
+                **{k: [by_seed[s][k] for s in sorted(by_seed)] for k in SCORES},
+            }
+            for name, by_seed in sets.items()
+        }
+        for recipe, sets in per_seed.items()
+    }
+
+
+def protocol_report(records: list, sets: tuple) -> str:
+    """Per recipe (``settings_of``; runs merged by :func:`merged_by_recipe`): a table of the floors and the recipe, mean ±
+    std over seeds, each set's targets met / not met in words, and the worst margin across ``sets``."""
+    by_recipe = merged_by_recipe(records)
     out = []
     for recipe, runs in by_recipe.items():
         out += [

@@ -1,10 +1,17 @@
-"""Audio clip pretraining on real recordings: two sets (``benchmarks/audiosets.py``), ``--set``:
+"""Audio clip pretraining on real recordings: the sets of ``benchmarks/audiosets.py``, ``--set``:
 
 - ``sonic-pi`` (default; results/audio.md): Debian's sonic-pi samples (166 CC0 FLAC clips); the category
   of a clip is its file-name prefix before the first "_" (ambi, bass, bd, drum, elec, …), the split is
   stratified by category;
 - ``asterisk`` (results/audio_asterisk.md): Debian's asterisk-core-sounds prompts in five languages,
-  spoken-language identification, split by prompt file name (the same prompt never in train and test).
+  spoken-language identification, split by prompt file name (the same prompt never in train and test);
+- ``espeak-words``, ``megaglest-sfx``, ``hedgewars-voices`` (``benchmarks/audiosets_protocol.py``): with
+  sonic-pi, the sets of issue 29's dev protocol (results/audio_protocol.md), each split by groups.
+
+The pretraining is ``anycl.fit``'s own default (its step budget, the adapter's 1 s window and centre crop)
+unless ``--epochs``, ``--batch-size``, ``--lr``, ``--clip-seconds`` or ``--eval-crop`` say otherwise. The
+result files written before issue 29 ran with the old defaults of this script: add ``--batch-size 64 --lr
+0.001 --clip-seconds 1 --eval-crop windows`` to their recorded command to reproduce them.
 
 For each seed: the set's split (``--test-fraction`` held out); the encoder is
 pretrained on the training clips only, without labels (``anycl.fit(train_files, modality="audio")``);
@@ -24,6 +31,9 @@ Usage::
     PYTHONPATH=. python benchmarks/bench_audio.py --epochs 5 --seeds 0 --no-write   # smoke run
     PYTHONPATH=. python benchmarks/bench_audio.py --set asterisk --max-per-language 20 --epochs 1 --seeds 0 --no-write
     # a multi-view recipe (anycl.data.views): --views 2 --local-views 4 --loss dino
+    # issue 29's dev protocol: each set, 3 seeds, the default and the encode-time candidates; then the report
+    PYTHONPATH=. python benchmarks/bench_audio.py --set espeak-words --dev --record audio_protocol.jsonl --threads 1 --post-hoc
+    PYTHONPATH=. python benchmarks/bench_audio.py --protocol-table
 """
 
 from __future__ import annotations

@@ -151,3 +151,14 @@ def test_post_hoc_candidates_become_recipes_of_their_own():
     assert pseudo["logmel_linear"] == rec["logmel_linear"]  # the floor that needs no encoder is shared
     m = audio_report.issue29_margins(pseudo)
     assert m["linear vs random + 0.08"] == pytest.approx(0.8 - 0.4 - 0.08)
+
+
+def test_runs_of_one_seed_each_merge_and_a_rerun_replaces_its_seed():
+    a0, a1, a1_again = _rec("a", (0.6, 0.5)), _rec("a", (0.7, 0.5)), _rec("a", (0.9, 0.5))
+    a0["seeds"], a1["seeds"], a1_again["seeds"] = [0, 9], [1], [1]
+    for r in (a1, a1_again):
+        for k in audio_report.SCORES:
+            r[k] = r[k][:1]
+    merged = audio_report.merged_by_recipe([a1, a0, a1_again])["(the default)"]["a"]
+    assert merged["seeds"] == [0, 1, 9]
+    assert merged["pretrained_linear"] == [0.59, 0.89, 0.61]  # seed 0, seed 1 (the rerun), seed 9
