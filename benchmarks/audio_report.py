@@ -74,17 +74,20 @@ def _met(name: str, margin) -> bool:
 
 def settings_of(rec: dict) -> str:
     """A run's recipe: its ``recipe`` if it has one (:func:`with_post_hoc`), else its command's options without
-    --dev, --set, --record, --threads and --post-hoc."""
+    --dev, --set, --seeds, --record, --threads and --post-hoc."""
     if "recipe" in rec:
         return rec["recipe"]
     words = rec["command"].split("bench_audio.py", 1)[1].split()
-    out, skip = [], False
+    out, skip, seeds = [], False, False
     for w in words:
+        seeds = seeds and not w.startswith("--")  # --seeds takes several values
         if skip:
             skip = False
+        elif w == "--seeds":
+            seeds = True
         elif w in ("--set", "--record", "--threads"):
             skip = True
-        elif w not in ("--dev", "--post-hoc"):
+        elif w not in ("--dev", "--post-hoc") and not seeds:
             out.append(w)
     return " ".join(out) or "(the default)"
 

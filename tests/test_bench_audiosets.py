@@ -127,6 +127,8 @@ def test_settings_of_drops_set_record_threads_and_dev():
     cmd = "PYTHONPATH=. python benchmarks/bench_audio.py --set a --dev --record p.jsonl --threads 1 --eval-crop windows"
     assert audio_report.settings_of({"command": cmd}) == "--eval-crop windows"
     assert audio_report.settings_of({"command": "python benchmarks/bench_audio.py --set a --dev"}) == "(the default)"
+    cmd = "python benchmarks/bench_audio.py --seeds 1 2 --set a --dev --post-hoc --lr 0.1 --seeds 4"
+    assert audio_report.settings_of({"command": cmd}) == "--lr 0.1"
 
 
 def test_protocol_report_names_the_worst_margin_and_verdicts():
