@@ -47,3 +47,131 @@ def mean_spread(values):
     m = statistics.mean(values)
     s = statistics.stdev(values) if len(values) > 1 else 0.0
     return m, s
+
+
+# -- issue 29's dev protocol: each recipe over every set, judged by its worst margin -------------------------------
+STATS_CEILING = 0.9  # log-mel statistics at or above this: the "+0.05 over statistics" target is not asked
+
+
+def issue29_margins(rec: dict) -> dict:
+    """One run's margins over issue 29's targets (means over its seeds; ≥ 0 is met for the linear targets, > 0 for
+    kNN): linear − (random + 0.08), linear − (log-mel stats + 0.05) (None where stats ≥ 0.9), kNN − random kNN,
+    kNN − log-mel kNN."""
+    m = {k: statistics.mean(v) for k, v in rec.items() if k.endswith(("_linear", "_knn"))}
+    lin, knn = m["pretrained_linear"], m["pretrained_knn"]
+    stats_ok = m["logmel_linear"] < STATS_CEILING
+    return {
+        "linear vs random + 0.08": lin - m["random_linear"] - 0.08,
+        "linear vs log-mel + 0.05": lin - m["logmel_linear"] - 0.05 if stats_ok else None,
+        "kNN vs random": knn - m["random_knn"],
+        "kNN vs log-mel": knn - m["logmel_knn"],
+    }
+
+
+def _met(name: str, margin) -> bool:
+    return margin >= 0 if name.startswith("linear") else margin > 0
+
+
+def settings_of(rec: dict) -> str:
+    """A run's recipe: its ``recipe`` if it has one (:func:`with_post_hoc`), else its command's options without
+    --dev, --set, --seeds, --record, --threads and --post-hoc."""
+    if "recipe" in rec:
+        return rec["recipe"]
+    words = rec["command"].split("bench_audio.py", 1)[1].split()
+    out, skip, seeds = [], False, False
+    for w in words:
+        seeds = seeds and not w.startswith("--")  # --seeds takes several values
+        if skip:
+            skip = False
+        elif w == "--seeds":
+            seeds = True
+        elif w in ("--set", "--record", "--threads"):
+            skip = True
+        elif w not in ("--dev", "--post-hoc") and not seeds:
+            out.append(w)
+    return " ".join(out) or "(the default)"
+
+
+def with_post_hoc(records: list) -> list:
+    """The runs, each followed by one pseudo-run per encode-time candidate it scored (``post_hoc:<name>:<who>_<probe>``
+    keys, ``bench_audio.py --post-hoc``): the same log-mel floor, the candidate's random-init and trained scores,
+    and the recipe ``<recipe> + <name> at encode``."""
+    out = []
+    for r in records:
+        out.append(r)
+        names = sorted({k.split(":")[1] for k in r if k.startswith("post_hoc:")})
+        for name in names:
+            pseudo = {k: v for k, v in r.items() if not k.startswith(("post_hoc:", "random_", "pretrained_"))}
+            for k, v in r.items():
+                if k.startswith(f"post_hoc:{name}:"):
+                    pseudo[k.split(":", 2)[2]] = v
+            pseudo["recipe"] = f"{settings_of(r)} + {name} at encode"
+            out.append(pseudo)
+    return out
+
+
+SCORES = tuple(f"{who}_{probe}" for who in ("logmel", "random", "pretrained") for probe in ("linear", "knn"))
+
+
+def merged_by_recipe(records: list) -> dict:
+    """{recipe: {set: run}} with the runs of one recipe and set merged seed by seed (runs of one seed each can go
+    side by side; a later run of a seed replaces the earlier), seeds in order."""
+    per_seed: dict = {}
+    for r in with_post_hoc(records):
+        seeds = per_seed.setdefault(settings_of(r), {}).setdefault(r["set"], {})
+        for i, seed in enumerate(r["seeds"]):
+            seeds[seed] = {k: r[k][i] for k in SCORES}
+    return {
+        recipe: {
+            name: {
+                "set": name,
+                "seeds": sorted(by_seed),
+                **{k: [by_seed[s][k] for s in sorted(by_seed)] for k in SCORES},
+            }
+            for name, by_seed in sets.items()
+        }
+        for recipe, sets in per_seed.items()
+    }
+
+
+def protocol_report(records: list, sets: tuple) -> str:
+    """Per recipe (``settings_of``; runs merged by :func:`merged_by_recipe`): a table of the floors and the recipe, mean ±
+    std over seeds, each set's targets met / not met in words, and the worst margin across ``sets``."""
+    by_recipe = merged_by_recipe(records)
+    out = []
+    for recipe, runs in by_recipe.items():
+        out += [
+            f"### Recipe: `{recipe}`",
+            "",
+            "| set | seeds | log-mel stats lin / kNN | random init lin / kNN | recipe lin / kNN |",
+            "|---|---|---|---|---|",
+        ]
+        worst = None
+        verdicts = []
+        for name in sets:
+            if name not in runs:
+                continue
+            r = runs[name]
+            cells = []
+            for who in ("logmel", "random", "pretrained"):
+                lin, knn = mean_spread(r[f"{who}_linear"]), mean_spread(r[f"{who}_knn"])
+                cells.append(f"{lin[0]:.3f} ± {lin[1]:.3f} / {knn[0]:.3f} ± {knn[1]:.3f}")
+            out.append(f"| {name} | {','.join(map(str, r['seeds']))} | {' | '.join(cells)} |")
+            words = []
+            for target, margin in issue29_margins(r).items():
+                if margin is None:
+                    words.append(f"{target}: not asked (log-mel stats ≥ {STATS_CEILING})")
+                    continue
+                words.append(f"{target}: {'met' if _met(target, margin) else '**not met**'} ({margin:+.3f})")
+                if worst is None or margin < worst[0]:
+                    worst = (margin, name, target)
+            verdicts.append(f"- {name}: " + "; ".join(words) + ".")
+        missing = [s for s in sets if s not in runs]
+        out += ["", *verdicts, ""]
+        if worst is not None:
+            out.append(
+                f"Worst margin across {'the sets run' if missing else 'all sets'}: **{worst[0]:+.3f}** "
+                f"({worst[1]}, {worst[2]})" + (f"; not run on {', '.join(missing)}" if missing else "") + "."
+            )
+        out.append("")
+    return "\n".join(out)

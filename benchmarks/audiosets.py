@@ -10,6 +10,9 @@
   (en and es: the same speaker, Allison), so the task mixes language and speaker identity except for
   en vs es; say so when quoting its numbers.
 
+Issue 29's dev protocol adds ``espeak-words``, ``megaglest-sfx`` and ``hedgewars-voices``
+(:mod:`audiosets_protocol`).
+
 Each set gives ``split(seed, test_fraction) -> (train_files, train_labels, test_files, test_labels)``.
 """
 
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
+import audiosets_protocol as asp
 import numpy as np
 
 SONIC_PI_DIR = Path("/usr/share/sonic-pi/samples")
@@ -88,18 +92,7 @@ def sonic_pi() -> AudioSet:
 # -- asterisk prompts: spoken-language identification ---------------------------------------------------
 def prompt_split(s: AudioSet, seed: int, test_fraction: float) -> Split:
     """A seeded share of the prompt names goes to test, in every language: no prompt on both sides."""
-    prompts = sorted(set(s.groups))
-    order = sorted(prompts, key=lambda p: hashlib.blake2b(f"{seed}:{p}".encode(), digest_size=8).digest())
-    test_prompts = set(order[: int(round(test_fraction * len(order)))])
-    train, tr_y, test, te_y = [], [], [], []
-    for f, y, g in zip(s.files, s.labels, s.groups):
-        if g in test_prompts:
-            test.append(f)
-            te_y.append(y)
-        else:
-            train.append(f)
-            tr_y.append(y)
-    return train, tr_y, test, te_y
+    return asp.group_split(s.files, s.labels, s.groups, seed, test_fraction)
 
 
 def asterisk(max_per_language: Optional[int] = None, min_seconds: float = MIN_SECONDS) -> AudioSet:
@@ -138,4 +131,54 @@ def asterisk(max_per_language: Optional[int] = None, min_seconds: float = MIN_SE
     )
 
 
-SETS = {"sonic-pi": sonic_pi, "asterisk": asterisk}
+# -- issue 29's dev protocol: three more sets (audiosets_protocol.py), each split by its groups ------------------
+grouped = prompt_split  # the split of every set with groups: no group on both sides
+
+
+def _grouped_set(name: str, read: Callable[[], Tuple[List[str], List[str], List[str]]], what: str) -> AudioSet:
+    files, labels, groups = read()
+    return AudioSet(
+        name,
+        f"{len(files)} clips, {len(set(labels))} classes, {len(set(groups))} groups: {what}",
+        files,
+        labels,
+        grouped,
+        groups,
+    )
+
+
+def espeak_words() -> AudioSet:
+    return _grouped_set(
+        "espeak-words",
+        asp.espeak_files,
+        "10 words spoken by espeak-ng (synthetic speech), every voice variant with one of seven English accents; "
+        "class = word, split by voice variant",
+    )
+
+
+def megaglest_sfx() -> AudioSet:
+    return _grouped_set(
+        "megaglest-sfx",
+        asp.megaglest_files,
+        "megaglest-data unit sound effects; class = role in the file name (ack, attack, die, hit, select), "
+        "split by unit",
+    )
+
+
+def hedgewars_voices() -> AudioSet:
+    return _grouped_set(
+        "hedgewars-voices",
+        asp.hedgewars_files,
+        "hedgewars-data voice packs (recorded speech); class = voice pack, split by phrase",
+    )
+
+
+SETS = {
+    "sonic-pi": sonic_pi,
+    "asterisk": asterisk,
+    "espeak-words": espeak_words,
+    "megaglest-sfx": megaglest_sfx,
+    "hedgewars-voices": hedgewars_voices,
+}
+# the sets of issue 29's dev protocol (asterisk is left out: each language is one speaker)
+PROTOCOL_SETS = ("sonic-pi", "espeak-words", "megaglest-sfx", "hedgewars-voices")

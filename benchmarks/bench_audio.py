@@ -1,10 +1,17 @@
-"""Audio clip pretraining on real recordings: two sets (``benchmarks/audiosets.py``), ``--set``:
+"""Audio clip pretraining on real recordings: the sets of ``benchmarks/audiosets.py``, ``--set``:
 
 - ``sonic-pi`` (default; results/audio.md): Debian's sonic-pi samples (166 CC0 FLAC clips); the category
   of a clip is its file-name prefix before the first "_" (ambi, bass, bd, drum, elec, …), the split is
   stratified by category;
 - ``asterisk`` (results/audio_asterisk.md): Debian's asterisk-core-sounds prompts in five languages,
-  spoken-language identification, split by prompt file name (the same prompt never in train and test).
+  spoken-language identification, split by prompt file name (the same prompt never in train and test);
+- ``espeak-words``, ``megaglest-sfx``, ``hedgewars-voices`` (``benchmarks/audiosets_protocol.py``): with
+  sonic-pi, the sets of issue 29's dev protocol (results/audio_protocol.md), each split by groups.
+
+The pretraining is ``anycl.fit``'s own default (its step budget, the adapter's 1 s window and centre crop)
+unless ``--epochs``, ``--batch-size``, ``--lr``, ``--clip-seconds`` or ``--eval-crop`` say otherwise. The
+result files written before issue 29 ran with the old defaults of this script: add ``--batch-size 64 --lr
+0.001 --clip-seconds 1 --eval-crop windows`` to their recorded command to reproduce them.
 
 For each seed: the set's split (``--test-fraction`` held out); the encoder is
 pretrained on the training clips only, without labels (``anycl.fit(train_files, modality="audio")``);
@@ -24,6 +31,9 @@ Usage::
     PYTHONPATH=. python benchmarks/bench_audio.py --epochs 5 --seeds 0 --no-write   # smoke run
     PYTHONPATH=. python benchmarks/bench_audio.py --set asterisk --max-per-language 20 --epochs 1 --seeds 0 --no-write
     # a multi-view recipe (anycl.data.views): --views 2 --local-views 4 --loss dino
+    # issue 29's dev protocol: each set, 3 seeds, the default and the encode-time candidates; then the report
+    PYTHONPATH=. python benchmarks/bench_audio.py --set espeak-words --dev --record audio_protocol.jsonl --threads 1 --post-hoc
+    PYTHONPATH=. python benchmarks/bench_audio.py --protocol-table
 """
 
 from __future__ import annotations
@@ -45,7 +55,7 @@ from anycl.evaluation import knn_accuracy, linear_probe_accuracy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import audiosets  # noqa: E402
-from audio_report import dev_table, mean_spread, targets  # noqa: E402
+from audio_report import dev_table, mean_spread, protocol_report, targets  # noqa: E402
 from idle import load_line  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -75,9 +85,42 @@ def standardise(tr, te):
     return torch.nn.functional.normalize((tr - mu) / sd, dim=-1), torch.nn.functional.normalize((te - mu) / sd, dim=-1)
 
 
+def _windows(model):
+    adapter = model.towers["audio"].adapter
+    before = adapter.eval_crop
+    adapter.eval_crop = "windows"
+    return lambda: setattr(adapter, "eval_crop", before)
+
+
+def _pre_relu(model):
+    """Pool the frame-wise linear layer's output before its ReLU (AudioCNN's ``frame[2]``)."""
+    frame = model.towers["audio"].encoder.frame
+    relu, frame[2] = frame[2], torch.nn.Identity()
+    return lambda: frame.__setitem__(2, relu)
+
+
+# encode-time candidates (issue 29 item 2) scored on the trained and the random-init encoder with --post-hoc:
+# whole-clip mean pooling over the adapter's evaluation windows, the embedding taken before the final ReLU, both
+POST_HOC = {
+    "windows": [_windows],
+    "pre-relu": [_pre_relu],
+    "windows+pre-relu": [_windows, _pre_relu],
+}
+
+
+def encoded_with(model, changes, tr_s, tr_y, te_s, te_y):
+    """(train embeddings, train labels, test embeddings, test labels) with ``changes`` applied, then undone."""
+    undo = [change(model) for change in changes]
+    try:
+        return model.encode(tr_s), tr_y, model.encode(te_s), te_y
+    finally:
+        for u in reversed(undo):
+            u()
+
+
 def fit_options(args) -> dict:
     """The loss/multi-view options of the pretraining run (none: the audio default)."""
-    o = {}
+    o = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr)) if v is not None}
     if args.temperature:
         o["temperature"] = args.temperature
     if args.loss:
@@ -108,7 +151,9 @@ def run_seed(seed, dataset, args):
     else:
         tr_s, tr_y, te_s, te_y = dataset.split(seed, args.test_fraction)
     train, test = tr_s, te_s
-    adapter_options = {"clip_seconds": args.clip_seconds, "eval_crop": args.eval_crop}
+    adapter_options = {
+        k: v for k, v in (("clip_seconds", args.clip_seconds), ("eval_crop", args.eval_crop)) if v is not None
+    }
     if args.adapter:
         adapter_options.update(json.loads(args.adapter))
     if args.augment:
@@ -135,9 +180,6 @@ def run_seed(seed, dataset, args):
     model = anycl.fit(
         tr_s,
         modality="audio",
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
         seed=seed,
         adapter_options=adapter_options,
         encoder_options=encoder_options,
@@ -148,6 +190,13 @@ def run_seed(seed, dataset, args):
     steps = model.trainer.global_step
     clips = model.trainer.history[-1]["items_per_s"] if model.trainer.history else float("nan")
     out["pretrained"] = probes(model.encode(tr_s), tr_y, model.encode(te_s), te_y, seed)
+    if args.post_hoc:  # encode-time candidates on the same trained and random-init encoders (no retraining)
+        out["post_hoc"] = {}
+        for name, change in POST_HOC.items():
+            out["post_hoc"][name] = {
+                who: probes(*encoded_with(m, change, tr_s, tr_y, te_s, te_y), seed)
+                for who, m in (("random", rand), ("pretrained", model))
+            }
     out["clips_per_s"] = clips
     out["train_s"] = wall
     out["steps"] = steps
@@ -162,12 +211,12 @@ def main(argv=None):
     p.add_argument("--views", type=int, default=None, help="global views per clip (multi-view training)")
     p.add_argument("--local-views", type=int, default=0, help="local views per clip (multi-view training)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--epochs", type=int, default=None, help="default: fit's own (the self-supervised step budget)")
+    p.add_argument("--batch-size", type=int, default=None, help="default: fit's own (64)")
+    p.add_argument("--lr", type=float, default=None, help="default: fit's own (1e-3)")
     p.add_argument("--temperature", type=float, default=None)
-    p.add_argument("--clip-seconds", type=float, default=1.0)
-    p.add_argument("--eval-crop", default="windows")
+    p.add_argument("--clip-seconds", type=float, default=None, help="default: the adapter's own (1 s)")
+    p.add_argument("--eval-crop", default=None, help="default: the adapter's own (center)")
     p.add_argument("--augment", default=None, help="JSON dict of augmentation settings, e.g. '{\"mixup\": 0.2}'")
     p.add_argument("--test-fraction", type=float, default=0.4)
     p.add_argument("--threads", type=int, default=2)
@@ -181,15 +230,32 @@ def main(argv=None):
         help="score on a dev split of the training clips (the test clips are not read); implies --no-write "
         "and appends a JSON line to results/audio_dev.jsonl",
     )
+    p.add_argument(
+        "--record", default="audio_dev.jsonl", help="--dev: the JSON-lines file under results/ the run is appended to"
+    )
+    p.add_argument(
+        "--post-hoc",
+        action="store_true",
+        help="also score the encode-time candidates (windows pooling, pre-ReLU embedding) on the same encoders",
+    )
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--dev-table", action="store_true", help="print the table of results/audio_dev.jsonl and exit")
+    p.add_argument(
+        "--protocol-table",
+        action="store_true",
+        help="print issue 29's protocol report of results/audio_protocol.jsonl (per recipe, every set) and exit",
+    )
     args = p.parse_args(argv)
     if args.dev_table:
         print(dev_table(RESULTS_DIR / "audio_dev.jsonl"))
         return []
+    if args.protocol_table:
+        lines = (RESULTS_DIR / "audio_protocol.jsonl").read_text().splitlines()
+        print(protocol_report([json.loads(line) for line in lines if line.strip()], audiosets.PROTOCOL_SETS))
+        return []
     torch.set_num_threads(args.threads)
-    dataset = audiosets.asterisk(args.max_per_language) if args.set == "asterisk" else audiosets.sonic_pi()
-    load_before = load_line() if not (args.dev or args.no_write) else ""
+    dataset = audiosets.asterisk(args.max_per_language) if args.set == "asterisk" else audiosets.SETS[args.set]()
+    load_before = load_line() if not args.no_write else ""
     t_all = time.perf_counter()
     results = []
     for seed in args.seeds:
@@ -230,9 +296,10 @@ def main(argv=None):
         f"clips only, without labels. Probes on frozen embeddings: linear = standardised logistic regression, "
         f"kNN = cosine, k=5; both fitted on the training clips, scored on the held-out clips.",
         "",
-        f"Settings: {args.epochs} epochs, batch {args.batch_size}, lr {args.lr}, augmentations "
+        f"Settings: {args.epochs or 'fit default'} epochs ({results[0]['steps']} steps), batch "
+        f"{args.batch_size or 'default'}, lr {args.lr or 'default'}, augmentations "
         f"{'default' if not args.augment else 'default updated with ' + args.augment}, "
-        f"{args.clip_seconds} s windows, evaluation crop `{args.eval_crop}`, "
+        f"{args.clip_seconds or 'default'} s windows, evaluation crop `{args.eval_crop or 'default'}`, "
         f"{'adapter options ' + args.adapter + ', ' if args.adapter else ''}"
         f"AudioCNN encoder {'with ' + args.encoder if args.encoder else '(default)'}, "
         f"loss {args.loss or 'InfoNCE'} (temperature {args.temperature or 'default'}), "
@@ -291,8 +358,17 @@ def main(argv=None):
                 for probe in ("linear", "knn")
             },
             "train_s": [r["train_s"] for r in results],
+            "steps": [r["steps"] for r in results],
+            **{
+                f"post_hoc:{name}:{who}_{probe}": [r["post_hoc"][name][who][probe] for r in results]
+                for name in (POST_HOC if args.post_hoc else ())
+                for who in ("random", "pretrained")
+                for probe in ("linear", "knn")
+            },
+            "load_before": load_before,
+            "load_after": load_line(),
         }
-        with open(RESULTS_DIR / "audio_dev.jsonl", "a") as f:
+        with open(RESULTS_DIR / args.record, "a") as f:
             f.write(json.dumps(record) + "\n")
     elif not args.no_write:
         RESULTS[args.set].parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,166 @@
+"""Issue 29's audio protocol sets (benchmarks/audiosets_protocol.py) and report (audio_report.py) on made-up file
+lists and records: no package data and no audio is read."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+import audio_report  # noqa: E402
+import audiosets  # noqa: E402
+import audiosets_protocol as asp  # noqa: E402
+import bench_audio  # noqa: E402
+
+
+def _grouped(n_groups=12, per_group=5):
+    files, labels, groups = [], [], []
+    for g in range(n_groups):
+        for i in range(per_group):
+            files.append(f"/v/g{g}/{i}.wav")
+            labels.append(f"c{i}")
+            groups.append(f"g{g}")
+    return files, labels, groups
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+@pytest.mark.parametrize("fraction", [0.05, 0.4, 0.95])
+def test_group_split_keeps_every_group_on_one_side(seed, fraction):
+    files, labels, groups = _grouped()
+    train, tr_y, test, te_y = asp.group_split(files, labels, groups, seed, fraction)
+    group = dict(zip(files, groups))
+    assert sorted(train + test) == sorted(files)
+    assert not {group[f] for f in train} & {group[f] for f in test}
+    n_test = len({group[f] for f in test})
+    assert n_test == min(max(1, round(fraction * 12)), 11)  # at least one group each side
+    label = dict(zip(files, labels))
+    assert tr_y == [label[f] for f in train] and te_y == [label[f] for f in test]
+
+
+def test_group_split_depends_on_seed_not_on_file_order():
+    files, labels, groups = _grouped()
+    a = asp.group_split(files, labels, groups, 3, 0.4)
+    rev = asp.group_split(files[::-1], labels[::-1], groups[::-1], 3, 0.4)
+    assert set(a[2]) == set(rev[2])
+    assert any(set(asp.group_split(files, labels, groups, s, 0.4)[2]) != set(a[2]) for s in range(4, 9))
+
+
+def test_group_split_refuses_a_single_group():
+    with pytest.raises(ValueError, match="at least 2 groups"):
+        asp.group_split(["a", "b"], ["x", "y"], ["g", "g"], 0, 0.5)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_dev_split_of_a_grouped_set_keeps_groups_apart(seed):
+    files, labels, groups = _grouped(20)
+    s = audiosets.AudioSet("espeak-words", "fake", files, labels, audiosets.grouped, groups)
+    train, _, test, _ = s.split(seed, 0.4)
+    d_train, _, d_dev, _ = bench_audio.dev_split(s, seed, 0.4)
+    group = dict(zip(files, groups))
+    assert set(d_train) | set(d_dev) == set(train) and not set(d_dev) & set(test)
+    assert not {group[f] for f in d_train} & {group[f] for f in d_dev}
+
+
+@pytest.mark.parametrize(
+    "name, role",
+    [
+        ("warrior_attack3.wav", "attack"),
+        ("anubis_warrior_ack12.ogg", "ack"),
+        ("die_2.wav", "die"),
+        ("Archer_Select1.WAV", "select"),
+        ("hit.ogg", "hit"),
+        ("sheep1.wav", None),
+        ("warrior_attack1b.wav", None),
+        ("walk.wav", None),
+    ],
+)
+def test_megaglest_role_from_the_file_name(name, role):
+    assert asp.megaglest_role(f"/f/egypt/units/x/sounds/{name}") == role
+
+
+def test_megaglest_unit_is_faction_and_unit():
+    path = "/usr/share/games/megaglest/techs/megapack/factions/norsemen/units/axeman/sounds/axe_die1.wav"
+    assert asp.megaglest_unit(path) == "norsemen/axeman"
+
+
+@pytest.mark.parametrize("name, phrase", [("Ow3.ogg", "ow"), ("Ooff1.ogg", "ooff"), ("Uh-oh.ogg", "uh-oh")])
+def test_hedgewars_phrase_drops_the_take_number(name, phrase):
+    assert asp.hedgewars_phrase(f"/v/Pirate/{name}") == phrase
+
+
+def test_espeak_speaker_is_fixed_by_the_name_and_in_range():
+    for v in ("m1", "f3", "whisper", "Half-LifeAnnouncementSystem"):
+        accent, pitch, speed = asp.espeak_speaker(v)
+        assert asp.espeak_speaker(v) == (accent, pitch, speed)
+        assert accent in asp.ACCENTS and 30 <= pitch < 70 and 140 <= speed < 210
+    assert len({asp.espeak_speaker(f"v{i}") for i in range(40)}) > 30  # speakers differ between variants
+
+
+def test_parse_variants_reads_the_file_column():
+    listing = (
+        "Pty Language       Age/Gender VoiceName          File                 Other Languages\n"
+        " 5  variant         --/M      Adam               !v/adam              \n"
+        " 5  variant         --/F      Old Lady           !v/f5                \n"
+        " 5  variant         --/M      Adam again         !v/adam              \n"
+    )
+    assert asp.parse_variants(listing) == ["adam", "f5"]
+
+
+def _rec(name, pre, logmel=(0.5, 0.4), rnd=(0.5, 0.45), command="python benchmarks/bench_audio.py --set x --dev"):
+    r = {"set": name, "seeds": [0, 1], "command": command}
+    for who, (lin, knn) in (("pretrained", pre), ("logmel", logmel), ("random", rnd)):
+        r[f"{who}_linear"], r[f"{who}_knn"] = [lin - 0.01, lin + 0.01], [knn, knn]
+    return r
+
+
+def test_issue29_margins_against_each_floor():
+    m = audio_report.issue29_margins(_rec("a", (0.7, 0.5)))
+    assert m["linear vs random + 0.08"] == pytest.approx(0.7 - 0.5 - 0.08)
+    assert m["linear vs log-mel + 0.05"] == pytest.approx(0.7 - 0.5 - 0.05)
+    assert m["kNN vs random"] == pytest.approx(0.05) and m["kNN vs log-mel"] == pytest.approx(0.1)
+    at_ceiling = audio_report.issue29_margins(_rec("a", (0.95, 0.9), logmel=(0.93, 0.8)))
+    assert at_ceiling["linear vs log-mel + 0.05"] is None
+
+
+def test_settings_of_drops_set_record_threads_and_dev():
+    cmd = "PYTHONPATH=. python benchmarks/bench_audio.py --set a --dev --record p.jsonl --threads 1 --eval-crop windows"
+    assert audio_report.settings_of({"command": cmd}) == "--eval-crop windows"
+    assert audio_report.settings_of({"command": "python benchmarks/bench_audio.py --set a --dev"}) == "(the default)"
+    cmd = "python benchmarks/bench_audio.py --seeds 1 2 --set a --dev --post-hoc --lr 0.1 --seeds 4"
+    assert audio_report.settings_of({"command": cmd}) == "--lr 0.1"
+
+
+def test_protocol_report_names_the_worst_margin_and_verdicts():
+    recs = [_rec("a", (0.7, 0.5)), _rec("b", (0.55, 0.43)), _rec("b", (0.9, 0.9), command="x bench_audio.py --lr 1")]
+    text = audio_report.protocol_report(recs, ("a", "b", "c"))
+    default, other = text.split("### Recipe: `--lr 1`")
+    assert "**-0.030**" in default and "(b, linear vs random + 0.08)" in default  # 0.55 - 0.5 - 0.08
+    assert "not run on c" in default
+    assert "- a: linear vs random + 0.08: met (+0.120)" in default
+    assert "kNN vs random: **not met** (-0.020)" in default
+    assert "| b | 0,1 |" in other and "| a |" not in other
+
+
+def test_post_hoc_candidates_become_recipes_of_their_own():
+    rec = _rec("a", (0.7, 0.5), command="python benchmarks/bench_audio.py --set a --dev --post-hoc")
+    for who, lin in (("random", 0.4), ("pretrained", 0.8)):
+        rec[f"post_hoc:windows:{who}_linear"], rec[f"post_hoc:windows:{who}_knn"] = [lin, lin], [lin, lin]
+    runs = audio_report.with_post_hoc([rec])
+    assert [audio_report.settings_of(r) for r in runs] == ["(the default)", "(the default) + windows at encode"]
+    pseudo = runs[1]
+    assert pseudo["pretrained_linear"] == [0.8, 0.8] and pseudo["random_knn"] == [0.4, 0.4]
+    assert pseudo["logmel_linear"] == rec["logmel_linear"]  # the floor that needs no encoder is shared
+    m = audio_report.issue29_margins(pseudo)
+    assert m["linear vs random + 0.08"] == pytest.approx(0.8 - 0.4 - 0.08)
+
+
+def test_runs_of_one_seed_each_merge_and_a_rerun_replaces_its_seed():
+    a0, a1, a1_again = _rec("a", (0.6, 0.5)), _rec("a", (0.7, 0.5)), _rec("a", (0.9, 0.5))
+    a0["seeds"], a1["seeds"], a1_again["seeds"] = [0, 9], [1], [1]
+    for r in (a1, a1_again):
+        for k in audio_report.SCORES:
+            r[k] = r[k][:1]
+    merged = audio_report.merged_by_recipe([a1, a0, a1_again])["(the default)"]["a"]
+    assert merged["seeds"] == [0, 1, 9]
+    assert merged["pretrained_linear"] == [0.59, 0.89, 0.61]  # seed 0, seed 1 (the rerun), seed 9
