@@ -317,7 +317,7 @@ def write_report(raw: list, out: Path, split: str, argv: str, loads: list, varia
             ]
         st_rows = [r for r in s if r.startswith("st_")]
         best_st = max(st_rows, key=lambda r: s[r]["ndcg@10"][0]) if st_rows else None
-        refs = [r for r in ("st_mnrl", best_st) if r]
+        refs = [r for r in ("st_mnrl", best_st) if r and r in s]  # rows of anycl alone: no reference
         diffs = []
         for row in (r for r in s if r.startswith("anycl:")):
             for ref in dict.fromkeys(refs):
