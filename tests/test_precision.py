@@ -230,6 +230,12 @@ def _image(tmp_path, minilm_path, text_pairs):
     return anycl.fit(_images(16, size=16), modality="image", mixed_precision="bf16", **IMAGE)
 
 
+def _image_default_augment(tmp_path, minilm_path, text_pairs):
+    """The default preset's augmentations (blur included): the batched augmentation runs in fp32, not autocast's."""
+    options = {**IMAGE, "adapter_options": {"size": 16}}
+    return anycl.fit(_images(16, size=16), modality="image", mixed_precision="bf16", **options)
+
+
 def _distill(tmp_path, minilm_path, text_pairs):
     from anycl.model.contrastive import build_model
 
@@ -243,7 +249,11 @@ def _distill(tmp_path, minilm_path, text_pairs):
     return anycl.fit(_images(16, size=16), modality="image", teacher=teacher, mixed_precision="bf16", **IMAGE)
 
 
-@pytest.mark.parametrize("run", [_lora, _audio, _image, _distill], ids=["lora", "audio", "image", "distillation"])
+@pytest.mark.parametrize(
+    "run",
+    [_lora, _audio, _image, _image_default_augment, _distill],
+    ids=["lora", "audio", "image", "image-default-augment", "distillation"],
+)
 def test_lora_audio_image_and_distillation_train_under_bf16_autocast(
     run, tmp_path, minilm_path, text_pairs, autocast_seen
 ):
