@@ -62,7 +62,13 @@ def cpu_bf16_units() -> Optional[str]:
 
 
 def _cuda_bf16() -> bool:
-    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    """Whether the GPU computes in bf16 natively (Ampere or newer; torch's default also counts emulation)."""
+    if not torch.cuda.is_available():
+        return False
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # an older torch without the argument: it counted native support only
+        return bool(torch.cuda.is_bf16_supported())
 
 
 def resolve_precision(requested: Optional[str], cpu: bool = False) -> Tuple[str, str]:
