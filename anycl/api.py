@@ -116,7 +116,7 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
     own = loss_sampler(plan.loss_fn, rows)  # a loss that pairs one column its own way (Contrastive Tension)
     sopts = default_sampler_options(cfg, fit_defaults, sides, self_supervised(rows), own)  # user's + the defaults
     sampler, builder, sopts = samplers_and_builders(
-        cfg, model, parts, plan.losses, guide, prompts, multi, args.seed, sopts
+        cfg, model, parts, plan.losses, guide, prompts, multi, args.seed, sopts, args.mixed_precision
     )
     evaluate_widths(evaluator, model, plan.matryoshka)
     callbacks = watch_callbacks(cfg, evaluator, args.output_dir)

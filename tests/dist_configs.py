@@ -14,8 +14,16 @@ from toy_modality import toy_rows  # noqa: E402  (registers the toyvec modality 
 
 LOCAL_BATCH = 4
 BASE = dict(
-    modality="toyvec", epochs=1, progress=False, seed=11, lr=5e-3, log_every=1, log_with=None, max_grad_norm=None
-)  # clipping would hide a gradient off by the world size
+    modality="toyvec",
+    epochs=1,
+    progress=False,
+    seed=11,
+    lr=5e-3,
+    log_every=1,
+    log_with=None,
+    max_grad_norm=None,  # clipping would hide a gradient off by the world size
+    mixed_precision="no",  # the equality is fp32's ("auto" is bf16 on a CPU with bf16 units)
+)
 
 CONFIGS = {
     # InfoNCE (each process scores its anchors against all gathered candidates) with hard negatives and labels

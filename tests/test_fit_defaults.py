@@ -145,15 +145,20 @@ def test_explicit_epochs_or_max_steps_win_and_pairs_keep_one_epoch(monkeypatch, 
 
 def test_the_recipe_line_of_a_pair_run_and_of_a_stream(caplog):
     with caplog.at_level(logging.INFO, logger="anycl"):
-        anycl.fit(toy_rows(16), **TOY)
+        anycl.fit(toy_rows(16), mixed_precision="no", **TOY)
     [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("training: ")]
     assert line == (
-        "training: encoder ToyEncoder (240 parameters), views the given pairs, batch size 8, 1 epoch, 2 optimiser steps"
+        "training: encoder ToyEncoder (240 parameters), views the given pairs, precision fp32, batch size 8, 1 epoch, "
+        "2 optimiser steps"
     )
     assert "takes 2 optimiser steps (1 epoch of 2)" in caplog.text  # and the short-run warning
-    args = TrainingArgs(batch_size=4, step_budget=1000)
-    assert recipe_line({"encoder": "X"}, args, None, 1) == "encoder X, batch size 4, 1 pass over the stream"
-    assert recipe_line(None, TrainingArgs(max_steps=5), 5, 1) == "batch size 32, 5 optimiser steps (max_steps)"
+    args = TrainingArgs(batch_size=4, step_budget=1000, mixed_precision="bf16")
+    assert recipe_line({"encoder": "X"}, args, None, 1) == (
+        "encoder X, precision bf16 autocast with fp32 weights, batch size 4, 1 pass over the stream"
+    )
+    assert recipe_line(None, TrainingArgs(max_steps=5, mixed_precision="no"), 5, 1) == (
+        "precision fp32, batch size 32, 5 optimiser steps (max_steps)"
+    )
 
 
 # -- what each modality says of its views ------------------------------------------------------------------

@@ -48,6 +48,7 @@ def test_text_fit_weights_are_pinned(text_pairs, minilm_path):
     model = anycl.fit(
         text_pairs,
         modality="text",
+        mixed_precision="no",  # pinned from fp32 runs ("auto" is bf16 on a CPU with bf16 units)
         model=minilm_path,
         seed=5,
         batch_size=8,
@@ -75,6 +76,7 @@ def test_audio_fit_weights_are_pinned(tmp_path):
     model = anycl.fit(
         _clips(tmp_path),
         modality="audio",
+        mixed_precision="no",  # pinned from fp32 runs ("auto" is bf16 on a CPU with bf16 units)
         seed=11,
         epochs=2,
         batch_size=6,
@@ -91,6 +93,7 @@ def test_image_fit_weights_are_pinned():
     model = anycl.fit(
         _images(),
         modality="image",
+        mixed_precision="no",  # pinned from fp32 runs ("auto" is bf16 on a CPU with bf16 units)
         seed=3,
         batch_size=8,
         epochs=1,

@@ -87,6 +87,7 @@ def test_mined_sampler_resumes_with_its_negatives_and_mines_in_the_training_prec
         seed=3,
         adapter_options={"max_seq_length": 24},
         sampler_options={"num_negatives": 1, "refresh_every": 2, "verbose": False},
+        mixed_precision="no",  # fp32 given: the default "auto" is bf16 on a CPU with bf16 units
     )
     full = anycl.fit(text_pairs, output_dir=str(tmp_path / "a"), checkpoint_every=2, keep_checkpoints=None, **opts)
     steps = [s for s, _ in complete_checkpoints(tmp_path / "a" / "checkpoints")]
@@ -101,7 +102,9 @@ def test_mined_sampler_resumes_with_its_negatives_and_mines_in_the_training_prec
     assert again.trainer.sampler.negatives == full.trainer.sampler.negatives
     for k, v in full.state_dict().items():
         torch.testing.assert_close(again.state_dict()[k], v, rtol=1e-5, atol=1e-6)
-    bf16 = anycl.fit(text_pairs, max_steps=1, mixed_precision="bf16", **{**opts, "sampler_options": {"verbose": False}})
+    bf16 = anycl.fit(
+        text_pairs, max_steps=1, **{**opts, "mixed_precision": "bf16", "sampler_options": {"verbose": False}}
+    )
     assert bf16.trainer.sampler.mining_precision == "bf16"
 
 

@@ -17,6 +17,7 @@ from anycl.training.best import EarlyStopping, KeepBest, watched_metric
 from anycl.training.checkpoint import resolve_resume
 from anycl.training.collapse import CollapseWatch
 from anycl.training.gradcache import GradCache
+from anycl.training.precision import resolve_args
 from anycl.training.trainer import TrainingArgs
 
 
@@ -63,7 +64,8 @@ def prepare_output_dir(output_dir: Union[str, os.PathLike, None], overwrite: boo
 
 
 def training_args(cfg: FitConfig, fit_defaults: Mapping[str, Any], step_budget: Optional[int] = None) -> TrainingArgs:
-    """The training loop's arguments: the config's resolved values, checked; ``step_budget``: the run's epochs
+    """The training loop's arguments: the config's resolved values (``mixed_precision="auto"`` the precision for
+    this machine: :mod:`anycl.training.precision`), checked; ``step_budget``: the run's epochs
     come from the data (:func:`anycl.fitting.recipe.step_budget`)."""
     args = TrainingArgs(
         **cfg.training_values(fit_defaults),
@@ -77,6 +79,7 @@ def training_args(cfg: FitConfig, fit_defaults: Mapping[str, Any], step_budget: 
         resume_from=cfg.resume_from,
         keep_checkpoints=cfg.keep_checkpoints,
     )
+    resolve_args(args)  # mixed_precision "auto": bf16 where this machine computes in it, else fp32
     if args.gradcache_mini_batch is not None:
         GradCache(args.gradcache_mini_batch)
     if args.gradient_accumulation_steps < 1:

@@ -96,16 +96,26 @@ def default_sampler_options(
 
 
 def samplers_and_builders(
-    cfg: FitConfig, model, parts: Mapping[str, Rows], losses, guide, prompts, multi: bool, seed: int, sopts
+    cfg: FitConfig,
+    model,
+    parts: Mapping[str, Rows],
+    losses,
+    guide,
+    prompts,
+    multi: bool,
+    seed: int,
+    sopts,
+    precision: Optional[str] = None,
 ) -> Tuple[Any, Any, Dict[str, Any]]:
     """(sampler, batch builder, sampler options used) — one pair per data set, mixed for several; with
-    views/local_views the multi-view builder (anycl.data.views). ``sopts``: :func:`default_sampler_options`."""
+    views/local_views the multi-view builder (anycl.data.views). ``sopts``: :func:`default_sampler_options`;
+    ``precision``: the run's resolved mixed precision (a mining sampler mines in bf16 under bf16)."""
     sopts = dict(sopts)
     sopts.setdefault("seed", seed)
     samplers, builders = {}, {}
     for name, part in parts.items():
         samplers[name], builders[name] = sampling.sampler_and_builder(
-            cfg, sopts, part, model, losses[name], guide, prompts
+            cfg, sopts, part, model, losses[name], guide, prompts, precision
         )
     builder: Any  # a BatchBuilder, or a MultiBatchBuilder (same build interface) for several data sets
     if multi:

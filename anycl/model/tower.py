@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from anycl.errors import ConfigError
+from anycl.losses.base import full_precision
 
 
 def projection_head(in_dim: int, out_dim: int = 128, hidden_dim: Optional[int] = None, layers: int = 2) -> nn.Module:
@@ -89,7 +90,8 @@ class Tower(nn.Module):
     def forward(
         self, features: Any, train: bool = True, generator: Optional[torch.Generator] = None, use_head: bool = True
     ) -> torch.Tensor:
-        features = self.adapter.prepare(features, train=train, generator=generator)
+        with full_precision(_a_tensor(features)):  # the data's work (augmentation, log-mels) in fp32, not autocast's
+            features = self.adapter.prepare(features, train=train, generator=generator)
         if self.frozen:  # a frozen encoder needs no autograd graph: less memory, faster steps
             with torch.no_grad():
                 out = self.encoder(features)
@@ -102,3 +104,12 @@ class Tower(nn.Module):
         if use_head and self.head is not None:
             out = self.head(out)
         return out
+
+
+def _a_tensor(features: Any) -> Optional[torch.Tensor]:
+    """A tensor of the batch's features (a tensor, or a mapping holding some), for its device; None without one."""
+    if isinstance(features, torch.Tensor):
+        return features
+    if isinstance(features, dict):
+        return next((v for v in features.values() if isinstance(v, torch.Tensor)), None)
+    return None

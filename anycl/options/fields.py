@@ -145,7 +145,12 @@ class FitFields:
         "per modality: text constant, image cosine, audio cosine",
     )
     max_grad_norm: Optional[float] = _opt(1.0, "gradient clipping (None: off)", "NORM|none")
-    mixed_precision: Optional[str] = _opt(None, "'no', 'bf16' or 'fp16'", "no|bf16|fp16", "no")
+    mixed_precision: Optional[str] = _opt(
+        None,
+        "'auto' (bf16 autocast where the GPU or CPU computes in bf16, else fp32), 'no' (fp32), 'bf16' or 'fp16'",
+        "auto|no|bf16|fp16",
+        "auto",
+    )
     gradient_accumulation_steps: int = _opt(1, "optimiser step every N batches (adds no negatives)", "N")
     seed: int = _opt(42, "seed for weights, shuffling, augmentation and dropout", "N")
     output_dir: Optional[PathLike] = _opt(

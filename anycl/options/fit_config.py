@@ -132,7 +132,7 @@ class FitConfig(FitFields):
             "warmup_ratio": float(self.warmup_ratio),
             "lr_schedule": self.lr_schedule or fit_defaults.get("lr_schedule", "cosine"),
             "max_grad_norm": self.max_grad_norm,
-            "mixed_precision": self.mixed_precision or "no",
+            "mixed_precision": self.mixed_precision or "auto",  # fit resolves "auto" (anycl.training.precision)
             "gradient_accumulation_steps": int(self.gradient_accumulation_steps),
             "seed": int(self.seed),
             "log_every": int(self.log_every) if self.log_every is not None else None,

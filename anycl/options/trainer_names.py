@@ -95,8 +95,17 @@ TRAINER_ARGS: Dict[str, TrainerArg] = {
     "seed": TrainerArg("seed"),
     "output_dir": TrainerArg("output_dir", "the model is saved in output_dir/model"),
     "overwrite_output_dir": TrainerArg("overwrite"),
-    "fp16": TrainerArg("mixed_precision", "fp16=True → mixed_precision='fp16'", _flag("fp16", "fp16")),
-    "bf16": TrainerArg("mixed_precision", "bf16=True → mixed_precision='bf16'", _flag("bf16", "bf16")),
+    "fp16": TrainerArg(
+        "mixed_precision",
+        "fp16=True → mixed_precision='fp16'; False leaves fit's default 'auto'",
+        _flag("fp16", "fp16"),
+    ),
+    "bf16": TrainerArg(
+        "mixed_precision",
+        "bf16=True → mixed_precision='bf16'; False leaves 'auto' (bf16 where the CPU or GPU has it): "
+        "mixed_precision='no' for fp32",
+        _flag("bf16", "bf16"),
+    ),
     "use_cpu": TrainerArg("cpu"),
     "no_cuda": TrainerArg("cpu"),
     "eval_steps": TrainerArg("eval_every", "evaluates every N optimiser steps"),

@@ -100,6 +100,15 @@ def check_mapping(name: str, v: Any, example: str) -> None:
     )
 
 
+MIXED_PRECISIONS = ("auto", "no", "bf16", "fp16")  # "auto": anycl.training.precision picks for the machine
+
+
+def check_mixed_precision(value: Any) -> None:
+    """A ConfigError unless ``value`` is one of :data:`MIXED_PRECISIONS` (None: the default, ``"auto"``)."""
+    if value is not None and value not in MIXED_PRECISIONS:
+        raise ConfigError(f"mixed_precision must be 'auto', 'no', 'bf16' or 'fp16', got {value!r}")
+
+
 def validate_options(cfg: FitFields) -> None:
     """Raise ConfigError for the first option of ``fit`` whose value cannot work (the defaults all work)."""
     check_int("batch_size", cfg.batch_size, 1, allow_none=True)
@@ -152,9 +161,7 @@ def validate_options(cfg: FitFields) -> None:
     bad = [f"{k!r}: {v!r}" for k, v in columns.items() if not isinstance(k, str) or not isinstance(v, str)]
     if bad:
         raise ConfigError(f"columns must map the convention's names to your column names (strings), got {bad[0]}")
-    mp = cfg.mixed_precision
-    if mp is not None and mp not in ("no", "bf16", "fp16"):
-        raise ConfigError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {mp!r}")
+    check_mixed_precision(cfg.mixed_precision)
     if cfg.on_bad_item is not None and cfg.on_bad_item not in ("raise", "skip"):
         raise ConfigError(f"on_bad_item must be 'raise' or 'skip', got {cfg.on_bad_item!r}")
     every = cfg.checkpoint_every

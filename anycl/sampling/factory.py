@@ -38,9 +38,11 @@ def loss_sampler(loss_fn, rows) -> Any:
     return getattr(loss_fn, "single_column_sampler", None) if not getattr(rows, "has_positive", True) else None
 
 
-def sampler_and_builder(cfg: FitConfig, sopts, rows, model, loss_fn, guide=None, prompts=None):
+def sampler_and_builder(cfg: FitConfig, sopts, rows, model, loss_fn, guide=None, prompts=None, precision=None):
     """A sampler and a :class:`~anycl.data.batching.BatchBuilder` for one data set's rows, from ``fit``'s options
-    ``cfg`` (``sampler``, ``mixed_precision``, ``on_bad_item``) and the sampler options ``sopts``. Both get
+    ``cfg`` (``sampler``, ``on_bad_item``), the sampler options ``sopts`` and the run's resolved ``precision``
+    (``"no"``, ``"bf16"``, ``"fp16"``: a mining sampler mines in bf16 when it is bf16; None: ``cfg``'s
+    ``mixed_precision`` as given, ``"auto"`` counting as fp32). Both get
     the :class:`~anycl.data.column_spec.ColumnSpec` of each column they read, made from ``model``'s towers
     (:func:`~anycl.data.column_spec.column_specs`): the sampler the data's item columns (keys, lengths), the
     batch builder the columns it loads and collates (with ``prompts``, side → text, :mod:`anycl.data.prompts`)
@@ -66,7 +68,7 @@ def sampler_and_builder(cfg: FitConfig, sopts, rows, model, loss_fn, guide=None,
             raise ConfigError("the mined sampler's guide_filter needs fit(..., guide=...) (e.g. guide='start')")
         sampler.set_guide(guide.model, loss_fn.guide_margin, loss_fn.guide_margin_strategy)
     if hasattr(sampler, "mining_precision") and sampler.mining_precision is None:  # mine as the model trains
-        sampler.mining_precision = "bf16" if (cfg.mixed_precision or "no") == "bf16" else "fp32"
+        sampler.mining_precision = "bf16" if (precision or cfg.mixed_precision) == "bf16" else "fp32"
     negative_columns = rows.negatives
     if getattr(sampler, "num_negatives", 0):  # a mining sampler supplies negative_1..k in rows_for
         if rows.negatives:

@@ -108,8 +108,9 @@ class MinedNegativeSampler(InBatchSampler):
             :class:`~anycl.mining.options.MiningOptions`, with ``batch_size`` named ``mining_batch_size`` and
             ``precision`` named ``mining_precision``), and the options of
             :class:`~anycl.sampling.InBatchSampler` (``shuffle``, ``deduplicate``, ``seed``, ...). Left unset,
-            ``mining_precision`` follows ``fit``'s ``mixed_precision`` (``"bf16"`` mines in bf16, else
-            ``"fp32"``) and ``guide_margin`` / ``guide_margin_strategy`` follow ``fit``'s.
+            ``mining_precision`` follows ``fit``'s ``mixed_precision`` as resolved (``"bf16"``, also the default
+            ``"auto"`` on a machine with bf16 units, mines in bf16; else ``"fp32"``) and ``guide_margin`` /
+            ``guide_margin_strategy`` follow ``fit``'s.
 
     The mining options are checked at once and kept as one record, ``mining_options``; each pass sets its
     ``range_min`` (the schedule), ``seed`` (the sampler's seed and the step) and ``show_progress`` over it.

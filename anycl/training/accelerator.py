@@ -1,5 +1,6 @@
-"""A run's Accelerate setup: the ``Accelerator`` (device, mixed precision, gradient accumulation,
-trackers), the warm-up + cosine learning-rate schedule and the hyper-parameters logged to trackers."""
+"""A run's Accelerate setup: the ``Accelerator`` (device, mixed precision: ``"auto"`` resolved by
+:mod:`anycl.training.precision`, gradient accumulation, trackers), the warm-up + cosine learning-rate schedule
+and the hyper-parameters logged to trackers."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 from anycl.errors import ConfigError
 
 from .args import TrainingArgs
+from .precision import resolve_args
 
 log = logging.getLogger("anycl")
 
@@ -47,8 +49,7 @@ def make_accelerator(args: TrainingArgs):
     from accelerate.state import AcceleratorState  # lazy: accelerate: slow to import, only when training starts
     from accelerate.utils import ProjectConfiguration  # lazy: accelerate: slow to import, only when training starts
 
-    if args.mixed_precision not in ("no", "bf16", "fp16"):
-        raise ConfigError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {args.mixed_precision!r}")
+    resolve_args(args)  # "auto" (fit resolved it already): the precision for this machine
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         AcceleratorState._reset_state(reset_partial_state=True)
     has_gpu = torch.cuda.is_available() or (hasattr(torch.backends, "mps") and torch.backends.mps.is_available())

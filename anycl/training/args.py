@@ -25,7 +25,10 @@ class TrainingArgs:
     warmup_ratio: float = 0.1
     lr_schedule: str = "cosine"  # after warm-up: "cosine", "linear" (to 0) or "constant"
     max_grad_norm: Optional[float] = 1.0
-    mixed_precision: str = "no"
+    # "auto": bf16 autocast where the GPU or CPU computes in bf16, else fp32 (anycl.training.precision)
+    mixed_precision: str = "auto"
+    # why "auto" became the precision mixed_precision now holds (anycl.training.precision); None: it was given
+    mixed_precision_why: Optional[str] = None
     gradient_accumulation_steps: int = 1
     seed: int = 42
     output_dir: Union[str, os.PathLike, None] = None

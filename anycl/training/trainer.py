@@ -31,6 +31,7 @@ from .contracts import Callback, TrainingSampler, as_callback
 from .epochs import budget_applies, budget_eval_epochs, epoch_batches, recipe_line, run_length
 from .gradcache import gradcache_step, make_gradcache
 from .optimizer import make_optimizer
+from .precision import log_precision
 from .run_state import Meter as _Meter
 from .run_state import Run as _Run
 from .step import TrainingModule, check_finite
@@ -357,6 +358,7 @@ class Trainer:
             eval_epochs = budget_eval_epochs(epochs)  # about 10 evaluations, not one per (small) epoch
         if acc.is_main_process:
             log.info("training: %s", recipe_line(self.args.resolved_recipe, self.args, total, epochs))
+            log_precision(self.args)  # what mixed_precision="auto" chose, once
         self._prepare(acc, module, optimizer, total)
         gradcache = make_gradcache(self.args.gradcache_mini_batch, acc)
         start = self._setup_checkpoints(acc)  # anycl.training.checkpoint
