@@ -69,7 +69,8 @@ def _one_minus_cos(a: torch.Tensor, b: torch.Tensor) -> float:
     "flags,expected", [({"avx512f", "avx512_bf16"}, True), ({"amx_bf16"}, True), ({"avx512f", "avx2"}, False)]
 )
 def test_bf16_supported_reads_the_cpu_flags(monkeypatch, flags, expected):
-    monkeypatch.setattr(precision, "_cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(precision, "_torch_flags", set)
+    monkeypatch.setattr(precision, "_cpuinfo_flags", lambda: set(flags))
     assert precision.cpu_has_bf16() is expected
     assert precision.bf16_supported("cpu") is expected and precision.bf16_supported() is expected
     assert precision.bf16_supported("mps") is False

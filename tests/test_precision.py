@@ -14,6 +14,7 @@ from toy_modality import ToyEncoder, toy_rows
 
 import anycl
 from anycl.errors import ConfigError
+from anycl.model import precision as hw
 from anycl.training import TrainingArgs
 from anycl.training import precision as prec
 from anycl.training.accelerator import make_accelerator
@@ -91,18 +92,19 @@ def _flags_file(tmp_path, flags):
 )
 def test_the_cpu_probe_reads_the_bf16_flags(tmp_path, monkeypatch, flags, torch_says, expected):
     path = _flags_file(tmp_path, flags) if flags is not None else tmp_path / "missing"
-    monkeypatch.setattr(prec, "CPUINFO", path)
-    monkeypatch.setattr(prec, "_torch_flags", lambda: set(torch_says))
-    assert prec.cpu_bf16_units() == expected
+    monkeypatch.setattr(hw, "CPUINFO", path)
+    monkeypatch.setattr(hw, "_torch_flags", lambda: set(torch_says))
+    assert hw.cpu_bf16_units() == expected
+    assert hw.cpu_has_bf16() is (expected is not None)  # the embedding engine's "auto" asks the same probe
 
 
 def test_auto_is_bf16_on_a_gpu_with_bf16_never_fp16_and_given_values_stay(monkeypatch):
     monkeypatch.setattr(prec.torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(prec.torch.cuda, "get_device_name", lambda *a: "Test GPU")
-    monkeypatch.setattr(prec, "_cuda_bf16", lambda: True)
+    monkeypatch.setattr(prec, "cuda_bf16", lambda: True)
     assert prec.resolve_precision("auto") == ("bf16", "the GPU (Test GPU) supports bf16")
     assert prec.resolve_precision(None) == ("bf16", "the GPU (Test GPU) supports bf16")
-    monkeypatch.setattr(prec, "_cuda_bf16", lambda: False)  # e.g. a pre-Ampere GPU: fp32, not fp16
+    monkeypatch.setattr(prec, "cuda_bf16", lambda: False)  # e.g. a pre-Ampere GPU: fp32, not fp16
     assert prec.resolve_precision("auto") == ("no", "the GPU does not support bf16")
     monkeypatch.setattr(prec, "cpu_bf16_units", lambda: None)
     assert prec.resolve_precision("auto", cpu=True) == ("no", "the CPU has no bf16 units (avx512_bf16 or AMX)")

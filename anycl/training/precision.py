@@ -11,64 +11,16 @@ passes runs in bf16. ``"no"``, ``"bf16"`` and ``"fp16"`` keep their meaning (fp1
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Any, Optional, Set, Tuple
+from typing import Any, Optional, Tuple
 
 import torch
 
+from anycl.model.precision import cpu_bf16_units, cuda_bf16
 from anycl.options.validation import check_mixed_precision
 
 log = logging.getLogger("anycl")
 
 AUTO = "auto"
-CPUINFO = Path("/proc/cpuinfo")
-# the CPU flags (as /proc/cpuinfo names them) of units that compute in bf16, preferred first
-BF16_FLAGS = ("amx_bf16", "avx512_bf16")
-
-
-def _torch_flags() -> Set[str]:
-    """The bf16 flags torch's own CPU probe reports (its private ``torch.cpu`` helpers, where this torch has them)."""
-    out = set()
-    probes = (("avx512_bf16", "_is_avx512_bf16_supported"), ("amx_bf16", "_is_amx_tile_supported"))
-    for flag, probe in probes:
-        fn = getattr(torch.cpu, probe, None)
-        try:
-            if fn is not None and fn():
-                out.add(flag)
-        except Exception:  # a private helper: any failure only means "not known from torch"
-            continue
-    return out
-
-
-def _cpuinfo_flags() -> Set[str]:
-    """The CPU flags of :data:`CPUINFO` (Linux; empty elsewhere or when unreadable)."""
-    try:
-        text = CPUINFO.read_text(errors="replace")
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            return set(value.split())
-    return set()
-
-
-def cpu_bf16_units() -> Optional[str]:
-    """The CPU's bf16 units by flag name (``"amx_bf16"``, ``"avx512_bf16"``), or None where it has none.
-    Either torch's CPU probe or the kernel's flags (``/proc/cpuinfo``) saying so is enough; tests monkeypatch
-    this function."""
-    flags = _torch_flags() | _cpuinfo_flags()
-    return next((f for f in BF16_FLAGS if f in flags), None)
-
-
-def _cuda_bf16() -> bool:
-    """Whether the GPU computes in bf16 natively (Ampere or newer; torch's default also counts emulation)."""
-    if not torch.cuda.is_available():
-        return False
-    try:
-        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
-    except TypeError:  # an older torch without the argument: it counted native support only
-        return bool(torch.cuda.is_bf16_supported())
 
 
 def resolve_precision(requested: Optional[str], cpu: bool = False) -> Tuple[str, str]:
@@ -78,7 +30,7 @@ def resolve_precision(requested: Optional[str], cpu: bool = False) -> Tuple[str,
     if requested not in (None, AUTO):
         return str(requested), "given"
     if not cpu and torch.cuda.is_available():
-        if _cuda_bf16():
+        if cuda_bf16():
             return "bf16", f"the GPU ({torch.cuda.get_device_name()}) supports bf16"
         return "no", "the GPU does not support bf16"
     if not cpu and hasattr(torch.backends, "mps") and torch.backends.mps.is_available():
