@@ -132,6 +132,7 @@ def test_fit_reports_every_width_and_truncated_encode(text_pairs, minilm_path, t
         matryoshka_weights=[1, 1, 2],
         eval_dataset=text_pairs,
         keep_best="ndcg@10_dim64",
+        mixed_precision="no",  # evaluation during training computes as training does: fp32, as the reference below
         progress=False,
         log_with=None,
         collapse_watch=False,
