@@ -129,6 +129,8 @@ def fit_options(args) -> dict:
         o["views"] = args.views
     if args.local_views:
         o["local_views"] = args.local_views
+    if args.mixed_precision:
+        o["mixed_precision"] = args.mixed_precision
     return o
 
 
@@ -215,6 +217,7 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=None, help="default: fit's own (64)")
     p.add_argument("--lr", type=float, default=None, help="default: fit's own (1e-3)")
     p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--mixed-precision", default=None, help="auto|no|bf16 (default: fit's own, auto)")
     p.add_argument("--clip-seconds", type=float, default=None, help="default: the adapter's own (1 s)")
     p.add_argument("--eval-crop", default=None, help="default: the adapter's own (center)")
     p.add_argument("--augment", default=None, help="JSON dict of augmentation settings, e.g. '{\"mixup\": 0.2}'")
