@@ -48,8 +48,8 @@ def sampler_and_builder(cfg: FitConfig, sopts, rows, model, loss_fn, guide=None,
     batch builder the columns it loads and collates (with ``prompts``, side → text, :mod:`anycl.data.prompts`)
     and the score columns the loss reads."""
     # a name, then the Sampler (its optional parts read by getattr); one column for a loss that pairs it its own way
-    sampler: Any = cfg.sampler or loss_sampler(loss_fn, rows) or "in_batch"
     wanted = loss_sampler(loss_fn, rows)
+    sampler: Any = cfg.sampler or wanted or "in_batch"
     if wanted and isinstance(sampler, str) and sampler != wanted:
         raise ConfigError(
             f"loss {getattr(loss_fn, 'registry_name', type(loss_fn).__name__)!r} pairs one column of items with the "
