@@ -52,6 +52,7 @@ import torch
 
 import anycl
 from anycl.evaluation import knn_accuracy, linear_probe_accuracy
+from anycl.model.precision import bf16_supported
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import audiosets  # noqa: E402
@@ -246,14 +247,16 @@ def main(argv=None):
     p.add_argument(
         "--protocol-table",
         action="store_true",
-        help="print issue 29's protocol report of results/audio_protocol.jsonl (per recipe, every set) and exit",
+        help="print issue 29's protocol report of results/audio_protocol.jsonl (or --record's file; per recipe, "
+        "every set) and exit",
     )
     args = p.parse_args(argv)
     if args.dev_table:
         print(dev_table(RESULTS_DIR / "audio_dev.jsonl"))
         return []
     if args.protocol_table:
-        lines = (RESULTS_DIR / "audio_protocol.jsonl").read_text().splitlines()
+        record = args.record if args.record != "audio_dev.jsonl" else "audio_protocol.jsonl"
+        lines = (RESULTS_DIR / record).read_text().splitlines()
         print(protocol_report([json.loads(line) for line in lines if line.strip()], audiosets.PROTOCOL_SETS))
         return []
     torch.set_num_threads(args.threads)
@@ -368,6 +371,8 @@ def main(argv=None):
                 for who in ("random", "pretrained")
                 for probe in ("linear", "knn")
             },
+            "mixed_precision": args.mixed_precision or "auto (fit's default)",
+            "bf16_units": bf16_supported(torch.device("cpu")),
             "load_before": load_before,
             "load_after": load_line(),
         }
