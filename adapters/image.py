@@ -14,6 +14,9 @@ Options (``fit(..., adapter_options={...})``):
     mode: ``"RGB"`` (default) or ``"L"`` (one grey channel).
     mean, std: per-channel normalisation (default ImageNet's; one value each in mode L).
     background: RGB colour transparent pixels are composited over (default white).
+    cache_mb: decoded images of files kept in memory (by path, size and mtime) so that an epoch after the first
+        does not decode them again (:mod:`~anycl.adapters.item_cache`; default 1024 MiB of uint8 pixels, 0 =
+        off); once full, the kept images stay and the others are decoded at each read.
     max_pixels: the largest image (width × height, read from the file's header before decoding) a file or
         bytes may hold (default 8192 × 8192 = 67,108,864); a larger one is a DataError naming it.
     local_crops, local_size, local_scale: multi-crop (:meth:`ImageAdapter.multi_crop`); ``local_size`` and
@@ -63,6 +66,7 @@ from .image_pretrained import KIND as BACKBONE
 from .image_pretrained import ImageBackbone, open_backbone
 from .image_pretrained import load_saved as load_backbone
 from .image_pretrained import save as save_backbone
+from .item_cache import MB, DecodedCache, check_size
 from .preview import Preview, thumbnail
 from .registry import register
 
@@ -70,6 +74,7 @@ log = logging.getLogger("anycl")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+CACHE_MB = 1024.0  # decoded images kept in memory across epochs (adapter option cache_mb)
 SMALL_IMAGE = 64  # images of at most this many px on their longer side get preset="small" when none is given
 
 
@@ -101,6 +106,7 @@ class ImageAdapter(Adapter):
         local_scale: Sequence[float] = (0.05, 0.4),
         augment_on: str = "batch",
         max_pixels: int = MAX_PIXELS,
+        cache_mb: float = CACHE_MB,
         **augment_options,
     ):
         if augment_on not in ("batch", "item"):
@@ -110,7 +116,7 @@ class ImageAdapter(Adapter):
         unknown = sorted(set(augment_options) - set(FIELDS))
         if unknown:
             own = ["preset", "mode", "mean", "std", "background", "local_crops", "local_size", "local_scale"]
-            raise unknown_options("image adapter", unknown, own + ["augment_on", "max_pixels", *FIELDS])
+            raise unknown_options("image adapter", unknown, own + ["augment_on", "max_pixels", "cache_mb", *FIELDS])
         self.aug = make_config(preset, **augment_options)
         channels = 3 if mode == "RGB" else 1
         given_mean, given_std = mean, std
@@ -125,6 +131,7 @@ class ImageAdapter(Adapter):
             raise ConfigError(f"std values must be > 0, got {std}")
         if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
             raise ConfigError(f"image adapter option max_pixels must be a positive integer, got {max_pixels!r}")
+        check_size("image adapter", "cache_mb", cache_mb)
         super().__init__(
             preset=preset,
             mode=mode,
@@ -136,6 +143,7 @@ class ImageAdapter(Adapter):
             local_scale=list(local_scale),
             augment_on=augment_on,
             **({"max_pixels": max_pixels} if max_pixels != MAX_PIXELS else {}),  # recorded when not the default
+            **({"cache_mb": cache_mb} if cache_mb != CACHE_MB else {}),
             **{k: (list(v) if isinstance(v, tuple) else v) for k, v in augment_options.items()},
         )
         self.mode, self.channels = mode, channels
@@ -149,6 +157,7 @@ class ImageAdapter(Adapter):
         self._given |= {k for k in ("size", "eval_resize") if augment_options.get(k) is not None}
         self._set_views(self.aug)
         self._warned_small = False
+        self._cache = DecodedCache(cache_mb)
 
     def _set_views(self, aug) -> None:
         """The recipe and what follows from it: crop size, local-view size, the view transforms."""
@@ -204,8 +213,15 @@ class ImageAdapter(Adapter):
         return {"preset": "small"}
 
     def load(self, item: Any) -> torch.Tensor:
-        """Decode to uint8 (C, H, W); raises DataError naming the item. Warns once about small images."""
-        img = decode(item, self.mode, self.background, self.max_pixels)
+        """Decode to uint8 (C, H, W); raises DataError naming the item. Warns once about small images.
+
+        A file's image is decoded once and kept (option ``cache_mb``): the tensor returned is shared, not to be
+        written to in place."""
+        key = self._cache.key(item)
+        kept = self._cache.get(key)
+        if kept is not None:
+            return kept
+        img = self._cache.keep(key, decode(item, self.mode, self.background, self.max_pixels))
         if not self._warned_small and min(img.shape[1:]) < self.size:
             self._warned_small = True
             small = self.options["preset"] != "small" and max(img.shape[1:]) <= SMALL_IMAGE
@@ -303,6 +319,11 @@ class ImageAdapter(Adapter):
         mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
         return (x - mean) / std
+
+    def __getstate__(self):  # a copy (a DataLoader worker's) starts with an empty cache of its own
+        state = dict(self.__dict__)
+        state["_cache"] = DecodedCache(self._cache.budget / MB)
+        return state
 
     # ---- encoders -------------------------------------------------------------------------------
     def default_encoder(
