@@ -213,3 +213,39 @@ def test_the_cache_options_are_recorded_only_when_given_and_named_in_errors():
         AudioAdapter(cache_megabytes=1)
     with pytest.raises(ConfigError, match="cache_mb"):
         ImageAdapter(cache_megabytes=1)
+
+
+# -- the crop and flip without v2's machinery -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "shape, size, scale, flip_p",
+    [
+        ((3, 28, 28), 32, (0.2, 1.0), 0.5),
+        ((1, 40, 25), 16, (0.08, 1.0), 0.5),
+        ((3, 64, 48), 24, (0.05, 0.4), 0.0),
+        ((3, 2, 40), 8, (0.9, 1.0), 1.0),  # a strip: no crop of the ratios fits, v2's central fallback
+    ],
+)
+def test_crop_flip_gives_torchvision_v2s_views_for_a_seed(shape, size, scale, flip_p):
+    from torchvision.transforms import v2 as T
+
+    from anycl.adapters.image_augment import CropFlip, apply_seeded
+
+    steps = [T.RandomResizedCrop(size, scale=scale, ratio=(3 / 4, 4 / 3), antialias=True)]
+    if flip_p > 0:
+        steps.append(T.RandomHorizontalFlip(flip_p))
+    reference = T.Compose(steps)
+    ours = CropFlip(size, scale, (3 / 4, 4 / 3), flip_p)
+    image = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    before = torch.get_rng_state()
+    for _ in range(60):
+        assert torch.equal(apply_seeded(reference, image, g1), apply_seeded(ours, image, g2))
+    assert torch.equal(g1.get_state(), g2.get_state())  # one seed drawn per view, as before
+    assert torch.equal(torch.get_rng_state(), before)  # torch's own generator untouched
+
+
+def test_the_image_adapter_crops_with_crop_flip_when_colour_runs_batched():
+    from anycl.adapters.image_augment import CropFlip
+
+    assert isinstance(ImageAdapter(preset="small")._train_tf, CropFlip)
+    assert not isinstance(ImageAdapter(preset="small", augment_on="item")._train_tf, CropFlip)
