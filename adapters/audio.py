@@ -45,6 +45,7 @@ from .audio_augment import (
 )
 from .audio_encoder import AudioCNN
 from .audio_io import check_samples, describe, file_info, mixdown, read_file, resample, split_item, to_channels_first
+from .audio_mel import PowerMel
 from .audio_pretrained import KIND as PRETRAINED_KIND
 from .audio_pretrained import AudioFeatures, PretrainedAudioEncoder, load_saved, open_pretrained
 from .audio_pretrained import save as save_pretrained_tower
@@ -372,20 +373,23 @@ class AudioAdapter(Adapter):
                 self._mels[key] = swapped
 
     def mel(self, device: torch.device) -> nn.Module:
-        """The ``MelSpectrogram`` transform on ``device`` (built once per device)."""
+        """The ``MelSpectrogram`` transform on ``device`` (built once per device; its power spectrum computed
+        without the complex modulus: :class:`~.audio_mel.PowerMel`)."""
         key = str(device)
         if key not in self._mels:
             import torchaudio  # lazy: torchaudio: slow to import, only for resampling/decoding it does
 
-            self._mels[key] = torchaudio.transforms.MelSpectrogram(
-                sample_rate=self.sample_rate,
-                n_fft=self.n_fft,
-                win_length=self.win_length,
-                hop_length=self.hop_length,
-                f_min=self.f_min,
-                f_max=self.f_max,
-                n_mels=self.n_mels,
-                power=2.0,
+            self._mels[key] = PowerMel(
+                torchaudio.transforms.MelSpectrogram(
+                    sample_rate=self.sample_rate,
+                    n_fft=self.n_fft,
+                    win_length=self.win_length,
+                    hop_length=self.hop_length,
+                    f_min=self.f_min,
+                    f_max=self.f_max,
+                    n_mels=self.n_mels,
+                    power=2.0,
+                )
             ).to(device)
         return self._mels[key]
 

@@ -249,3 +249,32 @@ def test_the_image_adapter_crops_with_crop_flip_when_colour_runs_batched():
 
     assert isinstance(ImageAdapter(preset="small")._train_tf, CropFlip)
     assert not isinstance(ImageAdapter(preset="small", augment_on="item")._train_tf, CropFlip)
+
+
+# -- log-mels without the complex modulus -----------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(5, 16000), (2, 3, 8000), (12345,)])
+def test_power_mel_gives_torchaudios_mel_spectrogram(shape):
+    import torchaudio
+
+    from anycl.adapters.audio_mel import PowerMel
+
+    a = AudioAdapter()
+    reference = torchaudio.transforms.MelSpectrogram(
+        sample_rate=16000, n_fft=a.n_fft, win_length=a.win_length, hop_length=a.hop_length, f_min=50.0, n_mels=64
+    )
+    assert isinstance(a.mel(torch.device("cpu")), PowerMel)
+    wave = 0.3 * torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    ours, theirs = a.mel(torch.device("cpu"))(wave), reference(wave)
+    assert ours.shape == theirs.shape
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-9)
+    torch.testing.assert_close(a.log_mel(wave), torch.log(theirs + 1e-6).unsqueeze(-3), rtol=1e-5, atol=1e-5)
+
+
+def test_power_mel_leaves_other_spectrograms_to_torchaudio():
+    import torchaudio
+
+    from anycl.adapters.audio_mel import PowerMel
+
+    magnitude = torchaudio.transforms.MelSpectrogram(sample_rate=16000, n_fft=400, n_mels=40, power=1.0)
+    wave = torch.randn(2, 4000, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(PowerMel(magnitude)(wave), magnitude(wave))
