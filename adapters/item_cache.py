@@ -3,11 +3,10 @@
 The audio adapter keeps decoded, resampled clips (option ``cache_clips`` / ``cache_mb``), the image adapter
 decoded images (``cache_mb``). An entry is keyed by the file's path, size and modification time (a file
 rewritten between epochs is decoded again), and kept while the cache's byte budget (and count, where one is
-given) has room; once full, new items are decoded every time and the kept ones stay. The kept ones stay
-rather than the oldest making way (least recently used): a training epoch reads every item once in a shuffled
-order, so with more items than fit, LRU would drop each item before its next use and hit nothing, where
-keeping the first ones hits (budget / data) of the reads. Items other than file paths (arrays, bytes, PIL
-images, dicts) are not kept: they are in memory already.
+given) has room; once full, new items are decoded every time and the kept ones stay. In a shuffled epoch
+that hits (budget / data) of the reads, as least-recently-used eviction would about do, without reordering
+or evicting at every read. Items other than file paths (arrays, bytes, PIL images, dicts) are not kept: they
+are in memory already.
 
 A cached tensor is shared between the reads that return it: the adapters' views never write to it in place.
 """
