@@ -25,28 +25,30 @@ trained (anchors) per second of the training loop (``Trainer._run_epoch``: set-u
 saving are left out, alike for both paths). A run's time includes its first epoch, where every item is decoded.
 
 ``--compare`` runs today's code against this checkout: ``git archive`` of ``--base`` (default ``f51fb65``, main
-before the decoded-item cache of ``adapters/item_cache.py`` and the channels-last encoders of
-``adapters/conv_layout.py``) unpacked in a temporary folder, each run a fresh Python importing anycl from one
-of the two trees (it checks where anycl came from), with the same data, seed and settings; the two alternate,
-the one that goes first swapping per round, ``--rounds`` rounds. It prints the table for both, the median of
-the rounds' ratios (new / today, round by round) and met / not met against ``--target`` (1.3×), and whether
-the new path's data work is under 20 % of its step. Same quality: the cache gives the batches decoding every
-time gives (``tests/test_step_profile.py``), and the channels-last encoders the same numbers up to float
-rounding (tested there too), so the last losses of the two paths agree to rounding, not bit for bit (bf16
-autocast rounds both, and the runs drift apart a little over the steps).
+before this work: the decoded-item cache of ``adapters/item_cache.py``, the channels-last encoders of
+``adapters/conv_layout.py``, the image crop and flip of ``image_augment.CropFlip`` and the log-mels of
+``adapters/audio_mel.py``) unpacked in a temporary folder, each run a fresh Python importing anycl from one of
+the two trees (it checks where anycl came from), with the same data, seed and settings; the two alternate, the
+one that goes first swapping per round, ``--rounds`` rounds. It prints the table for both, the median of the
+rounds' ratios (new / today, round by round) and met / not met against ``--target`` (1.3×), and whether the new
+path's data work is under 20 % of its step. Same quality (``tests/test_step_profile.py``): the cache and the
+crop and flip give the same batches for a seed, the channels-last encoders and the log-mels the same numbers
+up to float rounding, so the last losses of the two paths agree to rounding, not bit for bit (bf16 autocast
+rounds both, and the runs drift apart a little over the steps).
 
 Speed ratios mean something only on an idle machine: run it with nothing else running. ``--check-idle`` runs
 ``../shared/tools/idle-check`` first and prints its line (``benchmarks/idle.py``); the 1-minute load is printed
 after every run.
 
 The audio data: Debian's sonic-pi samples (``--audio-data sonic-pi``, the default: 165 clips, which today's
-cache of 256 clips already held, so its ratio is the encoder's), or ``synthetic``: ``--audio-clips`` WAV files
-of 1.5-4 s at 44.1 kHz (320 by default: more than today's cache held). Images: ``--images`` 28-px grey PNGs
-made from scikit-learn's digits.
+cache of 256 clips already held, so its ratio comes from the encoder and the log-mels), or ``synthetic``:
+``--audio-clips`` WAV files of 1.5-4 s at 44.1 kHz (320 by default: more than today's cache held). Images:
+``--images`` 28-px grey PNGs made from scikit-learn's digits.
 
-Usage (about 5 minutes on an idle 2-core machine with the defaults):
-    PYTHONPATH=. python benchmarks/bench_step_profile.py --compare
-    PYTHONPATH=. python benchmarks/bench_step_profile.py --compare --modality audio --audio-data synthetic
+Usage (the first about 4 minutes on the 2-core machine, the second about 2; both measured loaded, so less idle):
+    python benchmarks/bench_step_profile.py --compare --check-idle
+    python benchmarks/bench_step_profile.py --compare --modality audio --audio-data synthetic
+(after a merge, "new" is the checkout the script sits in, with whatever else was merged since ``--base``)
     options: --modality audio,image --audio-steps 30 --image-steps 20 --rounds 3 --threads 1
              --audio-data sonic-pi|synthetic --audio-clips 320 --images 1024 --target 1.3 --base REV --check-idle
     without --compare: this checkout's profile alone
@@ -89,7 +91,7 @@ EVALUATION = "evaluation"  # evaluation inside the loop: timed, left out of the 
 ROOT = "other"  # the training loop's region: everything inside it not taken by another
 DATA_REGIONS = ("decode", "augment (item)", "features", "augment (batch)", "collate")
 
-TODAY = "f51fb65"  # main before this benchmark's changes (decoded-item cache, channels-last encoders)
+TODAY = "f51fb65"  # main before this work (the module docstring lists what changed since)
 DATA_TARGET = 0.2  # the data work's share of a step to stay under
 RESULT = "RESULT "  # a child run's line of results
 
