@@ -19,45 +19,36 @@ With a pretrained ``transformers`` encoder (``fit(..., model="<name or folder>")
 :mod:`.audio_pretrained`) the tower's adapter takes that model's sample rate, leaves out the log-mels and
 their augmentations, and :meth:`collate` runs the model's own feature extractor; a clip shorter than the
 window is padded there, with a mask, so the pooling leaves the padding out.
+
+The adapter's parts, each a base class of :class:`AudioAdapter`: :mod:`.audio_load` (``load`` and its cache),
+:mod:`.audio_views` (the training, local and evaluation windows), :mod:`.audio_mel` (the log-mels).
 """
 
 from __future__ import annotations
 
 import inspect
-import logging
-from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
-import numpy as np
 import torch
 from torch import nn
 
 from anycl.errors import ConfigError, DataError, unknown_options
 
-from .audio_augment import (
-    MixupBank,
-    augment_config,
-    describe_augment,
-    random_segment,
-    segment_start,
-    spectrogram_view,
-    waveform_view,
-)
+from .audio_augment import MixupBank, augment_config, describe_augment, spectrogram_view
 from .audio_encoder import AudioCNN
-from .audio_io import check_samples, describe, file_info, mixdown, read_file, resample, split_item, to_channels_first
-from .audio_mel import PowerMel
+from .audio_io import resample, split_item
+from .audio_load import ClipLoading
+from .audio_mel import LOG_EPS, LogMels  # noqa: F401  (LOG_EPS: importable here)
 from .audio_pretrained import KIND as PRETRAINED_KIND
 from .audio_pretrained import AudioFeatures, PretrainedAudioEncoder, load_saved, open_pretrained
 from .audio_pretrained import save as save_pretrained_tower
-from .audio_window import LongClip, span
+from .audio_views import ClipViews
+from .audio_window import span
 from .base import Adapter, item_key
 from .item_cache import MB, DecodedCache, check_size
 from .preview import EXCERPT_SECONDS, Preview, excerpt
 from .registry import register
 
-log = logging.getLogger("anycl")
-
-LOG_EPS = 1e-6
 DEFAULT_SAMPLE_RATE = 16000
 AUDIO_EXTENSIONS = (
     ".wav",
@@ -84,7 +75,7 @@ DEFAULT_LIMITS = {"max_seconds": MAX_SECONDS, "stream_seconds": STREAM_SECONDS}
 
 
 @register("audio")
-class AudioAdapter(Adapter):
+class AudioAdapter(ClipLoading, ClipViews, LogMels, Adapter):
     """Audio clips → log-mel spectrograms.
 
     Options (all JSON values, saved with the model):
@@ -234,118 +225,11 @@ class AudioAdapter(Adapter):
     def key(self, item: Any) -> Any:
         return item_key(item)
 
-    def load(self, item: Any) -> Union[torch.Tensor, LongClip]:
-        """Decode → mono → checked → resampled: a 1-D float32 tensor at ``sample_rate``; for a file longer
-        than ``stream_seconds`` (and than the window), a :class:`~.audio_window.LongClip` whose windows the
-        views read from the file.
-
-        Raises DataError naming the clip if it cannot be decoded, is longer than ``max_seconds``, is empty or
-        holds NaN/inf samples.
-        """
-        name = describe(item)
-        kind, payload, rate = split_item(item, self.input_sample_rate)
-        cache_key = self._cache.key(payload) if kind == "file" else None
-        kept = self._cache.get(cache_key)
-        if kept is not None:
-            return kept
-        if kind == "file":
-            frames, rate, channels = file_info(payload, name)
-            if frames > self.max_seconds * rate:
-                raise DataError(
-                    f"{name} is {frames / rate:.0f} s long, more than the audio adapter's max_seconds="
-                    f"{self.max_seconds:g}; cut it into shorter files or raise the limit "
-                    f"(adapter_options={{'max_seconds': ...}})"
-                )
-            if frames > self.stream_seconds * rate and -(-frames * self.sample_rate // rate) > self.samples:
-                clip = LongClip(payload, name, frames, rate, channels, self.sample_rate, self.channel)
-                return self._cache.keep(cache_key, clip)
-            data, rate = read_file(payload, name, frames=frames)  # no more than its header says
-            wave = np.ascontiguousarray(data.T)
-        else:
-            wave = to_channels_first(payload, name)
-        assert rate is not None  # split_item gives an array its rate; read_file gives a file's
-        check_samples(wave, name)
-        if wave.shape[0] > 1 and not self._told_mixdown:
-            self._told_mixdown = True
-            how = "averaging the channels" if self.channel == "mean" else f"keeping channel {self.channel}"
-            log.info(
-                "audio: multichannel clips are mixed down to mono by %s (first: %s, %d channels)",
-                how,
-                name,
-                wave.shape[0],
-            )
-        mono = torch.from_numpy(np.ascontiguousarray(mixdown(wave, self.channel, name)))
-        out = resample(mono, rate, self.sample_rate).contiguous()
-        if out.numel() == 0:
-            raise DataError(f"{name} is too short to keep any sample at {self.sample_rate} Hz")
-        return self._cache.keep(cache_key, out)
-
-    def fit_length(self, wave: torch.Tensor) -> torch.Tensor:
-        """Pad (silence, or repeats with ``pad="repeat"``) a clip shorter than the window to its length."""
-        n = wave.shape[-1]
-        if n >= self.samples:
-            return wave
-        if self.pad == "repeat":
-            return wave.repeat(-(-self.samples // n))[: self.samples]
-        if self._pretrained is not None:  # its feature extractor pads, with a mask the pooling reads
-            return wave
-        return torch.nn.functional.pad(wave, (0, self.samples - n))
-
-    def augment(self, item: Union[torch.Tensor, LongClip], generator: torch.Generator) -> torch.Tensor:
-        """One training view: a random window (or the whole clip, padded), then gain, noise and shift."""
-        if isinstance(item, LongClip):  # longer than the window (load made sure): only the window is read
-            start = segment_start(item.length, self.samples, generator) if self.aug["segment"] else None
-            return waveform_view(
-                self._centre(item) if start is None else item.window(start, self.samples), self.aug, generator
-            )
-        wave = self.fit_length(item)
-        if wave.shape[-1] > self.samples:
-            if self.aug["segment"]:
-                wave = random_segment(wave, self.samples, generator)
-            else:
-                wave = self._centre(wave)
-        return waveform_view(wave, self.aug, generator)
-
-    def local_view(self, item: Union[torch.Tensor, LongClip], generator: torch.Generator) -> torch.Tensor:
-        """One local view (multi-view training, :mod:`anycl.data.views`): a random window of
-        ``local_seconds`` (default half of ``clip_seconds``), then gain, noise and shift."""
-        if isinstance(item, LongClip):  # longer than the window (load made sure)
-            start = segment_start(item.length, self.local_samples, generator)
-            return waveform_view(item.window(start, self.local_samples), self.aug, generator)
-        n = item.shape[-1]
-        if n < self.local_samples:
-            if self.pad == "repeat":
-                wave = self.fit_length(item)[: self.local_samples]
-            elif self._pretrained is not None:
-                wave = item
-            else:
-                wave = torch.nn.functional.pad(item, (0, self.local_samples - n))
-        else:
-            wave = random_segment(item, self.local_samples, generator) if n > self.local_samples else item
-        return waveform_view(wave, self.aug, generator)
-
-    def _centre(self, wave: Union[torch.Tensor, LongClip]) -> torch.Tensor:
-        return span(wave, max((wave.shape[-1] - self.samples) // 2, 0), self.samples)
-
     def preview(self, item: Any) -> Preview:
         """A short excerpt (the middle 2 s, mono) the training report plays; a long file is read only there."""
         wave = self.load(item)
         n = int(round(EXCERPT_SECONDS * self.sample_rate))
         return excerpt(span(wave, max((wave.shape[-1] - n) // 2, 0), n), self.sample_rate)
-
-    def eval_view(self, item: Union[torch.Tensor, LongClip]) -> torch.Tensor:
-        """Deterministic: the centre window (S,), or ``eval_windows`` evenly spaced windows (K, S)."""
-        wave = item if isinstance(item, LongClip) else self.fit_length(item)
-        if self.eval_crop == "center":
-            return self._centre(wave)
-        extra = max(wave.shape[-1] - self.samples, 0)
-        starts = np.linspace(0, extra, self.eval_windows).round().astype(int)
-        return torch.stack([span(wave, int(s), self.samples) for s in starts])
-
-    def example_views(self) -> List[torch.Tensor]:
-        """Two seeded quiet noise clips, windowed as ``encode`` does (to trace an ONNX export with)."""
-        g = torch.Generator().manual_seed(0)
-        return [self.eval_view(torch.randn(self.samples, generator=g) * 0.1) for _ in range(2)]
 
     def collate(self, items: List[torch.Tensor]) -> Any:
         """The views stacked, (N, S) or (N, K, S); with a pretrained encoder, its features (a dict)."""
@@ -356,49 +240,7 @@ class AudioAdapter(Adapter):
             raise ValueError(f"audio views of different shapes in one batch: {sorted(shapes)}")
         return torch.stack(items)
 
-    # ---- batched, on device -------------------------------------------------------------------------
-    @contextmanager
-    def mel_replaced(self, make: Callable[[nn.Module], nn.Module]) -> Iterator[None]:
-        """Meanwhile the CPU mel spectrogram is ``make(the adapter's own)`` (the ONNX export swaps in one it can
-        trace: :class:`anycl.export.to_onnx.RealMelSpectrogram`); afterwards the adapter's cache is as it was."""
-        key = "cpu"
-        swapped = self._mels.get(key)
-        self._mels[key] = make(self.mel(torch.device(key)))
-        try:
-            yield
-        finally:
-            if swapped is None:
-                self._mels.pop(key, None)
-            else:
-                self._mels[key] = swapped
-
-    def mel(self, device: torch.device) -> nn.Module:
-        """The ``MelSpectrogram`` transform on ``device`` (built once per device; its power spectrum computed
-        without the complex modulus: :class:`~.audio_mel.PowerMel`)."""
-        key = str(device)
-        if key not in self._mels:
-            import torchaudio  # lazy: torchaudio: slow to import, only for resampling/decoding it does
-
-            self._mels[key] = PowerMel(
-                torchaudio.transforms.MelSpectrogram(
-                    sample_rate=self.sample_rate,
-                    n_fft=self.n_fft,
-                    win_length=self.win_length,
-                    hop_length=self.hop_length,
-                    f_min=self.f_min,
-                    f_max=self.f_max,
-                    n_mels=self.n_mels,
-                    power=2.0,
-                )
-            ).to(device)
-        return self._mels[key]
-
-    def log_mel(self, waves: torch.Tensor) -> torch.Tensor:
-        """(..., S) waveforms → (..., 1, n_mels, T) natural-log mel power (float32)."""
-        with torch.autocast(device_type=waves.device.type, enabled=False):
-            spec = self.mel(waves.device)(waves.float())
-            return torch.log(spec + LOG_EPS).unsqueeze(-3)
-
+    # ---- batched, on device (the log-mels: .audio_mel) -----------------------------------------------
     def prepare(self, batch: torch.Tensor, train: bool, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """Log-mels of the batch on its device; in training, then mixup, resize-crop and masks.
 
@@ -459,10 +301,6 @@ class AudioAdapter(Adapter):
         if spec.get("kind") == PRETRAINED_KIND:
             return load_saved(spec, directory)
         return super().load_encoder(spec, directory)
-
-    def frames(self) -> int:
-        """Spectrogram frames of one window."""
-        return self.samples // self.hop_length + 1
 
     def __getstate__(self):  # workers get the config, not the device transforms or the bank
         state = dict(self.__dict__)

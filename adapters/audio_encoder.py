@@ -6,7 +6,8 @@ Input: (N, 1, n_mels, T) log-mels (or (N, n_mels, T)); with sliding-window evalu
 Layout (BYOL-A's encoder, smaller): per-mel-bin BatchNorm of the input (learns the log-mel
 scale, so no dataset statistics are needed), ``len(channels)`` blocks of 3×3 conv → BatchNorm → ReLU
 → 2×2 max-pool, then each remaining time frame's (channels × mel) features → Linear → ReLU, and
-temporal pooling mean + max (summed) → ``embedding_dim``. About 0.37 M parameters and 75 M
+temporal pooling mean + max (summed) → ``embedding_dim`` (or ``pooling="mean+std"``: the frames' mean and standard
+deviation side by side, x-vector statistics pooling, each half of ``embedding_dim``). About 0.37 M parameters and 75 M
 multiply-adds for one second at the default 64 mels: trains on a CPU in minutes.
 """
 
@@ -23,6 +24,8 @@ from .conv_layout import channels_last_after
 
 # each block halves the mel bins and the frames: past this many, a spectrogram is one cell
 MAX_BLOCKS = 16
+POOLINGS = ("mean+max", "mean+std")
+STD_FLOOR = 1e-5
 
 
 def _positive(name: str, value) -> int:
@@ -39,6 +42,9 @@ class AudioCNN(nn.Module):
         channels: output channels of the conv blocks (each block halves mel bins and frames).
         embedding_dim: output width.
         dropout: dropout before the frame-wise linear layer (0 = off).
+        pooling: over time, ``"mean+max"`` (default: the frames' mean plus their maximum) or ``"mean+std"``
+            (their mean and standard deviation concatenated; the frame-wise layer is ``embedding_dim // 2`` wide,
+            so ``embedding_dim`` must be even).
     """
 
     def __init__(
@@ -47,6 +53,7 @@ class AudioCNN(nn.Module):
         channels: Sequence[int] = (16, 32, 64, 64),
         embedding_dim: int = 128,
         dropout: float = 0.0,
+        pooling: str = "mean+max",
     ):
         super().__init__()
         if (
@@ -60,12 +67,22 @@ class AudioCNN(nn.Module):
         channels = [_positive("channels", c) for c in channels]
         self.n_mels = _positive("n_mels", n_mels)
         self.embedding_dim = _positive("embedding_dim", embedding_dim)
+        if pooling not in POOLINGS:
+            raise ConfigError(f"the audio encoder's pooling must be one of {list(POOLINGS)}, got {pooling!r}")
+        if pooling == "mean+std" and self.embedding_dim % 2:
+            raise ConfigError(
+                f"the audio encoder's pooling 'mean+std' concatenates two halves: embedding_dim must be even, "
+                f"got {self.embedding_dim}"
+            )
+        self.pooling = pooling
         self.anycl_spec = {
             "n_mels": self.n_mels,
             "channels": [int(c) for c in channels],
             "embedding_dim": self.embedding_dim,
             "dropout": float(dropout),
         }
+        if pooling != "mean+max":  # saved only when not the default: older folders load unchanged
+            self.anycl_spec["pooling"] = pooling
         self.input_norm = nn.BatchNorm2d(self.n_mels)
         blocks, c_in, f = [], 1, self.n_mels
         for c in channels:
@@ -78,7 +95,8 @@ class AudioCNN(nn.Module):
             c_in, f = int(c), (f + 1) // 2
         self.features = nn.Sequential(*blocks)
         channels_last_after(self.features[0])  # the layers after the first convolution compute in NHWC
-        self.frame = nn.Sequential(nn.Dropout(dropout), nn.Linear(c_in * f, self.embedding_dim), nn.ReLU(inplace=True))
+        width = self.embedding_dim // 2 if pooling == "mean+std" else self.embedding_dim
+        self.frame = nn.Sequential(nn.Dropout(dropout), nn.Linear(c_in * f, width), nn.ReLU(inplace=True))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 3:
@@ -89,6 +107,9 @@ class AudioCNN(nn.Module):
         x = self.features(x)  # (N, C, F', T')
         x = x.flatten(1, 2).transpose(1, 2)  # (N, T', C·F')
         x = self.frame(x)
+        if self.pooling == "mean+std":  # the variance's floor keeps the gradient finite when the frames are equal
+            var, mean = torch.var_mean(x, dim=1, unbiased=False)
+            return torch.cat([mean, (var + STD_FLOOR).sqrt()], dim=1)
         return x.mean(dim=1) + x.amax(dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

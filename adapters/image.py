@@ -31,7 +31,8 @@ A named backbone (``fit(..., model="torchvision/resnet50")``, ``"timm/<name>"``,
 where the options above leave them unset (:meth:`ImageAdapter.attach`).
 
 Self-supervised rows (only ``anchor``) get two random views of each image; given pairs
-(anchor/positive) are each augmented once.
+(anchor/positive) are each augmented once. The views and their batch (``augment``, ``eval_view``, ``local_view``,
+``multi_crop``, ``from_view``, ``collate``, ``prepare``) are :mod:`~anycl.adapters.image_views`' (a base class).
 """
 
 from __future__ import annotations
@@ -48,17 +49,7 @@ from torch import nn
 from anycl.errors import ConfigError, DataError, unknown_options
 
 from .base import Adapter, item_key
-from .image_augment import (
-    FIELDS,
-    PRESETS,
-    apply_seeded,
-    config_dict,
-    describe_augment,
-    eval_transform,
-    make_config,
-    train_transform,
-)
-from .image_batched import photometric
+from .image_augment import FIELDS, PRESETS, config_dict, describe_augment, make_config
 from .image_cnn import small_cnn
 from .image_encoders import resnet, wrap_encoder
 from .image_io import IMAGE_EXTENSIONS, MAX_PIXELS, decode, describe, header_size, is_image_like, scan
@@ -66,6 +57,7 @@ from .image_pretrained import KIND as BACKBONE
 from .image_pretrained import ImageBackbone, open_backbone
 from .image_pretrained import load_saved as load_backbone
 from .image_pretrained import save as save_backbone
+from .image_views import ImageViews
 from .item_cache import MB, DecodedCache, check_size
 from .preview import Preview, thumbnail
 from .registry import register
@@ -79,7 +71,7 @@ SMALL_IMAGE = 64  # images of at most this many px on their longer side get pres
 
 
 @register("image")
-class ImageAdapter(Adapter):
+class ImageAdapter(ImageViews, Adapter):
     """Images in, normalised (B, C, size, size) float tensors out. See the module docstring for options."""
 
     modality = "image"
@@ -159,17 +151,6 @@ class ImageAdapter(Adapter):
         self._warned_small = False
         self._cache = DecodedCache(cache_mb)
 
-    def _set_views(self, aug) -> None:
-        """The recipe and what follows from it: crop size, local-view size, the view transforms."""
-        self.aug, self.size = aug, aug.size
-        self.local_size = int(self.options["local_size"] or max(8, round(self.size * 96 / 224)))
-        batched = self.augment_on == "batch"
-        self._train_tf = train_transform(self.aug, self.channels, geometry_only=batched)
-        self._eval_tf = eval_transform(self.aug)
-        self._local_tf = train_transform(
-            self.aug, self.channels, size=self.local_size, scale=self.local_scale, geometry_only=batched
-        )
-
     # ---- one item -----------------------------------------------------------------------------
     def validate(self, item: Any, where: str) -> None:
         """Type check only (no decoding): unreadable files are found by ``load`` so they can be skipped."""
@@ -236,89 +217,13 @@ class ImageAdapter(Adapter):
             )
         return img
 
-    def augment(self, item: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """One random view, uint8 (C, size, size); deterministic given the generator's state.
-
-        With ``augment_on="batch"`` only the crop and flip happen here; ``prepare`` adds the colour ops.
-        """
-        return apply_seeded(self._train_tf, item, generator)
-
-    def eval_view(self, item: torch.Tensor) -> torch.Tensor:
-        """Resize the short side to ``size × eval_resize`` and centre-crop ``size`` (no randomness)."""
-        return self._eval_tf(item)
-
-    def from_view(self, view: torch.Tensor, source: Any) -> torch.Tensor:
-        """Another image adapter's view (uint8, or float in [0, 1] after batched colour ops) at this adapter's
-        crop (resized, antialiased) and channels."""
-        if view.shape[0] != self.channels:
-            if view.shape[0] == 1:
-                view = view.expand(3, -1, -1)
-            else:
-                grey = view.float().mean(0, keepdim=True)
-                view = grey.round().byte() if view.dtype == torch.uint8 else grey
-        if tuple(view.shape[-2:]) != (self.size, self.size):
-            x = torch.nn.functional.interpolate(
-                view[None].float(), size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False
-            )[0]
-            view = x.round().clamp(0, 255).to(torch.uint8) if view.dtype == torch.uint8 else x.clamp(0, 1)
-        return view
-
-    def batch_views(self, batch: torch.Tensor, generator: Optional[torch.Generator]) -> Optional[List[torch.Tensor]]:
-        """With ``augment_on="batch"``: the views in [0, 1] after the colour ops ``prepare`` draws (same numbers)."""
-        if self.augment_on != "batch":
-            return None
-        x = batch.float() / 255.0 if batch.dtype == torch.uint8 else batch
-        return list(photometric(x, self.aug, generator))
-
     def recipe(self) -> Dict[str, str]:
         """The crop (its size and the preset) and the augmentations, for the run's recipe line."""
         return {"crop": f"{self.size} px (preset {self.options['preset']!r})", "augment": describe_augment(self.aug)}
 
-    def example_views(self) -> List[torch.Tensor]:
-        """Two seeded random uint8 images of the adapter's channels, centre-cropped as ``encode`` does (to trace an
-        ONNX export with, and to measure a step's memory: :mod:`anycl.fitting.memory`)."""
-        g = torch.Generator().manual_seed(0)
-        size = int(self.size)
-        return [
-            self.eval_view(torch.randint(0, 256, (self.channels, size + 8, size + 12), generator=g, dtype=torch.uint8))
-            for _ in range(2)
-        ]
-
     def preview(self, item: Any) -> Preview:
         """A thumbnail of the whole image (not cropped) for the training report."""
         return thumbnail(decode(item, self.mode, self.background))
-
-    def multi_crop(self, item: torch.Tensor, generator: torch.Generator, global_crops: int = 2) -> List[torch.Tensor]:
-        """Multi-crop views (Caron et al. 2020): ``global_crops`` views at ``size`` then ``local_crops``
-        views at ``local_size`` with crop scale ``local_scale``. For custom loops over several views;
-        with ``augment_on="batch"`` these are crop + flip only: collate each group of equal size and pass
-        it through ``prepare(batch, train=True, generator=g)`` for the colour ops."""
-        views = [apply_seeded(self._train_tf, item, generator) for _ in range(global_crops)]
-        views += [apply_seeded(self._local_tf, item, generator) for _ in range(self.local_crops)]
-        return views
-
-    def local_view(self, item: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """One local view (multi-view training, :mod:`anycl.data.views`): a crop of scale ``local_scale``
-        resized to ``local_size`` (crop and flip only with ``augment_on="batch"``; ``prepare`` adds colour)."""
-        return apply_seeded(self._local_tf, item, generator)
-
-    def collate(self, items: List[torch.Tensor]) -> torch.Tensor:
-        shapes = {tuple(x.shape) for x in items}
-        if len(shapes) > 1:
-            raise DataError(f"image views of different shapes in one batch: {sorted(shapes)}")
-        return torch.stack(items)
-
-    def prepare(self, batch: torch.Tensor, train: bool, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """uint8 (B, C, H, W) on the device → float normalised by mean/std (+ batched colour ops when
-        training with ``augment_on="batch"``, drawn from ``generator``)."""
-        x = batch.float() if batch.dtype == torch.uint8 else batch
-        if batch.dtype == torch.uint8:
-            x = x / 255.0
-        if train and self.augment_on == "batch":
-            x = photometric(x, self.aug, generator)
-        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-        return (x - mean) / std
 
     def __getstate__(self):  # a copy (a DataLoader worker's) starts with an empty cache of its own
         state = dict(self.__dict__)

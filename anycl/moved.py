@@ -94,6 +94,12 @@ SPLIT: Dict[str, Dict[str, str]] = {
         "MultiLoss": "anycl.losses.multi_dataset",
     },
     "anycl.mining_guide": {"item_validator": "anycl.mining.pairs", "lowest_pair_scores": "anycl.mining.shard"},
+    "anycl.report_figures": {
+        **dict.fromkeys(("FIGSIZE", "DPI", "COLOURS", "series", "step_line", "step_axis"), "anycl.report.plotting"),
+        **dict.fromkeys(
+            ("project_2d", "sample_rows", "LEGEND_LABELS", "label_map", "pair_histogram"), "anycl.report.map_figures"
+        ),
+    },
 }
 # old modules whose name is now a package: the package forwards the old module's other names
 FORWARDED: Dict[str, str] = {

@@ -121,7 +121,8 @@ def encoded_with(model, changes, tr_s, tr_y, te_s, te_y):
 
 def fit_options(args) -> dict:
     """The loss/multi-view options of the pretraining run (none: the audio default)."""
-    o = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr)) if v is not None}
+    given = (("epochs", args.epochs), ("max_steps", args.max_steps), ("batch_size", args.batch_size), ("lr", args.lr))
+    o = {k: v for k, v in given if v is not None}
     if args.temperature:
         o["temperature"] = args.temperature
     if args.loss:
@@ -215,6 +216,9 @@ def main(argv=None):
     p.add_argument("--local-views", type=int, default=0, help="local views per clip (multi-view training)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=None, help="default: fit's own (the self-supervised step budget)")
+    p.add_argument(
+        "--max-steps", type=int, default=None, help="optimiser steps (fit's max_steps; the epochs follow from the data)"
+    )
     p.add_argument("--batch-size", type=int, default=None, help="default: fit's own (64)")
     p.add_argument("--lr", type=float, default=None, help="default: fit's own (1e-3)")
     p.add_argument("--temperature", type=float, default=None)

@@ -140,7 +140,10 @@ def sync() -> None:
 
 
 def _wrap(owner: Any, attr: str, region: str) -> Callable[[], None]:
-    """Time ``owner.attr`` as ``region``; returns the undo."""
+    """Time ``owner.attr`` as ``region``; returns the undo. A class's method is wrapped where it is defined (a
+    base class of the adapter or trainer since the split into one-job modules; the class itself in ``--base``)."""
+    if isinstance(owner, type):
+        owner = next(c for c in owner.__mro__ if attr in c.__dict__)
     original = owner.__dict__[attr] if isinstance(owner, type) else getattr(owner, attr)
 
     @functools.wraps(original)
@@ -161,6 +164,11 @@ def timed_library() -> Iterator[None]:
     from anycl.adapters import audio as audio_mod
     from anycl.adapters import image as image_mod
     from anycl.data import batching
+
+    try:  # the module whose prepare calls photometric: image_views since the split, image in --base
+        from anycl.adapters import image_views as image_views_mod
+    except ImportError:
+        image_views_mod = image_mod
     from anycl.training import trainer as trainer_mod
     from anycl.training.step import TrainingModule
 
@@ -172,7 +180,7 @@ def timed_library() -> Iterator[None]:
         _wrap(image_mod.ImageAdapter, "load", "decode"),
         _wrap(image_mod.ImageAdapter, "augment", "augment (item)"),
         _wrap(image_mod.ImageAdapter, "prepare", "features"),
-        _wrap(image_mod, "photometric", "augment (batch)"),
+        _wrap(image_views_mod, "photometric", "augment (batch)"),
         _wrap(audio_mod.AudioAdapter, "collate", "collate"),
         _wrap(image_mod.ImageAdapter, "collate", "collate"),
         _wrap(TrainingModule, "forward", "forward"),
@@ -193,7 +201,8 @@ def timed_library() -> Iterator[None]:
 
     batching.BatchBuilder.build = build  # type: ignore[method-assign]
     undo.append(lambda: setattr(batching.BatchBuilder, "build", original_build))
-    timed_epoch = trainer_mod.Trainer.__dict__["_run_epoch"]
+    loop = next(c for c in trainer_mod.Trainer.__mro__ if "_run_epoch" in c.__dict__)  # EpochLoop since the split
+    timed_epoch = loop.__dict__["_run_epoch"]
 
     def run_epoch(self, *args, **kwargs):  # keeps the totals at the end of the first epoch
         out = timed_epoch(self, *args, **kwargs)
@@ -201,8 +210,8 @@ def timed_library() -> Iterator[None]:
             TIMERS.first_epoch = (dict(TIMERS.total), int(self.global_step))
         return out
 
-    trainer_mod.Trainer._run_epoch = run_epoch  # type: ignore[method-assign]
-    undo.append(lambda: setattr(trainer_mod.Trainer, "_run_epoch", timed_epoch))
+    loop._run_epoch = run_epoch  # type: ignore[attr-defined]
+    undo.append(lambda: setattr(loop, "_run_epoch", timed_epoch))
     try:
         yield
     finally:

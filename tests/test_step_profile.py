@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from anycl.adapters import audio as audio_mod
+from anycl.adapters import audio_load, image_views
 from anycl.adapters import image as image_mod
 from anycl.adapters.audio import AudioAdapter
 from anycl.adapters.audio_encoder import AudioCNN
@@ -78,8 +79,8 @@ def test_a_decoded_image_is_kept_and_decoded_again_when_the_file_changes(tmp_pat
 
 def test_a_full_cache_keeps_what_it_has_and_decodes_the_rest_every_time(tmp_path, monkeypatch):
     files = clips(tmp_path, 3)
-    read = Counting(audio_mod.read_file)
-    monkeypatch.setattr(audio_mod, "read_file", read)
+    read = Counting(audio_load.read_file)
+    monkeypatch.setattr(audio_load, "read_file", read)
     a = AudioAdapter(augment=False, cache_clips=2)
     for _ in range(3):  # three epochs: the first two clips decoded once, the third at every read
         for f in files:
@@ -155,6 +156,7 @@ def nchw(net: torch.nn.Module) -> torch.nn.Module:
         (lambda: small_cnn(in_channels=3), (6, 3, 32, 32)),
         (lambda: small_cnn(in_channels=1), (6, 1, 28, 28)),
         (lambda: AudioCNN(), (6, 1, 64, 101)),
+        (lambda: AudioCNN(pooling="mean+std"), (6, 1, 64, 101)),  # statistics pooling of the same frames
     ],
 )
 def test_channels_last_encoders_give_the_nchw_numbers_and_gradients(make, shape):
@@ -207,7 +209,7 @@ def test_the_profiler_times_the_library_without_changing_it():
             AudioAdapter.load,
             ImageAdapter.augment,
             audio_mod.spectrogram_view,
-            image_mod.photometric,
+            image_views.photometric,
             Trainer._run_epoch,
         )
 

@@ -1,7 +1,8 @@
 """The training report: ``report.html`` and its figures. ``build`` (write_report: what goes on the page),
 ``health`` (the verdicts and their rules), ``examples`` (nearest neighbours before and after training, any
 modality), ``neighbours`` (their section, previews through each adapter), ``embedding_map`` (the map coloured by
-label, its table), ``figures`` (the PNGs), ``page`` (the HTML).
+label, its table), ``figures`` (the PNGs of the curves over the steps), ``map_figures`` (the embedding map's
+PNGs), ``plotting`` (what every figure shares), ``page`` (the HTML).
 
 Layer 7: imports the kernel and layers 1-6.
 """

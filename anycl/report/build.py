@@ -36,10 +36,12 @@ from anycl.adapters.preview import item_name
 from anycl.training.collapse import CollapseWatch
 
 from .embedding_map import embedding_map
-from .figures import DPI, FIGSIZE, collapse_figure, eval_figure, line_figure, project_2d, similarity_figure
+from .figures import collapse_figure, eval_figure, line_figure, similarity_figure
 from .health import verdicts
+from .map_figures import project_2d
 from .neighbours import neighbours_html
 from .page import render_html
+from .plotting import DPI, FIGSIZE
 
 __all__ = ["write_report", "render_html", "project_2d", "FIGSIZE", "DPI", "REPORT_HTML", "FIGURE_DIR"]
 

@@ -24,7 +24,7 @@ import torch
 from anycl.adapters.preview import item_name
 
 from .examples import RetrievalExamples, folder_labels
-from .figures import label_map, pair_histogram, project_2d, sample_rows
+from .map_figures import label_map, pair_histogram, project_2d, sample_rows
 
 
 class MapResult(NamedTuple):

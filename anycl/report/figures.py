@@ -1,81 +1,22 @@
-"""The training report's figures (PNG, matplotlib's Agg backend, ``FIGSIZE`` at ``DPI``).
+"""The training report's curves over the steps (PNG): the loss and learning rate, the evaluation metrics against
+their step-0 baseline, the collapse watch (spread, alignment, uniformity) and the positive vs hardest-negative
+similarity, with their good / bad shading. What every figure shares: :mod:`.plotting`; the embedding map's
+figures: :mod:`.map_figures` (their names stay importable from here).
 
 Figures carry no title: the report's heading above each says what it is, and its caption how to read it.
 """
 
 from __future__ import annotations
 
-import math
-import random
-import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
-import torch
 
-from anycl.errors import ConfigError
-
-FIGSIZE = (8.0, 4.5)
-DPI = 100
-COLOURS = [
-    "tab:blue",
-    "tab:orange",
-    "tab:green",
-    "tab:red",
-    "tab:purple",
-    "tab:brown",
-    "tab:pink",
-    "tab:olive",
-    "tab:cyan",
-    "tab:grey",
-]
-
-
-def _plt():
-    import matplotlib  # lazy: matplotlib: slow to import, only when a report is drawn
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt  # lazy: matplotlib: slow to import, only when a report is drawn
-
-    return plt
-
-
-def series(history: Sequence[Mapping[str, Any]], key: str):
-    pts = [
-        (h["step"], h[key])
-        for h in history
-        if isinstance(h.get(key), (int, float)) and "step" in h and not math.isnan(h[key])
-    ]
-    return [p[0] for p in pts], [p[1] for p in pts]
-
-
-def step_line(ax, xs, ys, **style) -> None:
-    """A line over training steps, with markers when there are few points (under 30)."""
-    ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, **style)
-
-
-def step_axis(ax, nbins: Any = "auto") -> None:
-    """Whole-number step ticks (at most ``nbins``), and at least two steps of range so that a run of one step
-    reads 0, 1, 2 rather than 0.945 … 1.050."""
-    from matplotlib.ticker import MaxNLocator  # lazy: matplotlib: slow to import, only when a report is drawn
-
-    lo, hi = ax.get_xlim()
-    if hi - lo < 2:
-        mid = round((lo + hi) / 2)
-        ax.set_xlim(mid - 1, mid + 1)
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=nbins, integer=True, min_n_ticks=1))
-
-
-def _save(fig, path: Path) -> Path:
-    narrow = len(fig.axes) > 1  # side-by-side panels: fewer ticks, so that their labels never touch
-    for ax in fig.axes:
-        if ax.get_xlabel().endswith("step"):  # steps are whole numbers
-            step_axis(ax, 4 if narrow else "auto")
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    _plt().close(fig)
-    return path
+from .map_figures import LEGEND_LABELS, label_map, pair_histogram, project_2d, sample_rows  # noqa: F401  (importable here)
+from .plotting import COLOURS, DPI, FIGSIZE, series, step_axis, step_line  # noqa: F401  (step_axis: importable here)
+from .plotting import pyplot as _plt
+from .plotting import save_figure as _save
 
 
 def line_figure(path: Path, history, keys: Sequence[str], ylabel: str, log_y: bool = False) -> Optional[Path]:
@@ -242,113 +183,3 @@ def similarity_figure(path: Path, history) -> Optional[Path]:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return _save(fig, path)
-
-
-def project_2d(emb, method: str = "pca", seed: int = 0):
-    """(N, D) embeddings → (N, 2) with scikit-learn's PCA or t-SNE."""
-    x = np.asarray(emb, dtype=np.float64)
-    if x.shape[0] < 3:
-        return np.zeros((x.shape[0], 2))
-    if method == "tsne":
-        from sklearn.manifold import TSNE  # lazy: scikit-learn: slow to import, only where it is used
-
-        return TSNE(
-            n_components=2, perplexity=min(30.0, (x.shape[0] - 1) / 3), init="pca", random_state=seed
-        ).fit_transform(x)
-    if method != "pca":
-        raise ConfigError(f"the embedding map's method must be 'pca' or 'tsne', got {method!r}")
-    from sklearn.decomposition import PCA  # lazy: scikit-learn: slow to import, only where it is used
-
-    with warnings.catch_warnings():  # collapsed embeddings have no variance to explain: a map of one point
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return PCA(n_components=2, random_state=seed).fit_transform(x)
-
-
-def sample_rows(rows, n: int, seed: int) -> List[dict]:
-    if rows is None:
-        return []
-    if rows.streaming:
-        out = []
-        for r in rows:
-            out.append(r)
-            if len(out) >= n:
-                break
-        return out
-    idx = list(range(len(rows)))
-    if len(idx) > n:
-        idx = sorted(random.Random(seed).sample(idx, n))
-    return [rows[i] for i in idx]
-
-
-LEGEND_LABELS = 19  # labels with a colour of their own in the map's legend; the rest are grey "other"
-
-
-def label_map(path: Path, xy, labels: Optional[Sequence[Any]], method: str = "pca") -> Dict[str, Any]:
-    """2-D points coloured by label (the most frequent :data:`LEGEND_LABELS` labels each a colour of the legend,
-    the rest grey), or all one colour without labels. The axes keep their ticks: the report's table gives each
-    item's coordinates."""
-    plt = _plt()
-    xy = np.asarray(xy)
-    fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
-    names: List[str] = []
-    if labels is None:
-        ax.scatter(xy[:, 0], xy[:, 1], s=12, color="tab:blue")
-    else:
-        keys = [str(y) for y in labels]
-        freq: Dict[str, int] = {}
-        for y in keys:
-            freq[y] = freq.get(y, 0) + 1
-        names = sorted(freq, key=lambda y: (-freq[y], y))
-        shown = sorted(names[:LEGEND_LABELS])
-        cmap = plt.get_cmap("tab10" if len(shown) <= 10 else "tab20")
-        for i, name in enumerate(shown):
-            sel = [j for j, y in enumerate(keys) if y == name]
-            ax.scatter(xy[sel, 0], xy[sel, 1], s=14, color=cmap(i), label=f"{name} ({len(sel)})")
-        rest = [j for j, y in enumerate(keys) if y not in set(shown)]
-        if rest:
-            ax.scatter(xy[rest, 0], xy[rest, 1], s=10, color="0.7", label=f"{len(names) - len(shown)} other labels")
-        ax.legend(
-            fontsize=7,
-            title="label (items)",
-            title_fontsize=7,
-            loc="upper left",
-            bbox_to_anchor=(1.01, 1.0),
-            ncol=1 if len(shown) <= 10 else 2,
-            frameon=False,
-        )
-    ax.set_xlabel(f"{method.upper()} 1")
-    ax.set_ylabel(f"{method.upper()} 2")
-    ax.tick_params(labelsize=7)
-    ax.grid(alpha=0.2)
-    _save(fig, path)
-    return {"items": len(xy), "labels": len(names), "method": method}
-
-
-def pair_histogram(path: Path, model, picked: List[dict], seed: int = 0) -> Dict[str, Any]:
-    """Cosine similarity of each anchor to its positive vs to a random other row's positive."""
-    plt = _plt()
-    a = model.encode([r["anchor"] for r in picked], modality=model.sides.get("anchor"))
-    p = model.encode([r["positive"] for r in picked], modality=model.sides.get("positive"))
-    n = len(picked)
-    g = torch.Generator().manual_seed(seed)
-    shift = torch.randint(1, n, (n,), generator=g)  # partner j = i + shift (mod n) is never i
-    j = (torch.arange(n) + shift) % n
-    pos = (a * p).sum(-1).numpy()
-    rnd = (a * p[j]).sum(-1).numpy()
-    fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
-    bins = [x / 40 for x in range(-40, 41)]
-    ax.hist(rnd, bins=bins, color="tab:grey", alpha=0.6, label=f"random pairs (mean {rnd.mean():.2f})")
-    ax.hist(pos, bins=bins, color="tab:green", alpha=0.6, label=f"positive pairs (mean {pos.mean():.2f})")
-    ax.set_xlim(-1, 1)
-    ax.set_xlabel("cosine similarity")
-    ax.set_ylabel("pairs")
-    ax.legend(fontsize=8, loc="upper left")
-    ax.grid(alpha=0.3)
-    _save(fig, path)
-    overlap = float((rnd[:, None] >= pos[None, :]).mean())  # P(random pair scores at least a positive pair)
-    return {
-        "pairs": n,
-        "positive_mean": float(pos.mean()),
-        "random_mean": float(rnd.mean()),
-        "random_above_positive": overlap,
-    }

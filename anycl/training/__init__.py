@@ -1,6 +1,6 @@
-"""Where Accelerate steps: the ``Trainer`` (``trainer``), what it asks of its sampler and callbacks
-(``contracts``), one step (``step``: model → embeddings → loss), its arguments (``args``), GradCache
-(``gradcache``), the guide model (``guide``), checkpoints (``checkpoint``, ``checkpoint_find``,
+"""Where Accelerate steps: the ``Trainer`` (``trainer``; its epochs and steps: ``epoch_loop``), what it asks of
+its sampler and callbacks (``contracts``), one step (``step``: model → embeddings → loss), its arguments (``args``),
+GradCache (``gradcache``), the guide model (``guide``), checkpoints (``checkpoint``, ``checkpoint_find``,
 ``checkpoint_clear``), the accelerator and LR schedule (``accelerator``), the precision ``"auto"`` picks
 (``precision``), the optimiser (``optimizer``), streamed epochs (``stream_steps``), the best model (``best``) and
 the collapse watch (``collapse``).

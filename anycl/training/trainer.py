@@ -6,7 +6,8 @@ schedule, a tqdm progress bar with the loss and items/s, periodic evaluation and
 
 One step: the sampler's batch for this process → the model embeds each side → the loss sees the
 embeddings only → backward → optimiser step. Hooks for what other parts add (mined negatives refreshed
-by the sampler, an EMA target updated by a loss) are called at the marked places.
+by the sampler, an EMA target updated by a loss) are called at the marked places. The epochs, their batches
+and each step are :mod:`.epoch_loop`'s (a base class of the Trainer); this module sets the run up and finishes it.
 """
 
 from __future__ import annotations
@@ -17,30 +18,28 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from anycl.data.batching import BatchBuilder, to_device
+from anycl.data.batching import BatchBuilder
 from anycl.data.inputs import Rows
 from anycl.errors import ConfigError
 from anycl.evaluation.base import Evaluator
 from anycl.losses.base import split_loss  # noqa: F401  (kept importable from here)
-from anycl.progress import SubSteps
 
 from .accelerator import LR_SCHEDULES, make_accelerator, tracker_config, warmup_cosine  # noqa: F401  (importable here)
 from .args import TrainingArgs
 from .checkpoint import Checkpointer, TrainingState, checkpoint_root, resolve_resume
 from .contracts import Callback, TrainingSampler, as_callback
-from .epochs import budget_applies, budget_eval_epochs, epoch_batches, recipe_line, run_length
-from .gradcache import gradcache_step, make_gradcache
+from .epoch_loop import EpochLoop
+from .epochs import budget_applies, budget_eval_epochs, recipe_line, run_length
+from .gradcache import make_gradcache
 from .optimizer import make_optimizer
 from .precision import log_precision
-from .run_state import Meter as _Meter
 from .run_state import Run as _Run
-from .step import TrainingModule, check_finite
-from .stream_steps import LockstepBatches, end_of_stream_epoch
+from .step import TrainingModule
 
 log = logging.getLogger("anycl")
 
 
-class Trainer:
+class Trainer(EpochLoop):
     """Runs the training loop. ``fit`` builds one; users with their own parts can too.
 
     Args:
@@ -208,128 +207,6 @@ class Trainer:
         state = self.checkpointer.resume(path)
         self.restore(state)
         return state.epoch, state.next_batch, True
-
-    # -- the loop -------------------------------------------------------------------------------------
-    def _batch_generator(self, acc, epoch: int, batch) -> Optional[torch.Generator]:
-        """The batch's own augmentation / dropout generator, seeded by (seed, epoch, batch index)."""
-        if acc.device.type not in ("cpu", "cuda"):
-            return None
-        gen = torch.Generator(device=acc.device)
-        gen.manual_seed(self.args.seed * 7_919 + epoch * 104_729 + batch["index"])
-        return gen
-
-    def _optimise(self, acc, batch, gen, gradcache, params, epoch: int) -> tuple:
-        """One forward/backward (whole batch, or GradCache's mini-batches) and the optimiser step:
-        (loss, extra loss terms)."""
-        args = self.args
-        with acc.accumulate(self.module):
-            if gradcache is not None:  # anycl.training.gradcache: full-batch gradients, mini-batch memory
-                loss, terms = gradcache_step(
-                    gradcache,
-                    acc,
-                    self.module,
-                    batch,
-                    gen,
-                    check=lambda value: check_finite(value, self.global_step, epoch),
-                )
-            else:
-                with acc.autocast():
-                    loss, terms = split_loss(self.module(batch, gen))
-                check_finite(loss, self.global_step, epoch)
-                acc.backward(loss)
-            if acc.sync_gradients and args.max_grad_norm:
-                acc.clip_grad_norm_(params, args.max_grad_norm)
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-        return loss, terms
-
-    def _count_step(self, run: _Run, epoch: int, terms: Dict[str, Any]) -> Tuple[Dict[str, Any], bool]:
-        """An optimiser step done: the LR schedule moves, the step is counted and its logs made: (logs, whether
-        this step is logged)."""
-        meter = run.meter
-        lr = self.scheduler.get_last_lr()[0]  # the rate this step used, before the schedule moves on
-        if not run.acc.optimizer_step_was_skipped:
-            self.scheduler.step()
-        self.global_step += 1
-        rate = meter.rate()
-        logs = {"loss": meter.mean_loss(), "lr": lr, "items_per_s": rate, "epoch": epoch}
-        logs.update(terms)
-        run.bar.update(1)
-        run.bar.set_postfix(loss=f"{logs['loss']:.4f}", items_s=f"{rate:.1f}")
-        logged = self.global_step % run.log_every == 0 or self.global_step == 1
-        if logged:
-            meter.logged()
-        return logs, logged
-
-    def _after_step(self, acc, epoch: int, batch, total: Optional[int], logs: Dict[str, Any], logged: bool) -> None:
-        """What follows an optimiser step: the loss's and the EMA target's updates, logging (when ``logged``),
-        callbacks, re-mining, evaluation, checkpoint."""
-        args = self.args
-        acc.unwrap_model(self.module).after_optimizer_step(self.global_step, total)
-        if logged:
-            acc.log(logs, step=self.global_step)
-            self.history.append({"step": self.global_step, **logs})
-        for cb in self._hooks:
-            cb.on_step_end(self, self.global_step, logs)
-        every = self.sampler.refresh_every
-        if every and self.global_step % every == 0 and not (total and self.global_step >= total):
-            self.sampler.refresh(acc.unwrap_model(self.module).model, self.rows, self.global_step)
-        if args.eval_every and self.global_step % args.eval_every == 0:
-            self.evaluate()
-            self.module.train()
-        if self.checkpointer is not None and self.checkpointer.due(self.global_step):
-            self.checkpointer.save(self.training_state(epoch, batch["index"] + 1))
-
-    def _run_epoch(self, run: _Run, epoch: int, skip: int) -> bool:
-        """One epoch's batches from ``skip`` on; True when training is done (the last step, or stopped)."""
-        acc, total = run.acc, run.total
-        loader = epoch_batches(self.rows, self.sampler, self.builder, self.args, epoch, acc, skip)
-        skipped_before = self.builder.skipped
-        self.module.train()
-        done = False
-        for batch in loader:
-            batch = to_device(batch, acc.device)
-            gen = self._batch_generator(acc, epoch, batch)
-            loss, terms = self._optimise(acc, batch, gen, run.gradcache, run.params, epoch)
-            run.meter.add(loss, batch["size"] * acc.num_processes)
-            if not acc.sync_gradients:
-                continue
-            logs, logged = self._count_step(run, epoch, terms)
-            self._after_step(acc, epoch, batch, total, logs, logged)
-            if (total and self.global_step >= total) or self.should_stop:
-                done = True
-                break
-        if isinstance(loader, LockstepBatches) and not (done or self.should_stop):
-            skipped = self.builder.skipped - skipped_before
-            self.stream_epochs.append(end_of_stream_epoch(loader, epoch, skipped, skip))
-        return done
-
-    def _run_epochs(self, run: _Run, epochs: int, start: Tuple[int, int, bool]) -> None:
-        """The epochs from ``start`` (epoch, batches to skip, resumed?): each refreshes the sampler (not the
-        resumed one: its sampler restored what refresh computed), trains, and evaluates without eval_every (every
-        ``run.eval_epochs`` epochs and after the last)."""
-        from tqdm.auto import tqdm  # lazy: only when a bar is drawn
-
-        acc, (start_epoch, skip, resumed) = run.acc, start
-        show = self.args.progress and acc.is_main_process
-        run.bar = tqdm(
-            total=run.total, initial=self.global_step, desc="train", unit="step", disable=not show, dynamic_ncols=True
-        )
-        if run.gradcache is not None and not run.bar.disable:  # a long step shows its mini-batches (anycl.progress)
-            run.gradcache.progress = SubSteps(run.bar, lambda: self.global_step + 1)
-        run.meter = _Meter()  # from the first step on
-        for epoch in range(start_epoch, epochs):
-            self.epoch = epoch
-            first = epoch == start_epoch
-            if not (resumed and first):
-                self.sampler.refresh(acc.unwrap_model(self.module).model, self.rows, self.global_step)
-            done = self._run_epoch(run, epoch, skip if first else 0)
-            due = (epoch + 1) % run.eval_epochs == 0 or epoch + 1 == epochs or done
-            if self.evaluator is not None and not self.args.eval_every and not self.should_stop and due:
-                self.evaluate()
-            if done or self.should_stop:
-                break
-        run.bar.close()
 
     def _finish(self, acc) -> None:
         """Unreadable rows reported, the callbacks' end, the trackers closed, the trained model handed back."""
