@@ -32,34 +32,35 @@ where the options above leave them unset (:meth:`ImageAdapter.attach`).
 
 Self-supervised rows (only ``anchor``) get two random views of each image; given pairs
 (anchor/positive) are each augmented once. The views and their batch (``augment``, ``eval_view``, ``local_view``,
-``multi_crop``, ``from_view``, ``collate``, ``prepare``) are :mod:`~anycl.adapters.image_views`' (a base class).
+``multi_crop``, ``from_view``, ``collate``, ``prepare``) are :mod:`~anycl.adapters.image_views`' (a base class);
+``load`` and its cache of decoded files, ``key``, ``scan``, ``data_options`` and ``preview`` are
+:mod:`~anycl.adapters.image_load`'s (another).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import replace
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import torch
 from torch import nn
 
 from anycl.errors import ConfigError, DataError, unknown_options
 
-from .base import Adapter, item_key
-from .image_augment import FIELDS, PRESETS, config_dict, describe_augment, make_config
+from .base import Adapter
+from .image_augment import FIELDS, config_dict, describe_augment, make_config
 from .image_cnn import small_cnn
 from .image_encoders import resnet, wrap_encoder
-from .image_io import IMAGE_EXTENSIONS, MAX_PIXELS, decode, describe, header_size, is_image_like, scan
+from .image_io import IMAGE_EXTENSIONS, MAX_PIXELS, is_image_like
+from .image_load import SMALL_IMAGE, ImageLoading  # noqa: F401  (SMALL_IMAGE: importable here)
 from .image_pretrained import KIND as BACKBONE
 from .image_pretrained import ImageBackbone, open_backbone
 from .image_pretrained import load_saved as load_backbone
 from .image_pretrained import save as save_backbone
 from .image_views import ImageViews
-from .item_cache import MB, DecodedCache, check_size
-from .preview import Preview, thumbnail
+from .item_cache import DecodedCache, check_size
 from .registry import register
 
 log = logging.getLogger("anycl")
@@ -67,11 +68,10 @@ log = logging.getLogger("anycl")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CACHE_MB = 1024.0  # decoded images kept in memory across epochs (adapter option cache_mb)
-SMALL_IMAGE = 64  # images of at most this many px on their longer side get preset="small" when none is given
 
 
 @register("image")
-class ImageAdapter(ImageViews, Adapter):
+class ImageAdapter(ImageLoading, ImageViews, Adapter):
     """Images in, normalised (B, C, size, size) float tensors out. See the module docstring for options."""
 
     modality = "image"
@@ -161,74 +161,9 @@ class ImageAdapter(ImageViews, Adapter):
                 f"numpy arrays (H, W[, C]), tensors (C, H, W) or {{'bytes', 'path'}} dicts"
             )
 
-    def key(self, item: Any) -> Any:
-        from PIL import Image  # lazy: Pillow: only when an image is decoded
-
-        if isinstance(item, Image.Image):
-            return ("pil", item.mode, item.size, hashlib.blake2b(item.tobytes(), digest_size=16).digest())
-        return item_key(item)
-
-    def scan(self, item: Any) -> None:
-        """The file's header (and checksums, or a decode of a small image) read before training: a DataError
-        naming an unreadable file (:func:`~anycl.adapters.image_io.scan`)."""
-        scan(item, self.max_pixels)
-
-    @classmethod
-    def data_options(cls, items: List[Any], options: Dict[str, Any]) -> Dict[str, Any]:
-        """``preset="small"`` when the user gave no ``preset`` or ``size`` and every sampled image is at most
-        :data:`SMALL_IMAGE` px on its longer side (told by their headers, nothing decoded), said in the log."""
-        if "preset" in options or "size" in options:
-            return {}
-        sizes = [s for s in (header_size(x) for x in items) if s is not None]
-        if not sizes or max(max(s) for s in sizes) > SMALL_IMAGE:
-            return {}
-        width, height = max(s[0] for s in sizes), max(s[1] for s in sizes)
-        log.info(
-            "the images are small (the %d sampled are at most %dx%d px): using preset='small' (%d px crops, the small "
-            "CNN) instead of the 224 px ImageNet recipe; give adapter_options={'preset': 'simclr'} or size= to choose",
-            len(sizes),
-            width,
-            height,
-            PRESETS["small"].size,
-        )
-        return {"preset": "small"}
-
-    def load(self, item: Any) -> torch.Tensor:
-        """Decode to uint8 (C, H, W); raises DataError naming the item. Warns once about small images.
-
-        A file's image is decoded once and kept (option ``cache_mb``): the tensor returned is shared, not to be
-        written to in place."""
-        key = self._cache.key(item)
-        kept = self._cache.get(key)
-        if kept is not None:
-            return kept
-        img = self._cache.keep(key, decode(item, self.mode, self.background, self.max_pixels))
-        if not self._warned_small and min(img.shape[1:]) < self.size:
-            self._warned_small = True
-            small = self.options["preset"] != "small" and max(img.shape[1:]) <= SMALL_IMAGE
-            log.warning(
-                "%s is %dx%d pixels, smaller than the %d px crop; such images are upsampled (%sset size= to "
-                "change the crop; this is said once)",
-                describe(item),
-                img.shape[2],
-                img.shape[1],
-                self.size,
-                "preset='small' is the recipe for images of 64 px or less; " if small else "",
-            )
-        return img
-
     def recipe(self) -> Dict[str, str]:
         """The crop (its size and the preset) and the augmentations, for the run's recipe line."""
         return {"crop": f"{self.size} px (preset {self.options['preset']!r})", "augment": describe_augment(self.aug)}
-
-    def preview(self, item: Any) -> Preview:
-        """A thumbnail of the whole image (not cropped) for the training report."""
-        return thumbnail(decode(item, self.mode, self.background))
-
-    def __getstate__(self):  # a copy (a DataLoader worker's) starts with an empty cache of its own
-        state = dict(self.__dict__)
-        state["_cache"] = DecodedCache(self._cache.budget / MB)
-        return state
 
     # ---- encoders -------------------------------------------------------------------------------
     def default_encoder(

@@ -15,8 +15,7 @@ import torch
 from PIL import Image
 
 from anycl.adapters import audio as audio_mod
-from anycl.adapters import audio_load, image_views
-from anycl.adapters import image as image_mod
+from anycl.adapters import audio_load, image_load, image_views
 from anycl.adapters.audio import AudioAdapter
 from anycl.adapters.audio_encoder import AudioCNN
 from anycl.adapters.image import ImageAdapter
@@ -63,11 +62,11 @@ class Counting:
 # -- the cache --------------------------------------------------------------------------------------------------
 def test_a_decoded_image_is_kept_and_decoded_again_when_the_file_changes(tmp_path, monkeypatch):
     (path,) = pngs(tmp_path, 1)
-    decode = Counting(image_mod.decode)
-    monkeypatch.setattr(image_mod, "decode", decode)
+    decode = Counting(image_load.decode)
+    monkeypatch.setattr(image_load, "decode", decode)
     a = ImageAdapter(preset="small")
     first = a.load(path)
-    assert torch.equal(first, image_mod.decode.fn(path, "RGB", (255, 255, 255), a.max_pixels))
+    assert torch.equal(first, image_load.decode.fn(path, "RGB", (255, 255, 255), a.max_pixels))
     assert a.load(path) is first and decode.calls == 1
     Image.fromarray(np.zeros((28, 30, 3), np.uint8)).save(path)
     os.utime(path, ns=(1, 1))  # another mtime, whatever the clock's resolution
