@@ -27,7 +27,6 @@ The adapter's parts, each a base class of :class:`AudioAdapter`: :mod:`.audio_lo
 from __future__ import annotations
 
 import inspect
-from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Union
 
 import torch
@@ -44,8 +43,9 @@ from .audio_pretrained import KIND as PRETRAINED_KIND
 from .audio_pretrained import AudioFeatures, PretrainedAudioEncoder, load_saved, open_pretrained
 from .audio_pretrained import save as save_pretrained_tower
 from .audio_views import ClipViews
-from .audio_window import LongClip, span
+from .audio_window import span
 from .base import Adapter, item_key
+from .item_cache import MB, DecodedCache, check_size
 from .preview import EXCERPT_SECONDS, Preview, excerpt
 from .registry import register
 
@@ -68,6 +68,8 @@ AUDIO_EXTENSIONS = (
     ".wv",
 )
 MAX_SECONDS = 3 * 3600.0  # the longest file accepted (adapter option max_seconds)
+CACHE_MB = 1024.0  # decoded clips kept in memory across epochs (adapter option cache_mb)
+CACHE_OPTIONS = ("cache_clips", "cache_mb")  # recorded only when given (a saved model's options stay as they were)
 STREAM_SECONDS = 60.0  # files longer than this are read window by window (adapter option stream_seconds)
 DEFAULT_LIMITS = {"max_seconds": MAX_SECONDS, "stream_seconds": STREAM_SECONDS}
 
@@ -93,8 +95,11 @@ class AudioAdapter(ClipLoading, ClipViews, LogMels, Adapter):
         augment: ``True``/``"default"`` (random segments, gain and shift), ``"strong"`` (also noise, mixup,
             resize-crop and masks), ``False``/``"none"``, or a dict of settings overriding a preset (its
             ``"preset"`` key; :data:`adapters.audio_augment.DEFAULT_AUGMENT`, ``STRONG_AUGMENT``).
-        cache_clips: decoded, resampled clips kept in memory (by file path, size and mtime) so that
-            each epoch does not decode them again (default 256; 0 = off).
+        cache_clips, cache_mb: decoded, resampled clips of files kept in memory (by file path, size and mtime)
+            so that an epoch after the first does not decode them again (:mod:`.item_cache`): at most
+            ``cache_mb`` MiB of samples (default 1024: about 4.6 hours at 16 kHz) and, where given, at most
+            ``cache_clips`` clips (default None: no count; 0 = off). Once full, the kept clips stay and the
+            others are decoded at each read.
         local_seconds: window of the local views of ``fit(..., local_views=L)`` (default half of
             ``clip_seconds``; :meth:`local_view`).
         max_seconds: the longest audio file (or encoded bytes) accepted, by its header's duration (default
@@ -128,7 +133,8 @@ class AudioAdapter(ClipLoading, ClipViews, LogMels, Adapter):
         channel: Union[str, int] = "mean",
         input_sample_rate: Optional[int] = None,
         augment: Any = True,
-        cache_clips: int = 256,
+        cache_clips: Optional[int] = None,
+        cache_mb: float = CACHE_MB,
         local_seconds: Optional[float] = None,
         max_seconds: float = MAX_SECONDS,
         stream_seconds: float = STREAM_SECONDS,
@@ -152,7 +158,8 @@ class AudioAdapter(ClipLoading, ClipViews, LogMels, Adapter):
             channel=channel,
             input_sample_rate=input_sample_rate,
             augment=augment,
-            cache_clips=cache_clips,
+            **({"cache_clips": cache_clips} if cache_clips is not None else {}),  # recorded when given
+            **({"cache_mb": cache_mb} if cache_mb != CACHE_MB else {}),  # recorded when not the default
             local_seconds=local_seconds,
             **{k: v for k, v in limits.items() if v != DEFAULT_LIMITS[k]},  # recorded when not the default
             **options,
@@ -165,7 +172,8 @@ class AudioAdapter(ClipLoading, ClipViews, LogMels, Adapter):
             raise unknown_options(
                 "audio adapter",
                 list(options),
-                [k for k in self.options if k not in options and k not in limits] + list(limits),
+                [k for k in self.options if k not in options and k not in (*limits, *CACHE_OPTIONS)]
+                + [*limits, *CACHE_OPTIONS],
             )
         if pad not in ("zero", "repeat"):
             raise ConfigError(f"pad must be 'zero' or 'repeat', got {pad!r}")
@@ -183,8 +191,11 @@ class AudioAdapter(ClipLoading, ClipViews, LogMels, Adapter):
         self.pad, self.eval_crop, self.eval_windows = pad, eval_crop, max(int(eval_windows), 1)
         self.channel, self.input_sample_rate = channel, input_sample_rate
         self.aug = augment_config(augment)
-        self.cache_clips = int(cache_clips)
-        self._cache: OrderedDict[Any, Union[torch.Tensor, LongClip]] = OrderedDict()
+        if cache_clips is not None:
+            check_size("audio adapter", "cache_clips", cache_clips, integer=True)
+        check_size("audio adapter", "cache_mb", cache_mb)
+        self.cache_clips = None if cache_clips is None else int(cache_clips)
+        self._cache = DecodedCache(cache_mb, self.cache_clips)
         self._mels: Dict[str, nn.Module] = {}
         self._bank = MixupBank(self.aug["bank_size"])
         self._told_mixdown = False
@@ -295,6 +306,7 @@ class AudioAdapter(ClipLoading, ClipViews, LogMels, Adapter):
         state = dict(self.__dict__)
         state["_mels"] = {}
         state["_bank"] = MixupBank(self.aug["bank_size"])
+        state["_cache"] = DecodedCache(self._cache.budget / MB, self.cache_clips)  # not shipped: fills there
         return state
 
 

@@ -20,6 +20,8 @@ from torch import nn
 
 from anycl.errors import ConfigError
 
+from .conv_layout import channels_last_after
+
 # each block halves the mel bins and the frames: past this many, a spectrogram is one cell
 MAX_BLOCKS = 16
 POOLINGS = ("mean+max", "mean+std")
@@ -92,6 +94,7 @@ class AudioCNN(nn.Module):
             ]
             c_in, f = int(c), (f + 1) // 2
         self.features = nn.Sequential(*blocks)
+        channels_last_after(self.features[0])  # the layers after the first convolution compute in NHWC
         width = self.embedding_dim // 2 if pooling == "mean+std" else self.embedding_dim
         self.frame = nn.Sequential(nn.Dropout(dropout), nn.Linear(c_in * f, width), nn.ReLU(inplace=True))
 

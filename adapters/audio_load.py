@@ -1,7 +1,8 @@
 """One audio item in: :meth:`AudioAdapter.load <anycl.adapters.audio.AudioAdapter.load>` decodes it
-(:mod:`.audio_io`), mixes it down to mono, checks it and resamples it to the adapter's rate, keeping the last
-``cache_clips`` decoded files in memory; a file longer than ``stream_seconds`` stays a
-:class:`~.audio_window.LongClip` whose windows the views read, one longer than ``max_seconds`` is refused.
+(:mod:`.audio_io`), mixes it down to mono, checks it and resamples it to the adapter's rate, keeping decoded
+files in memory (within ``cache_mb`` MiB, and ``cache_clips`` clips where given: :mod:`.item_cache`); a file
+longer than ``stream_seconds`` stays a :class:`~.audio_window.LongClip` whose windows the views read, one longer
+than ``max_seconds`` is refused.
 
 :class:`ClipLoading` is a base class of :class:`~anycl.adapters.audio.AudioAdapter`: its methods are the adapter's
 and read the options the adapter's ``__init__`` sets.
@@ -10,8 +11,6 @@ and read the options the adapter's ``__init__`` sets.
 from __future__ import annotations
 
 import logging
-import os
-from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
@@ -21,6 +20,7 @@ from anycl.errors import DataError
 
 from .audio_io import check_samples, describe, file_info, mixdown, read_file, resample, split_item, to_channels_first
 from .audio_window import LongClip
+from .item_cache import DecodedCache
 
 log = logging.getLogger("anycl")
 
@@ -33,10 +33,10 @@ class ClipLoading:
         samples: int
         channel: Union[str, int]
         input_sample_rate: Optional[int]
-        cache_clips: int
+        cache_clips: Optional[int]
         max_seconds: float
         stream_seconds: float
-        _cache: OrderedDict[Any, Union[torch.Tensor, LongClip]]
+        _cache: DecodedCache
         _told_mixdown: bool
 
     def load(self, item: Any) -> Union[torch.Tensor, LongClip]:
@@ -49,16 +49,10 @@ class ClipLoading:
         """
         name = describe(item)
         kind, payload, rate = split_item(item, self.input_sample_rate)
-        cache_key = None
-        if kind == "file" and isinstance(payload, str) and self.cache_clips > 0:
-            try:
-                st = os.stat(payload)
-                cache_key = (payload, st.st_size, st.st_mtime_ns)
-            except OSError:
-                pass
-            if cache_key in self._cache:
-                self._cache.move_to_end(cache_key)
-                return self._cache[cache_key]
+        cache_key = self._cache.key(payload) if kind == "file" else None
+        kept = self._cache.get(cache_key)
+        if kept is not None:
+            return kept
         if kind == "file":
             frames, rate, channels = file_info(payload, name)
             if frames > self.max_seconds * rate:
@@ -69,7 +63,7 @@ class ClipLoading:
                 )
             if frames > self.stream_seconds * rate and -(-frames * self.sample_rate // rate) > self.samples:
                 clip = LongClip(payload, name, frames, rate, channels, self.sample_rate, self.channel)
-                return self._keep(cache_key, clip)
+                return self._cache.keep(cache_key, clip)
             data, rate = read_file(payload, name, frames=frames)  # no more than its header says
             wave = np.ascontiguousarray(data.T)
         else:
@@ -89,11 +83,4 @@ class ClipLoading:
         out = resample(mono, rate, self.sample_rate).contiguous()
         if out.numel() == 0:
             raise DataError(f"{name} is too short to keep any sample at {self.sample_rate} Hz")
-        return self._keep(cache_key, out)
-
-    def _keep(self, cache_key: Any, clip: Any) -> Any:
-        if cache_key is not None:
-            self._cache[cache_key] = clip
-            while len(self._cache) > self.cache_clips:
-                self._cache.popitem(last=False)
-        return clip
+        return self._cache.keep(cache_key, out)

@@ -14,6 +14,9 @@ Options (``fit(..., adapter_options={...})``):
     mode: ``"RGB"`` (default) or ``"L"`` (one grey channel).
     mean, std: per-channel normalisation (default ImageNet's; one value each in mode L).
     background: RGB colour transparent pixels are composited over (default white).
+    cache_mb: decoded images of files kept in memory (by path, size and mtime) so that an epoch after the first
+        does not decode them again (:mod:`~anycl.adapters.item_cache`; default 1024 MiB of uint8 pixels, 0 =
+        off); once full, the kept images stay and the others are decoded at each read.
     max_pixels: the largest image (width × height, read from the file's header before decoding) a file or
         bytes may hold (default 8192 × 8192 = 67,108,864); a larger one is a DataError naming it.
     local_crops, local_size, local_scale: multi-crop (:meth:`ImageAdapter.multi_crop`); ``local_size`` and
@@ -29,44 +32,46 @@ where the options above leave them unset (:meth:`ImageAdapter.attach`).
 
 Self-supervised rows (only ``anchor``) get two random views of each image; given pairs
 (anchor/positive) are each augmented once. The views and their batch (``augment``, ``eval_view``, ``local_view``,
-``multi_crop``, ``from_view``, ``collate``, ``prepare``) are :mod:`~anycl.adapters.image_views`' (a base class).
+``multi_crop``, ``from_view``, ``collate``, ``prepare``) are :mod:`~anycl.adapters.image_views`' (a base class);
+``load`` and its cache of decoded files, ``key``, ``scan``, ``data_options`` and ``preview`` are
+:mod:`~anycl.adapters.image_load`'s (another).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import replace
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import torch
 from torch import nn
 
 from anycl.errors import ConfigError, DataError, unknown_options
 
-from .base import Adapter, item_key
-from .image_augment import FIELDS, PRESETS, config_dict, describe_augment, make_config
+from .base import Adapter
+from .image_augment import FIELDS, config_dict, describe_augment, make_config
 from .image_cnn import small_cnn
 from .image_encoders import resnet, wrap_encoder
-from .image_io import IMAGE_EXTENSIONS, MAX_PIXELS, decode, describe, header_size, is_image_like, scan
+from .image_io import IMAGE_EXTENSIONS, MAX_PIXELS, is_image_like
+from .image_load import SMALL_IMAGE, ImageLoading  # noqa: F401  (SMALL_IMAGE: importable here)
 from .image_pretrained import KIND as BACKBONE
 from .image_pretrained import ImageBackbone, open_backbone
 from .image_pretrained import load_saved as load_backbone
 from .image_pretrained import save as save_backbone
 from .image_views import ImageViews
-from .preview import Preview, thumbnail
+from .item_cache import DecodedCache, check_size
 from .registry import register
 
 log = logging.getLogger("anycl")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-SMALL_IMAGE = 64  # images of at most this many px on their longer side get preset="small" when none is given
+CACHE_MB = 1024.0  # decoded images kept in memory across epochs (adapter option cache_mb)
 
 
 @register("image")
-class ImageAdapter(ImageViews, Adapter):
+class ImageAdapter(ImageLoading, ImageViews, Adapter):
     """Images in, normalised (B, C, size, size) float tensors out. See the module docstring for options."""
 
     modality = "image"
@@ -93,6 +98,7 @@ class ImageAdapter(ImageViews, Adapter):
         local_scale: Sequence[float] = (0.05, 0.4),
         augment_on: str = "batch",
         max_pixels: int = MAX_PIXELS,
+        cache_mb: float = CACHE_MB,
         **augment_options,
     ):
         if augment_on not in ("batch", "item"):
@@ -102,7 +108,7 @@ class ImageAdapter(ImageViews, Adapter):
         unknown = sorted(set(augment_options) - set(FIELDS))
         if unknown:
             own = ["preset", "mode", "mean", "std", "background", "local_crops", "local_size", "local_scale"]
-            raise unknown_options("image adapter", unknown, own + ["augment_on", "max_pixels", *FIELDS])
+            raise unknown_options("image adapter", unknown, own + ["augment_on", "max_pixels", "cache_mb", *FIELDS])
         self.aug = make_config(preset, **augment_options)
         channels = 3 if mode == "RGB" else 1
         given_mean, given_std = mean, std
@@ -117,6 +123,7 @@ class ImageAdapter(ImageViews, Adapter):
             raise ConfigError(f"std values must be > 0, got {std}")
         if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
             raise ConfigError(f"image adapter option max_pixels must be a positive integer, got {max_pixels!r}")
+        check_size("image adapter", "cache_mb", cache_mb)
         super().__init__(
             preset=preset,
             mode=mode,
@@ -128,6 +135,7 @@ class ImageAdapter(ImageViews, Adapter):
             local_scale=list(local_scale),
             augment_on=augment_on,
             **({"max_pixels": max_pixels} if max_pixels != MAX_PIXELS else {}),  # recorded when not the default
+            **({"cache_mb": cache_mb} if cache_mb != CACHE_MB else {}),
             **{k: (list(v) if isinstance(v, tuple) else v) for k, v in augment_options.items()},
         )
         self.mode, self.channels = mode, channels
@@ -141,6 +149,7 @@ class ImageAdapter(ImageViews, Adapter):
         self._given |= {k for k in ("size", "eval_resize") if augment_options.get(k) is not None}
         self._set_views(self.aug)
         self._warned_small = False
+        self._cache = DecodedCache(cache_mb)
 
     # ---- one item -----------------------------------------------------------------------------
     def validate(self, item: Any, where: str) -> None:
@@ -152,62 +161,9 @@ class ImageAdapter(ImageViews, Adapter):
                 f"numpy arrays (H, W[, C]), tensors (C, H, W) or {{'bytes', 'path'}} dicts"
             )
 
-    def key(self, item: Any) -> Any:
-        from PIL import Image  # lazy: Pillow: only when an image is decoded
-
-        if isinstance(item, Image.Image):
-            return ("pil", item.mode, item.size, hashlib.blake2b(item.tobytes(), digest_size=16).digest())
-        return item_key(item)
-
-    def scan(self, item: Any) -> None:
-        """The file's header (and checksums, or a decode of a small image) read before training: a DataError
-        naming an unreadable file (:func:`~anycl.adapters.image_io.scan`)."""
-        scan(item, self.max_pixels)
-
-    @classmethod
-    def data_options(cls, items: List[Any], options: Dict[str, Any]) -> Dict[str, Any]:
-        """``preset="small"`` when the user gave no ``preset`` or ``size`` and every sampled image is at most
-        :data:`SMALL_IMAGE` px on its longer side (told by their headers, nothing decoded), said in the log."""
-        if "preset" in options or "size" in options:
-            return {}
-        sizes = [s for s in (header_size(x) for x in items) if s is not None]
-        if not sizes or max(max(s) for s in sizes) > SMALL_IMAGE:
-            return {}
-        width, height = max(s[0] for s in sizes), max(s[1] for s in sizes)
-        log.info(
-            "the images are small (the %d sampled are at most %dx%d px): using preset='small' (%d px crops, the small "
-            "CNN) instead of the 224 px ImageNet recipe; give adapter_options={'preset': 'simclr'} or size= to choose",
-            len(sizes),
-            width,
-            height,
-            PRESETS["small"].size,
-        )
-        return {"preset": "small"}
-
-    def load(self, item: Any) -> torch.Tensor:
-        """Decode to uint8 (C, H, W); raises DataError naming the item. Warns once about small images."""
-        img = decode(item, self.mode, self.background, self.max_pixels)
-        if not self._warned_small and min(img.shape[1:]) < self.size:
-            self._warned_small = True
-            small = self.options["preset"] != "small" and max(img.shape[1:]) <= SMALL_IMAGE
-            log.warning(
-                "%s is %dx%d pixels, smaller than the %d px crop; such images are upsampled (%sset size= to "
-                "change the crop; this is said once)",
-                describe(item),
-                img.shape[2],
-                img.shape[1],
-                self.size,
-                "preset='small' is the recipe for images of 64 px or less; " if small else "",
-            )
-        return img
-
     def recipe(self) -> Dict[str, str]:
         """The crop (its size and the preset) and the augmentations, for the run's recipe line."""
         return {"crop": f"{self.size} px (preset {self.options['preset']!r})", "augment": describe_augment(self.aug)}
-
-    def preview(self, item: Any) -> Preview:
-        """A thumbnail of the whole image (not cropped) for the training report."""
-        return thumbnail(decode(item, self.mode, self.background))
 
     # ---- encoders -------------------------------------------------------------------------------
     def default_encoder(

@@ -20,6 +20,8 @@ from torch import nn
 
 from anycl.errors import ConfigError
 
+from .conv_layout import channels_last_after
+
 
 def _conv(c_in: int, c_out: int) -> list:
     return [nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
@@ -47,6 +49,7 @@ def small_cnn(width: int = 32, grid: int = 4, in_channels: int = 3) -> nn.Module
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+    channels_last_after(net[0])  # the layers after the first convolution compute in NHWC (.conv_layout)
     net.embedding_dim = 4 * w * grid * grid  # type: ignore[assignment]  # read by anycl (output width)
     net.anycl_spec = {"arch": "cnn", "width": w, "grid": grid, "in_channels": in_channels}  # type: ignore[assignment]
     return net
