@@ -175,3 +175,34 @@ def protocol_report(records: list, sets: tuple) -> str:
             )
         out.append("")
     return "\n".join(out)
+
+
+def screening_table(records: list, sets: tuple, seed: int = 0) -> str:
+    """One seed's scores of every recipe side by side (the screening step before a recipe gets all seeds): per
+    recipe and set the trained linear / kNN, and the recipe's worst margin over issue 29's targets across the
+    sets it ran on (``—`` where a set was not run), best first."""
+    rows = []
+    for recipe, runs in merged_by_recipe(records).items():
+        cells, worst = [], None
+        for name in sets:
+            r = runs.get(name)
+            if r is None or seed not in r["seeds"]:
+                cells.append("—")
+                continue
+            one = {k: [v[r["seeds"].index(seed)]] for k, v in r.items() if k in SCORES}
+            cells.append(f"{one['pretrained_linear'][0]:.3f} / {one['pretrained_knn'][0]:.3f}")
+            for target, margin in issue29_margins(one).items():
+                if margin is not None and (worst is None or margin < worst[0]):
+                    worst = (margin, name, target)
+        ran = sum(c != "—" for c in cells)
+        if worst is not None:
+            rows.append((ran == len(sets), worst[0], recipe, cells, worst, ran))
+    rows.sort(key=lambda x: (not x[0], -x[1]))
+    out = [
+        f"| recipe (seed {seed}) | " + " | ".join(f"{s} lin / kNN" for s in sets) + " | worst margin (where) |",
+        "|---" * (len(sets) + 2) + "|",
+    ]
+    for _, _, recipe, cells, worst, ran in rows:
+        where = f"{worst[1]}, {worst[2]}" + ("" if ran == len(sets) else f"; {ran} of {len(sets)} sets run")
+        out.append(f"| `{recipe}` | " + " | ".join(cells) + f" | {worst[0]:+.3f} ({where}) |")
+    return "\n".join(out)

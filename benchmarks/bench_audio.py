@@ -56,7 +56,7 @@ from anycl.model.precision import bf16_supported
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import audiosets  # noqa: E402
-from audio_report import dev_table, mean_spread, protocol_report, targets  # noqa: E402
+from audio_report import dev_table, mean_spread, protocol_report, screening_table, targets  # noqa: E402
 from idle import load_line  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -254,9 +254,22 @@ def main(argv=None):
         help="print issue 29's protocol report of results/audio_protocol.jsonl (or --record's file; per recipe, "
         "every set) and exit",
     )
+    p.add_argument(
+        "--screen-table",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="print one seed's scores of every recipe in --record's protocol file side by side (screening) and exit",
+    )
     args = p.parse_args(argv)
     if args.dev_table:
         print(dev_table(RESULTS_DIR / "audio_dev.jsonl"))
+        return []
+    if args.screen_table is not None:
+        record = args.record if args.record != "audio_dev.jsonl" else "audio_protocol.jsonl"
+        lines = (RESULTS_DIR / record).read_text().splitlines()
+        recs = [json.loads(line) for line in lines if line.strip()]
+        print(screening_table(recs, audiosets.PROTOCOL_SETS, args.screen_table))
         return []
     if args.protocol_table:
         record = args.record if args.record != "audio_dev.jsonl" else "audio_protocol.jsonl"

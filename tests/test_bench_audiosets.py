@@ -164,3 +164,23 @@ def test_runs_of_one_seed_each_merge_and_a_rerun_replaces_its_seed():
     merged = audio_report.merged_by_recipe([a1, a0, a1_again])["(the default)"]["a"]
     assert merged["seeds"] == [0, 1, 9]
     assert merged["pretrained_linear"] == [0.59, 0.89, 0.61]  # seed 0, seed 1 (the rerun), seed 9
+
+
+def test_screening_table_reads_one_seed_and_ranks_full_recipes_by_worst_margin():
+    # seed 0 of _rec: linear = lin - 0.01; floors: log-mel 0.49 / 0.4, random 0.49 / 0.45
+    recs = [
+        _rec("a", (0.7, 0.5)),
+        _rec("b", (0.55, 0.43)),
+        _rec("a", (0.9, 0.9), command="x bench_audio.py --lr 1"),
+        _rec("b", (0.8, 0.7), command="x bench_audio.py --lr 1"),
+        _rec("a", (0.99, 0.99), command="x bench_audio.py --lr 2"),  # one set only: ranked after the full ones
+    ]
+    text = audio_report.screening_table(recs, ("a", "b"), seed=0)
+    lines = text.splitlines()
+    assert lines[0] == "| recipe (seed 0) | a lin / kNN | b lin / kNN | worst margin (where) |"
+    assert lines[2].startswith("| `--lr 1` | 0.890 / 0.900 | 0.790 / 0.700 | ")
+    assert lines[3].startswith(
+        "| `(the default)` | 0.690 / 0.500 | 0.540 / 0.430 | -0.030 (b, linear vs random + 0.08)"
+    )
+    assert lines[4].startswith("| `--lr 2` | 0.980 / 0.990 | — |") and "1 of 2 sets run" in lines[4]
+    assert "| `(the default)`" not in audio_report.screening_table(recs, ("a", "b"), seed=5)  # no seed 5: no row
