@@ -87,7 +87,7 @@ def settings_of(rec: dict) -> str:
             seeds = True
         elif w in ("--set", "--record", "--threads"):
             skip = True
-        elif w not in ("--dev", "--post-hoc") and not seeds:
+        elif w not in ("--dev", "--post-hoc", "--record-test") and not seeds:
             out.append(w)
     return " ".join(out) or "(the default)"
 

@@ -242,6 +242,12 @@ def main(argv=None):
         "--record", default="audio_dev.jsonl", help="--dev: the JSON-lines file under results/ the run is appended to"
     )
     p.add_argument(
+        "--record-test",
+        action="store_true",
+        help="without --dev: append the test split's run to --record's file (split: test) instead of writing the "
+        "set's markdown (issue 29's protocol: the test splits are touched once per final setting)",
+    )
+    p.add_argument(
         "--post-hoc",
         action="store_true",
         help="also score the encode-time candidates (windows pooling, pre-ReLU embedding) on the same encoders",
@@ -262,6 +268,11 @@ def main(argv=None):
         help="print one seed's scores of every recipe in --record's protocol file side by side (screening) and exit",
     )
     args = p.parse_args(argv)
+    if args.record_test and (args.dev or args.record == "audio_dev.jsonl"):
+        p.error(
+            "--record-test scores the test split: give it without --dev and with --record FILE (e.g. "
+            "audio_protocol_test.jsonl)"
+        )
     if args.dev_table:
         print(dev_table(RESULTS_DIR / "audio_dev.jsonl"))
         return []
@@ -369,10 +380,11 @@ def main(argv=None):
     ]
     text = "\n".join(lines)
     print(text)
-    if args.dev:
+    if args.dev or args.record_test:
         record = {
             "date": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}",
             "command": cmd.strip(),
+            "split": "dev" if args.dev else "test",
             "set": args.set,
             "seeds": args.seeds,
             **{

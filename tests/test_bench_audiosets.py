@@ -129,6 +129,15 @@ def test_settings_of_drops_set_record_threads_and_dev():
     assert audio_report.settings_of({"command": "python benchmarks/bench_audio.py --set a --dev"}) == "(the default)"
     cmd = "python benchmarks/bench_audio.py --seeds 1 2 --set a --dev --post-hoc --lr 0.1 --seeds 4"
     assert audio_report.settings_of({"command": cmd}) == "--lr 0.1"
+    cmd = "python benchmarks/bench_audio.py --set a --record-test --record t.jsonl --post-hoc --seeds 0"
+    assert audio_report.settings_of({"command": cmd}) == "(the default)"
+
+
+@pytest.mark.parametrize("argv", [["--record-test"], ["--record-test", "--dev", "--record", "t.jsonl"]])
+def test_record_test_needs_its_own_file_and_the_test_split(argv, capsys):
+    with pytest.raises(SystemExit):
+        bench_audio.main(argv)
+    assert "--record-test scores the test split" in capsys.readouterr().err
 
 
 def test_protocol_report_names_the_worst_margin_and_verdicts():
