@@ -5,8 +5,8 @@ and bytes; arrays with their rate; Hugging Face ``Audio`` dicts), mixes it down 
 (zero length, NaN/inf → :class:`~anycl.errors.DataError` naming the clip) and resamples it to
 ``sample_rate``. In training :meth:`augment` cuts a random window of ``clip_seconds`` (the two views
 of a clip are two random segments: COLA) and applies waveform augmentations; in evaluation and
-``encode`` :meth:`eval_view` takes the centre window, or ``eval_windows`` evenly spaced windows whose
-embeddings the default encoder averages, so one clip always gives one embedding. :meth:`prepare`
+``encode`` :meth:`eval_view` takes ``eval_windows`` evenly spaced windows whose embeddings the encoder
+averages (or the centre window, ``eval_crop="center"``), so one clip always gives one embedding. :meth:`prepare`
 computes log-mels (``torchaudio.transforms.MelSpectrogram``: 25 ms window, 10 ms hop, 64 mels by
 default) for the whole batch on its device, then in training the spectrogram augmentations
 (:mod:`.audio_augment`: mixup with a background bank, random resize-crop, SpecAugment masks).
@@ -85,9 +85,12 @@ class AudioAdapter(ClipLoading, ClipViews, LogMels, Adapter):
         n_mels, win_ms, hop_ms, n_fft, f_min, f_max: log-mel settings (64 mels, 25 ms, 10 ms, 512,
             50 Hz, sample_rate / 2).
         pad: ``"zero"`` (default) or ``"repeat"`` for clips shorter than the window.
-        eval_crop: ``"center"`` (default) or ``"windows"``: ``eval_windows`` evenly spaced windows from
-            the start to the end of the clip, their embeddings averaged (the default encoder averages
-            a (N, K, 1, F, T) input; a custom encoder gets that 5-D tensor too).
+        eval_crop: ``"windows"`` (default) — ``eval_windows`` evenly spaced windows from the start to the end
+            of the clip, their embeddings averaged (the default encoder averages a (N, K, 1, F, T) input itself;
+            for an encoder without ``accepts_windows = True`` the tower embeds each window as an item and
+            averages), so a clip longer than the window is judged by more than
+            its middle — or ``"center"``: the centre window only (the default before issue 29; chosen on the
+            audio dev protocol, ``benchmarks/results/audio_protocol.md``).
         eval_windows: windows per clip with ``eval_crop="windows"`` (default 3).
         channel: ``"mean"`` (default) mixes several channels down to mono by averaging them; an int
             keeps that channel.
@@ -128,7 +131,7 @@ class AudioAdapter(ClipLoading, ClipViews, LogMels, Adapter):
         f_min: float = 50.0,
         f_max: Optional[float] = None,
         pad: str = "zero",
-        eval_crop: str = "center",
+        eval_crop: str = "windows",
         eval_windows: int = 3,
         channel: Union[str, int] = "mean",
         input_sample_rate: Optional[int] = None,

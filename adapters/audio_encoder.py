@@ -35,7 +35,7 @@ def _positive(name: str, value) -> int:
 
 
 class AudioCNN(nn.Module):
-    """Compact log-mel CNN with mean+max temporal pooling.
+    """Compact log-mel CNN with mean+max temporal pooling; takes (N, K, 1, F, T) evaluation windows itself.
 
     Args:
         n_mels: mel bins of the input (must match the adapter's ``n_mels``).
@@ -46,6 +46,8 @@ class AudioCNN(nn.Module):
             (their mean and standard deviation concatenated; the frame-wise layer is ``embedding_dim // 2`` wide,
             so ``embedding_dim`` must be even).
     """
+
+    accepts_windows = True  # forward averages a window axis itself (the tower need not fold it)
 
     def __init__(
         self,

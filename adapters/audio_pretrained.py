@@ -80,6 +80,8 @@ class PretrainedAudioEncoder(nn.Module):
     are where :mod:`anycl.model.lora` puts LoRA layers by default.
     """
 
+    accepts_windows = True  # audio_families.embed averages a window axis itself
+
     def __init__(self, family: Family, model: nn.Module, extractor: Any, base_model: str, freeze: Any = None):
         super().__init__()
         self.family = family

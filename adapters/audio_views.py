@@ -90,6 +90,10 @@ class ClipViews:
         starts = np.linspace(0, extra, self.eval_windows).round().astype(int)
         return torch.stack([span(wave, int(s), self.samples) for s in starts])
 
+    def window_count(self, features: Any) -> int:
+        """K for (N, K, 1, F, T) log-mels of ``eval_crop="windows"``, 0 otherwise."""
+        return int(features.shape[1]) if isinstance(features, torch.Tensor) and features.dim() == 5 else 0
+
     def example_views(self) -> List[torch.Tensor]:
         """Two seeded quiet noise clips, windowed as ``encode`` does (to trace an ONNX export with)."""
         g = torch.Generator().manual_seed(0)

@@ -167,6 +167,12 @@ class Adapter:
         """Batched work on the training device after collate (features, batched augmentations)."""
         return batch
 
+    def window_count(self, features: Any) -> int:
+        """K when prepared ``features`` hold K evaluation windows per item on the axis after the batch (the
+        tower then runs an encoder that does not take windows (``accepts_windows``) on every window and averages
+        the K embeddings); 0 when they hold none (the default)."""
+        return 0
+
     def count(self, batch: Any) -> int:
         """How many items a collated batch holds."""
         if isinstance(batch, dict):

@@ -18,6 +18,7 @@ from anycl.adapters import audio_augment as aug
 from anycl.adapters import audio_io
 from anycl.adapters.audio import AudioAdapter
 from anycl.errors import ConfigError, DataError
+from anycl.model.tower import Tower
 
 SR = 16000
 
@@ -157,16 +158,22 @@ def test_bad_options_are_config_errors():
 # -- windows ---------------------------------------------------------------------------------------------------
 def test_short_clips_are_padded_with_silence_or_repeated():
     x = torch.arange(1, 6, dtype=torch.float32)
-    a = AudioAdapter(sample_rate=10, clip_seconds=1.2, augment=False)  # 12 samples
+    a = AudioAdapter(sample_rate=10, clip_seconds=1.2, augment=False, eval_crop="center")  # 12 samples
     assert a.eval_view(x).tolist() == [1, 2, 3, 4, 5] + [0] * 7
-    r = AudioAdapter(sample_rate=10, clip_seconds=1.2, augment=False, pad="repeat")
+    r = AudioAdapter(sample_rate=10, clip_seconds=1.2, augment=False, pad="repeat", eval_crop="center")
     assert r.eval_view(x).tolist() == [1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2]
+    # the default (three windows): a clip no longer than the window gives three equal, padded windows
+    assert (
+        AudioAdapter(sample_rate=10, clip_seconds=1.2, augment=False).eval_view(x).tolist()
+        == [[1, 2, 3, 4, 5] + [0] * 7] * 3
+    )
 
 
 def test_eval_view_is_the_centre_or_evenly_spaced_windows():
     x = torch.arange(20, dtype=torch.float32)
-    a = AudioAdapter(sample_rate=10, clip_seconds=0.4, augment=False)
+    a = AudioAdapter(sample_rate=10, clip_seconds=0.4, augment=False, eval_crop="center")
     assert a.eval_view(x).tolist() == [8, 9, 10, 11]
+    assert AudioAdapter().options["eval_crop"] == "windows"  # the default since issue 29
     w = AudioAdapter(sample_rate=10, clip_seconds=0.4, augment=False, eval_crop="windows", eval_windows=3)
     v = w.eval_view(x)
     assert v.shape == (3, 4) and v[0].tolist() == [0, 1, 2, 3] and v[2].tolist() == [16, 17, 18, 19]
@@ -403,6 +410,21 @@ def test_fit_hf_audio_column_and_array_dicts_and_a_custom_encoder(tmp_path):
         arrays, modality="audio", encoder=enc, **{k: v for k, v in FAST.items() if k != "encoder_options"}
     )
     assert model.encode(arrays).shape == (6, 16)
+
+
+def test_an_encoder_that_does_not_take_windows_gets_each_window_and_the_mean_of_their_embeddings():
+    # a custom encoder for (N, 1, F, T) log-mels, no accepts_windows: the tower folds the window axis into the batch
+    a = AudioAdapter(clip_seconds=0.5, eval_windows=3)
+    enc = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64 * 51, 6)).eval()
+    tower = Tower(a, enc)
+    wave = torch.from_numpy(np.concatenate([tone(300, 0.5), noise(0.5), tone(900, 0.5)]))
+    batch = a.collate([a.eval_view(wave), a.eval_view(wave.flip(0))])
+    feats = a.prepare(batch, train=False)
+    assert feats.shape == (2, 3, 1, 64, 51) and a.window_count(feats) == 3
+    with torch.no_grad():
+        got = tower(batch, train=False, use_head=False)
+        want = torch.stack([enc(f).mean(0) for f in feats])  # each item's windows as a batch of their own
+    assert got.shape == (2, 6) and torch.allclose(got, want, atol=1e-6)
 
 
 def test_sliding_window_evaluation_averages_window_embeddings(tmp_path):

@@ -87,6 +87,9 @@ class Tower(nn.Module):
     def modality(self) -> str:
         return self.adapter.modality
 
+    def _encode(self, features: Any) -> torch.Tensor:
+        return _run_windows(self.encoder, self.adapter, features)
+
     def forward(
         self, features: Any, train: bool = True, generator: Optional[torch.Generator] = None, use_head: bool = True
     ) -> torch.Tensor:
@@ -94,9 +97,9 @@ class Tower(nn.Module):
             features = self.adapter.prepare(features, train=train, generator=generator)
         if self.frozen:  # a frozen encoder needs no autograd graph: less memory, faster steps
             with torch.no_grad():
-                out = self.encoder(features)
+                out = self._encode(features)
         else:
-            out = self.encoder(features)
+            out = self._encode(features)
         if out.dim() != 2:
             raise ValueError(
                 f"the {self.modality} encoder must return (batch, dim) embeddings, got shape {tuple(out.shape)}"
@@ -104,6 +107,17 @@ class Tower(nn.Module):
         if use_head and self.head is not None:
             out = self.head(out)
         return out
+
+
+def _run_windows(encoder: nn.Module, adapter: Any, features: Any) -> torch.Tensor:
+    """The encoder on ``features``; where they hold K evaluation windows per item (``adapter.window_count``) and
+    the encoder does not take them itself (no true ``accepts_windows``), each window is embedded on its own and
+    the K embeddings averaged: any (N, ...) -> (N, D) encoder works with ``eval_crop="windows"``."""
+    k = 0 if getattr(encoder, "accepts_windows", False) else adapter.window_count(features)
+    if not k:
+        return encoder(features)
+    n = features.shape[0]
+    return encoder(features.flatten(0, 1)).view(n, k, -1).mean(dim=1)
 
 
 def _a_tensor(features: Any) -> Optional[torch.Tensor]:
