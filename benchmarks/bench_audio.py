@@ -276,16 +276,14 @@ def main(argv=None):
     if args.dev_table:
         print(dev_table(RESULTS_DIR / "audio_dev.jsonl"))
         return []
-    if args.screen_table is not None:
+    if args.screen_table is not None or args.protocol_table:
         record = args.record if args.record != "audio_dev.jsonl" else "audio_protocol.jsonl"
         lines = (RESULTS_DIR / record).read_text().splitlines()
         recs = [json.loads(line) for line in lines if line.strip()]
-        print(screening_table(recs, audiosets.PROTOCOL_SETS, args.screen_table))
-        return []
-    if args.protocol_table:
-        record = args.record if args.record != "audio_dev.jsonl" else "audio_protocol.jsonl"
-        lines = (RESULTS_DIR / record).read_text().splitlines()
-        print(protocol_report([json.loads(line) for line in lines if line.strip()], audiosets.PROTOCOL_SETS))
+        if args.screen_table is not None:
+            print(screening_table(recs, audiosets.PROTOCOL_SETS, args.screen_table))
+        else:
+            print(protocol_report(recs, audiosets.PROTOCOL_SETS))
         return []
     torch.set_num_threads(args.threads)
     dataset = audiosets.asterisk(args.max_per_language) if args.set == "asterisk" else audiosets.SETS[args.set]()
