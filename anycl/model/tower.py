@@ -87,9 +87,6 @@ class Tower(nn.Module):
     def modality(self) -> str:
         return self.adapter.modality
 
-    def _encode(self, features: Any) -> torch.Tensor:
-        return _run_windows(self.encoder, self.adapter, features)
-
     def forward(
         self, features: Any, train: bool = True, generator: Optional[torch.Generator] = None, use_head: bool = True
     ) -> torch.Tensor:
@@ -97,9 +94,9 @@ class Tower(nn.Module):
             features = self.adapter.prepare(features, train=train, generator=generator)
         if self.frozen:  # a frozen encoder needs no autograd graph: less memory, faster steps
             with torch.no_grad():
-                out = self._encode(features)
+                out = _run_windows(self.encoder, self.adapter, features)
         else:
-            out = self._encode(features)
+            out = _run_windows(self.encoder, self.adapter, features)
         if out.dim() != 2:
             raise ValueError(
                 f"the {self.modality} encoder must return (batch, dim) embeddings, got shape {tuple(out.shape)}"
