@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Dict, List, Optional
 
 import torch
@@ -92,10 +93,8 @@ class Tower(nn.Module):
     ) -> torch.Tensor:
         with full_precision(_a_tensor(features)):  # the data's work (augmentation, log-mels) in fp32, not autocast's
             features = self.adapter.prepare(features, train=train, generator=generator)
-        if self.frozen:  # a frozen encoder needs no autograd graph: less memory, faster steps
-            with torch.no_grad():
-                out = _run_windows(self.encoder, self.adapter, features)
-        else:
+        # a frozen encoder needs no autograd graph: less memory, faster steps
+        with torch.no_grad() if self.frozen else contextlib.nullcontext():
             out = _run_windows(self.encoder, self.adapter, features)
         if out.dim() != 2:
             raise ValueError(
