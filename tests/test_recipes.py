@@ -12,7 +12,7 @@ from anycl.options.recipes import RECIPES, apply_recipe
 
 def test_recipe_fills_in_what_was_not_given():
     out = apply_recipe({"recipe": "hard-negatives", "lr": 1e-4})
-    assert out["sampler"] == "mined" and out["sampler_options"] == {"num_negatives": 3, "relative_margin": 0.05}
+    assert out["sampler"] == "mined" and out["sampler_options"] == {"num_negatives": 1, "relative_margin": 0.05}
     assert out["lr"] == 1e-4 and out["recipe"] == "hard-negatives"
     assert apply_recipe({"lr": 1e-4}) == {"lr": 1e-4}  # no recipe: unchanged
 
@@ -23,7 +23,7 @@ def test_user_options_win_key_by_key():
     # another sampler: the recipe's sampler options are not forced on it
     out = apply_recipe({"recipe": "hard-negatives", "sampler": "in_batch", "sampler_options": {"shuffle": False}})
     assert out["sampler"] == "in_batch" and out["sampler_options"] == {"shuffle": False}
-    assert RECIPES["hard-negatives"]["sampler_options"]["num_negatives"] == 3  # the table is not mutated
+    assert RECIPES["hard-negatives"]["sampler_options"]["num_negatives"] == 1  # the table is not mutated
 
 
 @pytest.mark.parametrize("bad, match", [("hard-negative", "did you mean 'hard-negatives'"), (["x"], "unknown recipe")])
@@ -49,7 +49,7 @@ def test_fit_with_the_hard_negatives_recipe(text_pairs, tiny_text_encoder):
         adapter_options={"max_seq_length": 16},
     )
     sampler = model.trainer.sampler
-    assert type(sampler).__name__ == "MinedNegativeSampler" and sampler.num_negatives == 3
+    assert type(sampler).__name__ == "MinedNegativeSampler" and sampler.num_negatives == 1
     cfg = model.info["config"]
     assert cfg["recipe"] == "hard-negatives" and cfg["sampler"] == "mined"
-    assert cfg["sampler_options"]["num_negatives"] == 3 and cfg["sampler_options"]["relative_margin"] == 0.5
+    assert cfg["sampler_options"]["num_negatives"] == 1 and cfg["sampler_options"]["relative_margin"] == 0.5
