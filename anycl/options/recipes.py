@@ -11,7 +11,8 @@ The run records ``recipe`` and the options it resolved to (``config.yaml``).
   the FOLDOC and GCIDE dev splits (``benchmarks/results/text_quality_dev.md``; see docs/text.md). It mined
   three per row until 2026-12-06: one gives the same nDCG@10 at equal data on both dev sets (−0.0015 and
   +0.0011, intervals across 0) at 0.6× the training time and 1.1–1.2× the defaults' peak memory instead of
-  1.5–1.7× (``benchmarks/results/text_recipe_time.md``); ``sampler_options={"num_negatives": 3}`` is the old one.
+  1.5–1.7× (``benchmarks/results/text_recipe_time.md``); read once on the test splits it lost 0.004 on FOLDOC
+  and tied on GCIDE (``text_quality_test.md``). ``sampler_options={"num_negatives": 3}`` is the old one.
 
 Recipes import nothing from anycl, so :mod:`anycl.options.fit_config` can read them.
 """
