@@ -58,7 +58,11 @@ VARIANTS = {
     "epochs2": {"epochs": 2},
     "epochs3": {"epochs": 3},
     # the three-negative recipe with GradCache (16 rows embedded at once): its peak memory bounded below the defaults'
-    "hard_negatives3_gc": {"recipe": "hard-negatives", "sampler_options": {"num_negatives": 3}, "gradcache_mini_batch": 16},
+    "hard_negatives3_gc": {
+        "recipe": "hard-negatives",
+        "sampler_options": {"num_negatives": 3},
+        "gradcache_mini_batch": 16,
+    },
     # one mined negative a row (3 texts a row instead of 5): the recipe since 2026-12-06, named explicitly
     "hard_negatives_n1": {"recipe": "hard-negatives", "sampler_options": {"num_negatives": 1}},
     "cosine": {"lr_schedule": "cosine"},  # the text default before issue 14 (the dev rows named it anycl:default)
