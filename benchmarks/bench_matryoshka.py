@@ -127,7 +127,7 @@ def write_matryoshka(res, cfg, argv, path, loads, when):
     lines = [
         "# Matryoshka training on FOLDOC retrieval (anycl)",
         "",
-        f"Date: {when}. Machine: 2 CPU cores, CPU only, shared with other jobs.",
+        f"Date: {when}. Machine: {os.cpu_count()} CPU cores, CPU only (the load lines below say whether it was idle).",
         f"Load at start: {loads[0]}",
         f"Load at end: {loads[1]}",
         "Quality numbers are valid under load; the training seconds are not a speed measurement.",
@@ -191,7 +191,7 @@ def write_quantization(q, cfg, argv, path, loads, when):
     lines = [
         "# Quantised embeddings: FOLDOC retrieval at each encode precision (anycl)",
         "",
-        f"Date: {when}. Machine: 2 CPU cores, CPU only, shared with other jobs.",
+        f"Date: {when}. Machine: {os.cpu_count()} CPU cores, CPU only (the load lines below say whether it was idle).",
         f"Load at start: {loads[0]}",
         f"Load at end: {loads[1]}",
         "Only quality is measured (valid under load).",

@@ -54,7 +54,7 @@ VARIANTS = {
     "hard_negatives": {"recipe": "hard-negatives", "sampler_options": {}},  # anycl.options.recipes
     # the recipe as it was until 2026-12-06 (three mined negatives a row): results before then name it hard_negatives
     "hard_negatives3": {"recipe": "hard-negatives", "sampler_options": {"num_negatives": 3}},
-    # issue 34 item 3: the defaults given about the recipe's wall-clock time (it costs ~2.5-3x an epoch of theirs)
+    # issue 34 item 3: the defaults given about the recipe's wall-clock time (2 epochs: one-negative recipe; 3: three)
     "epochs2": {"epochs": 2},
     "epochs3": {"epochs": 3},
     # the three-negative recipe with GradCache (16 rows embedded at once): its peak memory bounded below the defaults'

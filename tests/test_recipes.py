@@ -18,12 +18,13 @@ def test_recipe_fills_in_what_was_not_given():
 
 
 def test_user_options_win_key_by_key():
+    table = copy.deepcopy(RECIPES)
     out = apply_recipe({"recipe": "hard-negatives", "sampler_options": {"num_negatives": 7, "refresh_every": 5}})
     assert out["sampler_options"] == {"num_negatives": 7, "relative_margin": 0.05, "refresh_every": 5}
     # another sampler: the recipe's sampler options are not forced on it
     out = apply_recipe({"recipe": "hard-negatives", "sampler": "in_batch", "sampler_options": {"shuffle": False}})
     assert out["sampler"] == "in_batch" and out["sampler_options"] == {"shuffle": False}
-    assert RECIPES["hard-negatives"]["sampler_options"]["num_negatives"] == 1  # the table is not mutated
+    assert RECIPES == table  # the table is not mutated
 
 
 @pytest.mark.parametrize("bad, match", [("hard-negative", "did you mean 'hard-negatives'"), (["x"], "unknown recipe")])
