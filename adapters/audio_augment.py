@@ -17,7 +17,9 @@ Log-mel spectrogram (batched, on the training device, in ``AudioAdapter.prepare`
 - **mixup** with a background bank: each spectrogram is mixed, in the linear power domain, with one
   from a bank of spectrograms of earlier batches, ``log((1-λ)·e^x + λ·e^b)``, λ uniform in [0, mixup];
 - **resize-crop**: a random crop of the spectrogram whose frequency and time extents are each
-  ``rrc_scale`` (low, high) × the full size (above 1 zooms out, padding with silence), resized back;
+  ``rrc_scale`` (low, high) × the full size (above 1 zooms out, padding with silence), resized back; a dict
+  ``{"time": (low, high), "freq": (low, high)}`` gives each axis its own range, an axis left out is not
+  scaled (``{"time": (0.6, 1.5)}``: a change of tempo, the pitch and timbre kept);
 - **freq_mask** / **time_mask**: ``masks`` masks each of up to ``freq_mask`` mel bins and
   ``time_mask`` frames, filled with the spectrogram's mean. (torchaudio's ``FrequencyMasking`` and
   ``TimeMasking`` draw from the global random generator, which a seed for one batch cannot
@@ -35,7 +37,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import deque
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -116,7 +118,31 @@ def augment_config(augment: Any) -> Dict[str, Any]:
         v = float(cfg[k])
         if not 0 <= v <= 1 or math.isnan(v):
             raise ConfigError(f"augment {k!r} must be in [0, 1], got {cfg[k]!r}")
+    if cfg["rrc_scale"]:
+        rrc_extents(cfg["rrc_scale"])  # checked here, not at the first batch
     return cfg
+
+
+def _extent_range(value: Any, where: str) -> Tuple[float, float]:
+    ok = isinstance(value, (list, tuple)) and len(value) == 2
+    ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    if not ok or not all(0 < float(v) < math.inf for v in value) or float(value[0]) > float(value[1]):
+        raise ConfigError(f"augment {where} must be a (low, high) pair of positive numbers, low <= high, got {value!r}")
+    return float(value[0]), float(value[1])
+
+
+def rrc_extents(scale: Any) -> Tuple[Tuple[float, float], Tuple[float, float]]:
+    """``rrc_scale`` as ((time low, high), (freq low, high)): a (low, high) pair is both axes' range; a dict with
+    ``"time"`` and/or ``"freq"`` gives each its own, an axis left out keeps its extent (1, 1)."""
+    if isinstance(scale, Mapping):
+        unknown = sorted(set(scale) - {"time", "freq"})
+        if unknown or not scale:
+            raise ConfigError(f"augment 'rrc_scale' as a dict takes the keys 'time' and 'freq', got {dict(scale)!r}")
+        time = _extent_range(scale["time"], "'rrc_scale' time") if "time" in scale else (1.0, 1.0)
+        freq = _extent_range(scale["freq"], "'rrc_scale' freq") if "freq" in scale else (1.0, 1.0)
+        return time, freq
+    both = _extent_range(scale, "'rrc_scale'")
+    return both, both
 
 
 def describe_augment(cfg: Mapping[str, Any], spectrogram: bool = True) -> str:
@@ -201,12 +227,14 @@ def waveform_view(wave: torch.Tensor, cfg: Mapping[str, Any], generator: torch.G
 def resize_crop(x: torch.Tensor, scale, generator: Optional[torch.Generator]) -> torch.Tensor:
     """BYOL-A random resize-crop of (N, 1, F, T) log-mels, batched with ``affine_grid``/``grid_sample``.
 
-    For each item, frequency and time extents are drawn from ``scale`` (fractions of the full size);
-    the crop's position is uniform; regions outside the spectrogram read as the item's minimum (silence).
+    For each item, frequency and time extents are drawn from ``scale`` (fractions of the full size: a (low, high)
+    pair for both axes, or a dict per axis, :func:`rrc_extents`); the crop's position is uniform; regions outside
+    the spectrogram read as the item's minimum (silence).
     """
     n = x.shape[0]
-    lo, hi = scale
-    s = _uniform(generator, lo, hi, (n, 2), device=x.device)  # (time, freq) extents
+    (t_lo, t_hi), (f_lo, f_hi) = rrc_extents(scale)
+    u = torch.rand((n, 2), generator=generator, device=x.device)
+    s = torch.stack([t_lo + (t_hi - t_lo) * u[:, 0], f_lo + (f_hi - f_lo) * u[:, 1]], dim=1)  # (time, freq) extents
     t = (torch.rand((n, 2), generator=generator, device=x.device) * 2 - 1) * (1 - s).abs()
     theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
     theta[:, 0, 0], theta[:, 1, 1] = s[:, 0], s[:, 1]

@@ -273,6 +273,37 @@ def test_resize_crop_identity_at_scale_one_and_zoom_out_pads_with_silence():
     assert torch.all(y >= x.amin(dim=(1, 2, 3), keepdim=True) - 1e-5)
 
 
+def test_resize_crop_per_axis_scales_only_the_axes_it_names():
+    """{"time": ...} stretches time only: a spectrogram constant over time is unchanged (an independent reference:
+    a time warp of a time-constant image is the image), and one constant over frequency is unchanged by a
+    frequency-only crop; the pair form equals the dict naming both axes with that pair."""
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    over_freq = torch.randn(4, 1, 8, 1).expand(4, 1, 8, 20).contiguous()  # varies with frequency only
+    over_time = torch.randn(4, 1, 1, 20).expand(4, 1, 8, 20).contiguous()  # varies with time only
+    assert torch.allclose(aug.resize_crop(over_freq, {"time": (0.5, 0.9)}, g()), over_freq, atol=1e-5)
+    assert not torch.allclose(aug.resize_crop(over_time, {"time": (0.5, 0.9)}, g()), over_time, atol=1e-3)
+    assert torch.allclose(aug.resize_crop(over_time, {"freq": (0.5, 0.9)}, g()), over_time, atol=1e-5)
+    x = torch.randn(3, 1, 8, 20)
+    both = aug.resize_crop(x, (0.6, 1.5), g())
+    assert torch.equal(both, aug.resize_crop(x, {"time": (0.6, 1.5), "freq": (0.6, 1.5)}, g()))
+    assert aug.rrc_extents({"time": [0.6, 1.5]}) == ((0.6, 1.5), (1.0, 1.0))
+
+
+@pytest.mark.parametrize(
+    "scale, message",
+    [
+        ({"tempo": [0.8, 1.2]}, "takes the keys 'time' and 'freq'"),
+        ([1.5, 0.6], "low <= high"),
+        ([0.6], "a \\(low, high\\) pair"),
+        ({"time": [0, 1.2]}, "'rrc_scale' time must be a \\(low, high\\) pair of positive numbers"),
+        ("wide", "a \\(low, high\\) pair"),
+    ],
+)
+def test_a_bad_resize_crop_range_is_refused_when_the_adapter_is_made(scale, message):
+    with pytest.raises(ConfigError, match=message):
+        AudioAdapter(augment={"rrc_scale": scale})
+
+
 def test_mixup_matches_the_power_domain_formula_and_is_replay_safe():
     x = torch.randn(4, 1, 8, 10)
     bank = aug.MixupBank(16)
