@@ -107,6 +107,41 @@ def test_engines_keep_encodes_other_options(tiny_text):
     assert one.shape == (tiny_text.embedding_width("text"),)
 
 
+class _Bf16Casts(torch.utils._python_dispatch.TorchDispatchMode):
+    """Counts the float32 -> bfloat16 copies of tensors shaped like one of ``shapes`` (the weights)."""
+
+    def __init__(self, shapes):
+        super().__init__()
+        self.shapes, self.count = set(shapes), 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.ops.aten._to_copy.default and kwargs.get("dtype") == torch.bfloat16:
+            if args[0].dtype == torch.float32 and tuple(args[0].shape) in self.shapes:
+                self.count += 1
+        return func(*args, **kwargs)
+
+
+def test_bf16_casts_the_weights_once_per_encode_call_not_once_per_batch(tiny_text):
+    """torch-bf16 keeps one autocast scope over the batches, so each linear weight is cast to bfloat16 once per
+    call: four batches cast what one batch casts (autocast's cache), and the embeddings are those of a scope per
+    batch to the bit."""
+    tower = tiny_text.tower("text")
+    shapes = [tuple(m.weight.shape) for m in tower.modules() if isinstance(m, torch.nn.Linear)]
+    counts = {}
+    for n in (8, 32):
+        with _Bf16Casts(shapes) as casts:
+            tiny_text.encode(TEXTS[:n], batch_size=8, engine="torch-bf16")
+        counts[n] = casts.count
+    assert counts[8] > 0 and counts[32] == counts[8]
+    texts = sorted(TEXTS[:32], key=len, reverse=True)  # encode's own order: its batches are the slices below
+    per_batch = []
+    for start in range(0, 32, 8):  # the reference: each batch in an autocast scope of its own
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            per_batch.append(tiny_text.encode(texts[start : start + 8], batch_size=8, engine="torch"))
+    assert torch.equal(tiny_text.encode(texts, batch_size=8, engine="torch-bf16"), torch.cat(per_batch))
+
+
 def test_image_tower_runs_under_onnx_and_bf16():
     pytest.importorskip("onnxruntime")
     torch.manual_seed(0)

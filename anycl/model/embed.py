@@ -5,6 +5,7 @@ normalisation, truncation and quantisation), whose batched loop over a tower is 
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any, Callable, List, Optional, Sequence
 
 import torch
@@ -126,7 +127,11 @@ def embed_with_tower(
     run by ``engine`` (:mod:`anycl.model.engines`)."""
     adapter = tower.adapter
     dev = torch.device(device) if device else model.device
-    run = tower_runner(model, tower, with_head, resolve_engine(engine, dev))
+    concrete = resolve_engine(engine, dev)
+    run = tower_runner(model, tower, with_head, concrete)
+    # one bf16 autocast scope around the whole loop: torch keeps the bf16 copies of the weights it casts until the
+    # outermost scope ends, so they are cast once per call rather than once per batch (the runner's own scope nests)
+    scope = torch.autocast(dev.type, dtype=torch.bfloat16) if concrete == "torch-bf16" else nullcontext()
     was_training = model.training
     model.eval()
     if dev != model.device:
@@ -137,7 +142,7 @@ def embed_with_tower(
     order = sorted(range(len(items)), key=lambda i: -len(items[i])) if by_length else range(len(items))
     extra = {"prompt": prompt} if prompt else {}
     # show_progress: True (a bar of its own) or an enclosing phase's tqdm bar to advance
-    with phase_bar(show_progress, len(items), f"encode ({tower.modality})") as bar:
+    with phase_bar(show_progress, len(items), f"encode ({tower.modality})") as bar, scope:
         try:
             for start in range(0, len(items), batch_size):
                 views = []
