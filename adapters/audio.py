@@ -34,7 +34,14 @@ from torch import nn
 
 from anycl.errors import ConfigError, DataError, unknown_options
 
-from .audio_augment import MixupBank, augment_config, describe_augment, spectrogram_view
+from .audio_augment import (
+    SPECTROGRAM_AUGMENTS,
+    MixupBank,
+    augment_config,
+    describe_augment,
+    named_settings,
+    spectrogram_view,
+)
 from .audio_encoder import AudioCNN
 from .audio_io import resample, split_item
 from .audio_load import ClipLoading
@@ -95,9 +102,11 @@ class AudioAdapter(ClipLoading, ClipViews, LogMels, Adapter):
         channel: ``"mean"`` (default) mixes several channels down to mono by averaging them; an int
             keeps that channel.
         input_sample_rate: sample rate of raw arrays given without one (default: such arrays are an error).
-        augment: ``True``/``"default"`` (random segments, gain and shift), ``"strong"`` (also noise, mixup,
-            resize-crop and masks), ``False``/``"none"``, or a dict of settings overriding a preset (its
-            ``"preset"`` key; :data:`adapters.audio_augment.DEFAULT_AUGMENT`, ``STRONG_AUGMENT``).
+        augment: ``True``/``"default"`` (random segments, gain, shift and narrow log-mel masks), ``"strong"``
+            (also noise, mixup and resize-crop), ``"content"`` (the default with frequency masks twice as wide: for
+            classes that do not depend on the voice), ``False``/``"none"``, or a dict of settings overriding a preset (its
+            ``"preset"`` key; :data:`adapters.audio_augment.DEFAULT_AUGMENT`, ``STRONG_AUGMENT``,
+            ``CONTENT_AUGMENT``).
         cache_clips, cache_mb: decoded, resampled clips of files kept in memory (by file path, size and mtime)
             so that an epoch after the first does not decode them again (:mod:`.item_cache`): at most
             ``cache_mb`` MiB of samples (default 1024: about 4.6 hours at 16 kHz) and, where given, at most
@@ -280,6 +289,10 @@ class AudioAdapter(ClipLoading, ClipViews, LogMels, Adapter):
         """A pretrained encoder sets the sample rate (its feature extractor's) and feeds itself: no log-mels."""
         if not isinstance(encoder, PretrainedAudioEncoder):
             return
+        named = named_settings(self.options["augment"])
+        for k in SPECTROGRAM_AUGMENTS:  # the default's log-mel masks have no log-mels here: off; named ones refused
+            if k not in named:
+                self.aug[k] = 0
         encoder.check_adapter_options(self.options, self.aug, MEL_DEFAULTS, self._rate_given)
         self._set_rate(encoder.sampling_rate)
         encoder.check_window(self.samples, self.options["clip_seconds"])

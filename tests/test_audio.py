@@ -336,16 +336,29 @@ def test_prepare_is_reproducible_under_a_seed_and_eval_is_deterministic():
     assert torch.equal(t1, t2) and not torch.equal(t1, t3) and t1.shape == ev.shape
 
 
-def test_default_augmentation_leaves_the_spectrogram_alone_and_strong_changes_it():
-    """The default views differ by segment, gain and shift only (the waveform); 'strong' also alters log-mels."""
+def test_default_augmentation_masks_the_spectrogram_only_and_strong_does_more():
+    """The default views differ by segment, gain and shift (the waveform) and by narrow masks on the log-mels: where
+    a default view differs from the evaluation view it holds the item's mean; 'strong' also stretches and mixes."""
     waves = torch.from_numpy(np.stack([tone(300, 1.0), noise(1.0)]))
     ev = AudioAdapter().prepare(waves, train=False)
     tr = AudioAdapter().prepare(waves, train=True, generator=torch.Generator().manual_seed(1))
-    assert torch.equal(tr, ev)
+    changed = tr != ev
+    assert changed.any()
+    for i in range(2):  # two fills at most: the frequency mask's, then the time mask's
+        assert len(tr[i][changed[i]].unique()) <= 2
+    bands = AudioAdapter(augment={"time_mask": 0}).prepare(
+        waves, train=True, generator=torch.Generator().manual_seed(1)
+    )
+    for i in range(2):  # a frequency mask alone fills whole bands with the item's mean
+        hit = (bands[i] != ev[i]).any(dim=-1)  # (1, mels)
+        assert hit.any() and torch.allclose(bands[i][hit], ev[i].mean().expand_as(bands[i][hit]), atol=1e-5)
+    off = AudioAdapter(augment={"freq_mask": 0, "time_mask": 0})
+    assert torch.equal(off.prepare(waves, train=True, generator=torch.Generator().manual_seed(1)), ev)
     strong = AudioAdapter(augment="strong").prepare(waves, train=True, generator=torch.Generator().manual_seed(1))
     assert not torch.allclose(strong, ev)
     cfg = aug.augment_config(True)
-    assert cfg["noise_p"] == 0 and not cfg["mixup"] and not cfg["rrc_scale"] and not cfg["freq_mask"]
+    assert cfg["noise_p"] == 0 and not cfg["mixup"] and not cfg["rrc_scale"]
+    assert (cfg["freq_mask"], cfg["time_mask"], cfg["masks"]) == (8, 10, 1)
     assert cfg["segment"] and cfg["gain_db"] > 0 and cfg["shift"] > 0
 
 
@@ -362,6 +375,31 @@ def test_augment_presets_and_overrides():
         AudioAdapter(augment={"preset": "loud"})
     with pytest.raises(ConfigError, match="augment must be True, False, a preset name"):
         AudioAdapter(augment=3)
+
+
+def test_content_preset_is_the_default_with_wider_frequency_masks():
+    """augment="content": the default's settings but frequency masks up to 16 bins, nothing else."""
+    content, default = aug.augment_config("content"), aug.augment_config(True)
+    assert {k for k in content if content[k] != default[k]} == {"freq_mask"}
+    assert (content["freq_mask"], content["time_mask"]) == (16, 10)
+    assert "masks" in aug.describe_augment(content)
+
+
+@pytest.mark.parametrize(
+    "augment, named",
+    [
+        (True, set()),
+        (None, set()),
+        (False, set()),
+        ("default", set()),
+        ("content", {"freq_mask"}),
+        ("strong", {"noise_p", "mixup", "rrc_scale"}),
+        ({"gain_db": 3}, {"gain_db"}),
+        ({"preset": "strong", "time_mask": 0}, {"noise_p", "mixup", "rrc_scale", "time_mask"}),
+    ],
+)
+def test_named_settings_are_what_the_user_chose_not_what_the_default_brings(augment, named):
+    assert aug.named_settings(augment) == named
 
 
 def test_adapter_pickles_for_data_loader_workers():

@@ -422,6 +422,8 @@ def test_options_a_pretrained_encoder_would_ignore_are_refused(checkpoint):
         ({"adapter_options": {"sample_rate": 22050}}, "takes 16000 Hz audio"),
         ({"adapter_options": {"n_mels": 80}}, r"\['n_mels'\] shape anycl's own log-mels"),
         ({"adapter_options": {"augment": "strong"}}, "act on anycl's own log-mels"),
+        ({"adapter_options": {"augment": "content"}}, r"\['freq_mask'\] act on anycl's own log-mels"),
+        ({"adapter_options": {"augment": {"time_mask": 20}}}, r"\['time_mask'\] act on anycl's own log-mels"),
         ({"adapter_options": {"clip_seconds": 2.0}}, "longer than the 1.015 s this ast model takes whole"),
         ({"encoder_options": {"channels": [8]}}, r"unknown encoder_options \['channels'\] for a pretrained"),
         ({"encoder": torch.nn.Linear(2, 2)}, "both model= and encoder="),
@@ -434,6 +436,10 @@ def test_options_a_pretrained_encoder_would_ignore_are_refused(checkpoint):
         with pytest.raises(ConfigError, match=message):
             build_model({s: "audio" for s in SIDES}, model=folder, **options)
     assert audio_model(folder, sample_rate=16000).tower("audio").adapter.sample_rate == 16000  # the same: fine
+    # the default preset's log-mel masks are not the user's choice: dropped (no log-mels), the waveform ones kept
+    adapter = audio_model(folder).tower("audio").adapter
+    assert adapter.aug["freq_mask"] == adapter.aug["time_mask"] == 0 and adapter.aug["gain_db"] == 6.0
+    assert adapter.recipe()["augment"] == "random window, gain ±6 dB, shift 0.1"
 
 
 def test_freeze_without_a_pretrained_model_is_refused():

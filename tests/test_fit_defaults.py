@@ -165,7 +165,7 @@ def test_the_recipe_line_of_a_pair_run_and_of_a_stream(caplog):
 def test_audio_and_image_adapters_describe_their_views():
     assert AudioAdapter(clip_seconds=0.5).recipe() == {
         "window": "0.5 s at 16000 Hz",
-        "augment": "random window, gain ±6 dB, shift 0.1",
+        "augment": "random window, gain ±6 dB, shift 0.1, masks",
     }
     strong = AudioAdapter(augment="strong").recipe()["augment"]
     assert strong == "random window, gain ±6 dB, noise p=0.5, shift 0.1, mixup 0.4, resize-crop, masks"
