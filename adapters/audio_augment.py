@@ -28,7 +28,7 @@ Log-mel spectrogram (batched, on the training device, in ``AudioAdapter.prepare`
 The default (``augment=True``) is the random segments, gain, shift and narrow frequency and time masks; noise,
 mixup and resize-crop are off (``DEFAULT_AUGMENT``). ``augment="strong"`` switches on noise, mixup and resize-crop
 too (``STRONG_AUGMENT``, BYOL-A style); ``augment="content"`` widens the frequency masks (``CONTENT_AUGMENT``: for
-classes that do not depend on the voice or source, such as words across speakers); a dict updates a preset
+classes that do not depend on the voice, such as words across speakers); a dict updates a preset
 (``{"preset": "strong", "mixup": 0.2}``; without ``"preset"``, the default). Set a value to 0 (or ``None``) to switch
 one augmentation off; ``augment=False`` switches all off.
 """
@@ -76,10 +76,10 @@ STRONG_AUGMENT: Dict[str, Any] = {
     "time_mask": 10,
 }
 # ``augment="content"``: the default with frequency masks twice as wide (up to 16 of 64 mel bins). Round 4 of issue
-# 29's protocol: on word identity across voices (espeak-words) and sound roles across units (megaglest-sfx) it meets
-# issue 29's targets there (3 seeds, dev), and on speaker identity (hedgewars-voices) it costs more than the default:
-# it teaches invariance to the spectral detail that tells voices apart. For classes that should not depend on the
-# voice or the source; not the default.
+# 29's protocol (benchmarks/results/audio_protocol.md): on word identity across voices (espeak-words) it lifts kNN
+# above the default's on dev and test; on sound roles it did on dev but not on test; on speaker identity
+# (hedgewars-voices) it costs more than the default: it teaches invariance to the spectral detail that tells voices
+# apart. For classes that should not depend on who says them; not the default.
 CONTENT_AUGMENT: Dict[str, Any] = {**DEFAULT_AUGMENT, "freq_mask": 16}
 OFF = {k: (False if k == "segment" else 0) for k in DEFAULT_AUGMENT if k not in ("snr_db", "noise_colors", "bank_size")}
 PRESETS: Dict[str, Dict[str, Any]] = {
