@@ -5,7 +5,6 @@ normalisation, truncation and quantisation), whose batched loop over a tower is 
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Any, Callable, List, Optional, Sequence
 
 import torch
@@ -15,7 +14,7 @@ from anycl.data.batching import to_device
 from anycl.errors import ConfigError, DataError
 from anycl.progress import phase_bar
 
-from .engines import ONNX_ENGINES, PRECISION_ENGINE, engine_from, resolve_engine, tower_runner
+from .engines import ONNX_ENGINES, PRECISION_ENGINE, engine_from, engine_scope, resolve_engine, tower_runner
 
 PRECISIONS = tuple(PRECISION_ENGINE)  # the older names of the torch engines
 
@@ -72,9 +71,7 @@ def embed_all(
     engine = model_engine(model, engine, precision)
     if is_anycl_model(model):
         return _embed(model, items, side, modality, batch_size, bar, engine)
-    if engine != "torch-bf16":
-        return _embed(model, items, side, modality, batch_size, bar, "torch")
-    with torch.autocast(_device_type(model), dtype=torch.bfloat16):
+    with engine_scope(engine, _device_type(model)):
         return _embed(model, items, side, modality, batch_size, bar, "torch")
 
 
@@ -129,9 +126,6 @@ def embed_with_tower(
     dev = torch.device(device) if device else model.device
     concrete = resolve_engine(engine, dev)
     run = tower_runner(model, tower, with_head, concrete)
-    # one bf16 autocast scope around the whole loop: torch keeps the bf16 copies of the weights it casts until the
-    # outermost scope ends, so they are cast once per call rather than once per batch (the runner's own scope nests)
-    scope = torch.autocast(dev.type, dtype=torch.bfloat16) if concrete == "torch-bf16" else nullcontext()
     was_training = model.training
     model.eval()
     if dev != model.device:
@@ -142,7 +136,8 @@ def embed_with_tower(
     order = sorted(range(len(items)), key=lambda i: -len(items[i])) if by_length else range(len(items))
     extra = {"prompt": prompt} if prompt else {}
     # show_progress: True (a bar of its own) or an enclosing phase's tqdm bar to advance
-    with phase_bar(show_progress, len(items), f"encode ({tower.modality})") as bar, scope:
+    # one engine scope around the loop: bf16 weights cast once per call, not once per batch
+    with phase_bar(show_progress, len(items), f"encode ({tower.modality})") as bar, engine_scope(concrete, dev):
         try:
             for start in range(0, len(items), batch_size):
                 views = []

@@ -108,11 +108,19 @@ def tower_runner(model, tower, with_head: bool, engine: str) -> Callable[[Any], 
 
     def run(feats: Any) -> torch.Tensor:
         dev = next(iter(tower.parameters()), torch.empty(0)).device
-        bf16 = torch.autocast(dev.type, dtype=torch.bfloat16) if engine == "torch-bf16" else nullcontext()
-        with bf16:
+        with engine_scope(engine, dev):  # nests in the caller's scope: the weights' bf16 copies stay cached there
             return tower(feats, train=False, use_head=with_head).float().cpu()
 
     return run
+
+
+def engine_scope(engine: str, device: Any):
+    """The context a torch engine runs in: bf16 autocast on ``device`` for ``"torch-bf16"``, else nothing. Held
+    around a whole loop of batches, torch keeps the bf16 copies of the weights it casts until the outermost scope
+    ends, so they are cast once per loop rather than once per batch."""
+    if engine == "torch-bf16":
+        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+    return nullcontext()
 
 
 # tower -> {(with_head, int8): (the weights' state, the session)}; a tower's sessions go with it
