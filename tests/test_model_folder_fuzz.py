@@ -15,13 +15,13 @@ import json
 import os
 import random
 import shutil
-import socket
 import struct
 
 import pytest
 import safetensors.torch
 import torch
 from folder_probe import GROWTH_LIMIT_MB, TOY_RUN, probe, small_model
+from unix_socket import bind_unix_socket
 
 import anycl
 
@@ -129,9 +129,7 @@ def _fifo(path, rng, root):
 
 def _socket(path, rng, root):
     path.unlink()
-    s = socket.socket(socket.AF_UNIX)
-    s.bind(str(path))
-    s.close()  # the socket file stays
+    bind_unix_socket(path).close()  # the socket file stays
 
 
 def _folder(path, rng, root):

@@ -11,7 +11,6 @@ import importlib
 import json
 import os
 import shutil
-import socket
 import struct
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 from folder_probe import GROWTH_LIMIT_MB, probe, small_model
+from unix_socket import bind_unix_socket
 
 import anycl
 from anycl import cli
@@ -148,9 +148,8 @@ def test_links_inside_the_folder_load_and_links_out_of_it_are_refused(saved, tmp
         anycl.load(outer)
 
     sock_dir = _copy(saved, tmp_path, "sock")
-    s = socket.socket(socket.AF_UNIX)
+    s = bind_unix_socket(sock_dir / "towers" / "s")
     try:
-        s.bind(str(sock_dir / "towers" / "s"))
         with pytest.raises(ConfigError, match=r"towers/s is a socket, not a regular file"):
             anycl.load(sock_dir)
     finally:
