@@ -176,20 +176,23 @@ def write_results(results, args, started, wall):
         "# GradCache benchmark: peak memory and time of one InfoNCE step",
         "",
         f"Command: `PYTHONPATH=. python benchmarks/bench_gradcache.py {' '.join(sys.argv[1:])}`".rstrip() + "  ",
-        f"Date: {started} UTC; wall time {wall / 60:.1f} min. Machine: {platform.machine()}, {os.cpu_count()} CPU cores "
-        f"(shared with other jobs while this ran), torch {args.torch}, {args.threads} threads per run. "
-        "**No GPU in this task**: CPU only.",
+        f"Date: {started} UTC; wall time {wall / 60:.1f} min. Machine: {platform.machine()}, {os.cpu_count()} CPU cores, "
+        f"torch {args.torch}, {args.threads} threads per run. **No GPU in this task**: CPU only.",
+        "",
+        f"Load before (`../shared/tools/idle-check`): `{args.load_before}`  ",
+        f"Load after: `{args.load_after or 'the run is still going'}`",
         "",
         f"One training step (forward, InfoNCE loss, backward, AdamW step) at each global batch, each configuration "
         f"in a fresh process. GradCache mini-batch: {args.mini} rows. *Peak* is the process's peak resident memory "
         f"(ru_maxrss, includes model, data and optimiser); *step* is the peak minus the resident memory just before "
-        f"the step (what the step needed). A run whose memory passed {args.cap_gb:.0f} GB was killed (shared machine). "
+        f"the step (what the step needed). A run whose memory passed {args.cap_gb:.0f} GB was killed. "
         f"Time is the step's process CPU time (one thread, so it is the compute the step costs); wall seconds in "
-        f"brackets are inflated by the other jobs on the machine. 'not run' = not reached before the time limit "
+        f"brackets. 'not run' = not reached before the time limit "
         f"(--deadline-min {args.deadline_min}).",
         "",
         f"- text: all-MiniLM-L6-v2, max_seq_length {args.seq_len}, FOLDOC headword → first definition sentence pairs.",
-        f"- audio: the default audio encoder (AudioCNN, channels 32-64-128-128, 256-d, MLP head), "
+        f"- audio: the default audio encoder (AudioCNN, channels {'-'.join(map(str, args.audio_spec['channels']))}, "
+        f"{args.audio_spec['embedding_dim']}-d, MLP head), "
         f"{args.clip_seconds} s windows at 16 kHz from the {len(list(Path(SONIC_PI).glob('*.flac')))} sonic-pi "
         f"samples (clips repeat in big batches; two random segments of a clip form a pair).",
         "",
@@ -239,8 +242,13 @@ def main():
         print(json.dumps(child(m, int(b), int(mini), args.threads, args.seq_len, args.clip_seconds)))
         return
     import torch
+    from idle import idle_line
+
+    from anycl.adapters.audio_encoder import AudioCNN
 
     args.torch = torch.__version__
+    args.audio_spec = AudioCNN().anycl_spec  # what build_model makes for audio by default
+    args.load_before, args.load_after = idle_line(), None
     started, t0 = time.strftime("%Y-%m-%d %H:%M", time.gmtime()), time.time()
     results = []
     for b in args.batches:
@@ -253,6 +261,8 @@ def main():
                 print(json.dumps(r), flush=True)
                 results.append(r)
                 write_results(results, args, started, time.time() - t0)
+    args.load_after = idle_line()
+    write_results(results, args, started, time.time() - t0)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@ import os
 import subprocess
 from pathlib import Path
 
-IDLE_CHECK = Path(__file__).resolve().parents[2] / "shared" / "tools" / "idle-check"
+# ../shared/tools/idle-check beside the checkout; $IDLE_CHECK names it for a checkout elsewhere (a frozen worktree)
+IDLE_CHECK = Path(
+    os.environ.get("IDLE_CHECK") or Path(__file__).resolve().parents[2] / "shared" / "tools" / "idle-check"
+)
 
 
 def idle_line(default_wait: str = "600") -> str:
