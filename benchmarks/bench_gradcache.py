@@ -216,10 +216,20 @@ def write_results(results, args, started, wall):
         g = [r for r in g if r and "peak_mb" in r]
         if len(g) >= 2:
             lo, hi = g[0]["peak_mb"], g[-1]["peak_mb"]
+            flat = "met" if abs(hi / lo - 1) <= 0.2 else "**not met**"
             lines.append(
                 f"- {modality}: GradCache peak {lo:.0f} MB at batch {g[0]['batch']} → {hi:.0f} MB at "
-                f"{g[-1]['batch']} ({(hi / lo - 1) * 100:+.0f}%); step memory {g[0]['step_mb']:.0f} → "
-                f"{g[-1]['step_mb']:.0f} MB."
+                f"{g[-1]['batch']} ({(hi / lo - 1) * 100:+.0f}%): flat within ±20 % {flat}; step memory "
+                f"{g[0]['step_mb']:.0f} → {g[-1]['step_mb']:.0f} MB."
+            )
+        pairs = [(by.get((modality, b, False)), by.get((modality, b, True))) for b in args.batches]
+        ratios = [g["cpu_s"] / p["cpu_s"] for p, g in pairs if p and g and "cpu_s" in p and "cpu_s" in g]
+        if ratios:
+            over = "met" if max(ratios) <= 1.5 else "**not met**"
+            lines.append(
+                f"- {modality}: GradCache's CPU time over the plain step's, where both ran: "
+                f"{', '.join(f'{r:.2f}×' for r in ratios)}: overhead ≤ 1.5× {over} (a batch whose plain step passed "
+                f"the memory cap has no ratio)."
             )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")
