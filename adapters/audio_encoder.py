@@ -9,10 +9,16 @@ scale, so no dataset statistics are needed), ``len(channels)`` blocks of 3×3 co
 temporal pooling mean + max (summed) → ``embedding_dim`` (or ``pooling="mean+std"``: the frames' mean and standard
 deviation side by side, x-vector statistics pooling, each half of ``embedding_dim``). About 0.37 M parameters and 75 M
 multiply-adds for one second at the default 64 mels: trains on a CPU in minutes.
+
+``skip_silence=True`` leaves out of the temporal pooling the output frames that saw only digital silence (input frames
+at the log-mel floor, ``log(LOG_EPS)``: the zeros that pad a clip shorter than the window), so a 0.3 s clip is not
+averaged with 0.7 s of padding; a window that is silent throughout is pooled whole. The mask is computed from the
+input, so an exported graph applies it too.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -20,12 +26,16 @@ from torch import nn
 
 from anycl.errors import ConfigError
 
+from .audio_mel import LOG_EPS
 from .conv_layout import channels_last_after
 
 # each block halves the mel bins and the frames: past this many, a spectrogram is one cell
 MAX_BLOCKS = 16
 POOLINGS = ("mean+max", "mean+std")
 STD_FLOOR = 1e-5
+# an input frame is silent when no mel bin rises above the log-mel floor by this much (natural log: a power under
+# about 1e-9, where the floor's LOG_EPS is 1e-6): the frames of a clip's zero padding, and digital silence
+SILENCE = math.log(LOG_EPS) + 1e-3
 
 
 def _positive(name: str, value) -> int:
@@ -45,6 +55,9 @@ class AudioCNN(nn.Module):
         pooling: over time, ``"mean+max"`` (default: the frames' mean plus their maximum) or ``"mean+std"``
             (their mean and standard deviation concatenated; the frame-wise layer is ``embedding_dim // 2`` wide,
             so ``embedding_dim`` must be even).
+        skip_silence: pool over time only the output frames that saw some sound (see the module docstring);
+            False (the constructor's default, so a model saved before the option rebuilds as it was) pools every
+            frame. anycl's default audio encoder sets it (:meth:`~adapters.audio.AudioAdapter.default_encoder`).
     """
 
     accepts_windows = True  # forward averages a window axis itself (the tower need not fold it)
@@ -56,6 +69,7 @@ class AudioCNN(nn.Module):
         embedding_dim: int = 128,
         dropout: float = 0.0,
         pooling: str = "mean+max",
+        skip_silence: bool = False,
     ):
         super().__init__()
         if (
@@ -76,7 +90,9 @@ class AudioCNN(nn.Module):
                 f"the audio encoder's pooling 'mean+std' concatenates two halves: embedding_dim must be even, "
                 f"got {self.embedding_dim}"
             )
-        self.pooling = pooling
+        if not isinstance(skip_silence, bool):
+            raise ConfigError(f"the audio encoder's skip_silence must be true or false, got {skip_silence!r}")
+        self.pooling, self.skip_silence, self.blocks = pooling, skip_silence, len(channels)
         self.anycl_spec = {
             "n_mels": self.n_mels,
             "channels": [int(c) for c in channels],
@@ -85,6 +101,8 @@ class AudioCNN(nn.Module):
         }
         if pooling != "mean+max":  # saved only when not the default: older folders load unchanged
             self.anycl_spec["pooling"] = pooling
+        if skip_silence:  # likewise: a folder without it pools every frame, as it did when saved
+            self.anycl_spec["skip_silence"] = True
         self.input_norm = nn.BatchNorm2d(self.n_mels)
         blocks, c_in, f = [], 1, self.n_mels
         for c in channels:
@@ -105,14 +123,32 @@ class AudioCNN(nn.Module):
             x = x.unsqueeze(1)
         if x.dim() != 4 or x.shape[1] != 1 or x.shape[2] != self.n_mels:
             raise ValueError(f"AudioCNN expects (N, 1, {self.n_mels}, T) log-mels, got {tuple(x.shape)}")
+        weights = self.sound_frames(x) if self.skip_silence else None
         x = self.input_norm(x.transpose(1, 2)).transpose(1, 2)  # normalise each mel bin
         x = self.features(x)  # (N, C, F', T')
         x = x.flatten(1, 2).transpose(1, 2)  # (N, T', C·F')
         x = self.frame(x)
-        if self.pooling == "mean+std":  # the variance's floor keeps the gradient finite when the frames are equal
-            var, mean = torch.var_mean(x, dim=1, unbiased=False)
+        if weights is None:
+            if self.pooling == "mean+std":  # the variance's floor keeps the gradient finite when frames are equal
+                var, mean = torch.var_mean(x, dim=1, unbiased=False)
+                return torch.cat([mean, (var + STD_FLOOR).sqrt()], dim=1)
+            return x.mean(dim=1) + x.amax(dim=1)
+        w = weights.to(x.dtype)  # (N, T', 1): 1 for a frame that saw sound, else 0
+        mean = (x * w).sum(dim=1) / w.sum(dim=1)
+        if self.pooling == "mean+std":
+            var = (((x - mean.unsqueeze(1)) ** 2) * w).sum(dim=1) / w.sum(dim=1)
             return torch.cat([mean, (var + STD_FLOOR).sqrt()], dim=1)
-        return x.mean(dim=1) + x.amax(dim=1)
+        return mean + (x * w).amax(dim=1)  # the frames are >= 0 (ReLU): a left-out frame's 0 is never above
+
+    def sound_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, T', 1) float: 1 for each output frame whose input frames held sound (not all at the log-mel floor),
+        0 for the others; every frame 1 for a window that is silent throughout."""
+        sound = (x.amax(dim=2) > SILENCE).float()  # (N, 1, T): an input frame with a bin above the floor
+        for _ in range(self.blocks):  # the blocks' time pooling: an output frame sees its inputs' frames
+            sound = nn.functional.max_pool1d(sound, 2, ceil_mode=True)
+        sound = sound.transpose(1, 2)  # (N, T', 1)
+        silent = sound.amax(dim=1, keepdim=True) == 0  # nothing but silence: pool every frame
+        return torch.where(silent, torch.ones_like(sound), sound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 5:  # (N, K, 1, F, T): K evaluation windows per clip, averaged

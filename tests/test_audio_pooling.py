@@ -78,3 +78,67 @@ def test_fit_with_mean_std_pooling_saves_and_loads_the_same_encoder(tmp_path):
     assert again.tower("audio").encoder.pooling == "mean+std"
     assert torch.allclose(again.encode(clips), emb, atol=1e-6)
     assert isinstance(again.tower("audio").adapter, AudioAdapter)
+
+
+# -- skip_silence: the frames of a short clip's zero padding are left out of the pooling ------------------------
+def _padded_log_mels(adapter: AudioAdapter, lengths) -> torch.Tensor:
+    """Log-mels of 1 s windows holding noise clips of the given lengths (samples), zero-padded after them."""
+    g = torch.Generator().manual_seed(1)
+    waves = torch.zeros(len(lengths), adapter.samples)
+    for i, n in enumerate(lengths):
+        waves[i, :n] = 0.3 * torch.randn(n, generator=g)
+    return adapter.log_mel(waves)
+
+
+@pytest.mark.parametrize("pooling", ["mean+max", "mean+std"])
+def test_skip_silence_pools_only_the_frames_that_saw_the_clip(pooling):
+    adapter = AudioAdapter(pad="zero", n_mels=16)  # 1 s windows of 101 frames at a 10 ms hop
+    torch.manual_seed(0)
+    enc = AudioCNN(n_mels=16, channels=[4, 8], embedding_dim=12, pooling=pooling, skip_silence=True).eval()
+    lengths = [4800, 11000, 16000]  # 0.3 s, 0.69 s and a full window
+    x = _padded_log_mels(adapter, lengths)
+    f = _frames(enc, x)  # (3, 26, width): two blocks pool time by 4 (101 -> 51 -> 26)
+    with torch.no_grad():
+        got = enc(x).double().numpy()
+    for i, n in enumerate(lengths):
+        # input frames with sound: those whose 400-sample window (centred on frame * 160) reaches the clip
+        sound = int(np.ceil((n + 200) / 160))
+        kept = f[i, : int(np.ceil(min(sound, 101) / 4))]  # an output frame holds 4 input frames
+        if pooling == "mean+max":
+            want = kept.mean(0) + kept.max(0)
+        else:
+            want = np.concatenate([kept.mean(0), np.sqrt(kept.var(0) + 1e-5)])
+        np.testing.assert_allclose(got[i], want, rtol=1e-5, atol=1e-6)
+    # the full window has no silent frame: the same embedding as pooling every frame
+    every = AudioCNN(n_mels=16, channels=[4, 8], embedding_dim=12, pooling=pooling)
+    every.load_state_dict(enc.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(every.eval()(x[2:]), enc(x[2:]), atol=1e-6)
+        assert not torch.allclose(every(x[:1]), enc(x[:1]), atol=1e-3)  # the short clip's is its own
+
+
+def test_skip_silence_pools_a_window_of_silence_whole_and_its_gradient_is_finite():
+    enc = AudioCNN(n_mels=16, channels=[4, 8], embedding_dim=12, skip_silence=True)
+    every = AudioCNN(n_mels=16, channels=[4, 8], embedding_dim=12)
+    every.load_state_dict(enc.state_dict())
+    x = AudioAdapter(pad="zero", n_mels=16).log_mel(torch.zeros(2, 16000)).requires_grad_(True)
+    out = enc(x)
+    assert torch.allclose(out, every(x), atol=1e-6)
+    out.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in enc.parameters() if p.grad is not None)
+
+
+def test_the_default_encoder_skips_silence_and_a_folder_saved_without_the_option_pools_every_frame(tmp_path):
+    from anycl.adapters.base import Adapter
+
+    adapter = AudioAdapter(n_mels=16)
+    enc = adapter.default_encoder(channels=[4, 8], embedding_dim=12)
+    assert enc.skip_silence and enc.anycl_spec["skip_silence"] is True
+    assert not adapter.default_encoder(channels=[4, 8], embedding_dim=12, skip_silence=False).skip_silence
+    assert "skip_silence" not in AudioCNN(n_mels=16, channels=[4]).anycl_spec
+    spec = Adapter.save_encoder(adapter, enc, str(tmp_path))  # its weights and {"kind": "default", "options": ...}
+    assert adapter.load_encoder(spec, str(tmp_path)).skip_silence
+    older = {**spec, "options": {k: v for k, v in spec["options"].items() if k != "skip_silence"}}
+    assert not adapter.load_encoder(older, str(tmp_path)).skip_silence  # as it was when saved
+    with pytest.raises(ConfigError, match="skip_silence must be true or false, got 'yes'"):
+        AudioCNN(n_mels=16, channels=[4], skip_silence="yes")
