@@ -78,8 +78,6 @@ MAX_SECONDS = 3 * 3600.0  # the longest file accepted (adapter option max_second
 CACHE_MB = 1024.0  # decoded clips kept in memory across epochs (adapter option cache_mb)
 CACHE_OPTIONS = ("cache_clips", "cache_mb")  # recorded only when given (a saved model's options stay as they were)
 STREAM_SECONDS = 60.0  # files longer than this are read window by window (adapter option stream_seconds)
-# anycl's audio CNN pools only the frames that saw sound, not a short clip's zero padding (issue 29, round 5)
-DEFAULT_SKIP_SILENCE = True
 DEFAULT_LIMITS = {"max_seconds": MAX_SECONDS, "stream_seconds": STREAM_SECONDS}
 
 
@@ -271,7 +269,7 @@ class AudioAdapter(ClipLoading, ClipViews, LogMels, Adapter):
     # ---- encoder ------------------------------------------------------------------------------------
     def default_encoder(self, model: Optional[str] = None, **options) -> nn.Module:
         """:class:`~adapters.audio_encoder.AudioCNN` (options: channels, embedding_dim, dropout, pooling,
-        skip_silence: True unless given), or with
+        skip_silence), or with
         ``model`` (a Hub name or a folder) that pretrained ``transformers`` encoder (option: freeze)."""
         if model is not None:
             return open_pretrained(model, **options)
@@ -286,7 +284,6 @@ class AudioAdapter(ClipLoading, ClipViews, LogMels, Adapter):
         n_mels = options.pop("n_mels", self.n_mels)
         if n_mels != self.n_mels:
             raise ConfigError(f"the encoder's n_mels={n_mels} differs from the adapter's n_mels={self.n_mels}")
-        options.setdefault("skip_silence", DEFAULT_SKIP_SILENCE)  # a saved model's own setting: load_encoder
         return AudioCNN(n_mels=n_mels, **options)
 
     def attach(self, encoder: nn.Module) -> None:
@@ -320,8 +317,6 @@ class AudioAdapter(ClipLoading, ClipViews, LogMels, Adapter):
     def load_encoder(self, spec: Dict[str, Any], directory: str) -> nn.Module:
         if spec.get("kind") == PRETRAINED_KIND:
             return load_saved(spec, directory)
-        if isinstance(spec.get("options", {}), dict):  # saved before skip_silence existed: it pooled every frame
-            spec = {**spec, "options": {"skip_silence": False, **spec.get("options", {})}}
         return super().load_encoder(spec, directory)
 
     def __getstate__(self):  # workers get the config, not the device transforms or the bank

@@ -56,8 +56,9 @@ class AudioCNN(nn.Module):
             (their mean and standard deviation concatenated; the frame-wise layer is ``embedding_dim // 2`` wide,
             so ``embedding_dim`` must be even).
         skip_silence: pool over time only the output frames that saw some sound (see the module docstring);
-            False (the constructor's default, so a model saved before the option rebuilds as it was) pools every
-            frame. anycl's default audio encoder sets it (:meth:`~adapters.audio.AudioAdapter.default_encoder`).
+            False (default) pools every frame. Round 5 of issue 29's protocol measured it: better on sound roles
+            and speaker identity, worse on words across voices, whose random-init floor it raises
+            (``benchmarks/results/audio_protocol.md``); not the default.
     """
 
     accepts_windows = True  # forward averages a window axis itself (the tower need not fold it)

@@ -128,17 +128,24 @@ def test_skip_silence_pools_a_window_of_silence_whole_and_its_gradient_is_finite
     assert all(torch.isfinite(p.grad).all() for p in enc.parameters() if p.grad is not None)
 
 
-def test_the_default_encoder_skips_silence_and_a_folder_saved_without_the_option_pools_every_frame(tmp_path):
-    from anycl.adapters.base import Adapter
-
-    adapter = AudioAdapter(n_mels=16)
-    enc = adapter.default_encoder(channels=[4, 8], embedding_dim=12)
-    assert enc.skip_silence and enc.anycl_spec["skip_silence"] is True
-    assert not adapter.default_encoder(channels=[4, 8], embedding_dim=12, skip_silence=False).skip_silence
-    assert "skip_silence" not in AudioCNN(n_mels=16, channels=[4]).anycl_spec
-    spec = Adapter.save_encoder(adapter, enc, str(tmp_path))  # its weights and {"kind": "default", "options": ...}
-    assert adapter.load_encoder(spec, str(tmp_path)).skip_silence
-    older = {**spec, "options": {k: v for k, v in spec["options"].items() if k != "skip_silence"}}
-    assert not adapter.load_encoder(older, str(tmp_path)).skip_silence  # as it was when saved
+def test_skip_silence_is_an_option_the_default_leaves_off_and_a_saved_model_keeps(tmp_path):
+    assert not AudioAdapter(n_mels=16).default_encoder(channels=[4, 8]).skip_silence  # round 5: not the default
+    assert "skip_silence" not in AudioCNN(n_mels=16, channels=[4]).anycl_spec  # older folders read the same
+    rng = np.random.default_rng(0)
+    clips = [(rng.standard_normal(2000 + 700 * i).astype(np.float32) * 0.2, 16000) for i in range(8)]  # < 0.5 s
+    model = anycl.fit(
+        clips,
+        modality="audio",
+        epochs=1,
+        batch_size=4,
+        progress=False,
+        adapter_options={"clip_seconds": 0.5, "pad": "zero"},
+        encoder_options={"channels": [4, 8], "embedding_dim": 16, "skip_silence": True},
+    )
+    emb = model.encode(clips)
+    model.save(str(tmp_path / "m"))
+    again = anycl.load(str(tmp_path / "m"))
+    assert again.tower("audio").encoder.skip_silence
+    assert torch.allclose(again.encode(clips), emb, atol=1e-6)
     with pytest.raises(ConfigError, match="skip_silence must be true or false, got 'yes'"):
         AudioCNN(n_mels=16, channels=[4], skip_silence="yes")
