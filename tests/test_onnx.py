@@ -77,6 +77,18 @@ def test_audio_tower_matches_torch(tmp_path):
     assert meta["inputs"] == ["waveform"]
 
 
+def test_audio_tower_that_skips_silence_matches_torch_on_padded_clips(tmp_path):
+    model = build_model(
+        {s: "audio" for s in SIDES},
+        adapter_options={"sample_rate": 16000, "clip_seconds": 1.0, "pad": "zero"},
+        encoder_options={"skip_silence": True},
+    )
+    g = torch.Generator().manual_seed(1)
+    lengths = [4800, 11000, 16000]  # two clips shorter than the window (zero-padded) and a full one
+    clips = [{"array": (torch.randn(n, generator=g) * 0.1).numpy(), "sampling_rate": 16000} for n in lengths]
+    _parity(model, clips, tmp_path / "onnx")  # the silence mask is part of the graph
+
+
 def test_unknown_tower_is_a_config_error(minilm_path, tmp_path):
     model = build_model({s: "text" for s in SIDES}, model=minilm_path)
     with pytest.raises(ConfigError, match="no tower"):
