@@ -3,16 +3,14 @@
 On CPUs (oneDNN) and GPUs (cuDNN) a convolution, batch norm and pooling over a channels-last tensor run
 faster than over the default NCHW layout, forward and backward: 1.4-1.7× for the default image and audio
 encoders on a CPU with bf16 autocast. The layout is a memory order only: every op gives the same numbers up to
-floating-point rounding (its kernels add in another order), shapes and parameter values are unchanged, and what
-is saved and exported is as before (a one-channel first convolution keeps its weight channels-last in memory;
-saving writes it contiguous).
+floating-point rounding (its kernels add in another order), shapes and parameters are unchanged, and the
+weights stay in the default layout (what is saved and exported is as before).
 
 A convolution picks the layout of its input, so the layout is set at the encoder's first convolution
-(:func:`channels_last_after`), from where every later layer keeps it: on its input where that has
-several channels (an RGB image: a copy of 3 channels), else by storing its weight channels-last (a tensor with
-one channel, a grey image or a log-mel spectrogram, has no distinct channels-last order of its own). Ops that
-read the memory order (``view``) are not used after it in these encoders (``flatten`` / ``reshape`` read the
-logical order).
+(:func:`channels_last_after`, forward hooks), from where every later layer keeps it: on its input where that has
+several channels (an RGB image: a copy of 3 channels), else on its output (a tensor with one channel, a grey
+image or a log-mel spectrogram, has no distinct channels-last order). Ops that read the memory order
+(``view``) are not used after it in these encoders (``flatten`` / ``reshape`` read the logical order).
 """
 
 from __future__ import annotations
@@ -37,16 +35,9 @@ def _input_channels_last(module: nn.Module, args: Tuple[Any, ...]) -> Optional[T
 
 
 def channels_last_after(layer: nn.Module) -> nn.Module:
-    """Make ``layer`` (a convolution) compute in channels-last and give a channels-last 4-D output.
-
-    With one input channel (a log-mel spectrogram, a grey image) the layer's weight is stored channels-last: a
-    convolution whose weight is channels-last computes and returns channels-last itself, forward and backward, where
-    converting its output cost a copy each way (the default audio CNN's training step: 7 % less time, idle, one
-    thread). The weight's values, shape and state-dict keys are unchanged and saving writes it contiguous. With
-    several input channels, forward hooks make the input channels-last (and keep the output so); a tensor already
-    channels-last is not copied."""
-    if getattr(layer, "in_channels", None) == 1:
-        return layer.to(memory_format=torch.channels_last)
+    """Make ``layer`` (a convolution) compute in channels-last and give a channels-last 4-D output: its input
+    made channels-last where it has several channels, else its output (forward hooks; no parameter or
+    state-dict change; a tensor already channels-last is not copied)."""
     layer.register_forward_pre_hook(_input_channels_last)
     layer.register_forward_hook(_to_channels_last)
     return layer
