@@ -129,17 +129,18 @@ class AudioCNN(nn.Module):
         x = self.features(x)  # (N, C, F', T')
         x = x.flatten(1, 2).transpose(1, 2)  # (N, T', C·F')
         x = self.frame(x)
-        if weights is None:
-            if self.pooling == "mean+std":  # the variance's floor keeps the gradient finite when frames are equal
-                var, mean = torch.var_mean(x, dim=1, unbiased=False)
-                return torch.cat([mean, (var + STD_FLOOR).sqrt()], dim=1)
-            return x.mean(dim=1) + x.amax(dim=1)
-        w = weights.to(x.dtype)  # (N, T', 1): 1 for a frame that saw sound, else 0
-        mean = (x * w).sum(dim=1) / w.sum(dim=1)
-        if self.pooling == "mean+std":
-            var = (((x - mean.unsqueeze(1)) ** 2) * w).sum(dim=1) / w.sum(dim=1)
+        std = self.pooling == "mean+std"
+        if weights is None:  # every frame
+            var, mean = torch.var_mean(x, dim=1, unbiased=False) if std else (None, x.mean(dim=1))
+            peak = x.amax(dim=1)
+        else:  # (N, T', 1): 1 for a frame that saw sound, else 0
+            w = weights.to(x.dtype)
+            mean = (x * w).sum(dim=1) / w.sum(dim=1)
+            var = (((x - mean.unsqueeze(1)) ** 2) * w).sum(dim=1) / w.sum(dim=1) if std else None
+            peak = (x * w).amax(dim=1)  # the frames are >= 0 (ReLU): a left-out frame's 0 is never above
+        if var is not None:  # the variance's floor keeps the gradient finite when the frames are equal
             return torch.cat([mean, (var + STD_FLOOR).sqrt()], dim=1)
-        return mean + (x * w).amax(dim=1)  # the frames are >= 0 (ReLU): a left-out frame's 0 is never above
+        return mean + peak
 
     def sound_frames(self, x: torch.Tensor) -> torch.Tensor:
         """(N, T', 1) float: 1 for each output frame whose input frames held sound (not all at the log-mel floor),
