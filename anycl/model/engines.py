@@ -1,9 +1,8 @@
 """The engines that run a tower for :meth:`~anycl.model.ContrastiveModel.encode`, mining and evaluation.
 
 - ``"torch"``: PyTorch in float32, the reference (``encode`` equals sentence-transformers' to about 1e-7);
-- ``"torch-bf16"``: PyTorch in bfloat16 (fast on CPUs with bf16 units, AVX-512 BF16 or AMX, and on GPUs from
-  Ampere on; the result is float32): a tower fed token ids runs on a bfloat16 copy of its weights
-  (:mod:`anycl.model.bf16_weights`), others under bfloat16 autocast;
+- ``"torch-bf16"``: PyTorch under bfloat16 autocast (fast on CPUs with bf16 units, AVX-512 BF16 or AMX, and on
+  GPUs from Ampere on; the result is float32);
 - ``"onnx"``: ONNX Runtime (CPU) in float32, on a graph exported from the tower's current weights;
 - ``"onnx-int8"``: the same graph with its weights dynamically quantised to int8 (ONNX Runtime's
   ``quantize_dynamic``);
@@ -35,7 +34,6 @@ import torch
 from anycl.errors import ConfigError, did_you_mean
 from anycl.export.to_onnx import ONNX_FILE, export_graph, onnx_session, run_onnx
 
-from .bf16_weights import Bf16Runner
 from .precision import bf16_supported
 
 log = logging.getLogger("anycl")
@@ -108,13 +106,9 @@ def tower_runner(model, tower, with_head: bool, engine: str) -> Callable[[Any], 
     if engine in ONNX_ENGINES:
         return _OnnxRunner(model, tower, with_head, engine == "onnx-int8")
 
-    bf16 = Bf16Runner(tower, with_head) if engine == "torch-bf16" else None
-
     def run(feats: Any) -> torch.Tensor:
         dev = next(iter(tower.parameters()), torch.empty(0)).device
         with engine_scope(engine, dev):  # nests in the caller's scope: the weights' bf16 copies stay cached there
-            if bf16 is not None:
-                return bf16(feats)
             return tower(feats, train=False, use_head=with_head).float().cpu()
 
     return run
