@@ -129,18 +129,23 @@ class AudioCNN(nn.Module):
         x = self.features(x)  # (N, C, F', T')
         x = x.flatten(1, 2).transpose(1, 2)  # (N, T', C·F')
         x = self.frame(x)
-        std = self.pooling == "mean+std"
-        if weights is None:  # every frame
-            var, mean = torch.var_mean(x, dim=1, unbiased=False) if std else (None, x.mean(dim=1))
-            peak = x.amax(dim=1)
-        else:  # (N, T', 1): 1 for a frame that saw sound, else 0
-            w = weights.to(x.dtype)
-            mean = (x * w).sum(dim=1) / w.sum(dim=1)
-            var = (((x - mean.unsqueeze(1)) ** 2) * w).sum(dim=1) / w.sum(dim=1) if std else None
-            peak = (x * w).amax(dim=1)  # the frames are >= 0 (ReLU): a left-out frame's 0 is never above
-        if var is not None:  # the variance's floor keeps the gradient finite when the frames are equal
+        if self.pooling == "mean+std":
+            var, mean = self._var_mean(x, weights)  # the floor keeps the gradient finite when the frames are equal
             return torch.cat([mean, (var + STD_FLOOR).sqrt()], dim=1)
-        return mean + peak
+        if weights is None:  # every frame
+            return x.mean(dim=1) + x.amax(dim=1)
+        w = weights.to(x.dtype)  # (N, T', 1): 1 for a frame that saw sound, else 0
+        # the frames are >= 0 (ReLU): a left-out frame's 0 is never above the maximum of the kept ones
+        return (x * w).sum(dim=1) / w.sum(dim=1) + (x * w).amax(dim=1)
+
+    @staticmethod
+    def _var_mean(x: torch.Tensor, weights):
+        """The frames' variance and mean over time: every frame, or those whose ``weights`` (N, T', 1) are 1."""
+        if weights is None:
+            return torch.var_mean(x, dim=1, unbiased=False)
+        w = weights.to(x.dtype)
+        mean = (x * w).sum(dim=1) / w.sum(dim=1)
+        return (((x - mean.unsqueeze(1)) ** 2) * w).sum(dim=1) / w.sum(dim=1), mean
 
     def sound_frames(self, x: torch.Tensor) -> torch.Tensor:
         """(N, T', 1) float: 1 for each output frame whose input frames held sound (not all at the log-mel floor),
