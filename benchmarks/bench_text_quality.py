@@ -281,12 +281,14 @@ def targets(s: dict, best_st) -> list:
     return ([""] + out) if out else []
 
 
-def write_report(raw: list, out: Path, split: str, argv: str, loads: list, variants: dict) -> None:
+def write_report(raw: list, out: Path, split: str, argv: str, variants: dict) -> None:
     def ms(x, nd=4, n=2):
         if not x:
             return "–"
         return f"{x[0]:.{nd}f}" if n < 2 else f"{x[0]:.{nd}f} ± {x[1]:.{nd}f}"
 
+    # the runs on record now (a rerun replaces a run, and its load with it)
+    loads = [r["load"] for r in raw if r["split"] == split and r.get("load") is not None]
     lines = [
         f"# Text fine-tuning quality: anycl vs sentence-transformers ({split} split)",
         "",
@@ -390,11 +392,11 @@ def main():
     raw_path = Path(a.raw or HERE / "results" / f"text_quality_{a.split}.json")
     out = Path(a.out or raw_path.with_suffix(".md"))
     RAW_NAME[0] = raw_path.name
-    store = json.loads(raw_path.read_text()) if raw_path.exists() else {"runs": [], "loads": [], "variants": {}}
+    store = json.loads(raw_path.read_text()) if raw_path.exists() else {"runs": [], "variants": {}}
     argv = " ".join(sys.argv[1:])
     if a.report_only:
         COMMON.update(store.get("common", {}))
-        write_report(store["runs"], out, a.split, store.get("argv", argv), store["loads"], store["variants"])
+        write_report(store["runs"], out, a.split, store.get("argv", argv), store["variants"])
         return
     for dataset in a.sets.split(","):
         for row in a.rows.split(","):
@@ -428,12 +430,11 @@ def main():
                 res["load"] = os.getloadavg()[0]
                 store["runs"] = [r for r in store["runs"] if (r["set"], r["split"], r["row"], r["seed"]) != key]
                 store["runs"].append(res)
-                store["loads"].append(res["load"])
                 if row.startswith("anycl:"):
                     store["variants"][row] = VARIANTS[row.split(":", 1)[1]]
                 store["argv"], store["common"] = argv, COMMON
                 raw_path.write_text(json.dumps(store))
-                write_report(store["runs"], out, a.split, argv, store["loads"], store["variants"])
+                write_report(store["runs"], out, a.split, argv, store["variants"])
                 print(
                     f"{dataset} {row} seed {seed}: nDCG@10 {res['ndcg@10']:.4f} "
                     f"({res.get('pairs_per_s', 0):.1f} pairs/s, {res['wall_s']:.0f}s, load {res['load']:.1f})",
