@@ -5,7 +5,8 @@ Input: (N, 1, n_mels, T) log-mels (or (N, n_mels, T)); with sliding-window evalu
 
 Layout (BYOL-A's encoder, smaller): per-mel-bin BatchNorm of the input (learns the log-mel
 scale, so no dataset statistics are needed), ``len(channels)`` blocks of 3×3 conv → BatchNorm → ReLU
-→ 2×2 max-pool, then each remaining time frame's (channels × mel) features → Linear → ReLU, and
+→ 2×2 max-pool (computed as max-pool then ReLU: the same numbers and gradients, :mod:`.conv_layout`), then each
+remaining time frame's (channels × mel) features → Linear → ReLU, and
 temporal pooling mean + max (summed) → ``embedding_dim`` (or ``pooling="mean+std"``: the frames' mean and standard
 deviation side by side, x-vector statistics pooling, each half of ``embedding_dim``). About 0.37 M parameters and 75 M
 multiply-adds for one second at the default 64 mels: trains on a CPU in minutes.
@@ -110,8 +111,8 @@ class AudioCNN(nn.Module):
             blocks += [
                 nn.Conv2d(c_in, int(c), 3, padding=1, bias=False),
                 nn.BatchNorm2d(int(c)),
+                nn.MaxPool2d(2, ceil_mode=True),  # before the ReLU: the same numbers (.conv_layout)
                 nn.ReLU(inplace=True),
-                nn.MaxPool2d(2, ceil_mode=True),
             ]
             c_in, f = int(c), (f + 1) // 2
         self.features = nn.Sequential(*blocks)

@@ -11,11 +11,23 @@ A convolution picks the layout of its input, so the layout is set at the encoder
 several channels (an RGB image: a copy of 3 channels), else on its output (a tensor with one channel, a grey
 image or a log-mel spectrogram, has no distinct channels-last order). Ops that read the memory order
 (``view``) are not used after it in these encoders (``flatten`` / ``reshape`` read the logical order).
+
+Two more reorderings of the same arithmetic, for the same reason (measured on one CPU thread under bf16 autocast):
+
+- **ReLU after max-pool.** conv → BN → ReLU → max-pool is computed as conv → BN → max-pool → ReLU. The maximum and
+  the ReLU commute (``max(relu(a), relu(b)) == relu(max(a, b))``), so the output is the same to the bit, and so are
+  the gradients (the pool sends the gradient to the same element, which the ReLU passes or zeroes alike); the ReLU
+  and its backward then touch a quarter of the elements. The modules without parameters swap places, so the
+  state-dict keys do not change. The audio encoder's first block, forward and backward: 135 → 107 ms.
+- **Cell pooling as one matrix product** (:class:`CellPool`): ``AdaptiveAvgPool2d(g)`` averages each of g × g
+  cells; over a channels-last tensor that is a (g², H·W) averaging matrix times each item's (H·W, C) features,
+  summed in fp32 and rounded to the input's type. torch's adaptive pooling backward has no fast channels-last path:
+  the small image CNN's 7×7 → 4×4 pool, forward and backward, 36 → 10 ms for 512 images.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch import nn
@@ -32,6 +44,37 @@ def _input_channels_last(module: nn.Module, args: Tuple[Any, ...]) -> Optional[T
     if torch.is_tensor(x) and x.dim() == 4 and x.shape[1] > 1:  # one channel: no distinct channels-last order
         return (x.contiguous(memory_format=torch.channels_last), *args[1:])
     return None
+
+
+class CellPool(nn.Module):
+    """``nn.AdaptiveAvgPool2d(grid)`` with the same cells (cell i spans ``floor(i·H/g)`` to ``ceil((i+1)·H/g)``, the
+    same along W), computed as one matrix product (the module docstring); no parameters. (N, C, H, W) → (N, C, g, g),
+    in the input's dtype."""
+
+    def __init__(self, grid: int):
+        super().__init__()
+        self.grid = grid
+        self._weights: Dict[Tuple[int, int, torch.device], torch.Tensor] = {}
+
+    @staticmethod
+    def _cells(n: int, g: int) -> torch.Tensor:
+        rows = torch.zeros(g, n)
+        for i in range(g):
+            start, stop = (i * n) // g, -((-(i + 1) * n) // g)
+            rows[i, start:stop] = 1.0 / (stop - start)
+        return rows
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        key = (h, w, x.device)
+        if key not in self._weights:  # the (g², H·W) averaging matrix for this size
+            self._weights[key] = torch.kron(self._cells(h, self.grid), self._cells(w, self.grid)).to(x.device)
+        with torch.autocast(x.device.type, enabled=False):  # fp32 sums, as the pooling kernels accumulate
+            cells = torch.matmul(self._weights[key], x.float().permute(0, 2, 3, 1).reshape(n, h * w, c))
+        return cells.to(x.dtype).permute(0, 2, 1).reshape(n, c, self.grid, self.grid)
+
+    def extra_repr(self) -> str:
+        return f"grid={self.grid}"
 
 
 def channels_last_after(layer: nn.Module) -> nn.Module:

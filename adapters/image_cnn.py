@@ -10,7 +10,8 @@ keep it. :func:`small_cnn` is three stages at the input resolution, 1/2 and 1/4 
 
 then an average pool to a ``grid`` × ``grid`` layout of cells, flattened: D = 4·``width``·``grid``²
 (2048 at width 32 and grid 4, the defaults; on 28 px images the last stage is 7 × 7, so a cell averages
-about 2 × 2 of it). ``grid=1`` is the usual global average pool. The module carries ``embedding_dim``
+about 2 × 2 of it). ``grid=1`` is the usual global average pool. Each ReLU before a max-pool runs after it, and
+the cell average is one matrix product (the same numbers, less time: :mod:`.conv_layout`). The module carries ``embedding_dim``
 and ``anycl_spec`` (``{"arch": "cnn", "width", "grid", "in_channels"}``) so a saved model rebuilds it.
 """
 
@@ -20,11 +21,18 @@ from torch import nn
 
 from anycl.errors import ConfigError
 
-from .conv_layout import channels_last_after
+from .conv_layout import CellPool, channels_last_after
 
 
 def _conv(c_in: int, c_out: int) -> list:
     return [nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+def _conv_pool(c_in: int, c_out: int) -> list:
+    """conv BN ReLU max-pool, computed as conv BN max-pool ReLU (.conv_layout: the same numbers and gradients on a
+    quarter of the elements); the modules without parameters swap places, so the state-dict keys are unchanged."""
+    conv, bn, relu = _conv(c_in, c_out)
+    return [conv, bn, nn.MaxPool2d(2), relu]
 
 
 def small_cnn(width: int = 32, grid: int = 4, in_channels: int = 3) -> nn.Module:
@@ -35,12 +43,10 @@ def small_cnn(width: int = 32, grid: int = 4, in_channels: int = 3) -> nn.Module
     w = width
     net = nn.Sequential(
         *_conv(in_channels, w),
-        *_conv(w, w),
-        nn.MaxPool2d(2),
-        *_conv(w, 2 * w),
-        nn.MaxPool2d(2),
+        *_conv_pool(w, w),
+        *_conv_pool(w, 2 * w),
         *_conv(2 * w, 4 * w),
-        nn.AdaptiveAvgPool2d(grid),
+        CellPool(grid),  # nn.AdaptiveAvgPool2d(grid)'s cells, faster backward (.conv_layout)
         nn.Flatten(1),
     )
     for m in net.modules():  # the same initialisation as the ResNets (torchvision's)

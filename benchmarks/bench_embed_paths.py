@@ -97,7 +97,7 @@ def main():
     from anycl.api import build_model
     from anycl.mining.mine import mine_hard_negatives
     from anycl.model import engines
-    from anycl.model.precision import bf16_supported
+    from anycl.model.precision import bf16_supported, cpu_bf16_units
 
     torch.set_num_threads(a.threads)
     before = load_line()
@@ -109,7 +109,8 @@ def main():
         "# Embedding engines: speed, a mining pass, and the embeddings' tolerance",
         "",
         f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Machine: {platform.machine()}, "
-        f'{os.cpu_count()} CPU cores, bf16 units: {bf16_supported("cpu")} (so `engine="auto"` is {auto!r}); '
+        f"{os.cpu_count()} CPU cores, bf16 units: {bf16_supported('cpu')} ({cpu_bf16_units() or 'none'}: the bf16 "
+        f'ratios depend on the unit, AMX or AVX512-BF16; so `engine="auto"` is {auto!r}); '
         f"torch {torch.__version__}; {a.threads} threads for every engine.",
         "",
         f"Command: `PYTHONPATH=. python benchmarks/bench_embed_paths.py {shlex.join(sys.argv[1:])}`",

@@ -399,7 +399,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         from idle import idle_line
 
         print(idle_line())
-    print(f"torch {torch.__version__}, {args.threads} thread(s), load {os.getloadavg()}")
+    from anycl.model.precision import cpu_bf16_units  # the ratios depend on it (AMX or AVX512-BF16 or none)
+
+    units = cpu_bf16_units() or "none"
+    print(f"torch {torch.__version__}, {args.threads} thread(s), CPU bf16 units {units}, load {os.getloadavg()}")
     verdicts = []
     with tempfile.TemporaryDirectory() as tmp:
         roots = {"new": HERE.parent}

@@ -4,6 +4,7 @@ give the NCHW encoders' numbers up to rounding. And the step profiler's bookkeep
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from anycl.adapters import audio as audio_mod
 from anycl.adapters import audio_load, image_load, image_views
 from anycl.adapters.audio import AudioAdapter
 from anycl.adapters.audio_encoder import AudioCNN
+from anycl.adapters.conv_layout import CellPool
 from anycl.adapters.image import ImageAdapter
 from anycl.adapters.image_cnn import small_cnn
 from anycl.adapters.item_cache import DecodedCache
@@ -178,6 +180,68 @@ def test_channels_last_encoders_give_the_nchw_numbers_and_gradients(make, shape)
         scale = float(q.grad.abs().max())
         assert float((p.grad - q.grad).abs().max()) <= 1e-4 * scale, name
     assert all(v.is_contiguous() for v in fast.state_dict().values())  # weights keep the default layout
+
+
+def conv_bn_relu_pool(net: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``net`` with each max-pool moved back after the ReLU that follows it: the textbook order
+    conv → BN → ReLU → max-pool, the reference for the encoders' pool-then-ReLU order."""
+    ref = copy.deepcopy(net)
+    for seq in [m for m in ref.modules() if isinstance(m, torch.nn.Sequential)]:
+        mods = list(seq)
+        for i in range(len(mods) - 1):
+            if isinstance(mods[i], torch.nn.MaxPool2d) and isinstance(mods[i + 1], torch.nn.ReLU):
+                mods[i], mods[i + 1] = mods[i + 1], mods[i]
+        for i, m in enumerate(mods):
+            seq[i] = m
+    return ref
+
+
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (lambda: small_cnn(in_channels=1), (6, 1, 28, 28)),
+        (lambda: AudioCNN(), (6, 1, 64, 101)),
+        (lambda: AudioCNN(channels=[8, 8, 8], pooling="mean+std"), (6, 1, 64, 37)),
+    ],
+)
+@pytest.mark.parametrize("bf16", [False, True])
+def test_the_relu_after_the_pool_gives_the_textbook_orders_numbers_and_gradients_to_the_bit(make, shape, bf16):
+    torch.manual_seed(0)
+    fast = make()
+    pools = [m for m in fast.modules() if isinstance(m, torch.nn.MaxPool2d)]
+    assert pools, "the encoder max-pools"
+    ref = conv_bn_relu_pool(fast)
+    assert [type(m) for m in fast.modules()] != [type(m) for m in ref.modules()]  # the order differs
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    x[..., shape[-1] // 2 :] = -3.0  # a constant part (like a clip's padding): ties inside the pooling windows
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        y, y_ref = fast(x), ref(x)
+    assert torch.equal(y, y_ref)
+    y.float().square().sum().backward()
+    y_ref.float().square().sum().backward()
+    for (name, p), q in zip(fast.named_parameters(), ref.parameters()):
+        assert torch.equal(p.grad, q.grad), name
+    assert fast.state_dict().keys() == ref.state_dict().keys()  # a saved model loads into either
+
+
+@pytest.mark.parametrize("size, grid", [((7, 7), 4), ((8, 8), 4), ((28, 28), 1), ((5, 9), 3), ((4, 4), 4), ((3, 3), 5)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_cell_pool_gives_adaptive_average_poolings_numbers_and_gradients(size, grid, channels_last):
+    x = torch.randn((3, 6, *size), generator=torch.Generator().manual_seed(2))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y, y_ref = CellPool(grid)(a), torch.nn.AdaptiveAvgPool2d(grid)(b)
+    assert y.shape == y_ref.shape == (3, 6, grid, grid) and y.dtype == x.dtype
+    torch.testing.assert_close(y, y_ref, rtol=1e-6, atol=1e-6)
+    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(3))
+    (y * g).sum().backward()
+    (y_ref * g).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-6, atol=1e-6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16 in, bf16 out: the kernel's rounding of the same cells
+        yb = CellPool(grid)(x.bfloat16())
+    assert yb.dtype == torch.bfloat16
+    torch.testing.assert_close(yb.float(), y_ref.detach(), rtol=1e-2, atol=1e-2)
 
 
 def test_the_audio_encoder_averages_evaluation_windows_in_channels_last_too():
