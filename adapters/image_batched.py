@@ -44,8 +44,8 @@ def _blend(a: torch.Tensor, b: torch.Tensor, ratio: torch.Tensor) -> torch.Tenso
 
 def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
     r, g, b = x.unbind(1)
-    maxc, _ = x.max(1)
-    minc, _ = x.min(1)
+    maxc = torch.maximum(torch.maximum(r, g), b)  # element-wise over the three planes: no strided reduction
+    minc = torch.minimum(torch.minimum(r, g), b)
     delta = maxc - minc
     s = torch.where(maxc > 0, delta / maxc.clamp_min(1e-12), torch.zeros_like(maxc))
     safe = torch.where(delta > 0, delta, torch.ones_like(delta))
@@ -56,21 +56,16 @@ def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
 
 
 def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """Each channel n (R 5, G 3, B 1) is ``v − v·s·clamp(min(k, 4 − k), 0, 1)`` with ``k = (n + 6h) mod 6``: the
+    six-sector table (torchvision's) in closed form, without building the 18 candidate planes it picks from."""
     h, s, v = x.unbind(1)
-    i = torch.floor(h * 6.0)
-    f = h * 6.0 - i
-    i = i.long() % 6
-    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    choices = torch.stack(
-        [
-            torch.stack([v, q, p, p, t, v], 1),
-            torch.stack([t, v, v, q, p, p], 1),
-            torch.stack([p, p, t, v, v, q], 1),
-        ],
-        1,
-    )  # (B, 3 channels, 6 sectors, H, W)
-    idx = i.unsqueeze(1).unsqueeze(2).expand(-1, 3, 1, -1, -1)
-    return choices.gather(2, idx).squeeze(2)
+    h6, vs = h * 6.0, v * s
+
+    def channel(n: float) -> torch.Tensor:
+        k = (h6 + n) % 6.0
+        return v - vs * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
+
+    return torch.stack([channel(5.0), channel(3.0), channel(1.0)], 1)
 
 
 def adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
