@@ -5,13 +5,16 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import audio_report  # noqa: E402
 import audiosets  # noqa: E402
 import bench_audio  # noqa: E402
+import bench_audio_stats  # noqa: E402
 
 
 def _sonic_like():
@@ -84,3 +87,15 @@ def test_dev_table_has_one_row_per_run_with_seed_means(tmp_path):
     rows = audio_report.dev_table(path).splitlines()[2:]
     assert len(rows) == 2
     assert rows[0] == "| d | asterisk | 0,1 | `--epochs 9` | 0.600 / 0.300 | 0.600 / 0.300 | 0.600 / 0.300 |"
+
+
+def test_the_statistics_teacher_gives_each_bands_mean_and_std_standardised_over_the_batch():
+    x = torch.randn(5, 1, 64, 30, generator=torch.Generator().manual_seed(0)) * 2 - 3
+    got = bench_audio_stats.StatsTeacher()(x)
+    lm = x[:, 0].numpy().astype(np.float64)
+    f = np.concatenate([lm.mean(-1), lm.std(-1, ddof=1)], 1)  # torch.std is the unbiased estimate
+    ref = (f - f.mean(0)) / f.std(0, ddof=1)
+    assert got.shape == (5, 128) == (5, bench_audio_stats.StatsTeacher.embedding_dim)
+    np.testing.assert_allclose(got.numpy(), ref, rtol=1e-4, atol=1e-4)
+    both = bench_audio_stats.side_by_side(torch.ones(2, 3), torch.zeros(2, 1))
+    np.testing.assert_allclose(both.numpy(), np.tile([3**-0.5] * 3 + [0.0], (2, 1)), rtol=1e-6)
