@@ -58,17 +58,18 @@ class CellPool(nn.Module):
 
     @staticmethod
     def _cells(n: int, g: int) -> torch.Tensor:
-        rows = torch.zeros(g, n)
-        for i in range(g):
-            start, stop = (i * n) // g, -((-(i + 1) * n) // g)
-            rows[i, start:stop] = 1.0 / (stop - start)
-        return rows
+        """(g, n): row i averages positions floor(i·n/g) to ceil((i+1)·n/g), built from Python numbers (a constant
+        when an ONNX export traces it; torch.kron has no ONNX op)."""
+        spans = [((i * n) // g, -((-(i + 1) * n) // g)) for i in range(g)]
+        return torch.tensor([[1.0 / (b - a) if a <= j < b else 0.0 for j in range(n)] for a, b in spans])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
-        key = (h, w, x.device)
-        if key not in self._weights:  # the (g², H·W) averaging matrix for this size
-            self._weights[key] = torch.kron(self._cells(h, self.grid), self._cells(w, self.grid)).to(x.device)
+        key = (int(h), int(w), x.device)
+        if key not in self._weights:  # the (g², H·W) averaging matrix for this size: cell (i, j) = row_i ⊗ col_j
+            rows, cols = self._cells(key[0], self.grid), self._cells(key[1], self.grid)
+            weights = rows[:, None, :, None] * cols[None, :, None, :]  # (g, g, H, W)
+            self._weights[key] = weights.reshape(self.grid * self.grid, key[0] * key[1]).to(x.device)
         with torch.autocast(x.device.type, enabled=False):  # fp32 sums, as the pooling kernels accumulate
             cells = torch.matmul(self._weights[key], x.float().permute(0, 2, 3, 1).reshape(n, h * w, c))
         return cells.to(x.dtype).permute(0, 2, 1).reshape(n, c, self.grid, self.grid)
