@@ -70,15 +70,18 @@ def probes(tr_emb, tr_y, te_emb, te_y, seed):
     }
 
 
+def band_statistics(lm: torch.Tensor) -> torch.Tensor:
+    """(..., n_mels, T) log-mels → (..., 2·n_mels): each band's mean and standard deviation over time."""
+    return torch.cat([lm.mean(-1), lm.std(-1)], -1)
+
+
 def logmel_stats(adapter, files):
-    """Per-band mean and std of each whole clip's log-mel → (N, 2·n_mels), standardised, L2-normalised."""
+    """Per-band mean and std of each whole clip's log-mel → (N, 2·n_mels) (``standardise`` them for a probe)."""
     feats = []
     for f in files:
         wave = adapter.fit_length(adapter.load(str(f)))
-        lm = adapter.log_mel(wave[None])[0, 0]  # (n_mels, T)
-        feats.append(torch.cat([lm.mean(-1), lm.std(-1)]))
-    x = torch.stack(feats)
-    return x
+        feats.append(band_statistics(adapter.log_mel(wave[None])[0, 0]))  # from (n_mels, T)
+    return torch.stack(feats)
 
 
 def standardise(tr, te):
