@@ -270,8 +270,8 @@ class AudioAdapter(ClipLoading, ClipViews, LogMels, Adapter):
     # ---- encoder ------------------------------------------------------------------------------------
     def default_encoder(self, model: Optional[str] = None, pretrained: Optional[bool] = None, **options) -> nn.Module:
         """:class:`~adapters.audio_encoder.AudioCNN` (options: channels, embedding_dim, dropout, pooling,
-        skip_silence), started from the shipped weights where it is their setting (``pretrained``: None = where
-        they fit, True = insist, False = random weights; :mod:`.audio_weights`), or with
+        skip_silence) from random weights, or from the shipped pretrained ones with ``pretrained=True``
+        (:mod:`.audio_weights`), or with
         ``model`` (a Hub name or a folder) that pretrained ``transformers`` encoder (option: freeze)."""
         if model is not None:
             if pretrained is not None:
@@ -288,7 +288,9 @@ class AudioAdapter(ClipLoading, ClipViews, LogMels, Adapter):
         n_mels = options.pop("n_mels", self.n_mels)
         if n_mels != self.n_mels:
             raise ConfigError(f"the encoder's n_mels={n_mels} differs from the adapter's n_mels={self.n_mels}")
-        return audio_weights.start(AudioCNN(n_mels=n_mels, **options), pretrained, self.options, self.sample_rate)
+        encoder = AudioCNN(n_mels=n_mels, **options)
+        start = False if pretrained is None else pretrained  # random weights unless asked
+        return audio_weights.start(encoder, start, self.options, self.sample_rate)
 
     def attach(self, encoder: nn.Module) -> None:
         """A pretrained encoder sets the sample rate (its feature extractor's) and feeds itself: no log-mels."""

@@ -24,9 +24,8 @@ Two floors are measured in the same run on the same split:
 (b) the same encoder at random initialisation (same seed, same evaluation windows; ``pretrained: false``, never
     the shipped starting weights, ``adapters/audio_weights.py``).
 
-Since round 7 the default encoder starts from the shipped weights; ``--encoder '{"pretrained": false}'`` runs the
-default from random weights (the default before round 7), and ``--init FOLDER`` starts from another pretrained anycl
-model's audio encoder (``benchmarks/pretrain_audio.py``).
+``--encoder '{"pretrained": true}'`` starts the default encoder from the shipped weights (round 7; not the default),
+and ``--init FOLDER`` from another pretrained anycl model's audio encoder (``benchmarks/pretrain_audio.py``).
 
 Training speed is reported as clips/s (each clip gives two augmented views per step).
 
@@ -177,9 +176,9 @@ def run_seed(seed, dataset, args):
     if args.augment:
         adapter_options["augment"] = json.loads(args.augment)
     encoder_options = json.loads(args.encoder) if args.encoder else None
-    if args.set == "asterisk" and "pretrained" not in (encoder_options or {}):
-        # the shipped starting weights heard these prompts in pretraining (audio_pretrain_corpus): not held out
-        encoder_options = {**(encoder_options or {}), "pretrained": False}
+    if args.set == "asterisk" and ((encoder_options or {}).get("pretrained") or args.init):
+        # the shipped starting weights (and pretrain_audio.py's) heard these prompts: nothing would be held out
+        raise SystemExit("--set asterisk: the pretraining corpus holds these prompts; start from random weights")
     out = {"n_train": len(train), "n_test": len(test)}
     init = init_encoder(args.init) if args.init else None
 

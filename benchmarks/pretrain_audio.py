@@ -74,9 +74,9 @@ def ship(folder: str) -> dict:
             k: config["adapter"][k] for k in ("sample_rate", "n_mels", "win_ms", "hop_ms", "n_fft", "f_min", "f_max")
         },
         "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
-        "licence": "anycl's own weights; the corpus comes from Debian main packages whose copyright files "
-        "(/usr/share/doc/<package>/copyright) name CC-BY-3.0 / CC-BY-SA-3.0 (the asterisk prompts), GPL-2+, CC0-1.0 "
-        "and permissive licences (the games and instruments)",
+        "licence": "anycl's own weights, trained on audio from Debian main packages; their copyright files "
+        "(/usr/share/doc/<package>/copyright) name free licences: CC-BY-3.0 and CC-BY-SA-3.0 (the asterisk prompts), "
+        "GPL-2 / GPL-2+, CC-BY-SA, CC0 and other free licences (the games, instruments and drum kits)",
     }
     card_path = audio_weights.WEIGHTS_DIR / f"{audio_weights.NAME}.json"
     card_path.write_text(json.dumps(card, indent=1) + "\n")

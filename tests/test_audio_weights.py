@@ -1,6 +1,6 @@
-"""The audio CNN's shipped starting weights (adapters/audio_weights.py): the default encoder starts from the file
-as it is on disk, other settings start from random weights and say why, a damaged or missing file is refused, and a
-saved model loads its own weights, not the shipped ones."""
+"""The audio CNN's shipped starting weights (adapters/audio_weights.py): ``pretrained=True`` starts the default
+encoder from the file as it is on disk (the default stays random weights), a setting they do not fit is refused
+naming it, a damaged or missing file is refused, and a saved model loads its own weights, not the shipped ones."""
 
 from __future__ import annotations
 
@@ -36,20 +36,22 @@ def test_the_card_states_the_file_it_ships():
     assert not {"sonic-pi-samples", "espeak-ng", "megaglest-data", "hedgewars-data"} & set(card["corpus"]["packages"])
 
 
-def test_the_default_encoder_starts_from_the_shipped_weights():
-    encoder = anycl.adapters.get("audio").default_encoder()
+def test_pretrained_true_starts_from_the_shipped_weights_and_the_default_does_not():
+    adapter = anycl.adapters.get("audio")
+    encoder = adapter.default_encoder(pretrained=True)
     assert _same_as_file(encoder)
     assert encoder.anycl_start == audio_weights.NAME
     assert "pretrained" not in encoder.anycl_spec  # a saved model rebuilds the architecture, then loads its weights
+    for default in (adapter.default_encoder(), adapter.default_encoder(pretrained=False)):
+        assert not _same_as_file(default) and not hasattr(default, "anycl_start")
 
 
-def test_pretrained_false_starts_from_random_weights():
+def test_pretrained_false_is_seeded_random_weights():
     adapter = anycl.adapters.get("audio")
     torch.manual_seed(0)
     a = adapter.default_encoder(pretrained=False)
     torch.manual_seed(0)
-    b = adapter.default_encoder(pretrained=False)
-    assert not _same_as_file(a) and not hasattr(a, "anycl_start")
+    b = adapter.default_encoder()
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
@@ -64,24 +66,21 @@ def test_pretrained_false_starts_from_random_weights():
         ({"f_min": 0.0}, {}, "f_min"),
     ],
 )
-def test_another_setting_starts_random_and_says_why(caplog, adapter_options, encoder_options, named):
+def test_a_setting_the_weights_do_not_fit_is_refused_naming_it(adapter_options, encoder_options, named):
     adapter = anycl.adapters.get("audio", **adapter_options)
-    with caplog.at_level(logging.INFO, logger="anycl"):
-        encoder = adapter.default_encoder(**encoder_options)
-    assert not hasattr(encoder, "anycl_start")
-    assert any(named in r.getMessage() and "random weights" in r.getMessage() for r in caplog.records)
     with pytest.raises(ConfigError, match=named):
         adapter.default_encoder(pretrained=True, **encoder_options)
+    assert not hasattr(adapter.default_encoder(**encoder_options), "anycl_start")  # without it: random, no error
 
 
 def test_settings_that_leave_the_weights_meaning_alone_still_start_from_them():
     adapter = anycl.adapters.get("audio", clip_seconds=2.0, eval_crop="center", augment="strong")
-    assert _same_as_file(adapter.default_encoder(dropout=0.1, skip_silence=True))
+    assert _same_as_file(adapter.default_encoder(pretrained=True, dropout=0.1, skip_silence=True))
 
 
 def test_pretrained_must_be_a_boolean_and_is_not_for_transformers_models():
     adapter = anycl.adapters.get("audio")
-    with pytest.raises(ConfigError, match="pretrained must be true, false"):
+    with pytest.raises(ConfigError, match="pretrained must be true or false"):
         adapter.default_encoder(pretrained="yes")
     with pytest.raises(ConfigError, match="model= is pretrained"):
         adapter.default_encoder(model="some/model", pretrained=True)
@@ -97,10 +96,10 @@ def test_a_damaged_or_missing_file_is_refused(tmp_path, monkeypatch):
     target.write_bytes(bytes(data))
     adapter = anycl.adapters.get("audio")
     with pytest.raises(ConfigError, match="damaged"):
-        adapter.default_encoder()
+        adapter.default_encoder(pretrained=True)
     target.unlink()
     with pytest.raises(ConfigError, match="missing"):
-        adapter.default_encoder()
+        adapter.default_encoder(pretrained=True)
     assert not _same_as_file(adapter.default_encoder(pretrained=False))  # the way out the error names
 
 
@@ -118,7 +117,13 @@ def _clips(folder):
 def test_fit_trains_from_the_shipped_weights_and_a_saved_model_keeps_its_own(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="anycl"):
         model = anycl.fit(
-            _clips(tmp_path / "clips"), modality="audio", max_steps=2, batch_size=4, seed=0, progress=False
+            _clips(tmp_path / "clips"),
+            modality="audio",
+            max_steps=2,
+            batch_size=4,
+            seed=0,
+            progress=False,
+            encoder_options={"pretrained": True},
         )
     assert any(audio_weights.NAME in r.getMessage() for r in caplog.records)  # the recipe line names the start
     trained = model.tower("audio").encoder
