@@ -21,7 +21,11 @@ Two floors are measured in the same run on the same split:
 
 (a) log-mel statistics: per-band mean and std of the whole clip's log-mel (the adapter's features),
     standardised, with the same probes;
-(b) the same encoder at random initialisation (same seed, same evaluation windows).
+(b) the same encoder at random initialisation (same seed, same evaluation windows; ``pretrained: false``, never
+    the shipped starting weights, ``adapters/audio_weights.py``).
+
+``--encoder '{"pretrained": true}'`` starts the default encoder from the shipped weights (round 7; not the default),
+and ``--init FOLDER`` from another pretrained anycl model's audio encoder (``benchmarks/pretrain_audio.py``).
 
 Training speed is reported as clips/s (each clip gives two augmented views per step).
 
@@ -39,6 +43,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import json
 import os
@@ -122,6 +127,11 @@ def encoded_with(model, changes, tr_s, tr_y, te_s, te_y):
             u()
 
 
+def init_encoder(folder: str):
+    """The audio encoder of an anycl model folder (``pretrain_audio.py``'s output), for ``--init``."""
+    return anycl.load(folder).tower("audio").encoder
+
+
 def fit_options(args) -> dict:
     """The loss/multi-view options of the pretraining run (none: the audio default)."""
     given = (("epochs", args.epochs), ("max_steps", args.max_steps), ("batch_size", args.batch_size), ("lr", args.lr))
@@ -166,7 +176,11 @@ def run_seed(seed, dataset, args):
     if args.augment:
         adapter_options["augment"] = json.loads(args.augment)
     encoder_options = json.loads(args.encoder) if args.encoder else None
+    if args.set == "asterisk" and ((encoder_options or {}).get("pretrained") or args.init):
+        # the shipped starting weights (and pretrain_audio.py's) heard these prompts: nothing would be held out
+        raise SystemExit("--set asterisk: the pretraining corpus holds these prompts; start from random weights")
     out = {"n_train": len(train), "n_test": len(test)}
+    init = init_encoder(args.init) if args.init else None
 
     # floor (a): log-mel statistics
     a = anycl.adapters.get("audio", augment=False)
@@ -178,9 +192,16 @@ def run_seed(seed, dataset, args):
 
     set_seed(seed)
     sides = {"anchor": "audio", "positive": "audio", "negative": "audio"}
-    rand = anycl.api.build_model(sides, adapter_options=adapter_options, encoder_options=encoder_options)
+    random_options = {**(encoder_options or {}), "pretrained": False}  # not the shipped weights: random init
+    rand = anycl.api.build_model(sides, adapter_options=adapter_options, encoder_options=random_options)
     rand.eval()
     out["random"] = probes(rand.encode(tr_s), tr_y, rand.encode(te_s), te_y, seed)
+    readers = [("random", rand)]
+    if init is not None:  # --init: the pretrained encoder as it comes, before fine-tuning on this set
+        start = anycl.api.build_model(sides, adapter_options=adapter_options, encoder=copy.deepcopy(init))
+        start.eval()
+        out["init"] = probes(start.encode(tr_s), tr_y, start.encode(te_s), te_y, seed)
+        readers.append(("init", start))
 
     # pretraining without labels on the training clips only
     t0 = time.perf_counter()
@@ -189,7 +210,8 @@ def run_seed(seed, dataset, args):
         modality="audio",
         seed=seed,
         adapter_options=adapter_options,
-        encoder_options=encoder_options,
+        encoder_options=encoder_options if init is None else None,
+        encoder=copy.deepcopy(init) if init is not None else None,
         progress=False,
         **fit_options(args),
     )
@@ -202,7 +224,7 @@ def run_seed(seed, dataset, args):
         for name, change in POST_HOC.items():
             out["post_hoc"][name] = {
                 who: probes(*encoded_with(m, change, tr_s, tr_y, te_s, te_y), seed)
-                for who, m in (("random", rand), ("pretrained", model))
+                for who, m in (*readers, ("pretrained", model))
             }
     out["clips_per_s"] = clips
     out["train_s"] = wall
@@ -254,6 +276,13 @@ def main(argv=None):
         "--post-hoc",
         action="store_true",
         help="also score the encode-time candidates (windows pooling, pre-ReLU embedding) on the same encoders",
+    )
+    p.add_argument(
+        "--init",
+        default=None,
+        metavar="FOLDER",
+        help="start fine-tuning from the audio encoder of this anycl model folder (pretrain_audio.py's output); "
+        "the encoder as it comes is scored too (init_*)",
     )
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--dev-table", action="store_true", help="print the table of results/audio_dev.jsonl and exit")
@@ -390,7 +419,7 @@ def main(argv=None):
             "seeds": args.seeds,
             **{
                 f"{name}_{probe}": [r[name][probe] for r in results]
-                for name in ("logmel", "random", "pretrained")
+                for name in ("logmel", "random", "pretrained", *(("init",) if args.init else ()))
                 for probe in ("linear", "knn")
             },
             "train_s": [r["train_s"] for r in results],
@@ -398,7 +427,7 @@ def main(argv=None):
             **{
                 f"post_hoc:{name}:{who}_{probe}": [r["post_hoc"][name][who][probe] for r in results]
                 for name in (POST_HOC if args.post_hoc else ())
-                for who in ("random", "pretrained")
+                for who in ("random", "pretrained", *(("init",) if args.init else ()))
                 for probe in ("linear", "knn")
             },
             "mixed_precision": args.mixed_precision or "auto (fit's default)",

@@ -76,7 +76,7 @@ def main() -> None:
         if a.mode == "concat":
             set_seed(seed)
             sides = {"anchor": "audio", "positive": "audio", "negative": "audio"}
-            models["random"] = anycl.api.build_model(sides).eval()
+            models["random"] = anycl.api.build_model(sides, encoder_options={"pretrained": False}).eval()
         for who, m in models.items():
             e_tr, e_te = B.standardise(m.encode(tr_s), m.encode(te_s))
             out[who] = B.probes(e_tr, tr_y, e_te, te_y, seed)["linear"]

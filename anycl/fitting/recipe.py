@@ -41,9 +41,12 @@ def step_budget(cfg: FitConfig, rows: Rows, anchor_adapter: Any = None) -> Optio
 
 
 def _encoder(tower: Any) -> str:
-    """A tower's encoder in words: the pretrained model it started from, or its class; its parameters."""
+    """A tower's encoder in words: the pretrained model it started from, or its class (and the shipped weights it
+    started from); its parameters."""
     spec = getattr(tower.encoder, "anycl_spec", None) or {}
     name = spec.get("base_model") or type(tower.encoder).__name__
+    start = getattr(tower.encoder, "anycl_start", None)  # shipped starting weights (the audio CNN's)
+    name = f"{name} from {start}" if start else name
     return f"{name} ({sum(p.numel() for p in tower.encoder.parameters()):,} parameters)"
 
 

@@ -1,0 +1,96 @@
+"""The audio CNN's shipped starting weights: ``anycl-audio-cnn-v1``, pretrained by anycl without labels on about
+132 minutes of audio from Debian packages (recorded telephone prompts in five languages, game sound effects and
+voices, instrument and drum samples) and shipped inside the package (safetensors, 0.4 MB), so
+``fit(..., modality="audio", encoder_options={"pretrained": True})`` starts from them offline, with no download and
+no pickle. They are not the default: measured on issue 29's protocol (round 7), fine-tuning from them tied training
+from random weights on the test splits.
+
+How they were made, and what they were measured to buy, is in ``weights/anycl-audio-cnn-v1.json`` (the corpus, the
+step count, the command, the file's SHA-256) and in ``benchmarks/results/audio_protocol.md`` (round 7). They fit the
+default encoder only: the default ``channels``, ``embedding_dim`` and ``pooling`` on the adapter's default log-mels
+(16 kHz, 64 mels, 25 ms / 10 ms, 50 Hz to 8 kHz). :func:`mismatch` says why another setting cannot start from them.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+import torch
+from torch import nn
+
+from anycl.errors import ConfigError
+
+NAME = "anycl-audio-cnn-v1"
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+@functools.lru_cache(maxsize=1)
+def card() -> Dict[str, Any]:
+    """The shipped weights' record (``weights/<NAME>.json``)."""
+    return json.loads((WEIGHTS_DIR / f"{NAME}.json").read_text())
+
+
+def _adapter_settings(adapter_options: Mapping[str, Any], sample_rate: int) -> Dict[str, Any]:
+    """The log-mel settings that give the weights their meaning, as this adapter has them."""
+    keys = card()["adapter"]
+    out = {k: adapter_options.get(k) for k in keys if k != "sample_rate"}
+    out["sample_rate"] = sample_rate
+    return out
+
+
+def mismatch(encoder: nn.Module, adapter_options: Mapping[str, Any], sample_rate: int) -> Optional[str]:
+    """None when ``encoder`` (an :class:`~adapters.audio_encoder.AudioCNN`) on these adapter settings is the shipped
+    weights' setting; else what differs, in words."""
+    want = card()
+    spec = dict(getattr(encoder, "anycl_spec", {}))
+    spec.setdefault("pooling", "mean+max")
+    for key in ("channels", "embedding_dim", "pooling"):
+        if spec.get(key) != want["encoder"][key]:
+            return f"the encoder's {key}={spec.get(key)!r} (the shipped weights have {want['encoder'][key]!r})"
+    have = _adapter_settings(adapter_options, sample_rate)
+    for key, value in want["adapter"].items():
+        if have.get(key) != value:
+            return f"the adapter's {key}={have.get(key)!r} (the shipped weights were trained with {value!r})"
+    return None
+
+
+def load_into(encoder: nn.Module) -> None:
+    """Copy the shipped weights into ``encoder`` (the default AudioCNN), after checking the file's SHA-256."""
+    from safetensors.torch import load_file  # lazy: only where the shipped weights are used
+
+    path = WEIGHTS_DIR / f"{NAME}.safetensors"
+    if not path.is_file():
+        raise ConfigError(
+            f"the shipped audio weights {path} are missing: reinstall anycl, or pass "
+            f"encoder_options={{'pretrained': False}} to start from random weights"
+        )
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != card()["sha256"]:
+        raise ConfigError(
+            f"the shipped audio weights {path} are damaged (SHA-256 {digest}, expected "
+            f"{card()['sha256']}): reinstall anycl"
+        )
+    with torch.no_grad():
+        encoder.load_state_dict(load_file(str(path)), strict=True)
+    vars(encoder)["anycl_start"] = NAME  # the recipe line says where the encoder started (a plain attribute)
+
+
+def start(encoder: nn.Module, pretrained: bool, adapter_options: Mapping[str, Any], sample_rate: int):
+    """``pretrained=True`` starts ``encoder`` from the shipped weights (a setting that is not theirs is a
+    ConfigError naming it); False (the default) leaves its random weights."""
+    if not isinstance(pretrained, bool):
+        raise ConfigError(f"the audio encoder's pretrained must be true or false, got {pretrained!r}")
+    if not pretrained:
+        return encoder
+    why = mismatch(encoder, adapter_options, sample_rate)
+    if why is not None:
+        raise ConfigError(
+            f"pretrained=True: the shipped audio weights ({NAME}) do not fit {why}; use the default setting, or "
+            f"leave pretrained out to start from random weights"
+        )
+    load_into(encoder)
+    return encoder

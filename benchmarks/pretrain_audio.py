@@ -1,0 +1,143 @@
+"""Pretrain anycl's audio CNN without labels on audio that issue 29's protocol never reads
+(:mod:`audio_pretrain_corpus`), and save it as an anycl model folder; ``bench_audio.py --init FOLDER`` then starts
+the protocol's fine-tuning from its encoder.
+
+    PYTHONPATH=benchmarks python benchmarks/pretrain_audio.py --out runs/audio-pretrained --max-steps 8000
+
+The recipe is ``anycl.fit``'s audio default (the same adapter, augmentations, loss and batch) with a longer step
+budget; the folder's ``pretrain.json`` records the corpus (clips and minutes per source), the steps, the seconds and
+the load before and after. ``--ship`` then copies its encoder weights over the shipped ones
+(``adapters/weights/anycl-audio-cnn-v1.safetensors``) and rewrites their record (``….json``: corpus, packages,
+steps, SHA-256), which ``adapters/audio_weights.py`` checks at every load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import audio_pretrain_corpus  # noqa: E402
+from idle import load_line  # noqa: E402
+
+import anycl  # noqa: E402
+from anycl.adapters import audio_weights  # noqa: E402
+from anycl.model.precision import cpu_bf16_units  # noqa: E402
+
+PROTOCOL_PACKAGES = ["sonic-pi-samples", "espeak-ng", "megaglest-data", "hedgewars-data"]
+
+
+def _version(package: str) -> str:
+    p = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True)
+    return p.stdout.strip() or "not installed"
+
+
+def ship(folder: str) -> dict:
+    """Copy ``folder``'s audio encoder weights over the shipped ones and write their record; the record."""
+    pre = json.loads(Path(folder, "pretrain.json").read_text())
+    source = Path(folder, "towers", "audio", "encoder.safetensors")
+    target = audio_weights.WEIGHTS_DIR / f"{audio_weights.NAME}.safetensors"
+    shutil.copyfile(source, target)
+    config = json.loads(Path(folder, "anycl_config.json").read_text())["towers"]["audio"]
+    options = config["encoder"]["options"]
+    packages = [name for source_name in pre["corpus"] for name in audio_pretrain_corpus.PACKAGES[source_name].split()]
+    card = {
+        "name": audio_weights.NAME,
+        "what": "anycl's default AudioCNN pretrained without labels by anycl.fit's audio default (InfoNCE over two "
+        "augmented 1 s views, batch 64, lr 1e-3, bf16 autocast where the CPU has bf16 units)",
+        "command": pre["command"],
+        "corpus": {
+            "clips": pre["clips"],
+            "minutes": pre["minutes"],
+            "per_source": pre["corpus"],
+            "packages": packages,
+            "left_out": PROTOCOL_PACKAGES,
+        },
+        "package_versions": {name: _version(name) for name in packages},
+        "steps": pre["steps"],
+        "seed": pre["seed"],
+        "train_seconds": pre["train_s"],
+        "last_loss": pre["last_loss"],
+        "machine": pre["machine"],
+        "encoder": {"channels": options["channels"], "embedding_dim": options["embedding_dim"], "pooling": "mean+max"},
+        "adapter": {
+            k: config["adapter"][k] for k in ("sample_rate", "n_mels", "win_ms", "hop_ms", "n_fft", "f_min", "f_max")
+        },
+        "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
+        "licence": "anycl's own weights, trained on audio from Debian main packages; their copyright files "
+        "(/usr/share/doc/<package>/copyright) name free licences: CC-BY-3.0 and CC-BY-SA-3.0 (the asterisk prompts), "
+        "GPL-2 / GPL-2+, CC-BY-SA, CC0 and other free licences (the games, instruments and drum kits)",
+    }
+    card_path = audio_weights.WEIGHTS_DIR / f"{audio_weights.NAME}.json"
+    card_path.write_text(json.dumps(card, indent=1) + "\n")
+    return card
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", required=True, help="the anycl model folder to write")
+    p.add_argument("--max-steps", type=int, default=8000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--sources", nargs="+", default=None, help="default: every source of audio_pretrain_corpus")
+    p.add_argument("--ship", action="store_true", help="then make the result the shipped starting weights")
+    p.add_argument("--ship-only", action="store_true", help="ship --out's weights (already trained) and exit")
+    args = p.parse_args(argv)
+    if args.ship_only:
+        print(json.dumps(ship(args.out), indent=1))
+        return
+    torch.set_num_threads(args.threads)
+    found = audio_pretrain_corpus.corpus()
+    chosen = args.sources or sorted(found)
+    files = [f for name in chosen for f in found[name]]
+    counts = {name: len(found[name]) for name in chosen}
+    print(f"pretraining corpus: {len(files)} clips {counts}", flush=True)
+    load_before = load_line()
+    t0 = time.perf_counter()
+    # from random weights: the shipped ones are what this makes
+    model = anycl.fit(
+        files,
+        modality="audio",
+        seed=args.seed,
+        max_steps=args.max_steps,
+        progress=False,
+        encoder_options={"pretrained": False},
+    )
+    seconds = time.perf_counter() - t0
+    model.save(args.out)
+    import soundfile as sf
+
+    record = {
+        "command": "PYTHONPATH=benchmarks python benchmarks/pretrain_audio.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+        "corpus": counts,
+        "minutes": round(sum(sf.info(f).duration for f in files) / 60, 1),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, bf16 unit {cpu_bf16_units()}, torch {torch.__version__}",
+        "clips": len(files),
+        "steps": model.trainer.global_step,
+        "seed": args.seed,
+        "train_s": round(seconds, 1),
+        "last_loss": model.trainer.history[-1].get("loss") if model.trainer.history else None,
+        "load_before": load_before,
+        "load_after": load_line(),
+        "threads": args.threads,
+        "bench_cache": os.environ.get("ANYCL_BENCH_CACHE", ""),
+    }
+    Path(args.out, "pretrain.json").write_text(json.dumps(record, indent=1) + "\n")
+    print(json.dumps(record), flush=True)
+    if args.ship:
+        print(json.dumps(ship(args.out), indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""The audio CNN's shipped starting weights (adapters/audio_weights.py): ``pretrained=True`` starts the default
+encoder from the file as it is on disk (the default stays random weights), a setting they do not fit is refused
+naming it, a damaged or missing file is refused, and a saved model loads its own weights, not the shipped ones."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from safetensors.torch import load_file
+
+import anycl
+from anycl.adapters import audio_weights
+from anycl.errors import ConfigError
+
+SHIPPED = audio_weights.WEIGHTS_DIR / f"{audio_weights.NAME}.safetensors"
+
+
+def _same_as_file(encoder) -> bool:
+    on_disk = load_file(str(SHIPPED))
+    state = encoder.state_dict()
+    return set(state) == set(on_disk) and all(torch.equal(state[k], on_disk[k]) for k in on_disk)
+
+
+def test_the_card_states_the_file_it_ships():
+    card = json.loads((audio_weights.WEIGHTS_DIR / f"{audio_weights.NAME}.json").read_text())
+    assert card["sha256"] == hashlib.sha256(SHIPPED.read_bytes()).hexdigest()
+    assert card["steps"] > 0 and card["corpus"]["clips"] > 0
+    # none of the audio protocol's packages was read in pretraining
+    assert not {"sonic-pi-samples", "espeak-ng", "megaglest-data", "hedgewars-data"} & set(card["corpus"]["packages"])
+
+
+def test_pretrained_true_starts_from_the_shipped_weights_and_the_default_does_not():
+    adapter = anycl.adapters.get("audio")
+    encoder = adapter.default_encoder(pretrained=True)
+    assert _same_as_file(encoder)
+    assert encoder.anycl_start == audio_weights.NAME
+    assert "pretrained" not in encoder.anycl_spec  # a saved model rebuilds the architecture, then loads its weights
+    for default in (adapter.default_encoder(), adapter.default_encoder(pretrained=False)):
+        assert not _same_as_file(default) and not hasattr(default, "anycl_start")
+
+
+def test_pretrained_false_is_seeded_random_weights():
+    adapter = anycl.adapters.get("audio")
+    torch.manual_seed(0)
+    a = adapter.default_encoder(pretrained=False)
+    torch.manual_seed(0)
+    b = adapter.default_encoder()
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+@pytest.mark.parametrize(
+    "adapter_options, encoder_options, named",
+    [
+        ({}, {"channels": [8, 16]}, "channels"),
+        ({}, {"embedding_dim": 64}, "embedding_dim"),
+        ({}, {"pooling": "mean+std"}, "pooling"),
+        ({"n_mels": 40}, {}, "n_mels"),
+        ({"sample_rate": 8000}, {}, "sample_rate"),
+        ({"f_min": 0.0}, {}, "f_min"),
+    ],
+)
+def test_a_setting_the_weights_do_not_fit_is_refused_naming_it(adapter_options, encoder_options, named):
+    adapter = anycl.adapters.get("audio", **adapter_options)
+    with pytest.raises(ConfigError, match=named):
+        adapter.default_encoder(pretrained=True, **encoder_options)
+    assert not hasattr(adapter.default_encoder(**encoder_options), "anycl_start")  # without it: random, no error
+
+
+def test_settings_that_leave_the_weights_meaning_alone_still_start_from_them():
+    adapter = anycl.adapters.get("audio", clip_seconds=2.0, eval_crop="center", augment="strong")
+    assert _same_as_file(adapter.default_encoder(pretrained=True, dropout=0.1, skip_silence=True))
+
+
+def test_pretrained_must_be_a_boolean_and_is_not_for_transformers_models():
+    adapter = anycl.adapters.get("audio")
+    with pytest.raises(ConfigError, match="pretrained must be true or false"):
+        adapter.default_encoder(pretrained="yes")
+    with pytest.raises(ConfigError, match="model= is pretrained"):
+        adapter.default_encoder(model="some/model", pretrained=True)
+
+
+def test_a_damaged_or_missing_file_is_refused(tmp_path, monkeypatch):
+    copy = tmp_path / "weights"
+    shutil.copytree(audio_weights.WEIGHTS_DIR, copy)
+    monkeypatch.setattr(audio_weights, "WEIGHTS_DIR", copy)
+    target = copy / SHIPPED.name
+    data = bytearray(target.read_bytes())
+    data[-1] ^= 0xFF
+    target.write_bytes(bytes(data))
+    adapter = anycl.adapters.get("audio")
+    with pytest.raises(ConfigError, match="damaged"):
+        adapter.default_encoder(pretrained=True)
+    target.unlink()
+    with pytest.raises(ConfigError, match="missing"):
+        adapter.default_encoder(pretrained=True)
+    assert not _same_as_file(adapter.default_encoder(pretrained=False))  # the way out the error names
+
+
+def _clips(folder):
+    folder.mkdir()
+    sr = 16000
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        t = np.arange(int(0.6 * sr)) / sr
+        sf.write(str(folder / f"tone_{i}.wav"), (0.4 * np.sin(2 * np.pi * (200 + 50 * i) * t)).astype(np.float32), sr)
+        sf.write(str(folder / f"noise_{i}.wav"), (0.2 * rng.standard_normal(int(0.6 * sr))).astype(np.float32), sr)
+    return str(folder)
+
+
+def test_fit_trains_from_the_shipped_weights_and_a_saved_model_keeps_its_own(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="anycl"):
+        model = anycl.fit(
+            _clips(tmp_path / "clips"),
+            modality="audio",
+            max_steps=2,
+            batch_size=4,
+            seed=0,
+            progress=False,
+            encoder_options={"pretrained": True},
+        )
+    assert any(audio_weights.NAME in r.getMessage() for r in caplog.records)  # the recipe line names the start
+    trained = model.tower("audio").encoder
+    assert not _same_as_file(trained)  # two steps moved them
+    model.save(tmp_path / "model")
+    loaded = anycl.load(tmp_path / "model")
+    encoder = loaded.tower("audio").encoder
+    assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), encoder.state_dict().values()))
+    clips = sorted(str(p) for p in (tmp_path / "clips").iterdir())[:3]
+    np.testing.assert_array_equal(model.encode(clips), loaded.encode(clips))
