@@ -290,7 +290,7 @@ class AudioAdapter(ClipLoading, ClipViews, LogMels, Adapter):
             raise ConfigError(f"the encoder's n_mels={n_mels} differs from the adapter's n_mels={self.n_mels}")
         encoder = AudioCNN(n_mels=n_mels, **options)
         start = False if pretrained is None else pretrained  # random weights unless asked
-        return audio_weights.start(encoder, start, self.options, self.sample_rate)
+        return audio_weights.start(encoder, start, self)
 
     def attach(self, encoder: nn.Module) -> None:
         """A pretrained encoder sets the sample rate (its feature extractor's) and feeds itself: no log-mels."""

@@ -34,27 +34,35 @@ def card() -> Dict[str, Any]:
     return json.loads((WEIGHTS_DIR / f"{NAME}.json").read_text())
 
 
-def _adapter_settings(adapter_options: Mapping[str, Any], sample_rate: int) -> Dict[str, Any]:
-    """The log-mel settings that give the weights their meaning, as this adapter has them."""
-    keys = card()["adapter"]
-    out = {k: adapter_options.get(k) for k in keys if k != "sample_rate"}
-    out["sample_rate"] = sample_rate
-    return out
+def _frames(settings: Mapping[str, Any]) -> Dict[str, Any]:
+    """The log-mel front end the weights were trained on, resolved as the adapter resolves its options (a setting left
+    to its default, ``n_fft`` or ``f_max``, is the number it stands for)."""
+    rate = int(settings["sample_rate"])
+    win = int(round(settings["win_ms"] * rate / 1000))
+    return {
+        "sample_rate": rate,
+        "n_mels": int(settings["n_mels"]),
+        "win_length": win,
+        "hop_length": int(round(settings["hop_ms"] * rate / 1000)),
+        "n_fft": int(settings["n_fft"]) if settings["n_fft"] else 1 << (win - 1).bit_length(),
+        "f_min": float(settings["f_min"]),
+        "f_max": float(settings["f_max"]) if settings["f_max"] else rate / 2,
+    }
 
 
-def mismatch(encoder: nn.Module, adapter_options: Mapping[str, Any], sample_rate: int) -> Optional[str]:
-    """None when ``encoder`` (an :class:`~adapters.audio_encoder.AudioCNN`) on these adapter settings is the shipped
-    weights' setting; else what differs, in words."""
+def mismatch(encoder: nn.Module, adapter: Any) -> Optional[str]:
+    """None when ``encoder`` (an :class:`~adapters.audio_encoder.AudioCNN`) behind ``adapter`` (an AudioAdapter, read
+    for its resolved log-mel settings) is the shipped weights' setting; else what differs, in words."""
     want = card()
     spec = dict(getattr(encoder, "anycl_spec", {}))
     spec.setdefault("pooling", "mean+max")
     for key in ("channels", "embedding_dim", "pooling"):
         if spec.get(key) != want["encoder"][key]:
             return f"the encoder's {key}={spec.get(key)!r} (the shipped weights have {want['encoder'][key]!r})"
-    have = _adapter_settings(adapter_options, sample_rate)
-    for key, value in want["adapter"].items():
-        if have.get(key) != value:
-            return f"the adapter's {key}={have.get(key)!r} (the shipped weights were trained with {value!r})"
+    for key, value in _frames(want["adapter"]).items():
+        have = getattr(adapter, key)
+        if have != value:
+            return f"the adapter's {key}={have!r} (the shipped weights were trained with {value!r})"
     return None
 
 
@@ -79,14 +87,14 @@ def load_into(encoder: nn.Module) -> None:
     vars(encoder)["anycl_start"] = NAME  # the recipe line says where the encoder started (a plain attribute)
 
 
-def start(encoder: nn.Module, pretrained: bool, adapter_options: Mapping[str, Any], sample_rate: int):
+def start(encoder: nn.Module, pretrained: bool, adapter: Any):
     """``pretrained=True`` starts ``encoder`` from the shipped weights (a setting that is not theirs is a
     ConfigError naming it); False (the default) leaves its random weights."""
     if not isinstance(pretrained, bool):
         raise ConfigError(f"the audio encoder's pretrained must be true or false, got {pretrained!r}")
     if not pretrained:
         return encoder
-    why = mismatch(encoder, adapter_options, sample_rate)
+    why = mismatch(encoder, adapter)
     if why is not None:
         raise ConfigError(
             f"pretrained=True: the shipped audio weights ({NAME}) do not fit {why}; use the default setting, or "

@@ -64,6 +64,9 @@ def test_pretrained_false_is_seeded_random_weights():
         ({"n_mels": 40}, {}, "n_mels"),
         ({"sample_rate": 8000}, {}, "sample_rate"),
         ({"f_min": 0.0}, {}, "f_min"),
+        ({"hop_ms": 20.0}, {}, "hop_length"),
+        ({"n_fft": 1024}, {}, "n_fft"),
+        ({"f_max": 7000.0}, {}, "f_max"),
     ],
 )
 def test_a_setting_the_weights_do_not_fit_is_refused_naming_it(adapter_options, encoder_options, named):
@@ -76,6 +79,9 @@ def test_a_setting_the_weights_do_not_fit_is_refused_naming_it(adapter_options, 
 def test_settings_that_leave_the_weights_meaning_alone_still_start_from_them():
     adapter = anycl.adapters.get("audio", clip_seconds=2.0, eval_crop="center", augment="strong")
     assert _same_as_file(adapter.default_encoder(pretrained=True, dropout=0.1, skip_silence=True))
+    # the defaults spelt out (16 kHz: n_fft 512, f_max 8 kHz) are the same front end
+    spelt = anycl.adapters.get("audio", sample_rate=16000, n_fft=512, f_max=8000.0, win_ms=25.0, hop_ms=10.0)
+    assert _same_as_file(spelt.default_encoder(pretrained=True))
 
 
 def test_pretrained_must_be_a_boolean_and_is_not_for_transformers_models():
