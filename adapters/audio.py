@@ -268,13 +268,13 @@ class AudioAdapter(ClipLoading, ClipViews, LogMels, Adapter):
         return x
 
     # ---- encoder ------------------------------------------------------------------------------------
-    def default_encoder(self, model: Optional[str] = None, pretrained: Optional[bool] = None, **options) -> nn.Module:
+    def default_encoder(self, model: Optional[str] = None, pretrained: bool = False, **options) -> nn.Module:
         """:class:`~adapters.audio_encoder.AudioCNN` (options: channels, embedding_dim, dropout, pooling,
         skip_silence) from random weights, or from the shipped pretrained ones with ``pretrained=True``
         (:mod:`.audio_weights`), or with
         ``model`` (a Hub name or a folder) that pretrained ``transformers`` encoder (option: freeze)."""
         if model is not None:
-            if pretrained is not None:
+            if pretrained:
                 raise ConfigError("encoder_options 'pretrained' is for anycl's own audio CNN; model= is pretrained")
             return open_pretrained(model, **options)
         valid = set(inspect.signature(AudioCNN).parameters)
@@ -288,9 +288,7 @@ class AudioAdapter(ClipLoading, ClipViews, LogMels, Adapter):
         n_mels = options.pop("n_mels", self.n_mels)
         if n_mels != self.n_mels:
             raise ConfigError(f"the encoder's n_mels={n_mels} differs from the adapter's n_mels={self.n_mels}")
-        encoder = AudioCNN(n_mels=n_mels, **options)
-        start = False if pretrained is None else pretrained  # random weights unless asked
-        return audio_weights.start(encoder, start, self)
+        return audio_weights.start(AudioCNN(n_mels=n_mels, **options), pretrained, self)
 
     def attach(self, encoder: nn.Module) -> None:
         """A pretrained encoder sets the sample rate (its feature extractor's) and feeds itself: no log-mels."""
@@ -323,8 +321,6 @@ class AudioAdapter(ClipLoading, ClipViews, LogMels, Adapter):
     def load_encoder(self, spec: Dict[str, Any], directory: str) -> nn.Module:
         if spec.get("kind") == PRETRAINED_KIND:
             return load_saved(spec, directory)
-        if isinstance(spec.get("options"), dict):  # the folder's weights replace any start: build it random
-            spec = {**spec, "options": {**spec["options"], "pretrained": False}}
         return super().load_encoder(spec, directory)
 
     def __getstate__(self):  # workers get the config, not the device transforms or the bank

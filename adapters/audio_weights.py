@@ -68,22 +68,23 @@ def mismatch(encoder: nn.Module, adapter: Any) -> Optional[str]:
 
 def load_into(encoder: nn.Module) -> None:
     """Copy the shipped weights into ``encoder`` (the default AudioCNN), after checking the file's SHA-256."""
-    from safetensors.torch import load_file  # lazy: only where the shipped weights are used
+    from safetensors.torch import load  # lazy: only where the shipped weights are used
 
     path = WEIGHTS_DIR / f"{NAME}.safetensors"
     if not path.is_file():
         raise ConfigError(
-            f"the shipped audio weights {path} are missing: reinstall anycl, or pass "
-            f"encoder_options={{'pretrained': False}} to start from random weights"
+            f"the shipped audio weights {path} are missing: reinstall anycl, or leave encoder_options 'pretrained' "
+            f"out to start from random weights"
         )
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    data = path.read_bytes()  # read once: checked, then loaded
+    digest = hashlib.sha256(data).hexdigest()
     if digest != card()["sha256"]:
         raise ConfigError(
             f"the shipped audio weights {path} are damaged (SHA-256 {digest}, expected "
             f"{card()['sha256']}): reinstall anycl"
         )
     with torch.no_grad():
-        encoder.load_state_dict(load_file(str(path)), strict=True)
+        encoder.load_state_dict(load(data), strict=True)
     vars(encoder)["anycl_start"] = NAME  # the recipe line says where the encoder started (a plain attribute)
 
 

@@ -25,6 +25,8 @@ import zipfile
 from pathlib import Path
 from typing import Dict, List
 
+from audiosets import ASTERISK_DIR, ASTERISK_LANGUAGES
+
 PACKAGES = {
     "asterisk": "asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav "
     "asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav",
@@ -35,8 +37,6 @@ PACKAGES = {
     "lmms": "lmms-common",
     "hydrogen": "hydrogen-drumkits hydrogen-data",
 }
-ASTERISK_DIR = Path("/usr/share/asterisk/sounds")
-ASTERISK_LANGUAGES = ("en", "es", "fr", "it", "ru")
 WESNOTH_DIR = Path("/usr/share/games/wesnoth")
 OPENARENA_DIR = Path("/usr/share/games/openarena/baseoa")
 WARZONE_ARCHIVE = Path("/usr/share/games/warzone2100/base.wz")
@@ -54,7 +54,7 @@ def cache_dir() -> Path:
 
 
 def _need(path: Path, source: str) -> None:
-    if not path.exists():
+    if not path.exists():  # a folder, or an archive file (warzone2100's base.wz)
         raise SystemExit(f"{path} is missing: apt-get install {PACKAGES[source]}")
 
 

@@ -180,7 +180,7 @@ def run_seed(seed, dataset, args):
         # the shipped starting weights (and pretrain_audio.py's) heard these prompts: nothing would be held out
         raise SystemExit("--set asterisk: the pretraining corpus holds these prompts; start from random weights")
     out = {"n_train": len(train), "n_test": len(test)}
-    init = init_encoder(args.init) if args.init else None
+    init = args.init_encoder  # --init's encoder, read once in main (None without --init)
 
     # floor (a): log-mel statistics
     a = anycl.adapters.get("audio", augment=False)
@@ -318,6 +318,7 @@ def main(argv=None):
             print(protocol_report(recs, audiosets.PROTOCOL_SETS))
         return []
     torch.set_num_threads(args.threads)
+    args.init_encoder = init_encoder(args.init) if args.init else None  # each seed fine-tunes a copy of it
     dataset = audiosets.asterisk(args.max_per_language) if args.set == "asterisk" else audiosets.SETS[args.set]()
     load_before = load_line() if not args.no_write else ""
     t_all = time.perf_counter()
@@ -411,6 +412,7 @@ def main(argv=None):
     text = "\n".join(lines)
     print(text)
     if args.dev or args.record_test:
+        encoders = ("random", "pretrained", *(("init",) if args.init else ()))  # the encoders each run scored
         record = {
             "date": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}",
             "command": cmd.strip(),
@@ -419,7 +421,7 @@ def main(argv=None):
             "seeds": args.seeds,
             **{
                 f"{name}_{probe}": [r[name][probe] for r in results]
-                for name in ("logmel", "random", "pretrained", *(("init",) if args.init else ()))
+                for name in ("logmel", *encoders)
                 for probe in ("linear", "knn")
             },
             "train_s": [r["train_s"] for r in results],
@@ -427,7 +429,7 @@ def main(argv=None):
             **{
                 f"post_hoc:{name}:{who}_{probe}": [r["post_hoc"][name][who][probe] for r in results]
                 for name in (POST_HOC if args.post_hoc else ())
-                for who in ("random", "pretrained", *(("init",) if args.init else ()))
+                for who in encoders
                 for probe in ("linear", "knn")
             },
             "mixed_precision": args.mixed_precision or "auto (fit's default)",
