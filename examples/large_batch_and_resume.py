@@ -7,6 +7,7 @@ examples/large_batch_and_resume.py`: negatives then come from both processes.
 """
 
 import anycl
+from anycl.distributed import exit_process
 
 topics = [
     "cats",
@@ -44,3 +45,4 @@ model = anycl.fit(
     resume_from="latest",
 )
 print("steps:", model.trainer.global_step, "embedding:", tuple(model.encode(["what do we know about owls?"]).shape))
+exit_process()  # launched on CPU: ends without the teardown that gloo's threads can abort (docs/scale.md)

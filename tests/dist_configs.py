@@ -6,7 +6,6 @@ import os
 import sys
 
 import torch
-import torch.distributed as dist
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -113,7 +112,7 @@ def run(name: str, batch_size: int, **extra):
 
 
 if __name__ == "__main__":
-    from anycl.distributed import process_info
+    from anycl.distributed import exit_process, process_info
 
     out = sys.argv[1]
     for name in CONFIGS:
@@ -121,6 +120,4 @@ if __name__ == "__main__":
         rank, world = process_info()
         assert world == 2, world
         torch.save(result, os.path.join(out, f"{name}-rank{rank}.pt"))
-    if dist.is_initialized():  # close the group before exit: gloo's threads otherwise race the interpreter's exit
-        dist.barrier()
-        dist.destroy_process_group()
+    exit_process()  # closes the group and exits without the teardown that gloo's threads can abort

@@ -8,6 +8,7 @@ import sys
 import torch
 import torch.distributed as dist
 
+from anycl.distributed import exit_process
 from anycl.errors import DataError
 from anycl.training.stream_steps import LockstepBatches
 
@@ -39,4 +40,4 @@ if __name__ == "__main__":
         error = f"{type(exc).__name__}: {exc}"
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump({"steps": steps, "error": error}, f)
-    dist.destroy_process_group()
+    exit_process()

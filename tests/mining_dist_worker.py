@@ -66,7 +66,7 @@ def mine_all(out_dir: str, cache_dir: str) -> dict:
 
 
 if __name__ == "__main__":
-    from anycl.distributed import process_info
+    from anycl.distributed import exit_process, process_info
 
     out = sys.argv[1]
     import torch.distributed as dist
@@ -78,4 +78,4 @@ if __name__ == "__main__":
     res = mine_all(out, os.path.join(out, "cache"))
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump(res, f)
-    dist.destroy_process_group()
+    exit_process()

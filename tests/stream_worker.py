@@ -95,7 +95,7 @@ def run(name: str) -> dict:
 if __name__ == "__main__":
     import logging
 
-    from anycl.distributed import process_info
+    from anycl.distributed import exit_process, process_info
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")  # the test reads it
 
@@ -107,7 +107,4 @@ if __name__ == "__main__":
         assert world == 2, world
         with open(os.path.join(out, f"{name}-rank{rank}.json"), "w") as f:
             json.dump(result, f)
-    import torch.distributed as dist
-
-    dist.barrier()  # both done, then the group is closed before exit (gloo may abort a process exiting with it open)
-    dist.destroy_process_group()
+    exit_process()  # both done, the group closed, and no interpreter teardown for gloo's threads to abort

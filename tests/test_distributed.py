@@ -1,6 +1,9 @@
 """Cross-process training: two CPU processes (gloo, through ``accelerate launch``) with local batch B
 give the same loss and the same parameter update as one process with batch 2B."""
 
+import subprocess
+import sys
+
 import dist_configs
 import pytest
 import torch
@@ -71,3 +74,22 @@ def test_one_process_passes_through_and_bad_modes_are_named():
 
     with pytest.raises(ValueError, match=r"distributed='everywhere'.*\('global', 'rows', 'local'\)"):
         loss_across_processes(Odd(), a, a)
+
+
+def test_exit_process_runs_exit_handlers_flushes_and_exits_with_the_code(tmp_path):
+    # the ending of a launched script (every 2-process worker above ends with it): without a group it
+    # still runs the atexit handlers, flushes what is buffered, and exits with the code asked for
+    script = (
+        "import atexit, logging, sys\n"
+        "from anycl.distributed import exit_process\n"
+        f"logging.basicConfig(filename={str(tmp_path / 'log.txt')!r}, level=logging.INFO)\n"
+        "logging.getLogger('t').info('logged')\n"
+        "atexit.register(lambda: print('atexit ran'))\n"
+        "sys.stdout.write('unterminated')\n"
+        "exit_process(3)\n"
+        "print('not reached')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout == "unterminatedatexit ran\n"
+    assert "logged" in (tmp_path / "log.txt").read_text()
