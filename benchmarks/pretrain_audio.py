@@ -127,7 +127,14 @@ def main(argv=None):
     print(f"pretraining corpus: {len(files)} clips {counts}", flush=True)
     load_before = load_line()
     t0 = time.perf_counter()
-    model = anycl.fit(files, modality="audio", seed=args.seed, max_steps=args.max_steps, progress=False)  # random start
+    model = anycl.fit(
+        files,
+        modality="audio",
+        seed=args.seed,
+        max_steps=args.max_steps,
+        progress=False,
+        encoder_options={"pretrained": False},  # from random weights, not the shipped ones
+    )
     seconds = time.perf_counter() - t0
     model.save(args.out)
     import soundfile as sf
