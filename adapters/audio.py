@@ -268,13 +268,13 @@ class AudioAdapter(ClipLoading, ClipViews, LogMels, Adapter):
         return x
 
     # ---- encoder ------------------------------------------------------------------------------------
-    def default_encoder(self, model: Optional[str] = None, pretrained: bool = False, **options) -> nn.Module:
+    def default_encoder(self, model: Optional[str] = None, pretrained: Optional[bool] = None, **options) -> nn.Module:
         """:class:`~adapters.audio_encoder.AudioCNN` (options: channels, embedding_dim, dropout, pooling,
-        skip_silence) from random weights, or from the shipped pretrained ones with ``pretrained=True``
-        (:mod:`.audio_weights`), or with
+        skip_silence) started from the shipped pretrained weights where it is their setting (``pretrained``: None =
+        where they fit, True = insist, False = random weights; :mod:`.audio_weights`), or with
         ``model`` (a Hub name or a folder) that pretrained ``transformers`` encoder (option: freeze)."""
         if model is not None:
-            if pretrained:
+            if pretrained is not None:
                 raise ConfigError("encoder_options 'pretrained' is for anycl's own audio CNN; model= is pretrained")
             return open_pretrained(model, **options)
         valid = set(inspect.signature(AudioCNN).parameters)
@@ -321,6 +321,8 @@ class AudioAdapter(ClipLoading, ClipViews, LogMels, Adapter):
     def load_encoder(self, spec: Dict[str, Any], directory: str) -> nn.Module:
         if spec.get("kind") == PRETRAINED_KIND:
             return load_saved(spec, directory)
+        if isinstance(spec.get("options"), dict):  # the folder's weights replace any start: build it random
+            spec = {**spec, "options": {**spec["options"], "pretrained": False}}
         return super().load_encoder(spec, directory)
 
     def __getstate__(self):  # workers get the config, not the device transforms or the bank

@@ -79,6 +79,13 @@ def _files(root: Path) -> List[str]:
     return sorted({str(p.resolve()) for p in root.rglob("*") if p.suffix.lower() in AUDIO and p.is_file()})
 
 
+def openarena_files() -> List[str]:
+    """OpenArena's sounds, extracted once from its ``.pk3`` zip archives into the cache."""
+    _need(OPENARENA_DIR, "openarena")
+    into = cache_dir() / "openarena"
+    return [f for pk3 in sorted(OPENARENA_DIR.glob("*.pk3")) for f in _extract(pk3, "sound/", into)]
+
+
 def sources() -> Dict[str, List[str]]:
     """Each source's audio files (before the length filter), in a fixed order."""
     out: Dict[str, List[str]] = {}
@@ -90,9 +97,7 @@ def sources() -> Dict[str, List[str]]:
     out["asterisk"] = sorted(real)
     _need(WESNOTH_DIR, "wesnoth")
     out["wesnoth"] = _files(WESNOTH_DIR)
-    _need(OPENARENA_DIR, "openarena")
-    into = cache_dir() / "openarena"
-    out["openarena"] = [f for pk3 in sorted(OPENARENA_DIR.glob("*.pk3")) for f in _extract(pk3, "sound/", into)]
+    out["openarena"] = openarena_files()
     _need(WARZONE_ARCHIVE, "warzone2100")
     out["warzone2100"] = _extract(WARZONE_ARCHIVE, "audio/", cache_dir() / "warzone2100")
     _need(FREECIV_DIR, "freeciv")

@@ -176,9 +176,11 @@ def run_seed(seed, dataset, args):
     if args.augment:
         adapter_options["augment"] = json.loads(args.augment)
     encoder_options = json.loads(args.encoder) if args.encoder else None
-    if args.set == "asterisk" and ((encoder_options or {}).get("pretrained") or args.init):
+    if args.set == "asterisk":
         # the shipped starting weights (and pretrain_audio.py's) heard these prompts: nothing would be held out
-        raise SystemExit("--set asterisk: the pretraining corpus holds these prompts; start from random weights")
+        if (encoder_options or {}).get("pretrained") or args.init:
+            raise SystemExit("--set asterisk: the pretraining corpus holds these prompts; start from random weights")
+        encoder_options = {**(encoder_options or {}), "pretrained": False}
     out = {"n_train": len(train), "n_test": len(test)}
     init = args.init_encoder  # --init's encoder, read once in main (None without --init)
 

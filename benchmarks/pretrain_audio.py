@@ -28,6 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import audio_pretrain_corpus  # noqa: E402
+import audio_speaker_corpus  # noqa: E402
 from idle import load_line  # noqa: E402
 
 import anycl  # noqa: E402
@@ -45,12 +46,17 @@ def _version(package: str) -> str:
 def ship(folder: str) -> dict:
     """Copy ``folder``'s audio encoder weights over the shipped ones and write their record; the record."""
     pre = json.loads(Path(folder, "pretrain.json").read_text())
+    speaker_stage = None
+    if "start_folder" in pre:  # pretrain_audio_speakers.py's folder: the unlabelled stage is its start
+        speaker_stage, pre = pre, json.loads(Path(pre["start_folder"], "pretrain.json").read_text())
     source = Path(folder, "towers", "audio", "encoder.safetensors")
     target = audio_weights.WEIGHTS_DIR / f"{audio_weights.NAME}.safetensors"
     shutil.copyfile(source, target)
     config = json.loads(Path(folder, "anycl_config.json").read_text())["towers"]["audio"]
     options = config["encoder"]["options"]
     packages = [name for source_name in pre["corpus"] for name in audio_pretrain_corpus.PACKAGES[source_name].split()]
+    if speaker_stage is not None:
+        packages += [name for name in audio_speaker_corpus.PACKAGES.split() if name not in packages]
     card = {
         "name": audio_weights.NAME,
         "what": "anycl's default AudioCNN pretrained without labels by anycl.fit's audio default (InfoNCE over two "
@@ -78,6 +84,23 @@ def ship(folder: str) -> dict:
         "(/usr/share/doc/<package>/copyright) name free licences: CC-BY-3.0 and CC-BY-SA-3.0 (the asterisk prompts), "
         "GPL-2 / GPL-2+, CC-BY-SA, CC0 and other free licences (the games, instruments and drum kits)",
     }
+    if speaker_stage is not None:
+        card["what"] += (
+            "; then trained on with supervised contrast (loss='supcon'): clips of one speaker are positives "
+            "(13 Festival voices reading FOLDOC sentences, 17 OpenArena characters), the unlabelled corpus beside "
+            "them with each clip its own label"
+        )
+        card["speaker_stage"] = {
+            k: speaker_stage[k]
+            for k in ("command", "speakers", "clips", "unlabelled_clips", "speaker_repeat", "minutes", "steps")
+        }
+        card["speaker_stage"]["train_seconds"] = speaker_stage["train_s"]
+        card["steps"] = pre["steps"] + speaker_stage["steps"]
+        card["last_loss"] = speaker_stage["last_loss"]
+        card["licence"] += (
+            "; the speaker stage adds the Festival voices (festvox-*: permissive CMU / EST / BSD terms, GPL-2+, "
+            "GPL-3, LGPL-2.1+) reading sentences of FOLDOC (dict-foldoc: GFDL)"
+        )
     card_path = audio_weights.WEIGHTS_DIR / f"{audio_weights.NAME}.json"
     card_path.write_text(json.dumps(card, indent=1) + "\n")
     return card
@@ -104,7 +127,14 @@ def main(argv=None):
     print(f"pretraining corpus: {len(files)} clips {counts}", flush=True)
     load_before = load_line()
     t0 = time.perf_counter()
-    model = anycl.fit(files, modality="audio", seed=args.seed, max_steps=args.max_steps, progress=False)  # random start
+    model = anycl.fit(
+        files,
+        modality="audio",
+        seed=args.seed,
+        max_steps=args.max_steps,
+        progress=False,
+        encoder_options={"pretrained": False},  # from random weights, not the shipped ones
+    )
     seconds = time.perf_counter() - t0
     model.save(args.out)
     import soundfile as sf

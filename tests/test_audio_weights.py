@@ -1,6 +1,7 @@
-"""The audio CNN's shipped starting weights (adapters/audio_weights.py): ``pretrained=True`` starts the default
-encoder from the file as it is on disk (the default stays random weights), a setting they do not fit is refused
-naming it, a damaged or missing file is refused, and a saved model loads its own weights, not the shipped ones."""
+"""The audio CNN's shipped starting weights (adapters/audio_weights.py): the default encoder starts from the file as
+it is on disk (``pretrained`` left out or True; False gives random weights), a setting they do not fit starts random
+with a line naming it (refused naming it under ``pretrained=True``), a damaged or missing file is refused, and a saved
+model loads its own weights, never the shipped ones."""
 
 from __future__ import annotations
 
@@ -34,16 +35,18 @@ def test_the_card_states_the_file_it_ships():
     assert card["steps"] > 0 and card["corpus"]["clips"] > 0
     # none of the audio protocol's packages was read in pretraining
     assert not {"sonic-pi-samples", "espeak-ng", "megaglest-data", "hedgewars-data"} & set(card["corpus"]["packages"])
+    assert card["steps"] == 8000 + card["speaker_stage"]["steps"]  # the unlabelled stage, then the speakers'
+    assert len(card["speaker_stage"]["speakers"]) == 30 and "festival" in card["package_versions"]
 
 
-def test_pretrained_true_starts_from_the_shipped_weights_and_the_default_does_not():
+def test_the_default_and_pretrained_true_start_from_the_shipped_weights_and_false_does_not():
     adapter = anycl.adapters.get("audio")
-    encoder = adapter.default_encoder(pretrained=True)
-    assert _same_as_file(encoder)
-    assert encoder.anycl_start == audio_weights.NAME
-    assert "pretrained" not in encoder.anycl_spec  # a saved model rebuilds the architecture, then loads its weights
-    for default in (adapter.default_encoder(), adapter.default_encoder(pretrained=False)):
-        assert not _same_as_file(default) and not hasattr(default, "anycl_start")
+    for encoder in (adapter.default_encoder(), adapter.default_encoder(pretrained=True)):
+        assert _same_as_file(encoder)
+        assert encoder.anycl_start == audio_weights.NAME
+        assert "pretrained" not in encoder.anycl_spec  # a saved model rebuilds the architecture, then loads its weights
+    random = adapter.default_encoder(pretrained=False)
+    assert not _same_as_file(random) and not hasattr(random, "anycl_start")
 
 
 def test_pretrained_false_is_seeded_random_weights():
@@ -51,8 +54,11 @@ def test_pretrained_false_is_seeded_random_weights():
     torch.manual_seed(0)
     a = adapter.default_encoder(pretrained=False)
     torch.manual_seed(0)
-    b = adapter.default_encoder()
+    b = adapter.default_encoder(pretrained=False)
+    torch.manual_seed(1)
+    c = adapter.default_encoder(pretrained=False)
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(a.features[0].weight, c.features[0].weight)
 
 
 @pytest.mark.parametrize(
@@ -69,11 +75,16 @@ def test_pretrained_false_is_seeded_random_weights():
         ({"f_max": 7000.0}, {}, "f_max"),
     ],
 )
-def test_a_setting_the_weights_do_not_fit_is_refused_naming_it(adapter_options, encoder_options, named):
+def test_a_setting_the_weights_do_not_fit_starts_random_saying_why_and_is_refused_under_true(
+    adapter_options, encoder_options, named, caplog
+):
     adapter = anycl.adapters.get("audio", **adapter_options)
     with pytest.raises(ConfigError, match=named):
         adapter.default_encoder(pretrained=True, **encoder_options)
-    assert not hasattr(adapter.default_encoder(**encoder_options), "anycl_start")  # without it: random, no error
+    with caplog.at_level(logging.INFO, logger="anycl"):
+        encoder = adapter.default_encoder(**encoder_options)
+    assert not hasattr(encoder, "anycl_start")  # left out: random weights, no error, one line naming the setting
+    assert [r.getMessage() for r in caplog.records if "random weights" in r.getMessage() and named in r.getMessage()]
 
 
 def test_settings_that_leave_the_weights_meaning_alone_still_start_from_them():
@@ -86,10 +97,11 @@ def test_settings_that_leave_the_weights_meaning_alone_still_start_from_them():
 
 def test_pretrained_must_be_a_boolean_and_is_not_for_transformers_models():
     adapter = anycl.adapters.get("audio")
-    with pytest.raises(ConfigError, match="pretrained must be true or false"):
+    with pytest.raises(ConfigError, match="pretrained must be true, false or left out"):
         adapter.default_encoder(pretrained="yes")
-    with pytest.raises(ConfigError, match="model= is pretrained"):
-        adapter.default_encoder(model="some/model", pretrained=True)
+    for given in (True, False):
+        with pytest.raises(ConfigError, match="model= is pretrained"):
+            adapter.default_encoder(model="some/model", pretrained=given)
 
 
 def test_a_damaged_or_missing_file_is_refused(tmp_path, monkeypatch):
@@ -101,11 +113,12 @@ def test_a_damaged_or_missing_file_is_refused(tmp_path, monkeypatch):
     data[-1] ^= 0xFF
     target.write_bytes(bytes(data))
     adapter = anycl.adapters.get("audio")
-    with pytest.raises(ConfigError, match="damaged"):
-        adapter.default_encoder(pretrained=True)
+    for given in (None, True):  # the default too: a damaged install is an error, not a silent random start
+        with pytest.raises(ConfigError, match="damaged"):
+            adapter.default_encoder(pretrained=given)
     target.unlink()
-    with pytest.raises(ConfigError, match="missing"):
-        adapter.default_encoder(pretrained=True)
+    with pytest.raises(ConfigError, match=r"missing.*'pretrained': False"):
+        adapter.default_encoder()
     assert not _same_as_file(adapter.default_encoder(pretrained=False))  # the way out the error names
 
 
@@ -120,23 +133,34 @@ def _clips(folder):
     return str(folder)
 
 
-def test_fit_trains_from_the_shipped_weights_and_a_saved_model_keeps_its_own(tmp_path, caplog):
+def test_fit_trains_from_the_shipped_weights_and_a_saved_model_keeps_its_own(tmp_path, caplog, monkeypatch):
     with caplog.at_level(logging.INFO, logger="anycl"):
         model = anycl.fit(
-            _clips(tmp_path / "clips"),
-            modality="audio",
-            max_steps=2,
-            batch_size=4,
-            seed=0,
-            progress=False,
-            encoder_options={"pretrained": True},
+            _clips(tmp_path / "clips"), modality="audio", max_steps=2, batch_size=4, seed=0, progress=False
         )
     assert any(audio_weights.NAME in r.getMessage() for r in caplog.records)  # the recipe line names the start
     trained = model.tower("audio").encoder
     assert not _same_as_file(trained)  # two steps moved them
     model.save(tmp_path / "model")
+    monkeypatch.setattr(audio_weights, "WEIGHTS_DIR", tmp_path / "nowhere")  # loading never reads the shipped file
     loaded = anycl.load(tmp_path / "model")
     encoder = loaded.tower("audio").encoder
     assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), encoder.state_dict().values()))
     clips = sorted(str(p) for p in (tmp_path / "clips").iterdir())[:3]
     np.testing.assert_array_equal(model.encode(clips), loaded.encode(clips))
+
+
+def test_fit_from_random_weights_when_asked(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="anycl"):
+        model = anycl.fit(
+            _clips(tmp_path / "clips"),
+            modality="audio",
+            max_steps=1,
+            batch_size=4,
+            seed=0,
+            progress=False,
+            encoder_options={"pretrained": False},
+        )
+    assert not hasattr(model.tower("audio").encoder, "anycl_start")
+    recipe = [r.getMessage() for r in caplog.records if "AudioCNN (" in r.getMessage()]
+    assert recipe and not any(audio_weights.NAME in line for line in recipe)  # the recipe line: no shipped start
