@@ -106,6 +106,20 @@ def ship(folder: str) -> dict:
     return card
 
 
+def run_facts(model, seconds: float, seed: int, threads: int, load_before: str) -> dict:
+    """What a pretraining run's record says of the run itself: machine, steps, seed, seconds, last loss, load."""
+    return {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, bf16 unit {cpu_bf16_units()}, torch {torch.__version__}",
+        "steps": model.trainer.global_step,
+        "seed": seed,
+        "train_s": round(seconds, 1),
+        "last_loss": model.trainer.history[-1].get("loss") if model.trainer.history else None,
+        "load_before": load_before,
+        "load_after": load_line(),
+        "threads": threads,
+    }
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="the anycl model folder to write")
@@ -144,15 +158,8 @@ def main(argv=None):
         + " ".join(sys.argv[1:] if argv is None else argv),
         "corpus": counts,
         "minutes": round(sum(sf.info(f).duration for f in files) / 60, 1),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, bf16 unit {cpu_bf16_units()}, torch {torch.__version__}",
         "clips": len(files),
-        "steps": model.trainer.global_step,
-        "seed": args.seed,
-        "train_s": round(seconds, 1),
-        "last_loss": model.trainer.history[-1].get("loss") if model.trainer.history else None,
-        "load_before": load_before,
-        "load_after": load_line(),
-        "threads": args.threads,
+        **run_facts(model, seconds, args.seed, args.threads, load_before),
         "bench_cache": os.environ.get("ANYCL_BENCH_CACHE", ""),
     }
     Path(args.out, "pretrain.json").write_text(json.dumps(record, indent=1) + "\n")

@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -28,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import audio_pretrain_corpus  # noqa: E402
 import audio_speaker_corpus  # noqa: E402
 from idle import load_line  # noqa: E402
+from pretrain_audio import run_facts  # noqa: E402
 
 import anycl  # noqa: E402
-from anycl.model.precision import cpu_bf16_units  # noqa: E402
 
 
 def main(argv=None):
@@ -80,14 +78,7 @@ def main(argv=None):
         "clips": len(files),
         "speaker_repeat": args.speaker_repeat,
         "minutes": round(sum(sf.info(f).duration for f in set(files)) / 60, 1),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, bf16 unit {cpu_bf16_units()}, torch {torch.__version__}",
-        "steps": model.trainer.global_step,
-        "seed": args.seed,
-        "train_s": round(seconds, 1),
-        "last_loss": model.trainer.history[-1].get("loss") if model.trainer.history else None,
-        "load_before": load_before,
-        "load_after": load_line(),
-        "threads": args.threads,
+        **run_facts(model, seconds, args.seed, args.threads, load_before),
     }
     Path(args.out, "pretrain.json").write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps(record), flush=True)
