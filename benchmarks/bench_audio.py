@@ -24,8 +24,9 @@ Two floors are measured in the same run on the same split:
 (b) the same encoder at random initialisation (same seed, same evaluation windows; ``pretrained: false``, never
     the shipped starting weights, ``adapters/audio_weights.py``).
 
-``--encoder '{"pretrained": true}'`` starts the default encoder from the shipped weights (round 7; not the default),
-and ``--init FOLDER`` from another pretrained anycl model's audio encoder (``benchmarks/pretrain_audio.py``).
+The default encoder starts from the shipped weights (round 8's default), ``--encoder '{"pretrained": false}'`` from
+random weights, and ``--init FOLDER`` from another pretrained anycl model's audio encoder
+(``benchmarks/pretrain_audio.py``, ``benchmarks/pretrain_audio_speakers.py``).
 
 Training speed is reported as clips/s (each clip gives two augmented views per step).
 

@@ -14,6 +14,7 @@ steps, SHA-256), which ``adapters/audio_weights.py`` checks at every load.
 from __future__ import annotations
 
 import argparse
+import collections
 import hashlib
 import json
 import os
@@ -85,10 +86,11 @@ def ship(folder: str) -> dict:
         "GPL-2 / GPL-2+, CC-BY-SA, CC0 and other free licences (the games, instruments and drum kits)",
     }
     if speaker_stage is not None:
+        sources = collections.Counter(name.split("/")[0] for name in speaker_stage["speakers"])
         card["what"] += (
             "; then trained on with supervised contrast (loss='supcon'): clips of one speaker are positives "
-            "(13 Festival voices reading FOLDOC sentences, 17 OpenArena characters), the unlabelled corpus beside "
-            "them with each clip its own label"
+            f"({sources['festival']} Festival voices reading FOLDOC sentences, {sources['openarena']} OpenArena "
+            "characters), the unlabelled corpus beside them with each clip its own label"
         )
         card["speaker_stage"] = {
             k: speaker_stage[k]
