@@ -36,7 +36,7 @@ from anycl.fitting.items import data_adapter_options, scan_items
 from anycl.fitting.loss import check_batch_size, check_loss_data, choose_loss
 from anycl.fitting.loss_data import check_teacher_width, with_teacher_embeddings
 from anycl.fitting.memory import check_step_memory
-from anycl.fitting.recipe import resolved_recipe, self_supervised, step_budget
+from anycl.fitting.recipe import resolved_recipe, self_supervised, start_budget, step_budget
 from anycl.fitting.record import record_run
 from anycl.fitting.resume import check_resume, run_identity
 from anycl.fitting.setup import (
@@ -96,6 +96,7 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
         adapter_options=data_adapter_options(cfg, sides, parts),  # the user's, and what the items chose (a preset)
         head=cfg.head,
     )
+    start_budget(model, args, rows)  # from shipped starting weights: the whole step budget, however small the data
     guide = set_up_model(
         model,
         cfg,
