@@ -171,7 +171,8 @@ def fit(
 
     How long: ``epochs`` (default 1 for given pairs) or ``max_steps``. Data without pairs (a folder of clips or
     images, a list of items: each item's positive is another augmented view of it) given neither trains for
-    enough epochs to reach 1000 optimiser steps, at most 100 epochs, in full batches only (the ``in_batch``
+    enough epochs to reach 1000 optimiser steps, at most 100 epochs (from shipped starting weights, the default
+    audio CNN's: exactly 1000 steps however small the data), in full batches only (the ``in_batch``
     sampler's ``drop_last``), evaluated (without ``eval_every``) about 10 times rather than after every epoch. A
     run of fewer than 100 steps is warned about, and one INFO line states the resolved recipe (encoder, window
     or crop, views, augmentations, batch size, epochs, steps) when training starts (:mod:`anycl.fitting.recipe`).
