@@ -36,7 +36,7 @@ from anycl.fitting.items import data_adapter_options, scan_items
 from anycl.fitting.loss import check_batch_size, check_loss_data, choose_loss
 from anycl.fitting.loss_data import check_teacher_width, with_teacher_embeddings
 from anycl.fitting.memory import check_step_memory
-from anycl.fitting.recipe import resolved_recipe, self_supervised, step_budget
+from anycl.fitting.recipe import resolved_recipe, self_supervised, start_budget, step_budget
 from anycl.fitting.record import record_run
 from anycl.fitting.resume import check_resume, run_identity
 from anycl.fitting.setup import (
@@ -96,6 +96,7 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
         adapter_options=data_adapter_options(cfg, sides, parts),  # the user's, and what the items chose (a preset)
         head=cfg.head,
     )
+    start_budget(model, args, rows)  # from shipped starting weights: the whole step budget, however small the data
     guide = set_up_model(
         model,
         cfg,
@@ -170,7 +171,8 @@ def fit(
 
     How long: ``epochs`` (default 1 for given pairs) or ``max_steps``. Data without pairs (a folder of clips or
     images, a list of items: each item's positive is another augmented view of it) given neither trains for
-    enough epochs to reach 1000 optimiser steps, at most 100 epochs, in full batches only (the ``in_batch``
+    enough epochs to reach 1000 optimiser steps, at most 100 epochs (from shipped starting weights, the default
+    audio CNN's: exactly 1000 steps however small the data), in full batches only (the ``in_batch``
     sampler's ``drop_last``), evaluated (without ``eval_every``) about 10 times rather than after every epoch. A
     run of fewer than 100 steps is warned about, and one INFO line states the resolved recipe (encoder, window
     or crop, views, augmentations, batch size, epochs, steps) when training starts (:mod:`anycl.fitting.recipe`).

@@ -21,6 +21,7 @@ import subprocess
 from pathlib import Path
 from typing import Dict, List, Tuple
 
+import audio_speakers_more
 from audio_pretrain_corpus import cache_dir, openarena_files
 
 VOICES = (
@@ -45,6 +46,7 @@ PACKAGES = (
 )
 FOLDOC = Path("/usr/share/dictd/foldoc.dict.dz")
 OPENARENA_LEFT_OUT = {"footsteps", "announcer", "player"}
+MORE = ("asterisk",)  # further speaker sources (audio_speakers_more)
 
 
 def sentences() -> List[str]:
@@ -82,8 +84,12 @@ def synthesise(voice: str, texts: List[str], folder: Path) -> List[Path]:
     return out
 
 
-def corpus(per_voice: int = 80) -> Tuple[List[str], List[str]]:
-    """(files, speaker labels): ``per_voice`` sentences per Festival voice, and every OpenArena character's voice."""
+def corpus(per_voice: int = 80, more: Tuple[str, ...] = (), per_speaker: int = 120) -> Tuple[List[str], List[str]]:
+    """(files, speaker labels): ``per_voice`` sentences per Festival voice, and every OpenArena character's voice;
+    ``more=("asterisk",)`` adds :mod:`audio_speakers_more`'s seven asterisk speakers, ``per_speaker`` clips each."""
+    unknown = sorted(set(more) - set(MORE))
+    if unknown:
+        raise SystemExit(f"unknown speaker source(s) {unknown}: choose from {list(MORE)}")
     try:
         subprocess.run(["festival", "--version"], capture_output=True, check=True)
     except (OSError, subprocess.CalledProcessError):
@@ -111,4 +117,8 @@ def corpus(per_voice: int = 80) -> Tuple[List[str], List[str]]:
     for character, found in sorted(by_character.items()):
         files += sorted(found)
         labels += [f"openarena/{character}"] * len(found)
+    if "asterisk" in more:
+        extra_files, extra_labels = audio_speakers_more.asterisk_speakers(per_speaker)
+        files += extra_files
+        labels += extra_labels
     return files, labels

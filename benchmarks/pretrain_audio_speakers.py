@@ -25,6 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import audio_pretrain_corpus  # noqa: E402
 import audio_speaker_corpus  # noqa: E402
+import audio_word_corpus  # noqa: E402
 from idle import load_line  # noqa: E402
 from pretrain_audio import run_facts  # noqa: E402
 
@@ -45,13 +46,31 @@ def main(argv=None):
         help="also train on pretrain_audio's unlabelled corpus, each clip its own label (its two views the only "
         "positives, as in the unlabelled pretraining), so the encoder keeps what it learnt there",
     )
+    p.add_argument(
+        "--more",
+        nargs="*",
+        default=[],
+        choices=list(audio_speaker_corpus.MORE),
+        help="further speaker sources (audio_speakers_more): asterisk = seven recorded telephone-prompt speakers",
+    )
+    p.add_argument("--per-speaker", type=int, default=120, help="--more: clips kept per speaker")
+    p.add_argument(
+        "--words",
+        type=int,
+        default=0,
+        help="also every Festival voice reading this many single words (audio_word_corpus), labelled by the word",
+    )
     p.add_argument("--speaker-repeat", type=int, default=1, help="each speaker clip this many times in an epoch")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    files, labels = audio_speaker_corpus.corpus(args.per_voice)
+    files, labels = audio_speaker_corpus.corpus(args.per_voice, tuple(args.more), args.per_speaker)
     counts = dict(collections.Counter(labels))
     print(f"speaker corpus: {len(files)} clips, {len(counts)} speakers", flush=True)
     files, labels, general = files * args.speaker_repeat, labels * args.speaker_repeat, []
+    if args.words:
+        word_files, word_labels = audio_word_corpus.corpus(args.words)
+        files, labels = files + word_files, labels + word_labels
+        print(f"with the words: {len(word_files)} clips, {len(set(word_labels))} words", flush=True)
     if args.with_corpus:
         labelled = set(files)  # OpenArena's player voices are in both: there they keep their speaker's label
         general = [f for clips in audio_pretrain_corpus.corpus().values() for f in clips if f not in labelled]
@@ -74,6 +93,7 @@ def main(argv=None):
         "start": json.loads(Path(args.start, "pretrain.json").read_text()).get("command", args.start),
         "start_folder": str(Path(args.start).resolve()),
         "speakers": counts,
+        "words": args.words,
         "unlabelled_clips": len(general),
         "clips": len(files),
         "speaker_repeat": args.speaker_repeat,

@@ -164,3 +164,25 @@ def test_fit_from_random_weights_when_asked(tmp_path, caplog):
     assert not hasattr(model.tower("audio").encoder, "anycl_start")
     recipe = [r.getMessage() for r in caplog.records if "AudioCNN (" in r.getMessage()]
     assert recipe and not any(audio_weights.NAME in line for line in recipe)  # the recipe line: no shipped start
+
+
+def test_a_run_from_the_shipped_weights_takes_the_whole_step_budget_however_small_the_data(
+    tmp_path, caplog, monkeypatch
+):
+    from anycl.fitting import recipe
+    from anycl.training import epochs
+
+    monkeypatch.setattr(recipe, "DEFAULT_STEP_BUDGET", 7)
+    monkeypatch.setattr(epochs, "MAX_BUDGET_EPOCHS", 2)  # from random weights: at most 2 epochs of the budget
+    clips = _clips(tmp_path / "clips")
+    common = dict(modality="audio", batch_size=4, seed=0, progress=False)
+    with caplog.at_level(logging.INFO, logger="anycl"):
+        started = anycl.fit(clips, **common)
+    steps_per_epoch = len(list((tmp_path / "clips").iterdir())) // 4  # full batches only
+    assert steps_per_epoch * 2 < 7 and started.info["steps"] == 7  # the whole budget, past the epochs' cap
+    line = [r.getMessage() for r in caplog.records if r.getMessage().startswith("training: ")][-1]
+    assert "7 optimiser steps (default from shipped starting weights: the step budget whatever the data size" in line
+    random = anycl.fit(clips, encoder_options={"pretrained": False}, **common)
+    assert random.info["steps"] == steps_per_epoch * 2  # random weights: the budget's epochs, capped
+    assert anycl.fit(clips, epochs=1, **common).info["steps"] == steps_per_epoch  # epochs given: they decide
+    assert anycl.fit(clips, max_steps=3, **common).info["steps"] == 3

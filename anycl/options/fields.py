@@ -118,7 +118,8 @@ class FitFields:
     epochs: Optional[int] = _opt(
         None,
         "passes over the data; default: 1 for given pairs, and for data without pairs (self-supervised: "
-        "augmented views) enough for 1000 optimiser steps, at most 100 (anycl.fitting.recipe)",
+        "augmented views) enough for 1000 optimiser steps, at most 100 (from shipped starting weights: exactly 1000 "
+        "steps; anycl.fitting.recipe)",
         "N",
         "1 for pairs; self-supervised: ceil(1000 / steps per epoch), at most 100",
     )

@@ -115,6 +115,11 @@ def recipe_line(recipe: Optional[Mapping[str, Any]], args: TrainingArgs, total: 
     parts.append(f"batch size {args.batch_size}")
     if total is None:  # a stream without max_steps
         parts.append(f"{args.epochs} pass{'' if args.epochs == 1 else 'es'} over the stream")
+    elif args.max_steps and args.steps_from_start:
+        parts.append(
+            f"{epochs} epoch{'' if epochs == 1 else 's'}, {total} optimiser steps (default from shipped starting "
+            "weights: the step budget whatever the data size; set epochs= or max_steps=)"
+        )
     elif args.max_steps:
         parts.append(f"{total} optimiser steps (max_steps)")
     else:
