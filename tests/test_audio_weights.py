@@ -182,6 +182,11 @@ def test_a_run_from_the_shipped_weights_takes_the_whole_step_budget_however_smal
     assert steps_per_epoch * 2 < 7 and started.info["steps"] == 7  # the whole budget, past the epochs' cap
     line = [r.getMessage() for r in caplog.records if r.getMessage().startswith("training: ")][-1]
     assert "7 optimiser steps (default from shipped starting weights: the step budget whatever the data size" in line
+    assert started.info["config"]["epochs"] == 3  # the epochs the 7 steps took are recorded
+    monkeypatch.setattr(recipe, "DEFAULT_STEP_BUDGET", 40)  # 14 epochs of 3 steps
+    evaluated = anycl.fit(clips, eval_dataset=lambda m: {"a": 1.0}, **common)
+    # evaluated like a budget run, about 10 times (after every 2nd epoch, and the last), not after each small epoch
+    assert [h["step"] for h in evaluated.trainer.eval_history] == [0, 6, 12, 18, 24, 30, 36, 40]
     random = anycl.fit(clips, encoder_options={"pretrained": False}, **common)
     assert random.info["steps"] == steps_per_epoch * 2  # random weights: the budget's epochs, capped
     assert anycl.fit(clips, epochs=1, **common).info["steps"] == steps_per_epoch  # epochs given: they decide
