@@ -96,7 +96,7 @@ def _fit(dataset: Any, modality: Any, cfg: FitConfig) -> ContrastiveModel:
         adapter_options=data_adapter_options(cfg, sides, parts),  # the user's, and what the items chose (a preset)
         head=cfg.head,
     )
-    start_budget(model, args, rows)  # from shipped starting weights: the whole step budget, however small the data
+    start_budget(model, args)  # from shipped starting weights: the whole step budget, however small the data
     guide = set_up_model(
         model,
         cfg,

@@ -53,6 +53,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ANYCL_BENCH_CACHE", Path.home() / ".cache" / "anycl-bench")) / "pretrain-corpus"
 
 
+def speakers_dir() -> Path:
+    """Where the speaker-labelled audio (``audio_speaker_corpus``, ``audio_word_corpus``, ``audio_speakers_more``) is
+    made or unpacked once: beside :func:`cache_dir`."""
+    return cache_dir().parent / "speaker-corpus"
+
+
 def _need(path: Path, source: str) -> None:
     if not path.exists():  # a folder, or an archive file (warzone2100's base.wz)
         raise SystemExit(f"{path} is missing: apt-get install {PACKAGES[source]}")

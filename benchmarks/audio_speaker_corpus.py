@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 import audio_speakers_more
-from audio_pretrain_corpus import cache_dir, openarena_files
+from audio_pretrain_corpus import openarena_files, speakers_dir
 
 VOICES = (
     "kal_diphone",
@@ -101,7 +101,7 @@ def corpus(per_voice: int = 80, more: Tuple[str, ...] = (), per_speaker: int = 1
         )
     files: List[str] = []
     labels: List[str] = []
-    root = cache_dir().parent / "speaker-corpus" / "festival"
+    root = speakers_dir() / "festival"
     for k, voice in enumerate(VOICES):
         own = texts[k * per_voice : (k + 1) * per_voice]
         made = synthesise(voice, own, root / voice)

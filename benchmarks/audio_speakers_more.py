@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from audio_pretrain_corpus import PACKAGES, _files, cache_dir
+from audio_pretrain_corpus import PACKAGES, _files, speakers_dir
 from audiosets import ASTERISK_DIR
 
 # prompt sets recorded by other people than the core sounds' speakers: package -> speaker label
@@ -31,10 +31,6 @@ PROMPT_PACKAGES = {
     "asterisk-prompt-it-menardi-wav": "Menardi",
 }
 CORE_FOLDER = re.compile(r"^[a-z]{2}_[A-Z]{2}_[fm]_(\w+)$")  # en_US_f_Allison -> Allison
-
-
-def speakers_dir() -> Path:
-    return cache_dir().parent / "speaker-corpus"
 
 
 def core_speakers() -> Dict[str, List[str]]:

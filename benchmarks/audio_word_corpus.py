@@ -13,7 +13,8 @@ import collections
 import re
 from typing import List, Tuple
 
-from audio_speaker_corpus import VOICES, cache_dir, sentences, synthesise
+from audio_pretrain_corpus import speakers_dir
+from audio_speaker_corpus import VOICES, sentences, synthesise
 
 # espeak-words' vocabulary (benchmarks/audiosets_protocol.py): never read here
 PROTOCOL_WORDS = {"yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"}
@@ -33,7 +34,7 @@ def corpus(n: int = 160) -> Tuple[List[str], List[str]]:
     chosen = words(n)
     files: List[str] = []
     labels: List[str] = []
-    root = cache_dir().parent / "speaker-corpus" / "words"
+    root = speakers_dir() / "words"
     for voice in VOICES:
         made = synthesise(voice, chosen, root / voice)
         files += [str(p) for p in made]

@@ -50,6 +50,12 @@ def ship(folder: str) -> dict:
     speaker_stage = None
     if "start_folder" in pre:  # pretrain_audio_speakers.py's folder: the unlabelled stage is its start
         speaker_stage, pre = pre, json.loads(Path(pre["start_folder"], "pretrain.json").read_text())
+        other = [k for k in speaker_stage["speakers"] if not k.startswith(("festival/", "openarena/"))]
+        if other or speaker_stage.get("words"):
+            raise SystemExit(
+                "the weights' record describes a speaker stage of Festival voices and OpenArena characters only; "
+                f"this one also has {other[:3] or 'words'}: describe them in ship() before shipping it"
+            )
     source = Path(folder, "towers", "audio", "encoder.safetensors")
     target = audio_weights.WEIGHTS_DIR / f"{audio_weights.NAME}.safetensors"
     shutil.copyfile(source, target)

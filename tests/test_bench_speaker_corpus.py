@@ -28,7 +28,7 @@ def test_each_voice_reads_its_own_sentences_and_characters_are_labelled_by_folde
     monkeypatch.setattr(asc, "sentences", lambda: [f"sentence number {i} is here" for i in range(100)])
     monkeypatch.setattr(asc, "synthesise", fake_synthesise)
     monkeypatch.setattr(asc, "openarena_files", lambda: oa)
-    monkeypatch.setattr(asc, "cache_dir", lambda: tmp_path / "pretrain-corpus")
+    monkeypatch.setattr(asc, "speakers_dir", lambda: tmp_path / "speaker-corpus")
     monkeypatch.setattr(asc.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0))
     files, labels = asc.corpus(per_voice=3)
     assert set(read) == set(asc.VOICES) and all(len(t) == 3 for t in read.values())
@@ -105,7 +105,7 @@ def test_every_voice_reads_the_same_words_labelled_by_the_word_never_a_protocol_
     text = ["Stop the data flow, stop it", "Data go down the right pipe", "Some data here"]
     monkeypatch.setattr(awc, "sentences", lambda: text)
     monkeypatch.setattr(awc, "synthesise", fake_synthesise)
-    monkeypatch.setattr(awc, "cache_dir", lambda: tmp_path / "pretrain-corpus")
+    monkeypatch.setattr(awc, "speakers_dir", lambda: tmp_path / "speaker-corpus")
     assert awc.words(4) == ["data", "flow", "here", "pipe"]  # 'stop', 'down', 'right' are espeak-words' own
     files, labels = awc.corpus(2)
     assert set(read) == set(awc.VOICES) and all(t == ["data", "flow"] for t in read.values())

@@ -23,7 +23,7 @@ from typing import Any, Dict, Optional
 
 from anycl.data.inputs import Rows
 from anycl.options.fit_config import FitConfig
-from anycl.training.epochs import DEFAULT_STEP_BUDGET, budget_applies
+from anycl.training.epochs import DEFAULT_STEP_BUDGET
 
 
 def self_supervised(rows: Rows) -> bool:
@@ -43,16 +43,13 @@ def step_budget(cfg: FitConfig, rows: Rows, anchor_adapter: Any = None) -> Optio
     return None
 
 
-def start_budget(model: Any, args: Any, rows: Rows) -> None:
-    """A run whose epochs its step budget would choose (:func:`anycl.training.epochs.budget_applies`) takes exactly
-    the budget's optimiser steps (``args.max_steps``, ``args.steps_from_start``) when an encoder of ``model``
-    starts from shipped weights (``anycl_start``): a pretrained start is fine-tuned for the whole budget however
-    small the data, not for at most :data:`~anycl.training.epochs.MAX_BUDGET_EPOCHS` epochs."""
-    if not budget_applies(rows, args):
-        return
-    if any(getattr(tower.encoder, "anycl_start", None) for tower in model.towers.values()):
-        args.max_steps = int(args.step_budget)
-        args.steps_from_start = True
+def start_budget(model: Any, args: Any) -> None:
+    """A run with a step budget takes exactly the budget's optimiser steps (``args.budget_exact``; its epochs
+    uncapped, :func:`anycl.training.epochs.run_length`) when an encoder of ``model`` starts from shipped weights
+    (``anycl_start``): a pretrained start is fine-tuned for the whole budget however small the data, not for at most
+    :data:`~anycl.training.epochs.MAX_BUDGET_EPOCHS` epochs."""
+    if args.step_budget and any(getattr(tower.encoder, "anycl_start", None) for tower in model.towers.values()):
+        args.budget_exact = True
 
 
 def _encoder(tower: Any) -> str:

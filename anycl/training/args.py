@@ -18,9 +18,10 @@ class TrainingArgs:
     # for this many optimiser steps, at most MAX_BUDGET_EPOCHS; fit sets it for self-supervised runs given
     # neither epochs nor max_steps (anycl.training.epochs.DEFAULT_STEP_BUDGET)
     step_budget: Optional[int] = None
-    # fit set max_steps to the step budget because the encoder starts from shipped weights (the audio CNN's):
-    # exactly that many steps, however small the data (anycl.fitting.recipe.start_budget)
-    steps_from_start: bool = False
+    # the budget run takes exactly step_budget steps, its epochs uncapped: fit sets it when an encoder starts from
+    # shipped weights (the audio CNN's), fine-tuned for the whole budget however small the data
+    # (anycl.fitting.recipe.start_budget)
+    budget_exact: bool = False
     # a short run is a warning for an encoder trained from scratch; fine-tuning a pretrained one says it at INFO
     pretrained: bool = False
     lr: float = 2e-5

@@ -100,7 +100,10 @@ def run_length(rows: Rows, sampler: TrainingSampler, args: TrainingArgs, process
     steps_per_epoch = math.ceil(len(first_plan) / args.gradient_accumulation_steps)
     if args.max_steps:
         return args.max_steps, math.ceil(args.max_steps / max(1, steps_per_epoch))
-    epochs = budget_epochs(steps_per_epoch, int(args.step_budget or 0)) if budget_applies(rows, args) else args.epochs
+    budget = int(args.step_budget or 0)
+    if budget_applies(rows, args) and args.budget_exact:  # from shipped weights: the whole budget, epochs uncapped
+        return budget, math.ceil(budget / max(1, steps_per_epoch))
+    epochs = budget_epochs(steps_per_epoch, budget) if budget_applies(rows, args) else args.epochs
     total = steps_per_epoch * epochs
     warn_short_run(total, epochs, steps_per_epoch, args.pretrained)
     return total, epochs
@@ -115,21 +118,18 @@ def recipe_line(recipe: Optional[Mapping[str, Any]], args: TrainingArgs, total: 
     parts.append(f"batch size {args.batch_size}")
     if total is None:  # a stream without max_steps
         parts.append(f"{args.epochs} pass{'' if args.epochs == 1 else 'es'} over the stream")
-    elif args.max_steps and args.steps_from_start:
-        parts.append(
-            f"{epochs} epoch{'' if epochs == 1 else 's'}, {total} optimiser steps (default from shipped starting "
-            "weights: the step budget whatever the data size; set epochs= or max_steps=)"
-        )
     elif args.max_steps:
         parts.append(f"{total} optimiser steps (max_steps)")
     else:
         parts.append(f"{epochs} epoch{'' if epochs == 1 else 's'}")
-        how = (
-            f" (default for self-supervised data: epochs for {args.step_budget} steps, at most {MAX_BUDGET_EPOCHS}; "
-            "set epochs= or max_steps=)"
-            if args.step_budget
-            else ""
-        )
+        how = ""
+        if args.budget_exact:
+            how = " (default from shipped starting weights: the step budget whatever the data size; set epochs= or max_steps=)"
+        elif args.step_budget:
+            how = (
+                f" (default for self-supervised data: epochs for {args.step_budget} steps, at most {MAX_BUDGET_EPOCHS}; "
+                "set epochs= or max_steps=)"
+            )
         parts.append(f"{total} optimiser steps{how}")
     return ", ".join(parts)
 

@@ -230,7 +230,7 @@ class Trainer(EpochLoop):
         module, params, optimizer = self._training_module(acc)
         total, epochs = run_length(self.rows, self.sampler, self.args, acc.num_processes)
         eval_epochs = 1
-        if budget_applies(self.rows, self.args) or self.args.steps_from_start:
+        if budget_applies(self.rows, self.args):
             self.args.epochs = epochs  # the epochs the budget chose: what the run's record (config.yaml) repeats
             eval_epochs = budget_eval_epochs(epochs)  # about 10 evaluations, not one per (small) epoch
         if acc.is_main_process:
