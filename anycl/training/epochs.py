@@ -98,12 +98,12 @@ def run_length(rows: Rows, sampler: TrainingSampler, args: TrainingArgs, process
             "" if processes == 1 else f" across {processes} processes",
         )
     steps_per_epoch = math.ceil(len(first_plan) / args.gradient_accumulation_steps)
-    if args.max_steps:
-        return args.max_steps, math.ceil(args.max_steps / max(1, steps_per_epoch))
-    budget = int(args.step_budget or 0)
-    if budget_applies(rows, args) and args.budget_exact:  # from shipped weights: the whole budget, epochs uncapped
-        return budget, math.ceil(budget / max(1, steps_per_epoch))
-    epochs = budget_epochs(steps_per_epoch, budget) if budget_applies(rows, args) else args.epochs
+    by_budget = budget_applies(rows, args)  # never with max_steps
+    # a fixed step count: max_steps, or from shipped weights the whole budget (its epochs uncapped)
+    fixed = args.max_steps or (int(args.step_budget or 0) if by_budget and args.budget_exact else 0)
+    if fixed:
+        return fixed, math.ceil(fixed / max(1, steps_per_epoch))
+    epochs = budget_epochs(steps_per_epoch, int(args.step_budget or 0)) if by_budget else args.epochs
     total = steps_per_epoch * epochs
     warn_short_run(total, epochs, steps_per_epoch, args.pretrained)
     return total, epochs
