@@ -126,7 +126,11 @@ def test_self_supervised_default_budget_full_batches_and_the_recipe_line(monkeyp
     assert model.info["config"]["sampler_options"]["drop_last"] is True
     [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("training: ")]
     assert line.startswith("training: encoder ToyEncoder (240 parameters), views 2 per item (self-supervised), ")
-    assert "batch size 8, 6 epochs, 12 optimiser steps (default for self-supervised data: epochs for 12 steps" in line
+    assert (
+        "batch size 8, learning rate 0.01 (cosine), 6 epochs, 12 optimiser steps (default for self-supervised data: "
+        in line
+    )
+    assert "epochs for 12 steps" in line
 
 
 def test_explicit_epochs_or_max_steps_win_and_pairs_keep_one_epoch(monkeypatch, seen_sizes):
@@ -145,19 +149,20 @@ def test_explicit_epochs_or_max_steps_win_and_pairs_keep_one_epoch(monkeypatch, 
 
 def test_the_recipe_line_of_a_pair_run_and_of_a_stream(caplog):
     with caplog.at_level(logging.INFO, logger="anycl"):
-        anycl.fit(toy_rows(16), mixed_precision="no", **TOY)
+        anycl.fit(toy_rows(16), mixed_precision="no", lr=0.02, **TOY)  # a given lr is said as given
     [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("training: ")]
     assert line == (
-        "training: encoder ToyEncoder (240 parameters), views the given pairs, precision fp32, batch size 8, 1 epoch, "
-        "2 optimiser steps"
+        "training: encoder ToyEncoder (240 parameters), views the given pairs, precision fp32, batch size 8, "
+        "learning rate 0.02 (cosine), 1 epoch, 2 optimiser steps"
     )
     assert "takes 2 optimiser steps (1 epoch of 2)" in caplog.text  # and the short-run warning
     args = TrainingArgs(batch_size=4, step_budget=1000, mixed_precision="bf16")
     assert recipe_line({"encoder": "X"}, args, None, 1) == (
-        "encoder X, precision bf16 autocast with fp32 weights, batch size 4, 1 pass over the stream"
+        "encoder X, precision bf16 autocast with fp32 weights, batch size 4, learning rate 2e-05 (cosine), 1 pass over "
+        "the stream"
     )
-    assert recipe_line(None, TrainingArgs(max_steps=5, mixed_precision="no"), 5, 1) == (
-        "precision fp32, batch size 32, 5 optimiser steps (max_steps)"
+    assert recipe_line(None, TrainingArgs(max_steps=5, mixed_precision="no", lr=0.5, lr_schedule="constant"), 5, 1) == (
+        "precision fp32, batch size 32, learning rate 0.5 (constant), 5 optimiser steps (max_steps)"
     )
 
 
@@ -197,7 +202,7 @@ def test_an_audio_folder_gets_the_budget_full_batches_and_its_window_in_the_line
     assert model.info["steps"] == 4 and model.info["config"]["epochs"] == 2  # 2 full batches of 4 an epoch
     [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("training: ")]
     assert "window 0.5 s at 16000 Hz, views 2 per item (self-supervised), augment random window" in line
-    assert "batch size 4, 2 epochs, 4 optimiser steps" in line
+    assert "batch size 4, learning rate 0.001 (cosine), 2 epochs, 4 optimiser steps" in line
     assert torch.isfinite(model.encode([str(tmp_path / "clip_0.wav")])).all()
 
 

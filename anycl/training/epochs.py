@@ -112,10 +112,11 @@ def run_length(rows: Rows, sampler: TrainingSampler, args: TrainingArgs, process
 def recipe_line(recipe: Optional[Mapping[str, Any]], args: TrainingArgs, total: Optional[int], epochs: int) -> str:
     """The run's resolved recipe in one line: what ``fit`` resolved (``recipe``: encoder, window or crop, views,
     augmentations, in order), then the precision (:func:`anycl.training.precision.precision_words`), the batch
-    size, the epochs and the optimiser steps, and where they came from."""
+    size, the learning rate and its schedule, the epochs and the optimiser steps, and where they came from."""
     parts = [f"{k} {v}" for k, v in (recipe or {}).items()]
     parts.append(f"precision {precision_words(args)}")
     parts.append(f"batch size {args.batch_size}")
+    parts.append(f"learning rate {args.lr:g} ({args.lr_schedule})")
     if total is None:  # a stream without max_steps
         parts.append(f"{args.epochs} pass{'' if args.epochs == 1 else 'es'} over the stream")
     elif args.max_steps:
