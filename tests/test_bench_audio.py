@@ -99,3 +99,21 @@ def test_the_statistics_teacher_gives_each_bands_mean_and_std_standardised_over_
     np.testing.assert_allclose(got.numpy(), ref, rtol=1e-4, atol=1e-4)
     both = bench_audio_stats.side_by_side(torch.ones(2, 3), torch.zeros(2, 1))
     np.testing.assert_allclose(both.numpy(), np.tile([3**-0.5] * 3 + [0.0], (2, 1)), rtol=1e-6)
+
+
+def test_the_window_count_candidates_take_k_windows_and_restore_the_adapter():
+    from types import SimpleNamespace
+
+    from anycl.adapters.audio import AudioAdapter
+
+    adapter = AudioAdapter(sample_rate=8000, eval_crop="center")
+    model = SimpleNamespace(towers={"audio": SimpleNamespace(adapter=adapter)})
+    wave = torch.arange(3 * 8000, dtype=torch.float32)  # 3 s: windows of 1 s start at 0 .. 2 s
+    for name, k in (("5 windows", 5), ("8 windows", 8)):
+        undo = [change(model) for change in bench_audio.POST_HOC[name]]
+        views = adapter.eval_view(wave)
+        assert views.shape == (k, 8000)
+        assert views[0, 0] == 0 and views[-1, 0] == 2 * 8000  # evenly spaced from the start to the end
+        for u in reversed(undo):
+            u()
+        assert (adapter.eval_crop, adapter.eval_windows) == ("center", 3)
