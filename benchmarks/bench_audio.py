@@ -107,9 +107,13 @@ def _window_count(k: int):
 
     def change(model):
         adapter = model.towers["audio"].adapter
-        before = adapter.eval_crop, adapter.eval_windows
+        crop, count = adapter.eval_crop, adapter.eval_windows
         adapter.eval_crop, adapter.eval_windows = "windows", k
-        return lambda: setattr(adapter, "eval_crop", before[0]) or setattr(adapter, "eval_windows", before[1])
+
+        def undo():
+            adapter.eval_crop, adapter.eval_windows = crop, count
+
+        return undo
 
     return change
 
