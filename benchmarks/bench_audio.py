@@ -95,20 +95,13 @@ def standardise(tr, te):
     return torch.nn.functional.normalize((tr - mu) / sd, dim=-1), torch.nn.functional.normalize((te - mu) / sd, dim=-1)
 
 
-def _windows(model):
-    adapter = model.towers["audio"].adapter
-    before = adapter.eval_crop
-    adapter.eval_crop = "windows"
-    return lambda: setattr(adapter, "eval_crop", before)
-
-
-def _window_count(k: int):
-    """``eval_crop="windows"`` with ``k`` evenly spaced windows a clip instead of the adapter's ``eval_windows``."""
+def _windows(k=None):
+    """``eval_crop="windows"``: ``k`` evenly spaced windows a clip (None: the adapter's own ``eval_windows``)."""
 
     def change(model):
         adapter = model.towers["audio"].adapter
         crop, count = adapter.eval_crop, adapter.eval_windows
-        adapter.eval_crop, adapter.eval_windows = "windows", k
+        adapter.eval_crop, adapter.eval_windows = "windows", count if k is None else k
 
         def undo():
             adapter.eval_crop, adapter.eval_windows = crop, count
@@ -129,11 +122,11 @@ def _pre_relu(model):
 # whole-clip mean pooling over the adapter's evaluation windows, the embedding taken before the final ReLU, both;
 # round 11: 5 and 8 windows a clip instead of the default 3 (on the same trained encoders: a paired comparison)
 POST_HOC = {
-    "windows": [_windows],
+    "windows": [_windows()],
     "pre-relu": [_pre_relu],
-    "windows+pre-relu": [_windows, _pre_relu],
-    "5 windows": [_window_count(5)],
-    "8 windows": [_window_count(8)],
+    "windows+pre-relu": [_windows(), _pre_relu],
+    "5 windows": [_windows(5)],
+    "8 windows": [_windows(8)],
 }
 
 

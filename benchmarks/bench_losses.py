@@ -137,13 +137,12 @@ def main(argv=None):
         "",
         (
             "**Provisional:** the 1-minute load exceeded 2.5 (2 cores), so other jobs shared the CPU; to be "
-            "rerun on an idle machine."
+            "rerun on an idle machine. Elementwise passes over the B×N logits (memory-bound) slow down more than "
+            "the matrix product under load, which inflates the ratios; the per-round minimum shows the less "
+            "disturbed rounds."
             if max(load_before, os.getloadavg()[0]) > 2.5
             else "The machine was idle (1-minute load ≤ 2.5)."
         ),
-        "",
-        "On a loaded machine elementwise passes over the B×N logits (memory-bound) slow down more than the "
-        "matrix product, which inflates the ratios; the per-round minimum shows the less disturbed rounds.",
         "",
     ]
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
