@@ -117,3 +117,34 @@ def test_the_window_candidates_take_k_windows_and_restore_the_adapter():
         for u in reversed(undo):
             u()
         assert (adapter.eval_crop, adapter.eval_windows) == ("center", 3)
+
+
+@pytest.mark.parametrize("weight", [0.5, 0.75])
+def test_the_weight_space_candidates_mix_each_float_tensor_with_the_start_and_restore_it(weight):
+    from types import SimpleNamespace
+
+    from anycl.adapters.audio_encoder import AudioCNN
+
+    torch.manual_seed(0)
+    start, tuned = AudioCNN(channels=[4, 4]), AudioCNN(channels=[4, 4])
+    tuned.input_norm.running_mean.fill_(2.0)  # a buffer too, not only the parameters
+    tuned.input_norm.num_batches_tracked.fill_(7)  # an integer buffer is kept, not mixed
+    before = {k: v.clone() for k, v in tuned.state_dict().items()}
+    model = SimpleNamespace(
+        towers={"audio": SimpleNamespace(encoder=tuned, adapter=None)}, bench_start=start.state_dict()
+    )
+    undo = bench_audio._toward_start(weight)(model)
+    for k, v in tuned.state_dict().items():
+        if v.is_floating_point():
+            expected = weight * before[k] + (1 - weight) * start.state_dict()[k]
+            torch.testing.assert_close(v, expected, rtol=0, atol=1e-6)
+        else:
+            assert torch.equal(v, before[k])
+    assert tuned.input_norm.running_mean[0].item() == pytest.approx(weight * 2.0)  # start's running mean is 0
+    undo()
+    for k, v in tuned.state_dict().items():
+        assert torch.equal(v, before[k])
+    # the floors (no start) are left as they are
+    floor = SimpleNamespace(towers={"audio": SimpleNamespace(encoder=tuned, adapter=None)})
+    bench_audio._toward_start(weight)(floor)()
+    assert all(torch.equal(v, before[k]) for k, v in tuned.state_dict().items())
