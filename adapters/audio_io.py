@@ -218,8 +218,10 @@ def resampler(orig: int, new: int):
 
 
 def resample(wave: torch.Tensor, orig: int, new: int) -> torch.Tensor:
-    """Resample the last axis of ``wave`` from ``orig`` Hz to ``new`` Hz (identity when equal)."""
+    """Resample the last axis of ``wave`` from ``orig`` Hz to ``new`` Hz (identity when equal), in float32 whatever
+    the autocast: a clip decoded during a mixed-precision run's evaluation is kept in the adapter's cache, and must be
+    the clip any later read (a reloaded model's) decodes."""
     if orig == new:
         return wave
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast(device_type=wave.device.type, enabled=False):
         return resampler(orig, new)(wave)

@@ -80,6 +80,18 @@ def test_resampling_matches_torchaudio_and_the_kernel_is_cached(tmp_path):
     assert audio_io.resampler.cache_info().hits >= 1
 
 
+def test_a_clip_decoded_under_bf16_autocast_is_the_float32_clip(tmp_path):
+    # fit's evaluations during a mixed-precision run encode under autocast; the decoded clip they keep in the cache
+    # must be the one a reloaded model decodes, or the returned model embeds those clips otherwise (issue 29 trial)
+    path = write(tmp_path / "hi.flac", tone(1000, sr=44100), sr=44100, fmt="FLAC")
+    ref = quiet(cache_clips=0).load(path)
+    adapter = quiet()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = adapter.load(path)
+    assert under.dtype == torch.float32 and torch.equal(under, ref)
+    assert torch.equal(adapter.load(path), ref)  # the kept copy too
+
+
 def test_multichannel_is_mixed_down_by_averaging_or_one_channel_kept(tmp_path, caplog):
     left, right = tone(300), tone(700)
     stereo = np.stack([left, right], axis=1)  # (samples, channels), as soundfile writes

@@ -265,3 +265,29 @@ def test_lora_audio_image_and_distillation_train_under_bf16_autocast(
     losses = [h["loss"] for h in model.trainer.history]
     assert losses and all(torch.isfinite(torch.tensor(losses)))
     assert {v.dtype for v in model.state_dict().values() if v.is_floating_point()} == {torch.float32}
+
+
+def test_an_audio_run_evaluated_under_bf16_embeds_its_clips_as_the_reloaded_model_does(tmp_path):
+    # clips at 44.1 kHz, so every read resamples; the evaluations during training run under autocast and keep the
+    # clips they decode in the adapter's cache: the model fit returns must embed them as a fresh load does
+    import soundfile as sf
+
+    from test_audio import noise, tone
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    items, labels = [], []
+    for i in range(6):
+        for kind, wave in (("tone", tone(150 + 40 * i, 0.5, sr=44100)), ("noise", noise(0.5, seed=i, sr=44100))):
+            path = str(clips / f"{kind}_{i}.wav")
+            sf.write(path, wave, 44100)
+            items.append(path)
+            labels.append(kind)
+    probe = anycl.evaluation.ProbeEvaluator(items[:6], labels[:6], items[6:], labels[6:], k=3)
+    out = tmp_path / "run"
+    model = anycl.fit(
+        items, modality="audio", mixed_precision="bf16", eval_dataset=probe, output_dir=str(out), **AUDIO
+    )
+    assert model.trainer.eval_history  # the clips were decoded under autocast first
+    again = anycl.load(str(out))
+    torch.testing.assert_close(model.encode(items), again.encode(items), rtol=0, atol=1e-6)
