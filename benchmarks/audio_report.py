@@ -26,6 +26,11 @@ def targets(results) -> list:
     return out
 
 
+def _is_score(key: str) -> bool:
+    """A record's key that holds per-seed accuracies (not the clips each probe got right, ``hits:``)."""
+    return key.endswith(("_linear", "_knn")) and "hits:" not in key
+
+
 def dev_table(path: Path) -> str:
     """The dev runs (JSON lines of ``--dev``) as a markdown table: one row per run, means over its seeds."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -34,7 +39,7 @@ def dev_table(path: Path) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        m = {k: statistics.mean(v) for k, v in r.items() if k.endswith(("_linear", "_knn"))}
+        m = {k: statistics.mean(v) for k, v in r.items() if _is_score(k)}
         settings = r["command"].split("bench_audio.py", 1)[1].replace("--dev", "").strip()
         pairs = [f"{m[name + '_linear']:.3f} / {m[name + '_knn']:.3f}" for name in ("logmel", "random", "pretrained")]
         out.append(
@@ -57,7 +62,7 @@ def issue29_margins(rec: dict) -> dict:
     """One run's margins over issue 29's targets (means over its seeds; ≥ 0 is met for the linear targets, > 0 for
     kNN): linear − (random + 0.08), linear − (log-mel stats + 0.05) (None where stats ≥ 0.9), kNN − random kNN,
     kNN − log-mel kNN."""
-    m = {k: statistics.mean(v) for k, v in rec.items() if k.endswith(("_linear", "_knn"))}
+    m = {k: statistics.mean(v) for k, v in rec.items() if _is_score(k)}
     lin, knn = m["pretrained_linear"], m["pretrained_knn"]
     stats_ok = m["logmel_linear"] < STATS_CEILING
     return {
@@ -101,7 +106,8 @@ def with_post_hoc(records: list) -> list:
         out.append(r)
         names = sorted({k.split(":")[1] for k in r if k.startswith("post_hoc:")})
         for name in names:
-            pseudo = {k: v for k, v in r.items() if not k.startswith(("post_hoc:", "random_", "pretrained_"))}
+            replaced = ("post_hoc:", "random_", "pretrained_", "hits:random_", "hits:pretrained_")
+            pseudo = {k: v for k, v in r.items() if not k.startswith(replaced)}
             for k, v in r.items():
                 if k.startswith(f"post_hoc:{name}:"):
                     pseudo[k.split(":", 2)[2]] = v
@@ -111,6 +117,7 @@ def with_post_hoc(records: list) -> list:
 
 
 SCORES = tuple(f"{who}_{probe}" for who in ("logmel", "random", "pretrained") for probe in ("linear", "knn"))
+HITS = tuple(f"hits:{score}" for score in SCORES)  # which test clips each probe got right (runs since round 12)
 
 
 def merged_by_recipe(records: list) -> dict:
@@ -120,18 +127,49 @@ def merged_by_recipe(records: list) -> dict:
     for r in with_post_hoc(records):
         seeds = per_seed.setdefault(settings_of(r), {}).setdefault(r["set"], {})
         for i, seed in enumerate(r["seeds"]):
-            seeds[seed] = {k: r[k][i] for k in SCORES}
+            seeds[seed] = {k: r[k][i] for k in (*SCORES, *HITS) if k in r}
     return {
         recipe: {
             name: {
                 "set": name,
                 "seeds": sorted(by_seed),
                 **{k: [by_seed[s][k] for s in sorted(by_seed)] for k in SCORES},
+                **(
+                    {k: [by_seed[s][k] for s in sorted(by_seed)] for k in HITS}
+                    if all(k in by_seed[s] for s in by_seed for k in HITS)
+                    else {}
+                ),
             }
             for name, by_seed in sets.items()
         }
         for recipe, sets in per_seed.items()
     }
+
+
+# each target: the recipe's probe, the floor it is compared with, the margin asked
+TARGETS = {
+    "linear vs random + 0.08": ("pretrained_linear", "random_linear", 0.08),
+    "linear vs log-mel + 0.05": ("pretrained_linear", "logmel_linear", 0.05),
+    "kNN vs random": ("pretrained_knn", "random_knn", 0.0),
+    "kNN vs log-mel": ("pretrained_knn", "logmel_knn", 0.0),
+}
+
+
+def margin_interval(recipe_hits: list, floor_hits: list, offset: float, n: int = 2000, seed: int = 0) -> tuple:
+    """95 % paired bootstrap interval of a target's margin, mean over seeds of (recipe accuracy − floor accuracy) −
+    ``offset``: each resample draws every seed's test clips with replacement and scores the recipe and the floor on
+    the same draw. ``recipe_hits``, ``floor_hits``: per seed, one "0"/"1" a test clip, in one order."""
+    import numpy as np  # lazy: only the intervals need it
+
+    rng = np.random.default_rng(seed)
+    total = np.zeros(n)
+    for a, b in zip(recipe_hits, floor_hits):
+        if len(a) != len(b):
+            raise ValueError(f"paired hits of different lengths ({len(a)} and {len(b)} clips)")
+        diff = np.frombuffer(a.encode(), np.uint8).astype(float) - np.frombuffer(b.encode(), np.uint8)
+        total += diff[rng.integers(0, len(diff), size=(n, len(diff)))].mean(axis=1)
+    margins = total / len(recipe_hits) - offset
+    return float(np.quantile(margins, 0.025)), float(np.quantile(margins, 0.975))
 
 
 def protocol_report(records: list, sets: tuple) -> str:
@@ -162,7 +200,13 @@ def protocol_report(records: list, sets: tuple) -> str:
                 if margin is None:
                     words.append(f"{target}: not asked (log-mel stats ≥ {STATS_CEILING})")
                     continue
-                words.append(f"{target}: {'met' if _met(target, margin) else '**not met**'} ({margin:+.3f})")
+                interval = ""
+                if "hits:pretrained_linear" in r:  # runs since round 12 say which clips each probe got right
+                    recipe_key, floor_key, offset = TARGETS[target]
+                    lo, hi = margin_interval(r[f"hits:{recipe_key}"], r[f"hits:{floor_key}"], offset)
+                    interval = f", 95 % interval {lo:+.3f} to {hi:+.3f}"
+                verdict = "met" if _met(target, margin) else "**not met**"
+                words.append(f"{target}: {verdict} ({margin:+.3f}{interval})")
                 if worst is None or margin < worst[0]:
                     worst = (margin, name, target)
             verdicts.append(f"- {name}: " + "; ".join(words) + ".")

@@ -57,7 +57,7 @@ from pathlib import Path
 import torch
 
 import anycl
-from anycl.evaluation import knn_accuracy, linear_probe_accuracy
+from anycl.evaluation import knn_hits, linear_probe_hits
 from anycl.model.precision import bf16_supported
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -70,9 +70,15 @@ RESULTS = {"sonic-pi": RESULTS_DIR / "audio.md", "asterisk": RESULTS_DIR / "audi
 
 
 def probes(tr_emb, tr_y, te_emb, te_y, seed):
+    """Linear-probe and kNN (k = 5) accuracy, and under ``hits`` which test clips each got right, one "0"/"1" a clip
+    in the split's order (for the paired intervals of :func:`audio_report.margin_interval`)."""
+    hits = {
+        "linear": linear_probe_hits(tr_emb, tr_y, te_emb, te_y, seed=seed),
+        "knn": knn_hits(tr_emb, tr_y, te_emb, te_y, k=5).numpy(),
+    }
     return {
-        "linear": linear_probe_accuracy(tr_emb, tr_y, te_emb, te_y, seed=seed),
-        "knn": knn_accuracy(tr_emb, tr_y, te_emb, te_y, k=5),
+        **{probe: float(h.mean()) for probe, h in hits.items()},
+        "hits": {probe: "".join("1" if x else "0" for x in h) for probe, h in hits.items()},
     }
 
 
@@ -472,6 +478,18 @@ def main(argv=None):
             "steps": [r["steps"] for r in results],
             **{
                 f"post_hoc:{name}:{who}_{probe}": [r["post_hoc"][name][who][probe] for r in results]
+                for name in (POST_HOC if args.post_hoc else ())
+                for who in encoders
+                for probe in ("linear", "knn")
+            },
+            # which test clips each probe got right, per seed ("0"/"1" a clip): the report's paired intervals
+            **{
+                f"hits:{name}_{probe}": [r[name]["hits"][probe] for r in results]
+                for name in ("logmel", *encoders)
+                for probe in ("linear", "knn")
+            },
+            **{
+                f"post_hoc:{name}:hits:{who}_{probe}": [r["post_hoc"][name][who]["hits"][probe] for r in results]
                 for name in (POST_HOC if args.post_hoc else ())
                 for who in encoders
                 for probe in ("linear", "knn")

@@ -1,10 +1,13 @@
 """Issue 29's audio protocol sets (benchmarks/audiosets_protocol.py) and report (audio_report.py) on made-up file
 lists and records: no package data and no audio is read."""
 
+import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
@@ -193,3 +196,61 @@ def test_screening_table_reads_one_seed_and_ranks_full_recipes_by_worst_margin()
     )
     assert lines[4].startswith("| `--lr 2` | 0.980 / 0.990 | — |") and "1 of 2 sets run" in lines[4]
     assert "| `(the default)`" not in audio_report.screening_table(recs, ("a", "b"), seed=5)  # no seed 5: no row
+
+
+def test_margin_interval_is_exact_where_nothing_varies_and_near_the_normal_one_elsewhere():
+    same = ["0110" * 25, "1010" * 20]  # two seeds: 100 and 80 clips
+    assert audio_report.margin_interval(same, same, 0.08) == pytest.approx((-0.08, -0.08))
+    right, wrong = ["1" * 100, "1" * 80], ["0" * 100, "0" * 80]
+    assert audio_report.margin_interval(right, wrong, 0.05) == pytest.approx((0.95, 0.95))
+    # one seed, 400 clips: the recipe right where the floor is wrong on 100, the reverse on 60 (a paired design);
+    # the margin 0.1 has the standard error sqrt(p(1-p)...)/sqrt(n) of the per-clip differences (+1, -1, 0)
+    recipe = "1" * 100 + "0" * 60 + "1" * 120 + "0" * 120
+    floor = "0" * 100 + "1" * 60 + "1" * 120 + "0" * 120
+    lo, hi = audio_report.margin_interval([recipe], [floor], 0.0)
+    d = np.array([1] * 100 + [-1] * 60 + [0] * 240, dtype=float)
+    se = d.std() / np.sqrt(len(d))
+    assert lo < d.mean() < hi
+    assert (hi - lo) == pytest.approx(2 * 1.96 * se, rel=0.15)
+    with pytest.raises(ValueError, match="different lengths"):
+        audio_report.margin_interval(["01"], ["011"], 0.0)
+
+
+def test_the_protocol_report_gives_intervals_where_runs_recorded_their_hits():
+    plain = _rec("a", (0.7, 0.5))
+    assert "95 % interval" not in audio_report.protocol_report([plain], ("a",))
+    rec = {"set": "a", "seeds": [0], "command": "python benchmarks/bench_audio.py --set a --dev --post-hoc"}
+    hits = {"pretrained": "1111111100", "random": "1111000000", "logmel": "1111100000"}  # 0.8, 0.4, 0.5 of 10
+    for who, h in hits.items():
+        for probe in ("linear", "knn"):
+            rec[f"{who}_{probe}"], rec[f"hits:{who}_{probe}"] = [h.count("1") / 10], [h]
+    for who in ("pretrained", "random"):  # the post-hoc read: both encoders right on the same 6 clips
+        for probe in ("linear", "knn"):
+            rec[f"post_hoc:windows:{who}_{probe}"] = [0.6]
+            rec[f"post_hoc:windows:hits:{who}_{probe}"] = ["1111110000"]
+    text = audio_report.protocol_report([rec], ("a",))
+    default, windows = text.split("+ windows at encode")
+    found = re.search(r"linear vs random \+ 0.08: met \(\+0.320, 95 % interval ([-+.\d]+) to ([-+.\d]+)\)", default)
+    assert found and float(found[1]) <= 0.32 <= float(found[2]) and float(found[1]) < float(found[2])
+    # the pseudo-run reads the candidate's own hits: equal on every clip, so the interval is the margin itself
+    assert "linear vs random + 0.08: **not met** (-0.080, 95 % interval -0.080 to -0.080)" in windows
+    assert "kNN vs log-mel: met (+0.100, 95 % interval" in windows  # the log-mel floor's hits are shared
+    assert audio_report.issue29_margins(rec)["kNN vs random"] == pytest.approx(0.4)  # the hits are not averaged
+
+
+def test_the_probes_hits_are_per_clip_and_their_mean_is_the_accuracy():
+    from anycl.evaluation import knn_accuracy, knn_hits, linear_probe_accuracy, linear_probe_hits
+
+    g = torch.Generator().manual_seed(0)
+    tr, te = torch.randn(40, 8, generator=g), torch.randn(20, 8, generator=g)
+    tr_y, te_y = [int(x[0] > 0) for x in tr], [int(x[0] > 0) for x in te]
+    te_y[0] = 1 - te_y[0]  # one test label the probes cannot get
+    tr, te = torch.nn.functional.normalize(tr, dim=1), torch.nn.functional.normalize(te, dim=1)
+    lin, knn = linear_probe_hits(tr, tr_y, te, te_y), knn_hits(tr, tr_y, te, te_y, k=5)
+    assert lin.shape == (20,) and tuple(knn.shape) == (20,)
+    assert float(lin.mean()) == linear_probe_accuracy(tr, tr_y, te, te_y)
+    assert float(knn.float().mean()) == knn_accuracy(tr, tr_y, te, te_y, k=5)
+    assert not lin[0] and not knn[0]
+    scores = bench_audio.probes(tr, tr_y, te, te_y, seed=0)
+    assert scores["hits"]["linear"] == "".join("1" if x else "0" for x in lin)
+    assert scores["linear"] == scores["hits"]["linear"].count("1") / 20

@@ -271,7 +271,6 @@ def test_an_audio_run_evaluated_under_bf16_embeds_its_clips_as_the_reloaded_mode
     # clips at 44.1 kHz, so every read resamples; the evaluations during training run under autocast and keep the
     # clips they decode in the adapter's cache: the model fit returns must embed them as a fresh load does
     import soundfile as sf
-
     from test_audio import noise, tone
 
     clips = tmp_path / "clips"
@@ -285,9 +284,7 @@ def test_an_audio_run_evaluated_under_bf16_embeds_its_clips_as_the_reloaded_mode
             labels.append(kind)
     probe = anycl.evaluation.ProbeEvaluator(items[:6], labels[:6], items[6:], labels[6:], k=3)
     out = tmp_path / "run"
-    model = anycl.fit(
-        items, modality="audio", mixed_precision="bf16", eval_dataset=probe, output_dir=str(out), **AUDIO
-    )
+    model = anycl.fit(items, modality="audio", mixed_precision="bf16", eval_dataset=probe, output_dir=str(out), **AUDIO)
     assert model.trainer.eval_history  # the clips were decoded under autocast first
     again = anycl.load(str(out))
     torch.testing.assert_close(model.encode(items), again.encode(items), rtol=0, atol=1e-6)

@@ -16,8 +16,8 @@ from .base import EVALUATORS, Evaluator, at_widths, get, lookup, names, primary_
 from .choose import build_evaluator
 from .classification import ClassificationEvaluator
 from .crossmodal import CrossModalRetrievalEvaluator, ZeroShotClassifier, cross_modal_retrieval
-from .knn import KNNEvaluator, knn_accuracy, knn_votes
-from .linear_probe import ProbeEvaluator, linear_probe_accuracy
+from .knn import KNNEvaluator, knn_accuracy, knn_hits, knn_votes
+from .linear_probe import ProbeEvaluator, linear_probe_accuracy, linear_probe_hits
 from .reranking import RerankingEvaluator, reranking_metrics
 from .retrieval import RetrievalEvaluator, retrieval_metrics
 from .sts import STSEvaluator, pearson, spearman
@@ -44,8 +44,10 @@ __all__ = [
     "cross_modal_retrieval",
     "get",
     "knn_accuracy",
+    "knn_hits",
     "knn_votes",
     "linear_probe_accuracy",
+    "linear_probe_hits",
     "lookup",
     "names",
     "pearson",

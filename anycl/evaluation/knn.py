@@ -34,6 +34,25 @@ def knn_votes(
     return votes
 
 
+def knn_hits(
+    train_emb: torch.Tensor,
+    train_labels: Sequence[Any],
+    test_emb: torch.Tensor,
+    test_labels: Sequence[Any],
+    k: int = 5,
+    temperature: Optional[float] = None,
+) -> torch.Tensor:
+    """(N,) bool: whether each test item's vote among its k nearest (cosine) training items is its label
+    (:func:`knn_accuracy` is their mean; per item, for paired intervals between two encoders on one split)."""
+    names = sorted(set(train_labels) | set(test_labels), key=repr)
+    index = {n: i for i, n in enumerate(names)}
+    ytr = torch.tensor([index[y] for y in train_labels])
+    yte = torch.tensor([index[y] for y in test_labels])
+    scores, nn_idx = topk(test_emb, train_emb, min(k, train_emb.shape[0]), chunk_size=4096, corpus_chunk_size=None)
+    votes = knn_votes(scores, ytr[nn_idx], len(names), temperature)
+    return votes.argmax(1) == yte
+
+
 def knn_accuracy(
     train_emb: torch.Tensor,
     train_labels: Sequence[Any],
@@ -47,13 +66,7 @@ def knn_accuracy(
     Embeddings are expected L2-normalised. ``temperature=None``: majority vote, ties to the nearest
     label; a value (0.07–0.1 is usual): votes weighted by ``exp(cosine / temperature)``.
     """
-    names = sorted(set(train_labels) | set(test_labels), key=repr)
-    index = {n: i for i, n in enumerate(names)}
-    ytr = torch.tensor([index[y] for y in train_labels])
-    yte = torch.tensor([index[y] for y in test_labels])
-    scores, nn_idx = topk(test_emb, train_emb, min(k, train_emb.shape[0]), chunk_size=4096, corpus_chunk_size=None)
-    votes = knn_votes(scores, ytr[nn_idx], len(names), temperature)
-    return float((votes.argmax(1) == yte).float().mean())
+    return float(knn_hits(train_emb, train_labels, test_emb, test_labels, k, temperature).float().mean())
 
 
 def labelled(rows: Rows, what: str) -> Tuple[List[Any], List[Any]]:

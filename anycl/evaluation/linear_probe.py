@@ -15,6 +15,26 @@ from .base import Evaluator, register
 from .knn import knn_accuracy, labelled
 
 
+def linear_probe_hits(
+    train_emb: torch.Tensor,
+    train_labels: Sequence[Any],
+    test_emb: torch.Tensor,
+    test_labels: Sequence[Any],
+    C: float = 1.0,
+    max_iter: int = 2000,
+    seed: int = 0,
+) -> np.ndarray:
+    """(N,) bool: whether a logistic regression trained on frozen (standardised) embeddings predicts each test
+    item's label (:func:`linear_probe_accuracy` is their mean; per item, for paired intervals)."""
+    from sklearn.linear_model import LogisticRegression  # lazy: scikit-learn: slow to import, only where it is used
+    from sklearn.pipeline import make_pipeline  # lazy: scikit-learn: slow to import, only where it is used
+    from sklearn.preprocessing import StandardScaler  # lazy: scikit-learn: slow to import, only where it is used
+
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter, random_state=seed))
+    clf.fit(np.asarray(train_emb, dtype=np.float64), [repr(y) for y in train_labels])
+    return clf.predict(np.asarray(test_emb, dtype=np.float64)) == np.asarray([repr(y) for y in test_labels])
+
+
 def linear_probe_accuracy(
     train_emb: torch.Tensor,
     train_labels: Sequence[Any],
@@ -25,13 +45,7 @@ def linear_probe_accuracy(
     seed: int = 0,
 ) -> float:
     """Accuracy of a logistic regression trained on frozen (standardised) embeddings."""
-    from sklearn.linear_model import LogisticRegression  # lazy: scikit-learn: slow to import, only where it is used
-    from sklearn.pipeline import make_pipeline  # lazy: scikit-learn: slow to import, only where it is used
-    from sklearn.preprocessing import StandardScaler  # lazy: scikit-learn: slow to import, only where it is used
-
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter, random_state=seed))
-    clf.fit(np.asarray(train_emb, dtype=np.float64), [repr(y) for y in train_labels])
-    return float(clf.score(np.asarray(test_emb, dtype=np.float64), [repr(y) for y in test_labels]))
+    return float(linear_probe_hits(train_emb, train_labels, test_emb, test_labels, C, max_iter, seed).mean())
 
 
 @register("probe")
