@@ -166,7 +166,7 @@ def margin_interval(recipe_hits: list, floor_hits: list, offset: float, n: int =
     for a, b in zip(recipe_hits, floor_hits):
         if len(a) != len(b):
             raise ValueError(f"paired hits of different lengths ({len(a)} and {len(b)} clips)")
-        diff = np.frombuffer(a.encode(), np.uint8).astype(float) - np.frombuffer(b.encode(), np.uint8)
+        diff = np.array([x == "1" for x in a], float) - np.array([x == "1" for x in b], float)
         total += diff[rng.integers(0, len(diff), size=(n, len(diff)))].mean(axis=1)
     margins = total / len(recipe_hits) - offset
     return float(np.quantile(margins, 0.025)), float(np.quantile(margins, 0.975))

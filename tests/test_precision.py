@@ -21,7 +21,7 @@ from anycl.training.accelerator import make_accelerator
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_audio import FAST as AUDIO  # noqa: E402
-from test_audio import _clips  # noqa: E402
+from test_audio import _clips, noise, tone, write  # noqa: E402
 from test_image import FAST as IMAGE  # noqa: E402
 from test_image import _images  # noqa: E402
 
@@ -270,17 +270,10 @@ def test_lora_audio_image_and_distillation_train_under_bf16_autocast(
 def test_an_audio_run_evaluated_under_bf16_embeds_its_clips_as_the_reloaded_model_does(tmp_path):
     # clips at 44.1 kHz, so every read resamples; the evaluations during training run under autocast and keep the
     # clips they decode in the adapter's cache: the model fit returns must embed them as a fresh load does
-    import soundfile as sf
-    from test_audio import noise, tone
-
-    clips = tmp_path / "clips"
-    clips.mkdir()
     items, labels = [], []
     for i in range(6):
         for kind, wave in (("tone", tone(150 + 40 * i, 0.5, sr=44100)), ("noise", noise(0.5, seed=i, sr=44100))):
-            path = str(clips / f"{kind}_{i}.wav")
-            sf.write(path, wave, 44100)
-            items.append(path)
+            items.append(write(tmp_path / f"{kind}_{i}.wav", wave, sr=44100))
             labels.append(kind)
     probe = anycl.evaluation.ProbeEvaluator(items[:6], labels[:6], items[6:], labels[6:], k=3)
     out = tmp_path / "run"
