@@ -144,6 +144,31 @@ def _toward_start(weight):
     return change
 
 
+def _layers(model):
+    """Multi-layer features (round 13): the embedding alongside every conv block's channels pooled over mel bins and
+    frames (mean and max), each part L2-normalised: [final ; blocks], the two halves of equal norm."""
+    encoder = model.towers["audio"].encoder
+    own = encoder.embed
+
+    def embed(x):
+        if x.dim() == 3:
+            x = x.unsqueeze(1)
+        final = own(x)
+        h = encoder.input_norm(x.transpose(1, 2)).transpose(1, 2)
+        parts = []
+        for layer in encoder.features:
+            h = layer(h)
+            if isinstance(layer, torch.nn.ReLU):
+                parts.append(
+                    torch.nn.functional.normalize(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], 1), dim=1)
+                )
+        blocks = torch.nn.functional.normalize(torch.cat(parts, 1), dim=1)
+        return torch.cat([torch.nn.functional.normalize(final, dim=1), blocks], 1)
+
+    encoder.embed = embed
+    return lambda: delattr(encoder, "embed")
+
+
 # encode-time candidates (issue 29 item 2) scored on the trained and the random-init encoder with --post-hoc:
 # whole-clip mean pooling over the adapter's evaluation windows, the embedding taken before the final ReLU, both;
 # round 11: 5 and 8 windows a clip instead of the default 3 (on the same trained encoders: a paired comparison);
@@ -156,6 +181,7 @@ POST_HOC = {
     "8 windows": [_windows(8)],
     "windows+wise 0.5": [_windows(), _toward_start(0.5)],
     "windows+wise 0.75": [_windows(), _toward_start(0.75)],
+    "windows+layers": [_windows(), _layers],
 }
 
 

@@ -148,3 +148,41 @@ def test_the_weight_space_candidates_mix_each_float_tensor_with_the_start_and_re
     floor = SimpleNamespace(towers={"audio": SimpleNamespace(encoder=tuned, adapter=None)})
     bench_audio._toward_start(weight)(floor)()
     assert all(torch.equal(v, before[k]) for k, v in tuned.state_dict().items())
+
+
+def test_the_layers_candidate_adds_each_blocks_pooled_channels_and_restores_the_embedding():
+    from types import SimpleNamespace
+
+    import torch.nn.functional as F
+
+    from anycl.adapters.audio_encoder import AudioCNN
+
+    torch.manual_seed(0)
+    encoder = AudioCNN(n_mels=16, channels=[4, 6], embedding_dim=8).eval()
+    x = torch.randn(3, 1, 16, 40)
+    own = encoder(x)
+    seen = []  # every block's output, caught at its ReLU: an independent reading of the blocks
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: seen.append(out.clone()))
+        for m in encoder.features
+        if isinstance(m, torch.nn.ReLU)
+    ]
+    undo = bench_audio._layers(SimpleNamespace(towers={"audio": SimpleNamespace(encoder=encoder)}))
+    with torch.no_grad():
+        got = encoder(x)
+    for h in hooks:
+        h.remove()
+    blocks = seen[-2:]  # the candidate's own pass over the blocks (the first two are the embedding's)
+    expected_blocks = F.normalize(
+        torch.cat([F.normalize(torch.cat([b.mean(dim=(2, 3)), b.amax(dim=(2, 3))], 1), dim=1) for b in blocks], 1),
+        dim=1,
+    )
+    assert got.shape == (3, 8 + 2 * (4 + 6))
+    torch.testing.assert_close(got[:, :8], F.normalize(own, dim=1))
+    torch.testing.assert_close(got[:, 8:], expected_blocks)
+    # K evaluation windows are averaged over the new embedding as over the old one
+    windows = torch.randn(2, 3, 1, 16, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(windows), encoder(windows.flatten(0, 1)).view(2, 3, -1).mean(1))
+    undo()
+    torch.testing.assert_close(encoder(x), own)
