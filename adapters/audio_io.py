@@ -15,13 +15,26 @@ and HF give them, or ``(samples, channels)`` as soundfile gives them). Integer P
 [-1, 1). Several channels are mixed down to mono by averaging them (or one channel is kept, by option).
 Resampling uses ``torchaudio.transforms.Resample`` — the windowed-sinc kernel of
 ``torchaudio.functional.resample`` — built once per (source rate, target rate) pair and cached.
+
+Bounds, so that a small crafted file cannot make anycl allocate gigabytes:
+
+- that kernel has (new / gcd) × (orig / gcd + its width) taps, so coprime rates (16,001 Hz to 16,000 Hz: 256 M
+  taps, about 9 GB while it is built) would cost more than any clip; past :data:`KERNEL_TAPS` taps the ratio is
+  replaced by the nearest one with a small kernel (:func:`resample_periods`: 4,001 Hz is read as 4,000.9 Hz or so,
+  durations and pitch off by about a millionth), with a warning;
+- a file is decoded in blocks of at most :data:`DECODE_SAMPLES` samples (frames × channels), each mixed down to
+  mono before the next is read (:func:`read_mono`): a file of 255 silent Vorbis channels costs its mono samples;
+- a file's sample rate above :data:`MAX_RATE` is refused (a one-second window would be billions of frames).
 """
 
 from __future__ import annotations
 
 import functools
 import io
+import logging
+import math
 import os
+from fractions import Fraction
 from typing import Any, Optional, Tuple, Union
 
 import numpy as np
@@ -30,6 +43,13 @@ import torch
 from anycl.errors import DataError
 
 MAX_CHANNELS = 32  # a 2-D array whose both axes are longer than this is not (channels, samples)
+MAX_RATE = 768_000  # the highest sample rate of a file anycl decodes (Hz): the fastest converters in use
+DECODE_SAMPLES = 1 << 22  # the most samples (frames x channels) decoded at once: 16 MiB of float32
+KERNEL_TAPS = 1 << 22  # the largest resampling kernel built (taps; 16 MiB kept in float32)
+# torchaudio.functional.resample's defaults, which size its kernel
+LOWPASS_WIDTH, ROLLOFF = 6, 0.99
+
+log = logging.getLogger("anycl")
 
 
 def describe(item: Any) -> str:
@@ -135,24 +155,51 @@ def _undecodable(name: str, exc: Exception) -> DataError:
 
 
 def file_info(source: Union[str, bytes], name: str) -> Tuple[int, int, int]:
-    """(frames, sample rate, channels) from a file's header, without decoding its samples."""
+    """(frames, sample rate, channels) from a file's header, without decoding its samples; DataError for a sample
+    rate above :data:`MAX_RATE`."""
     with _open(source, name) as f:
-        return int(f.frames), int(f.samplerate), int(f.channels)
+        frames, rate, channels = int(f.frames), int(f.samplerate), int(f.channels)
+    if rate > MAX_RATE:
+        raise DataError(
+            f"{name} says its sample rate is {rate:,} Hz, above the {MAX_RATE:,} Hz anycl decodes; resample it "
+            f"first (e.g. sox in.wav -r 192000 out.wav) or check the file: its header may be damaged"
+        )
+    return frames, rate, channels
 
 
-def read_file(source: Union[str, bytes], name: str, start: int = 0, frames: int = -1) -> Tuple[np.ndarray, int]:
-    """Decode a path or encoded bytes with soundfile → ((samples, channels) float32, sample rate).
+def read_mono(
+    source: Union[str, bytes], name: str, channel: Union[str, int] = "mean", start: int = 0, frames: int = -1
+) -> Tuple[np.ndarray, int, int]:
+    """Decode a path or encoded bytes with soundfile → (mono float32 samples, sample rate, channels).
 
-    ``start`` / ``frames``: only that span of the file is decoded (seeking to ``start``; ``frames=-1``: to
-    the end), so that a window of a long file costs the window, not the file."""
+    ``start`` / ``frames``: only that span of the file is decoded (seeking to ``start``; ``frames=-1``: to the end),
+    so that a window of a long file costs the window, not the file. The span is read in blocks of at most
+    :data:`DECODE_SAMPLES` samples over all channels; each is checked (:func:`check_samples`: NaN/inf, naming the
+    channel) and mixed down (:func:`mixdown`) before the next is read, so memory follows the mono samples, however
+    many channels the file has. An empty span gives no samples (the caller says what that means)."""
     with _open(source, name) as f:
+        channels = int(f.channels)
+        block = max(1, DECODE_SAMPLES // max(channels, 1))
+        parts, left, done = [], int(frames), 0
         try:
             if start:
                 f.seek(int(start))
-            data = f.read(int(frames), dtype="float32", always_2d=True)
+            while left != 0:
+                data = f.read(block if left < 0 else min(block, left), dtype="float32", always_2d=True)
+                if not len(data):
+                    break
+                wave = np.ascontiguousarray(data.T)
+                del data
+                check_samples(wave, name, offset=done)
+                parts.append(np.array(mixdown(wave, channel, name), dtype=np.float32))  # a copy: the block is freed
+                done += wave.shape[-1]
+                left = left - wave.shape[-1] if left > 0 else left
+        except DataError:
+            raise
         except Exception as exc:  # a truncated or corrupt stream fails while decoding
             raise _undecodable(name, exc) from exc
-        return data, int(f.samplerate)
+        mono = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        return mono, int(f.samplerate), channels
 
 
 def to_channels_first(array: Any, name: str) -> np.ndarray:
@@ -183,8 +230,9 @@ def to_channels_first(array: Any, name: str) -> np.ndarray:
     raise DataError(f"{name}: an audio array must be 1-D (samples) or 2-D (channels, samples), got shape {a.shape}")
 
 
-def check_samples(wave: np.ndarray, name: str) -> None:
-    """Raise DataError for a zero-length clip or NaN/inf samples (``wave`` is (channels, samples))."""
+def check_samples(wave: np.ndarray, name: str, offset: int = 0) -> None:
+    """Raise DataError for a zero-length clip or NaN/inf samples (``wave`` is (channels, samples), whose first
+    sample is the clip's ``offset``-th: the message counts the non-finite samples of ``wave``)."""
     if wave.shape[-1] == 0:
         raise DataError(f"{name} is a zero-length clip (no samples); remove it from the dataset")
     finite = np.isfinite(wave)
@@ -192,7 +240,7 @@ def check_samples(wave: np.ndarray, name: str) -> None:
         bad = np.argwhere(~finite)[0]
         kind = "NaN" if np.isnan(wave[tuple(bad)]) else "inf"
         raise DataError(
-            f"{name} has {int((~finite).sum())} non-finite sample(s) ({kind} first, at sample {int(bad[-1])}"
+            f"{name} has {int((~finite).sum())} non-finite sample(s) ({kind} first, at sample {offset + int(bad[-1])}"
             f"{f' of channel {int(bad[0])}' if wave.shape[0] > 1 else ''}); fix or remove the clip"
         )
 
@@ -209,19 +257,64 @@ def mixdown(wave: np.ndarray, channel: Union[str, int], name: str) -> np.ndarray
     return wave[c]
 
 
-@functools.lru_cache(maxsize=32)
+def kernel_taps(src: int, out: int) -> int:
+    """Taps of torchaudio's sinc kernel for the reduced rate pair ``src`` → ``out``: ``out`` phases of
+    ``src`` + 2 × width taps, width = ceil(6 × src / (0.99 × min(src, out)))."""
+    width = math.ceil(LOWPASS_WIDTH * src / (min(src, out) * ROLLOFF))
+    return out * (src + 2 * width)
+
+
+@functools.lru_cache(maxsize=64)
+def resample_periods(orig: int, new: int) -> Tuple[int, int]:
+    """(source frames, output samples) of one resampling period for ``orig`` Hz → ``new`` Hz: the pair reduced by
+    their gcd, or, where its kernel would exceed :data:`KERNEL_TAPS` taps, the nearest ratio whose kernel does not
+    (a warning says how far off it is). Resampling and the windows of long files (:mod:`.audio_window`) both use it."""
+    orig, new = int(orig), int(new)
+    g = math.gcd(orig, new)
+    exact = (orig // g, new // g)
+    if kernel_taps(*exact) <= KERNEL_TAPS:
+        return exact
+    target = Fraction(new, orig)
+    for limit in (4096, 2048, 1024, 512, 256):  # the largest denominator whose kernel fits
+        near = target.limit_denominator(limit) if new <= orig else 1 / Fraction(orig, new).limit_denominator(limit)
+        if near.numerator >= 1 and kernel_taps(near.denominator, near.numerator) <= KERNEL_TAPS:
+            break
+    else:  # not reached for rates up to MAX_RATE: a last resort, refused
+        raise DataError(f"cannot resample {orig} Hz audio to {new} Hz with a kernel of at most {KERNEL_TAPS} taps")
+    off = abs(float(near / target) - 1.0)
+    log.warning(
+        "audio: resampling %d Hz to %d Hz exactly would build a kernel of %d taps; using the ratio %d/%d instead "
+        "(durations and pitch off by %.1e)",
+        orig,
+        new,
+        kernel_taps(*exact),
+        near.numerator,
+        near.denominator,
+        off,
+    )
+    return near.denominator, near.numerator
+
+
+def same_rate(orig: int, new: int) -> bool:
+    """Whether ``orig`` Hz is read as ``new`` Hz unchanged: equal rates, or a near ratio of 1 (16,001 Hz to 16,000)."""
+    src, out = resample_periods(orig, new) if orig != new else (1, 1)
+    return src == out
+
+
+@functools.lru_cache(maxsize=16)
 def resampler(orig: int, new: int):
-    """The cached ``torchaudio.transforms.Resample`` for one (orig, new) rate pair (kernel built once)."""
+    """The cached ``torchaudio.transforms.Resample`` for one (orig, new) rate pair (kernel built once), at the
+    period of :func:`resample_periods` (the same kernel as ``Resample(orig, new)`` wherever that one is small)."""
     import torchaudio  # lazy: torchaudio: slow to import, only for resampling/decoding it does
 
-    return torchaudio.transforms.Resample(int(orig), int(new))
+    return torchaudio.transforms.Resample(*resample_periods(int(orig), int(new)))
 
 
 def resample(wave: torch.Tensor, orig: int, new: int) -> torch.Tensor:
     """Resample the last axis of ``wave`` from ``orig`` Hz to ``new`` Hz (identity when equal), in float32 whatever
     the autocast: a clip decoded during a mixed-precision run's evaluation is kept in the adapter's cache, and must be
     the clip any later read (a reloaded model's) decodes."""
-    if orig == new:
+    if orig == new or same_rate(orig, new):
         return wave
     with torch.no_grad(), torch.autocast(device_type=wave.device.type, enabled=False):
         return resampler(orig, new)(wave)

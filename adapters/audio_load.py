@@ -18,7 +18,16 @@ import torch
 
 from anycl.errors import DataError
 
-from .audio_io import check_samples, describe, file_info, mixdown, read_file, resample, split_item, to_channels_first
+from .audio_io import (
+    check_samples,
+    describe,
+    file_info,
+    mixdown,
+    read_mono,
+    resample,
+    split_item,
+    to_channels_first,
+)
 from .audio_window import LongClip
 from .item_cache import DecodedCache
 
@@ -61,26 +70,32 @@ class ClipLoading:
                     f"{self.max_seconds:g}; cut it into shorter files or raise the limit "
                     f"(adapter_options={{'max_seconds': ...}})"
                 )
-            if frames > self.stream_seconds * rate and -(-frames * self.sample_rate // rate) > self.samples:
+            if frames > self.stream_seconds * rate and LongClip.resampled_length(frames, rate, self.sample_rate) > (
+                self.samples
+            ):
                 clip = LongClip(payload, name, frames, rate, channels, self.sample_rate, self.channel)
                 return self._cache.keep(cache_key, clip)
-            data, rate = read_file(payload, name, frames=frames)  # no more than its header says
-            wave = np.ascontiguousarray(data.T)
+            # decoded block by block, each mixed down (no more than its header says: a span of `frames`)
+            samples, rate, channels = read_mono(payload, name, self.channel, frames=frames)
+            check_samples(samples[None], name)  # a zero-length clip (the blocks' samples are checked already)
+            self._tell_mixdown(name, channels)
+            mono = torch.from_numpy(samples)
         else:
             wave = to_channels_first(payload, name)
-        assert rate is not None  # split_item gives an array its rate; read_file gives a file's
-        check_samples(wave, name)
-        if wave.shape[0] > 1 and not self._told_mixdown:
-            self._told_mixdown = True
-            how = "averaging the channels" if self.channel == "mean" else f"keeping channel {self.channel}"
-            log.info(
-                "audio: multichannel clips are mixed down to mono by %s (first: %s, %d channels)",
-                how,
-                name,
-                wave.shape[0],
-            )
-        mono = torch.from_numpy(np.ascontiguousarray(mixdown(wave, self.channel, name)))
+            check_samples(wave, name)
+            self._tell_mixdown(name, wave.shape[0])
+            mono = torch.from_numpy(np.ascontiguousarray(mixdown(wave, self.channel, name)))
+        assert rate is not None  # split_item gives an array its rate; read_mono gives a file's
         out = resample(mono, rate, self.sample_rate).contiguous()
         if out.numel() == 0:
             raise DataError(f"{name} is too short to keep any sample at {self.sample_rate} Hz")
         return self._cache.keep(cache_key, out)
+
+    def _tell_mixdown(self, name: str, channels: int) -> None:
+        """Say once (an info line) how multichannel clips are mixed down, naming the first."""
+        if channels > 1 and not self._told_mixdown:
+            self._told_mixdown = True
+            how = "averaging the channels" if self.channel == "mean" else f"keeping channel {self.channel}"
+            log.info(
+                "audio: multichannel clips are mixed down to mono by %s (first: %s, %d channels)", how, name, channels
+            )

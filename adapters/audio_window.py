@@ -5,21 +5,20 @@ header, no samples) for a file longer than the adapter's ``stream_seconds``; the
 evaluation views then read only the frames of their window (soundfile seeks to it), mix them down and
 resample them. A window equals the same window cut from the whole file decoded and resampled at once: the
 span read starts on a boundary of the resampler's period (``orig / gcd`` source frames, ``new / gcd`` output
-samples) and has a margin of whole periods wider than the sinc kernel on each side, so every output sample
+samples, or the nearby ratio :func:`~.audio_io.resample_periods` gives for rates whose exact kernel is too large)
+and has a margin of whole periods wider than the sinc kernel on each side, so every output sample
 of the window sees exactly the source samples it would see in the whole file.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Union
 
-import numpy as np
 import torch
 
 from anycl.errors import DataError
 
-from .audio_io import check_samples, mixdown, read_file, resample, resampler
+from .audio_io import read_mono, resample, resample_periods, resampler, same_rate
 
 
 class LongClip:
@@ -37,7 +36,13 @@ class LongClip:
         self.source, self.name = source, name
         self.frames, self.rate, self.channels, self.target = int(frames), int(rate), int(channels), int(target)
         self.channel = channel
-        self.length = -(-self.frames * self.target // self.rate)
+        self.length = self.resampled_length(self.frames, self.rate, self.target)
+
+    @staticmethod
+    def resampled_length(frames: int, rate: int, target: int) -> int:
+        """Samples at ``target`` Hz of ``frames`` at ``rate`` Hz, as a whole decode resamples them."""
+        src, out = resample_periods(rate, target) if rate != target else (1, 1)
+        return -(-int(frames) * out // src)
 
     @property
     def shape(self):  # the shape of the (never built) whole waveform, as a 1-D tensor would give it
@@ -47,22 +52,19 @@ class LongClip:
         return f"LongClip({self.name}, {self.frames / self.rate:.1f} s at {self.rate} Hz, {self.channels} ch)"
 
     def _read(self, start: int, stop: int) -> torch.Tensor:
-        """Source frames [start, stop) → checked mono float32 samples."""
-        data, _ = read_file(self.source, self.name, start=start, frames=stop - start)
-        wave = np.ascontiguousarray(data.T)
-        if wave.shape[-1] == 0:
+        """Source frames [start, stop) → checked mono float32 samples (decoded in blocks: :func:`~.audio_io.read_mono`)."""
+        mono, _, _ = read_mono(self.source, self.name, self.channel, start=start, frames=stop - start)
+        if not mono.size:
             raise DataError(f"{self.name}: no samples at frame {start} although its header says {self.frames}")
-        check_samples(wave, self.name)
-        return torch.from_numpy(np.ascontiguousarray(mixdown(wave, self.channel, self.name)))
+        return torch.from_numpy(mono)
 
     def window(self, start: int, length: int) -> torch.Tensor:
         """Samples [start, start + length) of the clip at ``target`` Hz (zeros past its end)."""
-        if self.rate == self.target:
+        if same_rate(self.rate, self.target):  # equal rates, or read as equal (16,001 Hz to 16,000: resample_periods)
             stop = min(start + length, self.frames)
             out = self._read(start, stop)
         else:
-            g = math.gcd(self.rate, self.target)
-            per_src, per_out = self.rate // g, self.target // g  # one period: source frames → output samples
+            per_src, per_out = resample_periods(self.rate, self.target)  # one period: source frames → output samples
             margin = -(-(resampler(self.rate, self.target).width + per_src) // per_src) + 1  # periods
             first = max(start // per_out - margin, 0)
             last = min(-(-(start + length) // per_out) + margin, -(-self.frames // per_src))

@@ -107,7 +107,7 @@ def test_audio_limits_are_saved_only_when_set():
     assert (again.max_seconds, again.stream_seconds) == (120, 30)
 
 
-@pytest.mark.parametrize("rate,channels", [(44100, 2), (48000, 1), (16000, 2), (22050, 3)])
+@pytest.mark.parametrize("rate,channels", [(44100, 2), (48000, 1), (16000, 2), (22050, 3), (8001, 2), (16001, 1)])
 def test_streamed_windows_equal_the_same_windows_of_the_whole_decode(tmp_path, rate, channels):
     """The reference: the whole file decoded and resampled at once (as every clip shorter than stream_seconds
     is); the streamed windows must be the same samples, whatever the rate ratio."""
@@ -128,6 +128,127 @@ def test_streamed_windows_equal_the_same_windows_of_the_whole_decode(tmp_path, r
     tail = clip.window(clip.length - 300, 400)  # the last samples, then silence past the end
     torch.testing.assert_close(tail[:300], wave[-300:], atol=1e-6, rtol=0)
     assert not tail[300:].any()
+
+
+def test_small_files_at_odd_sample_rates_resample_with_a_small_kernel(tmp_path):
+    """4001 and 8001 Hz share no factor with 16000: their exact sinc kernels have 64 M and 128 M taps (2 and 4 GB
+    grown while built, from files of 0.8 and 1.6 KB). Each is read at the nearest ratio with a small kernel."""
+    paths = []
+    for rate in (4001, 8001, 22222):
+        paths.append(str(tmp_path / f"odd{rate}.wav"))
+        sf.write(paths[-1], np.zeros(rate // 10, np.float32), rate)
+        assert os.path.getsize(paths[-1]) < 5000
+    out = peak_growth_mb(
+        f"""
+        from anycl.adapters.audio import AudioAdapter
+        a = AudioAdapter()
+        base = peak()
+        shapes = [list(a.load(p).shape) for p in {paths!r}]
+        print(json.dumps({{"grown_mb": peak() - base, "shapes": shapes}}))
+        """
+    )
+    assert out["grown_mb"] < 400, out  # ~4.5 GB before
+    assert out["shapes"] == [[1600], [1600], [1600]]
+
+
+@pytest.mark.parametrize("rate", [4001, 8001, 16001, 22222, 44056, 767_999])
+def test_the_near_ratio_is_within_a_few_parts_in_ten_thousand_and_its_kernel_fits(rate, caplog):
+    from fractions import Fraction
+
+    from anycl.adapters import audio_io
+
+    src, out = audio_io.resample_periods(rate, 16000)
+    assert audio_io.kernel_taps(src, out) <= audio_io.KERNEL_TAPS
+    assert abs(float(Fraction(out * rate, src * 16000)) - 1) < 2e-4
+    if src != out:  # a ratio of 1 (16,001 Hz) reads the samples as they are: no kernel
+        assert audio_io.resampler(rate, 16000).kernel.numel() <= audio_io.KERNEL_TAPS
+    else:
+        wave = torch.randn(100)
+        assert audio_io.resample(wave, rate, 16000) is wave
+
+
+def test_common_rates_keep_their_exact_ratio():
+    from anycl.adapters import audio_io
+
+    for rate, periods in [
+        (44100, (441, 160)),
+        (48000, (3, 1)),
+        (22050, (441, 320)),
+        (8000, (1, 2)),
+        (11025, (441, 640)),
+    ]:
+        assert audio_io.resample_periods(rate, 16000) == periods
+
+
+def test_an_odd_rate_is_resampled_at_the_ratio_it_says_and_warns(tmp_path, caplog):
+    """The reference is the sine itself: at the near ratio src/out, output sample j is the source at
+    j x src / out frames, so a 440 Hz tone comes out as sin(2 pi 440 j src / (out rate))."""
+    import logging
+
+    from anycl.adapters import audio_io
+
+    rate = 8001
+    t = np.arange(rate) / rate
+    path = str(tmp_path / "tone.wav")
+    sf.write(path, (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate, subtype="FLOAT")
+    audio_io.resample_periods.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="anycl"):
+        wave = AudioAdapter().load(path)
+    src, out = audio_io.resample_periods(rate, 16000)
+    assert "resampling 8001 Hz to 16000 Hz" in caplog.text and f"ratio {out}/{src}" in caplog.text
+    j = np.arange(wave.shape[-1])
+    ref = 0.5 * np.sin(2 * np.pi * 440 * j * src / (out * rate))
+    inner = slice(200, -200)  # the kernel's edges see the clip's zero padding
+    np.testing.assert_allclose(wave.numpy()[inner], ref[inner], atol=2e-3)
+
+
+def test_a_file_above_the_highest_sample_rate_is_refused_naming_it(tmp_path):
+    path = str(tmp_path / "fast.wav")
+    sf.write(path, np.zeros(800, np.float32), 800_000)
+    with pytest.raises(DataError, match=r"fast\.wav' says its sample rate is 800,000 Hz, above the 768,000 Hz"):
+        AudioAdapter().load(path)
+
+
+@pytest.mark.parametrize("channel", ["mean", 2])
+def test_a_file_is_decoded_block_by_block_to_the_samples_of_a_whole_decode(tmp_path, monkeypatch, channel):
+    from anycl.adapters import audio_io
+
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal((16000, 6))).astype(np.float32)
+    path = str(tmp_path / "six.wav")
+    sf.write(path, x, 16000, subtype="FLOAT")
+    whole = AudioAdapter(channel=channel).load(path)
+    monkeypatch.setattr(audio_io, "DECODE_SAMPLES", 6 * 1000 + 5)  # blocks of 1000 frames: 16 reads
+    blocks = AudioAdapter(channel=channel).load(path)
+    ref = x.mean(axis=1) if channel == "mean" else x[:, channel]
+    assert torch.equal(blocks, whole) and torch.equal(blocks, torch.from_numpy(ref))
+    x[12345, 4] = np.nan  # in the thirteenth block, channel 4
+    sf.write(path, x, 16000, subtype="FLOAT")
+    with pytest.raises(
+        DataError, match=r"six\.wav' has 1 non-finite sample\(s\) \(NaN first, at sample 12345 of channel 4\)"
+    ):
+        AudioAdapter(channel=channel).load(path)
+
+
+def test_a_small_vorbis_file_of_many_channels_costs_its_mono_samples(tmp_path):
+    """255 silent Vorbis channels at 48 kHz, 4 s: a 10 KB file whose samples are 196 MB as float32 (decoded whole,
+    then transposed: ~390 MB grown); decoded block by block and mixed down, 0.8 MB of mono samples."""
+    path = tmp_path / "many.ogg"
+    with sf.SoundFile(str(path), "w", samplerate=48000, channels=255, format="OGG") as f:
+        for _ in range(4):
+            f.write(np.zeros((48000, 255), np.float32))
+    assert path.stat().st_size < 50_000
+    out = peak_growth_mb(
+        f"""
+        from anycl.adapters.audio import AudioAdapter
+        a = AudioAdapter()
+        base = peak()
+        shape = list(a.load({str(path)!r}).shape)
+        print(json.dumps({{"grown_mb": peak() - base, "shape": shape}}))
+        """
+    )
+    assert out["grown_mb"] < 100, out
+    assert out["shape"] == [4 * 16000]
 
 
 def test_a_streamed_window_with_nan_samples_names_the_file(tmp_path):

@@ -80,8 +80,8 @@ def test_a_decoded_image_is_kept_and_decoded_again_when_the_file_changes(tmp_pat
 
 def test_a_full_cache_keeps_what_it_has_and_decodes_the_rest_every_time(tmp_path, monkeypatch):
     files = clips(tmp_path, 3)
-    read = Counting(audio_load.read_file)
-    monkeypatch.setattr(audio_load, "read_file", read)
+    read = Counting(audio_load.read_mono)
+    monkeypatch.setattr(audio_load, "read_mono", read)
     a = AudioAdapter(augment=False, cache_clips=2)
     for _ in range(3):  # three epochs: the first two clips decoded once, the third at every read
         for f in files:
