@@ -332,3 +332,54 @@ def test_max_pixels_bounds_files_and_bytes_and_is_saved_only_when_set(tmp_path):
     assert ImageAdapter().load(img).shape == (3, 100, 120)  # a decoded PIL image is already in memory
     with pytest.raises(ConfigError, match="max_pixels must be a positive integer"):
         ImageAdapter(max_pixels=0)
+
+
+# -- compressed tables -----------------------------------------------------------------------------------------
+def _gzip_rows(path: Path, header: bytes, row: bytes, count: int) -> Path:
+    import gzip
+
+    with gzip.open(path, "wb", compresslevel=9) as f:
+        f.write(header)
+        for _ in range(count):
+            f.write(row)
+    return path
+
+
+@pytest.mark.parametrize(
+    "name,header,row",
+    [
+        ("bomb.csv.gz", b"anchor,positive\n", b"the same anchor,the same positive\n"),
+        ("bomb.jsonl.gz", b"", b'{"anchor": "the same anchor", "positive": "the same positive"}\n'),
+    ],
+)
+def test_a_gzip_table_that_expands_past_the_ratio_is_refused_before_pandas_reads_it(
+    tmp_path, monkeypatch, name, header, row
+):
+    from anycl.data import tables
+    from anycl.data.inputs import to_rows
+
+    monkeypatch.setattr(tables, "GZIP_FLOOR_BYTES", 2**20)  # the default floor is 64 MiB: a small file here
+    path = _gzip_rows(tmp_path / name, header, row, 100_000)  # 3.4-6.4 MB of one row: ~500x its size
+    monkeypatch.setattr("pandas.read_csv", lambda *a, **k: pytest.fail("pandas read the file"))
+    monkeypatch.setattr("pandas.read_json", lambda *a, **k: pytest.fail("pandas read the file"))
+    with pytest.raises(DataError, match=rf"{name}' expands to more than [0-9,]+ bytes, over 100 times its"):
+        tables.read_table(path)
+    with pytest.raises(DataError, match="a compression bomb"):
+        to_rows(str(path))
+
+
+def test_a_gzip_table_of_real_text_reads_as_its_plain_file(tmp_path, monkeypatch):
+    from anycl.data import tables
+
+    monkeypatch.setattr(tables, "GZIP_FLOOR_BYTES", 2**16)  # past the floor: the ratio decides, and text passes
+    rng = np.random.default_rng(0)
+    words = [f"w{int(i)}" for i in rng.integers(0, 5000, size=60_000)]
+    lines = ["anchor,positive"] + [
+        " ".join(words[i : i + 6]) + "," + " ".join(words[i + 6 : i + 12]) for i in range(0, 60_000, 12)
+    ]
+    plain = tmp_path / "pairs.csv"
+    plain.write_text("\n".join(lines) + "\n")
+    packed = _gzip_rows(tmp_path / "pairs.csv.gz", plain.read_bytes(), b"", 0)
+    assert tables.check_expansion(packed) == plain.stat().st_size > 2**16
+    pd_testing = pytest.importorskip("pandas.testing")
+    pd_testing.assert_frame_equal(tables.read_table(packed), tables.read_table(plain))
