@@ -358,7 +358,7 @@ def test_a_gzip_table_that_expands_past_the_ratio_is_refused_before_pandas_reads
     from anycl.data import tables
     from anycl.data.inputs import to_rows
 
-    monkeypatch.setattr(tables, "GZIP_FLOOR_BYTES", 2**20)  # the default floor is 64 MiB: a small file here
+    monkeypatch.setattr(tables, "EXPANSION_FLOOR_BYTES", 2**20)  # the default floor is 64 MiB: a small file here
     path = _gzip_rows(tmp_path / name, header, row, 100_000)  # 3.4-6.4 MB of one row: ~500x its size
     monkeypatch.setattr("pandas.read_csv", lambda *a, **k: pytest.fail("pandas read the file"))
     monkeypatch.setattr("pandas.read_json", lambda *a, **k: pytest.fail("pandas read the file"))
@@ -371,7 +371,7 @@ def test_a_gzip_table_that_expands_past_the_ratio_is_refused_before_pandas_reads
 def test_a_gzip_table_of_real_text_reads_as_its_plain_file(tmp_path, monkeypatch):
     from anycl.data import tables
 
-    monkeypatch.setattr(tables, "GZIP_FLOOR_BYTES", 2**16)  # past the floor: the ratio decides, and text passes
+    monkeypatch.setattr(tables, "EXPANSION_FLOOR_BYTES", 2**16)  # past the floor: the ratio decides, and text passes
     rng = np.random.default_rng(0)
     words = [f"w{int(i)}" for i in rng.integers(0, 5000, size=60_000)]
     lines = ["anchor,positive"] + [
@@ -383,3 +383,87 @@ def test_a_gzip_table_of_real_text_reads_as_its_plain_file(tmp_path, monkeypatch
     assert tables.check_expansion(packed) == plain.stat().st_size > 2**16
     pd_testing = pytest.importorskip("pandas.testing")
     pd_testing.assert_frame_equal(tables.read_table(packed), tables.read_table(plain))
+
+
+def _dictionary_bomb(path: Path, rows: int, value_len: int, nested: bool = False) -> Path:
+    """Every row points to one long dictionary string (``nested``: as a one-item list of negatives); written without
+    Arrow's schema, so a reader sees plain string columns and decodes each reference into its own copy."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    one = pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, dtype=np.int32)), pa.array(["x" * value_len]))
+    if nested:
+        one = pa.ListArray.from_arrays(pa.array(np.arange(rows + 1, dtype=np.int32)), one)
+    table = pa.table({"anchor": [f"a{i}" for i in range(rows)], ("negatives" if nested else "positive"): one})
+    pq.write_table(table, str(path), compression="zstd", store_schema=False)
+    return path
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_a_parquet_file_of_repeated_dictionary_strings_is_refused_before_pandas_reads_it(tmp_path, monkeypatch, nested):
+    from anycl.data import tables
+
+    monkeypatch.setattr(tables, "EXPANSION_FLOOR_BYTES", 2**20)
+    path = _dictionary_bomb(tmp_path / "bomb.parquet", 2000, 10_000, nested)  # 20 MB of text in a few KB
+    assert path.stat().st_size < 20_000
+    monkeypatch.setattr("pandas.read_parquet", lambda *a, **k: pytest.fail("pandas read the file"))
+    with pytest.raises(DataError, match=r"bomb\.parquet' holds text of more than [0-9,]+ bytes, over 100 times"):
+        tables.read_table(path)
+
+
+def test_a_parquet_file_declaring_more_rows_than_its_bytes_can_hold_is_refused(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from anycl.data import tables
+
+    monkeypatch.setattr(tables, "EXPANSION_FLOOR_BYTES", 2**20)
+    path = tmp_path / "zeros.parquet"
+    pq.write_table(pa.table({"label": np.zeros(1_000_000, np.int64)}), str(path), compression="zstd")
+    monkeypatch.setattr("pandas.read_parquet", lambda *a, **k: pytest.fail("pandas read the file"))
+    with pytest.raises(DataError, match=r"zeros\.parquet' declares more than [0-9,]+ bytes"):
+        tables.read_table(path)
+
+
+def test_a_small_parquet_bomb_costs_little_memory(tmp_path):
+    """12 KB, 5,000 rows each pointing to one 100 KB string: pandas.read_parquet grows the peak by ~880 MB."""
+    path = _dictionary_bomb(tmp_path / "bomb.parquet", 5000, 100_000)
+    out = peak_growth_mb(
+        f"""
+        from anycl.data.tables import read_table
+        from anycl.errors import DataError
+        base = peak()
+        try:
+            read_table({str(path)!r})
+            said = ""
+        except DataError as exc:
+            said = str(exc)
+        print(json.dumps({{"grown_mb": peak() - base, "said": said}}))
+        """
+    )
+    assert "holds text of more than" in out["said"], out
+    assert out["grown_mb"] < 200, out
+
+
+def test_a_parquet_table_of_real_text_reads_as_pandas_reads_it(tmp_path, monkeypatch):
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from anycl.data import tables
+
+    monkeypatch.setattr(tables, "EXPANSION_FLOOR_BYTES", 2**10)  # past the floor: the ratio decides, and text passes
+    rng = np.random.default_rng(0)
+    rows = 3000
+    words = [" ".join(f"w{int(i)}" for i in rng.integers(0, 5000, size=8)) for _ in range(rows)]
+    table = pa.table(
+        {
+            "anchor": words,
+            "positive": words[1:] + [None],
+            "negatives": [[words[i - 1], words[i - 2]] if i % 3 else [] for i in range(rows)],
+            "label": rng.integers(0, 5, size=rows),
+        }
+    )
+    path = tmp_path / "pairs.parquet"
+    pq.write_table(table, str(path))
+    pd.testing.assert_frame_equal(tables.read_table(path), pd.read_parquet(path))

@@ -17,9 +17,15 @@ A delimited file is checked before pandas reads it:
 A JSON Lines file that does not parse is a DataError naming the line (pandas names a byte position).
 
 A gzip-compressed file (``.csv.gz``, ``.tsv.gz``, ``.jsonl.gz``) is first decompressed in 1 MiB pieces and
-counted: one that expands past :data:`MAX_GZIP_EXPANSION` times its size (and past :data:`GZIP_FLOOR_BYTES`) is
+counted: one that expands past :data:`MAX_EXPANSION` times its size (and past :data:`EXPANSION_FLOOR_BYTES`) is
 refused before pandas reads it. Text tables compress 3 to 20 times; a 611 KB file of one repeated row expands to
 210 MB, and pandas took 277 MB more to read it, so a few MB could have taken gigabytes.
+
+A Parquet file is held to the same bound before pandas reads it (:func:`check_parquet`): the sizes its metadata
+declares (pages after decompression, rows × columns), then the text its string columns hold once each reference
+to a dictionary value is counted, read as dictionary arrays (indices and the distinct values, never the repeated
+strings). A 446-byte file whose 5,000 rows each point to one 100 KB dictionary string took 2 GB to read before.
+A file the bound refuses is better given as CSV or JSON Lines, whose size is their text.
 """
 
 from __future__ import annotations
@@ -37,8 +43,9 @@ from anycl.errors import DataError
 log = logging.getLogger("anycl")
 
 CANDIDATES = (";", "\t", "|", ",")
-MAX_GZIP_EXPANSION = 100  # a .gz table may hold at most this many times its own size (Apache POI's zip-bomb ratio)
-GZIP_FLOOR_BYTES = 64 * 2**20  # up to this much decompressed, any ratio is read
+MAX_EXPANSION = 100  # a .gz or Parquet table may hold at most this many times its size (Apache POI's zip-bomb ratio)
+EXPANSION_FLOOR_BYTES = 64 * 2**20  # up to this much decompressed, any ratio is read
+PARQUET_INSTEAD = "give it as CSV or JSON Lines (plain text has no expansion to bound)"
 _SCAN_ROWS = 2000  # rows looked at to sniff a separator (the width check reads every row)
 
 
@@ -53,21 +60,63 @@ def _open_text(path: Path):
 
 
 def check_expansion(path: Path) -> int:
-    """Decompressed bytes of a gzip file, or DataError once they pass ``max(GZIP_FLOOR_BYTES, MAX_GZIP_EXPANSION x
+    """Decompressed bytes of a gzip file, or DataError once they pass ``max(EXPANSION_FLOOR_BYTES, MAX_EXPANSION x
     its size)``: decompressed in 1 MiB pieces, never held whole."""
     size = path.stat().st_size
-    limit = max(GZIP_FLOOR_BYTES, MAX_GZIP_EXPANSION * size)
+    limit = max(EXPANSION_FLOOR_BYTES, MAX_EXPANSION * size)
     total = 0
     with gzip.open(path, "rb") as f:
         while piece := f.read(1 << 20):
             total += len(piece)
             if total > limit:
-                raise DataError(
-                    f"{str(path)!r} expands to more than {limit:,} bytes, over {MAX_GZIP_EXPANSION} times its "
-                    f"{size:,} bytes (a compression bomb?); if it is real data, decompress it and give the plain file "
-                    f"(or raise anycl.data.tables.MAX_GZIP_EXPANSION)"
-                )
+                raise _expansion_error(path, "expands to", size, limit, "decompress it and give the plain file")
     return total
+
+
+def _expansion_error(path: Path, what: str, size: int, limit: int, instead: str) -> DataError:
+    return DataError(
+        f"{str(path)!r} {what} more than {limit:,} bytes, over {MAX_EXPANSION} times its {size:,} bytes (a "
+        f"compression bomb?); if it is real data, {instead} (or raise anycl.data.tables.MAX_EXPANSION)"
+    )
+
+
+def _decoded_bytes(array) -> int:
+    """Bytes an Arrow array takes once its dictionary-encoded strings are decoded (each reference counted)."""
+    import pyarrow as pa  # lazy: pyarrow comes with pandas' Parquet support, only when a Parquet file is read
+    import pyarrow.compute as pc  # lazy: as above
+
+    if pa.types.is_dictionary(array.type):
+        lengths = pc.take(pc.binary_length(array.dictionary), array.indices)
+        return int(pc.sum(lengths).as_py() or 0) + 8 * len(array)
+    if pa.types.is_list(array.type) or pa.types.is_large_list(array.type):
+        return _decoded_bytes(array.flatten()) + 8 * len(array)
+    if pa.types.is_struct(array.type):
+        return sum(_decoded_bytes(array.field(i)) for i in range(array.type.num_fields))
+    return int(array.nbytes)
+
+
+def check_parquet(path: Path) -> None:
+    """DataError when a Parquet file would decode to more than ``max(EXPANSION_FLOOR_BYTES, MAX_EXPANSION x its
+    size)``: by the page sizes and rows its metadata declares, then by its string columns' decoded text, measured on
+    dictionary arrays (memory: the indices and the distinct values)."""
+    import pyarrow.parquet as pq  # lazy: only when a Parquet file is read
+
+    size = path.stat().st_size
+    limit = max(EXPANSION_FLOOR_BYTES, MAX_EXPANSION * size)
+    meta = pq.ParquetFile(path).metadata
+    declared = sum(
+        meta.row_group(r).column(c).total_uncompressed_size
+        for r in range(meta.num_row_groups)
+        for c in range(meta.num_columns)
+    )
+    if max(declared, 8 * meta.num_rows * max(meta.num_columns, 1)) > limit:
+        raise _expansion_error(path, "declares", size, limit, PARQUET_INSTEAD)
+    schema = pq.ParquetFile(path).schema
+    strings = [schema.column(i).path for i in range(len(schema)) if schema.column(i).physical_type == "BYTE_ARRAY"]
+    if strings:
+        table = pq.read_table(path, read_dictionary=strings)
+        if sum(_decoded_bytes(chunk) for column in table.columns for chunk in column.chunks) > limit:
+            raise _expansion_error(path, "holds text of", size, limit, PARQUET_INSTEAD)
 
 
 def _records(path: Path, sep: str) -> Iterator[Tuple[int, List[str]]]:
@@ -233,6 +282,7 @@ def read_table(path: Path, sep: Optional[str] = None):
             except ValueError:
                 df = _read_json_lines(path, one_document=True)
         elif suffix == ".parquet":
+            check_parquet(path)
             df = pd.read_parquet(path)
         else:
             raise DataError(f"cannot read {str(path)!r}: use a .csv, .tsv, .jsonl, .json or .parquet file, or a folder")
