@@ -467,3 +467,47 @@ def test_a_parquet_table_of_real_text_reads_as_pandas_reads_it(tmp_path, monkeyp
     path = tmp_path / "pairs.parquet"
     pq.write_table(table, str(path))
     pd.testing.assert_frame_equal(tables.read_table(path), pd.read_parquet(path))
+
+
+def _saved_folder(path: Path, table) -> Path:
+    """A ``save_to_disk`` folder whose Arrow stream is ``table`` as it is (a dictionary column stays one)."""
+    import datasets
+    import pyarrow as pa
+
+    datasets.Dataset.from_dict({name: ["x"] for name in table.column_names}).save_to_disk(str(path))
+    (arrow,) = path.glob("*.arrow")
+    with pa.OSFile(str(arrow), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return path
+
+
+def test_a_saved_dataset_of_repeated_dictionary_strings_is_refused_before_datasets_loads_it(tmp_path, monkeypatch):
+    import datasets
+    import pyarrow as pa
+
+    from anycl.data import open as data_open
+    from anycl.data import tables
+
+    monkeypatch.setattr(tables, "EXPANSION_FLOOR_BYTES", 2**20)
+    rows = 2000
+    one = pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, dtype=np.int32)), pa.array(["x" * 10_000]))
+    folder = _saved_folder(tmp_path / "saved", pa.table({"anchor": one, "positive": one}))  # 40 MB of text in 37 KB
+    assert sum(f.stat().st_size for f in folder.iterdir()) < 50_000
+    monkeypatch.setattr(datasets, "load_from_disk", lambda *a, **k: pytest.fail("datasets loaded the folder"))
+    with pytest.raises(DataError, match=r"saved' holds data of more than [0-9,]+ bytes, over 100 times"):
+        data_open.open_dataset(str(folder))
+
+
+def test_a_saved_dataset_of_real_text_loads_as_before(tmp_path, monkeypatch):
+    import datasets
+
+    from anycl.data import tables
+    from anycl.data.inputs import to_rows
+    from anycl.data.open import open_dataset
+
+    monkeypatch.setattr(tables, "EXPANSION_FLOOR_BYTES", 2**10)  # past the floor: the ratio decides, and text passes
+    rng = np.random.default_rng(0)
+    words = [" ".join(f"w{int(i)}" for i in rng.integers(0, 5000, size=8)) for _ in range(2000)]
+    datasets.Dataset.from_dict({"anchor": words, "positive": words[::-1]}).save_to_disk(str(tmp_path / "saved"))
+    rows = to_rows(open_dataset(str(tmp_path / "saved")))
+    assert [r["anchor"] for r in rows] == words and [r["positive"] for r in rows] == words[::-1]

@@ -1,5 +1,11 @@
 """Where a data set named by a string is opened: a file or folder stays a path (``to_rows`` reads it), a folder
-written by ``datasets.Dataset.save_to_disk`` is loaded, any other string is a Hugging Face data set name."""
+written by ``datasets.Dataset.save_to_disk`` is loaded, any other string is a Hugging Face data set name.
+
+Before a saved folder is loaded, its Arrow files are read as they are stored, memory-mapped and batch by batch, and
+their data counted with each reference to a dictionary value decoded (:func:`check_saved`): ``datasets`` decodes a
+dictionary column into plain strings as it loads, so a 165 KB folder whose 5,000 rows point to one 100 KB string took
+578 MB, and a few more KB would take gigabytes. Past :func:`~anycl.data.tables.expansion_limit` of the files' size
+the folder is refused."""
 
 from __future__ import annotations
 
@@ -9,7 +15,31 @@ from typing import Any, Optional
 
 from anycl.errors import DataError
 
+from .tables import decoded_bytes, expansion_error, expansion_limit
+
 DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet", ".gz", ".txt", ".arrow")
+
+
+def check_saved(folder: Path) -> None:
+    """DataError when the Arrow files of a ``save_to_disk`` folder hold more than :func:`expansion_limit` of their size
+    once dictionary values are decoded; read memory-mapped, a record batch at a time (nothing is decoded)."""
+    import pyarrow as pa  # lazy: pyarrow comes with datasets, only when a saved folder is read
+
+    files = sorted(folder.rglob("*.arrow"))
+    size = sum(f.stat().st_size for f in files)
+    limit, total = expansion_limit(size), 0
+    for f in files:
+        with pa.memory_map(str(f)) as source:
+            try:
+                batches = pa.ipc.open_stream(source)
+            except pa.ArrowInvalid:
+                continue  # not an Arrow stream: datasets says what it is
+            for batch in batches:
+                total += sum(decoded_bytes(column) for column in batch.columns)
+                if total > limit:
+                    raise expansion_error(
+                        folder, "holds data of", size, limit, "load it with datasets yourself and pass the Dataset"
+                    )
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -39,6 +69,7 @@ def open_dataset(spec: Any, split: Optional[str] = None) -> Any:
         if p.is_dir() and ((p / "dataset_info.json").exists() or (p / "dataset_dict.json").exists()):
             import datasets  # lazy: datasets: ~2 s to import, only when a saved dataset is read
 
+            check_saved(p)
             ds = datasets.load_from_disk(str(p))
             return ds[split] if split and isinstance(ds, datasets.DatasetDict) else ds
         return s

@@ -63,24 +63,29 @@ def check_expansion(path: Path) -> int:
     """Decompressed bytes of a gzip file, or DataError once they pass ``max(EXPANSION_FLOOR_BYTES, MAX_EXPANSION x
     its size)``: decompressed in 1 MiB pieces, never held whole."""
     size = path.stat().st_size
-    limit = max(EXPANSION_FLOOR_BYTES, MAX_EXPANSION * size)
+    limit = expansion_limit(size)
     total = 0
     with gzip.open(path, "rb") as f:
         while piece := f.read(1 << 20):
             total += len(piece)
             if total > limit:
-                raise _expansion_error(path, "expands to", size, limit, "decompress it and give the plain file")
+                raise expansion_error(path, "expands to", size, limit, "decompress it and give the plain file")
     return total
 
 
-def _expansion_error(path: Path, what: str, size: int, limit: int, instead: str) -> DataError:
+def expansion_limit(size: int) -> int:
+    """The most bytes a compressed or encoded data file of ``size`` bytes may decode to."""
+    return max(EXPANSION_FLOOR_BYTES, MAX_EXPANSION * size)
+
+
+def expansion_error(path: Path, what: str, size: int, limit: int, instead: str) -> DataError:
     return DataError(
         f"{str(path)!r} {what} more than {limit:,} bytes, over {MAX_EXPANSION} times its {size:,} bytes (a "
         f"compression bomb?); if it is real data, {instead} (or raise anycl.data.tables.MAX_EXPANSION)"
     )
 
 
-def _decoded_bytes(array) -> int:
+def decoded_bytes(array) -> int:
     """Bytes an Arrow array takes once its dictionary-encoded strings are decoded (each reference counted)."""
     import pyarrow as pa  # lazy: pyarrow comes with pandas' Parquet support, only when a Parquet file is read
     import pyarrow.compute as pc  # lazy: as above
@@ -89,9 +94,9 @@ def _decoded_bytes(array) -> int:
         lengths = pc.take(pc.binary_length(array.dictionary), array.indices)
         return int(pc.sum(lengths).as_py() or 0) + 8 * len(array)
     if pa.types.is_list(array.type) or pa.types.is_large_list(array.type):
-        return _decoded_bytes(array.flatten()) + 8 * len(array)
+        return decoded_bytes(array.flatten()) + 8 * len(array)
     if pa.types.is_struct(array.type):
-        return sum(_decoded_bytes(array.field(i)) for i in range(array.type.num_fields))
+        return sum(decoded_bytes(array.field(i)) for i in range(array.type.num_fields))
     return int(array.nbytes)
 
 
@@ -102,7 +107,7 @@ def check_parquet(path: Path) -> None:
     import pyarrow.parquet as pq  # lazy: only when a Parquet file is read
 
     size = path.stat().st_size
-    limit = max(EXPANSION_FLOOR_BYTES, MAX_EXPANSION * size)
+    limit = expansion_limit(size)
     meta = pq.ParquetFile(path).metadata
     declared = sum(
         meta.row_group(r).column(c).total_uncompressed_size
@@ -110,13 +115,13 @@ def check_parquet(path: Path) -> None:
         for c in range(meta.num_columns)
     )
     if max(declared, 8 * meta.num_rows * max(meta.num_columns, 1)) > limit:
-        raise _expansion_error(path, "declares", size, limit, PARQUET_INSTEAD)
+        raise expansion_error(path, "declares", size, limit, PARQUET_INSTEAD)
     schema = pq.ParquetFile(path).schema
     strings = [schema.column(i).path for i in range(len(schema)) if schema.column(i).physical_type == "BYTE_ARRAY"]
     if strings:
         table = pq.read_table(path, read_dictionary=strings)
-        if sum(_decoded_bytes(chunk) for column in table.columns for chunk in column.chunks) > limit:
-            raise _expansion_error(path, "holds text of", size, limit, PARQUET_INSTEAD)
+        if sum(decoded_bytes(chunk) for column in table.columns for chunk in column.chunks) > limit:
+            raise expansion_error(path, "holds text of", size, limit, PARQUET_INSTEAD)
 
 
 def _records(path: Path, sep: str) -> Iterator[Tuple[int, List[str]]]:
