@@ -18,10 +18,11 @@ Resampling uses ``torchaudio.transforms.Resample`` — the windowed-sinc kernel 
 
 Bounds, so that a small crafted file cannot make anycl allocate gigabytes:
 
-- that kernel has (new / gcd) × (orig / gcd + its width) taps, so coprime rates (16,001 Hz to 16,000 Hz: 256 M
-  taps, about 9 GB while it is built) would cost more than any clip; past :data:`KERNEL_TAPS` taps the ratio is
-  replaced by the nearest one with a small kernel (:func:`resample_periods`: 4,001 Hz is read as 4,000.9 Hz or so,
-  durations and pitch off by about a millionth), with a warning;
+- that kernel has (new / gcd) × (orig / gcd + its width) taps, so rates that share no factor cost more than any
+  clip (8,001 Hz to 16,000 Hz: 128 M taps, and a 1.6 KB file grew the peak memory by about 4 GB while it was built);
+  past :data:`KERNEL_TAPS` taps the ratio is replaced by the nearest one with a small kernel
+  (:func:`resample_periods`: 4,001 Hz is resampled at 3999/1000, off by 6e-8; 8,001 Hz at 2/1, off by 1.2e-4), with a
+  warning;
 - a file is decoded in blocks of at most :data:`DECODE_SAMPLES` samples (frames × channels), each mixed down to
   mono before the next is read (:func:`read_mono`): a file of 255 silent Vorbis channels costs its mono samples;
 - a file's sample rate above :data:`MAX_RATE` is refused (a one-second window would be billions of frames).

@@ -511,3 +511,20 @@ def test_a_saved_dataset_of_real_text_loads_as_before(tmp_path, monkeypatch):
     datasets.Dataset.from_dict({"anchor": words, "positive": words[::-1]}).save_to_disk(str(tmp_path / "saved"))
     rows = to_rows(open_dataset(str(tmp_path / "saved")))
     assert [r["anchor"] for r in rows] == words and [r["positive"] for r in rows] == words[::-1]
+
+
+def test_decoded_bytes_counts_each_dictionary_reference_at_its_value_s_size():
+    import pyarrow as pa
+
+    from anycl.data.tables import decoded_bytes
+
+    idx = pa.array([0, 1, 1, None, 1], type=pa.int32())
+    words = pa.DictionaryArray.from_arrays(idx, pa.array(["ab", "cdef"]))
+    assert decoded_bytes(words) == 2 + 4 + 4 + 4 + 8 * 5  # the null counts no text; 8 bytes a row for offsets
+    numbers = pa.DictionaryArray.from_arrays(idx, pa.array([7, 9], type=pa.int64()))
+    assert decoded_bytes(numbers) == 8 * 5
+    nested = pa.ListArray.from_arrays(pa.array([0, 2, 5], type=pa.int32()), words)
+    assert decoded_bytes(nested) == decoded_bytes(words) + 8 * 2
+    plain = pa.array(["ab", "cdef"])
+    assert decoded_bytes(plain) == plain.nbytes
+

@@ -91,6 +91,11 @@ def decoded_bytes(array) -> int:
     import pyarrow.compute as pc  # lazy: as above
 
     if pa.types.is_dictionary(array.type):
+        values = array.type.value_type
+        if pa.types.is_primitive(values):  # numbers, dates: a fixed width a row
+            return max(values.bit_width // 8, 1) * len(array)
+        if not (pa.types.is_string(values) or pa.types.is_large_string(values) or pa.types.is_binary(values)):
+            return int(array.dictionary_decode().nbytes)  # other value types (nested): rare, decoded to measure
         lengths = pc.take(pc.binary_length(array.dictionary), array.indices)
         return int(pc.sum(lengths).as_py() or 0) + 8 * len(array)
     if pa.types.is_list(array.type) or pa.types.is_large_list(array.type):
