@@ -469,14 +469,16 @@ def test_a_parquet_table_of_real_text_reads_as_pandas_reads_it(tmp_path, monkeyp
     pd.testing.assert_frame_equal(tables.read_table(path), pd.read_parquet(path))
 
 
-def _saved_folder(path: Path, table) -> Path:
-    """A ``save_to_disk`` folder whose Arrow stream is ``table`` as it is (a dictionary column stays one)."""
+def _saved_folder(path: Path, table, compression=None) -> Path:
+    """A ``save_to_disk`` folder whose Arrow stream is ``table`` as it is (a dictionary column stays one), its buffers
+    compressed with ``compression`` if given."""
     import datasets
     import pyarrow as pa
 
     datasets.Dataset.from_dict({name: ["x"] for name in table.column_names}).save_to_disk(str(path))
     (arrow,) = path.glob("*.arrow")
-    with pa.OSFile(str(arrow), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+    options = pa.ipc.IpcWriteOptions(compression=compression)
+    with pa.OSFile(str(arrow), "wb") as sink, pa.ipc.new_stream(sink, table.schema, options=options) as writer:
         writer.write_table(table)
     return path
 
@@ -528,3 +530,34 @@ def test_decoded_bytes_counts_each_dictionary_reference_at_its_value_s_size():
     plain = pa.array(["ab", "cdef"])
     assert decoded_bytes(plain) == plain.nbytes
 
+
+@pytest.mark.parametrize("compression", [None, "zstd", "lz4"])
+def test_the_ipc_reader_tells_compressed_batches_as_pyarrow_wrote_them(tmp_path, compression):
+    import pyarrow as pa
+
+    from anycl.data.arrow_ipc import compressed, has_compressed_buffers
+
+    words = pa.DictionaryArray.from_arrays(pa.array(np.zeros(50, np.int32)), pa.array(["y" * 50]))
+    table = pa.table({"anchor": ["x" * 100] * 50, "positive": words})
+    path = tmp_path / "s.arrow"
+    options = pa.ipc.IpcWriteOptions(compression=compression)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
+    kinds = [(m.type, compressed(m.metadata)) for m in pa.ipc.MessageReader.open_stream(pa.memory_map(str(path)))]
+    packed = compression is not None
+    assert kinds == [("schema", False), ("dictionary", packed), ("record batch", packed)]
+    assert has_compressed_buffers(path) is packed
+    (tmp_path / "text.arrow").write_text("not an arrow stream")
+    assert has_compressed_buffers(tmp_path / "text.arrow") is False
+
+
+def test_a_saved_dataset_with_compressed_arrow_buffers_is_refused_before_datasets_loads_it(tmp_path, monkeypatch):
+    import datasets
+    import pyarrow as pa
+
+    from anycl.data.open import open_dataset
+
+    folder = _saved_folder(tmp_path / "saved", pa.table({"anchor": ["a"] * 1000}), compression="zstd")
+    monkeypatch.setattr(datasets, "load_from_disk", lambda *a, **k: pytest.fail("datasets loaded the folder"))
+    with pytest.raises(DataError, match=r"saved' holds an Arrow file with compressed buffers \(data-00000-of-00001"):
+        open_dataset(str(folder))

@@ -5,7 +5,8 @@ Before a saved folder is loaded, its Arrow files are read as they are stored, me
 their data counted with each reference to a dictionary value decoded (:func:`check_saved`): ``datasets`` decodes a
 dictionary column into plain strings as it loads, so a 165 KB folder whose 5,000 rows point to one 100 KB string took
 578 MB, and a few more KB would take gigabytes. Past :func:`~anycl.data.tables.expansion_limit` of the files' size
-the folder is refused."""
+the folder is refused, and so is one whose Arrow files hold compressed buffers (:mod:`.arrow_ipc`; ``datasets``
+writes none), which would be decompressed to whatever sizes they declare."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any, Optional
 
 from anycl.errors import DataError
 
+from .arrow_ipc import has_compressed_buffers
 from .tables import decoded_bytes, expansion_error, expansion_limit
 
 DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet", ".gz", ".txt", ".arrow")
@@ -26,6 +28,13 @@ def check_saved(folder: Path) -> None:
     import pyarrow as pa  # lazy: pyarrow comes with datasets, only when a saved folder is read
 
     files = sorted(folder.rglob("*.arrow"))
+    for f in files:
+        if has_compressed_buffers(f):
+            raise DataError(
+                f"{str(folder)!r} holds an Arrow file with compressed buffers ({f.name}), which would be decompressed to "
+                f"whatever sizes it declares; datasets' save_to_disk writes them uncompressed: save the dataset again, "
+                f"or load it with datasets yourself and pass the Dataset"
+            )
     size = sum(f.stat().st_size for f in files)
     limit, total = expansion_limit(size), 0
     for f in files:
