@@ -231,11 +231,15 @@ def to_channels_first(array: Any, name: str) -> np.ndarray:
     raise DataError(f"{name}: an audio array must be 1-D (samples) or 2-D (channels, samples), got shape {a.shape}")
 
 
+def zero_length(name: str) -> DataError:
+    return DataError(f"{name} is a zero-length clip (no samples); remove it from the dataset")
+
+
 def check_samples(wave: np.ndarray, name: str, offset: int = 0) -> None:
     """Raise DataError for a zero-length clip or NaN/inf samples (``wave`` is (channels, samples), whose first
     sample is the clip's ``offset``-th: the message counts the non-finite samples of ``wave``)."""
     if wave.shape[-1] == 0:
-        raise DataError(f"{name} is a zero-length clip (no samples); remove it from the dataset")
+        raise zero_length(name)
     finite = np.isfinite(wave)
     if not finite.all():
         bad = np.argwhere(~finite)[0]

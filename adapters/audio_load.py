@@ -27,6 +27,7 @@ from .audio_io import (
     resample,
     split_item,
     to_channels_first,
+    zero_length,
 )
 from .audio_window import LongClip
 from .item_cache import DecodedCache
@@ -77,7 +78,8 @@ class ClipLoading:
                 return self._cache.keep(cache_key, clip)
             # decoded block by block, each mixed down (no more than its header says: a span of `frames`)
             samples, rate, channels = read_mono(payload, name, self.channel, frames=frames)
-            check_samples(samples[None], name)  # a zero-length clip (the blocks' samples are checked already)
+            if not samples.size:  # the blocks' samples were checked as they were read
+                raise zero_length(name)
             self._tell_mixdown(name, channels)
             mono = torch.from_numpy(samples)
         else:

@@ -146,22 +146,23 @@ def _toward_start(weight):
 
 def _layers(model):
     """Multi-layer features (round 13): the embedding alongside every conv block's channels pooled over mel bins and
-    frames (mean and max), each part L2-normalised: [final ; blocks], the two halves of equal norm."""
+    frames (mean and max), each part L2-normalised: [final ; blocks], the two halves of equal norm. The blocks'
+    outputs are caught at their ReLUs during the embedding's own pass (computed once)."""
     encoder = model.towers["audio"].encoder
     own = encoder.embed
+    relus = [m for m in encoder.features if isinstance(m, torch.nn.ReLU)]
 
     def embed(x):
-        if x.dim() == 3:
-            x = x.unsqueeze(1)
-        final = own(x)
-        h = encoder.input_norm(x.transpose(1, 2)).transpose(1, 2)
-        parts = []
-        for layer in encoder.features:
-            h = layer(h)
-            if isinstance(layer, torch.nn.ReLU):
-                parts.append(
-                    torch.nn.functional.normalize(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], 1), dim=1)
-                )
+        seen = []
+        hooks = [m.register_forward_hook(lambda _m, _i, out: seen.append(out)) for m in relus]
+        try:
+            final = own(x)
+        finally:
+            for h in hooks:
+                h.remove()
+        parts = [
+            torch.nn.functional.normalize(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], 1), dim=1) for h in seen
+        ]
         blocks = torch.nn.functional.normalize(torch.cat(parts, 1), dim=1)
         return torch.cat([torch.nn.functional.normalize(final, dim=1), blocks], 1)
 

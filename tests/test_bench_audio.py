@@ -172,7 +172,7 @@ def test_the_layers_candidate_adds_each_blocks_pooled_channels_and_restores_the_
         got = encoder(x)
     for h in hooks:
         h.remove()
-    blocks = seen[-2:]  # the candidate's own pass over the blocks (the first two are the embedding's)
+    blocks = seen[-2:]  # the blocks of the candidate's pass (one pass: the embedding's own)
     expected_blocks = F.normalize(
         torch.cat([F.normalize(torch.cat([b.mean(dim=(2, 3)), b.amax(dim=(2, 3))], 1), dim=1) for b in blocks], 1),
         dim=1,

@@ -113,7 +113,8 @@ def check_parquet(path: Path) -> None:
 
     size = path.stat().st_size
     limit = expansion_limit(size)
-    meta = pq.ParquetFile(path).metadata
+    parquet = pq.ParquetFile(path)
+    meta = parquet.metadata
     declared = sum(
         meta.row_group(r).column(c).total_uncompressed_size
         for r in range(meta.num_row_groups)
@@ -121,7 +122,7 @@ def check_parquet(path: Path) -> None:
     )
     if max(declared, 8 * meta.num_rows * max(meta.num_columns, 1)) > limit:
         raise expansion_error(path, "declares", size, limit, PARQUET_INSTEAD)
-    schema = pq.ParquetFile(path).schema
+    schema = parquet.schema
     strings = [schema.column(i).path for i in range(len(schema)) if schema.column(i).physical_type == "BYTE_ARRAY"]
     if strings:
         table = pq.read_table(path, read_dictionary=strings)
