@@ -15,6 +15,15 @@ multiply-adds for one second at the default 64 mels: trains on a CPU in minutes.
 at the log-mel floor, ``log(LOG_EPS)``: the zeros that pad a clip shorter than the window), so a 0.3 s clip is not
 averaged with 0.7 s of padding; a window that is silent throughout is pooled whole. The mask is computed from the
 input, so an exported graph applies it too.
+
+``readout="layers"`` gives, beside that embedding, every conv block's channels pooled over mel bins and frames (their
+mean and their maximum): each block's part L2-normalised, the blocks together normalised again, and the embedding
+normalised, side by side (``embedding_dim + 2 × sum(channels)`` wide, 128 + 352 = 480 by default; the two halves of
+equal norm). The projection head and the loss see that whole vector, so training shapes every block's pooled
+features too. It adds no parameters: the shipped starting weights fit it. Issue 29's round 13 read the blocks
+beside the default's embedding at encode time: higher linear probes on every protocol set (+0.015 to +0.085 on the dev
+splits), but the same readout lifts the random-init encoder more (``benchmarks/results/audio_protocol.md``): opt in,
+not the default.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from .conv_layout import channels_last_after
 # each block halves the mel bins and the frames: past this many, a spectrogram is one cell
 MAX_BLOCKS = 16
 POOLINGS = ("mean+max", "mean+std")
+READOUTS = ("embedding", "layers")
 STD_FLOOR = 1e-5
 # an input frame is silent when no mel bin rises above the log-mel floor by this much (natural log: a power under
 # about 1e-9, where the floor's LOG_EPS is 1e-6): the frames of a clip's zero padding, and digital silence
@@ -60,6 +70,9 @@ class AudioCNN(nn.Module):
             False (default) pools every frame. Round 5 of issue 29's protocol measured it: better on sound roles
             and speaker identity, worse on words across voices, whose random-init floor it raises
             (``benchmarks/results/audio_protocol.md``); not the default.
+        readout: ``"embedding"`` (default): the pooled frame-wise features above, ``embedding_dim`` wide;
+            ``"layers"``: that embedding beside every conv block's pooled channels (see the module docstring), so
+            the output is ``embedding_dim + 2 × sum(channels)`` wide (the ``embedding_dim`` attribute says so).
     """
 
     accepts_windows = True  # forward averages a window axis itself (the tower need not fold it)
@@ -72,6 +85,7 @@ class AudioCNN(nn.Module):
         dropout: float = 0.0,
         pooling: str = "mean+max",
         skip_silence: bool = False,
+        readout: str = "embedding",
     ):
         super().__init__()
         if (
@@ -94,7 +108,15 @@ class AudioCNN(nn.Module):
             )
         if not isinstance(skip_silence, bool):
             raise ConfigError(f"the audio encoder's skip_silence must be true or false, got {skip_silence!r}")
+        if readout not in READOUTS:
+            raise ConfigError(f"the audio encoder's readout must be one of {list(READOUTS)}, got {readout!r}")
+        if readout == "layers" and skip_silence:
+            raise ConfigError(
+                "the audio encoder's readout 'layers' pools every block over all its frames; it does not combine "
+                "with skip_silence=True (choose one)"
+            )
         self.pooling, self.skip_silence, self.blocks = pooling, skip_silence, len(channels)
+        self.readout = readout
         self.anycl_spec = {
             "n_mels": self.n_mels,
             "channels": [int(c) for c in channels],
@@ -105,6 +127,8 @@ class AudioCNN(nn.Module):
             self.anycl_spec["pooling"] = pooling
         if skip_silence:  # likewise: a folder without it pools every frame, as it did when saved
             self.anycl_spec["skip_silence"] = True
+        if readout != "embedding":  # likewise: a folder without it gives the embedding alone
+            self.anycl_spec["readout"] = readout
         self.input_norm = nn.BatchNorm2d(self.n_mels)
         blocks, c_in, f = [], 1, self.n_mels
         for c in channels:
@@ -119,6 +143,8 @@ class AudioCNN(nn.Module):
         channels_last_after(self.features[0])  # the layers after the first convolution compute in NHWC
         width = self.embedding_dim // 2 if pooling == "mean+std" else self.embedding_dim
         self.frame = nn.Sequential(nn.Dropout(dropout), nn.Linear(c_in * f, width), nn.ReLU(inplace=True))
+        if readout == "layers":  # the output width: the heads and exports are sized from this attribute
+            self.embedding_dim += 2 * sum(channels)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 3:
@@ -127,7 +153,23 @@ class AudioCNN(nn.Module):
             raise ValueError(f"AudioCNN expects (N, 1, {self.n_mels}, T) log-mels, got {tuple(x.shape)}")
         weights = self.sound_frames(x) if self.skip_silence else None
         x = self.input_norm(x.transpose(1, 2)).transpose(1, 2)  # normalise each mel bin
-        x = self.features(x)  # (N, C, F', T')
+        if self.readout == "layers":
+            x, blocks = self._blocks(x)
+            return torch.cat([nn.functional.normalize(self._pool(x, weights), dim=1), blocks], dim=1)
+        return self._pool(self.features(x), weights)
+
+    def _blocks(self, x: torch.Tensor):
+        """The conv blocks' output (N, C, F', T') and, beside it, each block's channels pooled over mel bins and
+        frames (mean and maximum), each block L2-normalised, all of them normalised together: (N, 2 × sum(channels))."""
+        parts = []
+        for layer in self.features:
+            x = layer(x)
+            if isinstance(layer, nn.ReLU):  # a block's end
+                parts.append(nn.functional.normalize(torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], 1), dim=1))
+        return x, nn.functional.normalize(torch.cat(parts, dim=1), dim=1)
+
+    def _pool(self, x: torch.Tensor, weights) -> torch.Tensor:
+        """The embedding of the conv blocks' output (N, C, F', T'): frame-wise linear layer, then temporal pooling."""
         x = x.flatten(1, 2).transpose(1, 2)  # (N, T', C·F')
         x = self.frame(x)
         if self.pooling == "mean+std":

@@ -146,28 +146,12 @@ def _toward_start(weight):
 
 def _layers(model):
     """Multi-layer features (round 13): the embedding alongside every conv block's channels pooled over mel bins and
-    frames (mean and max), each part L2-normalised: [final ; blocks], the two halves of equal norm. The blocks'
-    outputs are caught at their ReLUs during the embedding's own pass (computed once)."""
+    frames (mean and max), each part L2-normalised: [final ; blocks], the two halves of equal norm. Since round 14 the
+    encoder's own ``readout="layers"`` (``adapters/audio_encoder.py``), switched on for the reading only."""
     encoder = model.towers["audio"].encoder
-    own = encoder.embed
-    relus = [m for m in encoder.features if isinstance(m, torch.nn.ReLU)]
-
-    def embed(x):
-        seen = []
-        hooks = [m.register_forward_hook(lambda _m, _i, out: seen.append(out)) for m in relus]
-        try:
-            final = own(x)
-        finally:
-            for h in hooks:
-                h.remove()
-        parts = [
-            torch.nn.functional.normalize(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], 1), dim=1) for h in seen
-        ]
-        blocks = torch.nn.functional.normalize(torch.cat(parts, 1), dim=1)
-        return torch.cat([torch.nn.functional.normalize(final, dim=1), blocks], 1)
-
-    encoder.embed = embed
-    return lambda: delattr(encoder, "embed")
+    kept = encoder.readout
+    encoder.readout = "layers"
+    return lambda: setattr(encoder, "readout", kept)
 
 
 # encode-time candidates (issue 29 item 2) scored on the trained and the random-init encoder with --post-hoc:

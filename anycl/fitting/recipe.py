@@ -59,6 +59,8 @@ def _encoder(tower: Any) -> str:
     name = spec.get("base_model") or type(tower.encoder).__name__
     start = getattr(tower.encoder, "anycl_start", None)  # shipped starting weights (the audio CNN's)
     name = f"{name} from {start}" if start else name
+    if spec.get("readout"):  # the audio CNN's multi-layer readout: its output is wider than its embedding_dim
+        name = f"{name}, readout {spec['readout']!r}"
     return f"{name} ({sum(p.numel() for p in tower.encoder.parameters()):,} parameters)"
 
 
