@@ -270,8 +270,8 @@ class AudioAdapter(ClipLoading, ClipViews, LogMels, Adapter):
     # ---- encoder ------------------------------------------------------------------------------------
     def default_encoder(self, model: Optional[str] = None, pretrained: Optional[bool] = None, **options) -> nn.Module:
         """:class:`~adapters.audio_encoder.AudioCNN` (options: channels, embedding_dim, dropout, pooling,
-        skip_silence, readout) started from the shipped pretrained weights where it is their setting (``pretrained``: None =
-        where they fit, True = insist, False = random weights; :mod:`.audio_weights`), or with
+        skip_silence, readout) started from the shipped pretrained weights where it is their setting (``pretrained``:
+        None = where they fit, True = insist, False = random weights; :mod:`.audio_weights`), or with
         ``model`` (a Hub name or a folder) that pretrained ``transformers`` encoder (option: freeze)."""
         if model is not None:
             if pretrained is not None:
