@@ -5,8 +5,8 @@ Each round fits both, in alternating order, on the same clips (sonic-pi's sample
 with the user's call, ``anycl.fit(clips, modality="audio", max_steps=N, encoder_options=...)`` from the shipped
 weights, then encodes every clip with the default 3 windows a clip. Training clips/s is the training loop's own
 (``trainer.history``: anchors per second, set-up and checks left out); encoding clips/s is ``model.encode``'s wall
-clock. The ratios are per round (layers / embedding), reported as their median; the first round warms up the
-decoder's cache and is kept (both readouts see it: the order alternates).
+clock. The ratios are per round (layers / embedding), reported as their median. Each fit decodes the clips afresh
+(the decoded-clip cache is its own adapter's); only the system's file cache carries over, and the order alternates.
 
     PYTHONPATH=. python benchmarks/bench_audio_readout.py [--steps 40] [--rounds 3] [--threads 2]
 """
@@ -22,12 +22,11 @@ from pathlib import Path
 import torch
 
 import anycl
+from anycl.adapters.audio_encoder import READOUTS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import audiosets  # noqa: E402
 from idle import idle_line, load_line  # noqa: E402
-
-READOUTS = ("embedding", "layers")
 
 
 def one(clips, readout: str, steps: int, seed: int) -> dict:

@@ -1,6 +1,6 @@
 """AudioCNN's ``readout="layers"``: the embedding beside every conv block's pooled channels, checked against a pass
 computed with torch.nn.functional from the state dict alone; its width, gradients, the shipped weights, a fit → save →
-load round trip, the ONNX graph, and the options it refuses."""
+load round trip and the options it refuses (its ONNX graph: ``tests/test_onnx.py``)."""
 
 import logging
 
@@ -127,25 +127,6 @@ def test_fit_save_load_keeps_the_readout(tmp_path, caplog):
 def test_the_default_spec_has_no_readout_key_so_older_folders_read_the_same():
     assert "readout" not in AudioCNN(n_mels=8, channels=[4]).anycl_spec
     assert AudioCNN(n_mels=8, channels=[4], readout="layers").anycl_spec["readout"] == "layers"
-
-
-def test_the_layers_readout_exports_to_onnx(tmp_path):
-    pytest.importorskip("onnxruntime")
-    from anycl.api import build_model
-    from anycl.export.to_onnx import features_for, onnx_session, run_onnx
-
-    model = build_model(
-        {s: "audio" for s in ("anchor", "positive", "negative")},
-        adapter_options={"sample_rate": 16000, "clip_seconds": 1.0},
-        encoder_options={"readout": "layers"},
-    )
-    g = torch.Generator().manual_seed(0)
-    clips = [{"array": (torch.randn(16000, generator=g) * 0.1).numpy(), "sampling_rate": 16000} for _ in range(3)]
-    model.export_onnx(str(tmp_path / "onnx"))
-    theirs = run_onnx(onnx_session(str(tmp_path / "onnx"), threads=1), features_for(model, clips, None))
-    ours = model.encode(clips).numpy()
-    assert theirs.shape == ours.shape == (3, 480)
-    np.testing.assert_allclose(theirs, ours, atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize(

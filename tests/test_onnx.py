@@ -79,12 +79,18 @@ def test_image_tower_matches_torch(tmp_path, encoder, size):
     assert meta["inputs"] == ["pixels"]
 
 
-def test_audio_tower_matches_torch(tmp_path):
-    model = build_model({s: "audio" for s in SIDES}, adapter_options={"sample_rate": 16000, "clip_seconds": 1.0})
+@pytest.mark.parametrize("readout, width", [("embedding", 128), ("layers", 480)])
+def test_audio_tower_matches_torch(tmp_path, readout, width):
+    model = build_model(
+        {s: "audio" for s in SIDES},
+        adapter_options={"sample_rate": 16000, "clip_seconds": 1.0},
+        encoder_options={"readout": readout},  # "layers": every conv block's pooled channels beside the embedding
+    )
     g = torch.Generator().manual_seed(0)
     clips = [{"array": (torch.randn(16000, generator=g) * 0.1).numpy(), "sampling_rate": 16000} for _ in range(3)]
     meta = _parity(model, clips, tmp_path / "onnx")
     assert meta["inputs"] == ["waveform"]
+    assert model.encode(clips[:1]).shape == (1, width)
 
 
 def test_audio_tower_that_skips_silence_matches_torch_on_padded_clips(tmp_path):
