@@ -156,3 +156,13 @@ def test_names_and_aliases():
     for name in ("debiased", "debiased_infonce", "hcl"):
         assert isinstance(anycl.losses.get(name), anycl.losses.DebiasedInfoNCE)
     assert "tau_plus=0.1" in repr(anycl.losses.get("debiased"))
+
+
+def test_memory_queue_entries_are_negatives_of_every_anchor():
+    a, p, _ = inputs(seed=6)
+    queue = torch.randn(5, a.shape[1], generator=torch.Generator().manual_seed(7))
+    loss = anycl.losses.get("debiased", temperature=0.2, tau_plus=0.1)
+    got = loss(a, p, queue=queue)
+    assert got.item() == pytest.approx(reference(a, p, 0.2, 0.1, extra=queue).item(), rel=1e-5, abs=1e-6)
+    moco = anycl.losses.get("moco", base="debiased", queue_size=16, key_encoder=None, temperature=0.2, tau_plus=0.1)
+    assert isinstance(moco.base, anycl.losses.DebiasedInfoNCE) and moco.base.tau_plus == 0.1
