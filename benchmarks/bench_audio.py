@@ -193,6 +193,8 @@ def fit_options(args) -> dict:
         o["temperature"] = args.temperature
     if args.loss:
         o["loss"] = args.loss
+    if args.loss_options:
+        o["loss_options"] = json.loads(args.loss_options)
     if args.views:
         o["views"] = args.views
     if args.local_views:
@@ -298,6 +300,9 @@ def main(argv=None):
     p.add_argument("--set", default="sonic-pi", choices=sorted(audiosets.SETS))
     p.add_argument("--max-per-language", type=int, default=None, help="asterisk: clips kept per language")
     p.add_argument("--loss", default=None, help="a registered loss name (default: the audio default)")
+    p.add_argument(
+        "--loss-options", default=None, help="JSON dict of the loss's options, e.g. '{\"tau_plus\": 0.1}' (with --loss)"
+    )
     p.add_argument("--views", type=int, default=None, help="global views per clip (multi-view training)")
     p.add_argument("--local-views", type=int, default=0, help="local views per clip (multi-view training)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -428,7 +433,8 @@ def main(argv=None):
         f"{args.clip_seconds or 'default'} s windows, evaluation crop `{args.eval_crop or 'default'}`, "
         f"{'adapter options ' + args.adapter + ', ' if args.adapter else ''}"
         f"AudioCNN encoder {'with ' + args.encoder if args.encoder else '(default)'}, "
-        f"loss {args.loss or 'InfoNCE'} (temperature {args.temperature or 'default'}), "
+        f"loss {args.loss or 'InfoNCE'} (temperature {args.temperature or 'default'}"
+        f"{', ' + args.loss_options if args.loss_options else ''}), "
         f"{'pairwise' if not (args.views or args.local_views) else f'{args.views or 2} global + {args.local_views} local views'}"
         f". Seeds {args.seeds}: mean ± std "
         f"(per-seed values in brackets).",

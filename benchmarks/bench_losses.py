@@ -60,6 +60,8 @@ def main(argv=None):
         "simclr (2N-way)": anycl.losses.get("simclr", temperature=0.1),
         "siglip": anycl.losses.get("siglip"),
         "dcl": anycl.losses.get("dcl"),
+        "infonce hardness_weight=2": anycl.losses.get("infonce", temperature=0.05, hardness_weight=2.0),
+        "debiased": anycl.losses.get("debiased", temperature=0.05),
     }
     # (target of issue 20, floor in matmul units: the products of the forward and the backward)
     targets = {
@@ -69,6 +71,8 @@ def main(argv=None):
         "siglip": (4.5, 3),
         "dcl": (5.0, 8),
         "infonce chunk_size=1024": (None, 4),
+        "infonce hardness_weight=2": (None, 3),
+        "debiased": (None, 3),
     }
     before = idle_line(default_wait="60")  # wait at most a minute for the load to fall
 
@@ -123,7 +127,9 @@ def main(argv=None):
         "the 2N views' 2N×2N Gram matrix (4 units) and its gradient, symmetrised in place, takes one more "
         "2N×2N×D product (4): 8. (DCL's exact loss cannot go below 7: u·uᵀ, v·vᵀ and u·vᵀ, then 4 for "
         "the gradients; its target of 5× is below that.) `chunk_size` recomputes each chunk's logits in the "
-        "backward (checkpointing): 4. The rest of each ratio is elementwise passes over the logits, done "
+        "backward (checkpointing): 4. `hardness_weight` and `debiased` have no target: they materialise the "
+        "B×B logits and their weights, with autograd's backward (no fused kernel). The rest of each ratio is "
+        "elementwise passes over the logits, done "
         "in blocks of rows that stay in cache (anycl/losses/fused.py).",
         "",
         f"Command: `{cmd.strip()}`  ",

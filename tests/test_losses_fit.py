@@ -30,6 +30,7 @@ SMOKE_LOSSES = {
     "simclr": {},
     "dcl": {},
     "dclw": {},
+    "debiased": {"tau_plus": 0.1, "hardness_weight": 1.0},
     "supcon": {},
     "triplet": {"mining": "semi_hard"},
     "siglip": {},

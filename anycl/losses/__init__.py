@@ -31,11 +31,13 @@ from . import labelled_pairs as _labelled_pairs  # noqa: F401  (contrastive, onl
 from . import mega_batch as _mega_batch  # noqa: F401  (mega_batch_margin)
 from . import softmax as _softmax  # noqa: F401  (softmax)
 from . import contrastive_tension as _contrastive_tension  # noqa: F401  (contrastive_tension[_in_batch])
+from . import debiased as _debiased  # noqa: F401  (debiased, hcl)
 
 # isort: on
 from .barlow import BarlowTwins
 from .contrastive_tension import ContrastiveTension, ContrastiveTensionInBatch
 from .dcl import DCL, WeightedDCL
+from .debiased import DebiasedInfoNCE
 from .dino import DINO
 from .distill import DistillKLDiv, DistillMSE
 from .distill_views import ViewDistill
@@ -66,6 +68,7 @@ __all__ = [
     "info_nce",
     "TripletMargin",
     "DCL",
+    "DebiasedInfoNCE",
     "WeightedDCL",
     "SupCon",
     "SigLIP",
