@@ -106,6 +106,13 @@ class FunctionLoss(ContrastiveLoss):
         return f"{getattr(self.fn, '__name__', self.fn)}, {self.options}"
 
 
+def nonnegative(value, option: str, loss_name: str) -> float:
+    """``value`` as a float when it is a number >= 0 (not a bool), else a ValueError naming the loss and option."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"{loss_name}: {option} must be a number >= 0, got {value!r}")
+    return float(value)
+
+
 def as_float(*tensors):
     """Losses compute in float32 whatever the autocast dtype (bf16/fp16 logits overflow at low temperature)."""
     return tuple(None if t is None else t.float() for t in tensors)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .base import nonnegative
 from .registry import ContrastiveLoss, Temperature, full_precision, pair_inputs, register, same_label_mask
 
 
@@ -70,13 +71,7 @@ class DebiasedInfoNCE(ContrastiveLoss):
         super().__init__()
         self.tau = Temperature(temperature, learn_temperature, max_scale, "debiased")
         self.tau_plus = _check_fraction("tau_plus", tau_plus)
-        if (
-            isinstance(hardness_weight, bool)
-            or not isinstance(hardness_weight, (int, float))
-            or not hardness_weight >= 0
-        ):
-            raise ValueError(f"debiased: hardness_weight must be a number >= 0, got {hardness_weight!r}")
-        self.hardness_weight = float(hardness_weight)
+        self.hardness_weight = nonnegative(hardness_weight, "hardness_weight", "debiased")
         self.symmetric = bool(symmetric)
 
     @property

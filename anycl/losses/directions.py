@@ -25,6 +25,8 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 
+from .base import nonnegative
+
 DIRECTIONS = ("query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc")
 PARTITION_MODES = ("joint", "per_direction")
 HARDNESS_MODES = ("in_batch_negatives", "hard_negatives", "all_negatives")
@@ -65,12 +67,7 @@ class DirectionOptions:
             raise ValueError(
                 f"infonce: hardness_mode must be None or one of {list(HARDNESS_MODES)}, got {hardness_mode!r}"
             )
-        if (
-            isinstance(hardness_strength, bool)
-            or not isinstance(hardness_strength, (int, float))
-            or not hardness_strength >= 0
-        ):
-            raise ValueError(f"infonce: hardness_strength must be a number >= 0, got {hardness_strength!r}")
+        hardness_strength = nonnegative(hardness_strength, "hardness_strength", "infonce")
         self.directions = directions
         self.partition_mode = partition_mode
         self.hardness_mode = hardness_mode if hardness_strength else None  # strength 0: no penalty (as ST)

@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from .base import nonnegative
 from .directions import DirectionOptions, check_direction_inputs, directions_loss
 from .fused import row_lse
 from .guide_mask import check_margin, guide_thresholds, guided_mask, normalized_guide
@@ -129,12 +130,7 @@ class InfoNCE(ContrastiveLoss):
             )
         if chunk_size is not None and int(chunk_size) < 1:
             raise ValueError(f"infonce: chunk_size must be >= 1, got {chunk_size}")
-        if (
-            isinstance(hardness_weight, bool)
-            or not isinstance(hardness_weight, (int, float))
-            or not hardness_weight >= 0
-        ):
-            raise ValueError(f"infonce: hardness_weight must be a number >= 0, got {hardness_weight!r}")
+        hardness_weight = nonnegative(hardness_weight, "hardness_weight", "infonce")
         self.symmetric = bool(symmetric)
         self.same_side_negatives = bool(same_side_negatives)
         self.normalize = bool(normalize)
