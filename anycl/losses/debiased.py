@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import nonnegative
+from .hardness import hardness_log_weights
 from .registry import ContrastiveLoss, Temperature, full_precision, pair_inputs, register, same_label_mask
 
 
@@ -108,14 +109,11 @@ class DebiasedInfoNCE(ContrastiveLoss):
         if same is not None:
             negs[:, :batch] &= ~same
         count = negs.sum(dim=1)  # a row whose every candidate shares its label has none: its term is 0
-        pos = logits.diagonal()[:batch] if extra is None else logits[:, :batch].diagonal()
+        pos = logits[:, :batch].diagonal()
         top = logits.detach().max(dim=1).values  # exponentials are taken after subtracting each row's largest logit
         shifted = torch.exp(logits - top[:, None]).masked_fill(~negs, 0.0)
-        if self.hardness_weight > 0:
-            with torch.no_grad():
-                hard = (self.hardness_weight * sims).masked_fill(~negs, float("-inf"))
-                weights = torch.softmax(hard, dim=1) * count[:, None]
-            shifted = shifted * weights
+        if self.hardness_weight > 0:  # infonce's hardness weights (anycl.losses.hardness)
+            shifted = shifted * hardness_log_weights(sims, negs, self.hardness_weight).exp()
         pos_shifted = pos - top
         raw = (shifted.sum(dim=1) - self.tau_plus * count * torch.exp(pos_shifted)) / (1 - self.tau_plus)
         floor = torch.log(count.to(logits.dtype)) - scale - top

@@ -15,6 +15,16 @@ import torch
 from .base import MASK_VALUE
 
 
+def hardness_log_weights(sims: torch.Tensor, negs: torch.Tensor, beta: float) -> torch.Tensor:
+    r""":math:`\log w_{ij}`, :math:`w_{ij} = |N_i| e^{\beta s_{ij}} / \sum_{k \in N_i} e^{\beta s_{ik}}` on the negatives
+    ``negs`` marks (mean 1 over each row's), 0 elsewhere and on rows without negatives; no gradient."""
+    with torch.no_grad():
+        hard = (beta * sims).masked_fill(~negs, float("-inf"))
+        count = negs.sum(dim=1, keepdim=True).clamp(min=1)
+        log_w = hard - torch.logsumexp(hard, dim=1, keepdim=True) + count.to(hard.dtype).log()
+        return torch.where(negs, log_w, torch.zeros_like(log_w)).nan_to_num(0.0)
+
+
 def hardness_weighted_ce(
     q: torch.Tensor,
     cands: torch.Tensor,
@@ -38,10 +48,6 @@ def hardness_weighted_ce(
         masked[:, : false_neg.shape[1]] = false_neg
     negs = ~masked
     negs[ar, cols] = False
-    with torch.no_grad():
-        hard = (beta * sims).masked_fill(~negs, float("-inf"))
-        count = negs.sum(dim=1, keepdim=True).clamp(min=1)
-        log_w = hard - torch.logsumexp(hard, dim=1, keepdim=True) + count.to(hard.dtype).log()
-        bias = torch.where(negs, log_w, torch.zeros_like(log_w)).nan_to_num(0.0)
+    bias = hardness_log_weights(sims, negs, beta)
     shifted = (logits + bias).masked_fill(masked, MASK_VALUE)
     return (torch.logsumexp(shifted, dim=1) - logits[ar, cols]).sum()
