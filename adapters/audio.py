@@ -270,7 +270,7 @@ class AudioAdapter(ClipLoading, ClipViews, LogMels, Adapter):
     # ---- encoder ------------------------------------------------------------------------------------
     def default_encoder(self, model: Optional[str] = None, pretrained: Optional[bool] = None, **options) -> nn.Module:
         """:class:`~adapters.audio_encoder.AudioCNN` (options: channels, embedding_dim, dropout, pooling,
-        skip_silence, readout) started from the shipped pretrained weights where it is their setting (``pretrained``:
+        skip_silence, readout, freeze) started from the shipped pretrained weights where it is their setting (``pretrained``:
         None = where they fit, True = insist, False = random weights; :mod:`.audio_weights`), or with
         ``model`` (a Hub name or a folder) that pretrained ``transformers`` encoder (option: freeze)."""
         if model is not None:
@@ -280,10 +280,8 @@ class AudioAdapter(ClipLoading, ClipViews, LogMels, Adapter):
         valid = set(inspect.signature(AudioCNN).parameters)
         unknown = sorted(set(options) - valid)
         if unknown:
-            hint = " (freeze applies to a pretrained model=...; fit(freeze='audio') fixes this one)"
             raise ConfigError(
                 f"unknown encoder_options {unknown} for anycl's audio CNN; valid: {', '.join(sorted(valid))}"
-                f"{hint if 'freeze' in unknown else ''}"
             )
         n_mels = options.pop("n_mels", self.n_mels)
         if n_mels != self.n_mels:

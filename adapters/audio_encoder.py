@@ -24,6 +24,10 @@ features too. It adds no parameters: the shipped starting weights fit it. Issue 
 default on the protocol's four sets (3 seeds): linear probes higher on every set (+0.019 to +0.092 on the dev splits,
 +0.010 to +0.050 on the test splits, read once), kNN within noise on dev and −0.014 to +0.051 on test; but the same
 readout lifts the random-init encoder more (``benchmarks/results/audio_protocol.md``): opt in, not the default.
+
+``freeze=N`` keeps the input's batch norm and the first N conv blocks fixed while the rest trains: their weights take
+no gradient and their batch norms stay in evaluation mode (the running statistics the start brought), so fine-tuning
+from the shipped weights keeps their low-level features and skips those blocks' backward pass.
 """
 
 from __future__ import annotations
@@ -73,6 +77,8 @@ class AudioCNN(nn.Module):
         readout: ``"embedding"`` (default): the pooled frame-wise features above, ``embedding_dim`` wide;
             ``"layers"``: that embedding beside every conv block's pooled channels (see the module docstring), so
             the output is ``embedding_dim + 2 × sum(channels)`` wide (the ``embedding_dim`` attribute says so).
+        freeze: how many conv blocks, from the input, to keep fixed (with the input's batch norm) while the rest
+            trains, 0 (default) to ``len(channels)``; see the module docstring.
     """
 
     accepts_windows = True  # forward averages a window axis itself (the tower need not fold it)
@@ -86,6 +92,7 @@ class AudioCNN(nn.Module):
         pooling: str = "mean+max",
         skip_silence: bool = False,
         readout: str = "embedding",
+        freeze: int = 0,
     ):
         super().__init__()
         if (
@@ -115,6 +122,11 @@ class AudioCNN(nn.Module):
                 "the audio encoder's readout 'layers' pools every block over all its frames; it does not combine "
                 "with skip_silence=True (choose one)"
             )
+        if isinstance(freeze, bool) or not isinstance(freeze, int) or not 0 <= freeze <= len(channels):
+            raise ConfigError(
+                f"the audio encoder's freeze must be a number of conv blocks from 0 to {len(channels)} (its "
+                f"channels), got {freeze!r}; fit(freeze='audio') keeps the whole encoder fixed"
+            )
         self.pooling, self.skip_silence, self.blocks = pooling, skip_silence, len(channels)
         self.readout = readout
         self.anycl_spec = {
@@ -129,6 +141,8 @@ class AudioCNN(nn.Module):
             self.anycl_spec["skip_silence"] = True
         if readout != "embedding":  # likewise: a folder without it gives the embedding alone
             self.anycl_spec["readout"] = readout
+        if freeze:  # likewise: a folder without it trains every block
+            self.anycl_spec["freeze"] = freeze
         self.input_norm = nn.BatchNorm2d(self.n_mels)
         blocks, c_in, f = [], 1, self.n_mels
         for c in channels:
@@ -145,6 +159,20 @@ class AudioCNN(nn.Module):
         self.frame = nn.Sequential(nn.Dropout(dropout), nn.Linear(c_in * f, width), nn.ReLU(inplace=True))
         if readout == "layers":  # the output width: the heads and exports are sized from this attribute
             self.embedding_dim += 2 * sum(channels)
+        self.frozen_blocks = freeze
+        self.frozen().requires_grad_(False)
+
+    def frozen(self) -> nn.Sequential:
+        """The fixed modules (``freeze``): the input's batch norm and the first ``frozen_blocks`` conv blocks; empty
+        when nothing is frozen."""
+        n = self.frozen_blocks
+        return nn.Sequential(self.input_norm, *self.features[: 4 * n]) if n else nn.Sequential()
+
+    def train(self, mode: bool = True):
+        """As :meth:`nn.Module.train`, but the frozen modules stay in evaluation mode (their running statistics)."""
+        super().train(mode)
+        self.frozen().eval()
+        return self
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 3:

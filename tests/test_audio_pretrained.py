@@ -442,9 +442,10 @@ def test_options_a_pretrained_encoder_would_ignore_are_refused(checkpoint):
     assert adapter.recipe()["augment"] == "random window, gain ±6 dB, shift 0.1"
 
 
-def test_freeze_without_a_pretrained_model_is_refused():
-    with pytest.raises(ConfigError, match=r"unknown encoder_options \['freeze'\] for anycl's audio CNN"):
-        build_model({s: "audio" for s in SIDES}, encoder_options={"freeze": 1})
+def test_a_transformers_freeze_without_a_pretrained_model_is_refused():
+    # anycl's own CNN freezes conv blocks by number (tests/test_audio_freeze.py): a stem name is refused
+    with pytest.raises(ConfigError, match=r"freeze must be a number of conv blocks from 0 to 4 .*'feature_encoder'"):
+        build_model({s: "audio" for s in SIDES}, encoder_options={"freeze": "feature_encoder"})
 
 
 def test_model_for_a_tower_that_takes_none_is_refused():

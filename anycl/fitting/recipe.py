@@ -61,7 +61,14 @@ def _encoder(tower: Any) -> str:
     name = f"{name} from {start}" if start else name
     if spec.get("readout"):  # the audio CNN's multi-layer readout: its output is wider than its embedding_dim
         name = f"{name}, readout {spec['readout']!r}"
-    return f"{name} ({sum(p.numel() for p in tower.encoder.parameters()):,} parameters)"
+    blocks = getattr(tower.encoder, "frozen_blocks", 0)  # the audio CNN's fixed first blocks
+    if blocks:
+        name = f"{name}, first {blocks} conv block{'s' if blocks > 1 else ''} frozen"
+    params = list(tower.encoder.parameters())
+    total, trainable = sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
+    if trainable == total:
+        return f"{name} ({total:,} parameters)"
+    return f"{name} ({total:,} parameters, {trainable:,} trained)"
 
 
 def resolved_recipe(model: Any, rows: Rows, counts: Optional[tuple]) -> Dict[str, str]:
