@@ -3,29 +3,15 @@
 Gradients are checked against an unfrozen copy whose first blocks are put in evaluation mode by hand (plain PyTorch
 semantics), and a fit from the shipped weights is checked to leave those blocks' weights and statistics bit for bit."""
 
-import logging
-
-import numpy as np
 import pytest
 import torch
+from bn_statistics import random_bn_statistics
+from tiny_audio_fit import fit_with_recipe, noise_clips
 
 import anycl
 from anycl.adapters.audio import AudioAdapter
 from anycl.adapters.audio_encoder import AudioCNN
 from anycl.errors import ConfigError
-
-
-def _with_statistics(enc: AudioCNN) -> AudioCNN:
-    """Random running statistics and affine BN parameters, so evaluation-mode batch norm is not an identity."""
-    g = torch.Generator().manual_seed(5)
-    with torch.no_grad():
-        for m in enc.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.3)
-                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-    return enc
 
 
 def _loss(out: torch.Tensor) -> torch.Tensor:
@@ -34,7 +20,7 @@ def _loss(out: torch.Tensor) -> torch.Tensor:
 
 def test_frozen_blocks_take_no_gradient_and_the_rest_get_the_gradient_of_a_fixed_prefix():
     torch.manual_seed(0)
-    frozen = _with_statistics(AudioCNN(n_mels=16, channels=[4, 8, 8], embedding_dim=12, freeze=2))
+    frozen = random_bn_statistics(AudioCNN(n_mels=16, channels=[4, 8, 8], embedding_dim=12, freeze=2), seed=5)
     plain = AudioCNN(n_mels=16, channels=[4, 8, 8], embedding_dim=12)
     plain.load_state_dict(frozen.state_dict())
     frozen.train()
@@ -57,7 +43,7 @@ def test_frozen_blocks_take_no_gradient_and_the_rest_get_the_gradient_of_a_fixed
 
 def test_frozen_batch_norms_keep_their_running_statistics_in_training():
     torch.manual_seed(1)
-    enc = _with_statistics(AudioCNN(n_mels=16, channels=[4, 8], embedding_dim=12, freeze=1)).train()
+    enc = random_bn_statistics(AudioCNN(n_mels=16, channels=[4, 8], embedding_dim=12, freeze=1), seed=5).train()
     before = {k: v.clone() for k, v in enc.state_dict().items()}
     enc(torch.randn(6, 1, 16, 40) * 3 + 1)
     after = enc.state_dict()
@@ -74,19 +60,8 @@ def test_every_block_frozen_leaves_the_frame_layer_to_train():
 
 def test_fit_from_the_shipped_weights_keeps_the_frozen_blocks_bit_for_bit(tmp_path, caplog):
     shipped = AudioAdapter().default_encoder(pretrained=True).state_dict()
-    rng = np.random.default_rng(0)
-    clips = [(rng.standard_normal(8000).astype(np.float32) * (0.1 + 0.1 * i), 16000) for i in range(8)]
-    with caplog.at_level(logging.INFO, logger="anycl"):
-        model = anycl.fit(
-            clips,
-            modality="audio",
-            max_steps=2,
-            batch_size=4,
-            progress=False,
-            adapter_options={"clip_seconds": 0.5},
-            encoder_options={"freeze": 2},
-        )
-    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("training: ")]
+    clips = noise_clips()
+    model, line = fit_with_recipe(clips, caplog, clip_seconds=0.5, encoder_options={"freeze": 2})
     assert "AudioCNN from anycl-audio-cnn-v2, first 2 conv blocks frozen (93,424 parameters, 88,448 trained)" in line
     # 93,424 less the input norm (64 × 2), block 1 (1 × 16 × 9 + 16 × 2) and block 2 (16 × 32 × 9 + 32 × 2)
     got = model.tower("audio").encoder.state_dict()

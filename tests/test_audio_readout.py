@@ -2,12 +2,11 @@
 computed with torch.nn.functional from the state dict alone; its width, gradients, the shipped weights, a fit → save →
 load round trip and the options it refuses (its ONNX graph: ``tests/test_onnx.py``)."""
 
-import logging
-
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from bn_statistics import random_bn_statistics
+from tiny_audio_fit import fit_with_recipe, noise_clips
 
 import anycl
 from anycl.adapters.audio import AudioAdapter
@@ -43,15 +42,7 @@ def _reference(sd, blocks: int, x: torch.Tensor) -> torch.Tensor:
 
 def _trained_looking(enc: AudioCNN) -> AudioCNN:
     """Random running statistics and affine BN parameters, so the reference's batch norms are not identities."""
-    g = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        for m in enc.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.3)
-                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-    return enc.eval()
+    return random_bn_statistics(enc, seed=3).eval()
 
 
 def test_layers_readout_matches_a_functional_pass_over_the_state_dict():
@@ -102,19 +93,10 @@ def test_the_shipped_weights_load_into_the_layers_readout():
 
 
 def test_fit_save_load_keeps_the_readout(tmp_path, caplog):
-    rng = np.random.default_rng(0)
-    clips = [(rng.standard_normal(8000).astype(np.float32) * (0.1 + 0.1 * i), 16000) for i in range(8)]
-    with caplog.at_level(logging.INFO, logger="anycl"):
-        model = anycl.fit(
-            clips,
-            modality="audio",
-            max_steps=2,
-            batch_size=4,
-            progress=False,
-            adapter_options={"clip_seconds": 0.25},
-            encoder_options={"channels": [4, 8], "embedding_dim": 16, "readout": "layers"},
-        )
-    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("training: ")]
+    clips = noise_clips()
+    model, line = fit_with_recipe(
+        clips, caplog, clip_seconds=0.25, encoder_options={"channels": [4, 8], "embedding_dim": 16, "readout": "layers"}
+    )
     assert "readout 'layers'" in line  # the recipe line says the encoder's output is not its embedding alone
     emb = model.encode(clips)
     assert emb.shape == (8, 16 + 24)
