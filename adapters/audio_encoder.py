@@ -42,6 +42,7 @@ from anycl.errors import ConfigError
 
 from .audio_mel import LOG_EPS
 from .conv_layout import channels_last_after
+from .frozen_parts import FrozenParts
 
 # each block halves the mel bins and the frames: past this many, a spectrogram is one cell
 MAX_BLOCKS = 16
@@ -59,7 +60,7 @@ def _positive(name: str, value) -> int:
     return value
 
 
-class AudioCNN(nn.Module):
+class AudioCNN(FrozenParts):
     """Compact log-mel CNN with mean+max temporal pooling; takes (N, K, 1, F, T) evaluation windows itself.
 
     Args:
@@ -160,19 +161,8 @@ class AudioCNN(nn.Module):
         if readout == "layers":  # the output width: the heads and exports are sized from this attribute
             self.embedding_dim += 2 * sum(channels)
         self.frozen_blocks = freeze
-        self.frozen().requires_grad_(False)
-
-    def frozen(self) -> nn.Sequential:
-        """The fixed modules (``freeze``): the input's batch norm and the first ``frozen_blocks`` conv blocks; empty
-        when nothing is frozen."""
-        n = self.frozen_blocks
-        return nn.Sequential(self.input_norm, *self.features[: 4 * n]) if n else nn.Sequential()
-
-    def train(self, mode: bool = True):
-        """As :meth:`nn.Module.train`, but the frozen modules stay in evaluation mode (their running statistics)."""
-        super().train(mode)
-        self.frozen().eval()
-        return self
+        if freeze:  # the input's batch norm and the first `freeze` blocks (4 layers each)
+            self.freeze_parts([self.input_norm, *self.features[: 4 * freeze]])
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 3:

@@ -43,6 +43,7 @@ from .audio_families import (
     max_samples,
     transformers_class,
 )
+from .frozen_parts import FrozenParts
 from .transformers_loading import no_init as _no_init
 from .transformers_loading import quiet_transformers as _quiet
 
@@ -72,7 +73,7 @@ class AudioFeatures:
         return collate(self.family, self.extractor, self.fusion, items, window)
 
 
-class PretrainedAudioEncoder(nn.Module):
+class PretrainedAudioEncoder(FrozenParts):
     """A ``transformers`` audio model as an anycl encoder: collated features (a dict) → (N, D) embeddings.
 
     The audio adapter takes ``sampling_rate``, ``max_samples`` (the longest clip the model takes whole) and
@@ -92,7 +93,6 @@ class PretrainedAudioEncoder(nn.Module):
         self.embedding_dim = embedding_dim(family, model.config)
         self.sampling_rate = int(extractor.sampling_rate)
         self.max_samples = max_samples(family, extractor, model.config)
-        self._frozen: List[nn.Module] = []
         self.freeze(freeze)
         self.anycl_spec: Dict[str, Any] = {"family": family.label, "base_model": base_model, "freeze": freeze}
 
@@ -157,14 +157,7 @@ class PretrainedAudioEncoder(nn.Module):
         for part in parts:
             if hasattr(part, "_freeze_parameters"):  # wav2vec2's feature encoder: also skips its input grads
                 part._freeze_parameters()
-            part.requires_grad_(False)
-        self._frozen = parts
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        for part in self._frozen:
-            part.eval()
-        return self
+        self.freeze_parts(parts)
 
     def forward(self, features: Dict[str, Any]) -> torch.Tensor:
         if not isinstance(features, dict):
