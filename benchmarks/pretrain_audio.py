@@ -7,7 +7,7 @@ the protocol's fine-tuning from its encoder.
 The recipe is ``anycl.fit``'s audio default (the same adapter, augmentations, loss and batch) with a longer step
 budget; the folder's ``pretrain.json`` records the corpus (clips and minutes per source), the steps, the seconds and
 the load before and after. ``--ship`` then copies its encoder weights over the shipped ones
-(``adapters/weights/anycl-audio-cnn-v1.safetensors``) and rewrites their record (``….json``: corpus, packages,
+(``adapters/weights/anycl-audio-cnn-v2.safetensors``) and rewrites their record (``….json``: corpus, packages,
 steps, SHA-256), which ``adapters/audio_weights.py`` checks at every load.
 """
 
