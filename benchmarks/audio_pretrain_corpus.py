@@ -167,11 +167,12 @@ READERS = {
 
 
 def sources(names: Sequence[str] = DEFAULT_SOURCES) -> Dict[str, List[str]]:
-    """Each named source's audio files (before the length filter), in a fixed order."""
+    """Each named source's audio files (before the length filter); the sources in :data:`READERS`' order whatever
+    order they are named in, so the default reads exactly what it read before the optional sources existed."""
     unknown = [n for n in names if n not in READERS]
     if unknown:
         raise SystemExit(f"unknown pretraining source(s) {unknown}: choose from {sorted(READERS)}")
-    out = {name: READERS[name]() for name in names}
+    out = {name: READERS[name]() for name in READERS if name in names}
     for name, files in out.items():
         bad = [f for f in files if any(root in f for root in PROTOCOL_ROOTS)]
         if bad:

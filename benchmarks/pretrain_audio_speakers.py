@@ -44,8 +44,8 @@ def main(argv=None):
         "--with-corpus",
         action="store_true",
         help="also train on the start's unlabelled corpus (the sources its pretrain.json names), each clip its own "
-        "label (its two views the only "
-        "positives, as in the unlabelled pretraining), so the encoder keeps what it learnt there",
+        "label (its two views the only positives, as in the unlabelled pretraining), so the encoder keeps what it "
+        "learnt there",
     )
     p.add_argument(
         "--more",
