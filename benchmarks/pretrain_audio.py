@@ -7,7 +7,7 @@ the protocol's fine-tuning from its encoder.
 The recipe is ``anycl.fit``'s audio default (the same adapter, augmentations, loss and batch) with a longer step
 budget; the folder's ``pretrain.json`` records the corpus (clips and minutes per source), the steps, the seconds and
 the load before and after. ``--ship`` then copies its encoder weights over the shipped ones
-(``adapters/weights/anycl-audio-cnn-v1.safetensors``) and rewrites their record (``….json``: corpus, packages,
+(``adapters/weights/anycl-audio-cnn-v2.safetensors``) and rewrites their record (``….json``: corpus, packages,
 steps, SHA-256), which ``adapters/audio_weights.py`` checks at every load.
 """
 
@@ -134,7 +134,13 @@ def main(argv=None):
     p.add_argument("--max-steps", type=int, default=8000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--sources", nargs="+", default=None, help="default: every source of audio_pretrain_corpus")
+    p.add_argument(
+        "--sources",
+        nargs="+",
+        default=list(audio_pretrain_corpus.DEFAULT_SOURCES),
+        choices=sorted(audio_pretrain_corpus.READERS),
+        help="audio_pretrain_corpus's sources (default: the shipped weights' seven)",
+    )
     p.add_argument("--ship", action="store_true", help="then make the result the shipped starting weights")
     p.add_argument("--ship-only", action="store_true", help="ship --out's weights (already trained) and exit")
     args = p.parse_args(argv)
@@ -142,10 +148,9 @@ def main(argv=None):
         print(json.dumps(ship(args.out), indent=1))
         return
     torch.set_num_threads(args.threads)
-    found = audio_pretrain_corpus.corpus()
-    chosen = args.sources or sorted(found)
-    files = [f for name in chosen for f in found[name]]
-    counts = {name: len(found[name]) for name in chosen}
+    found = audio_pretrain_corpus.corpus(names=args.sources)
+    files = [f for name in sorted(found) for f in found[name]]
+    counts = {name: len(found[name]) for name in sorted(found)}
     print(f"pretraining corpus: {len(files)} clips {counts}", flush=True)
     load_before = load_line()
     t0 = time.perf_counter()

@@ -43,8 +43,9 @@ def main(argv=None):
     p.add_argument(
         "--with-corpus",
         action="store_true",
-        help="also train on pretrain_audio's unlabelled corpus, each clip its own label (its two views the only "
-        "positives, as in the unlabelled pretraining), so the encoder keeps what it learnt there",
+        help="also train on the start's unlabelled corpus (the sources its pretrain.json names), each clip its own "
+        "label (its two views the only positives, as in the unlabelled pretraining), so the encoder keeps what it "
+        "learnt there",
     )
     p.add_argument(
         "--more",
@@ -73,7 +74,9 @@ def main(argv=None):
         print(f"with the words: {len(word_files)} clips, {len(set(word_labels))} words", flush=True)
     if args.with_corpus:
         labelled = set(files)  # OpenArena's player voices are in both: there they keep their speaker's label
-        general = [f for clips in audio_pretrain_corpus.corpus().values() for f in clips if f not in labelled]
+        start_sources = list(json.loads(Path(args.start, "pretrain.json").read_text())["corpus"])
+        found = audio_pretrain_corpus.corpus(names=start_sources)  # the start's own unlabelled corpus
+        general = [f for clips in found.values() for f in clips if f not in labelled]
         files, labels = files + general, labels + [f"clip/{i}" for i in range(len(general))]
         print(f"with the unlabelled corpus: {len(general)} clips, each its own label", flush=True)
     encoder = anycl.load(args.start).tower("audio").encoder
