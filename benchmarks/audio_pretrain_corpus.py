@@ -35,6 +35,12 @@ from typing import Dict, List, Sequence
 
 from audiosets import ASTERISK_DIR, ASTERISK_LANGUAGES
 
+# the Festival voices (and FOLDOC, whose sentences and words they read): audio_speaker_corpus's and festival-words'
+FESTIVAL_PACKAGES = (
+    "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festvox-italp16k festvox-itapc16k "
+    "festvox-ca-ona-hts festvox-czech-dita festvox-czech-krb festvox-czech-machac festvox-czech-ph "
+    "festvox-suopuhe-lj festvox-suopuhe-mv festvox-ru dict-foldoc"
+)
 PACKAGES = {
     "asterisk": "asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav "
     "asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav",
@@ -46,9 +52,7 @@ PACKAGES = {
     "hydrogen": "hydrogen-drumkits hydrogen-data",
     "games2": "btanks-data pingus-data boswars-data xmoto-data frozen-bubble-data extremetuxracer-data "
     "scorched3d-data lincity-ng-data bzflag-data tuxpaint-data",
-    "festival-words": "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festvox-italp16k "
-    "festvox-itapc16k festvox-ca-ona-hts festvox-czech-dita festvox-czech-krb festvox-czech-machac festvox-czech-ph "
-    "festvox-suopuhe-lj festvox-suopuhe-mv festvox-ru dict-foldoc",
+    "festival-words": FESTIVAL_PACKAGES,
 }
 DEFAULT_SOURCES = ("asterisk", "wesnoth", "openarena", "warzone2100", "freeciv", "lmms", "hydrogen")
 # games2: each package's folder of audio

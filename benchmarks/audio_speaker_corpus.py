@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 import audio_speakers_more
-from audio_pretrain_corpus import openarena_files, speakers_dir
+from audio_pretrain_corpus import FESTIVAL_PACKAGES, openarena_files, speakers_dir
 
 VOICES = (
     "kal_diphone",
@@ -39,11 +39,7 @@ VOICES = (
     "hy_fi_mv_diphone",
     "msu_ru_nsh_clunits",
 )
-PACKAGES = (
-    "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festvox-italp16k festvox-itapc16k "
-    "festvox-ca-ona-hts festvox-czech-dita festvox-czech-krb festvox-czech-machac festvox-czech-ph "
-    "festvox-suopuhe-lj festvox-suopuhe-mv festvox-ru dict-foldoc"
-)
+PACKAGES = FESTIVAL_PACKAGES
 FOLDOC = Path("/usr/share/dictd/foldoc.dict.dz")
 OPENARENA_LEFT_OUT = {"footsteps", "announcer", "player"}
 MORE = ("asterisk",)  # further speaker sources (audio_speakers_more)
